@@ -1,0 +1,716 @@
+//! Scanner: reads a segment's top-level boxes, its tracks, and every complete fragment.
+//!
+//! Used by recovery (`cleannvr check`) on files a crash may have torn, and on anything else
+//! found in the storage directory, so it treats input as hostile: it never panics, never
+//! allocates from a length field before checking it against the file length and a fixed
+//! cap, and caps sample counts.
+//!
+//! Policy: anything *incomplete* (a header or box cut by end of file, a `moof` without its
+//! whole `mdat`, a zero-filled tail) ends the valid part and is reported as a torn tail,
+//! because that is what a crash leaves and truncating it is the repair. A box that is
+//! complete but internally inconsistent is a [`ScanError::Malformed`]: no crash produces
+//! it, and truncating there could throw away good footage, so a human should look.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// Largest `moov` we read into memory; ours are a few hundred bytes plus parameter sets.
+const MAX_MOOV_LEN: u64 = 16 << 20;
+/// Largest `moof` we read into memory; a one-GOP fragment of a few thousand samples is ~50 KiB.
+const MAX_MOOF_LEN: u64 = 16 << 20;
+/// Most samples accepted in one fragment (a 10-minute GOP at 1000 fps is 600 000).
+const MAX_SAMPLES_PER_FRAGMENT: u64 = 1 << 20;
+/// `sample_is_non_sync_sample` in the ISO sample flags.
+const NON_SYNC_BIT: u32 = 0x0001_0000;
+
+/// One track found in a segment's `moov`.
+#[derive(Clone, Debug)]
+pub struct ScannedTrack {
+    /// Track id from `tkhd`.
+    pub track_id: u32,
+    /// Ticks per second, from `mdhd`.
+    pub timescale: u32,
+    /// Handler type from `hdlr`: `b"vide"` or `b"soun"` (others are reported as found).
+    pub handler: [u8; 4],
+    /// Fourcc of the first sample entry in `stsd`, e.g. `b"avc1"`, `b"hvc1"`, `b"mp4a"`.
+    pub codec: [u8; 4],
+    /// Coded width (from the visual sample entry, else `tkhd`); 0 for audio.
+    pub width: u16,
+    /// Coded height (from the visual sample entry, else `tkhd`); 0 for audio.
+    pub height: u16,
+}
+
+/// The samples of one track within one fragment (one `traf`, all its `trun`s summed).
+#[derive(Clone, Debug)]
+pub struct ScannedRun {
+    /// Track the samples belong to.
+    pub track_id: u32,
+    /// Decode time of the first sample (from `tfdt`, else the end of the previous run).
+    pub base_decode_time: u64,
+    /// Number of samples.
+    pub sample_count: u32,
+    /// Sum of sample durations, in the track's timescale.
+    pub duration: u64,
+    /// Whether the first sample is a sync sample (key frame); false for an empty run.
+    pub first_is_sync: bool,
+    /// Sum of sample sizes in bytes.
+    pub bytes: u64,
+}
+
+/// One complete `moof` + `mdat` pair.
+#[derive(Clone, Debug)]
+pub struct ScannedFragment {
+    /// Byte offset of the `moof`.
+    pub offset: u64,
+    /// Byte offset just past the `mdat`.
+    pub end: u64,
+    /// Sequence number from `mfhd`.
+    pub sequence: u32,
+    /// One entry per `traf`, in file order.
+    pub runs: Vec<ScannedRun>,
+}
+
+/// What [`scan`] found in a segment.
+#[derive(Clone, Debug)]
+pub struct ScannedFile {
+    /// Length of the init part (`ftyp` through the end of `moov`).
+    pub init_len: u64,
+    /// Tracks from `moov`, in file order.
+    pub tracks: Vec<ScannedTrack>,
+    /// Complete fragments, in file order.
+    pub fragments: Vec<ScannedFragment>,
+    /// Length up to the end of the last complete `moof`+`mdat` (or `init_len` if none).
+    /// Complete ancillary boxes after it (`free`, `mfra`, ...) are counted as valid too.
+    pub valid_len: u64,
+    /// Length of the file as scanned.
+    pub file_len: u64,
+    /// Why scanning stopped before `file_len`, if it did (for logs); `None` if not torn.
+    pub torn_reason: Option<String>,
+}
+
+impl ScannedFile {
+    /// True if bytes past `valid_len` exist (torn tail): recovery truncates to `valid_len`.
+    pub fn is_torn(&self) -> bool {
+        self.file_len > self.valid_len
+    }
+
+    /// The first video track, if any.
+    pub fn video_track(&self) -> Option<&ScannedTrack> {
+        self.tracks.iter().find(|t| &t.handler == b"vide")
+    }
+
+    /// Total duration of a track's runs in its timescale (0 for an unknown track).
+    pub fn track_duration(&self, track_id: u32) -> u64 {
+        self.fragments
+            .iter()
+            .flat_map(|f| &f.runs)
+            .filter(|r| r.track_id == track_id)
+            .fold(0u64, |acc, r| acc.saturating_add(r.duration))
+    }
+}
+
+/// Why a segment could not be scanned.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Reading failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Missing or garbled `ftyp`/`moov`: not one of our segments.
+    #[error("not a segment: {0}")]
+    NoInit(String),
+    /// A complete box is internally inconsistent (not something a crash leaves behind).
+    #[error("malformed box at byte {offset}: {reason}")]
+    Malformed {
+        /// Byte offset of the offending top-level box.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Scans a segment's top-level boxes.
+///
+/// A `moof` whose `mdat` is missing or short, or any box that runs past end of file, ends
+/// the valid part (torn tail) rather than erroring; see the module doc for the policy.
+pub fn scan<R: Read + Seek>(mut r: R) -> Result<ScannedFile, ScanError> {
+    let file_len = r.seek(SeekFrom::End(0))?;
+    let no_init = |s: String| ScanError::NoInit(s);
+
+    let ftyp = match read_header(&mut r, 0, file_len)? {
+        Header::Box(h) if &h.fourcc == b"ftyp" && h.end <= file_len => h,
+        _ => {
+            return Err(no_init(
+                "file does not start with a complete ftyp box".into(),
+            ))
+        }
+    };
+    let mut pos = ftyp.end;
+    let (tracks, trex) = loop {
+        let h = match read_header(&mut r, pos, file_len)? {
+            Header::Box(h) => h,
+            Header::Incomplete => {
+                return Err(no_init(format!("no moov before end of file at {pos}")))
+            }
+            Header::Invalid(why) => {
+                return Err(no_init(format!("bad box at {pos} before moov: {why}")))
+            }
+        };
+        if h.end > file_len {
+            return Err(no_init(format!(
+                "{} box at {pos} runs past end of file",
+                fourcc_str(&h.fourcc)
+            )));
+        }
+        match &h.fourcc {
+            b"moov" => {
+                if h.end - h.start > MAX_MOOV_LEN {
+                    return Err(no_init(format!(
+                        "moov at {pos} is {} bytes, too large",
+                        h.end - h.start
+                    )));
+                }
+                let body = read_body(&mut r, &h)?;
+                let parsed =
+                    parse_moov(&body).map_err(|e| no_init(format!("moov at {pos}: {e}")))?;
+                pos = h.end;
+                break parsed;
+            }
+            b"moof" | b"mdat" => {
+                return Err(no_init(format!(
+                    "{} at {pos} before moov",
+                    fourcc_str(&h.fourcc)
+                )))
+            }
+            _ => pos = h.end, // ftyp-adjacent boxes such as free or uuid
+        }
+    };
+
+    let mut file = ScannedFile {
+        init_len: pos,
+        tracks,
+        fragments: Vec::new(),
+        valid_len: pos,
+        file_len,
+        torn_reason: None,
+    };
+    // Decode time at the end of each track's last run, for fragments without tfdt.
+    let mut next_dts: Vec<(u32, u64)> = file.tracks.iter().map(|t| (t.track_id, 0)).collect();
+
+    while pos < file_len {
+        let h = match read_header(&mut r, pos, file_len)? {
+            Header::Box(h) if h.end > file_len => {
+                let why = format!(
+                    "{} box at {pos} runs past end of file",
+                    fourcc_str(&h.fourcc)
+                );
+                file.torn_reason = Some(why);
+                break;
+            }
+            Header::Box(h) => h,
+            Header::Incomplete => {
+                file.torn_reason = Some(format!("incomplete box header at {pos}"));
+                break;
+            }
+            Header::Invalid(why) => {
+                file.torn_reason = Some(format!("garbage at {pos}: {why}"));
+                break;
+            }
+        };
+        let malformed = |reason: String| ScanError::Malformed {
+            offset: pos,
+            reason,
+        };
+        match &h.fourcc {
+            b"moof" => {
+                if h.end - h.start > MAX_MOOF_LEN {
+                    return Err(malformed(format!(
+                        "moof is {} bytes, too large",
+                        h.end - h.start
+                    )));
+                }
+                let mdat = match read_header(&mut r, h.end, file_len)? {
+                    Header::Box(m) if m.end <= file_len => m,
+                    _ => {
+                        file.torn_reason = Some(format!("moof at {pos} lacks a complete mdat"));
+                        break;
+                    }
+                };
+                if &mdat.fourcc != b"mdat" {
+                    let found = fourcc_str(&mdat.fourcc);
+                    return Err(malformed(format!("moof followed by {found}, not mdat")));
+                }
+                let body = read_body(&mut r, &h)?;
+                let parsed =
+                    parse_moof(&body, &h, &mdat, &trex, &mut next_dts).map_err(malformed)?;
+                file.fragments.push(ScannedFragment {
+                    offset: pos,
+                    end: mdat.end,
+                    sequence: parsed.0,
+                    runs: parsed.1,
+                });
+                pos = mdat.end;
+                file.valid_len = pos;
+            }
+            b"mdat" => return Err(malformed("mdat without a preceding moof".into())),
+            b"moov" | b"ftyp" => return Err(malformed("second init box".into())),
+            _ => {
+                // Complete ancillary box (free, skip, mfra, sidx, styp, ...): harmless.
+                pos = h.end;
+                file.valid_len = pos;
+            }
+        }
+    }
+    Ok(file)
+}
+
+/// Opens and scans the segment at `path`; every error message names the path.
+pub fn scan_path(path: &Path) -> Result<ScannedFile, ScanError> {
+    let name = path.display();
+    let f = std::fs::File::open(path)
+        .map_err(|e| ScanError::Io(std::io::Error::new(e.kind(), format!("{name}: {e}"))))?;
+    scan(std::io::BufReader::with_capacity(16 << 10, f)).map_err(|e| match e {
+        ScanError::Io(e) => ScanError::Io(std::io::Error::new(e.kind(), format!("{name}: {e}"))),
+        ScanError::NoInit(s) => ScanError::NoInit(format!("{name}: {s}")),
+        ScanError::Malformed { offset, reason } => ScanError::Malformed {
+            offset,
+            reason: format!("{name}: {reason}"),
+        },
+    })
+}
+
+/// A top-level box header; `end` may lie past end of file (the caller decides).
+struct BoxHeader {
+    fourcc: [u8; 4],
+    start: u64,
+    header_len: u64,
+    end: u64,
+}
+
+enum Header {
+    Box(BoxHeader),
+    /// Fewer header bytes than needed before end of file.
+    Incomplete,
+    /// Bytes that cannot be a box header (e.g. a zero-filled tail after a crash).
+    Invalid(String),
+}
+
+fn fourcc_str(f: &[u8; 4]) -> String {
+    f.iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+fn read_header<R: Read + Seek>(r: &mut R, pos: u64, file_len: u64) -> std::io::Result<Header> {
+    let avail = file_len.saturating_sub(pos);
+    if avail < 8 {
+        return Ok(Header::Incomplete);
+    }
+    let mut b = [0u8; 16];
+    r.seek(SeekFrom::Start(pos))?;
+    r.read_exact(&mut b[..8])?;
+    let size32 = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let fourcc = [b[4], b[5], b[6], b[7]];
+    // Every fourcc we (or ffmpeg) write is printable ASCII; zeros or noise are not a box.
+    if !fourcc.iter().all(|c| (0x20..0x7f).contains(c)) {
+        return Ok(Header::Invalid(format!(
+            "non-printable box type {fourcc:02x?}"
+        )));
+    }
+    let (header_len, size) = match size32 {
+        0 => (8, avail), // box extends to end of file
+        1 => {
+            if avail < 16 {
+                return Ok(Header::Incomplete);
+            }
+            r.read_exact(&mut b[8..16])?;
+            let large = u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            (16, large)
+        }
+        s => (8, u64::from(s)),
+    };
+    if size < header_len {
+        return Ok(Header::Invalid(format!(
+            "box size {size} smaller than its header"
+        )));
+    }
+    Ok(Header::Box(BoxHeader {
+        fourcc,
+        start: pos,
+        header_len,
+        end: pos.saturating_add(size),
+    }))
+}
+
+/// Reads a box's body; the caller has checked its length against the file and a cap.
+fn read_body<R: Read + Seek>(r: &mut R, h: &BoxHeader) -> std::io::Result<Vec<u8>> {
+    let len = usize::try_from(h.end - h.start - h.header_len)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "box too large"))?;
+    let mut body = vec![0u8; len];
+    r.seek(SeekFrom::Start(h.start + h.header_len))?;
+    r.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Bounds-checked big-endian reader over a byte slice; every read fails softly.
+struct Bytes<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.b.len() < n {
+            return Err(format!("needed {n} bytes, {} left", self.b.len()));
+        }
+        let (head, tail) = self.b.split_at(n);
+        self.b = tail;
+        Ok(head)
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        let s = self.take(2)?;
+        Ok(u16::from_be_bytes([s[0], s[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let s = self.take(4)?;
+        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(u64::from_be_bytes(a))
+    }
+    /// Version and 24-bit flags of a full box.
+    fn version_flags(&mut self) -> Result<(u8, u32), String> {
+        let v = self.u32()?;
+        Ok(((v >> 24) as u8, v & 0x00ff_ffff))
+    }
+}
+
+/// Iterates the child boxes of an in-memory box body; a child running past its parent is an error.
+fn children(body: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), String>> {
+    let mut rest = body;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || rest.is_empty() {
+            return None;
+        }
+        let item = next_child(&mut rest);
+        failed = item.is_err();
+        Some(item)
+    })
+}
+
+fn next_child<'a>(rest: &mut &'a [u8]) -> Result<([u8; 4], &'a [u8]), String> {
+    let mut b = Bytes { b: rest };
+    let size32 = b.u32()?;
+    let t = b.take(4)?;
+    let fourcc = [t[0], t[1], t[2], t[3]];
+    let (header_len, size) = match size32 {
+        0 => (8u64, rest.len() as u64),
+        1 => (16, b.u64()?),
+        s => (8, u64::from(s)),
+    };
+    if size < header_len || size > rest.len() as u64 {
+        return Err(format!(
+            "child {} has size {size}, parent has {} bytes left",
+            fourcc_str(&fourcc),
+            rest.len()
+        ));
+    }
+    // Both fit in usize: size <= rest.len().
+    let child = &rest[header_len as usize..size as usize];
+    *rest = &rest[size as usize..];
+    Ok((fourcc, child))
+}
+
+/// First child with this fourcc, if any.
+fn find<'a>(body: &'a [u8], want: &[u8; 4]) -> Result<Option<&'a [u8]>, String> {
+    for c in children(body) {
+        let (fourcc, child) = c?;
+        if &fourcc == want {
+            return Ok(Some(child));
+        }
+    }
+    Ok(None)
+}
+
+fn require<'a>(body: &'a [u8], want: &[u8; 4]) -> Result<&'a [u8], String> {
+    find(body, want)?.ok_or_else(|| format!("missing {}", fourcc_str(want)))
+}
+
+/// Per-track defaults from `trex`, used when `tfhd`/`trun` omit a field.
+#[derive(Clone, Copy, Default)]
+struct Trex {
+    track_id: u32,
+    duration: u32,
+    size: u32,
+    flags: u32,
+}
+
+fn parse_moov(body: &[u8]) -> Result<(Vec<ScannedTrack>, Vec<Trex>), String> {
+    let mut tracks = Vec::new();
+    let mut trex = Vec::new();
+    for c in children(body) {
+        match c? {
+            (f, b) if &f == b"trak" => tracks.push(parse_trak(b)?),
+            (f, b) if &f == b"mvex" => {
+                for c in children(b) {
+                    let (f, b) = c?;
+                    if &f == b"trex" {
+                        let mut r = Bytes { b };
+                        r.version_flags()?;
+                        let track_id = r.u32()?;
+                        r.u32()?; // default_sample_description_index
+                        trex.push(Trex {
+                            track_id,
+                            duration: r.u32()?,
+                            size: r.u32()?,
+                            flags: r.u32()?,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if tracks.is_empty() {
+        return Err("no tracks".into());
+    }
+    Ok((tracks, trex))
+}
+
+fn parse_trak(body: &[u8]) -> Result<ScannedTrack, String> {
+    let tkhd = require(body, b"tkhd")?;
+    let mut r = Bytes { b: tkhd };
+    let (version, _) = r.version_flags()?;
+    r.take(if version == 1 { 16 } else { 8 })?; // creation + modification time
+    let track_id = r.u32()?;
+    // tkhd ends with width and height in 16.16 fixed point.
+    let (mut width, mut height) = match tkhd.len().checked_sub(8) {
+        Some(at) if at >= 4 => {
+            let mut r = Bytes { b: &tkhd[at..] };
+            ((r.u32()? >> 16) as u16, (r.u32()? >> 16) as u16)
+        }
+        _ => (0, 0),
+    };
+
+    let mdia = require(body, b"mdia")?;
+    let mut r = Bytes {
+        b: require(mdia, b"mdhd")?,
+    };
+    let (version, _) = r.version_flags()?;
+    r.take(if version == 1 { 16 } else { 8 })?;
+    let timescale = r.u32()?;
+    if timescale == 0 {
+        return Err(format!("track {track_id} has timescale 0"));
+    }
+    let mut r = Bytes {
+        b: require(mdia, b"hdlr")?,
+    };
+    r.version_flags()?;
+    r.u32()?; // pre_defined
+    let t = r.take(4)?;
+    let handler = [t[0], t[1], t[2], t[3]];
+
+    let stbl = require(require(mdia, b"minf")?, b"stbl")?;
+    let mut r = Bytes {
+        b: require(stbl, b"stsd")?,
+    };
+    r.version_flags()?;
+    if r.u32()? == 0 {
+        return Err(format!("track {track_id} has no sample entry"));
+    }
+    let (codec, entry) = next_child(&mut r.b)?;
+    if &handler == b"vide" {
+        // VisualSampleEntry: 6 reserved, data_reference_index, 16 bytes pre_defined/reserved,
+        // then the coded width and height.
+        let mut r = Bytes { b: entry };
+        if r.take(24).is_ok() {
+            if let (Ok(w), Ok(h)) = (r.u16(), r.u16()) {
+                if w != 0 && h != 0 {
+                    (width, height) = (w, h);
+                }
+            }
+        }
+    } else {
+        (width, height) = (0, 0);
+    }
+    Ok(ScannedTrack {
+        track_id,
+        timescale,
+        handler,
+        codec,
+        width,
+        height,
+    })
+}
+
+/// Parses a `moof` body into its sequence number and one run per `traf`, checking the
+/// sample data it describes lies inside the following `mdat`.
+fn parse_moof(
+    body: &[u8],
+    moof: &BoxHeader,
+    mdat: &BoxHeader,
+    trex: &[Trex],
+    next_dts: &mut [(u32, u64)],
+) -> Result<(u32, Vec<ScannedRun>), String> {
+    let mut r = Bytes {
+        b: require(body, b"mfhd")?,
+    };
+    r.version_flags()?;
+    let sequence = r.u32()?;
+    let mdat_payload = mdat.end - mdat.start - mdat.header_len;
+    let payload_start = mdat.start + mdat.header_len;
+    let mut runs = Vec::new();
+    let mut total_bytes = 0u64;
+    let mut total_samples = 0u64;
+    for c in children(body) {
+        let (f, traf) = c?;
+        if &f != b"traf" {
+            continue;
+        }
+        let mut r = Bytes {
+            b: require(traf, b"tfhd")?,
+        };
+        let (_, tf_flags) = r.version_flags()?;
+        let track_id = r.u32()?;
+        let Some(dts) = next_dts.iter_mut().find(|(id, _)| *id == track_id) else {
+            return Err(format!("traf for unknown track {track_id}"));
+        };
+        let mut d = trex
+            .iter()
+            .find(|t| t.track_id == track_id)
+            .copied()
+            .unwrap_or_default();
+        // Where trun data offsets count from (ISO 14496-12 8.8.7): an explicit base, the
+        // moof (default-base-is-moof, or the first traf), else unknown and left unchecked.
+        let mut base = if runs.is_empty() || tf_flags & 0x02_0000 != 0 {
+            Some(moof.start)
+        } else {
+            None
+        };
+        if tf_flags & 0x01 != 0 {
+            base = Some(r.u64()?);
+        }
+        if tf_flags & 0x02 != 0 {
+            r.u32()?; // sample_description_index
+        }
+        if tf_flags & 0x08 != 0 {
+            d.duration = r.u32()?;
+        }
+        if tf_flags & 0x10 != 0 {
+            d.size = r.u32()?;
+        }
+        if tf_flags & 0x20 != 0 {
+            d.flags = r.u32()?;
+        }
+        let base_decode_time = match find(traf, b"tfdt")? {
+            Some(b) => {
+                let mut r = Bytes { b };
+                let (version, _) = r.version_flags()?;
+                if version == 1 {
+                    r.u64()?
+                } else {
+                    u64::from(r.u32()?)
+                }
+            }
+            None => dts.1,
+        };
+        let mut run = ScannedRun {
+            track_id,
+            base_decode_time,
+            sample_count: 0,
+            duration: 0,
+            first_is_sync: false,
+            bytes: 0,
+        };
+        let mut cursor = base;
+        for c in children(traf) {
+            let (f, b) = c?;
+            if &f != b"trun" {
+                continue;
+            }
+            let mut r = Bytes { b };
+            let (_, flags) = r.version_flags()?;
+            let count = r.u32()?;
+            total_samples += u64::from(count);
+            if total_samples > MAX_SAMPLES_PER_FRAGMENT {
+                return Err(format!("more than {MAX_SAMPLES_PER_FRAGMENT} samples"));
+            }
+            let data_offset = if flags & 0x001 != 0 {
+                Some(r.u32()? as i32)
+            } else {
+                None
+            };
+            let first_flags = if flags & 0x004 != 0 {
+                Some(r.u32()?)
+            } else {
+                None
+            };
+            let per_sample = 4 * (flags & 0xf00).count_ones() as usize;
+            if (count as usize).saturating_mul(per_sample) > r.b.len() {
+                return Err(format!(
+                    "trun claims {count} samples but is {} bytes",
+                    b.len()
+                ));
+            }
+            let mut trun_bytes = 0u64;
+            for i in 0..count {
+                let duration = if flags & 0x100 != 0 {
+                    r.u32()?
+                } else {
+                    d.duration
+                };
+                let size = if flags & 0x200 != 0 { r.u32()? } else { d.size };
+                let sflags = if flags & 0x400 != 0 {
+                    r.u32()?
+                } else {
+                    d.flags
+                };
+                if flags & 0x800 != 0 {
+                    r.u32()?; // composition offset
+                }
+                if i == 0 && run.sample_count == 0 {
+                    run.first_is_sync = first_flags.unwrap_or(sflags) & NON_SYNC_BIT == 0;
+                }
+                run.duration += u64::from(duration);
+                trun_bytes += u64::from(size);
+            }
+            // With no data offset, a trun's data follows the previous trun's (or starts at
+            // the base for the first one).
+            let start = match (base, data_offset) {
+                (Some(b), Some(off)) => Some(
+                    b.checked_add_signed(i64::from(off))
+                        .ok_or_else(|| format!("track {track_id} data offset before file start"))?,
+                ),
+                (_, None) => cursor,
+                (None, Some(_)) => None,
+            };
+            if let Some(s) = start {
+                if s < payload_start || s.saturating_add(trun_bytes) > mdat.end {
+                    return Err(format!(
+                        "track {track_id} sample data lies outside the mdat"
+                    ));
+                }
+            }
+            cursor = start.map(|s| s.saturating_add(trun_bytes));
+            run.sample_count += count;
+            run.bytes += trun_bytes;
+        }
+        total_bytes += run.bytes;
+        if total_bytes > mdat_payload {
+            return Err(format!(
+                "samples total {total_bytes} bytes, mdat holds {mdat_payload}"
+            ));
+        }
+        dts.1 = run.base_decode_time.saturating_add(run.duration);
+        runs.push(run);
+    }
+    Ok((sequence, runs))
+}
