@@ -714,3 +714,354 @@ fn parse_moof(
     }
     Ok((sequence, runs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mp4::{
+        avc1_sample_entry, avcc_from_parameter_sets, write_fragment_header, write_init, Sample,
+        TrackConfig, TrackKind, TrackRun,
+    };
+    use std::io::Cursor;
+
+    fn tracks() -> Vec<TrackConfig> {
+        let avcc = avcc_from_parameter_sets(&[0x67, 0x64, 0x00, 0x1f, 0xac], &[0x68, 0xee]);
+        let mut mp4a = vec![0, 0, 0, 12];
+        mp4a.extend_from_slice(b"mp4a\0\0\0\0");
+        vec![
+            TrackConfig {
+                track_id: 1,
+                kind: TrackKind::Video {
+                    width: 640,
+                    height: 480,
+                },
+                timescale: 90_000,
+                sample_entry: avc1_sample_entry(640, 480, &avcc),
+            },
+            TrackConfig {
+                track_id: 2,
+                kind: TrackKind::Audio {
+                    sample_rate: 8000,
+                    channels: 1,
+                },
+                timescale: 8000,
+                sample_entry: mp4a,
+            },
+        ]
+    }
+
+    /// Init + 3 fragments (video GOP of 3 + 2 audio samples each). Returns the file, the
+    /// init length and each fragment's end.
+    fn three_fragments() -> (Vec<u8>, u64, Vec<u64>) {
+        let mut f = Vec::new();
+        write_init(&tracks(), &mut f);
+        let init_len = f.len() as u64;
+        let mut ends = Vec::new();
+        for seq in 1..=3u32 {
+            let v: Vec<Sample> = (0..3)
+                .map(|i| Sample {
+                    duration: 3600,
+                    size: 40 + i + seq,
+                    is_sync: i == 0,
+                    composition_offset: 0,
+                })
+                .collect();
+            let a = [Sample {
+                duration: 160,
+                size: 20,
+                is_sync: true,
+                composition_offset: 0,
+            }; 2];
+            let runs = [
+                TrackRun {
+                    track_id: 1,
+                    base_decode_time: u64::from(seq - 1) * 10_800,
+                    samples: &v,
+                },
+                TrackRun {
+                    track_id: 2,
+                    base_decode_time: u64::from(seq - 1) * 320,
+                    samples: &a,
+                },
+            ];
+            write_fragment_header(seq, &runs, &mut f);
+            for s in v.iter().chain(&a) {
+                f.extend(std::iter::repeat_n(seq as u8, s.size as usize));
+            }
+            ends.push(f.len() as u64);
+        }
+        (f, init_len, ends)
+    }
+
+    #[test]
+    fn scans_what_the_writer_writes() {
+        let (f, init_len, ends) = three_fragments();
+        let s = scan(Cursor::new(&f)).unwrap();
+        assert_eq!(s.init_len, init_len);
+        assert_eq!(s.valid_len, f.len() as u64);
+        assert!(!s.is_torn());
+        assert_eq!(s.tracks.len(), 2);
+        let v = s.video_track().unwrap();
+        assert_eq!(
+            (v.track_id, v.timescale, &v.handler, &v.codec),
+            (1, 90_000, b"vide", b"avc1")
+        );
+        assert_eq!((v.width, v.height), (640, 480));
+        let a = &s.tracks[1];
+        assert_eq!(
+            (a.track_id, a.timescale, &a.handler, &a.codec),
+            (2, 8000, b"soun", b"mp4a")
+        );
+        assert_eq!(s.fragments.len(), 3);
+        for (i, fr) in s.fragments.iter().enumerate() {
+            assert_eq!(fr.sequence, i as u32 + 1);
+            assert_eq!(fr.end, ends[i]);
+            assert_eq!(fr.offset, if i == 0 { init_len } else { ends[i - 1] });
+            let [v, a] = &fr.runs[..] else {
+                panic!("{:?}", fr.runs)
+            };
+            assert_eq!(v.track_id, 1);
+            assert_eq!(v.base_decode_time, i as u64 * 10_800);
+            assert_eq!(
+                (v.sample_count, v.duration, v.first_is_sync),
+                (3, 10_800, true)
+            );
+            assert_eq!(v.bytes, 3 * 41 + 3 * (i as u64 + 1));
+            assert_eq!(
+                (a.track_id, a.sample_count, a.duration, a.bytes),
+                (2, 2, 320, 40)
+            );
+        }
+        assert_eq!(s.track_duration(1), 32_400);
+        assert_eq!(s.track_duration(2), 960);
+        assert_eq!(s.track_duration(9), 0);
+    }
+
+    #[test]
+    fn every_truncation_ends_at_the_last_whole_fragment() {
+        let (f, init_len, ends) = three_fragments();
+        for cut in 0..=f.len() {
+            let res = scan(Cursor::new(&f[..cut]));
+            if (cut as u64) < init_len {
+                assert!(
+                    matches!(res, Err(ScanError::NoInit(_))),
+                    "cut {cut}: {res:?}"
+                );
+                continue;
+            }
+            let s = res.unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+            let whole = ends.iter().filter(|&&e| e <= cut as u64).count();
+            let want = if whole == 0 {
+                init_len
+            } else {
+                ends[whole - 1]
+            };
+            assert_eq!(s.valid_len, want, "cut {cut}");
+            assert_eq!(s.fragments.len(), whole, "cut {cut}");
+            assert_eq!(s.file_len, cut as u64);
+            assert_eq!(s.is_torn(), want != cut as u64, "cut {cut}");
+            assert_eq!(s.torn_reason.is_some(), s.is_torn(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn zero_filled_tail_is_torn_not_an_error() {
+        // What a crash can leave on ext4: the size grew but the data never landed.
+        let (mut f, _, ends) = three_fragments();
+        f.extend_from_slice(&[0; 4096]);
+        let s = scan(Cursor::new(&f)).unwrap();
+        assert_eq!(s.valid_len, ends[2]);
+        assert!(s.is_torn());
+        assert!(s.torn_reason.unwrap().contains("garbage"));
+    }
+
+    #[test]
+    fn ancillary_boxes_after_fragments_are_valid() {
+        let (mut f, _, _) = three_fragments();
+        f.extend_from_slice(b"\0\0\0\x10free12345678");
+        let s = scan(Cursor::new(&f)).unwrap();
+        assert!(!s.is_torn());
+        assert_eq!(s.fragments.len(), 3);
+    }
+
+    fn put32(f: &mut [u8], at: usize, v: u32) {
+        f[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    }
+
+    #[test]
+    fn hostile_top_level_sizes() {
+        let (f, init_len, ends) = three_fragments();
+        let at = ends[0] as usize; // second moof
+        for (size, large) in [
+            (0xffff_ffff, None),
+            (1, Some(u64::MAX)),
+            (1, Some(4)),
+            (4, None),
+            (0, None),
+        ] {
+            let mut g = f.clone();
+            put32(&mut g, at, size);
+            if let Some(l) = large {
+                g[at + 8..at + 16].copy_from_slice(&l.to_be_bytes());
+            }
+            let s = scan(Cursor::new(&g)).unwrap();
+            // size 0 = "to end of file": the moof swallows the rest and has no mdat.
+            assert_eq!(s.valid_len, ends[0], "size {size} large {large:?}");
+            assert!(s.is_torn());
+        }
+        // Same on the ftyp and the moov: not a segment.
+        for (pos, size) in [(0, 0xffff_ffffu32), (0, 3), (36, 0xffff_ffff), (36, 7)] {
+            let mut g = f.clone();
+            put32(&mut g, pos, size);
+            assert!(
+                matches!(scan(Cursor::new(&g)), Err(ScanError::NoInit(_))),
+                "{pos} {size}"
+            );
+        }
+        assert!(matches!(
+            scan(Cursor::new(&f[..init_len as usize - 1])),
+            Err(ScanError::NoInit(_))
+        ));
+        assert!(matches!(scan(Cursor::new(b"")), Err(ScanError::NoInit(_))));
+    }
+
+    #[test]
+    fn hostile_moof_contents_are_malformed() {
+        let (f, init_len, _) = three_fragments();
+        let moof = init_len as usize;
+        let traf = moof + 24;
+        let trun = traf + 44;
+        let cases: [(&str, usize, u32); 5] = [
+            ("child past parent", traf, 0x00ff_ffff),
+            ("child smaller than header", traf, 3),
+            ("huge sample count", trun + 12, 0xffff_ffff),
+            ("data offset past mdat", trun + 16, 0x7fff_0000),
+            ("sample bigger than mdat", trun + 24, 0x1000_0000),
+        ];
+        for (what, at, v) in cases {
+            let mut g = f.clone();
+            put32(&mut g, at, v);
+            match scan(Cursor::new(&g)) {
+                Err(ScanError::Malformed { offset, .. }) => assert_eq!(offset, init_len, "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        // A moof followed by something other than mdat.
+        let mut g = f.clone();
+        let mdat = moof + u32::from_be_bytes(f[moof..moof + 4].try_into().unwrap()) as usize;
+        g[mdat + 4..mdat + 8].copy_from_slice(b"junk");
+        assert!(matches!(
+            scan(Cursor::new(&g)),
+            Err(ScanError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn nested_junk_in_moov_is_no_init() {
+        let (f, _, _) = three_fragments();
+        // First trak's first child (tkhd) claims more than its parent holds.
+        let trak = 36 + 8 + 108;
+        assert_eq!(&f[trak + 4..trak + 8], b"trak");
+        let mut g = f.clone();
+        put32(&mut g, trak + 8, 0x7fff_ffff);
+        assert!(matches!(scan(Cursor::new(&g)), Err(ScanError::NoInit(_))));
+        // Renamed tkhd: the track is missing its header.
+        let mut g = f.clone();
+        g[trak + 12..trak + 16].copy_from_slice(b"xxxx");
+        assert!(matches!(scan(Cursor::new(&g)), Err(ScanError::NoInit(_))));
+    }
+
+    /// Small deterministic PRNG so the fuzz cases are reproducible without a dependency.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn random_corruption_never_panics() {
+        let (f, _, _) = three_fragments();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..3000 {
+            let mut g = f.clone();
+            for _ in 0..1 + xorshift(&mut rng) % 4 {
+                let at = (xorshift(&mut rng) % g.len() as u64) as usize;
+                // Favour values that hit edge cases in size fields.
+                g[at] = match xorshift(&mut rng) % 4 {
+                    0 => 0,
+                    1 => 0xff,
+                    2 => 1,
+                    _ => xorshift(&mut rng) as u8,
+                };
+            }
+            let cut = g.len() - (xorshift(&mut rng) % 64) as usize;
+            if let Ok(s) = scan(Cursor::new(&g[..cut])) {
+                assert!(s.valid_len <= s.file_len && s.init_len <= s.valid_len);
+            }
+        }
+        for len in [0, 7, 8, 15, 16, 100, 5000] {
+            let junk: Vec<u8> = (0..len).map(|_| xorshift(&mut rng) as u8).collect();
+            assert!(scan(Cursor::new(&junk)).is_err());
+        }
+    }
+
+    #[test]
+    fn defaults_from_tfhd_and_trex_and_explicit_base() {
+        // ffmpeg style: constant durations in tfhd, no per-sample durations, an absolute
+        // base_data_offset, and no tfdt (decode time continues from the previous run).
+        let mut f = Vec::new();
+        write_init(&tracks()[..1], &mut f);
+        let moof_at = f.len();
+        let mut traf = Vec::new();
+        // tfhd: base-data-offset | default-duration | default-flags
+        traf.extend_from_slice(&[0, 0, 0, 32]);
+        traf.extend_from_slice(b"tfhd\0\0\0\x29\0\0\0\x01");
+        let base_field = moof_at + 8 + 16 + 8 + 16;
+        traf.extend_from_slice(&[0; 8]); // base, patched below
+        traf.extend_from_slice(&3600u32.to_be_bytes());
+        traf.extend_from_slice(&NON_SYNC_BIT.to_be_bytes());
+        // trun: data-offset | first-sample-flags | sample-size
+        traf.extend_from_slice(&[0, 0, 0, 36]);
+        traf.extend_from_slice(b"trun\0\0\x02\x05\0\0\0\x03\0\0\0\0\x02\0\0\0");
+        for size in [10u32, 20, 30] {
+            traf.extend_from_slice(&size.to_be_bytes());
+        }
+        let moof_len = 8 + 16 + 8 + traf.len();
+        f.extend_from_slice(&(moof_len as u32).to_be_bytes());
+        f.extend_from_slice(b"moof\0\0\0\x10mfhd\0\0\0\0\0\0\0\x05");
+        f.extend_from_slice(&(8 + traf.len() as u32).to_be_bytes());
+        f.extend_from_slice(b"traf");
+        f.extend_from_slice(&traf);
+        let payload = (f.len() + 8) as u64;
+        f[base_field..base_field + 8].copy_from_slice(&payload.to_be_bytes());
+        f.extend_from_slice(&(8u32 + 60).to_be_bytes());
+        f.extend_from_slice(b"mdat");
+        f.extend_from_slice(&[0; 60]);
+        let s = scan(Cursor::new(&f)).unwrap();
+        assert!(!s.is_torn());
+        let r = &s.fragments[0].runs[0];
+        assert_eq!(s.fragments[0].sequence, 5);
+        assert_eq!(
+            (r.sample_count, r.duration, r.bytes, r.first_is_sync),
+            (3, 10_800, 60, true)
+        );
+        assert_eq!(r.base_decode_time, 0);
+    }
+
+    #[test]
+    fn scan_path_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("not-a-segment.mp4");
+        std::fs::write(&p, b"hello world, not an mp4").unwrap();
+        let e = scan_path(&p).unwrap_err().to_string();
+        assert!(e.contains("not-a-segment.mp4"), "{e}");
+        let e = scan_path(&dir.path().join("missing.mp4"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.mp4"), "{e}");
+        let (f, _, _) = three_fragments();
+        std::fs::write(&p, &f).unwrap();
+        assert_eq!(scan_path(&p).unwrap().fragments.len(), 3);
+    }
+}
