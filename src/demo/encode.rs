@@ -26,7 +26,10 @@ const PAPER: u8 = 16;
 /// takes a few seconds.
 pub fn encode_clip(opts: &ClipOptions) -> anyhow::Result<Clip> {
     ensure!(
-        opts.width >= 64 && opts.height >= 64 && opts.width.is_multiple_of(2) && opts.height.is_multiple_of(2),
+        opts.width >= 64
+            && opts.height >= 64
+            && opts.width.is_multiple_of(2)
+            && opts.height.is_multiple_of(2),
         "clip size must be even and at least 64x64, got {}x{}",
         opts.width,
         opts.height

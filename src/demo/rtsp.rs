@@ -906,7 +906,11 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            junk.push(if x.is_multiple_of(7) { b'\n' } else { (x >> 8) as u8 });
+            junk.push(if x.is_multiple_of(7) {
+                b'\n'
+            } else {
+                (x >> 8) as u8
+            });
             let _ = parse_incoming(&junk);
         }
     }
