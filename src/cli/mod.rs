@@ -1,0 +1,190 @@
+//! Command line: `cleannvr run | demo | check`. Parses arguments, sets up
+//! logging and hands over to the library; no NVR logic lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::{CameraConfig, Config, ServerConfig, StorageConfig, Transport};
+use crate::store::{check, Store};
+
+/// cleannvr: a network video recorder that keeps your cameras and drops the vendor cloud.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "CLEANNVR_CONFIG", default_value = "/etc/cleannvr/cleannvr.toml")]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Record the configured cameras and serve the web UI.
+    Run,
+    /// Zero-setup first run: start a built-in synthetic camera on loopback and record it.
+    Demo {
+        /// Number of synthetic cameras.
+        #[arg(long, default_value_t = 1)]
+        cameras: usize,
+        /// Storage directory for the demo recordings.
+        #[arg(long, default_value = "./demo-data")]
+        data: PathBuf,
+        /// Web server address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Segment length in seconds.
+        #[arg(long, default_value_t = 60)]
+        segment_seconds: u32,
+    },
+    /// Compare segment files with the index; `--repair` recovers unfinished files and rebuilds the index.
+    Check {
+        /// Rebuild the index from the files.
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+/// Entry point for the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sled=warn,retina=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run => {
+            let config = Config::load(&cli.config)?;
+            runtime()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            cameras,
+            data,
+            listen,
+            segment_seconds,
+        } => {
+            runtime()?.block_on(demo(cameras, data, listen, segment_seconds))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { repair } => {
+            let config = Config::load(&cli.config)?;
+            let store = Store::open(&config.storage.dir)
+                .context("opening the index (stop cleannvr first)")?;
+            let report = check::check(&store, repair)?;
+            for p in &report.problems {
+                println!("{p}");
+            }
+            println!(
+                "{} files, {} index rows, {} problems{}",
+                report.files,
+                report.rows,
+                report.problems.len(),
+                if repair { " (repaired)" } else { "" }
+            );
+            Ok(if report.problems.is_empty() || repair {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs the NVR until SIGINT or SIGTERM.
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    crate::nvr::run(config, shutdown, None).await
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            token.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    token.cancel();
+}
+
+async fn demo(
+    cameras: usize,
+    data: PathBuf,
+    listen: String,
+    segment_seconds: u32,
+) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=1000).contains(&cameras), "--cameras must be 1..=1000");
+    let opts = crate::demo::ClipOptions::demo();
+    info!(width = opts.width, height = opts.height, fps = opts.fps, "encoding the demo clip");
+    let clip = tokio::task::spawn_blocking(move || crate::demo::encode_clip(&opts)).await??;
+    let rtsp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let rtsp_addr = rtsp.local_addr()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let server = tokio::spawn(crate::demo::serve(rtsp, cameras, Arc::new(clip), shutdown.clone()));
+    info!("demo camera at rtsp://{rtsp_addr}/cam1");
+    let config = Config {
+        server: ServerConfig {
+            listen,
+            ..Default::default()
+        },
+        storage: StorageConfig {
+            dir: data,
+            segment_seconds,
+            ..Default::default()
+        },
+        cameras: (1..=cameras)
+            .map(|i| CameraConfig {
+                id: format!("demo{i}"),
+                name: format!("Demo camera {i}"),
+                url: format!("rtsp://{rtsp_addr}/cam{i}"),
+                sub_url: None,
+                username: None,
+                password: None,
+                transport: Transport::Tcp,
+                retain_days: 1,
+                retain_bytes: 2 << 30,
+                enabled: true,
+                record: true,
+            })
+            .collect(),
+    };
+    let r = crate::nvr::run(config, shutdown.clone(), None).await;
+    shutdown.cancel();
+    let _ = server.await;
+    r
+}

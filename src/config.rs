@@ -1,0 +1,441 @@
+//! Configuration: the TOML file an operator writes, validated before anything
+//! starts. A bad config names the field and the line, and nothing runs.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Web server settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where and how recordings are stored.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Cameras to record, in `[[camera]]` tables.
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the web server binds, e.g. `127.0.0.1:8443`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `[server.tls]`: certificate and key files; `tls = false` disables TLS.
+    #[serde(default)]
+    pub tls: TlsSetting,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            tls: TlsSetting::default(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+
+/// Either `tls = false` or a `[server.tls]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TlsSetting {
+    /// `tls = true|false`.
+    Enabled(bool),
+    /// `[server.tls] cert = "...", key = "..."`.
+    Files {
+        /// PEM certificate chain.
+        cert: PathBuf,
+        /// PEM private key.
+        key: PathBuf,
+    },
+}
+
+impl Default for TlsSetting {
+    fn default() -> Self {
+        TlsSetting::Enabled(true)
+    }
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory holding segment files and the index.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// Target segment length; segments always start on a key frame.
+    #[serde(default = "default_segment_seconds")]
+    pub segment_seconds: u32,
+    /// Retention frees space until the volume has at least this much free.
+    #[serde(default = "default_min_free")]
+    pub min_free_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_dir(),
+            segment_seconds: default_segment_seconds(),
+            min_free_bytes: default_min_free(),
+        }
+    }
+}
+
+fn default_dir() -> PathBuf {
+    "./data".into()
+}
+fn default_segment_seconds() -> u32 {
+    60
+}
+fn default_min_free() -> u64 {
+    1 << 30
+}
+fn default_true() -> bool {
+    true
+}
+
+/// RTP transport to ask the camera for.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// RTP interleaved in the RTSP TCP connection: works through NAT and loses nothing to UDP drops.
+    #[default]
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}
+
+/// One `[[camera]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Stable identifier, used in paths and URLs: `[a-z0-9_-]`, 1..=64 chars.
+    pub id: String,
+    /// Human name shown in the UI.
+    #[serde(default)]
+    pub name: String,
+    /// Main stream `rtsp://` URL (credentials may be embedded).
+    pub url: String,
+    /// Optional low-resolution stream for grids.
+    #[serde(default)]
+    pub sub_url: Option<String>,
+    /// RTSP username, if not in the URL.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// RTSP password, if not in the URL.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Delete recordings older than this many days (0 = no age limit).
+    #[serde(default)]
+    pub retain_days: u32,
+    /// Keep at most this many bytes of recordings (0 = no byte limit).
+    #[serde(default)]
+    pub retain_bytes: u64,
+    /// Whether to connect at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Whether to record (false = live view only).
+    #[serde(default = "default_true")]
+    pub record: bool,
+}
+
+impl CameraConfig {
+    /// The main stream URL with any embedded credentials removed, safe to log.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// The URL without credentials, and the credentials from fields or the URL.
+    pub fn url_and_credentials(&self) -> anyhow::Result<(url::Url, Option<(String, String)>)> {
+        let mut u = url::Url::parse(&self.url)
+            .map_err(|e| anyhow::anyhow!("camera {}: bad url: {e}", self.id))?;
+        // Fields (possibly from the environment) win over what the URL carries.
+        let url_user = percent_decode(u.username());
+        let url_pass = u.password().map(percent_decode);
+        let user = self.username.clone().unwrap_or(url_user);
+        let pass = self.password.clone().or(url_pass).unwrap_or_default();
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        let creds = (!user.is_empty()).then_some((user, pass));
+        Ok((u, creds))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Removes `user:password@` from a URL for logs and the UI.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "<unparseable url>".into(),
+    }
+}
+
+/// A configuration problem, with where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or type error (the message includes line and column).
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, which names the line and the field.
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("config {path}{line}: field `{field}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// `" line N"` when known.
+        line: String,
+        /// Dotted field name, e.g. `camera[2].id`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses, applies environment overrides and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path, |k| std::env::var(k).ok())
+    }
+
+    /// Parses `text` (named `path` in errors); `env` looks up override variables.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        cfg.apply_env(env);
+        cfg.validate(text, path)?;
+        Ok(cfg)
+    }
+
+    /// Credentials and URLs can come from the environment (Docker secrets):
+    /// `CLEANNVR_CAMERA_<ID>_URL`, `_USERNAME`, `_PASSWORD`, with the id
+    /// upper-cased and `-` turned into `_`.
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        for cam in &mut self.cameras {
+            let prefix = format!(
+                "CLEANNVR_CAMERA_{}_",
+                cam.id.to_ascii_uppercase().replace('-', "_")
+            );
+            if let Some(v) = env(&format!("{prefix}URL")) {
+                cam.url = v;
+            }
+            if let Some(v) = env(&format!("{prefix}USERNAME")) {
+                cam.username = Some(v);
+            }
+            if let Some(v) = env(&format!("{prefix}PASSWORD")) {
+                cam.password = Some(v);
+            }
+        }
+        if let Some(v) = env("CLEANNVR_STORAGE_DIR") {
+            self.storage.dir = v.into();
+        }
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, needle: Option<&str>, message: String| {
+            let line = needle
+                .and_then(|n| find_line(text, n))
+                .map(|l| format!(" line {l}"))
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                field,
+                message,
+            }
+        };
+        let s = &self.storage;
+        if !(2..=3600).contains(&s.segment_seconds) {
+            return Err(invalid(
+                "storage.segment_seconds".into(),
+                Some("segment_seconds"),
+                format!("{} is outside 2..=3600", s.segment_seconds),
+            ));
+        }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "server.listen".into(),
+                Some("listen"),
+                format!("{:?} is not an address like 127.0.0.1:8443", self.server.listen),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, cam) in self.cameras.iter().enumerate() {
+            let id_needle = format!("\"{}\"", cam.id);
+            let field = |f: &str| format!("camera[{i}].{f}");
+            if !valid_id(&cam.id) {
+                return Err(invalid(
+                    field("id"),
+                    Some(&id_needle),
+                    format!("{:?} must be 1-64 of a-z 0-9 _ -", cam.id),
+                ));
+            }
+            if !seen.insert(cam.id.clone()) {
+                return Err(invalid(
+                    field("id"),
+                    Some(&id_needle),
+                    format!("{:?} is used by two cameras", cam.id),
+                ));
+            }
+            for (name, value) in [("url", Some(&cam.url)), ("sub_url", cam.sub_url.as_ref())] {
+                let Some(value) = value else { continue };
+                match url::Url::parse(value) {
+                    Ok(u) if matches!(u.scheme(), "rtsp" | "rtsps") && u.host().is_some() => {}
+                    _ => {
+                        return Err(invalid(
+                            field(name),
+                            Some(&id_needle),
+                            format!(
+                                "camera {:?}: {} is not an rtsp://host/... URL",
+                                cam.id,
+                                redact_url(value)
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cameras that should be connected.
+    pub fn enabled_cameras(&self) -> impl Iterator<Item = &CameraConfig> {
+        self.cameras.iter().filter(|c| c.enabled)
+    }
+}
+
+/// Camera ids become directory names and URL segments, so keep them boring.
+/// `index` is taken by the segment index's directory.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "index"
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn find_line(text: &str, needle: &str) -> Option<usize> {
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(t, Path::new("test.toml"), |_| None)
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../config/cleannvr.toml");
+        let cfg = parse(text).expect("example config must be valid");
+        assert!(!cfg.cameras.is_empty());
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cfg = parse("[[camera]]\nid = \"a\"\nurl = \"rtsp://127.0.0.1/x\"\n").unwrap();
+        assert_eq!(cfg.storage.segment_seconds, 60);
+        assert_eq!(cfg.cameras[0].transport, Transport::Tcp);
+        assert!(cfg.cameras[0].enabled && cfg.cameras[0].record);
+    }
+
+    #[test]
+    fn unknown_field_names_field_and_line() {
+        let err = parse("[storage]\ndir = \"/x\"\nsegmnt_seconds = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("segmnt_seconds"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_transport_is_rejected() {
+        let err = parse("[[camera]]\nid = \"a\"\nurl = \"rtsp://h/x\"\ntransport = \"sctp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sctp") && err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn bad_id_and_duplicates_are_rejected() {
+        let err = parse("[[camera]]\nid = \"../etc\"\nurl = \"rtsp://h/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("camera[0].id") && err.contains("line 2"), "{err}");
+        let dup = "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/x\"\n[[camera]]\nid = \"a\"\nurl = \"rtsp://h/y\"\n";
+        assert!(parse(dup).unwrap_err().to_string().contains("two cameras"));
+    }
+
+    #[test]
+    fn bad_url_error_hides_password() {
+        let err = parse("[[camera]]\nid = \"a\"\nurl = \"http://u:secret@h/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("camera[0].url"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_credentials() {
+        let cfg = Config::from_toml(
+            "[[camera]]\nid = \"front-gate\"\nurl = \"rtsp://u:p@h/x\"\n",
+            Path::new("t"),
+            |k| (k == "CLEANNVR_CAMERA_FRONT_GATE_PASSWORD").then(|| "s3cret".to_string()),
+        )
+        .unwrap();
+        let cam = &cfg.cameras[0];
+        assert_eq!(cam.password.as_deref(), Some("s3cret"));
+        let (u, creds) = cam.url_and_credentials().unwrap();
+        assert_eq!(u.as_str(), "rtsp://h/x");
+        assert_eq!(creds, Some(("u".into(), "s3cret".into())));
+        assert_eq!(cam.redacted_url(), "rtsp://h/x");
+    }
+}

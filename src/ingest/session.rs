@@ -1,0 +1,342 @@
+//! One camera's ingest loop: connect with retina, forward frames, and on any
+//! failure wait (capped, jittered backoff) and connect again, forever.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use futures::StreamExt;
+use retina::client::{self, PlayOptions, SessionOptions, SetupOptions};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+
+use super::backoff::Backoff;
+use super::status::{update, CameraStatus, RateMeter, StreamState};
+use super::{AudioFrame, AudioParams, IngestEvent, VideoCodec, VideoFrame, VideoParams};
+use crate::clock::Clock;
+use crate::config::{CameraConfig, Transport};
+
+/// A camera that sends nothing for this long is treated as disconnected.
+const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything one ingest task needs.
+pub struct IngestTask {
+    /// The camera to pull.
+    pub camera: CameraConfig,
+    /// Where frames go; bounded, see `forward` for what happens when it is full.
+    pub tx: mpsc::Sender<IngestEvent>,
+    /// This camera's live status.
+    pub status: Arc<Mutex<CameraStatus>>,
+    /// Wall clock for frame arrival times.
+    pub clock: Arc<dyn Clock>,
+    /// Cancelled at shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Why a session ended.
+enum Ended {
+    /// The camera said 401 to our credentials.
+    AuthFailed(String),
+    /// Anything else: network, protocol, stall.
+    Error(String),
+    /// The server ended the stream cleanly (e.g. a file that played out).
+    Eof,
+    /// The recorder is gone (shutdown).
+    Closed,
+}
+
+impl IngestTask {
+    /// Runs until shutdown, reconnecting after every failure.
+    pub async fn run(self) {
+        let span = tracing::info_span!("camera", id = %self.camera.id);
+        self.run_inner().instrument(span).await
+    }
+
+    async fn run_inner(self) {
+        let mut backoff = Backoff::default();
+        let mut audio_note_logged = false;
+        loop {
+            update(&self.status, |s| s.state = StreamState::Connecting);
+            let mut delivered = false;
+            let ended = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                r = self.stream_once(&mut delivered, &mut audio_note_logged) => match r {
+                    Ok(e) => e,
+                    Err(e) => classify(&e),
+                },
+            };
+            // Tell the recorder to close its segment; it must see this even when the queue is busy.
+            if self.tx.send(IngestEvent::SessionEnded).await.is_err() {
+                return;
+            }
+            if delivered {
+                backoff.reset();
+            }
+            let (state, delay, msg) = match ended {
+                Ended::Closed => return,
+                Ended::AuthFailed(m) => (StreamState::AuthFailed, backoff.auth_failed_delay(), m),
+                Ended::Error(m) => (StreamState::Backoff, backoff.next_delay(), m),
+                Ended::Eof => (
+                    StreamState::Backoff,
+                    backoff.next_delay(),
+                    "stream ended".to_owned(),
+                ),
+            };
+            warn!(error = %msg, retry_in_ms = delay.as_millis() as u64, "session ended");
+            update(&self.status, |s| {
+                s.state = state;
+                s.reconnects += 1;
+                s.last_error = Some(msg);
+            });
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn stream_once(
+        &self,
+        delivered: &mut bool,
+        audio_note_logged: &mut bool,
+    ) -> anyhow::Result<Ended> {
+        let (url, creds) = self.camera.url_and_credentials()?;
+        let creds = creds.map(|(username, password)| client::Credentials { username, password });
+        let options = SessionOptions::default()
+            .creds(creds)
+            .user_agent(format!("cleannvr/{}", env!("CARGO_PKG_VERSION")));
+        let mut session = client::Session::describe(url, options)
+            .await
+            .context("DESCRIBE")?;
+        let streams = session.streams();
+        let video_i = streams
+            .iter()
+            .position(|s| {
+                s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265")
+            })
+            .ok_or_else(|| {
+                let found: Vec<String> = streams
+                    .iter()
+                    .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+                    .collect();
+                anyhow!("no H.264/H.265 video stream (camera offers {found:?})")
+            })?;
+        let audio_i = streams
+            .iter()
+            .position(|s| s.media() == "audio" && s.encoding_name() == "mpeg4-generic");
+        if audio_i.is_none() && !*audio_note_logged {
+            if let Some(s) = streams.iter().find(|s| s.media() == "audio") {
+                // G.711 and friends have no MP4 sample entry that ffprobe and browsers read.
+                info!(codec = s.encoding_name(), "audio is not AAC; recording video only");
+            }
+            *audio_note_logged = true;
+        }
+        let transport = match self.camera.transport {
+            Transport::Tcp => client::Transport::Tcp(Default::default()),
+            Transport::Udp => client::Transport::Udp(Default::default()),
+        };
+        let setup = || {
+            SetupOptions::default()
+                .transport(transport.clone())
+                .frame_format(FrameFormat::MP4)
+        };
+        session.setup(video_i, setup()).await.context("SETUP video")?;
+        if let Some(i) = audio_i {
+            session.setup(i, setup()).await.context("SETUP audio")?;
+        }
+        let play = PlayOptions::default()
+            .initial_timestamp(client::InitialTimestampPolicy::Permissive);
+        let mut playing = session
+            .play(play)
+            .await
+            .context("PLAY")?
+            .demuxed()
+            .context("demux")?;
+
+        let audio = audio_i.and_then(|i| audio_params(playing.streams()[i].parameters()));
+        let audio_stream = audio.as_ref().and(audio_i);
+        if self
+            .tx
+            .send(IngestEvent::SessionStarted { audio })
+            .await
+            .is_err()
+        {
+            return Ok(Ended::Closed);
+        }
+        update(&self.status, |s| {
+            s.state = StreamState::Streaming;
+            s.last_error = None;
+        });
+
+        let mut video_params: Option<Arc<VideoParams>> = None;
+        let mut forward = Forwarder::default();
+        let mut meter = RateMeter::default();
+        let mut anchor: Option<(i64, i64)> = None;
+        loop {
+            let item = match tokio::time::timeout(STALL_TIMEOUT, playing.next()).await {
+                Err(_) => bail!("no data for {} s", STALL_TIMEOUT.as_secs()),
+                Ok(None) => return Ok(Ended::Eof),
+                Ok(Some(r)) => r.context("stream")?,
+            };
+            match item {
+                CodecItem::VideoFrame(f) => {
+                    if f.has_new_parameters() || video_params.is_none() {
+                        let p = video_params_of(playing.streams()[video_i].parameters())?;
+                        info!(codec = %p.rfc6381, width = p.width, height = p.height, "video parameters");
+                        update(&self.status, |s| {
+                            s.codec = Some(p.rfc6381.clone());
+                            s.resolution = Some((p.width, p.height));
+                        });
+                        video_params = Some(Arc::new(p));
+                    }
+                    let params = video_params.clone().expect("set above");
+                    let now = self.clock.now_ns();
+                    let pts = f.timestamp().elapsed();
+                    let (wall0, pts0) = *anchor.get_or_insert((now, pts));
+                    let drift_ms = (wall0 + (pts - pts0) * 1_000_000_000 / 90_000 - now) / 1_000_000;
+                    let is_key = f.is_random_access_point();
+                    let data = Bytes::from(f.into_data());
+                    let len = data.len();
+                    let rate = meter.add(now, len);
+                    let sent = forward.send(
+                        &self.tx,
+                        IngestEvent::Video(VideoFrame {
+                            pts,
+                            received_ns: now,
+                            is_key,
+                            params,
+                            data,
+                        }),
+                        is_key,
+                    );
+                    *delivered = true;
+                    update(&self.status, |s| {
+                        s.frames += 1;
+                        s.bytes += len as u64;
+                        s.drift_ms = drift_ms;
+                        s.dropped_frames = forward.dropped;
+                        if let Some((fps, bps)) = rate {
+                            s.fps = fps;
+                            s.bitrate_bps = bps;
+                        }
+                    });
+                    if !sent {
+                        return Ok(Ended::Closed);
+                    }
+                }
+                CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio_stream => {
+                    let ev = IngestEvent::Audio(AudioFrame {
+                        pts: f.timestamp().elapsed(),
+                        duration: f.frame_length().get(),
+                        data: Bytes::copy_from_slice(f.data()),
+                    });
+                    if !forward.send(&self.tx, ev, false) {
+                        return Ok(Ended::Closed);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Hands events to the recorder without ever waiting on it.
+///
+/// Backpressure decision: a recorder that falls behind (slow disk) must not
+/// stall the RTSP read, or the camera drops the session. So when the queue is
+/// full we drop frames, then resume at the next key frame after a `Gap`
+/// marker, so the recorder cuts the segment there instead of writing
+/// undecodable frames.
+#[derive(Default)]
+struct Forwarder {
+    dropping: bool,
+    dropped: u64,
+}
+
+impl Forwarder {
+    /// Returns false when the receiver is gone.
+    fn send(&mut self, tx: &mpsc::Sender<IngestEvent>, ev: IngestEvent, is_key: bool) -> bool {
+        use mpsc::error::TrySendError;
+        if self.dropping {
+            if !is_key || tx.try_send(IngestEvent::Gap).is_err() {
+                self.dropped += 1;
+                return !tx.is_closed();
+            }
+            warn!(dropped = self.dropped, "recorder caught up; resuming at key frame");
+            self.dropping = false;
+        }
+        match tx.try_send(ev) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                warn!("recorder queue full; dropping frames until the next key frame");
+                self.dropping = true;
+                self.dropped += 1;
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+fn classify(e: &anyhow::Error) -> Ended {
+    let auth = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<retina::Error>())
+        .any(|r| r.status_code() == Some(401));
+    // `{:#}` prints the context chain on one line; URLs in retina errors carry no credentials
+    // because we pass them separately.
+    let msg = format!("{e:#}");
+    if auth {
+        Ended::AuthFailed(format!("authentication failed: {msg}"))
+    } else {
+        Ended::Error(msg)
+    }
+}
+
+fn video_params_of(p: Option<ParametersRef<'_>>) -> anyhow::Result<VideoParams> {
+    let Some(ParametersRef::Video(v)) = p else {
+        bail!("video stream has no parameters yet");
+    };
+    let rfc6381 = v.rfc6381_codec().to_owned();
+    let codec = if rfc6381.starts_with("avc1") {
+        VideoCodec::H264
+    } else if rfc6381.starts_with("hvc1") || rfc6381.starts_with("hev1") {
+        VideoCodec::H265
+    } else {
+        bail!("unsupported video codec {rfc6381}");
+    };
+    let (w, h) = v.pixel_dimensions();
+    let sample_entry = v
+        .mp4_sample_entry()
+        .build()
+        .map_err(|e| anyhow!("building sample entry for {rfc6381}: {e}"))?;
+    Ok(VideoParams {
+        codec,
+        rfc6381,
+        width: u16::try_from(w).unwrap_or(u16::MAX),
+        height: u16::try_from(h).unwrap_or(u16::MAX),
+        sample_entry: Bytes::from(sample_entry),
+    })
+}
+
+fn audio_params(p: Option<ParametersRef<'_>>) -> Option<Arc<AudioParams>> {
+    let Some(ParametersRef::Audio(a)) = p else {
+        return None;
+    };
+    let entry = match a.mp4_sample_entry().build() {
+        Ok(e) => e,
+        Err(e) => {
+            info!(error = %e, "audio cannot be stored in MP4; recording video only");
+            return None;
+        }
+    };
+    Some(Arc::new(AudioParams {
+        rfc6381: a.rfc6381_codec().unwrap_or("mp4a.40.2").to_owned(),
+        sample_rate: a.clock_rate(),
+        channels: a.channels().get(),
+        sample_entry: Bytes::from(entry),
+    }))
+}

@@ -1,0 +1,136 @@
+//! Live per-camera status, written by ingest and the recorder, read by the
+//! web API and metrics. Kept in memory only: it describes now, not history.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+/// Connection state of one camera.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// Not configured to connect.
+    Disabled,
+    /// Opening the RTSP session.
+    #[default]
+    Connecting,
+    /// Frames are arriving.
+    Streaming,
+    /// Waiting before the next attempt after an error.
+    Backoff,
+    /// The camera rejected our credentials; retried slowly.
+    AuthFailed,
+}
+
+/// Snapshot of one camera's health.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CameraStatus {
+    /// Connection state.
+    pub state: StreamState,
+    /// RFC 6381 codec of the video stream, once known.
+    pub codec: Option<String>,
+    /// Width x height, once known.
+    pub resolution: Option<(u16, u16)>,
+    /// Measured frames per second over the last few seconds.
+    pub fps: f64,
+    /// Measured video bitrate, bits per second.
+    pub bitrate_bps: f64,
+    /// Video frames received since start.
+    pub frames: u64,
+    /// Bytes of video received since start.
+    pub bytes: u64,
+    /// Sessions that ended and were retried.
+    pub reconnects: u64,
+    /// Most recent error, credentials never included.
+    pub last_error: Option<String>,
+    /// Camera clock minus wall clock at the latest frame, milliseconds.
+    pub drift_ms: i64,
+    /// Frames dropped because the recorder fell behind.
+    pub dropped_frames: u64,
+    /// Segments the recorder finished.
+    pub segments_written: u64,
+    /// Last recorder (disk) error.
+    pub recorder_error: Option<String>,
+}
+
+/// Shared table of camera statuses keyed by camera id.
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    cameras: Mutex<BTreeMap<String, Arc<Mutex<CameraStatus>>>>,
+}
+
+impl StatusBoard {
+    /// The status cell of `camera`, created on first use.
+    pub fn camera(&self, camera: &str) -> Arc<Mutex<CameraStatus>> {
+        let mut map = self.cameras.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(camera.to_owned()).or_default().clone()
+    }
+
+    /// A copy of every camera's status.
+    pub fn snapshot(&self) -> BTreeMap<String, CameraStatus> {
+        let map = self.cameras.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .map(|(k, v)| (k.clone(), v.lock().unwrap_or_else(|e| e.into_inner()).clone()))
+            .collect()
+    }
+}
+
+/// Applies `f` to a status cell, ignoring lock poisoning (status is advisory).
+pub fn update(cell: &Mutex<CameraStatus>, f: impl FnOnce(&mut CameraStatus)) {
+    f(&mut cell.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+/// Sliding-window rate meter for fps and bitrate.
+#[derive(Debug, Default)]
+pub struct RateMeter {
+    window_start_ns: i64,
+    frames: u64,
+    bytes: u64,
+}
+
+impl RateMeter {
+    /// Counts a frame; every ~2 s returns `(fps, bits per second)`.
+    pub fn add(&mut self, now_ns: i64, bytes: usize) -> Option<(f64, f64)> {
+        if self.window_start_ns == 0 {
+            self.window_start_ns = now_ns;
+        }
+        self.frames += 1;
+        self.bytes += bytes as u64;
+        let span = now_ns - self.window_start_ns;
+        if span < 2_000_000_000 {
+            return None;
+        }
+        let secs = span as f64 / 1e9;
+        let out = (self.frames as f64 / secs, self.bytes as f64 * 8.0 / secs);
+        *self = RateMeter {
+            window_start_ns: now_ns,
+            ..Default::default()
+        };
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_meter_reports_after_window() {
+        let mut m = RateMeter::default();
+        let mut out = None;
+        for i in 0..=50 {
+            out = m.add(i * 40_000_000, 1000).or(out);
+        }
+        let (fps, bps) = out.expect("a 2 s window has passed");
+        assert!((fps - 25.5).abs() < 1.0, "{fps}");
+        assert!((bps - 204_000.0).abs() < 10_000.0, "{bps}");
+    }
+
+    #[test]
+    fn board_shares_cells() {
+        let b = StatusBoard::default();
+        update(&b.camera("a"), |s| s.frames = 3);
+        assert_eq!(b.snapshot()["a"].frames, 3);
+    }
+}

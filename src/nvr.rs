@@ -1,0 +1,174 @@
+//! Wiring: starts one ingest task and one recorder per camera, the
+//! retention loop and the web server, and shuts them down in order
+//! (ingest first, so every recorder finishes and indexes its last segment).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::ingest::session::IngestTask;
+use crate::ingest::status::{update, StatusBoard, StreamState};
+use crate::ingest::IngestEvent;
+use crate::recorder::{self, RecorderSettings};
+use crate::store::{check, retention, Store};
+
+/// Frames queued between a camera's ingest and its recorder: about 10 s of
+/// 25 fps video plus audio, enough to ride out an fsync on a busy disk.
+const RECORDER_QUEUE: usize = 512;
+
+/// How often retention runs when nothing asks for it sooner.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Runs the NVR until `shutdown` is cancelled. `bound` receives the web
+/// server's address once it is listening.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
+    let dir = config.storage.dir.clone();
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await?
+            .context("opening the index (is another cleannvr using this storage dir?)")?,
+    );
+    let recovered = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || check::recover_all(&store)).await??
+    };
+    if !recovered.is_empty() {
+        info!(segments = recovered.len(), "recovered segments left unfinished by a crash");
+    }
+    let status = Arc::new(StatusBoard::default());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let kick = Arc::new(Notify::new());
+
+    let mut ingest = tokio::task::JoinSet::new();
+    let mut recorders = Vec::new();
+    for cam in &config.cameras {
+        let cell = status.camera(&cam.id);
+        if !cam.enabled {
+            update(&cell, |s| s.state = StreamState::Disabled);
+            continue;
+        }
+        info!(camera = %cam.id, url = %cam.redacted_url(), "camera configured");
+        let (tx, rx) = mpsc::channel::<IngestEvent>(RECORDER_QUEUE);
+        if cam.record {
+            let settings = RecorderSettings {
+                camera: cam.id.clone(),
+                segment_seconds: config.storage.segment_seconds,
+            };
+            recorders.push(
+                recorder::spawn(settings, rx, store.clone(), cell.clone(), kick.clone())
+                    .with_context(|| format!("starting recorder for camera {}", cam.id))?,
+            );
+        } else {
+            // Live-only camera: nothing consumes frames yet but the status.
+            tokio::spawn(drain(rx));
+        }
+        ingest.spawn(
+            IngestTask {
+                camera: cam.clone(),
+                tx,
+                status: cell,
+                clock: clock.clone(),
+                shutdown: shutdown.clone(),
+            }
+            .run(),
+        );
+    }
+
+    let retention_task = tokio::spawn(retention_loop(
+        store.clone(),
+        config.clone(),
+        clock.clone(),
+        kick.clone(),
+        shutdown.clone(),
+    ));
+
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("binding web server to {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    info!("web server listening on http://{addr}");
+    if let Some(tx) = bound {
+        let _ = tx.send(addr);
+    }
+    let web_shutdown = shutdown.clone();
+    let web = tokio::spawn(async move {
+        axum::serve(listener, crate::web::router())
+            .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
+            .await
+    });
+
+    shutdown.cancelled().await;
+    info!("shutting down");
+    while ingest.join_next().await.is_some() {}
+    for r in recorders {
+        let _ = tokio::task::spawn_blocking(move || r.join()).await;
+    }
+    let _ = retention_task.await;
+    if let Ok(Err(e)) = web.await {
+        warn!(error = %e, "web server");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn drain(mut rx: mpsc::Receiver<IngestEvent>) {
+    while rx.recv().await.is_some() {}
+}
+
+async fn retention_loop(
+    store: Arc<Store>,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    kick: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let policies: HashMap<String, retention::Policy> = config
+        .cameras
+        .iter()
+        .map(|c| {
+            (
+                c.id.clone(),
+                retention::Policy {
+                    retain_days: c.retain_days,
+                    retain_bytes: c.retain_bytes,
+                },
+            )
+        })
+        .collect();
+    let policies = Arc::new(policies);
+    loop {
+        let store = store.clone();
+        let policies = policies.clone();
+        let now = clock.now_ns();
+        let dir = config.storage.dir.clone();
+        let min_free = config.storage.min_free_bytes;
+        let r = tokio::task::spawn_blocking(move || {
+            retention::run_once(&store, &policies, min_free, now, || {
+                retention::volume_free_bytes(&dir).unwrap_or(u64::MAX)
+            })
+        })
+        .await;
+        match r {
+            Ok(Err(e)) => error!(error = %format!("{e:#}"), "retention"),
+            Err(e) => error!(error = %e, "retention task"),
+            Ok(Ok(_)) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = kick.notified() => {}
+            _ = tokio::time::sleep(RETENTION_INTERVAL) => {}
+        }
+    }
+}

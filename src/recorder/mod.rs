@@ -1,0 +1,369 @@
+//! Recorder: cuts one camera's frames into self-contained fragmented MP4
+//! segments on disk and indexes each finished segment.
+//!
+//! Owns: segment boundaries (key frames, `segment_seconds`, parameter
+//! changes, timestamp jumps), the write → fsync → rename → fsync dir → index
+//! order, and reacting to a full disk. Never talks to cameras: it only
+//! consumes `IngestEvent`s. Runs on its own OS thread per camera, so a slow
+//! disk stalls only this camera's writes (ingest drops, see `ingest::session`).
+
+mod segment;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, Notify};
+use tracing::{error, info, warn};
+
+use crate::clock::NS_PER_SEC;
+use crate::ingest::status::{update, CameraStatus};
+use crate::ingest::{AudioFrame, AudioParams, IngestEvent, VideoFrame};
+use crate::mp4::Sample;
+use crate::store::Store;
+use segment::OpenSegment;
+
+/// A jump in camera time larger than this (or any step backwards) starts a
+/// new segment re-anchored to the wall clock. Hikvision and Dahua cameras
+/// jump by hours when their NTP client corrects the clock.
+const MAX_TIMESTAMP_STEP: i64 = 10 * 90_000;
+
+/// Long GOPs are still flushed about once a second, so a crash loses little.
+const MAX_FRAGMENT_TICKS: i64 = 90_000;
+
+/// After a disk error, wait this long before trying to open a new segment.
+const DISK_RETRY: Duration = Duration::from_secs(5);
+
+/// What a recorder needs to know.
+pub struct RecorderSettings {
+    /// Camera id.
+    pub camera: String,
+    /// Target segment length.
+    pub segment_seconds: u32,
+}
+
+/// Starts the recorder thread for one camera. It ends when `rx` closes,
+/// after finishing the open segment.
+pub fn spawn(
+    settings: RecorderSettings,
+    rx: mpsc::Receiver<IngestEvent>,
+    store: Arc<Store>,
+    status: Arc<Mutex<CameraStatus>>,
+    retention: Arc<Notify>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let name = format!("rec-{}", settings.camera);
+    std::thread::Builder::new().name(name).spawn(move || {
+        let span = tracing::info_span!("camera", id = %settings.camera);
+        let _enter = span.enter();
+        let mut rec = Recorder::new(settings, store, status, retention);
+        rec.run(rx);
+    })
+}
+
+/// A video frame whose duration is not known until the next one arrives.
+struct Held {
+    pts: i64,
+    received_ns: i64,
+    is_key: bool,
+    data: Bytes,
+}
+
+/// Per-camera recording state.
+pub struct Recorder {
+    settings: RecorderSettings,
+    store: Arc<Store>,
+    status: Arc<Mutex<CameraStatus>>,
+    retention: Arc<Notify>,
+    /// Maps camera time to wall time: (wall ns, pts) of a reference frame.
+    anchor: Option<(i64, i64)>,
+    audio: Option<Arc<AudioParams>>,
+    seg: Option<OpenSegment>,
+    held: Option<Held>,
+    video: Vec<(Sample, Bytes)>,
+    audio_samples: Vec<(Sample, Bytes)>,
+    last_duration: u32,
+    last_start_ns: i64,
+    waiting_since: Option<Instant>,
+    disk_retry_at: Option<Instant>,
+    /// Reused fragment buffer: one `write` per fragment.
+    buf: Vec<u8>,
+}
+
+impl Recorder {
+    /// A recorder with no open segment.
+    pub fn new(
+        settings: RecorderSettings,
+        store: Arc<Store>,
+        status: Arc<Mutex<CameraStatus>>,
+        retention: Arc<Notify>,
+    ) -> Self {
+        Recorder {
+            settings,
+            store,
+            status,
+            retention,
+            anchor: None,
+            audio: None,
+            seg: None,
+            held: None,
+            video: Vec::new(),
+            audio_samples: Vec::new(),
+            last_duration: 3600,
+            last_start_ns: i64::MIN,
+            waiting_since: None,
+            disk_retry_at: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Consumes events until the channel closes, then finishes the segment.
+    pub fn run(&mut self, mut rx: mpsc::Receiver<IngestEvent>) {
+        while let Some(ev) = rx.blocking_recv() {
+            self.handle(ev);
+        }
+        self.end_run();
+    }
+
+    /// Processes one event.
+    pub fn handle(&mut self, ev: IngestEvent) {
+        match ev {
+            IngestEvent::SessionStarted { audio } => {
+                self.end_run();
+                self.audio = audio;
+            }
+            IngestEvent::Video(f) => self.on_video(f),
+            IngestEvent::Audio(a) => self.on_audio(a),
+            IngestEvent::Gap => {
+                warn!("frames were dropped upstream; closing segment at the gap");
+                self.end_segment();
+            }
+            IngestEvent::SessionEnded => self.end_run(),
+        }
+    }
+
+    /// Ends the segment and forgets the time anchor: the next session's clock starts afresh.
+    fn end_run(&mut self) {
+        self.end_segment();
+        self.anchor = None;
+    }
+
+    /// Finishes the held frame with the last known duration and closes the segment.
+    fn end_segment(&mut self) {
+        if let Some(h) = self.held.take() {
+            self.push_held(h, self.last_duration);
+        }
+        self.close_segment();
+    }
+
+    fn wall_ns(&self, pts: i64) -> i64 {
+        let (wall, pts0) = self.anchor.unwrap_or((0, pts));
+        wall + (pts - pts0) * NS_PER_SEC / 90_000
+    }
+
+    fn on_video(&mut self, f: VideoFrame) {
+        if self.anchor.is_none() {
+            self.anchor = Some((f.received_ns, f.pts));
+        }
+        if let Some(h) = self.held.take() {
+            let step = f.pts - h.pts;
+            if step <= 0 || step > MAX_TIMESTAMP_STEP {
+                warn!(
+                    step_s = step as f64 / 90_000.0,
+                    "camera timestamp jumped; starting a new segment on wall time"
+                );
+                self.push_held(h, self.last_duration);
+                self.close_segment();
+                self.anchor = Some((f.received_ns, f.pts));
+            } else {
+                self.last_duration = step as u32;
+                self.push_held(h, step as u32);
+            }
+        }
+        if let Some(seg) = &self.seg {
+            if *seg.params != *f.params {
+                info!(
+                    from = %seg.params.rfc6381, to = %f.params.rfc6381,
+                    width = f.params.width, height = f.params.height,
+                    "video parameters changed; starting a new segment"
+                );
+                self.close_segment();
+            }
+        }
+        if f.is_key {
+            self.flush_fragment();
+            let roll = self
+                .seg
+                .as_ref()
+                .is_some_and(|s| self.wall_ns(f.pts) >= s.roll_at_ns);
+            if roll {
+                self.close_segment();
+            }
+            if self.seg.is_none() && !self.open_segment(&f) {
+                return;
+            }
+            self.waiting_since = None;
+        } else if self.seg.is_none() {
+            let since = *self.waiting_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(10) {
+                warn!("no key frame for 10 s; nothing is being recorded");
+                self.waiting_since = Some(Instant::now());
+            }
+            return;
+        } else if self.video_span() >= MAX_FRAGMENT_TICKS {
+            self.flush_fragment();
+        }
+        self.held = Some(Held {
+            pts: f.pts,
+            received_ns: f.received_ns,
+            is_key: f.is_key,
+            data: f.data,
+        });
+    }
+
+    fn on_audio(&mut self, a: AudioFrame) {
+        let Some(seg) = &mut self.seg else { return };
+        let Some(params) = &self.audio else { return };
+        if !seg.has_audio {
+            return;
+        }
+        if seg.audio_dts.is_none() {
+            // Both RTP clocks count from the same session start, so the audio
+            // offset into this segment follows from the video start time.
+            let rate = i64::from(params.sample_rate);
+            let start = seg.start_pts * rate / 90_000;
+            seg.audio_dts = Some((a.pts - start).max(0) as u64);
+        }
+        let sample = Sample {
+            duration: a.duration,
+            size: a.data.len() as u32,
+            is_sync: true,
+            composition_offset: 0,
+        };
+        self.audio_samples.push((sample, a.data));
+    }
+
+    fn push_held(&mut self, h: Held, duration: u32) {
+        if let Some(seg) = &mut self.seg {
+            seg.last_pts = h.pts;
+            seg.last_received_ns = h.received_ns;
+        }
+        let sample = Sample {
+            duration,
+            size: h.data.len() as u32,
+            is_sync: h.is_key,
+            composition_offset: 0,
+        };
+        self.video.push((sample, h.data));
+    }
+
+    fn video_span(&self) -> i64 {
+        self.video.iter().map(|(s, _)| i64::from(s.duration)).sum()
+    }
+
+    fn open_segment(&mut self, f: &VideoFrame) -> bool {
+        if self.disk_retry_at.is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
+        let mut start_ns = crate::store::truncate_to_ms(self.wall_ns(f.pts));
+        // Two segments must never share a start (the index key), even after a clock step back.
+        if start_ns <= self.last_start_ns {
+            start_ns = self.last_start_ns + 1_000_000;
+        }
+        let roll_at_ns = self.roll_at(start_ns);
+        let audio = self.audio.clone();
+        match OpenSegment::create(
+            self.store.dir(),
+            &self.settings.camera,
+            start_ns,
+            f.pts,
+            roll_at_ns,
+            f.params.clone(),
+            audio.as_deref(),
+        ) {
+            Ok(seg) => {
+                self.last_start_ns = start_ns;
+                self.disk_retry_at = None;
+                self.seg = Some(seg);
+                true
+            }
+            Err(e) => {
+                self.disk_error(format!("{e:#}"));
+                false
+            }
+        }
+    }
+
+    /// Rollover times sit on a per-camera grid offset by a hash of the id,
+    /// so a site's cameras do not all fsync and index in the same second.
+    fn roll_at(&self, start_ns: i64) -> i64 {
+        let len = i64::from(self.settings.segment_seconds) * NS_PER_SEC;
+        let phase = stagger(&self.settings.camera) % len;
+        let mut t = phase + ((start_ns - phase).div_euclid(len) + 1) * len;
+        if t - start_ns < len / 2 {
+            t += len;
+        }
+        t
+    }
+
+    fn flush_fragment(&mut self) {
+        if self.video.is_empty() && self.audio_samples.is_empty() {
+            return;
+        }
+        let Some(seg) = &mut self.seg else {
+            self.video.clear();
+            self.audio_samples.clear();
+            return;
+        };
+        let result = seg.write_fragment(&self.video, &self.audio_samples, &mut self.buf);
+        self.video.clear();
+        self.audio_samples.clear();
+        if let Err(e) = result {
+            // The segment keeps every fragment before this one; it is closed
+            // now so that what was written stays indexed and playable.
+            self.disk_error(format!("{e:#}"));
+            self.close_segment();
+        }
+    }
+
+    fn close_segment(&mut self) {
+        self.flush_fragment();
+        let Some(seg) = self.seg.take() else { return };
+        let drift_ms = (self.wall_ns(seg.last_pts) - seg.last_received_ns) / 1_000_000;
+        match seg.finish(self.store.dir(), drift_ms) {
+            Ok(None) => {}
+            Ok(Some(rec)) => match self.store.insert(&rec) {
+                Ok(()) => {
+                    info!(path = %rec.path, bytes = rec.bytes, frames = rec.frames, "segment");
+                    update(&self.status, |s| s.segments_written += 1);
+                }
+                Err(e) => self.disk_error(format!("indexing {}: {e:#}", rec.path)),
+            },
+            Err(e) => self.disk_error(format!("{e:#}")),
+        }
+    }
+
+    fn disk_error(&mut self, msg: String) {
+        error!(error = %msg, "recording error; freeing space and retrying in {} s", DISK_RETRY.as_secs());
+        update(&self.status, |s| s.recorder_error = Some(msg));
+        self.disk_retry_at = Some(Instant::now() + DISK_RETRY);
+        self.retention.notify_one();
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.end_segment();
+    }
+}
+
+fn stagger(id: &str) -> i64 {
+    // FNV-1a: stable across runs and platforms, unlike `DefaultHasher`.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    (h >> 1) as i64
+}
+
+#[cfg(test)]
+mod tests;

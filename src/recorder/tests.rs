@@ -1,0 +1,165 @@
+//! Segment-cutting rules, driven with synthetic frames (no decoding needed:
+//! these check boundaries, durations and the index, not pixels; the
+//! end-to-end tests decode real streams).
+
+use super::*;
+use crate::ingest::{VideoCodec, VideoParams};
+use crate::mp4;
+
+const SEC: i64 = 90_000;
+const T0: i64 = 1_800_000_000 * NS_PER_SEC;
+
+fn params(width: u16) -> Arc<VideoParams> {
+    let avcc = mp4::avcc_from_parameter_sets(&[0x67, 0x42, 0xc0, 0x1e, 0xd9], &[0x68, 0xce, 0x3c, 0x80]);
+    Arc::new(VideoParams {
+        codec: VideoCodec::H264,
+        rfc6381: "avc1.42C01E".into(),
+        width,
+        height: 360,
+        sample_entry: Bytes::from(mp4::avc1_sample_entry(width, 360, &avcc)),
+    })
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    rec: Recorder,
+}
+
+fn rig(segment_seconds: u32) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let rec = Recorder::new(
+        RecorderSettings { camera: "cam".into(), segment_seconds },
+        store.clone(),
+        Default::default(),
+        Arc::new(Notify::new()),
+    );
+    Rig { _dir: dir, store, rec }
+}
+
+/// Feeds `secs` seconds of 25 fps video with a key frame every `gop` frames.
+fn feed(rec: &mut Recorder, p: &Arc<VideoParams>, pts0: i64, frames: i64, gop: i64) {
+    for i in 0..frames {
+        let pts = pts0 + i * 3600;
+        rec.handle(IngestEvent::Video(VideoFrame {
+            pts,
+            received_ns: T0 + (pts - pts0) * NS_PER_SEC / SEC,
+            is_key: i % gop == 0,
+            params: p.clone(),
+            data: Bytes::from(vec![0u8; 100 + (i % 7) as usize]),
+        }));
+    }
+}
+
+fn rows(store: &Store) -> Vec<crate::store::SegmentRecord> {
+    store.iter_camera("cam").map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn segments_roll_on_key_frames_without_gaps() {
+    let mut r = rig(4);
+    let p = params(640);
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    feed(&mut r.rec, &p, 1000, 25 * 20, 25);
+    r.rec.handle(IngestEvent::SessionEnded);
+    let rows = rows(&r.store);
+    assert!(rows.len() >= 4, "20 s at 4 s segments: {}", rows.len());
+    let total: u64 = rows.iter().map(|r| r.frames).sum();
+    assert_eq!(total, 500, "every frame is in exactly one segment");
+    for w in rows.windows(2) {
+        // Contiguous within a millisecond (file names carry ms).
+        assert!((w[1].start_ns - w[0].end_ns).abs() <= 1_000_000, "{w:?}");
+    }
+    for row in &rows {
+        assert_eq!(row.frames % 25, 0, "segments start on key frames: {row:?}");
+        assert!(row.end_ns - row.start_ns <= 7 * NS_PER_SEC);
+        // The file agrees with its row.
+        let scanned = mp4::scan_path(&r.store.file_path(row)).unwrap();
+        assert!(!scanned.is_torn());
+        assert_eq!(scanned.valid_len, row.bytes);
+        assert_eq!(scanned.fragments.len(), row.keyframes.len());
+        assert!(scanned.fragments.iter().all(|f| f.runs[0].first_is_sync));
+    }
+}
+
+#[test]
+fn timestamp_jump_starts_new_segment_on_wall_time() {
+    let mut r = rig(60);
+    let p = params(640);
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    feed(&mut r.rec, &p, 0, 50, 25);
+    // Camera clock jumps forward by 3 hours (NTP correction) while wall time moves on normally.
+    for i in 0..50 {
+        let pts = 3 * 3600 * SEC + i * 3600;
+        r.rec.handle(IngestEvent::Video(VideoFrame {
+            pts,
+            received_ns: T0 + 2 * NS_PER_SEC + i * 40_000_000,
+            is_key: i % 25 == 0,
+            params: p.clone(),
+            data: Bytes::from_static(&[1, 2, 3]),
+        }));
+    }
+    // And back by an hour.
+    feed(&mut r.rec, &p, 2 * 3600 * SEC, 25, 25);
+    r.rec.handle(IngestEvent::SessionEnded);
+    let rows = rows(&r.store);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    // The second segment is placed at the wall time it arrived, not 3 hours later.
+    assert!((rows[1].start_ns - (T0 + 2 * NS_PER_SEC)).abs() < NS_PER_SEC, "{rows:#?}");
+    assert!(rows[2].start_ns > rows[1].start_ns, "a step back never reuses a start time");
+}
+
+#[test]
+fn parameter_change_and_gap_cut_segments() {
+    let mut r = rig(60);
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    feed(&mut r.rec, &params(640), 0, 50, 25);
+    feed(&mut r.rec, &params(1280), 50 * 3600, 50, 25);
+    r.rec.handle(IngestEvent::Gap);
+    feed(&mut r.rec, &params(1280), 200 * 3600, 50, 25);
+    r.rec.handle(IngestEvent::SessionEnded);
+    let rows = rows(&r.store);
+    let widths: Vec<u16> = rows.iter().map(|r| r.width).collect();
+    assert_eq!(widths, vec![640, 1280, 1280]);
+}
+
+#[test]
+fn frames_before_first_key_frame_are_skipped() {
+    let mut r = rig(60);
+    let p = params(640);
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    // Starts 10 frames into a GOP: those 15 frames cannot be decoded.
+    feed(&mut r.rec, &p, 0, 10, 1_000_000);
+    assert!(r.rec.seg.is_none());
+    feed(&mut r.rec, &p, 10 * 3600, 50, 25);
+    r.rec.handle(IngestEvent::SessionEnded);
+    let rows = rows(&r.store);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].frames, 50);
+}
+
+#[test]
+fn long_gop_is_flushed_every_second() {
+    let mut r = rig(60);
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    feed(&mut r.rec, &params(640), 0, 250, 250);
+    r.rec.handle(IngestEvent::SessionEnded);
+    let row = &rows(&r.store)[0];
+    let scanned = mp4::scan_path(&r.store.file_path(row)).unwrap();
+    assert!(scanned.fragments.len() >= 9, "{}", scanned.fragments.len());
+    assert_eq!(row.keyframes.len(), 1);
+}
+
+#[test]
+fn stagger_spreads_rollover_phase() {
+    let a = rig(60);
+    let mut b = rig(60);
+    b.rec.settings.camera = "other".into();
+    let ra = a.rec.roll_at(T0);
+    let rb = b.rec.roll_at(T0);
+    assert_ne!(ra, rb);
+    for r in [ra, rb] {
+        assert!(r - T0 >= 30 * NS_PER_SEC && r - T0 <= 90 * NS_PER_SEC);
+    }
+}

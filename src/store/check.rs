@@ -1,0 +1,238 @@
+//! Consistency between segment files and the index: crash recovery of
+//! unfinished segments at start-up, and `cleannvr check [--repair]`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tracing::{info, warn};
+
+use super::{parse_segment_name, sync_dir, SegmentRecord, Store};
+use crate::config::valid_id;
+use crate::mp4;
+
+/// Suffix of a segment still being written. The recorder renames it away
+/// once the file is complete and fsynced, so one left over means a crash.
+pub const PART_SUFFIX: &str = ".part";
+
+/// Builds an index row from a segment file alone (camera from its directory,
+/// start from its name, everything else from its boxes).
+pub fn record_from_file(storage: &Path, rel: &str) -> anyhow::Result<SegmentRecord> {
+    let mut parts = rel.split('/');
+    let (Some(camera), Some(_day), Some(name), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        anyhow::bail!("{rel}: not <camera>/<day>/<start>.mp4");
+    };
+    anyhow::ensure!(valid_id(camera), "{rel}: bad camera directory");
+    let start_ns = parse_segment_name(name).with_context(|| format!("{rel}: bad file name"))?;
+    let path = storage.join(rel);
+    let scanned = mp4::scan_path(&path).with_context(|| format!("scanning {}", path.display()))?;
+    let video = scanned
+        .video_track()
+        .with_context(|| format!("{}: no video track", path.display()))?
+        .clone();
+    let duration = scanned.track_duration(video.track_id);
+    let mut frames = 0u64;
+    let mut keyframes = Vec::new();
+    let mut first_dts = None;
+    for frag in &scanned.fragments {
+        for run in frag.runs.iter().filter(|r| r.track_id == video.track_id) {
+            frames += u64::from(run.sample_count);
+            let base = *first_dts.get_or_insert(run.base_decode_time);
+            if run.first_is_sync {
+                keyframes.push((run.base_decode_time.saturating_sub(base), frag.offset));
+            }
+        }
+    }
+    let timescale = u64::from(video.timescale.max(1));
+    Ok(SegmentRecord {
+        camera: camera.to_owned(),
+        start_ns,
+        end_ns: start_ns + (duration as u128 * 1_000_000_000 / timescale as u128) as i64,
+        path: rel.to_owned(),
+        bytes: scanned.valid_len,
+        codec: String::from_utf8_lossy(&video.codec).into_owned(),
+        width: video.width,
+        height: video.height,
+        frames,
+        has_audio: scanned.tracks.iter().any(|t| &t.handler == b"soun"),
+        keyframes,
+        drift_ms: 0,
+    })
+}
+
+/// Makes an unfinished `.part` segment whole: cuts the torn tail after the
+/// last complete fragment, fsyncs, renames it to `.mp4`, fsyncs the directory
+/// and indexes it. Files with no complete fragment are deleted. Returns the
+/// row, if one was made.
+pub fn recover_part(store: &Store, part: &Path) -> anyhow::Result<Option<SegmentRecord>> {
+    let scanned = match mp4::scan_path(part) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(path = %part.display(), error = %e, "unfinished segment has no readable header; deleting");
+            std::fs::remove_file(part).with_context(|| format!("deleting {}", part.display()))?;
+            return Ok(None);
+        }
+    };
+    if scanned.fragments.is_empty() {
+        info!(path = %part.display(), "unfinished segment has no complete fragment; deleting");
+        std::fs::remove_file(part).with_context(|| format!("deleting {}", part.display()))?;
+        return Ok(None);
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(part)
+        .with_context(|| format!("opening {}", part.display()))?;
+    if scanned.is_torn() {
+        warn!(path = %part.display(), valid = scanned.valid_len, len = scanned.file_len, "truncating torn tail");
+        f.set_len(scanned.valid_len)
+            .with_context(|| format!("truncating {}", part.display()))?;
+    }
+    f.sync_all().with_context(|| format!("syncing {}", part.display()))?;
+    let done = part.with_extension(""); // strips ".part"
+    std::fs::rename(part, &done).with_context(|| format!("renaming {}", part.display()))?;
+    if let Some(dir) = done.parent() {
+        sync_dir(dir)?;
+    }
+    let rel = relative(store.dir(), &done)?;
+    let rec = record_from_file(store.dir(), &rel)?;
+    store.insert(&rec)?;
+    info!(path = %rel, "recovered unfinished segment");
+    Ok(Some(rec))
+}
+
+/// Recovers every `.part` file under the storage directory (start-up after a crash).
+pub fn recover_all(store: &Store) -> anyhow::Result<Vec<SegmentRecord>> {
+    let mut out = Vec::new();
+    for file in segment_files(store.dir())? {
+        if file.to_string_lossy().ends_with(PART_SUFFIX) {
+            if let Some(rec) = recover_part(store, &file)? {
+                out.push(rec);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What `check` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Segment files seen.
+    pub files: usize,
+    /// Index rows seen.
+    pub rows: usize,
+    /// Human-readable problems; empty means consistent.
+    pub problems: Vec<String>,
+}
+
+/// Compares files with the index. With `repair`, recovers unfinished
+/// segments and rebuilds the index from the files alone.
+pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    if repair {
+        recover_all(store)?;
+    }
+    let mut from_files = Vec::new();
+    for file in segment_files(store.dir())? {
+        let rel = relative(store.dir(), &file)?;
+        report.files += 1;
+        if rel.ends_with(PART_SUFFIX) {
+            report.problems.push(format!("{rel}: unfinished segment (crash?)"));
+            continue;
+        }
+        match record_from_file(store.dir(), &rel) {
+            Ok(rec) => {
+                let len = std::fs::metadata(&file)?.len();
+                if len != rec.bytes {
+                    report.problems.push(format!(
+                        "{rel}: torn tail ({} bytes past the last complete fragment)",
+                        len - rec.bytes.min(len)
+                    ));
+                    if repair {
+                        let f = std::fs::OpenOptions::new().write(true).open(&file)?;
+                        f.set_len(rec.bytes)?;
+                        f.sync_all()?;
+                    }
+                }
+                from_files.push(rec);
+            }
+            Err(e) => report.problems.push(format!("{rel}: unreadable: {e:#}")),
+        }
+    }
+    let mut indexed = Vec::new();
+    for camera in store.usage().keys() {
+        for rec in store.iter_camera(camera) {
+            indexed.push(rec?);
+        }
+    }
+    report.rows = indexed.len();
+    for rec in &indexed {
+        match from_files.iter().find(|f| f.path == rec.path) {
+            None => report.problems.push(format!("{}: indexed but the file is missing", rec.path)),
+            Some(f) => {
+                if f.bytes != rec.bytes || f.frames != rec.frames || (f.end_ns - rec.end_ns).abs() > 2_000_000 {
+                    report.problems.push(format!(
+                        "{}: index says {} bytes/{} frames, file has {}/{}",
+                        rec.path, rec.bytes, rec.frames, f.bytes, f.frames
+                    ));
+                }
+            }
+        }
+    }
+    for f in &from_files {
+        if !indexed.iter().any(|r| r.path == f.path) {
+            report.problems.push(format!("{}: file is not in the index", f.path));
+        }
+    }
+    if repair {
+        store.clear()?;
+        for rec in &from_files {
+            store.insert(rec)?;
+        }
+        info!(segments = from_files.len(), "index rebuilt from files");
+    }
+    Ok(report)
+}
+
+/// All `*.mp4` and `*.mp4.part` files at `<dir>/<camera>/<day>/`.
+fn segment_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for cam in read_dir_sorted(dir)? {
+        let Some(name) = cam.file_name().and_then(|n| n.to_str()) else { continue };
+        if !valid_id(name) || !cam.is_dir() || name == "index" {
+            continue;
+        }
+        for day in read_dir_sorted(&cam)? {
+            if !day.is_dir() {
+                continue;
+            }
+            for file in read_dir_sorted(&day)? {
+                let n = file.to_string_lossy();
+                if n.ends_with(".mp4") || n.ends_with(".mp4.part") {
+                    out.push(file);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_dir_sorted(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn relative(base: &Path, p: &Path) -> anyhow::Result<String> {
+    let rel = p
+        .strip_prefix(base)
+        .with_context(|| format!("{} is outside {}", p.display(), base.display()))?;
+    Ok(rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/"))
+}

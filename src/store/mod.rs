@@ -1,0 +1,323 @@
+//! Store: the `sled` index of segment files, retention and consistency checks.
+//!
+//! The index is a cache of the files: every row can be rebuilt from the
+//! segment files alone (`cleannvr check --repair`). Files are always made
+//! durable before their row is committed, and deleted before their row is
+//! removed, so a crash leaves at worst a file without a row (found by
+//! `check`), never a row promising footage that is not there for long.
+
+pub mod check;
+pub mod retention;
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// One finished segment file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    /// Camera id.
+    pub camera: String,
+    /// Wall time of the first frame, ns since the epoch (millisecond precision, as in the file name).
+    pub start_ns: i64,
+    /// Wall time just after the last frame, ns since the epoch.
+    pub end_ns: i64,
+    /// Path relative to the storage directory, `/`-separated.
+    pub path: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Codec: RFC 6381 string when written by the recorder, sample-entry fourcc when rebuilt from a file.
+    pub codec: String,
+    /// Video width.
+    pub width: u16,
+    /// Video height.
+    pub height: u16,
+    /// Video frames in the file.
+    pub frames: u64,
+    /// Whether the file has an audio track.
+    pub has_audio: bool,
+    /// Seek points: (90 kHz time from segment start, byte offset of the `moof`) for each fragment starting with a key frame.
+    pub keyframes: Vec<(u64, u64)>,
+    /// Camera clock minus wall clock at the end of the segment, ms.
+    pub drift_ms: i64,
+}
+
+/// Recorded bytes and segment count of one camera.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Sum of segment sizes.
+    pub bytes: u64,
+    /// Number of segments.
+    pub segments: u64,
+}
+
+/// The segment index.
+pub struct Store {
+    dir: PathBuf,
+    db: sled::Db,
+    segments: sled::Tree,
+    usage: Mutex<HashMap<String, Usage>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the index under `<dir>/index`.
+    pub fn open(dir: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating storage dir {}", dir.display()))?;
+        let db = sled::Config::new()
+            .path(dir.join("index"))
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .with_context(|| format!("opening index in {}", dir.display()))?;
+        let segments = db.open_tree("segments")?;
+        let store = Store {
+            dir: dir.to_owned(),
+            db,
+            segments,
+            usage: Mutex::new(HashMap::new()),
+        };
+        store.recount()?;
+        Ok(store)
+    }
+
+    /// The storage directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Absolute path of a record's file.
+    pub fn file_path(&self, rec: &SegmentRecord) -> PathBuf {
+        self.dir.join(&rec.path)
+    }
+
+    fn recount(&self) -> anyhow::Result<()> {
+        let mut usage: HashMap<String, Usage> = HashMap::new();
+        for item in self.segments.iter() {
+            let (_, v) = item?;
+            let rec = decode(&v)?;
+            let u = usage.entry(rec.camera).or_default();
+            u.bytes += rec.bytes;
+            u.segments += 1;
+        }
+        *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = usage;
+        Ok(())
+    }
+
+    /// Commits a row durably. Call only after the file and its directory are fsynced.
+    pub fn insert(&self, rec: &SegmentRecord) -> anyhow::Result<()> {
+        let key = key(&rec.camera, rec.start_ns);
+        let old = self
+            .segments
+            .insert(key, serde_json::to_vec(rec)?)
+            .with_context(|| format!("indexing {}", rec.path))?;
+        self.db.flush().context("flushing index")?;
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let u = usage.entry(rec.camera.clone()).or_default();
+        if let Some(old) = old {
+            let old = decode(&old)?;
+            u.bytes -= old.bytes.min(u.bytes);
+            u.segments -= 1;
+        }
+        u.bytes += rec.bytes;
+        u.segments += 1;
+        Ok(())
+    }
+
+    /// Removes a row; call after its file is deleted.
+    pub fn remove(&self, camera: &str, start_ns: i64) -> anyhow::Result<Option<SegmentRecord>> {
+        let Some(old) = self.segments.remove(key(camera, start_ns))? else {
+            return Ok(None);
+        };
+        self.db.flush().context("flushing index")?;
+        let old = decode(&old)?;
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = usage.get_mut(camera) {
+            u.bytes -= old.bytes.min(u.bytes);
+            u.segments = u.segments.saturating_sub(1);
+        }
+        Ok(Some(old))
+    }
+
+    /// Drops every row (before a rebuild from files).
+    pub fn clear(&self) -> anyhow::Result<()> {
+        self.segments.clear()?;
+        self.db.flush()?;
+        self.usage.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(())
+    }
+
+    /// Segments of `camera` overlapping `[start_ns, end_ns)`, oldest first.
+    pub fn segments(
+        &self,
+        camera: &str,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> anyhow::Result<Vec<SegmentRecord>> {
+        let mut out = Vec::new();
+        // The segment that started before `start_ns` may still cover it.
+        if let Some(item) = self
+            .segments
+            .range(key(camera, i64::MIN)..key(camera, start_ns))
+            .next_back()
+        {
+            let rec = decode(&item?.1)?;
+            if rec.end_ns > start_ns {
+                out.push(rec);
+            }
+        }
+        let range = (
+            Bound::Included(key(camera, start_ns)),
+            Bound::Excluded(key(camera, end_ns)),
+        );
+        for item in self.segments.range(range) {
+            out.push(decode(&item?.1)?);
+        }
+        Ok(out)
+    }
+
+    /// Every segment of `camera`, oldest first.
+    pub fn iter_camera(
+        &self,
+        camera: &str,
+    ) -> impl Iterator<Item = anyhow::Result<SegmentRecord>> + '_ {
+        self.segments
+            .range(key(camera, i64::MIN)..=key(camera, i64::MAX))
+            .map(|item| decode(&item?.1))
+    }
+
+    /// The oldest segment of `camera`.
+    pub fn oldest(&self, camera: &str) -> anyhow::Result<Option<SegmentRecord>> {
+        self.iter_camera(camera).next().transpose()
+    }
+
+    /// The newest segment of `camera`.
+    pub fn newest(&self, camera: &str) -> anyhow::Result<Option<SegmentRecord>> {
+        match self
+            .segments
+            .range(key(camera, i64::MIN)..=key(camera, i64::MAX))
+            .next_back()
+        {
+            Some(item) => Ok(Some(decode(&item?.1)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Recorded bytes and segments of every camera with recordings.
+    pub fn usage(&self) -> HashMap<String, Usage> {
+        self.usage.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn decode(v: &[u8]) -> anyhow::Result<SegmentRecord> {
+    serde_json::from_slice(v).context("corrupt index row (run `cleannvr check --repair`)")
+}
+
+/// Index key: camera id, a NUL (never in an id), then the start time as
+/// order-preserving big-endian bytes, so a prefix scan is time-ordered.
+fn key(camera: &str, start_ns: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(camera.len() + 9);
+    k.extend_from_slice(camera.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&((start_ns as u64) ^ (1 << 63)).to_be_bytes());
+    k
+}
+
+/// `<camera>/<YYYY-MM-DD>/<YYYYMMDDTHHMMSS.mmmZ>.mp4` for a segment starting at `start_ns` (UTC).
+pub fn segment_rel_path(camera: &str, start_ns: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(start_ns as i128)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let name = time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+    );
+    format!(
+        "{camera}/{}/{}.mp4",
+        t.format(&day).unwrap_or_default(),
+        t.format(&name).unwrap_or_default()
+    )
+}
+
+/// Parses the start time back out of a segment file name (`.mp4` or `.mp4.part`).
+pub fn parse_segment_name(name: &str) -> Option<i64> {
+    let stem = name
+        .strip_suffix(".mp4.part")
+        .or_else(|| name.strip_suffix(".mp4"))?;
+    let f = time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+    );
+    let t = time::PrimitiveDateTime::parse(stem, &f).ok()?;
+    Some(t.assume_utc().unix_timestamp_nanos() as i64)
+}
+
+/// Rounds down to whole milliseconds: file names carry ms, and the index
+/// must be rebuildable from names alone.
+pub fn truncate_to_ms(ns: i64) -> i64 {
+    ns.div_euclid(1_000_000) * 1_000_000
+}
+
+/// fsyncs a directory so a created, renamed or deleted entry survives power loss.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(camera: &str, start_s: i64, len_s: i64, bytes: u64) -> SegmentRecord {
+        let start_ns = start_s * 1_000_000_000;
+        SegmentRecord {
+            camera: camera.into(),
+            start_ns,
+            end_ns: start_ns + len_s * 1_000_000_000,
+            path: segment_rel_path(camera, start_ns),
+            bytes,
+            codec: "avc1.42c01e".into(),
+            width: 640,
+            height: 360,
+            frames: 25 * len_s as u64,
+            has_audio: false,
+            keyframes: vec![(0, 900)],
+            drift_ms: 0,
+        }
+    }
+
+    #[test]
+    fn path_round_trip() {
+        let ns = 1_795_000_123_456_000_000;
+        let p = segment_rel_path("gate", ns);
+        assert_eq!(p, "gate/2026-11-18/20261118T050843.456Z.mp4");
+        let name = p.rsplit('/').next().unwrap();
+        assert_eq!(parse_segment_name(name), Some(ns));
+        assert_eq!(parse_segment_name(&format!("{name}.part")), Some(ns));
+        assert_eq!(parse_segment_name("../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn range_queries_and_usage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..10 {
+            store.insert(&rec("a", 1000 + i * 60, 60, 100)).unwrap();
+        }
+        store.insert(&rec("ab", 1000, 60, 7)).unwrap();
+        assert_eq!(store.usage()["a"], Usage { bytes: 1000, segments: 10 });
+        // A range starting inside a segment includes that segment.
+        let got = store.segments("a", 1000_000_000_000 + 90_000_000_000, 1000_000_000_000 + 200_000_000_000).unwrap();
+        let starts: Vec<i64> = got.iter().map(|r| r.start_ns / 1_000_000_000).collect();
+        assert_eq!(starts, vec![1060, 1120, 1180]);
+        // Prefixes do not leak across cameras ("a" vs "ab").
+        assert_eq!(store.iter_camera("a").count(), 10);
+        assert_eq!(store.oldest("a").unwrap().unwrap().start_ns, 1000_000_000_000);
+        assert_eq!(store.newest("a").unwrap().unwrap().start_ns, 1540_000_000_000);
+        store.remove("a", 1000_000_000_000).unwrap();
+        assert_eq!(store.usage()["a"], Usage { bytes: 900, segments: 9 });
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.usage()["a"], Usage { bytes: 900, segments: 9 });
+    }
+}

@@ -1,0 +1,212 @@
+//! Retention: deletes the oldest segments when a camera is older than
+//! `retain_days`, larger than `retain_bytes`, or the volume is short of
+//! `min_free_bytes`. Files go first, then their index rows, so a crash in
+//! between leaves a row without a file (cleared by `check --repair`), never a
+//! file that nothing will ever delete.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use tracing::{info, warn};
+
+use super::{sync_dir, SegmentRecord, Store};
+use crate::clock::NS_PER_SEC;
+
+/// Per-camera limits; zero means no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Maximum age of footage in days.
+    pub retain_days: u32,
+    /// Maximum bytes of footage.
+    pub retain_bytes: u64,
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Segments deleted.
+    pub deleted: u64,
+    /// Bytes freed.
+    pub bytes: u64,
+    /// The volume is still under `min_free_bytes` with nothing left to delete.
+    pub still_short: bool,
+}
+
+/// One retention pass. `free_bytes` reports the volume's free space (a
+/// parameter so tests can simulate a full disk); `now_ns` is injectable time.
+pub fn run_once(
+    store: &Store,
+    policies: &HashMap<String, Policy>,
+    min_free_bytes: u64,
+    now_ns: i64,
+    mut free_bytes: impl FnMut() -> u64,
+) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::default();
+    for (camera, policy) in policies {
+        let mut bytes = store.usage().get(camera).map(|u| u.bytes).unwrap_or(0);
+        let cutoff = now_ns - i64::from(policy.retain_days) * 86_400 * NS_PER_SEC;
+        let mut victims = Vec::new();
+        for rec in store.iter_camera(camera) {
+            let rec = rec?;
+            let too_old = policy.retain_days > 0 && rec.end_ns <= cutoff;
+            let too_big = policy.retain_bytes > 0 && bytes > policy.retain_bytes;
+            if !too_old && !too_big {
+                break;
+            }
+            bytes -= rec.bytes.min(bytes);
+            victims.push(rec);
+        }
+        for rec in victims {
+            delete(store, &rec, &mut out)?;
+        }
+    }
+    // Volume floor: oldest footage of any camera goes first.
+    let mut free = free_bytes();
+    while free < min_free_bytes {
+        let mut oldest: Option<SegmentRecord> = None;
+        for camera in store.usage().keys() {
+            if let Some(rec) = store.oldest(camera)? {
+                if oldest.as_ref().is_none_or(|o| rec.start_ns < o.start_ns) {
+                    oldest = Some(rec);
+                }
+            }
+        }
+        let Some(rec) = oldest else {
+            out.still_short = true;
+            warn!(free, min_free_bytes, "volume is short of space and no footage is left to delete");
+            break;
+        };
+        delete(store, &rec, &mut out)?;
+        free = free_bytes();
+    }
+    if out.deleted > 0 {
+        info!(deleted = out.deleted, bytes = out.bytes, "retention");
+    }
+    Ok(out)
+}
+
+fn delete(store: &Store, rec: &SegmentRecord, out: &mut Outcome) -> anyhow::Result<()> {
+    let path = store.file_path(rec);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("deleting {}", path.display())),
+    }
+    if let Some(parent) = path.parent() {
+        sync_dir(parent).with_context(|| format!("syncing {}", parent.display()))?;
+        // Drop the day directory once its last segment is gone; failure just means it is not empty.
+        let _ = std::fs::remove_dir(parent);
+    }
+    store.remove(&rec.camera, rec.start_ns)?;
+    out.deleted += 1;
+    out.bytes += rec.bytes;
+    Ok(())
+}
+
+/// Free bytes available to us on the volume holding `path`.
+pub fn volume_free_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::store::segment_rel_path;
+
+    const DAY: i64 = 86_400 * NS_PER_SEC;
+
+    /// Makes a store with `n` one-hour segments per camera starting at day 0, with real files.
+    fn archive(cameras: &[&str], n: i64, bytes: u64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for cam in cameras {
+            for i in 0..n {
+                let start_ns = 10 * DAY + i * 3600 * NS_PER_SEC;
+                let rec = SegmentRecord {
+                    camera: cam.to_string(),
+                    start_ns,
+                    end_ns: start_ns + 3600 * NS_PER_SEC,
+                    path: segment_rel_path(cam, start_ns),
+                    bytes,
+                    codec: "avc1".into(),
+                    width: 1,
+                    height: 1,
+                    frames: 1,
+                    has_audio: false,
+                    keyframes: vec![],
+                    drift_ms: 0,
+                };
+                let p = store.file_path(&rec);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(&p, vec![0u8; bytes as usize]).unwrap();
+                store.insert(&rec).unwrap();
+            }
+        }
+        (dir, store)
+    }
+
+    #[test]
+    fn by_days_with_injected_clock() {
+        let (_d, store) = archive(&["a"], 72, 10); // three days of hourly segments
+        let clock = ManualClock::new(10 * DAY);
+        let policies = HashMap::from([("a".to_string(), Policy { retain_days: 2, retain_bytes: 0 })]);
+        // Nothing is older than 2 days yet.
+        let o = run_once(&store, &policies, 0, clock.now_ns(), || u64::MAX).unwrap();
+        assert_eq!(o.deleted, 0);
+        clock.advance(3 * DAY);
+        let o = run_once(&store, &policies, 0, clock.now_ns(), || u64::MAX).unwrap();
+        assert_eq!(o.deleted, 24, "the first day ends 2 days before now");
+        let oldest = store.oldest("a").unwrap().unwrap();
+        assert_eq!(oldest.start_ns, 11 * DAY);
+        assert!(!store.file_path(&store.iter_camera("a").next().unwrap().unwrap()).as_os_str().is_empty());
+        // The deleted files are gone from disk too.
+        let gone = segment_rel_path("a", 10 * DAY);
+        assert!(!store.dir().join(gone).exists());
+    }
+
+    #[test]
+    fn by_bytes_keeps_newest() {
+        let (_d, store) = archive(&["a", "b"], 10, 100);
+        let policies = HashMap::from([("a".to_string(), Policy { retain_days: 0, retain_bytes: 350 })]);
+        let o = run_once(&store, &policies, 0, 0, || u64::MAX).unwrap();
+        assert_eq!(o.deleted, 7);
+        assert_eq!(store.usage()["a"].bytes, 300);
+        assert_eq!(store.usage()["b"].bytes, 1000, "other cameras untouched");
+        assert_eq!(store.oldest("a").unwrap().unwrap().start_ns, 10 * DAY + 7 * 3600 * NS_PER_SEC);
+    }
+
+    #[test]
+    fn volume_floor_deletes_oldest_across_cameras() {
+        let (_d, store) = archive(&["a", "b"], 3, 100);
+        // Pretend the disk frees exactly what we delete, starting 250 bytes short.
+        let mut free = 0u64;
+        let o = run_once(&store, &HashMap::new(), 250, 0, || {
+            let f = free;
+            free += 100;
+            f
+        })
+        .unwrap();
+        assert_eq!(o.deleted, 3);
+        // Oldest first: both cameras' hour 0, then one hour 1.
+        assert_eq!(store.usage()["a"].segments + store.usage()["b"].segments, 3);
+        assert!(!o.still_short);
+        let o = run_once(&store, &HashMap::new(), u64::MAX, 0, || 0).unwrap();
+        assert!(o.still_short);
+        assert_eq!(o.deleted, 3);
+    }
+
+    #[test]
+    fn statvfs_reports_something() {
+        assert!(volume_free_bytes(Path::new("/")).unwrap() > 0);
+    }
+}
