@@ -268,7 +268,9 @@ pub fn scan_path(path: &Path) -> Result<ScannedFile, ScanError> {
     let name = path.display();
     let f = std::fs::File::open(path)
         .map_err(|e| ScanError::Io(std::io::Error::new(e.kind(), format!("{name}: {e}"))))?;
-    scan(std::io::BufReader::with_capacity(16 << 10, f)).map_err(|e| match e {
+    // Unbuffered on purpose: the scanner seeks to every box, which would discard a
+    // BufReader's buffer each time, and there are only a few reads per fragment.
+    scan(f).map_err(|e| match e {
         ScanError::Io(e) => ScanError::Io(std::io::Error::new(e.kind(), format!("{name}: {e}"))),
         ScanError::NoInit(s) => ScanError::NoInit(format!("{name}: {s}")),
         ScanError::Malformed { offset, reason } => ScanError::Malformed {
