@@ -84,7 +84,7 @@ pub fn update(cell: &Mutex<CameraStatus>, f: impl FnOnce(&mut CameraStatus)) {
 /// Sliding-window rate meter for fps and bitrate.
 #[derive(Debug, Default)]
 pub struct RateMeter {
-    window_start_ns: i64,
+    window_start_ns: Option<i64>,
     frames: u64,
     bytes: u64,
 }
@@ -92,19 +92,17 @@ pub struct RateMeter {
 impl RateMeter {
     /// Counts a frame; every ~2 s returns `(fps, bits per second)`.
     pub fn add(&mut self, now_ns: i64, bytes: usize) -> Option<(f64, f64)> {
-        if self.window_start_ns == 0 {
-            self.window_start_ns = now_ns;
-        }
+        let start = *self.window_start_ns.get_or_insert(now_ns);
         self.frames += 1;
         self.bytes += bytes as u64;
-        let span = now_ns - self.window_start_ns;
+        let span = now_ns - start;
         if span < 2_000_000_000 {
             return None;
         }
         let secs = span as f64 / 1e9;
         let out = (self.frames as f64 / secs, self.bytes as f64 * 8.0 / secs);
         *self = RateMeter {
-            window_start_ns: now_ns,
+            window_start_ns: Some(now_ns),
             ..Default::default()
         };
         Some(out)

@@ -129,8 +129,16 @@ fn frames_before_first_key_frame_are_skipped() {
     let mut r = rig(60);
     let p = params(640);
     r.rec.handle(IngestEvent::SessionStarted { audio: None });
-    // Starts 10 frames into a GOP: those 15 frames cannot be decoded.
-    feed(&mut r.rec, &p, 0, 10, 1_000_000);
+    // Joins 10 frames into a GOP: those frames cannot be decoded.
+    for i in 0..10 {
+        r.rec.handle(IngestEvent::Video(VideoFrame {
+            pts: i * 3600,
+            received_ns: T0,
+            is_key: false,
+            params: p.clone(),
+            data: Bytes::from_static(&[9; 10]),
+        }));
+    }
     assert!(r.rec.seg.is_none());
     feed(&mut r.rec, &p, 10 * 3600, 50, 25);
     r.rec.handle(IngestEvent::SessionEnded);

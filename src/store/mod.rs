@@ -290,7 +290,7 @@ mod tests {
     fn path_round_trip() {
         let ns = 1_795_000_123_456_000_000;
         let p = segment_rel_path("gate", ns);
-        assert_eq!(p, "gate/2026-11-18/20261118T050843.456Z.mp4");
+        assert_eq!(p, "gate/2026-11-18/20261118T110843.456Z.mp4");
         let name = p.rsplit('/').next().unwrap();
         assert_eq!(parse_segment_name(name), Some(ns));
         assert_eq!(parse_segment_name(&format!("{name}.part")), Some(ns));
