@@ -42,6 +42,12 @@ pub fn encode_clip(opts: &ClipOptions) -> anyhow::Result<Clip> {
     let total = wanted.div_ceil(gop) * gop;
 
     ffmpeg::init().context("initializing ffmpeg")?;
+    // libx264 prints its banner and end-of-encode statistics at Info, which
+    // would clutter `cleannvr demo` startup; nothing else in the process uses
+    // libav logging, and a level someone set deliberately is left alone.
+    if matches!(ffmpeg::log::get_level(), Ok(ffmpeg::log::Level::Info)) {
+        ffmpeg::log::set_level(ffmpeg::log::Level::Warning);
+    }
     let codec = ffmpeg::encoder::find_by_name("libx264")
         .context("libx264 encoder not available in this FFmpeg build")?;
     let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)

@@ -518,7 +518,7 @@ fn respond(
         "DESCRIBE" => match target.and_then(|t| server.camera(&t)) {
             None => status(out, 404, "Not Found"),
             Some((camera, base)) => {
-                let sdp = server.sdp(camera, &base);
+                let sdp = server.sdp(camera);
                 status(out, 200, "OK");
                 let _ = write!(
                     out,
@@ -692,10 +692,9 @@ impl Server {
         Some((n, format!("{}/{name}/", t.origin)))
     }
 
-    fn sdp(&self, camera: usize, base: &str) -> String {
+    fn sdp(&self, camera: usize) -> String {
         let clip = &self.clip;
         let profile = clip.sps.get(1..4).unwrap_or(&[0x42, 0xc0, 0x1e]);
-        let _ = base;
         format!(
             "v=0\r\n\
              o=- {sess} 1 IN IP4 127.0.0.1\r\n\
