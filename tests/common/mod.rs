@@ -1,0 +1,277 @@
+//! Shared helpers for end-to-end tests: start peers and cleannvr on free
+//! loopback ports, wait for readiness (never fixed sleeps), stop them.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago (the peer binds it itself).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Collects a child's output lines in the background.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn follow(&self, r: impl std::io::Read + Send + 'static, echo: &'static str) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                if std::env::var_os("TEST_ECHO").is_some() {
+                    eprintln!("[{echo}] {line}");
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    /// Every line so far, joined.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+    /// Lines containing `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.0.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+    /// The first line containing `needle`.
+    pub fn find(&self, needle: &str) -> Option<String> {
+        self.0.lock().unwrap().iter().find(|l| l.contains(needle)).cloned()
+    }
+}
+
+/// The GStreamer RTSP server (third-party peer), killed on drop.
+pub struct GstServer {
+    child: Child,
+    pub port: u16,
+    pub out: Lines,
+}
+
+impl GstServer {
+    /// Starts the peer on `port` (0 = pick one) with extra args, and waits until it listens.
+    pub fn start_on(port: u16, extra: &[&str]) -> GstServer {
+        let port = if port == 0 { free_port() } else { port };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/gst_rtsp_server.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .args(["--port", &port.to_string()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting /usr/bin/python3 gst_rtsp_server.py (run .ci/run's install step)");
+        let out = Lines::default();
+        out.follow(child.stdout.take().unwrap(), "gst");
+        out.follow(child.stderr.take().unwrap(), "gst");
+        let mut server = GstServer { child, port, out };
+        wait_for(Duration::from_secs(20), "the GStreamer RTSP server", || {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("gst server exited {status}: {}", server.out.text());
+            }
+            server.out.find("ready").map(|_| ())
+        });
+        server
+    }
+
+    /// Starts on a free port.
+    pub fn start(extra: &[&str]) -> GstServer {
+        Self::start_on(0, extra)
+    }
+
+    /// `rtsp://127.0.0.1:PORT/<mount>`.
+    pub fn url(&self, mount: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{mount}", self.port)
+    }
+
+    /// Kills the server now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GstServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `cleannvr` process with a temporary config, stopped on drop.
+pub struct Nvr {
+    child: Option<Child>,
+    pub config: PathBuf,
+    pub log: Lines,
+    pub http: String,
+}
+
+/// The cleannvr binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cleannvr")
+}
+
+impl Nvr {
+    /// Writes `toml` to `<dir>/cleannvr.toml` and starts `cleannvr run` with it.
+    pub fn run(dir: &Path, toml: &str) -> Nvr {
+        let config = dir.join("cleannvr.toml");
+        std::fs::write(&config, toml).unwrap();
+        Self::start(config, &["run"])
+    }
+
+    /// Starts `cleannvr --config CONFIG ARGS...` and waits for its web server.
+    pub fn start(config: PathBuf, args: &[&str]) -> Nvr {
+        let mut child = Command::new(bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("RUST_LOG", "info,sled=warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting cleannvr");
+        let log = Lines::default();
+        log.follow(child.stdout.take().unwrap(), "nvr");
+        log.follow(child.stderr.take().unwrap(), "nvr");
+        let mut nvr = Nvr {
+            child: Some(child),
+            config,
+            log,
+            http: String::new(),
+        };
+        nvr.http = wait_for(Duration::from_secs(60), "cleannvr to listen", || {
+            if let Ok(Some(status)) = nvr.child.as_mut().unwrap().try_wait() {
+                panic!("cleannvr exited {status}: {}", nvr.log.text());
+            }
+            let line = nvr.log.find("web server listening on ")?;
+            Some(line.split("listening on ").nth(1)?.trim().to_owned())
+        });
+        nvr
+    }
+
+    /// SIGTERM, then waits for a clean exit (finishing the open segment).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "cleannvr exit {status}: {}", self.log.text());
+                    return;
+                }
+                assert!(Instant::now() < deadline, "cleannvr did not stop: {}", self.log.text());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// SIGKILL: a crash or power cut, as far as the process can tell.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Nvr {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `ffmpeg -v error -i FILE -f null -` and returns its stderr (empty = clean decode).
+pub fn decode_errors(file: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("running ffmpeg");
+    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        s.push_str(&format!("\nffmpeg exit {}", out.status));
+    }
+    s
+}
+
+/// ffprobe's JSON for `args` on `file`.
+pub fn ffprobe(file: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("running ffprobe");
+    assert!(out.status.success(), "ffprobe {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Codec names of a file's streams, e.g. `["h264", "aac"]`.
+pub fn codecs(file: &Path) -> Vec<String> {
+    let v = ffprobe(file, &["-show_entries", "stream=codec_name"]);
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Whether the first video frame of a file is a key frame, per ffprobe.
+pub fn starts_with_key_frame(file: &Path) -> bool {
+    let v = ffprobe(
+        file,
+        &["-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries", "frame=key_frame"],
+    );
+    v["frames"][0]["key_frame"].as_i64() == Some(1)
+}
+
+/// A minimal config with `[storage]` in `dir` and the given camera tables.
+pub fn config(dir: &Path, segment_seconds: u32, cameras: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\nsegment_seconds = {segment_seconds}\nmin_free_bytes = 0\n{cameras}",
+        dir.join("data").display()
+    )
+}
+
+/// Every `.mp4` / `.part` file under `dir`, sorted.
+pub fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""Third-party RTSP peer for cleannvr's end-to-end tests: GStreamer's gst-rtsp-server.
+
+Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 only:
+  /h264aac   live H.264 (Main, key frame every second) + AAC 48 kHz
+  /h264pcmu  live H.264 + G.711 mu-law 8 kHz
+  /h265aac   live H.265 + AAC 48 kHz
+Prints "ready <port>" on stdout once listening.
+"""
+import argparse
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", required=True)
+parser.add_argument("--user")
+parser.add_argument("--password")
+parser.add_argument("--auth", choices=["basic", "digest"], default="digest")
+args = parser.parse_args()
+
+Gst.init(None)
+
+video = (
+    "videotestsrc is-live=true pattern=ball ! "
+    "video/x-raw,format=I420,width=640,height=360,framerate=25/1 ! timeoverlay ! "
+)
+h264 = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=600 ! video/x-h264,profile=main ! rtph264pay name=pay0 pt=96 config-interval=-1 "
+h265 = "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=600 ! rtph265pay name=pay0 pt=96 config-interval=-1 "
+tone = "audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
+aac = tone + "audio/x-raw,rate=48000,channels=1 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
+pcmu = tone + "audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
+
+mounts = {
+    "/h264aac": video + h264 + aac,
+    "/h264pcmu": video + h264 + pcmu,
+    "/h265aac": video + h265 + aac,
+}
+
+server = GstRtspServer.RTSPServer(address="127.0.0.1", service=args.port)
+if args.user:
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", args.user)
+    if args.auth == "basic":
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+    else:
+        auth.add_digest(args.user, args.password, token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    server.set_auth(auth)
+
+for path, launch in mounts.items():
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch("( " + launch + " )")
+    factory.set_shared(True)
+    if args.user:
+        perms = Gst.Structure.from_string(
+            f"{args.user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        )[0]
+        factory.add_role_from_structure(perms)
+    server.get_mount_points().add_factory(path, factory)
+
+if server.attach(None) == 0:
+    raise SystemExit(f"cannot listen on 127.0.0.1:{args.port}")
+print(f"ready {args.port}", flush=True)
+GLib.MainLoop().run()
