@@ -84,6 +84,12 @@ impl Store {
         Ok(store)
     }
 
+    /// The underlying database, so users, sessions and the audit log live in
+    /// trees of the same file (sled allows one opener per directory).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// The storage directory.
     pub fn dir(&self) -> &Path {
         &self.dir
