@@ -1,0 +1,467 @@
+//! Audit: an append-only, hash-chained log of who did what (logins, views,
+//! exports, user and camera changes), kept in the index database.
+//!
+//! Each entry stores the SHA-256 of the previous entry and its own hash, so
+//! editing or deleting any entry in the middle breaks the chain at that
+//! entry, which `cleannvr audit verify` reports. The chain cannot show that
+//! the newest entries were cut off by someone able to rewrite the database;
+//! shipping entries off the box is the answer to that, not this module.
+//!
+//! This module never decides whether an action is allowed; it only records.
+
+use std::sync::Mutex;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The hash that the first entry points back to.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened. Serialized in snake_case; these strings are the stable
+/// vocabulary of the audit API and its filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A successful login.
+    Login,
+    /// A failed login (unknown user or wrong password; the log does not say which).
+    LoginFailed,
+    /// A logout.
+    Logout,
+    /// A live view was opened.
+    LiveView,
+    /// Recorded video was played.
+    Playback,
+    /// An export was made.
+    Export,
+    /// A user was created.
+    UserAdd,
+    /// A user's role, cameras or password changed.
+    UserUpdate,
+    /// A user was removed.
+    UserRemove,
+    /// A camera's configuration changed.
+    CameraChange,
+}
+
+impl Action {
+    /// The stable name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Login => "login",
+            Action::LoginFailed => "login_failed",
+            Action::Logout => "logout",
+            Action::LiveView => "live_view",
+            Action::Playback => "playback",
+            Action::Export => "export",
+            Action::UserAdd => "user_add",
+            Action::UserUpdate => "user_update",
+            Action::UserRemove => "user_remove",
+            Action::CameraChange => "camera_change",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(s: &str) -> Option<Action> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+}
+
+/// A new entry, before it is numbered and chained.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Who: a user name, `cli` for the command line, or the name tried at a failed login.
+    pub actor: String,
+    /// What.
+    pub action: Action,
+    /// On what: a camera id, a user name, or empty.
+    pub target: String,
+    /// From where: the client address, or `cli`.
+    pub client: String,
+    /// Free text with the particulars (time range, role...). Never credentials.
+    pub detail: String,
+}
+
+/// The hashed part of an entry. Field order is the hash input's order, so
+/// never reorder these fields: old entries would stop verifying.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Body {
+    seq: u64,
+    time_ns: i64,
+    actor: String,
+    action: Action,
+    target: String,
+    client: String,
+    detail: String,
+    prev: String,
+}
+
+/// One stored entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the chain, from 0.
+    pub seq: u64,
+    /// When, ns since the epoch.
+    pub time_ns: i64,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: Action,
+    /// On what.
+    pub target: String,
+    /// From where.
+    pub client: String,
+    /// Particulars.
+    pub detail: String,
+    /// Hash of the previous entry (hex), [`GENESIS`] for the first.
+    pub prev: String,
+    /// SHA-256 (hex) of this entry's other fields.
+    pub hash: String,
+}
+
+impl Entry {
+    fn body(&self) -> Body {
+        Body {
+            seq: self.seq,
+            time_ns: self.time_ns,
+            actor: self.actor.clone(),
+            action: self.action,
+            target: self.target.clone(),
+            client: self.client.clone(),
+            detail: self.detail.clone(),
+            prev: self.prev.clone(),
+        }
+    }
+}
+
+fn hash_body(b: &Body) -> String {
+    // serde_json writes struct fields in declaration order with no
+    // whitespace, which makes it a stable canonical form for these fields.
+    let bytes = serde_json::to_vec(b).expect("audit body serializes");
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Where the chain breaks, as found by [`AuditLog::verify`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Broken {
+    /// The sequence number (key) of the first entry that does not verify.
+    pub seq: u64,
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "audit chain broken at entry {}: {}", self.seq, self.reason)
+    }
+}
+
+/// Result of walking the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Entries that verified before the first break (all of them when intact).
+    pub verified: u64,
+    /// The first broken link, if any.
+    pub broken: Option<Broken>,
+}
+
+/// Filters for [`AuditLog::query`]; `None` matches everything.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Exact actor.
+    pub actor: Option<String>,
+    /// Exact action.
+    pub action: Option<Action>,
+    /// Exact target.
+    pub target: Option<String>,
+    /// Entries at or after this time (ns).
+    pub since_ns: Option<i64>,
+    /// Entries before this time (ns).
+    pub until_ns: Option<i64>,
+    /// Only entries with `seq` below this (for paging backwards).
+    pub before_seq: Option<u64>,
+}
+
+/// The audit log tree.
+pub struct AuditLog {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// Next sequence number and the hash it must point back to. Appends
+    /// hold this lock so two requests can never chain to the same entry.
+    head: Mutex<(u64, String)>,
+}
+
+impl AuditLog {
+    /// Opens the `audit` tree of `db`.
+    pub fn open(db: &sled::Db) -> anyhow::Result<AuditLog> {
+        let tree = db.open_tree("audit")?;
+        let head = match tree.last()? {
+            None => (0, GENESIS.to_owned()),
+            Some((k, v)) => {
+                let seq = key_seq(&k).context("corrupt audit key")?;
+                // A damaged last entry still gets chained to (by the hash of
+                // its raw bytes); `verify` will report the damage itself.
+                let hash = serde_json::from_slice::<Entry>(&v)
+                    .map(|e| e.hash)
+                    .unwrap_or_else(|_| hex::encode(Sha256::digest(&v)));
+                (seq + 1, hash)
+            }
+        };
+        Ok(AuditLog {
+            db: db.clone(),
+            tree,
+            head: Mutex::new(head),
+        })
+    }
+
+    /// Appends an entry at `time_ns` and makes it durable before returning,
+    /// so an action is never reported done without its record.
+    pub fn append(&self, time_ns: i64, ev: Event) -> anyhow::Result<Entry> {
+        let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        let body = Body {
+            seq: head.0,
+            time_ns,
+            actor: ev.actor,
+            action: ev.action,
+            target: ev.target,
+            client: ev.client,
+            detail: ev.detail,
+            prev: head.1.clone(),
+        };
+        let hash = hash_body(&body);
+        let entry = Entry {
+            seq: body.seq,
+            time_ns: body.time_ns,
+            actor: body.actor,
+            action: body.action,
+            target: body.target,
+            client: body.client,
+            detail: body.detail,
+            prev: body.prev,
+            hash: hash.clone(),
+        };
+        self.tree
+            .insert(seq_key(entry.seq), serde_json::to_vec(&entry)?)
+            .context("writing audit entry")?;
+        self.db.flush().context("flushing audit entry")?;
+        *head = (entry.seq + 1, hash);
+        Ok(entry)
+    }
+
+    /// Walks the whole chain from the first entry and reports the first
+    /// entry that was edited, removed, reordered or is unreadable.
+    pub fn verify(&self) -> anyhow::Result<Verification> {
+        let mut prev = GENESIS.to_owned();
+        let mut expect = 0u64;
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            let broken = |seq: u64, reason: String| {
+                Ok(Verification {
+                    verified: expect,
+                    broken: Some(Broken { seq, reason }),
+                })
+            };
+            let Some(seq) = key_seq(&k) else {
+                return broken(expect, "malformed key".into());
+            };
+            if seq != expect {
+                return broken(expect, format!("entry missing (next entry is {seq})"));
+            }
+            let entry: Entry = match serde_json::from_slice(&v) {
+                Ok(e) => e,
+                Err(e) => return broken(seq, format!("unreadable: {e}")),
+            };
+            if entry.seq != seq {
+                return broken(seq, format!("stored under {seq} but says {}", entry.seq));
+            }
+            if entry.prev != prev {
+                return broken(seq, "does not point to the previous entry".into());
+            }
+            if hash_body(&entry.body()) != entry.hash {
+                return broken(seq, "contents do not match its hash".into());
+            }
+            prev = entry.hash;
+            expect += 1;
+        }
+        Ok(Verification {
+            verified: expect,
+            broken: None,
+        })
+    }
+
+    /// Newest-first entries matching `f`, at most `limit`.
+    pub fn query(&self, f: &Filter, limit: usize) -> anyhow::Result<Vec<Entry>> {
+        let end = f.before_seq.unwrap_or(u64::MAX);
+        let mut out = Vec::new();
+        for item in self.tree.range(..seq_key(end)).rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = item?;
+            let Ok(e) = serde_json::from_slice::<Entry>(&v) else {
+                continue; // `verify` reports damage; a listing shows what it can
+            };
+            if f.until_ns.is_some_and(|t| e.time_ns >= t) {
+                continue;
+            }
+            if f.since_ns.is_some_and(|t| e.time_ns < t) {
+                // Entries are appended in time order (barring clock steps),
+                // so nothing older can match either.
+                break;
+            }
+            if f.actor.as_ref().is_some_and(|a| *a != e.actor)
+                || f.action.is_some_and(|a| a != e.action)
+                || f.target.as_ref().is_some_and(|t| *t != e.target)
+            {
+                continue;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether the log has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Raw access for tamper tests and forensic tools: the stored bytes of entry `seq`.
+    pub fn raw(&self, seq: u64) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.tree.get(seq_key(seq))?.map(|v| v.to_vec()))
+    }
+
+    /// Overwrites the stored bytes of entry `seq`. Exists only so tests can
+    /// play the attacker; nothing in the product calls it.
+    #[doc(hidden)]
+    pub fn tamper(&self, seq: u64, bytes: &[u8]) -> anyhow::Result<()> {
+        self.tree.insert(seq_key(seq), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes entry `seq` without re-chaining; for tamper tests only.
+    #[doc(hidden)]
+    pub fn tamper_remove(&self, seq: u64) -> anyhow::Result<()> {
+        self.tree.remove(seq_key(seq))?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn key_seq(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(k.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(actor: &str, action: Action) -> Event {
+        Event {
+            actor: actor.into(),
+            action,
+            target: String::new(),
+            client: "127.0.0.1".into(),
+            detail: String::new(),
+        }
+    }
+
+    fn log() -> (tempfile::TempDir, sled::Db, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let log = AuditLog::open(&db).unwrap();
+        (dir, db, log)
+    }
+
+    #[test]
+    fn chain_verifies_and_survives_reopen() {
+        let (_d, db, log) = log();
+        for i in 0..5 {
+            log.append(i, ev("alice", Action::Login)).unwrap();
+        }
+        assert_eq!(log.verify().unwrap(), Verification { verified: 5, broken: None });
+        drop(log);
+        let log = AuditLog::open(&db).unwrap();
+        let e = log.append(9, ev("bob", Action::Logout)).unwrap();
+        assert_eq!(e.seq, 5);
+        assert_eq!(log.verify().unwrap().verified, 6);
+        let first = log.query(&Filter::default(), 1).unwrap();
+        assert_eq!(first[0].seq, 5, "newest first");
+    }
+
+    #[test]
+    fn edited_entry_breaks_chain_at_that_entry() {
+        let (_d, _db, log) = log();
+        for i in 0..4 {
+            log.append(i, ev("alice", Action::Login)).unwrap();
+        }
+        let mut e: Entry = serde_json::from_slice(&log.raw(2).unwrap().unwrap()).unwrap();
+        e.actor = "mallory".into();
+        log.tamper(2, &serde_json::to_vec(&e).unwrap()).unwrap();
+        let v = log.verify().unwrap();
+        assert_eq!(v.verified, 2);
+        assert_eq!(v.broken.unwrap().seq, 2);
+    }
+
+    #[test]
+    fn rehashed_entry_breaks_the_next_link() {
+        let (_d, _db, log) = log();
+        for i in 0..4 {
+            log.append(i, ev("alice", Action::Login)).unwrap();
+        }
+        // A careful attacker recomputes the edited entry's own hash; the
+        // next entry still points at the old one.
+        let mut e: Entry = serde_json::from_slice(&log.raw(1).unwrap().unwrap()).unwrap();
+        e.action = Action::Logout;
+        e.hash = hash_body(&e.body());
+        log.tamper(1, &serde_json::to_vec(&e).unwrap()).unwrap();
+        assert_eq!(log.verify().unwrap().broken.unwrap().seq, 2);
+    }
+
+    #[test]
+    fn removed_or_garbled_entries_are_found() {
+        let (_d, _db, log) = log();
+        for i in 0..4 {
+            log.append(i, ev("alice", Action::Login)).unwrap();
+        }
+        log.tamper(3, b"not json").unwrap();
+        assert_eq!(log.verify().unwrap().broken.unwrap().seq, 3);
+        log.tamper_remove(1).unwrap();
+        let b = log.verify().unwrap().broken.unwrap();
+        assert_eq!(b.seq, 1);
+        assert!(b.reason.contains("missing"), "{}", b.reason);
+    }
+
+    #[test]
+    fn query_filters() {
+        let (_d, _db, log) = log();
+        log.append(10, ev("alice", Action::Login)).unwrap();
+        log.append(20, ev("bob", Action::LoginFailed)).unwrap();
+        log.append(30, ev("alice", Action::Logout)).unwrap();
+        let f = Filter {
+            actor: Some("alice".into()),
+            ..Default::default()
+        };
+        assert_eq!(log.query(&f, 10).unwrap().len(), 2);
+        let f = Filter {
+            since_ns: Some(15),
+            until_ns: Some(30),
+            ..Default::default()
+        };
+        let got = log.query(&f, 10).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].action, Action::LoginFailed);
+        assert_eq!(Action::parse("login_failed"), Some(Action::LoginFailed));
+        assert_eq!(Action::parse("nope"), None);
+    }
+}

@@ -1,0 +1,372 @@
+//! Auth: users and roles (argon2id password hashes), server-side sessions
+//! and login rate limiting, stored in trees of the index database.
+//!
+//! This module knows nothing about HTTP: `web` turns cookies and headers
+//! into calls here. It never stores a password or a session token, only
+//! their hashes, and never logs either.
+
+pub mod ratelimit;
+pub mod session;
+
+use std::sync::OnceLock;
+
+use anyhow::Context;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+
+/// What a user may do. Ordered from most to least powerful.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including users and settings.
+    Admin,
+    /// View live and recorded video, and export.
+    Operator,
+    /// View live and recorded video only.
+    Viewer,
+}
+
+impl Role {
+    /// Parses `admin`, `operator` or `viewer`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Whether the role may export footage.
+    pub fn can_export(self) -> bool {
+        matches!(self, Role::Admin | Role::Operator)
+    }
+}
+
+/// A stored user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Cameras this user may see; `None` means all.
+    pub cameras: Option<Vec<String>>,
+    /// argon2id PHC string (`$argon2id$v=19$...`).
+    pub password_hash: String,
+    /// When created, ns since the epoch.
+    pub created_ns: i64,
+}
+
+impl User {
+    /// Whether this user may see `camera`.
+    pub fn may_see(&self, camera: &str) -> bool {
+        self.cameras
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|c| c == camera))
+    }
+}
+
+/// Why a user operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// Bad name, role or password.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such user.
+    #[error("no such user")]
+    NotFound,
+    /// Name taken, or the change would leave no admin.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failure.
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+/// Shortest password accepted. Long passphrases beat composition rules.
+pub const MIN_PASSWORD: usize = 8;
+/// Longest password accepted: argon2 hashes any length, but there is no
+/// reason to let a client make the server hash a megabyte.
+pub const MAX_PASSWORD: usize = 1024;
+
+/// User names appear in the audit log, URLs and logs: keep them plain.
+/// 1-64 of `A-Z a-z 0-9 . _ @ -`, not starting with `.` or `-`.
+pub fn valid_user_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
+}
+
+/// Checks a new password against the length policy.
+pub fn check_password(pw: &str) -> Result<(), UserError> {
+    if pw.chars().count() < MIN_PASSWORD {
+        return Err(UserError::Invalid(format!(
+            "password must be at least {MIN_PASSWORD} characters"
+        )));
+    }
+    if pw.len() > MAX_PASSWORD {
+        return Err(UserError::Invalid(format!(
+            "password must be at most {MAX_PASSWORD} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Hashes a password with argon2id (the crate's defaults: 19 MiB, t=2, p=1,
+/// OWASP's recommended minimum) and a fresh random salt.
+pub fn hash_password(pw: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))?
+        .to_string())
+}
+
+fn verify_hash(pw: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash nobody's password matches, verified against for unknown users so
+/// that "no such user" takes as long as "wrong password".
+fn dummy_hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| hash_password("not a password: timing equalizer").unwrap_or_default())
+}
+
+/// A random password for generated accounts (the demo admin): 20
+/// characters from an alphabet without look-alikes, about 115 bits.
+pub fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The `users` tree.
+#[derive(Clone)]
+pub struct Users {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl Users {
+    /// Opens the `users` tree of `db`.
+    pub fn open(db: &sled::Db) -> anyhow::Result<Users> {
+        Ok(Users {
+            db: db.clone(),
+            tree: db.open_tree("users")?,
+        })
+    }
+
+    /// Looks a user up.
+    pub fn get(&self, name: &str) -> anyhow::Result<Option<User>> {
+        match self.tree.get(name.as_bytes())? {
+            None => Ok(None),
+            Some(v) => Ok(Some(serde_json::from_slice(&v).context("corrupt user row")?)),
+        }
+    }
+
+    /// Every user, by name.
+    pub fn list(&self) -> anyhow::Result<Vec<User>> {
+        self.tree
+            .iter()
+            .map(|item| Ok(serde_json::from_slice(&item?.1).context("corrupt user row")?))
+            .collect()
+    }
+
+    /// Whether any admin exists (the UI is refused until one does).
+    pub fn any_admin(&self) -> anyhow::Result<bool> {
+        Ok(self.list()?.iter().any(|u| u.role == Role::Admin))
+    }
+
+    /// Creates a user; fails with `Conflict` if the name is taken.
+    pub fn add(
+        &self,
+        name: &str,
+        role: Role,
+        cameras: Option<Vec<String>>,
+        password: &str,
+        now_ns: i64,
+    ) -> Result<User, UserError> {
+        if !valid_user_name(name) {
+            return Err(UserError::Invalid(
+                "user name must be 1-64 of A-Z a-z 0-9 . _ @ -".into(),
+            ));
+        }
+        check_password(password)?;
+        let user = User {
+            name: name.to_owned(),
+            role,
+            cameras,
+            password_hash: hash_password(password)?,
+            created_ns: now_ns,
+        };
+        let v = serde_json::to_vec(&user).map_err(anyhow::Error::from)?;
+        // Compare-and-swap from "absent" so two concurrent adds cannot both win.
+        match self
+            .tree
+            .compare_and_swap(name.as_bytes(), None as Option<&[u8]>, Some(v))
+            .map_err(anyhow::Error::from)?
+        {
+            Ok(()) => {}
+            Err(_) => return Err(UserError::Conflict(format!("user {name} already exists"))),
+        }
+        self.db.flush().map_err(anyhow::Error::from)?;
+        Ok(user)
+    }
+
+    /// Checks a password. Unknown users cost the same time as known ones.
+    pub fn verify(&self, name: &str, password: &str) -> anyhow::Result<Option<User>> {
+        if password.len() > MAX_PASSWORD || !valid_user_name(name) {
+            let pw = if password.len() > MAX_PASSWORD { "" } else { password };
+            verify_hash(pw, dummy_hash());
+            return Ok(None);
+        }
+        match self.get(name)? {
+            Some(u) if verify_hash(password, &u.password_hash) => Ok(Some(u)),
+            Some(_) => Ok(None),
+            None => {
+                verify_hash(password, dummy_hash());
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies `f` to a stored user and writes it back. Refuses a change
+    /// that would leave no admin, so nobody can lock everyone out.
+    pub fn update(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut User) -> Result<(), UserError>,
+    ) -> Result<User, UserError> {
+        let mut user = self.get(name)?.ok_or(UserError::NotFound)?;
+        let was_admin = user.role == Role::Admin;
+        f(&mut user)?;
+        if was_admin && user.role != Role::Admin && self.admin_count()? <= 1 {
+            return Err(UserError::Conflict("cannot demote the last admin".into()));
+        }
+        self.tree
+            .insert(name.as_bytes(), serde_json::to_vec(&user).map_err(anyhow::Error::from)?)
+            .map_err(anyhow::Error::from)?;
+        self.db.flush().map_err(anyhow::Error::from)?;
+        Ok(user)
+    }
+
+    /// Sets a new password.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<User, UserError> {
+        check_password(password)?;
+        let hash = hash_password(password)?;
+        self.update(name, |u| {
+            u.password_hash = hash;
+            Ok(())
+        })
+    }
+
+    /// Removes a user; refuses to remove the last admin.
+    pub fn remove(&self, name: &str) -> Result<User, UserError> {
+        let user = self.get(name)?.ok_or(UserError::NotFound)?;
+        if user.role == Role::Admin && self.admin_count()? <= 1 {
+            return Err(UserError::Conflict("cannot remove the last admin".into()));
+        }
+        self.tree.remove(name.as_bytes()).map_err(anyhow::Error::from)?;
+        self.db.flush().map_err(anyhow::Error::from)?;
+        Ok(user)
+    }
+
+    fn admin_count(&self) -> anyhow::Result<usize> {
+        Ok(self.list()?.iter().filter(|u| u.role == Role::Admin).count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> (tempfile::TempDir, Users) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        (dir, Users::open(&db).unwrap())
+    }
+
+    #[test]
+    fn add_verify_and_duplicate() {
+        let (_d, u) = users();
+        let alice = u.add("alice", Role::Admin, None, "correct horse", 1).unwrap();
+        assert!(alice.password_hash.starts_with("$argon2id$"));
+        assert!(!alice.password_hash.contains("correct horse"));
+        assert_eq!(u.verify("alice", "correct horse").unwrap().unwrap().name, "alice");
+        assert!(u.verify("alice", "wrong horse!").unwrap().is_none());
+        assert!(u.verify("nobody", "correct horse").unwrap().is_none());
+        assert!(u.verify("../etc", "x").unwrap().is_none());
+        assert!(matches!(
+            u.add("alice", Role::Viewer, None, "another pw", 2),
+            Err(UserError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn names_and_passwords_are_checked() {
+        let (_d, u) = users();
+        for bad in ["", "a/b", "..", ".hidden", "-x", "a b", "é", &"x".repeat(65), "a\0b"] {
+            assert!(!valid_user_name(bad), "{bad:?}");
+            assert!(matches!(u.add(bad, Role::Viewer, None, "longenough", 0), Err(UserError::Invalid(_))));
+        }
+        assert!(valid_user_name("ops.team-1@council"));
+        assert!(matches!(u.add("bob", Role::Viewer, None, "short", 0), Err(UserError::Invalid(_))));
+        assert!(matches!(
+            u.add("bob", Role::Viewer, None, &"x".repeat(MAX_PASSWORD + 1), 0),
+            Err(UserError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn last_admin_is_protected() {
+        let (_d, u) = users();
+        u.add("root", Role::Admin, None, "password1", 0).unwrap();
+        u.add("v", Role::Viewer, Some(vec!["a".into()]), "password1", 0).unwrap();
+        assert!(matches!(u.remove("root"), Err(UserError::Conflict(_))));
+        assert!(matches!(
+            u.update("root", |x| {
+                x.role = Role::Viewer;
+                Ok(())
+            }),
+            Err(UserError::Conflict(_))
+        ));
+        u.add("root2", Role::Admin, None, "password1", 0).unwrap();
+        u.remove("root").unwrap();
+        assert!(u.any_admin().unwrap());
+        assert!(matches!(u.remove("root"), Err(UserError::NotFound)));
+        let v = u.get("v").unwrap().unwrap();
+        assert!(v.may_see("a") && !v.may_see("b"));
+    }
+
+    #[test]
+    fn password_change() {
+        let (_d, u) = users();
+        u.add("a", Role::Admin, None, "password1", 0).unwrap();
+        u.set_password("a", "password2").unwrap();
+        assert!(u.verify("a", "password1").unwrap().is_none());
+        assert!(u.verify("a", "password2").unwrap().is_some());
+        let p = random_password();
+        assert_eq!(p.len(), 20);
+        assert_ne!(p, random_password());
+    }
+}
