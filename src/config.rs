@@ -31,6 +31,16 @@ pub struct ServerConfig {
     /// `[server.tls]`: certificate and key files; `tls = false` disables TLS.
     #[serde(default)]
     pub tls: TlsSetting,
+    /// Bearer token that lets a Prometheus scraper read `/metrics` without a
+    /// session (`CLEANNVR_METRICS_TOKEN` overrides). Unset: admins only.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
+    /// A session unused for this many minutes ends.
+    #[serde(default = "default_session_idle_minutes")]
+    pub session_idle_minutes: u32,
+    /// A session ends this many hours after login, however busy.
+    #[serde(default = "default_session_max_hours")]
+    pub session_max_hours: u32,
 }
 
 impl Default for ServerConfig {
@@ -38,12 +48,23 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             tls: TlsSetting::default(),
+            metrics_token: None,
+            session_idle_minutes: default_session_idle_minutes(),
+            session_max_hours: default_session_max_hours(),
         }
     }
 }
 
 fn default_listen() -> String {
     "127.0.0.1:8443".into()
+}
+// A control-room shift: long enough for a monitoring screen left open,
+// short enough that a walked-away desk does not stay logged in for days.
+fn default_session_idle_minutes() -> u32 {
+    60
+}
+fn default_session_max_hours() -> u32 {
+    12
 }
 
 /// Either `tls = false` or a `[server.tls]` table.
@@ -274,6 +295,9 @@ impl Config {
         if let Some(v) = env("CLEANNVR_STORAGE_DIR") {
             self.storage.dir = v.into();
         }
+        if let Some(v) = env("CLEANNVR_METRICS_TOKEN") {
+            self.server.metrics_token = Some(v);
+        }
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
@@ -302,6 +326,20 @@ impl Config {
                 "server.listen".into(),
                 Some("listen"),
                 format!("{:?} is not an address like 127.0.0.1:8443", self.server.listen),
+            ));
+        }
+        if self.server.session_idle_minutes == 0 || self.server.session_max_hours == 0 {
+            return Err(invalid(
+                "server.session_idle_minutes".into(),
+                Some("session_"),
+                "session lifetimes must be at least 1".into(),
+            ));
+        }
+        if self.server.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(invalid(
+                "server.metrics_token".into(),
+                Some("metrics_token"),
+                "must be at least 16 characters (it is a password)".into(),
             ));
         }
         let mut seen = HashSet::new();
