@@ -118,8 +118,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Runs the NVR until SIGINT or SIGTERM.
+/// Runs the NVR until SIGINT or SIGTERM. With no camera configured it
+/// records the built-in demo camera, so a fresh install shows something.
 async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.cameras.is_empty() {
+        tracing::warn!("no [[camera]] configured; recording the built-in demo camera instead");
+        return with_demo_cameras(config, 1).await;
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     crate::nvr::run(config, shutdown, None).await
@@ -147,16 +152,6 @@ async fn demo(
     listen: String,
     segment_seconds: u32,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!((1..=1000).contains(&cameras), "--cameras must be 1..=1000");
-    let opts = crate::demo::ClipOptions::demo();
-    info!(width = opts.width, height = opts.height, fps = opts.fps, "encoding the demo clip");
-    let clip = tokio::task::spawn_blocking(move || crate::demo::encode_clip(&opts)).await??;
-    let rtsp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let rtsp_addr = rtsp.local_addr()?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let server = tokio::spawn(crate::demo::serve(rtsp, cameras, Arc::new(clip), shutdown.clone()));
-    info!("demo camera at rtsp://{rtsp_addr}/cam1");
     let config = Config {
         server: ServerConfig {
             listen,
@@ -167,22 +162,38 @@ async fn demo(
             segment_seconds,
             ..Default::default()
         },
-        cameras: (1..=cameras)
-            .map(|i| CameraConfig {
-                id: format!("demo{i}"),
-                name: format!("Demo camera {i}"),
-                url: format!("rtsp://{rtsp_addr}/cam{i}"),
-                sub_url: None,
-                username: None,
-                password: None,
-                transport: Transport::Tcp,
-                retain_days: 1,
-                retain_bytes: 2 << 30,
-                enabled: true,
-                record: true,
-            })
-            .collect(),
+        cameras: Vec::new(),
     };
+    with_demo_cameras(config, cameras).await
+}
+
+/// Starts `n` synthetic cameras on loopback, adds them to `config` and runs the NVR.
+async fn with_demo_cameras(mut config: Config, n: usize) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=1000).contains(&n), "--cameras must be 1..=1000");
+    let opts = crate::demo::ClipOptions::demo();
+    info!(width = opts.width, height = opts.height, fps = opts.fps, "encoding the demo clip");
+    let clip = tokio::task::spawn_blocking(move || crate::demo::encode_clip(&opts)).await??;
+    let rtsp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let rtsp_addr = rtsp.local_addr()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let server = tokio::spawn(crate::demo::serve(rtsp, n, Arc::new(clip), shutdown.clone()));
+    info!("demo camera at rtsp://{rtsp_addr}/cam1");
+    config.cameras = (1..=n)
+        .map(|i| CameraConfig {
+            id: format!("demo{i}"),
+            name: format!("Demo camera {i}"),
+            url: format!("rtsp://{rtsp_addr}/cam{i}"),
+            sub_url: None,
+            username: None,
+            password: None,
+            transport: Transport::Tcp,
+            retain_days: 1,
+            retain_bytes: 2 << 30,
+            enabled: true,
+            record: true,
+        })
+        .collect();
     let r = crate::nvr::run(config, shutdown.clone(), None).await;
     shutdown.cancel();
     let _ = server.await;

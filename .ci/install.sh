@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what cleannvr needs to build, run its demo and run its tests on
+# Debian bookworm (run as root). Idempotent.
+#  - FFmpeg development libraries + clang (ffmpeg-next's bindgen) + pkg-config
+#  - ffmpeg/ffprobe (tests decode every recorded file)
+#  - GStreamer's RTSP server (the third-party RTSP peer in tests/peers)
+#  - ipycam and onvif-zeep-async in venvs (the third-party ONVIF peer and a cross-check client)
+#  - iproute2 (private network namespaces for the ONVIF peer), chromium (UI tests)
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+  pkg-config clang libclang-dev \
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
+  libavfilter-dev libavdevice-dev ffmpeg \
+  python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x \
+  iproute2 util-linux curl ca-certificates chromium
+RIG_DIR=${CLEANNVR_RIG:-/tmp/cleannvr-rig}
+mkdir -p "$RIG_DIR"
+if [ ! -x "$RIG_DIR/venv-ipycam/bin/python" ]; then
+  /usr/bin/python3 -m venv "$RIG_DIR/venv-ipycam"
+fi
+"$RIG_DIR/venv-ipycam/bin/pip" install -q --disable-pip-version-check ipycam==1.3.0
+if [ ! -x "$RIG_DIR/venv-onvif/bin/python" ]; then
+  /usr/bin/python3 -m venv "$RIG_DIR/venv-onvif"
+fi
+"$RIG_DIR/venv-onvif/bin/pip" install -q --disable-pip-version-check onvif-zeep-async==4.3.0

@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: compile against Debian's FFmpeg, ship a slim runtime
+# that runs as an unprivileged user with recordings in /data.
+FROM rust:1-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pkg-config clang libclang-dev \
+      libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
+      libavfilter-dev libavdevice-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin cleannvr
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+      libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavfilter8 libavdevice59 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin cleannvr \
+ && mkdir -p /data /config \
+ && chown cleannvr:cleannvr /data
+COPY --from=build /src/target/release/cleannvr /usr/local/bin/cleannvr
+COPY config/docker.toml /config/cleannvr.toml
+ENV CLEANNVR_CONFIG=/config/cleannvr.toml
+USER cleannvr
+VOLUME ["/data"]
+EXPOSE 8443
+ENTRYPOINT ["/usr/local/bin/cleannvr"]
+CMD ["run"]
