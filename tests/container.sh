@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the unmodified Dockerfile with podman, runs `cleannvr demo` in the
+# image and checks /api/health. Slow (a release build inside the image), so
+# it is not part of `cargo test`; run it by hand or in a nightly job:
+#   bash tests/container.sh
+# On machines without a registry, ../shared/rig/container-bases.sh provides
+# local rust:1-bookworm and debian:bookworm-slim images first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -f ../shared/rig/container-bases.sh ] && ! podman image exists docker.io/library/rust:1-bookworm 2>/dev/null; then
+  bash ../shared/rig/container-bases.sh
+fi
+podman build -t cleannvr:test .
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+name=cleannvr-test-$$
+podman run -d --rm --init --name "$name" --network host cleannvr:test demo --listen "127.0.0.1:$port" --data /data >/dev/null
+trap 'podman logs "$name" 2>&1 | tail -20; podman stop -t 5 "$name" >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 1 120); do
+  if body=$(curl -fsk "https://127.0.0.1:$port/api/health" 2>/dev/null || curl -fs "http://127.0.0.1:$port/api/health" 2>/dev/null); then
+    echo "health: $body"
+    case "$body" in *'"ok"'*) ;; *) echo "unexpected health body" >&2; exit 1 ;; esac
+    # The demo camera must actually be recorded inside the container.
+    for _ in $(seq 1 60); do
+      if podman exec "$name" sh -c 'ls /data/demo1/*/ 2>/dev/null | grep -q mp4'; then
+        echo "container test passed: image builds, runs as $(podman exec "$name" id -un), records and answers health"
+        exit 0
+      fi
+      sleep 1
+    done
+    echo "no recording appeared in /data" >&2
+    exit 1
+  fi
+  sleep 1
+done
+echo "health check never answered" >&2
+exit 1
