@@ -146,8 +146,14 @@ pub struct CameraConfig {
     /// Human name shown in the UI.
     #[serde(default)]
     pub name: String,
-    /// Main stream `rtsp://` URL (credentials may be embedded).
-    pub url: String,
+    /// Main stream `rtsp://` URL (credentials may be embedded). Optional
+    /// when `onvif` is given: the URL is then asked of the camera.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `onvif = { host, port, username, password, profile }`: find the
+    /// stream through ONVIF instead of a typed RTSP URL.
+    #[serde(default)]
+    pub onvif: Option<OnvifCameraConfig>,
     /// Optional low-resolution stream for grids.
     #[serde(default)]
     pub sub_url: Option<String>,
@@ -174,19 +180,84 @@ pub struct CameraConfig {
     pub record: bool,
 }
 
+/// `onvif = { ... }` in a `[[camera]]`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnvifCameraConfig {
+    /// Camera address (IP or name, no scheme or port).
+    pub host: String,
+    /// ONVIF HTTP port.
+    #[serde(default = "default_onvif_port")]
+    pub port: u16,
+    /// ONVIF username; also used for RTSP unless `username` is set.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// ONVIF password; also used for RTSP unless `password` is set.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Media profile token or name for the main stream; default: the
+    /// highest-resolution profile.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+impl std::fmt::Debug for OnvifCameraConfig {
+    /// Hides the password: configs end up in debug logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnvifCameraConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("profile", &self.profile)
+            .finish()
+    }
+}
+
+fn default_onvif_port() -> u16 {
+    80
+}
+
 impl CameraConfig {
-    /// The main stream URL with any embedded credentials removed, safe to log.
+    /// The main stream URL with any embedded credentials removed, safe to log;
+    /// for an ONVIF camera without a URL, where the URL will come from.
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
+        match (&self.url, &self.onvif) {
+            (Some(u), _) => redact_url(u),
+            (None, Some(o)) => format!("onvif://{}:{}", o.host, o.port),
+            (None, None) => "<no url>".into(),
+        }
     }
 
     /// The URL without credentials, and the credentials from fields or the URL.
+    /// Errors for an ONVIF camera without a `url` (see [`Self::stream_url_and_credentials`]).
     pub fn url_and_credentials(&self) -> anyhow::Result<(url::Url, Option<(String, String)>)> {
-        let mut u = url::Url::parse(&self.url)
+        let raw = self
+            .url
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("camera {}: stream URL comes from ONVIF", self.id))?;
+        self.stream_url_and_credentials(raw)
+    }
+
+    /// Splits `raw` (the configured URL or one the camera gave over ONVIF)
+    /// into a URL without credentials and the credentials to use: the
+    /// `username`/`password` fields win, then those in the URL, then the
+    /// ONVIF ones (cameras share one account between ONVIF and RTSP).
+    pub fn stream_url_and_credentials(
+        &self,
+        raw: &str,
+    ) -> anyhow::Result<(url::Url, Option<(String, String)>)> {
+        let mut u = url::Url::parse(raw)
             .map_err(|e| anyhow::anyhow!("camera {}: bad url: {e}", self.id))?;
         // Fields (possibly from the environment) win over what the URL carries.
         let url_user = percent_decode(u.username());
         let url_pass = u.password().map(percent_decode);
+        let onvif = self.onvif.as_ref();
+        let url_user = Some(url_user)
+            .filter(|u| !u.is_empty())
+            .or_else(|| onvif.and_then(|o| o.username.clone()))
+            .unwrap_or_default();
+        let url_pass = url_pass.or_else(|| onvif.and_then(|o| o.password.clone()));
         let user = self.username.clone().unwrap_or(url_user);
         let pass = self.password.clone().or(url_pass).unwrap_or_default();
         let _ = u.set_username("");
@@ -283,13 +354,21 @@ impl Config {
                 cam.id.to_ascii_uppercase().replace('-', "_")
             );
             if let Some(v) = env(&format!("{prefix}URL")) {
-                cam.url = v;
+                cam.url = Some(v);
             }
+            // For an ONVIF camera the variables set the ONVIF account, which
+            // RTSP then shares (see `stream_url_and_credentials`).
             if let Some(v) = env(&format!("{prefix}USERNAME")) {
-                cam.username = Some(v);
+                match &mut cam.onvif {
+                    Some(o) => o.username = Some(v),
+                    None => cam.username = Some(v),
+                }
             }
             if let Some(v) = env(&format!("{prefix}PASSWORD")) {
-                cam.password = Some(v);
+                match &mut cam.onvif {
+                    Some(o) => o.password = Some(v),
+                    None => cam.password = Some(v),
+                }
             }
         }
         if let Some(v) = env("CLEANNVR_STORAGE_DIR") {
@@ -360,7 +439,27 @@ impl Config {
                     format!("{:?} is used by two cameras", cam.id),
                 ));
             }
-            for (name, value) in [("url", Some(&cam.url)), ("sub_url", cam.sub_url.as_ref())] {
+            match (&cam.url, &cam.onvif) {
+                (None, None) => {
+                    return Err(invalid(
+                        field("url"),
+                        Some(&id_needle),
+                        format!("camera {:?} needs `url` or `onvif = {{ host = ... }}`", cam.id),
+                    ))
+                }
+                (_, Some(o)) if !valid_onvif_host(&o.host) => {
+                    return Err(invalid(
+                        field("onvif.host"),
+                        Some(&id_needle),
+                        format!(
+                            "{:?} must be an address or name, without scheme, port or path",
+                            o.host
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            for (name, value) in [("url", cam.url.as_ref()), ("sub_url", cam.sub_url.as_ref())] {
                 let Some(value) = value else { continue };
                 match url::Url::parse(value) {
                     Ok(u) if matches!(u.scheme(), "rtsp" | "rtsps") && u.host().is_some() => {}
@@ -385,6 +484,15 @@ impl Config {
     pub fn enabled_cameras(&self) -> impl Iterator<Item = &CameraConfig> {
         self.cameras.iter().filter(|c| c.enabled)
     }
+}
+
+/// An ONVIF host: a name or IP address; `port` is its own field, and a scheme
+/// or path here would be silently wrong in the service URL.
+fn valid_onvif_host(h: &str) -> bool {
+    !h.is_empty()
+        && (h.parse::<std::net::IpAddr>().is_ok()
+            || h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'))
 }
 
 /// Camera ids become directory names and URL segments, so keep them boring.
@@ -459,6 +567,42 @@ mod tests {
             .to_string();
         assert!(err.contains("camera[0].url"), "{err}");
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn onvif_camera_without_url() {
+        let cfg = Config::from_toml(
+            "[[camera]]\nid = \"gate\"\nonvif = { host = \"10.0.0.5\", username = \"admin\" }\n",
+            Path::new("t"),
+            |k| (k == "CLEANNVR_CAMERA_GATE_PASSWORD").then(|| "s3cret".to_string()),
+        )
+        .unwrap();
+        let cam = &cfg.cameras[0];
+        let o = cam.onvif.as_ref().unwrap();
+        assert_eq!((o.port, o.password.as_deref()), (80, Some("s3cret")));
+        assert!(!format!("{cam:?}").contains("s3cret"));
+        assert_eq!(cam.redacted_url(), "onvif://10.0.0.5:80");
+        assert!(cam.url_and_credentials().is_err());
+        // The RTSP session borrows the ONVIF account unless the URL or fields say otherwise.
+        let (u, creds) = cam.stream_url_and_credentials("rtsp://10.0.0.5/s0").unwrap();
+        assert_eq!(u.as_str(), "rtsp://10.0.0.5/s0");
+        assert_eq!(creds, Some(("admin".into(), "s3cret".into())));
+        let (_, creds) = cam.stream_url_and_credentials("rtsp://v:w@10.0.0.5/s0").unwrap();
+        assert_eq!(creds, Some(("v".into(), "w".into())));
+    }
+
+    #[test]
+    fn camera_needs_url_or_valid_onvif_host() {
+        let err = parse("[[camera]]\nid = \"a\"\n").unwrap_err().to_string();
+        assert!(err.contains("camera[0].url") && err.contains("onvif"), "{err}");
+        let err = parse("[[camera]]\nid = \"a\"\nonvif = { host = \"http://h:80/x\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("camera[0].onvif.host"), "{err}");
+        let err = parse("[[camera]]\nid = \"a\"\nonvif = { host = \"h\", bogus = 1 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
     }
 
     #[test]

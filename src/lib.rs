@@ -12,6 +12,7 @@ pub mod mp4;
 pub mod nvr;
 pub mod recorder;
 pub mod store;
+pub mod onvif;
 pub mod auth;
 pub mod audit;
 pub mod web;

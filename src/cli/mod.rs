@@ -183,7 +183,8 @@ async fn with_demo_cameras(mut config: Config, n: usize) -> anyhow::Result<()> {
         .map(|i| CameraConfig {
             id: format!("demo{i}"),
             name: format!("Demo camera {i}"),
-            url: format!("rtsp://{rtsp_addr}/cam{i}"),
+            url: Some(format!("rtsp://{rtsp_addr}/cam{i}")),
+            onvif: None,
             sub_url: None,
             username: None,
             password: None,

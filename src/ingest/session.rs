@@ -58,12 +58,14 @@ impl IngestTask {
     async fn run_inner(self) {
         let mut backoff = Backoff::default();
         let mut audio_note_logged = false;
+        // ONVIF cameras: the URL is asked of the camera, and asked again after repeated failures.
+        let mut source = crate::onvif::StreamSource::new(&self.camera);
         loop {
             update(&self.status, |s| s.state = StreamState::Connecting);
             let mut delivered = false;
             let ended = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                r = self.stream_once(&mut delivered, &mut audio_note_logged) => match r {
+                r = self.stream_once(&mut source, &mut delivered, &mut audio_note_logged) => match r {
                     Ok(e) => e,
                     Err(e) => classify(&e),
                 },
@@ -75,6 +77,7 @@ impl IngestTask {
             if delivered {
                 backoff.reset();
             }
+            source.session_ended(delivered);
             let (state, delay, msg) = match ended {
                 Ended::Closed => return,
                 Ended::AuthFailed(m) => (StreamState::AuthFailed, backoff.auth_failed_delay(), m),
@@ -100,10 +103,12 @@ impl IngestTask {
 
     async fn stream_once(
         &self,
+        source: &mut crate::onvif::StreamSource,
         delivered: &mut bool,
         audio_note_logged: &mut bool,
     ) -> anyhow::Result<Ended> {
-        let (url, creds) = self.camera.url_and_credentials()?;
+        let raw = source.url().await?;
+        let (url, creds) = self.camera.stream_url_and_credentials(&raw)?;
         let creds = creds.map(|(username, password)| client::Credentials { username, password });
         let options = SessionOptions::default()
             .creds(creds)
@@ -302,7 +307,10 @@ fn classify(e: &anyhow::Error) -> Ended {
     let auth = e
         .chain()
         .filter_map(|c| c.downcast_ref::<retina::Error>())
-        .any(|r| r.status_code() == Some(401));
+        .any(|r| r.status_code() == Some(401))
+        || e.chain()
+            .filter_map(|c| c.downcast_ref::<crate::onvif::OnvifError>())
+            .any(|o| o.is_not_authorized());
     // `{:#}` prints the context chain on one line; URLs in retina errors carry no credentials
     // because we pass them separately.
     let msg = format!("{e:#}");
