@@ -45,6 +45,22 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         segment_seconds: u32,
     },
+    /// Find ONVIF cameras (WS-Discovery) and list their profiles and stream URIs.
+    Discover(crate::onvif::cli::DiscoverArgs),
+    /// Report whether each ONVIF camera could reach the internet (gateway, DNS, NTP, protocols).
+    AuditCameras(crate::onvif::cli::AuditArgs),
+    /// Manage web users (stop cleannvr first); passwords are read from stdin.
+    User {
+        /// add, list, remove or passwd.
+        #[command(subcommand)]
+        cmd: crate::auth::cli::UserCmd,
+    },
+    /// Check the audit log: `audit verify` walks its hash chain.
+    Audit {
+        /// verify.
+        #[command(subcommand)]
+        cmd: crate::auth::cli::AuditCmd,
+    },
     /// Compare segment files with the index; `--repair` recovers unfinished files and rebuilds the index.
     Check {
         /// Rebuild the index from the files.
@@ -88,6 +104,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(demo(cameras, data, listen, segment_seconds))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Discover(args) => crate::onvif::cli::discover_cmd(args, &cli.config),
+        Command::AuditCameras(args) => crate::onvif::cli::audit_cmd(args, &cli.config),
+        Command::User { cmd } => crate::auth::cli::user_cmd(cmd, &cli.config),
+        Command::Audit { cmd } => crate::auth::cli::audit_cmd(cmd, &cli.config),
         Command::Check { repair } => {
             let config = Config::load(&cli.config)?;
             let store = Store::open(&config.storage.dir)
@@ -195,7 +215,8 @@ async fn with_demo_cameras(mut config: Config, n: usize) -> anyhow::Result<()> {
             record: true,
         })
         .collect();
-    let r = crate::nvr::run(config, shutdown.clone(), None).await;
+    let options = crate::nvr::Options { demo_admin: true };
+    let r = crate::nvr::run_with(config, shutdown.clone(), None, options).await;
     shutdown.cancel();
     let _ = server.await;
     r

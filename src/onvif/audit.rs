@@ -179,6 +179,19 @@ pub async fn audit(camera: &str, client: &OnvifClient) -> IsolationReport {
     report
 }
 
+/// Audits one configured ONVIF camera; `None` for a camera without `onvif`.
+pub async fn audit_camera(
+    cam: &crate::config::CameraConfig,
+) -> Option<Result<IsolationReport, OnvifError>> {
+    let o = cam.onvif.as_ref()?;
+    Some(
+        match OnvifClient::connect(&o.host, o.port, super::resolve::credentials(o)).await {
+            Ok(client) => Ok(audit(&cam.id, &client).await),
+            Err(e) => Err(e),
+        },
+    )
+}
+
 /// Turns the raw settings into findings. Pure, so every branch is unit tested.
 pub fn judge(r: &IsolationReport) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -218,6 +218,22 @@ impl OnvifClient {
         Ok(c)
     }
 
+    /// Like [`OnvifClient::connect`], for a device service URL (a discovered XAddr).
+    pub async fn connect_url(
+        device_url: url::Url,
+        creds: Option<Credentials>,
+    ) -> Result<Self, OnvifError> {
+        let mut c = Self::with_device_url(device_url, creds);
+        c.sync_clock().await;
+        c.load_services().await?;
+        Ok(c)
+    }
+
+    /// The device service's host (name or address, IPv6 bracketed).
+    pub fn device_host(&self) -> &str {
+        self.device_url.host_str().unwrap_or_default()
+    }
+
     /// `host:port`, as used in error messages.
     pub fn host(&self) -> &str {
         &self.host

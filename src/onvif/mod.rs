@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod discovery;
 pub mod http;

@@ -5,7 +5,7 @@
 //! than written into the config once.
 
 use super::auth::Credentials;
-use super::client::{ErrorKind, OnvifClient, OnvifError, Profile};
+use super::client::{DeviceInfo, ErrorKind, OnvifClient, OnvifError, Profile};
 use crate::config::{CameraConfig, OnvifCameraConfig};
 
 /// RTSP sessions that must fail in a row before we ask the camera again.
@@ -82,6 +82,58 @@ pub async fn resolve(o: &OnvifCameraConfig) -> Result<ResolvedStreams, OnvifErro
     Ok(ResolvedStreams {
         main: (main_uri, main.clone()),
         sub,
+    })
+}
+
+/// What a camera offers: for `cleannvr discover` and the admin probe API.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CameraSummary {
+    /// `host:port` of the device service.
+    pub host: String,
+    /// `GetDeviceInformation`.
+    pub device: DeviceInfo,
+    /// Every profile with its URIs.
+    pub profiles: Vec<ProfileSummary>,
+}
+
+/// One profile and what the camera said about its URIs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProfileSummary {
+    /// The profile.
+    #[serde(flatten)]
+    pub profile: Profile,
+    /// `GetStreamUri` (RTSP), when it answered.
+    pub stream_uri: Option<String>,
+    /// `GetSnapshotUri`, when it answered (many cameras do not).
+    pub snapshot_uri: Option<String>,
+    /// Why the stream URI is missing.
+    pub error: Option<String>,
+}
+
+/// Asks a connected camera for its identity, profiles and URIs. Per-profile
+/// failures are recorded in the summary; identity or profile-list failures
+/// (such as wrong credentials) are errors.
+pub async fn describe(client: &OnvifClient) -> Result<CameraSummary, OnvifError> {
+    let device = client.device_information().await?;
+    let host = client.device_host().to_owned();
+    let mut profiles = Vec::new();
+    for p in client.profiles().await? {
+        let (stream_uri, error) = match client.stream_uri(&p.token).await {
+            Ok(u) => (Some(fix_host(&u, &host)), None),
+            Err(e) => (None, Some(e.kind.to_string())),
+        };
+        let snapshot_uri = client.snapshot_uri(&p.token).await.ok();
+        profiles.push(ProfileSummary {
+            profile: p,
+            stream_uri,
+            snapshot_uri,
+            error,
+        });
+    }
+    Ok(CameraSummary {
+        host: client.host().to_owned(),
+        device,
+        profiles,
     })
 }
 
