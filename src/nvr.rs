@@ -19,6 +19,7 @@ use crate::ingest::status::{update, StatusBoard, StreamState};
 use crate::ingest::IngestEvent;
 use crate::recorder::{self, RecorderSettings};
 use crate::store::{check, retention, Store};
+use crate::web::{self, App, Counters};
 
 /// Frames queued between a camera's ingest and its recorder: about 10 s of
 /// 25 fps video plus audio, enough to ride out an fsync on a busy disk.
@@ -27,12 +28,30 @@ const RECORDER_QUEUE: usize = 512;
 /// How often retention runs when nothing asks for it sooner.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How `run_with` differs between `run` and `demo`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Ensure a user `admin` exists with a fresh random password, printed
+    /// once to stderr (`cleannvr demo`: zero setup, loopback only).
+    pub demo_admin: bool,
+}
+
 /// Runs the NVR until `shutdown` is cancelled. `bound` receives the web
 /// server's address once it is listening.
 pub async fn run(
     config: Config,
     shutdown: CancellationToken,
     bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
+    run_with(config, shutdown, bound, Options::default()).await
+}
+
+/// [`run`] with [`Options`].
+pub async fn run_with(
+    config: Config,
+    shutdown: CancellationToken,
+    bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    options: Options,
 ) -> anyhow::Result<()> {
     let dir = config.storage.dir.clone();
     let store = Arc::new(
@@ -50,6 +69,41 @@ pub async fn run(
     let status = Arc::new(StatusBoard::default());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let kick = Arc::new(Notify::new());
+    let counters = Arc::new(Counters::default());
+    let app = Arc::new(App::new(
+        config.clone(),
+        store.clone(),
+        status.clone(),
+        clock.clone(),
+        counters.clone(),
+    )?);
+    if options.demo_admin {
+        // Reset on every demo start: the demo is for a first look, and a
+        // password lost since the last run must not strand the user.
+        let app = app.clone();
+        let password = crate::auth::random_password();
+        let pw = password.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            match app.users.set_password("admin", &pw) {
+                Err(crate::auth::UserError::NotFound) => {
+                    app.users
+                        .add("admin", crate::auth::Role::Admin, None, &pw, app.clock.now_ns())?;
+                }
+                r => {
+                    r?;
+                }
+            }
+            app.sessions.revoke_user("admin")?;
+            Ok(())
+        })
+        .await??;
+        eprintln!("demo login: user admin password {password}");
+    } else if !app.users.any_admin()? {
+        warn!(
+            "no admin user yet: the web UI is disabled until one exists. Stop cleannvr and run \
+             `cleannvr --config PATH user add admin --role admin` (password on stdin)"
+        );
+    }
 
     let mut ingest = tokio::task::JoinSet::new();
     let mut recorders = Vec::new();
@@ -91,23 +145,46 @@ pub async fn run(
         config.clone(),
         clock.clone(),
         kick.clone(),
+        counters.clone(),
         shutdown.clone(),
     ));
 
+    let identity = {
+        let tls = config.server.tls.clone();
+        let dir = config.storage.dir.clone();
+        tokio::task::spawn_blocking(move || web::tls::load(&tls, &dir))
+            .await?
+            .context("setting up TLS")?
+    };
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("binding web server to {}", config.server.listen))?;
     let addr = listener.local_addr()?;
-    info!("web server listening on http://{addr}");
+    let scheme = match &identity {
+        Some(id) => {
+            info!(
+                "TLS certificate {} ({}) SHA-256 fingerprint {}",
+                id.cert_path.display(),
+                if id.generated { "generated now" } else { "loaded" },
+                id.fingerprint
+            );
+            "https"
+        }
+        None => {
+            warn!("TLS is off (`tls = false`): serve only behind a TLS-terminating proxy");
+            "http"
+        }
+    };
+    info!("web server listening on {scheme}://{addr}");
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }
-    let web_shutdown = shutdown.clone();
-    let web = tokio::spawn(async move {
-        axum::serve(listener, crate::web::router())
-            .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
-            .await
-    });
+    let web = tokio::spawn(web::serve(
+        listener,
+        identity.map(|i| i.config),
+        web::router(app),
+        shutdown.clone(),
+    ));
 
     shutdown.cancelled().await;
     info!("shutting down");
@@ -132,6 +209,7 @@ async fn retention_loop(
     config: Config,
     clock: Arc<dyn Clock>,
     kick: Arc<Notify>,
+    counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) {
     let policies: HashMap<String, retention::Policy> = config
@@ -163,7 +241,7 @@ async fn retention_loop(
         match r {
             Ok(Err(e)) => error!(error = %format!("{e:#}"), "retention"),
             Err(e) => error!(error = %e, "retention task"),
-            Ok(Ok(_)) => {}
+            Ok(Ok(out)) => counters.retention(out.deleted, out.bytes),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -5,6 +5,7 @@
 //! into calls here. It never stores a password or a session token, only
 //! their hashes, and never logs either.
 
+pub mod cli;
 pub mod ratelimit;
 pub mod session;
 

@@ -1,26 +1,391 @@
-//! Web: the HTTP API and UI. For now only the unauthenticated health check;
-//! every other route will require a session.
+//! Web: the HTTP API, `/metrics` and the embedded UI, served over rustls.
+//!
+//! Every route is declared once in [`routes`] together with who may call it
+//! ([`Access`]); the router is built only from that table and each entry is
+//! wrapped in the [`guard`] that enforces its access, CSRF and path-parameter
+//! checks. So a route cannot exist without a stated access level, and the
+//! tests walk the same table. Never add a route with `Router::route`
+//! anywhere else.
+//!
+//! Handlers are thin: they check input, call `store`, `auth` and `audit`,
+//! and shape JSON. The web layer never writes segment files.
 
+mod api;
+pub mod error;
+pub mod metrics;
+pub mod tls;
+mod ui;
+mod users;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::{routing::get, Json, Router};
-use serde_json::json;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, RawPathParams, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::{RequestExt, Router};
+use tokio_util::sync::CancellationToken;
 
-/// Router with `GET /api/health`.
-pub fn router() -> Router {
-    let started = Arc::new(Instant::now());
-    Router::new().route(
-        "/api/health",
-        get(move || {
-            let started = started.clone();
-            async move {
-                Json(json!({
-                    "status": "ok",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "uptime_seconds": started.elapsed().as_secs(),
-                }))
+use crate::audit::{AuditLog, Event};
+use crate::auth::ratelimit::{Limits, LoginLimiter};
+use crate::auth::session::{constant_time_eq, Lifetimes, Session, Sessions};
+use crate::auth::{Role, User, Users};
+use crate::clock::{Clock, NS_PER_SEC};
+use crate::config::Config;
+use crate::ingest::status::StatusBoard;
+use crate::store::Store;
+
+pub use error::ApiError;
+pub use metrics::Counters;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "cleannvr_session";
+/// Header that state-changing requests must carry with the session's CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Largest request body accepted: the API takes small JSON documents only.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Content-Security-Policy for every response: nothing from any other
+/// origin, no inline script, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; \
+object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Everything the handlers share.
+pub struct App {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// Segment index (and the database holding users, sessions and audit).
+    pub store: Arc<Store>,
+    /// Live camera status.
+    pub status: Arc<StatusBoard>,
+    /// Users.
+    pub users: Users,
+    /// Sessions.
+    pub sessions: Sessions,
+    /// Audit log.
+    pub audit: AuditLog,
+    /// Login rate limiter.
+    pub limiter: LoginLimiter,
+    /// Wall clock (a `ManualClock` in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Counters for `/metrics`.
+    pub counters: Arc<Counters>,
+    /// When the server started, for uptime.
+    pub started: Instant,
+}
+
+impl App {
+    /// Opens users, sessions and audit in `store`'s database.
+    pub fn new(
+        config: Config,
+        store: Arc<Store>,
+        status: Arc<StatusBoard>,
+        clock: Arc<dyn Clock>,
+        counters: Arc<Counters>,
+    ) -> anyhow::Result<App> {
+        let db = store.db();
+        let lifetimes = Lifetimes {
+            idle_ns: i64::from(config.server.session_idle_minutes) * 60 * NS_PER_SEC,
+            absolute_ns: i64::from(config.server.session_max_hours) * 3600 * NS_PER_SEC,
+        };
+        Ok(App {
+            users: Users::open(db)?,
+            sessions: Sessions::open(db, clock.clone(), lifetimes)?,
+            audit: AuditLog::open(db)?,
+            limiter: LoginLimiter::new(Limits::default()),
+            config,
+            store,
+            status,
+            clock,
+            counters,
+            started: Instant::now(),
+        })
+    }
+
+    /// Appends an audit entry off the async threads (it fsyncs). An action
+    /// whose record cannot be written fails, rather than going unrecorded.
+    pub async fn record(self: &Arc<Self>, ev: Event) -> Result<(), ApiError> {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || app.audit.append(app.clock.now_ns(), ev))
+            .await
+            .map_err(ApiError::internal)??;
+        Ok(())
+    }
+
+    /// Whether `id` is a configured camera.
+    pub fn camera_exists(&self, id: &str) -> bool {
+        self.config.cameras.iter().any(|c| c.id == id)
+    }
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, no session (health, login, the UI's static files).
+    Public,
+    /// Any logged-in user; results are filtered to the user's cameras.
+    User,
+    /// A logged-in user allowed to see the camera named by the `{id}` path parameter.
+    Camera,
+    /// Admins only.
+    Admin,
+    /// Admins, or a scraper presenting `[server] metrics_token` as a bearer token.
+    Metrics,
+}
+
+/// One entry of the route table.
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// axum path pattern, e.g. `/api/cameras/{id}/recordings`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
+    fn r(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<Arc<App>>,
+    ) -> (RouteSpec, MethodRouter<Arc<App>>) {
+        (RouteSpec { method, path, access }, handler)
+    }
+    use Access::*;
+    vec![
+        r(Method::GET, "/api/health", Public, get(api::health)),
+        r(Method::POST, "/api/login", Public, post(api::login)),
+        r(Method::POST, "/api/logout", User, post(api::logout)),
+        r(Method::GET, "/api/me", User, get(api::me)),
+        r(Method::GET, "/api/cameras", User, get(api::cameras)),
+        r(Method::GET, "/api/cameras/{id}/recordings", Camera, get(api::recordings)),
+        r(Method::GET, "/api/storage", User, get(api::storage)),
+        r(Method::GET, "/api/audit", Admin, get(api::audit)),
+        r(Method::GET, "/api/audit/verify", Admin, get(api::audit_verify)),
+        r(Method::GET, "/api/users", Admin, get(users::list)),
+        r(Method::POST, "/api/users", Admin, post(users::create)),
+        r(Method::GET, "/api/users/{name}", Admin, get(users::get_one)),
+        r(Method::PUT, "/api/users/{name}", Admin, put(users::update)),
+        r(Method::DELETE, "/api/users/{name}", Admin, delete(users::remove)),
+        r(Method::GET, "/metrics", Metrics, get(api::metrics)),
+    ]
+}
+
+/// The route table: every route the router serves, with its access level.
+pub fn route_table() -> Vec<RouteSpec> {
+    routes().into_iter().map(|(s, _)| s).collect()
+}
+
+/// The whole application router.
+pub fn router(app: Arc<App>) -> Router {
+    let mut r = Router::new();
+    for (spec, handler) in routes() {
+        let guarded = handler.route_layer(from_fn_with_state((app.clone(), spec.access), guard));
+        r = r.route(spec.path, guarded);
+    }
+    r.fallback(ui::serve)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+/// The logged-in caller, put into request extensions by [`guard`].
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The user, as stored now (role changes apply at once).
+    pub user: User,
+    /// The session.
+    pub session: Session,
+    /// The cookie's token, kept in memory only so logout can revoke it.
+    pub token: String,
+    /// The client address.
+    pub client: String,
+}
+
+/// The client's address as the connection saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for ClientAddr {
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddr(*s.remote_addr())
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, tls::TlsListener>> for ClientAddr {
+    fn connect_info(s: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        ClientAddr(*s.remote_addr())
+    }
+}
+
+/// The client IP for rate limiting and the audit log; `unknown` when the
+/// router runs without a connection (in-process tests).
+pub fn client_of(req_ext: &axum::http::Extensions) -> String {
+    req_ext
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|c| c.0 .0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Path parameters are ids and names: anything outside this alphabet (a
+/// `/` from `%2F`, NUL, `..`) is refused before a handler sees it.
+fn sane_param(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v != "."
+        && v != ".."
+        && v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
+}
+
+/// Enforces a route's [`Access`]: session, CSRF, role, camera, path parameters.
+async fn guard(
+    State((app, access)): State<(Arc<App>, Access)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match authorize(&app, access, &mut req).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<(), ApiError> {
+    if access == Access::Public {
+        return Ok(());
+    }
+    if access == Access::Metrics {
+        if let Some(expected) = &app.config.server.metrics_token {
+            let presented = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if let Some(p) = presented {
+                if constant_time_eq(p.as_bytes(), expected.as_bytes()) {
+                    return Ok(());
+                }
+                return Err(ApiError::unauthorized("wrong metrics token"));
             }
-        }),
-    )
+        }
+    }
+    let token = session_token(req.headers()).ok_or_else(|| ApiError::unauthorized("log in first"))?;
+    let session = app
+        .sessions
+        .get(&token)?
+        .ok_or_else(|| ApiError::unauthorized("session expired or logged out"))?;
+    let user = app
+        .users
+        .get(&session.user)?
+        .ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
+    // Cross-site pages can make the browser send our cookie (SameSite aside)
+    // but cannot read the CSRF token, so every state change must echo it.
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        let ok = req
+            .headers()
+            .get(CSRF_HEADER)
+            .is_some_and(|v| constant_time_eq(v.as_bytes(), session.csrf.as_bytes()));
+        if !ok {
+            return Err(ApiError::forbidden("missing or wrong X-CSRF-Token header"));
+        }
+    }
+    if matches!(access, Access::Admin | Access::Metrics) && user.role != Role::Admin {
+        return Err(ApiError::forbidden("admins only"));
+    }
+    let params = req
+        .extract_parts::<RawPathParams>()
+        .await
+        .map_err(|_| ApiError::bad_request("path parameter is not valid UTF-8"))?;
+    for (name, value) in params.iter() {
+        if !sane_param(value) {
+            return Err(ApiError::bad_request(format!("invalid {name} in path")));
+        }
+        if access == Access::Camera && name == "id" {
+            // Refuse cameras outside the user's list before saying whether
+            // they exist, so a restricted user cannot map the site.
+            if !user.may_see(value) {
+                return Err(ApiError::forbidden("not allowed to see this camera"));
+            }
+            if !crate::config::valid_id(value) {
+                return Err(ApiError::bad_request("invalid camera id"));
+            }
+            if !app.camera_exists(value) {
+                return Err(ApiError::not_found("no such camera"));
+            }
+        }
+    }
+    let client = client_of(req.extensions());
+    req.extensions_mut().insert(Caller {
+        user,
+        session,
+        token,
+        client,
+    });
+    Ok(())
+}
+
+/// Outermost layer: security headers on every response and request counts
+/// by route pattern.
+async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let api = req.uri().path().starts_with("/api/") || req.uri().path() == "/metrics";
+    let mut resp = next.run(req).await;
+    app.counters.http(&route, &method, resp.status().as_u16());
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    if api {
+        // Camera lists and audit trails must not linger in shared caches.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// Serves `router` on `listener` (TLS when `tls` is given) until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let make = router.into_make_service_with_connect_info::<ClientAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, make)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        }
+        Some(cfg) => {
+            let listener = tls::TlsListener::new(listener, cfg)?;
+            axum::serve(listener, make)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        }
+    }
 }

@@ -1,0 +1,484 @@
+//! JSON handlers: health, login/logout, the caller, cameras, recordings,
+//! storage, audit and metrics. Access was already checked by the guard;
+//! these check their inputs and shape the output.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiJson, ApiQuery};
+use super::{client_of, App, Caller, SESSION_COOKIE};
+use crate::audit::{Action, Event, Filter};
+use crate::auth::User;
+use crate::clock::{rfc3339, NS_PER_SEC};
+use crate::store::SegmentRecord;
+
+/// `GET /api/health`: liveness for probes and tests. No auth, no secrets.
+pub async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": app.started.elapsed().as_secs(),
+    }))
+}
+
+/// User as the API shows it (never the password hash).
+#[derive(Serialize)]
+pub struct UserView {
+    name: String,
+    role: &'static str,
+    /// `null` means all cameras.
+    cameras: Option<Vec<String>>,
+    created: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            name: u.name.clone(),
+            role: u.role.as_str(),
+            cameras: u.cameras.clone(),
+            created: rfc3339(u.created_ns),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+fn session_cookie(token: &str, max_age_s: i64) -> HeaderValue {
+    // Secure even when serving plain HTTP: that mode is only for running
+    // behind a TLS-terminating proxy, so the browser always sees HTTPS.
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age_s}"
+    ))
+    .expect("cookie is ASCII")
+}
+
+/// `POST /api/login`: `{username, password}` → session cookie and CSRF token.
+pub async fn login(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let client = client_of(req.extensions());
+    let ApiJson(body): ApiJson<LoginRequest> = ApiJson::from_request(req, &app).await?;
+    let now = app.clock.now_ns();
+    // A name longer than any valid one is still rate limited and audited,
+    // but cut so it cannot bloat memory or the log.
+    let name: String = body.username.chars().take(64).collect();
+    if let Err(wait) = app.limiter.check(&name, &client, now) {
+        tracing::warn!(client = %client, "login refused by rate limit");
+        return Err(ApiError::too_many(wait));
+    }
+    let user = {
+        let app = app.clone();
+        let username = body.username;
+        let password = body.password;
+        tokio::task::spawn_blocking(move || app.users.verify(&username, &password))
+            .await
+            .map_err(ApiError::internal)??
+    };
+    let Some(user) = user else {
+        app.limiter.failure(&name, &client, now);
+        app.record(Event {
+            actor: name,
+            action: Action::LoginFailed,
+            target: String::new(),
+            client,
+            detail: String::new(),
+        })
+        .await?;
+        // One message for unknown user and wrong password.
+        return Err(ApiError::unauthorized("wrong user name or password"));
+    };
+    app.limiter.success(&user.name);
+    let new = app.sessions.create(&user.name, &client)?;
+    if let Err(e) = app
+        .record(Event {
+            actor: user.name.clone(),
+            action: Action::Login,
+            target: String::new(),
+            client,
+            detail: format!("role={}", user.role.as_str()),
+        })
+        .await
+    {
+        let _ = app.sessions.revoke(&new.token);
+        return Err(e);
+    }
+    let lt = app.sessions.lifetimes();
+    let expires = new.session.created_ns + lt.absolute_ns;
+    let mut resp = Json(json!({
+        "user": UserView::from(&user),
+        "csrf_token": new.session.csrf,
+        "expires_at": rfc3339(expires),
+        "idle_timeout_seconds": lt.idle_ns / NS_PER_SEC,
+    }))
+    .into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&new.token, lt.absolute_ns / NS_PER_SEC));
+    Ok(resp)
+}
+
+
+/// `POST /api/logout`: revokes the session and clears the cookie.
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    app.sessions.revoke(&c.token)?;
+    app.record(Event {
+        actor: c.user.name.clone(),
+        action: Action::Logout,
+        target: String::new(),
+        client: c.client.clone(),
+        detail: String::new(),
+    })
+    .await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie("", 0));
+    Ok(resp)
+}
+
+/// `GET /api/me`: who is logged in, and the CSRF token for page script.
+pub async fn me(State(app): State<Arc<App>>, Extension(c): Extension<Caller>) -> Json<Value> {
+    let lt = app.sessions.lifetimes();
+    Json(json!({
+        "user": UserView::from(&c.user),
+        "csrf_token": c.session.csrf,
+        "expires_at": rfc3339(c.session.created_ns + lt.absolute_ns),
+    }))
+}
+
+fn opt_time(ns: Option<i64>) -> Option<String> {
+    ns.map(rfc3339)
+}
+
+/// `GET /api/cameras`: the caller's cameras with live status and recorded
+/// extent. Never URLs or credentials.
+pub async fn cameras(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let status = app.status.snapshot();
+    let usage = app.store.usage();
+    let mut out = Vec::new();
+    for cam in app.config.cameras.iter().filter(|cam| c.user.may_see(&cam.id)) {
+        let s = status.get(&cam.id).cloned().unwrap_or_default();
+        let u = usage.get(&cam.id).copied().unwrap_or_default();
+        let oldest = app.store.oldest(&cam.id)?.map(|r| r.start_ns);
+        let newest = app.store.newest(&cam.id)?.map(|r| r.end_ns);
+        out.push(json!({
+            "id": cam.id,
+            "name": if cam.name.is_empty() { &cam.id } else { &cam.name },
+            "enabled": cam.enabled,
+            "record": cam.record,
+            "state": s.state,
+            "codec": s.codec,
+            "resolution": s.resolution.map(|(w, h)| json!({"width": w, "height": h})),
+            "fps": s.fps,
+            "bitrate_bps": s.bitrate_bps,
+            "reconnects": s.reconnects,
+            "last_error": s.last_error,
+            "recorder_error": s.recorder_error,
+            "recorded_bytes": u.bytes,
+            "segments": u.segments,
+            "oldest": opt_time(oldest),
+            "newest": opt_time(newest),
+        }));
+    }
+    Ok(Json(json!({ "cameras": out })))
+}
+
+/// Parses an RFC 3339 time into ns, refusing times outside what i64 ns can
+/// hold (years 1678..2262) instead of wrapping.
+pub fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::bad_request(format!("{field}: not an RFC 3339 time like 2025-01-31T12:00:00Z")))?;
+    i64::try_from(t.unix_timestamp_nanos())
+        .map_err(|_| ApiError::bad_request(format!("{field}: out of range")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+/// Longest range one recordings query may span: a month of one-minute
+/// segments is about 45,000 rows, the most one response should carry.
+pub const MAX_RANGE_NS: i64 = 31 * 86_400 * NS_PER_SEC;
+/// Segments closer than this count as continuous: a rotation leaves the
+/// next segment starting at the next frame, a frame interval after the end.
+pub const GAP_TOLERANCE_NS: i64 = NS_PER_SEC;
+
+/// A covered or missing span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Span {
+    /// Start, ns.
+    pub start_ns: i64,
+    /// End, ns.
+    pub end_ns: i64,
+}
+
+/// Merges segments (sorted by start) into covered spans clipped to
+/// `[start, end)`, and the gaps between them within that window.
+pub fn coverage(segs: &[SegmentRecord], start: i64, end: i64, tolerance: i64) -> (Vec<Span>, Vec<Span>) {
+    let mut covered: Vec<Span> = Vec::new();
+    for s in segs {
+        let (a, b) = (s.start_ns.max(start), s.end_ns.min(end));
+        if a >= b {
+            continue;
+        }
+        match covered.last_mut() {
+            Some(last) if a <= last.end_ns + tolerance => last.end_ns = last.end_ns.max(b),
+            _ => covered.push(Span { start_ns: a, end_ns: b }),
+        }
+    }
+    let mut gaps = Vec::new();
+    let mut cursor = start;
+    for c in &covered {
+        if c.start_ns > cursor {
+            gaps.push(Span { start_ns: cursor, end_ns: c.start_ns });
+        }
+        cursor = cursor.max(c.end_ns);
+    }
+    if cursor < end {
+        gaps.push(Span { start_ns: cursor, end_ns: end });
+    }
+    (covered, gaps)
+}
+
+fn span_json(s: &Span) -> Value {
+    json!({ "start": rfc3339(s.start_ns), "end": rfc3339(s.end_ns) })
+}
+
+/// `GET /api/cameras/{id}/recordings?start=&end=`: covered ranges, gaps and
+/// segments. Defaults to the last 24 hours.
+pub async fn recordings(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let now = app.clock.now_ns();
+    let end = q.end.as_deref().map(|s| parse_time("end", s)).transpose()?.unwrap_or(now);
+    let start = q
+        .start
+        .as_deref()
+        .map(|s| parse_time("start", s))
+        .transpose()?
+        .unwrap_or(end.saturating_sub(86_400 * NS_PER_SEC));
+    if start >= end {
+        return Err(ApiError::bad_request("start must be before end"));
+    }
+    if end - start > MAX_RANGE_NS {
+        return Err(ApiError::bad_request("range longer than 31 days"));
+    }
+    let segs = {
+        let app = app.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || app.store.segments(&id, start, end))
+            .await
+            .map_err(ApiError::internal)??
+    };
+    let (covered, gaps) = coverage(&segs, start, end, GAP_TOLERANCE_NS);
+    let segments: Vec<Value> = segs
+        .iter()
+        .map(|s| {
+            json!({
+                "start": rfc3339(s.start_ns),
+                "end": rfc3339(s.end_ns),
+                "bytes": s.bytes,
+                "codec": s.codec,
+                "width": s.width,
+                "height": s.height,
+                "frames": s.frames,
+                "has_audio": s.has_audio,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "camera": id,
+        "start": rfc3339(start),
+        "end": rfc3339(end),
+        "ranges": covered.iter().map(span_json).collect::<Vec<_>>(),
+        "gaps": gaps.iter().map(span_json).collect::<Vec<_>>(),
+        "segments": segments,
+    })))
+}
+
+/// `GET /api/storage`: recorded bytes per camera (the caller's cameras),
+/// volume free space and the retention settings.
+pub async fn storage(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let usage = app.store.usage();
+    let free = crate::store::retention::volume_free_bytes(app.store.dir()).ok();
+    let mut cams = Vec::new();
+    for cam in app.config.cameras.iter().filter(|cam| c.user.may_see(&cam.id)) {
+        let u = usage.get(&cam.id).copied().unwrap_or_default();
+        cams.push(json!({
+            "id": cam.id,
+            "bytes": u.bytes,
+            "segments": u.segments,
+            "retain_days": cam.retain_days,
+            "retain_bytes": cam.retain_bytes,
+            "oldest": opt_time(app.store.oldest(&cam.id)?.map(|r| r.start_ns)),
+            "newest": opt_time(app.store.newest(&cam.id)?.map(|r| r.end_ns)),
+        }));
+    }
+    Ok(Json(json!({
+        "volume_free_bytes": free,
+        "min_free_bytes": app.config.storage.min_free_bytes,
+        "segment_seconds": app.config.storage.segment_seconds,
+        "cameras": cams,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/audit`: newest-first entries with filters; page backwards
+/// with `before=<seq>` from the previous page's `next_before`.
+pub async fn audit(
+    State(app): State<Arc<App>>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let action = match q.action.as_deref() {
+        None => None,
+        Some(a) => Some(Action::parse(a).ok_or_else(|| ApiError::bad_request("unknown action"))?),
+    };
+    let f = Filter {
+        actor: q.actor,
+        action,
+        target: q.target,
+        since_ns: q.since.as_deref().map(|s| parse_time("since", s)).transpose()?,
+        until_ns: q.until.as_deref().map(|s| parse_time("until", s)).transpose()?,
+        before_seq: q.before,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = {
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || app.audit.query(&f, limit))
+            .await
+            .map_err(ApiError::internal)??
+    };
+    let next_before = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq,
+                "time": rfc3339(e.time_ns),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "client": e.client,
+                "detail": e.detail,
+                "prev": e.prev,
+                "hash": e.hash,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries, "next_before": next_before })))
+}
+
+/// `GET /api/audit/verify`: walks the chain, like `cleannvr audit verify`.
+pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    let v = tokio::task::spawn_blocking(move || app.audit.verify())
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(json!({ "ok": v.broken.is_none(), "verified": v.verified, "broken": v.broken })))
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut recorded: Vec<(String, u64, u64)> = app
+        .store
+        .usage()
+        .into_iter()
+        .map(|(k, u)| (k, u.bytes, u.segments))
+        .collect();
+    recorded.sort();
+    let free = crate::store::retention::volume_free_bytes(app.store.dir()).ok();
+    let body = super::metrics::render(&app, &recorded, free);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(start_s: i64, end_s: i64) -> SegmentRecord {
+        SegmentRecord {
+            camera: "a".into(),
+            start_ns: start_s * NS_PER_SEC,
+            end_ns: end_s * NS_PER_SEC,
+            path: String::new(),
+            bytes: 1,
+            codec: String::new(),
+            width: 0,
+            height: 0,
+            frames: 0,
+            has_audio: false,
+            keyframes: vec![],
+            drift_ms: 0,
+        }
+    }
+
+    fn spans(v: &[Span]) -> Vec<(i64, i64)> {
+        v.iter().map(|s| (s.start_ns / NS_PER_SEC, s.end_ns / NS_PER_SEC)).collect()
+    }
+
+    #[test]
+    fn coverage_merges_clips_and_finds_gaps() {
+        let tol = NS_PER_SEC / 2;
+        let cases: &[(&[(i64, i64)], (i64, i64), &[(i64, i64)], &[(i64, i64)])] = &[
+            (&[], (0, 100), &[], &[(0, 100)]),
+            (&[(10, 70), (70, 130)], (0, 200), &[(10, 130)], &[(0, 10), (130, 200)]),
+            (&[(0, 60), (90, 150)], (30, 120), &[(30, 60), (90, 120)], &[(60, 90)]),
+            (&[(0, 60), (50, 80)], (0, 80), &[(0, 80)], &[]),
+            (&[(0, 500)], (100, 200), &[(100, 200)], &[]),
+        ];
+        for (segs, (a, b), want_cov, want_gaps) in cases {
+            let segs: Vec<_> = segs.iter().map(|&(s, e)| seg(s, e)).collect();
+            let (cov, gaps) = coverage(&segs, a * NS_PER_SEC, b * NS_PER_SEC, tol);
+            assert_eq!(spans(&cov), *want_cov, "{segs:?}");
+            assert_eq!(spans(&gaps), *want_gaps, "{segs:?}");
+        }
+    }
+
+    #[test]
+    fn times_parse_or_fail_cleanly() {
+        assert_eq!(parse_time("t", "1970-01-01T00:00:01Z").unwrap(), NS_PER_SEC);
+        for bad in ["", "yesterday", "2025-13-01T00:00:00Z", "9999-01-01T00:00:00Z", "1000-01-01T00:00:00Z"] {
+            let e = parse_time("t", bad).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+}

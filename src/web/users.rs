@@ -1,0 +1,199 @@
+//! Users CRUD for admins. Every change is audited; removing a user or
+//! changing a password ends that user's sessions.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+
+use super::api::UserView;
+use super::error::{ApiError, ApiJson};
+use super::{App, Caller};
+use crate::audit::{Action, Event};
+use crate::auth::{check_password, hash_password, valid_user_name, Role, UserError};
+
+fn parse_role(s: &str) -> Result<Role, ApiError> {
+    Role::parse(s).ok_or_else(|| ApiError::bad_request("role must be admin, operator or viewer"))
+}
+
+/// Checks a camera list names configured cameras only.
+fn check_cameras(app: &App, cams: &Option<Vec<String>>) -> Result<(), ApiError> {
+    for c in cams.iter().flatten() {
+        if !app.camera_exists(c) {
+            return Err(ApiError::bad_request(format!("unknown camera {c:?}")));
+        }
+    }
+    Ok(())
+}
+
+fn name_param(name: &str) -> Result<(), ApiError> {
+    if valid_user_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("invalid user name"))
+    }
+}
+
+/// `GET /api/users`.
+pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    let users: Vec<UserView> = app.users.list()?.iter().map(UserView::from).collect();
+    Ok(Json(json!({ "users": users })))
+}
+
+/// `GET /api/users/{name}`.
+pub async fn get_one(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    name_param(&name)?;
+    let u = app.users.get(&name)?.ok_or_else(|| ApiError::not_found("no such user"))?;
+    Ok(Json(UserView::from(&u)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    name: String,
+    role: String,
+    password: String,
+    #[serde(default)]
+    cameras: Option<Vec<String>>,
+}
+
+/// `POST /api/users`: `{name, role, password, cameras?}` → 201.
+pub async fn create(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<CreateUser>,
+) -> Result<Response, ApiError> {
+    let role = parse_role(&b.role)?;
+    check_cameras(&app, &b.cameras)?;
+    let user = {
+        let app = app.clone();
+        let now = app.clock.now_ns();
+        tokio::task::spawn_blocking(move || app.users.add(&b.name, role, b.cameras, &b.password, now))
+            .await
+            .map_err(ApiError::internal)??
+    };
+    app.record(Event {
+        actor: c.user.name.clone(),
+        action: Action::UserAdd,
+        target: user.name.clone(),
+        client: c.client.clone(),
+        detail: describe(role, &user.cameras),
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))).into_response())
+}
+
+fn describe(role: Role, cams: &Option<Vec<String>>) -> String {
+    match cams {
+        None => format!("role={} cameras=all", role.as_str()),
+        Some(c) => format!("role={} cameras={}", role.as_str(), c.join(",")),
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    #[serde(default)]
+    role: Option<String>,
+    /// Absent: unchanged; `null`: all cameras; a list: only those.
+    #[serde(default, deserialize_with = "double_option")]
+    cameras: Option<Option<Vec<String>>>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `PUT /api/users/{name}`: change role, cameras and/or password.
+pub async fn update(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<UpdateUser>,
+) -> Result<Json<UserView>, ApiError> {
+    name_param(&name)?;
+    let role = b.role.as_deref().map(parse_role).transpose()?;
+    if let Some(cams) = &b.cameras {
+        check_cameras(&app, cams)?;
+    }
+    let password_changed = b.password.is_some();
+    let user = {
+        let app = app.clone();
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, UserError> {
+            // Hash first, then apply everything in one write, so a refused
+            // change (demoting the last admin) changes nothing at all.
+            let hash = match &b.password {
+                Some(pw) => {
+                    check_password(pw)?;
+                    Some(hash_password(pw)?)
+                }
+                None => None,
+            };
+            app.users.update(&name, |u| {
+                if let Some(r) = role {
+                    u.role = r;
+                }
+                if let Some(cams) = b.cameras {
+                    u.cameras = cams;
+                }
+                if let Some(h) = hash {
+                    u.password_hash = h;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
+    if password_changed {
+        app.sessions.revoke_user(&name)?;
+    }
+    let mut detail = describe(user.role, &user.cameras);
+    if password_changed {
+        detail.push_str(" password=changed");
+    }
+    app.record(Event {
+        actor: c.user.name.clone(),
+        action: Action::UserUpdate,
+        target: name,
+        client: c.client.clone(),
+        detail,
+    })
+    .await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// `DELETE /api/users/{name}` → 204; the user's sessions end at once.
+pub async fn remove(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    name_param(&name)?;
+    app.users.remove(&name)?;
+    app.sessions.revoke_user(&name)?;
+    app.record(Event {
+        actor: c.user.name.clone(),
+        action: Action::UserRemove,
+        target: name,
+        client: c.client.clone(),
+        detail: String::new(),
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
