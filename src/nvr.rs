@@ -86,8 +86,8 @@ pub async fn run_with(
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             match app.users.set_password("admin", &pw) {
                 Err(crate::auth::UserError::NotFound) => {
-                    app.users
-                        .add("admin", crate::auth::Role::Admin, None, &pw, app.clock.now_ns())?;
+                    let now = app.clock.now_ns();
+                    app.users.add("admin", crate::auth::Role::Admin, None, &pw, now)?;
                 }
                 r => {
                     r?;

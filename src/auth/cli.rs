@@ -144,7 +144,10 @@ pub fn user_cmd(cmd: UserCmd, config: &Path) -> anyhow::Result<ExitCode> {
         }
         UserCmd::List => {
             for u in users.list()? {
-                let cams = u.cameras.map(|c| c.join(",")).unwrap_or_else(|| "all".into());
+                let cams = u
+                    .cameras
+                    .map(|c| c.join(","))
+                    .unwrap_or_else(|| "all".into());
                 println!(
                     "{}\t{}\tcameras={}\tcreated={}",
                     u.name,
@@ -157,7 +160,10 @@ pub fn user_cmd(cmd: UserCmd, config: &Path) -> anyhow::Result<ExitCode> {
         UserCmd::Remove { name } => {
             users.remove(&name)?;
             sessions.revoke_user(&name)?;
-            audit.append(clock.now_ns(), cli_event(Action::UserRemove, &name, String::new()))?;
+            audit.append(
+                clock.now_ns(),
+                cli_event(Action::UserRemove, &name, String::new()),
+            )?;
             println!("removed {name}");
         }
         UserCmd::Passwd { name } => {

@@ -181,7 +181,9 @@ impl Users {
     pub fn get(&self, name: &str) -> anyhow::Result<Option<User>> {
         match self.tree.get(name.as_bytes())? {
             None => Ok(None),
-            Some(v) => Ok(Some(serde_json::from_slice(&v).context("corrupt user row")?)),
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v).context("corrupt user row")?,
+            )),
         }
     }
 
@@ -189,7 +191,7 @@ impl Users {
     pub fn list(&self) -> anyhow::Result<Vec<User>> {
         self.tree
             .iter()
-            .map(|item| Ok(serde_json::from_slice(&item?.1).context("corrupt user row")?))
+            .map(|item| serde_json::from_slice(&item?.1).context("corrupt user row"))
             .collect()
     }
 
@@ -237,7 +239,11 @@ impl Users {
     /// Checks a password. Unknown users cost the same time as known ones.
     pub fn verify(&self, name: &str, password: &str) -> anyhow::Result<Option<User>> {
         if password.len() > MAX_PASSWORD || !valid_user_name(name) {
-            let pw = if password.len() > MAX_PASSWORD { "" } else { password };
+            let pw = if password.len() > MAX_PASSWORD {
+                ""
+            } else {
+                password
+            };
             verify_hash(pw, dummy_hash());
             return Ok(None);
         }
@@ -265,7 +271,10 @@ impl Users {
             return Err(UserError::Conflict("cannot demote the last admin".into()));
         }
         self.tree
-            .insert(name.as_bytes(), serde_json::to_vec(&user).map_err(anyhow::Error::from)?)
+            .insert(
+                name.as_bytes(),
+                serde_json::to_vec(&user).map_err(anyhow::Error::from)?,
+            )
             .map_err(anyhow::Error::from)?;
         self.db.flush().map_err(anyhow::Error::from)?;
         Ok(user)
@@ -287,13 +296,19 @@ impl Users {
         if user.role == Role::Admin && self.admin_count()? <= 1 {
             return Err(UserError::Conflict("cannot remove the last admin".into()));
         }
-        self.tree.remove(name.as_bytes()).map_err(anyhow::Error::from)?;
+        self.tree
+            .remove(name.as_bytes())
+            .map_err(anyhow::Error::from)?;
         self.db.flush().map_err(anyhow::Error::from)?;
         Ok(user)
     }
 
     fn admin_count(&self) -> anyhow::Result<usize> {
-        Ok(self.list()?.iter().filter(|u| u.role == Role::Admin).count())
+        Ok(self
+            .list()?
+            .iter()
+            .filter(|u| u.role == Role::Admin)
+            .count())
     }
 }
 
@@ -310,10 +325,15 @@ mod tests {
     #[test]
     fn add_verify_and_duplicate() {
         let (_d, u) = users();
-        let alice = u.add("alice", Role::Admin, None, "correct horse", 1).unwrap();
+        let alice = u
+            .add("alice", Role::Admin, None, "correct horse", 1)
+            .unwrap();
         assert!(alice.password_hash.starts_with("$argon2id$"));
         assert!(!alice.password_hash.contains("correct horse"));
-        assert_eq!(u.verify("alice", "correct horse").unwrap().unwrap().name, "alice");
+        assert_eq!(
+            u.verify("alice", "correct horse").unwrap().unwrap().name,
+            "alice"
+        );
         assert!(u.verify("alice", "wrong horse!").unwrap().is_none());
         assert!(u.verify("nobody", "correct horse").unwrap().is_none());
         assert!(u.verify("../etc", "x").unwrap().is_none());
@@ -326,12 +346,28 @@ mod tests {
     #[test]
     fn names_and_passwords_are_checked() {
         let (_d, u) = users();
-        for bad in ["", "a/b", "..", ".hidden", "-x", "a b", "é", &"x".repeat(65), "a\0b"] {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            ".hidden",
+            "-x",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a\0b",
+        ] {
             assert!(!valid_user_name(bad), "{bad:?}");
-            assert!(matches!(u.add(bad, Role::Viewer, None, "longenough", 0), Err(UserError::Invalid(_))));
+            assert!(matches!(
+                u.add(bad, Role::Viewer, None, "longenough", 0),
+                Err(UserError::Invalid(_))
+            ));
         }
         assert!(valid_user_name("ops.team-1@council"));
-        assert!(matches!(u.add("bob", Role::Viewer, None, "short", 0), Err(UserError::Invalid(_))));
+        assert!(matches!(
+            u.add("bob", Role::Viewer, None, "short", 0),
+            Err(UserError::Invalid(_))
+        ));
         assert!(matches!(
             u.add("bob", Role::Viewer, None, &"x".repeat(MAX_PASSWORD + 1), 0),
             Err(UserError::Invalid(_))
@@ -342,7 +378,8 @@ mod tests {
     fn last_admin_is_protected() {
         let (_d, u) = users();
         u.add("root", Role::Admin, None, "password1", 0).unwrap();
-        u.add("v", Role::Viewer, Some(vec!["a".into()]), "password1", 0).unwrap();
+        u.add("v", Role::Viewer, Some(vec!["a".into()]), "password1", 0)
+            .unwrap();
         assert!(matches!(u.remove("root"), Err(UserError::Conflict(_))));
         assert!(matches!(
             u.update("root", |x| {

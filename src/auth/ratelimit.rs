@@ -133,8 +133,14 @@ mod tests {
             l.failure("alice", &format!("10.0.0.{i}"), t0);
         }
         assert_eq!(l.check("ALICE", "9.9.9.9", t0), Err(900));
-        assert_eq!(l.check("alice", "9.9.9.9", t0 + 899 * NS_PER_SEC + 1), Err(1));
-        assert!(l.check("bob", "9.9.9.9", t0).is_ok(), "other users unaffected");
+        assert_eq!(
+            l.check("alice", "9.9.9.9", t0 + 899 * NS_PER_SEC + 1),
+            Err(1)
+        );
+        assert!(
+            l.check("bob", "9.9.9.9", t0).is_ok(),
+            "other users unaffected"
+        );
         assert!(l.check("alice", "9.9.9.9", t0 + 900 * NS_PER_SEC).is_ok());
     }
 

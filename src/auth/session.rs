@@ -72,7 +72,11 @@ fn token_key(token: &str) -> [u8; 32] {
 
 impl Sessions {
     /// Opens the `sessions` tree of `db`.
-    pub fn open(db: &sled::Db, clock: Arc<dyn Clock>, lifetimes: Lifetimes) -> anyhow::Result<Self> {
+    pub fn open(
+        db: &sled::Db,
+        clock: Arc<dyn Clock>,
+        lifetimes: Lifetimes,
+    ) -> anyhow::Result<Self> {
         Ok(Sessions {
             tree: db.open_tree("sessions")?,
             clock,
@@ -226,7 +230,10 @@ mod tests {
         assert_eq!(n.token.len(), 64);
         for _ in 0..10 {
             clock.advance(20 * MIN);
-            assert!(s.get(&n.token).unwrap().is_some(), "used every 20 min, stays alive");
+            assert!(
+                s.get(&n.token).unwrap().is_some(),
+                "used every 20 min, stays alive"
+            );
         }
         clock.advance(31 * MIN);
         assert!(s.get(&n.token).unwrap().is_none(), "idle for 31 min");
@@ -262,7 +269,13 @@ mod tests {
             assert!(!String::from_utf8_lossy(&k).contains(&n.token));
             assert!(!String::from_utf8_lossy(&v).contains(&n.token));
         }
-        for junk in ["", "x", &"g".repeat(64), &n.token[..63], &format!("{}0", n.token)] {
+        for junk in [
+            "",
+            "x",
+            &"g".repeat(64),
+            &n.token[..63],
+            &format!("{}0", n.token),
+        ] {
             assert!(s.get(junk).unwrap().is_none(), "{junk:?}");
         }
         assert!(constant_time_eq(b"abc", b"abc"));

@@ -124,11 +124,12 @@ pub async fn login(
         "idle_timeout_seconds": lt.idle_ns / NS_PER_SEC,
     }))
     .into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&new.token, lt.absolute_ns / NS_PER_SEC));
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&new.token, lt.absolute_ns / NS_PER_SEC),
+    );
     Ok(resp)
 }
-
 
 /// `POST /api/logout`: revokes the session and clears the cookie.
 pub async fn logout(
@@ -173,7 +174,12 @@ pub async fn cameras(
     let status = app.status.snapshot();
     let usage = app.store.usage();
     let mut out = Vec::new();
-    for cam in app.config.cameras.iter().filter(|cam| c.user.may_see(&cam.id)) {
+    for cam in app
+        .config
+        .cameras
+        .iter()
+        .filter(|cam| c.user.may_see(&cam.id))
+    {
         let s = status.get(&cam.id).cloned().unwrap_or_default();
         let u = usage.get(&cam.id).copied().unwrap_or_default();
         let oldest = app.store.oldest(&cam.id)?.map(|r| r.start_ns);
@@ -204,7 +210,11 @@ pub async fn cameras(
 /// hold (years 1678..2262) instead of wrapping.
 pub fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::bad_request(format!("{field}: not an RFC 3339 time like 2025-01-31T12:00:00Z")))?;
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "{field}: not an RFC 3339 time like 2025-01-31T12:00:00Z"
+            ))
+        })?;
     i64::try_from(t.unix_timestamp_nanos())
         .map_err(|_| ApiError::bad_request(format!("{field}: out of range")))
 }
@@ -234,7 +244,12 @@ pub struct Span {
 
 /// Merges segments (sorted by start) into covered spans clipped to
 /// `[start, end)`, and the gaps between them within that window.
-pub fn coverage(segs: &[SegmentRecord], start: i64, end: i64, tolerance: i64) -> (Vec<Span>, Vec<Span>) {
+pub fn coverage(
+    segs: &[SegmentRecord],
+    start: i64,
+    end: i64,
+    tolerance: i64,
+) -> (Vec<Span>, Vec<Span>) {
     let mut covered: Vec<Span> = Vec::new();
     for s in segs {
         let (a, b) = (s.start_ns.max(start), s.end_ns.min(end));
@@ -243,19 +258,28 @@ pub fn coverage(segs: &[SegmentRecord], start: i64, end: i64, tolerance: i64) ->
         }
         match covered.last_mut() {
             Some(last) if a <= last.end_ns + tolerance => last.end_ns = last.end_ns.max(b),
-            _ => covered.push(Span { start_ns: a, end_ns: b }),
+            _ => covered.push(Span {
+                start_ns: a,
+                end_ns: b,
+            }),
         }
     }
     let mut gaps = Vec::new();
     let mut cursor = start;
     for c in &covered {
         if c.start_ns > cursor {
-            gaps.push(Span { start_ns: cursor, end_ns: c.start_ns });
+            gaps.push(Span {
+                start_ns: cursor,
+                end_ns: c.start_ns,
+            });
         }
         cursor = cursor.max(c.end_ns);
     }
     if cursor < end {
-        gaps.push(Span { start_ns: cursor, end_ns: end });
+        gaps.push(Span {
+            start_ns: cursor,
+            end_ns: end,
+        });
     }
     (covered, gaps)
 }
@@ -272,7 +296,12 @@ pub async fn recordings(
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let now = app.clock.now_ns();
-    let end = q.end.as_deref().map(|s| parse_time("end", s)).transpose()?.unwrap_or(now);
+    let end = q
+        .end
+        .as_deref()
+        .map(|s| parse_time("end", s))
+        .transpose()?
+        .unwrap_or(now);
     let start = q
         .start
         .as_deref()
@@ -327,7 +356,12 @@ pub async fn storage(
     let usage = app.store.usage();
     let free = crate::store::retention::volume_free_bytes(app.store.dir()).ok();
     let mut cams = Vec::new();
-    for cam in app.config.cameras.iter().filter(|cam| c.user.may_see(&cam.id)) {
+    for cam in app
+        .config
+        .cameras
+        .iter()
+        .filter(|cam| c.user.may_see(&cam.id))
+    {
         let u = usage.get(&cam.id).copied().unwrap_or_default();
         cams.push(json!({
             "id": cam.id,
@@ -373,8 +407,16 @@ pub async fn audit(
         actor: q.actor,
         action,
         target: q.target,
-        since_ns: q.since.as_deref().map(|s| parse_time("since", s)).transpose()?,
-        until_ns: q.until.as_deref().map(|s| parse_time("until", s)).transpose()?,
+        since_ns: q
+            .since
+            .as_deref()
+            .map(|s| parse_time("since", s))
+            .transpose()?,
+        until_ns: q
+            .until
+            .as_deref()
+            .map(|s| parse_time("until", s))
+            .transpose()?,
         before_seq: q.before,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -384,7 +426,9 @@ pub async fn audit(
             .await
             .map_err(ApiError::internal)??
     };
-    let next_before = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
+    let next_before = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
     let entries: Vec<Value> = entries
         .into_iter()
         .map(|e| {
@@ -401,7 +445,9 @@ pub async fn audit(
             })
         })
         .collect();
-    Ok(Json(json!({ "entries": entries, "next_before": next_before })))
+    Ok(Json(
+        json!({ "entries": entries, "next_before": next_before }),
+    ))
 }
 
 /// `GET /api/audit/verify`: walks the chain, like `cleannvr audit verify`.
@@ -409,7 +455,9 @@ pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, Ap
     let v = tokio::task::spawn_blocking(move || app.audit.verify())
         .await
         .map_err(ApiError::internal)??;
-    Ok(Json(json!({ "ok": v.broken.is_none(), "verified": v.verified, "broken": v.broken })))
+    Ok(Json(
+        json!({ "ok": v.broken.is_none(), "verified": v.verified, "broken": v.broken }),
+    ))
 }
 
 /// `GET /metrics`: Prometheus text.
@@ -424,7 +472,10 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let free = crate::store::retention::volume_free_bytes(app.store.dir()).ok();
     let body = super::metrics::render(&app, &recorded, free);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -452,16 +503,30 @@ mod tests {
     }
 
     fn spans(v: &[Span]) -> Vec<(i64, i64)> {
-        v.iter().map(|s| (s.start_ns / NS_PER_SEC, s.end_ns / NS_PER_SEC)).collect()
+        v.iter()
+            .map(|s| (s.start_ns / NS_PER_SEC, s.end_ns / NS_PER_SEC))
+            .collect()
     }
 
     #[test]
     fn coverage_merges_clips_and_finds_gaps() {
         let tol = NS_PER_SEC / 2;
-        let cases: &[(&[(i64, i64)], (i64, i64), &[(i64, i64)], &[(i64, i64)])] = &[
+        type Spans = &'static [(i64, i64)];
+        // (segments, query window, covered, gaps), all in seconds.
+        let cases: &[(Spans, (i64, i64), Spans, Spans)] = &[
             (&[], (0, 100), &[], &[(0, 100)]),
-            (&[(10, 70), (70, 130)], (0, 200), &[(10, 130)], &[(0, 10), (130, 200)]),
-            (&[(0, 60), (90, 150)], (30, 120), &[(30, 60), (90, 120)], &[(60, 90)]),
+            (
+                &[(10, 70), (70, 130)],
+                (0, 200),
+                &[(10, 130)],
+                &[(0, 10), (130, 200)],
+            ),
+            (
+                &[(0, 60), (90, 150)],
+                (30, 120),
+                &[(30, 60), (90, 120)],
+                &[(60, 90)],
+            ),
             (&[(0, 60), (50, 80)], (0, 80), &[(0, 80)], &[]),
             (&[(0, 500)], (100, 200), &[(100, 200)], &[]),
         ];
@@ -476,7 +541,13 @@ mod tests {
     #[test]
     fn times_parse_or_fail_cleanly() {
         assert_eq!(parse_time("t", "1970-01-01T00:00:01Z").unwrap(), NS_PER_SEC);
-        for bad in ["", "yesterday", "2025-13-01T00:00:00Z", "9999-01-01T00:00:00Z", "1000-01-01T00:00:00Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2025-13-01T00:00:00Z",
+            "9999-01-01T00:00:00Z",
+            "1000-01-01T00:00:00Z",
+        ] {
             let e = parse_time("t", bad).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
         }

@@ -73,7 +73,11 @@ impl ApiError {
     /// 500. The cause is logged here and not sent to the client.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error serving a request");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error (see server log)")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error (see server log)",
+        )
     }
 }
 
@@ -151,7 +155,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         Ok(ApiQuery(
-            axum::extract::Query::<T>::from_request_parts(parts, state).await?.0,
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await?
+                .0,
         ))
     }
 }

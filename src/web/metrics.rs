@@ -24,7 +24,8 @@ impl Counters {
     pub fn retention(&self, segments: u64, bytes: u64) {
         self.retention_deleted_segments
             .fetch_add(segments, Ordering::Relaxed);
-        self.retention_deleted_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.retention_deleted_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Counts an HTTP response. `route` must be a route pattern or a fixed
@@ -68,27 +69,74 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// Renders everything. `recorded` is (camera, bytes, segments) from the index.
-pub fn render(
-    app: &super::App,
-    recorded: &[(String, u64, u64)],
-    disk_free: Option<u64>,
-) -> String {
+pub fn render(app: &super::App, recorded: &[(String, u64, u64)], disk_free: Option<u64>) -> String {
     let mut o = String::with_capacity(4096);
     let cams = app.status.snapshot();
-    let per_cam = |o: &mut String, name: &str, kind: &str, help: &str, f: &dyn Fn(&crate::ingest::status::CameraStatus) -> f64| {
+    let per_cam = |o: &mut String,
+                   name: &str,
+                   kind: &str,
+                   help: &str,
+                   f: &dyn Fn(&crate::ingest::status::CameraStatus) -> f64| {
         head(o, name, kind, help);
         for (id, s) in &cams {
             let _ = writeln!(o, "{name}{{camera=\"{}\"}} {}", esc(id), f(s));
         }
     };
-    per_cam(&mut o, "cleannvr_camera_frames_total", "counter", "Video frames received.", &|s| s.frames as f64);
-    per_cam(&mut o, "cleannvr_camera_bytes_total", "counter", "Video bytes received.", &|s| s.bytes as f64);
-    per_cam(&mut o, "cleannvr_camera_reconnects_total", "counter", "RTSP sessions that ended and were retried.", &|s| s.reconnects as f64);
-    per_cam(&mut o, "cleannvr_camera_dropped_frames_total", "counter", "Frames dropped because the recorder fell behind.", &|s| s.dropped_frames as f64);
-    per_cam(&mut o, "cleannvr_camera_fps", "gauge", "Measured frames per second.", &|s| s.fps);
-    per_cam(&mut o, "cleannvr_camera_bitrate_bps", "gauge", "Measured video bitrate.", &|s| s.bitrate_bps);
-    per_cam(&mut o, "cleannvr_segments_written_total", "counter", "Segments the recorder finished.", &|s| s.segments_written as f64);
-    head(&mut o, "cleannvr_camera_state", "gauge", "1 for the camera's current connection state.");
+    per_cam(
+        &mut o,
+        "cleannvr_camera_frames_total",
+        "counter",
+        "Video frames received.",
+        &|s| s.frames as f64,
+    );
+    per_cam(
+        &mut o,
+        "cleannvr_camera_bytes_total",
+        "counter",
+        "Video bytes received.",
+        &|s| s.bytes as f64,
+    );
+    per_cam(
+        &mut o,
+        "cleannvr_camera_reconnects_total",
+        "counter",
+        "RTSP sessions that ended and were retried.",
+        &|s| s.reconnects as f64,
+    );
+    per_cam(
+        &mut o,
+        "cleannvr_camera_dropped_frames_total",
+        "counter",
+        "Frames dropped because the recorder fell behind.",
+        &|s| s.dropped_frames as f64,
+    );
+    per_cam(
+        &mut o,
+        "cleannvr_camera_fps",
+        "gauge",
+        "Measured frames per second.",
+        &|s| s.fps,
+    );
+    per_cam(
+        &mut o,
+        "cleannvr_camera_bitrate_bps",
+        "gauge",
+        "Measured video bitrate.",
+        &|s| s.bitrate_bps,
+    );
+    per_cam(
+        &mut o,
+        "cleannvr_segments_written_total",
+        "counter",
+        "Segments the recorder finished.",
+        &|s| s.segments_written as f64,
+    );
+    head(
+        &mut o,
+        "cleannvr_camera_state",
+        "gauge",
+        "1 for the camera's current connection state.",
+    );
     for (id, s) in &cams {
         for st in [
             StreamState::Disabled,
@@ -102,27 +150,77 @@ pub fn render(
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
             let v = u8::from(s.state == st);
-            let _ = writeln!(o, "cleannvr_camera_state{{camera=\"{}\",state=\"{name}\"}} {v}", esc(id));
+            let _ = writeln!(
+                o,
+                "cleannvr_camera_state{{camera=\"{}\",state=\"{name}\"}} {v}",
+                esc(id)
+            );
         }
     }
-    head(&mut o, "cleannvr_recorded_bytes", "gauge", "Bytes of recordings in the index.");
+    head(
+        &mut o,
+        "cleannvr_recorded_bytes",
+        "gauge",
+        "Bytes of recordings in the index.",
+    );
     for (id, bytes, _) in recorded {
-        let _ = writeln!(o, "cleannvr_recorded_bytes{{camera=\"{}\"}} {bytes}", esc(id));
+        let _ = writeln!(
+            o,
+            "cleannvr_recorded_bytes{{camera=\"{}\"}} {bytes}",
+            esc(id)
+        );
     }
-    head(&mut o, "cleannvr_recorded_segments", "gauge", "Segments in the index.");
+    head(
+        &mut o,
+        "cleannvr_recorded_segments",
+        "gauge",
+        "Segments in the index.",
+    );
     for (id, _, n) in recorded {
-        let _ = writeln!(o, "cleannvr_recorded_segments{{camera=\"{}\"}} {n}", esc(id));
+        let _ = writeln!(
+            o,
+            "cleannvr_recorded_segments{{camera=\"{}\"}} {n}",
+            esc(id)
+        );
     }
     let c = &app.counters;
-    head(&mut o, "cleannvr_retention_deleted_segments_total", "counter", "Segments deleted by retention.");
-    let _ = writeln!(o, "cleannvr_retention_deleted_segments_total {}", c.retention_deleted_segments.load(Ordering::Relaxed));
-    head(&mut o, "cleannvr_retention_deleted_bytes_total", "counter", "Bytes freed by retention.");
-    let _ = writeln!(o, "cleannvr_retention_deleted_bytes_total {}", c.retention_deleted_bytes.load(Ordering::Relaxed));
+    head(
+        &mut o,
+        "cleannvr_retention_deleted_segments_total",
+        "counter",
+        "Segments deleted by retention.",
+    );
+    let _ = writeln!(
+        o,
+        "cleannvr_retention_deleted_segments_total {}",
+        c.retention_deleted_segments.load(Ordering::Relaxed)
+    );
+    head(
+        &mut o,
+        "cleannvr_retention_deleted_bytes_total",
+        "counter",
+        "Bytes freed by retention.",
+    );
+    let _ = writeln!(
+        o,
+        "cleannvr_retention_deleted_bytes_total {}",
+        c.retention_deleted_bytes.load(Ordering::Relaxed)
+    );
     if let Some(free) = disk_free {
-        head(&mut o, "cleannvr_disk_free_bytes", "gauge", "Free bytes on the storage volume.");
+        head(
+            &mut o,
+            "cleannvr_disk_free_bytes",
+            "gauge",
+            "Free bytes on the storage volume.",
+        );
         let _ = writeln!(o, "cleannvr_disk_free_bytes {free}");
     }
-    head(&mut o, "cleannvr_http_requests_total", "counter", "HTTP responses by route pattern, method and status.");
+    head(
+        &mut o,
+        "cleannvr_http_requests_total",
+        "counter",
+        "HTTP responses by route pattern, method and status.",
+    );
     {
         let m = c.http.lock().unwrap_or_else(|e| e.into_inner());
         for ((route, method, status), n) in m.iter() {
@@ -133,8 +231,17 @@ pub fn render(
             );
         }
     }
-    head(&mut o, "cleannvr_uptime_seconds", "gauge", "Seconds since the web server started.");
-    let _ = writeln!(o, "cleannvr_uptime_seconds {}", app.started.elapsed().as_secs());
+    head(
+        &mut o,
+        "cleannvr_uptime_seconds",
+        "gauge",
+        "Seconds since the web server started.",
+    );
+    let _ = writeln!(
+        o,
+        "cleannvr_uptime_seconds {}",
+        app.started.elapsed().as_secs()
+    );
     o
 }
 

@@ -156,7 +156,14 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
         access: Access,
         handler: MethodRouter<Arc<App>>,
     ) -> (RouteSpec, MethodRouter<Arc<App>>) {
-        (RouteSpec { method, path, access }, handler)
+        (
+            RouteSpec {
+                method,
+                path,
+                access,
+            },
+            handler,
+        )
     }
     use Access::*;
     vec![
@@ -165,15 +172,30 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
         r(Method::POST, "/api/logout", User, post(api::logout)),
         r(Method::GET, "/api/me", User, get(api::me)),
         r(Method::GET, "/api/cameras", User, get(api::cameras)),
-        r(Method::GET, "/api/cameras/{id}/recordings", Camera, get(api::recordings)),
+        r(
+            Method::GET,
+            "/api/cameras/{id}/recordings",
+            Camera,
+            get(api::recordings),
+        ),
         r(Method::GET, "/api/storage", User, get(api::storage)),
         r(Method::GET, "/api/audit", Admin, get(api::audit)),
-        r(Method::GET, "/api/audit/verify", Admin, get(api::audit_verify)),
+        r(
+            Method::GET,
+            "/api/audit/verify",
+            Admin,
+            get(api::audit_verify),
+        ),
         r(Method::GET, "/api/users", Admin, get(users::list)),
         r(Method::POST, "/api/users", Admin, post(users::create)),
         r(Method::GET, "/api/users/{name}", Admin, get(users::get_one)),
         r(Method::PUT, "/api/users/{name}", Admin, put(users::update)),
-        r(Method::DELETE, "/api/users/{name}", Admin, delete(users::remove)),
+        r(
+            Method::DELETE,
+            "/api/users/{name}",
+            Admin,
+            delete(users::remove),
+        ),
         r(Method::GET, "/metrics", Metrics, get(api::metrics)),
     ]
 }
@@ -251,8 +273,7 @@ fn sane_param(v: &str) -> bool {
     (1..=128).contains(&v.len())
         && v != "."
         && v != ".."
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
 }
 
@@ -287,7 +308,8 @@ async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<
             }
         }
     }
-    let token = session_token(req.headers()).ok_or_else(|| ApiError::unauthorized("log in first"))?;
+    let token =
+        session_token(req.headers()).ok_or_else(|| ApiError::unauthorized("log in first"))?;
     let session = app
         .sessions
         .get(&token)?
@@ -355,11 +377,23 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
     let mut resp = next.run(req).await;
     app.counters.http(&route, &method, resp.status().as_u16());
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     if api {
         // Camera lists and audit trails must not linger in shared caches.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -209,16 +209,25 @@ mod tests {
     #[test]
     fn generated_once_then_reused_with_same_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
-        let a = load(&TlsSetting::Enabled(true), dir.path()).unwrap().unwrap();
+        let a = load(&TlsSetting::Enabled(true), dir.path())
+            .unwrap()
+            .unwrap();
         assert!(a.generated);
         assert_eq!(a.fingerprint.len(), 32 * 3 - 1);
-        let b = load(&TlsSetting::Enabled(true), dir.path()).unwrap().unwrap();
+        let b = load(&TlsSetting::Enabled(true), dir.path())
+            .unwrap()
+            .unwrap();
         assert!(!b.generated);
         assert_eq!(a.fingerprint, b.fingerprint);
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("tls/key.pem")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("tls/key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "key readable by others: {mode:o}");
-        assert!(load(&TlsSetting::Enabled(false), dir.path()).unwrap().is_none());
+        assert!(load(&TlsSetting::Enabled(false), dir.path())
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -228,9 +237,15 @@ mod tests {
         let key = dir.path().join("k.pem");
         std::fs::write(&cert, "not a pem").unwrap();
         std::fs::write(&key, "not a pem").unwrap();
-        let err = load(&TlsSetting::Files { cert: cert.clone(), key }, dir.path())
-            .err()
-            .unwrap();
+        let err = load(
+            &TlsSetting::Files {
+                cert: cert.clone(),
+                key,
+            },
+            dir.path(),
+        )
+        .err()
+        .unwrap();
         assert!(format!("{err:#}").contains("c.pem"), "{err:#}");
     }
 }

@@ -47,7 +47,10 @@ pub async fn serve(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     // include_dir looks paths up in a table, so `..` cannot escape it; the
     // check only keeps odd paths out of the lookup altogether.
-    if rel.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if rel
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return StatusCode::NOT_FOUND.into_response();
     }
     match app.users.any_admin() {

@@ -50,7 +50,10 @@ pub async fn get_one(
     Path(name): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     name_param(&name)?;
-    let u = app.users.get(&name)?.ok_or_else(|| ApiError::not_found("no such user"))?;
+    let u = app
+        .users
+        .get(&name)?
+        .ok_or_else(|| ApiError::not_found("no such user"))?;
     Ok(Json(UserView::from(&u)))
 }
 
@@ -75,9 +78,11 @@ pub async fn create(
     let user = {
         let app = app.clone();
         let now = app.clock.now_ns();
-        tokio::task::spawn_blocking(move || app.users.add(&b.name, role, b.cameras, &b.password, now))
-            .await
-            .map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || {
+            app.users.add(&b.name, role, b.cameras, &b.password, now)
+        })
+        .await
+        .map_err(ApiError::internal)??
     };
     app.record(Event {
         actor: c.user.name.clone(),
