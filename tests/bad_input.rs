@@ -71,9 +71,16 @@ fn malformed_sdp_is_reported_and_retried_with_backoff() {
         (describes.load(Ordering::SeqCst) >= 3).then_some(())
     });
     // Backoff 1 s then 2 s (±20 %): three attempts take at least ~2.4 s.
-    assert!(t0.elapsed() >= Duration::from_millis(2300), "retried too fast: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(2300),
+        "retried too fast: {:?}",
+        t0.elapsed()
+    );
     let line = nvr.log.find("session ended").unwrap();
-    assert!(line.contains("junk") && line.contains("DESCRIBE"), "clear error naming camera and step: {line}");
+    assert!(
+        line.contains("junk") && line.contains("DESCRIBE"),
+        "clear error naming camera and step: {line}"
+    );
     nvr.stop();
     assert!(files(dir.path(), ".mp4").is_empty());
 }
@@ -112,10 +119,16 @@ fn full_disk_frees_space_by_retention_and_keeps_recording() {
     };
     let gst = GstServer::start(&[]);
     let cams: String = (1..=3)
-        .map(|i| format!("[[camera]]\nid = \"c{i}\"\nurl = \"{}\"\n", gst.url("h264aac")))
+        .map(|i| {
+            format!(
+                "[[camera]]\nid = \"c{i}\"\nurl = \"{}\"\n",
+                gst.url("h264aac")
+            )
+        })
         .collect();
     // min_free_bytes is set low so the disk really fills before retention steps in.
-    let toml = config(dir.path(), 2, &cams).replace("min_free_bytes = 0", "min_free_bytes = 1000000");
+    let toml =
+        config(dir.path(), 2, &cams).replace("min_free_bytes = 0", "min_free_bytes = 1000000");
     let mut nvr = Nvr::run(dir.path(), &toml);
     let err = wait_for(Duration::from_secs(90), "the disk to fill", || {
         nvr.log.find("No space left on device")
@@ -127,7 +140,11 @@ fn full_disk_frees_space_by_retention_and_keeps_recording() {
         (nvr.log.count("segment path=") >= errors_at + 3).then_some(())
     });
     nvr.stop();
-    assert!(nvr.log.count("retention") > 0, "retention freed space: {}", nvr.log.text());
+    assert!(
+        nvr.log.count("retention") > 0,
+        "retention freed space: {}",
+        nvr.log.text()
+    );
     let mp4s = files(&data, ".mp4");
     assert!(!mp4s.is_empty());
     for f in &mp4s {

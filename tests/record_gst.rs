@@ -33,18 +33,39 @@ fn assert_contiguous_playable(rows: &[SegmentRecord], dir: &Path, codecs_wanted:
     for r in rows {
         let file = dir.join("data").join(&r.path);
         let errors = decode_errors(&file);
-        assert!(errors.is_empty(), "{} does not decode cleanly: {errors}", r.path);
+        assert!(
+            errors.is_empty(),
+            "{} does not decode cleanly: {errors}",
+            r.path
+        );
         assert_eq!(codecs(&file), codecs_wanted, "{}", r.path);
-        assert!(starts_with_key_frame(&file), "{} does not start on a key frame", r.path);
+        assert!(
+            starts_with_key_frame(&file),
+            "{} does not start on a key frame",
+            r.path
+        );
         // The file on its own reports the duration the index claims.
         let probed = ffprobe(&file, &["-show_entries", "format=duration"]);
-        let secs: f64 = probed["format"]["duration"].as_str().unwrap().parse().unwrap();
+        let secs: f64 = probed["format"]["duration"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let indexed = (r.end_ns - r.start_ns) as f64 / 1e9;
-        assert!((secs - indexed).abs() < 0.1, "{}: ffprobe {secs} s, index {indexed} s", r.path);
+        assert!(
+            (secs - indexed).abs() < 0.1,
+            "{}: ffprobe {secs} s, index {indexed} s",
+            r.path
+        );
     }
     for w in rows.windows(2) {
         let gap = w[1].start_ns - w[0].end_ns;
-        assert!(gap.abs() <= FRAME_NS, "gap of {gap} ns between {} and {}", w[0].path, w[1].path);
+        assert!(
+            gap.abs() <= FRAME_NS,
+            "gap of {gap} ns between {} and {}",
+            w[0].path,
+            w[1].path
+        );
     }
 }
 
@@ -63,14 +84,26 @@ fn records_h264_and_h265_with_aac_in_playable_contiguous_segments() {
     for (cam, video) in [("h264", "h264"), ("h265", "hevc")] {
         let rows = index(dir.path(), cam);
         assert!(rows.len() >= 3, "{cam}: {rows:#?}");
-        assert!(rows.iter().all(|r| r.has_audio), "{cam}: AAC is recorded as a second track");
+        assert!(
+            rows.iter().all(|r| r.has_audio),
+            "{cam}: AAC is recorded as a second track"
+        );
         assert_contiguous_playable(&rows, dir.path(), &[video, "aac"]);
         // Summed durations match the wall time the recording ran (it starts
         // after connecting, so allow the connect time plus one second).
-        let total: f64 = rows.iter().map(|r| (r.end_ns - r.start_ns) as f64 / 1e9).sum();
+        let total: f64 = rows
+            .iter()
+            .map(|r| (r.end_ns - r.start_ns) as f64 / 1e9)
+            .sum();
         let span = (rows.last().unwrap().end_ns - rows[0].start_ns) as f64 / 1e9;
-        assert!((total - span).abs() < 0.1, "{cam}: {total} s recorded over {span} s");
-        assert!(total <= wall + 1.0 && total >= wall - 3.0, "{cam}: {total} s recorded in {wall} s");
+        assert!(
+            (total - span).abs() < 0.1,
+            "{cam}: {total} s recorded over {span} s"
+        );
+        assert!(
+            total <= wall + 1.0 && total >= wall - 3.0,
+            "{cam}: {total} s recorded in {wall} s"
+        );
         assert!(rows.iter().all(|r| r.width == 640 && r.height == 360));
     }
 }
@@ -79,10 +112,18 @@ fn records_h264_and_h265_with_aac_in_playable_contiguous_segments() {
 fn g711_audio_is_skipped_with_one_log_line_and_video_recorded() {
     let gst = GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &camera("pcmu", &gst.url("h264pcmu"), "")));
+    let mut nvr = Nvr::run(
+        dir.path(),
+        &config(dir.path(), 2, &camera("pcmu", &gst.url("h264pcmu"), "")),
+    );
     wait_segments(dir.path(), "pcmu", 1, Duration::from_secs(60));
     nvr.stop();
-    assert_eq!(nvr.log.count("recording video only"), 1, "{}", nvr.log.text());
+    assert_eq!(
+        nvr.log.count("recording video only"),
+        1,
+        "{}",
+        nvr.log.text()
+    );
     let rows = index(dir.path(), "pcmu");
     assert_contiguous_playable(&rows, dir.path(), &["h264"]);
 }
@@ -93,19 +134,33 @@ fn digest_auth_right_password_records_wrong_password_is_reported_and_retried_slo
     let dir = tempfile::tempdir().unwrap();
     let url = gst.url("h264aac");
     let cams = camera("good", &url, "username = \"nvr\"\npassword = \"s3cret!\"")
-        + &camera("bad", &url, "username = \"nvr\"\npassword = \"wrong-password\"");
+        + &camera(
+            "bad",
+            &url,
+            "username = \"nvr\"\npassword = \"wrong-password\"",
+        );
     let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &cams));
     wait_segments(dir.path(), "good", 2, Duration::from_secs(60));
     let first = wait_for(Duration::from_secs(20), "auth failure report", || {
         nvr.log.find("authentication failed")
     });
-    assert!(first.contains("bad"), "the failure names the camera: {first}");
+    assert!(
+        first.contains("bad"),
+        "the failure names the camera: {first}"
+    );
     // Let 4 more seconds pass: a fast retry loop would fail again within them.
     std::thread::sleep(Duration::from_secs(4));
     nvr.stop();
     let log = nvr.log.text();
-    assert_eq!(nvr.log.count("authentication failed"), 1, "retried too fast:\n{log}");
-    assert!(!log.contains("wrong-password") && !log.contains("s3cret!"), "credentials leaked into the log");
+    assert_eq!(
+        nvr.log.count("authentication failed"),
+        1,
+        "retried too fast:\n{log}"
+    );
+    assert!(
+        !log.contains("wrong-password") && !log.contains("s3cret!"),
+        "credentials leaked into the log"
+    );
     assert!(index(dir.path(), "bad").is_empty());
     assert_contiguous_playable(&index(dir.path(), "good"), dir.path(), &["h264", "aac"]);
 }
@@ -115,18 +170,26 @@ fn reconnects_after_server_restart_and_the_gap_shows_in_the_index() {
     let mut gst = GstServer::start(&[]);
     let port = gst.port;
     let dir = tempfile::tempdir().unwrap();
-    let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &camera("cam", &gst.url("h264aac"), "")));
+    let mut nvr = Nvr::run(
+        dir.path(),
+        &config(dir.path(), 2, &camera("cam", &gst.url("h264aac"), "")),
+    );
     wait_segments(dir.path(), "cam", 2, Duration::from_secs(60));
     gst.kill();
     let down = Instant::now();
-    wait_for(Duration::from_secs(30), "the session to end", || nvr.log.find("session ended"));
+    wait_for(Duration::from_secs(30), "the session to end", || {
+        nvr.log.find("session ended")
+    });
     std::thread::sleep(Duration::from_secs(2).saturating_sub(down.elapsed()));
     let before = files(&dir.path().join("data/cam"), ".mp4").len();
     let _gst = GstServer::start_on(port, &[]);
     wait_segments(dir.path(), "cam", before + 2, Duration::from_secs(60));
     nvr.stop();
     let rows = index(dir.path(), "cam");
-    let gaps: Vec<i64> = rows.windows(2).map(|w| w[1].start_ns - w[0].end_ns).collect();
+    let gaps: Vec<i64> = rows
+        .windows(2)
+        .map(|w| w[1].start_ns - w[0].end_ns)
+        .collect();
     let big: Vec<&i64> = gaps.iter().filter(|g| **g > 1_500_000_000).collect();
     assert_eq!(big.len(), 1, "exactly one outage gap: {gaps:?}");
     for r in &rows {
@@ -147,12 +210,16 @@ fn kill_9_mid_segment_is_repaired_on_restart_and_check_passes() {
         (std::fs::metadata(&part).ok()?.len() > 150_000).then_some(())
     });
     nvr.kill9();
-    let part = files(&data, ".part").pop().expect("the open segment is left as .part");
+    let part = files(&data, ".part")
+        .pop()
+        .expect("the open segment is left as .part");
     let torn_len = std::fs::metadata(&part).unwrap().len();
 
     // Restart: recovery runs before recording resumes.
     let mut nvr = Nvr::start(nvr.config.clone(), &["run"]);
-    wait_for(Duration::from_secs(20), "recovery", || nvr.log.find("recovered unfinished segment"));
+    wait_for(Duration::from_secs(20), "recovery", || {
+        nvr.log.find("recovered unfinished segment")
+    });
     nvr.stop();
     let done = part.with_extension("");
     assert!(done.exists() && !part.exists());
@@ -160,7 +227,10 @@ fn kill_9_mid_segment_is_repaired_on_restart_and_check_passes() {
     assert_eq!(decode_errors(&done), "");
     assert!(starts_with_key_frame(&done));
     let rows = index(dir.path(), "cam");
-    assert!(rows.iter().any(|r| data.join(&r.path) == done), "recovered file is indexed");
+    assert!(
+        rows.iter().any(|r| data.join(&r.path) == done),
+        "recovered file is indexed"
+    );
 
     let check = std::process::Command::new(bin())
         .arg("--config")
@@ -169,6 +239,10 @@ fn kill_9_mid_segment_is_repaired_on_restart_and_check_passes() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "check failed: {out}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "check failed: {out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(out.contains(" 0 problems"), "{out}");
 }

@@ -58,7 +58,10 @@ mod tests {
         let d: Vec<f64> = (0..8).map(|_| b.next_delay().as_secs_f64()).collect();
         let bases = [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0];
         for (got, base) in d.iter().zip(bases) {
-            assert!(*got >= base * 0.8 - 1e-9 && *got <= base * 1.2 + 1e-9, "{got} vs {base}");
+            assert!(
+                *got >= base * 0.8 - 1e-9 && *got <= base * 1.2 + 1e-9,
+                "{got} vs {base}"
+            );
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(1200));

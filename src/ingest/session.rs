@@ -119,9 +119,7 @@ impl IngestTask {
         let streams = session.streams();
         let video_i = streams
             .iter()
-            .position(|s| {
-                s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265")
-            })
+            .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
             .ok_or_else(|| {
                 let found: Vec<String> = streams
                     .iter()
@@ -135,7 +133,10 @@ impl IngestTask {
         if audio_i.is_none() && !*audio_note_logged {
             if let Some(s) = streams.iter().find(|s| s.media() == "audio") {
                 // G.711 and friends have no MP4 sample entry that ffprobe and browsers read.
-                info!(codec = s.encoding_name(), "audio is not AAC; recording video only");
+                info!(
+                    codec = s.encoding_name(),
+                    "audio is not AAC; recording video only"
+                );
             }
             *audio_note_logged = true;
         }
@@ -148,12 +149,15 @@ impl IngestTask {
                 .transport(transport.clone())
                 .frame_format(FrameFormat::MP4)
         };
-        session.setup(video_i, setup()).await.context("SETUP video")?;
+        session
+            .setup(video_i, setup())
+            .await
+            .context("SETUP video")?;
         if let Some(i) = audio_i {
             session.setup(i, setup()).await.context("SETUP audio")?;
         }
-        let play = PlayOptions::default()
-            .initial_timestamp(client::InitialTimestampPolicy::Permissive);
+        let play =
+            PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
         let mut playing = session
             .play(play)
             .await
@@ -201,7 +205,8 @@ impl IngestTask {
                     let now = self.clock.now_ns();
                     let pts = f.timestamp().elapsed();
                     let (wall0, pts0) = *anchor.get_or_insert((now, pts));
-                    let drift_ms = (wall0 + (pts - pts0) * 1_000_000_000 / 90_000 - now) / 1_000_000;
+                    let drift_ms =
+                        (wall0 + (pts - pts0) * 1_000_000_000 / 90_000 - now) / 1_000_000;
                     let is_key = f.is_random_access_point()
                         || (params.codec == VideoCodec::H265 && h265_has_irap(f.data()));
                     let data = Bytes::from(f.into_data());
@@ -271,7 +276,10 @@ impl Forwarder {
                 self.dropped += 1;
                 return !tx.is_closed();
             }
-            warn!(dropped = self.dropped, "recorder caught up; resuming at key frame");
+            warn!(
+                dropped = self.dropped,
+                "recorder caught up; resuming at key frame"
+            );
             self.dropping = false;
         }
         match tx.try_send(ev) {

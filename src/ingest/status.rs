@@ -71,7 +71,12 @@ impl StatusBoard {
     pub fn snapshot(&self) -> BTreeMap<String, CameraStatus> {
         let map = self.cameras.lock().unwrap_or_else(|e| e.into_inner());
         map.iter()
-            .map(|(k, v)| (k.clone(), v.lock().unwrap_or_else(|e| e.into_inner()).clone()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                )
+            })
             .collect()
     }
 }

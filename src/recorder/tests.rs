@@ -10,7 +10,8 @@ const SEC: i64 = 90_000;
 const T0: i64 = 1_800_000_000 * NS_PER_SEC;
 
 fn params(width: u16) -> Arc<VideoParams> {
-    let avcc = mp4::avcc_from_parameter_sets(&[0x67, 0x42, 0xc0, 0x1e, 0xd9], &[0x68, 0xce, 0x3c, 0x80]);
+    let avcc =
+        mp4::avcc_from_parameter_sets(&[0x67, 0x42, 0xc0, 0x1e, 0xd9], &[0x68, 0xce, 0x3c, 0x80]);
     Arc::new(VideoParams {
         codec: VideoCodec::H264,
         rfc6381: "avc1.42C01E".into(),
@@ -30,12 +31,19 @@ fn rig(segment_seconds: u32) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let rec = Recorder::new(
-        RecorderSettings { camera: "cam".into(), segment_seconds },
+        RecorderSettings {
+            camera: "cam".into(),
+            segment_seconds,
+        },
         store.clone(),
         Default::default(),
         Arc::new(Notify::new()),
     );
-    Rig { _dir: dir, store, rec }
+    Rig {
+        _dir: dir,
+        store,
+        rec,
+    }
 }
 
 /// Feeds `secs` seconds of 25 fps video with a key frame every `gop` frames.
@@ -106,8 +114,14 @@ fn timestamp_jump_starts_new_segment_on_wall_time() {
     let rows = rows(&r.store);
     assert_eq!(rows.len(), 3, "{rows:#?}");
     // The second segment is placed at the wall time it arrived, not 3 hours later.
-    assert!((rows[1].start_ns - (T0 + 2 * NS_PER_SEC)).abs() < NS_PER_SEC, "{rows:#?}");
-    assert!(rows[2].start_ns > rows[1].start_ns, "a step back never reuses a start time");
+    assert!(
+        (rows[1].start_ns - (T0 + 2 * NS_PER_SEC)).abs() < NS_PER_SEC,
+        "{rows:#?}"
+    );
+    assert!(
+        rows[2].start_ns > rows[1].start_ns,
+        "a step back never reuses a start time"
+    );
 }
 
 #[test]

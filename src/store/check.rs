@@ -88,7 +88,8 @@ pub fn recover_part(store: &Store, part: &Path) -> anyhow::Result<Option<Segment
         f.set_len(scanned.valid_len)
             .with_context(|| format!("truncating {}", part.display()))?;
     }
-    f.sync_all().with_context(|| format!("syncing {}", part.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", part.display()))?;
     let done = part.with_extension(""); // strips ".part"
     std::fs::rename(part, &done).with_context(|| format!("renaming {}", part.display()))?;
     if let Some(dir) = done.parent() {
@@ -137,7 +138,9 @@ pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
         let rel = relative(store.dir(), &file)?;
         report.files += 1;
         if rel.ends_with(PART_SUFFIX) {
-            report.problems.push(format!("{rel}: unfinished segment (crash?)"));
+            report
+                .problems
+                .push(format!("{rel}: unfinished segment (crash?)"));
             continue;
         }
         match record_from_file(store.dir(), &rel) {
@@ -168,9 +171,14 @@ pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
     report.rows = indexed.len();
     for rec in &indexed {
         match from_files.iter().find(|f| f.path == rec.path) {
-            None => report.problems.push(format!("{}: indexed but the file is missing", rec.path)),
+            None => report
+                .problems
+                .push(format!("{}: indexed but the file is missing", rec.path)),
             Some(f) => {
-                if f.bytes != rec.bytes || f.frames != rec.frames || (f.end_ns - rec.end_ns).abs() > 2_000_000 {
+                if f.bytes != rec.bytes
+                    || f.frames != rec.frames
+                    || (f.end_ns - rec.end_ns).abs() > 2_000_000
+                {
                     report.problems.push(format!(
                         "{}: index says {} bytes/{} frames, file has {}/{}",
                         rec.path, rec.bytes, rec.frames, f.bytes, f.frames
@@ -181,7 +189,9 @@ pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
     }
     for f in &from_files {
         if !indexed.iter().any(|r| r.path == f.path) {
-            report.problems.push(format!("{}: file is not in the index", f.path));
+            report
+                .problems
+                .push(format!("{}: file is not in the index", f.path));
         }
     }
     if repair {
@@ -198,7 +208,9 @@ pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
 fn segment_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for cam in read_dir_sorted(dir)? {
-        let Some(name) = cam.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(name) = cam.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         if !valid_id(name) || !cam.is_dir() || name == "index" {
             continue;
         }

@@ -133,6 +133,40 @@ impl Store {
         Ok(())
     }
 
+    /// Commits many rows with one flush (bulk loads, index rebuilds). Call
+    /// only after every file and its directory are fsynced.
+    pub fn insert_batch(&self, recs: &[SegmentRecord]) -> anyhow::Result<()> {
+        // The last row for a key wins, as with repeated `insert`s.
+        let rows: HashMap<Vec<u8>, &SegmentRecord> = recs
+            .iter()
+            .map(|r| (key(&r.camera, r.start_ns), r))
+            .collect();
+        let mut batch = sled::Batch::default();
+        let mut replaced = Vec::new();
+        for (k, rec) in &rows {
+            if let Some(old) = self.segments.get(k)? {
+                replaced.push(decode(&old)?);
+            }
+            batch.insert(k.as_slice(), serde_json::to_vec(rec)?);
+        }
+        self.segments
+            .apply_batch(batch)
+            .context("indexing a batch")?;
+        self.db.flush().context("flushing index")?;
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        for old in replaced {
+            let u = usage.entry(old.camera).or_default();
+            u.bytes -= old.bytes.min(u.bytes);
+            u.segments = u.segments.saturating_sub(1);
+        }
+        for rec in rows.values() {
+            let u = usage.entry(rec.camera.clone()).or_default();
+            u.bytes += rec.bytes;
+            u.segments += 1;
+        }
+        Ok(())
+    }
+
     /// Removes a row; call after its file is deleted.
     pub fn remove(&self, camera: &str, start_ns: i64) -> anyhow::Result<Option<SegmentRecord>> {
         let Some(old) = self.segments.remove(key(camera, start_ns))? else {
@@ -304,6 +338,35 @@ mod tests {
     }
 
     #[test]
+    fn batch_insert_counts_usage_once_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert(&rec("a", 1000, 60, 50)).unwrap();
+        let batch = [
+            rec("a", 1000, 60, 100),
+            rec("a", 1060, 60, 100),
+            rec("a", 1060, 60, 7),
+        ];
+        store.insert_batch(&batch).unwrap();
+        assert_eq!(
+            store.usage()["a"],
+            Usage {
+                bytes: 107,
+                segments: 2
+            }
+        );
+        assert_eq!(store.iter_camera("a").count(), 2);
+        drop(store);
+        assert_eq!(
+            Store::open(dir.path()).unwrap().usage()["a"],
+            Usage {
+                bytes: 107,
+                segments: 2
+            }
+        );
+    }
+
+    #[test]
     fn range_queries_and_usage() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -311,19 +374,49 @@ mod tests {
             store.insert(&rec("a", 1000 + i * 60, 60, 100)).unwrap();
         }
         store.insert(&rec("ab", 1000, 60, 7)).unwrap();
-        assert_eq!(store.usage()["a"], Usage { bytes: 1000, segments: 10 });
+        assert_eq!(
+            store.usage()["a"],
+            Usage {
+                bytes: 1000,
+                segments: 10
+            }
+        );
         // A range starting inside a segment includes that segment.
-        let got = store.segments("a", 1000_000_000_000 + 90_000_000_000, 1000_000_000_000 + 200_000_000_000).unwrap();
+        let got = store
+            .segments(
+                "a",
+                1_000_000_000_000 + 90_000_000_000,
+                1_000_000_000_000 + 200_000_000_000,
+            )
+            .unwrap();
         let starts: Vec<i64> = got.iter().map(|r| r.start_ns / 1_000_000_000).collect();
         assert_eq!(starts, vec![1060, 1120, 1180]);
         // Prefixes do not leak across cameras ("a" vs "ab").
         assert_eq!(store.iter_camera("a").count(), 10);
-        assert_eq!(store.oldest("a").unwrap().unwrap().start_ns, 1000_000_000_000);
-        assert_eq!(store.newest("a").unwrap().unwrap().start_ns, 1540_000_000_000);
-        store.remove("a", 1000_000_000_000).unwrap();
-        assert_eq!(store.usage()["a"], Usage { bytes: 900, segments: 9 });
+        assert_eq!(
+            store.oldest("a").unwrap().unwrap().start_ns,
+            1_000_000_000_000
+        );
+        assert_eq!(
+            store.newest("a").unwrap().unwrap().start_ns,
+            1_540_000_000_000
+        );
+        store.remove("a", 1_000_000_000_000).unwrap();
+        assert_eq!(
+            store.usage()["a"],
+            Usage {
+                bytes: 900,
+                segments: 9
+            }
+        );
         drop(store);
         let reopened = Store::open(dir.path()).unwrap();
-        assert_eq!(reopened.usage()["a"], Usage { bytes: 900, segments: 9 });
+        assert_eq!(
+            reopened.usage()["a"],
+            Usage {
+                bytes: 900,
+                segments: 9
+            }
+        );
     }
 }

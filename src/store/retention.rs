@@ -74,7 +74,10 @@ pub fn run_once(
         }
         let Some(rec) = oldest else {
             out.still_short = true;
-            warn!(free, min_free_bytes, "volume is short of space and no footage is left to delete");
+            warn!(
+                free,
+                min_free_bytes, "volume is short of space and no footage is left to delete"
+            );
             break;
         };
         delete(store, &rec, &mut out)?;
@@ -159,7 +162,13 @@ mod tests {
     fn by_days_with_injected_clock() {
         let (_d, store) = archive(&["a"], 72, 10); // three days of hourly segments
         let clock = ManualClock::new(10 * DAY);
-        let policies = HashMap::from([("a".to_string(), Policy { retain_days: 2, retain_bytes: 0 })]);
+        let policies = HashMap::from([(
+            "a".to_string(),
+            Policy {
+                retain_days: 2,
+                retain_bytes: 0,
+            },
+        )]);
         // Nothing is older than 2 days yet.
         let o = run_once(&store, &policies, 0, clock.now_ns(), || u64::MAX).unwrap();
         assert_eq!(o.deleted, 0);
@@ -168,7 +177,10 @@ mod tests {
         assert_eq!(o.deleted, 24, "the first day ends 2 days before now");
         let oldest = store.oldest("a").unwrap().unwrap();
         assert_eq!(oldest.start_ns, 11 * DAY);
-        assert!(!store.file_path(&store.iter_camera("a").next().unwrap().unwrap()).as_os_str().is_empty());
+        assert!(!store
+            .file_path(&store.iter_camera("a").next().unwrap().unwrap())
+            .as_os_str()
+            .is_empty());
         // The deleted files are gone from disk too.
         let gone = segment_rel_path("a", 10 * DAY);
         assert!(!store.dir().join(gone).exists());
@@ -177,12 +189,21 @@ mod tests {
     #[test]
     fn by_bytes_keeps_newest() {
         let (_d, store) = archive(&["a", "b"], 10, 100);
-        let policies = HashMap::from([("a".to_string(), Policy { retain_days: 0, retain_bytes: 350 })]);
+        let policies = HashMap::from([(
+            "a".to_string(),
+            Policy {
+                retain_days: 0,
+                retain_bytes: 350,
+            },
+        )]);
         let o = run_once(&store, &policies, 0, 0, || u64::MAX).unwrap();
         assert_eq!(o.deleted, 7);
         assert_eq!(store.usage()["a"].bytes, 300);
         assert_eq!(store.usage()["b"].bytes, 1000, "other cameras untouched");
-        assert_eq!(store.oldest("a").unwrap().unwrap().start_ns, 10 * DAY + 7 * 3600 * NS_PER_SEC);
+        assert_eq!(
+            store.oldest("a").unwrap().unwrap().start_ns,
+            10 * DAY + 7 * 3600 * NS_PER_SEC
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -52,11 +55,21 @@ impl Lines {
     }
     /// Lines containing `needle`.
     pub fn count(&self, needle: &str) -> usize {
-        self.0.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
     /// The first line containing `needle`.
     pub fn find(&self, needle: &str) -> Option<String> {
-        self.0.lock().unwrap().iter().find(|l| l.contains(needle)).cloned()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
     }
 }
 
@@ -175,10 +188,18 @@ impl Nvr {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    assert!(status.success(), "cleannvr exit {status}: {}", self.log.text());
+                    assert!(
+                        status.success(),
+                        "cleannvr exit {status}: {}",
+                        self.log.text()
+                    );
                     return;
                 }
-                assert!(Instant::now() < deadline, "cleannvr did not stop: {}", self.log.text());
+                assert!(
+                    Instant::now() < deadline,
+                    "cleannvr did not stop: {}",
+                    self.log.text()
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -225,7 +246,12 @@ pub fn ffprobe(file: &Path, args: &[&str]) -> serde_json::Value {
         .arg(file)
         .output()
         .expect("running ffprobe");
-    assert!(out.status.success(), "ffprobe {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -244,7 +270,14 @@ pub fn codecs(file: &Path) -> Vec<String> {
 pub fn starts_with_key_frame(file: &Path) -> bool {
     let v = ffprobe(
         file,
-        &["-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries", "frame=key_frame"],
+        &[
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+            "-show_entries",
+            "frame=key_frame",
+        ],
     );
     v["frames"][0]["key_frame"].as_i64() == Some(1)
 }
@@ -262,7 +295,9 @@ pub fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
