@@ -123,7 +123,7 @@ fn probe_match(m: &Element) -> Option<ProbeMatch> {
         scopes
             .iter()
             .find_map(|s| s.strip_prefix(&prefix))
-            .map(|v| percent_decode(v))
+            .map(percent_decode)
     };
     Some(ProbeMatch {
         from: String::new(),
