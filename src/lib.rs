@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod ingest;
+pub mod live;
 pub mod mp4;
 pub mod nvr;
 pub mod recorder;

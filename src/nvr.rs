@@ -64,9 +64,13 @@ pub async fn run_with(
         tokio::task::spawn_blocking(move || check::recover_all(&store)).await??
     };
     if !recovered.is_empty() {
-        info!(segments = recovered.len(), "recovered segments left unfinished by a crash");
+        info!(
+            segments = recovered.len(),
+            "recovered segments left unfinished by a crash"
+        );
     }
     let status = Arc::new(StatusBoard::default());
+    let live = Arc::new(crate::live::LiveHub::default());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let kick = Arc::new(Notify::new());
     let counters = Arc::new(Counters::default());
@@ -87,7 +91,8 @@ pub async fn run_with(
             match app.users.set_password("admin", &pw) {
                 Err(crate::auth::UserError::NotFound) => {
                     let now = app.clock.now_ns();
-                    app.users.add("admin", crate::auth::Role::Admin, None, &pw, now)?;
+                    app.users
+                        .add("admin", crate::auth::Role::Admin, None, &pw, now)?;
                 }
                 r => {
                     r?;
@@ -132,6 +137,7 @@ pub async fn run_with(
             IngestTask {
                 camera: cam.clone(),
                 tx,
+                live: live.stream(&cam.id),
                 status: cell,
                 clock: clock.clone(),
                 shutdown: shutdown.clone(),
@@ -165,7 +171,11 @@ pub async fn run_with(
             info!(
                 "TLS certificate {} ({}) SHA-256 fingerprint {}",
                 id.cert_path.display(),
-                if id.generated { "generated now" } else { "loaded" },
+                if id.generated {
+                    "generated now"
+                } else {
+                    "loaded"
+                },
                 id.fingerprint
             );
             "https"

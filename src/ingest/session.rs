@@ -28,6 +28,8 @@ pub struct IngestTask {
     pub camera: CameraConfig,
     /// Where frames go; bounded, see `forward` for what happens when it is full.
     pub tx: mpsc::Sender<IngestEvent>,
+    /// Live viewers of this camera; publishing never waits.
+    pub live: Arc<crate::live::LiveStream>,
     /// This camera's live status.
     pub status: Arc<Mutex<CameraStatus>>,
     /// Wall clock for frame arrival times.
@@ -212,17 +214,15 @@ impl IngestTask {
                     let data = Bytes::from(f.into_data());
                     let len = data.len();
                     let rate = meter.add(now, len);
-                    let sent = forward.send(
-                        &self.tx,
-                        IngestEvent::Video(VideoFrame {
-                            pts,
-                            received_ns: now,
-                            is_key,
-                            params,
-                            data,
-                        }),
+                    let frame = VideoFrame {
+                        pts,
+                        received_ns: now,
                         is_key,
-                    );
+                        params,
+                        data,
+                    };
+                    self.live.publish(&frame);
+                    let sent = forward.send(&self.tx, IngestEvent::Video(frame), is_key);
                     *delivered = true;
                     update(&self.status, |s| {
                         s.frames += 1;

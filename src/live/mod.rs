@@ -1,0 +1,325 @@
+//! Live hub: fans each camera's frames out to live viewers as fragmented
+//! MP4 (an init segment, then one `moof`+`mdat` per frame for low latency).
+//!
+//! Owns: the per-camera broadcast and turning frames into MSE-ready bytes.
+//! Must never slow ingest or recording: publishing never waits, and a viewer
+//! that falls behind skips ahead to the next key frame.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::ingest::{VideoFrame, VideoParams};
+use crate::mp4::{self, Sample, TrackConfig, TrackKind, TrackRun};
+
+/// Frames buffered per camera for viewers: about 10 s at 25 fps. A viewer
+/// further behind than this is lagging and resynchronises at a key frame.
+const CAPACITY: usize = 256;
+
+/// One camera's live feed.
+pub struct LiveStream {
+    tx: broadcast::Sender<VideoFrame>,
+}
+
+impl LiveStream {
+    fn new() -> Self {
+        Self {
+            tx: broadcast::channel(CAPACITY).0,
+        }
+    }
+
+    /// Hands a frame to every current viewer. Never blocks; with no viewer it is a no-op.
+    pub fn publish(&self, frame: &VideoFrame) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(frame.clone());
+        }
+    }
+
+    /// A new viewer; it starts at the next key frame.
+    pub fn subscribe(&self) -> LiveViewer {
+        LiveViewer {
+            rx: self.tx.subscribe(),
+            params: None,
+            base_pts: 0,
+            last_pts: None,
+            sequence: 0,
+            skipped: 0,
+            waiting: true,
+            pending: None,
+        }
+    }
+
+    /// Number of connected viewers.
+    pub fn viewers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+/// Live feeds of all cameras.
+#[derive(Default)]
+pub struct LiveHub {
+    streams: Mutex<HashMap<String, Arc<LiveStream>>>,
+}
+
+impl LiveHub {
+    /// The feed of `camera`, created on first use.
+    pub fn stream(&self, camera: &str) -> Arc<LiveStream> {
+        let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(camera.to_owned())
+            .or_insert_with(|| Arc::new(LiveStream::new()))
+            .clone()
+    }
+}
+
+/// A message for a live viewer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveMessage {
+    /// `ftyp`+`moov`; sent first and again whenever the camera changes parameters.
+    /// `codec` is the RFC 6381 string for `MediaSource.addSourceBuffer`.
+    Init {
+        /// RFC 6381 codec string.
+        codec: String,
+        /// The init segment.
+        data: Bytes,
+    },
+    /// One `moof`+`mdat` holding one frame.
+    Fragment(Bytes),
+}
+
+/// One viewer's position in a camera's feed.
+pub struct LiveViewer {
+    rx: broadcast::Receiver<VideoFrame>,
+    params: Option<Arc<VideoParams>>,
+    base_pts: i64,
+    last_pts: Option<i64>,
+    sequence: u32,
+    skipped: u64,
+    /// Dropping frames until the next key frame (at start and after lagging).
+    waiting: bool,
+    /// A fragment to send right after the init that preceded it.
+    pending: Option<Bytes>,
+}
+
+impl LiveViewer {
+    /// The next message, or `None` when the camera's feed is gone.
+    pub async fn next(&mut self) -> Option<LiveMessage> {
+        if let Some(frag) = self.pending.take() {
+            return Some(LiveMessage::Fragment(frag));
+        }
+        loop {
+            let frame = match self.rx.recv().await {
+                Ok(f) => f,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // Too slow: drop what was missed and wait for a key frame,
+                    // since the frames after a gap cannot be decoded.
+                    self.skipped += n;
+                    self.waiting = true;
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            if let Some(m) = self.accept(frame) {
+                return Some(m);
+            }
+        }
+    }
+
+    /// Frames skipped because this viewer lagged.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    fn accept(&mut self, frame: VideoFrame) -> Option<LiveMessage> {
+        let params_changed = self.params.as_ref().is_none_or(|p| **p != *frame.params);
+        if (self.waiting || params_changed) && !frame.is_key {
+            return None;
+        }
+        let mut init = None;
+        if params_changed {
+            let mut data = Vec::new();
+            mp4::write_init(&[video_track(&frame.params)], &mut data);
+            init = Some(LiveMessage::Init {
+                codec: frame.params.rfc6381.clone(),
+                data: Bytes::from(data),
+            });
+            self.params = Some(frame.params.clone());
+            self.base_pts = frame.pts;
+            self.sequence = 0;
+            self.last_pts = None;
+        }
+        // After a lag the decode timeline simply continues at the key
+        // frame's own time; the skipped span shows as a jump, not a stall.
+        self.waiting = false;
+        // A frame's duration is not known until the next one arrives; for
+        // latency, use the previous interval rather than holding a frame back.
+        let duration = self
+            .last_pts
+            .map(|p| (frame.pts - p).clamp(1, 90_000) as u32)
+            .unwrap_or(3600);
+        self.last_pts = Some(frame.pts);
+        let frag = fragment(
+            &mut self.sequence,
+            (frame.pts - self.base_pts).max(0) as u64,
+            duration,
+            frame.is_key,
+            &frame.data,
+        );
+        match init {
+            // The init must reach the viewer before the fragment: return it
+            // now and replay the fragment through `pending`.
+            Some(i) => {
+                self.pending = Some(frag);
+                Some(i)
+            }
+            None => Some(LiveMessage::Fragment(frag)),
+        }
+    }
+}
+
+fn video_track(p: &VideoParams) -> TrackConfig {
+    TrackConfig {
+        track_id: 1,
+        kind: TrackKind::Video {
+            width: p.width,
+            height: p.height,
+        },
+        timescale: 90_000,
+        sample_entry: p.sample_entry.to_vec(),
+    }
+}
+
+fn fragment(sequence: &mut u32, dts: u64, duration: u32, is_key: bool, data: &[u8]) -> Bytes {
+    *sequence += 1;
+    let sample = [Sample {
+        duration,
+        size: data.len() as u32,
+        is_sync: is_key,
+        composition_offset: 0,
+    }];
+    let mut out = Vec::with_capacity(data.len() + 128);
+    mp4::write_fragment_header(
+        *sequence,
+        &[TrackRun {
+            track_id: 1,
+            base_decode_time: dts,
+            samples: &sample,
+        }],
+        &mut out,
+    );
+    out.extend_from_slice(data);
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(width: u16) -> Arc<VideoParams> {
+        let avcc = mp4::avcc_from_parameter_sets(&[0x67, 0x42, 0xc0, 0x1e], &[0x68, 0xce]);
+        Arc::new(VideoParams {
+            codec: crate::ingest::VideoCodec::H264,
+            rfc6381: "avc1.42C01E".into(),
+            width,
+            height: 360,
+            sample_entry: Bytes::from(mp4::avc1_sample_entry(width, 360, &avcc)),
+        })
+    }
+
+    fn frame(i: i64, gop: i64, p: &Arc<VideoParams>) -> VideoFrame {
+        VideoFrame {
+            pts: 1000 + i * 3600,
+            received_ns: 0,
+            is_key: i % gop == 0,
+            params: p.clone(),
+            data: Bytes::from(vec![i as u8; 50]),
+        }
+    }
+
+    /// Parses a single-fragment message back with our scanner.
+    fn decode_time(init: &Bytes, frag: &Bytes) -> (u64, bool) {
+        let mut file = init.to_vec();
+        file.extend_from_slice(frag);
+        let s = mp4::scan(std::io::Cursor::new(file)).unwrap();
+        let run = &s.fragments[0].runs[0];
+        (run.base_decode_time, run.first_is_sync)
+    }
+
+    #[tokio::test]
+    async fn viewer_starts_at_key_frame_with_init_then_fragments() {
+        let hub = LiveHub::default();
+        let stream = hub.stream("a");
+        let p = params(640);
+        stream.publish(&frame(0, 10, &p)); // nobody listening: dropped
+        let mut v = stream.subscribe();
+        for i in 3..25 {
+            stream.publish(&frame(i, 10, &p));
+        }
+        let Some(LiveMessage::Init { codec, data: init }) = v.next().await else {
+            panic!()
+        };
+        assert_eq!(codec, "avc1.42C01E");
+        let Some(LiveMessage::Fragment(f)) = v.next().await else {
+            panic!()
+        };
+        assert_eq!(
+            decode_time(&init, &f),
+            (0, true),
+            "starts at frame 10, a key frame"
+        );
+        let Some(LiveMessage::Fragment(f)) = v.next().await else {
+            panic!()
+        };
+        assert_eq!(decode_time(&init, &f), (3600, false));
+    }
+
+    #[tokio::test]
+    async fn lagging_viewer_skips_to_next_key_frame_and_never_blocks_publisher() {
+        let hub = LiveHub::default();
+        let stream = hub.stream("a");
+        let p = params(640);
+        let mut v = stream.subscribe();
+        // Far more than CAPACITY frames while the viewer reads nothing: publish must not block.
+        let n = CAPACITY as i64 * 3;
+        for i in 0..n {
+            stream.publish(&frame(i, 25, &p));
+        }
+        let mut msgs = Vec::new();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), v.next()).await
+        {
+            msgs.push(m);
+        }
+        assert!(v.skipped() > 0);
+        let LiveMessage::Init { data: init, .. } = &msgs[0] else {
+            panic!()
+        };
+        let LiveMessage::Fragment(first) = &msgs[1] else {
+            panic!()
+        };
+        assert!(decode_time(init, first).1, "resumes on a key frame");
+        assert!(msgs.len() < CAPACITY + 2);
+    }
+
+    #[tokio::test]
+    async fn parameter_change_sends_new_init() {
+        let hub = LiveHub::default();
+        let stream = hub.stream("a");
+        let mut v = stream.subscribe();
+        stream.publish(&frame(0, 5, &params(640)));
+        stream.publish(&frame(1, 5, &params(640)));
+        stream.publish(&frame(5, 5, &params(1280)));
+        let kinds: Vec<bool> = [
+            v.next().await.unwrap(),
+            v.next().await.unwrap(),
+            v.next().await.unwrap(),
+            v.next().await.unwrap(),
+            v.next().await.unwrap(),
+        ]
+        .iter()
+        .map(|m| matches!(m, LiveMessage::Init { .. }))
+        .collect();
+        assert_eq!(kinds, vec![true, false, false, true, false]);
+    }
+}
