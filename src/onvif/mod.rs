@@ -43,3 +43,56 @@ pub fn parse_any(data: &[u8]) {
         let _ = audit::parse_hostname(&r);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    /// A cheap stand-in for the fuzz target that runs in every `cargo test`:
+    /// mutated real replies (bytes flipped, spliced, truncated, nested) must
+    /// never panic. The real fuzzing lives in `fuzz/`.
+    #[test]
+    fn mutated_replies_never_panic() {
+        let seeds: Vec<Vec<u8>> = vec![
+            super::soap::envelope(
+                None,
+                r#"<trt:GetProfilesResponse><trt:Profiles token="a"><tt:Name>n</tt:Name><tt:VideoEncoderConfiguration><tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>1</tt:Width><tt:Height>2</tt:Height></tt:Resolution><tt:RateControl FrameRateLimit="5"><tt:FrameRateLimit>NaN</tt:FrameRateLimit></tt:RateControl></tt:VideoEncoderConfiguration></trt:Profiles></trt:GetProfilesResponse>"#,
+            )
+            .into_bytes(),
+            super::soap::envelope(None, "<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>ter:NotAuthorized</s:Value><s:Subcode><s:Value>x</s:Value></s:Subcode></s:Subcode></s:Code></s:Fault>").into_bytes(),
+            super::discovery::probe_message("urn:uuid:x").replace("d:Probe>", "d:ProbeMatch>").replace("</d:Types>", "</d:Types><d:XAddrs>http://a/</d:XAddrs><d:Scopes>onvif://www.onvif.org/name/%ZZ</d:Scopes>").into_bytes(),
+            super::soap::envelope(None, "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:UTCDateTime><tt:Time><tt:Hour>99</tt:Hour><tt:Minute>-1</tt:Minute><tt:Second>0</tt:Second></tt:Time><tt:Date><tt:Year>99999999999</tt:Year><tt:Month>0</tt:Month><tt:Day>0</tt:Day></tt:Date></tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>").into_bytes(),
+        ];
+        let tokens: [&[u8]; 8] = [
+            b"<",
+            b">",
+            b"&",
+            b"&#x0;",
+            b"<!DOCTYPE",
+            b"<![CDATA[",
+            b"</",
+            b"\xff",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for i in 0..20_000 {
+            let mut d = seeds[i % seeds.len()].clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..=d.len());
+                match rng.gen_range(0..4) {
+                    0 => d.truncate(at),
+                    1 if at < d.len() => d[at] = rng.gen(),
+                    2 => {
+                        let t = tokens[rng.gen_range(0..tokens.len())];
+                        d.splice(at..at, t.iter().copied());
+                    }
+                    _ => {
+                        let other = &seeds[rng.gen_range(0..seeds.len())];
+                        let from = rng.gen_range(0..other.len());
+                        d.splice(at..at, other[from..].iter().copied());
+                    }
+                }
+            }
+            super::parse_any(&d);
+        }
+    }
+}
