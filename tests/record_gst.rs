@@ -246,3 +246,20 @@ fn kill_9_mid_segment_is_repaired_on_restart_and_check_passes() {
     );
     assert!(out.contains(" 0 problems"), "{out}");
 }
+
+#[test]
+fn records_over_udp_when_configured() {
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cams = camera("udp", &gst.url("h264aac"), "transport = \"udp\"");
+    let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &cams));
+    wait_segments(dir.path(), "udp", 2, Duration::from_secs(60));
+    nvr.stop();
+    let rows = index(dir.path(), "udp");
+    assert!(rows.len() >= 2);
+    for r in &rows {
+        let file = dir.path().join("data").join(&r.path);
+        assert_eq!(decode_errors(&file), "", "{}", r.path);
+        assert!(starts_with_key_frame(&file));
+    }
+}
