@@ -13,6 +13,7 @@ pub mod mp4;
 pub mod nvr;
 pub mod recorder;
 pub mod store;
+pub mod playback;
 pub mod onvif;
 pub mod auth;
 pub mod audit;

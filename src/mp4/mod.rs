@@ -4,13 +4,15 @@
 //! followed by `moof` + `mdat` pairs, one per fragment. Every segment must play on its own
 //! in ffplay/VLC, so footage never depends on our index to be readable.
 //!
-//! `write` only appends bytes to a `Vec<u8>`; `scan` only reads through the `Read + Seek`
-//! handed to it (plus `scan_path`, which opens one file). This module never does any other
+//! `write` only appends bytes to a `Vec<u8>`; `scan` and `read` only read through the
+//! `Read + Seek` handed to them (plus `scan_path`, which opens one file). This module never does any other
 //! I/O, never touches the index, and never decodes media.
 
+pub mod read;
 pub mod scan;
 pub mod write;
 
+pub use read::*;
 pub use scan::*;
 pub use write::*;
 

@@ -24,7 +24,7 @@ const MAX_SAMPLES_PER_FRAGMENT: u64 = 1 << 20;
 const NON_SYNC_BIT: u32 = 0x0001_0000;
 
 /// One track found in a segment's `moov`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScannedTrack {
     /// Track id from `tkhd`.
     pub track_id: u32,
@@ -281,14 +281,14 @@ pub fn scan_path(path: &Path) -> Result<ScannedFile, ScanError> {
 }
 
 /// A top-level box header; `end` may lie past end of file (the caller decides).
-struct BoxHeader {
-    fourcc: [u8; 4],
-    start: u64,
-    header_len: u64,
-    end: u64,
+pub(super) struct BoxHeader {
+    pub(super) fourcc: [u8; 4],
+    pub(super) start: u64,
+    pub(super) header_len: u64,
+    pub(super) end: u64,
 }
 
-enum Header {
+pub(super) enum Header {
     Box(BoxHeader),
     /// Fewer header bytes than needed before end of file.
     Incomplete,
@@ -296,7 +296,7 @@ enum Header {
     Invalid(String),
 }
 
-fn fourcc_str(f: &[u8; 4]) -> String {
+pub(super) fn fourcc_str(f: &[u8; 4]) -> String {
     f.iter()
         .map(|&b| {
             if (0x20..0x7f).contains(&b) {
@@ -308,7 +308,11 @@ fn fourcc_str(f: &[u8; 4]) -> String {
         .collect()
 }
 
-fn read_header<R: Read + Seek>(r: &mut R, pos: u64, file_len: u64) -> std::io::Result<Header> {
+pub(super) fn read_header<R: Read + Seek>(
+    r: &mut R,
+    pos: u64,
+    file_len: u64,
+) -> std::io::Result<Header> {
     let avail = file_len.saturating_sub(pos);
     if avail < 8 {
         return Ok(Header::Incomplete);
@@ -350,7 +354,7 @@ fn read_header<R: Read + Seek>(r: &mut R, pos: u64, file_len: u64) -> std::io::R
 }
 
 /// Reads a box's body; the caller has checked its length against the file and a cap.
-fn read_body<R: Read + Seek>(r: &mut R, h: &BoxHeader) -> std::io::Result<Vec<u8>> {
+pub(super) fn read_body<R: Read + Seek>(r: &mut R, h: &BoxHeader) -> std::io::Result<Vec<u8>> {
     let len = usize::try_from(h.end - h.start - h.header_len)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "box too large"))?;
     let mut body = vec![0u8; len];
@@ -360,12 +364,12 @@ fn read_body<R: Read + Seek>(r: &mut R, h: &BoxHeader) -> std::io::Result<Vec<u8
 }
 
 /// Bounds-checked big-endian reader over a byte slice; every read fails softly.
-struct Bytes<'a> {
-    b: &'a [u8],
+pub(super) struct Bytes<'a> {
+    pub(super) b: &'a [u8],
 }
 
 impl<'a> Bytes<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.b.len() < n {
             return Err(format!("needed {n} bytes, {} left", self.b.len()));
         }
@@ -373,29 +377,29 @@ impl<'a> Bytes<'a> {
         self.b = tail;
         Ok(head)
     }
-    fn u16(&mut self) -> Result<u16, String> {
+    pub(super) fn u16(&mut self) -> Result<u16, String> {
         let s = self.take(2)?;
         Ok(u16::from_be_bytes([s[0], s[1]]))
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         let s = self.take(4)?;
         Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         let s = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(s);
         Ok(u64::from_be_bytes(a))
     }
     /// Version and 24-bit flags of a full box.
-    fn version_flags(&mut self) -> Result<(u8, u32), String> {
+    pub(super) fn version_flags(&mut self) -> Result<(u8, u32), String> {
         let v = self.u32()?;
         Ok(((v >> 24) as u8, v & 0x00ff_ffff))
     }
 }
 
 /// Iterates the child boxes of an in-memory box body; a child running past its parent is an error.
-fn children(body: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), String>> {
+pub(super) fn children(body: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), String>> {
     let mut rest = body;
     let mut failed = false;
     std::iter::from_fn(move || {
@@ -408,7 +412,7 @@ fn children(body: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), String
     })
 }
 
-fn next_child<'a>(rest: &mut &'a [u8]) -> Result<([u8; 4], &'a [u8]), String> {
+pub(super) fn next_child<'a>(rest: &mut &'a [u8]) -> Result<([u8; 4], &'a [u8]), String> {
     let mut b = Bytes { b: rest };
     let size32 = b.u32()?;
     let t = b.take(4)?;
@@ -432,7 +436,7 @@ fn next_child<'a>(rest: &mut &'a [u8]) -> Result<([u8; 4], &'a [u8]), String> {
 }
 
 /// First child with this fourcc, if any.
-fn find<'a>(body: &'a [u8], want: &[u8; 4]) -> Result<Option<&'a [u8]>, String> {
+pub(super) fn find<'a>(body: &'a [u8], want: &[u8; 4]) -> Result<Option<&'a [u8]>, String> {
     for c in children(body) {
         let (fourcc, child) = c?;
         if &fourcc == want {
@@ -442,20 +446,20 @@ fn find<'a>(body: &'a [u8], want: &[u8; 4]) -> Result<Option<&'a [u8]>, String> 
     Ok(None)
 }
 
-fn require<'a>(body: &'a [u8], want: &[u8; 4]) -> Result<&'a [u8], String> {
+pub(super) fn require<'a>(body: &'a [u8], want: &[u8; 4]) -> Result<&'a [u8], String> {
     find(body, want)?.ok_or_else(|| format!("missing {}", fourcc_str(want)))
 }
 
 /// Per-track defaults from `trex`, used when `tfhd`/`trun` omit a field.
-#[derive(Clone, Copy, Default)]
-struct Trex {
-    track_id: u32,
-    duration: u32,
-    size: u32,
-    flags: u32,
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Trex {
+    pub(super) track_id: u32,
+    pub(super) duration: u32,
+    pub(super) size: u32,
+    pub(super) flags: u32,
 }
 
-fn parse_moov(body: &[u8]) -> Result<(Vec<ScannedTrack>, Vec<Trex>), String> {
+pub(super) fn parse_moov(body: &[u8]) -> Result<(Vec<ScannedTrack>, Vec<Trex>), String> {
     let mut tracks = Vec::new();
     let mut trex = Vec::new();
     for c in children(body) {
@@ -487,7 +491,7 @@ fn parse_moov(body: &[u8]) -> Result<(Vec<ScannedTrack>, Vec<Trex>), String> {
     Ok((tracks, trex))
 }
 
-fn parse_trak(body: &[u8]) -> Result<ScannedTrack, String> {
+pub(super) fn parse_trak(body: &[u8]) -> Result<ScannedTrack, String> {
     let tkhd = require(body, b"tkhd")?;
     let mut r = Bytes { b: tkhd };
     let (version, _) = r.version_flags()?;

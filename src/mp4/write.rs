@@ -52,6 +52,38 @@ fn end_box(out: &mut [u8], start: usize) {
 /// The `moov` has empty sample tables and an `mvex` with one `trex` per track, marking the
 /// file as fragmented: all samples live in the `moof`s that follow.
 pub fn write_init(tracks: &[TrackConfig], out: &mut Vec<u8>) {
+    write_init_with(tracks, &InitOptions::default(), out);
+}
+
+/// Movie timescale of `mvhd` (milliseconds); edit durations are in this unit.
+pub const MOVIE_TIMESCALE: u32 = 1000;
+
+/// One edit-list entry: the track is presented from `media_time` (in the track's
+/// timescale) for `duration_ms`. Used when a file starts at a key frame before the moment
+/// asked for, so players begin at that moment without re-encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edit {
+    /// Track the edit applies to.
+    pub track_id: u32,
+    /// First presented media time, in the track's timescale.
+    pub media_time: u64,
+    /// How long to present, in [`MOVIE_TIMESCALE`] units.
+    pub duration_ms: u64,
+}
+
+/// Optional parts of an init written by [`write_init_with`].
+#[derive(Clone, Debug, Default)]
+pub struct InitOptions {
+    /// Whole-movie duration in ms, written to `mvhd`, `tkhd` and `mehd` (0 = unknown, as in
+    /// a recording still being written).
+    pub duration_ms: u64,
+    /// At most one edit per track (`edts`/`elst`).
+    pub edits: Vec<Edit>,
+}
+
+/// Like [`write_init`], with a known duration and edit lists (for assembled playback and
+/// export files, whose length is known when the init is written).
+pub fn write_init_with(tracks: &[TrackConfig], opts: &InitOptions, out: &mut Vec<u8>) {
     let ftyp = start_box(out, b"ftyp");
     out.extend_from_slice(b"isom");
     u32be(out, 0x200);
@@ -61,11 +93,17 @@ pub fn write_init(tracks: &[TrackConfig], out: &mut Vec<u8>) {
     end_box(out, ftyp);
 
     let moov = start_box(out, b"moov");
-    write_mvhd(tracks, out);
+    write_mvhd(tracks, opts.duration_ms, out);
     for t in tracks {
-        write_trak(t, out);
+        let edit = opts.edits.iter().find(|e| e.track_id == t.track_id);
+        write_trak(t, opts.duration_ms, edit, out);
     }
     let mvex = start_box(out, b"mvex");
+    if opts.duration_ms > 0 {
+        let mehd = start_full_box(out, b"mehd", 1, 0);
+        u64be(out, opts.duration_ms);
+        end_box(out, mehd);
+    }
     for t in tracks {
         let trex = start_full_box(out, b"trex", 0, 0);
         u32be(out, t.track_id);
@@ -79,12 +117,18 @@ pub fn write_init(tracks: &[TrackConfig], out: &mut Vec<u8>) {
     end_box(out, moov);
 }
 
-fn write_mvhd(tracks: &[TrackConfig], out: &mut Vec<u8>) {
+/// A 32-bit duration field; 49 days of milliseconds is far beyond any range we assemble.
+fn dur32(ms: u64) -> u32 {
+    u32::try_from(ms).unwrap_or(u32::MAX)
+}
+
+fn write_mvhd(tracks: &[TrackConfig], duration_ms: u64, out: &mut Vec<u8>) {
     let mvhd = start_full_box(out, b"mvhd", 0, 0);
     u32be(out, 0); // creation_time
     u32be(out, 0); // modification_time
-    u32be(out, 1000); // timescale
-    u32be(out, 0); // duration: unknown up front; players sum the fragments
+    u32be(out, MOVIE_TIMESCALE);
+    // 0 while recording: unknown up front, players sum the fragments.
+    u32be(out, dur32(duration_ms));
     u32be(out, 0x0001_0000); // rate 1.0
     u16be(out, 0x0100); // volume 1.0
     out.extend_from_slice(&[0; 10]); // reserved
@@ -97,7 +141,7 @@ fn write_mvhd(tracks: &[TrackConfig], out: &mut Vec<u8>) {
     end_box(out, mvhd);
 }
 
-fn write_trak(t: &TrackConfig, out: &mut Vec<u8>) {
+fn write_trak(t: &TrackConfig, duration_ms: u64, edit: Option<&Edit>, out: &mut Vec<u8>) {
     let trak = start_box(out, b"trak");
 
     let tkhd = start_full_box(out, b"tkhd", 0, 3); // enabled | in_movie
@@ -105,7 +149,7 @@ fn write_trak(t: &TrackConfig, out: &mut Vec<u8>) {
     u32be(out, 0); // modification_time
     u32be(out, t.track_id);
     u32be(out, 0); // reserved
-    u32be(out, 0); // duration
+    u32be(out, dur32(duration_ms));
     out.extend_from_slice(&[0; 8]); // reserved
     u16be(out, 0); // layer
     u16be(out, 0); // alternate_group
@@ -121,6 +165,25 @@ fn write_trak(t: &TrackConfig, out: &mut Vec<u8>) {
     u32be(out, u32::from(width) << 16); // 16.16 fixed point
     u32be(out, u32::from(height) << 16);
     end_box(out, tkhd);
+
+    if let Some(e) = edit {
+        let edts = start_box(out, b"edts");
+        // Version 1 only when a field does not fit version 0's 32 bits.
+        let wide = e.duration_ms > u64::from(u32::MAX) || e.media_time > i32::MAX as u64;
+        let elst = start_full_box(out, b"elst", u8::from(wide), 0);
+        u32be(out, 1); // entry_count
+        if wide {
+            u64be(out, e.duration_ms);
+            u64be(out, e.media_time.min(i64::MAX as u64));
+        } else {
+            u32be(out, e.duration_ms as u32);
+            u32be(out, e.media_time as u32);
+        }
+        u16be(out, 1); // media_rate_integer: normal speed
+        u16be(out, 0); // media_rate_fraction
+        end_box(out, elst);
+        end_box(out, edts);
+    }
 
     let mdia = start_box(out, b"mdia");
     let mdhd = start_full_box(out, b"mdhd", 0, 0);
