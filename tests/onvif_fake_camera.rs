@@ -1,0 +1,376 @@
+//! The ONVIF client against a scripted camera on loopback, for behaviour
+//! ipycam does not have: HTTP digest instead of WS-Security, a skewed camera
+//! clock, wrong XAddr hosts, `ter:NotAuthorized` faults, leaky network
+//! settings for the isolation audit, and hostile replies (DTD, oversized).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use cleannvr::onvif::audit::{self, Check, Level};
+use cleannvr::onvif::{Credentials, ErrorKind, OnvifClient};
+use md5::Digest as _;
+
+const USER: &str = "operator";
+const PASS: &str = "pa\"ss<word";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Auth {
+    /// WS-Security UsernameToken, checked against the camera's (skewed) clock.
+    Wsse,
+    /// HTTP digest only; UsernameTokens are ignored.
+    Digest,
+}
+
+struct Cam {
+    auth: Auth,
+    /// Camera clock minus real time.
+    skew: time::Duration,
+    requests: AtomicUsize,
+    digest_ok: AtomicUsize,
+    /// Our listening port, for XAddrs.
+    port: std::sync::OnceLock<u16>,
+}
+
+fn envelope(body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="http://www.w3.org/2003/05/soap-envelope" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:ter="http://www.onvif.org/ver10/error"><SOAP-ENV:Body>{body}</SOAP-ENV:Body></SOAP-ENV:Envelope>"#
+    )
+}
+
+fn not_authorized() -> Response {
+    let body = envelope(
+        "<SOAP-ENV:Fault><SOAP-ENV:Code><SOAP-ENV:Value>SOAP-ENV:Sender</SOAP-ENV:Value><SOAP-ENV:Subcode><SOAP-ENV:Value>ter:NotAuthorized</SOAP-ENV:Value></SOAP-ENV:Subcode></SOAP-ENV:Code><SOAP-ENV:Reason><SOAP-ENV:Text xml:lang=\"en\">Sender not Authorized</SOAP-ENV:Text></SOAP-ENV:Reason></SOAP-ENV:Fault>",
+    );
+    (StatusCode::BAD_REQUEST, body).into_response()
+}
+
+/// Text of the first element with this local name in a request.
+fn element(body: &str, name: &str) -> Option<String> {
+    let root = cleannvr::onvif::xml::parse(body.as_bytes()).ok()?;
+    root.find(name).map(|e| e.text.trim().to_owned())
+}
+
+fn wsse_ok(cam: &Cam, body: &str) -> bool {
+    let (Some(user), Some(pw), Some(nonce), Some(created)) = (
+        element(body, "Username"),
+        element(body, "Password"),
+        element(body, "Nonce"),
+        element(body, "Created"),
+    ) else {
+        return false;
+    };
+    let Ok(t) =
+        time::OffsetDateTime::parse(&created, &time::format_description::well_known::Rfc3339)
+    else {
+        return false;
+    };
+    // The token must be fresh by the camera's clock, which is `skew` off ours.
+    let camera_now = time::OffsetDateTime::now_utc() + cam.skew;
+    if (t - camera_now).abs() > time::Duration::seconds(10) {
+        return false;
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut h = sha1::Sha1::new();
+    h.update(b64.decode(nonce).unwrap());
+    h.update(created.as_bytes());
+    h.update(PASS.as_bytes());
+    user == USER && pw == b64.encode(h.finalize())
+}
+
+fn digest_ok(headers: &HeaderMap) -> bool {
+    let Some(a) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let field = |k: &str| {
+        let i = a.find(&format!("{k}="))? + k.len() + 1;
+        let rest = &a[i..];
+        Some(if let Some(r) = rest.strip_prefix('"') {
+            r[..r.find('"')?].to_owned()
+        } else {
+            rest.split(',').next()?.trim().to_owned()
+        })
+    };
+    let md5 = |s: String| format!("{:x}", md5::Md5::digest(s.as_bytes()));
+    let (Some(user), Some(nc), Some(cnonce), Some(uri), Some(resp)) = (
+        field("username"),
+        field("nc"),
+        field("cnonce"),
+        field("uri"),
+        field("response"),
+    ) else {
+        return false;
+    };
+    let ha1 = md5(format!("{USER}:fake:{PASS}"));
+    let ha2 = md5(format!("POST:{uri}"));
+    user == USER
+        && field("opaque").as_deref() == Some("op")
+        && resp == md5(format!("{ha1}:n0nce:{nc}:{cnonce}:auth:{ha2}"))
+}
+
+async fn handle(State(cam): State<Arc<Cam>>, headers: HeaderMap, body: String) -> Response {
+    cam.requests.fetch_add(1, Ordering::SeqCst);
+    let op = |n: &str| body.contains(&format!(":{n}>")) || body.contains(&format!(":{n}/>"));
+    if op("GetSystemDateAndTime") {
+        // ONVIF: answered without authentication, so clients can measure the offset.
+        let t = time::OffsetDateTime::now_utc() + cam.skew;
+        return envelope(&format!(
+            "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:DateTimeType>NTP</tt:DateTimeType><tt:UTCDateTime><tt:Time><tt:Hour>{}</tt:Hour><tt:Minute>{}</tt:Minute><tt:Second>{}</tt:Second></tt:Time><tt:Date><tt:Year>{}</tt:Year><tt:Month>{}</tt:Month><tt:Day>{}</tt:Day></tt:Date></tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>",
+            t.hour(), t.minute(), t.second(), t.year(), u8::from(t.month()), t.day()
+        ))
+        .into_response();
+    }
+    match cam.auth {
+        Auth::Wsse if !wsse_ok(&cam, &body) => return not_authorized(),
+        Auth::Digest if !digest_ok(&headers) => {
+            return Response::builder()
+                .status(401)
+                .header("www-authenticate", r#"Basic realm="fake""#)
+                .header(
+                    "www-authenticate",
+                    r#"Digest realm="fake", qop="auth", nonce="n0nce", opaque="op", algorithm=MD5"#,
+                )
+                .body(Body::from("401"))
+                .unwrap();
+        }
+        Auth::Digest => {
+            cam.digest_ok.fetch_add(1, Ordering::SeqCst);
+        }
+        Auth::Wsse => {}
+    }
+    let reply = if op("GetServices") {
+        // The camera believes it lives at 192.0.2.1 (wrong behind NAT); the client must keep our host.
+        "<tds:GetServicesResponse><tds:Service><tds:Namespace>http://www.onvif.org/ver10/media/wsdl</tds:Namespace><tds:XAddr>http://192.0.2.1:PORT/onvif/media_service</tds:XAddr></tds:Service></tds:GetServicesResponse>".replace("PORT", &cam.port.get().unwrap().to_string())
+    } else if op("GetDeviceInformation") {
+        "<tds:GetDeviceInformationResponse><tds:Manufacturer>Fake</tds:Manufacturer><tds:Model>F1</tds:Model><tds:FirmwareVersion>9</tds:FirmwareVersion><tds:SerialNumber>S</tds:SerialNumber><tds:HardwareId>H</tds:HardwareId></tds:GetDeviceInformationResponse>".to_owned()
+    } else if op("GetProfiles") {
+        "<trt:GetProfilesResponse><trt:Profiles token=\"p1\"><tt:Name>main</tt:Name><tt:VideoEncoderConfiguration><tt:Encoding>H265</tt:Encoding><tt:Resolution><tt:Width>2688</tt:Width><tt:Height>1520</tt:Height></tt:Resolution></tt:VideoEncoderConfiguration></trt:Profiles></trt:GetProfilesResponse>".to_owned()
+    } else if op("GetStreamUri") {
+        "<trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>rtsp://0.0.0.0:554/Streaming/Channels/101?transportmode=unicast&amp;profile=p1</tt:Uri></trt:MediaUri></trt:GetStreamUriResponse>".to_owned()
+    } else if op("GetNetworkDefaultGateway") {
+        "<tds:GetNetworkDefaultGatewayResponse><tds:NetworkGateway><tt:IPv4Address>192.168.1.254</tt:IPv4Address></tds:NetworkGateway></tds:GetNetworkDefaultGatewayResponse>".to_owned()
+    } else if op("GetDNS") {
+        "<tds:GetDNSResponse><tds:DNSInformation><tt:FromDHCP>false</tt:FromDHCP><tt:DNSManual><tt:Type>IPv4</tt:Type><tt:IPv4Address>8.8.8.8</tt:IPv4Address></tt:DNSManual></tds:DNSInformation></tds:GetDNSResponse>".to_owned()
+    } else if op("GetNTP") {
+        "<tds:GetNTPResponse><tds:NTPInformation><tt:FromDHCP>false</tt:FromDHCP><tt:NTPManual><tt:Type>DNS</tt:Type><tt:DNSname>time.windows.com</tt:DNSname></tt:NTPManual></tds:NTPInformation></tds:GetNTPResponse>".to_owned()
+    } else if op("GetNetworkProtocols") {
+        "<tds:GetNetworkProtocolsResponse><tds:NetworkProtocols><tt:Name>HTTP</tt:Name><tt:Enabled>true</tt:Enabled><tt:Port>80</tt:Port></tds:NetworkProtocols><tds:NetworkProtocols><tt:Name>RTSP</tt:Name><tt:Enabled>true</tt:Enabled><tt:Port>554</tt:Port></tds:NetworkProtocols></tds:GetNetworkProtocolsResponse>".to_owned()
+    } else if op("GetHostname") {
+        // Not every camera implements everything: the audit must report this as unknown.
+        return (StatusCode::INTERNAL_SERVER_ERROR, envelope("<SOAP-ENV:Fault><SOAP-ENV:Code><SOAP-ENV:Value>SOAP-ENV:Receiver</SOAP-ENV:Value><SOAP-ENV:Subcode><SOAP-ENV:Value>ter:ActionNotSupported</SOAP-ENV:Value></SOAP-ENV:Subcode></SOAP-ENV:Code><SOAP-ENV:Reason><SOAP-ENV:Text>not implemented</SOAP-ENV:Text></SOAP-ENV:Reason></SOAP-ENV:Fault>")).into_response();
+    } else if op("GetLaughs") {
+        return r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><Envelope><Body><x>&b;</x></Body></Envelope>"#.into_response();
+    } else if op("GetHuge") {
+        // An endless stream would do the same; 4 MiB in chunks is enough to cross the cap.
+        let chunks = futures::stream::iter(
+            (0..4096).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1024]))),
+        );
+        return Response::builder()
+            .status(200)
+            .body(Body::from_stream(chunks))
+            .unwrap();
+    } else {
+        return (StatusCode::BAD_REQUEST, "unknown").into_response();
+    };
+    envelope(&reply).into_response()
+}
+
+async fn start(auth: Auth, skew: time::Duration) -> (Arc<Cam>, u16) {
+    let cam = Arc::new(Cam {
+        auth,
+        skew,
+        requests: AtomicUsize::new(0),
+        digest_ok: AtomicUsize::new(0),
+        port: std::sync::OnceLock::new(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    cam.port.set(port).unwrap();
+    let app = axum::Router::new()
+        .route("/onvif/{service}", axum::routing::post(handle))
+        .with_state(cam.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (cam, port)
+}
+
+fn creds(p: &str) -> Option<Credentials> {
+    Some(Credentials {
+        username: USER.into(),
+        password: p.into(),
+    })
+}
+
+#[tokio::test]
+async fn username_token_follows_a_skewed_camera_clock() {
+    // An hour off: a token stamped with our clock would be refused.
+    let (_cam, port) = start(Auth::Wsse, time::Duration::hours(1)).await;
+    let c = OnvifClient::connect("127.0.0.1", port, creds(PASS))
+        .await
+        .unwrap();
+    // The media XAddr said 192.0.2.1; we keep talking to the host we reached.
+    assert_eq!(
+        c.services().media.as_ref().unwrap().host_str(),
+        Some("127.0.0.1")
+    );
+    let info = c.device_information().await.unwrap();
+    assert_eq!(
+        (info.manufacturer.as_str(), info.model.as_str()),
+        ("Fake", "F1")
+    );
+    let p = c.profiles().await.unwrap();
+    assert_eq!(
+        (p[0].token.as_str(), p[0].encoding.as_deref(), p[0].width),
+        ("p1", Some("H265"), Some(2688))
+    );
+    assert_eq!(
+        c.stream_uri("p1").await.unwrap(),
+        "rtsp://0.0.0.0:554/Streaming/Channels/101?transportmode=unicast&profile=p1"
+    );
+    let cfg = cleannvr::config::OnvifCameraConfig {
+        host: "127.0.0.1".into(),
+        port,
+        username: Some(USER.into()),
+        password: Some(PASS.into()),
+        profile: None,
+    };
+    let r = cleannvr::onvif::resolve(&cfg).await.unwrap();
+    assert_eq!(
+        r.main.0,
+        "rtsp://127.0.0.1:554/Streaming/Channels/101?transportmode=unicast&profile=p1"
+    );
+    assert!(r.sub.is_none());
+
+    // ter:NotAuthorized in an HTTP 400 is "not authorized", not a generic fault.
+    let e = OnvifClient::connect("127.0.0.1", port, creds("nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotAuthorized, "{e}");
+    assert!(!e.to_string().contains("nope"));
+}
+
+#[tokio::test]
+async fn http_digest_fallback() {
+    let (cam, port) = start(Auth::Digest, time::Duration::ZERO).await;
+    let c = OnvifClient::connect("127.0.0.1", port, creds(PASS))
+        .await
+        .unwrap();
+    let info = c.device_information().await.unwrap();
+    assert_eq!(info.model, "F1");
+    c.profiles().await.unwrap();
+    // GetServices challenged once; later calls reuse the challenge (nc increments) without a 401.
+    let before = cam.requests.load(Ordering::SeqCst);
+    c.device_information().await.unwrap();
+    assert_eq!(cam.requests.load(Ordering::SeqCst), before + 1);
+    assert!(cam.digest_ok.load(Ordering::SeqCst) >= 3);
+    let e = OnvifClient::connect("127.0.0.1", port, creds("wrong"))
+        .await
+        .unwrap_err();
+    assert!(e.is_not_authorized(), "{e}");
+}
+
+#[tokio::test]
+async fn isolation_audit_reports_routes_out() {
+    let (_cam, port) = start(Auth::Wsse, time::Duration::ZERO).await;
+    let c = OnvifClient::connect("127.0.0.1", port, creds(PASS))
+        .await
+        .unwrap();
+    let r = audit::audit("gate", &c).await;
+    assert_eq!(r.gateways, Check::Ok(vec!["192.168.1.254".to_string()]));
+    assert_eq!(r.dns.ok().unwrap().servers, vec!["8.8.8.8"]);
+    assert_eq!(r.ntp.ok().unwrap().servers, vec!["time.windows.com"]);
+    assert_eq!(r.time_source, Check::Ok(Some("NTP".into())));
+    assert_eq!(r.protocols.ok().unwrap().len(), 2);
+    assert!(
+        matches!(&r.hostname, Check::Error(e) if e.contains("ActionNotSupported")),
+        "{:?}",
+        r.hostname
+    );
+    assert!(r.has_route_out());
+    let warnings: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.level == Level::Warning)
+        .collect();
+    assert_eq!(warnings.len(), 3, "{r}");
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["gateways"]["ok"][0], "192.168.1.254");
+    let text = r.to_string();
+    assert!(
+        text.contains("POSSIBLE ROUTE OUT") && text.contains("time.windows.com"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_replies_are_refused() {
+    let (_cam, port) = start(Auth::Wsse, time::Duration::ZERO).await;
+    let c = OnvifClient::connect("127.0.0.1", port, creds(PASS))
+        .await
+        .unwrap();
+    let e = c
+        .device_call("GetLaughs", "<tds:GetLaughs/>")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.kind,
+            ErrorKind::Xml(cleannvr::onvif::xml::XmlError::Doctype)
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("DTD"), "{e}");
+    let e = c
+        .device_call("GetHuge", "<tds:GetHuge/>")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.kind,
+            ErrorKind::Http(cleannvr::onvif::http::HttpError::TooLarge)
+        ),
+        "{e}"
+    );
+    // A camera announcing a 100 MB reply is refused before any of it is read.
+    let liar = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let liar_addr = liar.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = liar.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n<")
+            .await
+            .unwrap();
+        // Hold the connection open: the client must not wait for the rest.
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    });
+    let url = url::Url::parse(&format!("http://{liar_addr}/onvif/device_service")).unwrap();
+    let started = std::time::Instant::now();
+    let e = OnvifClient::with_device_url(url, None)
+        .device_call("GetDeviceInformation", "<tds:GetDeviceInformation/>")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.kind,
+            ErrorKind::Http(cleannvr::onvif::http::HttpError::TooLarge)
+        ),
+        "{e}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // An operation the camera does not know: a clear HTTP status, naming camera and operation.
+    let e = c
+        .device_call("GetNothing", "<tds:GetNothing/>")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Status(400));
+    assert!(
+        e.to_string()
+            .contains(&format!("127.0.0.1:{port}: GetNothing")),
+        "{e}"
+    );
+}
