@@ -31,8 +31,8 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 /// How `run_with` differs between `run` and `demo`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
-    /// Ensure a user `admin` exists with a fresh random password, printed
-    /// once to stderr (`cleannvr demo`: zero setup, loopback only).
+    /// When no admin exists, create `admin` with a random password printed
+    /// once to stderr (`cleannvr demo`: zero setup).
     pub demo_admin: bool,
 }
 
@@ -82,27 +82,26 @@ pub async fn run_with(
         counters.clone(),
     )?);
     if options.demo_admin {
-        // Reset on every demo start: the demo is for a first look, and a
-        // password lost since the last run must not strand the user.
+        // Only when no admin exists, so the password is printed once and a
+        // data directory someone has since set up is never taken over.
         let app = app.clone();
-        let password = crate::auth::random_password();
-        let pw = password.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            match app.users.set_password("admin", &pw) {
-                Err(crate::auth::UserError::NotFound) => {
-                    let now = app.clock.now_ns();
-                    app.users
-                        .add("admin", crate::auth::Role::Admin, None, &pw, now)?;
-                }
-                r => {
-                    r?;
-                }
+        let created = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<String>> {
+            if app.users.any_admin()? {
+                return Ok(None);
             }
-            app.sessions.revoke_user("admin")?;
-            Ok(())
+            let pw = crate::auth::random_password();
+            let now = app.clock.now_ns();
+            app.users.add("admin", crate::auth::Role::Admin, None, &pw, now)?;
+            Ok(Some(pw))
         })
         .await??;
-        eprintln!("demo login: user admin password {password}");
+        match created {
+            Some(pw) => eprintln!("demo login: user admin password {pw}"),
+            None => info!(
+                "demo: an admin user already exists in this data directory (its password was \
+                 printed when it was created); use a fresh --data directory to start over"
+            ),
+        }
     } else if !app.users.any_admin()? {
         warn!(
             "no admin user yet: the web UI is disabled until one exists. Stop cleannvr and run \

@@ -153,7 +153,11 @@ pub struct Broken {
 
 impl std::fmt::Display for Broken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "audit chain broken at entry {}: {}", self.seq, self.reason)
+        write!(
+            f,
+            "audit chain broken at entry {}: {}",
+            self.seq, self.reason
+        )
     }
 }
 
@@ -389,7 +393,13 @@ mod tests {
         for i in 0..5 {
             log.append(i, ev("alice", Action::Login)).unwrap();
         }
-        assert_eq!(log.verify().unwrap(), Verification { verified: 5, broken: None });
+        assert_eq!(
+            log.verify().unwrap(),
+            Verification {
+                verified: 5,
+                broken: None
+            }
+        );
         drop(log);
         let log = AuditLog::open(&db).unwrap();
         let e = log.append(9, ev("bob", Action::Logout)).unwrap();

@@ -1,0 +1,1022 @@
+//! The web API in process: the router is driven with `tower::ServiceExt::oneshot`
+//! against a real sled store in a temp dir and a manual clock, so sessions,
+//! rate limits and expiry are tested without sleeps or sockets.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use cleannvr::audit::Action;
+use cleannvr::auth::Role;
+use cleannvr::clock::{ManualClock, NS_PER_SEC};
+use cleannvr::config::Config;
+use cleannvr::ingest::status::{update, StatusBoard, StreamState};
+use cleannvr::store::{segment_rel_path, SegmentRecord, Store};
+use cleannvr::web::{self, route_table, Access, App, ClientAddr, Counters};
+
+const PW: &str = "correct horse battery";
+const T0: i64 = 1_800_000_000 * NS_PER_SEC;
+const MIN: i64 = 60 * NS_PER_SEC;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    app: Arc<App>,
+    router: Router,
+    clock: Arc<ManualClock>,
+}
+
+fn config(dir: &Path) -> Config {
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\nmetrics_token = \"scrape-token-0123456789\"\n\
+         [storage]\ndir = \"{}\"\n\
+         [[camera]]\nid = \"a\"\nname = \"Gate\"\nurl = \"rtsp://user:camsecret@127.0.0.1/a\"\n\
+         [[camera]]\nid = \"b\"\nurl = \"rtsp://127.0.0.1/b\"\n",
+        dir.display()
+    );
+    Config::from_toml(&toml, Path::new("test.toml"), |_| None).unwrap()
+}
+
+fn seg(camera: &str, start_s: i64, len_s: i64) -> SegmentRecord {
+    let start_ns = T0 + start_s * NS_PER_SEC;
+    SegmentRecord {
+        camera: camera.into(),
+        start_ns,
+        end_ns: start_ns + len_s * NS_PER_SEC,
+        path: segment_rel_path(camera, start_ns),
+        bytes: 1000,
+        codec: "avc1.42c01e".into(),
+        width: 640,
+        height: 360,
+        frames: 25 * len_s as u64,
+        has_audio: false,
+        keyframes: vec![(0, 100)],
+        drift_ms: 0,
+    }
+}
+
+/// Users: admin, op (operator), viewer, limited (viewer of camera `a` only),
+/// and victim, whom the route walk edits and deletes.
+fn rig_with(users: bool) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    // Camera a: 0-60, 60-120, then a gap, 300-360 (seconds after T0).
+    for (s, l) in [(0, 60), (60, 60), (300, 60)] {
+        store.insert(&seg("a", s, l)).unwrap();
+    }
+    let status = Arc::new(StatusBoard::default());
+    update(&status.camera("a"), |s| {
+        s.state = StreamState::Streaming;
+        s.frames = 42;
+        s.last_error = Some("previous: timeout".into());
+    });
+    let clock = Arc::new(ManualClock::new(T0 + 3600 * NS_PER_SEC));
+    let app = Arc::new(
+        App::new(
+            cfg,
+            store,
+            status,
+            clock.clone(),
+            Arc::new(Counters::default()),
+        )
+        .unwrap(),
+    );
+    if users {
+        for (name, role, cams) in [
+            ("admin", Role::Admin, None),
+            ("op", Role::Operator, None),
+            ("viewer", Role::Viewer, None),
+            ("limited", Role::Viewer, Some(vec!["a".to_string()])),
+            ("victim", Role::Viewer, None),
+        ] {
+            app.users.add(name, role, cams, PW, 0).unwrap();
+        }
+    }
+    Rig {
+        _dir: dir,
+        router: web::router(app.clone()),
+        app,
+        clock,
+    }
+}
+
+fn rig() -> Rig {
+    rig_with(true)
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {:?} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A logged-in browser: the session cookie and the CSRF token.
+#[derive(Clone)]
+struct Sess {
+    cookie: String,
+    csrf: String,
+}
+
+struct Req<'a> {
+    method: Method,
+    uri: &'a str,
+    sess: Option<&'a Sess>,
+    csrf: bool,
+    body: Option<Vec<u8>>,
+    content_type: &'a str,
+    addr: &'a str,
+    headers: Vec<(&'a str, String)>,
+}
+
+fn req<'a>(method: Method, uri: &'a str) -> Req<'a> {
+    Req {
+        method,
+        uri,
+        sess: None,
+        csrf: true,
+        body: None,
+        content_type: "application/json",
+        addr: "192.0.2.1:5000",
+        headers: vec![],
+    }
+}
+
+impl<'a> Req<'a> {
+    fn sess(mut self, s: &'a Sess) -> Self {
+        self.sess = Some(s);
+        self
+    }
+    fn json(mut self, v: Value) -> Self {
+        self.body = Some(serde_json::to_vec(&v).unwrap());
+        self
+    }
+    fn raw(mut self, b: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(b.into());
+        self
+    }
+    fn no_csrf(mut self) -> Self {
+        self.csrf = false;
+        self
+    }
+    fn from(mut self, addr: &'a str) -> Self {
+        self.addr = addr;
+        self
+    }
+    fn header(mut self, k: &'a str, v: impl Into<String>) -> Self {
+        self.headers.push((k, v.into()));
+        self
+    }
+    async fn send(self, rig: &Rig) -> Resp {
+        let mut b = Request::builder().method(self.method).uri(self.uri);
+        if let Some(s) = self.sess {
+            b = b.header(header::COOKIE, format!("theme=dark; {}", s.cookie));
+            if self.csrf {
+                b = b.header(web::CSRF_HEADER, &s.csrf);
+            }
+        }
+        if self.body.is_some() {
+            b = b.header(header::CONTENT_TYPE, self.content_type);
+        }
+        for (k, v) in &self.headers {
+            b = b.header(*k, v);
+        }
+        let mut r = b.body(Body::from(self.body.unwrap_or_default())).unwrap();
+        let addr: SocketAddr = self.addr.parse().unwrap();
+        r.extensions_mut().insert(ConnectInfo(ClientAddr(addr)));
+        let resp = rig.router.clone().oneshot(r).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+async fn login_as(rig: &Rig, user: &str, pw: &str) -> Resp {
+    req(Method::POST, "/api/login")
+        .json(json!({ "username": user, "password": pw }))
+        .send(rig)
+        .await
+}
+
+async fn login(rig: &Rig, user: &str) -> Sess {
+    let r = login_as(rig, user, PW).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let set = r.headers[header::SET_COOKIE].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    Sess {
+        cookie,
+        csrf: r.json()["csrf_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+fn with_body<'a>(r: Req<'a>, body: &Option<Value>) -> Req<'a> {
+    match body {
+        Some(b) => r.json(b.clone()),
+        None => r,
+    }
+}
+
+async fn me(rig: &Rig, s: &Sess) -> Resp {
+    req(Method::GET, "/api/me").sess(s).send(rig).await
+}
+
+/// A concrete URI for a route pattern.
+fn concrete(path: &str, camera: &str, user: &str) -> String {
+    path.replace("{id}", camera).replace("{name}", user)
+}
+
+/// A body that passes validation for routes that need one, so an allowed
+/// caller gets past the extractor and the test sees the handler's answer.
+fn body_for(method: &Method, path: &str) -> Option<Value> {
+    match (method.as_str(), path) {
+        ("POST", "/api/users") => Some(json!({"name": "newbie", "role": "viewer", "password": PW})),
+        ("PUT", _) => Some(json!({"cameras": ["a"]})),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------- protection
+
+#[tokio::test]
+async fn public_routes_are_exactly_health_and_login() {
+    let public: Vec<_> = route_table()
+        .into_iter()
+        .filter(|r| r.access == Access::Public)
+        .map(|r| (r.method.to_string(), r.path))
+        .collect();
+    // Adding a public route must be a deliberate change to this list.
+    assert_eq!(
+        public,
+        vec![
+            ("GET".to_string(), "/api/health"),
+            ("POST".to_string(), "/api/login")
+        ]
+    );
+    let rig = rig();
+    let r = req(Method::GET, "/api/health").send(&rig).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "ok");
+}
+
+#[tokio::test]
+async fn every_route_needs_a_session_and_the_right_role() {
+    let rig = rig();
+    let viewer = login(&rig, "viewer").await;
+    let limited = login(&rig, "limited").await;
+    for spec in route_table() {
+        if spec.access == Access::Public {
+            continue;
+        }
+        let what = format!("{} {}", spec.method, spec.path);
+        let uri = concrete(spec.path, "a", "victim");
+        let body = body_for(&spec.method, spec.path);
+
+        // No session: 401, whatever else the request carries.
+        let r = with_body(req(spec.method.clone(), &uri), &body)
+            .send(&rig)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what} without session");
+        assert_eq!(r.json()["error"], "unauthorized", "{what}");
+        let junk = Sess {
+            cookie: format!("{}={}", web::SESSION_COOKIE, "ab".repeat(32)),
+            csrf: "x".into(),
+        };
+        let r = with_body(req(spec.method.clone(), &uri).sess(&junk), &body)
+            .send(&rig)
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{what} with a forged cookie"
+        );
+
+        // Wrong role: 403.
+        if matches!(spec.access, Access::Admin | Access::Metrics) {
+            let r = with_body(req(spec.method.clone(), &uri).sess(&viewer), &body)
+                .send(&rig)
+                .await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{what} as viewer");
+        }
+        // Camera the user lacks: 403.
+        if spec.access == Access::Camera {
+            let uri_b = concrete(spec.path, "b", "victim");
+            let r = with_body(req(spec.method.clone(), &uri_b).sess(&limited), &body)
+                .send(&rig)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{what} camera b as limited"
+            );
+            let r = with_body(req(spec.method.clone(), &uri).sess(&limited), &body)
+                .send(&rig)
+                .await;
+            assert!(
+                r.status.is_success(),
+                "{what} camera a as limited: {}",
+                r.text()
+            );
+        }
+
+        // The right caller gets through (a fresh admin session per route,
+        // since one of them is logout).
+        let admin = login(&rig, "admin").await;
+        let r = with_body(req(spec.method.clone(), &uri).sess(&admin), &body)
+            .send(&rig)
+            .await;
+        assert!(
+            r.status.is_success(),
+            "{what} as admin: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+}
+
+#[tokio::test]
+async fn state_changes_need_the_csrf_token() {
+    let rig = rig();
+    for spec in route_table() {
+        if spec.access == Access::Public || spec.method == Method::GET {
+            continue;
+        }
+        let admin = login(&rig, "admin").await;
+        let uri = concrete(spec.path, "a", "viewer");
+        let body = body_for(&spec.method, spec.path);
+        for bad in [None, Some("0".repeat(32)), Some(String::new())] {
+            let mut r = req(spec.method.clone(), &uri).sess(&admin).no_csrf();
+            if let Some(b) = &body {
+                r = r.json(b.clone());
+            }
+            if let Some(h) = bad.clone() {
+                r = r.header(web::CSRF_HEADER, h);
+            }
+            let r = r.send(&rig).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{} {} csrf {bad:?}",
+                spec.method,
+                spec.path
+            );
+            assert!(r.json()["detail"].as_str().unwrap().contains("CSRF"));
+        }
+        // Another session's token is no good either.
+        let other = login(&rig, "admin").await;
+        let mut r = req(spec.method.clone(), &uri).sess(&admin).no_csrf();
+        r = r.header(web::CSRF_HEADER, other.csrf.clone());
+        assert_eq!(r.send(&rig).await.status, StatusCode::FORBIDDEN);
+    }
+    // Nothing changed: the viewer still exists.
+    assert!(rig.app.users.get("viewer").unwrap().is_some());
+}
+
+// ---------------------------------------------------------------- login
+
+#[tokio::test]
+async fn login_sets_a_locked_down_cookie_and_logout_revokes_it() {
+    let rig = rig();
+    let r = login_as(&rig, "admin", PW).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let set = r.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set.split("; ").any(|f| f == flag), "{flag} missing: {set}");
+    }
+    let body = r.json();
+    assert_eq!(body["user"]["role"], "admin");
+    assert!(
+        body.get("token").is_none()
+            && !r
+                .text()
+                .contains(&set[web::SESSION_COOKIE.len() + 1..][..64]),
+        "the session token is only in the cookie"
+    );
+    assert!(
+        !r.text().contains("argon2"),
+        "no password hash in responses"
+    );
+    let s = login(&rig, "admin").await;
+    let me = req(Method::GET, "/api/me").sess(&s).send(&rig).await;
+    assert_eq!(me.json()["user"]["name"], "admin");
+    assert_eq!(me.json()["csrf_token"], s.csrf.as_str());
+
+    let out = req(Method::POST, "/api/logout").sess(&s).send(&rig).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(out.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let again = req(Method::GET, "/api/me").sess(&s).send(&rig).await;
+    assert_eq!(
+        again.status,
+        StatusCode::UNAUTHORIZED,
+        "logged-out cookie is dead server-side"
+    );
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_look_the_same() {
+    let rig = rig();
+    let a = login_as(&rig, "admin", "wrong password").await;
+    let b = login_as(&rig, "nosuchuser", "wrong password").await;
+    let c = login_as(&rig, "../../etc/passwd", "x").await;
+    for r in [&a, &b, &c] {
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.body, a.body);
+        assert!(r.headers.get(header::SET_COOKIE).is_none());
+    }
+    let log = rig.app.audit.query(&Default::default(), 10).unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|e| e.action == Action::LoginFailed));
+    assert!(
+        log.iter().all(|e| !e.detail.contains("wrong password")),
+        "no passwords in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_user_and_per_address() {
+    let rig = rig();
+    for i in 0..5 {
+        let r = login_as(&rig, "op", &format!("guess {i}")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Even the right password is refused now, from any address.
+    let r = req(Method::POST, "/api/login")
+        .json(json!({"username": "op", "password": PW}))
+        .from("198.51.100.7:1")
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&wait), "{wait}");
+    assert_eq!(r.json()["error"], "too_many_requests");
+    // Other users are unaffected; after the window the user gets in.
+    login(&rig, "viewer").await;
+    rig.clock.advance(wait as i64 * NS_PER_SEC);
+    login(&rig, "op").await;
+
+    // Per address: 20 failures spread over names block the address only.
+    for i in 0..20 {
+        let r = req(Method::POST, "/api/login")
+            .json(json!({"username": format!("user{i}"), "password": "nope"}))
+            .from("203.0.113.9:4000")
+            .send(&rig)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let blocked = req(Method::POST, "/api/login")
+        .json(json!({"username": "admin", "password": PW}))
+        .from("203.0.113.9:4001")
+        .send(&rig)
+        .await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    login(&rig, "admin").await; // from the default address
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_at_their_absolute_limit() {
+    let rig = rig();
+    let s = login(&rig, "viewer").await;
+    // Used every 50 minutes (idle limit 60): alive until 12 h after login.
+    for _ in 0..14 {
+        rig.clock.advance(50 * MIN);
+        assert_eq!(me(&rig, &s).await.status, StatusCode::OK);
+    }
+    rig.clock.advance(50 * MIN); // 12 h 30 min since login
+    assert_eq!(me(&rig, &s).await.status, StatusCode::UNAUTHORIZED);
+
+    let s = login(&rig, "viewer").await;
+    rig.clock.advance(61 * MIN);
+    let r = me(&rig, &s).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.json()["detail"].as_str().unwrap().contains("expired"));
+}
+
+// ---------------------------------------------------------------- API
+
+#[tokio::test]
+async fn cameras_show_status_and_extent_but_never_credentials() {
+    let rig = rig();
+    let s = login(&rig, "viewer").await;
+    let r = req(Method::GET, "/api/cameras").sess(&s).send(&rig).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        !r.text().contains("camsecret") && !r.text().contains("rtsp://"),
+        "{}",
+        r.text()
+    );
+    let cams = r.json()["cameras"].as_array().unwrap().clone();
+    assert_eq!(cams.len(), 2);
+    let a = &cams[0];
+    assert_eq!(a["id"], "a");
+    assert_eq!(a["name"], "Gate");
+    assert_eq!(a["state"], "streaming");
+    assert_eq!(a["last_error"], "previous: timeout");
+    assert_eq!(a["recorded_bytes"], 3000);
+    assert_eq!(a["oldest"], cleannvr::clock::rfc3339(T0));
+    assert_eq!(a["newest"], cleannvr::clock::rfc3339(T0 + 360 * NS_PER_SEC));
+    assert_eq!(cams[1]["state"], "connecting");
+
+    let lim = login(&rig, "limited").await;
+    let r = req(Method::GET, "/api/cameras").sess(&lim).send(&rig).await;
+    let ids: Vec<_> = r.json()["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("a")]);
+    let r = req(Method::GET, "/api/storage").sess(&lim).send(&rig).await;
+    assert_eq!(r.json()["cameras"].as_array().unwrap().len(), 1);
+    assert_eq!(r.json()["cameras"][0]["bytes"], 3000);
+}
+
+#[tokio::test]
+async fn recordings_merge_ranges_and_report_gaps() {
+    let rig = rig();
+    let s = login(&rig, "viewer").await;
+    let t = |sec: i64| cleannvr::clock::rfc3339(T0 + sec * NS_PER_SEC);
+    let uri = format!("/api/cameras/a/recordings?start={}&end={}", t(30), t(400));
+    let r = req(Method::GET, &uri).sess(&s).send(&rig).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    assert_eq!(
+        v["ranges"],
+        json!([{"start": t(30), "end": t(120)}, {"start": t(300), "end": t(360)}])
+    );
+    assert_eq!(
+        v["gaps"],
+        json!([{"start": t(120), "end": t(300)}, {"start": t(360), "end": t(400)}])
+    );
+    assert_eq!(v["segments"].as_array().unwrap().len(), 3);
+    assert!(v["segments"][0].get("path").is_none());
+    // Offsets other than Z are accepted and answered in UTC.
+    let uri = "/api/cameras/a/recordings?start=2027-01-15T09:00:00%2B01:00&end=2027-01-15T09:30:00%2B01:00";
+    let r = req(Method::GET, uri).sess(&s).send(&rig).await;
+    assert_eq!(r.json()["start"], "2027-01-15T08:00:00.000Z");
+    // Default window: the last 24 hours.
+    let r = req(Method::GET, "/api/cameras/b/recordings")
+        .sess(&s)
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["ranges"], json!([]));
+}
+
+#[tokio::test]
+async fn users_crud_is_audited_and_guards_the_last_admin() {
+    let rig = rig();
+    let admin = login(&rig, "admin").await;
+    let r = req(Method::POST, "/api/users")
+        .sess(&admin)
+        .json(json!({"name": "guard1", "role": "operator", "password": PW, "cameras": ["b"]}))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["cameras"], json!(["b"]));
+    assert!(!r.text().contains("argon2"));
+    let dup = req(Method::POST, "/api/users")
+        .sess(&admin)
+        .json(json!({"name": "guard1", "role": "viewer", "password": PW}))
+        .send(&rig)
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    for bad in [
+        json!({"name": "x", "role": "root", "password": PW}),
+        json!({"name": "x", "role": "viewer", "password": "short"}),
+        json!({"name": "x", "role": "viewer", "password": PW, "cameras": ["nope"]}),
+        json!({"name": "a/b", "role": "viewer", "password": PW}),
+        json!({"name": "x", "role": "viewer", "password": PW, "is_admin": true}),
+    ] {
+        let r = req(Method::POST, "/api/users")
+            .sess(&admin)
+            .json(bad.clone())
+            .send(&rig)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+    }
+
+    // guard1 logs in; a password change ends that session.
+    let g = login(&rig, "guard1").await;
+    let r = req(Method::PUT, "/api/users/guard1")
+        .sess(&admin)
+        .json(json!({"cameras": null, "password": "a new long password"}))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["cameras"], Value::Null, "null means all cameras");
+    assert_eq!(
+        req(Method::GET, "/api/me").sess(&g).send(&rig).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_as(&rig, "guard1", "a new long password").await.status,
+        StatusCode::OK
+    );
+
+    // Demoting or removing the last admin is refused, and changes nothing.
+    let r = req(Method::PUT, "/api/users/admin")
+        .sess(&admin)
+        .json(json!({"role": "viewer", "password": "would be changed"}))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(login_as(&rig, "admin", PW).await.status, StatusCode::OK);
+    let r = req(Method::DELETE, "/api/users/admin")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    let r = req(Method::DELETE, "/api/users/guard1")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = req(Method::GET, "/api/users/guard1")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = req(Method::GET, "/api/audit?actor=admin")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    let actions: Vec<String> = r.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    for want in ["user_add", "user_update", "user_remove", "login"] {
+        assert!(
+            actions.iter().any(|a| a == want),
+            "{want} not in {actions:?}"
+        );
+    }
+    let r = req(Method::GET, "/api/audit?action=user_update&target=guard1")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    let e = &r.json()["entries"][0];
+    assert_eq!(e["detail"], "role=operator cameras=all password=changed");
+    assert!(!r.text().contains("a new long password"));
+}
+
+#[tokio::test]
+async fn audit_api_pages_and_detects_tampering() {
+    let rig = rig();
+    let admin = login(&rig, "admin").await;
+    for _ in 0..4 {
+        login_as(&rig, "viewer", "wrong").await;
+    }
+    let r = req(Method::GET, "/api/audit?limit=2")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    let v = r.json();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(v["entries"][0]["seq"], 4, "newest first");
+    let next = v["next_before"].as_u64().unwrap();
+    let r = req(Method::GET, &format!("/api/audit?limit=10&before={next}"))
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    let seqs: Vec<u64> = r.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![2, 1, 0]);
+    assert_eq!(r.json()["entries"][2]["action"], "login");
+
+    let ok = req(Method::GET, "/api/audit/verify")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    assert_eq!(
+        ok.json(),
+        json!({"ok": true, "verified": 5, "broken": null})
+    );
+    // An attacker with the database rewrites entry 2's actor.
+    let raw = rig.app.audit.raw(2).unwrap().unwrap();
+    let edited = String::from_utf8(raw)
+        .unwrap()
+        .replace("\"viewer\"", "\"someone\"");
+    rig.app.audit.tamper(2, edited.as_bytes()).unwrap();
+    let bad = req(Method::GET, "/api/audit/verify")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    assert_eq!(bad.json()["ok"], false);
+    assert_eq!(bad.json()["broken"]["seq"], 2);
+    assert_eq!(bad.json()["verified"], 2);
+}
+
+#[tokio::test]
+async fn metrics_for_admins_or_the_bearer_token() {
+    let rig = rig();
+    req(Method::GET, "/api/health").send(&rig).await;
+    let r = req(Method::GET, "/metrics")
+        .header("authorization", "Bearer scrape-token-0123456789")
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = r.text();
+    for needle in [
+        "cleannvr_camera_frames_total{camera=\"a\"} 42",
+        "cleannvr_camera_state{camera=\"a\",state=\"streaming\"} 1",
+        "cleannvr_recorded_bytes{camera=\"a\"} 3000",
+        "cleannvr_http_requests_total{route=\"/api/health\",method=\"GET\",status=\"200\"} 1",
+        "cleannvr_retention_deleted_segments_total 0",
+        "# TYPE cleannvr_segments_written_total counter",
+        "cleannvr_disk_free_bytes ",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    assert!(!text.contains("camsecret"));
+    let wrong = req(Method::GET, "/metrics")
+        .header("authorization", "Bearer nope")
+        .send(&rig)
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let admin = login(&rig, "admin").await;
+    assert_eq!(
+        req(Method::GET, "/metrics")
+            .sess(&admin)
+            .send(&rig)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Raw request paths never become label values.
+    req(Method::GET, "/api/cameras/x%22y/recordings")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    let text = req(Method::GET, "/metrics")
+        .sess(&admin)
+        .send(&rig)
+        .await
+        .text();
+    assert!(!text.contains("x\\\"y") && !text.contains("x%22y"));
+    assert!(text.contains("route=\"/api/cameras/{id}/recordings\""));
+}
+
+// ---------------------------------------------------------------- hostile input
+
+#[tokio::test]
+async fn hostile_input_gets_clear_json_errors() {
+    let rig = rig();
+    let admin = login(&rig, "admin").await;
+    let big = format!(
+        "{{\"username\":\"admin\",\"password\":\"{}\"}}",
+        "x".repeat(web::BODY_LIMIT)
+    );
+    let cases: Vec<(Req<'_>, StatusCode)> = vec![
+        (
+            req(Method::POST, "/api/login").raw(big.clone()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            req(Method::POST, "/api/users").sess(&admin).raw(big),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            req(Method::POST, "/api/login").raw("{\"username\":"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req(Method::POST, "/api/login").raw("[1,2,3]"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req(Method::POST, "/api/login").raw(vec![0xff, 0xfe, 0x00]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req(Method::POST, "/api/login").json(json!({"username": 1, "password": []})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req(Method::POST, "/api/login").json(json!({"username": "a"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            req(Method::PUT, "/api/users/viewer")
+                .sess(&admin)
+                .raw("nul\0l"),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (r, want) in cases {
+        let what = format!("{} {}", r.method, r.uri);
+        let resp = r.send(&rig).await;
+        assert_eq!(resp.status, want, "{what}: {}", resp.text());
+        assert!(resp.json()["error"].is_string(), "{what}");
+    }
+    let mut form = req(Method::POST, "/api/login").raw("username=admin&password=x");
+    form.content_type = "application/x-www-form-urlencoded";
+    assert_eq!(
+        form.send(&rig).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+
+    let bad_queries = [
+        "start=yesterday",
+        "start=2027-01-01T00:00:00Z&end=2026-01-01T00:00:00Z",
+        "start=2027-01-01T00:00:00Z&end=2027-01-01T00:00:00Z",
+        "start=9999-01-01T00:00:00Z",
+        "start=2027-01-01T00:00:00Z&end=2027-03-01T00:00:00Z",
+        "start=2027-01-01%00",
+        "start=%FF",
+        "camera=b",
+        "start=2027-01-01T00:00:00",
+    ];
+    for q in bad_queries {
+        let uri = format!("/api/cameras/a/recordings?{q}");
+        let r = req(Method::GET, &uri).sess(&admin).send(&rig).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.text());
+        assert_eq!(r.json()["error"], "bad_request");
+    }
+    for q in [
+        "since=noon",
+        "action=delete_everything",
+        "limit=-1",
+        "before=x",
+    ] {
+        let r = req(Method::GET, &format!("/api/audit?{q}"))
+            .sess(&admin)
+            .send(&rig)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+    }
+}
+
+#[tokio::test]
+async fn path_parameters_cannot_traverse() {
+    let rig = rig();
+    let admin = login(&rig, "admin").await;
+    let evil = [
+        "..",
+        ".",
+        "..%2F..%2Fetc%2Fpasswd",
+        "a%2F..%2Fb",
+        "%2e%2e",
+        "a%00",
+        "%00",
+        "%FF",
+        "a%5Cb",
+        "A",
+        "a%20b",
+        "index%0A",
+    ];
+    for e in evil {
+        for uri in [
+            format!("/api/cameras/{e}/recordings"),
+            format!("/api/users/{e}"),
+        ] {
+            let r = req(Method::GET, &uri).sess(&admin).send(&rig).await;
+            assert!(
+                r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::NOT_FOUND,
+                "{uri}: {} {}",
+                r.status,
+                r.text()
+            );
+            assert!(r.json()["error"].is_string(), "{uri}");
+        }
+        let r = req(Method::DELETE, &format!("/api/users/{e}"))
+            .sess(&admin)
+            .send(&rig)
+            .await;
+        assert!(r.status.is_client_error(), "DELETE {e}");
+    }
+    let r = req(Method::GET, "/api/cameras/zzz/recordings")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["error"], "not_found");
+    // A restricted user learns nothing about which ids exist.
+    let lim = login(&rig, "limited").await;
+    let r = req(Method::GET, "/api/cameras/zzz/recordings")
+        .sess(&lim)
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The static UI does not escape its folder either.
+    for p in [
+        "/../Cargo.toml",
+        "/..%2FCargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/a/../../src/main.rs",
+    ] {
+        let r = req(Method::GET, p).send(&rig).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{p}");
+        assert!(!r.text().contains("[package]"));
+    }
+    assert!(rig.app.users.get("admin").unwrap().is_some());
+}
+
+// ---------------------------------------------------------------- UI and headers
+
+#[tokio::test]
+async fn security_headers_on_every_kind_of_response() {
+    let rig = rig();
+    let admin = login(&rig, "admin").await;
+    let responses = [
+        req(Method::GET, "/").send(&rig).await,
+        req(Method::GET, "/app.js").send(&rig).await,
+        req(Method::GET, "/api/health").send(&rig).await,
+        req(Method::GET, "/api/cameras").send(&rig).await,
+        req(Method::GET, "/api/cameras")
+            .sess(&admin)
+            .send(&rig)
+            .await,
+        req(Method::GET, "/api/nope").send(&rig).await,
+        req(Method::GET, "/nope.html").send(&rig).await,
+        req(Method::DELETE, "/api/health").send(&rig).await,
+    ];
+    for r in &responses {
+        let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"),
+            "{csp}"
+        );
+        assert!(
+            !csp.contains("http") && !csp.contains('*') && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(r.headers[header::REFERRER_POLICY], "no-referrer");
+    }
+    assert_eq!(responses[0].status, StatusCode::OK);
+    assert!(responses[0].headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(responses[0].text().contains("/app.js"));
+    assert!(responses[1].headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert_eq!(responses[4].headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(responses[5].status, StatusCode::NOT_FOUND);
+    assert_eq!(responses[5].json()["error"], "not_found");
+    // The embedded UI has no inline script and loads nothing from elsewhere.
+    let html = responses[0].text();
+    assert!(!html.contains("<script>") && !html.contains("http://") && !html.contains("https://"));
+}
+
+#[tokio::test]
+async fn ui_is_refused_until_an_admin_exists() {
+    let rig = rig_with(false);
+    let r = req(Method::GET, "/").send(&rig).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().contains("user add admin --role admin"));
+    assert_eq!(
+        req(Method::GET, "/api/health").send(&rig).await.status,
+        StatusCode::OK
+    );
+    rig.app.users.add("boss", Role::Admin, None, PW, 0).unwrap();
+    assert_eq!(
+        req(Method::GET, "/").send(&rig).await.status,
+        StatusCode::OK
+    );
+}
