@@ -335,3 +335,40 @@ fn configured_certificate_is_served() {
     );
     nvr.stop();
 }
+
+#[test]
+fn demo_prints_an_admin_password_once_and_it_logs_in_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo-data");
+    let args = [
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    let nocfg = dir.path().join("none.toml");
+    let mut nvr = Nvr::start(nocfg.clone(), &args);
+    let addr = addr_of(&nvr);
+    let line = wait_for(Duration::from_secs(10), "demo password", || {
+        nvr.log.find("demo login: user admin password ")
+    });
+    let pw = line.rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(pw.len(), 20);
+    let tls = client(&pem_cert(&data.join("tls/cert.pem")));
+    let body = format!(r#"{{"username":"admin","password":"{pw}"}}"#);
+    let (r, _) = https(&tls, &addr, "POST", "/api/login", &[], Some(&body)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    nvr.stop();
+
+    // Second start on the same data: the admin stays, no new password.
+    let mut nvr = Nvr::start(nocfg, &args);
+    wait_for(Duration::from_secs(10), "admin exists note", || {
+        nvr.log.find("admin user already exists")
+    });
+    assert_eq!(nvr.log.count("demo login:"), 0);
+    let addr = addr_of(&nvr);
+    let (r, _) = https(&tls, &addr, "POST", "/api/login", &[], Some(&body)).unwrap();
+    assert_eq!(r.status, 200, "the first password still works");
+    nvr.stop();
+}
