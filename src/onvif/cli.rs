@@ -295,8 +295,9 @@ fn unique_id(base: &str, taken: &[String]) -> String {
 }
 
 /// Runs `audit-cameras` over every camera with `onvif` settings. Exit
-/// status: 0 all isolated, 2 some camera has a possible route out, 1 some
-/// camera could not be audited at all.
+/// status: 0 every camera is shown isolated, 2 some camera has a possible
+/// route out or withheld a setting (isolation not shown), 1 some camera could
+/// not be audited at all.
 pub fn audit_cmd(args: AuditArgs, config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let results: Vec<(String, Option<Result<IsolationReport, String>>)> =
@@ -311,7 +312,7 @@ pub fn audit_cmd(args: AuditArgs, config_path: &Path) -> anyhow::Result<ExitCode
             out
         });
     let mut failed = false;
-    let mut route_out = false;
+    let mut not_isolated = false;
     let mut json = Vec::new();
     for (id, r) in &results {
         match r {
@@ -329,7 +330,11 @@ pub fn audit_cmd(args: AuditArgs, config_path: &Path) -> anyhow::Result<ExitCode
                 }
             }
             Some(Ok(report)) => {
-                route_out |= report.has_route_out();
+                not_isolated |= report.has_route_out()
+                    || report
+                        .findings
+                        .iter()
+                        .any(|f| f.level == audit::Level::Unknown);
                 if args.json {
                     json.push(serde_json::to_value(report)?);
                 } else {
@@ -343,7 +348,7 @@ pub fn audit_cmd(args: AuditArgs, config_path: &Path) -> anyhow::Result<ExitCode
     }
     Ok(if failed {
         ExitCode::from(1)
-    } else if route_out {
+    } else if not_isolated {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
