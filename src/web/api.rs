@@ -73,8 +73,14 @@ pub async fn login(
     let ApiJson(body): ApiJson<LoginRequest> = ApiJson::from_request(req, &app).await?;
     let now = app.clock.now_ns();
     // A name longer than any valid one is still rate limited and audited,
-    // but cut so it cannot bloat memory or the log.
-    let name: String = body.username.chars().take(64).collect();
+    // but cut (and control characters masked) so it cannot bloat memory or
+    // forge lines in anything that prints the log.
+    let name: String = body
+        .username
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if let Err(wait) = app.limiter.check(&name, &client, now) {
         tracing::warn!(client = %client, "login refused by rate limit");
         return Err(ApiError::too_many(wait));
