@@ -61,6 +61,31 @@ fn seg(camera: &str, start_s: i64, len_s: i64) -> SegmentRecord {
     }
 }
 
+#[tokio::test]
+async fn hsts_only_with_the_operators_certificate() {
+    let rig = rig();
+    let r = req(Method::GET, "/api/health").send(&rig).await;
+    assert!(r.headers.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.server.tls = cleannvr::config::TlsSetting::Files {
+        cert: "c.pem".into(),
+        key: "k.pem".into(),
+    };
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let clock = Arc::new(ManualClock::new(T0));
+    let app = App::new(cfg, store, Default::default(), clock, Default::default()).unwrap();
+    let resp = web::router(Arc::new(app))
+        .oneshot(Request::get("/api/health").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()[header::STRICT_TRANSPORT_SECURITY],
+        "max-age=31536000"
+    );
+}
+
 /// Users: admin, op (operator), viewer, limited (viewer of camera `a` only),
 /// and victim, whom the route walk edits and deletes.
 fn rig_with(users: bool) -> Rig {

@@ -394,6 +394,18 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
     );
+    if matches!(
+        app.config.server.tls,
+        crate::config::TlsSetting::Files { .. }
+    ) {
+        // Only with the operator's own certificate: browsers ignore HSTS
+        // behind a certificate warning, and pinning `localhost` to HTTPS
+        // would break other local services for a demo user.
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     if api {
         // Camera lists and audit trails must not linger in shared caches.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
