@@ -94,6 +94,8 @@ struct SegPlan {
     seq_base: u32,
     /// Added to each track's `tfdt` (track timescale), by track id.
     shifts: Vec<(u32, i64)>,
+    /// Decode time of the file's first video frame (90 kHz); index times count from it.
+    v0: i64,
     /// Seek points (moof offsets) from the index, for finding box boundaries mid-file.
     moofs: Vec<u64>,
     /// Length of the valid part of the file.
@@ -340,15 +342,26 @@ fn build(
     let mut seq_base = 0u32;
     let mut prev_end: i64 = 0; // output 90 kHz time where the previous segment ended
     for (i, (rec, init)) in group.iter().enumerate() {
+        // Decode time of the file's first video frame: 0 in the recorder's files, but
+        // files indexed by `check` may start later (ffmpeg shifts video to make room for
+        // AAC priming), and the index's key-frame times count from it.
+        let first_moof = if i == 0 { kf.1 } else { init.len };
+        let mut f =
+            File::open(store.file_path(rec)).with_context(|| format!("opening {}", rec.path))?;
+        let frag = read_fragment(&mut f, init, first_moof, rec.bytes)
+            .with_context(|| format!("reading {} at {first_moof}", rec.path))?;
+        let v0 = frag.run(vid).map_or(0, |r| {
+            r.base_decode_time as i64 - if i == 0 { kf.0 as i64 } else { 0 }
+        });
         let shift90 = if i == 0 {
-            -(kf.0 as i64)
+            -(kf.0 as i64) - v0
         } else {
             let wall = ns_to_ticks(rec.start_ns - first_frame_ns, VIDEO_TIMESCALE);
             // A rotation leaves the next segment within a millisecond of the previous end;
             // never let rounding put it earlier, which would make time run backwards.
-            wall.max(prev_end)
+            wall.max(prev_end) - v0
         };
-        prev_end = shift90 + ns_to_ticks(rec.end_ns - rec.start_ns, VIDEO_TIMESCALE);
+        prev_end = shift90 + v0 + ns_to_ticks(rec.end_ns - rec.start_ns, VIDEO_TIMESCALE);
         let shifts = tracks
             .iter()
             .map(|&(id, ts)| {
@@ -365,6 +378,7 @@ fn build(
             init: init.clone(),
             seq_base,
             shifts,
+            v0,
             moofs: rec.keyframes.iter().map(|k| k.1).collect(),
             bytes: rec.bytes,
         });
@@ -433,7 +447,7 @@ fn build(
                 let (t, d) = frag
                     .run(vid)
                     .map_or((0, 0), |r| (r.base_decode_time, r.duration()));
-                if frag.run(vid).is_some() && t + d > end_rel {
+                if frag.run(vid).is_some() && t + d > end_rel + seg.v0 as u64 {
                     cut = Some(frag);
                     break;
                 }
@@ -457,7 +471,7 @@ fn build(
                 seg,
                 &tracks,
                 vid,
-                same.then(|| end_ticks(win_end, rec)),
+                same.then(|| end_ticks(win_end, rec, seg)),
             );
             let (header, data) = rewrite(&frag, &keep, seg.seq_base + frag.sequence, seg);
             push(&mut pieces, header.len() as u64, Source::Mem(header.into()));
@@ -474,7 +488,7 @@ fn build(
             push(&mut pieces, to - from, Source::Boxes { seg: i, from });
         }
         if let Some(frag) = cut {
-            let keep = keep_for(&frag, seg, &tracks, vid, Some(end_ticks(win_end, rec)));
+            let keep = keep_for(&frag, seg, &tracks, vid, Some(end_ticks(win_end, rec, seg)));
             let (header, data) = rewrite(&frag, &keep, seg.seq_base + frag.sequence, seg);
             push(&mut pieces, header.len() as u64, Source::Mem(header.into()));
             for (at, len) in data {
@@ -521,9 +535,9 @@ fn build(
     })
 }
 
-/// The cut time in each track's timescale, relative to the segment: (90 kHz ticks).
-fn end_ticks(win_end: i64, rec: &SegmentRecord) -> i64 {
-    ns_to_ticks(win_end - rec.start_ns, VIDEO_TIMESCALE)
+/// The cut time as a decode time in the segment's file (90 kHz).
+fn end_ticks(win_end: i64, rec: &SegmentRecord, seg: &SegPlan) -> i64 {
+    ns_to_ticks(win_end - rec.start_ns, VIDEO_TIMESCALE) + seg.v0
 }
 
 /// Which samples of `frag` to keep: none that would land before output time zero, and, with
