@@ -14,6 +14,7 @@ pub mod nvr;
 pub mod recorder;
 pub mod store;
 pub mod playback;
+pub mod export;
 pub mod onvif;
 pub mod auth;
 pub mod audit;

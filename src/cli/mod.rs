@@ -61,6 +61,8 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::auth::cli::AuditCmd,
     },
+    /// Export a time range as evidence (MP4 + manifest + SHA-256s), or `export verify DIR`.
+    Export(crate::export::cli::ExportArgs),
     /// Compare segment files with the index; `--repair` recovers unfinished files and rebuilds the index.
     Check {
         /// Rebuild the index from the files.
@@ -108,6 +110,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::AuditCameras(args) => crate::onvif::cli::audit_cmd(args, &cli.config),
         Command::User { cmd } => crate::auth::cli::user_cmd(cmd, &cli.config),
         Command::Audit { cmd } => crate::auth::cli::audit_cmd(cmd, &cli.config),
+        Command::Export(args) => crate::export::cli::export_cmd(args, &cli.config),
         Command::Check { repair } => {
             let config = Config::load(&cli.config)?;
             let store = Store::open(&config.storage.dir)

@@ -11,7 +11,9 @@
 //! and shape JSON. The web layer never writes segment files.
 
 mod api;
+mod live;
 pub mod error;
+pub mod media;
 pub mod metrics;
 pub mod tls;
 mod ui;
@@ -75,6 +77,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Counters for `/metrics`.
     pub counters: Arc<Counters>,
+    /// Live feeds, published by ingest, read by `/live` WebSockets.
+    pub live: Arc<crate::live::LiveHub>,
     /// When the server started, for uptime.
     pub started: Instant,
 }
@@ -103,6 +107,7 @@ impl App {
             status,
             clock,
             counters,
+            live: Arc::new(crate::live::LiveHub::default()),
             started: Instant::now(),
         })
     }
@@ -178,6 +183,12 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             Camera,
             get(api::recordings),
         ),
+        r(
+            Method::GET,
+            "/api/cameras/{id}/live",
+            Camera,
+            get(live::websocket),
+        ),
         r(Method::GET, "/api/storage", User, get(api::storage)),
         r(Method::GET, "/api/audit", Admin, get(api::audit)),
         r(
@@ -198,6 +209,9 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
         ),
         r(Method::GET, "/metrics", Metrics, get(api::metrics)),
     ]
+    .into_iter()
+    .chain(media::routes())
+    .collect()
 }
 
 /// The route table: every route the router serves, with its access level.

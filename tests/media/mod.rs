@@ -186,3 +186,187 @@ pub fn format_duration(file: &Path) -> f64 {
     let v = super::common::ffprobe(file, &["-show_entries", "format=duration"]);
     v["format"]["duration"].as_str().unwrap().parse().unwrap()
 }
+
+/// The web app in process (router driven with `oneshot`), with users of every role and a
+/// storage dir to fill with [`segment`].
+pub struct Web {
+    /// Keeps the storage directory alive.
+    pub dir: tempfile::TempDir,
+    /// The app state.
+    pub app: std::sync::Arc<cleannvr::web::App>,
+    /// The router under test.
+    pub router: axum::Router,
+}
+
+/// Password of every test user.
+pub const PW: &str = "correct horse battery";
+
+/// A response, collected.
+pub struct Resp {
+    /// Status.
+    pub status: axum::http::StatusCode,
+    /// Headers.
+    pub headers: axum::http::HeaderMap,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    /// A header as text ("" if absent).
+    pub fn header(&self, k: &str) -> String {
+        self.headers
+            .get(k)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// A logged-in user's cookie and CSRF token.
+pub struct Sess {
+    /// `cleannvr_session=...`.
+    pub cookie: String,
+    /// CSRF token.
+    pub csrf: String,
+}
+
+impl Web {
+    /// Cameras `cam`, `hevc` and `other`; users `admin`, `op` (operator), `viewer`, and
+    /// `limited` (viewer of `other` only).
+    pub fn new() -> Web {
+        use cleannvr::auth::Role;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n\
+             [[camera]]\nid = \"cam\"\nname = \"Gate\"\nurl = \"rtsp://127.0.0.1/a\"\n\
+             [[camera]]\nid = \"hevc\"\nurl = \"rtsp://127.0.0.1/b\"\n\
+             [[camera]]\nid = \"other\"\nurl = \"rtsp://127.0.0.1/c\"\n",
+            data.display()
+        );
+        let cfg =
+            cleannvr::config::Config::from_toml(&toml, Path::new("t.toml"), |_| None).unwrap();
+        let store = std::sync::Arc::new(Store::open(&data).unwrap());
+        let clock = std::sync::Arc::new(cleannvr::clock::SystemClock);
+        let app = std::sync::Arc::new(
+            cleannvr::web::App::new(cfg, store, Default::default(), clock, Default::default())
+                .unwrap(),
+        );
+        for (name, role, cams) in [
+            ("admin", Role::Admin, None),
+            ("op", Role::Operator, None),
+            ("viewer", Role::Viewer, None),
+            ("limited", Role::Viewer, Some(vec!["other".to_string()])),
+        ] {
+            app.users.add(name, role, cams, PW, 0).unwrap();
+        }
+        let router = cleannvr::web::router(app.clone());
+        Web { dir, app, router }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.app.store
+    }
+
+    /// Sends a request; `headers` are extra headers.
+    pub async fn send(
+        &self,
+        method: axum::http::Method,
+        uri: &str,
+        sess: Option<&Sess>,
+        headers: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+    ) -> Resp {
+        use tower::ServiceExt;
+        let mut b = axum::http::Request::builder().method(method).uri(uri);
+        if let Some(s) = sess {
+            b = b
+                .header("cookie", &s.cookie)
+                .header(cleannvr::web::CSRF_HEADER, &s.csrf);
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let body = body
+            .map(|v| serde_json::to_vec(&v).unwrap())
+            .unwrap_or_default();
+        let resp = self
+            .router
+            .clone()
+            .oneshot(b.body(axum::body::Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET uri` as `sess` with extra headers.
+    pub async fn get(&self, uri: &str, sess: &Sess, headers: &[(&str, &str)]) -> Resp {
+        self.send(axum::http::Method::GET, uri, Some(sess), headers, None)
+            .await
+    }
+
+    /// Logs `user` in.
+    pub async fn login(&self, user: &str) -> Sess {
+        let r = self
+            .send(
+                axum::http::Method::POST,
+                "/api/login",
+                None,
+                &[],
+                Some(serde_json::json!({ "username": user, "password": PW })),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            200,
+            "login {user}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let cookie = r.header("set-cookie").split(';').next().unwrap().to_owned();
+        Sess {
+            cookie,
+            csrf: r.json()["csrf_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Audit entries with this action, newest first.
+    pub fn audit(&self, action: cleannvr::audit::Action) -> Vec<cleannvr::audit::Entry> {
+        let f = cleannvr::audit::Filter {
+            action: Some(action),
+            ..Default::default()
+        };
+        self.app.audit.query(&f, 1000).unwrap()
+    }
+}
+
+/// `/api/cameras/{cam}/video.mp4?start=..&end=..` for `T0`-relative seconds.
+pub fn video_uri(cam: &str, start: f64, end: f64) -> String {
+    format!(
+        "/api/cameras/{cam}/video.mp4?start={}&end={}",
+        rfc(start),
+        rfc(end)
+    )
+}

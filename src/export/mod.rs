@@ -1,0 +1,529 @@
+//! Evidential export: a time range of one or more cameras written as MP4 files (remuxed by
+//! [`playback`](crate::playback), never re-encoded) plus a `manifest.json` that lists what
+//! was asked for, what was found, the gaps, and the SHA-256 of every file, and a
+//! `SHA256SUMS` that `sha256sum -c` checks without our tools.
+//!
+//! Owns the export directory layout and the manifest format, and verification of both.
+//! Never touches the recordings (read only) and never decides who may export: callers check
+//! roles and record the manifest's hash in the audit log.
+
+pub mod cli;
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{ensure, Context};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::rfc3339;
+use crate::playback::{self, PlanError, PlanReader, Span};
+use crate::store::{sync_dir, Store};
+
+/// Manifest format identifier; bump on incompatible changes.
+pub const FORMAT: &str = "cleannvr-export/1";
+/// Name of the manifest in an export directory.
+pub const MANIFEST: &str = "manifest.json";
+/// Name of the `sha256sum -c` file in an export directory.
+pub const SUMS: &str = "SHA256SUMS";
+/// Longest range one export may cover (as for recordings queries).
+pub const MAX_RANGE_NS: i64 = 31 * 86_400 * 1_000_000_000;
+
+/// What to export.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Camera ids, each with its display name for the manifest.
+    pub cameras: Vec<(String, String)>,
+    /// Start, ns since the epoch.
+    pub start_ns: i64,
+    /// End, ns since the epoch.
+    pub end_ns: i64,
+    /// Why (free text from the requester, recorded in the manifest).
+    pub reason: String,
+    /// Who: a user name, or `cli`.
+    pub user: String,
+}
+
+/// A time range as RFC 3339 strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    /// Start.
+    pub start: String,
+    /// End.
+    pub end: String,
+}
+
+impl From<Span> for Range {
+    fn from(s: Span) -> Range {
+        Range {
+            start: rfc3339(s.start_ns),
+            end: rfc3339(s.end_ns),
+        }
+    }
+}
+
+/// One exported file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// File name within the export directory.
+    pub file: String,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Codec as indexed (RFC 6381 string).
+    pub codec: String,
+    /// Video width.
+    pub width: u16,
+    /// Video height.
+    pub height: u16,
+    /// Whether the file has an audio track.
+    pub audio: bool,
+    /// Video frames in the file, counted from the written file.
+    pub frames: u64,
+    /// The range the file presents (its edit list).
+    pub presents: Range,
+    /// Wall time of the file's first frame (the key frame at or before `presents.start`).
+    pub first_frame: String,
+    /// Recording gaps inside `presents`'s part of the request.
+    pub gaps: Vec<Range>,
+    /// Source segments, relative to the storage directory.
+    pub segments: Vec<String>,
+}
+
+/// One camera's part of an export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraEntry {
+    /// Camera id.
+    pub camera: String,
+    /// Display name at the time of export.
+    pub name: String,
+    /// Files, one per run of unchanged codec parameters; empty if nothing was recorded.
+    pub files: Vec<FileEntry>,
+    /// Recording gaps in the requested range.
+    pub gaps: Vec<Range>,
+}
+
+/// `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT`].
+    pub format: String,
+    /// `cleannvr <version>`.
+    pub server: String,
+    /// Who exported: a user name, or `cli`.
+    pub exported_by: String,
+    /// When the export was made.
+    pub exported_at: String,
+    /// The requester's reason.
+    pub reason: String,
+    /// The range asked for.
+    pub requested: Range,
+    /// Per camera, in request order.
+    pub cameras: Vec<CameraEntry>,
+}
+
+impl Manifest {
+    /// Every file in the manifest.
+    pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.cameras.iter().flat_map(|c| &c.files)
+    }
+}
+
+/// Bytes written so far and in total, for progress reports from another thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes to write (known once every range is planned).
+    pub total: AtomicU64,
+    /// Bytes written.
+    pub done: AtomicU64,
+}
+
+/// What an export produced.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// SHA-256 of `manifest.json` (hex): the value to record in the audit log.
+    pub manifest_sha256: String,
+}
+
+/// Checks a request before any work: non-empty, ordered, bounded.
+pub fn validate(req: &Request) -> anyhow::Result<()> {
+    ensure!(!req.cameras.is_empty(), "no cameras to export");
+    ensure!(req.end_ns > req.start_ns, "end must be after start");
+    ensure!(
+        req.end_ns - req.start_ns <= MAX_RANGE_NS,
+        "range longer than 31 days"
+    );
+    ensure!(!req.reason.trim().is_empty(), "a reason is required");
+    ensure!(req.reason.len() <= 2000, "reason longer than 2000 bytes");
+    let mut ids: Vec<&str> = req.cameras.iter().map(|c| c.0.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ensure!(ids.len() == req.cameras.len(), "camera listed twice");
+    Ok(())
+}
+
+/// Writes the export into `dir` (created; must not exist yet). Blocking.
+///
+/// Files are written and fsynced before the manifest, and the manifest before `SHA256SUMS`,
+/// so a crash leaves no manifest promising files that are not complete.
+pub fn run(
+    store: &Store,
+    req: &Request,
+    dir: &Path,
+    now_ns: i64,
+    progress: &Progress,
+) -> anyhow::Result<Outcome> {
+    validate(req)?;
+    std::fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
+    std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    // Plan every camera first so the total is known and a bad camera fails early.
+    let mut planned = Vec::new();
+    for (id, name) in &req.cameras {
+        let plans = match playback::plan_parts(store, id, req.start_ns, req.end_ns) {
+            Ok(p) => p,
+            Err(PlanError::NothingRecorded) => Vec::new(),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("camera {id}"))),
+        };
+        let segs = store.segments(id, req.start_ns, req.end_ns)?;
+        let gaps = playback::gaps(&segs, req.start_ns, req.end_ns);
+        let total: u64 = plans.iter().map(|p| p.len).sum();
+        progress.total.fetch_add(total, Ordering::Relaxed);
+        planned.push((id, name, plans, gaps));
+    }
+
+    let mut sums = String::new();
+    let mut cameras = Vec::new();
+    for (id, name, plans, gaps) in planned {
+        let n = plans.len();
+        let mut files = Vec::new();
+        for (i, plan) in plans.into_iter().enumerate() {
+            let file = if n == 1 {
+                format!("{id}.mp4")
+            } else {
+                format!("{id}-part{}.mp4", i + 1)
+            };
+            let plan = Arc::new(plan);
+            let path = dir.join(&file);
+            let (sha256, bytes) = write_hashed(&plan, &path, progress)?;
+            let scanned = crate::mp4::scan_path(&path)?;
+            ensure!(
+                !scanned.is_torn(),
+                "{file}: written file does not scan cleanly"
+            );
+            let video = scanned.video_track().context("no video track")?.track_id;
+            let frames = scanned
+                .fragments
+                .iter()
+                .flat_map(|f| &f.runs)
+                .filter(|r| r.track_id == video)
+                .map(|r| u64::from(r.sample_count))
+                .sum();
+            sums.push_str(&format!("{sha256}  {file}\n"));
+            files.push(FileEntry {
+                file,
+                sha256,
+                bytes,
+                codec: plan.codec.clone(),
+                width: plan.width,
+                height: plan.height,
+                audio: plan.has_audio,
+                frames,
+                presents: plan.actual.into(),
+                first_frame: rfc3339(plan.first_frame_ns),
+                gaps: plan.gaps.iter().map(|g| (*g).into()).collect(),
+                segments: plan.segment_paths.clone(),
+            });
+        }
+        cameras.push(CameraEntry {
+            camera: id.clone(),
+            name: name.clone(),
+            files,
+            gaps: gaps.into_iter().map(Range::from).collect(),
+        });
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        server: format!("cleannvr {}", env!("CARGO_PKG_VERSION")),
+        exported_by: req.user.clone(),
+        exported_at: rfc3339(now_ns),
+        reason: req.reason.clone(),
+        requested: Span {
+            start_ns: req.start_ns,
+            end_ns: req.end_ns,
+        }
+        .into(),
+        cameras,
+    };
+    let mut json = serde_json::to_vec_pretty(&manifest)?;
+    json.push(b'\n');
+    let manifest_sha256 = sha256_hex(&json);
+    write_synced(&dir.join(MANIFEST), &json)?;
+    sums.push_str(&format!("{manifest_sha256}  {MANIFEST}\n"));
+    write_synced(&dir.join(SUMS), sums.as_bytes())?;
+    sync_dir(dir)?;
+    Ok(Outcome {
+        manifest,
+        manifest_sha256,
+    })
+}
+
+/// Writes a plan to `path` while hashing it; fsyncs. Returns (hex SHA-256, bytes).
+fn write_hashed(
+    plan: &Arc<playback::Plan>,
+    path: &Path,
+    progress: &Progress,
+) -> anyhow::Result<(String, u64)> {
+    struct Hashing<'a> {
+        f: std::io::BufWriter<File>,
+        h: Sha256,
+        progress: &'a Progress,
+    }
+    impl Write for Hashing<'_> {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let n = self.f.write(b)?;
+            self.h.update(&b[..n]);
+            self.progress.done.fetch_add(n as u64, Ordering::Relaxed);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.f.flush()
+        }
+    }
+    let f = File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut w = Hashing {
+        f: std::io::BufWriter::with_capacity(1 << 20, f),
+        h: Sha256::new(),
+        progress,
+    };
+    let n = PlanReader::new(plan.clone())
+        .write_all(&mut w)
+        .with_context(|| format!("writing {}", path.display()))?;
+    w.flush()?;
+    let f = w.f.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    Ok((hex::encode(w.h.finalize()), n))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// SHA-256 of `b`, lowercase hex.
+pub fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// SHA-256 (hex) and length of a file, read in chunks.
+pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut h = Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// What [`verify`] found.
+#[derive(Debug)]
+pub struct Verification {
+    /// SHA-256 of `manifest.json` as found (compare with the audit log's export entry).
+    pub manifest_sha256: String,
+    /// The manifest, if it parsed.
+    pub manifest: Option<Manifest>,
+    /// Files whose hash and size match.
+    pub ok: Vec<String>,
+    /// Problems, each naming the file concerned. Empty means the export is intact.
+    pub problems: Vec<String>,
+}
+
+/// Re-hashes every file an export's manifest lists and compares; also checks that
+/// `SHA256SUMS` agrees with the manifest and notes files the manifest does not list.
+pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
+    let mpath = dir.join(MANIFEST);
+    let json = std::fs::read(&mpath).with_context(|| format!("reading {}", mpath.display()))?;
+    let manifest_sha256 = sha256_hex(&json);
+    let mut v = Verification {
+        manifest_sha256,
+        manifest: None,
+        ok: Vec::new(),
+        problems: Vec::new(),
+    };
+    let manifest: Manifest = match serde_json::from_slice(&json) {
+        Ok(m) => m,
+        Err(e) => {
+            v.problems
+                .push(format!("{MANIFEST}: not a valid manifest: {e}"));
+            return Ok(v);
+        }
+    };
+    if manifest.format != FORMAT {
+        v.problems
+            .push(format!("{MANIFEST}: unknown format {:?}", manifest.format));
+    }
+    for f in manifest.files() {
+        let Some(path) = safe_join(dir, &f.file) else {
+            v.problems.push(format!(
+                "{MANIFEST}: file name {:?} leaves the directory",
+                f.file
+            ));
+            continue;
+        };
+        match hash_file(&path) {
+            Err(e) => v.problems.push(format!("{}: cannot read: {e}", f.file)),
+            Ok((sha, n)) if sha != f.sha256 || n != f.bytes => v.problems.push(format!(
+                "{}: SHA-256 mismatch (manifest {} / {} bytes, file {sha} / {n} bytes): modified or corrupt",
+                f.file, f.sha256, f.bytes
+            )),
+            Ok(_) => v.ok.push(f.file.clone()),
+        }
+    }
+    match std::fs::read_to_string(dir.join(SUMS)) {
+        Err(e) => v.problems.push(format!("{SUMS}: cannot read: {e}")),
+        Ok(sums) => {
+            for line in sums.lines() {
+                let Some((sha, name)) = line.split_once("  ") else {
+                    v.problems.push(format!("{SUMS}: bad line {line:?}"));
+                    continue;
+                };
+                let want = if name == MANIFEST {
+                    Some(v.manifest_sha256.as_str())
+                } else {
+                    manifest
+                        .files()
+                        .find(|f| f.file == name)
+                        .map(|f| f.sha256.as_str())
+                };
+                if want != Some(sha) {
+                    v.problems.push(format!(
+                        "{SUMS}: entry for {name} disagrees with the manifest"
+                    ));
+                }
+            }
+        }
+    }
+    let listed: Vec<&str> = manifest.files().map(|f| f.file.as_str()).collect();
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name != MANIFEST && name != SUMS && !listed.contains(&name.as_str()) {
+            v.problems
+                .push(format!("{name}: not listed in the manifest"));
+        }
+    }
+    v.manifest = Some(manifest);
+    Ok(v)
+}
+
+/// `dir/name` if `name` is a plain file name (a hostile manifest must not make us read
+/// elsewhere).
+fn safe_join(dir: &Path, name: &str) -> Option<PathBuf> {
+    let ok = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    ok.then(|| dir.join(name))
+}
+
+/// The audit-log detail of an export: where it went, the range, the manifest's SHA-256
+/// (so a copy can be checked against the log) and the reason, with control characters
+/// masked so a reason cannot forge log lines.
+pub fn audit_detail(req: &Request, outcome: &Outcome, location: &str) -> String {
+    let reason: String = req
+        .reason
+        .chars()
+        .take(500)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    format!(
+        "export={location} start={} end={} files={} manifest_sha256={} reason={reason}",
+        rfc3339(req.start_ns),
+        rfc3339(req.end_ns),
+        outcome.manifest.files().count(),
+        outcome.manifest_sha256,
+    )
+}
+
+/// A new export id: 16 random bytes as hex (unguessable, so ids can appear in URLs).
+pub fn new_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Whether `id` looks like one of ours (before it is used in a path).
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Where exports live: a hidden directory in the storage dir, skipped by `check` (which
+/// only looks at camera-id directories) and outside any camera's retention.
+pub fn exports_dir(storage: &Path) -> PathBuf {
+    storage.join(".exports")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_are_checked() {
+        let id = new_id();
+        assert!(valid_id(&id), "{id}");
+        assert!(!valid_id("../../etc"));
+        assert!(!valid_id(&id.to_uppercase()));
+        let d = Path::new("/x");
+        assert!(safe_join(d, "a.mp4").is_some());
+        for bad in ["", "..", "../a.mp4", "a/b", "/etc/passwd"] {
+            assert!(safe_join(d, bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn requests_are_validated() {
+        let ok = Request {
+            cameras: vec![("a".into(), "A".into())],
+            start_ns: 0,
+            end_ns: 1_000_000_000,
+            reason: "incident 42".into(),
+            user: "op".into(),
+        };
+        assert!(validate(&ok).is_ok());
+        let mut r = ok.clone();
+        r.reason = "  ".into();
+        assert!(validate(&r).is_err());
+        let mut r = ok.clone();
+        r.end_ns = 0;
+        assert!(validate(&r).is_err());
+        let mut r = ok.clone();
+        r.cameras.push(("a".into(), "A".into()));
+        assert!(validate(&r).is_err());
+        let mut r = ok;
+        r.end_ns = MAX_RANGE_NS + 1;
+        assert!(validate(&r).is_err());
+    }
+}

@@ -1,0 +1,688 @@
+//! Media routes: recorded video as one MP4 over any range (byte ranges, `ETag`, `HEAD`),
+//! evidential exports, snapshots and on-demand H.265 → H.264.
+//!
+//! Handlers only check input, call [`playback`](crate::playback), [`export`](crate::export)
+//! and [`transcode`](crate::transcode), write audit entries and shape responses. Their
+//! shared state (export jobs, audit de-duplication) travels as an [`Extension`] added to
+//! each route here, so the web core needs no field for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::api::parse_time;
+use super::error::{ApiError, ApiJson, ApiQuery};
+use super::{Access, App, Caller, RouteSpec};
+use crate::audit::{Action, Event};
+use crate::clock::{rfc3339, NS_PER_SEC};
+use crate::export;
+use crate::playback::{self, Plan, PlanError, Span};
+
+/// Longest range one `video.mp4` may cover: a day is more than any player scrubs through,
+/// and longer ranges are what exports are for.
+pub const MAX_PLAYBACK_NS: i64 = 86_400 * NS_PER_SEC;
+/// One audit entry per user, camera and range in this window: a browser fetches a video
+/// in many range requests, and each seek is not a new viewing.
+const AUDIT_WINDOW_NS: i64 = 10 * 60 * NS_PER_SEC;
+/// Most gaps listed in the `X-Recording-Gaps` header (the count is always given).
+const MAX_GAP_HEADER: usize = 50;
+
+/// State shared by the media routes of one router.
+#[derive(Default)]
+pub struct MediaState {
+    jobs: Mutex<HashMap<String, Arc<Job>>>,
+    /// (user, camera, etag) → when the last playback entry was written.
+    audited: Mutex<HashMap<(String, String, String), i64>>,
+}
+
+/// A background export.
+struct Job {
+    id: String,
+    owner: String,
+    progress: export::Progress,
+    state: Mutex<JobState>,
+}
+
+enum JobState {
+    Running,
+    Done(export::Outcome),
+    Failed(String),
+}
+
+/// The media routes, for the route table in `web::routes`.
+pub(super) fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
+    let state = Arc::new(MediaState::default());
+    let r = |method: Method, path: &'static str, access: Access, h: MethodRouter<Arc<App>>| {
+        (
+            RouteSpec {
+                method,
+                path,
+                access,
+            },
+            h.layer(Extension(state.clone())),
+        )
+    };
+    vec![
+        r(
+            Method::GET,
+            "/api/cameras/{id}/video.mp4",
+            Access::Camera,
+            get(video),
+        ),
+        r(
+            Method::POST,
+            "/api/exports",
+            Access::User,
+            post(create_export),
+        ),
+        r(
+            Method::GET,
+            "/api/exports/{id}",
+            Access::User,
+            get(export_status),
+        ),
+        r(
+            Method::GET,
+            "/api/exports/{id}/files/{name}",
+            Access::User,
+            get(export_file),
+        ),
+    ]
+}
+
+/// Query of `video.mp4`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoQuery {
+    start: String,
+    end: String,
+    /// `h264` asks for H.264 (transcoding H.265 on the fly); absent or `copy` serves the
+    /// recorded codec.
+    codec: Option<String>,
+}
+
+/// The answer to a `Range` header for a body of known length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeAnswer {
+    /// Send everything (no `Range`, a unit we do not know, or a malformed one, which
+    /// RFC 9110 says to ignore).
+    Full,
+    /// Send bytes `[start, end)` as 206.
+    Partial(u64, u64),
+    /// No requested range overlaps the body: 416.
+    Unsatisfiable,
+}
+
+/// Interprets a `Range` header. Several ranges are coalesced into one spanning range
+/// (RFC 9110 allows it), so players that ask for two pieces at once still get one 206.
+pub fn parse_range(h: Option<&str>, len: u64) -> RangeAnswer {
+    let Some(spec) = h.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeAnswer::Full;
+    };
+    let mut span: Option<(u64, u64)> = None;
+    for part in spec.split(',') {
+        let Some((a, b)) = part.trim().split_once('-') else {
+            return RangeAnswer::Full;
+        };
+        let (a, b) = (a.trim(), b.trim());
+        let num = |s: &str| s.parse::<u64>().ok();
+        let r = match (a.is_empty(), b.is_empty()) {
+            (true, true) => return RangeAnswer::Full,
+            (true, false) => match num(b) {
+                Some(0) => None,
+                Some(n) => Some((len.saturating_sub(n), len)),
+                None => return RangeAnswer::Full,
+            },
+            (false, _) => {
+                let Some(first) = num(a) else {
+                    return RangeAnswer::Full;
+                };
+                let last = if b.is_empty() { Some(u64::MAX) } else { num(b) };
+                match last {
+                    None => return RangeAnswer::Full,
+                    Some(last) if last < first => return RangeAnswer::Full,
+                    Some(_) if first >= len => None,
+                    Some(last) => Some((first, last.min(len - 1) + 1)),
+                }
+            }
+        };
+        if let Some((s, e)) = r.filter(|(s, e)| s < e) {
+            span = Some(span.map_or((s, e), |(a, b)| (a.min(s), b.max(e))));
+        }
+    }
+    match span {
+        Some((s, e)) => RangeAnswer::Partial(s, e),
+        None => RangeAnswer::Unsatisfiable,
+    }
+}
+
+/// Whether an `If-None-Match` header matches `etag`.
+fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+fn range_list(spans: &[Span]) -> String {
+    spans
+        .iter()
+        .take(MAX_GAP_HEADER)
+        .map(|g| format!("{}/{}", rfc3339(g.start_ns), rfc3339(g.end_ns)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// Headers describing what a plan covers, on every answer about it.
+fn describe(h: &mut HeaderMap, plan: &Plan) {
+    h.insert(header::ETAG, hv(&plan.etag));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert("x-recording-start", hv(&rfc3339(plan.actual.start_ns)));
+    h.insert("x-recording-end", hv(&rfc3339(plan.actual.end_ns)));
+    h.insert("x-first-frame", hv(&rfc3339(plan.first_frame_ns)));
+    h.insert(
+        "x-lead-in-ms",
+        HeaderValue::from(plan.lead_in_ns() / 1_000_000),
+    );
+    h.insert("x-recording-gap-count", HeaderValue::from(plan.gaps.len()));
+    if !plan.gaps.is_empty() {
+        h.insert("x-recording-gaps", hv(&range_list(&plan.gaps)));
+    }
+}
+
+/// Maps a planning failure to a response; a parameter change names the boundary and lists
+/// the parts that can be requested separately.
+fn plan_error(e: PlanError) -> Response {
+    match e {
+        PlanError::NothingRecorded => {
+            ApiError::not_found("nothing recorded in this range").into_response()
+        }
+        PlanError::Invalid(d) => ApiError::bad_request(d).into_response(),
+        e @ PlanError::ParametersChanged { .. } => {
+            let detail = e.to_string();
+            let PlanError::ParametersChanged { at_ns, parts } = e else {
+                unreachable!("matched above")
+            };
+            let parts: Vec<Value> = parts
+                .iter()
+                .map(|p| json!({ "start": rfc3339(p.start_ns), "end": rfc3339(p.end_ns) }))
+                .collect();
+            (
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "error": "conflict",
+                    "detail": detail,
+                    "boundary": rfc3339(at_ns),
+                    "parts": parts,
+                })),
+            )
+                .into_response()
+        }
+        PlanError::Other(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Parses and bounds a start/end pair.
+fn range_of(start: &str, end: &str, max_ns: i64) -> Result<(i64, i64), ApiError> {
+    let (s, e) = (parse_time("start", start)?, parse_time("end", end)?);
+    if e - s < playback::MIN_RANGE_NS {
+        return Err(ApiError::bad_request("end must be after start"));
+    }
+    if e - s > max_ns {
+        return Err(ApiError::bad_request(format!(
+            "range longer than {} hours",
+            max_ns / 3600 / NS_PER_SEC
+        )));
+    }
+    Ok((s, e))
+}
+
+/// `GET|HEAD /api/cameras/{id}/video.mp4?start=&end=[&codec=h264]`.
+async fn video(
+    State(app): State<Arc<App>>,
+    Extension(media): Extension<Arc<MediaState>>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<VideoQuery>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (start, end) = range_of(&q.start, &q.end, MAX_PLAYBACK_NS)?;
+    let want_h264 = match q.codec.as_deref() {
+        None | Some("copy") => false,
+        Some("h264") => true,
+        Some(_) => return Err(ApiError::bad_request("codec must be h264 or copy")),
+    };
+    let plan = {
+        let (app, id) = (app.clone(), id.clone());
+        tokio::task::spawn_blocking(move || playback::plan(&app.store, &id, start, end))
+            .await
+            .map_err(ApiError::internal)?
+    };
+    let plan = match plan {
+        Ok(p) => Arc::new(p),
+        Err(e) => return Ok(plan_error(e)),
+    };
+    if want_h264 && &plan.video_fourcc != b"avc1" && &plan.video_fourcc != b"avc3" {
+        return transcoded(app, media, c, id, plan, method).await;
+    }
+
+    let mut resp = if none_match(&headers, &plan.etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        // A Range with an If-Range naming another version gets the whole new version.
+        let if_range_ok = headers
+            .get(header::IF_RANGE)
+            .is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == plan.etag));
+        let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+        let answer = if if_range_ok {
+            parse_range(range, plan.len)
+        } else {
+            RangeAnswer::Full
+        };
+        let (status, a, b) = match answer {
+            RangeAnswer::Full => (StatusCode::OK, 0, plan.len),
+            RangeAnswer::Partial(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
+            RangeAnswer::Unsatisfiable => {
+                let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                r.headers_mut()
+                    .insert(header::CONTENT_RANGE, hv(&format!("bytes */{}", plan.len)));
+                describe(r.headers_mut(), &plan);
+                return Ok(r);
+            }
+        };
+        if method == Method::GET {
+            audit_playback(&app, &media, &c, &id, &plan, "copy").await?;
+        }
+        let body = Body::from_stream(playback::stream(plan.clone(), a, b));
+        let mut r = (status, body).into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(b - a));
+        if status == StatusCode::PARTIAL_CONTENT {
+            h.insert(
+                header::CONTENT_RANGE,
+                hv(&format!("bytes {a}-{}/{}", b - 1, plan.len)),
+            );
+        }
+        r
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        hv(&format!(
+            "inline; filename=\"{id}-{}.mp4\"",
+            rfc3339(plan.actual.start_ns).replace(':', "")
+        )),
+    );
+    describe(h, &plan);
+    Ok(resp)
+}
+
+/// Writes a playback audit entry unless the same user watched the same range of the same
+/// camera within [`AUDIT_WINDOW_NS`].
+async fn audit_playback(
+    app: &Arc<App>,
+    media: &MediaState,
+    c: &Caller,
+    camera: &str,
+    plan: &Plan,
+    codec: &str,
+) -> Result<(), ApiError> {
+    let now = app.clock.now_ns();
+    let key = (c.user.name.clone(), camera.to_owned(), plan.etag.clone());
+    {
+        let mut m = media.audited.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(&key).is_some_and(|t| now - t < AUDIT_WINDOW_NS) {
+            return Ok(());
+        }
+        if m.len() > 10_000 {
+            m.retain(|_, t| now - *t < AUDIT_WINDOW_NS);
+        }
+        m.insert(key, now);
+    }
+    app.record(Event {
+        actor: c.user.name.clone(),
+        action: Action::Playback,
+        target: camera.to_owned(),
+        client: c.client.clone(),
+        detail: format!(
+            "start={} end={} codec={codec}",
+            rfc3339(plan.requested.start_ns),
+            rfc3339(plan.requested.end_ns)
+        ),
+    })
+    .await
+}
+
+/// H.265 asked for as H.264: transcoded on the fly (not implemented yet in this build).
+async fn transcoded(
+    _app: Arc<App>,
+    _media: Arc<MediaState>,
+    _c: Caller,
+    _id: String,
+    _plan: Arc<Plan>,
+    _method: Method,
+) -> Result<Response, ApiError> {
+    Err(ApiError::unavailable(
+        "H.265 to H.264 transcoding is not available yet",
+    ))
+}
+
+/// Body of `POST /api/exports`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    cameras: Vec<String>,
+    start: String,
+    end: String,
+    reason: String,
+}
+
+/// `POST /api/exports`: operators and admins; starts the export in the background and
+/// answers 202 with its id and status link.
+async fn create_export(
+    State(app): State<Arc<App>>,
+    Extension(media): Extension<Arc<MediaState>>,
+    Extension(c): Extension<Caller>,
+    ApiJson(body): ApiJson<ExportRequest>,
+) -> Result<Response, ApiError> {
+    if !c.user.role.can_export() {
+        return Err(ApiError::forbidden("only operators and admins may export"));
+    }
+    let (start_ns, end_ns) = range_of(&body.start, &body.end, export::MAX_RANGE_NS)?;
+    let mut cameras = Vec::new();
+    for id in &body.cameras {
+        if !c.user.may_see(id) {
+            return Err(ApiError::forbidden(format!(
+                "not allowed to see camera {id}"
+            )));
+        }
+        let cam = app
+            .config
+            .cameras
+            .iter()
+            .find(|cam| &cam.id == id)
+            .ok_or_else(|| ApiError::not_found(format!("no camera {id}")))?;
+        let name = if cam.name.is_empty() {
+            &cam.id
+        } else {
+            &cam.name
+        };
+        cameras.push((cam.id.clone(), name.clone()));
+    }
+    let req = export::Request {
+        cameras,
+        start_ns,
+        end_ns,
+        reason: body.reason,
+        user: c.user.name.clone(),
+    };
+    export::validate(&req).map_err(|e| ApiError::bad_request(e.to_string()))?;
+
+    let id = export::new_id();
+    let job = Arc::new(Job {
+        id: id.clone(),
+        owner: c.user.name.clone(),
+        progress: export::Progress::default(),
+        state: Mutex::new(JobState::Running),
+    });
+    let root = export::exports_dir(app.store.dir());
+    let meta = json!({
+        "id": id, "owner": job.owner, "created": rfc3339(app.clock.now_ns()),
+        "cameras": body.cameras, "start": body.start, "end": body.end,
+    });
+    {
+        let (root, id, meta) = (root.clone(), id.clone(), meta.to_string());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            std::fs::create_dir_all(&root)?;
+            std::fs::write(root.join(format!("{id}.json")), meta)?;
+            Ok(())
+        })
+        .await
+        .map_err(ApiError::internal)??;
+    }
+    media
+        .jobs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), job.clone());
+    tokio::spawn(run_export(app.clone(), job, req, c.client.clone()));
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": "running", "url": format!("/api/exports/{id}") })),
+    )
+        .into_response())
+}
+
+/// Runs an export, then records its manifest hash in the audit log. An export whose
+/// record cannot be written is deleted: evidence must not exist unrecorded.
+async fn run_export(app: Arc<App>, job: Arc<Job>, req: export::Request, client: String) {
+    let dir = export::exports_dir(app.store.dir()).join(&job.id);
+    let result = {
+        let (app, job, req, dir) = (app.clone(), job.clone(), req.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || {
+            export::run(&app.store, &req, &dir, app.clock.now_ns(), &job.progress)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("export task failed: {e}"))
+        .and_then(|r| r)
+    };
+    let state = match result {
+        Ok(outcome) => {
+            let ev = Event {
+                actor: req.user.clone(),
+                action: Action::Export,
+                target: req
+                    .cameras
+                    .iter()
+                    .map(|c| c.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                client,
+                detail: export::audit_detail(&req, &outcome, &job.id),
+            };
+            match app.record(ev).await {
+                Ok(()) => JobState::Done(outcome),
+                Err(e) => {
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                    JobState::Failed(format!("could not write the audit entry: {}", e.detail))
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(id = %job.id, error = %format!("{e:#}"), "export failed");
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            JobState::Failed(format!("{e:#}"))
+        }
+    };
+    *job.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+}
+
+/// The job `id` if the caller may see it (its owner, or an admin); 404 otherwise, so ids
+/// of other people's exports are not confirmed.
+async fn find_job(
+    app: &Arc<App>,
+    media: &MediaState,
+    c: &Caller,
+    id: &str,
+) -> Result<(String, Option<Arc<Job>>), ApiError> {
+    let not_found = || ApiError::not_found("no such export");
+    if !export::valid_id(id) {
+        return Err(not_found());
+    }
+    let job = media
+        .jobs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(id)
+        .cloned();
+    let owner = match &job {
+        Some(j) => j.owner.clone(),
+        None => {
+            // Exports from before a restart: the job file says who made it.
+            let path = export::exports_dir(app.store.dir()).join(format!("{id}.json"));
+            let meta = tokio::fs::read(&path).await.map_err(|_| not_found())?;
+            let v: Value = serde_json::from_slice(&meta).map_err(|_| not_found())?;
+            v["owner"].as_str().ok_or_else(not_found)?.to_owned()
+        }
+    };
+    if owner != c.user.name && c.user.role != crate::auth::Role::Admin {
+        return Err(not_found());
+    }
+    Ok((owner, job))
+}
+
+/// `GET /api/exports/{id}`: status, progress, and when done the manifest and links.
+async fn export_status(
+    State(app): State<Arc<App>>,
+    Extension(media): Extension<Arc<MediaState>>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (owner, job) = find_job(&app, &media, &c, &id).await?;
+    let dir = export::exports_dir(app.store.dir()).join(&id);
+    let mut out = json!({ "id": id, "owner": owner });
+    let done = |out: &mut Value, manifest: &export::Manifest, sha: &str| {
+        let mut files: Vec<Value> = manifest
+            .files()
+            .map(|f| {
+                json!({ "file": f.file, "bytes": f.bytes, "sha256": f.sha256,
+                        "url": format!("/api/exports/{id}/files/{}", f.file) })
+            })
+            .collect();
+        for name in [export::MANIFEST, export::SUMS] {
+            files.push(json!({ "file": name, "url": format!("/api/exports/{id}/files/{name}") }));
+        }
+        out["status"] = json!("done");
+        out["manifest_sha256"] = json!(sha);
+        out["manifest"] = serde_json::to_value(manifest).unwrap_or_default();
+        out["files"] = json!(files);
+    };
+    match &job {
+        Some(j) => {
+            let st = j.state.lock().unwrap_or_else(|e| e.into_inner());
+            let total = j.progress.total.load(std::sync::atomic::Ordering::Relaxed);
+            let sent = j.progress.done.load(std::sync::atomic::Ordering::Relaxed);
+            out["progress"] = json!({ "bytes_done": sent, "bytes_total": total });
+            match &*st {
+                JobState::Running => out["status"] = json!("running"),
+                JobState::Failed(e) => {
+                    out["status"] = json!("failed");
+                    out["error"] = json!(e);
+                }
+                JobState::Done(o) => done(&mut out, &o.manifest, &o.manifest_sha256),
+            }
+        }
+        None => {
+            let json = tokio::fs::read(dir.join(export::MANIFEST)).await.ok();
+            match json.and_then(|j| {
+                let m: export::Manifest = serde_json::from_slice(&j).ok()?;
+                Some((m, crate::export::sha256_hex(&j)))
+            }) {
+                Some((m, sha)) => done(&mut out, &m, &sha),
+                None => {
+                    out["status"] = json!("failed");
+                    out["error"] = json!("interrupted by a restart");
+                }
+            }
+        }
+    }
+    Ok(Json(out))
+}
+
+/// `GET /api/exports/{id}/files/{name}`: one file of a finished export.
+async fn export_file(
+    State(app): State<Arc<App>>,
+    Extension(media): Extension<Arc<MediaState>>,
+    Extension(c): Extension<Caller>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    find_job(&app, &media, &c, &id).await?;
+    let dir = export::exports_dir(app.store.dir()).join(&id);
+    // Only names the finished manifest lists (or the manifest and sums themselves).
+    let manifest = tokio::fs::read(dir.join(export::MANIFEST))
+        .await
+        .map_err(|_| ApiError::not_found("export not finished"))?;
+    let m: export::Manifest = serde_json::from_slice(&manifest).map_err(ApiError::internal)?;
+    let listed =
+        name == export::MANIFEST || name == export::SUMS || m.files().any(|f| f.file == name);
+    if !listed {
+        return Err(ApiError::not_found("no such file in this export"));
+    }
+    let file = tokio::fs::File::open(dir.join(&name))
+        .await
+        .map_err(|_| ApiError::not_found("file missing"))?;
+    let len = file.metadata().await.map_err(ApiError::internal)?.len();
+    let ctype = if name.ends_with(".mp4") {
+        "video/mp4"
+    } else if name.ends_with(".json") {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let body = Body::from_stream(futures::stream::try_unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0; 256 * 1024];
+        let n = f.read(&mut buf).await?;
+        buf.truncate(n);
+        Ok::<_, std::io::Error>((n > 0).then(|| (bytes::Bytes::from(buf), f)))
+    }));
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        hv(&format!("attachment; filename=\"{name}\"")),
+    );
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeAnswer::*;
+        let cases: &[(Option<&str>, RangeAnswer)] = &[
+            (None, Full),
+            (Some("bytes=0-99"), Partial(0, 100)),
+            (Some("bytes=0-"), Partial(0, 1000)),
+            (Some("bytes=500-599"), Partial(500, 600)),
+            (Some("bytes=900-5000"), Partial(900, 1000)),
+            (Some("bytes=-100"), Partial(900, 1000)),
+            (Some("bytes=-5000"), Partial(0, 1000)),
+            (Some("bytes=0-0"), Partial(0, 1)),
+            (Some("bytes=999-"), Partial(999, 1000)),
+            (Some("bytes=1000-"), Unsatisfiable),
+            (Some("bytes=2000-3000"), Unsatisfiable),
+            (Some("bytes=-0"), Unsatisfiable),
+            (Some("bytes=0-9, 100-199"), Partial(0, 200)),
+            (Some("bytes=5000-6000, 10-19"), Partial(10, 20)),
+            (Some("bytes=9-5"), Full),
+            (Some("bytes=abc"), Full),
+            (Some("bytes=-"), Full),
+            (Some("items=0-5"), Full),
+        ];
+        for (h, want) in cases {
+            assert_eq!(parse_range(*h, 1000), *want, "{h:?}");
+        }
+    }
+}
