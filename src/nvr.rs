@@ -70,7 +70,6 @@ pub async fn run_with(
         );
     }
     let status = Arc::new(StatusBoard::default());
-    let live = Arc::new(crate::live::LiveHub::default());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let kick = Arc::new(Notify::new());
     let counters = Arc::new(Counters::default());
@@ -136,7 +135,7 @@ pub async fn run_with(
             IngestTask {
                 camera: cam.clone(),
                 tx,
-                live: live.stream(&cam.id),
+                live: app.live.stream(&cam.id),
                 status: cell,
                 clock: clock.clone(),
                 shutdown: shutdown.clone(),

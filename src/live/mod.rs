@@ -81,6 +81,10 @@ pub enum LiveMessage {
     Init {
         /// RFC 6381 codec string.
         codec: String,
+        /// Picture width.
+        width: u16,
+        /// Picture height.
+        height: u16,
         /// The init segment.
         data: Bytes,
     },
@@ -142,6 +146,8 @@ impl LiveViewer {
             mp4::write_init(&[video_track(&frame.params)], &mut data);
             init = Some(LiveMessage::Init {
                 codec: frame.params.rfc6381.clone(),
+                width: frame.params.width,
+                height: frame.params.height,
                 data: Bytes::from(data),
             });
             self.params = Some(frame.params.clone());

@@ -11,6 +11,7 @@
 //! and shape JSON. The web layer never writes segment files.
 
 mod api;
+mod live;
 pub mod error;
 pub mod media;
 pub mod metrics;
@@ -76,6 +77,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Counters for `/metrics`.
     pub counters: Arc<Counters>,
+    /// Live feeds, published by ingest, read by `/live` WebSockets.
+    pub live: Arc<crate::live::LiveHub>,
     /// When the server started, for uptime.
     pub started: Instant,
 }
@@ -104,6 +107,7 @@ impl App {
             status,
             clock,
             counters,
+            live: Arc::new(crate::live::LiveHub::default()),
             started: Instant::now(),
         })
     }
@@ -178,6 +182,12 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             "/api/cameras/{id}/recordings",
             Camera,
             get(api::recordings),
+        ),
+        r(
+            Method::GET,
+            "/api/cameras/{id}/live",
+            Camera,
+            get(live::websocket),
         ),
         r(Method::GET, "/api/storage", User, get(api::storage)),
         r(Method::GET, "/api/audit", Admin, get(api::audit)),

@@ -310,3 +310,77 @@ pub fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Adds a user with the CLI (cleannvr must not be running on this config).
+pub fn add_user(config: &Path, name: &str, role: &str, password: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(config)
+        .args(["user", "add", name, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Logs in with curl; returns the `Cookie` header value. (The session
+/// cookie is `Secure`, so curl's cookie jar would not send it over plain
+/// HTTP; tests pass it explicitly.)
+pub fn login(base: &str, name: &str, password: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "content-type: application/json",
+            "-d",
+        ])
+        .arg(serde_json::json!({"username": name, "password": password}).to_string())
+        .arg(format!("{base}/api/login"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout);
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap_or_else(|| panic!("no session cookie: {head}"));
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// GET with a session cookie via curl; returns (status, body).
+pub fn get(base: &str, path: &str, cookie: &str) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-sk", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Cookie: {cookie}"))
+        .arg(format!("{base}{path}"))
+        .output()
+        .unwrap();
+    let mut body = out.stdout;
+    let nl = body.iter().rposition(|b| *b == b'\n').unwrap();
+    let status = String::from_utf8_lossy(&body[nl + 1..])
+        .trim()
+        .parse()
+        .unwrap();
+    body.truncate(nl);
+    (status, body)
+}
