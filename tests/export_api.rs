@@ -1,0 +1,205 @@
+//! Evidential export through the API: operators export (viewers and restricted users
+//! cannot), the job runs in the background with progress, the files download, the manifest
+//! lists ranges, gaps, frames and hashes that verify, a flipped byte is caught naming the
+//! file, and the manifest's SHA-256 is in the audit log.
+
+mod common;
+mod media;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use cleannvr::audit::Action;
+use cleannvr::export;
+use media::*;
+use serde_json::{json, Value};
+
+async fn start(web: &Web, sess: &Sess, body: Value) -> Resp {
+    web.send(Method::POST, "/api/exports", Some(sess), &[], Some(body))
+        .await
+}
+
+async fn wait_done(web: &Web, sess: &Sess, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = web.get(&format!("/api/exports/{id}"), sess, &[]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let j = r.json();
+        match j["status"].as_str().unwrap() {
+            "running" => {}
+            "done" => return j,
+            other => panic!("export {other}: {j}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn body(cameras: &[&str], start: f64, end: f64) -> Value {
+    json!({ "cameras": cameras, "start": rfc(start), "end": rfc(end), "reason": "incident 2025/117: gate" })
+}
+
+#[tokio::test]
+async fn operator_exports_two_cameras_with_manifest_hashes_and_audit() {
+    let web = Web::new();
+    segment(web.store(), "cam", 0.0, 4, Codec::H264, (320, 240), true);
+    segment(web.store(), "cam", 6.0, 4, Codec::H264, (320, 240), true);
+    segment(web.store(), "hevc", 0.0, 4, Codec::H265, (320, 240), false);
+    segment(web.store(), "hevc", 4.0, 3, Codec::H265, (640, 480), false);
+    let op = web.login("op").await;
+    let r = start(&web, &op, body(&["cam", "hevc"], 1.5, 8.5)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let done = wait_done(&web, &op, &id).await;
+
+    let m: export::Manifest = serde_json::from_value(done["manifest"].clone()).unwrap();
+    assert_eq!(m.exported_by, "op");
+    assert_eq!(m.reason, "incident 2025/117: gate");
+    assert_eq!(m.requested.start, rfc(1.5));
+    assert_eq!(m.cameras.len(), 2);
+    let cam = &m.cameras[0];
+    assert_eq!((cam.camera.as_str(), cam.name.as_str()), ("cam", "Gate"));
+    assert_eq!(cam.files.len(), 1);
+    assert_eq!(
+        cam.gaps,
+        vec![export::Range {
+            start: rfc(4.0),
+            end: rfc(6.0)
+        }]
+    );
+    let f = &cam.files[0];
+    assert_eq!(f.file, "cam.mp4");
+    assert_eq!(
+        f.presents,
+        export::Range {
+            start: rfc(1.5),
+            end: rfc(8.5)
+        }
+    );
+    assert_eq!(f.first_frame, rfc(1.0));
+    // Frames in the file: 1 s .. 4 s and 6 s .. 8.5 s (the frame at 8.48 s is the last).
+    assert_eq!(f.frames, 75 + 63);
+    // The H.265 camera changes resolution at 4 s: two files, split there.
+    let hevc = &m.cameras[1];
+    let names: Vec<&str> = hevc.files.iter().map(|f| f.file.as_str()).collect();
+    assert_eq!(names, ["hevc-part1.mp4", "hevc-part2.mp4"]);
+    assert_eq!((hevc.files[0].width, hevc.files[1].width), (320, 640));
+    assert_eq!(hevc.files[1].presents.start, rfc(4.0));
+
+    // Download every file; they hash as listed and decode.
+    let dl = web.dir.path().join("download");
+    std::fs::create_dir(&dl).unwrap();
+    for f in done["files"].as_array().unwrap() {
+        let r = web.get(f["url"].as_str().unwrap(), &op, &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{f}");
+        let name = f["file"].as_str().unwrap();
+        assert_eq!(r.header("content-length"), r.body.len().to_string());
+        if let Some(sha) = f["sha256"].as_str() {
+            assert_eq!(export::sha256_hex(&r.body), sha, "{name}");
+        }
+        save(&dl, name, &r.body);
+    }
+    for f in m.files() {
+        let p = presented(&dl.join(&f.file));
+        assert!(p.frames > 0, "{}", f.file);
+    }
+    let v = export::verify(&dl).unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.ok.len(), 3);
+    assert_eq!(v.manifest_sha256, done["manifest_sha256"].as_str().unwrap());
+
+    // The audit log holds the manifest's hash.
+    let entries = web.audit(Action::Export);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].actor, "op");
+    assert_eq!(entries[0].target, "cam,hevc");
+    assert!(entries[0]
+        .detail
+        .contains(&format!("manifest_sha256={}", v.manifest_sha256)));
+
+    // A flipped byte in a downloaded file fails verification naming it.
+    let victim = dl.join("hevc-part2.mp4");
+    let mut b = std::fs::read(&victim).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    std::fs::write(&victim, b).unwrap();
+    let v = export::verify(&dl).unwrap();
+    assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+    assert!(
+        v.problems[0].starts_with("hevc-part2.mp4: SHA-256 mismatch"),
+        "{:?}",
+        v.problems
+    );
+    assert_eq!(v.ok.len(), 2);
+}
+
+#[tokio::test]
+async fn viewers_and_restricted_users_cannot_export_and_others_cannot_see_the_job() {
+    let web = Web::new();
+    segment(web.store(), "cam", 0.0, 2, Codec::H264, (320, 240), false);
+    segment(web.store(), "other", 0.0, 2, Codec::H264, (320, 240), false);
+    let viewer = web.login("viewer").await;
+    let r = start(&web, &viewer, body(&["cam"], 0.0, 1.0)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let limited = web.login("limited").await;
+    let r = start(&web, &limited, body(&["other"], 0.0, 1.0)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "limited is a viewer");
+
+    let op = web.login("op").await;
+    // Missing reason, unknown camera, bad range, no CSRF token.
+    let mut b = body(&["cam"], 0.0, 1.0);
+    b["reason"] = json!(" ");
+    assert_eq!(start(&web, &op, b).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        start(&web, &op, body(&["nope"], 0.0, 1.0)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        start(&web, &op, body(&["cam"], 1.0, 0.5)).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let no_csrf = Sess {
+        cookie: op.cookie.clone(),
+        csrf: "wrong".into(),
+    };
+    assert_eq!(
+        start(&web, &no_csrf, body(&["cam"], 0.0, 1.0)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let r = start(&web, &op, body(&["cam"], 0.2, 1.2)).await;
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    wait_done(&web, &op, &id).await;
+    // Another non-admin user gets 404 for the job and its files; an admin sees it.
+    let other = web.get(&format!("/api/exports/{id}"), &viewer, &[]).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let file = web
+        .get(&format!("/api/exports/{id}/files/cam.mp4"), &viewer, &[])
+        .await;
+    assert_eq!(file.status, StatusCode::NOT_FOUND);
+    let admin = web.login("admin").await;
+    assert_eq!(
+        web.get(&format!("/api/exports/{id}"), &admin, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Only listed files are served.
+    let r = web
+        .get(&format!("/api/exports/{id}/files/{id}.json"), &admin, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = web
+        .get("/api/exports/0123/files/cam.mp4", &admin, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(web.audit(Action::Export).len(), 1);
+}
