@@ -90,7 +90,8 @@ pub async fn run_with(
             }
             let pw = crate::auth::random_password();
             let now = app.clock.now_ns();
-            app.users.add("admin", crate::auth::Role::Admin, None, &pw, now)?;
+            app.users
+                .add("admin", crate::auth::Role::Admin, None, &pw, now)?;
             Ok(Some(pw))
         })
         .await??;
@@ -128,8 +129,28 @@ pub async fn run_with(
                     .with_context(|| format!("starting recorder for camera {}", cam.id))?,
             );
         } else {
-            // Live-only camera: nothing consumes frames yet but the status.
+            // Live-only camera: nothing consumes frames but the live hub.
             tokio::spawn(drain(rx));
+        }
+        if let Some(sub) = &cam.sub_url {
+            // The sub stream only feeds live grids; it is never recorded.
+            let key = crate::live::sub_stream_key(&cam.id);
+            let mut sub_cam = cam.clone();
+            sub_cam.id = key.clone();
+            sub_cam.url = Some(sub.clone());
+            let (tx, rx) = mpsc::channel::<IngestEvent>(RECORDER_QUEUE);
+            tokio::spawn(drain(rx));
+            ingest.spawn(
+                IngestTask {
+                    camera: sub_cam,
+                    tx,
+                    live: app.live.stream(&key),
+                    status: status.camera(&key),
+                    clock: clock.clone(),
+                    shutdown: shutdown.clone(),
+                }
+                .run(),
+            );
         }
         ingest.spawn(
             IngestTask {

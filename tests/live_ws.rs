@@ -18,8 +18,9 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
         dir.path(),
         60,
         &format!(
-            "[[camera]]\nid = \"cam\"\nurl = \"{}\"\n",
-            gst.url("h264aac")
+            "[[camera]]\nid = \"cam\"\nurl = \"{}\"\nsub_url = \"{}\"\n",
+            gst.url("h264aac"),
+            gst.url("h264pcmu")
         ),
     );
     let cfg = dir.path().join("cleannvr.toml");
@@ -95,6 +96,28 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
         .parse()
         .unwrap();
     assert!(n >= 60, "{n} frames");
+
+    // The sub stream is its own feed; unknown stream names are refused.
+    let mut req = format!("{ws_url}?stream=sub")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (mut sub, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(20), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(first, Message::Text(ref t) if t.contains("\"init\"")),
+        "{first:?}"
+    );
+    let mut req = format!("{ws_url}?stream=fisheye")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(err.to_string().contains("400"), "{err}");
 
     // The view is in the audit trail, attributed to alice. Only admins read it.
     let (status, _) = get(&base, "/api/audit", &cookie);

@@ -57,6 +57,12 @@ impl LiveStream {
     }
 }
 
+/// Hub key of a camera's low-resolution sub stream. `@` never occurs in a
+/// camera id, so the key cannot collide with a main stream.
+pub fn sub_stream_key(camera: &str) -> String {
+    format!("{camera}@sub")
+}
+
 /// Live feeds of all cameras.
 #[derive(Default)]
 pub struct LiveHub {

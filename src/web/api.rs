@@ -195,6 +195,7 @@ pub async fn cameras(
             "name": if cam.name.is_empty() { &cam.id } else { &cam.name },
             "enabled": cam.enabled,
             "record": cam.record,
+            "has_sub_stream": cam.sub_url.is_some(),
             "state": s.state,
             "codec": s.codec,
             "resolution": s.resolution.map(|(w, h)| json!({"width": w, "height": h})),

@@ -15,29 +15,48 @@ use axum::Extension;
 use serde_json::json;
 use tracing::debug;
 
+use super::error::ApiQuery;
 use super::{ApiError, App, Caller};
 use crate::audit::{Action, Event};
 use crate::live::LiveMessage;
+
+/// `?stream=main|sub`: the sub stream (config `sub_url`) suits grids.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveQuery {
+    stream: Option<String>,
+}
 
 /// Upgrades to a WebSocket after recording the live view in the audit log.
 pub async fn websocket(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Extension(c): Extension<Caller>,
+    ApiQuery(q): ApiQuery<LiveQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !app.camera_exists(&id) {
+    let Some(cam) = app.config.cameras.iter().find(|c| c.id == id) else {
         return Err(ApiError::not_found("no such camera"));
-    }
+    };
+    let key = match q.stream.as_deref() {
+        None | Some("main") => id.clone(),
+        Some("sub") if cam.sub_url.is_some() => crate::live::sub_stream_key(&id),
+        Some("sub") => return Err(ApiError::not_found("this camera has no sub stream")),
+        Some(_) => return Err(ApiError::bad_request("stream must be main or sub")),
+    };
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::LiveView,
         target: id.clone(),
         client: c.client.clone(),
-        detail: String::new(),
+        detail: if key == id {
+            String::new()
+        } else {
+            "sub stream".into()
+        },
     })
     .await?;
-    let viewer = app.live.stream(&id).subscribe();
+    let viewer = app.live.stream(&key).subscribe();
     Ok(ws.on_upgrade(move |socket| pump(socket, viewer, id)))
 }
 
