@@ -268,10 +268,17 @@ mod tests {
         for i in 3..25 {
             stream.publish(&frame(i, 10, &p));
         }
-        let Some(LiveMessage::Init { codec, data: init }) = v.next().await else {
+        let Some(LiveMessage::Init {
+            codec,
+            width,
+            data: init,
+            ..
+        }) = v.next().await
+        else {
             panic!()
         };
         assert_eq!(codec, "avc1.42C01E");
+        assert_eq!(width, 640);
         let Some(LiveMessage::Fragment(f)) = v.next().await else {
             panic!()
         };
