@@ -15,6 +15,7 @@ pub mod recorder;
 pub mod store;
 pub mod playback;
 pub mod export;
+pub mod transcode;
 pub mod onvif;
 pub mod auth;
 pub mod audit;

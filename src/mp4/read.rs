@@ -243,6 +243,19 @@ impl Fragment {
     }
 }
 
+/// The type and end offset of the complete box at `pos`, or `None` at end of file or if
+/// no complete box starts there.
+pub fn box_at<R: Read + Seek>(
+    r: &mut R,
+    pos: u64,
+    file_len: u64,
+) -> Result<Option<([u8; 4], u64)>, ScanError> {
+    Ok(match read_header(r, pos, file_len)? {
+        Header::Box(h) if h.end <= file_len => Some((h.fourcc, h.end)),
+        _ => None,
+    })
+}
+
 /// Reads and parses the fragment whose `moof` starts at `offset`.
 ///
 /// Fails if there is no complete `moof` + `mdat` there, or if the `moof` describes data

@@ -42,7 +42,7 @@ use crate::mp4::{
 };
 use crate::store::{SegmentRecord, Store};
 
-pub use reader::{stream, PlanReader};
+pub use reader::{stream, PlanFile, PlanReader};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 /// Video timescale of every segment the recorder writes.

@@ -24,6 +24,10 @@ struct BoxCursor {
     end: u64,
     /// The relocated bytes if the box is a `moof`; other boxes are copied from the file.
     moof: Option<Vec<u8>>,
+    /// Whether the box's type is rewritten to `free`: boxes other than `moof`/`mdat` (an
+    /// `mfra` that ffmpeg appends, say) describe their old file's offsets, so they must not
+    /// be taken at their word in the middle of another file. The size stays the same.
+    as_free: bool,
 }
 
 /// Random-access reader over a plan. Blocking; keeps the current file open.
@@ -110,8 +114,18 @@ impl PlanReader {
                 &m[(fp - c.start) as usize..(end - c.start) as usize],
             )),
             None => {
+                let (start, as_free) = (c.start, c.as_free);
                 let mut buf = vec![0; (end - fp) as usize];
                 self.file(seg)?.read_exact_at(&mut buf, fp)?;
+                if as_free {
+                    // Overwrite whatever part of bytes 4..8 (the type) this read covers.
+                    for (i, b) in b"free".iter().enumerate() {
+                        let at = start + 4 + i as u64;
+                        if (fp..end).contains(&at) {
+                            buf[(at - fp) as usize] = *b;
+                        }
+                    }
+                }
                 Ok(buf.into())
             }
         }
@@ -156,6 +170,7 @@ impl PlanReader {
             seg,
             start: b,
             end,
+            as_free: moof.is_none() && &fourcc != b"mdat",
             moof,
         });
         Ok(())
@@ -231,4 +246,54 @@ pub fn stream(
         let next = pos + chunk.len() as u64;
         Ok(Some((chunk, (reader, next))))
     })
+}
+
+/// An assembled plan as a `Read + Seek` file, so the box reader (and a decoder fed from
+/// it) can walk the output exactly as a player would.
+pub struct PlanFile {
+    reader: PlanReader,
+    pos: u64,
+}
+
+impl PlanFile {
+    /// Positioned at the start.
+    pub fn new(plan: Arc<Plan>) -> PlanFile {
+        PlanFile {
+            reader: PlanReader::new(plan),
+            pos: 0,
+        }
+    }
+
+    /// The plan's length.
+    pub fn len(&self) -> u64 {
+        self.reader.plan.len
+    }
+
+    /// Whether the plan is empty (it never is: there is always an init).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl io::Read for PlanFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let chunk = self.reader.read_at(self.pos, buf.len().min(CHUNK))?;
+        buf[..chunk.len()].copy_from_slice(&chunk);
+        self.pos += chunk.len() as u64;
+        Ok(chunk.len())
+    }
+}
+
+impl io::Seek for PlanFile {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let len = self.len() as i128;
+        let p = match to {
+            io::SeekFrom::Start(p) => i128::from(p),
+            io::SeekFrom::End(d) => len + i128::from(d),
+            io::SeekFrom::Current(d) => i128::from(self.pos) + i128::from(d),
+        };
+        self.pos = u64::try_from(p)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        Ok(self.pos)
+    }
 }

@@ -385,3 +385,33 @@ fn gaps_use_the_tolerance() {
         ]
     );
 }
+
+#[test]
+fn ancillary_boxes_between_fragments_become_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // ffmpeg ends fragmented files with an `mfra` whose offsets point into that file.
+    let mut rec = segment(&store, 0.0, 2, 64, false);
+    let path = store.file_path(&rec);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[0, 0, 0, 16]);
+    bytes.extend_from_slice(b"mfra");
+    bytes.extend_from_slice(&[7; 8]);
+    std::fs::write(&path, &bytes).unwrap();
+    rec.bytes = bytes.len() as u64;
+    store.insert(&rec).unwrap();
+    segment(&store, 2.0, 2, 64, false);
+    let plan = Arc::new(plan(&store, "cam", s(0.0), s(3.5)).unwrap());
+    let all = whole(&plan);
+    assert!(!all.windows(4).any(|w| w == b"mfra"));
+    let at = all.windows(4).position(|w| w == b"free").unwrap();
+    assert_eq!(&all[at + 4..at + 12], &[7; 8]);
+    assert_eq!(fragments(&all).len(), 4);
+    // Reads that split the box header still see `free`.
+    for start in at - 6..at + 4 {
+        let got = PlanReader::new(plan.clone())
+            .read_at(start as u64, 3)
+            .unwrap();
+        assert_eq!(&got[..], &all[start..start + got.len()], "at {start}");
+    }
+}

@@ -41,7 +41,16 @@ pub struct MediaState {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
     /// (user, camera, etag) → when the last playback entry was written.
     audited: Mutex<HashMap<(String, String, String), i64>>,
+    /// (camera, width) → the latest snapshot and the key frame it shows (file, moof).
+    snapshots: Mutex<HashMap<(String, Option<u32>), CachedSnapshot>>,
 }
+
+/// A cached latest snapshot: the file and `moof` of the key frame it shows, and the image.
+type CachedSnapshot = (
+    std::path::PathBuf,
+    u64,
+    crate::transcode::snapshot::Snapshot,
+);
 
 /// A background export.
 struct Job {
@@ -76,6 +85,12 @@ pub(super) fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             "/api/cameras/{id}/video.mp4",
             Access::Camera,
             get(video),
+        ),
+        r(
+            Method::GET,
+            "/api/cameras/{id}/snapshot.jpg",
+            Access::Camera,
+            get(snapshot),
         ),
         r(
             Method::POST,
@@ -370,18 +385,108 @@ async fn audit_playback(
     .await
 }
 
-/// H.265 asked for as H.264: transcoded on the fly (not implemented yet in this build).
+/// H.265 asked for as H.264: transcoded on the fly and streamed as it is produced. Its
+/// length is unknown up front, so it is sent whole (`Accept-Ranges: none`); to seek, a
+/// player asks for a new `start`. Refused with 503 when the transcode limit is reached.
 async fn transcoded(
-    _app: Arc<App>,
-    _media: Arc<MediaState>,
-    _c: Caller,
-    _id: String,
-    _plan: Arc<Plan>,
-    _method: Method,
+    app: Arc<App>,
+    media: Arc<MediaState>,
+    c: Caller,
+    id: String,
+    plan: Arc<Plan>,
+    method: Method,
 ) -> Result<Response, ApiError> {
-    Err(ApiError::unavailable(
-        "H.265 to H.264 transcoding is not available yet",
-    ))
+    let mut resp = if method == Method::HEAD {
+        StatusCode::OK.into_response()
+    } else {
+        let Some(permit) = crate::transcode::limiter().try_acquire() else {
+            let mut r = ApiError::unavailable("too many transcodes running; try again shortly")
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return Ok(r);
+        };
+        audit_playback(&app, &media, &c, &id, &plan, "h264").await?;
+        Body::from_stream(crate::transcode::h264::stream(plan.clone(), permit)).into_response()
+    };
+    let h = resp.headers_mut();
+    describe(h, &plan);
+    // Not the remuxed file: no byte ranges, no entity tag, no lead-in.
+    h.remove(header::ETAG);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    h.insert("x-lead-in-ms", HeaderValue::from(0));
+    h.insert("x-transcoded", HeaderValue::from_static("h264"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    Ok(resp)
+}
+
+/// Query of `snapshot.jpg`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotQuery {
+    /// A recorded moment (RFC 3339); absent means the latest key frame.
+    at: Option<String>,
+    /// Scale to this width (height keeps the aspect ratio).
+    width: Option<u32>,
+}
+
+/// `GET /api/cameras/{id}/snapshot.jpg[?at=TIME][&width=N]`: a key frame as JPEG. The
+/// latest one is cached per camera and width until a newer key frame is recorded. Not
+/// audited: timeline previews fetch these by the dozen, and they show key frames only.
+async fn snapshot(
+    State(app): State<Arc<App>>,
+    Extension(media): Extension<Arc<MediaState>>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<SnapshotQuery>,
+) -> Result<Response, ApiError> {
+    use crate::transcode::snapshot as snap;
+    if q.width.is_some_and(|w| !snap::WIDTHS.contains(&w)) {
+        return Err(ApiError::bad_request("width must be 16..4096"));
+    }
+    let at = q.at.as_deref().map(|s| parse_time("at", s)).transpose()?;
+    let kf = {
+        let (app, id) = (app.clone(), id.clone());
+        tokio::task::spawn_blocking(move || match at {
+            Some(t) => snap::key_frame_at(&app.store, &id, t),
+            None => snap::latest_key_frame(&app.store, &id),
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
+    let Some(kf) = kf else {
+        return Err(ApiError::not_found("nothing recorded at that time"));
+    };
+    let key = (id.clone(), q.width);
+    let cached = at.is_none().then(|| {
+        let m = media.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&key)
+            .filter(|(p, moof, _)| *p == kf.path && *moof == kf.moof)
+            .map(|(_, _, s)| s.clone())
+    });
+    let shot = match cached.flatten() {
+        Some(s) => s,
+        None => {
+            let kf2 = kf.clone();
+            let width = q.width;
+            let s = tokio::task::spawn_blocking(move || snap::decode(&kf2, width))
+                .await
+                .map_err(ApiError::internal)??;
+            if at.is_none() {
+                media
+                    .snapshots
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, (kf.path.clone(), kf.moof, s.clone()));
+            }
+            s
+        }
+    };
+    let mut r = shot.jpeg.clone().into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(shot.jpeg.len()));
+    h.insert("x-frame-time", hv(&rfc3339(shot.frame_ns)));
+    Ok(r)
 }
 
 /// Body of `POST /api/exports`.

@@ -242,6 +242,7 @@ pub fn render(app: &super::App, recorded: &[(String, u64, u64)], disk_free: Opti
         "cleannvr_uptime_seconds {}",
         app.started.elapsed().as_secs()
     );
+    crate::transcode::render_metrics(&mut o);
     o
 }
 

@@ -1,0 +1,400 @@
+//! H.265 → H.264 on demand, for browsers that cannot decode H.265.
+//!
+//! The assembled range ([`Plan`]) is read like a file, decoded with ffmpeg-next and
+//! re-encoded with libx264 (`veryfast`, `zerolatency`: no B-frames and no lookahead, so
+//! each packet comes out as its frame goes in and the first bytes leave quickly) at the
+//! source's size and frame rate. Output is fragmented MP4 from our own writer, one
+//! fragment per key frame (at most a second), streamed as it is produced.
+//!
+//! Unlike the remuxed file, the output starts exactly at the requested time (the lead-in
+//! frames are decoded but not encoded), so it needs no edit list. Gaps stay gaps: the
+//! frame before a gap keeps its own duration and the next fragment's decode time jumps.
+//! Video only: the browsers this is for play the recording's AAC from the remuxed file.
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use ffmpeg_next as ffmpeg;
+use futures::Stream;
+
+use super::Permit;
+use crate::demo::encode::split_annex_b;
+use crate::mp4::{
+    self, box_at, read_fragment, read_init, Sample, TrackConfig, TrackKind, TrackRun,
+};
+use crate::playback::{Plan, PlanFile};
+
+const TIMESCALE: i64 = 90_000;
+/// A fragment is cut at every key frame, and at least this often.
+const MAX_FRAGMENT_TICKS: i64 = TIMESCALE;
+
+/// Streams the H.264 version of `plan`. The work runs on its own thread (a transcode is
+/// long and CPU-bound; the blocking pool is for short jobs), holding `permit` until it ends.
+/// A slow client blocks the thread on a small channel, which is the backpressure; a client
+/// that goes away closes the channel and stops the transcode.
+pub fn stream(plan: Arc<Plan>, permit: Permit) -> impl Stream<Item = io::Result<Bytes>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
+    let spawned = std::thread::Builder::new()
+        .name("transcode".into())
+        .spawn({
+            let tx = tx.clone();
+            move || {
+                let _permit = permit;
+                let mut sink = |b: Bytes| tx.blocking_send(Ok(b)).is_ok();
+                if let Err(e) = transcode(&plan, &mut sink) {
+                    if !tx.is_closed() {
+                        tracing::warn!(camera = %plan.camera, error = %format!("{e:#}"), "transcode failed");
+                        let _ = tx.blocking_send(Err(io::Error::other(format!("{e:#}"))));
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        let _ = tx.try_send(Err(e));
+    }
+    drop(tx);
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
+/// Transcodes `plan` to fragmented MP4 H.264, handing each piece (init, then one fragment
+/// at a time) to `sink`; stops early, without error, when `sink` returns false. Blocking.
+pub fn transcode(plan: &Arc<Plan>, sink: &mut dyn FnMut(Bytes) -> bool) -> anyhow::Result<()> {
+    super::init()?;
+    let mut file = PlanFile::new(plan.clone());
+    let len = file.len();
+    let init = read_init(&mut file, len)?;
+    let video = init.video().context("no video track")?.clone();
+    let ts = i64::from(video.info.timescale);
+    let lead = (i128::from(plan.lead_in_ns()) * i128::from(ts) / 1_000_000_000) as i64;
+    let mut t = Transcoder {
+        dec: super::open_decoder(&video.sample_entry, 2)?,
+        enc: None,
+        mux: Muxer::default(),
+        lead,
+        frame_ticks: 3600,
+        duration_ms: ((plan.actual.end_ns - plan.actual.start_ns).max(0) as u64)
+            .div_ceil(1_000_000),
+        sink,
+        stopped: false,
+    };
+    let mut first = true;
+    let mut pos = init.len;
+    while pos < len && !t.stopped {
+        // Skip anything between fragments (`free` boxes standing in for ancillary ones).
+        match box_at(&mut file, pos, len)? {
+            Some((fourcc, end)) if &fourcc != b"moof" => {
+                pos = end;
+                continue;
+            }
+            Some(_) => {}
+            None => anyhow::bail!("no complete box at byte {pos} of the assembled file"),
+        }
+        let frag = read_fragment(&mut file, &init, pos, len)?;
+        pos = frag.end;
+        let Some(run) = frag.run(video.info.track_id) else {
+            continue;
+        };
+        let mut dts = run.base_decode_time as i64;
+        let mut at = run.data_start;
+        for s in &run.samples {
+            if first {
+                // The source's frame interval sets the encoder's frame rate.
+                t.frame_ticks = i64::from(s.duration.max(1));
+                first = false;
+            }
+            let mut data = vec![0; s.size as usize];
+            file.seek(SeekFrom::Start(at))?;
+            file.read_exact(&mut data)?;
+            at += u64::from(s.size);
+            let mut pkt = ffmpeg::Packet::copy(&data);
+            pkt.set_dts(Some(dts));
+            pkt.set_pts(Some(dts + i64::from(s.composition_offset)));
+            pkt.set_duration(i64::from(s.duration));
+            if s.is_sync {
+                pkt.set_flags(ffmpeg::codec::packet::Flags::KEY);
+            }
+            dts += i64::from(s.duration);
+            t.dec.send_packet(&pkt).context("decoding")?;
+            t.drain_decoder()?;
+            if t.stopped {
+                break;
+            }
+        }
+    }
+    if !t.stopped {
+        t.dec.send_eof()?;
+        t.drain_decoder()?;
+        if let Some(e) = &mut t.enc {
+            e.enc.send_eof()?;
+        }
+        t.drain_encoder()?;
+        t.finish();
+    }
+    Ok(())
+}
+
+struct Encoder {
+    enc: ffmpeg::encoder::Video,
+    scaler: Option<ffmpeg::software::scaling::Context>,
+    width: u32,
+    height: u32,
+}
+
+struct Transcoder<'a> {
+    dec: ffmpeg::decoder::Video,
+    enc: Option<Encoder>,
+    mux: Muxer,
+    /// Decode-time ticks before the requested start (decoded, not shown).
+    lead: i64,
+    frame_ticks: i64,
+    duration_ms: u64,
+    sink: &'a mut dyn FnMut(Bytes) -> bool,
+    stopped: bool,
+}
+
+impl Transcoder<'_> {
+    fn drain_decoder(&mut self) -> anyhow::Result<()> {
+        let mut frame = ffmpeg::frame::Video::empty();
+        while self.dec.receive_frame(&mut frame).is_ok() {
+            let pts = frame.timestamp().or(frame.pts()).unwrap_or(0);
+            // The frame showing at the start is kept and starts the output at 0.
+            if pts + self.frame_ticks <= self.lead {
+                continue;
+            }
+            self.encode(&frame, (pts - self.lead).max(0))?;
+            if self.stopped {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, frame: &ffmpeg::frame::Video, pts: i64) -> anyhow::Result<()> {
+        if self.enc.is_none() {
+            self.open_encoder(frame)?;
+        }
+        let e = self.enc.as_mut().expect("opened");
+        let mut input = match &mut e.scaler {
+            Some(s) => {
+                let mut out =
+                    ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, e.width, e.height);
+                s.run(frame, &mut out)?;
+                out
+            }
+            None => frame.clone(),
+        };
+        input.set_pts(Some(pts));
+        // Let the encoder place key frames on its own GOP, not copy the decoder's types.
+        input.set_kind(ffmpeg::picture::Type::None);
+        e.enc.send_frame(&input).context("encoding")?;
+        self.drain_encoder()
+    }
+
+    fn open_encoder(&mut self, frame: &ffmpeg::frame::Video) -> anyhow::Result<()> {
+        let codec = ffmpeg::encoder::find_by_name("libx264").context("libx264 not available")?;
+        let (w, h) = (frame.width() & !1, frame.height() & !1);
+        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()?;
+        enc.set_width(w);
+        enc.set_height(h);
+        enc.set_format(ffmpeg::format::Pixel::YUV420P);
+        enc.set_time_base((1, TIMESCALE as i32));
+        let fps = ffmpeg::Rational::new(TIMESCALE as i32, self.frame_ticks as i32);
+        enc.set_frame_rate(Some(fps));
+        let gop = (2 * TIMESCALE / self.frame_ticks).clamp(1, 600) as u32;
+        enc.set_gop(gop);
+        enc.set_max_b_frames(0);
+        // Parameter sets go in the sample entry (avcC), not in every key frame.
+        enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set("preset", "veryfast");
+        opts.set("tune", "zerolatency");
+        let enc = enc.open_as_with(codec, opts).context("opening libx264")?;
+        // SAFETY: the opened encoder owns a valid context; extradata/extradata_size are
+        // set by libx264 when GLOBAL_HEADER is requested and live as long as the encoder.
+        let extradata = unsafe {
+            let c = enc.as_ptr();
+            if (*c).extradata.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts((*c).extradata, (*c).extradata_size as usize).to_vec()
+            }
+        };
+        let nals = split_annex_b(&extradata);
+        let sps = nals
+            .iter()
+            .find(|n| n[0] & 0x1f == 7)
+            .context("libx264 gave no SPS")?;
+        let pps = nals
+            .iter()
+            .find(|n| n[0] & 0x1f == 8)
+            .context("libx264 gave no PPS")?;
+        let entry =
+            mp4::avc1_sample_entry(w as u16, h as u16, &mp4::avcc_from_parameter_sets(sps, pps));
+        let mut init = Vec::new();
+        mp4::write_init_with(
+            &[TrackConfig {
+                track_id: 1,
+                kind: TrackKind::Video {
+                    width: w as u16,
+                    height: h as u16,
+                },
+                timescale: TIMESCALE as u32,
+                sample_entry: entry,
+            }],
+            &mp4::InitOptions {
+                duration_ms: self.duration_ms,
+                edits: Vec::new(),
+            },
+            &mut init,
+        );
+        self.emit(Bytes::from(init));
+        let scaler = if frame.format() != ffmpeg::format::Pixel::YUV420P
+            || (w, h) != (frame.width(), frame.height())
+        {
+            Some(ffmpeg::software::scaling::Context::get(
+                frame.format(),
+                frame.width(),
+                frame.height(),
+                ffmpeg::format::Pixel::YUV420P,
+                w,
+                h,
+                ffmpeg::software::scaling::Flags::BILINEAR,
+            )?)
+        } else {
+            None
+        };
+        self.mux.frame_ticks = self.frame_ticks;
+        self.enc = Some(Encoder {
+            enc,
+            scaler,
+            width: w,
+            height: h,
+        });
+        Ok(())
+    }
+
+    fn drain_encoder(&mut self) -> anyhow::Result<()> {
+        let Some(e) = &mut self.enc else {
+            return Ok(());
+        };
+        let mut pkt = ffmpeg::Packet::empty();
+        while e.enc.receive_packet(&mut pkt).is_ok() {
+            let mut data = Vec::with_capacity(pkt.size() + 16);
+            for nal in split_annex_b(pkt.data().unwrap_or_default()) {
+                // SPS/PPS are in the sample entry; access unit delimiters carry nothing.
+                if matches!(nal[0] & 0x1f, 7..=9) {
+                    continue;
+                }
+                data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                data.extend_from_slice(nal);
+            }
+            let out = self.mux.push(pkt.pts().unwrap_or(0), pkt.is_key(), data);
+            if let Some(b) = out {
+                if !(self.sink)(b) {
+                    self.stopped = true;
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, b: Bytes) {
+        if !self.stopped && !(self.sink)(b) {
+            self.stopped = true;
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.mux.finish() {
+            self.emit(b);
+        }
+    }
+}
+
+/// Packs encoded frames into fragments. A frame's duration is known when the next one
+/// arrives, so one frame is held back.
+#[derive(Default)]
+struct Muxer {
+    held: Option<(i64, bool, Vec<u8>)>,
+    samples: Vec<(Sample, Vec<u8>)>,
+    start: i64,
+    seq: u32,
+    frame_ticks: i64,
+}
+
+impl Muxer {
+    /// Adds a frame; returns a finished fragment if this frame starts a new one.
+    fn push(&mut self, pts: i64, key: bool, data: Vec<u8>) -> Option<Bytes> {
+        let mut out = None;
+        if let Some((hpts, hkey, hdata)) = self.held.take() {
+            let step = pts - hpts;
+            // A jump of more than two frame intervals is a recording gap: the frame keeps
+            // its own length and the gap stays visible as a jump in decode time.
+            let gap = step <= 0 || step > 2 * self.frame_ticks;
+            let dur = if gap { self.frame_ticks } else { step };
+            self.add(hpts, hkey, hdata, dur);
+            let span: i64 = self
+                .samples
+                .iter()
+                .map(|(s, _)| i64::from(s.duration))
+                .sum();
+            if key || gap || span >= MAX_FRAGMENT_TICKS {
+                out = self.flush();
+            }
+        }
+        self.held = Some((pts, key, data));
+        out
+    }
+
+    fn add(&mut self, pts: i64, key: bool, data: Vec<u8>, dur: i64) {
+        if self.samples.is_empty() {
+            self.start = pts;
+        }
+        self.samples.push((
+            Sample {
+                duration: dur.clamp(1, i64::from(u32::MAX)) as u32,
+                size: data.len() as u32,
+                is_sync: key,
+                composition_offset: 0,
+            },
+            data,
+        ));
+    }
+
+    fn flush(&mut self) -> Option<Bytes> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        self.seq += 1;
+        let samples: Vec<Sample> = self.samples.iter().map(|(s, _)| *s).collect();
+        let mut buf = Vec::new();
+        mp4::write_fragment_header(
+            self.seq,
+            &[TrackRun {
+                track_id: 1,
+                base_decode_time: self.start.max(0) as u64,
+                samples: &samples,
+            }],
+            &mut buf,
+        );
+        for (_, d) in self.samples.drain(..) {
+            buf.extend_from_slice(&d);
+        }
+        Some(Bytes::from(buf))
+    }
+
+    fn finish(&mut self) -> Option<Bytes> {
+        if let Some((pts, key, data)) = self.held.take() {
+            let dur = self.frame_ticks;
+            self.add(pts, key, data, dur);
+        }
+        self.flush()
+    }
+}

@@ -1,0 +1,263 @@
+//! Transcode: the only place recorded video is decoded, with ffmpeg-next. Snapshots
+//! decode one key frame to JPEG ([`snapshot`]); [`h264`] converts H.265 to H.264 on demand
+//! for browsers that cannot decode H.265 (Chromium on Linux, Firefox).
+//!
+//! Recording and export never come here: they copy the camera's bytes. Transcodes are
+//! CPU-heavy, so they are counted against a [`Limiter`] and reported in `/metrics`.
+
+pub mod h264;
+pub mod snapshot;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+
+use anyhow::{bail, Context as _};
+use ffmpeg_next as ffmpeg;
+
+/// Environment variable bounding concurrent H.264 transcodes (default: 1 per 2 CPUs).
+pub const MAX_ENV: &str = "CLEANNVR_MAX_TRANSCODES";
+
+/// Initializes ffmpeg once and keeps its per-call logging (decoder banners, libx264
+/// statistics) out of the server log unless someone raised the level deliberately.
+pub fn init() -> anyhow::Result<()> {
+    static ONCE: Once = Once::new();
+    ffmpeg::init().context("initializing ffmpeg")?;
+    ONCE.call_once(|| {
+        if matches!(ffmpeg::log::get_level(), Ok(ffmpeg::log::Level::Info)) {
+            ffmpeg::log::set_level(ffmpeg::log::Level::Error);
+        }
+    });
+    Ok(())
+}
+
+/// Size of a `VisualSampleEntry` before its child boxes: 8-byte box header, then 78
+/// bytes of fixed fields (ISO 14496-12 12.1.3).
+const VISUAL_ENTRY_FIXED: usize = 8 + 78;
+
+/// The sample entry's fourcc and its decoder configuration record (`avcC`/`hvcC` body).
+pub fn decoder_config(entry: &[u8]) -> Option<([u8; 4], &[u8])> {
+    let fourcc: [u8; 4] = entry.get(4..8)?.try_into().ok()?;
+    let want: &[u8; 4] = match &fourcc {
+        b"avc1" | b"avc3" => b"avcC",
+        b"hvc1" | b"hev1" => b"hvcC",
+        _ => return None,
+    };
+    let mut rest = entry.get(VISUAL_ENTRY_FIXED..)?;
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes(rest[..4].try_into().ok()?) as usize;
+        if size < 8 || size > rest.len() {
+            return None;
+        }
+        if &rest[4..8] == want {
+            return Some((fourcc, &rest[8..size]));
+        }
+        rest = &rest[size..];
+    }
+    None
+}
+
+/// Opens a decoder for the video described by a sample entry (`avc1`/`hvc1` and their
+/// in-band variants), fed with length-prefixed samples as stored in MP4.
+pub fn open_decoder(entry: &[u8], threads: usize) -> anyhow::Result<ffmpeg::decoder::Video> {
+    init()?;
+    let Some((fourcc, record)) = decoder_config(entry) else {
+        bail!("unsupported or malformed video sample entry");
+    };
+    let id = if fourcc.starts_with(b"avc") {
+        ffmpeg::codec::Id::H264
+    } else {
+        ffmpeg::codec::Id::HEVC
+    };
+    let codec = ffmpeg::decoder::find(id).context("decoder not available in this FFmpeg")?;
+    let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec);
+    set_extradata(&mut ctx, record)?;
+    let mut threading = ffmpeg::threading::Config::kind(ffmpeg::threading::Type::Frame);
+    threading.count = threads;
+    ctx.set_threading(threading);
+    ctx.decoder().video().context("opening decoder")
+}
+
+/// Copies `data` into the codec context's extradata (libav frees it with the context).
+fn set_extradata(ctx: &mut ffmpeg::codec::context::Context, data: &[u8]) -> anyhow::Result<()> {
+    let pad = ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
+    let len = i32::try_from(data.len()).context("extradata too large")?;
+    // SAFETY: the context is freshly allocated and owned by `ctx`; the buffer comes from
+    // av_mallocz (as libav requires, since it frees it) with the zeroed padding decoders
+    // read past the end, and exactly `data.len()` bytes are copied into it.
+    unsafe {
+        let p = ffmpeg::ffi::av_mallocz(data.len() + pad) as *mut u8;
+        if p.is_null() {
+            bail!("out of memory for extradata");
+        }
+        std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len());
+        let c = ctx.as_mut_ptr();
+        (*c).extradata = p;
+        (*c).extradata_size = len;
+    }
+    Ok(())
+}
+
+/// Process-wide transcode counters (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Transcodes running now.
+    pub active: AtomicU64,
+    /// Transcodes started since start-up.
+    pub started: AtomicU64,
+    /// Requests refused because the limit was reached.
+    pub refused: AtomicU64,
+    /// Snapshots decoded (cache misses).
+    pub snapshots: AtomicU64,
+}
+
+/// The counters.
+pub fn counters() -> &'static Counters {
+    static C: Counters = Counters {
+        active: AtomicU64::new(0),
+        started: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        snapshots: AtomicU64::new(0),
+    };
+    &C
+}
+
+/// The process-wide transcode limiter. Global on purpose: the resource it guards is the
+/// machine's CPU, shared by every router and request in the process.
+pub fn limiter() -> &'static Limiter {
+    static L: std::sync::OnceLock<Limiter> = std::sync::OnceLock::new();
+    L.get_or_init(Limiter::from_env)
+}
+
+/// Appends the transcode series in the Prometheus text format.
+pub fn render_metrics(out: &mut String) {
+    let limit = limiter().max();
+    let c = counters();
+    let series: [(&str, &str, &str, u64); 5] = [
+        (
+            "cleannvr_transcodes_active",
+            "gauge",
+            "H.265 to H.264 transcodes running",
+            c.active.load(Ordering::Relaxed),
+        ),
+        (
+            "cleannvr_transcodes_limit",
+            "gauge",
+            "Most transcodes allowed at once",
+            limit as u64,
+        ),
+        (
+            "cleannvr_transcodes_started_total",
+            "counter",
+            "Transcodes started",
+            c.started.load(Ordering::Relaxed),
+        ),
+        (
+            "cleannvr_transcodes_refused_total",
+            "counter",
+            "Transcodes refused at the limit",
+            c.refused.load(Ordering::Relaxed),
+        ),
+        (
+            "cleannvr_snapshots_decoded_total",
+            "counter",
+            "Snapshot key frames decoded",
+            c.snapshots.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, v) in series {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
+    }
+}
+
+/// Bounds concurrent transcodes: each holds a permit for as long as it runs.
+#[derive(Clone, Debug)]
+pub struct Limiter {
+    sem: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+/// A running transcode's claim; dropping it frees the slot and updates the gauge.
+#[derive(Debug)]
+pub struct Permit {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        counters().active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Limiter {
+    /// At most `max` at once (at least one).
+    pub fn new(max: usize) -> Limiter {
+        let max = max.max(1);
+        Limiter {
+            sem: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// From [`MAX_ENV`], else one transcode per two CPUs: a 1080p libx264 encode takes
+    /// most of a core, and recording must keep the rest.
+    pub fn from_env() -> Limiter {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let max = std::env::var(MAX_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or((cpus / 2).max(1));
+        Limiter::new(max)
+    }
+
+    /// The limit.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A slot now, or `None` if all are taken (the caller answers 503 rather than queue:
+    /// a browser would time out anyway).
+    pub fn try_acquire(&self) -> Option<Permit> {
+        match self.sem.clone().try_acquire_owned() {
+            Ok(p) => {
+                counters().active.fetch_add(1, Ordering::Relaxed);
+                counters().started.fetch_add(1, Ordering::Relaxed);
+                Some(Permit { _permit: p })
+            }
+            Err(_) => {
+                counters().refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mp4::{avc1_sample_entry, avcc_from_parameter_sets};
+
+    #[test]
+    fn finds_the_decoder_record_in_a_sample_entry() {
+        let avcc = avcc_from_parameter_sets(&[0x67, 0x42, 0, 0x1e], &[0x68, 0xce]);
+        let e = avc1_sample_entry(320, 240, &avcc);
+        assert_eq!(decoder_config(&e), Some((*b"avc1", &avcc[..])));
+        assert_eq!(decoder_config(&e[..40]), None);
+        let mut bad = e.clone();
+        bad[VISUAL_ENTRY_FIXED + 3] = 0xff; // child size past the end
+        assert_eq!(decoder_config(&bad), None);
+        let mut mp4a = e;
+        mp4a[4..8].copy_from_slice(b"mp4a");
+        assert_eq!(decoder_config(&mp4a), None);
+    }
+
+    #[test]
+    fn limiter_refuses_past_the_limit_and_frees_on_drop() {
+        let l = Limiter::new(1);
+        let p = l.try_acquire().unwrap();
+        assert!(l.try_acquire().is_none());
+        drop(p);
+        assert!(l.try_acquire().is_some());
+    }
+}
