@@ -243,8 +243,12 @@ impl Web {
     /// Cameras `cam`, `hevc` and `other`; users `admin`, `op` (operator), `viewer`, and
     /// `limited` (viewer of `other` only).
     pub fn new() -> Web {
+        Web::at(tempfile::tempdir().unwrap())
+    }
+
+    /// Like [`Web::new`], over `dir/data` (which may already hold recordings).
+    pub fn at(dir: tempfile::TempDir) -> Web {
         use cleannvr::auth::Role;
-        let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n\
