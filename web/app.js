@@ -1,67 +1,149 @@
-// Placeholder UI: log in, list cameras. The real UI is its own piece of work.
-// No inline script (the CSP forbids it) and no third-party code.
-"use strict";
+// cleannvr operator UI: session handling and the view router.
+// ES modules only; no inline script or style (the server's CSP forbids
+// both) and nothing from any other origin.
 
-let csrf = null;
-const $ = (s) => document.querySelector(s);
+import { api, setCsrf, onSessionExpired } from "./js/api.js";
+import { $, $$, h, fill } from "./js/dom.js";
 
-async function api(method, path, body) {
-  const headers = {};
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (csrf && method !== "GET") headers["X-CSRF-Token"] = csrf;
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
-  const data = r.status === 204 ? null : await r.json().catch(() => null);
-  if (!r.ok) throw Object.assign(new Error((data && data.detail) || r.statusText), { status: r.status });
-  return data;
+const views = {
+  live: { load: () => import("./js/live.js"), title: "Live" },
+  playback: { load: () => import("./js/playback.js"), title: "Playback" },
+  export: { load: () => import("./js/export.js"), title: "Export", role: "operator" },
+  users: { load: () => import("./js/users.js"), title: "Users", role: "admin" },
+  audit: { load: () => import("./js/audit.js"), title: "Audit log", role: "admin" },
+  storage: { load: () => import("./js/storage.js"), title: "Storage", role: "admin" },
+};
+
+const rank = { viewer: 0, operator: 1, admin: 2 };
+const allowed = (role, need) => !need || rank[role] >= rank[need];
+
+let me = null;
+let unmount = null;
+let routeSeq = 0;
+
+/** Shows a short message at the top (not an alert: polite status). */
+export function notify(text, kind = "info") {
+  const n = $("#notice");
+  n.textContent = text || "";
+  n.className = `notice ${kind}`;
+  n.hidden = !text;
 }
 
-function showLogin() {
-  $("#login").hidden = false;
-  $("#cameras").hidden = true;
-  $("#logout").hidden = true;
-  $("#who").textContent = "";
-}
-
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text == null ? "" : String(text);
-  return td;
-}
-
-async function showCameras(me) {
-  csrf = me.csrf_token;
-  $("#who").textContent = me.user.name + " (" + me.user.role + ")";
-  $("#login").hidden = true;
-  $("#logout").hidden = false;
-  $("#cameras").hidden = false;
-  const { cameras } = await api("GET", "/api/cameras");
-  const tbody = $("#cameras tbody");
-  tbody.replaceChildren();
-  for (const c of cameras) {
-    const tr = document.createElement("tr");
-    const res = c.resolution ? c.resolution.width + "x" + c.resolution.height : "";
-    const mib = (c.recorded_bytes / 1048576).toFixed(1) + " MiB";
-    for (const v of [c.name, c.state, c.codec, res, c.fps.toFixed(1), mib, c.oldest, c.newest, c.last_error]) tr.append(cell(v));
-    tbody.append(tr);
+function stopView() {
+  if (unmount) {
+    try { unmount(); } catch (e) { console.warn("unmount", e); }
+    unmount = null;
   }
+  fill($("#view"));
 }
 
-$("#login").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const f = new FormData(ev.target);
+function showLogin(message) {
+  stopView();
+  me = null;
+  setCsrf(null);
+  document.body.dataset.state = "login";
+  $("#nav").hidden = true;
+  $("#session").hidden = true;
+  $("#login-view").hidden = false;
+  $("#login-error").textContent = message || "";
+  document.title = "Log in · cleannvr";
+  $("#login-user").focus();
+}
+
+function showApp(session) {
+  me = session.user;
+  setCsrf(session.csrf_token);
+  document.body.dataset.state = "app";
+  document.body.dataset.role = me.role;
+  $("#login-view").hidden = true;
+  $("#session").hidden = false;
+  fill($("#who"), h("span", { class: "user", text: me.name }), " ", h("span", { class: `role role-${me.role}`, text: me.role }));
+  for (const a of $$("#nav a")) a.parentElement.hidden = !allowed(me.role, a.dataset.role);
+  $("#nav").hidden = false;
+  route();
+}
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const [name, query] = raw.split("?");
+  return { name: name || "live", params: new URLSearchParams(query || "") };
+}
+
+async function route() {
+  if (!me) return;
+  const seq = ++routeSeq;
+  const { name, params } = parseHash();
+  const view = views[name];
+  stopView();
+  notify("");
+  for (const a of $$("#nav a")) {
+    if (a.dataset.view === name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const root = $("#view");
+  if (!view) {
+    fill(root, h("h1", { text: "Not found" }), h("p", {}, "There is no such page. ", h("a", { href: "#/live", text: "Go to Live" })));
+    return;
+  }
+  document.title = `${view.title} · cleannvr`;
+  if (!allowed(me.role, view.role)) {
+    fill(root, h("h1", { text: view.title }),
+      h("p", { class: "error", role: "alert", text: `This page is for ${view.role === "admin" ? "administrators" : "operators and administrators"} only.` }));
+    return;
+  }
+  let mod;
   try {
-    const me = await api("POST", "/api/login", { username: f.get("username"), password: f.get("password") });
-    ev.target.reset();
-    $("#login-error").textContent = "";
-    await showCameras(me);
+    mod = await view.load();
   } catch (e) {
-    $("#login-error").textContent = e.message;
+    fill(root, h("p", { class: "error", role: "alert", text: `Could not load this page: ${e.message}` }));
+    return;
   }
+  if (seq !== routeSeq || !me) return;
+  unmount = mod.mount(root, { me, params, notify }) || null;
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const username = form.username.value.trim();
+  const password = form.password.value;
+  const err = $("#login-error");
+  if (!username || !password) {
+    err.textContent = "Enter your user name and password.";
+    return;
+  }
+  const btn = form.querySelector("button");
+  btn.disabled = true;
+  err.textContent = "";
+  try {
+    const session = await api("POST", "/api/login", { username, password }, { noExpiry: true });
+    form.reset();
+    showApp(session);
+    $("#main").focus();
+  } catch (e) {
+    form.password.value = "";
+    if (e.status === 401) err.textContent = "Wrong user name or password.";
+    else if (e.status === 429) err.textContent = `Too many failed attempts. Try again in ${e.retryAfter || "a few"} seconds.`;
+    else err.textContent = e.message;
+    form.password.focus();
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+async function logout() {
+  try {
+    await api("POST", "/api/logout");
+  } catch { /* the session may already be gone */ }
+  showLogin("You have logged out.");
+}
+
+onSessionExpired(() => {
+  if (me) showLogin("Your session has ended. Log in again.");
 });
 
-$("#logout").addEventListener("click", async () => {
-  try { await api("POST", "/api/logout"); } finally { csrf = null; showLogin(); }
-});
+$("#login").addEventListener("submit", login);
+$("#logout").addEventListener("click", logout);
+window.addEventListener("hashchange", route);
 
-api("GET", "/api/me").then(showCameras, showLogin);
-setInterval(() => { if (csrf) api("GET", "/api/me").then(showCameras, showLogin); }, 10000);
+api("GET", "/api/me", undefined, { noExpiry: true }).then(showApp, () => showLogin(""));

@@ -1,0 +1,322 @@
+// Drives cleannvr's web UI in Debian's Chromium (playwright-core, never a
+// downloaded browser) and checks real behaviour end to end.
+//
+//   node tests/ui/ui_test.mjs BASE_URL CONFIG_JSON
+//
+// CONFIG_JSON: {"admin":[name,pw], "operator":[name,pw], "viewer":[name,pw],
+//               "camera": id, "camera_name": name, "hevc_camera": id|null}
+// Prints one line per check and "ui: N passed, 0 failed" at the end; exits
+// non-zero on the first failure (with the page's console and requests).
+
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [base, cfgText] = process.argv.slice(2);
+if (!base || !cfgText) {
+  console.error("usage: node ui_test.mjs BASE_URL CONFIG_JSON");
+  process.exit(2);
+}
+const cfg = JSON.parse(cfgText);
+const origin = new URL(base).origin;
+const wsOrigin = origin.replace(/^http/, "ws");
+const host = new URL(base).hostname;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+let passed = 0;
+const requests = [];
+const consoleErrors = [];
+const cleanups = [];
+
+function ok(what) {
+  passed++;
+  console.log(`ok - ${what}`);
+}
+function check(cond, what, detail) {
+  if (!cond) throw new Error(`${what}${detail === undefined ? "" : `: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`}`);
+  ok(what);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A fresh browser profile; every request and console error is recorded. */
+async function browser(label) {
+  const dir = mkdtempSync(join(tmpdir(), "cleannvr-ui-"));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1280, height: 900 },
+  });
+  cleanups.push(async () => { await ctx.close().catch(() => {}); rmSync(dir, { recursive: true, force: true }); });
+  ctx.on("request", (r) => requests.push(`${label} ${r.method()} ${r.url()}`));
+  const page = ctx.pages()[0] || (await ctx.newPage());
+  page.on("websocket", (ws) => requests.push(`${label} WS ${ws.url()}`));
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    const loc = m.location() || {};
+    consoleErrors.push({ label, text: m.text(), url: loc.url || "" });
+  });
+  page.on("pageerror", (e) => consoleErrors.push({ label, text: `uncaught: ${e.message}`, url: "" }));
+  page.setDefaultTimeout(20000);
+  return { ctx, page };
+}
+
+/** The CSRF token of the page's session (from /api/me, as the UI gets it). */
+async function csrfOf(ctx) {
+  const r = await ctx.request.get(`${origin}/api/me`);
+  return (await r.json()).csrf_token;
+}
+
+async function login(page, [name, pw]) {
+  await page.goto(base);
+  await page.locator("#login-view").waitFor({ state: "visible" });
+  await page.fill("#login-user", name);
+  await page.fill("#login-pass", pw);
+  await page.click("#login button[type=submit]");
+  await page.locator("#nav").waitFor({ state: "visible" });
+}
+
+/** Waits until the live tile of `camera` shows decoded, advancing video. */
+async function livePlays(page, camera, what) {
+  const sel = `.tile[data-camera="${camera}"] video`;
+  await page.waitForFunction((s) => {
+    const v = document.querySelector(s);
+    return v && v.buffered.length > 0 && v.readyState >= 2 && v.currentTime > 0;
+  }, sel, { timeout: 30000 });
+  const a = await page.$eval(sel, (v) => ({ t: v.currentTime, w: v.videoWidth, h: v.videoHeight }));
+  await sleep(2500);
+  const b = await page.$eval(sel, (v) => ({
+    t: v.currentTime, end: v.buffered.end(v.buffered.length - 1), start: v.buffered.start(0),
+    paused: v.paused, error: v.error && v.error.message,
+  }));
+  check(a.w > 0 && a.h > 0, `${what}: live video has a picture`, a);
+  check(b.t - a.t > 1.5, `${what}: live currentTime advances (${a.t.toFixed(2)} -> ${b.t.toFixed(2)} s)`, b);
+  check(!b.paused && !b.error, `${what}: live video plays without a media error`, b);
+  check(b.end - b.t < 2.5, `${what}: live latency within the buffer is low (${(b.end - b.t).toFixed(2)} s behind the newest frame)`, b);
+  return { ...a, ...b };
+}
+
+async function main() {
+  // --- Login ------------------------------------------------------------
+  const viewer = await browser("viewer");
+  let page = viewer.page;
+  await page.goto(base);
+  await page.locator("#login-view").waitFor({ state: "visible" });
+  check(await page.locator("#nav").isHidden(), "logged out: only the login form is shown");
+  await page.fill("#login-user", cfg.viewer[0]);
+  await page.fill("#login-pass", `${cfg.viewer[1]}-wrong`);
+  await page.click("#login button[type=submit]");
+  await page.locator("#login-error").filter({ hasText: "Wrong user name or password" }).waitFor();
+  check(await page.locator("#nav").isHidden(), "a wrong password is refused and the login form stays");
+  check(await page.inputValue("#login-pass") === "", "the refused password is cleared from the form");
+  await page.fill("#login-pass", cfg.viewer[1]);
+  await page.click("#login button[type=submit]");
+  await page.locator("#nav").waitFor({ state: "visible" });
+  const who = await page.textContent("#who");
+  check(who.includes(cfg.viewer[0]) && who.includes("viewer"), "the right password logs in and shows the user and role", who);
+  const html = await page.content();
+  check(!html.includes(cfg.viewer[1]), "the password appears nowhere in the page");
+
+  // --- Live grid --------------------------------------------------------
+  await page.locator(`.tile[data-camera="${cfg.camera}"]`).waitFor();
+  const tileName = await page.textContent(`.tile[data-camera="${cfg.camera}"] h2`);
+  check(tileName.trim() === cfg.camera_name, "the live grid has a tile named after the camera", tileName);
+  const live1 = await livePlays(page, cfg.camera, "H.264 camera");
+  if (cfg.hevc_camera) {
+    const hevcSupported = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L93.B0"'));
+    const tile = page.locator(`.tile[data-camera="${cfg.hevc_camera}"]`);
+    if (!hevcSupported) {
+      await tile.locator(".overlay.block").filter({ hasText: "cannot play" }).waitFor({ timeout: 30000 });
+      const text = await tile.locator(".overlay").textContent();
+      check(/H\.265/.test(text), "an H.265 camera's tile says this browser cannot play H.265 (no black box)", text);
+    } else {
+      await livePlays(page, cfg.hevc_camera, "H.265 camera");
+    }
+  }
+  // Enlarge by clicking the picture; Escape returns to the grid.
+  await page.click(`.tile[data-camera="${cfg.camera}"] .screen`);
+  await page.locator(`.tile.enlarged[data-camera="${cfg.camera}"]`).waitFor();
+  const hiddenOthers = await page.$$eval(".tile", (ts) => ts.filter((t) => t.hidden).length);
+  check(hiddenOthers === (cfg.hevc_camera ? 1 : 0), "clicking a tile enlarges it and hides the others");
+  await page.keyboard.press("Escape");
+  await page.locator(".tile.enlarged").waitFor({ state: "detached" });
+  check(await page.locator(`.tile[data-camera="${cfg.camera}"]`).isVisible(), "Escape returns to the grid");
+  await livePlays(page, cfg.camera, "H.264 camera after enlarge and back");
+
+  // --- A viewer sees no admin pages, and the API refuses them ------------
+  for (const v of ["users", "audit", "storage", "export"]) {
+    check(await page.locator(`#nav a[data-view="${v}"]`).isHidden(), `viewer: no "${v}" link in the menu`);
+  }
+  await page.goto(`${base}#/users`);
+  await page.locator("#view .error").filter({ hasText: "administrators only" }).waitFor();
+  check(await page.locator("table.users").count() === 0, "viewer: the users page shows a refusal, not the list");
+  for (const path of ["/api/users", "/api/audit", "/api/audit/verify"]) {
+    const r = await viewer.ctx.request.get(`${origin}${path}`);
+    check(r.status() === 403, `viewer: GET ${path} is refused with 403`, r.status());
+  }
+  {
+    const csrf = await csrfOf(viewer.ctx);
+    const r = await viewer.ctx.request.post(`${origin}/api/users`, {
+      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json" },
+      data: { name: "mallory", role: "admin", password: "mallory password" },
+    });
+    check(r.status() === 403, "viewer: POST /api/users is refused with 403", r.status());
+    const e = await viewer.ctx.request.post(`${origin}/api/exports`, {
+      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json" },
+      data: { cameras: [cfg.camera], start: new Date(Date.now() - 60000).toISOString(), end: new Date().toISOString(), reason: "x" },
+    });
+    check(e.status() === 403, "viewer: POST /api/exports is refused with 403", e.status());
+  }
+
+  // --- Playback ---------------------------------------------------------
+  await page.goto(`${base}#/playback`);
+  await page.locator("#pb-camera").waitFor();
+  await page.selectOption("#pb-camera", cfg.camera);
+  await page.locator(".timeline .range").first().waitFor({ timeout: 30000 });
+  const nRanges = await page.locator(".timeline .range").count();
+  check(nRanges >= 1, `playback: today's timeline shows recorded ranges (${nRanges})`);
+  // Click near the end of the last recorded range.
+  const box = await page.locator(".timeline .range").last().boundingBox();
+  await page.mouse.click(box.x + Math.max(1, box.width - 2), box.y + box.height / 2);
+  await page.waitForFunction(() => {
+    const v = document.querySelector("#pb-video");
+    return v && v.readyState >= 2 && v.currentTime > 0.5;
+  }, null, { timeout: 30000 });
+  {
+    const t0 = await page.$eval("#pb-video", (v) => v.currentTime);
+    await sleep(1500);
+    const p = await page.$eval("#pb-video", (v) => ({ t: v.currentTime, w: v.videoWidth, err: v.error && v.error.message, src: v.currentSrc }));
+    check(p.w > 0 && !p.err, "playback: the recorded range decodes", p);
+    check(p.t > t0 + 0.5 || p.t > 2, `playback: currentTime advances (${t0.toFixed(2)} -> ${p.t.toFixed(2)} s)`, p);
+    check(p.src.startsWith(`${origin}/api/cameras/${cfg.camera}/video.mp4?`), "playback: the video comes from video.mp4 on this server", p.src);
+    const now = await page.textContent("#pb-now");
+    check(/\d\d:\d\d:\d\d/.test(now), "playback: the wall-clock time of the picture is shown", now);
+  }
+  // Move across days and back.
+  const day = await page.inputValue("#pb-day");
+  await page.click("#pb-prev");
+  await page.waitForFunction((d) => document.querySelector("#pb-day").value !== d, day);
+  await page.locator("#pb-summary").filter({ hasText: /recorded|Nothing/ }).waitFor();
+  check(await page.locator(".timeline .range").count() === 0, "playback: the previous day has no recordings");
+  await page.click("#pb-next");
+  await page.waitForFunction((d) => document.querySelector("#pb-day").value === d, day);
+  await page.locator(".timeline .range").first().waitFor();
+  ok("playback: next day returns to today's recordings");
+
+  // --- Logout -----------------------------------------------------------
+  await page.goto(`${base}#/live`);
+  await page.click("#logout");
+  await page.locator("#login-view").waitFor({ state: "visible" });
+  const after = await viewer.ctx.request.get(`${origin}/api/me`);
+  check(after.status() === 401, "logout shows the login form and ends the session", after.status());
+
+  // --- Operator: export -------------------------------------------------
+  const op = await browser("operator");
+  page = op.page;
+  await login(page, cfg.operator);
+  check(await page.locator('#nav a[data-view="export"]').isVisible(), "operator: the Export page is in the menu");
+  check(await page.locator('#nav a[data-view="users"]').isHidden(), "operator: no Users page in the menu");
+  await page.goto(`${base}#/export`);
+  await page.locator("#export-form").waitFor();
+  await page.check(`#export-form input[name="camera"][value="${cfg.camera}"]`);
+  const end = new Date(Date.now() - 2000);
+  const start = new Date(end.getTime() - 60000);
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  await page.fill("#export-start", local(start));
+  await page.fill("#export-end", local(end));
+  await page.fill("#export-reason", "UI test: incident 42");
+  await page.click("#export-form button[type=submit]");
+  await page.locator(".job.done").first().waitFor({ timeout: 60000 });
+  const links = await page.$$eval(".job.done a[href]", (as) => as.map((a) => a.getAttribute("href")));
+  check(links.some((l) => l.endsWith(".mp4")) && links.some((l) => l.endsWith("manifest.json")), "operator: the finished export lists its video and manifest", links);
+  const mp4 = await op.ctx.request.get(`${origin}${links.find((l) => l.endsWith(".mp4"))}`);
+  check(mp4.status() === 200 && (await mp4.body()).length > 1000, "operator: the exported video downloads");
+
+  // --- Admin: audit, users, storage --------------------------------------
+  const admin = await browser("admin");
+  page = admin.page;
+  await login(page, cfg.admin);
+  for (const v of ["users", "audit", "storage", "export"]) {
+    check(await page.locator(`#nav a[data-view="${v}"]`).isVisible(), `admin: "${v}" is in the menu`);
+  }
+  await page.goto(`${base}#/audit`);
+  await page.locator(".verify.ok").waitFor();
+  ok("admin: the audit page reports the hash chain intact");
+  await page.locator("table.audit tbody tr").first().waitFor();
+  const liveRow = await page.$$eval("table.audit tbody tr", (rows, [who, cam]) => rows.map((r) => [...r.cells].map((c) => c.textContent))
+    .find((c) => c[2] === who && c[3] === "Live view" && c[4] === cam), [cfg.viewer[0], cfg.camera]);
+  check(Boolean(liveRow), "admin: the audit page lists the viewer's live view", liveRow);
+  const failRow = await page.$$eval("table.audit tbody tr", (rows, who) => rows.some((r) => r.cells[2].textContent === who && r.cells[3].textContent === "Failed login"), cfg.viewer[0]);
+  check(failRow, "admin: the audit page lists the failed login");
+  await page.selectOption('select[name="action"]', "export");
+  await page.click(".filters button[type=submit]");
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll("table.audit tbody tr")];
+    return rows.length > 0 && rows.every((r) => r.cells[3] && r.cells[3].textContent === "Export");
+  });
+  ok("admin: filtering the audit log by action shows only exports");
+
+  await page.goto(`${base}#/users`);
+  await page.locator("table.users").waitFor();
+  for (const u of [cfg.admin[0], cfg.operator[0], cfg.viewer[0]]) {
+    check(await page.locator("table.users td", { hasText: u }).count() > 0, `admin: the users page lists ${u}`);
+  }
+  await page.click("text=Add user");
+  await page.fill('#user-edit input[name="name"]', "newguard");
+  await page.selectOption('#user-edit select[name="role"]', "operator");
+  await page.fill('#user-edit input[name="password"]', "new guard password");
+  await page.click('#user-edit button[type="submit"]');
+  await page.locator("table.users td", { hasText: "newguard" }).waitFor();
+  ok("admin: adding a user through the form lists them");
+  check(!(await page.content()).includes("new guard password"), "admin: the new password is not shown anywhere");
+  await page.click('button[aria-label="Edit newguard"]');
+  await page.selectOption('#user-edit select[name="role"]', "viewer");
+  await page.click('#user-edit input[value="some"]');
+  await page.check(`#user-edit input[type="checkbox"][value="${cfg.camera}"]`);
+  await page.click('#user-edit button[type="submit"]');
+  await page.waitForFunction(() => [...document.querySelectorAll("table.users tr")].some((r) => r.cells[0] && r.cells[0].textContent === "newguard" && r.cells[1].textContent === "viewer"));
+  const edited = await admin.ctx.request.get(`${origin}/api/users/newguard`);
+  const ej = await edited.json();
+  check(ej.role === "viewer" && JSON.stringify(ej.cameras) === JSON.stringify([cfg.camera]), "admin: changing role and cameras is saved", ej);
+  await page.click('button[aria-label="Remove newguard"]');
+  await page.click("text=Remove newguard");
+  await page.locator("table.users td", { hasText: "newguard" }).waitFor({ state: "detached" });
+  check((await admin.ctx.request.get(`${origin}/api/users/newguard`)).status() === 404, "admin: removing a user deletes them");
+
+  await page.goto(`${base}#/storage`);
+  await page.locator("table tbody tr td", { hasText: cfg.camera_name }).first().waitFor();
+  ok("admin: the storage page lists the camera's recordings");
+
+  // --- Every request stayed on the server; no console errors ------------
+  const foreign = requests.filter((line) => {
+    const url = line.split(" ").slice(2).join(" ");
+    return !(url.startsWith(`${origin}/`) || url.startsWith(`${wsOrigin}/`) || url.startsWith(`blob:${origin}/`) || url.startsWith("data:"));
+  });
+  check(requests.length > 20 && foreign.length === 0, `all ${requests.length} requests went to ${origin} only`, foreign);
+  check(new URL(base).hostname === host && /^(127\.0\.0\.1|localhost|\[::1\])$/.test(host), "the server under test is on loopback", host);
+  // Expected refusals the test provoked show as "Failed to load resource"
+  // lines; anything else (script errors, CSP violations) fails.
+  const expected = (e) => /Failed to load resource: the server responded with a status of (401|403)/.test(e.text)
+    && /\/api\/(me|login|users|audit|exports)/.test(e.url);
+  const unexpected = consoleErrors.filter((e) => !expected(e));
+  check(unexpected.length === 0, "no console errors (no script errors, no CSP violations)", unexpected);
+  console.log(`ui: ${passed} passed, 0 failed`);
+}
+
+main().then(async () => {
+  for (const c of cleanups) await c();
+  process.exit(0);
+}, async (e) => {
+  console.log(`not ok - ${e.message}`);
+  console.log("console errors:", JSON.stringify(consoleErrors, null, 1));
+  console.log("last requests:\n" + requests.slice(-30).join("\n"));
+  for (const c of cleanups) await c();
+  console.log(`ui: ${passed} passed, 1 failed`);
+  process.exit(1);
+});

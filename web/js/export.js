@@ -1,0 +1,125 @@
+// Export (operators and admins): cameras, a time range and a reason →
+// POST /api/exports; the job is polled until its files can be downloaded.
+// The export is evidence: it is remuxed, never re-encoded, with a manifest
+// of SHA-256 sums, and it is recorded in the audit log with the reason.
+
+import { api, seg } from "./api.js";
+import { h, fill, field } from "./dom.js";
+import { bytes, dateTime, localDateTimeInput, zone } from "./format.js";
+
+const POLL_MS = 1000;
+
+export function mount(root, ctx) {
+  const camBox = h("div", { class: "checks" });
+  const start = h("input", { type: "datetime-local", id: "export-start", name: "start", required: true, step: 1 });
+  const end = h("input", { type: "datetime-local", id: "export-end", name: "end", required: true, step: 1 });
+  const reason = h("textarea", { id: "export-reason", name: "reason", required: true, maxlength: 2000 });
+  const err = h("p", { class: "error", role: "alert" });
+  const submit = h("button", { type: "submit", class: "primary", text: "Start export" });
+  const form = h("form", { id: "export-form", class: "panel", "aria-labelledby": "export-title" },
+    h("h2", { id: "export-title", text: "New export" }),
+    h("fieldset", {}, h("legend", { text: "Cameras" }), camBox),
+    h("div", { class: "controls" },
+      field(`From (${zone})`, start),
+      field("Until", end)),
+    field("Reason", reason, "Required. Recorded in the audit log and the manifest, e.g. an incident or request reference."),
+    h("div", { class: "buttons" }, submit),
+    err);
+  const jobsBox = h("div", { class: "jobs", "aria-live": "polite" });
+  fill(root,
+    h("div", { class: "view-head" }, h("h1", { text: "Export evidence" })),
+    h("p", { class: "muted", text: "Exports copy the recorded video without re-encoding, with a manifest of SHA-256 sums; "cleannvr export verify" checks a copy." }),
+    form,
+    h("h2", { text: "Exports from this session" }),
+    jobsBox);
+
+  let gone = false;
+  const timers = new Set();
+
+  const now = new Date();
+  end.value = localDateTimeInput(now);
+  start.value = localDateTimeInput(new Date(now.getTime() - 15 * 60000));
+  if (ctx.params.get("start")) start.value = ctx.params.get("start");
+  if (ctx.params.get("end")) end.value = ctx.params.get("end");
+
+  api("GET", "/api/cameras").then((r) => {
+    if (gone) return;
+    const want = ctx.params.get("camera");
+    fill(camBox, r.cameras.map((c) => h("label", {},
+      h("input", { type: "checkbox", name: "camera", value: c.id, checked: r.cameras.length === 1 || c.id === want }), ` ${c.name}`)));
+  }, (e) => { err.textContent = `Could not load cameras: ${e.message}`; });
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    err.textContent = "";
+    const cameras = [...camBox.querySelectorAll("input:checked")].map((b) => b.value);
+    if (!cameras.length) { err.textContent = "Choose at least one camera."; return; }
+    if (!start.value || !end.value) { err.textContent = "Give the start and end of the range."; return; }
+    const s = new Date(start.value);
+    const e = new Date(end.value);
+    if (!(e > s)) { err.textContent = "The end must be after the start."; end.focus(); return; }
+    if (!reason.value.trim()) { err.textContent = "Give a reason for the export."; reason.focus(); return; }
+    submit.disabled = true;
+    try {
+      const job = await api("POST", "/api/exports", { cameras, start: s.toISOString(), end: e.toISOString(), reason: reason.value.trim() });
+      const names = cameras.map((id) => camBox.querySelector(`input[value="${CSS.escape(id)}"]`)?.parentElement.textContent.trim() || id);
+      track(job.id, { names, start: s, end: e });
+      ctx.notify("Export started.", "ok");
+    } catch (x) {
+      err.textContent = x.message;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  function track(id, what) {
+    const status = h("p", { role: "status" }, "Starting…");
+    const bar = h("progress", { max: 1, value: 0, "aria-label": "Export progress" });
+    const card = h("article", { class: "job", dataset: { export: id } },
+      h("h3", { text: `${what.names.join(", ")}: ${dateTime(what.start)} – ${dateTime(what.end)}` }),
+      status, bar);
+    jobsBox.prepend(card);
+    const poll = async () => {
+      if (gone) return;
+      let j;
+      try {
+        j = await api("GET", `/api/exports/${seg(id)}`);
+      } catch (e) {
+        status.textContent = `Could not get the export's status: ${e.message}`;
+        schedule();
+        return;
+      }
+      if (j.status === "running") {
+        const p = j.progress || {};
+        if (p.bytes_total) {
+          bar.max = p.bytes_total;
+          bar.value = p.bytes_done;
+          status.textContent = `Copying: ${bytes(p.bytes_done)} of ${bytes(p.bytes_total)}`;
+        } else status.textContent = "Preparing…";
+        schedule();
+      } else if (j.status === "done") {
+        card.classList.add("done");
+        bar.remove();
+        fill(status, "Done. Manifest SHA-256 (recorded in the audit log): ", h("span", { class: "sha", text: j.manifest_sha256 }));
+        card.append(h("ul", {}, j.files.map((f) => h("li", {},
+          h("a", { href: f.url, download: f.file, text: f.file }),
+          f.bytes !== undefined ? ` ${bytes(f.bytes)}` : "",
+          f.sha256 ? h("div", { class: "sha", text: `SHA-256 ${f.sha256}` }) : null))));
+      } else {
+        card.classList.add("failed");
+        bar.remove();
+        status.textContent = `Failed: ${j.error || "unknown error"}`;
+      }
+    };
+    const schedule = () => {
+      const t = setTimeout(() => { timers.delete(t); poll(); }, POLL_MS);
+      timers.add(t);
+    };
+    poll();
+  }
+
+  return () => {
+    gone = true;
+    for (const t of timers) clearTimeout(t);
+  };
+}

@@ -1,0 +1,197 @@
+// Live view: one tile per camera the user may see, each playing the
+// camera's live WebSocket through MSE. Click a tile (or its Enlarge button,
+// or Enter on it) to show it alone; Escape returns to the grid.
+
+import { api } from "./api.js";
+import { h, fill } from "./dom.js";
+import { LivePlayer, canPlayLive } from "./player.js";
+import { bitrate, codecName, isHevc, stateLabel } from "./format.js";
+
+const REFRESH_MS = 5000;
+
+export function mount(root, ctx) {
+  const grid = h("div", { class: "grid", id: "live-grid" });
+  const status = h("p", { class: "muted", role: "status" });
+  const backBtn = h("button", { type: "button", class: "quiet", hidden: true, text: "Back to all cameras", onclick: () => enlarge(null) });
+  fill(root,
+    h("div", { class: "view-head" }, h("h1", { text: "Live" }), backBtn),
+    status,
+    grid);
+
+  /** id → {cam, el, video, overlay, player, ...} */
+  const tiles = new Map();
+  let enlarged = null;
+  let timer = null;
+  let gone = false;
+
+  function tileFor(cam) {
+    const video = h("video", { muted: true, playsInline: true, autoplay: true, disablePictureInPicture: true, "aria-label": `Live picture from ${cam.name}` });
+    video.muted = true; // the attribute alone does not mute a script-made element
+    const overlay = h("div", { class: "overlay", role: "status", "aria-live": "polite" });
+    const nameId = `cam-${cam.id}-name`;
+    const badge = h("span", { class: "badge" });
+    const enlargeBtn = h("button", { type: "button", class: "icon", "aria-pressed": "false", title: "Enlarge", "aria-label": `Enlarge ${cam.name}` }, "⤢");
+    const meta = h("dl", { class: "meta" });
+    const errorLine = h("p", { class: "tile-error" });
+    const screen = h("div", { class: "screen" }, video, overlay);
+    const el = h("article", { class: "tile", "aria-labelledby": nameId, dataset: { camera: cam.id } },
+      h("div", { class: "tile-head" }, h("h2", { id: nameId, text: cam.name }), badge, enlargeBtn),
+      screen, meta, errorLine);
+    const t = { cam, el, video, overlay, badge, meta, errorLine, enlargeBtn, player: null, unsupported: null, message: "" };
+    enlargeBtn.addEventListener("click", () => enlarge(enlarged === cam.id ? null : cam.id));
+    screen.addEventListener("click", () => enlarge(enlarged === cam.id ? null : cam.id));
+    t.player = new LivePlayer(video, cam.id, (state, info) => onPlayerState(t, state, info), () => api("GET", "/api/me"));
+    return t;
+  }
+
+  function showOverlay(t, text, kind = "") {
+    t.overlay.textContent = text || "";
+    t.overlay.className = `overlay ${kind}`;
+    t.overlay.hidden = !text;
+  }
+
+  function unsupportedText(codec) {
+    return `This camera sends ${codecName(codec) || codec}, which this browser cannot play. ` +
+      "Live conversion to H.264 on the server is not available yet. " +
+      "Recording is not affected: use Playback or Export for this camera.";
+  }
+
+  function onPlayerState(t, state, info) {
+    t.el.dataset.player = state;
+    switch (state) {
+      case "connecting": showOverlay(t, t.video.readyState ? "" : "Connecting…"); break;
+      case "playing": showOverlay(t, ""); break;
+      case "stalled": showOverlay(t, "No picture from the camera for a while. Waiting…", "warn"); break;
+      case "reconnecting": showOverlay(t, `Connection lost. Reconnecting in ${info.seconds} s…`, "warn"); break;
+      case "error": showOverlay(t, info.message, "warn"); break;
+      case "unsupported":
+        t.unsupported = info.codec;
+        showOverlay(t, unsupportedText(info.codec), "block");
+        break;
+      default: break;
+    }
+  }
+
+  function update(t, cam) {
+    t.cam = cam;
+    const st = cam.state || "unknown";
+    t.badge.textContent = stateLabel(st);
+    t.badge.className = `badge state-${st}`;
+    const res = cam.resolution ? `${cam.resolution.width}×${cam.resolution.height}` : "";
+    const items = [
+      ["Codec", codecName(cam.codec)],
+      ["Resolution", res],
+      ["Frame rate", cam.fps ? `${cam.fps.toFixed(1)} fps` : ""],
+      ["Bitrate", bitrate(cam.bitrate_bps)],
+    ].filter(([, v]) => v);
+    fill(t.meta, items.map(([k, v]) => h("div", {}, h("dt", { text: k }), h("dd", { text: v }))));
+    const err = cam.last_error && st !== "streaming" ? `Camera: ${cam.last_error}` : "";
+    const rec = cam.recorder_error ? `Recorder: ${cam.recorder_error}` : "";
+    t.errorLine.textContent = [err, rec].filter(Boolean).join(" · ");
+    t.errorLine.hidden = !t.errorLine.textContent;
+    if (!t.player || t.player.stopped) {
+      // Not playing (another tile is enlarged, or unsupported): say why.
+      if (t.unsupported) return;
+    }
+    if (!t.video.readyState && st !== "streaming" && !t.unsupported) {
+      showOverlay(t, st === "disabled" ? "Camera disabled in the configuration." : `${stateLabel(st)}${cam.last_error ? `: ${cam.last_error}` : ""}`, "warn");
+    }
+  }
+
+  function startTile(t) {
+    if (t.unsupported) return;
+    if (t.cam.codec && !canPlayLive(t.cam.codec)) {
+      // Known before connecting: do not open (and audit) a view that cannot play.
+      onPlayerState(t, "unsupported", { codec: t.cam.codec });
+      return;
+    }
+    if (t.cam.enabled === false) return;
+    t.player.start();
+  }
+
+  function enlarge(id) {
+    enlarged = id;
+    grid.classList.toggle("single", Boolean(id));
+    backBtn.hidden = !id;
+    for (const [cid, t] of tiles) {
+      const on = cid === id;
+      t.el.classList.toggle("enlarged", on);
+      t.el.hidden = Boolean(id) && !on;
+      t.enlargeBtn.setAttribute("aria-pressed", String(on));
+      t.enlargeBtn.setAttribute("aria-label", `${on ? "Back from" : "Enlarge"} ${t.cam.name}`);
+      t.enlargeBtn.textContent = on ? "⤡" : "⤢";
+      // Hidden tiles stop streaming: bandwidth and decoding go to the one shown.
+      if (t.el.hidden) t.player.stop();
+      else if (t.player.stopped) startTile(t);
+    }
+    if (id) tiles.get(id)?.enlargeBtn.focus();
+  }
+
+  function onKey(ev) {
+    if (ev.key === "Escape" && enlarged) {
+      const id = enlarged;
+      enlarge(null);
+      tiles.get(id)?.enlargeBtn.focus();
+    }
+  }
+
+  async function refresh() {
+    let data;
+    try {
+      data = await api("GET", "/api/cameras");
+    } catch (e) {
+      if (!gone && e.status !== 401) status.textContent = `Could not load cameras: ${e.message}`;
+      return;
+    }
+    if (gone) return;
+    const cams = data.cameras;
+    const ids = new Set(cams.map((c) => c.id));
+    for (const [id, t] of tiles) {
+      if (!ids.has(id)) { t.player.stop(); t.el.remove(); tiles.delete(id); }
+    }
+    for (const cam of cams) {
+      let t = tiles.get(cam.id);
+      if (!t) {
+        t = tileFor(cam);
+        tiles.set(cam.id, t);
+        grid.append(t.el);
+        update(t, cam);
+        if (!enlarged) startTile(t);
+        else t.el.hidden = true;
+      } else {
+        update(t, cam);
+        if (!t.unsupported && isHevc(cam.codec) && !canPlayLive(cam.codec)) {
+          t.player.stop();
+          onPlayerState(t, "unsupported", { codec: cam.codec });
+        }
+      }
+    }
+    const n = cams.length;
+    const live = cams.filter((c) => c.state === "streaming").length;
+    status.textContent = n ? `${n} camera${n === 1 ? "" : "s"}, ${live} streaming.` : "No cameras are configured for you. An administrator can give you access.";
+    grid.dataset.count = String(Math.min(n, 16));
+  }
+
+  function onVisibility() {
+    // A hidden tab would queue frames it cannot play; stop and resume instead.
+    for (const t of tiles.values()) {
+      if (document.hidden) t.player.stop();
+      else if (!t.el.hidden && t.player.stopped) startTile(t);
+    }
+  }
+
+  document.addEventListener("keydown", onKey);
+  document.addEventListener("visibilitychange", onVisibility);
+  refresh();
+  timer = setInterval(refresh, REFRESH_MS);
+
+  return () => {
+    gone = true;
+    clearInterval(timer);
+    document.removeEventListener("keydown", onKey);
+    document.removeEventListener("visibilitychange", onVisibility);
+    for (const t of tiles.values()) t.player.stop();
+    tiles.clear();
+  };
+}
+

@@ -1,0 +1,299 @@
+// Live player: one camera's WebSocket feed into a <video> through Media
+// Source Extensions.
+//
+// Protocol (src/web/live.rs): a text message {"type":"init","codec",
+// "width","height"} announces an init segment, which follows as one binary
+// message; every later binary message is one moof+mdat holding one frame.
+// A later text message means the camera changed parameters: a new
+// MediaSource and SourceBuffer are made for it.
+//
+// Latency: the buffer is kept short (old media is removed), playback is
+// sped up slightly when it drifts behind and jumps to the live edge when it
+// falls further behind (e.g. after the tab was in the background) or lands
+// in a hole left when the server skipped frames for a slow connection.
+
+import { seg } from "./api.js";
+
+const MS = window.ManagedMediaSource || window.MediaSource;
+
+/** Seconds behind the live edge before jumping to it. */
+const MAX_LAG = 1.5;
+/** Where to land after a jump: this far behind the newest frame. */
+const TARGET_LAG = 0.2;
+/** Seconds behind before playing a little faster to catch up. */
+const CATCH_UP_LAG = 0.5;
+/** Media kept behind the playhead, and when to trim back to that. */
+const KEEP_BEHIND = 8;
+const TRIM_AT = 20;
+/** Frames held while the SourceBuffer is busy before giving up and reconnecting. */
+const MAX_QUEUE = 500;
+/** Reconnect backoff, seconds. */
+const BACKOFF_MIN = 1;
+const BACKOFF_MAX = 30;
+/** No frame for this long while connected: tell the viewer. */
+const STALL_SECONDS = 10;
+
+/** Whether this browser can play `codec` (RFC 6381) through MSE. */
+export function canPlayLive(codec) {
+  return Boolean(MS) && MS.isTypeSupported(`video/mp4; codecs="${codec}"`);
+}
+
+export class LivePlayer {
+  /**
+   * @param {HTMLVideoElement} video
+   * @param {string} camera camera id
+   * @param {(state: string, info?: object) => void} onState
+   *   states: connecting, playing, stalled, reconnecting {seconds},
+   *   unsupported {codec}, error {message}
+   * @param {() => Promise<void>} [checkSession] called when a connection
+   *   fails before any data (the upgrade may have been refused: 401/403)
+   */
+  constructor(video, camera, onState, checkSession) {
+    this.video = video;
+    this.camera = camera;
+    this.onState = onState || (() => {});
+    this.checkSession = checkSession || (async () => {});
+    this.stopped = true;
+    this.ws = null;
+    this.ms = null;
+    this.sb = null;
+    this.queue = [];
+    this.pendingInit = null;
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.tickTimer = null;
+    this.lastData = 0;
+    this.state = null;
+    /** Facts for the status line and tests. */
+    this.info = { codec: null, width: 0, height: 0, frames: 0, reconnects: 0, lag: null, jumps: 0, inits: 0 };
+    this.video.disableRemotePlayback = true;
+    this.onVideoError = () => {
+      if (this.stopped) return;
+      const msg = this.video.error ? this.video.error.message || `media error ${this.video.error.code}` : "media error";
+      this.restart(`The browser could not decode the stream (${msg}).`);
+    };
+  }
+
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.attempt = 0;
+    this.video.addEventListener("error", this.onVideoError);
+    this.tickTimer = setInterval(() => this.tick(), 1000);
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.tickTimer);
+    this.video.removeEventListener("error", this.onVideoError);
+    this.closeSocket();
+    this.teardownMedia();
+  }
+
+  setState(state, detail = {}) {
+    const key = state + JSON.stringify(detail);
+    if (key === this.state) return;
+    this.state = key;
+    this.onState(state, detail);
+  }
+
+  connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${proto}//${location.host}/api/cameras/${seg(this.camera)}/live`);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    this.gotData = false;
+    this.pendingInit = null;
+    this.lastData = performance.now();
+    this.setState("connecting");
+    ws.onmessage = (ev) => { if (this.ws === ws) this.onMessage(ev.data); };
+    ws.onclose = () => { if (this.ws === ws) this.onClose(); };
+  }
+
+  closeSocket() {
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onmessage = ws.onclose = null;
+      try { ws.close(1000); } catch { /* already closed */ }
+    }
+  }
+
+  onMessage(data) {
+    this.lastData = performance.now();
+    if (typeof data === "string") {
+      let m = null;
+      try { m = JSON.parse(data); } catch { /* not ours */ }
+      if (m && m.type === "init") this.pendingInit = m;
+      return;
+    }
+    if (this.pendingInit) {
+      const init = this.pendingInit;
+      this.pendingInit = null;
+      this.setup(init, data);
+      return;
+    }
+    if (!this.ms) return; // a fragment before any init: nothing can decode it
+    this.gotData = true;
+    this.attempt = 0;
+    this.info.frames++;
+    this.queue.push(data);
+    if (this.queue.length > MAX_QUEUE) {
+      this.restart("The browser fell behind the camera; reconnecting.");
+      return;
+    }
+    this.pump();
+  }
+
+  setup(init, data) {
+    const mime = `video/mp4; codecs="${init.codec}"`;
+    Object.assign(this.info, { codec: init.codec, width: init.width, height: init.height });
+    if (!canPlayLive(init.codec)) {
+      // No point reconnecting: the browser will never decode this codec.
+      this.stop();
+      this.setState("unsupported", { codec: init.codec });
+      return;
+    }
+    this.teardownMedia();
+    this.info.inits++;
+    const ms = new MS();
+    this.ms = ms;
+    this.queue = [data];
+    const url = URL.createObjectURL(ms);
+    this.video.src = url;
+    ms.addEventListener("sourceopen", () => {
+      URL.revokeObjectURL(url);
+      if (this.ms !== ms) return;
+      try {
+        this.sb = ms.addSourceBuffer(mime);
+        this.sb.mode = "segments";
+      } catch (e) {
+        this.restart(`The browser refused the stream: ${e.message}`);
+        return;
+      }
+      this.sb.addEventListener("updateend", () => this.pump());
+      this.pump();
+    }, { once: true });
+  }
+
+  teardownMedia() {
+    this.queue = [];
+    if (this.ms) {
+      const ms = this.ms;
+      this.ms = null;
+      this.sb = null;
+      if (ms.readyState === "open") {
+        try { ms.endOfStream(); } catch { /* closing anyway */ }
+      }
+    }
+    if (this.video.getAttribute("src")) {
+      this.video.removeAttribute("src");
+      this.video.load();
+    }
+  }
+
+  /** Feeds queued fragments to the SourceBuffer, trimming old media first. */
+  pump() {
+    const sb = this.sb;
+    if (!sb || sb.updating || !this.ms || this.ms.readyState !== "open") return;
+    const v = this.video;
+    const b = sb.buffered;
+    if (b.length && v.currentTime - b.start(0) > TRIM_AT) {
+      sb.remove(0, v.currentTime - KEEP_BEHIND);
+      return; // updateend comes back here
+    }
+    if (!this.queue.length) {
+      this.chase();
+      return;
+    }
+    // Everything that queued up while busy goes in one append.
+    let chunk;
+    if (this.queue.length === 1) chunk = this.queue[0];
+    else {
+      const total = this.queue.reduce((n, a) => n + a.byteLength, 0);
+      const u = new Uint8Array(total);
+      let at = 0;
+      for (const a of this.queue) { u.set(new Uint8Array(a), at); at += a.byteLength; }
+      chunk = u;
+    }
+    const pending = this.queue;
+    this.queue = [];
+    try {
+      sb.appendBuffer(chunk);
+    } catch (e) {
+      if (e.name === "QuotaExceededError" && b.length && v.currentTime - b.start(0) > 1) {
+        this.queue = pending.concat(this.queue);
+        sb.remove(0, v.currentTime - 1);
+        return;
+      }
+      this.restart(`The browser refused a frame: ${e.message}`);
+    }
+  }
+
+  /** Keeps playback near the newest frame. */
+  chase() {
+    const sb = this.sb;
+    if (!sb || !this.ms || this.ms.readyState !== "open") return;
+    const v = this.video;
+    const b = sb.buffered;
+    if (!b.length) return;
+    const start = b.start(b.length - 1);
+    const end = b.end(b.length - 1);
+    const lag = end - v.currentTime;
+    this.info.lag = lag;
+    if (v.currentTime < start || lag > MAX_LAG) {
+      v.currentTime = Math.max(start, end - TARGET_LAG);
+      this.info.jumps++;
+      v.playbackRate = 1;
+    } else {
+      v.playbackRate = lag > CATCH_UP_LAG ? 1.1 : 1;
+    }
+    if (v.paused && !v.seeking) {
+      v.play().catch(() => { /* muted autoplay; retried on the next frame */ });
+    }
+    if (this.gotData) this.setState("playing");
+  }
+
+  tick() {
+    if (this.stopped || !this.ws) return;
+    this.chase();
+    if (this.gotData && performance.now() - this.lastData > STALL_SECONDS * 1000) {
+      this.setState("stalled");
+    }
+  }
+
+  /** Drops the connection and media, then reconnects after a backoff. */
+  restart(message) {
+    if (this.stopped) return;
+    this.closeSocket();
+    this.teardownMedia();
+    if (message) this.setState("error", { message });
+    this.scheduleReconnect();
+  }
+
+  onClose() {
+    this.ws = null;
+    if (this.stopped) return;
+    const hadData = this.gotData;
+    this.scheduleReconnect(!hadData);
+  }
+
+  async scheduleReconnect(failedEarly = false) {
+    clearTimeout(this.retryTimer);
+    const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt);
+    this.attempt++;
+    this.info.reconnects++;
+    // Jitter, so many tiles do not all come back in the same instant.
+    const wait = delay * (0.75 + Math.random() * 0.5);
+    this.setState("reconnecting", { seconds: Math.round(wait) });
+    if (failedEarly) {
+      // The upgrade may have been refused because the session ended or the
+      // camera was taken away: the session check shows the login if so.
+      try { await this.checkSession(); } catch { /* reported by the caller */ }
+      if (this.stopped) return;
+    }
+    this.retryTimer = setTimeout(() => { if (!this.stopped) this.connect(); }, wait * 1000);
+  }
+}
