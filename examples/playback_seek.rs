@@ -139,7 +139,12 @@ struct Archive {
     minutes: i64,
 }
 
-fn archive(dir: &Path, days: i64, files: &[SegmentRecord], store: Store) -> anyhow::Result<Archive> {
+fn archive(
+    dir: &Path,
+    days: i64,
+    files: &[SegmentRecord],
+    store: Store,
+) -> anyhow::Result<Archive> {
     let minutes = days * 1440;
     let t = Instant::now();
     for m in 0..minutes {
@@ -148,7 +153,10 @@ fn archive(dir: &Path, days: i64, files: &[SegmentRecord], store: Store) -> anyh
         rec.end_ns = rec.start_ns + MIN;
         store.insert(&rec)?;
     }
-    eprintln!("indexed {minutes} segments in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "indexed {minutes} segments in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n\
          [[camera]]\nid = \"cam\"\nurl = \"rtsp://127.0.0.1/x\"\n",
@@ -163,7 +171,8 @@ fn archive(dir: &Path, days: i64, files: &[SegmentRecord], store: Store) -> anyh
         Arc::new(cleannvr::clock::SystemClock),
         Default::default(),
     )?);
-    app.users.add("bench", Role::Viewer, None, "bench password 1", 0)?;
+    app.users
+        .add("bench", Role::Viewer, None, "bench password 1", 0)?;
     let router = web::router(app);
     let paths = files.iter().map(|r| store.file_path(r)).collect();
     Ok(Archive {
@@ -177,7 +186,9 @@ fn archive(dir: &Path, days: i64, files: &[SegmentRecord], store: Store) -> anyh
 async fn login(a: &mut Archive) -> anyhow::Result<()> {
     let req = Request::post("/api/login")
         .header("content-type", "application/json")
-        .body(Body::from(r#"{"username":"bench","password":"bench password 1"}"#))?;
+        .body(Body::from(
+            r#"{"username":"bench","password":"bench password 1"}"#,
+        ))?;
     let resp = a.router.clone().oneshot(req).await?;
     let set = resp.headers()["set-cookie"].to_str()?.to_owned();
     a.cookie = set.split(';').next().unwrap_or_default().to_owned();
@@ -218,15 +229,39 @@ fn ffmpeg_peer(a: &Archive, dir: &Path, n: usize, seed: &mut u64) -> anyhow::Res
         let first = rand(seed) as usize % FILES;
         let mut text = String::new();
         for i in 0..11 {
-            text.push_str(&format!("file '{}'\n", a.files[(first + i) % FILES].display()));
+            text.push_str(&format!(
+                "file '{}'\n",
+                a.files[(first + i) % FILES].display()
+            ));
         }
         std::fs::write(&list, text)?;
         let offset = (rand(seed) % 60_000) as f64 / 1000.0;
         let t = Instant::now();
         let mut child = Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-ss", &format!("{offset:.3}"), "-f", "concat", "-safe", "0", "-i"])
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-ss",
+                &format!("{offset:.3}"),
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+            ])
             .arg(&list)
-            .args(["-t", "600", "-c", "copy", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4", "pipe:1"])
+            .args([
+                "-t",
+                "600",
+                "-c",
+                "copy",
+                "-movflags",
+                "frag_keyframe+empty_moov",
+                "-f",
+                "mp4",
+                "pipe:1",
+            ])
             .stdout(Stdio::piped())
             .spawn()?;
         let mut b = [0u8; 1];

@@ -124,8 +124,10 @@ fn whole(plan: &Arc<Plan>) -> Vec<u8> {
     out
 }
 
-/// (video tfdt, video samples, audio tfdt, audio samples) per fragment of an output.
-fn fragments(out: &[u8]) -> Vec<(u64, usize, Option<(u64, usize)>)> {
+/// (video tfdt, video samples, audio (tfdt, samples)) of one fragment.
+type FragSummary = (u64, usize, Option<(u64, usize)>);
+
+fn fragments(out: &[u8]) -> Vec<FragSummary> {
     let mut c = Cursor::new(out);
     let init = mp4::read_init(&mut c, out.len() as u64).unwrap();
     let scanned = mp4::scan(Cursor::new(out)).unwrap();
