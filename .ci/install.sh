@@ -6,6 +6,7 @@
 #  - GStreamer's RTSP server (the third-party RTSP peer in tests/peers)
 #  - ipycam and onvif-zeep-async in venvs (the third-party ONVIF peer and a cross-check client)
 #  - iproute2 (private network namespaces for the ONVIF peer), chromium (UI tests)
+#  - playwright-core in tests/ui/node_modules (npm ci; drives chromium in tests/ui_chromium.rs)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -29,3 +30,10 @@ if [ ! -x "$RIG_DIR/venv-onvif/bin/python" ]; then
   /usr/bin/python3 -m venv "$RIG_DIR/venv-onvif"
 fi
 "$RIG_DIR/venv-onvif/bin/pip" install -q --disable-pip-version-check onvif-zeep-async==4.3.0
+# The UI test's only npm dependency (playwright-core; it drives the Debian
+# chromium above and never downloads a browser).
+if command -v npm >/dev/null; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$(dirname "$0")/../tests/ui" --no-audit --no-fund
+else
+  echo "npm not found: the Chromium UI test will fail under CLEANNVR_REQUIRE_PEERS=1" >&2
+fi

@@ -28,7 +28,7 @@ export function mount(root, ctx) {
   const jobsBox = h("div", { class: "jobs", "aria-live": "polite" });
   fill(root,
     h("div", { class: "view-head" }, h("h1", { text: "Export evidence" })),
-    h("p", { class: "muted", text: "Exports copy the recorded video without re-encoding, with a manifest of SHA-256 sums; "cleannvr export verify" checks a copy." }),
+    h("p", { class: "muted", text: "Exports copy the recorded video without re-encoding, with a manifest of SHA-256 sums; “cleannvr export verify” checks a copy." }),
     form,
     h("h2", { text: "Exports from this session" }),
     jobsBox);

@@ -108,7 +108,7 @@ export function mount(root, ctx) {
   }
 
   function create() {
-    const name = h("input", { name: "name", required: true, autocomplete: "off", spellcheck: "false", pattern: "[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}", maxlength: 64 });
+    const name = h("input", { name: "name", required: true, autocomplete: "off", spellcheck: "false", pattern: "[A-Za-z0-9_@][A-Za-z0-9._@\\-]{0,63}", maxlength: 64 });
     const role = roleSelect("viewer");
     const pw = passwordInput("password", "new-password");
     pw.required = true;
