@@ -149,6 +149,45 @@ async function main() {
   check(await page.locator(`.tile[data-camera="${cfg.camera}"]`).isVisible(), "Escape returns to the grid");
   await livePlays(page, cfg.camera, "H.264 camera after enlarge and back");
 
+  // --- Live: a new init mid-stream, then a dropped connection -------------
+  // The WebSocket is routed through Playwright so the test can replay the
+  // init segment (as the server does when a camera changes parameters) and
+  // then cut the connection; the player must rebuild its MediaSource, then
+  // reconnect with backoff, and keep playing.
+  {
+    const rw = await browser("resilience");
+    let conns = 0;
+    let reinit = false;
+    let dropped = false;
+    await rw.page.routeWebSocket(/\/api\/cameras\/[^/]+\/live$/, (ws) => {
+      const server = ws.connectToServer();
+      const n = ++conns;
+      let initText = null;
+      let initBin = null;
+      let frames = 0;
+      server.onMessage((m) => {
+        if (typeof m === "string") { initText = m; ws.send(m); return; }
+        if (initText && !initBin) { initBin = m; ws.send(m); return; }
+        frames++;
+        if (n === 1 && frames === 75) { ws.send(initText); ws.send(initBin); reinit = true; }
+        ws.send(m);
+        if (n === 1 && frames === 150) { dropped = true; ws.close({ code: 1011, reason: "test drop" }); server.close(); }
+      });
+    });
+    await login(rw.page, cfg.viewer);
+    await livePlays(rw.page, cfg.camera, "resilience: first connection");
+    const src1 = await rw.page.$eval(`.tile[data-camera="${cfg.camera}"] video`, (v) => v.src);
+    const deadline = Date.now() + 20000;
+    while (!(reinit && dropped && conns >= 2) && Date.now() < deadline) await sleep(200);
+    check(reinit, "resilience: a second init segment arrived mid-stream");
+    check(dropped && conns >= 2, `resilience: after the connection dropped the player reconnected (${conns} connections)`);
+    await sleep(1500);
+    const after = await livePlays(rw.page, cfg.camera, "resilience: after re-init and reconnect");
+    const src2 = await rw.page.$eval(`.tile[data-camera="${cfg.camera}"] video`, (v) => v.src);
+    check(src1 !== src2, "resilience: the player built a new MediaSource for the new init", { src1, src2, after });
+    await rw.ctx.close();
+  }
+
   // --- A viewer sees no admin pages, and the API refuses them ------------
   for (const v of ["users", "audit", "storage", "export"]) {
     check(await page.locator(`#nav a[data-view="${v}"]`).isHidden(), `viewer: no "${v}" link in the menu`);
@@ -237,7 +276,7 @@ async function main() {
   await page.check(`#export-form input[name="camera"][value="${cfg.camera}"]`);
   const end = new Date(Date.now() - 2000);
   const start = new Date(end.getTime() - 60000);
-  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
   await page.fill("#export-start", local(start));
   await page.fill("#export-end", local(end));
   await page.fill("#export-reason", "UI test: incident 42");

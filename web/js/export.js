@@ -101,6 +101,11 @@ export function mount(root, ctx) {
         card.classList.add("done");
         bar.remove();
         fill(status, "Done. Manifest SHA-256 (recorded in the audit log): ", h("span", { class: "sha", text: j.manifest_sha256 }));
+        const cams = (j.manifest && j.manifest.cameras) || [];
+        for (const c of cams) {
+          if (!c.files.length) card.append(h("p", { class: "warn-text", text: `${c.name}: nothing recorded in this range.` }));
+          else if (c.gaps && c.gaps.length) card.append(h("p", { class: "muted", text: `${c.name}: ${c.gaps.length} gap${c.gaps.length === 1 ? "" : "s"} in the recording (listed in the manifest).` }));
+        }
         card.append(h("ul", {}, j.files.map((f) => h("li", {},
           h("a", { href: f.url, download: f.file, text: f.file }),
           f.bytes !== undefined ? ` ${bytes(f.bytes)}` : "",

@@ -8,6 +8,8 @@ import { LivePlayer, canPlayLive } from "./player.js";
 import { bitrate, codecName, isHevc, stateLabel } from "./format.js";
 
 const REFRESH_MS = 5000;
+/** Still pictures for cameras this browser cannot play live. */
+const STILL_MS = 5000;
 
 export function mount(root, ctx) {
   const grid = h("div", { class: "grid", id: "live-grid" });
@@ -33,11 +35,12 @@ export function mount(root, ctx) {
     const enlargeBtn = h("button", { type: "button", class: "icon", "aria-pressed": "false", title: "Enlarge", "aria-label": `Enlarge ${cam.name}` }, "⤢");
     const meta = h("dl", { class: "meta" });
     const errorLine = h("p", { class: "tile-error" });
-    const screen = h("div", { class: "screen" }, video, overlay);
+    const still = h("img", { class: "still", alt: `Latest still picture from ${cam.name}`, hidden: true });
+    const screen = h("div", { class: "screen" }, video, still, overlay);
     const el = h("article", { class: "tile", "aria-labelledby": nameId, dataset: { camera: cam.id } },
       h("div", { class: "tile-head" }, h("h2", { id: nameId, text: cam.name }), badge, enlargeBtn),
       screen, meta, errorLine);
-    const t = { cam, el, video, overlay, badge, meta, errorLine, enlargeBtn, player: null, unsupported: null, message: "" };
+    const t = { cam, el, video, overlay, badge, meta, errorLine, enlargeBtn, player: null, unsupported: null, still, stillTimer: null, stillUrl: null };
     enlargeBtn.addEventListener("click", () => enlarge(enlarged === cam.id ? null : cam.id));
     screen.addEventListener("click", () => enlarge(enlarged === cam.id ? null : cam.id));
     t.player = new LivePlayer(video, cam.id, (state, info) => onPlayerState(t, state, info), () => api("GET", "/api/me"));
@@ -51,9 +54,32 @@ export function mount(root, ctx) {
   }
 
   function unsupportedText(codec) {
-    return `This camera sends ${codecName(codec) || codec}, which this browser cannot play. ` +
-      "Live conversion to H.264 on the server is not available yet. " +
-      "Recording is not affected: use Playback or Export for this camera.";
+    return `This camera sends ${codecName(codec) || codec}, which this browser cannot play live ` +
+      "(live conversion on the server is not available yet). Showing a still picture every few seconds. " +
+      "Recording is not affected, and Playback converts it for this browser.";
+  }
+
+  /** Refreshes the still picture of a camera that cannot play live. */
+  async function refreshStill(t) {
+    if (gone || t.el.hidden || document.hidden) return;
+    try {
+      const r = await fetch(`/api/cameras/${encodeURIComponent(t.cam.id)}/snapshot.jpg?width=${t.el.classList.contains("enlarged") ? 1280 : 640}`,
+        { credentials: "same-origin", cache: "no-store" });
+      if (!r.ok || gone) return;
+      const url = URL.createObjectURL(await r.blob());
+      if (t.stillUrl) URL.revokeObjectURL(t.stillUrl);
+      t.stillUrl = url;
+      t.still.src = url;
+      t.still.hidden = false;
+      t.overlay.classList.add("banner");
+    } catch { /* next time */ }
+  }
+
+  function stopStill(t) {
+    clearInterval(t.stillTimer);
+    t.stillTimer = null;
+    if (t.stillUrl) URL.revokeObjectURL(t.stillUrl);
+    t.stillUrl = null;
   }
 
   function onPlayerState(t, state, info) {
@@ -66,7 +92,11 @@ export function mount(root, ctx) {
       case "error": showOverlay(t, info.message, "warn"); break;
       case "unsupported":
         t.unsupported = info.codec;
-        showOverlay(t, unsupportedText(info.codec), "block");
+        showOverlay(t, unsupportedText(info.codec), t.stillUrl ? "block banner" : "block");
+        if (!t.stillTimer) {
+          refreshStill(t);
+          t.stillTimer = setInterval(() => refreshStill(t), STILL_MS);
+        }
         break;
       default: break;
     }
@@ -147,7 +177,7 @@ export function mount(root, ctx) {
     const cams = data.cameras;
     const ids = new Set(cams.map((c) => c.id));
     for (const [id, t] of tiles) {
-      if (!ids.has(id)) { t.player.stop(); t.el.remove(); tiles.delete(id); }
+      if (!ids.has(id)) { t.player.stop(); stopStill(t); t.el.remove(); tiles.delete(id); }
     }
     for (const cam of cams) {
       let t = tiles.get(cam.id);
@@ -190,7 +220,7 @@ export function mount(root, ctx) {
     clearInterval(timer);
     document.removeEventListener("keydown", onKey);
     document.removeEventListener("visibilitychange", onVisibility);
-    for (const t of tiles.values()) t.player.stop();
+    for (const t of tiles.values()) { t.player.stop(); stopStill(t); }
     tiles.clear();
   };
 }
