@@ -1,6 +1,7 @@
 //! The operator UI in a real browser: Debian's Chromium, driven by
 //! playwright-core (`tests/ui/ui_test.mjs`), against `cleannvr run`
-//! recording the GStreamer RTSP peer (one H.264 and one H.265 camera).
+//! recording the GStreamer RTSP peer (one H.264 and one H.265 camera) and
+//! one camera that cannot be reached.
 //!
 //! The script checks login (wrong and right password), live MSE playback
 //! (buffered range, advancing `currentTime`), the H.265 message where the
@@ -116,9 +117,11 @@ fn operator_ui_in_chromium() {
         3,
         &format!(
             "[[camera]]\nid = \"gate\"\nname = \"Front gate\"\nurl = \"{}\"\n\
-             [[camera]]\nid = \"yard\"\nname = \"Yard (H.265)\"\nurl = \"{}\"\n",
+             [[camera]]\nid = \"yard\"\nname = \"Yard (H.265)\"\nurl = \"{}\"\n\
+             [[camera]]\nid = \"depot\"\nname = \"Depot (offline)\"\nurl = \"rtsp://127.0.0.1:{}/none\"\n",
             gst.url("h264aac"),
-            gst.url("h265aac")
+            gst.url("h265aac"),
+            free_port()
         ),
     );
     let cfg = dir.path().join("cleannvr.toml");
@@ -150,6 +153,7 @@ fn operator_ui_in_chromium() {
         "camera": "gate",
         "camera_name": "Front gate",
         "hevc_camera": "yard",
+        "offline_camera": "depot",
     })
     .to_string();
     let (ok, out) = run_node("ui_test.mjs", &[&base, &cfg_json]);

@@ -4,7 +4,8 @@
 //   node tests/ui/ui_test.mjs BASE_URL CONFIG_JSON
 //
 // CONFIG_JSON: {"admin":[name,pw], "operator":[name,pw], "viewer":[name,pw],
-//               "camera": id, "camera_name": name, "hevc_camera": id|null}
+//               "camera": id, "camera_name": name, "hevc_camera": id|null,
+//               "offline_camera": id|null}
 // Prints one line per check and "ui: N passed, 0 failed" at the end; exits
 // non-zero on the first failure (with the page's console and requests).
 
@@ -139,11 +140,18 @@ async function main() {
       await livePlays(page, cfg.hevc_camera, "H.265 camera");
     }
   }
+  if (cfg.offline_camera) {
+    const tile = page.locator(`.tile[data-camera="${cfg.offline_camera}"]`);
+    await tile.locator(".badge").filter({ hasText: /Reconnecting|Connecting/ }).waitFor();
+    const text = await tile.locator(".overlay").textContent();
+    check(/Reconnecting|Connecting/.test(text) && await tile.locator(".overlay").isVisible(), "an unreachable camera's tile says it is reconnecting, not a black box", text);
+  }
   // Enlarge by clicking the picture; Escape returns to the grid.
   await page.click(`.tile[data-camera="${cfg.camera}"] .screen`);
   await page.locator(`.tile.enlarged[data-camera="${cfg.camera}"]`).waitFor();
   const hiddenOthers = await page.$$eval(".tile", (ts) => ts.filter((t) => t.hidden).length);
-  check(hiddenOthers === (cfg.hevc_camera ? 1 : 0), "clicking a tile enlarges it and hides the others");
+  const others = (await page.locator(".tile").count()) - 1;
+  check(others >= 1 && hiddenOthers === others, "clicking a tile enlarges it and hides the others", { hiddenOthers, others });
   await page.keyboard.press("Escape");
   await page.locator(".tile.enlarged").waitFor({ state: "detached" });
   check(await page.locator(`.tile[data-camera="${cfg.camera}"]`).isVisible(), "Escape returns to the grid");

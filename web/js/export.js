@@ -63,6 +63,7 @@ export function mount(root, ctx) {
     try {
       const job = await api("POST", "/api/exports", { cameras, start: s.toISOString(), end: e.toISOString(), reason: reason.value.trim() });
       const names = cameras.map((id) => camBox.querySelector(`input[value="${CSS.escape(id)}"]`)?.parentElement.textContent.trim() || id);
+      remember(job.id, { names, start: s, end: e });
       track(job.id, { names, start: s, end: e });
       ctx.notify("Export started.", "ok");
     } catch (x) {
@@ -71,6 +72,16 @@ export function mount(root, ctx) {
       submit.disabled = false;
     }
   });
+
+  // Jobs started in this browser tab, so they survive moving between pages.
+  // Only ids and what was asked for: nothing secret.
+  const KEY = "cleannvr.exports";
+  const saved = () => { try { return JSON.parse(sessionStorage.getItem(KEY)) || []; } catch { return []; } };
+  function remember(id, what) {
+    const list = saved().filter((j) => j.id !== id);
+    list.unshift({ id, names: what.names, start: what.start.getTime(), end: what.end.getTime() });
+    try { sessionStorage.setItem(KEY, JSON.stringify(list.slice(0, 20))); } catch { /* storage full or off */ }
+  }
 
   function track(id, what) {
     const status = h("p", { role: "status" }, "Starting…");
@@ -85,6 +96,12 @@ export function mount(root, ctx) {
       try {
         j = await api("GET", `/api/exports/${seg(id)}`);
       } catch (e) {
+        if (e.status === 404) {
+          status.textContent = "This export is no longer on the server.";
+          bar.remove();
+          try { sessionStorage.setItem(KEY, JSON.stringify(saved().filter((x) => x.id !== id))); } catch { /* ignore */ }
+          return;
+        }
         status.textContent = `Could not get the export's status: ${e.message}`;
         schedule();
         return;
@@ -122,6 +139,8 @@ export function mount(root, ctx) {
     };
     poll();
   }
+
+  for (const j of saved().reverse()) track(j.id, { names: j.names, start: new Date(j.start), end: new Date(j.end) });
 
   return () => {
     gone = true;
