@@ -6,7 +6,7 @@
 //! that falls behind skips ahead to the next key frame.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -21,20 +21,58 @@ const CAPACITY: usize = 256;
 /// One camera's live feed.
 pub struct LiveStream {
     tx: broadcast::Sender<VideoFrame>,
+    /// Parameters of the latest frame, so a request can tell the codec before any frame
+    /// reaches it (e.g. to refuse an H.264 transcode when none can start).
+    params: Mutex<Option<Arc<VideoParams>>>,
+    /// The H.264 transcode of this feed shared by its `codec=h264` viewers, while any is
+    /// connected; see [`crate::transcode::live`].
+    pub(crate) h264: Mutex<Weak<crate::transcode::live::LiveTranscoder>>,
+}
+
+impl Default for LiveStream {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl LiveStream {
-    fn new() -> Self {
+    /// A feed with no frames and no viewers. The hub makes one per camera stream; the
+    /// live transcoder makes its own for its output.
+    pub fn new() -> Self {
         Self {
             tx: broadcast::channel(CAPACITY).0,
+            params: Mutex::new(None),
+            h264: Mutex::new(Weak::new()),
         }
     }
 
-    /// Hands a frame to every current viewer. Never blocks; with no viewer it is a no-op.
+    /// Hands a frame to every current viewer. Never blocks; with no viewer it only
+    /// notes the frame's parameters.
     pub fn publish(&self, frame: &VideoFrame) {
+        {
+            // Uncontended but for the odd request reading it: cheap next to a frame.
+            let mut p = self.params.lock().unwrap_or_else(|e| e.into_inner());
+            if !p.as_ref().is_some_and(|p| Arc::ptr_eq(p, &frame.params)) {
+                *p = Some(frame.params.clone());
+            }
+        }
         if self.tx.receiver_count() > 0 {
             let _ = self.tx.send(frame.clone());
         }
+    }
+
+    /// Parameters of the latest frame published, if any.
+    pub fn params(&self) -> Option<Arc<VideoParams>> {
+        self.params
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The raw frames from now on, for a consumer that is not a viewer (the live
+    /// transcoder). Like a viewer, it must keep up or see `Lagged`.
+    pub(crate) fn frames(&self) -> broadcast::Receiver<VideoFrame> {
+        self.tx.subscribe()
     }
 
     /// A new viewer; it starts at the next key frame.

@@ -129,7 +129,7 @@ pub fn transcode(plan: &Arc<Plan>, sink: &mut dyn FnMut(Bytes) -> bool) -> anyho
         t.dec.send_eof()?;
         t.drain_decoder()?;
         if let Some(e) = &mut t.enc {
-            e.enc.send_eof()?;
+            e.send_eof()?;
         }
         t.drain_encoder()?;
         t.finish();
@@ -137,16 +137,9 @@ pub fn transcode(plan: &Arc<Plan>, sink: &mut dyn FnMut(Bytes) -> bool) -> anyho
     Ok(())
 }
 
-struct Encoder {
-    enc: ffmpeg::encoder::Video,
-    scaler: Option<ffmpeg::software::scaling::Context>,
-    width: u32,
-    height: u32,
-}
-
 struct Transcoder<'a> {
     dec: ffmpeg::decoder::Video,
-    enc: Option<Encoder>,
+    enc: Option<H264Encoder>,
     mux: Muxer,
     /// Decode-time ticks before the requested start (decoded, not shown).
     lead: i64,
@@ -175,127 +168,32 @@ impl Transcoder<'_> {
 
     fn encode(&mut self, frame: &ffmpeg::frame::Video, pts: i64) -> anyhow::Result<()> {
         if self.enc.is_none() {
-            self.open_encoder(frame)?;
+            let enc = H264Encoder::open(frame, self.frame_ticks, "veryfast")?;
+            let mut init = Vec::new();
+            mp4::write_init_with(
+                &[enc.track()],
+                &mp4::InitOptions {
+                    duration_ms: self.duration_ms,
+                    edits: Vec::new(),
+                },
+                &mut init,
+            );
+            self.emit(Bytes::from(init));
+            self.mux.frame_ticks = self.frame_ticks;
+            self.enc = Some(enc);
         }
         let e = self.enc.as_mut().expect("opened");
-        let mut input = match &mut e.scaler {
-            Some(s) => {
-                let mut out =
-                    ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, e.width, e.height);
-                s.run(frame, &mut out)?;
-                out
-            }
-            None => frame.clone(),
-        };
-        input.set_pts(Some(pts));
-        // Let the encoder place key frames on its own GOP, not copy the decoder's types.
-        input.set_kind(ffmpeg::picture::Type::None);
-        e.enc.send_frame(&input).context("encoding")?;
+        // The encoder places key frames on its own GOP, not where the source had them.
+        e.send(frame, pts, false)?;
         self.drain_encoder()
-    }
-
-    fn open_encoder(&mut self, frame: &ffmpeg::frame::Video) -> anyhow::Result<()> {
-        let codec = ffmpeg::encoder::find_by_name("libx264").context("libx264 not available")?;
-        let (w, h) = (frame.width() & !1, frame.height() & !1);
-        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()?;
-        enc.set_width(w);
-        enc.set_height(h);
-        enc.set_format(ffmpeg::format::Pixel::YUV420P);
-        enc.set_time_base((1, TIMESCALE as i32));
-        let fps = ffmpeg::Rational::new(TIMESCALE as i32, self.frame_ticks as i32);
-        enc.set_frame_rate(Some(fps));
-        let gop = (2 * TIMESCALE / self.frame_ticks).clamp(1, 600) as u32;
-        enc.set_gop(gop);
-        enc.set_max_b_frames(0);
-        // Parameter sets go in the sample entry (avcC), not in every key frame.
-        enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
-        let mut opts = ffmpeg::Dictionary::new();
-        opts.set("preset", "veryfast");
-        opts.set("tune", "zerolatency");
-        let enc = enc.open_as_with(codec, opts).context("opening libx264")?;
-        // SAFETY: the opened encoder owns a valid context; extradata/extradata_size are
-        // set by libx264 when GLOBAL_HEADER is requested and live as long as the encoder.
-        let extradata = unsafe {
-            let c = enc.as_ptr();
-            if (*c).extradata.is_null() {
-                Vec::new()
-            } else {
-                std::slice::from_raw_parts((*c).extradata, (*c).extradata_size as usize).to_vec()
-            }
-        };
-        let nals = split_annex_b(&extradata);
-        let sps = nals
-            .iter()
-            .find(|n| n[0] & 0x1f == 7)
-            .context("libx264 gave no SPS")?;
-        let pps = nals
-            .iter()
-            .find(|n| n[0] & 0x1f == 8)
-            .context("libx264 gave no PPS")?;
-        let entry =
-            mp4::avc1_sample_entry(w as u16, h as u16, &mp4::avcc_from_parameter_sets(sps, pps));
-        let mut init = Vec::new();
-        mp4::write_init_with(
-            &[TrackConfig {
-                track_id: 1,
-                kind: TrackKind::Video {
-                    width: w as u16,
-                    height: h as u16,
-                },
-                timescale: TIMESCALE as u32,
-                sample_entry: entry,
-            }],
-            &mp4::InitOptions {
-                duration_ms: self.duration_ms,
-                edits: Vec::new(),
-            },
-            &mut init,
-        );
-        self.emit(Bytes::from(init));
-        let scaler = if frame.format() != ffmpeg::format::Pixel::YUV420P
-            || (w, h) != (frame.width(), frame.height())
-        {
-            Some(ffmpeg::software::scaling::Context::get(
-                frame.format(),
-                frame.width(),
-                frame.height(),
-                ffmpeg::format::Pixel::YUV420P,
-                w,
-                h,
-                ffmpeg::software::scaling::Flags::BILINEAR,
-            )?)
-        } else {
-            None
-        };
-        self.mux.frame_ticks = self.frame_ticks;
-        self.enc = Some(Encoder {
-            enc,
-            scaler,
-            width: w,
-            height: h,
-        });
-        Ok(())
     }
 
     fn drain_encoder(&mut self) -> anyhow::Result<()> {
         let Some(e) = &mut self.enc else {
             return Ok(());
         };
-        let mut pkt = ffmpeg::Packet::empty();
-        while e.enc.receive_packet(&mut pkt).is_ok() {
-            let mut data = Vec::with_capacity(pkt.size() + 16);
-            for nal in split_annex_b(pkt.data().unwrap_or_default()) {
-                // SPS/PPS are in the sample entry; access unit delimiters carry nothing.
-                if matches!(nal[0] & 0x1f, 7..=9) {
-                    continue;
-                }
-                data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-                data.extend_from_slice(nal);
-            }
-            let out = self.mux.push(pkt.pts().unwrap_or(0), pkt.is_key(), data);
-            if let Some(b) = out {
+        while let Some(p) = e.receive() {
+            if let Some(b) = self.mux.push(p.pts, p.is_key, p.data) {
                 if !(self.sink)(b) {
                     self.stopped = true;
                     return Ok(());
@@ -396,5 +294,237 @@ impl Muxer {
             self.add(pts, key, data, dur);
         }
         self.flush()
+    }
+}
+
+/// One frame out of [`H264Encoder`]: an MP4 sample (length-prefixed NAL units).
+#[derive(Debug)]
+pub struct EncodedFrame {
+    /// Presentation (= decode: there are no B-frames) time, in the 90 kHz input clock.
+    pub pts: i64,
+    /// An IDR frame: a decoder can start here.
+    pub is_key: bool,
+    /// Sample data, parameter sets excluded (they are in the sample entry).
+    pub data: Vec<u8>,
+}
+
+/// libx264 set up for browsers, shared by the recorded-range transcode above and the live
+/// one ([`super::live`]): `zerolatency` (no B-frames, no lookahead, so each packet leaves
+/// as its frame goes in), a key frame at least every 2 s, the source's size (rounded down
+/// to even), 90 kHz time base, and parameter sets out of band in an `avc1` sample entry.
+pub struct H264Encoder {
+    enc: ffmpeg::encoder::Video,
+    scaler: Option<ffmpeg::software::scaling::Context>,
+    /// What the input frames look like; another shape needs another encoder.
+    src: (ffmpeg::format::Pixel, u32, u32),
+    width: u32,
+    height: u32,
+    sample_entry: Vec<u8>,
+    rfc6381: String,
+}
+
+impl H264Encoder {
+    /// Opens an encoder for frames shaped like `frame`, arriving about every `frame_ticks`
+    /// (90 kHz), with an x264 `preset` (`ultrafast`..`veryfast` suit real time).
+    pub fn open(
+        frame: &ffmpeg::frame::Video,
+        frame_ticks: i64,
+        preset: &str,
+    ) -> anyhow::Result<H264Encoder> {
+        super::init()?;
+        let frame_ticks = frame_ticks.clamp(1, TIMESCALE);
+        let codec = ffmpeg::encoder::find_by_name("libx264").context("libx264 not available")?;
+        // 4:2:0 needs even dimensions; dropping the odd line is invisible.
+        let (w, h) = (frame.width() & !1, frame.height() & !1);
+        anyhow::ensure!(
+            w >= 2 && h >= 2 && w <= u32::from(u16::MAX) && h <= u32::from(u16::MAX),
+            "cannot encode a {}x{} picture",
+            frame.width(),
+            frame.height()
+        );
+        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()?;
+        enc.set_width(w);
+        enc.set_height(h);
+        enc.set_format(ffmpeg::format::Pixel::YUV420P);
+        enc.set_time_base((1, TIMESCALE as i32));
+        let fps = ffmpeg::Rational::new(TIMESCALE as i32, frame_ticks as i32);
+        enc.set_frame_rate(Some(fps));
+        let gop = (2 * TIMESCALE / frame_ticks).clamp(1, 600) as u32;
+        enc.set_gop(gop);
+        enc.set_max_b_frames(0);
+        // Parameter sets go in the sample entry (avcC), not in every key frame.
+        enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set("preset", preset);
+        opts.set("tune", "zerolatency");
+        let enc = enc.open_as_with(codec, opts).context("opening libx264")?;
+        // SAFETY: the opened encoder owns a valid context; extradata/extradata_size are
+        // set by libx264 when GLOBAL_HEADER is requested and live as long as the encoder.
+        let extradata = unsafe {
+            let c = enc.as_ptr();
+            if (*c).extradata.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts((*c).extradata, (*c).extradata_size as usize).to_vec()
+            }
+        };
+        let nals = split_annex_b(&extradata);
+        let sps = nals
+            .iter()
+            .find(|n| n[0] & 0x1f == 7)
+            .context("libx264 gave no SPS")?;
+        let pps = nals
+            .iter()
+            .find(|n| n[0] & 0x1f == 8)
+            .context("libx264 gave no PPS")?;
+        let sample_entry =
+            mp4::avc1_sample_entry(w as u16, h as u16, &mp4::avcc_from_parameter_sets(sps, pps));
+        let scaler = if frame.format() != ffmpeg::format::Pixel::YUV420P
+            || (w, h) != (frame.width(), frame.height())
+        {
+            Some(ffmpeg::software::scaling::Context::get(
+                frame.format(),
+                frame.width(),
+                frame.height(),
+                ffmpeg::format::Pixel::YUV420P,
+                w,
+                h,
+                ffmpeg::software::scaling::Flags::BILINEAR,
+            )?)
+        } else {
+            None
+        };
+        Ok(H264Encoder {
+            enc,
+            scaler,
+            src: (frame.format(), frame.width(), frame.height()),
+            width: w,
+            height: h,
+            sample_entry,
+            rfc6381: avc1_codec_string(sps),
+        })
+    }
+
+    /// Whether `frame` has the shape this encoder was opened for.
+    pub fn fits(&self, frame: &ffmpeg::frame::Video) -> bool {
+        self.src == (frame.format(), frame.width(), frame.height())
+    }
+
+    /// Output picture size.
+    pub fn size(&self) -> (u16, u16) {
+        (self.width as u16, self.height as u16)
+    }
+
+    /// The `avc1` sample entry (with `avcC`) describing the output.
+    pub fn sample_entry(&self) -> &[u8] {
+        &self.sample_entry
+    }
+
+    /// RFC 6381 codec string of the output, e.g. `avc1.64001E`.
+    pub fn rfc6381(&self) -> &str {
+        &self.rfc6381
+    }
+
+    /// Track 1 of an init segment holding the output.
+    pub fn track(&self) -> TrackConfig {
+        TrackConfig {
+            track_id: 1,
+            kind: TrackKind::Video {
+                width: self.width as u16,
+                height: self.height as u16,
+            },
+            timescale: TIMESCALE as u32,
+            sample_entry: self.sample_entry.clone(),
+        }
+    }
+
+    /// Encodes `frame` at `pts` (90 kHz, strictly increasing); `force_key` asks for an IDR
+    /// here, otherwise the encoder places key frames on its own GOP.
+    pub fn send(
+        &mut self,
+        frame: &ffmpeg::frame::Video,
+        pts: i64,
+        force_key: bool,
+    ) -> anyhow::Result<()> {
+        let mut input = match &mut self.scaler {
+            Some(s) => {
+                let mut out = ffmpeg::frame::Video::new(
+                    ffmpeg::format::Pixel::YUV420P,
+                    self.width,
+                    self.height,
+                );
+                s.run(frame, &mut out)?;
+                out
+            }
+            None => frame.clone(),
+        };
+        input.set_pts(Some(pts));
+        // A decoded frame carries the source's picture type, which libx264 would obey.
+        input.set_kind(if force_key {
+            ffmpeg::picture::Type::I
+        } else {
+            ffmpeg::picture::Type::None
+        });
+        self.enc.send_frame(&input).context("encoding")
+    }
+
+    /// No more frames: what [`receive`](Self::receive) returns next is the tail.
+    pub fn send_eof(&mut self) -> anyhow::Result<()> {
+        self.enc.send_eof().context("flushing the encoder")
+    }
+
+    /// The next encoded frame, if one is ready.
+    pub fn receive(&mut self) -> Option<EncodedFrame> {
+        let mut pkt = ffmpeg::Packet::empty();
+        self.enc.receive_packet(&mut pkt).ok()?;
+        Some(EncodedFrame {
+            pts: pkt.pts().unwrap_or(0),
+            is_key: pkt.is_key(),
+            data: annex_b_to_sample(pkt.data().unwrap_or_default()),
+        })
+    }
+}
+
+/// An encoder packet (Annex B) as an MP4 sample: 4-byte lengths instead of start codes,
+/// without SPS/PPS (they are in the sample entry) or access unit delimiters (empty).
+fn annex_b_to_sample(annex_b: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(annex_b.len() + 16);
+    for nal in split_annex_b(annex_b) {
+        if matches!(nal[0] & 0x1f, 7..=9) {
+            continue;
+        }
+        data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        data.extend_from_slice(nal);
+    }
+    data
+}
+
+/// `avc1.PPCCLL` from an SPS NAL unit (profile, constraint flags, level).
+fn avc1_codec_string(sps: &[u8]) -> String {
+    let b = |i: usize| sps.get(i).copied().unwrap_or(0);
+    format!("avc1.{:02X}{:02X}{:02X}", b(1), b(2), b(3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_string_and_samples_from_encoder_output() {
+        assert_eq!(
+            avc1_codec_string(&[0x67, 0x64, 0x00, 0x1e, 0xac]),
+            "avc1.64001E"
+        );
+        // AUD, SPS, PPS dropped; the slice gets a length prefix.
+        let annex_b = [
+            0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x67, 0x42, 0, 0, 1, 0x68, 0xce, 0, 0, 1, 0x65,
+            0x88, 0x84,
+        ];
+        assert_eq!(
+            annex_b_to_sample(&annex_b),
+            vec![0, 0, 0, 3, 0x65, 0x88, 0x84]
+        );
     }
 }

@@ -1,11 +1,13 @@
-//! Transcode: the only place recorded video is decoded, with ffmpeg-next. Snapshots
-//! decode one key frame to JPEG ([`snapshot`]); [`h264`] converts H.265 to H.264 on demand
-//! for browsers that cannot decode H.265 (Chromium on Linux, Firefox).
+//! Transcode: the only place video is decoded, with ffmpeg-next. Snapshots decode one key
+//! frame to JPEG ([`snapshot`]); [`h264`] converts recorded H.265 to H.264 on demand for
+//! browsers that cannot decode H.265 (Chromium on Linux, Firefox), and [`live`] does the
+//! same for live view, one shared transcoder per camera stream.
 //!
 //! Recording and export never come here: they copy the camera's bytes. Transcodes are
 //! CPU-heavy, so they are counted against a [`Limiter`] and reported in `/metrics`.
 
 pub mod h264;
+pub mod live;
 pub mod snapshot;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,6 +110,10 @@ pub struct Counters {
     pub refused: AtomicU64,
     /// Snapshots decoded (cache misses).
     pub snapshots: AtomicU64,
+    /// Live transcoders running now (each also counts in `active`).
+    pub live_active: AtomicU64,
+    /// Viewers watching a live transcoder now; more than `live_active` means sharing.
+    pub live_viewers: AtomicU64,
 }
 
 /// The counters.
@@ -117,6 +123,8 @@ pub fn counters() -> &'static Counters {
         started: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         snapshots: AtomicU64::new(0),
+        live_active: AtomicU64::new(0),
+        live_viewers: AtomicU64::new(0),
     };
     &C
 }
@@ -132,7 +140,7 @@ pub fn limiter() -> &'static Limiter {
 pub fn render_metrics(out: &mut String) {
     let limit = limiter().max();
     let c = counters();
-    let series: [(&str, &str, &str, u64); 5] = [
+    let series: [(&str, &str, &str, u64); 7] = [
         (
             "cleannvr_transcodes_active",
             "gauge",
@@ -156,6 +164,18 @@ pub fn render_metrics(out: &mut String) {
             "counter",
             "Transcodes refused at the limit",
             c.refused.load(Ordering::Relaxed),
+        ),
+        (
+            "cleannvr_live_transcodes_active",
+            "gauge",
+            "Live H.265 to H.264 transcoders running (one per camera stream, shared)",
+            c.live_active.load(Ordering::Relaxed),
+        ),
+        (
+            "cleannvr_live_transcode_viewers",
+            "gauge",
+            "Live viewers watching a transcoder",
+            c.live_viewers.load(Ordering::Relaxed),
         ),
         (
             "cleannvr_snapshots_decoded_total",

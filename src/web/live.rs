@@ -5,12 +5,18 @@
 //! announces each init segment, which follows as one binary message; every
 //! later binary message is one `moof`+`mdat` holding one frame. A new text
 //! message means the camera changed parameters: start a new SourceBuffer.
+//!
+//! `?codec=h264` serves H.265 cameras through the shared live transcoder
+//! ([`crate::transcode::live`]) and H.264 ones untouched. With no transcode slot
+//! free it is refused like the recorded transcode (503 + `Retry-After`), or, if the
+//! camera's codec only shows once the socket is open, closed with 1013 (try again later).
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::json;
 use tracing::debug;
@@ -18,13 +24,38 @@ use tracing::debug;
 use super::error::ApiQuery;
 use super::{ApiError, App, Caller};
 use crate::audit::{Action, Event};
-use crate::live::LiveMessage;
+use crate::live::{LiveMessage, LiveViewer};
+use crate::transcode::live::{Busy, H264Viewer};
 
 /// `?stream=main|sub`: the sub stream (config `sub_url`) suits grids.
+/// `?codec=h264`: H.264 even from an H.265 camera (transcoded live).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LiveQuery {
     stream: Option<String>,
+    codec: Option<String>,
+}
+
+/// What a socket relays: the camera's feed, or H.264 whatever the camera sends.
+enum Feed {
+    Camera(LiveViewer),
+    H264(H264Viewer),
+}
+
+impl Feed {
+    async fn next(&mut self) -> Result<Option<LiveMessage>, Busy> {
+        match self {
+            Feed::Camera(v) => Ok(v.next().await),
+            Feed::H264(v) => v.next().await,
+        }
+    }
+
+    fn skipped(&self) -> u64 {
+        match self {
+            Feed::Camera(v) => v.skipped(),
+            Feed::H264(v) => v.skipped(),
+        }
+    }
 }
 
 /// Upgrades to a WebSocket after recording the live view in the audit log.
@@ -44,23 +75,45 @@ pub async fn websocket(
         Some("sub") => return Err(ApiError::not_found("this camera has no sub stream")),
         Some(_) => return Err(ApiError::bad_request("stream must be main or sub")),
     };
+    let h264 = match q.codec.as_deref() {
+        None => false,
+        Some("h264") => true,
+        Some(_) => return Err(ApiError::bad_request("codec must be h264")),
+    };
+    let stream = app.live.stream(&key);
+    // Before the audit record: a refused view is not a view.
+    let viewer = if h264 {
+        match H264Viewer::new(stream, crate::transcode::limiter().clone(), &key) {
+            Ok(v) => Feed::H264(v),
+            Err(Busy) => {
+                let mut r = ApiError::unavailable(Busy.to_string()).into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return Ok(r);
+            }
+        }
+    } else {
+        Feed::Camera(stream.subscribe())
+    };
+    let mut detail = Vec::new();
+    if key != id {
+        detail.push("sub stream");
+    }
+    if h264 {
+        detail.push("codec=h264");
+    }
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::LiveView,
         target: id.clone(),
         client: c.client.clone(),
-        detail: if key == id {
-            String::new()
-        } else {
-            "sub stream".into()
-        },
+        detail: detail.join(", "),
     })
     .await?;
-    let viewer = app.live.stream(&key).subscribe();
     Ok(ws.on_upgrade(move |socket| pump(socket, viewer, id)))
 }
 
-async fn pump(mut socket: WebSocket, mut viewer: crate::live::LiveViewer, camera: String) {
+async fn pump(mut socket: WebSocket, mut viewer: Feed, camera: String) {
     loop {
         let msg = tokio::select! {
             m = viewer.next() => m,
@@ -70,7 +123,19 @@ async fn pump(mut socket: WebSocket, mut viewer: crate::live::LiveViewer, camera
                 Some(Ok(_)) => continue,
             },
         };
-        let Some(msg) = msg else { break };
+        let msg = match msg {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(Busy) => {
+                // 1013 "Try Again Later": the socket is open, so no 503 is possible now.
+                let close = CloseFrame {
+                    code: 1013,
+                    reason: Busy.to_string().into(),
+                };
+                let _ = socket.send(Message::Close(Some(close))).await;
+                break;
+            }
+        };
         let sent = match msg {
             LiveMessage::Init {
                 codec,

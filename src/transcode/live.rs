@@ -1,0 +1,559 @@
+//! Live H.265 → H.264 (`/api/cameras/{id}/live?codec=h264`), for browsers that cannot
+//! decode H.265.
+//!
+//! One [`LiveTranscoder`] per camera stream, shared by every viewer that asked for H.264:
+//! the first such viewer starts it (taking a permit from the [`Limiter`]), the last one to
+//! leave stops it. It runs on its own OS thread, because decoding and libx264 encoding
+//! block for milliseconds per frame, and reads the camera's live broadcast like any viewer,
+//! so it can never slow ingest or recording: when it falls behind it drops what it missed
+//! and resumes at the next key frame.
+//!
+//! Its output is published as H.264 [`VideoFrame`]s into a [`LiveStream`] of its own, so
+//! each viewer gets the ordinary [`LiveViewer`] behaviour on top (init on parameter change,
+//! start at a key frame, skip ahead when lagging). A resolution change restarts the
+//! encoder, whose new parameters make every viewer send a new init.
+//!
+//! Frames that are already H.264 pass through untouched: [`H264Viewer`] never starts a
+//! transcoder for an H.264 stream, and a running transcoder forwards H.264 input as is.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use ffmpeg_next as ffmpeg;
+use tokio::sync::{broadcast, oneshot};
+use tracing::{debug, warn};
+
+use super::h264::H264Encoder;
+use super::{counters, Limiter, Permit};
+use crate::ingest::{VideoCodec, VideoFrame, VideoParams};
+use crate::live::{LiveMessage, LiveStream, LiveViewer};
+
+const TIMESCALE: i64 = 90_000;
+/// Longest stretch between key frames in the output, so a viewer joining without asking
+/// for one (or after lagging) waits at most this long.
+const MAX_KEY_TICKS: i64 = 2 * TIMESCALE;
+/// x264 preset: live runs for hours, so pick the cheap end that still compresses well.
+const PRESET: &str = "veryfast";
+/// A longer jump in source time than this is not a real gap but a new clock (camera
+/// restart); it advances the output by one frame instead.
+const MAX_STEP_TICKS: i64 = 10 * TIMESCALE;
+/// Consecutive frames failing to transcode before the transcoder gives up (its viewers'
+/// sockets then close); a few corrupt frames after packet loss only cause a resync.
+const MAX_ERRORS: u32 = 50;
+
+/// Every transcode slot is taken; the caller should retry later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("too many transcodes running; try again shortly")
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// A running live transcoder of one camera stream. Dropping the last [`Lease`] on it stops
+/// the thread, which then frees its permit.
+pub struct LiveTranscoder {
+    /// The H.264 feed; owned by the thread, so it closes (and viewers end) when it ends.
+    output: Weak<LiveStream>,
+    /// Set by a joining viewer: the next frame is encoded as a key frame so it can start.
+    want_key: Arc<AtomicBool>,
+    /// Dropped with the transcoder, which wakes the thread to stop even if the camera is
+    /// silent.
+    _stop: oneshot::Sender<()>,
+}
+
+/// One viewer's hold on a [`LiveTranscoder`]; counted in `cleannvr_live_transcode_viewers`.
+pub struct Lease(Arc<LiveTranscoder>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        counters().live_viewers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Lease {
+    /// A viewer of the H.264 output, starting at a key frame the encoder is asked to make
+    /// now. `None` if the transcoder has already stopped.
+    pub fn subscribe(&self) -> Option<LiveViewer> {
+        let out = self.0.output.upgrade()?;
+        let v = out.subscribe();
+        self.0.want_key.store(true, Ordering::Relaxed);
+        Some(v)
+    }
+
+    /// Whether `self` and `other` hold the same transcoder.
+    pub fn shares_with(&self, other: &Lease) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Joins the transcoder of `stream`, starting one (with a permit from `limiter`) if none is
+/// running. `camera` names it in logs.
+pub fn join(stream: &LiveStream, limiter: &Limiter, camera: &str) -> Result<Lease, Busy> {
+    let mut slot = stream.h264.lock().unwrap_or_else(|e| e.into_inner());
+    let running = slot.upgrade().filter(|t| t.output.strong_count() > 0);
+    let t = match running {
+        Some(t) => t,
+        None => {
+            let permit = limiter.try_acquire().ok_or(Busy)?;
+            let t = start(stream, permit, camera).map_err(|e| {
+                warn!(camera, error = %e, "cannot start the live transcoder");
+                Busy
+            })?;
+            *slot = Arc::downgrade(&t);
+            t
+        }
+    };
+    counters().live_viewers.fetch_add(1, Ordering::Relaxed);
+    Ok(Lease(t))
+}
+
+fn start(
+    stream: &LiveStream,
+    permit: Permit,
+    camera: &str,
+) -> std::io::Result<Arc<LiveTranscoder>> {
+    // Subscribe before the thread exists so no frame published meanwhile is missed.
+    let frames = stream.frames();
+    let output = Arc::new(LiveStream::new());
+    let want_key = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let t = Arc::new(LiveTranscoder {
+        output: Arc::downgrade(&output),
+        want_key: want_key.clone(),
+        _stop: stop_tx,
+    });
+    let camera = camera.to_owned();
+    std::thread::Builder::new()
+        .name("live-transcode".into())
+        .spawn(move || run(frames, stop_rx, output, want_key, permit, camera))?;
+    Ok(t)
+}
+
+/// The thread: raw frames in, H.264 frames out, until stopped or the feed ends.
+fn run(
+    mut frames: broadcast::Receiver<VideoFrame>,
+    mut stop: oneshot::Receiver<()>,
+    output: Arc<LiveStream>,
+    want_key: Arc<AtomicBool>,
+    permit: Permit,
+    camera: String,
+) {
+    let _permit = permit;
+    counters().live_active.fetch_add(1, Ordering::Relaxed);
+    debug!(camera, "live transcoder started");
+    let mut p = Pipeline::new(output, want_key);
+    let mut errors = 0;
+    loop {
+        // tokio's channels need no runtime; this thread just parks until either fires.
+        let got = futures::executor::block_on(async {
+            tokio::select! {
+                biased;
+                _ = &mut stop => None,
+                r = frames.recv() => Some(r),
+            }
+        });
+        match got {
+            None | Some(Err(broadcast::error::RecvError::Closed)) => break,
+            Some(Err(broadcast::error::RecvError::Lagged(n))) => p.lagged(n),
+            Some(Ok(f)) => match p.push(&f) {
+                Ok(()) => errors = 0,
+                Err(e) => {
+                    errors += 1;
+                    warn!(camera, error = %format!("{e:#}"), "live transcode: resynchronising");
+                    p.resync();
+                    if errors >= MAX_ERRORS {
+                        warn!(camera, "live transcode keeps failing; stopping it");
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    counters().live_active.fetch_sub(1, Ordering::Relaxed);
+    debug!(camera, skipped = p.skipped, "live transcoder stopped");
+}
+
+/// Decoder + encoder of one transcoder, fed one source frame at a time.
+struct Pipeline {
+    output: Arc<LiveStream>,
+    want_key: Arc<AtomicBool>,
+    dec: Option<(Arc<VideoParams>, ffmpeg::decoder::Video)>,
+    enc: Option<(H264Encoder, Arc<VideoParams>)>,
+    /// Dropping frames until the next key frame (after lagging or an error).
+    waiting: bool,
+    clock: Clock,
+    keys: KeyPacer,
+    skipped: u64,
+}
+
+impl Pipeline {
+    fn new(output: Arc<LiveStream>, want_key: Arc<AtomicBool>) -> Self {
+        Pipeline {
+            output,
+            want_key,
+            dec: None,
+            enc: None,
+            waiting: true,
+            clock: Clock::default(),
+            keys: KeyPacer::default(),
+            skipped: 0,
+        }
+    }
+
+    fn lagged(&mut self, n: u64) {
+        // The frames after a gap reference ones we never saw.
+        self.skipped += n;
+        self.waiting = true;
+    }
+
+    fn resync(&mut self) {
+        self.dec = None;
+        self.waiting = true;
+    }
+
+    fn push(&mut self, f: &VideoFrame) -> anyhow::Result<()> {
+        if f.params.codec == VideoCodec::H264 {
+            // Nothing to do for a browser; viewers restart on the new parameters. Going
+            // back to H.265 later opens fresh codecs.
+            self.dec = None;
+            self.enc = None;
+            self.waiting = true;
+            self.output.publish(f);
+            return Ok(());
+        }
+        if !f.is_key && (self.waiting || self.dec.as_ref().is_none_or(|(p, _)| **p != *f.params)) {
+            return Ok(());
+        }
+        match &mut self.dec {
+            Some((p, dec)) if **p == *f.params => {
+                if self.waiting {
+                    // Forget references from before the gap so the key frame starts clean.
+                    dec.flush();
+                }
+            }
+            _ => {
+                // Single-threaded: frame threading would hold frames back for latency.
+                let dec = super::open_decoder(&f.params.sample_entry, 1)?;
+                self.dec = Some((f.params.clone(), dec));
+            }
+        }
+        self.waiting = false;
+        // Out of `self` while frames flow to the encoder; an error leaves it closed, which
+        // is what the resynchronisation that follows wants anyway.
+        let (params, mut dec) = self.dec.take().expect("opened");
+        let mut pkt = ffmpeg::Packet::copy(&f.data);
+        pkt.set_pts(Some(f.pts));
+        if f.is_key {
+            pkt.set_flags(ffmpeg::codec::packet::Flags::KEY);
+        }
+        dec.send_packet(&pkt).context("decoding")?;
+        let mut frame = ffmpeg::frame::Video::empty();
+        while dec.receive_frame(&mut frame).is_ok() {
+            let src = frame.timestamp().or(frame.pts()).unwrap_or(f.pts);
+            let pts = self.clock.map(src);
+            self.encode(&frame, pts, f.received_ns)?;
+        }
+        self.dec = Some((params, dec));
+        Ok(())
+    }
+
+    fn encode(
+        &mut self,
+        frame: &ffmpeg::frame::Video,
+        pts: i64,
+        received_ns: i64,
+    ) -> anyhow::Result<()> {
+        if self.enc.as_ref().is_some_and(|(e, _)| !e.fits(frame)) {
+            // New resolution: finish the old encoder; the new one's parameters make
+            // every viewer start a new init at its first (key) frame.
+            if let Some((mut e, params)) = self.enc.take() {
+                e.send_eof()?;
+                self.drain(&mut e, &params, received_ns);
+            }
+        }
+        if self.enc.is_none() {
+            let e = H264Encoder::open(frame, self.clock.interval, PRESET)?;
+            let (width, height) = e.size();
+            let params = Arc::new(VideoParams {
+                codec: VideoCodec::H264,
+                rfc6381: e.rfc6381().to_owned(),
+                width,
+                height,
+                sample_entry: Bytes::copy_from_slice(e.sample_entry()),
+            });
+            self.keys = KeyPacer::default();
+            self.enc = Some((e, params));
+        }
+        let force = self
+            .keys
+            .force(pts, self.want_key.swap(false, Ordering::Relaxed));
+        let (mut e, params) = self.enc.take().expect("opened");
+        let sent = e.send(frame, pts, force);
+        self.drain(&mut e, &params, received_ns);
+        self.enc = Some((e, params));
+        sent
+    }
+
+    fn drain(&mut self, e: &mut H264Encoder, params: &Arc<VideoParams>, received_ns: i64) {
+        while let Some(p) = e.receive() {
+            if p.is_key {
+                self.keys.keyed(p.pts);
+            }
+            self.output.publish(&VideoFrame {
+                pts: p.pts,
+                // zerolatency: one frame in, one out, so this is the frame just sent.
+                received_ns,
+                is_key: p.is_key,
+                params: params.clone(),
+                data: Bytes::from(p.data),
+            });
+        }
+    }
+}
+
+/// Maps source times to the encoder's, which must rise strictly: a camera restart can send
+/// time backwards or far ahead, and a lag skips frames.
+#[derive(Debug)]
+struct Clock {
+    last_src: Option<i64>,
+    last_out: i64,
+    /// Recent frame interval (90 kHz): the step when the source's makes no sense, and
+    /// the frame rate a new encoder is told.
+    interval: i64,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            last_src: None,
+            last_out: 0,
+            interval: TIMESCALE / 25,
+        }
+    }
+}
+
+impl Clock {
+    fn map(&mut self, src: i64) -> i64 {
+        let Some(last) = self.last_src.replace(src) else {
+            return self.last_out;
+        };
+        let step = src - last;
+        let step = if step <= 0 || step > MAX_STEP_TICKS {
+            self.interval
+        } else {
+            // Only plausible frame intervals (up to 1 s) set the rate; a longer step is a
+            // gap, kept so the output's timeline matches the camera's.
+            if step <= TIMESCALE {
+                self.interval = step;
+            }
+            step
+        };
+        self.last_out += step;
+        self.last_out
+    }
+}
+
+/// Decides when to force a key frame: when a viewer joins, and whenever the encoder has
+/// gone [`MAX_KEY_TICKS`] without one (its own GOP is in frames, and the frame rate is
+/// only an estimate).
+#[derive(Debug, Default)]
+struct KeyPacer {
+    last_key: Option<i64>,
+}
+
+impl KeyPacer {
+    fn force(&mut self, pts: i64, asked: bool) -> bool {
+        asked || self.last_key.is_none_or(|k| pts - k >= MAX_KEY_TICKS)
+    }
+
+    fn keyed(&mut self, pts: i64) {
+        self.last_key = Some(pts);
+    }
+}
+
+/// A live viewer that asked for H.264: the camera's own feed while it is H.264, the shared
+/// transcoder's once it is H.265.
+pub struct H264Viewer {
+    mode: Mode,
+    stream: Arc<LiveStream>,
+    limiter: Limiter,
+    camera: String,
+}
+
+enum Mode {
+    Direct(LiveViewer),
+    /// The lease keeps the shared transcoder running while this viewer watches.
+    Transcoded {
+        viewer: LiveViewer,
+        _lease: Lease,
+    },
+}
+
+impl H264Viewer {
+    /// Joins `stream`. If it is known to be H.265 the transcoder is joined (or started) now,
+    /// so a full limiter is refused before the WebSocket opens; otherwise that happens when
+    /// the first H.265 init shows up.
+    pub fn new(stream: Arc<LiveStream>, limiter: Limiter, camera: &str) -> Result<Self, Busy> {
+        let mode = match stream.params() {
+            Some(p) if p.codec == VideoCodec::H265 => transcoded(&stream, &limiter, camera)?,
+            _ => Mode::Direct(stream.subscribe()),
+        };
+        Ok(H264Viewer {
+            mode,
+            stream,
+            limiter,
+            camera: camera.to_owned(),
+        })
+    }
+
+    /// Whether this viewer is watching a transcoder (rather than the camera's own H.264).
+    pub fn transcoding(&self) -> bool {
+        matches!(self.mode, Mode::Transcoded { .. })
+    }
+
+    /// The next message; `Ok(None)` when the feed is gone, `Err(Busy)` when the camera
+    /// turned out to be H.265 and no transcode slot is free.
+    pub async fn next(&mut self) -> Result<Option<LiveMessage>, Busy> {
+        loop {
+            match &mut self.mode {
+                Mode::Direct(v) => match v.next().await {
+                    Some(LiveMessage::Init { codec, .. }) if !is_avc(&codec) => {
+                        self.mode = transcoded(&self.stream, &self.limiter, &self.camera)?;
+                    }
+                    m => return Ok(m),
+                },
+                Mode::Transcoded { viewer, .. } => return Ok(viewer.next().await),
+            }
+        }
+    }
+
+    /// Frames skipped because this viewer lagged.
+    pub fn skipped(&self) -> u64 {
+        match &self.mode {
+            Mode::Direct(v) | Mode::Transcoded { viewer: v, .. } => v.skipped(),
+        }
+    }
+}
+
+fn transcoded(stream: &LiveStream, limiter: &Limiter, camera: &str) -> Result<Mode, Busy> {
+    let lease = join(stream, limiter, camera)?;
+    // A transcoder that stopped between join and here leaves a closed feed: the viewer
+    // ends, as it would had the transcoder failed a moment later.
+    let viewer = lease
+        .subscribe()
+        .unwrap_or_else(|| LiveStream::new().subscribe());
+    Ok(Mode::Transcoded {
+        viewer,
+        _lease: lease,
+    })
+}
+
+fn is_avc(codec: &str) -> bool {
+    codec.starts_with("avc1.") || codec.starts_with("avc3.")
+}
+
+/// Live transcoders running now (also `cleannvr_live_transcodes_active`).
+pub fn running() -> u64 {
+    counters().live_active.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn clock_rises_strictly_and_keeps_real_gaps() {
+        let mut c = Clock::default();
+        assert_eq!(c.map(1_000_000), 0);
+        assert_eq!(c.map(1_003_000), 3000);
+        assert_eq!(c.interval, 3000, "learns the frame interval");
+        // A lag's gap of 4 s is kept; time going backwards (camera restart) or leaping
+        // a day ahead advances by one frame instead.
+        assert_eq!(c.map(1_003_000 + 4 * TIMESCALE), 3000 + 4 * TIMESCALE);
+        assert_eq!(c.interval, 3000, "a gap is not a frame interval");
+        assert_eq!(c.map(5), 6000 + 4 * TIMESCALE);
+        assert_eq!(c.map(5), 9000 + 4 * TIMESCALE);
+        assert_eq!(c.map(86_400 * TIMESCALE), 12_000 + 4 * TIMESCALE);
+    }
+
+    #[test]
+    fn key_frames_when_asked_and_at_least_every_two_seconds() {
+        let mut k = KeyPacer::default();
+        assert!(k.force(0, false), "an encoder starts with one");
+        k.keyed(0);
+        assert!(!k.force(3600, false));
+        assert!(k.force(3600, true), "a joining viewer gets one now");
+        k.keyed(3600);
+        assert!(!k.force(3600 + MAX_KEY_TICKS - 1, false));
+        assert!(k.force(3600 + MAX_KEY_TICKS, false));
+    }
+
+    fn wait_until(what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn viewers_share_one_transcoder_which_stops_with_the_last() {
+        let limiter = Limiter::new(1);
+        let stream = LiveStream::new();
+        let a = join(&stream, &limiter, "cam").unwrap();
+        let b = join(&stream, &limiter, "cam").unwrap();
+        assert!(a.shares_with(&b), "one transcoder for both viewers");
+        assert_eq!(stream.viewers(), 1, "it reads the feed once");
+        // The only permit is taken: another camera's transcoder is refused.
+        let other = LiveStream::new();
+        assert_eq!(join(&other, &limiter, "other").err(), Some(Busy));
+        drop(a);
+        assert!(limiter.try_acquire().is_none(), "still running for b");
+        drop(b);
+        // The thread wakes on the stop signal although no frame arrives, and frees
+        // the permit and the feed.
+        wait_until("the permit", || limiter.try_acquire().is_some());
+        wait_until("the feed to be released", || stream.viewers() == 0);
+        let c = join(&stream, &limiter, "cam").unwrap();
+        assert!(
+            c.subscribe().is_some(),
+            "a new transcoder starts afterwards"
+        );
+    }
+
+    #[tokio::test]
+    async fn h264_input_passes_through_without_a_transcoder() {
+        let limiter = Limiter::new(1);
+        let stream = Arc::new(LiveStream::new());
+        let mut v = H264Viewer::new(stream.clone(), limiter.clone(), "cam").unwrap();
+        let avcc = crate::mp4::avcc_from_parameter_sets(&[0x67, 0x42, 0xc0, 0x1e], &[0x68, 0xce]);
+        let params = Arc::new(VideoParams {
+            codec: VideoCodec::H264,
+            rfc6381: "avc1.42C01E".into(),
+            width: 640,
+            height: 360,
+            sample_entry: Bytes::from(crate::mp4::avc1_sample_entry(640, 360, &avcc)),
+        });
+        stream.publish(&VideoFrame {
+            pts: 0,
+            received_ns: 0,
+            is_key: true,
+            params,
+            data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+        });
+        let Ok(Some(LiveMessage::Init { codec, .. })) = v.next().await else {
+            panic!("no init")
+        };
+        assert_eq!(codec, "avc1.42C01E");
+        assert!(!v.transcoding());
+        assert!(limiter.try_acquire().is_some(), "no permit taken");
+    }
+}
