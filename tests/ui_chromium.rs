@@ -39,7 +39,10 @@ fn missing() -> Option<String> {
     if !Path::new(CHROMIUM).exists() {
         return Some(CHROMIUM.into());
     }
-    if !ui_dir().join("node_modules/playwright-core/package.json").exists() {
+    if !ui_dir()
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
         return Some("tests/ui/node_modules (npm ci --prefix tests/ui)".into());
     }
     None
@@ -100,7 +103,10 @@ fn run_node(script: &str, args: &[&str]) -> (bool, String) {
     );
     match status {
         Some(st) => (st.success(), text),
-        None => (false, format!("{text}\n(timed out after {SCRIPT_TIMEOUT:?})")),
+        None => (
+            false,
+            format!("{text}\n(timed out after {SCRIPT_TIMEOUT:?})"),
+        ),
     }
 }
 
@@ -158,7 +164,11 @@ fn operator_ui_in_chromium() {
     .to_string();
     let (ok, out) = run_node("ui_test.mjs", &[&base, &cfg_json]);
     println!("{out}");
-    assert!(ok, "UI test failed:\n{out}\n--- cleannvr log ---\n{}", nvr.log.text());
+    assert!(
+        ok,
+        "UI test failed:\n{out}\n--- cleannvr log ---\n{}",
+        nvr.log.text()
+    );
     assert!(out.contains(", 0 failed"), "{out}");
     assert!(!out.contains("not ok"), "{out}");
 
@@ -166,7 +176,13 @@ fn operator_ui_in_chromium() {
     let (status, body) = get(&base, "/api/audit?limit=1000", &admin);
     assert_eq!(status, 200);
     let text = String::from_utf8_lossy(&body);
-    for needle in ["\"live_view\"", "\"playback\"", "\"export\"", "\"login_failed\"", "\"user_remove\""] {
+    for needle in [
+        "\"live_view\"",
+        "\"playback\"",
+        "\"export\"",
+        "\"login_failed\"",
+        "\"user_remove\"",
+    ] {
         assert!(text.contains(needle), "audit lacks {needle}: {text}");
     }
     drop(nvr);
