@@ -1,6 +1,6 @@
 // Live view: one tile per camera the user may see, each playing the
-// camera's live WebSocket through MSE. Click a tile (or its Enlarge button,
-// or Enter on it) to show it alone; Escape returns to the grid.
+// camera's live WebSocket through MSE. Click a picture (or its Enlarge
+// button, reachable by keyboard) to show it alone; Escape returns to the grid.
 
 import { api } from "./api.js";
 import { h, fill } from "./dom.js";
