@@ -13,14 +13,15 @@ use futures::StreamExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str, cookie: &str) -> Result<Ws, WsError> {
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
 }
 
 /// What a viewer received: the init's JSON head, the binary init, then fragments.
@@ -138,13 +139,18 @@ async fn h265_camera_is_transcoded_once_for_all_viewers_and_h264_passes_through(
     assert!(starts_with_key_frame(&file));
     let v = probe_video(&file);
     assert_eq!(v["codec_name"], "h264", "{v}");
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(640), Some(360)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(360))
+    );
     let frames: u64 = v["nb_read_frames"].as_str().unwrap().parse().unwrap();
     assert!(frames >= 50, "{frames} frames");
 
     // A second viewer (stream= combines with codec=) joins the same transcoder: the
     // one slot suffices, and it starts promptly on a key frame made for it.
-    let mut b = connect(&format!("{url}&stream=main"), &alice).await.unwrap();
+    let mut b = connect(&format!("{url}&stream=main"), &alice)
+        .await
+        .unwrap();
     let got_b = receive(&mut b, 5).await;
     assert!(got_b.head["codec"].as_str().unwrap().starts_with("avc1."));
     let file_b = dir.path().join("live-h264-b.mp4");
