@@ -556,4 +556,82 @@ mod tests {
         assert!(!v.transcoding());
         assert!(limiter.try_acquire().is_some(), "no permit taken");
     }
+
+    /// Source frames of a small H.264 clip, labelled H.265 so the pipeline transcodes them
+    /// (it picks the decoder from the sample entry): what matters here is the pipeline's
+    /// handling of sizes and key frames, not the source codec, and libx264 is at hand.
+    fn source(width: u32, height: u32, pts0: i64) -> Vec<VideoFrame> {
+        let clip = crate::demo::encode::encode_clip(&crate::demo::ClipOptions {
+            width,
+            height,
+            fps: 10,
+            bitrate_kbps: 200,
+            gop_frames: 10,
+            seconds: 1,
+        })
+        .unwrap();
+        let avcc = crate::mp4::avcc_from_parameter_sets(&clip.sps, &clip.pps);
+        let params = Arc::new(VideoParams {
+            codec: VideoCodec::H265,
+            rfc6381: "hvc1.1.6.L93.B0".into(),
+            width: width as u16,
+            height: height as u16,
+            sample_entry: Bytes::from(crate::mp4::avc1_sample_entry(
+                width as u16,
+                height as u16,
+                &avcc,
+            )),
+        });
+        clip.frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let mut data = Vec::new();
+                for n in &f.nals {
+                    data.extend_from_slice(&(n.len() as u32).to_be_bytes());
+                    data.extend_from_slice(n);
+                }
+                VideoFrame {
+                    pts: pts0 + i as i64 * 9000,
+                    received_ns: 0,
+                    is_key: f.is_key,
+                    params: params.clone(),
+                    data: Bytes::from(data),
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn transcodes_and_a_new_size_restarts_the_encoder_with_a_new_init() {
+        let out = Arc::new(LiveStream::new());
+        let mut viewer = out.subscribe();
+        let mut p = Pipeline::new(out.clone(), Arc::new(AtomicBool::new(false)));
+        let small = source(160, 96, 0);
+        let large = source(192, 112, 10 * 9000);
+        // Joining mid-GOP: dropped until the key frame.
+        for f in small[3..].iter().chain(&small).chain(&large) {
+            p.push(f).unwrap();
+        }
+        let mut inits = Vec::new();
+        let mut fragments = 0;
+        while let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), viewer.next()).await
+        {
+            match m {
+                LiveMessage::Init {
+                    codec,
+                    width,
+                    height,
+                    ..
+                } => {
+                    assert!(codec.starts_with("avc1."), "{codec}");
+                    inits.push((width, height));
+                }
+                LiveMessage::Fragment(_) => fragments += 1,
+            }
+        }
+        assert_eq!(inits, vec![(160, 96), (192, 112)]);
+        assert_eq!(fragments, 20, "every frame from the first key frame on");
+    }
 }
