@@ -10,6 +10,10 @@
 //! frames are decoded but not encoded), so it needs no edit list. Gaps stay gaps: the
 //! frame before a gap keeps its own duration and the next fragment's decode time jumps.
 //! Video only: the browsers this is for play the recording's AAC from the remuxed file.
+//!
+//! The libx264 set-up and its packets-to-MP4-samples step ([`H264Encoder`]) are shared with
+//! the live transcode ([`super::live`]), which packs the same samples one frame per
+//! fragment through the live hub instead of this module's per-GOP `Muxer`.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
