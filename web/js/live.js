@@ -54,9 +54,22 @@ export function mount(root, ctx) {
   }
 
   function unsupportedText(codec) {
-    return `This camera sends ${codecName(codec) || codec}, which this browser cannot play live ` +
-      "(live conversion on the server is not available yet). Showing a still picture every few seconds. " +
-      "Recording is not affected, and Playback converts it for this browser.";
+    return `This browser cannot play this camera's video (${codecName(codec) || codec}) live, ` +
+      "not even as converted by the server. Showing a still picture every few seconds; recording is not affected.";
+  }
+
+  function startStills(t) {
+    if (!t.stillTimer) {
+      refreshStill(t);
+      t.stillTimer = setInterval(() => refreshStill(t), STILL_MS);
+    }
+  }
+
+  function hideStills(t) {
+    stopStill(t);
+    t.still.hidden = true;
+    t.still.removeAttribute("src");
+    t.overlay.classList.remove("banner");
   }
 
   /** Refreshes the still picture of a camera that cannot play live. */
@@ -86,17 +99,28 @@ export function mount(root, ctx) {
     t.el.dataset.player = state;
     switch (state) {
       case "connecting": showOverlay(t, t.video.readyState ? "" : "Connecting…"); break;
-      case "playing": showOverlay(t, ""); break;
+      case "converting":
+        if (!t.video.readyState && !t.stillUrl) {
+          showOverlay(t, `This browser cannot play ${codecName(t.cam.codec) || "this camera's codec"}: the server is converting it to H.264…`);
+        }
+        break;
+      case "busy":
+        showOverlay(t, `The server's live converters are all in use, so this ${codecName(t.cam.codec) || "camera"} stream cannot be converted for this browser now. ` +
+          `Showing a still picture; trying again in ${info.seconds} s.`, t.stillUrl ? "block banner" : "block");
+        startStills(t);
+        break;
+      case "playing":
+        showOverlay(t, "");
+        if (t.stillTimer || t.stillUrl) hideStills(t);
+        t.converted = Boolean(t.player.opts.codec);
+        break;
       case "stalled": showOverlay(t, "No picture from the camera for a while. Waiting…", "warn"); break;
       case "reconnecting": showOverlay(t, `Connection lost. Reconnecting in ${info.seconds} s…`, "warn"); break;
       case "error": showOverlay(t, info.message, "warn"); break;
       case "unsupported":
         t.unsupported = info.codec;
         showOverlay(t, unsupportedText(info.codec), t.stillUrl ? "block banner" : "block");
-        if (!t.stillTimer) {
-          refreshStill(t);
-          t.stillTimer = setInterval(() => refreshStill(t), STILL_MS);
-        }
+        startStills(t);
         break;
       default: break;
     }
@@ -109,7 +133,7 @@ export function mount(root, ctx) {
     t.badge.className = `badge state-${st}`;
     const res = cam.resolution ? `${cam.resolution.width}×${cam.resolution.height}` : "";
     const items = [
-      ["Codec", codecName(cam.codec)],
+      ["Codec", codecName(cam.codec) + (isHevc(cam.codec) && t.player && t.player.opts.codec === "h264" ? " (shown as H.264)" : "")],
       ["Resolution", res],
       ["Frame rate", cam.fps ? `${cam.fps.toFixed(1)} fps` : ""],
       ["Bitrate", bitrate(cam.bitrate_bps)],
@@ -128,14 +152,22 @@ export function mount(root, ctx) {
     }
   }
 
+  /** Stream and codec for a tile: the sub stream in a grid of several, H.264 from the server when needed. */
+  function playerOptions(t) {
+    const several = !enlarged && tiles.size > 1;
+    return {
+      stream: t.cam.has_sub_stream && several ? "sub" : "main",
+      // Known before connecting: ask for H.264 straight away. (Unknown
+      // codecs are found out from the init and asked for again.)
+      codec: t.cam.codec && !canPlayLive(t.cam.codec) ? "h264" : t.player.opts.codec,
+    };
+  }
+
   function startTile(t) {
-    if (t.unsupported) return;
-    if (t.cam.codec && !canPlayLive(t.cam.codec)) {
-      // Known before connecting: do not open (and audit) a view that cannot play.
-      onPlayerState(t, "unsupported", { codec: t.cam.codec });
-      return;
-    }
-    if (t.cam.enabled === false) return;
+    if (t.unsupported || t.cam.enabled === false) return;
+    const want = playerOptions(t);
+    if (!t.player.stopped && (want.stream !== t.player.opts.stream || want.codec !== t.player.opts.codec)) t.player.stop();
+    t.player.setOptions(want);
     t.player.start();
   }
 
@@ -152,7 +184,7 @@ export function mount(root, ctx) {
       t.enlargeBtn.textContent = on ? "⤡" : "⤢";
       // Hidden tiles stop streaming: bandwidth and decoding go to the one shown.
       if (t.el.hidden) t.player.stop();
-      else if (t.player.stopped) startTile(t);
+      else startTile(t); // restarts only if the stream (main/sub) changes
     }
     if (id) tiles.get(id)?.enlargeBtn.focus();
   }
@@ -186,16 +218,14 @@ export function mount(root, ctx) {
         tiles.set(cam.id, t);
         grid.append(t.el);
         update(t, cam);
-        if (!enlarged) startTile(t);
-        else t.el.hidden = true;
+        if (enlarged) t.el.hidden = true;
       } else {
         update(t, cam);
-        if (!t.unsupported && isHevc(cam.codec) && !canPlayLive(cam.codec)) {
-          t.player.stop();
-          onPlayerState(t, "unsupported", { codec: cam.codec });
-        }
       }
     }
+    // Start new tiles; switch running ones between main and sub stream, or
+    // to H.264 once the camera's codec turns out to need it.
+    if (!document.hidden) for (const t of tiles.values()) if (!t.el.hidden) startTile(t);
     const n = cams.length;
     const live = cams.filter((c) => c.state === "streaming").length;
     status.textContent = n ? `${n} camera${n === 1 ? "" : "s"}, ${live} streaming.` : "No cameras are configured for you. An administrator can give you access.";

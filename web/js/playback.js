@@ -219,6 +219,7 @@ export function mount(root, ctx) {
     if (isHevc(codec) && !canPlayFile(codec)) params.codec = "h264";
     const url = withQuery(`/api/cameras/${seg(camera)}/video.mp4`, params);
     player.hidden = false;
+    perr.textContent = "";
     what.textContent = "Loading…";
     // HEAD first: it says what the file covers and turns refusals (nothing
     // recorded, a parameter change, no transcoder free) into words instead
@@ -255,7 +256,7 @@ export function mount(root, ctx) {
     const recEnd = Date.parse(hdr("x-recording-end")) || end;
     const firstFrame = Date.parse(hdr("x-first-frame")) || recStart;
     const leadIn = Number(hdr("x-lead-in-ms")) || 0;
-    playing = { camera, start: recStart, end: recEnd, zero: recStart, url, leadIn, firstFrame };
+    playing = { camera, start: recStart, end: recEnd, zero: recStart, url, leadIn, firstFrame, converted: Boolean(params.codec) };
     video.src = url;
     what.textContent = `${camSel.selectedOptions[0]?.textContent || camera}, ${dateTime(recStart)} – ${clock(recEnd)}${params.codec ? " (converted to H.264 on the server)" : ""}`;
     if (canExport) {
@@ -314,6 +315,18 @@ export function mount(root, ctx) {
   });
   video.addEventListener("error", () => {
     if (!video.getAttribute("src")) return;
+    const p = playing;
+    if (p && p.converted && (p.retries || 0) < 3) {
+      // A converted stream refused with 503 (every converter busy; the HEAD
+      // could not tell, it does not take one): try again as Retry-After says.
+      perr.textContent = "The server's converters are busy; trying again in 5 s…";
+      const retries = (p.retries || 0) + 1;
+      setTimeout(() => {
+        if (gone || playing !== p) return;
+        playRange(p.camera, p.start, p.end).then(() => { if (playing && playing !== p) playing.retries = retries; });
+      }, 5000);
+      return;
+    }
     perr.textContent = `The browser could not play this recording (${video.error ? video.error.message || `error ${video.error.code}` : "media error"}).`;
   });
   timeline.addEventListener("click", (ev) => { if (ranges.length) play(timeAt(ev.clientX)); });

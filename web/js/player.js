@@ -11,6 +11,10 @@
 // sped up slightly when it drifts behind and jumps to the live edge when it
 // falls further behind (e.g. after the tab was in the background) or lands
 // in a hole left when the server skipped frames for a slow connection.
+//
+// A codec this browser cannot decode (H.265 on Chromium/Linux, Firefox) is
+// asked for again with `?codec=h264`: the server converts it live, within a
+// limit of concurrent conversions (503 or close code 1013 when full).
 
 import { seg } from "./api.js";
 
@@ -47,10 +51,14 @@ export class LivePlayer {
    *   unsupported {codec}, error {message}
    * @param {() => Promise<void>} [checkSession] called when a connection
    *   fails before any data (the upgrade may have been refused: 401/403)
+   * @param {{stream?: "main"|"sub", codec?: "h264"}} [opts]
+   *   states also: converting (waiting for the server's H.264), busy (no
+   *   conversion slot free; retrying)
    */
-  constructor(video, camera, onState, checkSession) {
+  constructor(video, camera, onState, checkSession, opts = {}) {
     this.video = video;
     this.camera = camera;
+    this.opts = { ...opts };
     this.onState = onState || (() => {});
     this.checkSession = checkSession || (async () => {});
     this.stopped = true;
@@ -99,17 +107,30 @@ export class LivePlayer {
     this.onState(state, detail);
   }
 
-  connect() {
+  /** Changes stream or codec; takes effect on the next (re)start. */
+  setOptions(opts) {
+    this.opts = { ...this.opts, ...opts };
+  }
+
+  url() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/api/cameras/${seg(this.camera)}/live`);
+    const q = new URLSearchParams();
+    if (this.opts.stream && this.opts.stream !== "main") q.set("stream", this.opts.stream);
+    if (this.opts.codec) q.set("codec", this.opts.codec);
+    const qs = q.toString();
+    return `${proto}//${location.host}/api/cameras/${seg(this.camera)}/live${qs ? `?${qs}` : ""}`;
+  }
+
+  connect() {
+    const ws = new WebSocket(this.url());
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.gotData = false;
     this.pendingInit = null;
     this.lastData = performance.now();
-    this.setState("connecting");
+    this.setState(this.opts.codec ? "converting" : "connecting");
     ws.onmessage = (ev) => { if (this.ws === ws) this.onMessage(ev.data); };
-    ws.onclose = () => { if (this.ws === ws) this.onClose(); };
+    ws.onclose = (ev) => { if (this.ws === ws) this.onClose(ev.code); };
   }
 
   closeSocket() {
@@ -151,7 +172,15 @@ export class LivePlayer {
     const mime = `video/mp4; codecs="${init.codec}"`;
     Object.assign(this.info, { codec: init.codec, width: init.width, height: init.height });
     if (!canPlayLive(init.codec)) {
-      // No point reconnecting: the browser will never decode this codec.
+      if (!this.opts.codec) {
+        // Ask the server for H.264 instead, at once.
+        this.opts.codec = "h264";
+        this.closeSocket();
+        this.teardownMedia();
+        this.connect();
+        return;
+      }
+      // Not even what the server converts to: reconnecting cannot help.
       this.stop();
       this.setState("unsupported", { codec: init.codec });
       return;
@@ -273,21 +302,25 @@ export class LivePlayer {
     this.scheduleReconnect();
   }
 
-  onClose() {
+  onClose(code) {
     this.ws = null;
     if (this.stopped) return;
     const hadData = this.gotData;
-    this.scheduleReconnect(!hadData);
+    // 1013: the server has no conversion slot free; a refused upgrade with
+    // codec=h264 is most likely the same (503).
+    const busy = code === 1013 || (!hadData && Boolean(this.opts.codec));
+    this.scheduleReconnect(!hadData, busy);
   }
 
-  async scheduleReconnect(failedEarly = false) {
+  async scheduleReconnect(failedEarly = false, busy = false) {
     clearTimeout(this.retryTimer);
-    const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt);
+    // The server asks for 5 s (Retry-After) when its converters are full.
+    const delay = Math.max(busy ? 5 : 0, Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt));
     this.attempt++;
     this.info.reconnects++;
     // Jitter, so many tiles do not all come back in the same instant.
     const wait = delay * (0.75 + Math.random() * 0.5);
-    this.setState("reconnecting", { seconds: Math.round(wait) });
+    this.setState(busy ? "busy" : "reconnecting", { seconds: Math.round(wait) });
     if (failedEarly) {
       // The upgrade may have been refused because the session ended or the
       // camera was taken away: the session check shows the login if so.
