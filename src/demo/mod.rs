@@ -14,7 +14,7 @@ pub mod encode;
 pub mod rtsp;
 
 pub use encode::encode_clip;
-pub use rtsp::serve;
+pub use rtsp::{serve, serve_with, ServeOptions, ServeStats};
 
 use bytes::Bytes;
 

@@ -366,6 +366,29 @@ struct Server {
     cameras: usize,
     clip: Arc<Clip>,
     packets: Arc<PacketizedClip>,
+    opts: ServeOptions,
+}
+
+/// Knobs for [`serve_with`]; the default is what [`serve`] does.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// Send this many frames per session, then stay connected but silent
+    /// (answering keepalives), so a benchmark knows exactly what was sent.
+    /// `None`: loop forever.
+    pub frame_limit: Option<u64>,
+    /// Counters of what was sent, for benchmarks.
+    pub stats: Option<Arc<ServeStats>>,
+}
+
+/// What the synthetic camera has sent, updated as frames go out.
+#[derive(Debug, Default)]
+pub struct ServeStats {
+    /// Sessions that received PLAY.
+    pub sessions: std::sync::atomic::AtomicU64,
+    /// Sessions that reached their frame limit.
+    pub finished: std::sync::atomic::AtomicU64,
+    /// Frames fully handed to the socket, all sessions together.
+    pub frames: std::sync::atomic::AtomicU64,
 }
 
 /// Serves `rtsp://<listener addr>/cam1` … `/cam{cameras}` (all the same clip,
@@ -381,6 +404,17 @@ pub async fn serve(
     clip: Arc<Clip>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    serve_with(listener, cameras, clip, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with a per-session frame limit and sent-frame counters.
+pub async fn serve_with(
+    listener: TcpListener,
+    cameras: usize,
+    clip: Arc<Clip>,
+    shutdown: CancellationToken,
+    opts: ServeOptions,
+) -> anyhow::Result<()> {
     anyhow::ensure!(!clip.frames.is_empty(), "clip has no frames");
     anyhow::ensure!(clip.fps > 0, "clip fps is zero");
     anyhow::ensure!(clip.frames[0].is_key, "clip must start with a key frame");
@@ -389,6 +423,7 @@ pub async fn serve(
         cameras,
         clip,
         packets,
+        opts,
     });
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -439,6 +474,8 @@ struct Playing {
     start: Instant,
     period: Duration,
     sender: RtpSender,
+    /// Frames sent in this session.
+    sent: u64,
 }
 
 async fn handle_connection(mut stream: TcpStream, server: &Server) -> anyhow::Result<()> {
@@ -477,7 +514,8 @@ async fn handle_connection(mut stream: TcpStream, server: &Server) -> anyhow::Re
                     return Ok(());
                 }
             }
-            tick = async { playing.as_mut().expect("guarded").interval.tick().await }, if playing.is_some() => {
+            tick = async { playing.as_mut().expect("guarded").interval.tick().await },
+                if playing.as_ref().is_some_and(|p| Some(p.sent) != server.opts.frame_limit) => {
                 let p = playing.as_mut().expect("guarded");
                 // Timestamps follow wall time (ticks may be skipped when we
                 // fall behind) while frames stay sequential for the decoder.
@@ -485,6 +523,14 @@ async fn handle_connection(mut stream: TcpStream, server: &Server) -> anyhow::Re
                 let frames = (elapsed.as_nanos() + p.period.as_nanos() / 2) / p.period.as_nanos();
                 let bytes = p.sender.next_frame(frames as u64);
                 wr.write_all(bytes).await.context("writing RTP")?;
+                p.sent += 1;
+                if let Some(stats) = &server.opts.stats {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    stats.frames.fetch_add(1, Relaxed);
+                    if Some(p.sent) == server.opts.frame_limit {
+                        stats.finished.fetch_add(1, Relaxed);
+                    }
+                }
             }
         }
     }
@@ -594,7 +640,13 @@ fn respond(
                         start,
                         period,
                         sender: RtpSender::new(server.packets.clone(), s.channel, s.ssrc, seq, ts),
+                        sent: 0,
                     });
+                    if let Some(stats) = &server.opts.stats {
+                        stats
+                            .sessions
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     let _ = write!(
                         out,
                         "RTP-Info: url={}trackID=0;seq={seq};rtptime={ts}\r\n",

@@ -31,6 +31,11 @@ const MAX_TIMESTAMP_STEP: i64 = 10 * 90_000;
 /// Long GOPs are still flushed about once a second, so a crash loses little.
 const MAX_FRAGMENT_TICKS: i64 = 90_000;
 
+/// How long the recorder thread naps between batches of queued events. The
+/// queue (`nvr::RECORDER_QUEUE`, about 10 s of video) absorbs what arrives
+/// meanwhile; fragments are written per GOP anyway, so nothing waits on it.
+const BATCH_INTERVAL: Duration = Duration::from_millis(250);
+
 /// After a disk error, wait this long before trying to open a new segment.
 const DISK_RETRY: Duration = Duration::from_secs(5);
 
@@ -117,9 +122,27 @@ impl Recorder {
     }
 
     /// Consumes events until the channel closes, then finishes the segment.
+    ///
+    /// Events are taken in batches: after draining the queue the thread
+    /// naps for [`BATCH_INTERVAL`] instead of parking on the channel, so a
+    /// 25 fps camera wakes it a few times a second rather than at every
+    /// frame (a wake-up, two context switches, cost more CPU than writing
+    /// the frame; see docs/BENCHMARKS.md).
     pub fn run(&mut self, mut rx: mpsc::Receiver<IngestEvent>) {
+        use mpsc::error::TryRecvError;
         while let Some(ev) = rx.blocking_recv() {
             self.handle(ev);
+            loop {
+                match rx.try_recv() {
+                    Ok(ev) => self.handle(ev),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.end_run();
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(BATCH_INTERVAL);
         }
         self.end_run();
     }
