@@ -181,6 +181,7 @@ async function main() {
       if (!ws.url().includes(`/cameras/${cfg.camera}/live`)) { ws.connectToServer(); return; }
       const server = ws.connectToServer();
       const n = ++conns;
+      latestFrames = 0;
       let initText = null;
       let initBin = null;
       let frames = 0;
