@@ -404,7 +404,10 @@ impl Config {
             return Err(invalid(
                 "server.listen".into(),
                 Some("listen"),
-                format!("{:?} is not an address like 127.0.0.1:8443", self.server.listen),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8443",
+                    self.server.listen
+                ),
             ));
         }
         if self.server.session_idle_minutes == 0 || self.server.session_max_hours == 0 {
@@ -414,7 +417,12 @@ impl Config {
                 "session lifetimes must be at least 1".into(),
             ));
         }
-        if self.server.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+        if self
+            .server
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.len() < 16)
+        {
             return Err(invalid(
                 "server.metrics_token".into(),
                 Some("metrics_token"),
@@ -444,7 +452,10 @@ impl Config {
                     return Err(invalid(
                         field("url"),
                         Some(&id_needle),
-                        format!("camera {:?} needs `url` or `onvif = {{ host = ... }}`", cam.id),
+                        format!(
+                            "camera {:?} needs `url` or `onvif = {{ host = ... }}`",
+                            cam.id
+                        ),
                     ))
                 }
                 (_, Some(o)) if !valid_onvif_host(&o.host) => {
@@ -555,7 +566,10 @@ mod tests {
         let err = parse("[[camera]]\nid = \"../etc\"\nurl = \"rtsp://h/x\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("camera[0].id") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("camera[0].id") && err.contains("line 2"),
+            "{err}"
+        );
         let dup = "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/x\"\n[[camera]]\nid = \"a\"\nurl = \"rtsp://h/y\"\n";
         assert!(parse(dup).unwrap_err().to_string().contains("two cameras"));
     }
@@ -584,17 +598,24 @@ mod tests {
         assert_eq!(cam.redacted_url(), "onvif://10.0.0.5:80");
         assert!(cam.url_and_credentials().is_err());
         // The RTSP session borrows the ONVIF account unless the URL or fields say otherwise.
-        let (u, creds) = cam.stream_url_and_credentials("rtsp://10.0.0.5/s0").unwrap();
+        let (u, creds) = cam
+            .stream_url_and_credentials("rtsp://10.0.0.5/s0")
+            .unwrap();
         assert_eq!(u.as_str(), "rtsp://10.0.0.5/s0");
         assert_eq!(creds, Some(("admin".into(), "s3cret".into())));
-        let (_, creds) = cam.stream_url_and_credentials("rtsp://v:w@10.0.0.5/s0").unwrap();
+        let (_, creds) = cam
+            .stream_url_and_credentials("rtsp://v:w@10.0.0.5/s0")
+            .unwrap();
         assert_eq!(creds, Some(("v".into(), "w".into())));
     }
 
     #[test]
     fn camera_needs_url_or_valid_onvif_host() {
         let err = parse("[[camera]]\nid = \"a\"\n").unwrap_err().to_string();
-        assert!(err.contains("camera[0].url") && err.contains("onvif"), "{err}");
+        assert!(
+            err.contains("camera[0].url") && err.contains("onvif"),
+            "{err}"
+        );
         let err = parse("[[camera]]\nid = \"a\"\nonvif = { host = \"http://h:80/x\" }\n")
             .unwrap_err()
             .to_string();
