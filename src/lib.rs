@@ -1,23 +1,27 @@
 //! cleannvr: a network video recorder that keeps the cameras and drops the vendor cloud.
 //!
-//! Modules are listed in data-flow order: a camera's stream enters through
-//! `ingest`, is cut into MP4 segments by `recorder` (using our own `mp4` box
-//! writer), indexed by `store`, and served by `web`. Nothing flows backwards.
+//! Modules are listed in data-flow order: `onvif` finds a camera's streams,
+//! `ingest` pulls them, `recorder` cuts them into MP4 segments (with our own
+//! `mp4` box writer) that `store` indexes; `live` fans frames out to viewers,
+//! `transcode`, `playback` and `export` read what was stored, and `web`
+//! serves it all behind `auth` and `audit`. Nothing flows backwards.
+//! `nvr` wires the pieces together, `cli` is the command line, and `demo`
+//! is the built-in synthetic camera.
 
 pub mod clock;
 pub mod config;
-pub mod demo;
+pub mod onvif;
 pub mod ingest;
-pub mod live;
 pub mod mp4;
-pub mod nvr;
 pub mod recorder;
 pub mod store;
+pub mod live;
+pub mod transcode;
 pub mod playback;
 pub mod export;
-pub mod transcode;
-pub mod onvif;
 pub mod auth;
 pub mod audit;
 pub mod web;
+pub mod demo;
+pub mod nvr;
 pub mod cli;

@@ -398,7 +398,9 @@ fn passed_guard(spec: &web::RouteSpec, r: &Resp) -> bool {
     // Media routes need real footage and parameters, which this rig does not have (its
     // segments are index rows only): any answer from the handler rather than the guard
     // proves access; tests/playback_http.rs and tests/export_api.rs cover the rest.
-    let media = ["/video.mp4", "/snapshot.jpg"].iter().any(|m| spec.path.ends_with(m))
+    let media = ["/video.mp4", "/snapshot.jpg"]
+        .iter()
+        .any(|m| spec.path.ends_with(m))
         || spec.path.starts_with("/api/exports");
     if media {
         return !matches!(r.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);

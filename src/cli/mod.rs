@@ -18,7 +18,12 @@ use crate::store::{check, Store};
 #[command(version, about)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, env = "CLEANNVR_CONFIG", default_value = "/etc/cleannvr/cleannvr.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLEANNVR_CONFIG",
+        default_value = "/etc/cleannvr/cleannvr.toml"
+    )]
     pub config: PathBuf,
     /// What to do.
     #[command(subcommand)]
@@ -194,13 +199,23 @@ async fn demo(
 async fn with_demo_cameras(mut config: Config, n: usize) -> anyhow::Result<()> {
     anyhow::ensure!((1..=1000).contains(&n), "--cameras must be 1..=1000");
     let opts = crate::demo::ClipOptions::demo();
-    info!(width = opts.width, height = opts.height, fps = opts.fps, "encoding the demo clip");
+    info!(
+        width = opts.width,
+        height = opts.height,
+        fps = opts.fps,
+        "encoding the demo clip"
+    );
     let clip = tokio::task::spawn_blocking(move || crate::demo::encode_clip(&opts)).await??;
     let rtsp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let rtsp_addr = rtsp.local_addr()?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let server = tokio::spawn(crate::demo::serve(rtsp, n, Arc::new(clip), shutdown.clone()));
+    let server = tokio::spawn(crate::demo::serve(
+        rtsp,
+        n,
+        Arc::new(clip),
+        shutdown.clone(),
+    ));
     info!("demo camera at rtsp://{rtsp_addr}/cam1");
     config.cameras = (1..=n)
         .map(|i| CameraConfig {
