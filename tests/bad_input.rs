@@ -150,12 +150,6 @@ fn full_disk_frees_space_by_retention_and_keeps_recording() {
     for f in &mp4s {
         assert_eq!(decode_errors(f), "", "{} must stay playable", f.display());
     }
-    let check = std::process::Command::new(bin())
-        .arg("--config")
-        .arg(&nvr.config)
-        .arg("check")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "check: {out}");
+    let (ok, out) = cli(&nvr.config, &["check"], "");
+    assert!(ok, "check: {out}");
 }

@@ -232,18 +232,8 @@ fn kill_9_mid_segment_is_repaired_on_restart_and_check_passes() {
         "recovered file is indexed"
     );
 
-    let check = std::process::Command::new(bin())
-        .arg("--config")
-        .arg(&nvr.config)
-        .arg("check")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        check.status.success(),
-        "check failed: {out}{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let (ok, out) = cli(&nvr.config, &["check"], "");
+    assert!(ok, "check failed: {out}");
     assert!(out.contains(" 0 problems"), "{out}");
 }
 

@@ -7,7 +7,6 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 
 use cleannvr::web::tls::{fingerprint, provider};
-use common::{bin, wait_for, Nvr};
+use common::{cli, wait_for, Nvr};
 
 /// One camera that never answers: `run` without cameras would fall back
 /// to the demo camera (and its generated admin), which is not under test here.
@@ -119,32 +118,6 @@ fn https(
         },
         fingerprint(&leaf),
     ))
-}
-
-fn cli(config: &Path, args: &[&str], stdin: &str) -> (bool, String) {
-    let mut child = Command::new(bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 fn pem_cert(path: &Path) -> CertificateDer<'static> {

@@ -311,13 +311,14 @@ pub fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Adds a user with the CLI (cleannvr must not be running on this config).
-pub fn add_user(config: &Path, name: &str, role: &str, password: &str) {
+/// Runs `cleannvr --config CONFIG ARGS...` with `stdin`; returns success and stdout+stderr.
+pub fn cli(config: &Path, args: &[&str], stdin: &str) -> (bool, String) {
     use std::io::Write as _;
     let mut child = Command::new(bin())
         .arg("--config")
         .arg(config)
-        .args(["user", "add", name, "--role", role])
+        .args(args)
+        .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -327,14 +328,25 @@ pub fn add_user(config: &Path, name: &str, role: &str, password: &str) {
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
+        .write_all(stdin.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "user add: {}",
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    (out.status.success(), text)
+}
+
+/// Adds a user with the CLI (cleannvr must not be running on this config).
+pub fn add_user(config: &Path, name: &str, role: &str, password: &str) {
+    let (ok, out) = cli(
+        config,
+        &["user", "add", name, "--role", role],
+        &format!("{password}\n"),
+    );
+    assert!(ok, "user add: {out}");
 }
 
 /// Logs in with curl; returns the `Cookie` header value. (The session
