@@ -106,6 +106,26 @@ fn records_h264_and_h265_with_aac_in_playable_contiguous_segments() {
         );
         assert!(rows.iter().all(|r| r.width == 640 && r.height == 360));
     }
+
+    // The index is a cache of the files: lose it, and `check --repair` rebuilds
+    // the same rows (drift is the one thing only the live recorder knew).
+    let before: Vec<_> = ["h264", "h265"]
+        .iter()
+        .flat_map(|c| index(dir.path(), c))
+        .map(|r| SegmentRecord { drift_ms: 0, ..r })
+        .collect();
+    std::fs::remove_dir_all(dir.path().join("data/index")).unwrap();
+    let (ok, out) = cli(&nvr.config, &["check"], "");
+    assert!(!ok && out.contains("not in the index"), "{out}");
+    let (ok, out) = cli(&nvr.config, &["check", "--repair"], "");
+    assert!(ok, "{out}");
+    let after: Vec<_> = ["h264", "h265"]
+        .iter()
+        .flat_map(|c| index(dir.path(), c))
+        .collect();
+    assert_eq!(before, after);
+    let (ok, out) = cli(&nvr.config, &["check"], "");
+    assert!(ok && out.contains(" 0 problems"), "{out}");
 }
 
 #[test]

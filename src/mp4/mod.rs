@@ -8,10 +8,12 @@
 //! `Read + Seek` handed to them (plus `scan_path`, which opens one file). This module never does any other
 //! I/O, never touches the index, and never decodes media.
 
+pub mod codec;
 pub mod read;
 pub mod scan;
 pub mod write;
 
+pub use codec::{codec_string, decoder_config};
 pub use read::*;
 pub use scan::*;
 pub use write::*;

@@ -45,13 +45,22 @@ pub fn record_from_file(storage: &Path, rel: &str) -> anyhow::Result<SegmentReco
         }
     }
     let timescale = u64::from(video.timescale.max(1));
+    // The same RFC 6381 string the recorder stored, read from the sample entry.
+    let codec = std::fs::File::open(&path)
+        .ok()
+        .and_then(|mut f| mp4::read_init(&mut f, scanned.file_len).ok())
+        .and_then(|init| {
+            init.video()
+                .and_then(|v| mp4::codec_string(&v.sample_entry))
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(&video.codec).into_owned());
     Ok(SegmentRecord {
         camera: camera.to_owned(),
         start_ns,
         end_ns: start_ns + (duration as u128 * 1_000_000_000 / timescale as u128) as i64,
         path: rel.to_owned(),
         bytes: scanned.valid_len,
-        codec: String::from_utf8_lossy(&video.codec).into_owned(),
+        codec,
         width: video.width,
         height: video.height,
         frames,
@@ -177,11 +186,12 @@ pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
             Some(f) => {
                 if f.bytes != rec.bytes
                     || f.frames != rec.frames
+                    || f.codec != rec.codec
                     || (f.end_ns - rec.end_ns).abs() > 2_000_000
                 {
                     report.problems.push(format!(
-                        "{}: index says {} bytes/{} frames, file has {}/{}",
-                        rec.path, rec.bytes, rec.frames, f.bytes, f.frames
+                        "{}: index says {} bytes/{} frames/{}, file has {}/{}/{}",
+                        rec.path, rec.bytes, rec.frames, rec.codec, f.bytes, f.frames, f.codec
                     ));
                 }
             }

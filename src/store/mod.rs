@@ -30,7 +30,7 @@ pub struct SegmentRecord {
     pub path: String,
     /// File size in bytes.
     pub bytes: u64,
-    /// Codec: RFC 6381 string when written by the recorder, sample-entry fourcc when rebuilt from a file.
+    /// RFC 6381 codec string, e.g. `avc1.4D401E` (derivable from the file's sample entry).
     pub codec: String,
     /// Video width.
     pub width: u16,

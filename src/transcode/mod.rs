@@ -32,31 +32,9 @@ pub fn init() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Size of a `VisualSampleEntry` before its child boxes: 8-byte box header, then 78
-/// bytes of fixed fields (ISO 14496-12 12.1.3).
-const VISUAL_ENTRY_FIXED: usize = 8 + 78;
-
-/// The sample entry's fourcc and its decoder configuration record (`avcC`/`hvcC` body).
-pub fn decoder_config(entry: &[u8]) -> Option<([u8; 4], &[u8])> {
-    let fourcc: [u8; 4] = entry.get(4..8)?.try_into().ok()?;
-    let want: &[u8; 4] = match &fourcc {
-        b"avc1" | b"avc3" => b"avcC",
-        b"hvc1" | b"hev1" => b"hvcC",
-        _ => return None,
-    };
-    let mut rest = entry.get(VISUAL_ENTRY_FIXED..)?;
-    while rest.len() >= 8 {
-        let size = u32::from_be_bytes(rest[..4].try_into().ok()?) as usize;
-        if size < 8 || size > rest.len() {
-            return None;
-        }
-        if &rest[4..8] == want {
-            return Some((fourcc, &rest[8..size]));
-        }
-        rest = &rest[size..];
-    }
-    None
-}
+#[cfg(test)]
+use crate::mp4::codec::VISUAL_ENTRY_FIXED;
+pub use crate::mp4::decoder_config;
 
 /// Opens a decoder for the video described by a sample entry (`avc1`/`hvc1` and their
 /// in-band variants), fed with length-prefixed samples as stored in MP4.
