@@ -374,3 +374,79 @@ async fn hostile_replies_are_refused() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn isolation_report_through_the_admin_api() {
+    use axum::extract::ConnectInfo;
+    use cleannvr::web::{self, App, ClientAddr};
+    use tower::ServiceExt;
+
+    let (_cam, port) = start(Auth::Wsse, time::Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n\
+         [[camera]]\nid = \"gate\"\nonvif = {{ host = \"127.0.0.1\", port = {port}, username = \"{USER}\", password = '{PASS}' }}\n",
+        dir.path().display()
+    );
+    let cfg = cleannvr::config::Config::from_toml(&toml, std::path::Path::new("t.toml"), |_| None)
+        .unwrap();
+    let store = Arc::new(cleannvr::store::Store::open(dir.path()).unwrap());
+    let clock = Arc::new(cleannvr::clock::SystemClock);
+    let app =
+        Arc::new(App::new(cfg, store, Default::default(), clock, Default::default()).unwrap());
+    app.users
+        .add(
+            "root",
+            cleannvr::auth::Role::Admin,
+            None,
+            "admin pass 12345",
+            0,
+        )
+        .unwrap();
+    let router = web::router(app);
+    let call = |req: axum::http::Request<Body>| {
+        let router = router.clone();
+        async move {
+            let mut req = req;
+            req.extensions_mut()
+                .insert(ConnectInfo(ClientAddr("127.0.0.1:5000".parse().unwrap())));
+            let resp = router.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let cookie = resp
+                .headers()
+                .get("set-cookie")
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, cookie, body)
+        }
+    };
+    let (status, cookie, _) = call(
+        axum::http::Request::post("/api/login")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                r#"{"username":"root","password":"admin pass 12345"}"#,
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert!(status.is_success(), "{status}");
+    let cookie = cookie.unwrap();
+    let (status, _, body) = call(
+        axum::http::Request::get("/api/cameras/gate/isolation")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["route_out"], true, "{v}");
+    assert_eq!(v["report"]["gateways"]["ok"][0], "192.168.1.254");
+    let text = v.to_string();
+    assert!(
+        !text.contains(PASS) && !text.contains("pa\\\"ss"),
+        "no credentials in the report"
+    );
+}

@@ -66,6 +66,10 @@ impl ApiError {
             )
         }
     }
+    /// 502: a camera we asked on the caller's behalf failed or refused.
+    pub fn bad_gateway(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "bad_gateway", detail)
+    }
     /// 503: the server cannot serve this yet (e.g. no admin exists).
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)

@@ -11,6 +11,7 @@
 //! and shape JSON. The web layer never writes segment files.
 
 mod api;
+mod isolation;
 mod live;
 pub mod error;
 pub mod media;
@@ -188,6 +189,12 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             "/api/cameras/{id}/live",
             Camera,
             get(live::websocket),
+        ),
+        r(
+            Method::GET,
+            "/api/cameras/{id}/isolation",
+            Admin,
+            get(isolation::report),
         ),
         r(Method::GET, "/api/storage", User, get(api::storage)),
         r(Method::GET, "/api/audit", Admin, get(api::audit)),
