@@ -10,17 +10,10 @@
 use std::io::{Read, Seek};
 
 use super::scan::{
-    children, fourcc_str, next_child, parse_moov, parse_trak, read_body, read_header, require,
-    BoxHeader, Bytes, Header, Trex,
+    children, fourcc_str, next_child, parse_moof, parse_moov, parse_trak, read_body, read_header,
+    require, BoxHeader, Bytes, Header, Trex, MAX_HEADER_BOX,
 };
 use super::{Sample, ScanError, ScannedTrack, TrackConfig, TrackKind};
-
-/// Largest `moov`/`moof` read into memory (ours are a few KiB).
-const MAX_HEADER_BOX: u64 = 16 << 20;
-/// Most samples accepted in one fragment.
-const MAX_SAMPLES: usize = 1 << 20;
-/// `sample_is_non_sync_sample` in the ISO sample flags.
-const NON_SYNC_BIT: u32 = 0x0001_0000;
 
 /// One track of a segment's init, with the sample entry needed to write it again.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -294,7 +287,7 @@ pub fn read_fragment<R: Read + Seek>(
     parse_moof_bytes(bytes, &moof, &mdat, init).map_err(malformed)
 }
 
-/// Parses a `moof` box held in `bytes` (header included).
+/// Builds the [`Fragment`] of a `moof` box held in `bytes` (header included).
 fn parse_moof_bytes(
     bytes: Vec<u8>,
     moof: &BoxHeader,
@@ -302,151 +295,39 @@ fn parse_moof_bytes(
     init: &SegmentInit,
 ) -> Result<Fragment, String> {
     let hl = moof.header_len as usize;
-    let body = &bytes[hl..];
-    // Position of a sub-slice of `bytes`, for patching later.
-    let pos_of = |s: &[u8]| s.as_ptr() as usize - bytes.as_ptr() as usize;
-
-    let mfhd = require(body, b"mfhd")?;
-    let mut r = Bytes { b: mfhd };
-    r.version_flags()?;
-    let sequence_at = pos_of(r.b);
-    let sequence = r.u32()?;
-
+    let parsed = parse_moof(&bytes[hl..], moof.start, &init.trex)?;
     let payload_start = mdat.start + mdat.header_len;
-    let mut runs = Vec::new();
+    let mut runs = Vec::with_capacity(parsed.trafs.len());
     let mut absolute_offsets = false;
-    let mut total = 0usize;
     let mut prev_data_end = moof.start;
-    for c in children(body) {
-        let (f, traf) = c?;
-        if &f != b"traf" {
-            continue;
-        }
-        let mut r = Bytes {
-            b: require(traf, b"tfhd")?,
-        };
-        let (_, tf_flags) = r.version_flags()?;
-        let track_id = r.u32()?;
+    for t in parsed.trafs {
+        let track_id = t.track_id;
         if init.track(track_id).is_none() {
             return Err(format!("traf for unknown track {track_id}"));
         }
-        let mut d = init
-            .trex
-            .iter()
-            .find(|t| t.track_id == track_id)
-            .copied()
-            .unwrap_or_default();
-        // ISO 14496-12 8.8.7: explicit base, else the moof (default-base-is-moof or the
-        // first traf), else the end of the previous traf's data.
-        let mut base = if runs.is_empty() || tf_flags & 0x02_0000 != 0 {
-            moof.start
-        } else {
-            prev_data_end
-        };
-        if tf_flags & 0x01 != 0 {
-            base = r.u64()?;
-            absolute_offsets = true;
-        }
-        if tf_flags & 0x02 != 0 {
-            r.u32()?;
-        }
-        if tf_flags & 0x08 != 0 {
-            d.duration = r.u32()?;
-        }
-        if tf_flags & 0x10 != 0 {
-            d.size = r.u32()?;
-        }
-        if tf_flags & 0x20 != 0 {
-            d.flags = r.u32()?;
-        }
-        let mut tfdt_at = None;
-        let mut base_decode_time = 0;
-        for c in children(traf) {
-            let (f, b) = c?;
-            if &f == b"tfdt" {
-                let mut r = Bytes { b };
-                let (version, _) = r.version_flags()?;
-                tfdt_at = Some((pos_of(r.b), version));
-                base_decode_time = if version == 1 {
-                    r.u64()?
-                } else {
-                    u64::from(r.u32()?)
-                };
-            }
-        }
+        absolute_offsets |= t.explicit_base;
+        // ISO 14496-12 8.8.7: without a base of its own, a traf's data follows the
+        // previous traf's.
+        let base = t.data_base.unwrap_or(prev_data_end);
         let mut samples = Vec::new();
         let mut data_start = None;
         let mut cursor = base;
-        for c in children(traf) {
-            let (f, b) = c?;
-            if &f != b"trun" {
-                continue;
-            }
-            let mut r = Bytes { b };
-            let (version, flags) = r.version_flags()?;
-            let count = r.u32()? as usize;
-            total = total.saturating_add(count);
-            if total > MAX_SAMPLES {
-                return Err(format!("more than {MAX_SAMPLES} samples"));
-            }
-            let start = if flags & 0x001 != 0 {
-                let off = i64::from(r.u32()? as i32);
-                base.checked_add_signed(off)
-                    .ok_or_else(|| "data offset before file start".to_string())?
-            } else {
-                cursor
+        for trun in t.truns {
+            let start = match trun.data_offset {
+                Some(off) => base
+                    .checked_add_signed(i64::from(off))
+                    .ok_or_else(|| "data offset before file start".to_string())?,
+                None => cursor,
             };
-            match data_start {
-                None => data_start = Some(start),
-                Some(_) if start == cursor => {}
-                Some(_) => return Err("runs of one track are not contiguous".into()),
+            if data_start.is_some() && start != cursor {
+                return Err("runs of one track are not contiguous".into());
             }
-            let first_flags = if flags & 0x004 != 0 {
-                Some(r.u32()?)
-            } else {
-                None
-            };
-            let per_sample = 4 * (flags & 0xf00).count_ones() as usize;
-            if count.saturating_mul(per_sample) > r.b.len() {
-                return Err(format!("trun claims {count} samples in {} bytes", b.len()));
+            data_start.get_or_insert(start);
+            if trun.cto_overflow {
+                return Err("composition offset too large".into());
             }
-            let mut run_bytes = 0u64;
-            for i in 0..count {
-                let duration = if flags & 0x100 != 0 {
-                    r.u32()?
-                } else {
-                    d.duration
-                };
-                let size = if flags & 0x200 != 0 { r.u32()? } else { d.size };
-                let mut sflags = if flags & 0x400 != 0 {
-                    r.u32()?
-                } else {
-                    d.flags
-                };
-                if i == 0 {
-                    if let Some(f) = first_flags {
-                        sflags = f;
-                    }
-                }
-                let cto = if flags & 0x800 != 0 {
-                    let v = r.u32()?;
-                    if version == 0 {
-                        i32::try_from(v).map_err(|_| "composition offset too large")?
-                    } else {
-                        v as i32
-                    }
-                } else {
-                    0
-                };
-                run_bytes += u64::from(size);
-                samples.push(Sample {
-                    duration,
-                    size,
-                    is_sync: sflags & NON_SYNC_BIT == 0,
-                    composition_offset: cto,
-                });
-            }
-            cursor = start + run_bytes;
+            cursor = start.saturating_add(trun.bytes());
+            samples.extend(trun.samples);
         }
         let data_start = data_start.unwrap_or(cursor);
         if !samples.is_empty() && (data_start < payload_start || cursor > mdat.end) {
@@ -457,8 +338,8 @@ fn parse_moof_bytes(
         prev_data_end = cursor;
         runs.push(FragmentRun {
             track_id,
-            base_decode_time,
-            tfdt_at,
+            base_decode_time: t.decode_time.unwrap_or(0),
+            tfdt_at: t.tfdt_at.map(|(at, version)| (at + hl, version)),
             data_start,
             samples,
         });
@@ -467,8 +348,8 @@ fn parse_moof_bytes(
         offset: moof.start,
         end: mdat.end,
         moof: bytes,
-        sequence,
-        sequence_at,
+        sequence: parsed.sequence,
+        sequence_at: parsed.sequence_at + hl,
         absolute_offsets,
         runs,
     })

@@ -14,14 +14,15 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// Largest `moov` we read into memory; ours are a few hundred bytes plus parameter sets.
-const MAX_MOOV_LEN: u64 = 16 << 20;
-/// Largest `moof` we read into memory; a one-GOP fragment of a few thousand samples is ~50 KiB.
-const MAX_MOOF_LEN: u64 = 16 << 20;
+use super::Sample;
+
+/// Largest `moov` or `moof` read into memory: ours are a few hundred bytes plus parameter
+/// sets, and a one-GOP fragment of a few thousand samples is ~50 KiB.
+pub(super) const MAX_HEADER_BOX: u64 = 16 << 20;
 /// Most samples accepted in one fragment (a 10-minute GOP at 1000 fps is 600 000).
-const MAX_SAMPLES_PER_FRAGMENT: u64 = 1 << 20;
+pub(super) const MAX_SAMPLES: u64 = 1 << 20;
 /// `sample_is_non_sync_sample` in the ISO sample flags.
-const NON_SYNC_BIT: u32 = 0x0001_0000;
+pub(super) const NON_SYNC_BIT: u32 = 0x0001_0000;
 
 /// One track found in a segment's `moov`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +164,7 @@ pub fn scan<R: Read + Seek>(mut r: R) -> Result<ScannedFile, ScanError> {
         }
         match &h.fourcc {
             b"moov" => {
-                if h.end - h.start > MAX_MOOV_LEN {
+                if h.end - h.start > MAX_HEADER_BOX {
                     return Err(no_init(format!(
                         "moov at {pos} is {} bytes, too large",
                         h.end - h.start
@@ -222,7 +223,7 @@ pub fn scan<R: Read + Seek>(mut r: R) -> Result<ScannedFile, ScanError> {
         };
         match &h.fourcc {
             b"moof" => {
-                if h.end - h.start > MAX_MOOF_LEN {
+                if h.end - h.start > MAX_HEADER_BOX {
                     return Err(malformed(format!(
                         "moof is {} bytes, too large",
                         h.end - h.start
@@ -241,7 +242,7 @@ pub fn scan<R: Read + Seek>(mut r: R) -> Result<ScannedFile, ScanError> {
                 }
                 let body = read_body(&mut r, &h)?;
                 let parsed =
-                    parse_moof(&body, &h, &mdat, &trex, &mut next_dts).map_err(malformed)?;
+                    scan_moof(&body, &h, &mdat, &trex, &mut next_dts).map_err(malformed)?;
                 file.fragments.push(ScannedFragment {
                     offset: pos,
                     end: mdat.end,
@@ -390,6 +391,10 @@ impl<'a> Bytes<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(s);
         Ok(u64::from_be_bytes(a))
+    }
+    /// A field that is there only if `present` (a flag bit).
+    pub(super) fn opt_u32(&mut self, present: bool) -> Result<Option<u32>, String> {
+        present.then(|| self.u32()).transpose()
     }
     /// Version and 24-bit flags of a full box.
     pub(super) fn version_flags(&mut self) -> Result<(u8, u32), String> {
@@ -557,24 +562,56 @@ pub(super) fn parse_trak(body: &[u8]) -> Result<ScannedTrack, String> {
     })
 }
 
-/// Parses a `moof` body into its sequence number and one run per `traf`, checking the
-/// sample data it describes lies inside the following `mdat`.
-fn parse_moof(
-    body: &[u8],
-    moof: &BoxHeader,
-    mdat: &BoxHeader,
-    trex: &[Trex],
-    next_dts: &mut [(u32, u64)],
-) -> Result<(u32, Vec<ScannedRun>), String> {
+/// A `moof` body as [`parse_moof`] found it; nothing is checked against the `mdat` yet.
+pub(super) struct Moof {
+    /// `mfhd` sequence number, and where it sits in the body (for patching).
+    pub(super) sequence: u32,
+    pub(super) sequence_at: usize,
+    /// One entry per `traf`, in file order.
+    pub(super) trafs: Vec<Traf>,
+}
+
+/// One `traf`: its `tfhd`, `tfdt` and `trun`s with every default applied.
+pub(super) struct Traf {
+    pub(super) track_id: u32,
+    /// From the first `tfdt`, with where its value sits in the body and its version.
+    pub(super) decode_time: Option<u64>,
+    pub(super) tfdt_at: Option<(usize, u8)>,
+    /// Where `trun` data offsets count from (ISO 14496-12 8.8.7): the explicit base, or the
+    /// moof (default-base-is-moof, or the first traf); `None` means "where the previous
+    /// traf's data ended", which only a caller that tracks it can resolve.
+    pub(super) data_base: Option<u64>,
+    /// Whether `data_base` is an absolute base-data-offset from `tfhd`.
+    pub(super) explicit_base: bool,
+    pub(super) truns: Vec<Trun>,
+}
+
+/// One `trun`: its data offset, if any, and its samples (sync from the sample flags).
+pub(super) struct Trun {
+    pub(super) data_offset: Option<i32>,
+    pub(super) samples: Vec<Sample>,
+    /// A version-0 (unsigned) composition offset does not fit `i32`; scan ignores it.
+    pub(super) cto_overflow: bool,
+}
+
+impl Trun {
+    pub(super) fn bytes(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.size)).sum()
+    }
+}
+
+/// Parses a `moof` body (the bytes after its header) of the `moof` at file offset
+/// `moof_start`, taking defaults from `trex` and `tfhd`; positions are within `body`.
+/// Caps the fragment's samples at [`MAX_SAMPLES`] before allocating for them.
+pub(super) fn parse_moof(body: &[u8], moof_start: u64, trex: &[Trex]) -> Result<Moof, String> {
+    let pos_of = |s: &[u8]| s.as_ptr() as usize - body.as_ptr() as usize;
     let mut r = Bytes {
         b: require(body, b"mfhd")?,
     };
     r.version_flags()?;
+    let sequence_at = pos_of(r.b);
     let sequence = r.u32()?;
-    let mdat_payload = mdat.end - mdat.start - mdat.header_len;
-    let payload_start = mdat.start + mdat.header_len;
-    let mut runs = Vec::new();
-    let mut total_bytes = 0u64;
+    let mut trafs: Vec<Traf> = Vec::new();
     let mut total_samples = 0u64;
     for c in children(body) {
         let (f, traf) = c?;
@@ -585,112 +622,132 @@ fn parse_moof(
             b: require(traf, b"tfhd")?,
         };
         let (_, tf_flags) = r.version_flags()?;
+        let has = |bit: u32| tf_flags & bit != 0;
         let track_id = r.u32()?;
-        let Some(dts) = next_dts.iter_mut().find(|(id, _)| *id == track_id) else {
-            return Err(format!("traf for unknown track {track_id}"));
-        };
         let mut d = trex
             .iter()
             .find(|t| t.track_id == track_id)
             .copied()
             .unwrap_or_default();
-        // Where trun data offsets count from (ISO 14496-12 8.8.7): an explicit base, the
-        // moof (default-base-is-moof, or the first traf), else unknown and left unchecked.
-        let mut base = if runs.is_empty() || tf_flags & 0x02_0000 != 0 {
-            Some(moof.start)
+        let explicit_base = has(0x01);
+        let data_base = if explicit_base {
+            Some(r.u64()?)
+        } else if trafs.is_empty() || has(0x02_0000) {
+            Some(moof_start)
         } else {
             None
         };
-        if tf_flags & 0x01 != 0 {
-            base = Some(r.u64()?);
-        }
-        if tf_flags & 0x02 != 0 {
-            r.u32()?; // sample_description_index
-        }
-        if tf_flags & 0x08 != 0 {
-            d.duration = r.u32()?;
-        }
-        if tf_flags & 0x10 != 0 {
-            d.size = r.u32()?;
-        }
-        if tf_flags & 0x20 != 0 {
-            d.flags = r.u32()?;
-        }
-        let base_decode_time = match find(traf, b"tfdt")? {
-            Some(b) => {
-                let mut r = Bytes { b };
-                let (version, _) = r.version_flags()?;
-                if version == 1 {
-                    r.u64()?
-                } else {
-                    u64::from(r.u32()?)
-                }
-            }
-            None => dts.1,
-        };
-        let mut run = ScannedRun {
+        r.opt_u32(has(0x02))?; // sample_description_index
+        d.duration = r.opt_u32(has(0x08))?.unwrap_or(d.duration);
+        d.size = r.opt_u32(has(0x10))?.unwrap_or(d.size);
+        d.flags = r.opt_u32(has(0x20))?.unwrap_or(d.flags);
+        let mut t = Traf {
             track_id,
-            base_decode_time,
-            sample_count: 0,
-            duration: 0,
-            first_is_sync: false,
-            bytes: 0,
+            decode_time: None,
+            tfdt_at: None,
+            data_base,
+            explicit_base,
+            truns: Vec::new(),
         };
-        let mut cursor = base;
         for c in children(traf) {
             let (f, b) = c?;
-            if &f != b"trun" {
-                continue;
-            }
             let mut r = Bytes { b };
-            let (_, flags) = r.version_flags()?;
-            let count = r.u32()?;
-            total_samples += u64::from(count);
-            if total_samples > MAX_SAMPLES_PER_FRAGMENT {
-                return Err(format!("more than {MAX_SAMPLES_PER_FRAGMENT} samples"));
-            }
-            let data_offset = if flags & 0x001 != 0 {
-                Some(r.u32()? as i32)
-            } else {
-                None
-            };
-            let first_flags = if flags & 0x004 != 0 {
-                Some(r.u32()?)
-            } else {
-                None
-            };
-            let per_sample = 4 * (flags & 0xf00).count_ones() as usize;
-            if (count as usize).saturating_mul(per_sample) > r.b.len() {
-                return Err(format!(
-                    "trun claims {count} samples but is {} bytes",
-                    b.len()
-                ));
-            }
-            let mut trun_bytes = 0u64;
-            for i in 0..count {
-                let duration = if flags & 0x100 != 0 {
-                    r.u32()?
-                } else {
-                    d.duration
-                };
-                let size = if flags & 0x200 != 0 { r.u32()? } else { d.size };
-                let sflags = if flags & 0x400 != 0 {
-                    r.u32()?
-                } else {
-                    d.flags
-                };
-                if flags & 0x800 != 0 {
-                    r.u32()?; // composition offset
+            match &f {
+                b"tfdt" if t.tfdt_at.is_none() => {
+                    let (version, _) = r.version_flags()?;
+                    t.tfdt_at = Some((pos_of(r.b), version));
+                    t.decode_time = Some(if version == 1 {
+                        r.u64()?
+                    } else {
+                        u64::from(r.u32()?)
+                    });
                 }
-                if i == 0 && run.sample_count == 0 {
-                    run.first_is_sync = first_flags.unwrap_or(sflags) & NON_SYNC_BIT == 0;
-                }
-                run.duration += u64::from(duration);
-                trun_bytes += u64::from(size);
+                b"trun" => t.truns.push(parse_trun(r, &d, &mut total_samples)?),
+                _ => {}
             }
-            // With no data offset, a trun's data follows the previous trun's (or starts at
-            // the base for the first one).
-            let start = match (base, data_offset) {
+        }
+        trafs.push(t);
+    }
+    Ok(Moof {
+        sequence,
+        sequence_at,
+        trafs,
+    })
+}
+
+/// Parses a `trun` body with defaults `d`, adding its samples to `total_samples`.
+fn parse_trun(mut r: Bytes, d: &Trex, total_samples: &mut u64) -> Result<Trun, String> {
+    let len = r.b.len();
+    let (version, flags) = r.version_flags()?;
+    let has = |bit: u32| flags & bit != 0;
+    let count = r.u32()?;
+    *total_samples += u64::from(count);
+    if *total_samples > MAX_SAMPLES {
+        return Err(format!("more than {MAX_SAMPLES} samples"));
+    }
+    let data_offset = r.opt_u32(has(0x001))?.map(|v| v as i32);
+    let first_flags = r.opt_u32(has(0x004))?;
+    let per_sample = 4 * (flags & 0xf00).count_ones() as usize;
+    if (count as usize).saturating_mul(per_sample) > r.b.len() {
+        return Err(format!("trun claims {count} samples but is {len} bytes"));
+    }
+    let mut trun = Trun {
+        data_offset,
+        samples: Vec::with_capacity(count as usize), // capped above
+        cto_overflow: false,
+    };
+    for i in 0..count {
+        let duration = r.opt_u32(has(0x100))?.unwrap_or(d.duration);
+        let size = r.opt_u32(has(0x200))?.unwrap_or(d.size);
+        let sflags = r.opt_u32(has(0x400))?.unwrap_or(d.flags);
+        let sflags = first_flags.filter(|_| i == 0).unwrap_or(sflags);
+        let cto = r.opt_u32(has(0x800))?.unwrap_or(0);
+        trun.cto_overflow |= version == 0 && i32::try_from(cto).is_err();
+        trun.samples.push(Sample {
+            duration,
+            size,
+            is_sync: sflags & NON_SYNC_BIT == 0,
+            composition_offset: cto as i32,
+        });
+    }
+    Ok(trun)
+}
+
+/// Parses a `moof` body into its sequence number and one run per `traf`, checking the
+/// sample data it describes lies inside the following `mdat`. A traf without tfdt
+/// continues its track's decode time from `next_dts`, which is updated.
+fn scan_moof(
+    body: &[u8],
+    moof: &BoxHeader,
+    mdat: &BoxHeader,
+    trex: &[Trex],
+    next_dts: &mut [(u32, u64)],
+) -> Result<(u32, Vec<ScannedRun>), String> {
+    let parsed = parse_moof(body, moof.start, trex)?;
+    let payload_start = mdat.start + mdat.header_len;
+    let mdat_payload = mdat.end - payload_start;
+    let mut runs = Vec::with_capacity(parsed.trafs.len());
+    let mut total_bytes = 0u64;
+    for t in &parsed.trafs {
+        let track_id = t.track_id;
+        let Some(dts) = next_dts.iter_mut().find(|(id, _)| *id == track_id) else {
+            return Err(format!("traf for unknown track {track_id}"));
+        };
+        let samples = || t.truns.iter().flat_map(|r| &r.samples);
+        let mut run = ScannedRun {
+            track_id,
+            base_decode_time: t.decode_time.unwrap_or(dts.1),
+            sample_count: samples().count() as u32, // at most MAX_SAMPLES
+            duration: samples().map(|s| u64::from(s.duration)).sum(),
+            first_is_sync: samples().next().is_some_and(|s| s.is_sync),
+            bytes: 0,
+        };
+        // With no data offset, a trun's data follows the previous trun's (or starts at the
+        // base for the first one). Without a known base it is left unchecked.
+        let mut cursor = t.data_base;
+        for trun in &t.truns {
+            let trun_bytes = trun.bytes();
+            let start = match (t.data_base, trun.data_offset) {
                 (Some(b), Some(off)) => Some(
                     b.checked_add_signed(i64::from(off))
                         .ok_or_else(|| format!("track {track_id} data offset before file start"))?,
@@ -706,7 +763,6 @@ fn parse_moof(
                 }
             }
             cursor = start.map(|s| s.saturating_add(trun_bytes));
-            run.sample_count += count;
             run.bytes += trun_bytes;
         }
         total_bytes += run.bytes;
@@ -718,7 +774,7 @@ fn parse_moof(
         dts.1 = run.base_decode_time.saturating_add(run.duration);
         runs.push(run);
     }
-    Ok((sequence, runs))
+    Ok((parsed.sequence, runs))
 }
 
 #[cfg(test)]
