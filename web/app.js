@@ -12,6 +12,7 @@ const views = {
   users: { load: () => import("./js/users.js"), title: "Users", role: "admin" },
   audit: { load: () => import("./js/audit.js"), title: "Audit log", role: "admin" },
   storage: { load: () => import("./js/storage.js"), title: "Storage", role: "admin" },
+  isolation: { load: () => import("./js/isolation.js"), title: "Camera isolation", role: "admin" },
 };
 
 const rank = { viewer: 0, operator: 1, admin: 2 };

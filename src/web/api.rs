@@ -196,6 +196,7 @@ pub async fn cameras(
             "enabled": cam.enabled,
             "record": cam.record,
             "has_sub_stream": cam.sub_url.is_some(),
+            "onvif": cam.onvif.is_some(),
             "state": s.state,
             "codec": s.codec,
             "resolution": s.resolution.map(|(w, h)| json!({"width": w, "height": h})),
