@@ -389,6 +389,11 @@ pub struct ServeStats {
     pub finished: std::sync::atomic::AtomicU64,
     /// Frames fully handed to the socket, all sessions together.
     pub frames: std::sync::atomic::AtomicU64,
+    /// Wall time (ns since the epoch) of the latest PLAY per camera number.
+    /// Frame `n` of that session is due at this time + `n` frame periods and
+    /// carries RTP time `n` × 90 000 / fps after the session's first, so a
+    /// client can tell how late any frame reaches it.
+    pub play_wall_ns: std::sync::Mutex<std::collections::HashMap<usize, i64>>,
 }
 
 /// Serves `rtsp://<listener addr>/cam1` … `/cam{cameras}` (all the same clip,
@@ -646,6 +651,14 @@ fn respond(
                         stats
                             .sessions
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let wall = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as i64);
+                        stats
+                            .play_wall_ns
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(s.camera, wall);
                     }
                     let _ = write!(
                         out,

@@ -65,7 +65,16 @@ pub fn run(cameras: usize, profile: &str, frame_limit: Option<u64>) -> anyhow::R
     writeln!(out, "READY rtsp://{addr}")?;
     out.flush()?;
     for line in std::io::stdin().lock().lines() {
-        if line?.trim() == "stats" {
+        let line = line?;
+        if line.trim() == "plays" {
+            let plays = stats
+                .play_wall_ns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            writeln!(out, "{}", serde_json::to_string(&plays)?)?;
+            out.flush()?;
+        } else if line.trim() == "stats" {
             let s = Stats {
                 sessions: stats.sessions.load(Relaxed),
                 finished: stats.finished.load(Relaxed),
@@ -141,6 +150,16 @@ impl Camera {
     /// Process id, for CPU sampling.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Wall time (ns since the epoch) of the latest PLAY of each camera number.
+    pub fn plays(&mut self) -> anyhow::Result<std::collections::HashMap<usize, i64>> {
+        let stdin = self.stdin.as_mut().context("camera stopped")?;
+        writeln!(stdin, "plays")?;
+        stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        serde_json::from_str(line.trim()).with_context(|| format!("camera plays line {line:?}"))
     }
 
     /// Current counters.

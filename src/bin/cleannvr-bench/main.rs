@@ -14,6 +14,7 @@
 
 mod camera;
 mod index;
+mod live;
 mod procstat;
 mod recorders;
 
@@ -33,7 +34,7 @@ use recorders::{Kind, Running};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
-    /// Short run (< 5 minutes): N = 1, 8, 32, 10 s windows, 30 s loss run at N = 100.
+    /// Short run (< 5 minutes): N = 1, 8, 32, 10 s windows, 30 s loss run at N = 100, 8 s live run.
     #[arg(long)]
     quick: bool,
     /// Scratch directory (recordings are deleted after each run).
@@ -45,13 +46,13 @@ struct Cli {
     /// Write the raw figures as JSON here.
     #[arg(long, default_value = "target/bench-report.json")]
     json: PathBuf,
-    /// Parts to run: any of cpu, loss, index.
-    #[arg(long, value_delimiter = ',', default_value = "cpu,loss,index")]
+    /// Parts to run: any of cpu, loss, index, live.
+    #[arg(long, value_delimiter = ',', default_value = "cpu,loss,index,live")]
     only: Vec<String>,
     /// Stream counts for the CPU figure (default: 1,8,32 quick; 1,8,32,64 full).
     #[arg(long, value_delimiter = ',')]
     streams: Option<Vec<usize>>,
-    /// Measurement window per CPU run, seconds (default 10 quick, 60 full; doubled at N = 1).
+    /// Measurement window per CPU run, seconds (default 10 quick, 60 full; 1.5× at N = 1).
     #[arg(long)]
     window: Option<u64>,
     /// Recorders for the CPU figure.
@@ -70,6 +71,12 @@ struct Cli {
     /// Segments per camera in the large index archive (43200 = 30 days of 1-minute segments).
     #[arg(long, default_value_t = 43_200)]
     index_per_camera: i64,
+    /// Cameras for the live-latency figure (each with `--live-viewers` WebSockets).
+    #[arg(long, default_value_t = 16)]
+    live_cameras: usize,
+    /// WebSocket viewers per camera for the live-latency figure.
+    #[arg(long, default_value_t = 4)]
+    live_viewers: usize,
     /// The cleannvr binary (default: next to this one).
     #[arg(long)]
     cleannvr: Option<PathBuf>,
@@ -129,6 +136,21 @@ struct LossRun {
     machine_busy: f64,
 }
 
+/// The live-latency run.
+#[derive(Clone, Debug, Serialize)]
+struct LiveRun {
+    cameras: usize,
+    viewers_per_camera: usize,
+    window_s: f64,
+    /// Camera send → WebSocket message received, through cleannvr.
+    through_cleannvr: live::Latency,
+    /// Camera send → frame out of a plain RTSP client (retina) reading the camera.
+    direct: live::Latency,
+    viewers_failed: usize,
+    /// cleannvr CPU as a share of all cores while the viewers watched.
+    cpu_share: f64,
+}
+
 #[derive(Debug, Default, Serialize)]
 struct Report {
     machine: String,
@@ -141,6 +163,7 @@ struct Report {
     cpu: Vec<CpuRun>,
     loss: Vec<LossRun>,
     index: Vec<index::IndexFigures>,
+    live: Option<LiveRun>,
     commands: Vec<(String, String)>,
 }
 
@@ -200,6 +223,10 @@ fn main() -> anyhow::Result<()> {
     }
     if cli.only.iter().any(|s| s == "index") {
         index_phase(&cli, &mut report)?;
+        write_outputs(&cli, &mut report)?;
+    }
+    if cli.only.iter().any(|s| s == "live") {
+        live_phase(&cli, &cleannvr, &mut report)?;
     }
     report.load_after = procstat::loadavg();
     write_outputs(&cli, &mut report)?;
@@ -241,7 +268,7 @@ fn cpu_phase(cli: &Cli, cleannvr: &Path, report: &mut Report) -> anyhow::Result<
         let mut order = kinds.clone();
         let len = order.len().max(1);
         order.rotate_left(round % len);
-        let win = if n == 1 { window * 2 } else { window };
+        let win = if n == 1 { window * 3 / 2 } else { window };
         for kind in order {
             eprintln!("cpu: {kind} x {n} for {win} s");
             let dir = cli.dir.join(format!("{kind}-{n}"));
@@ -420,6 +447,71 @@ fn index_phase(cli: &Cli, report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn live_phase(cli: &Cli, cleannvr: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let (cams, viewers) = (cli.live_cameras, cli.live_viewers);
+    let window = Duration::from_secs(if cli.quick { 8 } else { 30 });
+    eprintln!(
+        "live: {cams} cameras x {viewers} viewers for {} s",
+        window.as_secs()
+    );
+    // Cameras 1..=cams feed cleannvr; the direct readers use the next `cams`.
+    let mut cam = Camera::start(cams * 2, "main", None, &cli.dir.join("camera-live.log"))?;
+    let urls: Vec<String> = (1..=cams).map(|i| cam.url(i)).collect();
+    let dir = cli.dir.join("live");
+    let (user, password) = ("bench", "bench-password");
+    let rec = Running::start_with_user(cleannvr, &urls, &dir, user, password)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        match rec.web_addr() {
+            Some(a) if rec.streams_writing() == cams => break a,
+            _ if Instant::now() > deadline => {
+                anyhow::bail!(
+                    "cleannvr did not start streaming; see {}",
+                    dir.join("logs").display()
+                )
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    let plays = cam.plays()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let cookie = rt.block_on(live::login(&addr, user, password))?;
+    let pids = rec.pids();
+    let warmup = Duration::from_secs(3);
+    let c0 = cpu_seconds_all(&pids);
+    let t0 = Instant::now();
+    let (through, failed) = rt.block_on(live::measure_viewers(
+        &addr, &cookie, &plays, cams, viewers, warmup, window,
+    ))?;
+    let cpu_share = (cpu_seconds_all(&pids) - c0) / t0.elapsed().as_secs_f64() / procstat::cores();
+    rec.stop(Duration::from_secs(30))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let direct_urls: Vec<(usize, String)> =
+        (cams + 1..=cams * 2).map(|i| (i, cam.url(i))).collect();
+    let direct = rt.block_on(live::measure_direct(
+        &direct_urls,
+        || cam.plays(),
+        Duration::from_secs(2),
+        window,
+    ))?;
+    eprintln!(
+        "  through cleannvr p50 {:.1} ms p99 {:.1} ms ({} frames); direct p50 {:.1} ms p99 {:.1} ms",
+        through.p50_ms, through.p99_ms, through.samples, direct.p50_ms, direct.p99_ms
+    );
+    report.live = Some(LiveRun {
+        cameras: cams,
+        viewers_per_camera: viewers,
+        window_s: window.as_secs_f64(),
+        through_cleannvr: through,
+        direct,
+        viewers_failed: failed,
+        cpu_share,
+    });
+    Ok(())
+}
+
 fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["describe", "--always", "--dirty"])
@@ -594,14 +686,53 @@ fn markdown(r: &Report) -> String {
         if let [small, big] = &r.index[..] {
             let _ = writeln!(
                 s,
-                "\np99 query at {} segments vs {}: {}; indexed query vs full scan of the camera at {} segments: {}.\n",
+                "\np99 query at {} segments vs {}: {}; a full scan of the camera's rows at {} segments takes {} the indexed query (p50).\n",
                 big.segments,
                 small.segments,
                 ratio(big.query_us.1, Some(small.query_us.1)),
                 big.segments,
-                ratio(big.query_us.0, Some(big.scan_us)),
+                ratio(big.scan_us, Some(big.query_us.0)),
             );
         }
+    }
+    if let Some(l) = &r.live {
+        let _ = writeln!(s, "#### Live latency (camera send → message received)\n");
+        let _ = writeln!(
+            s,
+            "| path | frames | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|"
+        );
+        for (name, x) in [
+            (
+                format!(
+                    "through cleannvr: {} cameras × {} WebSocket viewers",
+                    l.cameras, l.viewers_per_camera
+                ),
+                &l.through_cleannvr,
+            ),
+            (
+                format!(
+                    "direct: {} plain RTSP clients (retina) on the camera",
+                    l.cameras
+                ),
+                &l.direct,
+            ),
+        ] {
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {:.2} | {:.2} | {:.2} |",
+                x.samples, x.p50_ms, x.p99_ms, x.max_ms
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\ncleannvr adds {:.2} ms at p50 and {:.2} ms at p99 over reading the camera directly ({} vs direct at p99); {} viewer(s) failed; cleannvr used {:.1}% of all cores meanwhile ({:.0} s window).\n",
+            l.through_cleannvr.p50_ms - l.direct.p50_ms,
+            l.through_cleannvr.p99_ms - l.direct.p99_ms,
+            ratio(l.through_cleannvr.p99_ms, Some(l.direct.p99_ms)),
+            l.viewers_failed,
+            l.cpu_share * 100.0,
+            l.window_s
+        );
     }
     if !r.commands.is_empty() {
         let _ = writeln!(

@@ -54,6 +54,12 @@ fn ffmpeg_args(url: &str, out: &str) -> Vec<String> {
         "error",
         "-rtsp_transport",
         "tcp",
+        // Give up on a silent camera after 5 s (a supervised DIY recorder
+        // needs this anyway). ffmpeg acts on SIGINT only between packets,
+        // and a second SIGINT skips the trailer (an MP4 without `moov`); the
+        // zero-loss runs end with silent streams.
+        "-timeout",
+        "5000000",
         "-i",
         url,
         "-c",
@@ -125,6 +131,28 @@ impl Running {
         urls: &[String],
         dir: &Path,
     ) -> anyhow::Result<Running> {
+        Self::start_inner(kind, cleannvr, urls, dir, None)
+    }
+
+    /// Starts cleannvr on `urls` with an admin web user `name`/`password`
+    /// created first (`cleannvr user add`).
+    pub fn start_with_user(
+        cleannvr: &Path,
+        urls: &[String],
+        dir: &Path,
+        name: &str,
+        password: &str,
+    ) -> anyhow::Result<Running> {
+        Self::start_inner(Kind::Cleannvr, cleannvr, urls, dir, Some((name, password)))
+    }
+
+    fn start_inner(
+        kind: Kind,
+        cleannvr: &Path,
+        urls: &[String],
+        dir: &Path,
+        user: Option<(&str, &str)>,
+    ) -> anyhow::Result<Running> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
         let logs = dir.join("logs");
@@ -145,6 +173,27 @@ impl Running {
                 }
                 let cfg = dir.join("cleannvr.toml");
                 std::fs::write(&cfg, toml)?;
+                if let Some((name, password)) = user {
+                    let mut add = Command::new(cleannvr)
+                        .arg("--config")
+                        .arg(&cfg)
+                        .args(["user", "add", name, "--role", "admin"])
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::null())
+                        .stderr(std::fs::File::create(logs.join("user-add.err"))?)
+                        .spawn()
+                        .context("cleannvr user add")?;
+                    {
+                        use std::io::Write as _;
+                        let mut stdin = add.stdin.take().expect("piped");
+                        writeln!(stdin, "{password}")?;
+                    }
+                    anyhow::ensure!(
+                        add.wait()?.success(),
+                        "cleannvr user add failed; see {}",
+                        logs.join("user-add.err").display()
+                    );
+                }
                 let child = Command::new(cleannvr)
                     .arg("--config")
                     .arg(&cfg)
@@ -183,6 +232,17 @@ impl Running {
             dir: dir.to_owned(),
             n: urls.len(),
         })
+    }
+
+    /// cleannvr's web server address, once its log says it listens.
+    pub fn web_addr(&self) -> Option<String> {
+        let log = std::fs::read_to_string(self.dir.join("logs/cleannvr.err")).ok()?;
+        let at = log.find("listening on http://")? + "listening on http://".len();
+        let addr: String = log[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect();
+        Some(addr)
     }
 
     /// Process ids to sample.
@@ -227,18 +287,6 @@ impl Running {
         for c in &self.children {
             // SAFETY: signalling our own child by pid.
             unsafe { libc::kill(c.id() as libc::pid_t, sig) };
-        }
-        if self.kind == Kind::Ffmpeg {
-            // ffmpeg acts on the first SIGINT only between packets; blocked on
-            // a silent stream it needs a second one to interrupt the read (it
-            // still writes its trailer). A third would make it exit at once.
-            std::thread::sleep(Duration::from_millis(1500));
-            for c in &mut self.children {
-                if let Ok(None) = c.try_wait() {
-                    // SAFETY: signalling our own, still running child by pid.
-                    unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGINT) };
-                }
-            }
         }
         let deadline = Instant::now() + grace;
         let mut killed = 0;
