@@ -32,6 +32,10 @@ fi
 "$RIG_DIR/venv-onvif/bin/pip" install -q --disable-pip-version-check onvif-zeep-async==4.3.0
 # The UI test's only npm dependency (playwright-core; it drives the Debian
 # chromium above and never downloads a browser).
+if ! command -v npm >/dev/null; then
+  # Machines of this kind ship Node 20 + npm; Debian's packages are the fallback.
+  $SUDO apt-get install -y -q --no-install-recommends nodejs npm || true
+fi
 if command -v npm >/dev/null; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$(dirname "$0")/../tests/ui" --no-audit --no-fund
 else
