@@ -369,6 +369,9 @@ pub struct ServeStats {
     pub finished: std::sync::atomic::AtomicU64,
     /// Frames fully handed to the socket, all sessions together.
     pub frames: std::sync::atomic::AtomicU64,
+    /// Largest lag behind schedule of a session's last frame, µs, over the
+    /// sessions that reached their frame limit (a benchmark may reset it).
+    pub late_max_us: std::sync::atomic::AtomicU64,
     /// Wall time (ns since the epoch) of the latest PLAY per camera number.
     /// Frame `n` of that session is due at this time + `n` frame periods and
     /// carries RTP time `n` × 90 000 / fps after the session's first, so a
@@ -514,6 +517,12 @@ async fn handle_connection(mut stream: TcpStream, server: &Server) -> anyhow::Re
                     stats.frames.fetch_add(1, Relaxed);
                     if Some(p.sent) == server.opts.frame_limit {
                         stats.finished.fetch_add(1, Relaxed);
+                        // How far behind its schedule the last frame went
+                        // out: a client that reads too slowly holds the
+                        // sender back through TCP flow control.
+                        let due = p.start + p.period * p.sent.saturating_sub(1) as u32;
+                        let late = Instant::now().saturating_duration_since(due);
+                        stats.late_max_us.fetch_max(late.as_micros() as u64, Relaxed);
                     }
                 }
             }

@@ -23,6 +23,8 @@ pub struct Stats {
     pub finished: u64,
     /// Frames fully written to sockets.
     pub frames: u64,
+    /// Largest lag of a finished session's last frame behind schedule, µs, since the last reset.
+    pub late_max_us: u64,
 }
 
 impl Stats {
@@ -32,6 +34,7 @@ impl Stats {
             sessions: self.sessions - earlier.sessions,
             finished: self.finished - earlier.finished,
             frames: self.frames - earlier.frames,
+            late_max_us: self.late_max_us,
         }
     }
 }
@@ -74,11 +77,14 @@ pub fn run(cameras: usize, profile: &str, frame_limit: Option<u64>) -> anyhow::R
                 .clone();
             writeln!(out, "{}", serde_json::to_string(&plays)?)?;
             out.flush()?;
+        } else if line.trim() == "reset" {
+            stats.late_max_us.store(0, Relaxed);
         } else if line.trim() == "stats" {
             let s = Stats {
                 sessions: stats.sessions.load(Relaxed),
                 finished: stats.finished.load(Relaxed),
                 frames: stats.frames.load(Relaxed),
+                late_max_us: stats.late_max_us.load(Relaxed),
             };
             writeln!(out, "{}", serde_json::to_string(&s)?)?;
             out.flush()?;
@@ -160,6 +166,14 @@ impl Camera {
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
         serde_json::from_str(line.trim()).with_context(|| format!("camera plays line {line:?}"))
+    }
+
+    /// Resets the lateness maximum before a run.
+    pub fn reset_late(&mut self) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("camera stopped")?;
+        writeln!(stdin, "reset")?;
+        stdin.flush()?;
+        Ok(())
     }
 
     /// Current counters.

@@ -130,12 +130,11 @@ impl Ws {
                     return Ok((op, payload));
                 }
             }
-            let mut chunk = vec![0u8; 64 * 1024];
-            let n = self.s.read(&mut chunk).await?;
+            self.buf.reserve(64 * 1024);
+            let n = self.s.read_buf(&mut self.buf).await?;
             if n == 0 {
                 bail!("live socket closed");
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 }
