@@ -13,6 +13,7 @@
 //! apart. Everything listens on 127.0.0.1 only.
 
 mod camera;
+mod drain;
 mod index;
 mod live;
 mod procstat;
@@ -65,7 +66,8 @@ struct Cli {
     /// Seconds each zero-loss run streams (default 30 quick, 120 full).
     #[arg(long)]
     loss_seconds: Option<u64>,
-    /// Peers also run at each zero-loss N (default: ffmpeg quick; ffmpeg,gst full).
+    /// Peers also run at each zero-loss N (default: ffmpeg quick; ffmpeg,gst full;
+    /// `null` adds retina readers that record nothing, the harness's own floor).
     #[arg(long, value_delimiter = ',')]
     loss_peers: Option<Vec<String>>,
     /// Segments per camera in the large index archive (43200 = 30 days of 1-minute segments).
@@ -98,6 +100,15 @@ enum Sub {
         /// Frames per session, then silence.
         #[arg(long)]
         frames: Option<u64>,
+    },
+    /// Internal: the `null` recorder (retina readers that count frames).
+    #[command(hide = true)]
+    Drain {
+        /// Where to mark started streams and write `frames.json`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Stream URLs, recorded as cam1..camN.
+        urls: Vec<String>,
     },
 }
 
@@ -176,13 +187,14 @@ struct Report {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Sub::Camera {
-        cameras,
-        profile,
-        frames,
-    }) = &cli.command
-    {
-        return camera::run(*cameras, profile, *frames);
+    match &cli.command {
+        Some(Sub::Camera {
+            cameras,
+            profile,
+            frames,
+        }) => return camera::run(*cameras, profile, *frames),
+        Some(Sub::Drain { dir, urls }) => return drain::run(dir, urls),
+        None => {}
     }
     let cleannvr = match &cli.cleannvr {
         Some(p) => p.clone(),
@@ -253,6 +265,7 @@ fn parse_kinds(names: &[String]) -> anyhow::Result<Vec<Kind>> {
             "cleannvr" => Ok(Kind::Cleannvr),
             "ffmpeg" => Ok(Kind::Ffmpeg),
             "gst" | "gstreamer" => Ok(Kind::Gst),
+            "null" => Ok(Kind::Null),
             o => anyhow::bail!("unknown recorder {o:?}"),
         })
         .filter(|k| k.as_ref().map_or(true, |k| recorders::available(*k)))

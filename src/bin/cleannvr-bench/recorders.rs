@@ -17,6 +17,9 @@ pub enum Kind {
     Ffmpeg,
     /// `gst-launch-1.0 rtspsrc ! ... ! splitmuxsink`, one process per stream.
     Gst,
+    /// `cleannvr-bench drain`: retina readers that count frames and write
+    /// nothing, one process for all streams (the harness's floor).
+    Null,
 }
 
 impl fmt::Display for Kind {
@@ -25,6 +28,7 @@ impl fmt::Display for Kind {
             Kind::Cleannvr => "cleannvr",
             Kind::Ffmpeg => "ffmpeg",
             Kind::Gst => "gstreamer",
+            Kind::Null => "null reader",
         })
     }
 }
@@ -41,6 +45,7 @@ pub fn command_line(kind: Kind, cleannvr: &Path) -> String {
         ),
         Kind::Ffmpeg => ffmpeg_args("rtsp://127.0.0.1:PORT/camI", "DIR/camI_%05d.mp4").join(" "),
         Kind::Gst => gst_args("rtsp://127.0.0.1:PORT/camI", "DIR/camI_%05d.mp4").join(" "),
+        Kind::Null => "cleannvr-bench drain --dir DIR rtsp://127.0.0.1:PORT/cam1 ...".into(),
     }
 }
 
@@ -100,7 +105,7 @@ fn gst_args(url: &str, out: &str) -> Vec<String> {
 /// Whether a peer's program is installed.
 pub fn available(kind: Kind) -> bool {
     let prog = match kind {
-        Kind::Cleannvr => return true,
+        Kind::Cleannvr | Kind::Null => return true,
         Kind::Ffmpeg => "ffmpeg",
         Kind::Gst => "gst-launch-1.0",
     };
@@ -205,6 +210,19 @@ impl Running {
                     .with_context(|| format!("starting {}", cleannvr.display()))?;
                 children.push(child);
             }
+            Kind::Null => {
+                let child = Command::new(std::env::current_exe()?)
+                    .arg("drain")
+                    .arg("--dir")
+                    .arg(dir)
+                    .args(urls)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(logs.join("drain.err"))?)
+                    .spawn()
+                    .context("starting the null reader")?;
+                children.push(child);
+            }
             Kind::Ffmpeg | Kind::Gst => {
                 for (i, url) in urls.iter().enumerate() {
                     let out = dir.join(format!("cam{}_%05d.mp4", i + 1));
@@ -272,6 +290,9 @@ impl Running {
             Kind::Ffmpeg | Kind::Gst => (1..=self.n)
                 .filter(|i| self.dir.join(format!("cam{i}_00000.mp4")).exists())
                 .count(),
+            Kind::Null => (1..=self.n)
+                .filter(|i| self.dir.join(format!("cam{i}.started")).exists())
+                .count(),
         }
     }
 
@@ -338,6 +359,11 @@ pub fn count_frames(kind: Kind, dir: &Path, n: usize) -> anyhow::Result<Vec<u64>
                         .sum::<anyhow::Result<u64>>()
                 })
                 .collect()
+        }
+        Kind::Null => {
+            let text =
+                std::fs::read(dir.join("frames.json")).context("null reader wrote no counts")?;
+            Ok(serde_json::from_slice(&text)?)
         }
         Kind::Ffmpeg | Kind::Gst => {
             let mut out = vec![0u64; n];
