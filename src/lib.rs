@@ -1,8 +1,9 @@
 //! cleannvr: a network video recorder that keeps the cameras and drops the vendor cloud.
 //!
-//! Modules are listed in data-flow order: `onvif` finds a camera's streams,
-//! `ingest` pulls them, `recorder` cuts them into MP4 segments (with our own
-//! `mp4` box writer) that `store` indexes; `live` fans frames out to viewers,
+//! Modules are listed in data-flow order: `frame` is the data model every
+//! stage shares and `status` the per-camera board they report to; `onvif`
+//! finds a camera's streams, `ingest` pulls them, `recorder` cuts them into
+//! MP4 segments (with our own `mp4` box writer) that `store` indexes; `live` fans frames out to viewers,
 //! `transcode`, `playback` and `export` read what was stored, and `web`
 //! serves it all behind `auth` and `audit`. Nothing flows backwards.
 //! `nvr` wires the pieces together, `cli` is the command line, and `demo`
@@ -11,6 +12,9 @@
 pub mod clock;
 pub mod config;
 pub mod onvif;
+pub mod frame;
+pub mod nal;
+pub mod status;
 pub mod ingest;
 pub mod mp4;
 pub mod recorder;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 
 use super::{Clip, ClipFrame, ClipOptions};
+use crate::nal::split_annex_b;
 
 /// Luma of the clock digits and of the box behind them (studio range).
 const INK: u8 = 235;
@@ -152,38 +153,6 @@ fn set_once(slot: &mut Option<Bytes>, nal: &[u8], what: &str) -> anyhow::Result<
         Some(_) => bail!("encoder changed its {what} mid-clip"),
     }
     Ok(())
-}
-
-/// Splits an Annex B byte stream into NAL units (without start codes).
-pub(crate) fn split_annex_b(data: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut start: Option<usize> = None;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            if let Some(s) = start {
-                out.push(trim_trailing_zeros(&data[s..i]));
-            }
-            i += 3;
-            start = Some(i);
-        } else {
-            i += 1;
-        }
-    }
-    if let Some(s) = start {
-        out.push(trim_trailing_zeros(&data[s..]));
-    }
-    out.retain(|n| !n.is_empty());
-    out
-}
-
-/// A four-byte start code leaves its leading zero on the previous NAL.
-fn trim_trailing_zeros(nal: &[u8]) -> &[u8] {
-    let mut end = nal.len();
-    while end > 0 && nal[end - 1] == 0 {
-        end -= 1;
-    }
-    &nal[..end]
 }
 
 /// Draws the test pattern. Everything per-pixel is precomputed into rows so
@@ -369,20 +338,6 @@ fn bounce(pos: usize, span: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn annex_b_split_handles_3_and_4_byte_start_codes() {
-        let data = [
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9,
-        ];
-        let nals = split_annex_b(&data);
-        assert_eq!(
-            nals,
-            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 9, 9][..]]
-        );
-        assert!(split_annex_b(&[1, 2, 3]).is_empty());
-        assert!(split_annex_b(&[]).is_empty());
-    }
 
     #[test]
     fn bounce_stays_in_range() {

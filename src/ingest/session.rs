@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 use super::backoff::Backoff;
-use super::status::{update, CameraStatus, RateMeter, StreamState};
-use super::{AudioFrame, AudioParams, IngestEvent, VideoCodec, VideoFrame, VideoParams};
+use crate::status::{update, CameraStatus, RateMeter, StreamState};
+use crate::nal::h265_has_irap;
+use crate::frame::{AudioFrame, AudioParams, IngestEvent, VideoCodec, VideoFrame, VideoParams};
 use crate::clock::Clock;
 use crate::config::{CameraConfig, Transport};
 
@@ -295,22 +296,6 @@ impl Forwarder {
     }
 }
 
-/// Whether a length-prefixed H.265 access unit holds an IRAP picture (BLA,
-/// IDR or CRA, NAL types 16..=21). retina flags only IDR as a random access
-/// point, but x265 (and cameras built on it) send CRA at every key frame;
-/// without this no H.265 segment from them would ever roll over.
-fn h265_has_irap(mut data: &[u8]) -> bool {
-    while data.len() >= 5 {
-        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        let nal_type = (data[4] >> 1) & 0x3f;
-        if (16..=21).contains(&nal_type) {
-            return true;
-        }
-        data = data.get(4 + len..).unwrap_or(&[]);
-    }
-    false
-}
-
 fn classify(e: &anyhow::Error) -> Ended {
     let auth = e
         .chain()
@@ -372,27 +357,4 @@ fn audio_params(p: Option<ParametersRef<'_>>) -> Option<Arc<AudioParams>> {
         channels: a.channels().get(),
         sample_entry: Bytes::from(entry),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn nal(t: u8, body: &[u8]) -> Vec<u8> {
-        let mut v = ((body.len() + 2) as u32).to_be_bytes().to_vec();
-        v.extend_from_slice(&[t << 1, 1]);
-        v.extend_from_slice(body);
-        v
-    }
-
-    #[test]
-    fn h265_irap_detection() {
-        let cra = [nal(39, &[1, 2]), nal(21, &[0; 10])].concat();
-        assert!(h265_has_irap(&cra));
-        assert!(h265_has_irap(&nal(19, &[0; 3])));
-        assert!(!h265_has_irap(&nal(1, &[0; 30])));
-        // Truncated or lying length prefixes end the walk instead of panicking.
-        assert!(!h265_has_irap(&[0, 0, 0, 200, 2]));
-        assert!(!h265_has_irap(&[]));
-    }
 }

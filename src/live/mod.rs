@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use crate::ingest::{VideoFrame, VideoParams};
+use crate::frame::{VideoFrame, VideoParams};
 use crate::mp4::{self, Sample, TrackConfig, TrackKind, TrackRun};
 
 /// Frames buffered per camera for viewers: about 10 s at 25 fps. A viewer
@@ -269,7 +269,7 @@ mod tests {
     fn params(width: u16) -> Arc<VideoParams> {
         let avcc = mp4::avcc_from_parameter_sets(&[0x67, 0x42, 0xc0, 0x1e], &[0x68, 0xce]);
         Arc::new(VideoParams {
-            codec: crate::ingest::VideoCodec::H264,
+            codec: crate::frame::VideoCodec::H264,
             rfc6381: "avc1.42C01E".into(),
             width,
             height: 360,

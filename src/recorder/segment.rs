@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::Bytes;
 
-use crate::ingest::{AudioParams, VideoParams};
+use crate::frame::{AudioParams, VideoParams};
 use crate::mp4::{self, Sample, TrackConfig, TrackKind, TrackRun};
 use crate::store::check::PART_SUFFIX;
 use crate::store::{segment_rel_path, sync_dir, SegmentRecord};

@@ -3,7 +3,7 @@
 //! end-to-end tests decode real streams).
 
 use super::*;
-use crate::ingest::{VideoCodec, VideoParams};
+use crate::frame::{VideoCodec, VideoParams};
 use crate::mp4;
 
 const SEC: i64 = 90_000;

@@ -24,7 +24,7 @@ use ffmpeg_next as ffmpeg;
 use futures::Stream;
 
 use super::Permit;
-use crate::demo::encode::split_annex_b;
+use crate::nal::{annex_b_to_sample, avc1_codec_string, split_annex_b};
 use crate::mp4::{
     self, box_at, read_fragment, read_init, Sample, TrackConfig, TrackKind, TrackRun,
 };
@@ -488,47 +488,5 @@ impl H264Encoder {
             is_key: pkt.is_key(),
             data: annex_b_to_sample(pkt.data().unwrap_or_default()),
         })
-    }
-}
-
-/// An encoder packet (Annex B) as an MP4 sample: 4-byte lengths instead of start codes,
-/// without SPS/PPS (they are in the sample entry) or access unit delimiters (empty).
-fn annex_b_to_sample(annex_b: &[u8]) -> Vec<u8> {
-    let mut data = Vec::with_capacity(annex_b.len() + 16);
-    for nal in split_annex_b(annex_b) {
-        if matches!(nal[0] & 0x1f, 7..=9) {
-            continue;
-        }
-        data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-        data.extend_from_slice(nal);
-    }
-    data
-}
-
-/// `avc1.PPCCLL` from an SPS NAL unit (profile, constraint flags, level).
-fn avc1_codec_string(sps: &[u8]) -> String {
-    let b = |i: usize| sps.get(i).copied().unwrap_or(0);
-    format!("avc1.{:02X}{:02X}{:02X}", b(1), b(2), b(3))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codec_string_and_samples_from_encoder_output() {
-        assert_eq!(
-            avc1_codec_string(&[0x67, 0x64, 0x00, 0x1e, 0xac]),
-            "avc1.64001E"
-        );
-        // AUD, SPS, PPS dropped; the slice gets a length prefix.
-        let annex_b = [
-            0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x67, 0x42, 0, 0, 1, 0x68, 0xce, 0, 0, 1, 0x65,
-            0x88, 0x84,
-        ];
-        assert_eq!(
-            annex_b_to_sample(&annex_b),
-            vec![0, 0, 0, 3, 0x65, 0x88, 0x84]
-        );
     }
 }

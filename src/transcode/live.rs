@@ -27,7 +27,7 @@ use tracing::{debug, warn};
 
 use super::h264::H264Encoder;
 use super::{counters, Limiter, Permit};
-use crate::ingest::{VideoCodec, VideoFrame, VideoParams};
+use crate::frame::{VideoCodec, VideoFrame, VideoParams};
 use crate::live::{LiveMessage, LiveStream, LiveViewer};
 
 const TIMESCALE: i64 = 90_000;

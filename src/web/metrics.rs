@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::ingest::status::StreamState;
+use crate::status::StreamState;
 
 /// Process-wide counters that nothing else keeps.
 #[derive(Debug, Default)]
@@ -76,7 +76,7 @@ pub fn render(app: &super::App, recorded: &[(String, u64, u64)], disk_free: Opti
                    name: &str,
                    kind: &str,
                    help: &str,
-                   f: &dyn Fn(&crate::ingest::status::CameraStatus) -> f64| {
+                   f: &dyn Fn(&crate::status::CameraStatus) -> f64| {
         head(o, name, kind, help);
         for (id, s) in &cams {
             let _ = writeln!(o, "{name}{{camera=\"{}\"}} {}", esc(id), f(s));

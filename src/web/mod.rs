@@ -39,7 +39,7 @@ use crate::auth::session::{constant_time_eq, Lifetimes, Session, Sessions};
 use crate::auth::{Role, User, Users};
 use crate::clock::{Clock, NS_PER_SEC};
 use crate::config::Config;
-use crate::ingest::status::StatusBoard;
+use crate::status::StatusBoard;
 use crate::store::Store;
 
 pub use error::ApiError;
