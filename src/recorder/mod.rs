@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn};
 
 use crate::clock::NS_PER_SEC;
-use crate::ingest::status::{update, CameraStatus};
-use crate::ingest::{AudioFrame, AudioParams, IngestEvent, VideoFrame};
+use crate::status::{update, CameraStatus};
+use crate::frame::{AudioFrame, AudioParams, IngestEvent, VideoFrame};
 use crate::mp4::Sample;
 use crate::store::Store;
 use segment::OpenSegment;
@@ -58,6 +58,7 @@ pub fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let name = format!("rec-{}", settings.camera);
     std::thread::Builder::new().name(name).spawn(move || {
+        lower_thread_priority();
         let span = tracing::info_span!("camera", id = %settings.camera);
         let _enter = span.enter();
         let mut rec = Recorder::new(settings, store, status, retention);
@@ -376,6 +377,21 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         self.end_segment();
+    }
+}
+
+/// Lowers the calling recorder thread's scheduling priority (Linux:
+/// per-thread nice 10). Recording is buffered (the queue holds about 10 s),
+/// ingest is not, so when hundreds of recorder threads write at once the
+/// scheduler should run the few ingest (tokio) threads first; see
+/// docs/BENCHMARKS.md (at 400 streams the RTSP reads otherwise fell seconds
+/// behind real time).
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on our own thread id; raising nice needs no privilege.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 
