@@ -130,8 +130,11 @@ fn default_true() -> bool {
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
-    /// RTP interleaved in the RTSP TCP connection: works through NAT and loses nothing to UDP drops.
+    /// TCP first, UDP when the camera refuses TCP or sends nothing over it
+    /// (and the reverse); what worked is remembered while cleannvr runs.
     #[default]
+    Auto,
+    /// RTP interleaved in the RTSP TCP connection: works through NAT and loses nothing to UDP drops.
     Tcp,
     /// RTP over UDP.
     Udp,
@@ -163,7 +166,7 @@ pub struct CameraConfig {
     /// RTSP password, if not in the URL.
     #[serde(default)]
     pub password: Option<String>,
-    /// `tcp` (default) or `udp`.
+    /// `auto` (default), `tcp` or `udp`.
     #[serde(default)]
     pub transport: Transport,
     /// Delete recordings older than this many days (0 = no age limit).
@@ -540,7 +543,7 @@ mod tests {
     fn defaults_apply() {
         let cfg = parse("[[camera]]\nid = \"a\"\nurl = \"rtsp://127.0.0.1/x\"\n").unwrap();
         assert_eq!(cfg.storage.segment_seconds, 60);
-        assert_eq!(cfg.cameras[0].transport, Transport::Tcp);
+        assert_eq!(cfg.cameras[0].transport, Transport::Auto);
         assert!(cfg.cameras[0].enabled && cfg.cameras[0].record);
     }
 

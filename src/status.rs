@@ -28,6 +28,8 @@ pub enum StreamState {
 pub struct CameraStatus {
     /// Connection state.
     pub state: StreamState,
+    /// RTP transport of the current (or last) session: `tcp` or `udp`.
+    pub transport: Option<&'static str>,
     /// RFC 6381 codec of the video stream, once known.
     pub codec: Option<String>,
     /// Width x height, once known.

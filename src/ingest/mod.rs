@@ -7,3 +7,4 @@
 
 pub mod backoff;
 pub mod session;
+pub mod transport;

@@ -14,14 +14,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 use super::backoff::Backoff;
-use crate::status::{update, CameraStatus, RateMeter, StreamState};
-use crate::nal::h265_has_irap;
-use crate::frame::{AudioFrame, AudioParams, IngestEvent, VideoCodec, VideoFrame, VideoParams};
+use super::transport::{Proto, TransportChoice};
 use crate::clock::Clock;
-use crate::config::{CameraConfig, Transport};
+use crate::config::CameraConfig;
+use crate::frame::{AudioFrame, AudioParams, IngestEvent, VideoCodec, VideoFrame, VideoParams};
+use crate::nal::h265_has_irap;
+use crate::status::{update, CameraStatus, RateMeter, StreamState};
 
 /// A camera that sends nothing for this long is treated as disconnected.
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// With `transport = "auto"`, a session whose first video frame has not
+/// arrived this long after PLAY is retried on the other transport (UDP
+/// blocked by a firewall or NAT, or a camera whose interleaved TCP is broken).
+const NO_MEDIA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything one ingest task needs.
 pub struct IngestTask {
@@ -43,6 +49,9 @@ pub struct IngestTask {
 enum Ended {
     /// The camera said 401 to our credentials.
     AuthFailed(String),
+    /// The transport looks at fault: SETUP/PLAY refused it, or no media
+    /// arrived over it. Plain words, for the log and the status.
+    Transport(String),
     /// Anything else: network, protocol, stall.
     Error(String),
     /// The server ended the stream cleanly (e.g. a file that played out).
@@ -61,14 +70,21 @@ impl IngestTask {
     async fn run_inner(self) {
         let mut backoff = Backoff::default();
         let mut audio_note_logged = false;
+        let mut transports = TransportChoice::new(self.camera.transport);
+        // Fallbacks are logged once per direction, not on every reconnect.
+        let mut fallback_logged = [false; 2];
         // ONVIF cameras: the URL is asked of the camera, and asked again after repeated failures.
         let mut source = crate::onvif::StreamSource::new(&self.camera);
         loop {
-            update(&self.status, |s| s.state = StreamState::Connecting);
+            let proto = transports.next();
+            update(&self.status, |s| {
+                s.state = StreamState::Connecting;
+                s.transport = Some(proto.as_str());
+            });
             let mut delivered = false;
             let ended = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                r = self.stream_once(&mut source, &mut delivered, &mut audio_note_logged) => match r {
+                r = self.stream_once(proto, &mut source, &mut delivered, &mut audio_note_logged) => match r {
                     Ok(e) => e,
                     Err(e) => classify(&e),
                 },
@@ -79,10 +95,35 @@ impl IngestTask {
             }
             if delivered {
                 backoff.reset();
+                transports.delivered(proto);
             }
             source.session_ended(delivered);
+            let ended = match ended {
+                Ended::Transport(why) => match transports.transport_failed(proto) {
+                    Some(other) => {
+                        let i = proto as usize;
+                        if !fallback_logged[i] {
+                            fallback_logged[i] = true;
+                            warn!(
+                                "{why}; switching to {} (remembered while cleannvr runs)",
+                                other.label()
+                            );
+                        }
+                        update(&self.status, |s| s.last_error = Some(why));
+                        continue;
+                    }
+                    None => Ended::Error(why),
+                },
+                other => {
+                    if !delivered {
+                        transports.other_failure(proto);
+                    }
+                    other
+                }
+            };
             let (state, delay, msg) = match ended {
                 Ended::Closed => return,
+                Ended::Transport(m) => (StreamState::Backoff, backoff.next_delay(), m),
                 Ended::AuthFailed(m) => (StreamState::AuthFailed, backoff.auth_failed_delay(), m),
                 Ended::Error(m) => (StreamState::Backoff, backoff.next_delay(), m),
                 Ended::Eof => (
@@ -106,6 +147,7 @@ impl IngestTask {
 
     async fn stream_once(
         &self,
+        proto: Proto,
         source: &mut crate::onvif::StreamSource,
         delivered: &mut bool,
         audio_note_logged: &mut bool,
@@ -143,30 +185,30 @@ impl IngestTask {
             }
             *audio_note_logged = true;
         }
-        let transport = match self.camera.transport {
-            Transport::Tcp => client::Transport::Tcp(Default::default()),
-            Transport::Udp => client::Transport::Udp(Default::default()),
+        let transport = match proto {
+            Proto::Tcp => client::Transport::Tcp(Default::default()),
+            Proto::Udp => client::Transport::Udp(Default::default()),
         };
         let setup = || {
             SetupOptions::default()
                 .transport(transport.clone())
                 .frame_format(FrameFormat::MP4)
         };
-        session
-            .setup(video_i, setup())
-            .await
-            .context("SETUP video")?;
+        if let Err(e) = session.setup(video_i, setup()).await {
+            return refused("SETUP video", proto, e);
+        }
         if let Some(i) = audio_i {
-            session.setup(i, setup()).await.context("SETUP audio")?;
+            if let Err(e) = session.setup(i, setup()).await {
+                return refused("SETUP audio", proto, e);
+            }
         }
         let play =
             PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
-        let mut playing = session
-            .play(play)
-            .await
-            .context("PLAY")?
-            .demuxed()
-            .context("demux")?;
+        let playing = match session.play(play).await {
+            Ok(p) => p,
+            Err(e) => return refused("PLAY", proto, e),
+        };
+        let mut playing = playing.demuxed().context("demux")?;
 
         let audio = audio_i.and_then(|i| audio_params(playing.streams()[i].parameters()));
         let audio_stream = audio.as_ref().and(audio_i);
@@ -187,9 +229,23 @@ impl IngestTask {
         let mut forward = Forwarder::default();
         let mut meter = RateMeter::default();
         let mut anchor: Option<(i64, i64)> = None;
+        let auto = self.camera.transport == crate::config::Transport::Auto;
         loop {
-            let item = match tokio::time::timeout(STALL_TIMEOUT, playing.next()).await {
-                Err(_) => bail!("no data for {} s", STALL_TIMEOUT.as_secs()),
+            let first = video_params.is_none();
+            let wait = if first && auto {
+                NO_MEDIA_TIMEOUT
+            } else {
+                STALL_TIMEOUT
+            };
+            let item = match tokio::time::timeout(wait, playing.next()).await {
+                Err(_) if first && auto => {
+                    return Ok(Ended::Transport(format!(
+                        "no video arrived over {} within {} s of PLAY",
+                        proto.label(),
+                        wait.as_secs()
+                    )))
+                }
+                Err(_) => bail!("no data for {} s", wait.as_secs()),
                 Ok(None) => return Ok(Ended::Eof),
                 Ok(Some(r)) => r.context("stream")?,
             };
@@ -311,6 +367,24 @@ fn classify(e: &anyhow::Error) -> Ended {
         Ended::AuthFailed(format!("authentication failed: {msg}"))
     } else {
         Ended::Error(msg)
+    }
+}
+
+/// A SETUP or PLAY the camera answered with an error status. Anything but
+/// 401 (credentials) and 404 (wrong path) is taken to point at the
+/// transport: cameras answer 461 Unsupported Transport by the book, and 400,
+/// 406 or 500 when they are less careful.
+fn refused(step: &str, proto: Proto, e: retina::Error) -> anyhow::Result<Ended> {
+    match e.status_code() {
+        Some(461) => Ok(Ended::Transport(format!(
+            "the camera does not accept RTP over {} (461 Unsupported Transport to {step})",
+            proto.label()
+        ))),
+        Some(code) if code != 401 && code != 404 => Ok(Ended::Transport(format!(
+            "the camera answered {code} to {step} over {}",
+            proto.label()
+        ))),
+        _ => Err(anyhow::Error::new(e).context(step.to_owned())),
     }
 }
 

@@ -198,6 +198,7 @@ pub async fn cameras(
             "has_sub_stream": cam.sub_url.is_some(),
             "onvif": cam.onvif.is_some(),
             "state": s.state,
+            "transport": s.transport,
             "codec": s.codec,
             "resolution": s.resolution.map(|(w, h)| json!({"width": w, "height": h})),
             "fps": s.fps,

@@ -396,3 +396,39 @@ pub fn get(base: &str, path: &str, cookie: &str) -> (u16, Vec<u8>) {
     body.truncate(nl);
     (status, body)
 }
+
+/// Starts `cleannvr run` with `toml` and an admin user; returns it with the
+/// admin's session cookie (for `/api/cameras` and `/metrics`).
+pub fn run_with_admin(dir: &Path, toml: &str) -> (Nvr, String) {
+    let cfg = dir.join("cleannvr.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let nvr = Nvr::start(cfg, &["run"]);
+    let cookie = login(&nvr.http, "root", "admin pass 12345");
+    (nvr, cookie)
+}
+
+/// One camera's entry in `GET /api/cameras`.
+pub fn camera_status(base: &str, cookie: &str, id: &str) -> serde_json::Value {
+    let (status, body) = get(base, "/api/cameras", cookie);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no camera {id} in {v}"))
+        .clone()
+}
+
+/// Whether a test that needs `what` (root, a tool) may skip without it: only
+/// when `CLEANNVR_REQUIRE_PEERS` is not "1" (CI sets it, so CI fails instead).
+pub fn skip_without(what: &str) -> bool {
+    assert!(
+        std::env::var("CLEANNVR_REQUIRE_PEERS").as_deref() != Ok("1"),
+        "CLEANNVR_REQUIRE_PEERS=1 but {what} is missing; run .ci/install.sh as root"
+    );
+    eprintln!("skipping: {what} is missing (set CLEANNVR_REQUIRE_PEERS=1 to fail instead)");
+    true
+}

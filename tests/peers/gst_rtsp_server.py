@@ -5,6 +5,11 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
   /h264aac   live H.264 (Main, key frame every second) + AAC 48 kHz
   /h264pcmu  live H.264 + G.711 mu-law 8 kHz
   /h265aac   live H.265 + AAC 48 kHz
+  /h264big   live H.264 only, 1280x720 noise at 4 Mbit/s: most RTP packets are
+             FU-A fragments, spread over each frame period (see --pace-us)
+  /vp8       live VP8: a codec cleannvr does not record
+Every mount is shared: a second client joins the running stream.
+--udp-only limits every mount to RTP over UDP, so a TCP SETUP gets 461.
 Prints "ready <port>" on stdout once listening.
 """
 import argparse
@@ -21,6 +26,9 @@ parser.add_argument("--port", required=True)
 parser.add_argument("--user")
 parser.add_argument("--password")
 parser.add_argument("--auth", choices=["basic", "digest"], default="digest")
+parser.add_argument("--udp-only", action="store_true")
+parser.add_argument("--pace-us", type=int, default=0,
+                    help="sleep this long after each UDP packet, like a camera that paces its output")
 args = parser.parse_args()
 
 Gst.init(None)
@@ -35,11 +43,32 @@ tone = "audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresam
 aac = tone + "audio/x-raw,rate=48000,channels=1 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
 pcmu = tone + "audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
 
+big = (
+    "videotestsrc is-live=true pattern=snow ! "
+    "video/x-raw,format=I420,width=1280,height=720,framerate=25/1 ! "
+    "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=4000 ! "
+    "rtph264pay name=pay0 pt=96 config-interval=-1 mtu=1200 "
+)
+vp8 = video + "vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96 "
+
 mounts = {
     "/h264aac": video + h264 + aac,
     "/h264pcmu": video + h264 + pcmu,
     "/h265aac": video + h265 + aac,
+    "/h264big": big,
+    "/vp8": vp8,
 }
+
+
+def pace_udp(media):
+    """Makes the media's UDP sinks sleep after each packet (basesink throttle-time)."""
+    it = media.get_element().iterate_recurse()
+    while True:
+        ok, elem = it.next()
+        if ok != Gst.IteratorResult.OK:
+            break
+        if elem.get_factory() and elem.get_factory().get_name() == "multiudpsink":
+            elem.set_property("throttle-time", args.pace_us * 1000)
 
 server = GstRtspServer.RTSPServer(address="127.0.0.1", service=args.port)
 if args.user:
@@ -58,6 +87,10 @@ for path, launch in mounts.items():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch("( " + launch + " )")
     factory.set_shared(True)
+    if args.udp_only:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
+    if args.pace_us:
+        factory.connect("media-configure", lambda f, m: m.connect("prepared", pace_udp))
     if args.user:
         perms = Gst.Structure.from_string(
             f"{args.user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
