@@ -101,6 +101,15 @@ pub struct StorageConfig {
     /// Retention frees space until the volume has at least this much free.
     #[serde(default = "default_min_free")]
     pub min_free_bytes: u64,
+    /// Most bytes all exports in `<dir>/.exports` may take together; unset means a tenth
+    /// of the volume, `0` refuses every export. This space is reserved: retention keeps
+    /// the unused part of it free as well as `min_free_bytes`, so exports never cost footage.
+    #[serde(default)]
+    pub export_max_bytes: Option<u64>,
+    /// Exports older than this many days are deleted (and audited) by retention; `0`
+    /// keeps them until someone deletes them.
+    #[serde(default = "default_export_retain_days")]
+    pub export_retain_days: u32,
 }
 
 impl Default for StorageConfig {
@@ -109,6 +118,8 @@ impl Default for StorageConfig {
             dir: default_dir(),
             segment_seconds: default_segment_seconds(),
             min_free_bytes: default_min_free(),
+            export_max_bytes: None,
+            export_retain_days: default_export_retain_days(),
         }
     }
 }
@@ -121,6 +132,9 @@ fn default_segment_seconds() -> u32 {
 }
 fn default_min_free() -> u64 {
     1 << 30
+}
+fn default_export_retain_days() -> u32 {
+    31
 }
 fn default_true() -> bool {
     true

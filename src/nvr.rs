@@ -14,10 +14,10 @@ use tracing::{error, info, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::ingest::session::IngestTask;
-use crate::status::{update, StatusBoard, StreamState};
 use crate::frame::IngestEvent;
+use crate::ingest::session::IngestTask;
 use crate::recorder::{self, RecorderSettings};
+use crate::status::{update, StatusBoard, StreamState};
 use crate::store::{check, retention, Store};
 use crate::web::{self, App, Counters};
 
@@ -165,14 +165,7 @@ pub async fn run_with(
         );
     }
 
-    let retention_task = tokio::spawn(retention_loop(
-        store.clone(),
-        config.clone(),
-        clock.clone(),
-        kick.clone(),
-        counters.clone(),
-        shutdown.clone(),
-    ));
+    let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
 
     let identity = {
         let tls = config.server.tls.clone();
@@ -233,14 +226,12 @@ async fn drain(mut rx: mpsc::Receiver<IngestEvent>) {
     while rx.recv().await.is_some() {}
 }
 
-async fn retention_loop(
-    store: Arc<Store>,
-    config: Config,
-    clock: Arc<dyn Clock>,
-    kick: Arc<Notify>,
-    counters: Arc<Counters>,
-    shutdown: CancellationToken,
-) {
+/// Retention every [`RETENTION_INTERVAL`] or when the recorder asks: footage by
+/// age, size and the volume floor (which keeps the unused export quota free, so
+/// exports never cost footage), then expired exports. Every deletion is audited:
+/// one entry per camera per pass, one per expired export.
+async fn retention_loop(app: Arc<App>, kick: Arc<Notify>, shutdown: CancellationToken) {
+    let config = &app.config;
     let policies: HashMap<String, retention::Policy> = config
         .cameras
         .iter()
@@ -256,21 +247,12 @@ async fn retention_loop(
         .collect();
     let policies = Arc::new(policies);
     loop {
-        let store = store.clone();
-        let policies = policies.clone();
-        let now = clock.now_ns();
-        let dir = config.storage.dir.clone();
-        let min_free = config.storage.min_free_bytes;
-        let r = tokio::task::spawn_blocking(move || {
-            retention::run_once(&store, &policies, min_free, now, || {
-                retention::volume_free_bytes(&dir).unwrap_or(u64::MAX)
-            })
-        })
-        .await;
+        let (app2, policies) = (app.clone(), policies.clone());
+        let r = tokio::task::spawn_blocking(move || retention_pass(&app2, &policies)).await;
         match r {
             Ok(Err(e)) => error!(error = %format!("{e:#}"), "retention"),
             Err(e) => error!(error = %e, "retention task"),
-            Ok(Ok(out)) => counters.retention(out.deleted, out.bytes),
+            Ok(Ok(out)) => app.counters.retention(out.deleted, out.bytes),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -278,4 +260,60 @@ async fn retention_loop(
             _ = tokio::time::sleep(RETENTION_INTERVAL) => {}
         }
     }
+}
+
+/// One retention pass with its audit entries. Blocking.
+fn retention_pass(
+    app: &App,
+    policies: &HashMap<String, retention::Policy>,
+) -> anyhow::Result<retention::Outcome> {
+    use crate::audit::{Action, Event};
+    use crate::export::quota;
+    let storage = &app.config.storage;
+    let exports = crate::export::exports_dir(&storage.dir);
+    let limits = quota::Limits::resolve(storage);
+    let event = |action, target: &str, detail| Event {
+        actor: "retention".into(),
+        action,
+        target: target.to_owned(),
+        client: "server".into(),
+        detail,
+    };
+    let expired = quota::expire(&exports, limits.retain_days, app.clock.now_ns());
+    for x in expired.iter().flatten() {
+        info!(export = %x.id, bytes = x.bytes, "deleted expired export");
+        let ev = event(
+            Action::ExportExpire,
+            &x.cameras.join(","),
+            x.audit_detail(limits.retain_days),
+        );
+        if let Err(e) = app.audit.append(app.clock.now_ns(), ev) {
+            error!(error = %format!("{e:#}"), export = %x.id, "auditing an expired export");
+        }
+    }
+    // Measured once per pass: exports written during the pass move bytes from free to
+    // used one for one, which leaves footage's headroom unchanged.
+    let used =
+        quota::used_bytes(&exports).with_context(|| format!("measuring {}", exports.display()))?;
+    let floor = quota::footage_floor(&limits, used);
+    let dir = storage.dir.clone();
+    let mut out = retention::Outcome::default();
+    let r = retention::run_into(
+        &app.store,
+        policies,
+        floor,
+        app.clock.now_ns(),
+        || retention::volume_free_bytes(&dir).unwrap_or(u64::MAX),
+        &mut out,
+    );
+    // What was deleted is recorded even if the pass stopped part-way.
+    for (camera, d) in &out.cameras {
+        let ev = event(Action::RetentionDelete, camera, d.audit_detail());
+        if let Err(e) = app.audit.append(app.clock.now_ns(), ev) {
+            error!(error = %format!("{e:#}"), %camera, "auditing retention");
+        }
+    }
+    r?;
+    expired?;
+    Ok(out)
 }

@@ -80,7 +80,7 @@ fn cli_export_verifies_and_a_flipped_byte_is_named() {
         .0;
     {
         let store = Store::open(&data).unwrap();
-        let audit = AuditLog::open(store.db()).unwrap();
+        let audit = AuditLog::open(store.db(), store.dir()).unwrap();
         let e = audit
             .query(
                 &Filter {

@@ -248,7 +248,7 @@ fn self_signed_tls_cli_users_login_and_audit_verify() {
     assert!(ok && out.contains("intact: 4 entries"), "{out}");
     {
         let store = cleannvr::store::Store::open(&dir.path().join("data")).unwrap();
-        let log = cleannvr::audit::AuditLog::open(store.db()).unwrap();
+        let log = cleannvr::audit::AuditLog::open(store.db(), store.dir()).unwrap();
         let raw = String::from_utf8(log.raw(1).unwrap().unwrap()).unwrap();
         log.tamper(1, raw.replace("login_failed", "logout").as_bytes())
             .unwrap();

@@ -3,12 +3,18 @@
 //!
 //! Each entry stores the SHA-256 of the previous entry and its own hash, so
 //! editing or deleting any entry in the middle breaks the chain at that
-//! entry, which `cleannvr audit verify` reports. The chain cannot show that
-//! the newest entries were cut off by someone able to rewrite the database;
-//! shipping entries off the box is the answer to that, not this module.
+//! entry, which `cleannvr audit verify` reports. Each entry also carries an
+//! HMAC-SHA256 of its hash under the audit key ([`key`], a file outside the
+//! index), so someone who can rewrite the index but not read the key cannot
+//! edit an entry and re-hash the rest of the chain to match. The chain cannot
+//! show that the newest entries were cut off by someone able to rewrite the
+//! database; shipping entries off the box is the answer to that, not this module.
 //!
 //! This module never decides whether an action is allowed; it only records.
 
+pub mod key;
+
+use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::Context;
@@ -43,6 +49,14 @@ pub enum Action {
     UserRemove,
     /// A camera's configuration changed.
     CameraChange,
+    /// A still picture of a camera was fetched (latest or historical).
+    Snapshot,
+    /// A file of an export was downloaded.
+    ExportDownload,
+    /// Retention deleted footage of a camera (one entry per camera per pass).
+    RetentionDelete,
+    /// Retention deleted an export older than `export_retain_days`.
+    ExportExpire,
 }
 
 impl Action {
@@ -59,6 +73,10 @@ impl Action {
             Action::UserUpdate => "user_update",
             Action::UserRemove => "user_remove",
             Action::CameraChange => "camera_change",
+            Action::Snapshot => "snapshot",
+            Action::ExportDownload => "export_download",
+            Action::RetentionDelete => "retention_delete",
+            Action::ExportExpire => "export_expire",
         }
     }
 
@@ -118,9 +136,19 @@ pub struct Entry {
     pub prev: String,
     /// SHA-256 (hex) of this entry's other fields.
     pub hash: String,
+    /// HMAC-SHA256 (hex) of `hash` under the audit key; absent on entries written before
+    /// the key existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 impl Entry {
+    /// The SHA-256 (hex) of this entry's fields as they are now: what anyone can
+    /// recompute, key or no key (the attacker in tamper tests does).
+    pub fn compute_hash(&self) -> String {
+        hash_body(&self.body())
+    }
+
     fn body(&self) -> Body {
         Body {
             seq: self.seq,
@@ -168,6 +196,9 @@ pub struct Verification {
     pub verified: u64,
     /// The first broken link, if any.
     pub broken: Option<Broken>,
+    /// The first entry the audit key covers: entries before it were written before the
+    /// key existed and are checked by their hash chain only.
+    pub keyed_from: u64,
 }
 
 /// Filters for [`AuditLog::query`]; `None` matches everything.
@@ -191,14 +222,17 @@ pub struct Filter {
 pub struct AuditLog {
     db: sled::Db,
     tree: sled::Tree,
+    key: key::Key,
     /// Next sequence number and the hash it must point back to. Appends
     /// hold this lock so two requests can never chain to the same entry.
     head: Mutex<(u64, String)>,
 }
 
 impl AuditLog {
-    /// Opens the `audit` tree of `db`.
-    pub fn open(db: &sled::Db) -> anyhow::Result<AuditLog> {
+    /// Opens the `audit` tree of `db` with the audit key of `storage_dir`
+    /// ([`key::path`]), creating the key on first use: it then covers every entry from
+    /// the next one on (earlier entries stay checked by their hash chain only).
+    pub fn open(db: &sled::Db, storage_dir: &Path) -> anyhow::Result<AuditLog> {
         let tree = db.open_tree("audit")?;
         let head = match tree.last()? {
             None => (0, GENESIS.to_owned()),
@@ -212,11 +246,46 @@ impl AuditLog {
                 (seq + 1, hash)
             }
         };
+        let path = key::path(storage_dir);
+        let key = match key::Key::load(&path)? {
+            Some(k) => k,
+            None => {
+                let keyed =
+                    tree.iter().values().flatten().any(|v| {
+                        serde_json::from_slice::<Entry>(&v).is_ok_and(|e| e.mac.is_some())
+                    });
+                if keyed {
+                    tracing::error!(
+                        key = %path.display(),
+                        "the audit key file is missing but the audit log has keyed entries: \
+                         a new key covers entries from {} on, and `audit verify` will report \
+                         the earlier keyed entries as unverifiable; restore the key file from \
+                         a backup instead if you have one",
+                        head.0
+                    );
+                } else if head.0 > 0 {
+                    tracing::info!(
+                        key = %path.display(),
+                        "audit log keyed from entry {} on; the {} earlier entries were \
+                         written without a key and are checked by their hash chain only",
+                        head.0,
+                        head.0
+                    );
+                }
+                key::Key::create(&path, head.0)?
+            }
+        };
         Ok(AuditLog {
             db: db.clone(),
             tree,
+            key,
             head: Mutex::new(head),
         })
+    }
+
+    /// The key's file and the first entry it covers.
+    pub fn key(&self) -> (&Path, u64) {
+        (&self.key.path, self.key.from_seq)
     }
 
     /// Appends an entry at `time_ns` and makes it durable before returning,
@@ -243,6 +312,7 @@ impl AuditLog {
             client: body.client,
             detail: body.detail,
             prev: body.prev,
+            mac: Some(self.key.mac(&hash)),
             hash: hash.clone(),
         };
         self.tree
@@ -254,16 +324,19 @@ impl AuditLog {
     }
 
     /// Walks the whole chain from the first entry and reports the first
-    /// entry that was edited, removed, reordered or is unreadable.
+    /// entry that was edited, removed, reordered, is unreadable, or does not
+    /// carry a valid MAC under the audit key.
     pub fn verify(&self) -> anyhow::Result<Verification> {
         let mut prev = GENESIS.to_owned();
         let mut expect = 0u64;
+        let from = self.key.from_seq;
         for item in self.tree.iter() {
             let (k, v) = item?;
             let broken = |seq: u64, reason: String| {
                 Ok(Verification {
                     verified: expect,
                     broken: Some(Broken { seq, reason }),
+                    keyed_from: from,
                 })
             };
             let Some(seq) = key_seq(&k) else {
@@ -285,12 +358,57 @@ impl AuditLog {
             if hash_body(&entry.body()) != entry.hash {
                 return broken(seq, "contents do not match its hash".into());
             }
+            match (&entry.mac, seq >= from) {
+                (Some(mac), true) if !self.key.check(&entry.hash, mac) => {
+                    return broken(
+                        seq,
+                        "its MAC does not match: edited (and re-hashed) by someone without \
+                         the audit key, or written with another key"
+                            .into(),
+                    )
+                }
+                (None, true) => {
+                    return broken(
+                        seq,
+                        format!(
+                            "has no MAC although the audit key covers entries from {from} \
+                             on: edited by someone without the key"
+                        ),
+                    )
+                }
+                (Some(_), false) => {
+                    return broken(
+                        seq,
+                        format!(
+                            "has a MAC but the audit key ({}) covers only entries from {from} \
+                             on: the key file was replaced, so this entry cannot be checked",
+                            self.key.path.display()
+                        ),
+                    )
+                }
+                _ => {}
+            }
             prev = entry.hash;
             expect += 1;
+        }
+        if expect < from {
+            return Ok(Verification {
+                verified: expect,
+                broken: Some(Broken {
+                    seq: expect,
+                    reason: format!(
+                        "entries {expect} to {} are missing: the chain had {from} entries \
+                         when the audit key was made",
+                        from - 1
+                    ),
+                }),
+                keyed_from: from,
+            });
         }
         Ok(Verification {
             verified: expect,
             broken: None,
+            keyed_from: from,
         })
     }
 
@@ -358,6 +476,29 @@ impl AuditLog {
     }
 }
 
+/// Remembers when an entry was last written per key, so a burst of the same viewing (a
+/// player's range requests, a page fetching stills) makes one entry, not hundreds.
+#[derive(Debug, Default)]
+pub struct Recent {
+    seen: Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl Recent {
+    /// Whether to write an entry for `key` at `now_ns`: false if one was written within
+    /// `window_ns`. Remembers `now_ns` when it says yes.
+    pub fn should_record(&self, key: String, now_ns: i64, window_ns: i64) -> bool {
+        let mut m = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(&key).is_some_and(|t| now_ns - t < window_ns) {
+            return false;
+        }
+        if m.len() > 10_000 {
+            m.retain(|_, t| now_ns - *t < window_ns);
+        }
+        m.insert(key, now_ns);
+        true
+    }
+}
+
 fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
@@ -382,9 +523,32 @@ mod tests {
 
     fn log() -> (tempfile::TempDir, sled::Db, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let log = AuditLog::open(&db).unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
+        let log = AuditLog::open(&db, dir.path()).unwrap();
         (dir, db, log)
+    }
+
+    /// The attacker who can write the index: edits entry `seq` with `edit` and re-hashes
+    /// it and every later entry so the hash chain is consistent again (MACs untouched:
+    /// without the key they cannot be recomputed).
+    fn edit_and_rehash(log: &AuditLog, seq: u64, edit: impl FnOnce(&mut Entry)) {
+        let mut e: Entry = serde_json::from_slice(&log.raw(seq).unwrap().unwrap()).unwrap();
+        edit(&mut e);
+        let mut s = seq;
+        loop {
+            e.hash = e.compute_hash();
+            log.tamper(s, &serde_json::to_vec(&e).unwrap()).unwrap();
+            s += 1;
+            let Some(raw) = log.raw(s).unwrap() else {
+                break;
+            };
+            let prev = e.hash;
+            e = serde_json::from_slice(&raw).unwrap();
+            e.prev = prev;
+        }
     }
 
     #[test]
@@ -397,11 +561,12 @@ mod tests {
             log.verify().unwrap(),
             Verification {
                 verified: 5,
-                broken: None
+                broken: None,
+                keyed_from: 0,
             }
         );
         drop(log);
-        let log = AuditLog::open(&db).unwrap();
+        let log = AuditLog::open(&db, _d.path()).unwrap();
         let e = log.append(9, ev("bob", Action::Logout)).unwrap();
         assert_eq!(e.seq, 5);
         assert_eq!(log.verify().unwrap().verified, 6);
@@ -429,13 +594,103 @@ mod tests {
         for i in 0..4 {
             log.append(i, ev("alice", Action::Login)).unwrap();
         }
-        // A careful attacker recomputes the edited entry's own hash; the
-        // next entry still points at the old one.
+        // A careful attacker recomputes the edited entry's own hash; its MAC
+        // no longer matches (and the next entry still points at the old hash).
         let mut e: Entry = serde_json::from_slice(&log.raw(1).unwrap().unwrap()).unwrap();
         e.action = Action::Logout;
         e.hash = hash_body(&e.body());
         log.tamper(1, &serde_json::to_vec(&e).unwrap()).unwrap();
-        assert_eq!(log.verify().unwrap().broken.unwrap().seq, 2);
+        let b = log.verify().unwrap().broken.unwrap();
+        assert_eq!(b.seq, 1);
+        assert!(b.reason.contains("MAC"), "{}", b.reason);
+    }
+
+    #[test]
+    fn edited_and_rehashed_chain_fails_on_the_mac() {
+        let (_d, _db, log) = log();
+        for i in 0..5 {
+            log.append(i, ev("alice", Action::Export)).unwrap();
+        }
+        edit_and_rehash(&log, 2, |e| e.actor = "mallory".into());
+        // The hash chain is consistent again...
+        let e3: Entry = serde_json::from_slice(&log.raw(3).unwrap().unwrap()).unwrap();
+        let e2: Entry = serde_json::from_slice(&log.raw(2).unwrap().unwrap()).unwrap();
+        assert_eq!(e3.prev, e2.hash);
+        assert_eq!(e2.compute_hash(), e2.hash);
+        // ...but the MAC of the edited entry is not.
+        let b = log.verify().unwrap().broken.unwrap();
+        assert_eq!(b.seq, 2);
+        assert!(b.reason.contains("MAC"), "{}", b.reason);
+        // Stripping the MACs does not pass entries off as unkeyed ones.
+        edit_and_rehash(&log, 0, |e| e.mac = None);
+        let b = log.verify().unwrap().broken.unwrap();
+        assert_eq!(b.seq, 0);
+        assert!(b.reason.contains("no MAC"), "{}", b.reason);
+    }
+
+    #[test]
+    fn unkeyed_chain_is_migrated_and_old_entries_stay_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
+        // Three entries as an older cleannvr wrote them: chained, no MAC.
+        let tree = db.open_tree("audit").unwrap();
+        let mut prev = GENESIS.to_owned();
+        for seq in 0..3u64 {
+            let mut e = Entry {
+                seq,
+                time_ns: seq as i64,
+                actor: "old".into(),
+                action: Action::Login,
+                target: String::new(),
+                client: "cli".into(),
+                detail: String::new(),
+                prev: prev.clone(),
+                hash: String::new(),
+                mac: None,
+            };
+            e.hash = e.compute_hash();
+            prev = e.hash.clone();
+            tree.insert(seq_key(seq), serde_json::to_vec(&e).unwrap())
+                .unwrap();
+        }
+        let log = AuditLog::open(&db, dir.path()).unwrap();
+        assert_eq!(log.key().1, 3, "keyed from the first new entry");
+        for i in 0..2 {
+            log.append(10 + i, ev("new", Action::Login)).unwrap();
+        }
+        let v = log.verify().unwrap();
+        assert_eq!((v.verified, v.keyed_from), (5, 3));
+        assert!(v.broken.is_none(), "{:?}", v.broken);
+        // Reopening keeps the key and where it starts.
+        drop(log);
+        let log = AuditLog::open(&db, dir.path()).unwrap();
+        assert_eq!(log.key().1, 3);
+        // An old entry edited and the chain re-hashed: caught at the first keyed entry.
+        edit_and_rehash(&log, 1, |e| e.actor = "mallory".into());
+        let b = log.verify().unwrap().broken.unwrap();
+        assert_eq!(b.seq, 3, "{}", b.reason);
+        // Cutting the chain back to before the key: caught too.
+        for s in 1..5 {
+            log.tamper_remove(s).unwrap();
+        }
+        let b = log.verify().unwrap().broken.unwrap();
+        assert!(b.reason.contains("missing"), "{}", b.reason);
+    }
+
+    #[test]
+    fn a_replaced_key_cannot_vouch_for_older_entries() {
+        let (d, db, log) = log();
+        log.append(0, ev("alice", Action::Login)).unwrap();
+        drop(log);
+        std::fs::remove_file(key::path(d.path())).unwrap();
+        let log = AuditLog::open(&db, d.path()).unwrap();
+        log.append(1, ev("alice", Action::Login)).unwrap();
+        let b = log.verify().unwrap().broken.unwrap();
+        assert_eq!(b.seq, 0);
+        assert!(b.reason.contains("key file was replaced"), "{}", b.reason);
     }
 
     #[test]
@@ -450,6 +705,15 @@ mod tests {
         let b = log.verify().unwrap().broken.unwrap();
         assert_eq!(b.seq, 1);
         assert!(b.reason.contains("missing"), "{}", b.reason);
+    }
+
+    #[test]
+    fn recent_deduplicates_within_the_window() {
+        let r = Recent::default();
+        assert!(r.should_record("a".into(), 0, 10));
+        assert!(!r.should_record("a".into(), 9, 10));
+        assert!(r.should_record("b".into(), 9, 10));
+        assert!(r.should_record("a".into(), 10, 10));
     }
 
     #[test]

@@ -109,7 +109,7 @@ fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
 pub fn user_cmd(cmd: UserCmd, config: &Path) -> anyhow::Result<ExitCode> {
     let (cfg, store) = open(config)?;
     let users = Users::open(store.db())?;
-    let audit = AuditLog::open(store.db())?;
+    let audit = AuditLog::open(store.db(), store.dir())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sessions = Sessions::open(
         store.db(),
@@ -185,15 +185,33 @@ pub fn user_cmd(cmd: UserCmd, config: &Path) -> anyhow::Result<ExitCode> {
 pub fn audit_cmd(cmd: AuditCmd, config: &Path) -> anyhow::Result<ExitCode> {
     let AuditCmd::Verify = cmd;
     let (_, store) = open(config)?;
-    let v = AuditLog::open(store.db())?.verify()?;
-    match v.broken {
+    let log = AuditLog::open(store.db(), store.dir())?;
+    let v = log.verify()?;
+    let (key, from) = log.key();
+    let ok = match &v.broken {
         None => {
             println!("audit chain intact: {} entries", v.verified);
-            Ok(ExitCode::SUCCESS)
+            true
         }
         Some(b) => {
             println!("{b} ({} entries before it verified)", v.verified);
-            Ok(ExitCode::FAILURE)
+            false
         }
+    };
+    if from > 0 {
+        println!(
+            "entries 0 to {} were written before the audit key existed: checked by their \
+             hash chain only, which someone able to rewrite the index could recompute",
+            from - 1
+        );
     }
+    println!(
+        "entries from {from} on carry an HMAC-SHA256 under {}: an edit needs that key",
+        key.display()
+    );
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

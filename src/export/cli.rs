@@ -90,7 +90,7 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
     super::validate(&req)?;
     let store = Store::open(&cfg.storage.dir)
         .context("opening the database (stop cleannvr first, or export with POST /api/exports)")?;
-    let audit = AuditLog::open(store.db())?;
+    let audit = AuditLog::open(store.db(), store.dir())?;
     let now = SystemClock.now_ns();
     let outcome = super::run(&store, &req, out, now, &Progress::default())?;
     audit.append(

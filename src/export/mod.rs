@@ -8,6 +8,7 @@
 //! roles and record the manifest's hash in the audit log.
 
 pub mod cli;
+pub mod quota;
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -168,23 +169,26 @@ pub fn validate(req: &Request) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the export into `dir` (created; must not exist yet). Blocking.
-///
-/// Files are written and fsynced before the manifest, and the manifest before `SHA256SUMS`,
-/// so a crash leaves no manifest promising files that are not complete.
-pub fn run(
-    store: &Store,
-    req: &Request,
-    dir: &Path,
-    now_ns: i64,
-    progress: &Progress,
-) -> anyhow::Result<Outcome> {
-    validate(req)?;
-    std::fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
-    std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// An export planned but not yet written: every camera's remux plans and gaps, and the
+/// exact bytes its video files will take (for the quota check before anything is written).
+pub struct Planned {
+    cameras: Vec<PlannedCamera>,
+    /// Bytes of the video files to be written.
+    pub bytes: u64,
+}
 
-    // Plan every camera first so the total is known and a bad camera fails early.
-    let mut planned = Vec::new();
+struct PlannedCamera {
+    id: String,
+    name: String,
+    plans: Vec<playback::Plan>,
+    gaps: Vec<Span>,
+}
+
+/// Plans every camera of `req` (reads the index only). Blocking.
+pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Planned> {
+    validate(req)?;
+    let mut cameras = Vec::new();
+    let mut bytes = 0;
     for (id, name) in &req.cameras {
         let plans = match playback::plan_parts(store, id, req.start_ns, req.end_ns) {
             Ok(p) => p,
@@ -193,14 +197,53 @@ pub fn run(
         };
         let segs = store.segments(id, req.start_ns, req.end_ns)?;
         let gaps = playback::gaps(&segs, req.start_ns, req.end_ns);
-        let total: u64 = plans.iter().map(|p| p.len).sum();
-        progress.total.fetch_add(total, Ordering::Relaxed);
-        planned.push((id, name, plans, gaps));
+        bytes += plans.iter().map(|p| p.len).sum::<u64>();
+        cameras.push(PlannedCamera {
+            id: id.clone(),
+            name: name.clone(),
+            plans,
+            gaps,
+        });
     }
+    Ok(Planned { cameras, bytes })
+}
+
+/// Plans and writes the export into `dir` (see [`write`]). Blocking.
+pub fn run(
+    store: &Store,
+    req: &Request,
+    dir: &Path,
+    now_ns: i64,
+    progress: &Progress,
+) -> anyhow::Result<Outcome> {
+    let planned = plan(store, req)?;
+    write(planned, req, dir, now_ns, progress)
+}
+
+/// Writes a planned export into `dir` (created; must not exist yet). Blocking.
+///
+/// Files are written and fsynced before the manifest, and the manifest before `SHA256SUMS`,
+/// so a crash leaves no manifest promising files that are not complete.
+pub fn write(
+    planned: Planned,
+    req: &Request,
+    dir: &Path,
+    now_ns: i64,
+    progress: &Progress,
+) -> anyhow::Result<Outcome> {
+    std::fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
+    std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    progress.total.fetch_add(planned.bytes, Ordering::Relaxed);
 
     let mut sums = String::new();
     let mut cameras = Vec::new();
-    for (id, name, plans, gaps) in planned {
+    for PlannedCamera {
+        id,
+        name,
+        plans,
+        gaps,
+    } in planned.cameras
+    {
         let n = plans.len();
         let mut files = Vec::new();
         for (i, plan) in plans.into_iter().enumerate() {
@@ -242,8 +285,8 @@ pub fn run(
             });
         }
         cameras.push(CameraEntry {
-            camera: id.clone(),
-            name: name.clone(),
+            camera: id,
+            name,
             files,
             gaps: gaps.into_iter().map(Range::from).collect(),
         });
@@ -438,6 +481,35 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
     Ok(v)
 }
 
+/// Whether a caller may download file `name` of an export with manifest `m`, decided from
+/// the caller's rights *now* (a user demoted or limited since the export was made loses
+/// access): only roles that may export, a video file only if the caller may see its
+/// camera, and the manifest and `SHA256SUMS` (which describe every camera) only if the
+/// caller may see all of them. `Ok` carries the camera ids the file shows, for the audit.
+pub fn download_scope(
+    m: &Manifest,
+    name: &str,
+    may_export: bool,
+    may_see: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, String> {
+    if !may_export {
+        return Err("only operators and admins may download exports".into());
+    }
+    let cameras: Vec<String> = if name == MANIFEST || name == SUMS {
+        m.cameras.iter().map(|c| c.camera.clone()).collect()
+    } else {
+        m.cameras
+            .iter()
+            .filter(|c| c.files.iter().any(|f| f.file == name))
+            .map(|c| c.camera.clone())
+            .collect()
+    };
+    match cameras.iter().find(|c| !may_see(c)) {
+        Some(c) => Err(format!("not allowed to see camera {c}")),
+        None => Ok(cameras),
+    }
+}
+
 /// `dir/name` if `name` is a plain file name (a hostile manifest must not make us read
 /// elsewhere).
 fn safe_join(dir: &Path, name: &str) -> Option<PathBuf> {
@@ -501,6 +573,60 @@ mod tests {
         for bad in ["", "..", "../a.mp4", "a/b", "/etc/passwd"] {
             assert!(safe_join(d, bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn downloads_follow_current_rights() {
+        let file = |f: &str| FileEntry {
+            file: f.into(),
+            sha256: String::new(),
+            bytes: 0,
+            codec: String::new(),
+            width: 0,
+            height: 0,
+            audio: false,
+            frames: 0,
+            presents: Range {
+                start: String::new(),
+                end: String::new(),
+            },
+            first_frame: String::new(),
+            gaps: vec![],
+            segments: vec![],
+        };
+        let cam = |id: &str| CameraEntry {
+            camera: id.into(),
+            name: id.into(),
+            files: vec![file(&format!("{id}.mp4"))],
+            gaps: vec![],
+        };
+        let m = Manifest {
+            format: FORMAT.into(),
+            server: String::new(),
+            exported_by: "op".into(),
+            exported_at: String::new(),
+            reason: String::new(),
+            requested: Range {
+                start: String::new(),
+                end: String::new(),
+            },
+            cameras: vec![cam("a"), cam("b")],
+        };
+        let all = |_: &str| true;
+        let only_a = |c: &str| c == "a";
+        assert_eq!(download_scope(&m, "a.mp4", true, all), Ok(vec!["a".into()]));
+        assert_eq!(
+            download_scope(&m, "a.mp4", true, only_a),
+            Ok(vec!["a".into()])
+        );
+        assert!(download_scope(&m, "b.mp4", true, only_a)
+            .unwrap_err()
+            .contains("camera b"));
+        assert!(download_scope(&m, MANIFEST, true, only_a).is_err());
+        assert_eq!(download_scope(&m, SUMS, true, all).unwrap().len(), 2);
+        assert!(download_scope(&m, "a.mp4", false, all)
+            .unwrap_err()
+            .contains("operators"));
     }
 
     #[test]

@@ -4,14 +4,14 @@
 //! between leaves a row without a file (cleared by `check --repair`), never a
 //! file that nothing will ever delete.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use anyhow::Context;
 use tracing::{info, warn};
 
 use super::{sync_dir, SegmentRecord, Store};
-use crate::clock::NS_PER_SEC;
+use crate::clock::{rfc3339, NS_PER_SEC};
 
 /// Per-camera limits; zero means no limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,18 +31,72 @@ pub struct Outcome {
     pub bytes: u64,
     /// The volume is still under `min_free_bytes` with nothing left to delete.
     pub still_short: bool,
+    /// What was deleted, per camera: one audit entry each.
+    pub cameras: BTreeMap<String, Deleted>,
+}
+
+/// What one pass deleted of one camera.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// Segments deleted.
+    pub segments: u64,
+    /// Bytes freed.
+    pub bytes: u64,
+    /// Start of the oldest deleted segment, ns.
+    pub first_start_ns: i64,
+    /// End of the newest deleted segment, ns.
+    pub last_end_ns: i64,
+    /// Which limits caused it: `retain_days`, `retain_bytes`, `min_free_bytes`.
+    pub reasons: BTreeSet<&'static str>,
+}
+
+impl Deleted {
+    /// The audit-log detail: how many segments, the time range, the bytes and why.
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "segments={} bytes={} from={} to={} reason={}",
+            self.segments,
+            self.bytes,
+            rfc3339(self.first_start_ns),
+            rfc3339(self.last_end_ns),
+            self.reasons.iter().copied().collect::<Vec<_>>().join(",")
+        )
+    }
 }
 
 /// One retention pass. `free_bytes` reports the volume's free space (a
 /// parameter so tests can simulate a full disk); `now_ns` is injectable time.
+/// `min_free_bytes` is the floor for footage: the caller adds the unused export
+/// quota ([`crate::export::quota::footage_floor`]) so exports never cost footage.
 pub fn run_once(
     store: &Store,
     policies: &HashMap<String, Policy>,
     min_free_bytes: u64,
     now_ns: i64,
-    mut free_bytes: impl FnMut() -> u64,
+    free_bytes: impl FnMut() -> u64,
 ) -> anyhow::Result<Outcome> {
     let mut out = Outcome::default();
+    run_into(
+        store,
+        policies,
+        min_free_bytes,
+        now_ns,
+        free_bytes,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// [`run_once`] that leaves what it deleted in `out` even when it fails part-way, so
+/// the caller can still audit every deletion.
+pub fn run_into(
+    store: &Store,
+    policies: &HashMap<String, Policy>,
+    min_free_bytes: u64,
+    now_ns: i64,
+    mut free_bytes: impl FnMut() -> u64,
+    out: &mut Outcome,
+) -> anyhow::Result<()> {
     for (camera, policy) in policies {
         let mut bytes = store.usage().get(camera).map(|u| u.bytes).unwrap_or(0);
         let cutoff = now_ns - i64::from(policy.retain_days) * 86_400 * NS_PER_SEC;
@@ -55,10 +109,15 @@ pub fn run_once(
                 break;
             }
             bytes -= rec.bytes.min(bytes);
-            victims.push(rec);
+            let why = if too_old {
+                "retain_days"
+            } else {
+                "retain_bytes"
+            };
+            victims.push((rec, why));
         }
-        for rec in victims {
-            delete(store, &rec, &mut out)?;
+        for (rec, why) in victims {
+            delete(store, &rec, out, why)?;
         }
     }
     // Volume floor: oldest footage of any camera goes first.
@@ -80,16 +139,21 @@ pub fn run_once(
             );
             break;
         };
-        delete(store, &rec, &mut out)?;
+        delete(store, &rec, out, "min_free_bytes")?;
         free = free_bytes();
     }
     if out.deleted > 0 {
         info!(deleted = out.deleted, bytes = out.bytes, "retention");
     }
-    Ok(out)
+    Ok(())
 }
 
-fn delete(store: &Store, rec: &SegmentRecord, out: &mut Outcome) -> anyhow::Result<()> {
+fn delete(
+    store: &Store,
+    rec: &SegmentRecord,
+    out: &mut Outcome,
+    why: &'static str,
+) -> anyhow::Result<()> {
     let path = store.file_path(rec);
     match std::fs::remove_file(&path) {
         Ok(()) => {}
@@ -104,11 +168,32 @@ fn delete(store: &Store, rec: &SegmentRecord, out: &mut Outcome) -> anyhow::Resu
     store.remove(&rec.camera, rec.start_ns)?;
     out.deleted += 1;
     out.bytes += rec.bytes;
+    let d = out.cameras.entry(rec.camera.clone()).or_insert(Deleted {
+        first_start_ns: rec.start_ns,
+        last_end_ns: rec.end_ns,
+        ..Default::default()
+    });
+    d.segments += 1;
+    d.bytes += rec.bytes;
+    d.first_start_ns = d.first_start_ns.min(rec.start_ns);
+    d.last_end_ns = d.last_end_ns.max(rec.end_ns);
+    d.reasons.insert(why);
     Ok(())
 }
 
 /// Free bytes available to us on the volume holding `path`.
 pub fn volume_free_bytes(path: &Path) -> std::io::Result<u64> {
+    let st = statvfs(path)?;
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Size of the volume holding `path`.
+pub fn volume_total_bytes(path: &Path) -> std::io::Result<u64> {
+    let st = statvfs(path)?;
+    Ok(st.f_blocks as u64 * st.f_frsize as u64)
+}
+
+fn statvfs(path: &Path) -> std::io::Result<libc::statvfs> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
@@ -117,7 +202,7 @@ pub fn volume_free_bytes(path: &Path) -> std::io::Result<u64> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+    Ok(st)
 }
 
 #[cfg(test)]
@@ -198,6 +283,15 @@ mod tests {
         )]);
         let o = run_once(&store, &policies, 0, 0, || u64::MAX).unwrap();
         assert_eq!(o.deleted, 7);
+        let d = &o.cameras["a"];
+        assert_eq!((d.segments, d.bytes), (7, 700));
+        assert_eq!(d.first_start_ns, 10 * DAY);
+        assert_eq!(d.last_end_ns, 10 * DAY + 7 * 3600 * NS_PER_SEC);
+        assert_eq!(
+            d.audit_detail(),
+            "segments=7 bytes=700 from=1970-01-11T00:00:00.000Z to=1970-01-11T07:00:00.000Z reason=retain_bytes"
+        );
+        assert!(!o.cameras.contains_key("b"));
         assert_eq!(store.usage()["a"].bytes, 300);
         assert_eq!(store.usage()["b"].bytes, 1000, "other cameras untouched");
         assert_eq!(
@@ -229,5 +323,9 @@ mod tests {
     #[test]
     fn statvfs_reports_something() {
         assert!(volume_free_bytes(Path::new("/")).unwrap() > 0);
+        assert!(
+            volume_total_bytes(Path::new("/")).unwrap()
+                >= volume_free_bytes(Path::new("/")).unwrap()
+        );
     }
 }

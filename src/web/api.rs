@@ -464,9 +464,12 @@ pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, Ap
     let v = tokio::task::spawn_blocking(move || app.audit.verify())
         .await
         .map_err(ApiError::internal)??;
-    Ok(Json(
-        json!({ "ok": v.broken.is_none(), "verified": v.verified, "broken": v.broken }),
-    ))
+    Ok(Json(json!({
+        "ok": v.broken.is_none(),
+        "verified": v.verified,
+        "broken": v.broken,
+        "keyed_from": v.keyed_from,
+    })))
 }
 
 /// `GET /metrics`: Prometheus text.

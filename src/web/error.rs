@@ -55,6 +55,14 @@ impl ApiError {
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", detail)
     }
+    /// 507: not enough storage for what was asked (an export past its quota).
+    pub fn insufficient_storage(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            detail,
+        )
+    }
     /// 429 with `Retry-After`.
     pub fn too_many(retry_after: u64) -> Self {
         ApiError {

@@ -30,7 +30,9 @@ use crate::playback::{self, Plan, PlanError, Span};
 /// and longer ranges are what exports are for.
 pub const MAX_PLAYBACK_NS: i64 = 86_400 * NS_PER_SEC;
 /// One audit entry per user, camera and range in this window: a browser fetches a video
-/// in many range requests, and each seek is not a new viewing.
+/// in many range requests, and each seek is not a new viewing. Snapshots use it too:
+/// one entry per user and camera for the latest picture (a page refreshing a still), and
+/// one per user, camera and minute of footage for historical ones.
 const AUDIT_WINDOW_NS: i64 = 10 * 60 * NS_PER_SEC;
 /// Most gaps listed in the `X-Recording-Gaps` header (the count is always given).
 const MAX_GAP_HEADER: usize = 50;
@@ -39,10 +41,14 @@ const MAX_GAP_HEADER: usize = 50;
 #[derive(Default)]
 pub struct MediaState {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
+    /// Space promised to running exports.
+    ledger: Arc<export::quota::Ledger>,
     /// (user, camera, etag) → when the last playback entry was written.
     audited: Mutex<HashMap<(String, String, String), i64>>,
     /// (camera, width) → the latest snapshot and the key frame it shows (file, moof).
     snapshots: Mutex<HashMap<(String, Option<u32>), CachedSnapshot>>,
+    /// Snapshot audit entries written recently.
+    snapshot_audited: crate::audit::Recent,
 }
 
 /// A cached latest snapshot: the file and `moof` of the key frame it shows, and the image.
@@ -431,11 +437,12 @@ pub struct SnapshotQuery {
 }
 
 /// `GET /api/cameras/{id}/snapshot.jpg[?at=TIME][&width=N]`: a key frame as JPEG. The
-/// latest one is cached per camera and width until a newer key frame is recorded. Not
-/// audited: timeline previews fetch these by the dozen, and they show key frames only.
+/// latest one is cached per camera and width until a newer key frame is recorded.
+/// Audited as `snapshot`, de-duplicated (see [`AUDIT_WINDOW_NS`]).
 async fn snapshot(
     State(app): State<Arc<App>>,
     Extension(media): Extension<Arc<MediaState>>,
+    Extension(c): Extension<Caller>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<SnapshotQuery>,
 ) -> Result<Response, ApiError> {
@@ -481,6 +488,25 @@ async fn snapshot(
             s
         }
     };
+    let minute = at.map(|t| t.div_euclid(60 * NS_PER_SEC));
+    let key = format!("{}\0{id}\0{minute:?}", c.user.name);
+    if media
+        .snapshot_audited
+        .should_record(key, app.clock.now_ns(), AUDIT_WINDOW_NS)
+    {
+        let asked =
+            q.at.as_deref()
+                .map_or("latest".to_owned(), |_| rfc3339(at.unwrap_or_default()));
+        let width = q.width.map_or("full".to_owned(), |w| w.to_string());
+        app.record(Event {
+            actor: c.user.name.clone(),
+            action: Action::Snapshot,
+            target: id.clone(),
+            client: c.client.clone(),
+            detail: format!("at={asked} frame={} width={width}", rfc3339(shot.frame_ns)),
+        })
+        .await?;
+    }
     let mut r = shot.jpeg.clone().into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
@@ -539,6 +565,19 @@ async fn create_export(
         user: c.user.name.clone(),
     };
     export::validate(&req).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Planned and measured against the export quota before anything is written: an
+    // export that does not fit is refused here, never made room for with footage.
+    let (planned, reservation) = {
+        let (app, req, ledger) = (app.clone(), req.clone(), media.ledger.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let planned = export::plan(&app.store, &req)?;
+            let admitted = export::quota::admit(&app.config.storage, &ledger, planned.bytes)?;
+            Ok(admitted.map(|r| (planned, r)))
+        })
+        .await
+        .map_err(ApiError::internal)??
+        .map_err(|refusal| ApiError::insufficient_storage(refusal.to_string()))?
+    };
 
     let id = export::new_id();
     let job = Arc::new(Job {
@@ -567,7 +606,14 @@ async fn create_export(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(id.clone(), job.clone());
-    tokio::spawn(run_export(app.clone(), job, req, c.client.clone()));
+    tokio::spawn(run_export(
+        app.clone(),
+        job,
+        req,
+        planned,
+        reservation,
+        c.client.clone(),
+    ));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "status": "running", "url": format!("/api/exports/{id}") })),
@@ -576,13 +622,21 @@ async fn create_export(
 }
 
 /// Runs an export, then records its manifest hash in the audit log. An export whose
-/// record cannot be written is deleted: evidence must not exist unrecorded.
-async fn run_export(app: Arc<App>, job: Arc<Job>, req: export::Request, client: String) {
+/// record cannot be written is deleted: evidence must not exist unrecorded. The space
+/// reservation is held until the files are on disk (and so counted there).
+async fn run_export(
+    app: Arc<App>,
+    job: Arc<Job>,
+    req: export::Request,
+    planned: export::Planned,
+    reservation: export::quota::Reservation,
+    client: String,
+) {
     let dir = export::exports_dir(app.store.dir()).join(&job.id);
     let result = {
         let (app, job, req, dir) = (app.clone(), job.clone(), req.clone(), dir.clone());
         tokio::task::spawn_blocking(move || {
-            export::run(&app.store, &req, &dir, app.clock.now_ns(), &job.progress)
+            export::write(planned, &req, &dir, app.clock.now_ns(), &job.progress)
         })
         .await
         .map_err(|e| anyhow::anyhow!("export task failed: {e}"))
@@ -617,6 +671,7 @@ async fn run_export(app: Arc<App>, job: Arc<Job>, req: export::Request, client: 
         }
     };
     *job.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    drop(reservation);
 }
 
 /// The job `id` if the caller may see it (its owner, or an admin); 404 otherwise, so ids
@@ -711,12 +766,14 @@ async fn export_status(
     Ok(Json(out))
 }
 
-/// `GET /api/exports/{id}/files/{name}`: one file of a finished export.
+/// `GET /api/exports/{id}/files/{name}`: one file of a finished export, if the caller's
+/// current role and cameras allow it ([`export::download_scope`]). Audited.
 async fn export_file(
     State(app): State<Arc<App>>,
     Extension(media): Extension<Arc<MediaState>>,
     Extension(c): Extension<Caller>,
     Path((id, name)): Path<(String, String)>,
+    method: Method,
 ) -> Result<Response, ApiError> {
     find_job(&app, &media, &c, &id).await?;
     let dir = export::exports_dir(app.store.dir()).join(&id);
@@ -730,10 +787,31 @@ async fn export_file(
     if !listed {
         return Err(ApiError::not_found("no such file in this export"));
     }
+    let cameras = export::download_scope(&m, &name, c.user.role.can_export(), |cam| {
+        c.user.may_see(cam)
+    })
+    .map_err(ApiError::forbidden)?;
     let file = tokio::fs::File::open(dir.join(&name))
         .await
         .map_err(|_| ApiError::not_found("file missing"))?;
     let len = file.metadata().await.map_err(ApiError::internal)?.len();
+    if method == Method::GET {
+        let sha = m
+            .files()
+            .find(|f| f.file == name)
+            .map(|f| f.sha256.as_str());
+        app.record(Event {
+            actor: c.user.name.clone(),
+            action: Action::ExportDownload,
+            target: cameras.join(","),
+            client: c.client.clone(),
+            detail: format!(
+                "export={id} file={name} bytes={len} sha256={}",
+                sha.unwrap_or("-")
+            ),
+        })
+        .await?;
+    }
     let ctype = if name.ends_with(".mp4") {
         "video/mp4"
     } else if name.ends_with(".json") {

@@ -16,6 +16,8 @@ pub struct Counters {
     pub retention_deleted_segments: AtomicU64,
     /// Bytes freed by retention.
     pub retention_deleted_bytes: AtomicU64,
+    /// Retention passes completed (with or without deletions).
+    pub retention_passes: AtomicU64,
     http: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
 }
 
@@ -26,6 +28,7 @@ impl Counters {
             .fetch_add(segments, Ordering::Relaxed);
         self.retention_deleted_bytes
             .fetch_add(bytes, Ordering::Relaxed);
+        self.retention_passes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an HTTP response. `route` must be a route pattern or a fixed
@@ -205,6 +208,17 @@ pub fn render(app: &super::App, recorded: &[(String, u64, u64)], disk_free: Opti
         o,
         "cleannvr_retention_deleted_bytes_total {}",
         c.retention_deleted_bytes.load(Ordering::Relaxed)
+    );
+    head(
+        &mut o,
+        "cleannvr_retention_passes_total",
+        "counter",
+        "Retention passes completed.",
+    );
+    let _ = writeln!(
+        o,
+        "cleannvr_retention_passes_total {}",
+        c.retention_passes.load(Ordering::Relaxed)
     );
     if let Some(free) = disk_free {
         head(

@@ -101,7 +101,7 @@ impl App {
         Ok(App {
             users: Users::open(db)?,
             sessions: Sessions::open(db, clock.clone(), lifetimes)?,
-            audit: AuditLog::open(db)?,
+            audit: AuditLog::open(db, store.dir())?,
             limiter: LoginLimiter::new(Limits::default()),
             config,
             store,

@@ -432,3 +432,120 @@ pub fn skip_without(what: &str) -> bool {
     eprintln!("skipping: {what} is missing (set CLEANNVR_REQUIRE_PEERS=1 to fail instead)");
     true
 }
+
+/// A tmpfs of a few MiB mounted on a fresh temporary directory (a small volume, to test
+/// what happens when it fills), unmounted on drop.
+pub struct SmallVolume {
+    dir: tempfile::TempDir,
+}
+
+impl SmallVolume {
+    /// Mounts `mib` MiB. Needs root (CI runs as root); otherwise the test is skipped with
+    /// a message, or fails under `CLEANNVR_REQUIRE_PEERS=1`.
+    pub fn mount(mib: u64) -> Option<SmallVolume> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallVolume { dir }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                    Err(e) => e.to_string(),
+                };
+                skip_without(&format!("a mountable {mib} MiB tmpfs (root): {why}"));
+                None
+            }
+        }
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallVolume {
+    fn drop(&mut self) {
+        // Lazy, so a server still holding a file open cannot keep the mount alive.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A logged-in session against a running server (via curl): cookie and CSRF token.
+pub struct HttpSession {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// `cleannvr_session=...`.
+    pub cookie: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+impl HttpSession {
+    /// Logs `name` in and fetches the CSRF token from `/api/me`.
+    pub fn login(base: &str, name: &str, password: &str) -> HttpSession {
+        let cookie = login(base, name, password);
+        let (status, body) = get(base, "/api/me", &cookie);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let me: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        HttpSession {
+            base: base.to_owned(),
+            cookie,
+            csrf: me["csrf_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// GET; (status, body).
+    pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        get(&self.base, path, &self.cookie)
+    }
+
+    /// GET that must answer 200 with JSON.
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// Sends `method path` with a JSON body and the CSRF header; (status, JSON or Null).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let out = Command::new("curl")
+            .args(["-sk", "-w", "\n%{http_code}", "-X", method])
+            .args(["-H", &format!("Cookie: {}", self.cookie)])
+            .args(["-H", &format!("x-csrf-token: {}", self.csrf)])
+            .args(["-H", "content-type: application/json", "--data-binary"])
+            .arg(body.to_string())
+            .arg(format!("{}{path}", self.base))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+        (status.trim().parse().unwrap(), json)
+    }
+
+    /// Audit entries with `action`, newest first.
+    pub fn audit(&self, action: &str) -> Vec<serde_json::Value> {
+        self.json(&format!("/api/audit?action={action}&limit=1000"))["entries"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}

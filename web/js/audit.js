@@ -17,6 +17,10 @@ const ACTIONS = [
   ["user_update", "User changed"],
   ["user_remove", "User removed"],
   ["camera_change", "Camera changed"],
+  ["snapshot", "Snapshot"],
+  ["export_download", "Export downloaded"],
+  ["retention_delete", "Footage deleted by retention"],
+  ["export_expire", "Export expired"],
 ];
 const actionLabel = new Map(ACTIONS);
 
