@@ -170,6 +170,7 @@ fn archive(
         Default::default(),
         Arc::new(cleannvr::clock::SystemClock),
         Default::default(),
+        Default::default(),
     )?);
     app.users
         .add("bench", Role::Viewer, None, "bench password 1", 0)?;

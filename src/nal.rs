@@ -76,7 +76,6 @@ pub fn h265_has_irap(mut data: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-
     #[test]
     fn codec_string_and_samples_from_encoder_output() {
         assert_eq!(
@@ -93,7 +92,6 @@ mod tests {
             vec![0, 0, 0, 3, 0x65, 0x88, 0x84]
         );
     }
-
 
     fn nal(t: u8, body: &[u8]) -> Vec<u8> {
         let mut v = ((body.len() + 2) as u32).to_be_bytes().to_vec();

@@ -73,12 +73,15 @@ pub async fn run_with(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let kick = Arc::new(Notify::new());
     let counters = Arc::new(Counters::default());
+    // Ingest publishes to the hub, the web server's viewers read it.
+    let live = Arc::new(crate::live::LiveHub::default());
     let app = Arc::new(App::new(
         config.clone(),
         store.clone(),
         status.clone(),
         clock.clone(),
         counters.clone(),
+        live.clone(),
     )?);
     if options.demo_admin {
         // Only when no admin exists, so the password is printed once and a
@@ -144,7 +147,7 @@ pub async fn run_with(
                 IngestTask {
                     camera: sub_cam,
                     tx,
-                    live: app.live.stream(&key),
+                    live: live.stream(&key),
                     status: status.camera(&key),
                     clock: clock.clone(),
                     shutdown: shutdown.clone(),
@@ -156,7 +159,7 @@ pub async fn run_with(
             IngestTask {
                 camera: cam.clone(),
                 tx,
-                live: app.live.stream(&cam.id),
+                live: live.stream(&cam.id),
                 status: cell,
                 clock: clock.clone(),
                 shutdown: shutdown.clone(),

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::clock::Clock;
+
 /// Connection state of one camera.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +32,11 @@ pub struct CameraStatus {
     pub state: StreamState,
     /// RTP transport of the current (or last) session: `tcp` or `udp`.
     pub transport: Option<&'static str>,
+    /// Since when (wall ns) the camera has not been streaming, across every retry in
+    /// between, so the UI can say "offline since 14:02". `None` while streaming.
+    pub offline_since_ns: Option<i64>,
+    /// When ingest will try again (wall ns), while waiting between attempts.
+    pub next_attempt_ns: Option<i64>,
     /// RFC 6381 codec of the video stream, once known.
     pub codec: Option<String>,
     /// Width x height, once known.
@@ -84,8 +91,18 @@ impl StatusBoard {
 }
 
 /// Applies `f` to a status cell, ignoring lock poisoning (status is advisory).
+/// Leaving `Streaming` is stamped here, so no writer can forget to.
 pub fn update(cell: &Mutex<CameraStatus>, f: impl FnOnce(&mut CameraStatus)) {
-    f(&mut cell.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut s = cell.lock().unwrap_or_else(|e| e.into_inner());
+    f(&mut s);
+    if s.state == StreamState::Streaming {
+        s.offline_since_ns = None;
+    } else if s.offline_since_ns.is_none() {
+        s.offline_since_ns = Some(crate::clock::SystemClock.now_ns());
+    }
+    if s.state != StreamState::Backoff && s.state != StreamState::AuthFailed {
+        s.next_attempt_ns = None;
+    }
 }
 
 /// Sliding-window rate meter for fps and bitrate.

@@ -392,8 +392,17 @@ async fn isolation_report_through_the_admin_api() {
         .unwrap();
     let store = Arc::new(cleannvr::store::Store::open(dir.path()).unwrap());
     let clock = Arc::new(cleannvr::clock::SystemClock);
-    let app =
-        Arc::new(App::new(cfg, store, Default::default(), clock, Default::default()).unwrap());
+    let app = Arc::new(
+        App::new(
+            cfg,
+            store,
+            Default::default(),
+            clock,
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap(),
+    );
     app.users
         .add(
             "root",

@@ -75,7 +75,15 @@ async fn hsts_only_with_the_operators_certificate() {
     };
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let clock = Arc::new(ManualClock::new(T0));
-    let app = App::new(cfg, store, Default::default(), clock, Default::default()).unwrap();
+    let app = App::new(
+        cfg,
+        store,
+        Default::default(),
+        clock,
+        Default::default(),
+        Default::default(),
+    )
+    .unwrap();
     let resp = web::router(Arc::new(app))
         .oneshot(Request::get("/api/health").body(Body::empty()).unwrap())
         .await
@@ -110,6 +118,7 @@ fn rig_with(users: bool) -> Rig {
             status,
             clock.clone(),
             Arc::new(Counters::default()),
+            Default::default(),
         )
         .unwrap(),
     );

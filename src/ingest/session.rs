@@ -133,10 +133,12 @@ impl IngestTask {
                 ),
             };
             warn!(error = %msg, retry_in_ms = delay.as_millis() as u64, "session ended");
+            let retry_at = self.clock.now_ns().saturating_add(delay.as_nanos() as i64);
             update(&self.status, |s| {
                 s.state = state;
                 s.reconnects += 1;
                 s.last_error = Some(msg);
+                s.next_attempt_ns = Some(retry_at);
             });
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
@@ -220,6 +222,8 @@ impl IngestTask {
         {
             return Ok(Ended::Closed);
         }
+        // Timestamps restart with the session: live viewers start a new timeline.
+        self.live.start_session();
         update(&self.status, |s| {
             s.state = StreamState::Streaming;
             s.last_error = None;

@@ -6,7 +6,8 @@
 //! that falls behind skips ahead to the next key frame.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -18,15 +19,26 @@ use crate::mp4::{self, Sample, TrackConfig, TrackKind, TrackRun};
 /// further behind than this is lagging and resynchronises at a key frame.
 const CAPACITY: usize = 256;
 
+/// Timestamps going back further than this (1 s at 90 kHz) mean the camera restarted
+/// its clock; less is B-frame reordering.
+const REWIND_TICKS: i64 = 90_000;
+
 /// One camera's live feed.
 pub struct LiveStream {
-    tx: broadcast::Sender<VideoFrame>,
+    tx: broadcast::Sender<Published>,
     /// Parameters of the latest frame, so a request can tell the codec before any frame
     /// reaches it (e.g. to refuse an H.264 transcode when none can start).
     params: Mutex<Option<Arc<VideoParams>>>,
-    /// The H.264 transcode of this feed shared by its `codec=h264` viewers, while any is
-    /// connected; see [`crate::transcode::live`].
-    pub(crate) h264: Mutex<Weak<crate::transcode::live::LiveTranscoder>>,
+    /// Which camera session the frames published now belong to; see [`Self::start_session`].
+    session: AtomicU64,
+}
+
+/// A frame as the broadcast carries it: tagged with the camera session it came from,
+/// because every session restarts the camera's timestamps.
+#[derive(Clone, Debug)]
+pub(crate) struct Published {
+    pub(crate) session: u64,
+    pub(crate) frame: VideoFrame,
 }
 
 impl Default for LiveStream {
@@ -42,8 +54,15 @@ impl LiveStream {
         Self {
             tx: broadcast::channel(CAPACITY).0,
             params: Mutex::new(None),
-            h264: Mutex::new(Weak::new()),
+            session: AtomicU64::new(0),
         }
+    }
+
+    /// Marks the start of a new camera session (a reconnect): its timestamps start
+    /// afresh, so every viewer starts a new timeline (a new init) at its first key frame
+    /// instead of waiting for the new timestamps to pass the old ones.
+    pub fn start_session(&self) {
+        self.session.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Hands a frame to every current viewer. Never blocks; with no viewer it only
@@ -57,7 +76,10 @@ impl LiveStream {
             }
         }
         if self.tx.receiver_count() > 0 {
-            let _ = self.tx.send(frame.clone());
+            let _ = self.tx.send(Published {
+                session: self.session.load(Ordering::Relaxed),
+                frame: frame.clone(),
+            });
         }
     }
 
@@ -71,7 +93,7 @@ impl LiveStream {
 
     /// The raw frames from now on, for a consumer that is not a viewer (the live
     /// transcoder). Like a viewer, it must keep up or see `Lagged`.
-    pub(crate) fn frames(&self) -> broadcast::Receiver<VideoFrame> {
+    pub(crate) fn frames(&self) -> broadcast::Receiver<Published> {
         self.tx.subscribe()
     }
 
@@ -80,6 +102,7 @@ impl LiveStream {
         LiveViewer {
             rx: self.tx.subscribe(),
             params: None,
+            session: None,
             base_pts: 0,
             last_pts: None,
             sequence: 0,
@@ -138,8 +161,10 @@ pub enum LiveMessage {
 
 /// One viewer's position in a camera's feed.
 pub struct LiveViewer {
-    rx: broadcast::Receiver<VideoFrame>,
+    rx: broadcast::Receiver<Published>,
     params: Option<Arc<VideoParams>>,
+    /// The camera session this viewer's current timeline belongs to.
+    session: Option<u64>,
     base_pts: i64,
     last_pts: Option<i64>,
     sequence: u32,
@@ -157,8 +182,8 @@ impl LiveViewer {
             return Some(LiveMessage::Fragment(frag));
         }
         loop {
-            let frame = match self.rx.recv().await {
-                Ok(f) => f,
+            let published = match self.rx.recv().await {
+                Ok(p) => p,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     // Too slow: drop what was missed and wait for a key frame,
                     // since the frames after a gap cannot be decoded.
@@ -168,7 +193,7 @@ impl LiveViewer {
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            if let Some(m) = self.accept(frame) {
+            if let Some(m) = self.accept(published) {
                 return Some(m);
             }
         }
@@ -179,13 +204,24 @@ impl LiveViewer {
         self.skipped
     }
 
-    fn accept(&mut self, frame: VideoFrame) -> Option<LiveMessage> {
+    fn accept(&mut self, published: Published) -> Option<LiveMessage> {
+        let Published { session, frame } = published;
         let params_changed = self.params.as_ref().is_none_or(|p| **p != *frame.params);
-        if (self.waiting || params_changed) && !frame.is_key {
+        // A new camera session restarts its clock; so may a camera that resets its
+        // timestamps mid-session. Either way the old timeline cannot continue: a
+        // decode time clamped to the old base would freeze the picture until the new
+        // timestamps caught up with the old ones (hours, for a camera up for days).
+        let new_timeline = params_changed
+            || self.session != Some(session)
+            || self.last_pts.is_some_and(|p| frame.pts + REWIND_TICKS < p);
+        if new_timeline && !frame.is_key {
+            self.waiting = true;
+        }
+        if self.waiting && !frame.is_key {
             return None;
         }
         let mut init = None;
-        if params_changed {
+        if new_timeline {
             let mut data = Vec::new();
             mp4::write_init(&[video_track(&frame.params)], &mut data);
             init = Some(LiveMessage::Init {
@@ -195,6 +231,7 @@ impl LiveViewer {
                 data: Bytes::from(data),
             });
             self.params = Some(frame.params.clone());
+            self.session = Some(session);
             self.base_pts = frame.pts;
             self.sequence = 0;
             self.last_pts = None;
@@ -378,5 +415,74 @@ mod tests {
         .map(|m| matches!(m, LiveMessage::Init { .. }))
         .collect();
         assert_eq!(kinds, vec![true, false, false, true, false]);
+    }
+
+    #[tokio::test]
+    async fn new_camera_session_starts_a_new_timeline() {
+        let hub = LiveHub::default();
+        let stream = hub.stream("a");
+        let p = params(640);
+        let mut v = stream.subscribe();
+        for i in 0..12 {
+            stream.publish(&frame(i, 5, &p));
+        }
+        // The camera reconnects with the same parameters and a clock of its own: here
+        // ahead of the old one, so only the session mark (not a rewind) can tell.
+        stream.start_session();
+        for i in 2001..2012 {
+            stream.publish(&frame(i, 5, &p));
+        }
+        let mut msgs = Vec::new();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), v.next()).await
+        {
+            msgs.push(m);
+        }
+        let inits: Vec<usize> = msgs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| matches!(m, LiveMessage::Init { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(inits.len(), 2, "one init per session: {inits:?}");
+        let (LiveMessage::Init { data: init, .. }, LiveMessage::Fragment(first)) =
+            (&msgs[inits[1]], &msgs[inits[1] + 1])
+        else {
+            panic!("init then fragment")
+        };
+        // The new session's first key frame (i = 2005) starts the new timeline at 0.
+        assert_eq!(decode_time(init, first), (0, true));
+        let LiveMessage::Fragment(second) = &msgs[inits[1] + 2] else {
+            panic!()
+        };
+        assert_eq!(decode_time(init, second), (3600, false));
+    }
+
+    #[tokio::test]
+    async fn timestamps_jumping_back_start_a_new_timeline_but_reordering_does_not() {
+        let stream = LiveStream::new();
+        let p = params(640);
+        let mut v = stream.subscribe();
+        let at = |pts: i64, key: bool| VideoFrame {
+            pts,
+            received_ns: 0,
+            is_key: key,
+            params: p.clone(),
+            data: Bytes::from_static(&[0; 8]),
+        };
+        stream.publish(&at(900_000, true));
+        stream.publish(&at(903_600, false));
+        // B-frame style reordering: a little back, same timeline.
+        stream.publish(&at(900_100, false));
+        // A camera clock reset mid-session: far back, new init at the next key frame.
+        stream.publish(&at(100, false));
+        stream.publish(&at(3_700, true));
+        let mut kinds = Vec::new();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), v.next()).await
+        {
+            kinds.push(matches!(m, LiveMessage::Init { .. }));
+        }
+        assert_eq!(kinds, vec![true, false, false, false, true, false]);
     }
 }

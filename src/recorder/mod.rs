@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn};
 
 use crate::clock::NS_PER_SEC;
-use crate::status::{update, CameraStatus};
 use crate::frame::{AudioFrame, AudioParams, IngestEvent, VideoFrame};
 use crate::mp4::Sample;
+use crate::status::{update, CameraStatus};
 use crate::store::Store;
 use segment::OpenSegment;
 

@@ -24,10 +24,10 @@ use ffmpeg_next as ffmpeg;
 use futures::Stream;
 
 use super::Permit;
-use crate::nal::{annex_b_to_sample, avc1_codec_string, split_annex_b};
 use crate::mp4::{
     self, box_at, read_fragment, read_init, Sample, TrackConfig, TrackKind, TrackRun,
 };
+use crate::nal::{annex_b_to_sample, avc1_codec_string, split_annex_b};
 use crate::playback::{Plan, PlanFile};
 
 const TIMESCALE: i64 = 90_000;

@@ -16,8 +16,9 @@
 //! Frames that are already H.264 pass through untouched: [`H264Viewer`] never starts a
 //! transcoder for an H.264 stream, and a running transcoder forwards H.264 input as is.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -28,7 +29,7 @@ use tracing::{debug, warn};
 use super::h264::H264Encoder;
 use super::{counters, Limiter, Permit};
 use crate::frame::{VideoCodec, VideoFrame, VideoParams};
-use crate::live::{LiveMessage, LiveStream, LiveViewer};
+use crate::live::{LiveMessage, LiveStream, LiveViewer, Published};
 
 const TIMESCALE: i64 = 90_000;
 /// Longest stretch between key frames in the output, so a viewer joining without asking
@@ -92,25 +93,38 @@ impl Lease {
     }
 }
 
-/// Joins the transcoder of `stream`, starting one (with a permit from `limiter`) if none is
-/// running. `camera` names it in logs.
-pub fn join(stream: &LiveStream, limiter: &Limiter, camera: &str) -> Result<Lease, Busy> {
-    let mut slot = stream.h264.lock().unwrap_or_else(|e| e.into_inner());
-    let running = slot.upgrade().filter(|t| t.output.strong_count() > 0);
-    let t = match running {
-        Some(t) => t,
-        None => {
-            let permit = limiter.try_acquire().ok_or(Busy)?;
-            let t = start(stream, permit, camera).map_err(|e| {
-                warn!(camera, error = %e, "cannot start the live transcoder");
-                Busy
-            })?;
-            *slot = Arc::downgrade(&t);
-            t
-        }
-    };
-    counters().live_viewers.fetch_add(1, Ordering::Relaxed);
-    Ok(Lease(t))
+/// The running live transcoders, one per camera stream at most, so that all of a
+/// stream's `codec=h264` viewers share one. Owned by whoever owns both the live hub and
+/// the viewers (the web server); the hub itself knows nothing of transcoding.
+#[derive(Default)]
+pub struct LiveTranscoders {
+    running: Mutex<HashMap<String, Weak<LiveTranscoder>>>,
+}
+
+impl LiveTranscoders {
+    /// Joins the transcoder of `stream` (hub key `key`), starting one (with a permit from
+    /// `limiter`) if none is running.
+    pub fn join(&self, stream: &LiveStream, limiter: &Limiter, key: &str) -> Result<Lease, Busy> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        // Entries of stopped transcoders are reused by key, so the map stays as small as
+        // the set of streams ever transcoded.
+        let slot = running.entry(key.to_owned()).or_default();
+        let alive = slot.upgrade().filter(|t| t.output.strong_count() > 0);
+        let t = match alive {
+            Some(t) => t,
+            None => {
+                let permit = limiter.try_acquire().ok_or(Busy)?;
+                let t = start(stream, permit, key).map_err(|e| {
+                    warn!(camera = key, error = %e, "cannot start the live transcoder");
+                    Busy
+                })?;
+                *slot = Arc::downgrade(&t);
+                t
+            }
+        };
+        counters().live_viewers.fetch_add(1, Ordering::Relaxed);
+        Ok(Lease(t))
+    }
 }
 
 fn start(
@@ -137,7 +151,7 @@ fn start(
 
 /// The thread: raw frames in, H.264 frames out, until stopped or the feed ends.
 fn run(
-    mut frames: broadcast::Receiver<VideoFrame>,
+    mut frames: broadcast::Receiver<Published>,
     mut stop: oneshot::Receiver<()>,
     output: Arc<LiveStream>,
     want_key: Arc<AtomicBool>,
@@ -161,7 +175,7 @@ fn run(
         match got {
             None | Some(Err(broadcast::error::RecvError::Closed)) => break,
             Some(Err(broadcast::error::RecvError::Lagged(n))) => p.lagged(n),
-            Some(Ok(f)) => match p.push(&f) {
+            Some(Ok(f)) => match p.push(&f.frame) {
                 Ok(()) => errors = 0,
                 Err(e) => {
                     errors += 1;
@@ -382,6 +396,7 @@ impl KeyPacer {
 pub struct H264Viewer {
     mode: Mode,
     stream: Arc<LiveStream>,
+    transcoders: Arc<LiveTranscoders>,
     limiter: Limiter,
     camera: String,
 }
@@ -399,14 +414,22 @@ impl H264Viewer {
     /// Joins `stream`. If it is known to be H.265 the transcoder is joined (or started) now,
     /// so a full limiter is refused before the WebSocket opens; otherwise that happens when
     /// the first H.265 init shows up.
-    pub fn new(stream: Arc<LiveStream>, limiter: Limiter, camera: &str) -> Result<Self, Busy> {
+    pub fn new(
+        stream: Arc<LiveStream>,
+        transcoders: Arc<LiveTranscoders>,
+        limiter: Limiter,
+        camera: &str,
+    ) -> Result<Self, Busy> {
         let mode = match stream.params() {
-            Some(p) if p.codec == VideoCodec::H265 => transcoded(&stream, &limiter, camera)?,
+            Some(p) if p.codec == VideoCodec::H265 => {
+                transcoded(&stream, &transcoders, &limiter, camera)?
+            }
             _ => Mode::Direct(stream.subscribe()),
         };
         Ok(H264Viewer {
             mode,
             stream,
+            transcoders,
             limiter,
             camera: camera.to_owned(),
         })
@@ -424,7 +447,12 @@ impl H264Viewer {
             match &mut self.mode {
                 Mode::Direct(v) => match v.next().await {
                     Some(LiveMessage::Init { codec, .. }) if !is_avc(&codec) => {
-                        self.mode = transcoded(&self.stream, &self.limiter, &self.camera)?;
+                        self.mode = transcoded(
+                            &self.stream,
+                            &self.transcoders,
+                            &self.limiter,
+                            &self.camera,
+                        )?;
                     }
                     m => return Ok(m),
                 },
@@ -441,8 +469,13 @@ impl H264Viewer {
     }
 }
 
-fn transcoded(stream: &LiveStream, limiter: &Limiter, camera: &str) -> Result<Mode, Busy> {
-    let lease = join(stream, limiter, camera)?;
+fn transcoded(
+    stream: &LiveStream,
+    transcoders: &LiveTranscoders,
+    limiter: &Limiter,
+    camera: &str,
+) -> Result<Mode, Busy> {
+    let lease = transcoders.join(stream, limiter, camera)?;
     // A transcoder that stopped between join and here leaves a closed feed: the viewer
     // ends, as it would had the transcoder failed a moment later.
     let viewer = lease
@@ -508,13 +541,14 @@ mod tests {
     fn viewers_share_one_transcoder_which_stops_with_the_last() {
         let limiter = Limiter::new(1);
         let stream = LiveStream::new();
-        let a = join(&stream, &limiter, "cam").unwrap();
-        let b = join(&stream, &limiter, "cam").unwrap();
+        let reg = LiveTranscoders::default();
+        let a = reg.join(&stream, &limiter, "cam").unwrap();
+        let b = reg.join(&stream, &limiter, "cam").unwrap();
         assert!(a.shares_with(&b), "one transcoder for both viewers");
         assert_eq!(stream.viewers(), 1, "it reads the feed once");
         // The only permit is taken: another camera's transcoder is refused.
         let other = LiveStream::new();
-        assert_eq!(join(&other, &limiter, "other").err(), Some(Busy));
+        assert_eq!(reg.join(&other, &limiter, "other").err(), Some(Busy));
         drop(a);
         assert!(limiter.try_acquire().is_none(), "still running for b");
         drop(b);
@@ -522,7 +556,7 @@ mod tests {
         // the permit and the feed.
         wait_until("the permit", || limiter.try_acquire().is_some());
         wait_until("the feed to be released", || stream.viewers() == 0);
-        let c = join(&stream, &limiter, "cam").unwrap();
+        let c = reg.join(&stream, &limiter, "cam").unwrap();
         assert!(
             c.subscribe().is_some(),
             "a new transcoder starts afterwards"
@@ -533,7 +567,8 @@ mod tests {
     async fn h264_input_passes_through_without_a_transcoder() {
         let limiter = Limiter::new(1);
         let stream = Arc::new(LiveStream::new());
-        let mut v = H264Viewer::new(stream.clone(), limiter.clone(), "cam").unwrap();
+        let mut v =
+            H264Viewer::new(stream.clone(), Default::default(), limiter.clone(), "cam").unwrap();
         let avcc = crate::mp4::avcc_from_parameter_sets(&[0x67, 0x42, 0xc0, 0x1e], &[0x68, 0xce]);
         let params = Arc::new(VideoParams {
             codec: VideoCodec::H264,

@@ -83,7 +83,12 @@ pub async fn websocket(
     let stream = app.live.stream(&key);
     // Before the audit record: a refused view is not a view.
     let viewer = if h264 {
-        match H264Viewer::new(stream, crate::transcode::limiter().clone(), &key) {
+        match H264Viewer::new(
+            stream,
+            app.live_transcoders.clone(),
+            crate::transcode::limiter().clone(),
+            &key,
+        ) {
             Ok(v) => Feed::H264(v),
             Err(Busy) => {
                 let mut r = ApiError::unavailable(Busy.to_string()).into_response();

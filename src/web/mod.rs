@@ -80,18 +80,22 @@ pub struct App {
     pub counters: Arc<Counters>,
     /// Live feeds, published by ingest, read by `/live` WebSockets.
     pub live: Arc<crate::live::LiveHub>,
+    /// Shared H.265 → H.264 conversions of live feeds for `?codec=h264` viewers.
+    pub live_transcoders: Arc<crate::transcode::live::LiveTranscoders>,
     /// When the server started, for uptime.
     pub started: Instant,
 }
 
 impl App {
-    /// Opens users, sessions and audit in `store`'s database.
+    /// Opens users, sessions and audit in `store`'s database. `live` is the hub that
+    /// ingest publishes to (made by `nvr`, which wires ingest to it).
     pub fn new(
         config: Config,
         store: Arc<Store>,
         status: Arc<StatusBoard>,
         clock: Arc<dyn Clock>,
         counters: Arc<Counters>,
+        live: Arc<crate::live::LiveHub>,
     ) -> anyhow::Result<App> {
         let db = store.db();
         let lifetimes = Lifetimes {
@@ -108,7 +112,8 @@ impl App {
             status,
             clock,
             counters,
-            live: Arc::new(crate::live::LiveHub::default()),
+            live,
+            live_transcoders: Default::default(),
             started: Instant::now(),
         })
     }

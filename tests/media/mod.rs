@@ -262,8 +262,15 @@ impl Web {
         let store = std::sync::Arc::new(Store::open(&data).unwrap());
         let clock = std::sync::Arc::new(cleannvr::clock::SystemClock);
         let app = std::sync::Arc::new(
-            cleannvr::web::App::new(cfg, store, Default::default(), clock, Default::default())
-                .unwrap(),
+            cleannvr::web::App::new(
+                cfg,
+                store,
+                Default::default(),
+                clock,
+                Default::default(),
+                Default::default(),
+            )
+            .unwrap(),
         );
         for (name, role, cams) in [
             ("admin", Role::Admin, None),

@@ -66,15 +66,28 @@ export function duration(s) {
   return `${s} s`;
 }
 
-/** Human name of a camera state from the API. */
-export function stateLabel(s) {
-  return ({
-    streaming: "Live",
-    connecting: "Connecting",
-    backoff: "Reconnecting",
-    auth_failed: "Camera refused login",
-    disabled: "Disabled",
-  })[s] || s || "Unknown";
+/**
+ * What a live tile says, in plain words, from the camera's status in the API,
+ * the tile's own player and whether the NVR answers at all. "Live" only while
+ * frames are reaching this browser.
+ * @returns {{label: string, kind: string, text: string}} badge label, badge
+ *   style (a state-* class) and the overlay sentence ("" when the picture is fine)
+ */
+export function tileState({ cam, playerLive, stalledSince, nvrDownSince, now = Date.now() }) {
+  if (nvrDownSince) {
+    return { label: "NVR unreachable", kind: "auth_failed", text: `No connection to the NVR since ${clock(nvrDownSince)} · retrying` };
+  }
+  if (cam.enabled === false) return { label: "Disabled", kind: "disabled", text: "Camera disabled in the configuration." };
+  if (playerLive) return { label: "Live", kind: "streaming", text: "" };
+  const retry = cam.next_attempt ? Math.max(0, Math.ceil((new Date(cam.next_attempt).getTime() - now) / 1000)) : null;
+  const retrying = retry === null ? "retrying" : retry > 0 ? `retrying in ${retry} s` : "retrying now";
+  const since = cam.offline_since ? ` since ${clock(cam.offline_since)}` : "";
+  if (cam.state === "auth_failed") return { label: "Camera refused login", kind: "auth_failed", text: `The camera refused the NVR's login${since} · ${retrying}` };
+  if (cam.state === "backoff" || (cam.state === "connecting" && cam.offline_since && cam.reconnects > 0)) {
+    return { label: "Offline", kind: "backoff", text: `Offline${since} · ${retrying}` };
+  }
+  if (stalledSince) return { label: "No picture", kind: "backoff", text: `No picture since ${clock(stalledSince)}` };
+  return { label: "Connecting", kind: "connecting", text: "Connecting…" };
 }
 
 /** Short codec name from an RFC 6381 string. */

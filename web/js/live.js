@@ -5,9 +5,11 @@
 import { api } from "./api.js";
 import { h, fill } from "./dom.js";
 import { LivePlayer, canPlayLive } from "./player.js";
-import { bitrate, codecName, isHevc, stateLabel } from "./format.js";
+import { bitrate, codecName, isHevc, tileState } from "./format.js";
 
 const REFRESH_MS = 5000;
+/** Badges and countdowns are redrawn this often, so they never say "Live" for long after frames stop. */
+const TICK_MS = 1000;
 /** Still pictures for cameras this browser cannot play live. */
 const STILL_MS = 5000;
 
@@ -24,7 +26,11 @@ export function mount(root, ctx) {
   const tiles = new Map();
   let enlarged = null;
   let timer = null;
+  let ticker = null;
   let gone = false;
+  /** Since when (ms epoch) the NVR has not answered /api/cameras; 0 while it does. */
+  let nvrDownSince = 0;
+  const isAdmin = () => document.body.dataset.role === "admin";
 
   function tileFor(cam) {
     const video = h("video", { muted: true, playsInline: true, autoplay: true, disablePictureInPicture: true, "aria-label": `Live picture from ${cam.name}` });
@@ -95,10 +101,29 @@ export function mount(root, ctx) {
     t.stillUrl = null;
   }
 
+  /** Draws a tile's badge and, unless a special message is up, its overlay. */
+  function render(t) {
+    const p = t.player;
+    const st = tileState({
+      cam: t.cam,
+      playerLive: Boolean(p && p.isLive()),
+      stalledSince: p && p.isStalled() ? p.stalledSince() : 0,
+      // The picture stopped with the last frame, which may be before the first failed poll.
+      nvrDownSince: nvrDownSince && p && p.lastFrameAt ? Math.min(nvrDownSince, p.lastFrameAt) : nvrDownSince,
+    });
+    t.badge.textContent = st.label;
+    t.badge.className = `badge state-${st.kind}`;
+    t.el.dataset.tile = st.kind;
+    const special = t.unsupported || ["converting", "busy", "error"].includes(t.el.dataset.player);
+    if (special && !nvrDownSince) return;
+    // Over a picture the last frame stays visible under a banner; a black screen gets the sentence in the middle.
+    showOverlay(t, st.text, st.text ? (t.video.readyState ? "warn banner" : "warn") : "");
+  }
+
   function onPlayerState(t, state, info) {
     t.el.dataset.player = state;
     switch (state) {
-      case "connecting": showOverlay(t, t.video.readyState ? "" : "Connecting…"); break;
+      case "connecting": render(t); break;
       case "converting":
         if (!t.video.readyState && !t.stillUrl) {
           showOverlay(t, `This browser cannot play ${codecName(t.cam.codec) || "this camera's codec"}: the server is converting it to H.264…`);
@@ -110,12 +135,12 @@ export function mount(root, ctx) {
         startStills(t);
         break;
       case "playing":
-        showOverlay(t, "");
         if (t.stillTimer || t.stillUrl) hideStills(t);
         t.converted = Boolean(t.player.opts.codec);
+        render(t);
         break;
-      case "stalled": showOverlay(t, "No picture from the camera for a while. Waiting…", "warn"); break;
-      case "reconnecting": showOverlay(t, `Connection lost. Reconnecting in ${info.seconds} s…`, "warn"); break;
+      case "stalled": render(t); break;
+      case "reconnecting": render(t); break;
       case "error": showOverlay(t, info.message, "warn"); break;
       case "unsupported":
         t.unsupported = info.codec;
@@ -128,28 +153,22 @@ export function mount(root, ctx) {
 
   function update(t, cam) {
     t.cam = cam;
-    const st = cam.state || "unknown";
-    t.badge.textContent = stateLabel(st);
-    t.badge.className = `badge state-${st}`;
     const res = cam.resolution ? `${cam.resolution.width}×${cam.resolution.height}` : "";
     const items = [
       ["Codec", codecName(cam.codec) + (isHevc(cam.codec) && t.player && t.player.opts.codec === "h264" ? " (shown as H.264)" : "")],
       ["Resolution", res],
-      ["Frame rate", cam.fps ? `${cam.fps.toFixed(1)} fps` : ""],
-      ["Bitrate", bitrate(cam.bitrate_bps)],
+      // Rates describe a running stream; an offline camera's last ones would mislead.
+      ["Frame rate", cam.fps && cam.state === "streaming" ? `${cam.fps.toFixed(1)} fps` : ""],
+      ["Bitrate", cam.state === "streaming" ? bitrate(cam.bitrate_bps) : ""],
     ].filter(([, v]) => v);
     fill(t.meta, items.map(([k, v]) => h("div", {}, h("dt", { text: k }), h("dd", { text: v }))));
-    const err = cam.last_error && st !== "streaming" ? `Camera: ${cam.last_error}` : "";
+    // The camera's own words (addresses, protocol errors) are for administrators;
+    // everyone sees the plain-words state on the tile.
+    const err = isAdmin() && cam.last_error && cam.state !== "streaming" ? `Details: ${cam.last_error}` : "";
     const rec = cam.recorder_error ? `Recorder: ${cam.recorder_error}` : "";
     t.errorLine.textContent = [err, rec].filter(Boolean).join(" · ");
     t.errorLine.hidden = !t.errorLine.textContent;
-    if (!t.player || t.player.stopped) {
-      // Not playing (another tile is enlarged, or unsupported): say why.
-      if (t.unsupported) return;
-    }
-    if (!t.video.readyState && st !== "streaming" && !t.unsupported) {
-      showOverlay(t, st === "disabled" ? "Camera disabled in the configuration." : `${stateLabel(st)}${cam.last_error ? `: ${cam.last_error}` : ""}`, "warn");
-    }
+    render(t);
   }
 
   /** Stream and codec for a tile: the sub stream in a grid of several, H.264 from the server when needed. */
@@ -202,10 +221,16 @@ export function mount(root, ctx) {
     try {
       data = await api("GET", "/api/cameras");
     } catch (e) {
-      if (!gone && e.status !== 401) status.textContent = `Could not load cameras: ${e.message}`;
+      if (!gone && e.status !== 401) {
+        // The NVR itself is down or unreachable: no tile may go on saying "Live".
+        if (!nvrDownSince) nvrDownSince = Date.now();
+        status.textContent = `Could not reach the NVR: ${e.message}`;
+        for (const t of tiles.values()) render(t);
+      }
       return;
     }
     if (gone) return;
+    nvrDownSince = 0;
     const cams = data.cameras;
     const ids = new Set(cams.map((c) => c.id));
     for (const [id, t] of tiles) {
@@ -226,10 +251,31 @@ export function mount(root, ctx) {
     // Start new tiles; switch running ones between main and sub stream, or
     // to H.264 once the camera's codec turns out to need it.
     if (!document.hidden) for (const t of tiles.values()) if (!t.el.hidden) startTile(t);
-    const n = cams.length;
-    const live = cams.filter((c) => c.state === "streaming").length;
-    status.textContent = n ? `${n} camera${n === 1 ? "" : "s"}, ${live} streaming.` : "No cameras are configured for you. An administrator can give you access.";
-    grid.dataset.count = String(Math.min(n, 16));
+    summarise();
+    grid.dataset.count = String(Math.min(cams.length, 16));
+  }
+
+  /** The line above the grid: what the camera states and this browser's players say. */
+  function summarise() {
+    const n = tiles.size;
+    if (!n) {
+      status.textContent = "No cameras are configured for you. An administrator can give you access.";
+      return;
+    }
+    if (nvrDownSince) return;
+    const all = [...tiles.values()];
+    const live = all.filter((t) => t.player && t.player.isLive()).length;
+    const offline = all.filter((t) => ["backoff", "auth_failed"].includes(t.cam.state)).length;
+    const parts = [`${n} camera${n === 1 ? "" : "s"}`];
+    if (all.some((t) => !t.el.hidden)) parts.push(`${live} live here`);
+    if (offline) parts.push(`${offline} offline`);
+    status.textContent = `${parts.join(", ")}.`;
+  }
+
+  function tick() {
+    if (gone) return;
+    for (const t of tiles.values()) render(t);
+    summarise();
   }
 
   function onVisibility() {
@@ -244,10 +290,12 @@ export function mount(root, ctx) {
   document.addEventListener("visibilitychange", onVisibility);
   refresh();
   timer = setInterval(refresh, REFRESH_MS);
+  ticker = setInterval(tick, TICK_MS);
 
   return () => {
     gone = true;
     clearInterval(timer);
+    clearInterval(ticker);
     document.removeEventListener("keydown", onKey);
     document.removeEventListener("visibilitychange", onVisibility);
     for (const t of tiles.values()) { t.player.stop(); stopStill(t); }

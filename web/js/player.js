@@ -34,8 +34,8 @@ const MAX_QUEUE = 500;
 /** Reconnect backoff, seconds. */
 const BACKOFF_MIN = 1;
 const BACKOFF_MAX = 30;
-/** No frame for this long while connected: tell the viewer. */
-const STALL_SECONDS = 10;
+/** No frame for this long while connected: the tile stops saying "Live". */
+const STALL_SECONDS = 3;
 
 /** Whether this browser can play `codec` (RFC 6381) through MSE. */
 export function canPlayLive(codec) {
@@ -47,7 +47,8 @@ export class LivePlayer {
    * @param {HTMLVideoElement} video
    * @param {string} camera camera id
    * @param {(state: string, info?: object) => void} onState
-   *   states: connecting, playing, stalled, reconnecting {seconds},
+   *   states: connecting, playing, stalled {since: ms epoch of the last
+   *   frame}, reconnecting {seconds},
    *   unsupported {codec}, error {message}
    * @param {() => Promise<void>} [checkSession] called when a connection
    *   fails before any data (the upgrade may have been refused: 401/403)
@@ -71,6 +72,11 @@ export class LivePlayer {
     this.retryTimer = null;
     this.tickTimer = null;
     this.lastData = 0;
+    /** Wall time (ms since the epoch) the newest frame arrived, for "No picture since". */
+    this.lastFrameAt = 0;
+    /** The video clock at the last tick, and when it last moved. */
+    this.lastTime = -1;
+    this.lastProgressAt = 0;
     this.state = null;
     /** Facts for the status line and tests. */
     this.info = { codec: null, width: 0, height: 0, frames: 0, reconnects: 0, lag: null, jumps: 0, inits: 0 };
@@ -158,6 +164,7 @@ export class LivePlayer {
     }
     if (!this.ms) return; // a fragment before any init: nothing can decode it
     this.gotData = true;
+    this.lastFrameAt = Date.now();
     this.attempt = 0;
     this.info.frames++;
     this.queue.push(data);
@@ -187,6 +194,7 @@ export class LivePlayer {
     }
     this.teardownMedia();
     this.info.inits++;
+    this.lastProgressAt = Date.now();
     const ms = new MS();
     this.ms = ms;
     this.queue = [data];
@@ -282,15 +290,39 @@ export class LivePlayer {
     if (v.paused && !v.seeking) {
       v.play().catch(() => { /* muted autoplay; retried on the next frame */ });
     }
-    if (this.gotData) this.setState("playing");
+    if (this.gotData && !this.isStalled()) this.setState("playing");
+  }
+
+  /**
+   * Connected, but for STALL_SECONDS no frame arrived or the picture did not
+   * move on (frames the browser cannot place on its timeline freeze it while
+   * data still flows).
+   */
+  isStalled() {
+    if (!this.gotData) return false;
+    const now = Date.now();
+    return now - this.lastFrameAt > STALL_SECONDS * 1000 || now - this.lastProgressAt > STALL_SECONDS * 1000;
+  }
+
+  /** Since when (ms epoch) the picture has not moved on, for "No picture since". */
+  stalledSince() {
+    return Math.min(this.lastFrameAt, this.lastProgressAt);
+  }
+
+  /** Whether frames are reaching this browser and the picture moves on. */
+  isLive() {
+    return !this.stopped && Boolean(this.ws) && this.gotData && !this.isStalled();
   }
 
   tick() {
     if (this.stopped || !this.ws) return;
-    this.chase();
-    if (this.gotData && performance.now() - this.lastData > STALL_SECONDS * 1000) {
-      this.setState("stalled");
+    const t = this.video.currentTime;
+    if (t !== this.lastTime || !this.gotData) {
+      this.lastTime = t;
+      this.lastProgressAt = Date.now();
     }
+    this.chase();
+    if (this.isStalled()) this.setState("stalled", { since: this.stalledSince() });
   }
 
   /** Drops the connection and media, then reconnects after a backoff. */
