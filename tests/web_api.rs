@@ -17,7 +17,7 @@ use cleannvr::audit::Action;
 use cleannvr::auth::Role;
 use cleannvr::clock::{ManualClock, NS_PER_SEC};
 use cleannvr::config::Config;
-use cleannvr::ingest::status::{update, StatusBoard, StreamState};
+use cleannvr::status::{update, StatusBoard, StreamState};
 use cleannvr::store::{segment_rel_path, SegmentRecord, Store};
 use cleannvr::web::{self, route_table, Access, App, ClientAddr, Counters};
 
