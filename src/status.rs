@@ -41,6 +41,9 @@ pub struct CameraStatus {
     pub codec: Option<String>,
     /// Width x height, once known.
     pub resolution: Option<(u16, u16)>,
+    /// What becomes of the camera's audio: `aac` (recorded as sent), `pcmu → aac` /
+    /// `pcma → aac` (converted), `unsupported: L16` (not recorded); `None` if it sends none.
+    pub audio: Option<String>,
     /// Measured frames per second over the last few seconds.
     pub fps: f64,
     /// Measured video bitrate, bits per second.

@@ -1,5 +1,5 @@
 //! End-to-end recording against a real third-party RTSP server (GStreamer's
-//! gst-rtsp-server): H.264 and H.265 with AAC, digest auth, server restarts,
+//! gst-rtsp-server): H.264 and H.265 with AAC, G.711 converted to AAC, digest auth, server restarts,
 //! and `kill -9` mid-segment.
 
 mod common;
@@ -128,23 +128,185 @@ fn records_h264_and_h265_with_aac_in_playable_contiguous_segments() {
     assert!(ok && out.contains(" 0 problems"), "{out}");
 }
 
+/// `[start, end]` in seconds of a file's video and audio packets (`[video, audio]`).
+fn spans(file: &Path) -> [(f64, f64); 2] {
+    let v = ffprobe(
+        file,
+        &["-show_entries", "packet=codec_type,pts_time,duration_time"],
+    );
+    let mut out = [(f64::INFINITY, f64::NEG_INFINITY); 2];
+    for p in v["packets"].as_array().unwrap() {
+        let t = |k: &str| p[k].as_str().and_then(|s| s.parse::<f64>().ok());
+        let (Some(pts), Some(d)) = (t("pts_time"), t("duration_time")) else {
+            continue;
+        };
+        let i = usize::from(p["codec_type"] == "audio");
+        out[i] = (out[i].0.min(pts), out[i].1.max(pts + d));
+    }
+    out
+}
+
+/// The file's audio is AAC-LC at 8 kHz mono (G.711's rate, kept), starts with the video
+/// (never before it) and, for a `whole` segment, lasts as long within 10 %.
+///
+/// How late the sound may start: one AAC frame (128 ms at 8 kHz) for where the first
+/// frame falls, plus how far apart GStreamer's `RTP-Info` puts the two streams' zero
+/// (each stream's last timestamp sent, so up to a couple of packets apart and seen here at
+/// up to 0.2 s), which is what relates audio to video time until RTCP sender reports are
+/// used for it.
+fn assert_g711_aac_in_sync(file: &Path, whole: bool) {
+    let a = ffprobe(
+        file,
+        &[
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name,profile,sample_rate,channels",
+        ],
+    );
+    let s = &a["streams"][0];
+    assert_eq!(
+        (
+            &s["codec_name"],
+            &s["profile"],
+            &s["sample_rate"],
+            &s["channels"]
+        ),
+        (&"aac".into(), &"LC".into(), &"8000".into(), &1.into()),
+        "{}",
+        file.display()
+    );
+    let [(v0, v1), (a0, a1)] = spans(file);
+    let (v, au) = (v1 - v0, a1 - a0);
+    assert!(
+        (-0.01..=0.4).contains(&(a0 - v0)),
+        "{}: audio starts at {a0} s, video at {v0} s",
+        file.display()
+    );
+    assert!(
+        !whole || (au - v).abs() <= 0.1 * v,
+        "{}: {au} s of audio for {v} s of video",
+        file.display()
+    );
+}
+
 #[test]
-fn g711_audio_is_skipped_with_one_log_line_and_video_recorded() {
+fn g711_cameras_record_aac_in_sync_that_plays_back_and_exports() {
     let gst = GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let mut nvr = Nvr::run(
-        dir.path(),
-        &config(dir.path(), 2, &camera("pcmu", &gst.url("h264pcmu"), "")),
+    let cams = camera("cam", &gst.url("h264pcmu"), "") + &camera("pcma", &gst.url("h264pcma"), "");
+    let cfg = dir.path().join("cleannvr.toml");
+    // 6 s segments: each loses up to about 0.4 s of sound at its end (the audio of the
+    // last moments arrives after the next segment started, see recorder::place_audio).
+    std::fs::write(&cfg, config(dir.path(), 6, &cams)).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let mut nvr = Nvr::start(cfg.clone(), &["run"]);
+    wait_segments(dir.path(), "cam", 3, Duration::from_secs(90));
+    wait_segments(dir.path(), "pcma", 3, Duration::from_secs(90));
+
+    let cookie = login(&nvr.http, "root", "admin pass 12345");
+    let (status, body) = get(&nvr.http, "/api/cameras", &cookie);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let audio: Vec<(&str, &str)> = v["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["audio"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(audio, [("cam", "pcmu → aac"), ("pcma", "pcma → aac")]);
+
+    // Playback across two segment boundaries keeps the converted audio.
+    let (status, body) = get(&nvr.http, "/api/cameras/cam/recordings", &cookie);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let segs = v["segments"].as_array().unwrap();
+    assert!(segs.len() >= 3, "{v}");
+    let ns = |s: &serde_json::Value| cleannvr::clock::parse_rfc3339(s.as_str().unwrap()).unwrap();
+    let (start, end) = (ns(&segs[0]["start"]), ns(&segs[2]["end"]));
+    let range = format!(
+        "start={}&end={}",
+        cleannvr::clock::rfc3339(start + 500_000_000),
+        cleannvr::clock::rfc3339(end - 500_000_000)
     );
-    wait_segments(dir.path(), "pcmu", 1, Duration::from_secs(60));
+    let (status, body) = get(
+        &nvr.http,
+        &format!("/api/cameras/cam/video.mp4?{range}"),
+        &cookie,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let played = dir.path().join("played.mp4");
+    std::fs::write(&played, body).unwrap();
+    assert_eq!(codecs(&played), ["h264", "aac"]);
+    assert_eq!(decode_errors(&played), "");
+    let [(v0, v1), (a0, a1)] = spans(&played);
+    assert!(
+        ((a1 - a0) - (v1 - v0)).abs() <= 0.1 * (v1 - v0),
+        "playback: audio {a0}..{a1} s, video {v0}..{v1} s"
+    );
+    nvr.stop();
+    assert_eq!(nvr.log.count("recording audio"), 2, "{}", nvr.log.text());
+
+    for cam in ["cam", "pcma"] {
+        let rows = index(dir.path(), cam);
+        assert!(rows.iter().all(|r| r.has_audio), "{cam}: {rows:#?}");
+        assert_contiguous_playable(&rows, dir.path(), &["h264", "aac"]);
+        // The last segment, cut short by the stop, is checked for codec and start only.
+        for (i, r) in rows.iter().enumerate() {
+            assert_g711_aac_in_sync(&dir.path().join("data").join(&r.path), i + 1 < rows.len());
+        }
+    }
+
+    // Export copies the AAC track too.
+    let out = dir.path().join("export");
+    let (ok, msg) = cli(
+        &cfg,
+        &[
+            "export",
+            "--camera",
+            "cam",
+            "--start",
+            &cleannvr::clock::rfc3339(start),
+            "--end",
+            &cleannvr::clock::rfc3339(end),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(ok, "{msg}");
+    let exported = files(&out, ".mp4");
+    assert!(!exported.is_empty(), "{msg}");
+    for f in &exported {
+        assert_eq!(codecs(f), ["h264", "aac"], "{}", f.display());
+        assert_eq!(decode_errors(f), "", "{}", f.display());
+        assert_g711_aac_in_sync(f, true);
+    }
+}
+
+#[test]
+fn other_audio_is_reported_once_and_video_recorded() {
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cleannvr.toml");
+    let cams = camera("l16", &gst.url("h264l16"), "");
+    std::fs::write(&cfg, config(dir.path(), 2, &cams)).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let mut nvr = Nvr::start(cfg, &["run"]);
+    wait_segments(dir.path(), "l16", 2, Duration::from_secs(60));
+    let cookie = login(&nvr.http, "root", "admin pass 12345");
+    let (_, body) = get(&nvr.http, "/api/cameras", &cookie);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["cameras"][0]["audio"], "unsupported: L16", "{v}");
     nvr.stop();
     assert_eq!(
-        nvr.log.count("recording video only"),
+        nvr.log.count("audio cannot be recorded"),
         1,
         "{}",
         nvr.log.text()
     );
-    let rows = index(dir.path(), "pcmu");
+    let rows = index(dir.path(), "l16");
+    assert!(rows.iter().all(|r| !r.has_audio));
     assert_contiguous_playable(&rows, dir.path(), &["h264"]);
 }
 

@@ -1,10 +1,13 @@
 //! Ingest: pulls each camera's RTSP stream with `retina` and turns it into
 //! codec parameters and timestamped frames for the recorder.
 //!
-//! Owns: the RTSP session and reconnect policy; it reports into the
+//! Owns: the RTSP session and reconnect policy, and turning camera audio into AAC
+//! (G.711 is converted here, in memory); it reports into the
 //! `status` board and emits the `frame` model.
 //! Never touches the disk; it only hands frames on through a bounded channel.
 
+pub mod audio;
 pub mod backoff;
+pub mod g711;
 pub mod session;
 pub mod transport;

@@ -13,11 +13,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
+use super::audio::SessionAudio;
 use super::backoff::Backoff;
 use super::transport::{Proto, TransportChoice};
 use crate::clock::Clock;
 use crate::config::CameraConfig;
-use crate::frame::{AudioFrame, AudioParams, IngestEvent, VideoCodec, VideoFrame, VideoParams};
+use crate::frame::{IngestEvent, VideoCodec, VideoFrame, VideoParams};
 use crate::nal::h265_has_irap;
 use crate::status::{update, CameraStatus, RateMeter, StreamState};
 
@@ -174,19 +175,7 @@ impl IngestTask {
                     .collect();
                 anyhow!("no H.264/H.265 video stream (camera offers {found:?})")
             })?;
-        let audio_i = streams
-            .iter()
-            .position(|s| s.media() == "audio" && s.encoding_name() == "mpeg4-generic");
-        if audio_i.is_none() && !*audio_note_logged {
-            if let Some(s) = streams.iter().find(|s| s.media() == "audio") {
-                // G.711 and friends have no MP4 sample entry that ffprobe and browsers read.
-                info!(
-                    codec = s.encoding_name(),
-                    "audio is not AAC; recording video only"
-                );
-            }
-            *audio_note_logged = true;
-        }
+        let mut audio = SessionAudio::choose(streams);
         let transport = match proto {
             Proto::Tcp => client::Transport::Tcp(Default::default()),
             Proto::Udp => client::Transport::Udp(Default::default()),
@@ -199,7 +188,7 @@ impl IngestTask {
         if let Err(e) = session.setup(video_i, setup()).await {
             return refused("SETUP video", proto, e);
         }
-        if let Some(i) = audio_i {
+        if let Some(i) = audio.stream() {
             if let Err(e) = session.setup(i, setup()).await {
                 return refused("SETUP audio", proto, e);
             }
@@ -212,11 +201,16 @@ impl IngestTask {
         };
         let mut playing = playing.demuxed().context("demux")?;
 
-        let audio = audio_i.and_then(|i| audio_params(playing.streams()[i].parameters()));
-        let audio_stream = audio.as_ref().and(audio_i);
+        let audio_params = audio.params(playing.streams());
+        if !*audio_note_logged {
+            audio.log();
+            *audio_note_logged = true;
+        }
         if self
             .tx
-            .send(IngestEvent::SessionStarted { audio })
+            .send(IngestEvent::SessionStarted {
+                audio: audio_params,
+            })
             .await
             .is_err()
         {
@@ -227,6 +221,7 @@ impl IngestTask {
         update(&self.status, |s| {
             s.state = StreamState::Streaming;
             s.last_error = None;
+            s.audio = audio.status().map(str::to_owned);
         });
 
         let mut video_params: Option<Arc<VideoParams>> = None;
@@ -234,6 +229,7 @@ impl IngestTask {
         let mut meter = RateMeter::default();
         let mut anchor: Option<(i64, i64)> = None;
         let auto = self.camera.transport == crate::config::Transport::Auto;
+        let mut audio_out = Vec::new();
         loop {
             let first = video_params.is_none();
             let wait = if first && auto {
@@ -299,14 +295,12 @@ impl IngestTask {
                         return Ok(Ended::Closed);
                     }
                 }
-                CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio_stream => {
-                    let ev = IngestEvent::Audio(AudioFrame {
-                        pts: f.timestamp().elapsed(),
-                        duration: f.frame_length().get(),
-                        data: Bytes::copy_from_slice(f.data()),
-                    });
-                    if !forward.send(&self.tx, ev, false) {
-                        return Ok(Ended::Closed);
+                CodecItem::AudioFrame(f) => {
+                    audio.frames(&f, &mut audio_out);
+                    for a in audio_out.drain(..) {
+                        if !forward.send(&self.tx, IngestEvent::Audio(a), false) {
+                            return Ok(Ended::Closed);
+                        }
                     }
                 }
                 _ => {}
@@ -416,23 +410,4 @@ fn video_params_of(p: Option<ParametersRef<'_>>) -> anyhow::Result<VideoParams> 
         height: u16::try_from(h).unwrap_or(u16::MAX),
         sample_entry: Bytes::from(sample_entry),
     })
-}
-
-fn audio_params(p: Option<ParametersRef<'_>>) -> Option<Arc<AudioParams>> {
-    let Some(ParametersRef::Audio(a)) = p else {
-        return None;
-    };
-    let entry = match a.mp4_sample_entry().build() {
-        Ok(e) => e,
-        Err(e) => {
-            info!(error = %e, "audio cannot be stored in MP4; recording video only");
-            return None;
-        }
-    };
-    Some(Arc::new(AudioParams {
-        rfc6381: a.rfc6381_codec().unwrap_or("mp4a.40.2").to_owned(),
-        sample_rate: a.clock_rate(),
-        channels: a.channels().get(),
-        sample_entry: Bytes::from(entry),
-    }))
 }

@@ -401,6 +401,73 @@ pub fn avc1_sample_entry(width: u16, height: u16, avcc: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Builds a complete `mp4a` sample entry box for `stsd`: an AudioSampleEntry (ISO 14496-12
+/// 12.2.3) holding an `esds` (ISO 14496-14) whose decoder-specific info is `asc`, the AAC
+/// AudioSpecificConfig (ISO 14496-3 1.6.2.1). `avg_bitrate` is informational (0 = unknown).
+///
+/// Retina builds this box for AAC cameras; this is for AAC we encode ourselves (G.711
+/// converted at ingest), so both kinds of recording carry the same layout.
+pub fn mp4a_sample_entry(sample_rate: u32, channels: u16, asc: &[u8], avg_bitrate: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(36 + 12 + 40 + asc.len());
+    let mp4a = start_box(&mut out, b"mp4a");
+    out.extend_from_slice(&[0; 6]); // reserved
+    u16be(&mut out, 1); // data_reference_index: the dref "url " entry
+    out.extend_from_slice(&[0; 8]); // reserved (version, revision, vendor)
+    u16be(&mut out, channels);
+    u16be(&mut out, 16); // samplesize
+    u32be(&mut out, 0); // pre_defined + reserved
+                        // samplerate is 16.16 fixed point; rates past 65535 Hz do not fit and are written as 0.
+    u32be(
+        &mut out,
+        if sample_rate <= 0xffff {
+            sample_rate << 16
+        } else {
+            0
+        },
+    );
+    let esds = start_full_box(&mut out, b"esds", 0, 0);
+    let mut dsi = vec![0x05]; // DecoderSpecificInfo
+    descriptor_len(&mut dsi, asc.len());
+    dsi.extend_from_slice(asc);
+    let mut dcd = vec![0x04]; // DecoderConfigDescriptor
+    descriptor_len(&mut dcd, 13 + dsi.len());
+    dcd.push(0x40); // objectTypeIndication: ISO 14496-3 audio
+    dcd.push((0x05 << 2) | 1); // streamType audio, upStream 0, reserved 1
+    dcd.extend_from_slice(&[0; 3]); // bufferSizeDB: unknown
+    dcd.extend_from_slice(&avg_bitrate.to_be_bytes()); // maxBitrate
+    dcd.extend_from_slice(&avg_bitrate.to_be_bytes()); // avgBitrate
+    dcd.extend_from_slice(&dsi);
+    let sl = [0x06, 1, 0x02]; // SLConfigDescriptor, predefined = 2 (MP4 file)
+    out.push(0x03); // ES_Descriptor
+    descriptor_len(&mut out, 3 + dcd.len() + sl.len());
+    u16be(&mut out, 0); // ES_ID
+    out.push(0); // no stream dependence, URL or OCR stream
+    out.extend_from_slice(&dcd);
+    out.extend_from_slice(&sl);
+    end_box(&mut out, esds);
+    end_box(&mut out, mp4a);
+    out
+}
+
+/// Appends an MPEG-4 descriptor length (ISO 14496-1 8.3.3): 7 bits per byte, high bit set
+/// on all but the last. One byte covers everything an AAC config needs.
+fn descriptor_len(out: &mut Vec<u8>, len: usize) {
+    let len = u32::try_from(len).expect("descriptor over 4 GiB");
+    assert!(
+        len < 1 << 28,
+        "descriptor length {len} does not fit in 4 bytes"
+    );
+    let mut started = false;
+    for shift in [21, 14, 7] {
+        let part = ((len >> shift) & 0x7f) as u8;
+        if part != 0 || started {
+            out.push(part | 0x80);
+            started = true;
+        }
+    }
+    out.push((len & 0x7f) as u8);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,6 +621,33 @@ mod tests {
         );
         assert_eq!(&e[90..94], b"avcC");
         assert_eq!(&e[94..], &avcc[..]);
+    }
+
+    #[test]
+    fn mp4a_entry_layout() {
+        // AAC-LC, 8 kHz, mono: object type 2, frequency index 11, channel configuration 1.
+        let asc = [0x15, 0x88];
+        let e = mp4a_sample_entry(8000, 1, &asc, 32_000);
+        assert_eq!(be32(&e, 0) as usize, e.len());
+        assert_eq!(&e[4..8], b"mp4a");
+        assert_eq!(&e[24..26], &[0, 1], "channelcount");
+        assert_eq!(&e[26..28], &[0, 16], "samplesize");
+        assert_eq!(be32(&e, 32), 8000 << 16, "samplerate 16.16");
+        assert_eq!(&e[40..44], b"esds");
+        assert_eq!(be32(&e, 36) as usize, e.len() - 36, "esds fills the rest");
+        let esds = &e[48..];
+        assert_eq!(
+            esds,
+            [
+                0x03, 25, 0, 0, 0, // ES_Descriptor
+                0x04, 17, 0x40, 0x15, 0, 0, 0, 0, 0, 0x7d, 0, 0, 0, 0x7d, 0, // DecoderConfig
+                0x05, 2, 0x15, 0x88, // DecoderSpecificInfo
+                0x06, 1, 2, // SLConfig
+            ]
+        );
+        let mut long = Vec::new();
+        descriptor_len(&mut long, 200);
+        assert_eq!(long, [0x81, 0x48]);
     }
 
     fn s(duration: u32, size: u32, is_sync: bool, cto: i32) -> Sample {

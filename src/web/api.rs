@@ -202,6 +202,7 @@ pub async fn cameras(
             "offline_since": opt_time(s.offline_since_ns),
             "next_attempt": opt_time(s.next_attempt_ns),
             "codec": s.codec,
+            "audio": s.audio,
             "resolution": s.resolution.map(|(w, h)| json!({"width": w, "height": h})),
             "fps": s.fps,
             "bitrate_bps": s.bitrate_bps,

@@ -4,6 +4,8 @@
 Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 only:
   /h264aac   live H.264 (Main, key frame every second) + AAC 48 kHz
   /h264pcmu  live H.264 + G.711 mu-law 8 kHz
+  /h264pcma  live H.264 + G.711 A-law 8 kHz
+  /h264l16   live H.264 + L16 (linear PCM) 8 kHz, audio cleannvr does not record
   /h265aac   live H.265 + AAC 48 kHz
   /h264big   live H.264 only, 1280x720 noise at 4 Mbit/s: most RTP packets are
              FU-A fragments, spread over each frame period (see --pace-us)
@@ -42,6 +44,8 @@ h265 = "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=6
 tone = "audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
 aac = tone + "audio/x-raw,rate=48000,channels=1 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
 pcmu = tone + "audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
+pcma = tone + "audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8"
+l16 = tone + "audio/x-raw,format=S16BE,rate=8000,channels=1 ! rtpL16pay name=pay1 pt=98"
 
 big = (
     "videotestsrc is-live=true pattern=snow ! "
@@ -54,6 +58,8 @@ vp8 = video + "vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96 "
 mounts = {
     "/h264aac": video + h264 + aac,
     "/h264pcmu": video + h264 + pcmu,
+    "/h264pcma": video + h264 + pcma,
+    "/h264l16": video + h264 + l16,
     "/h265aac": video + h265 + aac,
     "/h264big": big,
     "/vp8": vp8,
