@@ -9,6 +9,7 @@
 
 mod segment;
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,10 @@ const MAX_FRAGMENT_TICKS: i64 = 90_000;
 /// queue (`nvr::RECORDER_QUEUE`, about 10 s of video) absorbs what arrives
 /// meanwhile; fragments are written per GOP anyway, so nothing waits on it.
 const BATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Audio frames held while waiting for video to place them by (about 30 s of 8 kHz AAC,
+/// 5 s at 48 kHz); past this, with no video coming, the oldest are dropped.
+const MAX_PENDING_AUDIO: usize = 256;
 
 /// After a disk error, wait this long before trying to open a new segment.
 const DISK_RETRY: Duration = Duration::from_secs(5);
@@ -86,6 +91,8 @@ pub struct Recorder {
     seg: Option<OpenSegment>,
     held: Option<Held>,
     video: Vec<(Sample, Bytes)>,
+    /// Audio not yet placed: it goes to a segment once video shows which one covers its time.
+    audio_pending: VecDeque<AudioFrame>,
     audio_samples: Vec<(Sample, Bytes)>,
     last_duration: u32,
     last_start_ns: i64,
@@ -113,6 +120,7 @@ impl Recorder {
             seg: None,
             held: None,
             video: Vec::new(),
+            audio_pending: VecDeque::new(),
             audio_samples: Vec::new(),
             last_duration: 3600,
             last_start_ns: i64::MIN,
@@ -153,6 +161,7 @@ impl Recorder {
         match ev {
             IngestEvent::SessionStarted { audio } => {
                 self.end_run();
+                self.audio_pending.clear();
                 self.audio = audio;
             }
             IngestEvent::Video(f) => self.on_video(f),
@@ -173,6 +182,7 @@ impl Recorder {
 
     /// Finishes the held frame with the last known duration and closes the segment.
     fn end_segment(&mut self) {
+        self.place_audio(i64::MAX);
         if let Some(h) = self.held.take() {
             self.push_held(h, self.last_duration);
         }
@@ -185,6 +195,9 @@ impl Recorder {
     }
 
     fn on_video(&mut self, f: VideoFrame) {
+        // Audio from before this picture belongs with the pictures before it, so it is
+        // placed before this frame can close their segment.
+        self.place_audio(f.pts);
         if self.anchor.is_none() {
             self.anchor = Some((f.received_ns, f.pts));
         }
@@ -245,17 +258,71 @@ impl Recorder {
     }
 
     fn on_audio(&mut self, a: AudioFrame) {
+        if self.audio.is_none() {
+            return;
+        }
+        if self.audio_pending.len() >= MAX_PENDING_AUDIO {
+            self.audio_pending.pop_front();
+        }
+        self.audio_pending.push_back(a);
+    }
+
+    /// Moves pending audio timed before `until_pts` (90 kHz) into the open segment.
+    ///
+    /// Audio is placed by its timestamp, never by arrival: it arrives somewhat before or
+    /// after the video of the same moment (the G.711 converter's output lags its input by
+    /// one or two AAC frames), and placing it by arrival would put the sound of a
+    /// segment's first moments at the end of the one before.
+    fn place_audio(&mut self, until_pts: i64) {
+        let Some(rate) = self.audio.as_ref().map(|p| i64::from(p.sample_rate)) else {
+            self.audio_pending.clear();
+            return;
+        };
+        let until = if until_pts == i64::MAX {
+            i64::MAX
+        } else {
+            until_pts.saturating_mul(rate) / 90_000
+        };
+        while self.audio_pending.front().is_some_and(|a| a.pts < until) {
+            let a = self.audio_pending.pop_front().expect("checked above");
+            self.add_audio(a, rate);
+        }
+    }
+
+    /// Appends one audio frame to the open segment at its own time.
+    fn add_audio(&mut self, a: AudioFrame, rate: i64) {
         let Some(seg) = &mut self.seg else { return };
-        let Some(params) = &self.audio else { return };
         if !seg.has_audio {
             return;
         }
-        if seg.audio_dts.is_none() {
-            // Both RTP clocks count from the same session start, so the audio
-            // offset into this segment follows from the video start time.
-            let rate = i64::from(params.sample_rate);
-            let start = seg.start_pts * rate / 90_000;
-            seg.audio_dts = Some((a.pts - start).max(0) as u64);
+        // Both RTP clocks count from the same session start, so the audio offset into
+        // this segment follows from the video start time.
+        let at = a.pts - seg.start_pts * rate / 90_000;
+        if at < 0 {
+            // Sound from before this segment's first picture whose segment is closed.
+            return;
+        }
+        let queued: i64 = self
+            .audio_samples
+            .iter()
+            .map(|(s, _)| i64::from(s.duration))
+            .sum();
+        let frame = i64::from(a.duration.max(1));
+        match seg.audio_dts {
+            None => seg.audio_dts = Some(at as u64),
+            Some(dts) => {
+                let expected = dts as i64 + queued;
+                if at <= expected - frame {
+                    return; // already covered (a duplicate, or the camera's clock stepped back)
+                }
+                if at >= expected + frame {
+                    // A hole (lost packets): the next fragment starts at this frame's own
+                    // time, so later sound is not pulled early.
+                    self.flush_fragment();
+                    let Some(seg) = &mut self.seg else { return };
+                    seg.audio_dts = Some(at as u64);
+                }
+            }
         }
         let sample = Sample {
             duration: a.duration,

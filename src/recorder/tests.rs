@@ -185,3 +185,121 @@ fn stagger_spreads_rollover_phase() {
         assert!(r - T0 >= 30 * NS_PER_SEC && r - T0 <= 90 * NS_PER_SEC);
     }
 }
+
+/// 8 kHz AAC, as the G.711 converter makes it.
+fn aac_8k() -> Arc<AudioParams> {
+    Arc::new(AudioParams {
+        rfc6381: "mp4a.40.2".into(),
+        sample_rate: 8000,
+        channels: 1,
+        sample_entry: Bytes::from(mp4::mp4a_sample_entry(8000, 1, &[0x15, 0x88], 32_000)),
+    })
+}
+
+/// `secs` of 25 fps video (a key frame every second) and 1024-sample audio frames at
+/// 8 kHz, in arrival order: each audio frame arrives `audio_delay` (90 kHz, negative:
+/// early) after the video of its time. Audio frames numbered in `lost` never arrive.
+fn feed_av(rec: &mut Recorder, secs: i64, audio_delay: i64, lost: &[i64]) {
+    let p = params(640);
+    let mut events: Vec<(i64, IngestEvent)> = (0..secs * 25)
+        .map(|i| {
+            let pts = i * 3600;
+            let f = VideoFrame {
+                pts,
+                received_ns: T0 + pts * NS_PER_SEC / SEC,
+                is_key: i % 25 == 0,
+                params: p.clone(),
+                data: Bytes::from_static(&[0; 100]),
+            };
+            (pts, IngestEvent::Video(f))
+        })
+        .collect();
+    for k in (0..(secs * 8000 + 1023) / 1024).filter(|k| !lost.contains(k)) {
+        let a = AudioFrame {
+            pts: k * 1024,
+            duration: 1024,
+            data: Bytes::from_static(&[1; 20]),
+        };
+        events.push((k * 1024 * SEC / 8000 + audio_delay, IngestEvent::Audio(a)));
+    }
+    events.sort_by_key(|(t, _)| *t); // stable: video first on ties
+    for (_, ev) in events {
+        rec.handle(ev);
+    }
+}
+
+/// Per segment: (video duration in 8 kHz units, audio runs as (base, duration)).
+fn audio_runs(r: &Rig) -> Vec<(i64, Vec<(i64, i64)>)> {
+    rows(&r.store)
+        .iter()
+        .map(|row| {
+            let f = mp4::scan_path(&r.store.file_path(row)).unwrap();
+            let runs = f
+                .fragments
+                .iter()
+                .flat_map(|fr| &fr.runs)
+                .filter(|run| run.track_id == 2)
+                .map(|run| (run.base_decode_time as i64, run.duration as i64))
+                .collect();
+            ((row.end_ns - row.start_ns) * 8000 / NS_PER_SEC, runs)
+        })
+        .collect()
+}
+
+#[test]
+fn audio_is_placed_by_its_time_not_by_arrival() {
+    for delay in [-SEC * 3 / 10, SEC / 4] {
+        let mut r = rig(2);
+        r.rec.handle(IngestEvent::SessionStarted {
+            audio: Some(aac_8k()),
+        });
+        feed_av(&mut r.rec, 9, delay, &[]);
+        r.rec.handle(IngestEvent::SessionEnded);
+        let segs = audio_runs(&r);
+        assert!(segs.len() >= 3, "{segs:?}");
+        for (video, runs) in &segs {
+            // The first sound is the first frame at or after the segment's first picture
+            // (frames are 1024 samples; a second is 8000).
+            let (first, _) = runs[0];
+            assert!((0..1024).contains(&first), "delay {delay}: {runs:?}");
+            for w in runs.windows(2) {
+                assert_eq!(
+                    w[0].0 + w[0].1,
+                    w[1].0,
+                    "delay {delay}: contiguous {runs:?}"
+                );
+            }
+            let (last, d) = *runs.last().unwrap();
+            let end = last + d;
+            assert!(
+                end < video + 1024,
+                "delay {delay}: audio past the video: {runs:?}"
+            );
+            if delay < 0 {
+                // Early audio is all there: it ends with the video.
+                assert!(
+                    end >= *video,
+                    "delay {delay}: audio short: {video} {runs:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lost_audio_leaves_a_hole_and_later_audio_keeps_its_time() {
+    let mut r = rig(60);
+    r.rec.handle(IngestEvent::SessionStarted {
+        audio: Some(aac_8k()),
+    });
+    feed_av(&mut r.rec, 4, 0, &[10, 11, 12]);
+    r.rec.handle(IngestEvent::SessionEnded);
+    let segs = audio_runs(&r);
+    let runs = &segs[0].1;
+    let holes: Vec<(i64, i64)> = runs
+        .windows(2)
+        .filter(|w| w[0].0 + w[0].1 != w[1].0)
+        .map(|w| (w[0].0 + w[0].1, w[1].0))
+        .collect();
+    assert_eq!(holes, [(10 * 1024, 13 * 1024)], "{runs:?}");
+}
