@@ -147,7 +147,7 @@ fn spans(file: &Path) -> [(f64, f64); 2] {
 }
 
 /// The file's audio is AAC-LC at 8 kHz mono (G.711's rate, kept), starts with the video
-/// (never before it) and, for a `whole` segment, lasts as long within 10 %.
+/// (never before it) and, for a `whole` segment, lasts as long within 0.6 s or 10 %.
 ///
 /// How late the sound may start: one AAC frame (128 ms at 8 kHz) for where the first
 /// frame falls, plus how far apart GStreamer's `RTP-Info` puts the two streams' zero
@@ -183,8 +183,11 @@ fn assert_g711_aac_in_sync(file: &Path, whole: bool) {
         "{}: audio starts at {a0} s, video at {v0} s",
         file.display()
     );
+    // Up to about 0.3 s goes missing at each segment's end (its last sound comes out of
+    // the converter after the next segment has begun) plus the RTP-Info offset above: 0.6 s,
+    // which is the 10 % this allows of a 6 s segment (and 1 % of a default 60 s one).
     assert!(
-        !whole || (au - v).abs() <= 0.1 * v,
+        !whole || (au - v).abs() <= 0.6_f64.max(0.1 * v),
         "{}: {au} s of audio for {v} s of video",
         file.display()
     );
