@@ -182,9 +182,17 @@ impl Recorder {
 
     /// Finishes the held frame with the last known duration and closes the segment.
     fn end_segment(&mut self) {
-        self.place_audio(i64::MAX);
         if let Some(h) = self.held.take() {
             self.push_held(h, self.last_duration);
+        }
+        // The sound up to the end of the last picture; anything later stays pending for
+        // the segment that follows a gap, or goes with the session.
+        if let Some(end) = self
+            .seg
+            .as_ref()
+            .map(|s| s.last_pts + i64::from(self.last_duration))
+        {
+            self.place_audio(end);
         }
         self.close_segment();
     }
@@ -267,7 +275,9 @@ impl Recorder {
         self.audio_pending.push_back(a);
     }
 
-    /// Moves pending audio timed before `until_pts` (90 kHz) into the open segment.
+    /// Moves pending audio that ends by `until_pts` (90 kHz) into the open segment. A frame
+    /// that straddles a segment's end goes to neither (the next starts after it), so no
+    /// segment's sound runs past its last picture, nor overlaps the next segment's.
     ///
     /// Audio is placed by its timestamp, never by arrival: it arrives somewhat before or
     /// after the video of the same moment (the G.711 converter's output lags its input by
@@ -278,12 +288,12 @@ impl Recorder {
             self.audio_pending.clear();
             return;
         };
-        let until = if until_pts == i64::MAX {
-            i64::MAX
-        } else {
-            until_pts.saturating_mul(rate) / 90_000
-        };
-        while self.audio_pending.front().is_some_and(|a| a.pts < until) {
+        let until = until_pts.saturating_mul(rate) / 90_000;
+        while self
+            .audio_pending
+            .front()
+            .is_some_and(|a| a.pts + i64::from(a.duration) <= until)
+        {
             let a = self.audio_pending.pop_front().expect("checked above");
             self.add_audio(a, rate);
         }
