@@ -98,5 +98,16 @@ export function codecName(c) {
   return c;
 }
 
+/** The camera's sound in plain words, from `/api/cameras` `audio` ("" when it sends none). */
+export function audioText(a) {
+  if (!a) return "";
+  if (a === "aac") return "AAC, recorded";
+  const g711 = /^(pcmu|pcma) → aac$/.exec(a);
+  if (g711) return `G.711 (${g711[1].toUpperCase()}), recorded as AAC`;
+  const other = /^unsupported: (.*)$/.exec(a);
+  if (other) return `${other[1]}: not recorded (video only)`;
+  return a;
+}
+
 /** Whether an RFC 6381 video codec string is H.265. */
 export const isHevc = (c) => /^(hvc1|hev1)/i.test(c || "");

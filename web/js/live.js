@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { h, fill } from "./dom.js";
 import { LivePlayer, canPlayLive } from "./player.js";
-import { bitrate, codecName, isHevc, tileState } from "./format.js";
+import { audioText, bitrate, codecName, isHevc, tileState } from "./format.js";
 
 const REFRESH_MS = 5000;
 /** Badges and countdowns are redrawn this often, so they never say "Live" for long after frames stop. */
@@ -157,6 +157,7 @@ export function mount(root, ctx) {
     const items = [
       ["Codec", codecName(cam.codec) + (isHevc(cam.codec) && t.player && t.player.opts.codec === "h264" ? " (shown as H.264)" : "")],
       ["Resolution", res],
+      ["Audio", audioText(cam.audio)],
       // Rates describe a running stream; an offline camera's last ones would mislead.
       ["Frame rate", cam.fps && cam.state === "streaming" ? `${cam.fps.toFixed(1)} fps` : ""],
       ["Bitrate", cam.state === "streaming" ? bitrate(cam.bitrate_bps) : ""],
