@@ -14,6 +14,7 @@
 
 mod camera;
 mod drain;
+mod g711;
 mod index;
 mod live;
 mod procstat;
@@ -100,6 +101,16 @@ enum Sub {
         /// Frames per session, then silence.
         #[arg(long)]
         frames: Option<u64>,
+    },
+    /// The cost of converting G.711 audio to AAC, against GStreamer's RTSP server and
+    /// ffmpeg (run from the repository root; prints a Markdown table).
+    G711 {
+        /// Measurement window, seconds.
+        #[arg(long, default_value_t = 120)]
+        window: u64,
+        /// The GStreamer RTSP server script.
+        #[arg(long, default_value = "tests/peers/gst_rtsp_server.py")]
+        gst_script: PathBuf,
     },
     /// Internal: the `null` recorder (retina readers that count frames).
     #[command(hide = true)]
@@ -194,7 +205,7 @@ fn main() -> anyhow::Result<()> {
             frames,
         }) => return camera::run(*cameras, profile, *frames),
         Some(Sub::Drain { dir, urls }) => return drain::run(dir, urls),
-        None => {}
+        Some(Sub::G711 { .. }) | None => {}
     }
     let cleannvr = match &cli.cleannvr {
         Some(p) => p.clone(),
@@ -209,6 +220,9 @@ fn main() -> anyhow::Result<()> {
         cleannvr.display()
     );
     std::fs::create_dir_all(&cli.dir)?;
+    if let Some(Sub::G711 { window, gst_script }) = &cli.command {
+        return g711::run(&cleannvr, gst_script, *window, &cli.dir);
+    }
     let started = Instant::now();
     let mut report = Report {
         machine: procstat::machine(),
