@@ -2,6 +2,9 @@
 //! loopback ports, wait for readiness (never fixed sleeps), stop them.
 #![allow(dead_code)]
 
+pub mod ipycam;
+pub mod netns;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -152,7 +155,22 @@ impl Nvr {
 
     /// Starts `cleannvr --config CONFIG ARGS...` and waits for its web server.
     pub fn start(config: PathBuf, args: &[&str]) -> Nvr {
-        let mut child = Command::new(bin())
+        Self::start_with(config, args, |_| {})
+    }
+
+    /// As [`Nvr::start`], as user and group `id` (e.g. 65534, nobody), so a test
+    /// can tell cleannvr's packets from its peers' (needs root).
+    pub fn start_as(config: PathBuf, args: &[&str], id: u32) -> Nvr {
+        use std::os::unix::process::CommandExt;
+        Self::start_with(config, args, |c| {
+            c.uid(id).gid(id);
+        })
+    }
+
+    fn start_with(config: PathBuf, args: &[&str], setup: impl FnOnce(&mut Command)) -> Nvr {
+        let mut cmd = Command::new(bin());
+        setup(&mut cmd);
+        let mut child = cmd
             .arg("--config")
             .arg(&config)
             .args(args)
