@@ -43,6 +43,13 @@ const MAX_PENDING_AUDIO: usize = 256;
 
 /// After a disk error, wait this long before trying to open a new segment.
 const DISK_RETRY: Duration = Duration::from_secs(5);
+/// After running out of file descriptors, retry sooner: they come back as
+/// soon as someone closes a socket.
+const FD_RETRY: Duration = Duration::from_secs(1);
+
+/// Frames held in memory while no segment can be opened (about 30 s of a
+/// 8 Mbit/s stream). Past this the oldest GOPs are dropped.
+const BACKLOG_BYTES: usize = 32 << 20;
 
 /// What a recorder needs to know.
 pub struct RecorderSettings {
@@ -98,6 +105,11 @@ pub struct Recorder {
     last_start_ns: i64,
     waiting_since: Option<Instant>,
     disk_retry_at: Option<Instant>,
+    /// Events that arrived while no segment could be opened, oldest first,
+    /// starting at the key frame that could not be written; replayed in
+    /// order once a file opens, so a failed open loses no frame.
+    backlog: VecDeque<IngestEvent>,
+    backlog_bytes: usize,
     /// Reused fragment buffer: one `write` per fragment.
     buf: Vec<u8>,
 }
@@ -126,6 +138,8 @@ impl Recorder {
             last_start_ns: i64::MIN,
             waiting_since: None,
             disk_retry_at: None,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
             buf: Vec::new(),
         }
     }
@@ -146,18 +160,91 @@ impl Recorder {
                     Ok(ev) => self.handle(ev),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
-                        self.end_run();
+                        self.finish_run();
                         return;
                     }
                 }
             }
             std::thread::sleep(BATCH_INTERVAL);
         }
+        self.finish_run();
+    }
+
+    /// The input ended: one last try to write what is held, then close.
+    fn finish_run(&mut self) {
+        if !self.backlog.is_empty() {
+            self.disk_retry_at = None;
+            self.replay_backlog();
+            if !self.backlog.is_empty() {
+                error!(
+                    events = self.backlog.len(),
+                    "stopping with frames that could not be written"
+                );
+                self.backlog.clear();
+            }
+        }
         self.end_run();
     }
 
     /// Processes one event.
     pub fn handle(&mut self, ev: IngestEvent) {
+        if !self.backlog.is_empty() {
+            self.hold(ev);
+            if self.disk_retry_at.is_none_or(|t| Instant::now() >= t) {
+                self.replay_backlog();
+            }
+            return;
+        }
+        self.dispatch(ev);
+    }
+
+    /// Keeps `ev` for later, dropping the oldest GOPs past [`BACKLOG_BYTES`].
+    fn hold(&mut self, ev: IngestEvent) {
+        self.backlog_bytes += event_bytes(&ev);
+        self.backlog.push_back(ev);
+        if self.backlog_bytes <= BACKLOG_BYTES {
+            return;
+        }
+        let mut dropped = 0usize;
+        while let Some(ev) = self.backlog.pop_front() {
+            self.backlog_bytes -= event_bytes(&ev);
+            dropped += 1;
+            let next_is_key =
+                matches!(self.backlog.front(), Some(IngestEvent::Video(f)) if f.is_key);
+            if self.backlog_bytes <= BACKLOG_BYTES && next_is_key {
+                break;
+            }
+        }
+        error!(
+            dropped,
+            held = self.backlog.len(),
+            "no segment file could be opened for a long time; dropping the oldest held frames"
+        );
+    }
+
+    /// Feeds the held events through again, in order. If opening a file
+    /// fails again, the rest goes back on hold behind it.
+    fn replay_backlog(&mut self) {
+        let events = std::mem::take(&mut self.backlog);
+        self.backlog_bytes = 0;
+        let n = events.len();
+        let mut it = events.into_iter();
+        while let Some(ev) = it.next() {
+            self.dispatch(ev);
+            if !self.backlog.is_empty() {
+                for ev in it {
+                    self.hold(ev);
+                }
+                return;
+            }
+        }
+        info!(
+            events = n,
+            "segment file opened; wrote the frames held meanwhile"
+        );
+    }
+
+    fn dispatch(&mut self, ev: IngestEvent) {
         match ev {
             IngestEvent::SessionStarted { audio } => {
                 self.end_run();
@@ -244,6 +331,8 @@ impl Recorder {
                 self.close_segment();
             }
             if self.seg.is_none() && !self.open_segment(&f) {
+                // Keep the frame (and everything after it) until a file opens.
+                self.hold(IngestEvent::Video(f));
                 return;
             }
             self.waiting_since = None;
@@ -387,6 +476,16 @@ impl Recorder {
                 self.seg = Some(seg);
                 true
             }
+            Err(e) if out_of_descriptors(&e) => {
+                error!(
+                    error = %format!("{e:#}"),
+                    "out of file descriptors: holding frames in memory and retrying in {} s",
+                    FD_RETRY.as_secs()
+                );
+                update(&self.status, |s| s.recorder_error = Some(format!("{e:#}")));
+                self.disk_retry_at = Some(Instant::now() + FD_RETRY);
+                false
+            }
             Err(e) => {
                 self.disk_error(format!("{e:#}"));
                 false
@@ -470,6 +569,22 @@ fn lower_thread_priority() {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
+}
+
+/// Bytes of frame data an event holds.
+fn event_bytes(ev: &IngestEvent) -> usize {
+    match ev {
+        IngestEvent::Video(f) => f.data.len(),
+        IngestEvent::Audio(a) => a.data.len(),
+        _ => 0,
+    }
+}
+
+/// Whether `e` is EMFILE or ENFILE (the process or system is out of descriptors).
+fn out_of_descriptors(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
 }
 
 fn stagger(id: &str) -> i64 {

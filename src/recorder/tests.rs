@@ -303,4 +303,50 @@ fn lost_audio_leaves_a_hole_and_later_audio_keeps_its_time() {
         .map(|w| (w[0].0 + w[0].1, w[1].0))
         .collect();
     assert_eq!(holes, [(10 * 1024, 13 * 1024)], "{runs:?}");
+
+#[test]
+fn frames_are_held_while_no_file_can_be_opened() {
+    let mut r = rig(60);
+    let p = params(640);
+    // A file where the camera's directory should be: every open fails.
+    let blocker = r.store.dir().join("cam");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    feed(&mut r.rec, &p, 0, 100, 25);
+    assert!(r.rec.seg.is_none() && rows(&r.store).is_empty());
+    assert_eq!(r.rec.backlog.len(), 100, "every frame is held");
+    assert!(r.rec.status.lock().unwrap().recorder_error.is_some());
+    // The cause goes away; the next event after the retry time writes it all.
+    std::fs::remove_file(&blocker).unwrap();
+    r.rec.disk_retry_at = Some(Instant::now());
+    feed(&mut r.rec, &p, 100 * 3600, 50, 25);
+    assert!(r.rec.backlog.is_empty());
+    r.rec.handle(IngestEvent::SessionEnded);
+    let rows = rows(&r.store);
+    let total: u64 = rows.iter().map(|r| r.frames).sum();
+    assert_eq!(total, 150, "no frame lost: {rows:#?}");
+    assert!(
+        (rows[0].start_ns - T0).abs() < NS_PER_SEC,
+        "placed at its own time"
+    );
+}
+
+#[test]
+fn held_frames_are_bounded_by_dropping_whole_gops() {
+    let mut r = rig(60);
+    let p = params(640);
+    std::fs::write(r.store.dir().join("cam"), b"in the way").unwrap();
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    let big = Bytes::from(vec![0u8; 1 << 20]);
+    for i in 0..100 {
+        r.rec.handle(IngestEvent::Video(VideoFrame {
+            pts: i * 3600,
+            received_ns: T0,
+            is_key: i % 10 == 0,
+            params: p.clone(),
+            data: big.clone(),
+        }));
+    }
+    assert!(r.rec.backlog_bytes <= BACKLOG_BYTES);
+    assert!(matches!(r.rec.backlog.front(), Some(IngestEvent::Video(f)) if f.is_key));
 }
