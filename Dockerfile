@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build: compile against Debian's FFmpeg, ship a slim runtime
-# that runs as an unprivileged user with recordings in /data.
+# that runs as an unprivileged user with recordings in /data (mode 0700;
+# cleannvr sets umask 0077 itself, so files inside are 0600).
 FROM rust:1-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config clang libclang-dev \
@@ -18,7 +19,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin cleannvr \
  && mkdir -p /data /config \
- && chown cleannvr:cleannvr /data
+ && chown cleannvr:cleannvr /data \
+ && chmod 0700 /data
 COPY --from=build /src/target/release/cleannvr /usr/local/bin/cleannvr
 COPY config/docker.toml /config/cleannvr.toml
 ENV CLEANNVR_CONFIG=/config/cleannvr.toml

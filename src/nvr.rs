@@ -204,10 +204,20 @@ pub async fn run_with(
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }
+    // The web server's budget comes out of what the recorders leave: see web::conn.
+    let nofile = web::conn::raise_nofile_limit();
+    let limits = web::Limits::for_descriptors(nofile, config.cameras.len());
+    info!(
+        nofile,
+        connections = limits.connections,
+        per_address = limits.per_addr,
+        "web connection budget"
+    );
     let web = tokio::spawn(web::serve(
         listener,
         identity.map(|i| i.config),
         web::router(app),
+        limits,
         shutdown.clone(),
     ));
 

@@ -141,6 +141,19 @@ impl Sessions {
         Ok(Some(s))
     }
 
+    /// The live session for `token` without refreshing its idle timer (for
+    /// re-checks by long-running responses, which are not the user's doing).
+    pub fn peek(&self, token: &str) -> anyhow::Result<Option<Session>> {
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let Some(v) = self.tree.get(token_key(token))? else {
+            return Ok(None);
+        };
+        let s = serde_json::from_slice::<Session>(&v).ok();
+        Ok(s.filter(|s| !self.expired(s, self.clock.now_ns())))
+    }
+
     /// Ends the session for `token` (logout).
     pub fn revoke(&self, token: &str) -> anyhow::Result<Option<Session>> {
         let old = self.tree.remove(token_key(token))?;

@@ -78,6 +78,12 @@ pub enum Command {
 
 /// Entry point for the binary.
 pub fn main() -> ExitCode {
+    // Recordings, exports, keys and the index (password hashes) are for
+    // this user only, whatever umask the service manager left us.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe { libc::umask(0o077) };
+    // Before any thread starts, so every thread sees the raised limit.
+    crate::web::conn::raise_nofile_limit();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

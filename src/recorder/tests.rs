@@ -303,6 +303,7 @@ fn lost_audio_leaves_a_hole_and_later_audio_keeps_its_time() {
         .map(|w| (w[0].0 + w[0].1, w[1].0))
         .collect();
     assert_eq!(holes, [(10 * 1024, 13 * 1024)], "{runs:?}");
+}
 
 #[test]
 fn frames_are_held_while_no_file_can_be_opened() {

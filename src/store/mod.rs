@@ -68,6 +68,14 @@ impl Store {
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating storage dir {}", dir.display()))?;
+        // Recordings and the index (password hashes) are for this user
+        // only. New files follow from the umask `cli::main` sets; this also
+        // closes a directory an older version (or an operator) left open.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making storage dir {} private", dir.display()))?;
+        }
         let db = sled::Config::new()
             .path(dir.join("index"))
             .mode(sled::Mode::LowSpace)

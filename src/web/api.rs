@@ -64,6 +64,9 @@ fn session_cookie(token: &str, max_age_s: i64) -> HeaderValue {
     .expect("cookie is ASCII")
 }
 
+/// How long a login waits for a password-verification slot before 429.
+const VERIFY_QUEUE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `POST /api/login`: `{username, password}` → session cookie and CSRF token.
 pub async fn login(
     State(app): State<Arc<App>>,
@@ -81,20 +84,38 @@ pub async fn login(
         .take(64)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    if let Err(wait) = app.limiter.check(&name, &client, now) {
-        tracing::warn!(client = %client, "login refused by rate limit");
-        return Err(ApiError::too_many(wait));
-    }
+    // Counted before the password is checked, so concurrent guesses cannot
+    // all pass the check before any is recorded.
+    let reservation = match app.limiter.begin(&name, &client, now) {
+        Ok(r) => r,
+        Err(wait) => {
+            tracing::warn!(client = %client, "login refused by rate limit");
+            return Err(ApiError::too_many(wait));
+        }
+    };
+    // argon2 takes 19 MiB and a core for a while: a few at a time. Waiting
+    // attempts hold only a connection; after a few seconds they are told
+    // to come back, uncounted.
+    let Ok(Ok(permit)) =
+        tokio::time::timeout(VERIFY_QUEUE, app.verify_slots.clone().acquire_owned()).await
+    else {
+        app.limiter.cancel(reservation);
+        return Err(ApiError::busy(1));
+    };
     let user = {
         let app = app.clone();
         let username = body.username;
         let password = body.password;
-        tokio::task::spawn_blocking(move || app.users.verify(&username, &password))
-            .await
-            .map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            app.users.verify(&username, &password)
+        })
+        .await
+        .map_err(ApiError::internal)??
     };
     let Some(user) = user else {
-        app.limiter.failure(&name, &client, now);
+        // The reservation stands as the failure.
+        drop(reservation);
         app.record(Event {
             actor: name,
             action: Action::LoginFailed,
@@ -106,7 +127,7 @@ pub async fn login(
         // One message for unknown user and wrong password.
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
-    app.limiter.success(&user.name);
+    app.limiter.success(reservation);
     let new = app.sessions.create(&user.name, &client)?;
     if let Err(e) = app
         .record(Event {
@@ -179,6 +200,8 @@ pub async fn cameras(
 ) -> Result<Json<Value>, ApiError> {
     let status = app.status.snapshot();
     let usage = app.store.usage();
+    // Error texts name addresses, ports and paths: admins only (API.md).
+    let admin = c.user.role == crate::auth::Role::Admin;
     let mut out = Vec::new();
     for cam in app
         .config
@@ -208,8 +231,8 @@ pub async fn cameras(
             "bitrate_bps": s.bitrate_bps,
             "reconnects": s.reconnects,
             "frames": s.frames,
-            "last_error": s.last_error,
-            "recorder_error": s.recorder_error,
+            "last_error": if admin { s.last_error.clone() } else { s.last_error.as_deref().map(|m| error_category(s.state, m).to_owned()) },
+            "recorder_error": if admin { s.recorder_error.clone() } else { s.recorder_error.as_ref().map(|_| "recording failed".to_owned()) },
             "recorded_bytes": u.bytes,
             "segments": u.segments,
             "oldest": opt_time(oldest),
@@ -219,8 +242,30 @@ pub async fn cameras(
     Ok(Json(json!({ "cameras": out })))
 }
 
-/// Parses an RFC 3339 time into ns, refusing times outside what i64 ns can
-/// hold (years 1678..2262) instead of wrapping.
+/// Latest time a request may name (2200-01-01T00:00:00Z), in ns.
+pub const MAX_TIME_NS: i64 = 7_258_118_400 * NS_PER_SEC;
+
+/// What a non-admin is told about a camera's last error: a plain category,
+/// never the text (which names the camera's address and our own).
+pub fn error_category(state: crate::status::StreamState, msg: &str) -> &'static str {
+    use crate::status::StreamState;
+    let has = |needles: &[&str]| needles.iter().any(|n| msg.contains(n));
+    if state == StreamState::AuthFailed || has(&["401", "Unauthorized", "auth"]) {
+        "auth failed"
+    } else if has(&["no H.264/H.265", "unsupported video codec", "no parameters"]) {
+        "no media"
+    } else if has(&["no data for", "timed out", "timeout"]) {
+        "stalled"
+    } else if msg == "stream ended" {
+        "stream ended"
+    } else {
+        "offline"
+    }
+}
+
+/// Parses an RFC 3339 time into ns. Only 1970..2200 is accepted: nothing
+/// is recorded outside it, and within it the sum or difference of any two
+/// times (and a time plus a day) fits in i64, so no later arithmetic wraps.
 pub fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
@@ -229,7 +274,17 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
             ))
         })?;
     i64::try_from(t.unix_timestamp_nanos())
-        .map_err(|_| ApiError::bad_request(format!("{field}: out of range")))
+        .ok()
+        .filter(|ns| (0..MAX_TIME_NS).contains(ns))
+        .ok_or_else(|| ApiError::bad_request(format!("{field}: outside 1970..2200")))
+}
+
+/// `end - start` for times from a request: both are in range on their
+/// own, but their difference can exceed i64 (1700 to 2260) and must be a
+/// 400, not a wrapped number that passes a length check.
+pub fn span_ns(start: i64, end: i64) -> Result<i64, ApiError> {
+    end.checked_sub(start)
+        .ok_or_else(|| ApiError::bad_request("start and end are too far apart"))
 }
 
 #[derive(Deserialize)]
@@ -324,7 +379,7 @@ pub async fn recordings(
     if start >= end {
         return Err(ApiError::bad_request("start must be before end"));
     }
-    if end - start > MAX_RANGE_NS {
+    if span_ns(start, end)? > MAX_RANGE_NS {
         return Err(ApiError::bad_request("range longer than 31 days"));
     }
     let segs = {
@@ -557,12 +612,21 @@ mod tests {
     #[test]
     fn times_parse_or_fail_cleanly() {
         assert_eq!(parse_time("t", "1970-01-01T00:00:01Z").unwrap(), NS_PER_SEC);
+        assert_eq!(
+            parse_time("t", "2199-12-31T23:59:59Z").unwrap(),
+            MAX_TIME_NS - NS_PER_SEC
+        );
+        assert!(span_ns(i64::MIN, i64::MAX).is_err());
         for bad in [
             "",
             "yesterday",
             "2025-13-01T00:00:00Z",
             "9999-01-01T00:00:00Z",
             "1000-01-01T00:00:00Z",
+            "1700-01-01T00:00:00Z",
+            "2260-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2200-01-01T00:00:00Z",
         ] {
             let e = parse_time("t", bad).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");

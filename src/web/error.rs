@@ -74,6 +74,17 @@ impl ApiError {
             )
         }
     }
+    /// 429 with `Retry-After`: too many requests of this kind at once.
+    pub fn busy(retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "server busy checking other logins; retry shortly",
+            )
+        }
+    }
     /// 502: a camera we asked on the caller's behalf failed or refused.
     pub fn bad_gateway(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, "bad_gateway", detail)

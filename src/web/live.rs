@@ -115,13 +115,35 @@ pub async fn websocket(
         detail: detail.join(", "),
     })
     .await?;
-    Ok(ws.on_upgrade(move |socket| pump(socket, viewer, id)))
+    Ok(ws.on_upgrade(move |socket| pump(socket, viewer, id, app, c)))
 }
 
-async fn pump(mut socket: WebSocket, mut viewer: Feed, camera: String) {
+/// Close code for a view whose session ended (logout, user removed or
+/// changed): 1008, policy violation. The UI then checks its session.
+const SESSION_ENDED: u16 = 1008;
+
+async fn pump(mut socket: WebSocket, mut viewer: Feed, camera: String, app: Arc<App>, c: Caller) {
+    let mut check = tokio::time::interval(super::revocation::CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let msg = tokio::select! {
             m = viewer.next() => m,
+            _ = check.tick() => {
+                if c.still_valid(&app) {
+                    continue;
+                }
+                debug!(camera, user = %c.user.name, "session ended; closing live view");
+                let close = CloseFrame {
+                    code: SESSION_ENDED,
+                    reason: "session ended".into(),
+                };
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    socket.send(Message::Close(Some(close))),
+                )
+                .await;
+                break;
+            }
             // The client never needs to talk; a close or error ends the view.
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,

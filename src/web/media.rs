@@ -18,8 +18,9 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::parse_time;
+use super::api::{parse_time, span_ns};
 use super::error::{ApiError, ApiJson, ApiQuery};
+use super::revocation::while_valid;
 use super::{Access, App, Caller, RouteSpec};
 use crate::audit::{Action, Event};
 use crate::clock::{rfc3339, NS_PER_SEC};
@@ -261,10 +262,11 @@ fn plan_error(e: PlanError) -> Response {
 /// Parses and bounds a start/end pair.
 fn range_of(start: &str, end: &str, max_ns: i64) -> Result<(i64, i64), ApiError> {
     let (s, e) = (parse_time("start", start)?, parse_time("end", end)?);
-    if e - s < playback::MIN_RANGE_NS {
+    let span = span_ns(s, e)?;
+    if span < playback::MIN_RANGE_NS {
         return Err(ApiError::bad_request("end must be after start"));
     }
-    if e - s > max_ns {
+    if span > max_ns {
         return Err(ApiError::bad_request(format!(
             "range longer than {} hours",
             max_ns / 3600 / NS_PER_SEC
@@ -330,7 +332,11 @@ async fn video(
         if method == Method::GET {
             audit_playback(&app, &media, &c, &id, &plan, "copy").await?;
         }
-        let body = Body::from_stream(playback::stream(plan.clone(), a, b));
+        let body = Body::from_stream(while_valid(
+            app.clone(),
+            c.clone(),
+            playback::stream(plan.clone(), a, b),
+        ));
         let mut r = (status, body).into_response();
         let h = r.headers_mut();
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(b - a));
@@ -413,7 +419,12 @@ async fn transcoded(
             return Ok(r);
         };
         audit_playback(&app, &media, &c, &id, &plan, "h264").await?;
-        Body::from_stream(crate::transcode::h264::stream(plan.clone(), permit)).into_response()
+        Body::from_stream(while_valid(
+            app.clone(),
+            c.clone(),
+            crate::transcode::h264::stream(plan.clone(), permit),
+        ))
+        .into_response()
     };
     let h = resp.headers_mut();
     describe(h, &plan);
@@ -819,13 +830,14 @@ async fn export_file(
     } else {
         "text/plain; charset=utf-8"
     };
-    let body = Body::from_stream(futures::stream::try_unfold(file, |mut f| async move {
+    let chunks = futures::stream::try_unfold(file, |mut f| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0; 256 * 1024];
         let n = f.read(&mut buf).await?;
         buf.truncate(n);
         Ok::<_, std::io::Error>((n > 0).then(|| (bytes::Bytes::from(buf), f)))
-    }));
+    });
+    let body = Body::from_stream(while_valid(app.clone(), c.clone(), chunks));
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));

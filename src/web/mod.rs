@@ -11,8 +11,10 @@
 //! and shape JSON. The web layer never writes segment files.
 
 mod api;
+pub mod conn;
 mod isolation;
 mod live;
+pub mod revocation;
 pub mod error;
 pub mod media;
 pub mod metrics;
@@ -24,17 +26,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, RawPathParams, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{RequestExt, Router};
-use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditLog, Event};
-use crate::auth::ratelimit::{Limits, LoginLimiter};
+use crate::auth::ratelimit::{self, LoginLimiter};
 use crate::auth::session::{constant_time_eq, Lifetimes, Session, Sessions};
 use crate::auth::{Role, User, Users};
 use crate::clock::{Clock, NS_PER_SEC};
@@ -74,6 +74,8 @@ pub struct App {
     pub audit: AuditLog,
     /// Login rate limiter.
     pub limiter: LoginLimiter,
+    /// Password verifications (argon2: 19 MiB and a core each) at once.
+    pub verify_slots: Arc<tokio::sync::Semaphore>,
     /// Wall clock (a `ManualClock` in tests).
     pub clock: Arc<dyn Clock>,
     /// Counters for `/metrics`.
@@ -106,7 +108,10 @@ impl App {
             users: Users::open(db)?,
             sessions: Sessions::open(db, clock.clone(), lifetimes)?,
             audit: AuditLog::open(db, store.dir())?,
-            limiter: LoginLimiter::new(Limits::default()),
+            limiter: LoginLimiter::new(ratelimit::Limits::default()),
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+            )),
             config,
             store,
             status,
@@ -240,6 +245,7 @@ pub fn router(app: Arc<App>) -> Router {
     }
     r.fallback(ui::serve)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(conn::body_deadline))
         .layer(from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }
@@ -260,18 +266,6 @@ pub struct Caller {
 /// The client's address as the connection saw it.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for ClientAddr {
-    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        ClientAddr(*s.remote_addr())
-    }
-}
-
-impl Connected<axum::serve::IncomingStream<'_, tls::TlsListener>> for ClientAddr {
-    fn connect_info(s: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
-        ClientAddr(*s.remote_addr())
-    }
-}
 
 /// The client IP for rate limiting and the audit log; `unknown` when the
 /// router runs without a connection (in-process tests).
@@ -315,7 +309,40 @@ async fn guard(
     }
 }
 
+/// Whether a request's `Origin` (if any) is this server. Browsers send
+/// `Origin` on every cross-origin state change and on every WebSocket
+/// opening, so a page elsewhere cannot pass; a missing `Origin` is a
+/// non-browser client, which still needs the session and CSRF token.
+/// Only the authority is compared (host and port, not the scheme), so a
+/// TLS-terminating proxy in front does not break it.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    match (authority, host) {
+        (Some(a), Some(h)) => !a.is_empty() && a.eq_ignore_ascii_case(h.trim()),
+        _ => false,
+    }
+}
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
 async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<(), ApiError> {
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if (changes_state || is_websocket(req.headers())) && !same_origin(req.headers()) {
+        return Err(ApiError::forbidden("cross-origin request refused"));
+    }
     if access == Access::Public {
         return Ok(());
     }
@@ -346,7 +373,7 @@ async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<
         .ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
     // Cross-site pages can make the browser send our cookie (SameSite aside)
     // but cannot read the CSRF token, so every state change must echo it.
-    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if changes_state {
         let ok = req
             .headers()
             .get(CSRF_HEADER)
@@ -439,25 +466,4 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
     resp
 }
 
-/// Serves `router` on `listener` (TLS when `tls` is given) until `shutdown`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let make = router.into_make_service_with_connect_info::<ClientAddr>();
-    match tls {
-        None => {
-            axum::serve(listener, make)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-        }
-        Some(cfg) => {
-            let listener = tls::TlsListener::new(listener, cfg)?;
-            axum::serve(listener, make)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-        }
-    }
-}
+pub use conn::{serve, Limits};

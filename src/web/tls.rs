@@ -3,31 +3,17 @@
 //! in the data directory, so its fingerprint stays the same across restarts
 //! and an operator can check it once.
 //!
-//! Handshakes run in their own tasks with a deadline, so a client that
-//! opens a connection and says nothing cannot stall everyone else's.
+//! Handshakes are run (with their deadline and budget) by [`super::conn`].
 
-use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsSetting;
-
-/// A handshake not finished in this time is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; further connections are closed at once
-/// rather than queued, so a flood costs the attacker, not the server's memory.
-const MAX_HANDSHAKES: usize = 256;
 
 /// A loaded certificate and key, ready to serve.
 pub struct Identity {
@@ -127,79 +113,6 @@ fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<(
     std::fs::write(cert, c.pem()).with_context(|| format!("writing {}", cert.display()))?;
     crate::store::sync_dir(dir)?;
     Ok(())
-}
-
-/// A listener that yields finished TLS connections.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl TlsListener {
-    /// Starts accepting on `tcp` with `config`.
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<TlsListener> {
-        let local = tcp.local_addr()?;
-        // Finished handshakes waiting for the server loop; small, because the
-        // loop takes them as fast as they come.
-        let (tx, rx) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-        let task = tokio::spawn(async move {
-            loop {
-                let (sock, addr) = match tcp.accept().await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Typically EMFILE: wait for descriptors to free up
-                        // instead of spinning.
-                        tracing::warn!(error = %e, "accepting a connection");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    drop(sock);
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
-                        Ok(Ok(s)) => {
-                            let _ = tx.send((s, addr)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { rx, local, task })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(x) => x,
-            // The accept task only ends when aborted by our own drop.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
-    }
 }
 
 #[cfg(test)]

@@ -167,7 +167,9 @@ impl Nvr {
         })
     }
 
-    fn start_with(config: PathBuf, args: &[&str], setup: impl FnOnce(&mut Command)) -> Nvr {
+    /// [`Nvr::start`], with `setup` applied to the command first (a user id,
+    /// or a `pre_exec` that lowers a resource limit).
+    pub fn start_with(config: PathBuf, args: &[&str], setup: impl FnOnce(&mut Command)) -> Nvr {
         let mut cmd = Command::new(bin());
         setup(&mut cmd);
         let mut child = cmd
@@ -566,4 +568,64 @@ impl HttpSession {
             .unwrap()
             .clone()
     }
+
+/// One HTTP request with curl: `method path` with optional cookie, CSRF
+/// token, JSON body and extra headers. Returns (status, body).
+pub fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+    body: Option<&str>,
+    headers: &[&str],
+) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sk", "-m", "30", "-w", "\n%{http_code}", "-X", method]);
+    if let Some(c) = cookie {
+        cmd.arg("-H").arg(format!("Cookie: {c}"));
+    }
+    if let Some(t) = csrf {
+        cmd.arg("-H").arg(format!("X-CSRF-Token: {t}"));
+    }
+    if let Some(b) = body {
+        cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
+    }
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(format!("{base}{path}")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// Logs in with curl; returns the `Cookie` header value and the CSRF token.
+pub fn login_csrf(base: &str, name: &str, password: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "-D",
+            "/dev/stderr",
+            "-H",
+            "content-type: application/json",
+            "-d",
+        ])
+        .arg(serde_json::json!({"username": name, "password": password}).to_string())
+        .arg(format!("{base}/api/login"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stderr);
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap_or_else(|| panic!("no session cookie: {head}"));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        cookie.split(';').next().unwrap().to_owned(),
+        body["csrf_token"].as_str().unwrap().to_owned(),
+    )
 }

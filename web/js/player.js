@@ -341,7 +341,9 @@ export class LivePlayer {
     // 1013: the server has no conversion slot free; a refused upgrade with
     // codec=h264 is most likely the same (503).
     const busy = code === 1013 || (!hadData && Boolean(this.opts.codec));
-    this.scheduleReconnect(!hadData, busy);
+    // 1008: the server ended the view because the session ended or the
+    // user's access changed; the session check shows the login if so.
+    this.scheduleReconnect(!hadData || code === 1008, busy);
   }
 
   async scheduleReconnect(failedEarly = false, busy = false) {

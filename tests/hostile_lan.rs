@@ -1,0 +1,575 @@
+//! Issue 10, "survive a hostile LAN": each finding reproduced against the
+//! real server over loopback and shown fixed. Idle, slow and trickling
+//! connections are closed; racing logins are counted; live views end with
+//! their session; cross-origin requests are refused; overflowing times get
+//! 400; files are private; and a flood from one address neither locks
+//! other clients out nor stops recording.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::StreamExt;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+/// One camera that never answers (no demo camera, no generated admin).
+const GATE: &str = "[[camera]]\nid = \"gate\"\nurl = \"rtsp://127.0.0.1:9/unreachable\"\n";
+const PW: &str = "hostile lan pass";
+
+fn plain_server(dir: &Path) -> Nvr {
+    let cfg = dir.join("cleannvr.toml");
+    std::fs::write(&cfg, config(dir, 60, GATE)).unwrap();
+    add_user(&cfg, "root", "admin", PW);
+    for u in ["bob", "carol", "dave"] {
+        add_user(&cfg, u, "viewer", PW);
+    }
+    Nvr::start(cfg, &["run"])
+}
+
+fn host_of(nvr: &Nvr) -> String {
+    nvr.http
+        .split_once("://")
+        .map(|(_, h)| h.to_owned())
+        .unwrap()
+}
+
+/// Waits until the peer closes `s` (EOF or reset); returns how long it took.
+fn wait_closed(mut s: TcpStream, limit: Duration, what: &str) -> Duration {
+    let t = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return t.elapsed(),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return t.elapsed(),
+        }
+        assert!(t.elapsed() < limit, "{what}: still open after {limit:?}");
+    }
+}
+
+#[test]
+fn idle_slow_and_trickling_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let nvr = plain_server(dir.path());
+    let host = host_of(&nvr);
+    // The server's limits are 10 s; these allow four times that.
+    let limit = Duration::from_secs(40);
+    let idle = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let s = TcpStream::connect(&host).unwrap();
+            wait_closed(s, limit, "a connection that never speaks")
+        })
+    };
+    let slowloris = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(&host).unwrap();
+            s.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let t = Instant::now();
+            let mut buf = [0u8; 256];
+            loop {
+                // One header line a second, never the blank line that ends them.
+                if s.write_all(b"X-Slow: 1\r\n").is_err() {
+                    return t.elapsed();
+                }
+                match s.read(&mut buf) {
+                    Ok(0) => return t.elapsed(),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return t.elapsed(),
+                }
+                assert!(t.elapsed() < limit, "slowloris headers still accepted");
+            }
+        })
+    };
+    let keep_alive = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(&host).unwrap();
+            s.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            wait_closed(s, limit, "an idle kept-alive connection")
+        })
+    };
+    let slow_body = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(&host).unwrap();
+            s.write_all(
+                b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 1000\r\n\r\n{\"username\":",
+            )
+            .unwrap();
+            wait_closed(s, limit, "a body that never finishes")
+        })
+    };
+    for (what, t) in [
+        ("idle", idle),
+        ("slowloris", slowloris),
+        ("keep-alive", keep_alive),
+        ("slow body", slow_body),
+    ] {
+        let took = t.join().unwrap();
+        eprintln!("{what} connection closed after {took:?}");
+    }
+}
+
+#[test]
+fn racing_logins_are_limited_and_cross_origin_and_overflow_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let nvr = plain_server(dir.path());
+    let base = nvr.http.clone();
+    let host = host_of(&nvr);
+
+    // 40 wrong passwords for one user at once: 3 are checked, the rest 429.
+    let racers: Vec<_> = (0..40)
+        .map(|i| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let body =
+                    serde_json::json!({"username": "carol", "password": format!("guess {i}")});
+                http(
+                    &base,
+                    "POST",
+                    "/api/login",
+                    None,
+                    None,
+                    Some(&body.to_string()),
+                    &[],
+                )
+                .0
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+    let checked = codes.iter().filter(|c| **c == 401).count();
+    assert!(codes.iter().all(|c| matches!(c, 401 | 429)), "{codes:?}");
+    assert!((1..=3).contains(&checked), "{checked} checked: {codes:?}");
+
+    // Origin: a page elsewhere cannot change state, even with the token.
+    let (cookie, csrf) = login_csrf(&base, "bob", PW);
+    let evil = "Origin: http://evil.example";
+    let (code, _) = http(
+        &base,
+        "POST",
+        "/api/logout",
+        Some(&cookie),
+        Some(&csrf),
+        None,
+        &[evil],
+    );
+    assert_eq!(code, 403);
+    let (code, _) = http(&base, "GET", "/api/me", Some(&cookie), None, None, &[]);
+    assert_eq!(code, 200, "the refused logout changed nothing");
+    let body = serde_json::json!({"username": "bob", "password": PW}).to_string();
+    let (code, _) = http(
+        &base,
+        "POST",
+        "/api/login",
+        None,
+        None,
+        Some(&body),
+        &[evil],
+    );
+    assert_eq!(code, 403, "no login CSRF either");
+
+    // Times whose difference overflows i64 ns (1700 to 2260) are a 400,
+    // not a wrapped range that passes the 31-day cap.
+    for path in [
+        "/api/cameras/gate/recordings?start=1700-01-01T00:00:00Z&end=2260-01-01T00:00:00Z",
+        "/api/cameras/gate/video.mp4?start=1700-01-01T00:00:00Z&end=2260-01-01T00:00:00Z",
+        "/api/cameras/gate/snapshot.jpg?at=2262-04-11T23:47:16.854775807Z",
+    ] {
+        let (code, text) = http(&base, "GET", path, Some(&cookie), None, None, &[]);
+        assert_eq!(code, 400, "{path}: {text}");
+    }
+
+    // Same origin is fine.
+    let ours = format!("Origin: http://{host}");
+    let (code, _) = http(
+        &base,
+        "POST",
+        "/api/logout",
+        Some(&cookie),
+        Some(&csrf),
+        None,
+        &[&ours],
+    );
+    assert_eq!(code, 204);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_views_end_with_their_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let nvr = plain_server(dir.path());
+    let base = nvr.http.clone();
+    let ws_url = format!("{}/api/cameras/gate/live", base.replacen("http", "ws", 1));
+    let (root, root_csrf) = {
+        let b = base.clone();
+        tokio::task::spawn_blocking(move || login_csrf(&b, "root", PW))
+            .await
+            .unwrap()
+    };
+
+    let open = |cookie: String, origin: Option<String>| {
+        let mut req = ws_url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("cookie", cookie.parse().unwrap());
+        if let Some(o) = origin {
+            req.headers_mut().insert("origin", o.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+    };
+
+    // A cross-site page cannot open a live view with the user's cookie.
+    let (bob, _) = login_csrf(&base, "bob", PW);
+    let err = open(bob, Some("https://evil.example".into()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+
+    // Each way a session ends closes the open view within a second or so.
+    type End = Box<dyn Fn(&str, &str) -> (u16, String) + Send + Sync>;
+    let cases: Vec<(&str, &str, End)> = vec![
+        ("logout", "bob", {
+            let base = base.clone();
+            Box::new(move |c: &str, t: &str| {
+                http(&base, "POST", "/api/logout", Some(c), Some(t), None, &[])
+            })
+        }),
+        ("camera scope change", "dave", {
+            let (base, root, rc) = (base.clone(), root.clone(), root_csrf.clone());
+            Box::new(move |_: &str, _: &str| {
+                http(
+                    &base,
+                    "PUT",
+                    "/api/users/dave",
+                    Some(&root),
+                    Some(&rc),
+                    Some(r#"{"cameras": []}"#),
+                    &[],
+                )
+            })
+        }),
+        ("user removal", "carol", {
+            let (base, root, rc) = (base.clone(), root.clone(), root_csrf.clone());
+            Box::new(move |_: &str, _: &str| {
+                http(
+                    &base,
+                    "DELETE",
+                    "/api/users/carol",
+                    Some(&root),
+                    Some(&rc),
+                    None,
+                    &[],
+                )
+            })
+        }),
+    ];
+    for (what, user, end) in cases {
+        let (cookie, csrf) = {
+            let b = base.clone();
+            let u = user.to_owned();
+            tokio::task::spawn_blocking(move || login_csrf(&b, &u, PW))
+                .await
+                .unwrap()
+        };
+        let (mut ws, _) = open(cookie.clone(), None).await.unwrap();
+        // Open and quiet (the camera never answers).
+        assert!(tokio::time::timeout(Duration::from_millis(700), ws.next())
+            .await
+            .is_err());
+        let end = std::sync::Arc::new(end);
+        let (code, text) = {
+            let end = end.clone();
+            tokio::task::spawn_blocking(move || end(&cookie, &csrf))
+                .await
+                .unwrap()
+        };
+        assert!(matches!(code, 200 | 204), "{what}: {code} {text}");
+        let t = Instant::now();
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => continue,
+                    _ => return None,
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}: live view still open after 10 s"));
+        eprintln!(
+            "{what}: live view closed after {:?} ({closed:?})",
+            t.elapsed()
+        );
+        assert_eq!(closed, Some(1008), "{what}");
+    }
+}
+
+#[test]
+fn data_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // An older install left the directory open to everyone.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut nvr = plain_server(dir.path());
+    let base = nvr.http.clone();
+    let (c, t) = login_csrf(&base, "root", PW);
+    // Something written while running: an audit entry, a session.
+    let (code, _) = http(&base, "POST", "/api/logout", Some(&c), Some(&t), None, &[]);
+    assert_eq!(code, 204);
+    nvr.stop();
+    assert_private(&data);
+}
+
+/// Every directory under `root` is 0700 and every file 0600 (or stricter).
+fn assert_private(root: &Path) {
+    let mut stack = vec![root.to_owned()];
+    let mut seen = 0;
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+        seen += 1;
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(seen > 3, "checked {seen} paths");
+}
+
+/// How long the flood lasts: longer than every server timeout, so held
+/// connections are closed and reopened at least once.
+const FLOOD: Duration = Duration::from_secs(30);
+/// The attacker's address (all of 127/8 is loopback).
+const ATTACKER: &str = "127.0.0.2";
+
+/// Connects from [`ATTACKER`], or `None` if refused or slow.
+async fn attacker_connect(server: std::net::SocketAddr) -> Option<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4().ok()?;
+    sock.bind(format!("{ATTACKER}:0").parse().unwrap()).ok()?;
+    tokio::time::timeout(Duration::from_secs(5), sock.connect(server))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// Holds connections open until `stop`, reopening each one the server
+/// closes after a pause. With `tls`, each connection finishes its TLS
+/// handshake and then says nothing; without, it never starts one.
+/// Returns how many connections were opened.
+async fn hold(
+    server: std::net::SocketAddr,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    stop: tokio::time::Instant,
+) -> u32 {
+    use tokio::io::AsyncReadExt;
+    let mut opened = 0;
+    while tokio::time::Instant::now() < stop {
+        if let Some(sock) = attacker_connect(server).await {
+            opened += 1;
+            let wait_eof = async {
+                let mut buf = [0u8; 512];
+                match &tls {
+                    None => {
+                        let mut s = sock;
+                        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                    }
+                    Some(cfg) => {
+                        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                        let c = tokio_rustls::TlsConnector::from(cfg.clone());
+                        if let Ok(mut s) = c.connect(name, sock).await {
+                            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = wait_eof => {}
+                _ = tokio::time::sleep_until(stop) => break,
+            }
+        }
+        // Reopen after a pause, jittered so the flood does not beat in step.
+        let pause = 1000 + rand::random::<u64>() % 1000;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    opened
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    let ns = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    cleannvr::clock::rfc3339(ns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_address_locks_nobody_out_and_recording_continues() {
+    // The test itself holds 3,000 sockets.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = r.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndir = \"{}\"\nsegment_seconds = 2\nmin_free_bytes = 0\n\
+         [[camera]]\nid = \"cam\"\nurl = \"{}\"\n",
+        dir.path().join("data").display(),
+        gst.url("h264aac")
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    add_user(&cfg, "root", "admin", PW);
+    // A typical service limit: 1,024 descriptors, soft and hard.
+    let nvr = Nvr::start_with(cfg, &["run"], |cmd| {
+        use std::os::unix::process::CommandExt;
+        unsafe {
+            cmd.pre_exec(|| {
+                let r = libc::rlimit {
+                    rlim_cur: 1024,
+                    rlim_max: 1024,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    assert!(nvr.http.starts_with("https://"), "{}", nvr.http);
+    let server: std::net::SocketAddr = host_of(&nvr).parse().unwrap();
+    let base = nvr.http.clone();
+    let data = dir.path().join("data");
+    wait_for(Duration::from_secs(60), "a first recorded segment", || {
+        (!files(&data, ".mp4").is_empty()).then_some(())
+    });
+
+    // A connection that never starts its handshake is closed on its own.
+    let took = tokio::task::spawn_blocking(move || {
+        wait_closed(
+            TcpStream::connect(server).unwrap(),
+            Duration::from_secs(30),
+            "a silent TLS connection",
+        )
+    })
+    .await
+    .unwrap();
+    eprintln!("silent connection to the TLS port closed after {took:?}");
+
+    let cert = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_file(data.join("tls/cert.pem")).unwrap()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let tls = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(cleannvr::web::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+
+    let flood_start = std::time::SystemTime::now();
+    let stop = tokio::time::Instant::now() + FLOOD;
+    let mut attackers = tokio::task::JoinSet::new();
+    for i in 0..3000 {
+        let tls = (i < 2000).then(|| tls.clone());
+        attackers.spawn(hold(server, tls, stop));
+    }
+    // Give the flood a few seconds to fill every slot it can.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Meanwhile a fresh client (another address: 127.0.0.1) gets in.
+    let probe = {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let (cookie, _) = login_csrf(&base, "root", PW);
+            let login = t.elapsed();
+            let (code, _) = http(&base, "GET", "/api/me", Some(&cookie), None, None, &[]);
+            assert_eq!(code, 200);
+            let mut health = Vec::new();
+            while health.len() < 15 {
+                let t = Instant::now();
+                let (code, body) = http(&base, "GET", "/api/health", None, None, None, &[]);
+                assert_eq!(code, 200, "health during the flood: {body}");
+                health.push(t.elapsed());
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            (login, health, cookie)
+        })
+    };
+    let (login, mut health, cookie) = probe.await.unwrap();
+    let mut opened = 0;
+    while let Some(n) = attackers.join_next().await {
+        opened += n.unwrap();
+    }
+    let flood_end = std::time::SystemTime::now();
+    health.sort();
+    eprintln!(
+        "flood: {opened} attacker connections opened in {FLOOD:?}; fresh client login {login:?}, \
+         /api/health median {:?}, max {:?} (over {} requests)",
+        health[health.len() / 2],
+        health.last().unwrap(),
+        health.len()
+    );
+
+    // No gap in the recording across the flood: wait until the segment
+    // holding the flood's end is indexed, then ask for gaps.
+    let (from, to) = (
+        rfc3339(flood_start - Duration::from_secs(1)),
+        rfc3339(flood_end),
+    );
+    let path = format!("/api/cameras/cam/recordings?start={from}&end={to}");
+    let rec = wait_for(Duration::from_secs(30), "the flood's last segment", || {
+        let (code, body) = http(&base, "GET", &path, Some(&cookie), None, None, &[]);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let last_end = v["ranges"].as_array()?.last()?["end"].as_str()?.to_owned();
+        (last_end >= to).then_some(v)
+    });
+    let gaps = rec["gaps"].as_array().unwrap();
+    eprintln!(
+        "recording across the flood: ranges {} gaps {gaps:?}",
+        rec["ranges"]
+    );
+    assert!(gaps.is_empty(), "recording gaps during the flood: {gaps:?}");
+    assert_eq!(
+        nvr.log.count("out of file descriptors"),
+        0,
+        "{}",
+        nvr.log.text()
+    );
+    assert_eq!(
+        nvr.log.count("Too many open files"),
+        0,
+        "{}",
+        nvr.log.text()
+    );
+    assert_private(&data);
+}
