@@ -568,6 +568,7 @@ impl HttpSession {
             .unwrap()
             .clone()
     }
+}
 
 /// One HTTP request with curl: `method path` with optional cookie, CSRF
 /// token, JSON body and extra headers. Returns (status, body).
