@@ -845,7 +845,7 @@ async fn audit_api_pages_and_detects_tampering() {
         .await;
     assert_eq!(
         ok.json(),
-        json!({"ok": true, "verified": 5, "broken": null})
+        json!({"ok": true, "verified": 5, "broken": null, "keyed_from": 0})
     );
     // An attacker with the database rewrites entry 2's actor.
     let raw = rig.app.audit.raw(2).unwrap().unwrap();
