@@ -141,6 +141,7 @@ fn racing_logins_are_limited_and_cross_origin_and_overflow_are_refused() {
     let host = host_of(&nvr);
 
     // 40 wrong passwords for one user at once: 3 are checked, the rest 429.
+    let raced = Instant::now();
     let racers: Vec<_> = (0..40)
         .map(|i| {
             let base = base.clone();
@@ -163,7 +164,15 @@ fn racing_logins_are_limited_and_cross_origin_and_overflow_are_refused() {
     let codes: Vec<u16> = racers.into_iter().map(|t| t.join().unwrap()).collect();
     let checked = codes.iter().filter(|c| **c == 401).count();
     assert!(codes.iter().all(|c| matches!(c, 401 | 429)), "{codes:?}");
-    assert!((1..=3).contains(&checked), "{checked} checked: {codes:?}");
+    // 3 free failures, then 1 s, 2 s, 4 s ... apart: if starting the 40
+    // requests took a while, the delays that passed meanwhile let a few more
+    // through. Before issue 10 39 of 40 were checked.
+    let secs = raced.elapsed().as_secs_f64();
+    let allowed = 3 + (secs + 1.0).log2().floor() as usize;
+    assert!(
+        (1..=allowed).contains(&checked),
+        "{checked} checked in {secs:.1} s (allowed {allowed}): {codes:?}"
+    );
 
     // Origin: a page elsewhere cannot change state, even with the token.
     let (cookie, csrf) = login_csrf(&base, "bob", PW);
@@ -437,6 +446,7 @@ async fn a_flood_from_one_address_locks_nobody_out_and_recording_continues() {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndir = \"{}\"\nsegment_seconds = 2\nmin_free_bytes = 0\n\
+         export_max_bytes = 0\n\
          [[camera]]\nid = \"cam\"\nurl = \"{}\"\n",
         dir.path().join("data").display(),
         gst.url("h264aac")
