@@ -57,6 +57,25 @@ pub fn rfc3339(ns: i64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
+/// `ns` as local time in `tz` for people to read: RFC 3339 with the offset (so the
+/// repeated hour when clocks go back is unambiguous) and the zone's abbreviation, e.g.
+/// `2025-10-26T01:30:00.000+01:00 BST`.
+pub fn local_time(ns: i64, tz: &jiff::tz::TimeZone) -> String {
+    let ts =
+        jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(tz.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%.3f%:z %Z")
+        .to_string()
+}
+
+/// The IANA name of `tz`, or its current offset when it has none.
+pub fn zone_name(tz: &jiff::tz::TimeZone) -> String {
+    tz.iana_name().map(str::to_owned).unwrap_or_else(|| {
+        let ts = jiff::Timestamp::now();
+        ts.to_zoned(tz.clone()).strftime("%:z").to_string()
+    })
+}
+
 /// Parses an RFC 3339 time (any offset) into nanoseconds since the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
@@ -67,6 +86,28 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_time_tells_the_two_october_01_30s_apart() {
+        let london = jiff::tz::TimeZone::get("Europe/London").unwrap();
+        // 2025-10-26: BST ends at 01:00 UTC, so 01:30 local happens twice.
+        let first = parse_rfc3339("2025-10-26T00:30:00Z").unwrap();
+        let second = parse_rfc3339("2025-10-26T01:30:00Z").unwrap();
+        assert_eq!(
+            local_time(first, &london),
+            "2025-10-26T01:30:00.000+01:00 BST"
+        );
+        assert_eq!(
+            local_time(second, &london),
+            "2025-10-26T01:30:00.000+00:00 GMT"
+        );
+        let summer = parse_rfc3339("2025-06-01T12:00:00Z").unwrap();
+        assert_eq!(
+            local_time(summer, &london),
+            "2025-06-01T13:00:00.000+01:00 BST"
+        );
+        assert_eq!(zone_name(&london), "Europe/London");
+    }
 
     #[test]
     fn rfc3339_round_trip() {

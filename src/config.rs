@@ -41,6 +41,20 @@ pub struct ServerConfig {
     /// A session ends this many hours after login, however busy.
     #[serde(default = "default_session_max_hours")]
     pub session_max_hours: u32,
+    /// IANA time zone for times people read (export manifests), e.g. `Europe/London`;
+    /// unset means the system's zone. The JSON API stays in UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+impl ServerConfig {
+    /// The configured zone (checked at load), or the system's (UTC if it has none).
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        self.timezone
+            .as_deref()
+            .and_then(|n| jiff::tz::TimeZone::get(n).ok())
+            .unwrap_or_else(jiff::tz::TimeZone::system)
+    }
 }
 
 impl Default for ServerConfig {
@@ -51,6 +65,7 @@ impl Default for ServerConfig {
             metrics_token: None,
             session_idle_minutes: default_session_idle_minutes(),
             session_max_hours: default_session_max_hours(),
+            timezone: None,
         }
     }
 }
@@ -417,6 +432,15 @@ impl Config {
                 format!("{} is outside 2..=3600", s.segment_seconds),
             ));
         }
+        if let Some(tz) = &self.server.timezone {
+            if let Err(e) = jiff::tz::TimeZone::get(tz) {
+                return Err(invalid(
+                    "server.timezone".into(),
+                    Some("timezone"),
+                    format!("{tz:?} is not an IANA time zone like Europe/London: {e}"),
+                ));
+            }
+        }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "server.listen".into(),
@@ -559,6 +583,23 @@ mod tests {
         assert_eq!(cfg.storage.segment_seconds, 60);
         assert_eq!(cfg.cameras[0].transport, Transport::Auto);
         assert!(cfg.cameras[0].enabled && cfg.cameras[0].record);
+    }
+
+    #[test]
+    fn timezone_and_export_limits() {
+        let cfg =
+            parse("[server]\ntimezone = \"Europe/London\"\n[storage]\nexport_max_bytes = 5\n")
+                .unwrap();
+        assert_eq!(cfg.server.time_zone().iana_name(), Some("Europe/London"));
+        assert_eq!(cfg.storage.export_max_bytes, Some(5));
+        assert_eq!(cfg.storage.export_retain_days, 31);
+        let err = parse("[server]\ntimezone = \"Europe/Londn\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.timezone") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
         end_ns: parse("end", end)?,
         reason: args.reason.clone(),
         user: "cli".into(),
+        time_zone: cfg.server.time_zone(),
     };
     super::validate(&req)?;
     let store = Store::open(&cfg.storage.dir)

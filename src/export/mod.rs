@@ -20,7 +20,7 @@ use anyhow::{ensure, Context};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::clock::rfc3339;
+use crate::clock::{local_time, rfc3339, zone_name};
 use crate::playback::{self, PlanError, PlanReader, Span};
 use crate::store::{sync_dir, Store};
 
@@ -46,10 +46,12 @@ pub struct Request {
     pub reason: String,
     /// Who: a user name, or `cli`.
     pub user: String,
+    /// The zone for the manifest's local times (`[server] timezone`).
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 /// A time range as RFC 3339 strings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Range {
     /// Start.
     pub start: String,
@@ -125,6 +127,53 @@ pub struct Manifest {
     pub requested: Range,
     /// Per camera, in request order.
     pub cameras: Vec<CameraEntry>,
+    /// The zone of `local_times`: an IANA name such as `Europe/London`.
+    #[serde(default)]
+    pub time_zone: String,
+    /// The times above as local time in `time_zone`, with the offset and abbreviation
+    /// (GMT/BST), for people to read; the UTC times above are the reference.
+    #[serde(default)]
+    pub local_times: LocalTimes,
+}
+
+/// A manifest's times in local time (see [`crate::clock::local_time`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalTimes {
+    /// When the export was made.
+    pub exported_at: String,
+    /// The range asked for.
+    pub requested: Range,
+    /// Per camera, in request order.
+    pub cameras: Vec<LocalCamera>,
+}
+
+/// One camera's local times.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalCamera {
+    /// Camera id.
+    pub camera: String,
+    /// Recording gaps in the requested range.
+    pub gaps: Vec<Range>,
+    /// Per file: the range it presents and its first frame.
+    pub files: Vec<LocalFile>,
+}
+
+/// One file's local times.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalFile {
+    /// File name.
+    pub file: String,
+    /// The range the file presents.
+    pub presents: Range,
+    /// Wall time of the file's first frame.
+    pub first_frame: String,
+}
+
+fn local_range(s: Span, tz: &jiff::tz::TimeZone) -> Range {
+    Range {
+        start: local_time(s.start_ns, tz),
+        end: local_time(s.end_ns, tz),
+    }
 }
 
 impl Manifest {
@@ -235,8 +284,10 @@ pub fn write(
     std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     progress.total.fetch_add(planned.bytes, Ordering::Relaxed);
 
+    let tz = &req.time_zone;
     let mut sums = String::new();
     let mut cameras = Vec::new();
+    let mut local_cameras = Vec::new();
     for PlannedCamera {
         id,
         name,
@@ -246,6 +297,7 @@ pub fn write(
     {
         let n = plans.len();
         let mut files = Vec::new();
+        let mut local_files = Vec::new();
         for (i, plan) in plans.into_iter().enumerate() {
             let file = if n == 1 {
                 format!("{id}.mp4")
@@ -269,6 +321,11 @@ pub fn write(
                 .map(|r| u64::from(r.sample_count))
                 .sum();
             sums.push_str(&format!("{sha256}  {file}\n"));
+            local_files.push(LocalFile {
+                file: file.clone(),
+                presents: local_range(plan.actual, tz),
+                first_frame: local_time(plan.first_frame_ns, tz),
+            });
             files.push(FileEntry {
                 file,
                 sha256,
@@ -284,6 +341,11 @@ pub fn write(
                 segments: plan.segment_paths.clone(),
             });
         }
+        local_cameras.push(LocalCamera {
+            camera: id.clone(),
+            gaps: gaps.iter().map(|g| local_range(*g, tz)).collect(),
+            files: local_files,
+        });
         cameras.push(CameraEntry {
             camera: id,
             name,
@@ -303,6 +365,18 @@ pub fn write(
         }
         .into(),
         cameras,
+        time_zone: zone_name(tz),
+        local_times: LocalTimes {
+            exported_at: local_time(now_ns, tz),
+            requested: local_range(
+                Span {
+                    start_ns: req.start_ns,
+                    end_ns: req.end_ns,
+                },
+                tz,
+            ),
+            cameras: local_cameras,
+        },
     };
     let mut json = serde_json::to_vec_pretty(&manifest)?;
     json.push(b'\n');
@@ -611,6 +685,8 @@ mod tests {
                 end: String::new(),
             },
             cameras: vec![cam("a"), cam("b")],
+            time_zone: String::new(),
+            local_times: LocalTimes::default(),
         };
         let all = |_: &str| true;
         let only_a = |c: &str| c == "a";
@@ -637,6 +713,7 @@ mod tests {
             end_ns: 1_000_000_000,
             reason: "incident 42".into(),
             user: "op".into(),
+            time_zone: jiff::tz::TimeZone::UTC,
         };
         assert!(validate(&ok).is_ok());
         let mut r = ok.clone();

@@ -69,7 +69,7 @@ struct Job {
 
 enum JobState {
     Running,
-    Done(export::Outcome),
+    Done(Box<export::Outcome>),
     Failed(String),
 }
 
@@ -574,6 +574,7 @@ async fn create_export(
         end_ns,
         reason: body.reason,
         user: c.user.name.clone(),
+        time_zone: app.config.server.time_zone(),
     };
     export::validate(&req).map_err(|e| ApiError::bad_request(e.to_string()))?;
     // Planned and measured against the export quota before anything is written: an
@@ -668,7 +669,7 @@ async fn run_export(
                 detail: export::audit_detail(&req, &outcome, &job.id),
             };
             match app.record(ev).await {
-                Ok(()) => JobState::Done(outcome),
+                Ok(()) => JobState::Done(Box::new(outcome)),
                 Err(e) => {
                     let _ = tokio::fs::remove_dir_all(&dir).await;
                     JobState::Failed(format!("could not write the audit entry: {}", e.detail))
