@@ -2,6 +2,8 @@
 //! ffprobe/ffmpeg with the right codec, size, frame count and duration and no errors, and
 //! the scanner must read them back, plus what ffmpeg itself writes.
 
+mod common;
+
 use cleannvr::mp4::{
     avc1_sample_entry, avcc_from_parameter_sets, scan_path, write_fragment_header, write_init,
     Sample, TrackConfig, TrackKind, TrackRun,
@@ -198,8 +200,7 @@ fn decodes_cleanly(path: &Path) {
 
 #[test]
 fn ffprobe_reads_our_fragmented_mp4() {
-    if !have_ffmpeg() {
-        eprintln!("SKIPPED: ffmpeg/ffprobe not installed");
+    if !common::require_peer(have_ffmpeg(), "ffmpeg and ffprobe") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

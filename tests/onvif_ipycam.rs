@@ -7,7 +7,8 @@
 //! never multicast), and deletes the namespace afterwards.
 //!
 //! Needs root, `ip`, ffmpeg and the rig's venvs (`.ci/install.sh`); without
-//! them the tests say so and pass, unless `CLEANNVR_REQUIRE_PEERS=1`.
+//! them the tests say so and pass, unless `CLEANNVR_REQUIRE_PEERS=1`
+//! (`common::require_peer`).
 
 mod common;
 
@@ -44,17 +45,7 @@ fn peers_available() -> bool {
     } else {
         None
     };
-    match missing {
-        None => true,
-        Some(m) => {
-            assert!(
-                std::env::var_os("CLEANNVR_REQUIRE_PEERS").is_none(),
-                "CLEANNVR_REQUIRE_PEERS is set but {m} is missing"
-            );
-            eprintln!("SKIPPED: needs {m}; run .ci/install.sh");
-            false
-        }
-    }
+    common::require_peer(missing.is_none(), &missing.unwrap_or_default())
 }
 
 /// A private network namespace with only `lo` up; deleted on drop, after
@@ -337,7 +328,10 @@ fn ipycam_discovery_and_media() {
 
     // The independent client must read the same answers.
     let zeep = rig_dir().join("venv-onvif/bin/python");
-    if zeep.exists() {
+    if common::require_peer(
+        zeep.exists(),
+        &format!("onvif-zeep-async at {}", zeep.display()),
+    ) {
         let out = Command::new(&zeep)
             .args(["-c", ZEEP_CHECK, "127.0.0.1", &ONVIF_PORT.to_string()])
             .output()
@@ -362,11 +356,6 @@ fn ipycam_discovery_and_media() {
         }))
         .collect();
         assert_eq!(text.lines().collect::<Vec<_>>(), ours);
-    } else {
-        eprintln!(
-            "cross-check skipped: no onvif-zeep-async at {}",
-            zeep.display()
-        );
     }
 
     // The CLI: discover prints the same, and --add writes a config entry that loads.

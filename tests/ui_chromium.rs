@@ -49,17 +49,8 @@ fn missing() -> Option<String> {
 }
 
 fn browser_available() -> bool {
-    match missing() {
-        None => true,
-        Some(m) => {
-            assert!(
-                std::env::var("CLEANNVR_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "CLEANNVR_REQUIRE_PEERS=1 but {m} is missing; run .ci/install.sh"
-            );
-            eprintln!("SKIPPED: the Chromium UI test needs {m}; run .ci/install.sh");
-            false
-        }
-    }
+    let m = missing();
+    require_peer(m.is_none(), &m.unwrap_or_default())
 }
 
 /// Runs `node tests/ui/<script> ARGS...`; returns (success, stdout+stderr).

@@ -36,6 +36,30 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
+/// The one skip rule for tests that need a peer, a tool or root: with `available`
+/// it returns true (run the test). Without it, it panics when
+/// `CLEANNVR_REQUIRE_PEERS` is exactly `1` (CI, which installs every peer and runs
+/// as root: a skip there would hide a test that never ran), and otherwise prints
+/// `SKIPPED: needs WHAT` and returns false so the caller returns early.
+pub fn require_peer(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        std::env::var("CLEANNVR_REQUIRE_PEERS").as_deref() != Ok("1"),
+        "CLEANNVR_REQUIRE_PEERS=1 but this test needs {what}; run .ci/install.sh as root"
+    );
+    eprintln!(
+        "SKIPPED: needs {what}; run .ci/install.sh (set CLEANNVR_REQUIRE_PEERS=1 to fail instead)"
+    );
+    false
+}
+
+/// Whether this process runs as root (tmpfs mounts, network namespaces).
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Collects a child's output lines in the background.
 #[derive(Clone, Default)]
 pub struct Lines(Arc<Mutex<Vec<String>>>);
@@ -442,17 +466,6 @@ pub fn camera_status(base: &str, cookie: &str, id: &str) -> serde_json::Value {
         .clone()
 }
 
-/// Whether a test that needs `what` (root, a tool) may skip without it: only
-/// when `CLEANNVR_REQUIRE_PEERS` is not "1" (CI sets it, so CI fails instead).
-pub fn skip_without(what: &str) -> bool {
-    assert!(
-        std::env::var("CLEANNVR_REQUIRE_PEERS").as_deref() != Ok("1"),
-        "CLEANNVR_REQUIRE_PEERS=1 but {what} is missing; run .ci/install.sh as root"
-    );
-    eprintln!("skipping: {what} is missing (set CLEANNVR_REQUIRE_PEERS=1 to fail instead)");
-    true
-}
-
 /// A tmpfs of a few MiB mounted on a fresh temporary directory (a small volume, to test
 /// what happens when it fills), unmounted on drop.
 pub struct SmallVolume {
@@ -481,7 +494,7 @@ impl SmallVolume {
                     Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
                     Err(e) => e.to_string(),
                 };
-                skip_without(&format!("a mountable {mib} MiB tmpfs (root): {why}"));
+                require_peer(false, &format!("a mountable {mib} MiB tmpfs (root): {why}"));
                 None
             }
         }
@@ -629,4 +642,24 @@ pub fn login_csrf(base: &str, name: &str, password: &str) -> (String, String) {
         cookie.split(';').next().unwrap().to_owned(),
         body["csrf_token"].as_str().unwrap().to_owned(),
     )
+}
+
+/// A series' value from a Prometheus text page (the first line named exactly `name`).
+pub fn metric(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+}
+
+/// `/metrics` fetched with a `[server] metrics_token` bearer token (no session:
+/// works when the disk is too full for a login to be recorded).
+pub fn scrape(base: &str, token: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sfk", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("{base}/metrics"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET /metrics: {}", out.status);
+    String::from_utf8(out.stdout).unwrap()
 }
