@@ -262,10 +262,10 @@ mod tests {
         assert_eq!(o.deleted, 24, "the first day ends 2 days before now");
         let oldest = store.oldest("a").unwrap().unwrap();
         assert_eq!(oldest.start_ns, 11 * DAY);
-        assert!(!store
+        // The survivors' files are still on disk.
+        assert!(store
             .file_path(&store.iter_camera("a").next().unwrap().unwrap())
-            .as_os_str()
-            .is_empty());
+            .exists());
         // The deleted files are gone from disk too.
         let gone = segment_rel_path("a", 10 * DAY);
         assert!(!store.dir().join(gone).exists());
