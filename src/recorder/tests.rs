@@ -46,13 +46,19 @@ fn rig(segment_seconds: u32) -> Rig {
     }
 }
 
-/// Feeds `secs` seconds of 25 fps video with a key frame every `gop` frames.
+/// Feeds `secs` seconds of 25 fps video with a key frame every `gop` frames,
+/// the first one received at wall time `T0`.
 fn feed(rec: &mut Recorder, p: &Arc<VideoParams>, pts0: i64, frames: i64, gop: i64) {
+    feed_at(rec, p, pts0, T0, frames, gop);
+}
+
+/// Like `feed`, with the first frame received at wall time `wall0`.
+fn feed_at(rec: &mut Recorder, p: &Arc<VideoParams>, pts0: i64, wall0: i64, frames: i64, gop: i64) {
     for i in 0..frames {
         let pts = pts0 + i * 3600;
         rec.handle(IngestEvent::Video(VideoFrame {
             pts,
-            received_ns: T0 + (pts - pts0) * NS_PER_SEC / SEC,
+            received_ns: wall0 + (pts - pts0) * NS_PER_SEC / SEC,
             is_key: i % gop == 0,
             params: p.clone(),
             data: Bytes::from(vec![0u8; 100 + (i % 7) as usize]),
@@ -96,32 +102,31 @@ fn timestamp_jump_starts_new_segment_on_wall_time() {
     let mut r = rig(60);
     let p = params(640);
     r.rec.handle(IngestEvent::SessionStarted { audio: None });
-    feed(&mut r.rec, &p, 0, 50, 25);
-    // Camera clock jumps forward by 3 hours (NTP correction) while wall time moves on normally.
-    for i in 0..50 {
-        let pts = 3 * 3600 * SEC + i * 3600;
-        r.rec.handle(IngestEvent::Video(VideoFrame {
-            pts,
-            received_ns: T0 + 2 * NS_PER_SEC + i * 40_000_000,
-            is_key: i % 25 == 0,
-            params: p.clone(),
-            data: Bytes::from_static(&[1, 2, 3]),
-        }));
-    }
-    // And back by an hour.
-    feed(&mut r.rec, &p, 2 * 3600 * SEC, 25, 25);
+    // Two seconds from T0 on wall time, camera time from 0.
+    feed_at(&mut r.rec, &p, 0, T0, 50, 25);
+    // The camera clock jumps forward by 3 hours (NTP correction) while wall
+    // time moves on normally: two more seconds from T0 + 2 s.
+    feed_at(&mut r.rec, &p, 3 * 3600 * SEC, T0 + 2 * NS_PER_SEC, 50, 25);
+    // Then back by an hour, one second of frames from T0 + 4 s.
+    feed_at(&mut r.rec, &p, 2 * 3600 * SEC, T0 + 4 * NS_PER_SEC, 25, 25);
     r.rec.handle(IngestEvent::SessionEnded);
     let rows = rows(&r.store);
     assert_eq!(rows.len(), 3, "{rows:#?}");
-    // The second segment is placed at the wall time it arrived, not 3 hours later.
-    assert!(
-        (rows[1].start_ns - (T0 + 2 * NS_PER_SEC)).abs() < NS_PER_SEC,
-        "{rows:#?}"
-    );
-    assert!(
-        rows[2].start_ns > rows[1].start_ns,
-        "a step back never reuses a start time"
-    );
+    // Each segment is placed at the wall time its frames arrived, not hours
+    // off, and lasts as long as its frames.
+    for (row, wall_s, secs) in [(&rows[0], 0, 2), (&rows[1], 2, 2), (&rows[2], 4, 1)] {
+        let want = T0 + wall_s * NS_PER_SEC;
+        assert!(
+            (row.start_ns - want).abs() < NS_PER_SEC / 2,
+            "segment at {} s off wall time: {rows:#?}",
+            (row.start_ns - want) as f64 / 1e9
+        );
+        let dur = row.end_ns - row.start_ns;
+        assert!(
+            (dur - secs * NS_PER_SEC).abs() <= NS_PER_SEC / 10,
+            "segment lasts {dur} ns, not {secs} s: {rows:#?}"
+        );
+    }
 }
 
 #[test]
