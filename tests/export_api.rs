@@ -38,6 +38,24 @@ async fn wait_done(web: &Web, sess: &Sess, id: &str) -> Value {
     }
 }
 
+/// Video packets (frames, edit list or not) ffprobe reads from a file.
+fn video_packets(file: &std::path::Path) -> u64 {
+    let v = common::ffprobe(
+        file,
+        &[
+            "-count_packets",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_packets",
+        ],
+    );
+    v["streams"][0]["nb_read_packets"]
+        .as_str()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no packet count for {}: {v}", file.display()))
+}
+
 fn body(cameras: &[&str], start: f64, end: f64) -> Value {
     json!({ "cameras": cameras, "start": rfc(start), "end": rfc(end), "reason": "incident 2025/117: gate" })
 }
@@ -102,14 +120,34 @@ async fn operator_exports_two_cameras_with_manifest_hashes_and_audit() {
         assert_eq!(r.status, StatusCode::OK, "{f}");
         let name = f["file"].as_str().unwrap();
         assert_eq!(r.header("content-length"), r.body.len().to_string());
-        if let Some(sha) = f["sha256"].as_str() {
+        // Media files carry their hash; the manifest's is the job's
+        // manifest_sha256 (it cannot list itself); SHA256SUMS is checked by
+        // export::verify below. A media file without a hash fails here.
+        let sha = match name {
+            "manifest.json" => done["manifest_sha256"].as_str(),
+            "SHA256SUMS" => None,
+            _ => Some(
+                f["sha256"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("the job lists {name} without its sha256: {f}")),
+            ),
+        };
+        if let Some(sha) = sha {
             assert_eq!(export::sha256_hex(&r.body), sha, "{name}");
         }
         save(&dl, name, &r.body);
     }
+    // The manifest's frame counts are what ffprobe finds in each file.
     for f in m.files() {
-        let p = presented(&dl.join(&f.file));
+        let file = dl.join(&f.file);
+        let p = presented(&file);
         assert!(p.frames > 0, "{}", f.file);
+        assert_eq!(
+            video_packets(&file),
+            f.frames,
+            "{}: frames per ffprobe vs manifest",
+            f.file
+        );
     }
     let v = export::verify(&dl).unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
