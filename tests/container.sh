@@ -22,7 +22,13 @@ for _ in $(seq 1 120); do
     # The demo camera must actually be recorded inside the container.
     for _ in $(seq 1 60); do
       if podman exec "$name" sh -c 'ls /data/demo1/*/ 2>/dev/null | grep -q mp4'; then
-        echo "container test passed: image builds, runs as $(podman exec "$name" id -un), records and answers health"
+        # The server process (PID 1 is --init's tini) must not run as root.
+        uid=$(podman exec "$name" sh -c 'for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = cleannvr ] && stat -c %u "$p"; done' | head -1)
+        if [ -z "$uid" ] || [ "$uid" = 0 ]; then
+          echo "cleannvr runs as root inside the container" >&2
+          exit 1
+        fi
+        echo "container test passed: image builds, runs as uid $uid ($(podman exec "$name" id -un)), records and answers health"
         exit 0
       fi
       sleep 1

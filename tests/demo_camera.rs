@@ -355,7 +355,14 @@ async fn protocol_edge_cases() {
     // The server may close before reading it all; only the reply matters.
     let _ = big.write_all(huge.as_bytes()).await;
     let mut resp = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), big.read_to_end(&mut resp)).await;
+    // It may also reset the connection (unread bytes at close), which is fine
+    // once the reply arrived; a hang is not.
+    match tokio::time::timeout(Duration::from_secs(5), big.read_to_end(&mut resp)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Ok(Err(e)) => panic!("reading the reply to an oversized request: {e}"),
+        Err(_) => panic!("no close within 5 s after an oversized request"),
+    }
     assert!(
         resp.starts_with(b"RTSP/1.0 400 "),
         "{:?}",
@@ -391,5 +398,5 @@ async fn shutdown_closes_playing_connections() {
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
         .await
         .expect("connection closed by shutdown")
-        .ok();
+        .expect("the queued data drains to a clean EOF, not an error");
 }

@@ -150,6 +150,9 @@ fn self_signed_tls_cli_users_login_and_audit_verify() {
     let mut nvr = Nvr::start(cfg_path.clone(), &["run"]);
     let addr = addr_of(&nvr);
     let fp = logged_fingerprint(&nvr);
+    // The database admits one process: the CLI refuses while the server runs.
+    let (ok, out) = cli(&cfg_path, &["user", "list"], "");
+    assert!(!ok && out.contains("stop cleannvr first"), "{out}");
     let cert = pem_cert(&dir.path().join("data/tls/cert.pem"));
     assert_eq!(
         fingerprint(&cert),
@@ -161,6 +164,51 @@ fn self_signed_tls_cli_users_login_and_audit_verify() {
     let (health, seen) = https(&tls, &addr, "GET", "/api/health", &[], None).unwrap();
     assert_eq!(health.status, 200);
     assert_eq!(seen, fp, "the server presented the logged certificate");
+    // Security headers over real TLS; no HSTS with the self-signed certificate
+    // (a browser would pin a certificate it only accepted as an exception).
+    let head = health.head.to_ascii_lowercase();
+    for h in [
+        "x-frame-options: deny",
+        "cross-origin-opener-policy: same-origin",
+        "x-content-type-options: nosniff",
+        "referrer-policy: no-referrer",
+        "cache-control: no-store",
+        "content-security-policy: default-src 'self'",
+    ] {
+        assert!(head.contains(h), "{h} missing: {}", health.head);
+    }
+    assert!(
+        !head.contains("strict-transport-security"),
+        "HSTS with the self-signed certificate: {}",
+        health.head
+    );
+    // The generated certificate: ECDSA P-256 for localhost, 127.0.0.1 and ::1
+    // (read by openssl, not by our code), its key readable by the owner only.
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(dir.path().join("data/tls/cert.pem"))
+        .output()
+        .expect("running openssl");
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    for needle in [
+        "id-ecPublicKey",
+        "prime256v1",
+        "DNS:localhost",
+        "IP Address:127.0.0.1",
+        "IP Address:0:0:0:0:0:0:0:1",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} not in the certificate:\n{text}"
+        );
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("data/tls/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
 
     // A client that does not trust this certificate fails the handshake.
     let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
@@ -175,7 +223,13 @@ fn self_signed_tls_cli_users_login_and_audit_verify() {
         .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut buf = Vec::new();
-    let _ = plain.read_to_end(&mut buf);
+    // The server answers with a TLS alert and closes (a reset is as good); a
+    // read that times out would mean the server hung on the garbage.
+    match plain.read_to_end(&mut buf) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("plain HTTP on the TLS port: {e}"),
+    }
     assert!(!String::from_utf8_lossy(&buf).contains("\"ok\""));
 
     // A wrong password (never logged), then the right one.
@@ -289,6 +343,13 @@ fn configured_certificate_is_served() {
     .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(seen, want);
+    assert!(
+        r.head
+            .to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "HSTS with the operator's certificate: {}",
+        r.head
+    );
     // No admin yet: the UI explains how to make one, the API still answers.
     let (ui, _) = https(
         &client(ck.cert.der()),
@@ -344,4 +405,35 @@ fn demo_prints_an_admin_password_once_and_it_logs_in_over_https() {
     let (r, _) = https(&tls, &addr, "POST", "/api/login", &[], Some(&body)).unwrap();
     assert_eq!(r.status, 200, "the first password still works");
     nvr.stop();
+}
+
+/// `run` with no camera configured records the built-in demo camera (and
+/// makes the demo admin, printed once); `tls = false` serves plain HTTP and
+/// says so in a warning.
+#[test]
+fn run_without_cameras_records_the_demo_and_tls_off_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nvr = Nvr::run(dir.path(), &common::config(dir.path(), 2, ""));
+    assert!(nvr.http.starts_with("http://"), "{}", nvr.http);
+    let warning = nvr
+        .log
+        .find("TLS is off")
+        .unwrap_or_else(|| panic!("no warning for tls = false: {}", nvr.log.text()));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(nvr.log.find("no [[camera]] configured").is_some());
+    let line = wait_for(Duration::from_secs(10), "demo password", || {
+        nvr.log.find("demo login: user admin password ")
+    });
+    let pw = line.rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(pw.len(), 20);
+    let cookie = common::login(&nvr.http, "admin", &pw);
+    let (status, body) = common::get(&nvr.http, "/api/cameras", &cookie);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("\"demo1\""));
+    let demo = dir.path().join("data/demo1");
+    let seg = wait_for(Duration::from_secs(60), "a demo segment", || {
+        common::files(&demo, ".mp4").pop()
+    });
+    nvr.stop();
+    assert_eq!(common::decode_errors(&seg), "", "{}", seg.display());
 }
