@@ -20,7 +20,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x \
-  iproute2 nftables util-linux curl ca-certificates chromium
+  iproute2 nftables util-linux curl ca-certificates openssl chromium
 RIG_DIR=${CLEANNVR_RIG:-/tmp/cleannvr-rig}
 mkdir -p "$RIG_DIR"
 if [ ! -x "$RIG_DIR/venv-ipycam/bin/python" ]; then
