@@ -113,7 +113,7 @@ fn user_passwd_and_remove_on_the_command_line() {
     let (ok, out) = cli(&config, &["audit", "verify"], "");
     assert!(ok, "{out}");
     let store = Store::open(&dir.path().join("data")).unwrap();
-    let log = cleannvr::audit::AuditLog::open(store.db()).unwrap();
+    let log = cleannvr::audit::AuditLog::open(store.db(), store.dir()).unwrap();
     let all = log.query(&cleannvr::audit::Filter::default(), 100).unwrap();
     let seen: Vec<(&str, &str, &str)> = all
         .iter()

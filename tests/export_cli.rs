@@ -175,7 +175,7 @@ fn cli_export_verifies_and_a_flipped_byte_is_named() {
         .to_owned();
     assert_eq!(printed, forged_line.split_whitespace().next().unwrap());
     let store = Store::open(&data).unwrap();
-    let recorded = AuditLog::open(store.db())
+    let recorded = AuditLog::open(store.db(), store.dir())
         .unwrap()
         .query(
             &Filter {

@@ -86,7 +86,17 @@ fn app(dir: &Path) -> Arc<App> {
     let cfg = Config::from_toml(&toml, Path::new("t.toml"), |_| None).unwrap();
     let store = Arc::new(Store::open(dir).unwrap());
     let clock = Arc::new(ManualClock::new(T0));
-    Arc::new(App::new(cfg, store, Default::default(), clock, Default::default()).unwrap())
+    Arc::new(
+        App::new(
+            cfg,
+            store,
+            Default::default(),
+            clock,
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap(),
+    )
 }
 
 async fn send(router: &Router, mut req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
