@@ -31,6 +31,7 @@ const FLAGS = [
 
 let passed = 0;
 const requests = [];
+const responseBodies = []; // promises of { label, url, text } for every HTTP response
 const consoleErrors = [];
 const cleanups = [];
 
@@ -56,6 +57,14 @@ async function browser(label) {
   });
   cleanups.push(async () => { await ctx.close().catch(() => {}); rmSync(dir, { recursive: true, force: true }); });
   ctx.on("request", (r) => requests.push(`${label} ${r.method()} ${r.url()}`));
+  ctx.on("response", (r) => {
+    // Media bodies are pictures, not text; a stream that never ends is given 5 s.
+    if (/^(video|image|audio)\//.test(r.headers()["content-type"] || "")) return;
+    responseBodies.push(Promise.race([
+      r.body().then((b) => ({ label, url: r.url(), text: b.toString("latin1") }), () => null),
+      sleep(5000).then(() => null),
+    ]));
+  });
   const page = ctx.pages()[0] || (await ctx.newPage());
   page.on("websocket", (ws) => requests.push(`${label} WS ${ws.url()}`));
   page.on("console", (m) => {
@@ -66,6 +75,23 @@ async function browser(label) {
   page.on("pageerror", (e) => consoleErrors.push({ label, text: `uncaught: ${e.message}`, url: "" }));
   page.setDefaultTimeout(20000);
   return { ctx, page };
+}
+
+/**
+ * Where `secret` shows up: in any field's value, the page's visible text or
+ * markup, or the body of any HTTP response so far (typed input values never
+ * appear in page.content(), so the fields are read one by one).
+ */
+async function leaksOf(page, secret) {
+  const where = [];
+  const values = await page.$$eval("input, textarea", (es) => es.map((e) => e.value));
+  if (values.some((v) => v.includes(secret))) where.push("a form field");
+  if ((await page.evaluate(() => document.body.innerText)).includes(secret)) where.push("the visible text");
+  if ((await page.content()).includes(secret)) where.push("the markup");
+  for (const r of await Promise.all(responseBodies)) {
+    if (r && r.text.includes(secret)) where.push(`the response of ${r.url}`);
+  }
+  return where;
 }
 
 /** The CSRF token of the page's session (from /api/me, as the UI gets it). */
@@ -91,7 +117,8 @@ async function livePlays(page, camera, what) {
     return v && v.buffered.length > 0 && v.readyState >= 2 && v.currentTime > 0;
   }, sel, { timeout: 30000 });
   const a = await page.$eval(sel, (v) => ({ t: v.currentTime, w: v.videoWidth, h: v.videoHeight }));
-  await sleep(2500);
+  // Progress, polled with a generous deadline (speed is measured in BENCHMARKS.md, not here).
+  await page.waitForFunction(([s, t]) => document.querySelector(s).currentTime > t + 1.5, [sel, a.t], { timeout: 30000 });
   const b = await page.$eval(sel, (v) => ({
     t: v.currentTime, end: v.buffered.end(v.buffered.length - 1), start: v.buffered.start(0),
     paused: v.paused, error: v.error && v.error.message,
@@ -99,7 +126,6 @@ async function livePlays(page, camera, what) {
   check(a.w > 0 && a.h > 0, `${what}: live video has a picture`, a);
   check(b.t - a.t > 1.5, `${what}: live currentTime advances (${a.t.toFixed(2)} -> ${b.t.toFixed(2)} s)`, b);
   check(!b.paused && !b.error, `${what}: live video plays without a media error`, b);
-  check(b.end - b.t < 2.5, `${what}: live latency within the buffer is low (${(b.end - b.t).toFixed(2)} s behind the newest frame)`, b);
   return { ...a, ...b };
 }
 
@@ -121,8 +147,8 @@ async function main() {
   await page.locator("#nav").waitFor({ state: "visible" });
   const who = await page.textContent("#who");
   check(who.includes(cfg.viewer[0]) && who.includes("viewer"), "the right password logs in and shows the user and role", who);
-  const html = await page.content();
-  check(!html.includes(cfg.viewer[1]), "the password appears nowhere in the page");
+  const leaks = await leaksOf(page, cfg.viewer[1]);
+  check(leaks.length === 0, "the password appears in no field, no page text and no response body", leaks);
 
   // --- Live grid --------------------------------------------------------
   await page.locator(`.tile[data-camera="${cfg.camera}"]`).waitFor();
@@ -130,16 +156,17 @@ async function main() {
   check(tileName.trim() === cfg.camera_name, "the live grid has a tile named after the camera", tileName);
   const live1 = await livePlays(page, cfg.camera, "H.264 camera");
   if (cfg.hevc_camera) {
-    // Chromium on Linux cannot decode H.265: the tile asks the server for
-    // H.264 (live conversion) and plays that.
+    // Debian's Chromium (the rig's browser) cannot decode H.265: the tile asks
+    // the server for H.264 (live conversion) and plays that. The checks below
+    // depend on that, so the capability is asserted rather than branched on.
     const hevcSupported = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L93.B0"'));
-    await livePlays(page, cfg.hevc_camera, hevcSupported ? "H.265 camera" : "H.265 camera converted to H.264");
-    if (!hevcSupported) {
-      const ws = requests.filter((r) => r.includes(` WS ${wsOrigin}/api/cameras/${cfg.hevc_camera}/live`));
-      check(ws.length > 0 && ws.every((r) => r.includes("codec=h264")), "the H.265 tile asked for the server's H.264 conversion", ws);
-      const meta = await page.textContent(`.tile[data-camera="${cfg.hevc_camera}"] .meta`);
-      check(meta.includes("H.265 (shown as H.264)"), "the H.265 tile says it shows a conversion", meta);
-    }
+    check(!hevcSupported, "this Chromium cannot decode H.265 through MSE (as on the rig; the conversion checks rely on it)");
+    await livePlays(page, cfg.hevc_camera, "H.265 camera converted to H.264");
+    const ws = requests.filter((r) => r.includes(` WS ${wsOrigin}/api/cameras/${cfg.hevc_camera}/live`));
+    check(ws.length > 0 && ws.every((r) => r.includes("codec=h264")), "the H.265 tile asked for the server's H.264 conversion", ws);
+    // The tile's details refresh with the camera status: wait for the note.
+    await page.locator(`.tile[data-camera="${cfg.hevc_camera}"] .meta`).filter({ hasText: "H.265 (shown as H.264)" }).waitFor({ timeout: 30000 });
+    ok("the H.265 tile says it shows a conversion");
   }
   if (cfg.offline_camera) {
     const tile = page.locator(`.tile[data-camera="${cfg.offline_camera}"]`);
@@ -269,7 +296,7 @@ async function main() {
       return v && v.readyState >= 2 && !v.seeking && v.currentTime > 0.2;
     }, null, { timeout: 30000 });
     const t0 = await page.$eval("#pb-video", (v) => v.currentTime);
-    await sleep(2000);
+    await page.waitForFunction((t) => document.querySelector("#pb-video").currentTime > t + 1, t0, { timeout: 30000 });
     const p = await page.$eval("#pb-video", (v) => ({ t: v.currentTime, w: v.videoWidth, err: v.error && v.error.message, src: v.currentSrc }));
     check(p.w > 0 && !p.err, `${what}: the recorded range decodes (${p.w} px wide)`, p);
     check(p.t > t0 + 1, `${what}: currentTime advances (${t0.toFixed(2)} -> ${p.t.toFixed(2)} s)`, p);
@@ -283,7 +310,8 @@ async function main() {
   if (cfg.hevc_camera) {
     const p = await playRecorded(cfg.hevc_camera, "H.265 playback");
     const hevcFile = await page.evaluate(() => document.createElement("video").canPlayType('video/mp4; codecs="hvc1.1.6.L93.B0"'));
-    if (!hevcFile) check(p.src.includes("codec=h264"), "H.265 playback: asks the server for H.264 because this browser cannot decode H.265", p.src);
+    check(hevcFile === "", "this Chromium cannot play H.265 files (as on the rig)", hevcFile);
+    check(p.src.includes("codec=h264"), "H.265 playback: asks the server for H.264 because this browser cannot decode H.265", p.src);
     await page.selectOption("#pb-camera", cfg.camera);
   }
   // Move across days and back.
@@ -362,7 +390,8 @@ async function main() {
   await page.click('#user-edit button[type="submit"]');
   await page.locator("table.users td", { hasText: /^newguard$/ }).waitFor();
   ok("admin: adding a user through the form lists them");
-  check(!(await page.content()).includes("new guard password"), "admin: the new password is not shown anywhere");
+  const newLeaks = await leaksOf(page, "new guard password");
+  check(newLeaks.length === 0, "admin: the new password is in no field, no page text and no response body", newLeaks);
   await page.click('button[aria-label="Edit newguard"]');
   await page.selectOption('#user-edit select[name="role"]', "viewer");
   await page.click('#user-edit input[value="some"]');
@@ -393,7 +422,8 @@ async function main() {
     return !(url.startsWith(`${origin}/`) || url.startsWith(`${wsOrigin}/`) || url.startsWith(`blob:${origin}/`) || url.startsWith("data:"));
   });
   check(requests.length > 20 && foreign.length === 0, `all ${requests.length} requests went to ${origin} only`, foreign);
-  check(new URL(base).hostname === host && /^(127\.0\.0\.1|localhost|\[::1\])$/.test(host), "the server under test is on loopback", host);
+  check(/^(127\.0\.0\.1|localhost|\[::1\])$/.test(host), "the server under test is on loopback", host);
+  check(await page.evaluate(() => location.origin) === origin, "the page under test was served by that server", origin);
   // Expected refusals the test provoked show as "Failed to load resource"
   // lines; anything else (script errors, CSP violations) fails.
   // So do conversions refused while the server's only converter is busy
