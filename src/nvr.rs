@@ -218,6 +218,7 @@ pub async fn run_with(
         identity.map(|i| i.config),
         web::router(app),
         limits,
+        counters.clone(),
         shutdown.clone(),
     ));
 

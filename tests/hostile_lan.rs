@@ -563,6 +563,14 @@ async fn a_flood_from_one_address_locks_nobody_out_and_recording_continues() {
         let last_end = v["ranges"].as_array()?.last()?["end"].as_str()?.to_owned();
         (last_end >= to).then_some(v)
     });
+    let (_, metrics) = http(&base, "GET", "/metrics", Some(&cookie), None, None, &[]);
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cleannvr_web_connections_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no refused counter in {metrics}"));
+    eprintln!("connections refused by the budget: {refused}");
+    assert!(refused > 0, "the flood was shed and counted");
     let gaps = rec["gaps"].as_array().unwrap();
     eprintln!(
         "recording across the flood: ranges {} gaps {gaps:?}",

@@ -312,14 +312,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     }
 }
 
-/// Logs refused connections at most once a minute, so a flood cannot fill the log.
+/// Counts refused connections and logs them at most once a minute, so a
+/// flood cannot fill the log.
 struct ShedLog {
     last_ns: AtomicI64,
     started: Instant,
+    counters: Arc<super::Counters>,
 }
 
 impl ShedLog {
     fn note(&self, addr: SocketAddr, why: &str) {
+        self.counters
+            .web_refused_connections
+            .fetch_add(1, Ordering::Relaxed);
         let now = self.started.elapsed().as_nanos() as i64;
         let last = self.last_ns.load(Ordering::Relaxed);
         if (last == 0 || now - last >= 60_000_000_000)
@@ -340,6 +345,7 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     limits: Limits,
+    counters: Arc<super::Counters>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let conns = Budget::new(limits.connections, limits.per_addr);
@@ -348,6 +354,7 @@ pub async fn serve(
     let shed = Arc::new(ShedLog {
         last_ns: AtomicI64::new(0),
         started: Instant::now(),
+        counters,
     });
     let mut tasks = JoinSet::new();
     loop {

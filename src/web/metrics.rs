@@ -18,6 +18,8 @@ pub struct Counters {
     pub retention_deleted_bytes: AtomicU64,
     /// Retention passes completed (with or without deletions).
     pub retention_passes: AtomicU64,
+    /// Web connections closed unserved by the connection budget (`web::conn`).
+    pub web_refused_connections: AtomicU64,
     http: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
 }
 
@@ -219,6 +221,17 @@ pub fn render(app: &super::App, recorded: &[(String, u64, u64)], disk_free: Opti
         o,
         "cleannvr_retention_passes_total {}",
         c.retention_passes.load(Ordering::Relaxed)
+    );
+    head(
+        &mut o,
+        "cleannvr_web_connections_refused_total",
+        "counter",
+        "Web connections closed unserved: over the per-address or total cap, or no TLS handshake slot.",
+    );
+    let _ = writeln!(
+        o,
+        "cleannvr_web_connections_refused_total {}",
+        c.web_refused_connections.load(Ordering::Relaxed)
     );
     if let Some(free) = disk_free {
         head(
