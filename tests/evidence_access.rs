@@ -107,6 +107,12 @@ async fn downloads_recheck_current_rights_and_are_audited() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{name} as a viewer");
         assert_eq!(r.json()["error"], "forbidden");
     }
+    let status = web
+        .get(&format!("/api/exports/{id}"), &op, &[])
+        .await
+        .json();
+    assert!(status["manifest"].is_null(), "{status}");
+    assert_eq!(status["files"].as_array().unwrap().len(), 0, "{status}");
     // Operator again, but only of camera "other": that camera's file only.
     set_user(
         &web,
@@ -123,6 +129,18 @@ async fn downloads_recheck_current_rights_and_are_audited() {
         let r = web.get(&file(name), &op, &[]).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{name} limited to other");
     }
+    let status = web
+        .get(&format!("/api/exports/{id}"), &op, &[])
+        .await
+        .json();
+    assert!(status["manifest"].is_null(), "{status}");
+    let files: Vec<&str> = status["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["other.mp4"], "{status}");
     // Refused downloads are not recorded as downloads.
     assert_eq!(web.audit(Action::ExportDownload).len(), 4);
 }

@@ -730,20 +730,31 @@ async fn export_status(
     let (owner, job) = find_job(&app, &media, &c, &id).await?;
     let dir = export::exports_dir(app.store.dir()).join(&id);
     let mut out = json!({ "id": id, "owner": owner });
+    // Only what the caller may download now: a user demoted or limited since the export
+    // was made sees neither the other cameras' files nor the manifest describing them.
+    let may = |m: &export::Manifest, name: &str| {
+        export::download_scope(m, name, c.user.role.can_export(), |cam| c.user.may_see(cam)).is_ok()
+    };
     let done = |out: &mut Value, manifest: &export::Manifest, sha: &str| {
         let mut files: Vec<Value> = manifest
             .files()
+            .filter(|f| may(manifest, &f.file))
             .map(|f| {
                 json!({ "file": f.file, "bytes": f.bytes, "sha256": f.sha256,
                         "url": format!("/api/exports/{id}/files/{}", f.file) })
             })
             .collect();
-        for name in [export::MANIFEST, export::SUMS] {
-            files.push(json!({ "file": name, "url": format!("/api/exports/{id}/files/{name}") }));
+        let whole = may(manifest, export::MANIFEST);
+        if whole {
+            for name in [export::MANIFEST, export::SUMS] {
+                files.push(
+                    json!({ "file": name, "url": format!("/api/exports/{id}/files/{name}") }),
+                );
+            }
+            out["manifest"] = serde_json::to_value(manifest).unwrap_or_default();
         }
         out["status"] = json!("done");
         out["manifest_sha256"] = json!(sha);
-        out["manifest"] = serde_json::to_value(manifest).unwrap_or_default();
         out["files"] = json!(files);
     };
     match &job {
