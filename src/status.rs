@@ -60,6 +60,14 @@ pub struct CameraStatus {
     pub drift_ms: i64,
     /// Frames dropped because the recorder fell behind.
     pub dropped_frames: u64,
+    /// RTP packets the camera sent that never arrived (sequence gaps).
+    pub lost_packets: u64,
+    /// Video frames discarded as damaged: lost packets or a depacketization
+    /// error, up to the next key frame.
+    pub damaged_frames: u64,
+    /// RTP packets that could not be depacketized (malformed, or a join
+    /// in the middle of a fragmented frame); each costs frames, not the session.
+    pub depacketize_errors: u64,
     /// Segments the recorder finished.
     pub segments_written: u64,
     /// Last recorder (disk) error.

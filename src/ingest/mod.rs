@@ -8,6 +8,7 @@
 
 pub mod audio;
 pub mod backoff;
+pub mod damage;
 pub mod g711;
 pub mod session;
 pub mod transport;

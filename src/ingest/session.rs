@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 use super::audio::SessionAudio;
-use super::backoff::Backoff;
+use super::backoff::{self, Attempt, Outcome};
+use super::damage::{error_action, Damage, ErrorAction, Verdict};
 use super::transport::{Proto, TransportChoice};
 use crate::clock::Clock;
 use crate::config::CameraConfig;
@@ -50,6 +51,9 @@ pub struct IngestTask {
 enum Ended {
     /// The camera said 401 to our credentials.
     AuthFailed(String),
+    /// The camera answered, but with something retrying soon will not fix
+    /// (4xx, a codec we cannot record).
+    Refused(String),
     /// The transport looks at fault: SETUP/PLAY refused it, or no media
     /// arrived over it. Plain words, for the log and the status.
     Transport(String),
@@ -69,7 +73,8 @@ impl IngestTask {
     }
 
     async fn run_inner(self) {
-        let mut backoff = Backoff::default();
+        let mut history: std::collections::VecDeque<Attempt> = Default::default();
+        let mut last_msg = String::new();
         let mut audio_note_logged = false;
         let mut transports = TransportChoice::new(self.camera.transport);
         // Fallbacks are logged once per direction, not on every reconnect.
@@ -82,10 +87,10 @@ impl IngestTask {
                 s.state = StreamState::Connecting;
                 s.transport = Some(proto.as_str());
             });
-            let mut delivered = false;
+            let mut first_frame = None;
             let ended = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                r = self.stream_once(proto, &mut source, &mut delivered, &mut audio_note_logged) => match r {
+                r = self.stream_once(proto, &mut source, &mut first_frame, &mut audio_note_logged) => match r {
                     Ok(e) => e,
                     Err(e) => classify(&e),
                 },
@@ -94,8 +99,10 @@ impl IngestTask {
             if self.tx.send(IngestEvent::SessionEnded).await.is_err() {
                 return;
             }
+            let streamed =
+                first_frame.map_or(Duration::ZERO, |t: tokio::time::Instant| t.elapsed());
+            let delivered = first_frame.is_some();
             if delivered {
-                backoff.reset();
                 transports.delivered(proto);
             }
             source.session_ended(delivered);
@@ -113,7 +120,8 @@ impl IngestTask {
                         update(&self.status, |s| s.last_error = Some(why));
                         continue;
                     }
-                    None => Ended::Error(why),
+                    // Refused over both transports: the camera answered.
+                    None => Ended::Refused(why),
                 },
                 other => {
                     if !delivered {
@@ -122,18 +130,32 @@ impl IngestTask {
                     other
                 }
             };
-            let (state, delay, msg) = match ended {
+            let (state, outcome, msg) = match ended {
                 Ended::Closed => return,
-                Ended::Transport(m) => (StreamState::Backoff, backoff.next_delay(), m),
-                Ended::AuthFailed(m) => (StreamState::AuthFailed, backoff.auth_failed_delay(), m),
-                Ended::Error(m) => (StreamState::Backoff, backoff.next_delay(), m),
+                Ended::Transport(m) | Ended::Refused(m) => {
+                    (StreamState::Backoff, Outcome::Refused, m)
+                }
+                Ended::AuthFailed(m) => (StreamState::AuthFailed, Outcome::AuthFailed, m),
+                Ended::Error(m) => (StreamState::Backoff, Outcome::Unreachable, m),
                 Ended::Eof => (
                     StreamState::Backoff,
-                    backoff.next_delay(),
+                    Outcome::Unreachable,
                     "stream ended".to_owned(),
                 ),
             };
-            warn!(error = %msg, retry_in_ms = delay.as_millis() as u64, "session ended");
+            if history.len() == backoff::HISTORY {
+                history.pop_front();
+            }
+            history.push_back(Attempt { streamed, outcome });
+            let delay = backoff::delay(history.make_contiguous(), rand::random::<f64>());
+            // An offline camera is retried every couple of seconds: log each
+            // new reason once, and repeats only at debug level.
+            if msg != last_msg {
+                warn!(error = %msg, retry_in_ms = delay.as_millis() as u64, "session ended");
+                last_msg.clone_from(&msg);
+            } else {
+                tracing::debug!(error = %msg, retry_in_ms = delay.as_millis() as u64, "session ended");
+            }
             let retry_at = self.clock.now_ns().saturating_add(delay.as_nanos() as i64);
             update(&self.status, |s| {
                 s.state = state;
@@ -152,7 +174,7 @@ impl IngestTask {
         &self,
         proto: Proto,
         source: &mut crate::onvif::StreamSource,
-        delivered: &mut bool,
+        first_frame: &mut Option<tokio::time::Instant>,
         audio_note_logged: &mut bool,
     ) -> anyhow::Result<Ended> {
         let raw = source.url().await?;
@@ -165,16 +187,20 @@ impl IngestTask {
             .await
             .context("DESCRIBE")?;
         let streams = session.streams();
-        let video_i = streams
+        let Some(video_i) = streams
             .iter()
             .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
-            .ok_or_else(|| {
-                let found: Vec<String> = streams
-                    .iter()
-                    .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
-                    .collect();
-                anyhow!("no H.264/H.265 video stream (camera offers {found:?})")
-            })?;
+        else {
+            let found: Vec<String> = streams
+                .iter()
+                .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+                .collect();
+            return Ok(Ended::Refused(format!(
+                "the camera sends no H.264 or H.265 video, which is all cleannvr records \
+                 (it offers {}); set the camera's encoder to H.264 or H.265",
+                found.join(", ")
+            )));
+        };
         let mut audio = SessionAudio::choose(streams);
         let transport = match proto {
             Proto::Tcp => client::Transport::Tcp(Default::default()),
@@ -230,6 +256,13 @@ impl IngestTask {
         let mut anchor: Option<(i64, i64)> = None;
         let auto = self.camera.transport == crate::config::Transport::Auto;
         let mut audio_out = Vec::new();
+        let mut damage = Damage::default();
+        let mut errors_logged = false;
+        let mut loss_logged = false;
+        let mut after_error = false;
+        // Stall deadlines count from the last video frame, not the last item:
+        // a stream of nothing but bad packets is a stalled stream.
+        let mut last_frame = tokio::time::Instant::now();
         loop {
             let first = video_params.is_none();
             let wait = if first && auto {
@@ -237,7 +270,7 @@ impl IngestTask {
             } else {
                 STALL_TIMEOUT
             };
-            let item = match tokio::time::timeout(wait, playing.next()).await {
+            let item = match tokio::time::timeout_at(last_frame + wait, playing.next()).await {
                 Err(_) if first && auto => {
                     return Ok(Ended::Transport(format!(
                         "no video arrived over {} within {} s of PLAY",
@@ -245,12 +278,39 @@ impl IngestTask {
                         wait.as_secs()
                     )))
                 }
-                Err(_) => bail!("no data for {} s", wait.as_secs()),
+                Err(_) => bail!("no video for {} s", wait.as_secs()),
+                // retina ends the demuxed stream after a depacketizer `pull` error.
+                Ok(None) if after_error => bail!(
+                    "the camera sent a frame retina could not reassemble, which ends its session"
+                ),
                 Ok(None) => return Ok(Ended::Eof),
-                Ok(Some(r)) => r.context("stream")?,
+                Ok(Some(Err(e))) => {
+                    let text = e.to_string();
+                    if let ErrorAction::Reconnect(why) = error_action(&text) {
+                        return Err(anyhow::Error::new(e).context(why));
+                    }
+                    // One bad packet (a join mid-frame, loss, a malformed NAL):
+                    // drop frames up to the next key frame, keep the session.
+                    after_error = true;
+                    let first_line = text.lines().next().unwrap_or_default().to_owned();
+                    if !std::mem::replace(&mut errors_logged, true) {
+                        warn!(error = %first_line, "damaged RTP data; dropping frames until the next key frame (logged once per session)");
+                    } else {
+                        tracing::debug!(error = %first_line, "damaged RTP data");
+                    }
+                    if damage.error() && !forward.gap(&self.tx) {
+                        return Ok(Ended::Closed);
+                    }
+                    update(&self.status, |s| s.depacketize_errors += 1);
+                    continue;
+                }
+                Ok(Some(Ok(item))) => item,
             };
+            after_error = false;
             match item {
                 CodecItem::VideoFrame(f) => {
+                    last_frame = tokio::time::Instant::now();
+                    first_frame.get_or_insert(last_frame);
                     if f.has_new_parameters() || video_params.is_none() {
                         let p = video_params_of(playing.streams()[video_i].parameters())?;
                         info!(codec = %p.rfc6381, width = p.width, height = p.height, "video parameters");
@@ -268,6 +328,23 @@ impl IngestTask {
                         (wall0 + (pts - pts0) * 1_000_000_000 / 90_000 - now) / 1_000_000;
                     let is_key = f.is_random_access_point()
                         || (params.codec == VideoCodec::H265 && h265_has_irap(f.data()));
+                    let loss = f.loss();
+                    if let Verdict::Drop { starts_gap } = damage.frame(loss, is_key) {
+                        if loss > 0 && !std::mem::replace(&mut loss_logged, true) {
+                            warn!(
+                                lost_packets = loss,
+                                "RTP packets lost; dropping frames until the next key frame (logged once per session)"
+                            );
+                        }
+                        if starts_gap && !forward.gap(&self.tx) {
+                            return Ok(Ended::Closed);
+                        }
+                        update(&self.status, |s| {
+                            s.lost_packets += u64::from(loss);
+                            s.damaged_frames += 1;
+                        });
+                        continue;
+                    }
                     let data = Bytes::from(f.into_data());
                     let len = data.len();
                     let rate = meter.add(now, len);
@@ -280,7 +357,6 @@ impl IngestTask {
                     };
                     self.live.publish(&frame);
                     let sent = forward.send(&self.tx, IngestEvent::Video(frame), is_key);
-                    *delivered = true;
                     update(&self.status, |s| {
                         s.frames += 1;
                         s.bytes += len as u64;
@@ -296,6 +372,10 @@ impl IngestTask {
                     }
                 }
                 CodecItem::AudioFrame(f) => {
+                    // Audio frames stand alone: a lost one is just missing.
+                    if f.loss() > 0 {
+                        update(&self.status, |s| s.lost_packets += u64::from(f.loss()));
+                    }
                     audio.frames(&f, &mut audio_out);
                     for a in audio_out.drain(..) {
                         if !forward.send(&self.tx, IngestEvent::Audio(a), false) {
@@ -323,6 +403,26 @@ struct Forwarder {
 }
 
 impl Forwarder {
+    /// Tells the recorder that frames are missing from here (damage on the
+    /// network): it closes the segment, and the next video frame sent is a
+    /// key frame. Returns false when the receiver is gone.
+    fn gap(&mut self, tx: &mpsc::Sender<IngestEvent>) -> bool {
+        use mpsc::error::TrySendError;
+        if self.dropping {
+            // A `Gap` is already due before the next key frame.
+            return true;
+        }
+        match tx.try_send(IngestEvent::Gap) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                // Let the full-queue path send it before the next key frame.
+                self.dropping = true;
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
     /// Returns false when the receiver is gone.
     fn send(&mut self, tx: &mpsc::Sender<IngestEvent>, ev: IngestEvent, is_key: bool) -> bool {
         use mpsc::error::TrySendError;
@@ -361,8 +461,14 @@ fn classify(e: &anyhow::Error) -> Ended {
     // `{:#}` prints the context chain on one line; URLs in retina errors carry no credentials
     // because we pass them separately.
     let msg = format!("{e:#}");
+    let client_error = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<retina::Error>())
+        .any(|r| r.status_code().is_some_and(|c| (400..500).contains(&c)));
     if auth {
         Ended::AuthFailed(format!("authentication failed: {msg}"))
+    } else if client_error {
+        Ended::Refused(msg)
     } else {
         Ended::Error(msg)
     }

@@ -117,6 +117,27 @@ pub fn render(app: &super::App, recorded: &[(String, u64, u64)], disk_free: Opti
     );
     per_cam(
         &mut o,
+        "cleannvr_camera_lost_packets_total",
+        "counter",
+        "RTP packets that never arrived (sequence number gaps).",
+        &|s| s.lost_packets as f64,
+    );
+    per_cam(
+        &mut o,
+        "cleannvr_camera_damaged_frames_total",
+        "counter",
+        "Video frames discarded after packet loss or a depacketization error, up to the next key frame.",
+        &|s| s.damaged_frames as f64,
+    );
+    per_cam(
+        &mut o,
+        "cleannvr_camera_depacketize_errors_total",
+        "counter",
+        "RTP packets that could not be depacketized (the session goes on).",
+        &|s| s.depacketize_errors as f64,
+    );
+    per_cam(
+        &mut o,
         "cleannvr_camera_fps",
         "gauge",
         "Measured frames per second.",

@@ -8,7 +8,7 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
   /h264l16   live H.264 + L16 (linear PCM) 8 kHz, audio cleannvr does not record
   /h265aac   live H.265 + AAC 48 kHz
   /h264big   live H.264 only, 1280x720 noise at 4 Mbit/s: most RTP packets are
-             FU-A fragments, spread over each frame period (see --pace-us)
+             FU-A fragments
   /vp8       live VP8: a codec cleannvr does not record
 Every mount is shared: a second client joins the running stream.
 --udp-only limits every mount to RTP over UDP, so a TCP SETUP gets 461.
@@ -29,8 +29,6 @@ parser.add_argument("--user")
 parser.add_argument("--password")
 parser.add_argument("--auth", choices=["basic", "digest"], default="digest")
 parser.add_argument("--udp-only", action="store_true")
-parser.add_argument("--pace-us", type=int, default=0,
-                    help="sleep this long after each UDP packet, like a camera that paces its output")
 args = parser.parse_args()
 
 Gst.init(None)
@@ -66,16 +64,6 @@ mounts = {
 }
 
 
-def pace_udp(media):
-    """Makes the media's UDP sinks sleep after each packet (basesink throttle-time)."""
-    it = media.get_element().iterate_recurse()
-    while True:
-        ok, elem = it.next()
-        if ok != Gst.IteratorResult.OK:
-            break
-        if elem.get_factory() and elem.get_factory().get_name() == "multiudpsink":
-            elem.set_property("throttle-time", args.pace_us * 1000)
-
 server = GstRtspServer.RTSPServer(address="127.0.0.1", service=args.port)
 if args.user:
     auth = GstRtspServer.RTSPAuth()
@@ -95,8 +83,6 @@ for path, launch in mounts.items():
     factory.set_shared(True)
     if args.udp_only:
         factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
-    if args.pace_us:
-        factory.connect("media-configure", lambda f, m: m.connect("prepared", pace_udp))
     if args.user:
         perms = Gst.Structure.from_string(
             f"{args.user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
