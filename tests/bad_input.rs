@@ -134,6 +134,8 @@ fn full_disk_frees_space_by_retention_and_keeps_recording() {
     let token = "full-disk-scrape-token";
     let toml = config(dir.path(), 2, &cams)
         .replace("min_free_bytes = 0", "min_free_bytes = 1000000")
+        // No export reserve on a 4 MB volume: the footage floor alone is under test.
+        .replace("export_max_bytes = 268435456", "export_max_bytes = 0")
         .replace(
             "tls = false\n",
             &format!("tls = false\nmetrics_token = \"{token}\"\n"),

@@ -327,9 +327,14 @@ pub fn starts_with_key_frame(file: &Path) -> bool {
 }
 
 /// A minimal config with `[storage]` in `dir` and the given camera tables.
+///
+/// The export reserve is a fixed 256 MiB rather than the default tenth of the
+/// volume: retention keeps the unused reserve free, so on a test machine with
+/// less free disk than a tenth of its volume the default would have retention
+/// delete the very footage a test is checking.
 pub fn config(dir: &Path, segment_seconds: u32, cameras: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\nsegment_seconds = {segment_seconds}\nmin_free_bytes = 0\n{cameras}",
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\nsegment_seconds = {segment_seconds}\nmin_free_bytes = 0\nexport_max_bytes = 268435456\n{cameras}",
         dir.join("data").display()
     )
 }

@@ -7,42 +7,18 @@
 // CONFIG_JSON: {"admin":[name,pw], "screens": dir}
 // Prints "ok - ..." per check and "ui: N passed, 0 failed" at the end.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { check, launch, login, summary } from "./common.mjs";
 
 const [base, cfgText] = process.argv.slice(2);
 const cfg = JSON.parse(cfgText);
 const origin = new URL(base).origin;
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-
-let passed = 0;
-function check(cond, what, detail) {
-  if (!cond) throw new Error(`${what}${detail === undefined ? "" : `: ${JSON.stringify(detail)}`}`);
-  passed++;
-  console.log(`ok - ${what}`);
-}
-
-const dir = mkdtempSync(join(tmpdir(), "cleannvr-ui-"));
-const ctx = await chromium.launchPersistentContext(dir, {
-  executablePath: "/usr/bin/chromium", headless: true, args: FLAGS, viewport: { width: 1280, height: 900 },
-});
+const { ctx, page, close } = await launch();
 const requests = [];
 try {
-  const page = ctx.pages()[0] || (await ctx.newPage());
-  page.setDefaultTimeout(30000);
   ctx.on("request", (r) => requests.push(r.url()));
   page.on("websocket", (ws) => requests.push(ws.url()));
-  await page.goto(base);
-  await page.locator("#login-view").waitFor({ state: "visible" });
-  await page.fill("#login-user", cfg.admin[0]);
-  await page.fill("#login-pass", cfg.admin[1]);
-  await page.click("#login button[type=submit]");
-  await page.locator("#nav").waitFor({ state: "visible" });
+  await login(page, base, cfg.admin);
 
   // Live first: every camera tile plays.
   await page.goto(`${base}#/live`);
@@ -50,7 +26,8 @@ try {
     const tiles = [...document.querySelectorAll(".tile")];
     return tiles.length >= 2 && tiles.every((t) => t.querySelector(".badge").textContent === "Live");
   }, null, { timeout: 60000 });
-  check(true, "every camera's live tile plays");
+  const live = await page.$$eval(".tile", (ts) => ts.map((t) => [t.dataset.camera, t.querySelector(".badge").textContent, t.querySelector("video").readyState]));
+  check(live.length >= 2 && live.every(([, badge, ready]) => badge === "Live" && ready >= 2), "every camera's live tile plays", live);
   await page.screenshot({ path: join(cfg.screens, "live.png") });
 
   const links = await page.$$eval("#nav a", (as) => as.filter((a) => !a.parentElement.hidden).map((a) => a.getAttribute("href")));
@@ -66,11 +43,10 @@ try {
   }
   const foreign = requests.filter((u) => new URL(u).origin !== origin && new URL(u).origin !== origin.replace(/^http/, "ws"));
   check(foreign.length === 0, `all ${requests.length} browser requests went to the NVR's origin`, foreign);
-  console.log(`ui: ${passed} passed, 0 failed`);
+  console.log(summary());
 } catch (e) {
   console.log(`not ok - ${e.message}`);
   process.exitCode = 1;
 } finally {
-  await ctx.close().catch(() => {});
-  rmSync(dir, { recursive: true, force: true });
+  await close();
 }
