@@ -13,24 +13,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use cleannvr::onvif::{self, Credentials, OnvifClient, Target};
-use common::{files, wait_for, Nvr};
-
-const IN_NS: &str = "CLEANNVR_ONVIF_TEST_NETNS";
-
-fn rig_dir() -> PathBuf {
-    std::env::var_os("CLEANNVR_RIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/tmp/cleannvr-rig".into())
-}
-
-fn ipycam_python() -> PathBuf {
-    rig_dir().join("venv-ipycam/bin/python")
-}
+use common::ipycam::{ipycam_python, rig_dir, Ipycam, ONVIF_PORT};
+use common::{files, netns, wait_for, Nvr};
 
 /// Whether the peers can run here; prints why not.
 fn peers_available() -> bool {
@@ -48,187 +36,11 @@ fn peers_available() -> bool {
     common::require_peer(missing.is_none(), &missing.unwrap_or_default())
 }
 
-/// A private network namespace with only `lo` up; deleted on drop, after
-/// killing whatever is still running inside it (only our own processes can be).
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("cnvr-{tag}-{}", std::process::id());
-        let ok = |args: &[&str]| {
-            let st = Command::new("ip").args(args).status().unwrap();
-            assert!(st.success(), "ip {args:?}");
-        };
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        ok(&["netns", "add", &name]);
-        let ns = Netns(name);
-        ok(&["-n", &ns.0, "link", "set", "lo", "up"]);
-        ns
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                if let Ok(pid) = pid.parse::<i32>() {
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Runs `test` (this function's caller, by name) again inside a fresh
-/// namespace. Returns true when the caller is already inside and should do the work.
+/// Runs `test` again inside a fresh namespace of its own when the peers are
+/// here; true when the caller is inside and should do the work.
 fn inside_namespace(test: &str) -> bool {
-    if std::env::var_os(IN_NS).is_some() {
-        return true;
-    }
-    if !peers_available() {
-        return false;
-    }
-    let ns = Netns::new(&test.replace('_', "").chars().take(8).collect::<String>());
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(IN_NS, &ns.0)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    drop(ns);
-    // Shown with --nocapture, or when the assertions below fail.
-    eprintln!("{text}");
-    assert!(
-        out.status.success(),
-        "{test} inside the namespace failed:\n{text}"
-    );
-    assert!(
-        text.contains("1 passed"),
-        "{test} did not run inside the namespace:\n{text}"
-    );
-    false
-}
-
-/// ipycam with a looping test clip, in its own process group so its ffmpeg
-/// children stop with it.
-struct Ipycam {
-    child: Child,
-    out: Output,
-    _dir: tempfile::TempDir,
-}
-
-const ONVIF_PORT: u16 = 8080;
-
-impl Ipycam {
-    fn start(username: &str, password: &str) -> Ipycam {
-        use std::os::unix::process::CommandExt;
-        let dir = tempfile::tempdir().unwrap();
-        let clip = dir.path().join("clip.mp4");
-        let st = Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=640x360:rate=15",
-                "-t",
-                "4",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
-            ])
-            .arg(&clip)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let config = serde_json::json!({
-            "name": "RigCam", "manufacturer": "RigVendor", "model": "RigModel-1",
-            "local_ip": "127.0.0.1", "onvif_port": ONVIF_PORT, "rtsp_port": 8554,
-            "main_width": 640, "main_height": 360, "main_fps": 15, "main_bitrate": "1M",
-            "sub_width": 320, "sub_height": 180, "sub_bitrate": "300K", "hw_accel": "cpu",
-            "username": username, "password": password
-        });
-        std::fs::write(dir.path().join("camera_config.json"), config.to_string()).unwrap();
-        let mut child = Command::new(ipycam_python())
-            .args([
-                "-m",
-                "ipycam",
-                "--config",
-                "camera_config.json",
-                "--source",
-                "clip.mp4",
-            ])
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .expect("starting ipycam");
-        let out = Output::default();
-        follow(&out, child.stdout.take().unwrap());
-        follow(&out, child.stderr.take().unwrap());
-        let cam = Ipycam {
-            child,
-            out,
-            _dir: dir,
-        };
-        wait_for(Duration::from_secs(30), "ipycam's ONVIF port", || {
-            std::net::TcpStream::connect(("127.0.0.1", ONVIF_PORT)).ok()
-        });
-        cam
-    }
-}
-
-/// ipycam's output, shown when a test fails.
-#[derive(Clone, Default)]
-struct Output(std::sync::Arc<std::sync::Mutex<String>>);
-
-impl Output {
-    fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-fn follow(out: &Output, r: impl std::io::Read + Send + 'static) {
-    let out = out.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(r).lines().map_while(Result::ok) {
-            let mut s = out.0.lock().unwrap();
-            s.push_str(&l);
-            s.push('\n');
-        }
-    });
-}
-
-impl Drop for Ipycam {
-    fn drop(&mut self) {
-        let pgid = self.child.id() as i32;
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("ipycam output:\n{}", self.out.text());
-        }
-    }
+    std::env::var_os("CLEANNVR_TEST_NETNS").is_some()
+        || (peers_available() && netns::inside_namespace(test))
 }
 
 fn rt() -> tokio::runtime::Runtime {
