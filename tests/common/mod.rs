@@ -402,30 +402,7 @@ pub fn add_user(config: &Path, name: &str, role: &str, password: &str) {
 /// cookie is `Secure`, so curl's cookie jar would not send it over plain
 /// HTTP; tests pass it explicitly.)
 pub fn login(base: &str, name: &str, password: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sk",
-            "-D",
-            "-",
-            "-o",
-            "/dev/null",
-            "-H",
-            "content-type: application/json",
-            "-d",
-        ])
-        .arg(serde_json::json!({"username": name, "password": password}).to_string())
-        .arg(format!("{base}/api/login"))
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&out.stdout);
-    let cookie = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: ")
-                .or_else(|| l.strip_prefix("Set-Cookie: "))
-        })
-        .unwrap_or_else(|| panic!("no session cookie: {head}"));
-    cookie.split(';').next().unwrap().to_owned()
+    login_csrf(base, name, password).0
 }
 
 /// GET with a session cookie via curl; returns (status, body).
