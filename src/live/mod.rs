@@ -417,6 +417,40 @@ mod tests {
         assert_eq!(kinds, vec![true, false, false, true, false]);
     }
 
+    /// Same size, other SPS: viewers still get a new init, or their decoder
+    /// would apply the old parameter sets to the new frames.
+    #[tokio::test]
+    async fn sps_change_at_the_same_size_sends_new_init() {
+        let hub = LiveHub::default();
+        let stream = hub.stream("a");
+        let mut v = stream.subscribe();
+        let a = params(640);
+        let mut b = (*a).clone();
+        b.rfc6381 = "avc1.4D401E".into();
+        let mut entry = b.sample_entry.to_vec();
+        *entry.last_mut().unwrap() ^= 0xff;
+        b.sample_entry = entry.into();
+        let b = std::sync::Arc::new(b);
+        stream.publish(&frame(0, 5, &a));
+        stream.publish(&frame(5, 5, &b));
+        let mut inits = Vec::new();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), v.next()).await
+        {
+            if let LiveMessage::Init { codec, data, .. } = m {
+                inits.push((codec, data));
+            }
+        }
+        assert_eq!(inits.len(), 2, "one init per parameter set");
+        for ((codec, data), p) in inits.iter().zip([&a, &b]) {
+            assert_eq!(codec, &p.rfc6381);
+            let carries = data
+                .windows(p.sample_entry.len())
+                .any(|w| w == &p.sample_entry[..]);
+            assert!(carries, "the init for {codec} carries its own sample entry");
+        }
+    }
+
     #[tokio::test]
     async fn new_camera_session_starts_a_new_timeline() {
         let hub = LiveHub::default();

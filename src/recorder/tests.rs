@@ -143,6 +143,51 @@ fn parameter_change_and_gap_cut_segments() {
     assert_eq!(widths, vec![640, 1280, 1280]);
 }
 
+/// Same width and height, other SPS (a camera's bitrate or profile setting
+/// changed): a new segment whose init carries the new parameter sets, since
+/// frames coded against one SPS do not decode against another.
+#[test]
+fn sps_change_at_the_same_size_cuts_a_segment_with_the_new_init() {
+    let mut r = rig(60);
+    let main_profile = {
+        let avcc = mp4::avcc_from_parameter_sets(
+            &[0x67, 0x4d, 0x40, 0x1e, 0x95],
+            &[0x68, 0xee, 0x3c, 0x80],
+        );
+        Arc::new(VideoParams {
+            codec: VideoCodec::H264,
+            rfc6381: "avc1.4D401E".into(),
+            width: 640,
+            height: 360,
+            sample_entry: Bytes::from(mp4::avc1_sample_entry(640, 360, &avcc)),
+        })
+    };
+    let baseline = params(640);
+    assert_eq!(
+        (baseline.width, baseline.height),
+        (main_profile.width, main_profile.height)
+    );
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    feed(&mut r.rec, &baseline, 0, 50, 25);
+    feed(&mut r.rec, &main_profile, 50 * 3600, 50, 25);
+    r.rec.handle(IngestEvent::SessionEnded);
+    let rows = rows(&r.store);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for (row, want) in rows.iter().zip([&baseline, &main_profile]) {
+        assert_eq!(row.frames, 50);
+        let path = r.store.file_path(row);
+        let mut f = std::fs::File::open(&path).unwrap();
+        let len = f.metadata().unwrap().len();
+        let init = mp4::read_init(&mut f, len).unwrap();
+        assert_eq!(
+            init.video().unwrap().sample_entry,
+            want.sample_entry.to_vec(),
+            "{} carries the parameter sets its frames were coded with",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn frames_before_first_key_frame_are_skipped() {
     let mut r = rig(60);
