@@ -143,3 +143,33 @@ fn an_unkeyed_chain_is_migrated_and_its_old_entries_stay_protected() {
         "{out}"
     );
 }
+
+#[test]
+fn a_lost_key_file_is_reported_and_older_keyed_entries_no_longer_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    common::add_user(&cfg, "admin", "admin", ADMIN_PW);
+    let v = some_activity(&cfg);
+    assert_eq!(v["ok"], true, "{v}");
+    let key = dir.path().join("data/keys/audit.key");
+    std::fs::remove_file(&key).unwrap();
+
+    // The server makes a new key, says loudly that the old one is gone, and records on.
+    let mut nvr = Nvr::start(cfg.clone(), &["run"]);
+    let line = nvr
+        .log
+        .find("audit key file is missing but the audit log has keyed entries")
+        .unwrap_or_else(|| panic!("no error about the lost key: {}", nvr.log.text()));
+    assert!(line.contains("ERROR"), "{line}");
+    let _ = HttpSession::login(&nvr.http, "admin", ADMIN_PW);
+    nvr.stop();
+    assert!(key.exists(), "a new key file was made");
+
+    // The entries keyed by the lost key cannot vouch for themselves any more.
+    let (ok, out) = cli(&cfg, &["audit", "verify"], "");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("broken at entry 0") && out.contains("key file was replaced"),
+        "{out}"
+    );
+}
