@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 use super::{Progress, Request};
-use crate::audit::{Action, AuditLog, Event};
+use crate::audit::AuditLog;
 use crate::clock::{parse_rfc3339, Clock, SystemClock};
 use crate::config::Config;
 use crate::store::Store;
@@ -92,16 +92,18 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
     let store = Store::open(&cfg.storage.dir)
         .context("opening the database (stop cleannvr first, or export with POST /api/exports)")?;
     let audit = AuditLog::open(store.db(), store.dir())?;
-    let now = SystemClock.now_ns();
-    let outcome = super::run(&store, &req, out, now, &Progress::default())?;
-    audit.append(
+    let planned = super::plan(&store, &req)?;
+    // The same evidence rule as the web: no audit entry, no export.
+    let outcome = super::jobs::write_recorded(
+        planned,
+        &req,
+        out,
         SystemClock.now_ns(),
-        Event {
-            actor: "cli".into(),
-            action: Action::Export,
-            target: args.cameras.join(","),
-            client: "cli".into(),
-            detail: super::audit_detail(&req, &outcome, &out.display().to_string()),
+        &Progress::default(),
+        |outcome| {
+            let location = out.display().to_string();
+            let ev = super::jobs::audit_event(&req, outcome, &location, "cli");
+            audit.append(SystemClock.now_ns(), ev).map(|_| ())
         },
     )?;
     for f in outcome.manifest.files() {

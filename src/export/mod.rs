@@ -8,6 +8,7 @@
 //! roles and record the manifest's hash in the audit log.
 
 pub mod cli;
+pub mod jobs;
 pub mod quota;
 
 use std::fs::File;
@@ -257,31 +258,19 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Planned> {
     Ok(Planned { cameras, bytes })
 }
 
-/// Plans and writes the export into `dir` (see [`write`]). Blocking.
-pub fn run(
-    store: &Store,
-    req: &Request,
-    dir: &Path,
-    now_ns: i64,
-    progress: &Progress,
-) -> anyhow::Result<Outcome> {
-    let planned = plan(store, req)?;
-    write(planned, req, dir, now_ns, progress)
-}
-
-/// Writes a planned export into `dir` (created; must not exist yet). Blocking.
+/// Writes a planned export into `dir` (an empty directory; see
+/// [`jobs::write_recorded`], the one caller, which creates it and records the export).
+/// Blocking.
 ///
 /// Files are written and fsynced before the manifest, and the manifest before `SHA256SUMS`,
 /// so a crash leaves no manifest promising files that are not complete.
-pub fn write(
+fn write(
     planned: Planned,
     req: &Request,
     dir: &Path,
     now_ns: i64,
     progress: &Progress,
 ) -> anyhow::Result<Outcome> {
-    std::fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
-    std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     progress.total.fetch_add(planned.bytes, Ordering::Relaxed);
 
     let tz = &req.time_zone;

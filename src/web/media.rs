@@ -7,7 +7,7 @@
 //! each route here, so the web core needs no field for it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -25,6 +25,7 @@ use super::{Access, App, Caller, RouteSpec};
 use crate::audit::{Action, Event};
 use crate::clock::{rfc3339, NS_PER_SEC};
 use crate::export;
+use crate::export::jobs::{self, JobState, Jobs, Status};
 use crate::playback::{self, Plan, PlanError, Span};
 
 /// Longest range one `video.mp4` may cover: a day is more than any player scrubs through,
@@ -41,9 +42,8 @@ const MAX_GAP_HEADER: usize = 50;
 /// State shared by the media routes of one router.
 #[derive(Default)]
 pub struct MediaState {
-    jobs: Mutex<HashMap<String, Arc<Job>>>,
-    /// Space promised to running exports.
-    ledger: Arc<export::quota::Ledger>,
+    /// Export jobs (made on first use: the routes are built before the storage is known).
+    jobs: OnceLock<Jobs>,
     /// (user, camera, etag) → when the last playback entry was written.
     audited: Mutex<HashMap<(String, String, String), i64>>,
     /// (camera, width) → the latest snapshot and the key frame it shows (file, moof).
@@ -59,18 +59,10 @@ type CachedSnapshot = (
     crate::transcode::snapshot::Snapshot,
 );
 
-/// A background export.
-struct Job {
-    id: String,
-    owner: String,
-    progress: export::Progress,
-    state: Mutex<JobState>,
-}
-
-enum JobState {
-    Running,
-    Done(Box<export::Outcome>),
-    Failed(String),
+impl MediaState {
+    fn jobs(&self, app: &App) -> &Jobs {
+        self.jobs.get_or_init(|| Jobs::new(app.store.dir()))
+    }
 }
 
 /// The media routes, for the route table in `web::routes`.
@@ -579,53 +571,34 @@ async fn create_export(
     export::validate(&req).map_err(|e| ApiError::bad_request(e.to_string()))?;
     // Planned and measured against the export quota before anything is written: an
     // export that does not fit is refused here, never made room for with footage.
-    let (planned, reservation) = {
-        let (app, req, ledger) = (app.clone(), req.clone(), media.ledger.clone());
+    let (job, planned, reservation) = {
+        let (app, media, req) = (app.clone(), media.clone(), req.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let jobs = media.jobs(&app);
             let planned = export::plan(&app.store, &req)?;
-            let admitted = export::quota::admit(&app.config.storage, &ledger, planned.bytes)?;
-            Ok(admitted.map(|r| (planned, r)))
+            let admitted = export::quota::admit(&app.config.storage, &jobs.ledger, planned.bytes)?;
+            let reservation = match admitted {
+                Ok(r) => r,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let job = jobs.create(&req.user, &req, app.clock.now_ns())?;
+            Ok(Ok((job, planned, reservation)))
         })
         .await
         .map_err(ApiError::internal)??
         .map_err(|refusal| ApiError::insufficient_storage(refusal.to_string()))?
     };
-
-    let id = export::new_id();
-    let job = Arc::new(Job {
-        id: id.clone(),
-        owner: c.user.name.clone(),
-        progress: export::Progress::default(),
-        state: Mutex::new(JobState::Running),
+    let id = job.id.clone();
+    let client = c.client.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = app.clock.now_ns();
+        media
+            .jobs(&app)
+            .run(&job, planned, &req, now, reservation, |outcome| {
+                let ev = jobs::audit_event(&req, outcome, &job.id, &client);
+                app.audit.append(app.clock.now_ns(), ev).map(|_| ())
+            })
     });
-    let root = export::exports_dir(app.store.dir());
-    let meta = json!({
-        "id": id, "owner": job.owner, "created": rfc3339(app.clock.now_ns()),
-        "cameras": body.cameras, "start": body.start, "end": body.end,
-    });
-    {
-        let (root, id, meta) = (root.clone(), id.clone(), meta.to_string());
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            std::fs::create_dir_all(&root)?;
-            std::fs::write(root.join(format!("{id}.json")), meta)?;
-            Ok(())
-        })
-        .await
-        .map_err(ApiError::internal)??;
-    }
-    media
-        .jobs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id.clone(), job.clone());
-    tokio::spawn(run_export(
-        app.clone(),
-        job,
-        req,
-        planned,
-        reservation,
-        c.client.clone(),
-    ));
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "status": "running", "url": format!("/api/exports/{id}") })),
@@ -633,91 +606,26 @@ async fn create_export(
         .into_response())
 }
 
-/// Runs an export, then records its manifest hash in the audit log. An export whose
-/// record cannot be written is deleted: evidence must not exist unrecorded. The space
-/// reservation is held until the files are on disk (and so counted there).
-async fn run_export(
-    app: Arc<App>,
-    job: Arc<Job>,
-    req: export::Request,
-    planned: export::Planned,
-    reservation: export::quota::Reservation,
-    client: String,
-) {
-    let dir = export::exports_dir(app.store.dir()).join(&job.id);
-    let result = {
-        let (app, job, req, dir) = (app.clone(), job.clone(), req.clone(), dir.clone());
-        tokio::task::spawn_blocking(move || {
-            export::write(planned, &req, &dir, app.clock.now_ns(), &job.progress)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("export task failed: {e}"))
-        .and_then(|r| r)
-    };
-    let state = match result {
-        Ok(outcome) => {
-            let ev = Event {
-                actor: req.user.clone(),
-                action: Action::Export,
-                target: req
-                    .cameras
-                    .iter()
-                    .map(|c| c.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                client,
-                detail: export::audit_detail(&req, &outcome, &job.id),
-            };
-            match app.record(ev).await {
-                Ok(()) => JobState::Done(Box::new(outcome)),
-                Err(e) => {
-                    let _ = tokio::fs::remove_dir_all(&dir).await;
-                    JobState::Failed(format!("could not write the audit entry: {}", e.detail))
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(id = %job.id, error = %format!("{e:#}"), "export failed");
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-            JobState::Failed(format!("{e:#}"))
-        }
-    };
-    *job.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
-    drop(reservation);
-}
-
-/// The job `id` if the caller may see it (its owner, or an admin); 404 otherwise, so ids
-/// of other people's exports are not confirmed.
+/// The export `id` if the caller may see it (its owner, or an admin); 404 otherwise, so
+/// ids of other people's exports are not confirmed.
 async fn find_job(
     app: &Arc<App>,
-    media: &MediaState,
+    media: &Arc<MediaState>,
     c: &Caller,
     id: &str,
-) -> Result<(String, Option<Arc<Job>>), ApiError> {
+) -> Result<(String, Status), ApiError> {
     let not_found = || ApiError::not_found("no such export");
-    if !export::valid_id(id) {
-        return Err(not_found());
-    }
-    let job = media
-        .jobs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(id)
-        .cloned();
-    let owner = match &job {
-        Some(j) => j.owner.clone(),
-        None => {
-            // Exports from before a restart: the job file says who made it.
-            let path = export::exports_dir(app.store.dir()).join(format!("{id}.json"));
-            let meta = tokio::fs::read(&path).await.map_err(|_| not_found())?;
-            let v: Value = serde_json::from_slice(&meta).map_err(|_| not_found())?;
-            v["owner"].as_str().ok_or_else(not_found)?.to_owned()
-        }
+    let found = {
+        let (app, media, id) = (app.clone(), media.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || media.jobs(&app).find(&id))
+            .await
+            .map_err(ApiError::internal)?
     };
+    let (owner, status) = found.ok_or_else(not_found)?;
     if owner != c.user.name && c.user.role != crate::auth::Role::Admin {
         return Err(not_found());
     }
-    Ok((owner, job))
+    Ok((owner, status))
 }
 
 /// `GET /api/exports/{id}`: status, progress, and when done the manifest and links.
@@ -727,8 +635,7 @@ async fn export_status(
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (owner, job) = find_job(&app, &media, &c, &id).await?;
-    let dir = export::exports_dir(app.store.dir()).join(&id);
+    let (owner, status) = find_job(&app, &media, &c, &id).await?;
     let mut out = json!({ "id": id, "owner": owner });
     // Only what the caller may download now: a user demoted or limited since the export
     // was made sees neither the other cameras' files nor the manifest describing them.
@@ -757,13 +664,12 @@ async fn export_status(
         out["manifest_sha256"] = json!(sha);
         out["files"] = json!(files);
     };
-    match &job {
-        Some(j) => {
-            let st = j.state.lock().unwrap_or_else(|e| e.into_inner());
+    match status {
+        Status::Job(j) => {
             let total = j.progress.total.load(std::sync::atomic::Ordering::Relaxed);
             let sent = j.progress.done.load(std::sync::atomic::Ordering::Relaxed);
             out["progress"] = json!({ "bytes_done": sent, "bytes_total": total });
-            match &*st {
+            match j.state() {
                 JobState::Running => out["status"] = json!("running"),
                 JobState::Failed(e) => {
                     out["status"] = json!("failed");
@@ -772,8 +678,7 @@ async fn export_status(
                 JobState::Done(o) => done(&mut out, &o.manifest, &o.manifest_sha256),
             }
         }
-        None => {
-            let json = tokio::fs::read(dir.join(export::MANIFEST)).await.ok();
+        Status::Earlier(json) => {
             match json.and_then(|j| {
                 let m: export::Manifest = serde_json::from_slice(&j).ok()?;
                 Some((m, crate::export::sha256_hex(&j)))
@@ -799,7 +704,7 @@ async fn export_file(
     method: Method,
 ) -> Result<Response, ApiError> {
     find_job(&app, &media, &c, &id).await?;
-    let dir = export::exports_dir(app.store.dir()).join(&id);
+    let dir = media.jobs(&app).dir(&id);
     // Only names the finished manifest lists (or the manifest and sums themselves).
     let manifest = tokio::fs::read(dir.join(export::MANIFEST))
         .await
