@@ -19,6 +19,19 @@ pub struct Config {
     /// Cameras to record, in `[[camera]]` tables.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraConfig>,
+    /// Login policy.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Admins must use a second factor (TOTP): an admin without one can do
+    /// nothing after logging in but set one up.
+    #[serde(default)]
+    pub require_totp_for_admins: bool,
 }
 
 /// `[server]`.

@@ -57,6 +57,14 @@ pub enum Action {
     RetentionDelete,
     /// Retention deleted an export older than `export_retain_days`.
     ExportExpire,
+    /// A user turned on a second factor (TOTP).
+    TotpEnable,
+    /// A user turned off their second factor.
+    TotpDisable,
+    /// An admin (or the CLI) removed a user's second factor.
+    TotpReset,
+    /// A login used one of the user's recovery codes (the detail says how many remain).
+    RecoveryCodeUsed,
 }
 
 impl Action {
@@ -77,6 +85,10 @@ impl Action {
             Action::ExportDownload => "export_download",
             Action::RetentionDelete => "retention_delete",
             Action::ExportExpire => "export_expire",
+            Action::TotpEnable => "totp_enable",
+            Action::TotpDisable => "totp_disable",
+            Action::TotpReset => "totp_reset",
+            Action::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 

@@ -1,4 +1,4 @@
-//! `cleannvr user add|list|remove|passwd` and `cleannvr audit verify`.
+//! `cleannvr user add|list|remove|passwd|reset-totp` and `cleannvr audit verify`.
 //! These open the database directly, so cleannvr must be stopped (sled
 //! allows one process); while it runs, admins use the users API instead.
 
@@ -40,6 +40,12 @@ pub enum UserCmd {
     },
     /// Set a new password (read from stdin) and end the user's sessions.
     Passwd {
+        /// Login name.
+        name: String,
+    },
+    /// Remove a user's second factor (lost phone, no recovery codes left):
+    /// they log in with the password alone and may set up a new one.
+    ResetTotp {
         /// Login name.
         name: String,
     },
@@ -149,10 +155,11 @@ pub fn user_cmd(cmd: UserCmd, config: &Path) -> anyhow::Result<ExitCode> {
                     .map(|c| c.join(","))
                     .unwrap_or_else(|| "all".into());
                 println!(
-                    "{}\t{}\tcameras={}\tcreated={}",
+                    "{}\t{}\tcameras={}\ttotp={}\tcreated={}",
                     u.name,
                     u.role.as_str(),
                     cams,
+                    if u.totp.is_some() { "on" } else { "off" },
                     rfc3339(u.created_ns)
                 );
             }
@@ -176,6 +183,21 @@ pub fn user_cmd(cmd: UserCmd, config: &Path) -> anyhow::Result<ExitCode> {
                 cli_event(Action::UserUpdate, &name, "password=changed".into()),
             )?;
             println!("password changed for {name}; their sessions ended");
+        }
+        UserCmd::ResetTotp { name } => {
+            let had = users.clear_totp(&name).map_err(|e| match e {
+                crate::auth::UserError::NotFound => anyhow::anyhow!("no such user {name}"),
+                e => anyhow::anyhow!("{e}"),
+            })?;
+            audit.append(
+                clock.now_ns(),
+                cli_event(Action::TotpReset, &name, format!("was_enabled={had}")),
+            )?;
+            if had {
+                println!("second factor removed for {name}; they log in with the password alone");
+            } else {
+                println!("{name} had no second factor; nothing changed");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

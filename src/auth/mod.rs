@@ -6,8 +6,10 @@
 //! their hashes, and never logs either.
 
 pub mod cli;
+pub mod login;
 pub mod ratelimit;
 pub mod session;
+pub mod totp;
 
 use std::sync::OnceLock;
 
@@ -68,6 +70,12 @@ pub struct User {
     pub password_hash: String,
     /// When created, ns since the epoch.
     pub created_ns: i64,
+    /// The enabled second factor, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<totp::TotpState>,
+    /// A second factor being set up, not yet confirmed with a code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_pending: Option<totp::PendingTotp>,
 }
 
 impl User {
@@ -76,6 +84,21 @@ impl User {
         self.cameras
             .as_ref()
             .is_none_or(|list| list.iter().any(|c| c == camera))
+    }
+
+    /// Whether `other` is this user with the same rights and credentials:
+    /// what running views and downloads re-check. Spending a code or a
+    /// recovery code, or starting an enrolment, is not a change (or every
+    /// login with a code would cut the user's views elsewhere); turning the
+    /// second factor on or off is.
+    pub fn same_access(&self, other: &User) -> bool {
+        let enabled = |u: &User| u.totp.as_ref().map(|t| t.enabled_ns);
+        self.name == other.name
+            && self.role == other.role
+            && self.cameras == other.cameras
+            && self.password_hash == other.password_hash
+            && self.created_ns == other.created_ns
+            && enabled(self) == enabled(other)
     }
 }
 
@@ -221,6 +244,8 @@ impl Users {
             cameras,
             password_hash: hash_password(password)?,
             created_ns: now_ns,
+            totp: None,
+            totp_pending: None,
         };
         let v = serde_json::to_vec(&user).map_err(anyhow::Error::from)?;
         // Compare-and-swap from "absent" so two concurrent adds cannot both win.

@@ -197,6 +197,7 @@ async fn demo(
             ..Default::default()
         },
         cameras: Vec::new(),
+        auth: Default::default(),
     };
     with_demo_cameras(config, cameras).await
 }

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiJson, ApiQuery};
 use super::{client_of, App, Caller, SESSION_COOKIE};
 use crate::audit::{Action, Event, Filter};
+use crate::auth::login::{self, Attempt, Refused};
+use crate::auth::totp::{Accepted, Factor};
 use crate::auth::User;
 use crate::clock::{rfc3339, NS_PER_SEC};
 use crate::store::SegmentRecord;
@@ -35,6 +37,8 @@ pub struct UserView {
     /// `null` means all cameras.
     cameras: Option<Vec<String>>,
     created: String,
+    /// Whether a second factor (TOTP) is enabled.
+    totp: bool,
 }
 
 impl From<&User> for UserView {
@@ -44,6 +48,7 @@ impl From<&User> for UserView {
             role: u.role.as_str(),
             cameras: u.cameras.clone(),
             created: rfc3339(u.created_ns),
+            totp: u.totp.is_some(),
         }
     }
 }
@@ -53,6 +58,12 @@ impl From<&User> for UserView {
 pub struct LoginRequest {
     username: String,
     password: String,
+    /// The authenticator app's code, for users with a second factor.
+    #[serde(default)]
+    totp_code: Option<String>,
+    /// A recovery code instead of `totp_code`.
+    #[serde(default)]
+    recovery_code: Option<String>,
 }
 
 fn session_cookie(token: &str, max_age_s: i64) -> HeaderValue {
@@ -64,78 +75,122 @@ fn session_cookie(token: &str, max_age_s: i64) -> HeaderValue {
     .expect("cookie is ASCII")
 }
 
-/// How long a login waits for a password-verification slot before 429.
-const VERIFY_QUEUE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The second factor a request carries: at most one of the two fields.
+pub fn factor_of(code: Option<String>, recovery: Option<String>) -> Result<Factor, ApiError> {
+    let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    match (present(&code), present(&recovery)) {
+        (true, true) => Err(ApiError::bad_request(
+            "give totp_code or recovery_code, not both",
+        )),
+        (true, false) => Ok(Factor::Code(code.unwrap_or_default())),
+        (false, true) => Ok(Factor::Recovery(recovery.unwrap_or_default())),
+        (false, false) => Ok(Factor::None),
+    }
+}
 
-/// `POST /api/login`: `{username, password}` → session cookie and CSRF token.
+/// A name as the rate limiter and audit log keep it: cut (and control
+/// characters masked) so a huge one cannot bloat memory or forge lines in
+/// anything that prints the log.
+pub fn masked_name(name: &str) -> String {
+    name.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Turns a refused check into the API's answer, auditing failures.
+pub async fn refused(app: &Arc<App>, name: String, client: String, why: Refused) -> ApiError {
+    let detail = match why {
+        Refused::Limited(wait) => {
+            tracing::warn!(client = %client, "login refused by rate limit");
+            return ApiError::too_many(wait);
+        }
+        Refused::Busy => return ApiError::busy(1),
+        Refused::FactorRequired => return ApiError::totp_required(),
+        Refused::Invalid(e) => return e.into(),
+        Refused::Storage(e) => return e.into(),
+        Refused::WrongPassword => "",
+        Refused::WrongFactor => "second factor",
+    };
+    if let Err(e) = app
+        .record(Event {
+            actor: name,
+            action: Action::LoginFailed,
+            target: String::new(),
+            client,
+            detail: detail.into(),
+        })
+        .await
+    {
+        return e;
+    }
+    if detail.is_empty() {
+        // One message for unknown user and wrong password.
+        ApiError::unauthorized("wrong user name or password")
+    } else {
+        ApiError::totp_invalid()
+    }
+}
+
+/// Audits a spent recovery code (the user should make new ones soon).
+pub async fn record_factor(
+    app: &Arc<App>,
+    user: &str,
+    client: &str,
+    factor: Option<Accepted>,
+) -> Result<(), ApiError> {
+    if let Some(Accepted::Recovery { left }) = factor {
+        app.record(Event {
+            actor: user.to_owned(),
+            action: Action::RecoveryCodeUsed,
+            target: user.to_owned(),
+            client: client.to_owned(),
+            detail: format!("left={left}"),
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// `POST /api/login`: `{username, password, totp_code?, recovery_code?}` →
+/// session cookie and CSRF token. A user with a second factor who gives the
+/// password alone gets 401 `totp_required` and sends both again.
 pub async fn login(
     State(app): State<Arc<App>>,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let client = client_of(req.extensions());
     let ApiJson(body): ApiJson<LoginRequest> = ApiJson::from_request(req, &app).await?;
-    let now = app.clock.now_ns();
-    // A name longer than any valid one is still rate limited and audited,
-    // but cut (and control characters masked) so it cannot bloat memory or
-    // forge lines in anything that prints the log.
-    let name: String = body
-        .username
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    // Counted before the password is checked, so concurrent guesses cannot
-    // all pass the check before any is recorded.
-    let reservation = match app.limiter.begin(&name, &client, now) {
-        Ok(r) => r,
-        Err(wait) => {
-            tracing::warn!(client = %client, "login refused by rate limit");
-            return Err(ApiError::too_many(wait));
-        }
+    let factor = factor_of(body.totp_code, body.recovery_code)?;
+    let name = masked_name(&body.username);
+    let attempt = Attempt {
+        name: &body.username,
+        limit_name: &name,
+        client: &client,
+        password: body.password,
+        factor,
+        factor_optional: true,
+        now_ns: app.clock.now_ns(),
     };
-    // argon2 takes 19 MiB and a core for a while: a few at a time. Waiting
-    // attempts hold only a connection; after a few seconds they are told
-    // to come back, uncounted.
-    let Ok(Ok(permit)) =
-        tokio::time::timeout(VERIFY_QUEUE, app.verify_slots.clone().acquire_owned()).await
-    else {
-        app.limiter.cancel(reservation);
-        return Err(ApiError::busy(1));
+    let passed = match login::check(&app.users, &app.limiter, &app.verify_slots, attempt).await {
+        Ok(p) => p,
+        Err(why) => return Err(refused(&app, name, client, why).await),
     };
-    let user = {
-        let app = app.clone();
-        let username = body.username;
-        let password = body.password;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            app.users.verify(&username, &password)
-        })
-        .await
-        .map_err(ApiError::internal)??
-    };
-    let Some(user) = user else {
-        // The reservation stands as the failure.
-        drop(reservation);
-        app.record(Event {
-            actor: name,
-            action: Action::LoginFailed,
-            target: String::new(),
-            client,
-            detail: String::new(),
-        })
-        .await?;
-        // One message for unknown user and wrong password.
-        return Err(ApiError::unauthorized("wrong user name or password"));
-    };
-    app.limiter.success(reservation);
+    let user = passed.user;
+    record_factor(&app, &user.name, &client, passed.factor).await?;
     let new = app.sessions.create(&user.name, &client)?;
+    let how = match passed.factor {
+        None => "password",
+        Some(Accepted::Code) => "password+totp",
+        Some(Accepted::Recovery { .. }) => "password+recovery_code",
+    };
     if let Err(e) = app
         .record(Event {
             actor: user.name.clone(),
             action: Action::Login,
             target: String::new(),
             client,
-            detail: format!("role={}", user.role.as_str()),
+            detail: format!("role={} with={how}", user.role.as_str()),
         })
         .await
     {
@@ -149,6 +204,7 @@ pub async fn login(
         "csrf_token": new.session.csrf,
         "expires_at": rfc3339(expires),
         "idle_timeout_seconds": lt.idle_ns / NS_PER_SEC,
+        "totp_enrolment_required": app.must_enrol(&user),
     }))
     .into_response();
     resp.headers_mut().insert(
@@ -185,6 +241,11 @@ pub async fn me(State(app): State<Arc<App>>, Extension(c): Extension<Caller>) ->
         "user": UserView::from(&c.user),
         "csrf_token": c.session.csrf,
         "expires_at": rfc3339(c.session.created_ns + lt.absolute_ns),
+        "totp": {
+            "enabled": c.user.totp.is_some(),
+            "recovery_codes_left": c.user.totp.as_ref().map(|t| t.recovery.len()),
+        },
+        "totp_enrolment_required": app.must_enrol(&c.user),
     }))
 }
 

@@ -43,6 +43,30 @@ impl ApiError {
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
+    /// 401: the password was right; the user's second factor is needed too.
+    pub fn totp_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "totp_required",
+            "enter the code from your authenticator app, or a recovery code",
+        )
+    }
+    /// 401: the second factor was wrong or already used.
+    pub fn totp_invalid() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "totp_invalid",
+            "wrong or already used code",
+        )
+    }
+    /// 403: this account must set up a second factor before anything else.
+    pub fn totp_enrolment_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "totp_enrolment_required",
+            "administrators must set up a second factor first (POST /api/me/totp/enrol)",
+        )
+    }
     /// 403: logged in but not allowed.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)

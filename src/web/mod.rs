@@ -10,6 +10,7 @@
 //! Handlers are thin: they check input, call `store`, `auth` and `audit`,
 //! and shape JSON. The web layer never writes segment files.
 
+mod account;
 mod api;
 pub mod conn;
 mod isolation;
@@ -133,6 +134,12 @@ impl App {
         Ok(())
     }
 
+    /// Whether `user` must set up a second factor before doing anything
+    /// else (`[auth] require_totp_for_admins`).
+    pub fn must_enrol(&self, user: &User) -> bool {
+        self.config.auth.require_totp_for_admins && user.role == Role::Admin && user.totp.is_none()
+    }
+
     /// Whether `id` is a configured camera.
     pub fn camera_exists(&self, id: &str) -> bool {
         self.config.cameras.iter().any(|c| c.id == id)
@@ -146,6 +153,9 @@ pub enum Access {
     Public,
     /// Any logged-in user; results are filtered to the user's cameras.
     User,
+    /// Any logged-in user, including one who must set up a second factor
+    /// before anything else: their own account and logout.
+    Account,
     /// A logged-in user allowed to see the camera named by the `{id}` path parameter.
     Camera,
     /// Admins only.
@@ -185,8 +195,26 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
     vec![
         r(Method::GET, "/api/health", Public, get(api::health)),
         r(Method::POST, "/api/login", Public, post(api::login)),
-        r(Method::POST, "/api/logout", User, post(api::logout)),
-        r(Method::GET, "/api/me", User, get(api::me)),
+        r(Method::POST, "/api/logout", Account, post(api::logout)),
+        r(Method::GET, "/api/me", Account, get(api::me)),
+        r(
+            Method::POST,
+            "/api/me/totp/enrol",
+            Account,
+            post(account::enrol),
+        ),
+        r(
+            Method::POST,
+            "/api/me/totp/confirm",
+            Account,
+            post(account::confirm),
+        ),
+        r(
+            Method::POST,
+            "/api/me/totp/disable",
+            Account,
+            post(account::disable),
+        ),
         r(Method::GET, "/api/cameras", User, get(api::cameras)),
         r(
             Method::GET,
@@ -223,6 +251,12 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             "/api/users/{name}",
             Admin,
             delete(users::remove),
+        ),
+        r(
+            Method::DELETE,
+            "/api/users/{name}/totp",
+            Admin,
+            delete(users::reset_totp),
         ),
         r(Method::GET, "/metrics", Metrics, get(api::metrics)),
     ]
@@ -381,6 +415,9 @@ async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<
         if !ok {
             return Err(ApiError::forbidden("missing or wrong X-CSRF-Token header"));
         }
+    }
+    if access != Access::Account && app.must_enrol(&user) {
+        return Err(ApiError::totp_enrolment_required());
     }
     if matches!(access, Access::Admin | Access::Metrics) && user.role != Role::Admin {
         return Err(ApiError::forbidden("admins only"));

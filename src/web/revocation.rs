@@ -28,7 +28,7 @@ impl Caller {
         let Ok(Some(s)) = app.sessions.peek(&self.token) else {
             return false;
         };
-        matches!(app.users.get(&s.user), Ok(Some(u)) if u == self.user)
+        matches!(app.users.get(&s.user), Ok(Some(u)) if u.same_access(&self.user))
     }
 }
 

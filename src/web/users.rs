@@ -202,3 +202,23 @@ pub async fn remove(
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `DELETE /api/users/{name}/totp` → 204: removes the user's second factor
+/// (a lost phone); they log in with the password alone and may enrol again.
+pub async fn reset_totp(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    name_param(&name)?;
+    let had = app.users.clear_totp(&name)?;
+    app.record(Event {
+        actor: c.user.name.clone(),
+        action: Action::TotpReset,
+        target: name,
+        client: c.client.clone(),
+        detail: format!("was_enabled={had}"),
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
