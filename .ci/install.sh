@@ -5,6 +5,7 @@
 #  - ffmpeg/ffprobe (tests decode every recorded file)
 #  - GStreamer's RTSP server (the third-party RTSP peer in tests/peers)
 #  - ipycam and onvif-zeep-async in venvs (the third-party ONVIF peer and a cross-check client)
+#  - oathtool (an outside judge of our TOTP codes in tests/totp.rs)
 #  - iproute2 (private network namespaces), nftables (the no-egress test and
 #    packet loss), chromium (UI tests)
 #  - playwright-core in tests/ui/node_modules (npm ci; drives chromium in tests/ui_chromium.rs)
@@ -20,7 +21,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
   python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x \
-  iproute2 nftables util-linux curl ca-certificates openssl chromium
+  iproute2 nftables util-linux curl ca-certificates openssl chromium \
+  oathtool
 RIG_DIR=${CLEANNVR_RIG:-/tmp/cleannvr-rig}
 mkdir -p "$RIG_DIR"
 if [ ! -x "$RIG_DIR/venv-ipycam/bin/python" ]; then

@@ -626,6 +626,47 @@ pub fn login_csrf(base: &str, name: &str, password: &str) -> (String, String) {
     )
 }
 
+/// `POST /api/login` with any JSON `body` (a second factor, say). Returns the
+/// status, the JSON answer and, on success, a logged-in [`HttpSession`].
+pub fn login_with(
+    base: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value, Option<HttpSession>) {
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "-m",
+            "30",
+            "-D",
+            "/dev/stderr",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(["-H", "content-type: application/json", "--data-binary"])
+        .arg(body.to_string())
+        .arg(format!("{base}/api/login"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let status: u16 = status.trim().parse().unwrap_or(0);
+    let json: serde_json::Value = serde_json::from_str(json).unwrap_or(serde_json::Value::Null);
+    let head = String::from_utf8_lossy(&out.stderr);
+    let cookie = head.lines().find_map(|l| {
+        l.strip_prefix("set-cookie: ")
+            .or_else(|| l.strip_prefix("Set-Cookie: "))
+    });
+    let session = match (status, cookie, json["csrf_token"].as_str()) {
+        (200, Some(c), Some(csrf)) => Some(HttpSession {
+            base: base.to_owned(),
+            cookie: c.split(';').next().unwrap().to_owned(),
+            csrf: csrf.to_owned(),
+        }),
+        _ => None,
+    };
+    (status, json, session)
+}
+
 /// A series' value from a Prometheus text page (the first line named exactly `name`).
 pub fn metric(page: &str, name: &str) -> u64 {
     page.lines()

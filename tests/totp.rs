@@ -1,0 +1,290 @@
+//! The TOTP second factor against the real server over loopback, with every
+//! code computed by an outside judge: `oathtool` (Debian's OATH toolkit),
+//! not our own function. Covers enrolment, the login step (no code, wrong
+//! code, right code, the same code replayed, recovery codes used once),
+//! code guesses under the login rate limit, turning it off, the admin
+//! enforcement of `[auth] require_totp_for_admins` and `user reset-totp`.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{cli, config, login_with, require_peer, HttpSession, Nvr};
+use serde_json::{json, Value};
+
+const ROOT_PW: &str = "root password 1";
+const OP_PW: &str = "operator pass 1";
+
+fn have_oathtool() -> bool {
+    Command::new("oathtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The RFC 6238 code for `secret` (base32) at `at` seconds, by oathtool.
+fn oath(secret: &str, at: u64) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "-N", &format!("@{at}"), secret])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "oathtool: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A 6-digit code that is not `secret`'s code for any step near now.
+fn wrong_code(secret: &str) -> String {
+    let t = now_s();
+    let near: Vec<String> = (0..5).map(|i| oath(secret, t - 60 + i * 30)).collect();
+    (0..10u32)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+fn login(base: &str, name: &str, pw: &str, extra: Value) -> (u16, Value, Option<HttpSession>) {
+    let mut body = json!({"username": name, "password": pw});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    login_with(base, &body)
+}
+
+/// Starts enrolment and confirms it with oathtool's current code; returns
+/// the secret and the recovery codes.
+fn enrol(s: &HttpSession, pw: &str) -> (String, Vec<String>) {
+    let (st, e) = s.send("POST", "/api/me/totp/enrol", &json!({"password": pw}));
+    assert_eq!(st, 200, "{e}");
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 32, "160-bit secret: {secret}");
+    let uri = e["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/cleannvr:") && uri.contains(&format!("secret={secret}")),
+        "{uri}"
+    );
+    let svg = e["qr_svg"].as_str().unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
+    // Not enabled until confirmed.
+    assert_eq!(s.json("/api/me")["totp"]["enabled"], false);
+    let (st, r) = s.send(
+        "POST",
+        "/api/me/totp/confirm",
+        &json!({"code": wrong_code(&secret)}),
+    );
+    assert_eq!(
+        (st, r["error"].as_str()),
+        (401, Some("totp_invalid")),
+        "{r}"
+    );
+    let (st, r) = s.send(
+        "POST",
+        "/api/me/totp/confirm",
+        &json!({"code": oath(&secret, now_s())}),
+    );
+    assert_eq!(st, 200, "{r}");
+    let codes: Vec<String> = r["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let me = s.json("/api/me");
+    assert_eq!(me["totp"]["enabled"], true, "{me}");
+    assert_eq!(me["totp"]["recovery_codes_left"], 10, "{me}");
+    (secret, codes)
+}
+
+#[test]
+fn totp_second_factor_end_to_end() {
+    if !require_peer(have_oathtool(), "oathtool (Debian package oathtool)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cleannvr.toml");
+    let toml = format!(
+        "{}\n[auth]\nrequire_totp_for_admins = true\n",
+        config(dir.path(), 60, "")
+    );
+    std::fs::write(&cfg, toml).unwrap();
+    common::add_user(&cfg, "root", "admin", ROOT_PW);
+    common::add_user(&cfg, "op", "operator", OP_PW);
+    let mut nvr = Nvr::start(cfg.clone(), &["run"]);
+    let base = nvr.http.clone();
+
+    // An admin without a second factor gets a session that can only set one up.
+    let (st, r, root) = login(&base, "root", ROOT_PW, json!({}));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["totp_enrolment_required"], true, "{r}");
+    let root = root.unwrap();
+    let (st, body) = root.get("/api/cameras");
+    assert_eq!(st, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("totp_enrolment_required"));
+    assert_eq!(root.json("/api/me")["totp_enrolment_required"], true);
+    // Starting enrolment needs the password again.
+    let (st, _) = root.send(
+        "POST",
+        "/api/me/totp/enrol",
+        &json!({"password": "not the password"}),
+    );
+    assert_eq!(st, 401);
+    let (secret, recovery) = enrol(&root, ROOT_PW);
+    // Enrolled: the same session may now do what an admin does.
+    assert_eq!(root.get("/api/cameras").0, 200);
+    assert_eq!(root.json("/api/me")["totp_enrolment_required"], false);
+
+    // The login step.
+    let (st, r, _) = login(&base, "root", ROOT_PW, json!({}));
+    assert_eq!(
+        (st, r["error"].as_str()),
+        (401, Some("totp_required")),
+        "{r}"
+    );
+    let (st, r, _) = login(
+        &base,
+        "root",
+        ROOT_PW,
+        json!({"totp_code": wrong_code(&secret)}),
+    );
+    assert_eq!(
+        (st, r["error"].as_str()),
+        (401, Some("totp_invalid")),
+        "{r}"
+    );
+    // A right code with a wrong password is still a wrong password.
+    let next = oath(&secret, now_s() + 30);
+    let (st, r, _) = login(&base, "root", "wrong password!", json!({"totp_code": next}));
+    assert_eq!(
+        (st, r["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{r}"
+    );
+    // The next step's code (the confirming step's is spent) logs in, once.
+    let (st, r, s) = login(&base, "root", ROOT_PW, json!({"totp_code": next}));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["totp_enrolment_required"], false);
+    assert_eq!(s.unwrap().get("/api/cameras").0, 200);
+    let (st, r, _) = login(&base, "root", ROOT_PW, json!({"totp_code": next}));
+    assert_eq!(
+        (st, r["error"].as_str()),
+        (401, Some("totp_invalid")),
+        "replayed code: {r}"
+    );
+    // A recovery code works once, written any way a person might type it.
+    let typed = recovery[0].to_uppercase().replace('-', " ");
+    let (st, r, _) = login(&base, "root", ROOT_PW, json!({"recovery_code": typed}));
+    assert_eq!(st, 200, "{r}");
+    let (st, _, _) = login(
+        &base,
+        "root",
+        ROOT_PW,
+        json!({"recovery_code": recovery[0]}),
+    );
+    assert_eq!(st, 401, "spent recovery code");
+    assert_eq!(root.json("/api/me")["totp"]["recovery_codes_left"], 9);
+
+    // The secret never comes back, and neither it nor a recovery code is logged.
+    for path in ["/api/me", "/api/users", "/api/users/root", "/api/audit"] {
+        let (_, body) = root.get(path);
+        let body = String::from_utf8_lossy(&body);
+        assert!(!body.contains(&secret), "{path} shows the secret");
+        assert!(!body.contains(&recovery[1]), "{path} shows a recovery code");
+    }
+    let log = nvr.log.text();
+    assert!(!log.contains(&secret) && !log.contains(&recovery[1]));
+    let users = root.json("/api/users");
+    assert!(users.to_string().contains(r#""totp":true"#), "{users}");
+    // Audited: enabling, the recovery code, the failed second factor.
+    let enabled = root.audit("totp_enable");
+    assert_eq!(enabled.len(), 1, "{enabled:?}");
+    let used = root.audit("recovery_code_used");
+    assert_eq!(used.len(), 1, "{used:?}");
+    assert!(used[0]["detail"].as_str().unwrap().contains("left=9"));
+    assert!(root
+        .audit("login_failed")
+        .iter()
+        .any(|e| e["detail"] == "second factor"));
+
+    // An operator: optional, and code guesses share the login rate limit.
+    let (st, _, op) = login(&base, "op", OP_PW, json!({}));
+    assert_eq!(st, 200);
+    let op = op.unwrap();
+    assert_eq!(op.get("/api/cameras").0, 200, "not enforced for operators");
+    let (op_secret, op_recovery) = enrol(&op, OP_PW);
+    let bad = wrong_code(&op_secret);
+    for i in 0..3 {
+        let (st, r, _) = login(&base, "op", OP_PW, json!({"totp_code": bad}));
+        assert_eq!(st, 401, "wrong code {i}: {r}");
+    }
+    let good = oath(&op_secret, now_s() + 30);
+    let (st, r, _) = login(&base, "op", OP_PW, json!({"totp_code": good}));
+    assert_eq!(st, 429, "a right code after 3 wrong ones waits: {r}");
+    // The wait doubles from 1 s; poll with generous room for a loaded machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(600));
+        let (st, r, _) = login(&base, "op", OP_PW, json!({"totp_code": good}));
+        if st == 200 {
+            break;
+        }
+        assert_eq!(st, 429, "{r}");
+        assert!(std::time::Instant::now() < deadline, "still limited: {r}");
+    }
+    // Turning it off needs the password and a code.
+    let (st, r) = op.send("POST", "/api/me/totp/disable", &json!({"password": OP_PW}));
+    assert_eq!(
+        (st, r["error"].as_str()),
+        (401, Some("totp_required")),
+        "{r}"
+    );
+    let (st, _) = op.send(
+        "POST",
+        "/api/me/totp/disable",
+        &json!({"password": "wrong password!", "recovery_code": op_recovery[0]}),
+    );
+    assert_eq!(st, 401);
+    let (st, r) = op.send(
+        "POST",
+        "/api/me/totp/disable",
+        &json!({"password": OP_PW, "recovery_code": op_recovery[0]}),
+    );
+    assert_eq!(st, 204, "{r}");
+    let (st, r, _) = login(&base, "op", OP_PW, json!({}));
+    assert_eq!(st, 200, "password alone again: {r}");
+    assert_eq!(root.audit("totp_disable").len(), 1);
+
+    // `user reset-totp` (server stopped: the CLI opens the index itself).
+    nvr.stop();
+    let (ok, out) = cli(&cfg, &["user", "reset-totp", "root"], "");
+    assert!(ok && out.contains("second factor removed"), "{out}");
+    let (ok, out) = cli(&cfg, &["user", "list"], "");
+    assert!(
+        ok && out.contains("root\tadmin\tcameras=all\ttotp=off"),
+        "{out}"
+    );
+    let (ok, out) = cli(&cfg, &["user", "reset-totp", "nobody"], "");
+    assert!(!ok && out.contains("no such user"), "{out}");
+    let nvr = Nvr::start(cfg.clone(), &["run"]);
+    let base = nvr.http.clone();
+    let (st, r, root) = login(&base, "root", ROOT_PW, json!({}));
+    assert_eq!(st, 200, "password alone after the reset: {r}");
+    assert_eq!(
+        r["totp_enrolment_required"], true,
+        "and enrolment is due again"
+    );
+    let root = root.unwrap();
+    let (new_secret, _) = enrol(&root, ROOT_PW);
+    assert_ne!(new_secret, secret);
+    let reset = root.audit("totp_reset");
+    assert_eq!(reset.len(), 1, "{reset:?}");
+    assert_eq!(reset[0]["actor"], "cli");
+    assert_eq!(reset[0]["target"], "root");
+}
