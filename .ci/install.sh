@@ -5,7 +5,8 @@
 #  - ffmpeg/ffprobe (tests decode every recorded file)
 #  - GStreamer's RTSP server (the third-party RTSP peer in tests/peers)
 #  - ipycam and onvif-zeep-async in venvs (the third-party ONVIF peer and a cross-check client)
-#  - oathtool (an outside judge of our TOTP codes in tests/totp.rs)
+#  - oathtool and zbarimg (outside judges of our TOTP codes and QR code:
+#    tests/totp.rs, tests/ui/totp.mjs)
 #  - iproute2 (private network namespaces), nftables (the no-egress test and
 #    packet loss), chromium (UI tests)
 #  - playwright-core in tests/ui/node_modules (npm ci; drives chromium in tests/ui_chromium.rs)
@@ -22,7 +23,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x \
   iproute2 nftables util-linux curl ca-certificates openssl chromium \
-  oathtool
+  oathtool zbar-tools
 RIG_DIR=${CLEANNVR_RIG:-/tmp/cleannvr-rig}
 mkdir -p "$RIG_DIR"
 if [ ! -x "$RIG_DIR/venv-ipycam/bin/python" ]; then

@@ -179,3 +179,44 @@ fn operator_ui_in_chromium() {
     drop(nvr);
     drop(gst);
 }
+
+/// Two-step login in the browser (`tests/ui/totp.mjs`): an admin made to
+/// enrol first, the QR code decoded by `zbarimg` from a screenshot, codes
+/// from `oathtool`, the login code step. Screenshots stay in
+/// `target/ui-totp-shots/` for a person to look at.
+#[test]
+fn totp_enrolment_and_login_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let tools = ["oathtool", "zbarimg"]
+        .iter()
+        .all(|t| Command::new(t).arg("--version").output().is_ok());
+    if !require_peer(tools, "oathtool and zbarimg (Debian oathtool, zbar-tools)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cleannvr.toml");
+    let toml = format!(
+        "{}\n[auth]\nrequire_totp_for_admins = true\n",
+        config(dir.path(), 60, "")
+    );
+    std::fs::write(&cfg, toml).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let nvr = Nvr::start(cfg, &["run"]);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-totp-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let cfg_json = serde_json::json!({
+        "admin": ["root", "admin pass 12345"],
+        "shots": shots,
+    })
+    .to_string();
+    let (ok, out) = run_node("totp.mjs", &[&nvr.http, &cfg_json]);
+    println!("{out}");
+    assert!(
+        ok,
+        "UI test failed:\n{out}\n--- cleannvr log ---\n{}",
+        nvr.log.text()
+    );
+    assert!(out.contains(", 0 failed"), "{out}");
+}

@@ -13,12 +13,16 @@ const views = {
   audit: { load: () => import("./js/audit.js"), title: "Audit log", role: "admin" },
   storage: { load: () => import("./js/storage.js"), title: "Storage", role: "admin" },
   isolation: { load: () => import("./js/isolation.js"), title: "Camera isolation", role: "admin" },
+  account: { load: () => import("./js/account.js"), title: "Your account" },
 };
 
 const rank = { viewer: 0, operator: 1, admin: 2 };
 const allowed = (role, need) => !need || rank[role] >= rank[need];
 
 let me = null;
+// An admin who must set up two-step login first ([auth] require_totp_for_admins)
+// sees only the account page until it is done; the server refuses the rest.
+let mustEnrol = false;
 let unmount = null;
 let routeSeq = 0;
 
@@ -47,19 +51,22 @@ function showLogin(message) {
   $("#session").hidden = true;
   $("#login-view").hidden = false;
   $("#login-error").textContent = message || "";
+  $("#login-code-wrap").hidden = true;
+  $("#login-code").value = "";
   document.title = "Log in · cleannvr";
   $("#login-user").focus();
 }
 
 function showApp(session) {
   me = session.user;
+  mustEnrol = !!session.totp_enrolment_required;
   setCsrf(session.csrf_token);
   document.body.dataset.state = "app";
   document.body.dataset.role = me.role;
   $("#login-view").hidden = true;
   $("#session").hidden = false;
   fill($("#who"), h("span", { class: "user", text: me.name }), " ", h("span", { class: `role role-${me.role}`, text: me.role }));
-  for (const a of $$("#nav a")) a.parentElement.hidden = !allowed(me.role, a.dataset.role);
+  for (const a of $$("#nav a")) a.parentElement.hidden = !allowed(me.role, a.dataset.role) || (mustEnrol && a.dataset.view !== "account");
   $("#nav").hidden = false;
   route();
 }
@@ -73,7 +80,11 @@ function parseHash() {
 async function route() {
   if (!me) return;
   const seq = ++routeSeq;
-  const { name, params } = parseHash();
+  let { name, params } = parseHash();
+  if (mustEnrol && name !== "account") {
+    name = "account";
+    history.replaceState(null, "", "#/account");
+  }
   const view = views[name];
   stopView();
   notify("");
@@ -100,7 +111,14 @@ async function route() {
     return;
   }
   if (seq !== routeSeq || !me) return;
-  unmount = mod.mount(root, { me, params, notify }) || null;
+  unmount = mod.mount(root, { me, params, notify, accountChanged }) || null;
+}
+
+/** After a change to the caller's own account: fetch who they are again. */
+async function accountChanged() {
+  try {
+    showApp(await api("GET", "/api/me"));
+  } catch { /* a 401 shows the login */ }
 }
 
 async function login(ev) {
@@ -109,20 +127,46 @@ async function login(ev) {
   const username = form.username.value.trim();
   const password = form.password.value;
   const err = $("#login-error");
+  const codeWrap = $("#login-code-wrap");
+  const code = codeWrap.hidden ? "" : form.code.value.replace(/\s+/g, "");
   if (!username || !password) {
     err.textContent = "Enter your user name and password.";
     return;
   }
+  if (!codeWrap.hidden && !code) {
+    err.textContent = "Enter the code from your authenticator app.";
+    form.code.focus();
+    return;
+  }
+  const body = { username, password };
+  // Six digits is an app code; anything else is a recovery code.
+  if (code) body[/^[0-9]{6}$/.test(code) ? "totp_code" : "recovery_code"] = code;
   const btn = form.querySelector("button");
   btn.disabled = true;
   err.textContent = "";
   try {
-    const session = await api("POST", "/api/login", { username, password }, { noExpiry: true });
+    const session = await api("POST", "/api/login", body, { noExpiry: true });
     form.reset();
+    codeWrap.hidden = true;
     showApp(session);
     $("#main").focus();
   } catch (e) {
+    if (e.status === 401 && e.kind === "totp_required") {
+      // The password was right: keep it and ask for the second factor.
+      codeWrap.hidden = false;
+      err.textContent = "Enter the 6-digit code from your authenticator app, or a recovery code.";
+      form.code.focus();
+      return;
+    }
+    if (e.status === 401 && e.kind === "totp_invalid") {
+      form.code.value = "";
+      err.textContent = "That code is wrong or was already used. Wait for the next code and try again.";
+      form.code.focus();
+      return;
+    }
     form.password.value = "";
+    form.code.value = "";
+    codeWrap.hidden = true;
     if (e.status === 401) err.textContent = "Wrong user name or password.";
     else if (e.status === 429) err.textContent = `Too many failed attempts. Try again in ${e.retryAfter || "a few"} seconds.`;
     else err.textContent = e.message;

@@ -21,6 +21,10 @@ const ACTIONS = [
   ["export_download", "Export downloaded"],
   ["retention_delete", "Footage deleted by retention"],
   ["export_expire", "Export expired"],
+  ["totp_enable", "Two-step login on"],
+  ["totp_disable", "Two-step login off"],
+  ["totp_reset", "Two-step login reset"],
+  ["recovery_code_used", "Recovery code used"],
 ];
 const actionLabel = new Map(ACTIONS);
 

@@ -70,13 +70,15 @@ export function mount(root, ctx) {
       h("span", { class: "strong", text: u.name }),
       h("span", { class: `role role-${u.role}`, text: u.role }),
       camerasText(u.cameras),
+      u.totp ? "On" : "Off",
       dateTime(u.created),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "quiet", text: "Edit", "aria-label": `Edit ${u.name}`, onclick: () => edit(u) }),
+        u.totp ? resetTotpButton(u) : null,
         removeButton(u)),
     ]);
     fill(listBox,
-      table("User accounts", ["Name", "Role", "Cameras", "Created", "Actions"], rows, { captionHidden: true, class: "users" }),
+      table("User accounts", ["Name", "Role", "Cameras", "Two-step login", "Created", "Actions"], rows, { captionHidden: true, class: "users" }),
       h("p", {}, h("button", { type: "button", class: "primary", text: "Add user", onclick: () => create() })));
   }
 
@@ -101,6 +103,22 @@ export function mount(root, ctx) {
       no.focus();
     });
     return fill(wrap, ask);
+  }
+
+  /** For a lost phone: the user logs in with the password alone and may set up again. */
+  function resetTotpButton(u) {
+    const b = h("button", { type: "button", class: "quiet", text: "Reset two-step login", "aria-label": `Reset two-step login of ${u.name}` });
+    b.addEventListener("click", async () => {
+      if (!window.confirm(`Remove ${u.name}'s two-step login? They will log in with the password alone until they set it up again.`)) return;
+      try {
+        await api("DELETE", `/api/users/${seg(u.name)}/totp`);
+        ctx.notify(`Two-step login removed for ${u.name}.`, "ok");
+        load();
+      } catch (e) {
+        ctx.notify(`Could not reset ${u.name}: ${e.message}`, "error");
+      }
+    });
+    return b;
   }
 
   function passwordInput(label, autocomplete) {
