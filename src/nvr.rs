@@ -105,11 +105,6 @@ pub async fn run_with(
                  printed when it was created); use a fresh --data directory to start over"
             ),
         }
-    } else if !app.users.any_admin()? {
-        warn!(
-            "no admin user yet: the web UI is disabled until one exists. Stop cleannvr and run \
-             `cleannvr --config PATH user add admin --role admin` (password on stdin)"
-        );
     }
 
     let mut ingest = tokio::task::JoinSet::new();
@@ -201,6 +196,8 @@ pub async fn run_with(
         }
     };
     info!("web server listening on {scheme}://{addr}");
+    // No admin yet: log the one-time code for the browser's setup page.
+    web::setup::announce(&app, scheme, addr)?;
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }

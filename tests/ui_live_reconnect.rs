@@ -115,21 +115,3 @@ fn live_tile_survives_camera_and_nvr_restarts() {
     );
     println!("screenshots in {}", screens.display());
 }
-
-/// Whether node, Chromium and playwright-core are here; without them the test
-/// skips, unless `CLEANNVR_REQUIRE_PEERS=1`, when it fails.
-fn require_browser(ui: &Path) -> bool {
-    let missing = if Command::new("node").arg("--version").output().is_err() {
-        Some("node")
-    } else if !Path::new("/usr/bin/chromium").exists() {
-        Some("/usr/bin/chromium")
-    } else if !ui
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        Some("tests/ui/node_modules (npm ci --prefix tests/ui)")
-    } else {
-        None
-    };
-    require_peer(missing.is_none(), missing.unwrap_or_default())
-}

@@ -15,7 +15,7 @@ use tower::ServiceExt;
 
 use cleannvr::audit::Action;
 use cleannvr::auth::Role;
-use cleannvr::clock::{ManualClock, NS_PER_SEC};
+use cleannvr::clock::{Clock, ManualClock, NS_PER_SEC};
 use cleannvr::config::Config;
 use cleannvr::status::{update, StatusBoard, StreamState};
 use cleannvr::store::{segment_rel_path, SegmentRecord, Store};
@@ -301,7 +301,7 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
 // ---------------------------------------------------------------- protection
 
 #[tokio::test]
-async fn public_routes_are_exactly_health_and_login() {
+async fn public_routes_are_exactly_health_login_and_setup() {
     let public: Vec<_> = route_table()
         .into_iter()
         .filter(|r| r.access == Access::Public)
@@ -312,7 +312,11 @@ async fn public_routes_are_exactly_health_and_login() {
         public,
         vec![
             ("GET".to_string(), "/api/health"),
-            ("POST".to_string(), "/api/login")
+            ("POST".to_string(), "/api/login"),
+            // First-run setup: a one-time code, then 409 once an admin
+            // exists (tests/first_run.rs).
+            ("GET".to_string(), "/api/setup"),
+            ("POST".to_string(), "/api/setup"),
         ]
     );
     let rig = rig();
@@ -1124,21 +1128,50 @@ async fn security_headers_on_every_kind_of_response() {
     assert!(!html.contains("<script>") && !html.contains("http://") && !html.contains("https://"));
 }
 
+/// Before an admin exists the UI is served (it shows the setup form), and a
+/// setup code stops working after its hour or once an admin exists some
+/// other way. The loopback run through a real server is tests/first_run.rs.
 #[tokio::test]
-async fn ui_is_refused_until_an_admin_exists() {
+async fn setup_codes_expire_and_end_when_an_admin_exists() {
     let rig = rig_with(false);
     let r = req(Method::GET, "/").send(&rig).await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(r.text().contains("user add admin --role admin"));
-    assert_eq!(
-        req(Method::GET, "/api/health").send(&rig).await.status,
-        StatusCode::OK
-    );
-    rig.app.users.add("boss", Role::Admin, None, PW, 0).unwrap();
-    assert_eq!(
-        req(Method::GET, "/").send(&rig).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("id=\"setup\""));
+    let status = req(Method::GET, "/api/setup").send(&rig).await.json();
+    assert_eq!(status["required"], true);
+    assert!(status["code_valid_until"].is_null(), "none issued yet");
+
+    let now = rig.clock.now_ns();
+    let (code, _) = rig.app.setup.issue(now);
+    let body = |code: &str| json!({"code": code, "username": "boss", "password": PW});
+    let status = req(Method::GET, "/api/setup").send(&rig).await.json();
+    assert!(status["code_valid_until"].is_string());
+    rig.clock.advance(3600 * NS_PER_SEC);
+    let r = req(Method::POST, "/api/setup")
+        .json(body(&code))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("expired"), "{}", r.text());
+    let status = req(Method::GET, "/api/setup").send(&rig).await.json();
+    assert_eq!(status["required"], true);
+    assert!(status["code_valid_until"].is_null());
+    assert!(rig.app.users.get("boss").unwrap().is_none());
+
+    // An admin made with the CLI ends a fresh code too.
+    let (code, _) = rig.app.setup.issue(rig.clock.now_ns());
+    rig.app
+        .users
+        .add("cli-admin", Role::Admin, None, PW, 0)
+        .unwrap();
+    let r = req(Method::POST, "/api/setup")
+        .json(body(&code))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(rig.app.setup.valid_until(rig.clock.now_ns()), None);
+    let status = req(Method::GET, "/api/setup").send(&rig).await.json();
+    assert_eq!(status["required"], false);
 }
 
 // ---------------------------------------------------------------- numbers

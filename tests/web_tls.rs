@@ -350,7 +350,7 @@ fn configured_certificate_is_served() {
         "HSTS with the operator's certificate: {}",
         r.head
     );
-    // No admin yet: the UI explains how to make one, the API still answers.
+    // No admin yet: the UI shows its first-run setup form, the log the code for it.
     let (ui, _) = https(
         &client(ck.cert.der()),
         &addr_of(&nvr),
@@ -360,9 +360,13 @@ fn configured_certificate_is_served() {
         None,
     )
     .unwrap();
-    assert_eq!(ui.status, 503, "{} {}", ui.head, ui.body);
-    assert!(ui.body.contains("user add admin"));
-    assert!(nvr.log.text().contains("no admin user yet"));
+    assert_eq!(ui.status, 200, "{} {}", ui.head, ui.body);
+    assert!(ui.body.contains("id=\"setup\""));
+    let line = nvr.log.find("one-time setup code").unwrap();
+    assert!(
+        line.contains(&format!("https://{}/", addr_of(&nvr))),
+        "{line}"
+    );
     assert!(
         !dir.path().join("data/tls").exists(),
         "nothing generated when files are given"

@@ -49,12 +49,79 @@ function showLogin(message) {
   document.body.dataset.state = "login";
   $("#nav").hidden = true;
   $("#session").hidden = true;
+  $("#setup-view").hidden = true;
   $("#login-view").hidden = false;
   $("#login-error").textContent = message || "";
   $("#login-code-wrap").hidden = true;
   $("#login-code").value = "";
   document.title = "Log in · cleannvr";
   $("#login-user").focus();
+}
+
+/** The first-run form: no admin exists yet (`GET /api/setup`). */
+function showSetup(status, message) {
+  stopView();
+  me = null;
+  setCsrf(null);
+  document.body.dataset.state = "setup";
+  $("#nav").hidden = true;
+  $("#session").hidden = true;
+  $("#login-view").hidden = true;
+  $("#setup-view").hidden = false;
+  const expired = !status.code_valid_until;
+  $("#setup-error").textContent = message
+    || (expired ? "The setup code has been used or has expired. Restart cleannvr: it logs a new one." : "");
+  document.title = "Set up · cleannvr";
+  $("#setup-code").focus();
+}
+
+async function setup(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const err = $("#setup-error");
+  const code = form.code.value.trim();
+  const username = form.username.value.trim();
+  const password = form.password.value;
+  if (!code || !username || !password) {
+    err.textContent = "Enter the setup code, a user name and a password.";
+    return;
+  }
+  if (password.length < 8) {
+    err.textContent = "The password must be at least 8 characters.";
+    form.password.focus();
+    return;
+  }
+  if (password !== form.password2.value) {
+    err.textContent = "The two passwords differ.";
+    form.password2.value = "";
+    form.password2.focus();
+    return;
+  }
+  const btn = form.querySelector("button");
+  btn.disabled = true;
+  err.textContent = "";
+  try {
+    const session = await api("POST", "/api/setup", { code, username, password }, { noExpiry: true });
+    form.reset();
+    $("#setup-view").hidden = true;
+    showApp(session);
+    notify(`Administrator ${session.user.name} created. Add other users under Users.`, "ok");
+    $("#main").focus();
+  } catch (e) {
+    if (e.status === 409) {
+      $("#setup-view").hidden = true;
+      showLogin("Setup is already done. Log in.");
+      return;
+    }
+    if (e.status === 429) err.textContent = `Too many wrong codes. Try again in ${e.retryAfter || "a few"} seconds.`;
+    else if (e.status === 403) {
+      err.textContent = /wrong/.test(e.message) ? "Wrong setup code. Copy it again from the server log."
+        : `${e.message.charAt(0).toUpperCase()}${e.message.slice(1)}.`;
+      form.code.focus();
+    } else err.textContent = e.message;
+  } finally {
+    btn.disabled = false;
+  }
 }
 
 function showApp(session) {
@@ -64,6 +131,7 @@ function showApp(session) {
   document.body.dataset.state = "app";
   document.body.dataset.role = me.role;
   $("#login-view").hidden = true;
+  $("#setup-view").hidden = true;
   $("#session").hidden = false;
   fill($("#who"), h("span", { class: "user", text: me.name }), " ", h("span", { class: `role role-${me.role}`, text: me.role }));
   for (const a of $$("#nav a")) a.parentElement.hidden = !allowed(me.role, a.dataset.role) || (mustEnrol && a.dataset.view !== "account");
@@ -188,7 +256,13 @@ onSessionExpired(() => {
 });
 
 $("#login").addEventListener("submit", login);
+$("#setup").addEventListener("submit", setup);
 $("#logout").addEventListener("click", logout);
 window.addEventListener("hashchange", route);
 
-api("GET", "/api/me", undefined, { noExpiry: true }).then(showApp, () => showLogin(""));
+api("GET", "/api/me", undefined, { noExpiry: true }).then(showApp, async () => {
+  // Not logged in: a fresh server shows its setup form instead of a login nobody can pass.
+  const status = await api("GET", "/api/setup", undefined, { noExpiry: true }).catch(() => null);
+  if (status && status.required) showSetup(status);
+  else showLogin("");
+});

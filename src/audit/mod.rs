@@ -65,6 +65,9 @@ pub enum Action {
     TotpReset,
     /// A login used one of the user's recovery codes (the detail says how many remain).
     RecoveryCodeUsed,
+    /// A first-run setup attempt was refused (wrong or expired code, or an
+    /// admin already exists). The code itself is never recorded.
+    SetupRefused,
 }
 
 impl Action {
@@ -89,6 +92,7 @@ impl Action {
             Action::TotpDisable => "totp_disable",
             Action::TotpReset => "totp_reset",
             Action::RecoveryCodeUsed => "recovery_code_used",
+            Action::SetupRefused => "setup_refused",
         }
     }
 

@@ -10,6 +10,7 @@ pub mod login;
 pub mod ratelimit;
 pub mod session;
 pub mod totp;
+pub mod setup;
 
 use std::sync::OnceLock;
 

@@ -178,12 +178,24 @@ pub async fn login(
     };
     let user = passed.user;
     record_factor(&app, &user.name, &client, passed.factor).await?;
-    let new = app.sessions.create(&user.name, &client)?;
     let how = match passed.factor {
         None => "password",
         Some(Accepted::Code) => "password+totp",
         Some(Accepted::Recovery { .. }) => "password+recovery_code",
     };
+    start_session(&app, &user, client, how).await
+}
+
+/// Opens a session for `user` (just authenticated; `how` goes into the
+/// `login` audit entry), and answers with the session cookie, CSRF token and
+/// expiry: the reply of both login and first-run setup.
+pub(super) async fn start_session(
+    app: &Arc<App>,
+    user: &User,
+    client: String,
+    how: &str,
+) -> Result<Response, ApiError> {
+    let new = app.sessions.create(&user.name, &client)?;
     if let Err(e) = app
         .record(Event {
             actor: user.name.clone(),
@@ -200,11 +212,11 @@ pub async fn login(
     let lt = app.sessions.lifetimes();
     let expires = new.session.created_ns + lt.absolute_ns;
     let mut resp = Json(json!({
-        "user": UserView::from(&user),
+        "user": UserView::from(user),
         "csrf_token": new.session.csrf,
         "expires_at": rfc3339(expires),
         "idle_timeout_seconds": lt.idle_ns / NS_PER_SEC,
-        "totp_enrolment_required": app.must_enrol(&user),
+        "totp_enrolment_required": app.must_enrol(user),
     }))
     .into_response();
     resp.headers_mut().insert(

@@ -17,6 +17,7 @@ mod isolation;
 mod live;
 pub mod revocation;
 pub mod error;
+pub mod setup;
 pub mod media;
 pub mod metrics;
 pub mod tls;
@@ -73,8 +74,10 @@ pub struct App {
     pub sessions: Sessions,
     /// Audit log.
     pub audit: AuditLog,
-    /// Login rate limiter.
+    /// Login rate limiter (also counts first-run setup attempts).
     pub limiter: LoginLimiter,
+    /// The first-run setup code, while no admin exists.
+    pub setup: crate::auth::setup::SetupCode,
     /// Password verifications (argon2: 19 MiB and a core each) at once.
     pub verify_slots: Arc<tokio::sync::Semaphore>,
     /// Wall clock (a `ManualClock` in tests).
@@ -110,6 +113,7 @@ impl App {
             sessions: Sessions::open(db, clock.clone(), lifetimes)?,
             audit: AuditLog::open(db, store.dir())?,
             limiter: LoginLimiter::new(ratelimit::Limits::default()),
+            setup: Default::default(),
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
             )),
@@ -149,7 +153,7 @@ impl App {
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, no session (health, login, the UI's static files).
+    /// Anyone, no session (health, login, first-run setup, the UI's static files).
     Public,
     /// Any logged-in user; results are filtered to the user's cameras.
     User,
@@ -195,6 +199,8 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
     vec![
         r(Method::GET, "/api/health", Public, get(api::health)),
         r(Method::POST, "/api/login", Public, post(api::login)),
+        r(Method::GET, "/api/setup", Public, get(setup::status)),
+        r(Method::POST, "/api/setup", Public, post(setup::create)),
         r(Method::POST, "/api/logout", Account, post(api::logout)),
         r(Method::GET, "/api/me", Account, get(api::me)),
         r(

@@ -1,25 +1,15 @@
 //! The static UI from `web/`, embedded in the binary at build time so an
-//! install is one file. Until an admin exists (`cleannvr run` on a fresh
-//! data directory) it serves a page that says how to create one instead.
+//! install is one file. Until an admin exists the UI itself shows the
+//! first-run setup form (see `web::setup`).
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use include_dir::{include_dir, Dir};
 
 use super::error::ApiError;
-use super::App;
 
 static UI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/web");
-
-const SETUP_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<title>cleannvr: setup needed</title></head><body><h1>No admin user yet</h1>\
-<p>Create one on the server, then reload this page:</p>\
-<pre>cleannvr --config /etc/cleannvr/cleannvr.toml user add admin --role admin</pre>\
-<p>The command reads the password from standard input. Stop cleannvr first: \
-the database allows one process at a time.</p></body></html>";
 
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
@@ -35,8 +25,8 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// Fallback handler: static files, a JSON 404 under `/api/`, or the setup page.
-pub async fn serve(State(app): State<Arc<App>>, req: Request) -> Response {
+/// Fallback handler: static files, or a JSON 404 under `/api/`.
+pub async fn serve(req: Request) -> Response {
     let path = req.uri().path();
     if path.starts_with("/api/") || path == "/api" {
         return ApiError::not_found("no such API route").into_response();
@@ -52,11 +42,6 @@ pub async fn serve(State(app): State<Arc<App>>, req: Request) -> Response {
         .any(|s| s.is_empty() || s == "." || s == "..")
     {
         return StatusCode::NOT_FOUND.into_response();
-    }
-    match app.users.any_admin() {
-        Ok(true) => {}
-        Ok(false) => return (StatusCode::SERVICE_UNAVAILABLE, Html(SETUP_PAGE)).into_response(),
-        Err(e) => return ApiError::from(e).into_response(),
     }
     match UI.get_file(rel) {
         Some(f) => (

@@ -686,3 +686,31 @@ pub fn scrape(base: &str, token: &str) -> String {
     assert!(out.status.success(), "GET /metrics: {}", out.status);
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// The one-time setup code a fresh `cleannvr run` (no admin yet) logs, as
+/// `ABCD-EFGH-JKMN-PQRS`; waits for the line.
+pub fn setup_code(log: &Lines) -> String {
+    wait_for(Duration::from_secs(30), "the setup code in the log", || {
+        let line = log.find("one-time setup code ")?;
+        let code = line.split("one-time setup code ").nth(1)?.get(..19)?;
+        Some(code.to_owned())
+    })
+}
+
+/// Whether node, Chromium and playwright-core are here; without them the test
+/// skips, unless `CLEANNVR_REQUIRE_PEERS=1`, when it fails.
+pub fn require_browser(ui: &Path) -> bool {
+    let missing = if Command::new("node").arg("--version").output().is_err() {
+        Some("node")
+    } else if !Path::new("/usr/bin/chromium").exists() {
+        Some("/usr/bin/chromium")
+    } else if !ui
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        Some("tests/ui/node_modules (npm ci --prefix tests/ui)")
+    } else {
+        None
+    };
+    require_peer(missing.is_none(), missing.unwrap_or_default())
+}
