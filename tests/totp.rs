@@ -306,3 +306,104 @@ fn totp_second_factor_end_to_end() {
     assert_eq!(reset[0]["actor"], "cli");
     assert_eq!(reset[0]["target"], "root");
 }
+
+/// Spending a code changes the user's row (the step used), but it is not a
+/// change of rights: a live view open elsewhere must keep running when the
+/// same user logs in with a code on a second device. Removing the second
+/// factor (an admin's `DELETE /api/users/{name}/totp`) is a change, and
+/// ends it; the user then logs in with the password alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_login_elsewhere_keeps_live_views_and_a_reset_ends_them() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    if !require_peer(have_oathtool(), "oathtool (Debian package oathtool)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cleannvr.toml");
+    // One camera that never answers: the view stays open and quiet.
+    let gate = "[[camera]]\nid = \"gate\"\nurl = \"rtsp://127.0.0.1:9/unreachable\"\n";
+    std::fs::write(&cfg, config(dir.path(), 60, gate)).unwrap();
+    common::add_user(&cfg, "root", "admin", ROOT_PW);
+    common::add_user(&cfg, "op", "operator", OP_PW);
+    let nvr = Nvr::start(cfg, &["run"]);
+    let base = nvr.http.clone();
+    let (root, op, secret) = {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            let root = HttpSession::login(&base, "root", ROOT_PW);
+            let op = HttpSession::login(&base, "op", OP_PW);
+            let (secret, _) = enrol(&op, OP_PW);
+            (root, op, secret)
+        })
+        .await
+        .unwrap()
+    };
+    let ws_url = format!("{}/api/cameras/gate/live", base.replacen("http", "ws", 1));
+    let mut req = ws_url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("cookie", op.cookie.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+
+    // A second device logs in with the next code.
+    let (st, r) = {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            let (st, r, _) = login(
+                &base,
+                "op",
+                OP_PW,
+                json!({"totp_code": oath(&secret, now_s() + 30)}),
+            );
+            (st, r)
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(st, 200, "{r}");
+    // The view re-checks every 0.5 s: three seconds of silence is plenty.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), ws.next())
+            .await
+            .is_err(),
+        "the live view ended when the same user logged in elsewhere with a code"
+    );
+
+    let (st, r) = {
+        let root = HttpSession {
+            base: root.base.clone(),
+            cookie: root.cookie.clone(),
+            csrf: root.csrf.clone(),
+        };
+        tokio::task::spawn_blocking(move || root.send("DELETE", "/api/users/op/totp", &json!({})))
+            .await
+            .unwrap()
+    };
+    assert_eq!(st, 204, "{r}");
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("live view still open 10 s after the reset");
+    assert_eq!(closed, Some(1008));
+    let base2 = base.clone();
+    let (st, r, _) = tokio::task::spawn_blocking(move || login(&base2, "op", OP_PW, json!({})))
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "password alone after the admin's reset: {r}");
+    let reset = tokio::task::spawn_blocking(move || root.audit("totp_reset"))
+        .await
+        .unwrap();
+    assert_eq!(reset.len(), 1, "{reset:?}");
+    assert_eq!(reset[0]["actor"], "root");
+    assert_eq!(reset[0]["target"], "op");
+    assert_eq!(reset[0]["detail"], "was_enabled=true");
+}
