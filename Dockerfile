@@ -23,9 +23,20 @@ RUN apt-get update \
  && chmod 0700 /data
 COPY --from=build /src/target/release/cleannvr /usr/local/bin/cleannvr
 COPY config/docker.toml /config/cleannvr.toml
-ENV CLEANNVR_CONFIG=/config/cleannvr.toml
+# `demo` uses the same place and port as `run` with the baked-in config: its
+# recordings go to the /data volume (the working directory is not writable),
+# and the health check below finds it where it finds `run`.
+ENV CLEANNVR_CONFIG=/config/cleannvr.toml \
+    CLEANNVR_DEMO_DATA=/data \
+    CLEANNVR_DEMO_LISTEN=0.0.0.0:8443
 USER cleannvr
+WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8443
+# `cleannvr health` asks the server's /api/health through the configured
+# listener (on loopback, pinning the server's own certificate): no curl in
+# the image. A config with another listen address or certificate is followed.
+HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 \
+  CMD ["/usr/local/bin/cleannvr", "health"]
 ENTRYPOINT ["/usr/local/bin/cleannvr"]
 CMD ["run"]

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+mod health;
+
 use crate::config::{CameraConfig, Config, ServerConfig, StorageConfig, Transport};
 use crate::store::{check, Store};
 
@@ -40,16 +42,18 @@ pub enum Command {
         /// Number of synthetic cameras.
         #[arg(long, default_value_t = 1)]
         cameras: usize,
-        /// Storage directory for the demo recordings.
-        #[arg(long, default_value = "./demo-data")]
+        /// Storage directory for the demo recordings (the Docker image sets `/data`).
+        #[arg(long, env = "CLEANNVR_DEMO_DATA", default_value = "./demo-data")]
         data: PathBuf,
-        /// Web server address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        /// Web server address (the Docker image sets `0.0.0.0:8443`).
+        #[arg(long, env = "CLEANNVR_DEMO_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
         /// Segment length in seconds.
         #[arg(long, default_value_t = 60)]
         segment_seconds: u32,
     },
+    /// Ask the running server's `/api/health` through the configured listener: exit 0 when healthy.
+    Health,
     /// Find ONVIF cameras (WS-Discovery) and list their profiles and stream URIs.
     Discover(crate::onvif::cli::DiscoverArgs),
     /// Report whether each ONVIF camera could reach the internet (gateway, DNS, NTP, protocols).
@@ -117,6 +121,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(demo(cameras, data, listen, segment_seconds))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Health => health::health_cmd(&cli.config),
         Command::Discover(args) => crate::onvif::cli::discover_cmd(args, &cli.config),
         Command::AuditCameras(args) => crate::onvif::cli::audit_cmd(args, &cli.config),
         Command::User { cmd } => crate::auth::cli::user_cmd(cmd, &cli.config),

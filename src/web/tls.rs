@@ -43,6 +43,11 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Where the self-signed certificate lives (`tls = true`, no files given).
+pub fn generated_cert_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("tls").join("cert.pem")
+}
+
 /// Loads or creates the server identity; `None` when `tls = false`.
 pub fn load(setting: &TlsSetting, data_dir: &Path) -> anyhow::Result<Option<Identity>> {
     let (cert_path, key_path, generated) = match setting {
@@ -50,7 +55,7 @@ pub fn load(setting: &TlsSetting, data_dir: &Path) -> anyhow::Result<Option<Iden
         TlsSetting::Files { cert, key } => (cert.clone(), key.clone(), false),
         TlsSetting::Enabled(true) => {
             let dir = data_dir.join("tls");
-            let cert = dir.join("cert.pem");
+            let cert = generated_cert_path(data_dir);
             let key = dir.join("key.pem");
             let generated = !cert.exists() || !key.exists();
             if generated {
