@@ -102,7 +102,13 @@ async fn downloads_recheck_current_rights_and_are_audited() {
 
     // Demoted to viewer: no file of the earlier export any more.
     set_user(&web, &admin, "op", json!({ "role": "viewer" })).await;
-    for name in ["cam.mp4", "other.mp4", "manifest.json", "SHA256SUMS"] {
+    for name in [
+        "cam.mp4",
+        "other.mp4",
+        "manifest.json",
+        "SHA256SUMS",
+        "player.html",
+    ] {
         let r = web.get(&file(name), &op, &[]).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{name} as a viewer");
         assert_eq!(r.json()["error"], "forbidden");
@@ -125,7 +131,7 @@ async fn downloads_recheck_current_rights_and_are_audited() {
         web.get(&file("other.mp4"), &op, &[]).await.status,
         StatusCode::OK
     );
-    for name in ["cam.mp4", "manifest.json", "SHA256SUMS"] {
+    for name in ["cam.mp4", "manifest.json", "SHA256SUMS", "player.html"] {
         let r = web.get(&file(name), &op, &[]).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{name} limited to other");
     }

@@ -121,11 +121,12 @@ async fn operator_exports_two_cameras_with_manifest_hashes_and_audit() {
         let name = f["file"].as_str().unwrap();
         assert_eq!(r.header("content-length"), r.body.len().to_string());
         // Media files carry their hash; the manifest's is the job's
-        // manifest_sha256 (it cannot list itself); SHA256SUMS is checked by
+        // manifest_sha256 (it cannot list itself); SHA256SUMS, and the player
+        // (made from the manifest, listed in SHA256SUMS), are checked by
         // export::verify below. A media file without a hash fails here.
         let sha = match name {
             "manifest.json" => done["manifest_sha256"].as_str(),
-            "SHA256SUMS" => None,
+            "SHA256SUMS" | "player.html" => None,
             _ => Some(
                 f["sha256"]
                     .as_str()

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod jobs;
+pub mod player;
 pub mod quota;
 
 use std::fs::File;
@@ -31,6 +32,7 @@ pub const FORMAT: &str = "cleannvr-export/1";
 pub const MANIFEST: &str = "manifest.json";
 /// Name of the `sha256sum -c` file in an export directory.
 pub const SUMS: &str = "SHA256SUMS";
+pub use player::PLAYER;
 /// Longest range one export may cover (as for recordings queries).
 pub const MAX_RANGE_NS: i64 = 31 * 86_400 * 1_000_000_000;
 
@@ -372,6 +374,12 @@ fn write(
     let manifest_sha256 = sha256_hex(&json);
     write_synced(&dir.join(MANIFEST), &json)?;
     sums.push_str(&format!("{manifest_sha256}  {MANIFEST}\n"));
+    // The offline player embeds the manifest, so it comes after it; the manifest cannot
+    // list it, SHA256SUMS does.
+    player::write_player(dir, &json)?;
+    let (player_sha256, _) = hash_file(&dir.join(PLAYER))
+        .with_context(|| format!("hashing {}", dir.join(PLAYER).display()))?;
+    sums.push_str(&format!("{player_sha256}  {PLAYER}\n"));
     write_synced(&dir.join(SUMS), sums.as_bytes())?;
     sync_dir(dir)?;
     Ok(Outcome {
@@ -516,8 +524,13 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
                     v.problems.push(format!("{SUMS}: bad line {line:?}"));
                     continue;
                 };
+                let player_sha;
                 let want = if name == MANIFEST {
                     Some(v.manifest_sha256.as_str())
+                } else if name == PLAYER {
+                    // Made from the manifest, so not listed in it: check the file itself.
+                    player_sha = hash_file(&dir.join(PLAYER)).ok().map(|(s, _)| s);
+                    player_sha.as_deref()
                 } else {
                     manifest
                         .files()
@@ -535,7 +548,7 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
     let listed: Vec<&str> = manifest.files().map(|f| f.file.as_str()).collect();
     for e in std::fs::read_dir(dir)?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name != MANIFEST && name != SUMS && !listed.contains(&name.as_str()) {
+        if name != MANIFEST && name != SUMS && name != PLAYER && !listed.contains(&name.as_str()) {
             v.problems
                 .push(format!("{name}: not listed in the manifest"));
         }
@@ -558,7 +571,8 @@ pub fn download_scope(
     if !may_export {
         return Err("only operators and admins may download exports".into());
     }
-    let cameras: Vec<String> = if name == MANIFEST || name == SUMS {
+    // The player embeds the whole manifest.
+    let cameras: Vec<String> = if name == MANIFEST || name == SUMS || name == PLAYER {
         m.cameras.iter().map(|c| c.camera.clone()).collect()
     } else {
         m.cameras

@@ -653,7 +653,7 @@ async fn export_status(
             .collect();
         let whole = may(manifest, export::MANIFEST);
         if whole {
-            for name in [export::MANIFEST, export::SUMS] {
+            for name in [export::MANIFEST, export::SUMS, export::PLAYER] {
                 files.push(
                     json!({ "file": name, "url": format!("/api/exports/{id}/files/{name}") }),
                 );
@@ -710,8 +710,10 @@ async fn export_file(
         .await
         .map_err(|_| ApiError::not_found("export not finished"))?;
     let m: export::Manifest = serde_json::from_slice(&manifest).map_err(ApiError::internal)?;
-    let listed =
-        name == export::MANIFEST || name == export::SUMS || m.files().any(|f| f.file == name);
+    let listed = name == export::MANIFEST
+        || name == export::SUMS
+        || name == export::PLAYER
+        || m.files().any(|f| f.file == name);
     if !listed {
         return Err(ApiError::not_found("no such file in this export"));
     }

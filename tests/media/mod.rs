@@ -44,16 +44,45 @@ pub fn segment(
     size: (u32, u32),
     audio: bool,
 ) -> SegmentRecord {
+    let picture = format!(
+        "testsrc2=size={}x{}:rate=25:duration={seconds}",
+        size.0, size.1
+    );
+    segment_of(store, camera, start_s, seconds, codec, &picture, audio)
+}
+
+/// Width in pixels of one bar of [`frame_code`].
+pub const CODE_BAR: u32 = 32;
+
+/// A lavfi source (320x240, 25 fps) whose every frame shows its wall-clock frame number
+/// since `T0` as 10 vertical bars, least significant bit on the left, white for 1: a
+/// player's picture can be read back to the instant it shows (frame `n` is `T0 + n * 40 ms`).
+pub fn frame_code(start_s: f64, seconds: u32) -> String {
+    let first = (start_s * 25.0).round() as i64;
+    format!(
+        "nullsrc=size=320x240:rate=25:duration={seconds},\
+         geq=lum='255*mod(floor((N+{first})/pow(2,floor(X/{CODE_BAR}))),2)':cb=128:cr=128"
+    )
+}
+
+/// [`segment`] with the picture from lavfi source `picture` (which must be `seconds` long
+/// at 25 fps).
+pub fn segment_of(
+    store: &Store,
+    camera: &str,
+    start_s: f64,
+    seconds: u32,
+    codec: Codec,
+    picture: &str,
+    audio: bool,
+) -> SegmentRecord {
     let start_ns = at(start_s);
     let rel = segment_rel_path(camera, start_ns);
     let path = store.dir().join(&rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "testsrc2=size={}x{}:rate=25:duration={seconds}",
-            size.0, size.1
-        ));
+        .arg(picture);
     if audio {
         // Encoded to ADTS first and copied in: muxing straight from the AAC encoder makes
         // ffmpeg shift video by the encoder's priming and stretch the first frame, which

@@ -26,13 +26,13 @@ export function summary() {
   return `ui: ${passed} passed, 0 failed`;
 }
 
-/** A fresh browser profile; `close()` removes it. */
-export async function launch() {
+/** A fresh browser profile; `close()` removes it. `extraArgs` are added to [`FLAGS`]. */
+export async function launch(extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), "cleannvr-ui-"));
   const ctx = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
-    args: FLAGS,
+    args: [...FLAGS, ...extraArgs],
     viewport: { width: 1280, height: 900 },
   });
   const page = ctx.pages()[0] || (await ctx.newPage());
