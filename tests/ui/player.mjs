@@ -110,7 +110,10 @@ try {
   await page.waitForTimeout(300);
   const t = await page.evaluate(() => document.getElementById("video").currentTime);
   c = await clock();
-  check(Math.abs(c.ms - (c0.ms + (t - t0) * 1000)) <= cfg.frame_ms + 5, "clock follows playback (as far as media time moved)", { t, t0, ms: c.ms, ms0: c0.ms });
+  // The painted frame may trail the position a little after a pause; the exact check
+  // (clock = the picture's own instant) follows below.
+  const moved = c.ms - c0.ms, want = (t - t0) * 1000;
+  check(moved <= want + cfg.frame_ms + 5 && moved >= want - 250, "clock follows playback (as far as media time moved)", { t, t0, ms: c.ms, ms0: c0.ms });
   check(c.time !== start.time, "clock moved on while playing", c);
   await page.screenshot({ path: join(cfg.screens, "2-played.png"), fullPage: true });
 
