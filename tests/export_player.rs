@@ -16,7 +16,8 @@ use media::*;
 
 #[test]
 fn player_html_plays_offline_shows_local_time_and_checks_the_package() {
-    if !common::require_browser() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if !common::require_browser(&ui) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -95,7 +96,7 @@ fn player_html_plays_offline_shows_local_time_and_checks_the_package() {
         "t0_ms": T0 / 1_000_000, "frame_ms": FRAME_NS / 1_000_000, "bar": CODE_BAR,
     })
     .to_string();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/player.mjs");
+    let script = ui.join("player.mjs");
     let run = Command::new("node")
         .arg(&script)
         .arg(&cfg)

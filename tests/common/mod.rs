@@ -55,25 +55,6 @@ pub fn require_peer(available: bool, what: &str) -> bool {
     false
 }
 
-/// Whether node, Debian's Chromium and playwright-core (`tests/ui/node_modules`) are
-/// here for the scripts in `tests/ui` ([`require_peer`] decides skip or fail).
-pub fn require_browser() -> bool {
-    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
-    let missing = if Command::new("node").arg("--version").output().is_err() {
-        Some("node")
-    } else if !Path::new("/usr/bin/chromium").exists() {
-        Some("/usr/bin/chromium")
-    } else if !ui
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        Some("tests/ui/node_modules (npm ci --prefix tests/ui)")
-    } else {
-        None
-    };
-    require_peer(missing.is_none(), missing.unwrap_or_default())
-}
-
 /// Whether this process runs as root (tmpfs mounts, network namespaces).
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
