@@ -10,6 +10,7 @@ mod media;
 use std::path::Path;
 use std::process::Command;
 
+use cleannvr::clock::parse_rfc3339;
 use cleannvr::export::{self, PLAYER};
 use cleannvr::store::Store;
 use media::*;
@@ -86,13 +87,39 @@ fn player_html_plays_offline_shows_local_time_and_checks_the_package() {
     let v = export::verify(&out).unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
 
+    // Across the end of British Summer Time: 01:30 BST and, an hour later, 01:30 GMT.
+    let dst_out = dir.path().join("evidence-dst");
+    {
+        let store = Store::open(&data).unwrap();
+        for t in ["2025-10-26T00:30:00Z", "2025-10-26T01:30:00Z"] {
+            let s = (parse_rfc3339(t).unwrap() - T0) as f64 / 1e9;
+            segment(&store, "gate", s, 2, Codec::H264, (320, 240), false);
+        }
+    }
+    let (ok, text) = common::cli(
+        &config,
+        &[
+            "export",
+            "--camera",
+            "gate",
+            "--start",
+            "2025-10-26T00:30:00Z",
+            "--end",
+            "2025-10-26T01:30:02Z",
+            "--out",
+            dst_out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(ok, "{text}");
+
     let screens = Path::new(env!("CARGO_TARGET_TMPDIR")).join("export-player");
     let _ = std::fs::remove_dir_all(&screens);
     std::fs::create_dir_all(&screens).unwrap();
     let work = dir.path().join("copies");
     std::fs::create_dir(&work).unwrap();
     let cfg = serde_json::json!({
-        "pkg": out, "work": work, "screens": screens,
+        "pkg": out, "dst": dst_out, "work": work, "screens": screens,
         "t0_ms": T0 / 1_000_000, "frame_ms": FRAME_NS / 1_000_000, "bar": CODE_BAR,
     })
     .to_string();

@@ -246,6 +246,24 @@ try {
   check(said.includes(`${hevc} cannot be played in this browser: it is H.265`) && said.includes("intact"), "an undecodable H.265 file is explained (and said to be intact)", said);
   await page.screenshot({ path: join(cfg.screens, "5-hevc.png"), fullPage: true });
 
+  // The October change: the two 01:30s, told apart by zone and offset, in the table,
+  // the gap and the clock.
+  await page.goto(url(cfg.dst));
+  await page.waitForFunction(() => document.getElementById("video").readyState >= 2, null, { timeout: 60000 });
+  const table = await page.textContent("#files tbody");
+  check(table.includes("2025-10-26 01:30:00.000 BST (UTC+01:00)") && table.includes("2025-10-26 01:30:02.000 GMT (UTC+00:00)"),
+    "the file runs from 01:30 BST to 01:30 GMT", table);
+  const dstGaps = await page.textContent("#gaps");
+  check(dstGaps.includes("01:30:02.000 BST (UTC+01:00) to 2025-10-26 01:30:00.000 GMT (UTC+00:00)"), "the hour between is a gap from 01:30 BST to 01:30 GMT", dstGaps);
+  await page.waitForFunction(() => document.getElementById("clock-zone").textContent.startsWith("BST"), null, { timeout: 30000 }).catch(() => {});
+  c = await clock();
+  check(c.time.startsWith("01:30:00") && c.zone.startsWith("BST, UTC+01:00"), "the clock starts at 01:30 BST", c);
+  await page.evaluate(() => { document.getElementById("video").currentTime = 3600.5; });
+  await page.waitForFunction(() => document.getElementById("clock-zone").textContent.startsWith("GMT"), null, { timeout: 30000 }).catch(() => {});
+  c = await clock();
+  check(c.time.startsWith("01:30:00.") && c.zone.startsWith("GMT, UTC+00:00"), "an hour on, the clock shows 01:30 GMT", c);
+  await page.screenshot({ path: join(cfg.screens, "6-october.png"), fullPage: true });
+
   check(offNet.length === 0, "no request left file:// (offline, nothing fetched)", offNet);
   check(errors.length === 0, "no script errors", errors);
   console.log(summary());
