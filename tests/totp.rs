@@ -136,9 +136,17 @@ fn totp_second_factor_end_to_end() {
         &json!({"password": "not the password"}),
     );
     assert_eq!(st, 401);
+    let (_, _, earlier) = login(&base, "root", ROOT_PW, json!({}));
+    let earlier = earlier.unwrap();
     let (secret, recovery) = enrol(&root, ROOT_PW);
-    // Enrolled: the same session may now do what an admin does.
+    // Enrolled: the same session may now do what an admin does; another
+    // opened with the password alone has ended.
     assert_eq!(root.get("/api/cameras").0, 200);
+    assert_eq!(
+        earlier.get("/api/me").0,
+        401,
+        "a password-only session outlived enrolment"
+    );
     assert_eq!(root.json("/api/me")["totp_enrolment_required"], false);
 
     // The login step.
@@ -310,8 +318,8 @@ fn totp_second_factor_end_to_end() {
 /// Spending a code changes the user's row (the step used), but it is not a
 /// change of rights: a live view open elsewhere must keep running when the
 /// same user logs in with a code on a second device. Removing the second
-/// factor (an admin's `DELETE /api/users/{name}/totp`) is a change, and
-/// ends it; the user then logs in with the password alone.
+/// factor (an admin's `DELETE /api/users/{name}/totp`) ends the view and
+/// the user's sessions; the user then logs in with the password alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_code_login_elsewhere_keeps_live_views_and_a_reset_ends_them() {
     use futures::StreamExt;
@@ -394,6 +402,10 @@ async fn a_code_login_elsewhere_keeps_live_views_and_a_reset_ends_them() {
     .await
     .expect("live view still open 10 s after the reset");
     assert_eq!(closed, Some(1008));
+    let op_after = tokio::task::spawn_blocking(move || op.get("/api/me").0)
+        .await
+        .unwrap();
+    assert_eq!(op_after, 401, "the reset ends the user's sessions");
     let base2 = base.clone();
     let (st, r, _) = tokio::task::spawn_blocking(move || login(&base2, "op", OP_PW, json!({})))
         .await

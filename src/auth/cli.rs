@@ -189,12 +189,16 @@ pub fn user_cmd(cmd: UserCmd, config: &Path) -> anyhow::Result<ExitCode> {
                 crate::auth::UserError::NotFound => anyhow::anyhow!("no such user {name}"),
                 e => anyhow::anyhow!("{e}"),
             })?;
+            sessions.revoke_user(&name)?;
             audit.append(
                 clock.now_ns(),
                 cli_event(Action::TotpReset, &name, format!("was_enabled={had}")),
             )?;
             if had {
-                println!("second factor removed for {name}; they log in with the password alone");
+                println!(
+                    "second factor removed for {name} and their sessions ended; they log in \
+                     with the password alone"
+                );
             } else {
                 println!("{name} had no second factor; nothing changed");
             }

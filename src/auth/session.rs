@@ -176,6 +176,27 @@ impl Sessions {
         Ok(n)
     }
 
+    /// Ends every session of `user` except the one for `keep` (the second
+    /// factor turned on or off: sessions opened under the old rule end, the
+    /// one that made the change goes on). Returns how many ended.
+    pub fn revoke_others(&self, user: &str, keep: &str) -> anyhow::Result<usize> {
+        let keep = token_key(keep);
+        let mut n = 0;
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            if k.as_ref() == keep.as_slice() {
+                continue;
+            }
+            let owner = serde_json::from_slice::<Session>(&v).map(|s| s.user).ok();
+            if owner.as_deref().is_none_or(|o| o == user) {
+                self.tree.remove(k)?;
+                n += 1;
+            }
+        }
+        self.tree.flush()?;
+        Ok(n)
+    }
+
     /// Deletes expired sessions (run at each login so abandoned sessions do
     /// not pile up; the count is bounded by logins per lifetime).
     pub fn prune(&self) -> anyhow::Result<usize> {
@@ -271,6 +292,14 @@ mod tests {
         assert!(s.get(&b.token).unwrap().is_some());
         assert_eq!(s.revoke_user("bob").unwrap(), 1);
         assert!(s.get(&b.token).unwrap().is_none());
+
+        let keep = s.create("carol", "x").unwrap();
+        let other = s.create("carol", "y").unwrap();
+        let dave = s.create("dave", "x").unwrap();
+        assert_eq!(s.revoke_others("carol", &keep.token).unwrap(), 1);
+        assert!(s.get(&keep.token).unwrap().is_some());
+        assert!(s.get(&other.token).unwrap().is_none());
+        assert!(s.get(&dave.token).unwrap().is_some());
     }
 
     #[test]

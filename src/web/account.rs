@@ -92,12 +92,17 @@ pub async fn confirm(
         Ok(codes) => codes,
         Err(why) => return Err(refused(&app, c.user.name.clone(), c.client.clone(), why).await),
     };
+    // Sessions opened with the password alone end; this one proved the code.
+    let ended = app.sessions.revoke_others(&c.user.name, &c.token)?;
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::TotpEnable,
         target: c.user.name.clone(),
         client: c.client.clone(),
-        detail: format!("recovery_codes={}", codes.len()),
+        detail: format!(
+            "recovery_codes={} other_sessions_ended={ended}",
+            codes.len()
+        ),
     })
     .await?;
     Ok(Json(json!({ "recovery_codes": codes })))
@@ -137,12 +142,13 @@ pub async fn disable(
     };
     record_factor(&app, &c.user.name, &c.client, passed.factor).await?;
     app.users.clear_totp(&c.user.name)?;
+    let ended = app.sessions.revoke_others(&c.user.name, &c.token)?;
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::TotpDisable,
         target: c.user.name.clone(),
         client: c.client.clone(),
-        detail: String::new(),
+        detail: format!("other_sessions_ended={ended}"),
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -204,7 +204,8 @@ pub async fn remove(
 }
 
 /// `DELETE /api/users/{name}/totp` → 204: removes the user's second factor
-/// (a lost phone); they log in with the password alone and may enrol again.
+/// (a lost phone) and ends their sessions; they log in with the password
+/// alone and may enrol again.
 pub async fn reset_totp(
     State(app): State<Arc<App>>,
     Extension(c): Extension<Caller>,
@@ -212,6 +213,9 @@ pub async fn reset_totp(
 ) -> Result<StatusCode, ApiError> {
     name_param(&name)?;
     let had = app.users.clear_totp(&name)?;
+    // A reset is for a lost (perhaps stolen) phone: whatever was logged in
+    // as this user ends too.
+    app.sessions.revoke_user(&name)?;
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::TotpReset,
