@@ -1,18 +1,43 @@
-//! Wall-clock access behind a trait, so retention and rotation can be tested
-//! with a simulated clock instead of sleeps.
+//! Time behind a trait, so retention, rotation and the ingest reconnect
+//! loop can be tested with a simulated clock instead of sleeps: wall time
+//! for what is shown and stored, monotonic time and sleeps for timers
+//! (reconnect delays, stall and no-media timeouts). A [`ManualClock`] only
+//! moves when told to, and its sleeps return at once having moved it, so a
+//! test runs hours of reconnects in milliseconds.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Source of wall-clock time in nanoseconds since the Unix epoch (UTC).
+use futures::future::BoxFuture;
+
+/// Source of wall-clock time, monotonic time and sleeps.
 pub trait Clock: Send + Sync + 'static {
     /// Current wall time, nanoseconds since the Unix epoch.
     fn now_ns(&self) -> i64;
+
+    /// Time since an arbitrary origin that never jumps with wall-clock
+    /// changes; for timers and for how long a session ran.
+    fn monotonic(&self) -> Duration;
+
+    /// Waits until [`Clock::monotonic`] reaches `deadline`.
+    fn sleep_until(&self, deadline: Duration) -> BoxFuture<'_, ()>;
+
+    /// Waits `d`.
+    fn sleep(&self, d: Duration) -> BoxFuture<'_, ()> {
+        self.sleep_until(self.monotonic().saturating_add(d))
+    }
 }
 
-/// The real system clock.
+/// The real system clock; timers are tokio's.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
+
+/// The origin of [`SystemClock::monotonic`]: the first time anyone asked.
+fn origin() -> tokio::time::Instant {
+    static ORIGIN: OnceLock<tokio::time::Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(tokio::time::Instant::now)
+}
 
 impl Clock for SystemClock {
     fn now_ns(&self) -> i64 {
@@ -21,26 +46,63 @@ impl Clock for SystemClock {
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0)
     }
+
+    fn monotonic(&self) -> Duration {
+        let origin = origin();
+        tokio::time::Instant::now().saturating_duration_since(origin)
+    }
+
+    fn sleep_until(&self, deadline: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep_until(origin() + deadline))
+    }
 }
 
-/// A clock that only moves when told to; for tests.
+/// A clock that only moves when told to, or when something sleeps on it; for tests.
 #[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
+pub struct ManualClock {
+    wall_ns: AtomicI64,
+    mono_ns: AtomicI64,
+}
 
 impl ManualClock {
-    /// A clock stopped at `ns`.
+    /// A clock stopped at wall time `ns` (monotonic time 0).
     pub fn new(ns: i64) -> Self {
-        Self(AtomicI64::new(ns))
+        Self {
+            wall_ns: AtomicI64::new(ns),
+            mono_ns: AtomicI64::new(0),
+        }
     }
-    /// Moves the clock forward (or backward) by `delta_ns`.
+
+    /// Moves wall time by `delta_ns`, forward or backward (a clock jump).
+    /// Monotonic time follows forward moves only, as a real one would.
     pub fn advance(&self, delta_ns: i64) {
-        self.0.fetch_add(delta_ns, Ordering::SeqCst);
+        self.wall_ns.fetch_add(delta_ns, Ordering::SeqCst);
+        if delta_ns > 0 {
+            self.mono_ns.fetch_add(delta_ns, Ordering::SeqCst);
+        }
     }
 }
 
 impl Clock for ManualClock {
     fn now_ns(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        self.wall_ns.load(Ordering::SeqCst)
+    }
+
+    fn monotonic(&self) -> Duration {
+        Duration::from_nanos(self.mono_ns.load(Ordering::SeqCst).max(0) as u64)
+    }
+
+    /// Returns at once, having moved both clocks to `deadline` (when it is
+    /// still ahead). The move happens when the future is first polled, so a
+    /// timer that loses a race (a biased `select!`) never moves the clock.
+    fn sleep_until(&self, deadline: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let target = i64::try_from(deadline.as_nanos()).unwrap_or(i64::MAX);
+            let before = self.mono_ns.fetch_max(target, Ordering::SeqCst);
+            if target > before {
+                self.wall_ns.fetch_add(target - before, Ordering::SeqCst);
+            }
+        })
     }
 }
 
@@ -124,5 +186,24 @@ mod tests {
         assert_eq!(c.now_ns(), 5);
         c.advance(10);
         assert_eq!(c.now_ns(), 15);
+        assert_eq!(c.monotonic(), Duration::from_nanos(10));
+        // A wall-clock jump back leaves monotonic time alone.
+        c.advance(-7);
+        assert_eq!(c.now_ns(), 8);
+        assert_eq!(c.monotonic(), Duration::from_nanos(10));
+    }
+
+    #[tokio::test]
+    async fn manual_sleep_moves_the_clock_only_when_polled() {
+        let c = ManualClock::new(0);
+        let lost = c.sleep(Duration::from_secs(5));
+        drop(lost);
+        assert_eq!(c.monotonic(), Duration::ZERO);
+        c.sleep(Duration::from_secs(5)).await;
+        assert_eq!(c.monotonic(), Duration::from_secs(5));
+        assert_eq!(c.now_ns(), 5 * NS_PER_SEC);
+        // A deadline already passed returns without moving it back.
+        c.sleep_until(Duration::from_secs(1)).await;
+        assert_eq!(c.monotonic(), Duration::from_secs(5));
     }
 }

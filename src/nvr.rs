@@ -109,6 +109,8 @@ pub async fn run_with(
 
     let mut ingest = tokio::task::JoinSet::new();
     let mut recorders = Vec::new();
+    // One RTSP client for every camera; each ingest task drives its own sessions.
+    let opener: Arc<dyn crate::ingest::open::Opener> = Arc::new(crate::ingest::rtsp::RetinaOpener);
     for cam in &config.cameras {
         let cell = status.camera(&cam.id);
         if !cam.enabled {
@@ -144,6 +146,7 @@ pub async fn run_with(
                     tx,
                     live: live.stream(&key),
                     status: status.camera(&key),
+                    opener: opener.clone(),
                     clock: clock.clone(),
                     shutdown: shutdown.clone(),
                 }
@@ -156,6 +159,7 @@ pub async fn run_with(
                 tx,
                 live: live.stream(&cam.id),
                 status: cell,
+                opener: opener.clone(),
                 clock: clock.clone(),
                 shutdown: shutdown.clone(),
             }

@@ -81,15 +81,6 @@ impl SessionAudio {
         self.status.as_deref()
     }
 
-    /// The one log line a camera gets about its audio (ingest calls it once per camera).
-    pub fn log(&self) {
-        match (&self.status, self.stream) {
-            (Some(s), None) => info!(audio = %s, "audio cannot be recorded; recording video only"),
-            (Some(s), Some(_)) => info!(audio = %s, "recording audio"),
-            (None, _) => {}
-        }
-    }
-
     /// The recorded track's parameters once the session plays; `None` records video only
     /// (also when retina cannot describe the camera's AAC, which is then counted as unsupported).
     pub fn params(&mut self, streams: &[retina::client::Stream]) -> Option<Arc<AudioParams>> {
@@ -138,5 +129,15 @@ impl SessionAudio {
             self.stream = None;
             self.convert = None;
         }
+    }
+}
+
+/// The one log line a camera gets about its audio (ingest calls it once per camera):
+/// `status` as in `/api/cameras`, `recorded` whether a track is recorded.
+pub fn log_choice(status: Option<&str>, recorded: bool) {
+    match (status, recorded) {
+        (Some(s), false) => info!(audio = %s, "audio cannot be recorded; recording video only"),
+        (Some(s), true) => info!(audio = %s, "recording audio"),
+        (None, _) => {}
     }
 }

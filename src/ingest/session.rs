@@ -4,18 +4,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
-use futures::StreamExt;
-use retina::client::{self, PlayOptions, SessionOptions, SetupOptions};
-use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
-use super::audio::SessionAudio;
 use super::backoff::{self, Attempt, Outcome};
-use super::damage::{error_action, Damage, ErrorAction, Verdict};
+use super::damage::{Damage, Verdict};
+use super::open::{Failure, Item, OpenError, OpenRequest, Opener};
 use super::transport::{Proto, TransportChoice};
 use crate::clock::Clock;
 use crate::config::CameraConfig;
@@ -41,7 +37,9 @@ pub struct IngestTask {
     pub live: Arc<crate::live::LiveStream>,
     /// This camera's live status.
     pub status: Arc<Mutex<CameraStatus>>,
-    /// Wall clock for frame arrival times.
+    /// Opens the camera's RTSP sessions (retina; a script in tests).
+    pub opener: Arc<dyn Opener>,
+    /// Frame arrival times, session lengths, reconnect waits and stall timers.
     pub clock: Arc<dyn Clock>,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
@@ -88,19 +86,18 @@ impl IngestTask {
                 s.transport = Some(proto.as_str());
             });
             let mut first_frame = None;
+            // Biased: shutdown wins over anything else that is ready.
             let ended = tokio::select! {
+                biased;
                 _ = self.shutdown.cancelled() => return,
-                r = self.stream_once(proto, &mut source, &mut first_frame, &mut audio_note_logged) => match r {
-                    Ok(e) => e,
-                    Err(e) => classify(&e),
-                },
+                e = self.stream_once(proto, &mut source, &mut first_frame, &mut audio_note_logged) => e,
             };
             // Tell the recorder to close its segment; it must see this even when the queue is busy.
             if self.tx.send(IngestEvent::SessionEnded).await.is_err() {
                 return;
             }
             let streamed =
-                first_frame.map_or(Duration::ZERO, |t: tokio::time::Instant| t.elapsed());
+                first_frame.map_or(Duration::ZERO, |t| self.clock.monotonic().saturating_sub(t));
             let delivered = first_frame.is_some();
             if delivered {
                 transports.delivered(proto);
@@ -164,8 +161,9 @@ impl IngestTask {
                 s.next_attempt_ns = Some(retry_at);
             });
             tokio::select! {
+                biased;
                 _ = self.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+                _ = self.clock.sleep(delay) => {}
             }
         }
     }
@@ -174,80 +172,47 @@ impl IngestTask {
         &self,
         proto: Proto,
         source: &mut crate::onvif::StreamSource,
-        first_frame: &mut Option<tokio::time::Instant>,
+        first_frame: &mut Option<Duration>,
         audio_note_logged: &mut bool,
-    ) -> anyhow::Result<Ended> {
-        let raw = source.url().await?;
-        let (url, creds) = self.camera.stream_url_and_credentials(&raw)?;
-        let creds = creds.map(|(username, password)| client::Credentials { username, password });
-        let options = SessionOptions::default()
-            .creds(creds)
-            .user_agent(format!("cleannvr/{}", env!("CARGO_PKG_VERSION")));
-        let mut session = client::Session::describe(url, options)
-            .await
-            .context("DESCRIBE")?;
-        let streams = session.streams();
-        let Some(video_i) = streams
-            .iter()
-            .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
-        else {
-            let found: Vec<String> = streams
-                .iter()
-                .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
-                .collect();
-            return Ok(Ended::Refused(format!(
-                "the camera sends no H.264 or H.265 video, which is all cleannvr records \
-                 (it offers {}); set the camera's encoder to H.264 or H.265",
-                found.join(", ")
-            )));
+    ) -> Ended {
+        let raw = match source.url().await {
+            Ok(raw) => raw,
+            Err(e) => return classify(&e, None),
         };
-        let mut audio = SessionAudio::choose(streams);
-        let transport = match proto {
-            Proto::Tcp => client::Transport::Tcp(Default::default()),
-            Proto::Udp => client::Transport::Udp(Default::default()),
+        let (url, creds) = match self.camera.stream_url_and_credentials(&raw) {
+            Ok(u) => u,
+            Err(e) => return classify(&e, None),
         };
-        let setup = || {
-            SetupOptions::default()
-                .transport(transport.clone())
-                .frame_format(FrameFormat::MP4)
+        let opened = match self.opener.open(OpenRequest { url, creds, proto }).await {
+            Ok(o) => o,
+            Err(OpenError::NoVideo(why)) => return Ended::Refused(why),
+            Err(OpenError::Request {
+                step,
+                status,
+                error,
+            }) => return refused(step, proto, status, error),
         };
-        if let Err(e) = session.setup(video_i, setup()).await {
-            return refused("SETUP video", proto, e);
-        }
-        if let Some(i) = audio.stream() {
-            if let Err(e) = session.setup(i, setup()).await {
-                return refused("SETUP audio", proto, e);
-            }
-        }
-        let play =
-            PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
-        let playing = match session.play(play).await {
-            Ok(p) => p,
-            Err(e) => return refused("PLAY", proto, e),
-        };
-        let mut playing = playing.demuxed().context("demux")?;
-
-        let audio_params = audio.params(playing.streams());
+        let mut session = opened.session;
         if !*audio_note_logged {
-            audio.log();
+            super::audio::log_choice(opened.audio_status.as_deref(), opened.audio.is_some());
             *audio_note_logged = true;
         }
         if self
             .tx
             .send(IngestEvent::SessionStarted {
-                audio: audio_params,
+                audio: opened.audio,
             })
             .await
             .is_err()
         {
-            return Ok(Ended::Closed);
+            return Ended::Closed;
         }
         // Timestamps restart with the session: live viewers start a new timeline.
         self.live.start_session();
         update(&self.status, |s| {
             s.state = StreamState::Streaming;
             s.last_error = None;
-            s.audio = audio.status().map(str::to_owned);
+            s.audio = opened.audio_status;
         });
 
         let mut video_params: Option<Arc<VideoParams>> = None;
@@ -255,14 +220,13 @@ impl IngestTask {
         let mut meter = RateMeter::default();
         let mut anchor: Option<(i64, i64)> = None;
         let auto = self.camera.transport == crate::config::Transport::Auto;
-        let mut audio_out = Vec::new();
         let mut damage = Damage::default();
         let mut errors_logged = false;
         let mut loss_logged = false;
         let mut after_error = false;
         // Stall deadlines count from the last video frame, not the last item:
         // a stream of nothing but bad packets is a stalled stream.
-        let mut last_frame = tokio::time::Instant::now();
+        let mut last_frame = self.clock.monotonic();
         loop {
             let first = video_params.is_none();
             let wait = if first && auto {
@@ -270,49 +234,53 @@ impl IngestTask {
             } else {
                 STALL_TIMEOUT
             };
-            let item = match tokio::time::timeout_at(last_frame + wait, playing.next()).await {
-                Err(_) if first && auto => {
-                    return Ok(Ended::Transport(format!(
+            // Biased: an item that is ready wins over a timer that is due, so
+            // a simulated clock (whose sleeps are always due) only moves when
+            // the camera is silent.
+            let item = tokio::select! {
+                biased;
+                item = session.next() => Some(item),
+                _ = self.clock.sleep_until(last_frame + wait) => None,
+            };
+            let item = match item {
+                None if first && auto => {
+                    return Ended::Transport(format!(
                         "no video arrived over {} within {} s of PLAY",
                         proto.label(),
                         wait.as_secs()
-                    )))
+                    ))
                 }
-                Err(_) => bail!("no video for {} s", wait.as_secs()),
+                None => return Ended::Error(format!("no video for {} s", wait.as_secs())),
                 // retina ends the demuxed stream after a depacketizer `pull` error.
-                Ok(None) if after_error => bail!(
+                Some(None) if after_error => return Ended::Error(
                     "the camera sent a frame retina could not reassemble, which ends its session"
+                        .to_owned(),
                 ),
-                Ok(None) => return Ok(Ended::Eof),
-                Ok(Some(Err(e))) => {
-                    let text = e.to_string();
-                    if let ErrorAction::Reconnect(why) = error_action(&text) {
-                        return Err(anyhow::Error::new(e).context(why));
-                    }
+                Some(None) => return Ended::Eof,
+                Some(Some(Err(Failure { status, error }))) => return classify(&error, status),
+                Some(Some(Ok(Item::Damaged(first_line)))) => {
                     // One bad packet (a join mid-frame, loss, a malformed NAL):
                     // drop frames up to the next key frame, keep the session.
                     after_error = true;
-                    let first_line = text.lines().next().unwrap_or_default().to_owned();
                     if !std::mem::replace(&mut errors_logged, true) {
                         warn!(error = %first_line, "damaged RTP data; dropping frames until the next key frame (logged once per session)");
                     } else {
                         tracing::debug!(error = %first_line, "damaged RTP data");
                     }
                     if damage.error() && !forward.gap(&self.tx) {
-                        return Ok(Ended::Closed);
+                        return Ended::Closed;
                     }
                     update(&self.status, |s| s.depacketize_errors += 1);
                     continue;
                 }
-                Ok(Some(Ok(item))) => item,
+                Some(Some(Ok(item))) => item,
             };
             after_error = false;
             match item {
-                CodecItem::VideoFrame(f) => {
-                    last_frame = tokio::time::Instant::now();
+                Item::Video(f) => {
+                    last_frame = self.clock.monotonic();
                     first_frame.get_or_insert(last_frame);
-                    if f.has_new_parameters() || video_params.is_none() {
-                        let p = video_params_of(playing.streams()[video_i].parameters())?;
+                    if let Some(p) = f.new_params {
                         info!(codec = %p.rfc6381, width = p.width, height = p.height, "video parameters");
                         update(&self.status, |s| {
                             s.codec = Some(p.rfc6381.clone());
@@ -320,15 +288,17 @@ impl IngestTask {
                         });
                         video_params = Some(Arc::new(p));
                     }
-                    let params = video_params.clone().expect("set above");
+                    let Some(params) = video_params.clone() else {
+                        return Ended::Error("video stream has no parameters yet".to_owned());
+                    };
                     let now = self.clock.now_ns();
-                    let pts = f.timestamp().elapsed();
+                    let pts = f.pts;
                     let (wall0, pts0) = *anchor.get_or_insert((now, pts));
                     let drift_ms =
                         (wall0 + (pts - pts0) * 1_000_000_000 / 90_000 - now) / 1_000_000;
-                    let is_key = f.is_random_access_point()
-                        || (params.codec == VideoCodec::H265 && h265_has_irap(f.data()));
-                    let loss = f.loss();
+                    let is_key = f.random_access
+                        || (params.codec == VideoCodec::H265 && h265_has_irap(&f.data));
+                    let loss = f.loss;
                     if let Verdict::Drop { starts_gap } = damage.frame(loss, is_key) {
                         if loss > 0 && !std::mem::replace(&mut loss_logged, true) {
                             warn!(
@@ -337,7 +307,7 @@ impl IngestTask {
                             );
                         }
                         if starts_gap && !forward.gap(&self.tx) {
-                            return Ok(Ended::Closed);
+                            return Ended::Closed;
                         }
                         update(&self.status, |s| {
                             s.lost_packets += u64::from(loss);
@@ -345,7 +315,7 @@ impl IngestTask {
                         });
                         continue;
                     }
-                    let data = Bytes::from(f.into_data());
+                    let data = Bytes::from(f.data);
                     let len = data.len();
                     let rate = meter.add(now, len);
                     let frame = VideoFrame {
@@ -368,22 +338,21 @@ impl IngestTask {
                         }
                     });
                     if !sent {
-                        return Ok(Ended::Closed);
+                        return Ended::Closed;
                     }
                 }
-                CodecItem::AudioFrame(f) => {
+                Item::Audio { loss, frames } => {
                     // Audio frames stand alone: a lost one is just missing.
-                    if f.loss() > 0 {
-                        update(&self.status, |s| s.lost_packets += u64::from(f.loss()));
+                    if loss > 0 {
+                        update(&self.status, |s| s.lost_packets += u64::from(loss));
                     }
-                    audio.frames(&f, &mut audio_out);
-                    for a in audio_out.drain(..) {
+                    for a in frames {
                         if !forward.send(&self.tx, IngestEvent::Audio(a), false) {
-                            return Ok(Ended::Closed);
+                            return Ended::Closed;
                         }
                     }
                 }
-                _ => {}
+                Item::Damaged(_) => unreachable!("handled above"),
             }
         }
     }
@@ -450,21 +419,17 @@ impl Forwarder {
     }
 }
 
-fn classify(e: &anyhow::Error) -> Ended {
-    let auth = e
-        .chain()
-        .filter_map(|c| c.downcast_ref::<retina::Error>())
-        .any(|r| r.status_code() == Some(401))
+/// Sorts an error by what retrying soon can do about it; `status` is the
+/// camera's RTSP answer, if the error was one.
+fn classify(e: &anyhow::Error, status: Option<u16>) -> Ended {
+    let auth = status == Some(401)
         || e.chain()
             .filter_map(|c| c.downcast_ref::<crate::onvif::OnvifError>())
             .any(|o| o.is_not_authorized());
     // `{:#}` prints the context chain on one line; URLs in retina errors carry no credentials
     // because we pass them separately.
     let msg = format!("{e:#}");
-    let client_error = e
-        .chain()
-        .filter_map(|c| c.downcast_ref::<retina::Error>())
-        .any(|r| r.status_code().is_some_and(|c| (400..500).contains(&c)));
+    let client_error = status.is_some_and(|c| (400..500).contains(&c));
     if auth {
         Ended::AuthFailed(format!("authentication failed: {msg}"))
     } else if client_error {
@@ -474,46 +439,24 @@ fn classify(e: &anyhow::Error) -> Ended {
     }
 }
 
-/// A SETUP or PLAY the camera answered with an error status. Anything but
+/// A request the camera failed. At SETUP or PLAY, an error status other than
 /// 401 (credentials) and 404 (wrong path) is taken to point at the
 /// transport: cameras answer 461 Unsupported Transport by the book, and 400,
 /// 406 or 500 when they are less careful.
-fn refused(step: &str, proto: Proto, e: retina::Error) -> anyhow::Result<Ended> {
-    match e.status_code() {
-        Some(461) => Ok(Ended::Transport(format!(
+fn refused(step: &str, proto: Proto, status: Option<u16>, e: anyhow::Error) -> Ended {
+    let transport_step = step.starts_with("SETUP") || step == "PLAY";
+    match status {
+        Some(461) if transport_step => Ended::Transport(format!(
             "the camera does not accept RTP over {} (461 Unsupported Transport to {step})",
             proto.label()
-        ))),
-        Some(code) if code != 401 && code != 404 => Ok(Ended::Transport(format!(
+        )),
+        Some(code) if transport_step && code != 401 && code != 404 => Ended::Transport(format!(
             "the camera answered {code} to {step} over {}",
             proto.label()
-        ))),
-        _ => Err(anyhow::Error::new(e).context(step.to_owned())),
+        )),
+        _ => classify(&e.context(step.to_owned()), status),
     }
 }
 
-fn video_params_of(p: Option<ParametersRef<'_>>) -> anyhow::Result<VideoParams> {
-    let Some(ParametersRef::Video(v)) = p else {
-        bail!("video stream has no parameters yet");
-    };
-    let rfc6381 = v.rfc6381_codec().to_owned();
-    let codec = if rfc6381.starts_with("avc1") {
-        VideoCodec::H264
-    } else if rfc6381.starts_with("hvc1") || rfc6381.starts_with("hev1") {
-        VideoCodec::H265
-    } else {
-        bail!("unsupported video codec {rfc6381}");
-    };
-    let (w, h) = v.pixel_dimensions();
-    let sample_entry = v
-        .mp4_sample_entry()
-        .build()
-        .map_err(|e| anyhow!("building sample entry for {rfc6381}: {e}"))?;
-    Ok(VideoParams {
-        codec,
-        rfc6381,
-        width: u16::try_from(w).unwrap_or(u16::MAX),
-        height: u16::try_from(h).unwrap_or(u16::MAX),
-        sample_entry: Bytes::from(sample_entry),
-    })
-}
+#[cfg(test)]
+mod tests;

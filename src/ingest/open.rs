@@ -1,0 +1,110 @@
+//! The seam between the per-camera reconnect loop and the RTSP client.
+//!
+//! The loop ([`super::session`]) decides when to connect, how long to wait,
+//! which transport to ask for and when a session has stalled; an [`Opener`]
+//! only opens one session (DESCRIBE, SETUP, PLAY) and hands out its items.
+//! Production uses [`super::rtsp::RetinaOpener`]; unit tests script sessions
+//! that fail with 401, 461 or silence, or yield frames, and run the loop on a
+//! [`crate::clock::ManualClock`], so reconnect policy is tested without
+//! cameras or real time.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::transport::Proto;
+use crate::frame::{AudioFrame, AudioParams, VideoParams};
+
+/// What the loop asks for: one session to this URL over this transport.
+#[derive(Clone, Debug)]
+pub struct OpenRequest {
+    /// The RTSP URL, without credentials.
+    pub url: url::Url,
+    /// Username and password, kept out of the URL (and so out of errors).
+    pub creds: Option<(String, String)>,
+    /// RTP transport to SET UP.
+    pub proto: Proto,
+}
+
+/// Opens RTSP sessions. One per camera, shared by all its reconnects.
+pub trait Opener: Send + Sync + 'static {
+    /// DESCRIBE, SETUP and PLAY; the session is streaming when this returns.
+    fn open(&self, req: OpenRequest) -> BoxFuture<'_, Result<Opened, OpenError>>;
+}
+
+/// A playing session.
+pub struct Opened {
+    /// Its items, in arrival order.
+    pub session: Box<dyn Session>,
+    /// Parameters of the audio track that is recorded, if any.
+    pub audio: Option<Arc<AudioParams>>,
+    /// What becomes of the camera's audio, for the status (see `CameraStatus::audio`).
+    pub audio_status: Option<String>,
+}
+
+/// Why a session could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// A step failed. `step` names it for people (`DESCRIBE`, `SETUP video`,
+    /// `SETUP audio`, `PLAY`, `demux`); `status` is the RTSP status the camera
+    /// answered, if it answered one.
+    Request {
+        /// Which request.
+        step: &'static str,
+        /// The camera's RTSP status code.
+        status: Option<u16>,
+        /// The error, for the log and the status.
+        error: anyhow::Error,
+    },
+    /// The camera answered but offers nothing we can record; plain words.
+    NoVideo(String),
+}
+
+/// An error that ends a playing session.
+#[derive(Debug)]
+pub struct Failure {
+    /// The camera's RTSP status code, if the error was an answer.
+    pub status: Option<u16>,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+/// One thing a playing session delivered.
+#[derive(Debug)]
+pub enum Item {
+    /// A complete video access unit.
+    Video(RawVideo),
+    /// Audio already in the recorded form (AAC), with the RTP packets lost before it.
+    Audio {
+        /// RTP packets lost before these frames.
+        loss: u16,
+        /// Recorded frames (a converted G.711 packet may yield none or several).
+        frames: Vec<AudioFrame>,
+    },
+    /// Data the client could not reassemble (a malformed packet, a join in
+    /// the middle of a fragmented frame). Costs frames up to the next key
+    /// frame, not the session. The text is the client's first error line.
+    Damaged(String),
+}
+
+/// A video frame as the client hands it over, before the loop decides whether to keep it.
+#[derive(Debug)]
+pub struct RawVideo {
+    /// 90 kHz timestamp since the session started.
+    pub pts: i64,
+    /// Whether the client marked it as a random access point.
+    pub random_access: bool,
+    /// RTP packets lost before it.
+    pub loss: u16,
+    /// New codec parameters: set on the session's first frame and whenever they change.
+    pub new_params: Option<VideoParams>,
+    /// Length-prefixed NAL units.
+    pub data: Vec<u8>,
+}
+
+/// A playing session's item stream.
+pub trait Session: Send {
+    /// The next item; `None` when the camera ended the stream. A pending
+    /// future is a silent camera: the loop's stall timer decides when to give up.
+    fn next(&mut self) -> BoxFuture<'_, Option<Result<Item, Failure>>>;
+}

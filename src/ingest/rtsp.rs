@@ -1,0 +1,185 @@
+//! The production [`Opener`]: RTSP sessions with `retina`, turned into the
+//! seam's items (video with its parameters, audio already in AAC, damage).
+
+use anyhow::{anyhow, bail};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use retina::client::{self, Demuxed, PlayOptions, SessionOptions, SetupOptions};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+
+use super::audio::SessionAudio;
+use super::damage::{error_action, ErrorAction};
+use super::open::{Failure, Item, OpenError, OpenRequest, Opened, Opener, RawVideo, Session};
+use super::transport::Proto;
+use crate::frame::{VideoCodec, VideoParams};
+
+/// Opens sessions with retina.
+#[derive(Debug, Default)]
+pub struct RetinaOpener;
+
+impl Opener for RetinaOpener {
+    fn open(&self, req: OpenRequest) -> BoxFuture<'_, Result<Opened, OpenError>> {
+        Box::pin(open(req))
+    }
+}
+
+fn failed(step: &'static str, e: retina::Error) -> OpenError {
+    OpenError::Request {
+        step,
+        status: e.status_code(),
+        error: anyhow::Error::new(e),
+    }
+}
+
+async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
+    let creds = req
+        .creds
+        .map(|(username, password)| client::Credentials { username, password });
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("cleannvr/{}", env!("CARGO_PKG_VERSION")));
+    let mut session = client::Session::describe(req.url, options)
+        .await
+        .map_err(|e| failed("DESCRIBE", e))?;
+    let streams = session.streams();
+    let Some(video_i) = streams
+        .iter()
+        .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+    else {
+        let found: Vec<String> = streams
+            .iter()
+            .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+            .collect();
+        return Err(OpenError::NoVideo(format!(
+            "the camera sends no H.264 or H.265 video, which is all cleannvr records \
+             (it offers {}); set the camera's encoder to H.264 or H.265",
+            found.join(", ")
+        )));
+    };
+    let mut audio = SessionAudio::choose(streams);
+    let transport = match req.proto {
+        Proto::Tcp => client::Transport::Tcp(Default::default()),
+        Proto::Udp => client::Transport::Udp(Default::default()),
+    };
+    let setup = || {
+        SetupOptions::default()
+            .transport(transport.clone())
+            .frame_format(FrameFormat::MP4)
+    };
+    session
+        .setup(video_i, setup())
+        .await
+        .map_err(|e| failed("SETUP video", e))?;
+    if let Some(i) = audio.stream() {
+        session
+            .setup(i, setup())
+            .await
+            .map_err(|e| failed("SETUP audio", e))?;
+    }
+    let play = PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
+    let playing = session.play(play).await.map_err(|e| failed("PLAY", e))?;
+    let playing = playing.demuxed().map_err(|e| failed("demux", e))?;
+    let audio_params = audio.params(playing.streams());
+    Ok(Opened {
+        audio: audio_params,
+        audio_status: audio.status().map(str::to_owned),
+        session: Box::new(RetinaSession {
+            playing,
+            video_i,
+            audio,
+            params_sent: false,
+        }),
+    })
+}
+
+struct RetinaSession {
+    playing: Demuxed,
+    video_i: usize,
+    audio: SessionAudio,
+    params_sent: bool,
+}
+
+impl Session for RetinaSession {
+    fn next(&mut self) -> BoxFuture<'_, Option<Result<Item, Failure>>> {
+        Box::pin(async move {
+            loop {
+                let item = match self.playing.next().await? {
+                    Ok(item) => item,
+                    Err(e) => {
+                        let text = e.to_string();
+                        if let ErrorAction::Reconnect(why) = error_action(&text) {
+                            return Some(Err(Failure {
+                                status: e.status_code(),
+                                error: anyhow::Error::new(e).context(why),
+                            }));
+                        }
+                        let first_line = text.lines().next().unwrap_or_default().to_owned();
+                        return Some(Ok(Item::Damaged(first_line)));
+                    }
+                };
+                match item {
+                    CodecItem::VideoFrame(f) => {
+                        let new_params = if f.has_new_parameters() || !self.params_sent {
+                            let stream = &self.playing.streams()[self.video_i];
+                            match video_params_of(stream.parameters()) {
+                                Ok(p) => Some(p),
+                                Err(error) => {
+                                    return Some(Err(Failure {
+                                        status: None,
+                                        error,
+                                    }))
+                                }
+                            }
+                        } else {
+                            None
+                        };
+                        self.params_sent = true;
+                        return Some(Ok(Item::Video(RawVideo {
+                            pts: f.timestamp().elapsed(),
+                            random_access: f.is_random_access_point(),
+                            loss: f.loss(),
+                            new_params,
+                            data: f.into_data(),
+                        })));
+                    }
+                    CodecItem::AudioFrame(f) => {
+                        let mut frames = Vec::new();
+                        self.audio.frames(&f, &mut frames);
+                        return Some(Ok(Item::Audio {
+                            loss: f.loss(),
+                            frames,
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+        })
+    }
+}
+
+fn video_params_of(p: Option<ParametersRef<'_>>) -> anyhow::Result<VideoParams> {
+    let Some(ParametersRef::Video(v)) = p else {
+        bail!("video stream has no parameters yet");
+    };
+    let rfc6381 = v.rfc6381_codec().to_owned();
+    let codec = if rfc6381.starts_with("avc1") {
+        VideoCodec::H264
+    } else if rfc6381.starts_with("hvc1") || rfc6381.starts_with("hev1") {
+        VideoCodec::H265
+    } else {
+        bail!("unsupported video codec {rfc6381}");
+    };
+    let (w, h) = v.pixel_dimensions();
+    let sample_entry = v
+        .mp4_sample_entry()
+        .build()
+        .map_err(|e| anyhow!("building sample entry for {rfc6381}: {e}"))?;
+    Ok(VideoParams {
+        codec,
+        rfc6381,
+        width: u16::try_from(w).unwrap_or(u16::MAX),
+        height: u16::try_from(h).unwrap_or(u16::MAX),
+        sample_entry: Bytes::from(sample_entry),
+    })
+}

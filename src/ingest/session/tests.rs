@@ -1,0 +1,447 @@
+//! The reconnect loop against scripted cameras on a simulated clock.
+//!
+//! These are our own fakes, for what no peer can do in a test's lifetime:
+//! fail 10,000 times in a row, stream for an hour, or stay silent for
+//! minutes. The fake opener stands where retina does (behind the `Opener`
+//! seam) and every wait goes through a `ManualClock`, so an hour of
+//! reconnects takes milliseconds and the spacing of attempts is exact. Real
+//! cameras are in `tests/record_gst.rs`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::IngestTask;
+use crate::clock::{Clock, ManualClock};
+use crate::config::CameraConfig;
+use crate::frame::{IngestEvent, VideoCodec, VideoParams};
+use crate::ingest::backoff::{REFUSED_CAP, UNREACHABLE_CAP};
+use crate::ingest::open::{
+    Failure, Item, OpenError, OpenRequest, Opened, Opener, RawVideo, Session,
+};
+use crate::ingest::transport::Proto;
+use crate::status::{CameraStatus, StatusBoard, StreamState};
+
+const SECRET: &str = "hunter2-not-logged";
+
+/// What one session attempt does.
+#[derive(Clone, Debug)]
+enum Act {
+    /// The open fails at `step` with this RTSP status (`None`: no answer,
+    /// e.g. connection refused).
+    Fail(&'static str, Option<u16>),
+    /// The open succeeds; `frames` video frames `every` apart (key frames as
+    /// `key`, taking the frame index), then the session ends as `then`.
+    Stream {
+        frames: u32,
+        every: Duration,
+        key: fn(u32) -> bool,
+        then: End,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum End {
+    /// The camera closes the stream.
+    Eof,
+    /// The connection breaks.
+    Error,
+    /// The camera goes silent with the connection open.
+    Silent,
+}
+
+/// One call of the opener: when (simulated monotonic time) and over what.
+#[derive(Clone, Copy, Debug)]
+struct Call {
+    at: Duration,
+    proto: Proto,
+}
+
+/// Scripted opener: `script(n, proto)` says what attempt `n` (from 0) does.
+/// At attempt `stop_at` it cancels the task's shutdown token and fails (as
+/// scripted, or unreachable if the script streams), so the loop records that
+/// failure and then returns.
+struct Scripted {
+    clock: Arc<ManualClock>,
+    script: Box<dyn Fn(usize, Proto) -> Act + Send + Sync>,
+    calls: Mutex<Vec<Call>>,
+    /// Simulated time at which each streamed session ended.
+    ends: Arc<Mutex<Vec<Duration>>>,
+    stop_at: usize,
+    shutdown: CancellationToken,
+}
+
+impl Opener for Scripted {
+    fn open(&self, req: OpenRequest) -> BoxFuture<'_, Result<Opened, OpenError>> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(Call {
+                at: self.clock.monotonic(),
+                proto: req.proto,
+            });
+            calls.len() - 1
+        };
+        assert_eq!(req.creds.as_ref().map(|c| c.1.as_str()), Some(SECRET));
+        let mut act = (self.script)(n, req.proto);
+        if n >= self.stop_at {
+            // The last attempt: the loop records its failure, then stops.
+            self.shutdown.cancel();
+            if let Act::Stream { .. } = act {
+                act = Act::Fail("DESCRIBE", None);
+            }
+        }
+        Box::pin(async move {
+            match act {
+                Act::Fail(step, status) => Err(OpenError::Request {
+                    step,
+                    status,
+                    error: anyhow::anyhow!("scripted failure {status:?}"),
+                }),
+                Act::Stream {
+                    frames,
+                    every,
+                    key,
+                    then,
+                } => Ok(Opened {
+                    session: Box::new(FakeSession {
+                        clock: self.clock.clone(),
+                        sent: 0,
+                        frames,
+                        every,
+                        key,
+                        then,
+                        ends: self.ends.clone(),
+                    }),
+                    audio: None,
+                    audio_status: None,
+                }),
+            }
+        })
+    }
+}
+
+struct FakeSession {
+    clock: Arc<ManualClock>,
+    sent: u32,
+    frames: u32,
+    every: Duration,
+    key: fn(u32) -> bool,
+    then: End,
+    ends: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl Session for FakeSession {
+    fn next(&mut self) -> BoxFuture<'_, Option<Result<Item, Failure>>> {
+        Box::pin(async move {
+            if self.sent == self.frames {
+                self.ends.lock().unwrap().push(self.clock.monotonic());
+                return match self.then {
+                    End::Eof => None,
+                    End::Error => Some(Err(Failure {
+                        status: None,
+                        error: anyhow::anyhow!("connection reset by the script"),
+                    })),
+                    End::Silent => futures::future::pending().await,
+                };
+            }
+            if self.sent > 0 {
+                self.clock.sleep(self.every).await;
+            }
+            let i = self.sent;
+            self.sent += 1;
+            Some(Ok(Item::Video(RawVideo {
+                pts: i64::from(i) * 3000,
+                random_access: (self.key)(i),
+                loss: 0,
+                new_params: (i == 0).then(params),
+                data: vec![0, 0, 0, 1, 0x41],
+            })))
+        })
+    }
+}
+
+fn params() -> VideoParams {
+    VideoParams {
+        codec: VideoCodec::H264,
+        rfc6381: "avc1.640028".into(),
+        width: 640,
+        height: 360,
+        sample_entry: bytes::Bytes::new(),
+    }
+}
+
+fn every_10th(i: u32) -> bool {
+    i.is_multiple_of(10)
+}
+
+/// What a run left behind.
+struct Run {
+    calls: Vec<Call>,
+    ends: Vec<Duration>,
+    status: CameraStatus,
+    /// `/api/cameras`' view of the status board.
+    json: serde_json::Value,
+    events: Vec<IngestEvent>,
+}
+
+impl Run {
+    fn gaps(&self) -> Vec<Duration> {
+        self.calls.windows(2).map(|w| w[1].at - w[0].at).collect()
+    }
+}
+
+/// Runs one camera's ingest loop against `script` until attempt `stop_at`.
+async fn run(
+    transport: &str,
+    stop_at: usize,
+    script: impl Fn(usize, Proto) -> Act + Send + Sync + 'static,
+) -> Run {
+    let camera: CameraConfig = toml::from_str(&format!(
+        "id = \"cam\"\nurl = \"rtsp://127.0.0.1:1/x\"\nusername = \"admin\"\n\
+         password = \"{SECRET}\"\ntransport = \"{transport}\""
+    ))
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(1_800_000_000 * crate::clock::NS_PER_SEC));
+    let shutdown = CancellationToken::new();
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let opener = Arc::new(Scripted {
+        clock: clock.clone(),
+        script: Box::new(script),
+        calls: Mutex::new(Vec::new()),
+        ends: ends.clone(),
+        stop_at,
+        shutdown: shutdown.clone(),
+    });
+    let board = StatusBoard::default();
+    // Room for every frame a script sends: a session that is ready never
+    // yields (a pending read is silence to the simulated stall timer), so the
+    // recorder's side only runs between sessions.
+    let (tx, mut rx) = mpsc::channel(16_384);
+    let drain = tokio::spawn(async move {
+        let mut events = Vec::new();
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        events
+    });
+    IngestTask {
+        camera,
+        tx,
+        live: Arc::new(crate::live::LiveStream::new()),
+        status: board.camera("cam"),
+        opener: opener.clone(),
+        clock: clock.clone(),
+        shutdown,
+    }
+    .run()
+    .await;
+    let events = drain.await.unwrap();
+    let calls = opener.calls.lock().unwrap().clone();
+    let ends = ends.lock().unwrap().clone();
+    let status = board.snapshot()["cam"].clone();
+    let json = serde_json::to_value(board.snapshot()).unwrap();
+    Run {
+        calls,
+        ends,
+        status,
+        json,
+        events,
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_camera_is_retried_forever_at_most_2_s_apart() {
+    let r = run("tcp", 10_000, |_, _| Act::Fail("DESCRIBE", None)).await;
+    assert_eq!(r.calls.len(), 10_001);
+    assert_eq!(r.status.reconnects, 10_001);
+    let gaps = r.gaps();
+    assert!(
+        gaps.iter().all(|g| *g <= UNREACHABLE_CAP),
+        "{:?}",
+        gaps.iter().max()
+    );
+    // Not a busy loop: hours of simulated time went by.
+    let total = r.calls.last().unwrap().at - r.calls[0].at;
+    assert!(total >= Duration::from_secs(10_000 * 3 / 2), "{total:?}");
+    assert_eq!(r.status.state, StreamState::Backoff);
+}
+
+#[tokio::test]
+async fn a_refusing_camera_is_retried_forever_within_the_30_s_cap() {
+    let r = run("tcp", 10_000, |_, _| Act::Fail("DESCRIBE", Some(404))).await;
+    assert_eq!(r.calls.len(), 10_001);
+    let gaps = r.gaps();
+    assert!(
+        gaps.iter().all(|g| *g <= REFUSED_CAP),
+        "{:?}",
+        gaps.iter().max()
+    );
+    // Growing to the cap, then staying there.
+    assert!(gaps[1] > gaps[0] || gaps[2] > gaps[1], "{:?}", &gaps[..3]);
+    assert!(
+        gaps[20..].iter().all(|g| *g >= Duration::from_secs(24)),
+        "{:?}",
+        gaps[20..].iter().min()
+    );
+}
+
+#[tokio::test]
+async fn wrong_credentials_stay_slow_and_say_auth_failed() {
+    let r = run("auto", 50, |_, _| Act::Fail("DESCRIBE", Some(401))).await;
+    assert_eq!(r.calls.len(), 51);
+    for g in r.gaps() {
+        assert!(g >= Duration::from_secs(24) && g <= REFUSED_CAP, "{g:?}");
+    }
+    assert_eq!(r.status.state, StreamState::AuthFailed);
+    let cam = &r.json["cam"];
+    assert_eq!(cam["state"], "auth_failed", "{cam}");
+    assert!(cam["next_attempt_ns"].as_i64().is_some(), "{cam}");
+    let err = cam["last_error"].as_str().unwrap();
+    assert!(err.starts_with("authentication failed: DESCRIBE"), "{err}");
+    assert!(!cam.to_string().contains(SECRET), "{cam}");
+    // 401 is not a transport problem: auto never switched to UDP.
+    assert!(r.calls.iter().all(|c| c.proto == Proto::Tcp));
+}
+
+#[tokio::test]
+async fn a_setup_401_is_auth_failed_too() {
+    let r = run("auto", 3, |_, _| Act::Fail("SETUP video", Some(401))).await;
+    assert_eq!(r.status.state, StreamState::AuthFailed);
+    assert!(r.gaps().iter().all(|g| *g >= Duration::from_secs(24)));
+}
+
+/// A camera that streamed for an hour, then went away for a while.
+fn hour_then_outage(n: usize, _: Proto) -> Act {
+    if n == 0 {
+        Act::Stream {
+            frames: 3601,
+            every: Duration::from_secs(1),
+            key: every_10th,
+            then: End::Error,
+        }
+    } else {
+        Act::Fail("DESCRIBE", None)
+    }
+}
+
+#[tokio::test]
+async fn after_a_long_session_the_first_retries_are_about_a_second() {
+    let r = run("tcp", 6, hour_then_outage).await;
+    assert_eq!(r.ends.len(), 1);
+    let ended = r.ends[0];
+    assert!(ended >= Duration::from_secs(3600), "{ended:?}");
+    let first = r.calls[1].at - ended;
+    assert!(
+        first >= Duration::from_millis(500) && first <= Duration::from_secs(1),
+        "{first:?}"
+    );
+    // Then growing by 1.5× per failure (with jitter), but never past 2 s.
+    let gaps = r.gaps();
+    assert!(gaps[1] <= Duration::from_millis(1500), "{gaps:?}");
+    assert!(gaps[1..].iter().all(|g| *g <= UNREACHABLE_CAP), "{gaps:?}");
+    let back_within = r.calls[5].at - ended;
+    assert!(back_within <= Duration::from_secs(9), "{back_within:?}");
+    // The hour was recorded: every frame reached the recorder.
+    let frames = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::Video(_)))
+        .count();
+    assert_eq!(frames, 3601);
+}
+
+#[tokio::test]
+async fn a_camera_that_goes_silent_is_dropped_after_10_s_and_retried_quickly() {
+    let r = run("tcp", 1, |n, _| match n {
+        0 => Act::Stream {
+            frames: 120,
+            every: Duration::from_secs(1),
+            key: every_10th,
+            then: End::Silent,
+        },
+        _ => Act::Fail("DESCRIBE", None),
+    })
+    .await;
+    let silent_from = r.ends[0];
+    let retry = r.calls[1].at - silent_from;
+    // 10 s of silence ends the session; it had streamed two minutes, a long
+    // session, so the retry follows the stall verdict within 0.5–1 s.
+    assert!(
+        retry >= Duration::from_millis(10_500) && retry <= Duration::from_secs(11),
+        "{retry:?}"
+    );
+    assert_eq!(r.status.reconnects, 2);
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_cleanly_is_reconnected() {
+    let r = run("tcp", 3, |_, _| Act::Stream {
+        frames: 5,
+        every: Duration::from_millis(40),
+        key: every_10th,
+        then: End::Eof,
+    })
+    .await;
+    assert_eq!(r.calls.len(), 4);
+    let started = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::SessionStarted { .. }))
+        .count();
+    let ended = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::SessionEnded))
+        .count();
+    // The last attempt is the harness's stop, which fails to open.
+    assert_eq!((started, ended), (3, 4));
+}
+
+#[tokio::test]
+async fn auto_falls_back_to_udp_on_461_at_once_and_remembers_it() {
+    let r = run("auto", 2, |_, proto| match proto {
+        Proto::Tcp => Act::Fail("SETUP video", Some(461)),
+        Proto::Udp => Act::Stream {
+            frames: 50,
+            every: Duration::from_millis(100),
+            key: every_10th,
+            then: End::Error,
+        },
+    })
+    .await;
+    let protos: Vec<Proto> = r.calls.iter().map(|c| c.proto).collect();
+    // TCP refused, UDP straight away (no backoff), and after the UDP session
+    // broke, UDP again: what worked is remembered.
+    assert_eq!(protos, [Proto::Tcp, Proto::Udp, Proto::Udp]);
+    assert_eq!(r.calls[1].at, r.calls[0].at);
+    assert_eq!(r.status.transport, Some("udp"));
+    assert_eq!(r.json["cam"]["transport"], "udp");
+}
+
+#[tokio::test]
+async fn auto_falls_back_when_tcp_delivers_no_video_for_5_s() {
+    let r = run("auto", 1, |_, proto| match proto {
+        Proto::Tcp => Act::Stream {
+            frames: 0,
+            every: Duration::ZERO,
+            key: every_10th,
+            then: End::Silent,
+        },
+        Proto::Udp => Act::Fail("DESCRIBE", None),
+    })
+    .await;
+    assert_eq!(r.calls[1].proto, Proto::Udp);
+    assert_eq!(r.calls[1].at - r.calls[0].at, Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn forced_tcp_never_falls_back_and_backs_off_on_461() {
+    let r = run("tcp", 3, |_, _| Act::Fail("SETUP video", Some(461))).await;
+    assert!(r.calls.iter().all(|c| c.proto == Proto::Tcp));
+    assert!(r.gaps().iter().all(|g| *g >= Duration::from_millis(500)));
+    let err = r.status.last_error.unwrap();
+    assert!(err.contains("461 Unsupported Transport"), "{err}");
+}
