@@ -406,35 +406,83 @@ fn other_audio_is_reported_once_and_video_recorded() {
     assert_contiguous_playable(&rows, dir.path(), &["h264"]);
 }
 
+/// Wrong credentials are retried every 24–30 s (so a camera that locks accounts
+/// is not hammered), not on the 0.5–2 s outage schedule, and `/api/cameras` says
+/// `auth_failed`. The attempts are timestamped on the wire by our own relay in
+/// front of GStreamer. The spacing does not grow: the wait after a 401 is the
+/// cap straight away. Costs one real 24–30 s wait; the whole schedule is in the
+/// simulated-clock tests of `ingest::session`.
 #[test]
 fn digest_auth_right_password_records_wrong_password_is_reported_and_retried_slowly() {
     let gst = GstServer::start(&["--user", "nvr", "--password", "s3cret!", "--auth", "digest"]);
+    let relay = RtspRelay::start(gst.port);
     let dir = tempfile::tempdir().unwrap();
     let url = gst.url("h264aac");
+    let bad_url = format!("rtsp://127.0.0.1:{}/h264aac", relay.port);
     let cams = camera("good", &url, "username = \"nvr\"\npassword = \"s3cret!\"")
         + &camera(
             "bad",
-            &url,
+            &bad_url,
             "username = \"nvr\"\npassword = \"wrong-password\"",
         );
-    let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &cams));
-    wait_segments(dir.path(), "good", 2, Duration::from_secs(60));
-    let first = wait_for(Duration::from_secs(20), "auth failure report", || {
+    let (mut nvr, admin) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
+    let first = wait_for(Duration::from_secs(60), "auth failure report", || {
         nvr.log.find("authentication failed")
     });
     assert!(
         first.contains("bad"),
         "the failure names the camera: {first}"
     );
-    // Let 4 more seconds pass: a fast retry loop would fail again within them.
-    std::thread::sleep(Duration::from_secs(4));
+    let status = wait_for(Duration::from_secs(30), "state auth_failed", || {
+        let c = camera_status(&nvr.http, &admin, "bad");
+        (c["state"] == "auth_failed").then_some(c)
+    });
+    let err = status["last_error"].as_str().unwrap_or_default();
+    assert!(err.contains("authentication failed"), "{status}");
+    // The next attempt is scheduled far off; the outage schedule would say ≤ 2 s.
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let next_attempt = status["next_attempt"].as_str().expect("next_attempt");
+    let next_in = cleannvr::clock::parse_rfc3339(next_attempt).unwrap() - now_ns;
+    assert!(
+        next_in > 10_000_000_000,
+        "next attempt in {next_in} ns: {status}"
+    );
+
+    // Two attempts, each a connection with its DESCRIBE (unauthenticated, then
+    // with the digest response), at least 24 s apart.
+    let conns = wait_for(Duration::from_secs(120), "the second attempt", || {
+        let c = relay.connections();
+        (c.len() >= 2).then_some(c)
+    });
+    let spacing = conns[1] - conns[0];
+    assert!(
+        spacing >= Duration::from_millis(23_500),
+        "wrong credentials retried after {spacing:?}"
+    );
+    let describes = wait_for(Duration::from_secs(30), "DESCRIBE on the retry", || {
+        let d = relay.describes();
+        d.iter().any(|t| *t >= conns[1]).then_some(d)
+    });
+    assert!(
+        describes.iter().filter(|t| **t < conns[1]).count() >= 1,
+        "{describes:?}"
+    );
+    // Still auth_failed after the retry, still not streaming.
+    let status = wait_for(
+        Duration::from_secs(30),
+        "auth_failed after the retry",
+        || {
+            let c = camera_status(&nvr.http, &admin, "bad");
+            (c["state"] == "auth_failed" && c["reconnects"].as_u64() >= Some(2)).then_some(c)
+        },
+    );
+    assert_eq!(status["frames"], 0, "{status}");
+    wait_segments(dir.path(), "good", 2, Duration::from_secs(60));
     nvr.stop();
     let log = nvr.log.text();
-    assert_eq!(
-        nvr.log.count("authentication failed"),
-        1,
-        "retried too fast:\n{log}"
-    );
     assert!(
         !log.contains("wrong-password") && !log.contains("s3cret!"),
         "credentials leaked into the log"

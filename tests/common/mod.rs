@@ -714,3 +714,89 @@ pub fn require_browser(ui: &Path) -> bool {
     };
     require_peer(missing.is_none(), missing.unwrap_or_default())
 }
+
+/// A TCP relay of our own in front of an RTSP peer, which timestamps what the
+/// camera sees: each connection cleannvr opens, and each `DESCRIBE` request it
+/// sends (read from the client's bytes). GStreamer's server has no log of its
+/// clients' timing, so the spacing of reconnect attempts is measured here.
+/// Bytes pass through unchanged in both directions.
+pub struct RtspRelay {
+    /// Loopback port to point the camera URL at.
+    pub port: u16,
+    connections: Arc<Mutex<Vec<Instant>>>,
+    describes: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl RtspRelay {
+    /// Relays every connection to `127.0.0.1:upstream`.
+    pub fn start(upstream: u16) -> RtspRelay {
+        use std::io::{Read, Write};
+        use std::net::TcpStream;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let describes = Arc::new(Mutex::new(Vec::new()));
+        let (conns, descs) = (connections.clone(), describes.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                conns.lock().unwrap().push(Instant::now());
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut s_in, mut c_out) =
+                    (server.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+                let descs = descs.clone();
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (client, server);
+                    let mut buf = vec![0u8; 16 * 1024];
+                    // A request line may straddle two reads: keep the tail, with the
+                    // byte before a match (a request starts a line).
+                    let mut tail = b"\n".to_vec();
+                    loop {
+                        let n = match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let mut seen = std::mem::take(&mut tail);
+                        seen.extend_from_slice(&buf[..n]);
+                        let hits = seen
+                            .windows(11)
+                            .enumerate()
+                            .filter(|(i, w)| {
+                                *i > 0 && *w == b"DESCRIBE rt" && seen[*i - 1] == b'\n'
+                            })
+                            .count();
+                        for _ in 0..hits {
+                            descs.lock().unwrap().push(Instant::now());
+                        }
+                        tail = seen[seen.len().saturating_sub(11)..].to_vec();
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        RtspRelay {
+            port,
+            connections,
+            describes,
+        }
+    }
+
+    /// When each connection was accepted, oldest first.
+    pub fn connections(&self) -> Vec<Instant> {
+        self.connections.lock().unwrap().clone()
+    }
+
+    /// When each `DESCRIBE` request arrived, oldest first.
+    pub fn describes(&self) -> Vec<Instant> {
+        self.describes.lock().unwrap().clone()
+    }
+}
