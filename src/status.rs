@@ -72,6 +72,10 @@ pub struct CameraStatus {
     pub segments_written: u64,
     /// Last recorder (disk) error.
     pub recorder_error: Option<String>,
+    /// Since when (wall ns) the recorder has had frames but no key frame to
+    /// start a segment at, once that has lasted 10 s: nothing is being
+    /// recorded. `None` otherwise.
+    pub no_key_frame_since_ns: Option<i64>,
 }
 
 /// Shared table of camera statuses keyed by camera id.

@@ -86,6 +86,10 @@ struct Held {
     data: Bytes,
 }
 
+/// Waiting this long for a key frame (frames arriving, none decodable) is
+/// logged, every time again, and shown in the status.
+const NO_KEY_FRAME_WARNING_NS: i64 = 10 * 1_000_000_000;
+
 /// Per-camera recording state.
 pub struct Recorder {
     settings: RecorderSettings,
@@ -103,7 +107,11 @@ pub struct Recorder {
     audio_samples: Vec<(Sample, Bytes)>,
     last_duration: u32,
     last_start_ns: i64,
-    waiting_since: Option<Instant>,
+    /// Arrival (wall ns) of the first frame that found no segment open and
+    /// was not a key frame: the recorder has been waiting for a key frame since.
+    waiting_since: Option<i64>,
+    /// When the last "no key frame" warning was logged (wall ns).
+    waiting_warned: Option<i64>,
     disk_retry_at: Option<Instant>,
     /// Events that arrived while no segment could be opened, oldest first,
     /// starting at the key frame that could not be written; replayed in
@@ -137,6 +145,7 @@ impl Recorder {
             last_duration: 3600,
             last_start_ns: i64::MIN,
             waiting_since: None,
+            waiting_warned: None,
             disk_retry_at: None,
             backlog: VecDeque::new(),
             backlog_bytes: 0,
@@ -335,12 +344,24 @@ impl Recorder {
                 self.hold(IngestEvent::Video(f));
                 return;
             }
-            self.waiting_since = None;
+            if self.waiting_since.take().is_some() {
+                self.waiting_warned = None;
+                update(&self.status, |s| s.no_key_frame_since_ns = None);
+            }
         } else if self.seg.is_none() {
-            let since = *self.waiting_since.get_or_insert_with(Instant::now);
-            if since.elapsed() > Duration::from_secs(10) {
-                warn!("no key frame for 10 s; nothing is being recorded");
-                self.waiting_since = Some(Instant::now());
+            // Frames that cannot be decoded without the key frame before them:
+            // never written. Say so once the wait is long enough to matter.
+            let now = f.received_ns;
+            let since = *self.waiting_since.get_or_insert(now);
+            let last = self.waiting_warned.unwrap_or(since);
+            if now - last >= NO_KEY_FRAME_WARNING_NS {
+                warn!(
+                    waited_s = (now - since) / 1_000_000_000,
+                    "no key frame for 10 s; nothing is being recorded until one arrives \
+                     (check the camera's key-frame interval)"
+                );
+                self.waiting_warned = Some(now);
+                update(&self.status, |s| s.no_key_frame_since_ns = Some(since));
             }
             return;
         } else if self.video_span() >= MAX_FRAGMENT_TICKS {

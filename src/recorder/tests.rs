@@ -212,6 +212,39 @@ fn frames_before_first_key_frame_are_skipped() {
 }
 
 #[test]
+fn a_long_wait_for_a_key_frame_is_shown_in_the_status_and_nothing_is_written() {
+    let mut r = rig(2);
+    let p = params(640);
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    let no_key = |r: &Rig| r.rec.status.lock().unwrap().no_key_frame_since_ns;
+    // A camera joined mid-GOP with a one-minute key-frame interval: 30 s of
+    // frames that cannot be decoded.
+    for i in 0..750 {
+        r.rec.handle(IngestEvent::Video(VideoFrame {
+            pts: i * 3600,
+            received_ns: T0 + i * 40_000_000,
+            is_key: false,
+            params: p.clone(),
+            data: Bytes::from_static(&[9; 10]),
+        }));
+        if i == 200 {
+            // 8 s in: not yet worth a warning.
+            assert_eq!(no_key(&r), None);
+        }
+    }
+    assert_eq!(no_key(&r), Some(T0));
+    assert!(r.rec.seg.is_none());
+    assert!(rows(&r.store).is_empty());
+    // The key frame comes: recording starts there and the warning goes.
+    feed_at(&mut r.rec, &p, 750 * 3600, T0 + 30 * NS_PER_SEC, 100, 25);
+    assert_eq!(no_key(&r), None);
+    r.rec.handle(IngestEvent::SessionEnded);
+    let rows = rows(&r.store);
+    assert_eq!(rows.iter().map(|r| r.frames).sum::<u64>(), 100, "{rows:?}");
+    assert!(rows[0].start_ns >= T0 + 30 * NS_PER_SEC, "{rows:?}");
+}
+
+#[test]
 fn long_gop_is_flushed_every_second() {
     let mut r = rig(60);
     r.rec.handle(IngestEvent::SessionStarted { audio: None });

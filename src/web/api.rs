@@ -309,6 +309,7 @@ pub async fn cameras(
             "depacketize_errors": s.depacketize_errors,
             "dropped_frames": s.dropped_frames,
             "last_error": if admin { s.last_error.clone() } else { s.last_error.as_deref().map(|m| error_category(s.state, m).to_owned()) },
+            "no_key_frame_since": opt_time(s.no_key_frame_since_ns),
             "recorder_error": if admin { s.recorder_error.clone() } else { s.recorder_error.as_ref().map(|_| "recording failed".to_owned()) },
             "recorded_bytes": u.bytes,
             "segments": u.segments,
