@@ -134,3 +134,125 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
     drop(ws);
     drop(nvr);
 }
+
+/// Server-side send queue (bytes) of the established connection from `client_port` to
+/// `server_port`, from `ss`: an outside judge of whether the server is stuck writing to
+/// a viewer that does not read.
+fn server_send_queue(server_port: u16, client_port: u16) -> Option<u64> {
+    let out = std::process::Command::new("ss")
+        .args(["-tnH", "state", "established"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // Recv-Q Send-Q Local Peer
+        let (local, peer) = (f.get(2)?, f.get(3)?);
+        (local.ends_with(&format!(":{server_port}")) && peer.ends_with(&format!(":{client_port}")))
+            .then(|| f[1].parse().ok())
+            .flatten()
+    })
+}
+
+/// Viewers whose connection never drains (a tablet on a bad Wi-Fi, a hung browser, a
+/// hostile client) fill their socket buffers until the server's writes stall; recording
+/// of the same camera must go on with no gap, since publishing to viewers never waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_that_never_read_do_not_slow_recording() {
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config(
+        dir.path(),
+        2,
+        &format!(
+            "[[camera]]\nid = \"cam\"\nurl = \"{}\"\n",
+            gst.url("h264big")
+        ),
+    );
+    let (nvr, cookie) = run_with_admin(dir.path(), &toml);
+    let base = nvr.http.clone();
+    let server_port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let ws_url = format!("{}/api/cameras/cam/live", base.replacen("http", "ws", 1));
+    wait_for(
+        Duration::from_secs(30),
+        "the camera to deliver frames",
+        || (camera_status(&base, &cookie, "cam")["frames"].as_u64()? > 50).then_some(()),
+    );
+
+    // Three viewers with tiny receive buffers that are never read from.
+    let mut stuck = Vec::new();
+    for _ in 0..3 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let tcp = sock
+            .connect(format!("127.0.0.1:{server_port}").parse().unwrap())
+            .await
+            .unwrap();
+        let client_port = tcp.local_addr().unwrap().port();
+        let mut req = ws_url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("cookie", cookie.parse().unwrap());
+        let (ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+        stuck.push((ws, client_port));
+    }
+    // The server really is stuck on them: data it could not hand over waits in its
+    // send queues.
+    let start = std::time::SystemTime::now();
+    // (a queue of more than 64 KiB that does not move for a second).
+    let queues = || -> Vec<Option<u64>> {
+        stuck
+            .iter()
+            .map(|(_, p)| server_send_queue(server_port, *p))
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(90),
+        "the server's sends to stall",
+        || {
+            let before = queues();
+            std::thread::sleep(Duration::from_secs(1));
+            (before == queues() && before.iter().all(|q| q.is_some_and(|q| q > 65536)))
+                .then_some(())
+        },
+    );
+    // Long enough for the viewers to fall further behind than the live queue holds
+    // (256 frames, ~10 s at 25 fps): a publisher that waited for them would stop here.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let frames_before = camera_status(&base, &cookie, "cam")["frames"]
+        .as_u64()
+        .unwrap();
+    // Ten more seconds with every viewer stalled.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let stalled_until = std::time::SystemTime::now();
+    // (The server closes a viewer whose writes stay stalled for 30 s; the window above
+    // ends well before that.)
+    eprintln!(
+        "server send queues to the stalled viewers: {:?} bytes",
+        queues()
+    );
+    let frames_after = camera_status(&base, &cookie, "cam")["frames"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        frames_after >= frames_before + 100,
+        "ingest kept taking frames while viewers stalled: {frames_before} -> {frames_after}"
+    );
+
+    // The index covers the whole stall without a gap.
+    let rfc3339 = |t: std::time::SystemTime| {
+        cleannvr::clock::rfc3339(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64)
+    };
+    let (from, to) = (rfc3339(start), rfc3339(stalled_until));
+    let path = format!("/api/cameras/cam/recordings?start={from}&end={to}");
+    let rec = wait_for(Duration::from_secs(30), "the stall's last segment", || {
+        let (code, body) = get(&base, &path, &cookie);
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let last_end = v["ranges"].as_array()?.last()?["end"].as_str()?.to_owned();
+        (last_end >= to).then_some(v)
+    });
+    let gaps = rec["gaps"].as_array().unwrap();
+    assert!(
+        gaps.is_empty(),
+        "recording gaps while viewers stalled: {rec}"
+    );
+    drop(stuck);
+}
