@@ -103,10 +103,10 @@ fn first_admin_from_the_logged_code() {
         assert!(wrong <= 8, "still no rate limit after {wrong} wrong codes");
     };
     assert!(wrong >= 1 && retry_after >= 1, "{wrong} {retry_after}");
-    // Even the right code waits out the limit...
-    let (status, _, _) = setup(&base, &attempt(&code), &[]);
-    assert_eq!(status, 429);
-    // ...and then works: typed in lower case, as people do.
+    // The right code works once the limit is waited out (that it is limited
+    // too is shown with a stopped clock in tests/web_api.rs: here the wait
+    // may be over before the next request on a loaded machine). Typed in
+    // lower case, as people do.
     let deadline = Instant::now() + Duration::from_secs(120);
     let (head, session) = loop {
         let (status, head, body) = setup(&base, &attempt(&code.to_lowercase()), &[]);

@@ -1158,6 +1158,34 @@ async fn setup_codes_expire_and_end_when_an_admin_exists() {
     assert!(status["code_valid_until"].is_null());
     assert!(rig.app.users.get("boss").unwrap().is_none());
 
+    // Wrong codes are limited like logins (3 free failures, the expired
+    // code's included), and the right one then waits too.
+    let (code, _) = rig.app.setup.issue(rig.clock.now_ns());
+    for _ in 0..2 {
+        let r = req(Method::POST, "/api/setup")
+            .json(body("AAAA-BBBB-CCCC-DDDD"))
+            .send(&rig)
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    let r = req(Method::POST, "/api/setup")
+        .json(body(&code))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    rig.clock.advance(NS_PER_SEC);
+    let r = req(Method::POST, "/api/setup")
+        .json(body(&code))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // The expired code's refusal and the two wrong ones are audited.
+    let refused = cleannvr::audit::Filter {
+        action: Some(Action::SetupRefused),
+        ..Default::default()
+    };
+    assert_eq!(rig.app.audit.query(&refused, 100).unwrap().len(), 3);
+
     // An admin made with the CLI ends a fresh code too.
     let (code, _) = rig.app.setup.issue(rig.clock.now_ns());
     rig.app
