@@ -190,6 +190,10 @@ pub fn random_password() -> String {
 pub struct Users {
     db: sled::Db,
     tree: sled::Tree,
+    /// Held by every read-modify-write of a row, so an admin's edit cannot
+    /// write back a row read before a login spent a code (which would make
+    /// that code, or a recovery code, usable again).
+    writes: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Users {
@@ -198,6 +202,7 @@ impl Users {
         Ok(Users {
             db: db.clone(),
             tree: db.open_tree("users")?,
+            writes: Default::default(),
         })
     }
 
@@ -290,6 +295,7 @@ impl Users {
         name: &str,
         f: impl FnOnce(&mut User) -> Result<(), UserError>,
     ) -> Result<User, UserError> {
+        let _w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         let mut user = self.get(name)?.ok_or(UserError::NotFound)?;
         let was_admin = user.role == Role::Admin;
         f(&mut user)?;

@@ -206,14 +206,16 @@ pub fn recovery_hash(code: &str) -> String {
 }
 
 impl Users {
-    /// Applies `f` to the stored row of `name` with compare-and-swap,
-    /// retrying if another writer got there first. `f` returning `Ok(None)`
+    /// Applies `f` to the stored row of `name` under the write lock (shared
+    /// with [`Users::update`]), with compare-and-swap as well so a writer
+    /// that skips the lock cannot be overwritten. `f` returning `Ok(None)`
     /// writes nothing.
     fn swap_user<T>(
         &self,
         name: &str,
         mut f: impl FnMut(&mut User) -> Result<Option<T>, UserError>,
     ) -> Result<Option<T>, UserError> {
+        let _w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let old = self
                 .tree
