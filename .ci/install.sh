@@ -23,7 +23,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x \
   iproute2 nftables util-linux curl ca-certificates openssl chromium \
-  oathtool zbar-tools
+  oathtool zbar-tools unzip
 RIG_DIR=${CLEANNVR_RIG:-/tmp/cleannvr-rig}
 mkdir -p "$RIG_DIR"
 if [ ! -x "$RIG_DIR/venv-ipycam/bin/python" ]; then

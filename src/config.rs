@@ -138,6 +138,19 @@ pub struct StorageConfig {
     /// keeps them until someone deletes them.
     #[serde(default = "default_export_retain_days")]
     pub export_retain_days: u32,
+    /// The Ed25519 key that signs exports; made on first start. Unset means
+    /// `<dir>/keys/export-signing.key`; set it to keep the key on another volume.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+}
+
+impl StorageConfig {
+    /// Where the export signing key is (see [`StorageConfig::signing_key`]).
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| crate::export::signing::default_path(&self.dir))
+    }
 }
 
 impl Default for StorageConfig {
@@ -148,6 +161,7 @@ impl Default for StorageConfig {
             min_free_bytes: default_min_free(),
             export_max_bytes: None,
             export_retain_days: default_export_retain_days(),
+            signing_key: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! is the built-in synthetic camera.
 
 pub mod clock;
+pub mod timesync;
 pub mod config;
 pub mod onvif;
 pub mod frame;

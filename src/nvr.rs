@@ -83,6 +83,13 @@ pub async fn run_with(
         counters.clone(),
         live.clone(),
     )?);
+    info!(
+        fingerprint = %app.signer.fingerprint(),
+        key = %app.signer.path.display(),
+        "export signing key (Ed25519; the fingerprint is the SHA-256 of the public key)"
+    );
+    let clock_log = Arc::new(crate::timesync::Log::open(store.db())?);
+    note_clock(&clock_log, clock.now_ns(), true);
     if options.demo_admin {
         // Only when no admin exists, so the password is printed once and a
         // data directory someone has since set up is never taken over.
@@ -168,6 +175,7 @@ pub async fn run_with(
     }
 
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
+    tokio::spawn(clock_loop(clock_log, clock.clone(), shutdown.clone()));
 
     let identity = {
         let tls = config.server.tls.clone();
@@ -235,6 +243,47 @@ pub async fn run_with(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Records the kernel's NTP state every [`crate::timesync::INTERVAL_NS`] for the
+/// time-accuracy statement of exports.
+async fn clock_loop(
+    log: Arc<crate::timesync::Log>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_nanos(crate::timesync::INTERVAL_NS as u64)) => {}
+        }
+        let (log, now) = (log.clone(), clock.now_ns());
+        let _ = tokio::task::spawn_blocking(move || note_clock(&log, now, false)).await;
+    }
+}
+
+/// Reads and stores one clock-synchronisation sample; logs it at start and on changes.
+fn note_clock(log: &crate::timesync::Log, now_ns: i64, starting: bool) {
+    let Some(sample) = crate::timesync::read_kernel(now_ns) else {
+        if starting {
+            warn!("cannot read the kernel's NTP state: exports will say the clock's accuracy is unknown");
+        }
+        return;
+    };
+    match log.note(sample) {
+        Err(e) => warn!(error = %format!("{e:#}"), "recording the clock's NTP state"),
+        Ok(changed) if starting || changed => {
+            if sample.synced {
+                info!(
+                    max_error_us = sample.maxerror_us,
+                    "server clock is synchronised by NTP"
+                );
+            } else {
+                warn!("server clock is NOT synchronised by NTP: exports will say so");
+            }
+        }
+        Ok(_) => {}
+    }
 }
 
 async fn drain(mut rx: mpsc::Receiver<IngestEvent>) {

@@ -121,12 +121,13 @@ async fn operator_exports_two_cameras_with_manifest_hashes_and_audit() {
         let name = f["file"].as_str().unwrap();
         assert_eq!(r.header("content-length"), r.body.len().to_string());
         // Media files carry their hash; the manifest's is the job's
-        // manifest_sha256 (it cannot list itself); SHA256SUMS, and the player
-        // (made from the manifest, listed in SHA256SUMS), are checked by
+        // manifest_sha256 (it cannot list itself); the other package files are checked by
         // export::verify below. A media file without a hash fails here.
         let sha = match name {
             "manifest.json" => done["manifest_sha256"].as_str(),
-            "SHA256SUMS" | "player.html" => None,
+            // The rest of the package (signature, key, README, sums) is checked by
+            // export::verify below.
+            n if export::PACKAGE_FILES.contains(&n) => None,
             _ => Some(
                 f["sha256"]
                     .as_str()
@@ -150,7 +151,7 @@ async fn operator_exports_two_cameras_with_manifest_hashes_and_audit() {
             f.file
         );
     }
-    let v = export::verify(&dl).unwrap();
+    let v = export::verify(&dl, None).unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     assert_eq!(v.ok.len(), 3);
     assert_eq!(v.manifest_sha256, done["manifest_sha256"].as_str().unwrap());
@@ -170,7 +171,7 @@ async fn operator_exports_two_cameras_with_manifest_hashes_and_audit() {
     let mid = b.len() / 2;
     b[mid] ^= 0x01;
     std::fs::write(&victim, b).unwrap();
-    let v = export::verify(&dl).unwrap();
+    let v = export::verify(&dl, None).unwrap();
     assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
     assert!(
         v.problems[0].starts_with("hevc-part2.mp4: SHA-256 mismatch"),

@@ -84,7 +84,7 @@ fn player_html_plays_offline_shows_local_time_and_checks_the_package() {
     assert!(ok, "{text}");
     assert!(out.join(PLAYER).is_file(), "export wrote no {PLAYER}");
     // The player is part of the package as far as our own verifier goes.
-    let v = export::verify(&out).unwrap();
+    let v = export::verify(&out, None).unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
 
     // Across the end of British Summer Time: 01:30 BST and, an hour later, 01:30 GMT.

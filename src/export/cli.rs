@@ -44,17 +44,23 @@ pub struct ExportArgs {
 /// Subcommands of `cleannvr export`.
 #[derive(Subcommand, Debug)]
 pub enum ExportCmd {
-    /// Re-hash every file of an export and check it against the manifest.
+    /// Check an export: its signature, every file's SHA-256, and that nothing is missing
+    /// or added.
     Verify {
-        /// The export directory.
+        /// The export directory (unpacked from package.zip, or as written).
         dir: PathBuf,
+        /// The fingerprint of the server's signing key, as its administrator sees it (64
+        /// hex characters; spaces and colons are ignored). Without it, the signature is
+        /// checked against the key inside the package only.
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 
 /// Runs `cleannvr export ...`.
 pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
-    if let Some(ExportCmd::Verify { dir }) = args.cmd {
-        return verify_cmd(&dir);
+    if let Some(ExportCmd::Verify { dir, key }) = args.cmd {
+        return verify_cmd(&dir, key.as_deref());
     }
     let (Some(start), Some(end), Some(out)) = (&args.start, &args.end, &args.out) else {
         bail!("export needs --camera, --start, --end and --out (or: export verify DIR)");
@@ -92,6 +98,7 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
     let store = Store::open(&cfg.storage.dir)
         .context("opening the database (stop cleannvr first, or export with POST /api/exports)")?;
     let audit = AuditLog::open(store.db(), store.dir())?;
+    let signer = super::signing::Signer::load_or_create(&cfg.storage.signing_key_path())?;
     let planned = super::plan(&store, &req)?;
     // The same evidence rule as the web: no audit entry, no export.
     let outcome = super::jobs::write_recorded(
@@ -100,6 +107,7 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
         out,
         SystemClock.now_ns(),
         &Progress::default(),
+        &signer,
         |outcome| {
             let location = out.display().to_string();
             let ev = super::jobs::audit_event(&req, outcome, &location, "cli");
@@ -127,23 +135,44 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_cmd(dir: &Path) -> anyhow::Result<ExitCode> {
-    let v = super::verify(dir)?;
+fn verify_cmd(dir: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {
+    if let Some(k) = key {
+        let k = super::signing::normalise_fingerprint(k);
+        if k.len() != 64 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("--key: a fingerprint is 64 hexadecimal characters (the SHA-256 of the key)");
+        }
+    }
+    println!("Checking the export in {}", dir.display());
+    let v = super::verify(dir, key)?;
+    for p in &v.passed {
+        println!("OK      {p}");
+    }
     for f in &v.ok {
         println!("OK      {f}");
     }
     for p in &v.problems {
         println!("FAILED  {p}");
     }
+    for n in &v.notes {
+        println!("NOTE    {n}");
+    }
     println!(
         "manifest.json sha256 {} (compare with the audit log)",
         v.manifest_sha256
     );
     if v.problems.is_empty() {
-        println!("export intact: {} files verified", v.ok.len());
+        let signed = match &v.signed_by {
+            Some(_) if key.is_some() => ", signed by the key you named",
+            Some(_) => ", signature valid",
+            None => ", not signed",
+        };
+        println!("export intact: {} files verified{signed}", v.ok.len());
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("export NOT intact: {} problems", v.problems.len());
+        println!(
+            "export NOT intact: {} problem(s) found; do not rely on this copy",
+            v.problems.len()
+        );
         Ok(ExitCode::FAILURE)
     }
 }

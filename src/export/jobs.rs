@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use super::signing::Signer;
 use super::{quota, Outcome, Planned, Progress, Request};
 use crate::audit::{Action, Event};
 use crate::clock::rfc3339;
@@ -26,6 +27,7 @@ pub fn write_recorded(
     dir: &Path,
     now_ns: i64,
     progress: &Progress,
+    signer: &Signer,
     record: impl FnOnce(&Outcome) -> anyhow::Result<()>,
 ) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
@@ -37,7 +39,7 @@ pub fn write_recorded(
             dir.display()
         )
     })?;
-    let result = super::write(planned, req, dir, now_ns, progress).and_then(|outcome| {
+    let result = super::write(planned, req, dir, now_ns, progress, signer).and_then(|outcome| {
         record(&outcome).context("could not write the audit entry; the export was deleted")?;
         Ok(outcome)
     });
@@ -110,15 +112,18 @@ pub struct Jobs {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
     /// Space promised to running exports.
     pub ledger: Arc<quota::Ledger>,
+    /// Signs every package.
+    signer: Signer,
 }
 
 impl Jobs {
-    /// Jobs under `<storage>/.exports`.
-    pub fn new(storage: &Path) -> Jobs {
+    /// Jobs under `<storage>/.exports`, signed by `signer`.
+    pub fn new(storage: &Path, signer: Signer) -> Jobs {
         Jobs {
             root: super::exports_dir(storage),
             jobs: Mutex::new(HashMap::new()),
             ledger: Arc::default(),
+            signer,
         }
     }
 
@@ -166,8 +171,10 @@ impl Jobs {
         reservation: quota::Reservation,
         record: impl FnOnce(&Outcome) -> anyhow::Result<()>,
     ) {
+        let signer = &self.signer;
         let dir = self.dir(&job.id);
-        let state = match write_recorded(planned, req, &dir, now_ns, &job.progress, record) {
+        let state = match write_recorded(planned, req, &dir, now_ns, &job.progress, signer, record)
+        {
             Ok(outcome) => JobState::Done(Box::new(outcome)),
             Err(e) => {
                 tracing::warn!(id = %job.id, error = %format!("{e:#}"), "export failed");
@@ -224,14 +231,17 @@ mod tests {
         let out = tmp.path().join("out");
         let plan = || super::super::plan(&store, &req).unwrap();
         let p = Progress::default();
+        let signer = &Signer::load_or_create(&tmp.path().join("sign.key")).unwrap();
 
-        let e =
-            write_recorded(plan(), &req, &out, 0, &p, |_| anyhow::bail!("disk full")).unwrap_err();
+        let e = write_recorded(plan(), &req, &out, 0, &p, signer, |_| {
+            anyhow::bail!("disk full")
+        })
+        .unwrap_err();
         assert!(format!("{e:#}").contains("audit entry"), "{e:#}");
         assert!(!out.exists(), "an unrecorded export must not remain");
 
         let mut recorded = None;
-        let o = write_recorded(plan(), &req, &out, 0, &p, |o| {
+        let o = write_recorded(plan(), &req, &out, 0, &p, signer, |o| {
             recorded = Some(o.manifest_sha256.clone());
             Ok(())
         })
@@ -240,7 +250,7 @@ mod tests {
         assert!(out.join(super::super::MANIFEST).exists());
 
         // A second export into the same directory is refused and deletes nothing.
-        let e = write_recorded(plan(), &req, &out, 0, &p, |_| Ok(())).unwrap_err();
+        let e = write_recorded(plan(), &req, &out, 0, &p, signer, |_| Ok(())).unwrap_err();
         assert!(format!("{e:#}").contains("never overwritten"), "{e:#}");
         assert!(out.join(super::super::MANIFEST).exists());
     }

@@ -1,7 +1,9 @@
 //! Evidential export: a time range of one or more cameras written as MP4 files (remuxed by
-//! [`playback`](crate::playback), never re-encoded) plus a `manifest.json` that lists what
-//! was asked for, what was found, the gaps, and the SHA-256 of every file, and a
-//! `SHA256SUMS` that `sha256sum -c` checks without our tools.
+//! [`playback`](crate::playback), never re-encoded) and sealed as an exhibit package:
+//! `manifest.json` (what was asked for, what was found, the gaps, the SHA-256 of every
+//! file, who, when, why, and what is known of the clocks), `manifest.sig` (Ed25519 by the
+//! server's [`signing`] key), `signing-key.pub`, `README.txt` (how to check it) and
+//! `SHA256SUMS`, which `sha256sum -c` checks without our tools.
 //!
 //! Owns the export directory layout and the manifest format, and verification of both.
 //! Never touches the recordings (read only) and never decides who may export: callers check
@@ -11,6 +13,8 @@ pub mod cli;
 pub mod jobs;
 pub mod player;
 pub mod quota;
+pub mod signing;
+pub mod zip;
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -26,13 +30,25 @@ use crate::clock::{local_time, rfc3339, zone_name};
 use crate::playback::{self, PlanError, PlanReader, Span};
 use crate::store::{sync_dir, Store};
 
-/// Manifest format identifier; bump on incompatible changes.
-pub const FORMAT: &str = "cleannvr-export/1";
+/// Manifest format identifier; bump on incompatible changes. Version 2 packages are
+/// signed; version 1 (before signing) are still verified, as unsigned.
+pub const FORMAT: &str = "cleannvr-export/2";
+/// The format before packages were signed.
+pub const FORMAT_UNSIGNED: &str = "cleannvr-export/1";
 /// Name of the manifest in an export directory.
 pub const MANIFEST: &str = "manifest.json";
 /// Name of the `sha256sum -c` file in an export directory.
 pub const SUMS: &str = "SHA256SUMS";
+/// Ed25519 signature over the exact bytes of [`MANIFEST`] (128 lowercase hex + newline).
+pub const SIGNATURE: &str = "manifest.sig";
+/// The signing public key (64 lowercase hex + newline).
+pub const PUBLIC_KEY: &str = "signing-key.pub";
+/// Plain-words instructions for whoever receives the package.
+pub const README: &str = "README.txt";
 pub use player::PLAYER;
+/// Files of a package that the manifest cannot list (they are made from it or seal it).
+/// Downloading them needs the same rights as the manifest.
+pub const PACKAGE_FILES: [&str; 6] = [MANIFEST, PLAYER, SIGNATURE, PUBLIC_KEY, README, SUMS];
 /// Longest range one export may cover (as for recordings queries).
 pub const MAX_RANGE_NS: i64 = 31 * 86_400 * 1_000_000_000;
 
@@ -111,6 +127,10 @@ pub struct CameraEntry {
     pub files: Vec<FileEntry>,
     /// Recording gaps in the requested range.
     pub gaps: Vec<Range>,
+    /// What the files present, in order (the requested range less the gaps, widened to
+    /// whole frames).
+    #[serde(default)]
+    pub delivered: Vec<Range>,
 }
 
 /// `manifest.json`.
@@ -137,6 +157,81 @@ pub struct Manifest {
     /// (GMT/BST), for people to read; the UTC times above are the reference.
     #[serde(default)]
     pub local_times: LocalTimes,
+    /// The server's host name.
+    #[serde(default)]
+    pub server_name: String,
+    /// Fingerprint (SHA-256 of the public key, hex) of the key that signs this manifest.
+    #[serde(default)]
+    pub signing_key_fingerprint: String,
+    /// How far the times can be trusted.
+    #[serde(default)]
+    pub time_accuracy: Option<TimeAccuracy>,
+}
+
+/// The time-accuracy statement of a manifest: what the times are based on, what is known
+/// of the server clock's synchronisation over the range, and per camera how far its clock
+/// ran from the server's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeAccuracy {
+    /// What every time in the package is, in plain words.
+    pub basis: String,
+    /// The server clock over the requested range.
+    pub server_clock: crate::timesync::ServerClock,
+    /// Per camera, in request order.
+    pub cameras: Vec<CameraClock>,
+}
+
+/// How far one camera's clock ran from the server's over the exported segments.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraClock {
+    /// Camera id.
+    pub camera: String,
+    /// Segments measured.
+    pub segments: u64,
+    /// Smallest camera-minus-server difference, ms (`None`: nothing measured).
+    pub drift_ms_min: Option<i64>,
+    /// Largest camera-minus-server difference, ms.
+    pub drift_ms_max: Option<i64>,
+    /// The same in plain words.
+    pub summary: String,
+}
+
+const TIME_BASIS: &str = "Every time in this package is the server's clock: each camera \
+session is anchored to the server's time when its first frame arrived and advanced by the \
+camera's own frame timestamps; a jump in those timestamps re-anchors it. The camera's \
+date and time setting is not used.";
+
+fn camera_clock(camera: &str, segs: &[crate::store::SegmentRecord]) -> CameraClock {
+    let drifts: Vec<i64> = segs.iter().map(|s| s.drift_ms).collect();
+    let (min, max) = (drifts.iter().min().copied(), drifts.iter().max().copied());
+    let summary = match (min, max) {
+        (Some(a), Some(b)) => format!(
+            "Over {} recorded segments the camera's clock ran between {a} ms and {b} ms from \
+             the server's (camera minus server, measured at the end of each segment since the \
+             start of its session).",
+            drifts.len()
+        ),
+        _ => "Unknown: nothing was recorded in the range.".into(),
+    };
+    CameraClock {
+        camera: camera.to_owned(),
+        segments: drifts.len() as u64,
+        drift_ms_min: min,
+        drift_ms_max: max,
+        summary,
+    }
+}
+
+/// The server's host name, for the manifest (empty if it cannot be read).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; the name is NUL-terminated on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// A manifest's times in local time (see [`crate::clock::local_time`]).
@@ -225,6 +320,7 @@ pub fn validate(req: &Request) -> anyhow::Result<()> {
 /// exact bytes its video files will take (for the quota check before anything is written).
 pub struct Planned {
     cameras: Vec<PlannedCamera>,
+    server_clock: crate::timesync::ServerClock,
     /// Bytes of the video files to be written.
     pub bytes: u64,
 }
@@ -234,6 +330,7 @@ struct PlannedCamera {
     name: String,
     plans: Vec<playback::Plan>,
     gaps: Vec<Span>,
+    clock: CameraClock,
 }
 
 /// Plans every camera of `req` (reads the index only). Blocking.
@@ -255,9 +352,16 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Planned> {
             name: name.clone(),
             plans,
             gaps,
+            clock: camera_clock(id, &segs),
         });
     }
-    Ok(Planned { cameras, bytes })
+    let samples = crate::timesync::Log::open(store.db())?.around(req.start_ns, req.end_ns)?;
+    let server_clock = crate::timesync::server_clock(&samples, req.start_ns, req.end_ns);
+    Ok(Planned {
+        cameras,
+        server_clock,
+        bytes,
+    })
 }
 
 /// Writes a planned export into `dir` (an empty directory; see
@@ -272,6 +376,7 @@ fn write(
     dir: &Path,
     now_ns: i64,
     progress: &Progress,
+    signer: &signing::Signer,
 ) -> anyhow::Result<Outcome> {
     progress.total.fetch_add(planned.bytes, Ordering::Relaxed);
 
@@ -279,13 +384,16 @@ fn write(
     let mut sums = String::new();
     let mut cameras = Vec::new();
     let mut local_cameras = Vec::new();
+    let mut clocks = Vec::new();
     for PlannedCamera {
         id,
         name,
         plans,
         gaps,
+        clock,
     } in planned.cameras
     {
+        clocks.push(clock);
         let n = plans.len();
         let mut files = Vec::new();
         let mut local_files = Vec::new();
@@ -340,6 +448,7 @@ fn write(
         cameras.push(CameraEntry {
             camera: id,
             name,
+            delivered: files.iter().map(|f| f.presents.clone()).collect(),
             files,
             gaps: gaps.into_iter().map(Range::from).collect(),
         });
@@ -368,24 +477,114 @@ fn write(
             ),
             cameras: local_cameras,
         },
+        server_name: host_name(),
+        signing_key_fingerprint: signer.fingerprint(),
+        time_accuracy: Some(TimeAccuracy {
+            basis: TIME_BASIS.into(),
+            server_clock: planned.server_clock,
+            cameras: clocks,
+        }),
     };
     let mut json = serde_json::to_vec_pretty(&manifest)?;
     json.push(b'\n');
     let manifest_sha256 = sha256_hex(&json);
+
+    // Sealing the package, in this order: the media files are on disk (above); then
+    // 1. manifest.json, listing every media file's hash;
     write_synced(&dir.join(MANIFEST), &json)?;
     sums.push_str(&format!("{manifest_sha256}  {MANIFEST}\n"));
-    // The offline player embeds the manifest, so it comes after it; the manifest cannot
-    // list it, SHA256SUMS does.
+    // 2. player.html, the offline player, made from the manifest's exact bytes (so the
+    //    manifest cannot list it; SHA256SUMS does);
     player::write_player(dir, &json)?;
     let (player_sha256, _) = hash_file(&dir.join(PLAYER))
         .with_context(|| format!("hashing {}", dir.join(PLAYER).display()))?;
     sums.push_str(&format!("{player_sha256}  {PLAYER}\n"));
+    // 3. manifest.sig, the Ed25519 signature over those exact bytes;
+    // 4. signing-key.pub, the key to check it with;
+    // 5. README.txt, how to check all this;
+    let readme = readme(&manifest, signer);
+    for (name, bytes) in [
+        (SIGNATURE, signer.sign_file(&json).into_bytes()),
+        (PUBLIC_KEY, signer.public_key_file().into_bytes()),
+        (README, readme.into_bytes()),
+    ] {
+        write_synced(&dir.join(name), &bytes)?;
+        sums.push_str(&format!("{}  {name}\n", sha256_hex(&bytes)));
+    }
+    // 6. SHA256SUMS last, over every file but itself.
     write_synced(&dir.join(SUMS), sums.as_bytes())?;
     sync_dir(dir)?;
     Ok(Outcome {
         manifest,
         manifest_sha256,
     })
+}
+
+/// `README.txt`: what the package is and how to check it, in plain words.
+fn readme(m: &Manifest, signer: &signing::Signer) -> String {
+    let fp = signer.fingerprint();
+    format!(
+        "EVIDENCE EXPORT FROM {server} ({host})
+
+Cameras:   {cameras}
+Requested: {start} to {end}
+Exported:  {at} by {by}
+Reason:    {reason}
+
+WHAT IS HERE
+  *.mp4            the footage, copied from the recordings without re-encoding
+  manifest.json    what was asked for, what was found, the gaps, the SHA-256 of
+                   every video, who exported it, when and why, and what is known
+                   about the accuracy of the clocks
+  manifest.sig     the server's Ed25519 signature over manifest.json
+  signing-key.pub  the server's public key (hex)
+  SHA256SUMS       the SHA-256 of every other file here
+  player.html      an offline player (if present): plays the videos with the
+                   local date and time and checks the hashes and the signature
+
+HOW TO CHECK IT
+1. Check no file changed, with any computer's standard tools:
+       sha256sum -c SHA256SUMS
+   Every line must say OK.
+2. Check the signature and everything the manifest lists, with cleannvr:
+       cleannvr export verify THIS_DIRECTORY --key {fp}
+   It must end with \"export intact\".
+3. Compare the key's fingerprint with the one the server's administrator sees
+   (it is also in the server's log at every start). This package was signed by
+   the key with SHA-256 fingerprint
+       {grouped}
+   A signature only proves who made the package if that fingerprint is the
+   server's, learnt from the server, not from this package.
+4. Or open player.html in a web browser (no network needed) and choose this
+   folder when it asks: it shows each check's result.
+
+The signature covers manifest.json, which lists the SHA-256 of every video, so
+changing any video or the manifest breaks it. SHA256SUMS and this file are not
+signed; they are checked against the manifest by step 2.
+",
+        server = m.server,
+        host = if m.server_name.is_empty() {
+            "-"
+        } else {
+            &m.server_name
+        },
+        cameras = m
+            .cameras
+            .iter()
+            .map(|c| c.camera.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        start = m.local_times.requested.start,
+        end = m.local_times.requested.end,
+        at = m.local_times.exported_at,
+        by = m.exported_by,
+        reason = m
+            .reason
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>(),
+        grouped = signing::grouped(&fp),
+    )
 }
 
 /// Writes a plan to `path` while hashing it; fsyncs. Returns (hex SHA-256, bytes).
@@ -469,15 +668,23 @@ pub struct Verification {
     pub manifest_sha256: String,
     /// The manifest, if it parsed.
     pub manifest: Option<Manifest>,
-    /// Files whose hash and size match.
+    /// Files the manifest lists whose hash and size match.
     pub ok: Vec<String>,
+    /// What was checked and passed, in plain words.
+    pub passed: Vec<String>,
+    /// Things a reader should know that are not failures (e.g. no `--key` given).
+    pub notes: Vec<String>,
     /// Problems, each naming the file concerned. Empty means the export is intact.
     pub problems: Vec<String>,
+    /// Fingerprint of the key whose valid signature the manifest carries.
+    pub signed_by: Option<String>,
 }
 
-/// Re-hashes every file an export's manifest lists and compares; also checks that
-/// `SHA256SUMS` agrees with the manifest and notes files the manifest does not list.
-pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
+/// Checks an export directory: the manifest's signature (against the package's key, and
+/// against `expected_key`, a fingerprint, when given), every file the manifest lists
+/// (SHA-256 and size), every line of `SHA256SUMS` (re-hashing the files the manifest
+/// cannot list), and completeness (nothing missing, nothing added). Reads only.
+pub fn verify(dir: &Path, expected_key: Option<&str>) -> anyhow::Result<Verification> {
     let mpath = dir.join(MANIFEST);
     let json = std::fs::read(&mpath).with_context(|| format!("reading {}", mpath.display()))?;
     let manifest_sha256 = sha256_hex(&json);
@@ -485,7 +692,10 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
         manifest_sha256,
         manifest: None,
         ok: Vec::new(),
+        passed: Vec::new(),
+        notes: Vec::new(),
         problems: Vec::new(),
+        signed_by: None,
     };
     let manifest: Manifest = match serde_json::from_slice(&json) {
         Ok(m) => m,
@@ -495,10 +705,26 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
             return Ok(v);
         }
     };
-    if manifest.format != FORMAT {
+    let signed = manifest.format == FORMAT;
+    if !signed && manifest.format != FORMAT_UNSIGNED {
         v.problems
             .push(format!("{MANIFEST}: unknown format {:?}", manifest.format));
     }
+    if signed {
+        check_signature(dir, &json, &manifest, expected_key, &mut v);
+    } else if expected_key.is_some() {
+        v.problems.push(format!(
+            "{MANIFEST}: this export was made before exports were signed ({FORMAT_UNSIGNED}), so \
+             it cannot show it was made with key {}",
+            expected_key.unwrap_or_default()
+        ));
+    } else {
+        v.notes.push(format!(
+            "this export was made before exports were signed ({FORMAT_UNSIGNED}): only its hashes \
+             were checked"
+        ));
+    }
+
     for f in manifest.files() {
         let Some(path) = safe_join(dir, &f.file) else {
             v.problems.push(format!(
@@ -508,7 +734,7 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
             continue;
         };
         match hash_file(&path) {
-            Err(e) => v.problems.push(format!("{}: cannot read: {e}", f.file)),
+            Err(e) => v.problems.push(format!("{}: missing or unreadable: {e}", f.file)),
             Ok((sha, n)) if sha != f.sha256 || n != f.bytes => v.problems.push(format!(
                 "{}: SHA-256 mismatch (manifest {} / {} bytes, file {sha} / {n} bytes): modified or corrupt",
                 f.file, f.sha256, f.bytes
@@ -516,45 +742,156 @@ pub fn verify(dir: &Path) -> anyhow::Result<Verification> {
             Ok(_) => v.ok.push(f.file.clone()),
         }
     }
-    match std::fs::read_to_string(dir.join(SUMS)) {
-        Err(e) => v.problems.push(format!("{SUMS}: cannot read: {e}")),
+    if !v.ok.is_empty() && v.ok.len() == manifest.files().count() {
+        v.passed.push(format!(
+            "videos: all {} files the manifest lists are present and match its SHA-256 and size",
+            v.ok.len()
+        ));
+    }
+
+    let before = v.problems.len();
+    let mut summed: Vec<String> = Vec::new();
+    let sums_read = match std::fs::read_to_string(dir.join(SUMS)) {
+        Err(e) => {
+            v.problems
+                .push(format!("{SUMS}: missing or unreadable: {e}"));
+            false
+        }
         Ok(sums) => {
             for line in sums.lines() {
                 let Some((sha, name)) = line.split_once("  ") else {
                     v.problems.push(format!("{SUMS}: bad line {line:?}"));
                     continue;
                 };
-                let player_sha;
+                summed.push(name.to_owned());
+                let listed = manifest.files().find(|f| f.file == name);
                 let want = if name == MANIFEST {
-                    Some(v.manifest_sha256.as_str())
-                } else if name == PLAYER {
-                    // Made from the manifest, so not listed in it: check the file itself.
-                    player_sha = hash_file(&dir.join(PLAYER)).ok().map(|(s, _)| s);
-                    player_sha.as_deref()
+                    Some(v.manifest_sha256.clone())
+                } else if let Some(f) = listed {
+                    // Hashed above; the manifest's value is what the file must have.
+                    Some(f.sha256.clone())
+                } else if PACKAGE_FILES.contains(&name) && name != SUMS {
+                    match safe_join(dir, name).map(|p| hash_file(&p)) {
+                        Some(Ok((h, _))) => Some(h),
+                        _ => {
+                            v.problems
+                                .push(format!("{name}: listed in {SUMS} but missing"));
+                            continue;
+                        }
+                    }
                 } else {
-                    manifest
-                        .files()
-                        .find(|f| f.file == name)
-                        .map(|f| f.sha256.as_str())
-                };
-                if want != Some(sha) {
                     v.problems.push(format!(
-                        "{SUMS}: entry for {name} disagrees with the manifest"
+                        "{SUMS}: lists {name:?}, which is not part of this export"
                     ));
+                    continue;
+                };
+                if want.as_deref() != Some(sha) {
+                    let what = if listed.is_some() || name == MANIFEST {
+                        "disagrees with the manifest"
+                    } else {
+                        "does not match the file: modified or corrupt"
+                    };
+                    v.problems.push(format!("{SUMS}: entry for {name} {what}"));
                 }
+            }
+            true
+        }
+    };
+
+    // Completeness: every file here belongs to the export and is in SHA256SUMS.
+    let listed: Vec<&str> = manifest.files().map(|f| f.file.as_str()).collect();
+    let mut present = Vec::new();
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        present.push(name.clone());
+        if !PACKAGE_FILES.contains(&name.as_str()) && !listed.contains(&name.as_str()) {
+            v.problems
+                .push(format!("{name}: not part of this export (added later?)"));
+        } else if sums_read && name != SUMS && !summed.contains(&name) {
+            v.problems.push(format!("{name}: not listed in {SUMS}"));
+        }
+    }
+    if signed {
+        for name in [SIGNATURE, PUBLIC_KEY, README, SUMS] {
+            if !present.iter().any(|p| p == name) && !v.problems.iter().any(|p| p.starts_with(name))
+            {
+                v.problems.push(format!("{name}: missing"));
             }
         }
     }
-    let listed: Vec<&str> = manifest.files().map(|f| f.file.as_str()).collect();
-    for e in std::fs::read_dir(dir)?.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name != MANIFEST && name != SUMS && name != PLAYER && !listed.contains(&name.as_str()) {
-            v.problems
-                .push(format!("{name}: not listed in the manifest"));
-        }
+    if v.problems.len() == before {
+        v.passed.push(format!(
+            "{SUMS}: every other file is listed and matches, nothing is missing and nothing was added"
+        ));
     }
     v.manifest = Some(manifest);
     Ok(v)
+}
+
+/// Checks `manifest.sig` over the manifest bytes under `signing-key.pub`, that the
+/// manifest names that key, and that it is the key the caller expects.
+fn check_signature(
+    dir: &Path,
+    json: &[u8],
+    manifest: &Manifest,
+    expected_key: Option<&str>,
+    v: &mut Verification,
+) {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name));
+    let key = match read(PUBLIC_KEY) {
+        Err(e) => {
+            return v
+                .problems
+                .push(format!("{PUBLIC_KEY}: missing or unreadable: {e}"))
+        }
+        Ok(t) => match signing::parse_public_key(&t) {
+            Ok(k) => k,
+            Err(e) => return v.problems.push(format!("{PUBLIC_KEY}: {e}")),
+        },
+    };
+    let fp = signing::fingerprint(&key);
+    let sig = match read(SIGNATURE) {
+        Err(e) => {
+            return v
+                .problems
+                .push(format!("{SIGNATURE}: missing or unreadable: {e}"))
+        }
+        Ok(t) => t,
+    };
+    match signing::verify(&key, json, &sig) {
+        Err(e) => {
+            return v.problems.push(format!(
+                "{SIGNATURE}: signature INVALID: {e} ({MANIFEST} was changed after signing, or \
+                 the signature or key was replaced)"
+            ))
+        }
+        Ok(()) => v.passed.push(format!(
+            "signature: {MANIFEST} is exactly what was signed by the key in {PUBLIC_KEY} \
+             (fingerprint {fp})"
+        )),
+    }
+    if manifest.signing_key_fingerprint != fp {
+        v.problems.push(format!(
+            "{PUBLIC_KEY}: the manifest says it was signed by key {} but the package carries key {fp}",
+            manifest.signing_key_fingerprint
+        ));
+    }
+    match expected_key.map(signing::normalise_fingerprint) {
+        Some(want) if want == fp => v.passed.push(format!(
+            "key: the signing key is the one you named with --key ({})",
+            signing::grouped(&fp)
+        )),
+        Some(want) => v.problems.push(format!(
+            "{PUBLIC_KEY}: NOT the key you named: the package was signed by key {fp}, you \
+             expected {want}"
+        )),
+        None => v.notes.push(format!(
+            "the signature was checked against the key inside the package; to know who signed \
+             it, compare its fingerprint {} with the server's (or pass --key FINGERPRINT)",
+            signing::grouped(&fp)
+        )),
+    }
+    v.signed_by = Some(fp);
 }
 
 /// Whether a caller may download file `name` of an export with manifest `m`, decided from
@@ -571,8 +908,7 @@ pub fn download_scope(
     if !may_export {
         return Err("only operators and admins may download exports".into());
     }
-    // The player embeds the whole manifest.
-    let cameras: Vec<String> = if name == MANIFEST || name == SUMS || name == PLAYER {
+    let cameras: Vec<String> = if PACKAGE_FILES.contains(&name) {
         m.cameras.iter().map(|c| c.camera.clone()).collect()
     } else {
         m.cameras
@@ -676,6 +1012,7 @@ mod tests {
             name: id.into(),
             files: vec![file(&format!("{id}.mp4"))],
             gaps: vec![],
+            delivered: vec![],
         };
         let m = Manifest {
             format: FORMAT.into(),
@@ -690,6 +1027,9 @@ mod tests {
             cameras: vec![cam("a"), cam("b")],
             time_zone: String::new(),
             local_times: LocalTimes::default(),
+            server_name: String::new(),
+            signing_key_fingerprint: String::new(),
+            time_accuracy: None,
         };
         let all = |_: &str| true;
         let only_a = |c: &str| c == "a";
@@ -703,6 +1043,7 @@ mod tests {
             .contains("camera b"));
         assert!(download_scope(&m, MANIFEST, true, only_a).is_err());
         assert_eq!(download_scope(&m, SUMS, true, all).unwrap().len(), 2);
+        assert!(download_scope(&m, SIGNATURE, true, only_a).is_err());
         assert!(download_scope(&m, "a.mp4", false, all)
             .unwrap_err()
             .contains("operators"));

@@ -61,7 +61,8 @@ type CachedSnapshot = (
 
 impl MediaState {
     fn jobs(&self, app: &App) -> &Jobs {
-        self.jobs.get_or_init(|| Jobs::new(app.store.dir()))
+        self.jobs
+            .get_or_init(|| Jobs::new(app.store.dir(), app.signer.clone()))
     }
 }
 
@@ -108,6 +109,12 @@ pub(super) fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             "/api/exports/{id}/files/{name}",
             Access::User,
             get(export_file),
+        ),
+        r(
+            Method::GET,
+            "/api/exports/{id}/package.zip",
+            Access::User,
+            get(export_package),
         ),
     ]
 }
@@ -636,6 +643,7 @@ async fn export_status(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (owner, status) = find_job(&app, &media, &c, &id).await?;
+    let dir = media.jobs(&app).dir(&id);
     let mut out = json!({ "id": id, "owner": owner });
     // Only what the caller may download now: a user demoted or limited since the export
     // was made sees neither the other cameras' files nor the manifest describing them.
@@ -653,12 +661,15 @@ async fn export_status(
             .collect();
         let whole = may(manifest, export::MANIFEST);
         if whole {
-            for name in [export::MANIFEST, export::SUMS, export::PLAYER] {
-                files.push(
-                    json!({ "file": name, "url": format!("/api/exports/{id}/files/{name}") }),
-                );
+            for name in export::PACKAGE_FILES {
+                if dir.join(name).is_file() {
+                    files.push(
+                        json!({ "file": name, "url": format!("/api/exports/{id}/files/{name}") }),
+                    );
+                }
             }
             out["manifest"] = serde_json::to_value(manifest).unwrap_or_default();
+            out["package_url"] = json!(format!("/api/exports/{id}/package.zip"));
         }
         out["status"] = json!("done");
         out["manifest_sha256"] = json!(sha);
@@ -710,10 +721,8 @@ async fn export_file(
         .await
         .map_err(|_| ApiError::not_found("export not finished"))?;
     let m: export::Manifest = serde_json::from_slice(&manifest).map_err(ApiError::internal)?;
-    let listed = name == export::MANIFEST
-        || name == export::SUMS
-        || name == export::PLAYER
-        || m.files().any(|f| f.file == name);
+    let listed =
+        export::PACKAGE_FILES.contains(&name.as_str()) || m.files().any(|f| f.file == name);
     if !listed {
         return Err(ApiError::not_found("no such file in this export"));
     }
@@ -746,6 +755,8 @@ async fn export_file(
         "video/mp4"
     } else if name.ends_with(".json") {
         "application/json"
+    } else if name.ends_with(".html") {
+        "text/html; charset=utf-8"
     } else {
         "text/plain; charset=utf-8"
     };
@@ -764,6 +775,71 @@ async fn export_file(
     h.insert(
         header::CONTENT_DISPOSITION,
         hv(&format!("attachment; filename=\"{name}\"")),
+    );
+    Ok(r)
+}
+
+/// `GET /api/exports/{id}/package.zip`: the whole exhibit package as one zip, streamed
+/// as it is read from disk (never built in memory). Needs the rights of the manifest
+/// (every camera of the export), checked afresh; audited as `export_download`.
+async fn export_package(
+    State(app): State<Arc<App>>,
+    Extension(media): Extension<Arc<MediaState>>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    find_job(&app, &media, &c, &id).await?;
+    let dir = media.jobs(&app).dir(&id);
+    let manifest = tokio::fs::read(dir.join(export::MANIFEST))
+        .await
+        .map_err(|_| ApiError::not_found("export not finished"))?;
+    let m: export::Manifest = serde_json::from_slice(&manifest).map_err(ApiError::internal)?;
+    let cameras = export::download_scope(&m, export::MANIFEST, c.user.role.can_export(), |cam| {
+        c.user.may_see(cam)
+    })
+    .map_err(ApiError::forbidden)?;
+    let names = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || export::zip::package_files(&m, &dir))
+            .await
+            .map_err(ApiError::internal)?
+    };
+    app.record(Event {
+        actor: c.user.name.clone(),
+        action: Action::ExportDownload,
+        target: cameras.join(","),
+        client: c.client.clone(),
+        detail: format!(
+            "export={id} file=package.zip files={} manifest_sha256={}",
+            names.len(),
+            export::sha256_hex(&manifest)
+        ),
+    })
+    .await?;
+    // The zip is written on a blocking thread into a small channel: the client's pace
+    // sets the disk reads, and a client that leaves ends the thread at its next chunk.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let folder = format!("export-{id}");
+    tokio::task::spawn_blocking(move || {
+        let mut w = export::zip::ChannelWriter::new(tx);
+        if let Err(e) = export::zip::write(&dir, &folder, &names, &mut w) {
+            tracing::warn!(export = %folder, error = %format!("{e:#}"), "package.zip not completed");
+            w.fail(&e);
+        }
+    });
+    let chunks = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let body = Body::from_stream(while_valid(app.clone(), c.clone(), chunks));
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        hv(&format!("attachment; filename=\"export-{id}.zip\"")),
     );
     Ok(r)
 }

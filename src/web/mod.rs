@@ -90,6 +90,8 @@ pub struct App {
     pub live_transcoders: Arc<crate::transcode::live::LiveTranscoders>,
     /// When the server started, for uptime.
     pub started: Instant,
+    /// The key that signs exports (made on first start).
+    pub signer: crate::export::signing::Signer,
 }
 
 impl App {
@@ -108,7 +110,10 @@ impl App {
             idle_ns: i64::from(config.server.session_idle_minutes) * 60 * NS_PER_SEC,
             absolute_ns: i64::from(config.server.session_max_hours) * 3600 * NS_PER_SEC,
         };
+        let signer =
+            crate::export::signing::Signer::load_or_create(&config.storage.signing_key_path())?;
         Ok(App {
+            signer,
             users: Users::open(db)?,
             sessions: Sessions::open(db, clock.clone(), lifetimes)?,
             audit: AuditLog::open(db, store.dir())?,
@@ -241,6 +246,7 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             get(isolation::report),
         ),
         r(Method::GET, "/api/storage", User, get(api::storage)),
+        r(Method::GET, "/api/system", Admin, get(api::system)),
         r(Method::GET, "/api/audit", Admin, get(api::audit)),
         r(
             Method::GET,

@@ -222,7 +222,12 @@ try {
   // A swapped key: every file matches, the signature does not.
   const swapped = copy("swapped-key");
   cpSync(join(good, "manifest.sig"), join(swapped, "manifest.sig"));
-  writeFileSync(join(swapped, "signing-key.pub"), keyPair().pubHex + "\n");
+  const forged = keyPair().pubHex + "\n";
+  writeFileSync(join(swapped, "signing-key.pub"), forged);
+  // SHA256SUMS lists the key too: a forger redoes that line, so only the signature tells.
+  const sums = join(swapped, "SHA256SUMS");
+  const forgedSum = createHash("sha256").update(forged).digest("hex");
+  writeFileSync(sums, readFileSync(sums, "utf8").replace(/^[0-9a-f]{64}  signing-key\.pub$/m, `${forgedSum}  signing-key.pub`));
   await page.goto(url(swapped, "#chunked"));
   await page.setInputFiles("#pick-files", files(swapped));
   v = await verdict();
