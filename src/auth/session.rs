@@ -163,28 +163,23 @@ impl Sessions {
 
     /// Ends every session of `user` (removed, or password changed). Returns how many.
     pub fn revoke_user(&self, user: &str) -> anyhow::Result<usize> {
-        let mut n = 0;
-        for item in self.tree.iter() {
-            let (k, v) = item?;
-            let owner = serde_json::from_slice::<Session>(&v).map(|s| s.user).ok();
-            if owner.as_deref().is_none_or(|o| o == user) {
-                self.tree.remove(k)?;
-                n += 1;
-            }
-        }
-        self.tree.flush()?;
-        Ok(n)
+        self.revoke_except(user, None)
     }
 
     /// Ends every session of `user` except the one for `keep` (the second
     /// factor turned on or off: sessions opened under the old rule end, the
     /// one that made the change goes on). Returns how many ended.
     pub fn revoke_others(&self, user: &str, keep: &str) -> anyhow::Result<usize> {
-        let keep = token_key(keep);
+        self.revoke_except(user, Some(&token_key(keep)))
+    }
+
+    /// Ends every session of `user` (and every unreadable one) but the one stored
+    /// under `keep`.
+    fn revoke_except(&self, user: &str, keep: Option<&[u8]>) -> anyhow::Result<usize> {
         let mut n = 0;
         for item in self.tree.iter() {
             let (k, v) = item?;
-            if k.as_ref() == keep.as_slice() {
+            if keep.is_some_and(|keep| k.as_ref() == keep) {
                 continue;
             }
             let owner = serde_json::from_slice::<Session>(&v).map(|s| s.user).ok();
