@@ -89,7 +89,7 @@ pub async fn run_with(
         "export signing key (Ed25519; the fingerprint is the SHA-256 of the public key)"
     );
     let clock_log = Arc::new(crate::timesync::Log::open(store.db())?);
-    note_clock(&clock_log, clock.now_ns(), true);
+    let synced = note_clock(&clock_log, clock.now_ns(), None);
     if options.demo_admin {
         // Only when no admin exists, so the password is printed once and a
         // data directory someone has since set up is never taken over.
@@ -175,7 +175,12 @@ pub async fn run_with(
     }
 
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
-    tokio::spawn(clock_loop(clock_log, clock.clone(), shutdown.clone()));
+    tokio::spawn(clock_loop(
+        clock_log,
+        clock.clone(),
+        synced,
+        shutdown.clone(),
+    ));
 
     let identity = {
         let tls = config.server.tls.clone();
@@ -250,6 +255,7 @@ pub async fn run_with(
 async fn clock_loop(
     log: Arc<crate::timesync::Log>,
     clock: Arc<dyn Clock>,
+    mut synced: Option<bool>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -257,33 +263,36 @@ async fn clock_loop(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_nanos(crate::timesync::INTERVAL_NS as u64)) => {}
         }
-        let (log, now) = (log.clone(), clock.now_ns());
-        let _ = tokio::task::spawn_blocking(move || note_clock(&log, now, false)).await;
+        let (log, now, before) = (log.clone(), clock.now_ns(), synced);
+        if let Ok(s) = tokio::task::spawn_blocking(move || note_clock(&log, now, before)).await {
+            synced = s.or(synced);
+        }
     }
 }
 
-/// Reads and stores one clock-synchronisation sample; logs it at start and on changes.
-fn note_clock(log: &crate::timesync::Log, now_ns: i64, starting: bool) {
+/// Reads and stores one clock-synchronisation sample; logs the state at start (`before`
+/// is `None`) and when it changes, not at every sample. Returns the state read.
+fn note_clock(log: &crate::timesync::Log, now_ns: i64, before: Option<bool>) -> Option<bool> {
     let Some(sample) = crate::timesync::read_kernel(now_ns) else {
-        if starting {
+        if before.is_none() {
             warn!("cannot read the kernel's NTP state: exports will say the clock's accuracy is unknown");
         }
-        return;
+        return None;
     };
-    match log.note(sample) {
-        Err(e) => warn!(error = %format!("{e:#}"), "recording the clock's NTP state"),
-        Ok(changed) if starting || changed => {
-            if sample.synced {
-                info!(
-                    max_error_us = sample.maxerror_us,
-                    "server clock is synchronised by NTP"
-                );
-            } else {
-                warn!("server clock is NOT synchronised by NTP: exports will say so");
-            }
-        }
-        Ok(_) => {}
+    if let Err(e) = log.note(sample) {
+        warn!(error = %format!("{e:#}"), "recording the clock's NTP state");
     }
+    if before != Some(sample.synced) {
+        if sample.synced {
+            info!(
+                max_error_us = sample.maxerror_us,
+                "server clock is synchronised by NTP"
+            );
+        } else {
+            warn!("server clock is NOT synchronised by NTP: exports will say so");
+        }
+    }
+    Some(sample.synced)
 }
 
 async fn drain(mut rx: mpsc::Receiver<IngestEvent>) {
