@@ -323,6 +323,20 @@ pub struct Planned {
     server_clock: crate::timesync::ServerClock,
     /// Bytes of the video files to be written.
     pub bytes: u64,
+    /// Source segments and gaps the manifest will list.
+    manifest_entries: u64,
+}
+
+impl Planned {
+    /// Bytes to reserve under the export quota beyond the fixed
+    /// [`quota::OVERHEAD_BYTES`]: the videos, and the manifest entries that grow
+    /// `manifest.json` and `player.html` with the length of the range.
+    pub fn need_bytes(&self) -> u64 {
+        self.bytes.saturating_add(
+            self.manifest_entries
+                .saturating_mul(quota::BYTES_PER_MANIFEST_ENTRY),
+        )
+    }
 }
 
 struct PlannedCamera {
@@ -338,6 +352,7 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Planned> {
     validate(req)?;
     let mut cameras = Vec::new();
     let mut bytes = 0;
+    let mut manifest_entries = 0;
     for (id, name) in &req.cameras {
         let plans = match playback::plan_parts(store, id, req.start_ns, req.end_ns) {
             Ok(p) => p,
@@ -347,6 +362,7 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Planned> {
         let segs = store.segments(id, req.start_ns, req.end_ns)?;
         let gaps = playback::gaps(&segs, req.start_ns, req.end_ns);
         bytes += plans.iter().map(|p| p.len).sum::<u64>();
+        manifest_entries += (segs.len() + gaps.len()) as u64;
         cameras.push(PlannedCamera {
             id: id.clone(),
             name: name.clone(),
@@ -361,6 +377,7 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Planned> {
         cameras,
         server_clock,
         bytes,
+        manifest_entries,
     })
 }
 
@@ -988,9 +1005,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn downloads_follow_current_rights() {
-        let file = |f: &str| FileEntry {
+    fn file_entry(f: &str) -> FileEntry {
+        FileEntry {
             file: f.into(),
             sha256: String::new(),
             bytes: 0,
@@ -1006,15 +1022,21 @@ mod tests {
             first_frame: String::new(),
             gaps: vec![],
             segments: vec![],
-        };
-        let cam = |id: &str| CameraEntry {
+        }
+    }
+
+    fn camera_entry(id: &str) -> CameraEntry {
+        CameraEntry {
             camera: id.into(),
             name: id.into(),
-            files: vec![file(&format!("{id}.mp4"))],
+            files: vec![file_entry(&format!("{id}.mp4"))],
             gaps: vec![],
             delivered: vec![],
-        };
-        let m = Manifest {
+        }
+    }
+
+    fn manifest(cameras: Vec<CameraEntry>) -> Manifest {
+        Manifest {
             format: FORMAT.into(),
             server: String::new(),
             exported_by: "op".into(),
@@ -1024,13 +1046,38 @@ mod tests {
                 start: String::new(),
                 end: String::new(),
             },
-            cameras: vec![cam("a"), cam("b")],
+            cameras,
             time_zone: String::new(),
             local_times: LocalTimes::default(),
             server_name: String::new(),
             signing_key_fingerprint: String::new(),
             time_accuracy: None,
-        };
+        }
+    }
+
+    /// The quota reserves room for the package's own files by the number of manifest
+    /// entries; a month of one-minute segments from a camera with a long id must fit.
+    #[test]
+    fn the_reservation_covers_a_long_exports_manifest_and_player() {
+        let id = "c".repeat(64);
+        let mut cam = camera_entry(&id);
+        let entries = 31 * 24 * 60;
+        cam.files[0].segments = (0..entries)
+            .map(|i| format!("{id}/2026-10-{:02}/20261025T0{:05}.123Z.mp4", i % 31 + 1, i))
+            .collect();
+        let json = serde_json::to_vec_pretty(&manifest(vec![cam])).unwrap();
+        let package = json.len() + player::render(&json).len();
+        let allowance =
+            quota::OVERHEAD_BYTES / 2 + entries as u64 * quota::BYTES_PER_MANIFEST_ENTRY;
+        assert!(
+            (package as u64) < allowance,
+            "manifest and player take {package} bytes, the reservation allows {allowance}"
+        );
+    }
+
+    #[test]
+    fn downloads_follow_current_rights() {
+        let m = manifest(vec![camera_entry("a"), camera_entry("b")]);
         let all = |_: &str| true;
         let only_a = |c: &str| c == "a";
         assert_eq!(download_scope(&m, "a.mp4", true, all), Ok(vec!["a".into()]));

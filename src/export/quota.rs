@@ -141,6 +141,11 @@ impl Drop for Reservation {
 /// Room for a manifest, `SHA256SUMS` and job file beside the video files.
 pub const OVERHEAD_BYTES: u64 = 1 << 20;
 
+/// Room for each source segment and gap the manifest lists, beyond
+/// [`OVERHEAD_BYTES`]: its line in `manifest.json` and again, base64, in
+/// `player.html` (a 31-day export of 1-minute segments lists 44,640).
+pub const BYTES_PER_MANIFEST_ENTRY: u64 = 1024;
+
 impl Ledger {
     /// Reserves `need` bytes for a new export if the quota and the volume allow it.
     /// `used` is what exports take on disk now, `free` the volume's free bytes.

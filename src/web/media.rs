@@ -583,7 +583,8 @@ async fn create_export(
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let jobs = media.jobs(&app);
             let planned = export::plan(&app.store, &req)?;
-            let admitted = export::quota::admit(&app.config.storage, &jobs.ledger, planned.bytes)?;
+            let admitted =
+                export::quota::admit(&app.config.storage, &jobs.ledger, planned.need_bytes())?;
             let reservation = match admitted {
                 Ok(r) => r,
                 Err(refusal) => return Ok(Err(refusal)),
