@@ -84,8 +84,11 @@ export function mount(root, ctx) {
     try {
       const r = await fetch(`/api/cameras/${encodeURIComponent(t.cam.id)}/snapshot.jpg?width=${t.el.classList.contains("enlarged") ? 1280 : 640}`,
         { credentials: "same-origin", cache: "no-store" });
-      if (!r.ok || gone) return;
-      const url = URL.createObjectURL(await r.blob());
+      // Live video may have come back while this was on its way (hideStills stops the timer).
+      if (!r.ok || gone || !t.stillTimer) return;
+      const blob = await r.blob();
+      if (gone || !t.stillTimer) return;
+      const url = URL.createObjectURL(blob);
       if (t.stillUrl) URL.revokeObjectURL(t.stillUrl);
       t.stillUrl = url;
       t.still.src = url;
@@ -114,7 +117,7 @@ export function mount(root, ctx) {
     t.badge.textContent = st.label;
     t.badge.className = `badge state-${st.kind}`;
     t.el.dataset.tile = st.kind;
-    const special = t.unsupported || ["converting", "busy", "error"].includes(t.el.dataset.player);
+    const special = t.unsupported || ["converting", "busy", "error", "ended"].includes(t.el.dataset.player);
     if (special && !nvrDownSince) return;
     // Over a picture the last frame stays visible under a banner; a black screen gets the sentence in the middle.
     showOverlay(t, st.text, st.text ? (t.video.readyState ? "warn banner" : "warn") : "");
@@ -142,6 +145,13 @@ export function mount(root, ctx) {
       case "stalled": render(t); break;
       case "reconnecting": render(t); break;
       case "error": showOverlay(t, info.message, "warn"); break;
+      case "ended":
+        // Stopped for good: the next camera list (a 401 shows the login form)
+        // either removes the tile or, if the camera is still allowed, restarts it.
+        showOverlay(t, info.signedOut ? "Signed out — log in again."
+          : "Your access to cameras changed; checking what you may still see…", "block");
+        if (!info.signedOut) refresh();
+        break;
       case "unsupported":
         t.unsupported = info.codec;
         showOverlay(t, unsupportedText(info.codec), t.stillUrl ? "block banner" : "block");

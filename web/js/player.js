@@ -36,6 +36,8 @@ const BACKOFF_MIN = 1;
 const BACKOFF_MAX = 30;
 /** No frame for this long while connected: the tile stops saying "Live". */
 const STALL_SECONDS = 3;
+/** Close code of a view the server ended: logout, session expiry or changed access (src/web/live.rs). */
+const SESSION_ENDED = 1008;
 
 /** Whether this browser can play `codec` (RFC 6381) through MSE. */
 export function canPlayLive(codec) {
@@ -49,7 +51,8 @@ export class LivePlayer {
    * @param {(state: string, info?: object) => void} onState
    *   states: connecting, playing, stalled {since: ms epoch of the last
    *   frame}, reconnecting {seconds},
-   *   unsupported {codec}, error {message}
+   *   unsupported {codec}, error {message}, ended {signedOut} (the
+   *   server closed the view with 1008; the player does not reconnect)
    * @param {() => Promise<void>} [checkSession] called when a connection
    *   fails before any data (the upgrade may have been refused: 401/403)
    * @param {{stream?: "main"|"sub", codec?: "h264"}} [opts]
@@ -341,9 +344,24 @@ export class LivePlayer {
     // 1013: the server has no conversion slot free; a refused upgrade with
     // codec=h264 is most likely the same (503).
     const busy = code === 1013 || (!hadData && Boolean(this.opts.codec));
-    // 1008: the server ended the view because the session ended or the
-    // user's access changed; the session check shows the login if so.
-    this.scheduleReconnect(!hadData || code === 1008, busy);
+    if (code === SESSION_ENDED) {
+      this.ended();
+      return;
+    }
+    this.scheduleReconnect(!hadData, busy);
+  }
+
+  /**
+   * The server ended the view (close 1008) because the session ended or the
+   * user's access changed: reconnecting would only meet a 401 or 403, so the
+   * player stops and says which it was (the session check also shows the
+   * login form if the session is gone).
+   */
+  async ended() {
+    this.stop();
+    let signedOut = false;
+    try { await this.checkSession(); } catch (e) { signedOut = e && e.status === 401; }
+    this.setState("ended", { signedOut });
   }
 
   async scheduleReconnect(failedEarly = false, busy = false) {
