@@ -139,10 +139,19 @@ pub fn zone_name(tz: &jiff::tz::TimeZone) -> String {
 }
 
 /// Parses an RFC 3339 time (any offset) into nanoseconds since the epoch.
+/// Times i64 nanoseconds cannot hold (before 1677 or after 2262) are refused:
+/// a plain cast would wrap 2300 round to 1700.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp_nanos() as i64)
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos()).ok()
+}
+
+/// Nanoseconds in `ticks` of the 90 kHz video clock, saturating. A session's
+/// tick count times 10^9 no longer fits i64 after 28.5 hours of stream, which
+/// an RTSP session that runs for days reaches.
+pub fn ticks_90k_to_ns(ticks: i64) -> i64 {
+    let ns = i128::from(ticks) * i128::from(NS_PER_SEC) / 90_000;
+    i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX })
 }
 
 #[cfg(test)]
@@ -178,6 +187,21 @@ mod tests {
         assert!(s.ends_with(".123Z"), "{s}");
         assert_eq!(parse_rfc3339(&s), Some(ns));
         assert_eq!(parse_rfc3339("yesterday"), None);
+        // Valid RFC 3339, but not an i64 of nanoseconds: refused, not wrapped to 1700.
+        assert_eq!(parse_rfc3339("2300-01-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("1600-01-01T00:00:00Z"), None);
+        assert!(parse_rfc3339("2262-04-11T23:47:16Z").is_some());
+    }
+
+    #[test]
+    fn ticks_to_ns_past_a_day_of_stream() {
+        assert_eq!(ticks_90k_to_ns(90_000), NS_PER_SEC);
+        assert_eq!(ticks_90k_to_ns(-45_000), -NS_PER_SEC / 2);
+        // 30 hours of 90 kHz ticks: ticks * 10^9 alone is past i64::MAX.
+        let ticks = 30 * 3600 * 90_000;
+        assert_eq!(ticks_90k_to_ns(ticks), 30 * 3600 * NS_PER_SEC);
+        assert_eq!(ticks_90k_to_ns(i64::MAX), i64::MAX);
+        assert_eq!(ticks_90k_to_ns(i64::MIN), i64::MIN);
     }
 
     #[test]

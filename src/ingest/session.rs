@@ -13,7 +13,7 @@ use super::backoff::{self, Attempt, Outcome};
 use super::damage::{Damage, Verdict};
 use super::open::{Failure, Item, OpenError, OpenRequest, Opener};
 use super::transport::{Proto, TransportChoice};
-use crate::clock::Clock;
+use crate::clock::{ticks_90k_to_ns, Clock};
 use crate::config::CameraConfig;
 use crate::frame::{IngestEvent, VideoCodec, VideoFrame, VideoParams};
 use crate::nal::h265_has_irap;
@@ -294,8 +294,10 @@ impl IngestTask {
                     let now = self.clock.now_ns();
                     let pts = f.pts;
                     let (wall0, pts0) = *anchor.get_or_insert((now, pts));
-                    let drift_ms =
-                        (wall0 + (pts - pts0) * 1_000_000_000 / 90_000 - now) / 1_000_000;
+                    let drift_ms = wall0
+                        .saturating_add(ticks_90k_to_ns(pts.saturating_sub(pts0)))
+                        .saturating_sub(now)
+                        / 1_000_000;
                     let is_key = f.random_access
                         || (params.codec == VideoCodec::H265 && h265_has_irap(&f.data));
                     let loss = f.loss;

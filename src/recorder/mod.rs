@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 use tracing::{error, info, warn};
 
-use crate::clock::NS_PER_SEC;
+use crate::clock::{ticks_90k_to_ns, NS_PER_SEC};
 use crate::frame::{AudioFrame, AudioParams, IngestEvent, VideoFrame};
 use crate::mp4::Sample;
 use crate::status::{update, CameraStatus};
@@ -295,7 +295,7 @@ impl Recorder {
 
     fn wall_ns(&self, pts: i64) -> i64 {
         let (wall, pts0) = self.anchor.unwrap_or((0, pts));
-        wall + (pts - pts0) * NS_PER_SEC / 90_000
+        wall.saturating_add(ticks_90k_to_ns(pts.saturating_sub(pts0)))
     }
 
     fn on_video(&mut self, f: VideoFrame) {

@@ -434,3 +434,33 @@ fn held_frames_are_bounded_by_dropping_whole_gops() {
     assert!(r.rec.backlog_bytes <= BACKLOG_BYTES);
     assert!(matches!(r.rec.backlog.front(), Some(IngestEvent::Video(f)) if f.is_key));
 }
+
+/// Camera time past 28.5 hours of one session (9.2e9 ticks, whose product with
+/// 10^9 leaves i64) still maps to the right wall time, so segments keep their
+/// names and keep rolling. An RTSP session that runs for days gets there.
+#[test]
+fn a_session_longer_than_a_day_keeps_its_wall_time() {
+    let mut r = rig(4);
+    let p = params(640);
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    // The anchor a first frame at camera time 0 set 30 hours ago (compressed:
+    // feeding 30 hours of frames would write hundreds of segments).
+    r.rec.anchor = Some((T0, 0));
+    let pts0 = 30 * 3600 * SEC;
+    feed_at(
+        &mut r.rec,
+        &p,
+        pts0,
+        T0 + 30 * 3600 * NS_PER_SEC,
+        25 * 10,
+        25,
+    );
+    r.rec.handle(IngestEvent::SessionEnded);
+    let rows = rows(&r.store);
+    assert!(rows.len() >= 2, "{rows:?}");
+    let want = T0 + 30 * 3600 * NS_PER_SEC;
+    assert!((rows[0].start_ns - want).abs() < NS_PER_SEC, "{rows:?}");
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0].end_ns <= w[1].start_ns + NS_PER_SEC));
+}

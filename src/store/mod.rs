@@ -302,7 +302,9 @@ pub fn parse_segment_name(name: &str) -> Option<i64> {
         "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
     );
     let t = time::PrimitiveDateTime::parse(stem, &f).ok()?;
-    Some(t.assume_utc().unix_timestamp_nanos() as i64)
+    // Years the i64 clock cannot hold (before 1677, after 2262) are refused: a
+    // cast would index a planted `02250131T...` file as a 1978 recording.
+    i64::try_from(t.assume_utc().unix_timestamp_nanos()).ok()
 }
 
 /// Rounds down to whole milliseconds: file names carry ms, and the index
@@ -347,6 +349,9 @@ mod tests {
         assert_eq!(parse_segment_name(name), Some(ns));
         assert_eq!(parse_segment_name(&format!("{name}.part")), Some(ns));
         assert_eq!(parse_segment_name("../../etc/passwd"), None);
+        // Found by the `text` fuzz target: year 225 wrapped round to 1978.
+        assert_eq!(parse_segment_name("02250131T120000.123Z.mp4.part"), None);
+        assert_eq!(parse_segment_name("99991231T235959.999Z.mp4"), None);
     }
 
     #[test]
