@@ -67,7 +67,10 @@ pub fn h265_has_irap(mut data: &[u8]) -> bool {
         if (16..=21).contains(&nal_type) {
             return true;
         }
-        data = data.get(4 + len..).unwrap_or(&[]);
+        data = len
+            .checked_add(4)
+            .and_then(|end| data.get(end..))
+            .unwrap_or(&[]);
     }
     false
 }

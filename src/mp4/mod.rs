@@ -13,6 +13,9 @@ pub mod read;
 pub mod scan;
 pub mod write;
 
+#[cfg(test)]
+mod mutation_tests;
+
 pub use codec::{codec_string, decoder_config};
 pub use read::*;
 pub use scan::*;
