@@ -83,11 +83,16 @@ pub async fn run_with(
         counters.clone(),
         live.clone(),
     )?);
-    info!(
-        fingerprint = %app.signer.fingerprint(),
-        key = %app.signer.path.display(),
-        "export signing key (Ed25519; the fingerprint is the SHA-256 of the public key)"
-    );
+    match &app.signer {
+        Ok(signer) => info!(
+            fingerprint = %signer.fingerprint(),
+            key = %signer.path.display(),
+            "export signing key (Ed25519; the fingerprint is the SHA-256 of the public key)"
+        ),
+        Err(e) => error!(
+            "export signing key unavailable, exports are refused until it is fixed              (recording goes on): {e}"
+        ),
+    }
     let clock_log = Arc::new(crate::timesync::Log::open(store.db())?);
     let synced = note_clock(&clock_log, clock.now_ns(), None);
     if options.demo_admin {
@@ -214,7 +219,9 @@ pub async fn run_with(
     };
     info!("web server listening on {scheme}://{addr}");
     // No admin yet: log the one-time code for the browser's setup page.
-    web::setup::announce(&app, scheme, addr)?;
+    if let Err(e) = web::setup::announce(&app, scheme, addr) {
+        warn!("cannot tell whether an admin exists, so no setup code was issued: {e:#}");
+    }
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }

@@ -338,3 +338,64 @@ fn package_zip_round_trip_verifies_and_each_tampering_fails_plainly() {
         "{text}"
     );
 }
+
+/// A signing key that cannot be used (here a corrupt file, as after a botched restore)
+/// costs exports, never footage: the server starts, records, says why in the log and in
+/// `/api/system`, and refuses exports with a plain 503.
+#[test]
+fn an_unusable_signing_key_refuses_exports_and_recording_goes_on() {
+    let gst = GstServer::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cleannvr.toml");
+    let cameras = format!(
+        "[[camera]]\nid = \"gate\"\nname = \"Gate\"\nurl = \"{}\"\n",
+        gst.url("h264aac")
+    );
+    std::fs::write(&cfg, common::config(tmp.path(), 2, &cameras)).unwrap();
+    common::add_user(&cfg, "admin", "admin", "admin password 1");
+    let key_file = tmp.path().join("data/keys/export-signing.key");
+    std::fs::create_dir_all(key_file.parent().unwrap()).unwrap();
+    std::fs::write(&key_file, b"not a key\n").unwrap();
+
+    let nvr = Nvr::start(cfg, &["run"]);
+    let admin = HttpSession::login(&nvr.http, "admin", "admin password 1");
+    let line = nvr
+        .log
+        .find("export signing key unavailable")
+        .unwrap_or_else(|| panic!("no error about the key: {}", nvr.log.text()));
+    assert!(line.contains("ERROR"), "{line}");
+    assert_eq!(
+        std::fs::read(&key_file).unwrap(),
+        b"not a key\n",
+        "the key file is left for the admin"
+    );
+    let system = admin.json("/api/system");
+    assert!(system["signing_key"]["error"].is_string(), "{system}");
+
+    // Recording goes on: segments of the camera appear in the index.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (start, end) = loop {
+        let r = admin.json("/api/cameras/gate/recordings");
+        if let Some(first) = r["ranges"].as_array().and_then(|a| a.first()) {
+            let s = cleannvr::clock::parse_rfc3339(first["start"].as_str().unwrap()).unwrap();
+            let e = cleannvr::clock::parse_rfc3339(first["end"].as_str().unwrap()).unwrap();
+            if e - s >= 2_000_000_000 {
+                break (s, e);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing recorded: {}",
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let rfc = cleannvr::clock::rfc3339;
+    let (status, body) = admin.send(
+        "POST",
+        "/api/exports",
+        &json!({ "cameras": ["gate"], "start": rfc(start), "end": rfc(end), "reason": "incident 13" }),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("signing key"), "{body}");
+}

@@ -112,13 +112,13 @@ pub struct Jobs {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
     /// Space promised to running exports.
     pub ledger: Arc<quota::Ledger>,
-    /// Signs every package.
-    signer: Signer,
+    /// Signs every package (or why the key is unavailable: exports then fail, plainly).
+    signer: Result<Signer, String>,
 }
 
 impl Jobs {
     /// Jobs under `<storage>/.exports`, signed by `signer`.
-    pub fn new(storage: &Path, signer: Signer) -> Jobs {
+    pub fn new(storage: &Path, signer: Result<Signer, String>) -> Jobs {
         Jobs {
             root: super::exports_dir(storage),
             jobs: Mutex::new(HashMap::new()),
@@ -171,10 +171,12 @@ impl Jobs {
         reservation: quota::Reservation,
         record: impl FnOnce(&Outcome) -> anyhow::Result<()>,
     ) {
-        let signer = &self.signer;
         let dir = self.dir(&job.id);
-        let state = match write_recorded(planned, req, &dir, now_ns, &job.progress, signer, record)
-        {
+        let written = match &self.signer {
+            Ok(signer) => write_recorded(planned, req, &dir, now_ns, &job.progress, signer, record),
+            Err(e) => Err(anyhow::anyhow!("export signing key unavailable: {e}")),
+        };
+        let state = match written {
             Ok(outcome) => JobState::Done(Box::new(outcome)),
             Err(e) => {
                 tracing::warn!(id = %job.id, error = %format!("{e:#}"), "export failed");

@@ -33,20 +33,26 @@ pub async fn health(State(app): State<Arc<App>>) -> Json<Value> {
 /// exports: version, host name, time zone, the export signing key's fingerprint (to give
 /// to whoever checks a package) and the server clock's NTP state now.
 pub async fn system(State(app): State<Arc<App>>) -> Json<Value> {
-    let fp = app.signer.fingerprint();
+    let signing_key = match &app.signer {
+        Ok(signer) => {
+            let fp = signer.fingerprint();
+            json!({
+                "algorithm": "Ed25519",
+                "fingerprint": fp,
+                "fingerprint_grouped": crate::export::signing::grouped(&fp),
+                "public_key": hex::encode(signer.public_key()),
+                "path": signer.path.display().to_string(),
+            })
+        }
+        Err(e) => json!({ "algorithm": "Ed25519", "error": e }),
+    };
     let clock = crate::timesync::read_kernel(app.clock.now_ns());
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "server_name": crate::export::host_name(),
         "time_zone": crate::clock::zone_name(&app.config.server.time_zone()),
         "uptime_seconds": app.started.elapsed().as_secs(),
-        "signing_key": {
-            "algorithm": "Ed25519",
-            "fingerprint": fp,
-            "fingerprint_grouped": crate::export::signing::grouped(&fp),
-            "public_key": hex::encode(app.signer.public_key()),
-            "path": app.signer.path.display().to_string(),
-        },
+        "signing_key": signing_key,
         "clock": clock.map(|s| json!({
             "ntp_synchronised": s.synced,
             "max_error_us": s.maxerror_us,

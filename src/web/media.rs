@@ -576,6 +576,11 @@ async fn create_export(
         time_zone: app.config.server.time_zone(),
     };
     export::validate(&req).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Err(e) = &app.signer {
+        return Err(ApiError::unavailable(format!(
+            "exports are unavailable: the export signing key cannot be used ({e})"
+        )));
+    }
     // Planned and measured against the export quota before anything is written: an
     // export that does not fit is refused here, never made room for with footage.
     let (job, planned, reservation) = {

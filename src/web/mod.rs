@@ -91,7 +91,7 @@ pub struct App {
     /// When the server started, for uptime.
     pub started: Instant,
     /// The key that signs exports (made on first start).
-    pub signer: crate::export::signing::Signer,
+    pub signer: Result<crate::export::signing::Signer, String>,
 }
 
 impl App {
@@ -110,8 +110,11 @@ impl App {
             idle_ns: i64::from(config.server.session_idle_minutes) * 60 * NS_PER_SEC,
             absolute_ns: i64::from(config.server.session_max_hours) * 3600 * NS_PER_SEC,
         };
+        // Exports need the key; recording does not: a key that cannot be read or made
+        // refuses exports (503, saying why) and leaves the cameras recording.
         let signer =
-            crate::export::signing::Signer::load_or_create(&config.storage.signing_key_path())?;
+            crate::export::signing::Signer::load_or_create(&config.storage.signing_key_path())
+                .map_err(|e| format!("{e:#}"));
         Ok(App {
             signer,
             users: Users::open(db)?,
