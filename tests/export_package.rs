@@ -157,8 +157,19 @@ fn package_zip_round_trip_verifies_and_each_tampering_fails_plainly() {
             .contains("content-type: application/zip"),
         "{text}"
     );
+    // A HEAD request (a link checker, a download manager probing) is not a download.
+    let (ok, text) = run(Command::new("curl")
+        .args(["-sk", "--fail", "-I"])
+        .args(["-H", &format!("Cookie: {}", op.cookie)])
+        .arg(format!("{}/api/exports/{id}/package.zip", nvr.http)));
+    assert!(ok, "{text}");
     let downloads = admin.json("/api/audit?action=export_download&limit=10");
     let audited = downloads["entries"].as_array().unwrap();
+    let zips = audited
+        .iter()
+        .filter(|e| e["detail"].as_str().unwrap().contains("file=package.zip"))
+        .count();
+    assert_eq!(zips, 1, "one GET, one HEAD: {downloads}");
     let e = audited
         .iter()
         .find(|e| e["detail"].as_str().unwrap().contains("file=package.zip"))

@@ -16,7 +16,7 @@ use super::transport::Proto;
 use crate::frame::{AudioFrame, AudioParams, VideoParams};
 
 /// What the loop asks for: one session to this URL over this transport.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OpenRequest {
     /// The RTSP URL, without credentials.
     pub url: url::Url,
@@ -24,6 +24,17 @@ pub struct OpenRequest {
     pub creds: Option<(String, String)>,
     /// RTP transport to SET UP.
     pub proto: Proto,
+}
+
+/// Hides the password, so a request can be logged.
+impl std::fmt::Debug for OpenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenRequest")
+            .field("url", &self.url.as_str())
+            .field("user", &self.creds.as_ref().map(|(u, _)| u))
+            .field("proto", &self.proto)
+            .finish()
+    }
 }
 
 /// Opens RTSP sessions. One per camera, shared by all its reconnects.

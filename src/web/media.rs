@@ -793,6 +793,7 @@ async fn export_package(
     Extension(media): Extension<Arc<MediaState>>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
+    method: Method,
 ) -> Result<Response, ApiError> {
     find_job(&app, &media, &c, &id).await?;
     let dir = media.jobs(&app).dir(&id);
@@ -804,6 +805,20 @@ async fn export_package(
         c.user.may_see(cam)
     })
     .map_err(ApiError::forbidden)?;
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/zip"),
+        ),
+        (
+            header::CONTENT_DISPOSITION,
+            hv(&format!("attachment; filename=\"export-{id}.zip\"")),
+        ),
+    ];
+    // A HEAD (axum answers it with this handler) downloads nothing: no zip, no audit.
+    if method == Method::HEAD {
+        return Ok((headers, Body::empty()).into_response());
+    }
     let names = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || export::zip::package_files(&m, &dir))
@@ -837,17 +852,7 @@ async fn export_package(
         rx.recv().await.map(|item| (item, rx))
     });
     let body = Body::from_stream(while_valid(app.clone(), c.clone(), chunks));
-    let mut r = body.into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        hv(&format!("attachment; filename=\"export-{id}.zip\"")),
-    );
-    Ok(r)
+    Ok((headers, body).into_response())
 }
 
 #[cfg(test)]
