@@ -60,6 +60,28 @@ fn resum(dir: &Path) {
     std::fs::write(dir.join("SHA256SUMS"), out).unwrap();
 }
 
+/// The first recorded range of camera `gate` once it holds at least `min_ns`, as
+/// `(start, end)` in nanoseconds; fails after two minutes.
+fn recorded(nvr: &Nvr, who: &HttpSession, min_ns: i64) -> (i64, i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = who.json("/api/cameras/gate/recordings");
+        if let Some(first) = r["ranges"].as_array().and_then(|a| a.first()) {
+            let s = cleannvr::clock::parse_rfc3339(first["start"].as_str().unwrap()).unwrap();
+            let e = cleannvr::clock::parse_rfc3339(first["end"].as_str().unwrap()).unwrap();
+            if e - s >= min_ns {
+                return (s, e);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing recorded: {}",
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn package_zip_round_trip_verifies_and_each_tampering_fails_plainly() {
     let have_unzip = Command::new("unzip").arg("-v").output().is_ok();
@@ -98,23 +120,8 @@ fn package_zip_round_trip_verifies_and_each_tampering_fails_plainly() {
     );
 
     // Record at least 4 s of the peer.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let (start, end) = loop {
-        let r = op.json("/api/cameras/gate/recordings");
-        if let Some(first) = r["ranges"].as_array().and_then(|a| a.first()) {
-            let s = cleannvr::clock::parse_rfc3339(first["start"].as_str().unwrap()).unwrap();
-            let e = cleannvr::clock::parse_rfc3339(first["end"].as_str().unwrap()).unwrap();
-            if e - s >= 4_000_000_000 {
-                break (s, s + 4_000_000_000);
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing recorded: {}",
-            nvr.log.text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let start = recorded(&nvr, &op, 4_000_000_000).0;
+    let end = start + 4_000_000_000;
     let rfc = cleannvr::clock::rfc3339;
     let (status, created) = op.send(
         "POST",
@@ -384,23 +391,7 @@ fn an_unusable_signing_key_refuses_exports_and_recording_goes_on() {
     assert!(system["signing_key"]["error"].is_string(), "{system}");
 
     // Recording goes on: segments of the camera appear in the index.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let (start, end) = loop {
-        let r = admin.json("/api/cameras/gate/recordings");
-        if let Some(first) = r["ranges"].as_array().and_then(|a| a.first()) {
-            let s = cleannvr::clock::parse_rfc3339(first["start"].as_str().unwrap()).unwrap();
-            let e = cleannvr::clock::parse_rfc3339(first["end"].as_str().unwrap()).unwrap();
-            if e - s >= 2_000_000_000 {
-                break (s, e);
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing recorded: {}",
-            nvr.log.text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (start, end) = recorded(&nvr, &admin, 2_000_000_000);
     let rfc = cleannvr::clock::rfc3339;
     let (status, body) = admin.send(
         "POST",
