@@ -720,13 +720,8 @@ async fn export_file(
     Path((id, name)): Path<(String, String)>,
     method: Method,
 ) -> Result<Response, ApiError> {
-    find_job(&app, &media, &c, &id).await?;
-    let dir = media.jobs(&app).dir(&id);
+    let (dir, _, m) = finished_manifest(&app, &media, &c, &id).await?;
     // Only names the finished manifest lists (or the manifest and sums themselves).
-    let manifest = tokio::fs::read(dir.join(export::MANIFEST))
-        .await
-        .map_err(|_| ApiError::not_found("export not finished"))?;
-    let m: export::Manifest = serde_json::from_slice(&manifest).map_err(ApiError::internal)?;
     let listed =
         export::PACKAGE_FILES.contains(&name.as_str()) || m.files().any(|f| f.file == name);
     if !listed {
@@ -785,6 +780,23 @@ async fn export_file(
     Ok(r)
 }
 
+/// The directory, manifest bytes and parsed manifest of export `id`, once the caller may
+/// see the job and its manifest has been written (404 before).
+async fn finished_manifest(
+    app: &Arc<App>,
+    media: &Arc<MediaState>,
+    c: &Caller,
+    id: &str,
+) -> Result<(std::path::PathBuf, Vec<u8>, export::Manifest), ApiError> {
+    find_job(app, media, c, id).await?;
+    let dir = media.jobs(app).dir(id);
+    let manifest = tokio::fs::read(dir.join(export::MANIFEST))
+        .await
+        .map_err(|_| ApiError::not_found("export not finished"))?;
+    let m = serde_json::from_slice(&manifest).map_err(ApiError::internal)?;
+    Ok((dir, manifest, m))
+}
+
 /// `GET /api/exports/{id}/package.zip`: the whole exhibit package as one zip, streamed
 /// as it is read from disk (never built in memory). Needs the rights of the manifest
 /// (every camera of the export), checked afresh; audited as `export_download`.
@@ -795,12 +807,7 @@ async fn export_package(
     Path(id): Path<String>,
     method: Method,
 ) -> Result<Response, ApiError> {
-    find_job(&app, &media, &c, &id).await?;
-    let dir = media.jobs(&app).dir(&id);
-    let manifest = tokio::fs::read(dir.join(export::MANIFEST))
-        .await
-        .map_err(|_| ApiError::not_found("export not finished"))?;
-    let m: export::Manifest = serde_json::from_slice(&manifest).map_err(ApiError::internal)?;
+    let (dir, manifest, m) = finished_manifest(&app, &media, &c, &id).await?;
     let cameras = export::download_scope(&m, export::MANIFEST, c.user.role.can_export(), |cam| {
         c.user.may_see(cam)
     })
