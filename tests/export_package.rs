@@ -60,6 +60,21 @@ fn resum(dir: &Path) {
     std::fs::write(dir.join("SHA256SUMS"), out).unwrap();
 }
 
+/// The GStreamer peer as camera `gate`, a config recording it in 2 s segments, and an
+/// admin; the peer and the directory live as long as the returned values.
+fn gate_camera() -> (GstServer, tempfile::TempDir, PathBuf) {
+    let gst = GstServer::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cleannvr.toml");
+    let cameras = format!(
+        "[[camera]]\nid = \"gate\"\nname = \"Gate\"\nurl = \"{}\"\n",
+        gst.url("h264aac")
+    );
+    std::fs::write(&cfg, common::config(tmp.path(), 2, &cameras)).unwrap();
+    common::add_user(&cfg, "admin", "admin", "admin password 1");
+    (gst, tmp, cfg)
+}
+
 /// The first recorded range of camera `gate` once it holds at least `min_ns`, as
 /// `(start, end)` in nanoseconds; fails after two minutes.
 fn recorded(nvr: &Nvr, who: &HttpSession, min_ns: i64) -> (i64, i64) {
@@ -88,15 +103,7 @@ fn package_zip_round_trip_verifies_and_each_tampering_fails_plainly() {
     if !common::require_peer(have_unzip, "unzip (Debian package unzip)") {
         return;
     }
-    let gst = GstServer::start(&[]);
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("cleannvr.toml");
-    let cameras = format!(
-        "[[camera]]\nid = \"gate\"\nname = \"Gate\"\nurl = \"{}\"\n",
-        gst.url("h264aac")
-    );
-    std::fs::write(&cfg, common::config(tmp.path(), 2, &cameras)).unwrap();
-    common::add_user(&cfg, "admin", "admin", "admin password 1");
+    let (_gst, tmp, cfg) = gate_camera();
     common::add_user(&cfg, "op", "operator", "operator password 1");
     common::add_user(&cfg, "viewer", "viewer", "viewer password 1");
     let nvr = Nvr::start(cfg, &["run"]);
@@ -362,15 +369,7 @@ fn package_zip_round_trip_verifies_and_each_tampering_fails_plainly() {
 /// `/api/system`, and refuses exports with a plain 503.
 #[test]
 fn an_unusable_signing_key_refuses_exports_and_recording_goes_on() {
-    let gst = GstServer::start(&[]);
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("cleannvr.toml");
-    let cameras = format!(
-        "[[camera]]\nid = \"gate\"\nname = \"Gate\"\nurl = \"{}\"\n",
-        gst.url("h264aac")
-    );
-    std::fs::write(&cfg, common::config(tmp.path(), 2, &cameras)).unwrap();
-    common::add_user(&cfg, "admin", "admin", "admin password 1");
+    let (_gst, tmp, cfg) = gate_camera();
     let key_file = tmp.path().join("data/keys/export-signing.key");
     std::fs::create_dir_all(key_file.parent().unwrap()).unwrap();
     std::fs::write(&key_file, b"not a key\n").unwrap();
