@@ -359,7 +359,15 @@ fn retention_pass(
         client: "server".into(),
         detail,
     };
-    let expired = quota::expire(&exports, limits.retain_days, app.clock.now_ns());
+    // Holds in force now; an expired hold (`until` passed) no longer protects anything.
+    let held = app
+        .store
+        .holds()
+        .active(app.clock.now_ns())
+        .context("reading legal holds (nothing is deleted without them)")?;
+    let expired = quota::expire(&exports, limits.retain_days, app.clock.now_ns(), |id| {
+        held.export(id)
+    });
     for x in expired.iter().flatten() {
         info!(export = %x.id, bytes = x.bytes, "deleted expired export");
         let ev = event(
@@ -381,6 +389,7 @@ fn retention_pass(
     let r = retention::run_into(
         &app.store,
         policies,
+        &held,
         floor,
         app.clock.now_ns(),
         || retention::volume_free_bytes(&dir).unwrap_or(u64::MAX),
@@ -393,6 +402,9 @@ fn retention_pass(
             error!(error = %format!("{e:#}"), %camera, "auditing retention");
         }
     }
+    app.counters
+        .held_full
+        .store(out.held_short, std::sync::atomic::Ordering::Relaxed);
     r?;
     expired?;
     Ok(out)

@@ -220,7 +220,13 @@ pub struct Expired {
 /// when `retain_days` is 0) and says which. An export's age comes from its job file
 /// (`{id}.json`, `created`), or the directory's modification time if that is missing.
 /// The job file goes last, so a crash half-way leaves an export that is found again.
-pub fn expire(root: &Path, retain_days: u32, now_ns: i64) -> anyhow::Result<Vec<Expired>> {
+/// Exports for which `held` says yes (a legal hold) are kept however old.
+pub fn expire(
+    root: &Path,
+    retain_days: u32,
+    now_ns: i64,
+    held: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<Expired>> {
     let mut out = Vec::new();
     if retain_days == 0 {
         return Ok(out);
@@ -242,6 +248,9 @@ pub fn expire(root: &Path, retain_days: u32, now_ns: i64) -> anyhow::Result<Vec<
     ids.sort();
     ids.dedup();
     for id in ids {
+        if held(&id) {
+            continue;
+        }
         let dir = root.join(&id);
         let job = root.join(format!("{id}.json"));
         let meta: Value = std::fs::read(&job)
@@ -372,8 +381,17 @@ mod tests {
             });
             std::fs::write(root.join(format!("{id}.json")), meta.to_string()).unwrap();
         }
-        assert!(expire(root, 0, now).unwrap().is_empty(), "0 keeps all");
-        let gone = expire(root, 31, now).unwrap();
+        assert!(
+            expire(root, 0, now, |_| false).unwrap().is_empty(),
+            "0 keeps all"
+        );
+        let a = "a".repeat(32);
+        assert!(
+            expire(root, 31, now, |id| id == a).unwrap().is_empty(),
+            "a held export is kept however old"
+        );
+        assert!(root.join(&a).join("x.mp4").exists());
+        let gone = expire(root, 31, now, |_| false).unwrap();
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].id, "a".repeat(32));
         assert_eq!(gone[0].owner, "op");

@@ -7,6 +7,7 @@
 //! `check`), never a row promising footage that is not there for long.
 
 pub mod check;
+pub mod holds;
 pub mod retention;
 
 use std::collections::HashMap;
@@ -60,6 +61,7 @@ pub struct Store {
     dir: PathBuf,
     db: sled::Db,
     segments: sled::Tree,
+    holds: holds::Holds,
     usage: Mutex<HashMap<String, Usage>>,
 }
 
@@ -88,6 +90,7 @@ impl Store {
         let segments = db.open_tree("segments")?;
         let store = Store {
             dir: dir.to_owned(),
+            holds: holds::Holds::open(&db)?,
             db,
             segments,
             usage: Mutex::new(HashMap::new()),
@@ -100,6 +103,30 @@ impl Store {
     /// trees of the same file (sled allows one opener per directory).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// Legal holds on footage and exports (retention keeps what they cover).
+    pub fn holds(&self) -> &holds::Holds {
+        &self.holds
+    }
+
+    /// Bytes of each camera's footage that the holds in `held` keep (a segment
+    /// overlapping a hold counts whole, once however many holds cover it).
+    pub fn held_bytes(&self, held: &holds::Held) -> anyhow::Result<HashMap<String, u64>> {
+        let mut out = HashMap::new();
+        for (camera, ranges) in &held.ranges {
+            let mut seen = std::collections::HashSet::new();
+            let mut bytes = 0;
+            for &(s, e) in ranges {
+                for rec in self.segments(camera, s, e)? {
+                    if seen.insert(rec.start_ns) {
+                        bytes += rec.bytes;
+                    }
+                }
+            }
+            out.insert(camera.clone(), bytes);
+        }
+        Ok(out)
     }
 
     /// The storage directory.

@@ -3,14 +3,20 @@
 //! `min_free_bytes`. Files go first, then their index rows, so a crash in
 //! between leaves a row without a file (cleared by `check --repair`), never a
 //! file that nothing will ever delete.
+//!
+//! A segment overlapping a legal hold ([`super::holds`]) is never deleted, by any
+//! limit: retention skips it and takes the next unheld one. When only held footage
+//! is left and the volume is still short, the pass says so (`held_short`) so the
+//! server can raise an alarm instead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use anyhow::Context;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use super::{sync_dir, SegmentRecord, Store};
+use super::holds::Held;
+use super::{key, sync_dir, SegmentRecord, Store};
 use crate::clock::{rfc3339, NS_PER_SEC};
 
 /// Per-camera limits; zero means no limit.
@@ -31,6 +37,11 @@ pub struct Outcome {
     pub bytes: u64,
     /// The volume is still under `min_free_bytes` with nothing left to delete.
     pub still_short: bool,
+    /// Held segments that a limit would have deleted and retention kept.
+    pub held_kept: u64,
+    /// The volume is still short and what is left includes held footage: the disk is
+    /// full of footage that must not be deleted, an alarm for the operator.
+    pub held_short: bool,
     /// What was deleted, per camera: one audit entry each.
     pub cameras: BTreeMap<String, Deleted>,
 }
@@ -68,9 +79,11 @@ impl Deleted {
 /// parameter so tests can simulate a full disk); `now_ns` is injectable time.
 /// `min_free_bytes` is the floor for footage: the caller adds the unused export
 /// quota ([`crate::export::quota::footage_floor`]) so exports never cost footage.
+/// Segments overlapping `held` are kept whatever the limits say.
 pub fn run_once(
     store: &Store,
     policies: &HashMap<String, Policy>,
+    held: &Held,
     min_free_bytes: u64,
     now_ns: i64,
     free_bytes: impl FnMut() -> u64,
@@ -79,6 +92,7 @@ pub fn run_once(
     run_into(
         store,
         policies,
+        held,
         min_free_bytes,
         now_ns,
         free_bytes,
@@ -89,9 +103,11 @@ pub fn run_once(
 
 /// [`run_once`] that leaves what it deleted in `out` even when it fails part-way, so
 /// the caller can still audit every deletion.
+#[allow(clippy::too_many_arguments)]
 pub fn run_into(
     store: &Store,
     policies: &HashMap<String, Policy>,
+    held: &Held,
     min_free_bytes: u64,
     now_ns: i64,
     mut free_bytes: impl FnMut() -> u64,
@@ -108,6 +124,11 @@ pub fn run_into(
             if !too_old && !too_big {
                 break;
             }
+            if held.covers(camera, rec.start_ns, rec.end_ns) {
+                // Kept, and still counted: held bytes can hold a camera over its limit.
+                out.held_kept += 1;
+                continue;
+            }
             bytes -= rec.bytes.min(bytes);
             let why = if too_old {
                 "retain_days"
@@ -120,12 +141,21 @@ pub fn run_into(
             delete(store, &rec, out, why)?;
         }
     }
-    // Volume floor: oldest footage of any camera goes first.
+    // Volume floor: oldest unheld footage of any camera goes first. `from` remembers,
+    // per camera, where its unheld footage starts, so held segments are passed once.
     let mut free = free_bytes();
+    let mut from: HashMap<String, i64> = HashMap::new();
+    let mut passed_held = false;
     while free < min_free_bytes {
         let mut oldest: Option<SegmentRecord> = None;
         for camera in store.usage().keys() {
-            if let Some(rec) = store.oldest(camera)? {
+            let start = from.get(camera).copied().unwrap_or(i64::MIN);
+            let found = first_unheld(store, camera, start, held, &mut passed_held)?;
+            from.insert(
+                camera.clone(),
+                found.as_ref().map_or(i64::MAX, |r| r.start_ns),
+            );
+            if let Some(rec) = found {
                 if oldest.as_ref().is_none_or(|o| rec.start_ns < o.start_ns) {
                     oldest = Some(rec);
                 }
@@ -133,19 +163,56 @@ pub fn run_into(
         }
         let Some(rec) = oldest else {
             out.still_short = true;
-            warn!(
-                free,
-                min_free_bytes, "volume is short of space and no footage is left to delete"
-            );
+            if passed_held {
+                out.held_short = true;
+                error!(
+                    free,
+                    min_free_bytes,
+                    "volume is short of space and all footage left is under a legal hold: \
+                     held footage is kept; release holds or add disk space"
+                );
+            } else {
+                warn!(
+                    free,
+                    min_free_bytes, "volume is short of space and no footage is left to delete"
+                );
+            }
             break;
         };
         delete(store, &rec, out, "min_free_bytes")?;
         free = free_bytes();
     }
-    if out.deleted > 0 {
-        info!(deleted = out.deleted, bytes = out.bytes, "retention");
+    if out.deleted > 0 || out.held_kept > 0 {
+        info!(
+            deleted = out.deleted,
+            bytes = out.bytes,
+            held_kept = out.held_kept,
+            "retention"
+        );
     }
     Ok(())
+}
+
+/// The oldest segment of `camera` starting at or after `from_ns` that no hold covers;
+/// sets `passed_held` if it stepped over a held one.
+fn first_unheld(
+    store: &Store,
+    camera: &str,
+    from_ns: i64,
+    held: &Held,
+    passed_held: &mut bool,
+) -> anyhow::Result<Option<SegmentRecord>> {
+    for item in store
+        .segments
+        .range(key(camera, from_ns)..=key(camera, i64::MAX))
+    {
+        let rec = super::decode(&item?.1)?;
+        if !held.covers(camera, rec.start_ns, rec.end_ns) {
+            return Ok(Some(rec));
+        }
+        *passed_held = true;
+    }
+    Ok(None)
 }
 
 fn delete(
@@ -212,6 +279,32 @@ mod tests {
     use crate::store::segment_rel_path;
 
     const DAY: i64 = 86_400 * NS_PER_SEC;
+    const HOUR: i64 = 3600 * NS_PER_SEC;
+
+    fn none() -> Held {
+        Held::default()
+    }
+
+    /// Holds hours `[from, to)` (of day 10) of `camera`, by the half hour inside them so
+    /// the overlap rule is what keeps the edges.
+    fn held(camera: &str, from: i64, to: i64) -> Held {
+        let mut h = Held::default();
+        h.ranges.insert(
+            camera.into(),
+            vec![(
+                10 * DAY + from * HOUR + HOUR / 2,
+                10 * DAY + to * HOUR - HOUR / 2,
+            )],
+        );
+        h
+    }
+
+    fn starts(store: &Store, camera: &str) -> Vec<i64> {
+        store
+            .iter_camera(camera)
+            .map(|r| (r.unwrap().start_ns - 10 * DAY) / HOUR)
+            .collect()
+    }
 
     /// Makes a store with `n` one-hour segments per camera starting at day 0, with real files.
     fn archive(cameras: &[&str], n: i64, bytes: u64) -> (tempfile::TempDir, Store) {
@@ -255,10 +348,10 @@ mod tests {
             },
         )]);
         // Nothing is older than 2 days yet.
-        let o = run_once(&store, &policies, 0, clock.now_ns(), || u64::MAX).unwrap();
+        let o = run_once(&store, &policies, &none(), 0, clock.now_ns(), || u64::MAX).unwrap();
         assert_eq!(o.deleted, 0);
         clock.advance(3 * DAY);
-        let o = run_once(&store, &policies, 0, clock.now_ns(), || u64::MAX).unwrap();
+        let o = run_once(&store, &policies, &none(), 0, clock.now_ns(), || u64::MAX).unwrap();
         assert_eq!(o.deleted, 24, "the first day ends 2 days before now");
         let oldest = store.oldest("a").unwrap().unwrap();
         assert_eq!(oldest.start_ns, 11 * DAY);
@@ -281,7 +374,7 @@ mod tests {
                 retain_bytes: 350,
             },
         )]);
-        let o = run_once(&store, &policies, 0, 0, || u64::MAX).unwrap();
+        let o = run_once(&store, &policies, &none(), 0, 0, || u64::MAX).unwrap();
         assert_eq!(o.deleted, 7);
         let d = &o.cameras["a"];
         assert_eq!((d.segments, d.bytes), (7, 700));
@@ -305,7 +398,7 @@ mod tests {
         let (_d, store) = archive(&["a", "b"], 3, 100);
         // Pretend the disk frees exactly what we delete, starting 250 bytes short.
         let mut free = 0u64;
-        let o = run_once(&store, &HashMap::new(), 250, 0, || {
+        let o = run_once(&store, &HashMap::new(), &none(), 250, 0, || {
             let f = free;
             free += 100;
             f
@@ -315,9 +408,64 @@ mod tests {
         // Oldest first: both cameras' hour 0, then one hour 1.
         assert_eq!(store.usage()["a"].segments + store.usage()["b"].segments, 3);
         assert!(!o.still_short);
-        let o = run_once(&store, &HashMap::new(), u64::MAX, 0, || 0).unwrap();
+        let o = run_once(&store, &HashMap::new(), &none(), u64::MAX, 0, || 0).unwrap();
         assert!(o.still_short);
         assert_eq!(o.deleted, 3);
+    }
+
+    #[test]
+    fn held_segments_survive_days_bytes_and_floor() {
+        // By days: hours 2..4 are held; everything else older than the cutoff goes.
+        let (_d, store) = archive(&["a", "b"], 10, 100);
+        let days = HashMap::from([(
+            "a".to_string(),
+            Policy {
+                retain_days: 1,
+                retain_bytes: 0,
+            },
+        )]);
+        let o = run_once(&store, &days, &held("a", 2, 4), 0, 12 * DAY, || u64::MAX).unwrap();
+        assert_eq!(starts(&store, "a"), vec![2, 3]);
+        assert_eq!((o.deleted, o.held_kept), (8, 2));
+        assert!(!held("a", 2, 4).covers("b", 0, i64::MAX));
+
+        // By bytes: held old footage stays and counts, so newer unheld footage goes first.
+        let (_d, store) = archive(&["a"], 10, 100);
+        let bytes = HashMap::from([(
+            "a".to_string(),
+            Policy {
+                retain_days: 0,
+                retain_bytes: 500,
+            },
+        )]);
+        let o = run_once(&store, &bytes, &held("a", 0, 2), 0, 0, || u64::MAX).unwrap();
+        assert_eq!(starts(&store, "a"), vec![0, 1, 7, 8, 9]);
+        assert_eq!(o.held_kept, 2);
+        assert_eq!(store.usage()["a"].bytes, 500);
+
+        // Floor: the oldest unheld footage of any camera goes; held footage of "a" stays.
+        let (_d, store) = archive(&["a", "b"], 4, 100);
+        let mut free = 0u64;
+        let o = run_once(&store, &HashMap::new(), &held("a", 0, 2), 350, 0, || {
+            let f = free;
+            free += 100;
+            f
+        })
+        .unwrap();
+        assert_eq!(o.deleted, 4);
+        assert_eq!(starts(&store, "a"), vec![0, 1, 3]);
+        assert_eq!(starts(&store, "b"), vec![3]);
+        assert!(!o.still_short && !o.held_short);
+
+        // A disk full of held footage: everything unheld goes, held footage stays, alarm.
+        let o = run_once(&store, &HashMap::new(), &held("a", 0, 2), u64::MAX, 0, || 0).unwrap();
+        assert_eq!(starts(&store, "a"), vec![0, 1]);
+        assert!(starts(&store, "b").is_empty());
+        assert!(o.still_short && o.held_short);
+        // Released (no holds): the floor takes them too.
+        let o = run_once(&store, &HashMap::new(), &none(), u64::MAX, 0, || 0).unwrap();
+        assert_eq!(o.deleted, 2);
+        assert!(o.still_short && !o.held_short);
     }
 
     #[test]

@@ -526,13 +526,26 @@ pub async fn recordings(
 }
 
 /// `GET /api/storage`: recorded bytes per camera (the caller's cameras),
-/// volume free space and the retention settings.
+/// volume free space, the retention settings and what legal holds keep.
 pub async fn storage(
     State(app): State<Arc<App>>,
     Extension(c): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
     let usage = app.store.usage();
     let free = crate::store::retention::volume_free_bytes(app.store.dir()).ok();
+    let held = {
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || {
+            let held = app.store.holds().active(app.clock.now_ns())?;
+            app.store.held_bytes(&held)
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
+    let held_full = app
+        .counters
+        .held_full
+        .load(std::sync::atomic::Ordering::Relaxed);
     let mut cams = Vec::new();
     for cam in app
         .config
@@ -544,6 +557,7 @@ pub async fn storage(
         cams.push(json!({
             "id": cam.id,
             "bytes": u.bytes,
+            "held_bytes": held.get(&cam.id).copied().unwrap_or(0),
             "segments": u.segments,
             "retain_days": cam.retain_days,
             "retain_bytes": cam.retain_bytes,
@@ -555,6 +569,14 @@ pub async fn storage(
         "volume_free_bytes": free,
         "min_free_bytes": app.config.storage.min_free_bytes,
         "segment_seconds": app.config.storage.segment_seconds,
+        "held_bytes": cams.iter().filter_map(|c| c["held_bytes"].as_u64()).sum::<u64>(),
+        // The volume is below its floor and only held footage is left: retention keeps
+        // it and this says so until a pass finds room again.
+        "held_full": held_full,
+        "alarm": held_full.then_some(
+            "The disk is full of footage under legal hold: retention keeps held footage. \
+             Release holds that are no longer needed or add disk space."
+        ),
         "cameras": cams,
     })))
 }

@@ -18,6 +18,9 @@ pub struct Counters {
     pub retention_deleted_bytes: AtomicU64,
     /// Retention passes completed (with or without deletions).
     pub retention_passes: AtomicU64,
+    /// The last retention pass left the volume short of its floor with only held
+    /// footage left to delete (an alarm: release holds or add disk).
+    pub held_full: std::sync::atomic::AtomicBool,
     /// Web connections closed unserved by the connection budget (`web::conn`).
     pub web_refused_connections: AtomicU64,
     http: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
@@ -242,6 +245,17 @@ pub fn render(app: &super::App, recorded: &[(String, u64, u64)], disk_free: Opti
         o,
         "cleannvr_retention_passes_total {}",
         c.retention_passes.load(Ordering::Relaxed)
+    );
+    head(
+        &mut o,
+        "cleannvr_storage_held_full",
+        "gauge",
+        "1 when the volume is short of its free-space floor and only legally held footage is left (held footage is never deleted).",
+    );
+    let _ = writeln!(
+        o,
+        "cleannvr_storage_held_full {}",
+        u8::from(c.held_full.load(Ordering::Relaxed))
     );
     head(
         &mut o,
