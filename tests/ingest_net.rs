@@ -30,13 +30,21 @@ fn decoded_segments(dir: &Path, camera: &str) -> usize {
     segs.len()
 }
 
-fn wait_segments(dir: &Path, camera: &str, n: usize) {
-    let cam_dir = dir.join("data").join(camera);
-    wait_for(
-        Duration::from_secs(90),
-        &format!("{n} segments of {camera}"),
-        || (files(&cam_dir, ".mp4").len() >= n).then_some(()),
-    );
+/// Waits for `n` finished segments of `camera`; on timeout the panic shows
+/// the camera's status and the server's log, so a CI failure explains itself.
+fn wait_segments(nvr: &Nvr, admin: &str, camera: &str, n: usize) {
+    let cam_dir = nvr.config.parent().unwrap().join("data").join(camera);
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    while files(&cam_dir, ".mp4").len() < n {
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "timed out after 150 s waiting for {n} segments of {camera}\nstatus: {}\nlog:\n{}",
+                camera_status(&nvr.http, admin, camera),
+                nvr.log.text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -45,7 +53,7 @@ fn udp_only_server_is_recorded_with_the_default_transport() {
     let dir = tempfile::tempdir().unwrap();
     let toml = config(dir.path(), 2, &camera("cam", &gst.url("h264aac"), ""));
     let (nvr, admin) = run_with_admin(dir.path(), &toml);
-    wait_segments(dir.path(), "cam", 2);
+    wait_segments(&nvr, &admin, "cam", 2);
     let s = camera_status(&nvr.http, &admin, "cam");
     assert_eq!(s["transport"], "udp", "{s}");
     assert_eq!(s["state"], "streaming", "{s}");
@@ -114,12 +122,14 @@ fn rtp_info_without_seq_proxy(upstream: u16) -> u16 {
 
 #[test]
 fn joining_a_shared_udp_stream_mid_stream_records() {
-    // Big frames: most RTP packets are FU-A fragments, so a client's first
-    // packet is often mid-frame.
+    // Small packets: most RTP packets are FU-A fragments, so a client's
+    // first packet is often mid-frame. (Not /h264big: on a loaded 2-core CI
+    // machine its 4 Mbit/s bursts overflowed the UDP receive buffers so that
+    // every key frame arrived damaged, which tests loss, not joins.)
     let gst = GstServer::start(&[]);
-    let url = gst.url("h264big");
+    let url = gst.url("h264frag");
     let proxy = rtp_info_without_seq_proxy(gst.port);
-    let joined = format!("rtsp://127.0.0.1:{proxy}/h264big");
+    let joined = format!("rtsp://127.0.0.1:{proxy}/h264frag");
     // One other client keeps the shared stream running while ours join.
     let mut keeper = std::process::Command::new("ffmpeg")
         .args([
@@ -145,7 +155,7 @@ fn joining_a_shared_udp_stream_mid_stream_records() {
     let dir = tempfile::tempdir().unwrap();
     let (mut nvr, admin) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
     for id in ids {
-        wait_segments(dir.path(), id, 2);
+        wait_segments(&nvr, &admin, id, 2);
     }
     let counters: Vec<u64> = [
         "reconnects",
@@ -327,18 +337,19 @@ fn a_codec_we_cannot_record_gets_a_clear_status() {
     let dir = tempfile::tempdir().unwrap();
     let toml = config(dir.path(), 2, &camera("cam", &gst.url("vp8"), ""));
     let (nvr, admin) = run_with_admin(dir.path(), &toml);
+    // Between attempts the camera is in `backoff` with the reason; the
+    // first waits are short, so a poll may also land on `connecting`.
     let s = wait_for(
-        Duration::from_secs(30),
-        "a status for the VP8 camera",
+        Duration::from_secs(60),
+        "the VP8 camera in backoff with a reason",
         || {
             let s = camera_status(&nvr.http, &admin, "cam");
-            s["last_error"].as_str().is_some().then_some(s)
+            (s["last_error"].as_str().is_some() && s["state"] == "backoff").then_some(s)
         },
     );
     let err = s["last_error"].as_str().unwrap();
     assert!(err.contains("no H.264 or H.265 video"), "{err}");
     assert!(err.contains("video/vp8"), "{err}");
-    assert_eq!(s["state"], "backoff", "{s}");
     // (How a refusal backs off towards 30 s is unit-tested in ingest::backoff.)
     assert!(files(&dir.path().join("data"), ".mp4").is_empty());
 }

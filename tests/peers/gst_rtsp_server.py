@@ -9,6 +9,9 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
   /h265aac   live H.265 + AAC 48 kHz
   /h264big   live H.264 only, 1280x720 noise at 4 Mbit/s: most RTP packets are
              FU-A fragments
+  /h264frag  live H.264 only, 640x360 noise at 1.2 Mbit/s in 500-byte packets:
+             most RTP packets are FU-A fragments, at a quarter of the CPU and
+             bandwidth of /h264big (for tests that join mid-frame, not for load)
   /vp8       live VP8: a codec cleannvr does not record
 Every mount is shared: a second client joins the running stream.
 --udp-only limits every mount to RTP over UDP, so a TCP SETUP gets 461.
@@ -51,6 +54,12 @@ big = (
     "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=4000 ! "
     "rtph264pay name=pay0 pt=96 config-interval=-1 mtu=1200 "
 )
+frag = (
+    "videotestsrc is-live=true pattern=snow ! "
+    "video/x-raw,format=I420,width=640,height=360,framerate=25/1 ! "
+    "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=1200 ! "
+    "rtph264pay name=pay0 pt=96 config-interval=-1 mtu=500 "
+)
 vp8 = video + "vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96 "
 
 mounts = {
@@ -60,6 +69,7 @@ mounts = {
     "/h264l16": video + h264 + l16,
     "/h265aac": video + h265 + aac,
     "/h264big": big,
+    "/h264frag": frag,
     "/vp8": vp8,
 }
 
