@@ -49,7 +49,10 @@ pub async fn enrol(
     if let Err(why) = login::check(&app.users, &app.limiter, &app.verify_slots, attempt).await {
         return Err(refused(&app, c.user.name.clone(), c.client.clone(), why).await);
     }
-    let e = app.users.begin_totp(&c.user.name, app.clock.now_ns())?;
+    let name = c.user.name.clone();
+    let e = app
+        .blocking(move |app| app.users.begin_totp(&name, app.clock.now_ns()))
+        .await?;
     Ok(Json(json!({
         "secret": e.secret,
         "uri": e.uri,
@@ -93,7 +96,10 @@ pub async fn confirm(
         Err(why) => return Err(refused(&app, c.user.name.clone(), c.client.clone(), why).await),
     };
     // Sessions opened with the password alone end; this one proved the code.
-    let ended = app.sessions.revoke_others(&c.user.name, &c.token)?;
+    let (name, token) = (c.user.name.clone(), c.token.clone());
+    let ended = app
+        .blocking(move |app| app.sessions.revoke_others(&name, &token))
+        .await?;
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::TotpEnable,
@@ -141,8 +147,13 @@ pub async fn disable(
         Err(why) => return Err(refused(&app, c.user.name.clone(), c.client.clone(), why).await),
     };
     record_factor(&app, &c.user.name, &c.client, passed.factor).await?;
-    app.users.clear_totp(&c.user.name)?;
-    let ended = app.sessions.revoke_others(&c.user.name, &c.token)?;
+    let (name, token) = (c.user.name.clone(), c.token.clone());
+    let ended = app
+        .blocking(move |app| -> Result<_, ApiError> {
+            app.users.clear_totp(&name)?;
+            Ok(app.sessions.revoke_others(&name, &token)?)
+        })
+        .await?;
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::TotpDisable,

@@ -146,6 +146,24 @@ impl App {
         Ok(())
     }
 
+    /// Runs `f` on the blocking pool: user and session writes flush sled
+    /// (an fsync), and a slow disk must not hold an async worker thread that
+    /// live views and other requests share.
+    pub async fn blocking<T, E>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&App) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || f(&app))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(Into::into)
+    }
+
     /// Whether `user` must set up a second factor before doing anything
     /// else (`[auth] require_totp_for_admins`).
     pub fn must_enrol(&self, user: &User) -> bool {

@@ -212,10 +212,17 @@ pub async fn reset_totp(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     name_param(&name)?;
-    let had = app.users.clear_totp(&name)?;
     // A reset is for a lost (perhaps stolen) phone: whatever was logged in
     // as this user ends too.
-    app.sessions.revoke_user(&name)?;
+    let had = {
+        let name = name.clone();
+        app.blocking(move |app| -> Result<_, ApiError> {
+            let had = app.users.clear_totp(&name)?;
+            app.sessions.revoke_user(&name)?;
+            Ok(had)
+        })
+        .await?
+    };
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::TotpReset,
