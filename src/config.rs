@@ -501,6 +501,18 @@ impl Config {
         for (i, cam) in self.cameras.iter().enumerate() {
             let id_needle = format!("\"{}\"", cam.id);
             let field = |f: &str| format!("camera[{i}].{f}");
+            if RESERVED_IDS.contains(&cam.id.as_str()) {
+                return Err(invalid(
+                    field("id"),
+                    Some(&id_needle),
+                    format!(
+                        "{:?} is reserved: the storage directory has a {0}/ of its own \
+                         (reserved: {})",
+                        cam.id,
+                        RESERVED_IDS.join(", ")
+                    ),
+                ));
+            }
             if !valid_id(&cam.id) {
                 return Err(invalid(
                     field("id"),
@@ -574,11 +586,18 @@ fn valid_onvif_host(h: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'))
 }
 
-/// Camera ids become directory names and URL segments, so keep them boring.
-/// `index` is taken by the segment index's directory.
+/// Names the server gives directories of its own in the storage root, beside the
+/// camera directories (which are named by camera id): `index` (the database), `keys`
+/// (audit and export signing keys) and `tls` (the self-signed certificate); exports live
+/// in `.exports`, which no id can spell. A camera with one of these ids would mix its
+/// footage with them. Add here any directory the server starts making in the root.
+pub const RESERVED_IDS: &[&str] = &["index", "keys", "tls"];
+
+/// Camera ids become directory names and URL segments, so keep them boring, and
+/// never one of [`RESERVED_IDS`].
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
-        && id != "index"
+        && !RESERVED_IDS.contains(&id)
         && id.len() <= 64
         && id
             .bytes()
@@ -657,6 +676,46 @@ mod tests {
         );
         let dup = "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/x\"\n[[camera]]\nid = \"a\"\nurl = \"rtsp://h/y\"\n";
         assert!(parse(dup).unwrap_err().to_string().contains("two cameras"));
+    }
+
+    #[test]
+    fn ids_of_the_servers_own_directories_are_refused() {
+        for (id, line) in [("keys", 2), ("tls", 2), ("index", 2)] {
+            let err = parse(&format!(
+                "[[camera]]\nid = \"{id}\"\nurl = \"rtsp://h/x\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("camera[0].id")
+                    && err.contains("reserved")
+                    && err.contains(&format!("line {line}")),
+                "{id}: {err}"
+            );
+        }
+        // Every directory a server makes in the storage root (index, audit key, TLS
+        // certificate, signing key, exports) is a name no camera may have.
+        let d = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(d.path()).unwrap();
+        crate::audit::AuditLog::open(store.db(), d.path()).unwrap();
+        crate::web::tls::load(&TlsSetting::Enabled(true), d.path()).unwrap();
+        let storage = StorageConfig {
+            dir: d.path().to_owned(),
+            ..Default::default()
+        };
+        crate::export::signing::Signer::for_storage(&storage).unwrap();
+        std::fs::create_dir_all(crate::export::exports_dir(d.path())).unwrap();
+        let made: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(made.len() >= 4, "{made:?}");
+        for name in made {
+            assert!(
+                !valid_id(&name),
+                "camera id {name:?} would share the server's {name}/"
+            );
+        }
     }
 
     #[test]
