@@ -3,6 +3,8 @@
 //! clock, wrong XAddr hosts, `ter:NotAuthorized` faults, leaky network
 //! settings for the isolation audit, and hostile replies (DTD, oversized).
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -378,7 +380,7 @@ async fn hostile_replies_are_refused() {
 #[tokio::test]
 async fn isolation_report_through_the_admin_api() {
     use axum::extract::ConnectInfo;
-    use cleannvr::web::{self, App, ClientAddr};
+    use cleannvr::web::{self, ClientAddr};
     use tower::ServiceExt;
 
     let (_cam, port) = start(Auth::Wsse, time::Duration::ZERO).await;
@@ -390,18 +392,10 @@ async fn isolation_report_through_the_admin_api() {
     );
     let cfg = cleannvr::config::Config::from_toml(&toml, std::path::Path::new("t.toml"), |_| None)
         .unwrap();
-    let store = Arc::new(cleannvr::store::Store::open(dir.path()).unwrap());
-    let clock = Arc::new(cleannvr::clock::SystemClock);
-    let app = Arc::new(
-        App::new(
-            cfg,
-            store,
-            Default::default(),
-            clock,
-            Default::default(),
-            Default::default(),
-        )
-        .unwrap(),
+    let app = common::app(
+        cfg,
+        Arc::new(cleannvr::clock::SystemClock),
+        Default::default(),
     );
     app.users
         .add(

@@ -13,6 +13,8 @@
 //! (refused or served) carries `Cache-Control: no-store` and the framing,
 //! sniffing and opener headers SECURITY.md lists.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,7 +25,6 @@ use tower::ServiceExt;
 
 use cleannvr::clock::ManualClock;
 use cleannvr::config::Config;
-use cleannvr::store::Store;
 use cleannvr::web::{self, route_table, App};
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -84,19 +85,7 @@ fn app(dir: &Path) -> Arc<App> {
         dir.display()
     );
     let cfg = Config::from_toml(&toml, Path::new("t.toml"), |_| None).unwrap();
-    let store = Arc::new(Store::open(dir).unwrap());
-    let clock = Arc::new(ManualClock::new(T0));
-    Arc::new(
-        App::new(
-            cfg,
-            store,
-            Default::default(),
-            clock,
-            Default::default(),
-            Default::default(),
-        )
-        .unwrap(),
-    )
+    common::app(cfg, Arc::new(ManualClock::new(T0)), Default::default())
 }
 
 async fn send(router: &Router, mut req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {

@@ -2,6 +2,8 @@
 //! against a real sled store in a temp dir and a manual clock, so sessions,
 //! rate limits and expiry are tested without sleeps or sockets.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,8 +20,8 @@ use cleannvr::auth::Role;
 use cleannvr::clock::{Clock, ManualClock, NS_PER_SEC};
 use cleannvr::config::Config;
 use cleannvr::status::{update, StatusBoard, StreamState};
-use cleannvr::store::{segment_rel_path, SegmentRecord, Store};
-use cleannvr::web::{self, route_table, Access, App, ClientAddr, Counters};
+use cleannvr::store::{segment_rel_path, SegmentRecord};
+use cleannvr::web::{self, route_table, Access, App, ClientAddr};
 
 const PW: &str = "correct horse battery";
 const T0: i64 = 1_800_000_000 * NS_PER_SEC;
@@ -73,18 +75,8 @@ async fn hsts_only_with_the_operators_certificate() {
         cert: "c.pem".into(),
         key: "k.pem".into(),
     };
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    let clock = Arc::new(ManualClock::new(T0));
-    let app = App::new(
-        cfg,
-        store,
-        Default::default(),
-        clock,
-        Default::default(),
-        Default::default(),
-    )
-    .unwrap();
-    let resp = web::router(Arc::new(app))
+    let app = common::app(cfg, Arc::new(ManualClock::new(T0)), Default::default());
+    let resp = web::router(app)
         .oneshot(Request::get("/api/health").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -99,11 +91,6 @@ async fn hsts_only_with_the_operators_certificate() {
 fn rig_with(users: bool) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    // Camera a: 0-60, 60-120, then a gap, 300-360 (seconds after T0).
-    for (s, l) in [(0, 60), (60, 60), (300, 60)] {
-        store.insert(&seg("a", s, l)).unwrap();
-    }
     let status = Arc::new(StatusBoard::default());
     update(&status.camera("a"), |s| {
         s.state = StreamState::Streaming;
@@ -111,17 +98,11 @@ fn rig_with(users: bool) -> Rig {
         s.last_error = Some("connection refused: conn: 127.0.0.1:44004(me)->10.0.0.9:554".into());
     });
     let clock = Arc::new(ManualClock::new(T0 + 3600 * NS_PER_SEC));
-    let app = Arc::new(
-        App::new(
-            cfg,
-            store,
-            status,
-            clock.clone(),
-            Arc::new(Counters::default()),
-            Default::default(),
-        )
-        .unwrap(),
-    );
+    let app = common::app(cfg, clock.clone(), status);
+    // Camera a: 0-60, 60-120, then a gap, 300-360 (seconds after T0).
+    for (s, l) in [(0, 60), (60, 60), (300, 60)] {
+        app.store.insert(&seg("a", s, l)).unwrap();
+    }
     if users {
         for (name, role, cams) in [
             ("admin", Role::Admin, None),

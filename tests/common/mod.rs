@@ -800,3 +800,24 @@ impl RtspRelay {
         self.describes.lock().unwrap().clone()
     }
 }
+
+/// An `App` for in-process router tests, over `cfg`'s storage directory (a store opened
+/// there): no listener and no cameras running. The one place tests build it.
+pub fn app(
+    cfg: cleannvr::config::Config,
+    clock: Arc<dyn cleannvr::clock::Clock>,
+    status: Arc<cleannvr::status::StatusBoard>,
+) -> Arc<cleannvr::web::App> {
+    let store = Arc::new(cleannvr::store::Store::open(&cfg.storage.dir).unwrap());
+    Arc::new(
+        cleannvr::web::App::new(
+            cfg,
+            store,
+            status,
+            clock,
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap(),
+    )
+}

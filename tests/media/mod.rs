@@ -277,10 +277,15 @@ impl Web {
 
     /// Like [`Web::new`], over `dir/data` (which may already hold recordings).
     pub fn at(dir: tempfile::TempDir) -> Web {
+        Web::with_storage(dir, "")
+    }
+
+    /// Like [`Web::at`], with `storage` (TOML lines) added to `[storage]`.
+    pub fn with_storage(dir: tempfile::TempDir, storage: &str) -> Web {
         use cleannvr::auth::Role;
         let data = dir.path().join("data");
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n{storage}\
              [[camera]]\nid = \"cam\"\nname = \"Gate\"\nurl = \"rtsp://127.0.0.1/a\"\n\
              [[camera]]\nid = \"hevc\"\nurl = \"rtsp://127.0.0.1/b\"\n\
              [[camera]]\nid = \"other\"\nurl = \"rtsp://127.0.0.1/c\"\n",
@@ -288,18 +293,10 @@ impl Web {
         );
         let cfg =
             cleannvr::config::Config::from_toml(&toml, Path::new("t.toml"), |_| None).unwrap();
-        let store = std::sync::Arc::new(Store::open(&data).unwrap());
-        let clock = std::sync::Arc::new(cleannvr::clock::SystemClock);
-        let app = std::sync::Arc::new(
-            cleannvr::web::App::new(
-                cfg,
-                store,
-                Default::default(),
-                clock,
-                Default::default(),
-                Default::default(),
-            )
-            .unwrap(),
+        let app = crate::common::app(
+            cfg,
+            std::sync::Arc::new(cleannvr::clock::SystemClock),
+            Default::default(),
         );
         for (name, role, cams) in [
             ("admin", Role::Admin, None),
@@ -360,6 +357,16 @@ impl Web {
             headers,
             body,
         }
+    }
+
+    /// `GET uri` as `sess`, the response's body not read (a download held open).
+    pub async fn open(&self, uri: &str, sess: &Sess) -> axum::response::Response {
+        use tower::ServiceExt;
+        let req = axum::http::Request::get(uri)
+            .header("cookie", &sess.cookie)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        self.router.clone().oneshot(req).await.unwrap()
     }
 
     /// `GET uri` as `sess` with extra headers.
