@@ -7,14 +7,14 @@
 //! chain only. Keeping that number outside the index stops an attacker from passing keyed
 //! entries off as old unkeyed ones by stripping their MACs.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+use crate::store::keyfile::{write_private, Existing};
 
 /// Format name in the key file.
 const FORMAT: &str = "cleannvr-audit-key/1";
@@ -87,29 +87,12 @@ impl Key {
         use rand::RngCore;
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let dir = path.parent().context("key path has no directory")?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
         let json = serde_json::to_vec_pretty(&File {
             format: FORMAT.into(),
             from_seq,
             key: hex::encode(bytes),
         })?;
-        let tmp = path.with_extension("key.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-        crate::store::sync_dir(dir)?;
+        write_private(path, &json, Existing::Replace, true)?;
         Ok(Key {
             bytes,
             from_seq,

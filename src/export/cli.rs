@@ -98,7 +98,7 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
     let store = Store::open(&cfg.storage.dir)
         .context("opening the database (stop cleannvr first, or export with POST /api/exports)")?;
     let audit = AuditLog::open(store.db(), store.dir())?;
-    let signer = super::signing::Signer::load_or_create(&cfg.storage.signing_key_path())?;
+    let signer = super::signing::Signer::for_storage(&cfg.storage)?;
     let planned = super::plan(&store, &req)?;
     // The same evidence rule as the web: no audit entry, no export.
     let outcome = super::jobs::write_recorded(

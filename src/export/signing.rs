@@ -8,14 +8,14 @@
 //! `signing-key.pub` is the 32-byte public key as 64 lowercase hex characters and a
 //! newline; the fingerprint is the lowercase hex SHA-256 of the 32 public-key bytes.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::store::keyfile::{write_private, Existing};
 
 /// Format name in the key file.
 const FORMAT: &str = "cleannvr-export-signing-key/1";
@@ -53,12 +53,27 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// The key `storage` names: the default one under the storage directory (its `keys/`
+    /// made as needed), or the operator's `signing_key`, whose directory must already
+    /// exist: a missing one is an unmounted or lost volume, and a key made in its place
+    /// would silently give the server a new identity that no earlier package names.
+    pub fn for_storage(storage: &crate::config::StorageConfig) -> anyhow::Result<Signer> {
+        match &storage.signing_key {
+            None => Self::load_or_create(&default_path(&storage.dir)),
+            Some(path) => Self::load(path, false),
+        }
+    }
+
     /// Loads the key at `path`, making it first if there is no file (directory 0700, file
     /// 0600, fsynced before use so nothing is signed with a key a crash could lose).
     pub fn load_or_create(path: &Path) -> anyhow::Result<Signer> {
+        Self::load(path, true)
+    }
+
+    fn load(path: &Path, make_dir: bool) -> anyhow::Result<Signer> {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path, make_dir),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }
@@ -86,49 +101,34 @@ impl Signer {
         })
     }
 
-    fn create(path: &Path) -> anyhow::Result<Signer> {
+    fn create(path: &Path, make_dir: bool) -> anyhow::Result<Signer> {
         use rand::RngCore;
+        let dir = path.parent().context("key path has no directory")?;
+        if !make_dir && !dir.is_dir() {
+            bail!(
+                "the directory of [storage] signing_key ({}) does not exist (an unmounted \
+                 volume?): no new signing key is made in place of the configured one",
+                dir.display()
+            );
+        }
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
         let key = SigningKey::from_bytes(&seed);
-        let dir = path.parent().context("key path has no directory")?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
         let json = serde_json::to_vec_pretty(&KeyFile {
             format: FORMAT.into(),
             secret_key: hex::encode(seed),
             public_key: hex::encode(key.verifying_key().as_bytes()),
         })?;
-        let tmp = path.with_extension("key.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        // A hard link fails if another process made the key meanwhile: then theirs wins.
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&tmp);
-                crate::store::sync_dir(dir)?;
-                Ok(Signer {
-                    key,
-                    path: path.to_owned(),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let _ = std::fs::remove_file(&tmp);
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                Self::parse(path, &text)
-            }
-            Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+        if write_private(path, &json, Existing::Keep, make_dir)? {
+            Ok(Signer {
+                key,
+                path: path.to_owned(),
+            })
+        } else {
+            // Another process made the key meanwhile: theirs wins.
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Self::parse(path, &text)
         }
     }
 
@@ -226,5 +226,29 @@ mod tests {
             normalise_fingerprint(&grouped(&a.fingerprint()).to_uppercase()),
             a.fingerprint()
         );
+    }
+
+    #[test]
+    fn a_configured_key_on_a_missing_volume_is_refused_not_remade() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = crate::config::StorageConfig {
+            dir: dir.path().join("data"),
+            ..Default::default()
+        };
+        // The default place is made as needed.
+        let made = Signer::for_storage(&storage).unwrap();
+        assert_eq!(made.path, default_path(&storage.dir));
+        // A configured key whose directory is gone: refused, and nothing is made.
+        let volume = dir.path().join("keyvol");
+        storage.signing_key = Some(volume.join("export.key"));
+        let e = Signer::for_storage(&storage).unwrap_err();
+        assert!(format!("{e:#}").contains("does not exist"), "{e:#}");
+        assert!(!volume.exists(), "a key directory was made: {e:#}");
+        // Once the volume is there, the first start makes its key, later ones read it.
+        std::fs::create_dir(&volume).unwrap();
+        let a = Signer::for_storage(&storage).unwrap();
+        let b = Signer::for_storage(&storage).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), made.fingerprint());
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod holds;
+pub mod keyfile;
 pub mod retention;
 
 use std::collections::HashMap;

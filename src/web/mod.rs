@@ -112,9 +112,8 @@ impl App {
         };
         // Exports need the key; recording does not: a key that cannot be read or made
         // refuses exports (503, saying why) and leaves the cameras recording.
-        let signer =
-            crate::export::signing::Signer::load_or_create(&config.storage.signing_key_path())
-                .map_err(|e| format!("{e:#}"));
+        let signer = crate::export::signing::Signer::for_storage(&config.storage)
+            .map_err(|e| format!("{e:#}"));
         Ok(App {
             signer,
             users: Users::open(db)?,
