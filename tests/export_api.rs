@@ -243,3 +243,101 @@ async fn viewers_and_restricted_users_cannot_export_and_others_cannot_see_the_jo
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(web.audit(Action::Export).len(), 1);
 }
+
+/// `package.zip` streams are capped per user: with two of op's held open, a third gets
+/// 429 with `Retry-After` and no audit entry, an admin still gets one, and a finished
+/// (or abandoned) stream frees its slot. The server-wide cap (503): the unit test
+/// `web::media::tests::package_streams_are_capped_per_user_and_per_server`.
+#[tokio::test]
+async fn package_streams_are_capped_per_user() {
+    let web = Web::new();
+    segment(web.store(), "cam", 0.0, 4, Codec::H264, (320, 240), false);
+    let op = web.login("op").await;
+    let r = start(&web, &op, body(&["cam"], 0.5, 3.5)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    wait_done(&web, &op, &id).await;
+    let url = format!("/api/exports/{id}/package.zip");
+
+    let first = web.open(&url, &op).await;
+    let second = web.open(&url, &op).await;
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = web.get(&url, &op, &[]).await;
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        third.json()
+    );
+    assert_eq!(third.header("retry-after"), "5");
+    assert!(
+        third.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 package downloads"),
+        "{}",
+        third.json()
+    );
+    let admin = web.login("admin").await;
+    let other_user = web.open(&url, &admin).await;
+    assert_eq!(other_user.status(), StatusCode::OK);
+    assert_eq!(
+        web.audit(Action::ExportDownload).len(),
+        3,
+        "the refused one is not audited"
+    );
+
+    // The client leaves: its slot is free again, and the download is whole.
+    drop(first);
+    let again = web.get(&url, &op, &[]).await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert!(again.body.starts_with(b"PK\x03\x04"), "not a zip");
+    assert!(
+        again.body.windows(13).any(|w| w == b"manifest.json"),
+        "no manifest.json in the zip"
+    );
+    drop((second, other_user));
+}
+
+/// A configured `[storage] signing_key` whose directory is missing (an unmounted
+/// volume) is not replaced by a new key: nothing is made there, exports get 503 saying
+/// why, and everything else (here: the export status API, the camera list) works.
+#[tokio::test]
+async fn a_signing_key_on_a_missing_volume_refuses_exports_without_making_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("keyvol");
+    let web = Web::with_storage(
+        dir,
+        &format!(
+            "signing_key = \"{}\"\n",
+            volume.join("export.key").display()
+        ),
+    );
+    segment(web.store(), "cam", 0.0, 4, Codec::H264, (320, 240), false);
+    assert!(!volume.exists(), "a directory was made for the key");
+    let op = web.login("op").await;
+    let r = start(&web, &op, body(&["cam"], 0.5, 3.5)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.json());
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("signing key") && detail.contains("does not exist"),
+        "{detail}"
+    );
+    assert!(
+        !volume.exists(),
+        "a key was made in place of the configured one"
+    );
+    assert!(web.store().dir().join("keys").read_dir().map_or(true, |d| d
+        .filter_map(|e| e.ok())
+        .all(|e| e.file_name() != "export-signing.key")));
+    let cams = web.get("/api/cameras", &op, &[]).await;
+    assert_eq!(cams.status, StatusCode::OK);
+}

@@ -109,6 +109,18 @@ impl ApiError {
             )
         }
     }
+    /// `status` (429 or 503) with `Retry-After`: too much of this at once, said how.
+    pub fn busy_with(status: StatusCode, retry_after: u64, detail: impl Into<String>) -> Self {
+        let error = if status == StatusCode::TOO_MANY_REQUESTS {
+            "too_many_requests"
+        } else {
+            "unavailable"
+        };
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(status, error, detail)
+        }
+    }
     /// 502: a camera we asked on the caller's behalf failed or refused.
     pub fn bad_gateway(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, "bad_gateway", detail)

@@ -50,6 +50,91 @@ pub struct MediaState {
     snapshots: Mutex<HashMap<(String, Option<u32>), CachedSnapshot>>,
     /// Snapshot audit entries written recently.
     snapshot_audited: crate::audit::Recent,
+    /// `package.zip` streams running.
+    package_streams: Arc<StreamSlots>,
+}
+
+/// Most `package.zip` streams at once on one server. Each holds a blocking thread and
+/// reads the disk at its client's pace, so slow or stalled clients must not be able to
+/// take every blocking thread (which audit, login and index work need) or the disk.
+pub const PACKAGE_STREAMS: usize = 8;
+/// Most `package.zip` streams at once for one user: enough for two machines.
+pub const PACKAGE_STREAMS_PER_USER: usize = 2;
+
+/// Counts running streams, in total and per user, against fixed caps.
+pub struct StreamSlots {
+    total: usize,
+    per_user: usize,
+    held: Mutex<HashMap<String, usize>>,
+}
+
+impl Default for StreamSlots {
+    fn default() -> Self {
+        StreamSlots::new(PACKAGE_STREAMS, PACKAGE_STREAMS_PER_USER)
+    }
+}
+
+/// One running stream; its slot is given back when this is dropped (the body ended,
+/// failed or the client left).
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    user: String,
+}
+
+impl StreamSlots {
+    /// At most `total` streams, `per_user` of them for one user.
+    pub fn new(total: usize, per_user: usize) -> Self {
+        StreamSlots {
+            total,
+            per_user,
+            held: Mutex::default(),
+        }
+    }
+
+    /// A slot for `user`, or why not: 429 when the user has `per_user` running (theirs to
+    /// finish), 503 when the server has `total` (everyone's); both with `Retry-After`.
+    pub fn take(self: &Arc<Self>, user: &str) -> Result<StreamSlot, ApiError> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = held.get(user).copied().unwrap_or(0);
+        if mine >= self.per_user {
+            return Err(ApiError::busy_with(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                5,
+                format!(
+                    "you already have {mine} package downloads running; \
+                     wait for one to finish (at most {} at once)",
+                    self.per_user
+                ),
+            ));
+        }
+        if held.values().sum::<usize>() >= self.total {
+            return Err(ApiError::busy_with(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                5,
+                format!(
+                    "the server is sending {} packages already; retry shortly",
+                    self.total
+                ),
+            ));
+        }
+        *held.entry(user.to_owned()).or_default() += 1;
+        Ok(StreamSlot {
+            slots: self.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.user);
+            }
+        }
+    }
 }
 
 /// A cached latest snapshot: the file and `moof` of the key frame it shows, and the image.
@@ -780,15 +865,38 @@ async fn export_file(
     Ok(r)
 }
 
+/// Whether an export may be downloaded: only once its job has finished (files written
+/// and signed, audit entry recorded). While it runs, `manifest.json` may already be on
+/// disk with the signature or the audit entry still to come (and a failed export is
+/// deleted), so a download then would be a partial or unrecorded package: 409.
+fn downloadable(status: &Status) -> Result<(), ApiError> {
+    match status {
+        Status::Job(j) => match j.state() {
+            JobState::Done(_) => Ok(()),
+            JobState::Running => Err(ApiError::conflict(
+                "export not finished yet: wait until its status is done",
+            )),
+            JobState::Failed(e) => Err(ApiError::conflict(format!(
+                "export failed, nothing to download: {e}"
+            ))),
+        },
+        Status::Earlier(Some(_)) => Ok(()),
+        Status::Earlier(None) => Err(ApiError::conflict(
+            "export never finished (interrupted by a restart), nothing to download",
+        )),
+    }
+}
+
 /// The directory, manifest bytes and parsed manifest of export `id`, once the caller may
-/// see the job and its manifest has been written (404 before).
+/// see the job and it has finished ([`downloadable`]).
 async fn finished_manifest(
     app: &Arc<App>,
     media: &Arc<MediaState>,
     c: &Caller,
     id: &str,
 ) -> Result<(std::path::PathBuf, Vec<u8>, export::Manifest), ApiError> {
-    find_job(app, media, c, id).await?;
+    let (_, status) = find_job(app, media, c, id).await?;
+    downloadable(&status)?;
     let dir = media.jobs(app).dir(id);
     let manifest = tokio::fs::read(dir.join(export::MANIFEST))
         .await
@@ -826,6 +934,8 @@ async fn export_package(
     if method == Method::HEAD {
         return Ok((headers, Body::empty()).into_response());
     }
+    // Taken before the audit entry: a refused download was not a download.
+    let slot = media.package_streams.take(&c.user.name)?;
     let names = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || export::zip::package_files(&m, &dir))
@@ -855,8 +965,10 @@ async fn export_package(
             w.fail(&e);
         }
     });
-    let chunks = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    // The slot lives as long as the body: it is freed when the last chunk is sent or
+    // the client goes away.
+    let chunks = futures::stream::unfold((rx, slot), |(mut rx, slot)| async move {
+        rx.recv().await.map(|item| (item, (rx, slot)))
     });
     let body = Body::from_stream(while_valid(app.clone(), c.clone(), chunks));
     Ok((headers, body).into_response())
@@ -865,6 +977,68 @@ async fn export_package(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn package_streams_are_capped_per_user_and_per_server() {
+        let slots = Arc::new(StreamSlots::new(3, 2));
+        let a1 = slots.take("a").unwrap();
+        let _a2 = slots.take("a").unwrap();
+        let e = slots.take("a").err().unwrap();
+        assert_eq!((e.status.as_u16(), e.retry_after), (429, Some(5)));
+        let _b1 = slots.take("b").unwrap();
+        let e = slots.take("c").err().unwrap();
+        assert_eq!((e.status.as_u16(), e.retry_after), (503, Some(5)));
+        assert!(e.detail.contains("packages"), "{}", e.detail);
+        // A finished (or abandoned) stream frees its slot for anyone.
+        drop(a1);
+        let _c1 = slots.take("c").unwrap();
+        assert_eq!(slots.take("b").err().unwrap().status.as_u16(), 503);
+    }
+
+    #[test]
+    fn only_finished_exports_are_downloadable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(tmp.path()).unwrap();
+        let jobs = Jobs::new(tmp.path(), Err("no key in this test".into()));
+        let req = export::Request {
+            cameras: vec![("cam".into(), "Gate".into())],
+            start_ns: 0,
+            end_ns: 10 * NS_PER_SEC,
+            reason: "test".into(),
+            user: "op".into(),
+            time_zone: jiff::tz::TimeZone::UTC,
+        };
+        let job = jobs.create("op", &req, 0).unwrap();
+        // Running, with a manifest already on disk (as while it is signed and recorded).
+        std::fs::create_dir_all(jobs.dir(&job.id)).unwrap();
+        std::fs::write(jobs.dir(&job.id).join(export::MANIFEST), b"{}").unwrap();
+        let (_, status) = jobs.find(&job.id).unwrap();
+        let e = downloadable(&status).unwrap_err();
+        assert_eq!(e.status.as_u16(), 409, "{}", e.detail);
+        assert!(e.detail.contains("not finished"), "{}", e.detail);
+        // Failed (here: no signing key).
+        let ledger = Arc::new(export::quota::Ledger::default());
+        let limits = export::quota::Limits {
+            max_bytes: u64::MAX,
+            retain_days: 0,
+            min_free_bytes: 0,
+        };
+        let reservation = ledger.reserve(&limits, 0, 0, u64::MAX).unwrap();
+        let planned = export::plan(&store, &req).unwrap();
+        jobs.run(&job, planned, &req, 0, reservation, |_| Ok(()));
+        let e = downloadable(&jobs.find(&job.id).unwrap().1).unwrap_err();
+        assert_eq!(e.status.as_u16(), 409, "{}", e.detail);
+        assert!(e.detail.contains("failed"), "{}", e.detail);
+        // From before a restart: finished only if its manifest is there.
+        assert_eq!(
+            downloadable(&Status::Earlier(None))
+                .unwrap_err()
+                .status
+                .as_u16(),
+            409
+        );
+        assert!(downloadable(&Status::Earlier(Some(b"{}".to_vec()))).is_ok());
+    }
 
     #[test]
     fn ranges() {
