@@ -196,8 +196,8 @@ pub enum Transport {
     Udp,
 }
 
-/// One `[[camera]]`.
-#[derive(Clone, Debug, Deserialize)]
+/// One `[[camera]]`. `Debug` hides the password (configs end up in logs).
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     /// Stable identifier, used in paths and URLs: `[a-z0-9_-]`, 1..=64 chars.
@@ -240,7 +240,7 @@ pub struct CameraConfig {
 }
 
 /// `onvif = { ... }` in a `[[camera]]`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OnvifCameraConfig {
     /// Camera address (IP or name, no scheme or port).
@@ -258,6 +258,26 @@ pub struct OnvifCameraConfig {
     /// highest-resolution profile.
     #[serde(default)]
     pub profile: Option<String>,
+}
+
+impl std::fmt::Debug for CameraConfig {
+    /// Hides the password and the credentials a URL may carry.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CameraConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("onvif", &self.onvif)
+            .field("sub_url", &self.sub_url.as_deref().map(redact_url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("transport", &self.transport)
+            .field("retain_days", &self.retain_days)
+            .field("retain_bytes", &self.retain_bytes)
+            .field("enabled", &self.enabled)
+            .field("record", &self.record)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for OnvifCameraConfig {

@@ -19,6 +19,7 @@ pub mod status;
 pub mod ingest;
 pub mod mp4;
 pub mod recorder;
+pub mod supervisor;
 pub mod store;
 pub mod live;
 pub mod transcode;

@@ -1,6 +1,7 @@
-//! Wiring: starts one ingest task and one recorder per camera, the
-//! retention loop and the web server, and shuts them down in order
-//! (ingest first, so every recorder finishes and indexes its last segment).
+//! Wiring: opens the index, starts one camera supervisor per camera (see
+//! `supervisor`), the retention loop and the web server, and shuts them down
+//! in order (cameras first, so every recorder finishes and indexes its last
+//! segment).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,22 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::frame::IngestEvent;
-use crate::ingest::session::IngestTask;
-use crate::recorder::{self, RecorderSettings};
-use crate::status::{update, StatusBoard, StreamState};
+use crate::status::StatusBoard;
 use crate::store::{check, retention, Store};
+use crate::supervisor::fleet::Fleet;
+use crate::supervisor::Shared;
 use crate::web::{self, App, Counters};
-
-/// Frames queued between a camera's ingest and its recorder: about 10 s of
-/// 25 fps video plus audio, enough to ride out an fsync on a busy disk.
-const RECORDER_QUEUE: usize = 512;
 
 /// How often retention runs when nothing asks for it sooner.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
@@ -119,65 +115,18 @@ pub async fn run_with(
         }
     }
 
-    let mut ingest = tokio::task::JoinSet::new();
-    let mut recorders = Vec::new();
-    // One RTSP client for every camera; each ingest task drives its own sessions.
-    let opener: Arc<dyn crate::ingest::open::Opener> = Arc::new(crate::ingest::rtsp::RetinaOpener);
-    for cam in &config.cameras {
-        let cell = status.camera(&cam.id);
-        if !cam.enabled {
-            update(&cell, |s| s.state = StreamState::Disabled);
-            continue;
-        }
-        info!(camera = %cam.id, url = %cam.redacted_url(), "camera configured");
-        let (tx, rx) = mpsc::channel::<IngestEvent>(RECORDER_QUEUE);
-        if cam.record {
-            let settings = RecorderSettings {
-                camera: cam.id.clone(),
-                segment_seconds: config.storage.segment_seconds,
-            };
-            recorders.push(
-                recorder::spawn(settings, rx, store.clone(), cell.clone(), kick.clone())
-                    .with_context(|| format!("starting recorder for camera {}", cam.id))?,
-            );
-        } else {
-            // Live-only camera: nothing consumes frames but the live hub.
-            tokio::spawn(drain(rx));
-        }
-        if let Some(sub) = &cam.sub_url {
-            // The sub stream only feeds live grids; it is never recorded.
-            let key = crate::live::sub_stream_key(&cam.id);
-            let mut sub_cam = cam.clone();
-            sub_cam.id = key.clone();
-            sub_cam.url = Some(sub.clone());
-            let (tx, rx) = mpsc::channel::<IngestEvent>(RECORDER_QUEUE);
-            tokio::spawn(drain(rx));
-            ingest.spawn(
-                IngestTask {
-                    camera: sub_cam,
-                    tx,
-                    live: live.stream(&key),
-                    status: status.camera(&key),
-                    opener: opener.clone(),
-                    clock: clock.clone(),
-                    shutdown: shutdown.clone(),
-                }
-                .run(),
-            );
-        }
-        ingest.spawn(
-            IngestTask {
-                camera: cam.clone(),
-                tx,
-                live: live.stream(&cam.id),
-                status: cell,
-                opener: opener.clone(),
-                clock: clock.clone(),
-                shutdown: shutdown.clone(),
-            }
-            .run(),
-        );
-    }
+    // One supervisor per camera: each can be started, changed and stopped alone.
+    let shared = Shared {
+        store: store.clone(),
+        status: status.clone(),
+        live: live.clone(),
+        clock: clock.clone(),
+        opener: Arc::new(crate::ingest::rtsp::RetinaOpener),
+        retention: kick.clone(),
+        segment_seconds: config.storage.segment_seconds,
+    };
+    let fleet = Fleet::new(shared, app.cameras.clone(), shutdown.clone());
+    fleet.apply(config.cameras.clone()).await;
 
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
     tokio::spawn(clock_loop(
@@ -245,10 +194,7 @@ pub async fn run_with(
 
     shutdown.cancelled().await;
     info!("shutting down");
-    while ingest.join_next().await.is_some() {}
-    for r in recorders {
-        let _ = tokio::task::spawn_blocking(move || r.join()).await;
-    }
+    fleet.join().await;
     let _ = retention_task.await;
     if let Ok(Err(e)) = web.await {
         warn!(error = %e, "web server");
@@ -302,32 +248,28 @@ fn note_clock(log: &crate::timesync::Log, now_ns: i64, before: Option<bool>) -> 
     Some(sample.synced)
 }
 
-async fn drain(mut rx: mpsc::Receiver<IngestEvent>) {
-    while rx.recv().await.is_some() {}
-}
-
 /// Retention every [`RETENTION_INTERVAL`] or when the recorder asks: footage by
 /// age, size and the volume floor (which keeps the unused export quota free, so
 /// exports never cost footage), then expired exports. Every deletion is audited:
 /// one entry per camera per pass, one per expired export.
 async fn retention_loop(app: Arc<App>, kick: Arc<Notify>, shutdown: CancellationToken) {
-    let config = &app.config;
-    let policies: HashMap<String, retention::Policy> = config
-        .cameras
-        .iter()
-        .map(|c| {
-            (
-                c.id.clone(),
-                retention::Policy {
-                    retain_days: c.retain_days,
-                    retain_bytes: c.retain_bytes,
-                },
-            )
-        })
-        .collect();
-    let policies = Arc::new(policies);
     loop {
-        let (app2, policies) = (app.clone(), policies.clone());
+        // Read every pass: cameras are added and changed while the server runs.
+        let policies: HashMap<String, retention::Policy> = app
+            .cameras
+            .all()
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    retention::Policy {
+                        retain_days: c.retain_days,
+                        retain_bytes: c.retain_bytes,
+                    },
+                )
+            })
+            .collect();
+        let app2 = app.clone();
         let r = tokio::task::spawn_blocking(move || retention_pass(&app2, &policies)).await;
         match r {
             Ok(Err(e)) => error!(error = %format!("{e:#}"), "retention"),

@@ -91,6 +91,12 @@ impl StatusBoard {
         map.entry(camera.to_owned()).or_default().clone()
     }
 
+    /// Forgets `camera` (it was removed from the configuration).
+    pub fn remove(&self, camera: &str) {
+        let mut map = self.cameras.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(camera);
+    }
+
     /// A copy of every camera's status.
     pub fn snapshot(&self) -> BTreeMap<String, CameraStatus> {
         let map = self.cameras.lock().unwrap_or_else(|e| e.into_inner());

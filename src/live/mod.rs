@@ -138,6 +138,13 @@ impl LiveHub {
             .or_insert_with(|| Arc::new(LiveStream::new()))
             .clone()
     }
+
+    /// Forgets the feed of `camera` (removed from the configuration). Viewers
+    /// still holding it see it end once its last publisher is gone.
+    pub fn remove(&self, camera: &str) {
+        let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(camera);
+    }
 }
 
 /// A message for a live viewer.

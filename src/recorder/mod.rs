@@ -33,7 +33,7 @@ const MAX_TIMESTAMP_STEP: i64 = 10 * 90_000;
 const MAX_FRAGMENT_TICKS: i64 = 90_000;
 
 /// How long the recorder thread naps between batches of queued events. The
-/// queue (`nvr::RECORDER_QUEUE`, about 10 s of video) absorbs what arrives
+/// queue (`supervisor::RECORDER_QUEUE`, about 10 s of video) absorbs what arrives
 /// meanwhile; fragments are written per GOP anyway, so nothing waits on it.
 const BATCH_INTERVAL: Duration = Duration::from_millis(250);
 

@@ -309,8 +309,8 @@ pub async fn cameras(
     let admin = c.user.role == crate::auth::Role::Admin;
     let mut out = Vec::new();
     for cam in app
-        .config
         .cameras
+        .all()
         .iter()
         .filter(|cam| c.user.may_see(&cam.id))
     {
@@ -548,8 +548,8 @@ pub async fn storage(
         .load(std::sync::atomic::Ordering::Relaxed);
     let mut cams = Vec::new();
     for cam in app
-        .config
         .cameras
+        .all()
         .iter()
         .filter(|cam| c.user.may_see(&cam.id))
     {

@@ -16,12 +16,10 @@ pub async fn report(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cam = app
-        .config
         .cameras
-        .iter()
-        .find(|c| c.id == id)
+        .get(&id)
         .ok_or_else(|| ApiError::not_found("no such camera"))?;
-    match crate::onvif::audit::audit_camera(cam).await {
+    match crate::onvif::audit::audit_camera(&cam).await {
         None => Err(ApiError::not_found(
             "this camera is not configured by ONVIF (add onvif = { host = ... } to audit it)",
         )),

@@ -66,7 +66,7 @@ pub async fn websocket(
     ApiQuery(q): ApiQuery<LiveQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let Some(cam) = app.config.cameras.iter().find(|c| c.id == id) else {
+    let Some(cam) = app.cameras.get(&id) else {
         return Err(ApiError::not_found("no such camera"));
     };
     let key = match q.stream.as_deref() {

@@ -640,10 +640,8 @@ async fn create_export(
             )));
         }
         let cam = app
-            .config
             .cameras
-            .iter()
-            .find(|cam| &cam.id == id)
+            .get(id)
             .ok_or_else(|| ApiError::not_found(format!("no camera {id}")))?;
         let name = if cam.name.is_empty() {
             &cam.id

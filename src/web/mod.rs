@@ -62,8 +62,11 @@ object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Everything the handlers share.
 pub struct App {
-    /// The configuration the server started with.
+    /// The configuration the server started with. Cameras change while it
+    /// runs: read them from [`App::cameras`], never from `config.cameras`.
     pub config: Config,
+    /// The cameras as configured now (the API and the config file change them).
+    pub cameras: Arc<crate::supervisor::fleet::CameraList>,
     /// Segment index (and the database holding users, sessions and audit).
     pub store: Arc<Store>,
     /// Live camera status.
@@ -124,6 +127,9 @@ impl App {
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
             )),
+            cameras: Arc::new(crate::supervisor::fleet::CameraList::new(
+                config.cameras.clone(),
+            )),
             config,
             store,
             status,
@@ -171,7 +177,7 @@ impl App {
 
     /// Whether `id` is a configured camera.
     pub fn camera_exists(&self, id: &str) -> bool {
-        self.config.cameras.iter().any(|c| c.id == id)
+        self.cameras.get(id).is_some()
     }
 }
 
