@@ -1383,3 +1383,152 @@ async fn unknown_user_takes_as_long_as_a_wrong_password() {
         "unknown user answered in {u:?}, wrong password in {k:?} (medians)"
     );
 }
+
+/// The authenticator code of `secret` (base32) at the rig's clock.
+fn totp_now(rig: &Rig, secret: &str) -> String {
+    let t = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        0,
+        30,
+        totp_rs::Secret::Encoded(secret.to_owned())
+            .to_bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    t.generate((rig.clock.now_ns() / NS_PER_SEC) as u64)
+}
+
+#[tokio::test]
+async fn recovery_codes_are_renewed_with_password_and_code_and_old_ones_stop_working() {
+    let rig = rig();
+    let op = login(&rig, "op").await;
+    let r = req(Method::POST, "/api/me/totp/recovery")
+        .sess(&op)
+        .json(json!({ "password": PW, "totp_code": "123456" }))
+        .send(&rig)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "no factor yet: {}",
+        r.text()
+    );
+    let r = req(Method::POST, "/api/me/totp/enrol")
+        .sess(&op)
+        .json(json!({ "password": PW }))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let secret = r.json()["secret"].as_str().unwrap().to_owned();
+    let r = req(Method::POST, "/api/me/totp/confirm")
+        .sess(&op)
+        .json(json!({ "code": totp_now(&rig, &secret) }))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let old: Vec<String> = serde_json::from_value(r.json()["recovery_codes"].clone()).unwrap();
+    rig.clock.advance(30 * NS_PER_SEC);
+
+    // A recovery code cannot renew the codes, nor can a wrong password or code.
+    for body in [
+        json!({ "password": PW, "recovery_code": old[0] }),
+        json!({ "password": "wrong password", "totp_code": totp_now(&rig, &secret) }),
+        json!({ "password": PW, "totp_code": "000000" }),
+    ] {
+        let r = req(Method::POST, "/api/me/totp/recovery")
+            .sess(&op)
+            .json(body.clone())
+            .send(&rig)
+            .await;
+        assert!(
+            r.status.is_client_error() && r.status != StatusCode::NOT_FOUND,
+            "{body}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(r.json().get("recovery_codes").is_none(), "{}", r.text());
+    }
+    let r = req(Method::POST, "/api/me/totp/recovery")
+        .sess(&op)
+        .json(json!({ "password": PW, "totp_code": totp_now(&rig, &secret) }))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let new: Vec<String> = serde_json::from_value(r.json()["recovery_codes"].clone()).unwrap();
+    assert_eq!(new.len(), 10);
+    assert!(new.iter().all(|c| !old.contains(c)));
+    let renewed = rig
+        .app
+        .audit
+        .query(
+            &cleannvr::audit::Filter {
+                action: Some(Action::RecoveryCodesRenewed),
+                ..Default::default()
+            },
+            10,
+        )
+        .unwrap();
+    assert_eq!(renewed.len(), 1);
+    assert_eq!(renewed[0].actor, "op");
+    assert!(
+        !renewed[0].detail.contains(&new[0]),
+        "a code in the audit log"
+    );
+
+    // Old codes no longer log in; a new one does, once. (Each from its own address, so
+    // the failures above do not rate-limit these.)
+    let with_code = |code: &str| json!({ "username": "op", "password": PW, "recovery_code": code });
+    let r = req(Method::POST, "/api/login")
+        .from("192.0.2.7:1")
+        .json(with_code(&old[1]))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "old code: {}", r.text());
+    let r = req(Method::POST, "/api/login")
+        .from("192.0.2.8:1")
+        .json(with_code(&new[1]))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "new code: {}", r.text());
+    let r = req(Method::POST, "/api/login")
+        .from("192.0.2.9:1")
+        .json(with_code(&new[1]))
+        .send(&rig)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "spent code: {}",
+        r.text()
+    );
+
+    // Turning the factor off (password and code) ends the user's other sessions.
+    rig.clock.advance(30 * NS_PER_SEC);
+    let r = req(Method::POST, "/api/login")
+        .from("192.0.2.10:1")
+        .json(json!({ "username": "op", "password": PW, "totp_code": totp_now(&rig, &secret) }))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let other = Sess {
+        cookie: r.headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned(),
+        csrf: r.json()["csrf_token"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(me(&rig, &other).await.status, StatusCode::OK);
+    rig.clock.advance(30 * NS_PER_SEC);
+    let r = req(Method::POST, "/api/me/totp/disable")
+        .sess(&op)
+        .json(json!({ "password": PW, "totp_code": totp_now(&rig, &secret) }))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(me(&rig, &other).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&rig, &op).await.status, StatusCode::OK);
+}

@@ -65,6 +65,8 @@ pub enum Action {
     TotpReset,
     /// A login used one of the user's recovery codes (the detail says how many remain).
     RecoveryCodeUsed,
+    /// A user replaced their recovery codes with new ones (the old ones stop working).
+    RecoveryCodesRenewed,
     /// A first-run setup attempt was refused (wrong or expired code, or an
     /// admin already exists). The code itself is never recorded.
     SetupRefused,
@@ -92,6 +94,7 @@ impl Action {
             Action::TotpDisable => "totp_disable",
             Action::TotpReset => "totp_reset",
             Action::RecoveryCodeUsed => "recovery_code_used",
+            Action::RecoveryCodesRenewed => "recovery_codes_renewed",
             Action::SetupRefused => "setup_refused",
         }
     }

@@ -342,6 +342,21 @@ impl Users {
         })
     }
 
+    /// Replaces the recovery codes of `name` with new ones, returned (the only time they
+    /// exist in clear); every earlier code stops working. Refused without a second factor.
+    pub fn regenerate_recovery(&self, name: &str) -> Result<Vec<String>, UserError> {
+        let (shown, hashes) = new_recovery_codes();
+        self.swap_user(name, |u| {
+            let t = u
+                .totp
+                .as_mut()
+                .ok_or_else(|| UserError::Conflict("no second factor is enabled".into()))?;
+            t.recovery = hashes.clone();
+            Ok(Some(()))
+        })?;
+        Ok(shown)
+    }
+
     /// Removes the second factor (and any pending enrolment) of `name`.
     /// Returns whether one was enabled.
     pub fn clear_totp(&self, name: &str) -> Result<bool, UserError> {
@@ -446,8 +461,23 @@ mod tests {
         );
         assert_eq!(u.use_factor("alice", &r, t3 * S).unwrap(), None);
 
+        // New recovery codes: the old ones stop working, the new ones work once.
+        let fresh = u.regenerate_recovery("alice").unwrap();
+        assert_eq!(fresh.len(), RECOVERY_CODES);
+        let old = Factor::Recovery(codes[4].clone());
+        assert_eq!(u.use_factor("alice", &old, t3 * S).unwrap(), None);
+        let new = Factor::Recovery(fresh[0].clone());
+        assert_eq!(
+            u.use_factor("alice", &new, t3 * S).unwrap(),
+            Some(Accepted::Recovery { left: 9 })
+        );
+
         assert!(u.clear_totp("alice").unwrap());
         assert!(!u.clear_totp("alice").unwrap());
+        assert!(matches!(
+            u.regenerate_recovery("alice"),
+            Err(UserError::Conflict(_))
+        ));
         assert_eq!(u.use_factor("alice", &c1, t3 * S).unwrap(), None);
     }
 

@@ -1,6 +1,6 @@
 //! The caller's own second factor: start enrolment (password again), confirm
 //! it with a code (recovery codes returned once), turn it off (password and
-//! a code). The checks live in `auth::login` and `auth::totp`; these shape
+//! a code), renew the recovery codes (password and an authenticator code). The checks live in `auth::login` and `auth::totp`; these shape
 //! requests and answers and write the audit entries.
 
 use std::sync::Arc;
@@ -163,4 +163,50 @@ pub async fn disable(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryRequest {
+    password: String,
+    totp_code: String,
+}
+
+/// `POST /api/me/totp/recovery` `{password, totp_code}` → `{recovery_codes}`: ten new
+/// recovery codes, shown once; the old ones stop working. Password and a current
+/// authenticator code (not a recovery code: whoever holds only those cannot renew
+/// them), both counted against the login budget like any other guess.
+pub async fn renew_recovery(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<RecoveryRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if c.user.totp.is_none() {
+        return Err(ApiError::conflict("no second factor is enabled"));
+    }
+    let attempt = Attempt {
+        name: &c.user.name,
+        limit_name: &c.user.name,
+        client: &c.client,
+        password: b.password,
+        factor: Factor::Code(b.totp_code),
+        factor_optional: false,
+        now_ns: app.clock.now_ns(),
+    };
+    if let Err(why) = login::check(&app.users, &app.limiter, &app.verify_slots, attempt).await {
+        return Err(refused(&app, c.user.name.clone(), c.client.clone(), why).await);
+    }
+    let name = c.user.name.clone();
+    let codes = app
+        .blocking(move |app| app.users.regenerate_recovery(&name))
+        .await?;
+    app.record(Event {
+        actor: c.user.name.clone(),
+        action: Action::RecoveryCodesRenewed,
+        target: c.user.name.clone(),
+        client: c.client.clone(),
+        detail: format!("recovery_codes={}", codes.len()),
+    })
+    .await?;
+    Ok(Json(json!({ "recovery_codes": codes })))
 }

@@ -252,6 +252,12 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             Account,
             post(account::disable),
         ),
+        r(
+            Method::POST,
+            "/api/me/totp/recovery",
+            Account,
+            post(account::renew_recovery),
+        ),
         r(Method::GET, "/api/cameras", User, get(api::cameras)),
         r(
             Method::GET,
