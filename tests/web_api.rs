@@ -1532,3 +1532,27 @@ async fn recovery_codes_are_renewed_with_password_and_code_and_old_ones_stop_wor
     assert_eq!(me(&rig, &other).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&rig, &op).await.status, StatusCode::OK);
 }
+
+/// With every argon2 slot taken (as by a flood of logins), a login waits its queue time
+/// and gets 429 `Retry-After: 1` without its password being checked or counted; once a
+/// slot is free the same password logs in (five uncounted tries did not use up the
+/// three free failures).
+#[tokio::test]
+async fn logins_beyond_the_argon2_slots_get_429_uncounted() {
+    let rig = rig();
+    let slots = rig.app.verify_slots.clone();
+    let all = slots.available_permits() as u32;
+    assert!(all >= 1);
+    let held = slots.clone().acquire_many_owned(all).await.unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        let r = login_as(&rig, "op", "wrong password").await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+        assert_eq!(r.headers[header::RETRY_AFTER], "1");
+    }
+    // Each waited for a slot before giving up (the queue, not an instant refusal).
+    assert!(started.elapsed() >= std::time::Duration::from_secs(5));
+    drop(held);
+    let r = login_as(&rig, "op", PW).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
