@@ -70,6 +70,10 @@ pub enum Action {
     /// A first-run setup attempt was refused (wrong or expired code, or an
     /// admin already exists). The code itself is never recorded.
     SetupRefused,
+    /// A legal hold was placed on footage (or an export).
+    HoldCreate,
+    /// An admin released a legal hold (the detail says why).
+    HoldRelease,
 }
 
 impl Action {
@@ -96,6 +100,8 @@ impl Action {
             Action::RecoveryCodeUsed => "recovery_code_used",
             Action::RecoveryCodesRenewed => "recovery_codes_renewed",
             Action::SetupRefused => "setup_refused",
+            Action::HoldCreate => "hold_create",
+            Action::HoldRelease => "hold_release",
         }
     }
 

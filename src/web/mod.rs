@@ -12,6 +12,7 @@
 
 mod account;
 mod api;
+mod holds;
 pub mod conn;
 mod isolation;
 mod live;
@@ -285,6 +286,14 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             "/api/audit/verify",
             Admin,
             get(api::audit_verify),
+        ),
+        r(Method::GET, "/api/holds", User, get(holds::list)),
+        r(Method::POST, "/api/holds", User, post(holds::create)),
+        r(
+            Method::DELETE,
+            "/api/holds/{id}",
+            Admin,
+            delete(holds::release),
         ),
         r(Method::GET, "/api/users", Admin, get(users::list)),
         r(Method::POST, "/api/users", Admin, post(users::create)),

@@ -21,6 +21,8 @@ const ACTIONS = [
   ["export_download", "Export downloaded"],
   ["retention_delete", "Footage deleted by retention"],
   ["export_expire", "Export expired"],
+  ["hold_create", "Legal hold placed"],
+  ["hold_release", "Legal hold released"],
   ["totp_enable", "Two-step login on"],
   ["totp_disable", "Two-step login off"],
   ["totp_reset", "Two-step login reset"],
