@@ -30,9 +30,6 @@
 
 pub mod reader;
 
-use std::fs::File;
-use std::path::PathBuf;
-
 use anyhow::Context;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -40,7 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::mp4::{
     self, read_fragment, read_init, Edit, Fragment, InitOptions, SegmentInit, TrackRun,
 };
-use crate::store::{SegmentRecord, Store};
+use crate::store::{media::Source as SegSource, SegmentRecord, Store};
 
 pub use reader::{stream, PlanFile, PlanReader};
 
@@ -88,7 +85,8 @@ pub enum PlanError {
 /// How one segment's bytes appear in the output.
 #[derive(Debug)]
 struct SegPlan {
-    path: PathBuf,
+    /// Where the segment's bytes are (local or archived), through the storage seam.
+    source: SegSource,
     init: SegmentInit,
     /// Added to every `mfhd` sequence number from this file.
     seq_base: u32,
@@ -219,8 +217,7 @@ pub fn plan_parts(
     }
     let mut groups: Vec<Vec<(SegmentRecord, SegmentInit)>> = Vec::new();
     for rec in recs {
-        let path = store.file_path(&rec);
-        let mut f = File::open(&path).with_context(|| format!("opening {}", rec.path))?;
+        let mut f = store.open_segment(&rec)?;
         let init = read_init(&mut f, rec.bytes).with_context(|| format!("reading {}", rec.path))?;
         match groups.last_mut() {
             Some(g) if g[0].1.same_media(&init) => g.push((rec, init)),
@@ -346,8 +343,10 @@ fn build(
         // files indexed by `check` may start later (ffmpeg shifts video to make room for
         // AAC priming), and the index's key-frame times count from it.
         let first_moof = if i == 0 { kf.1 } else { init.len };
-        let mut f =
-            File::open(store.file_path(rec)).with_context(|| format!("opening {}", rec.path))?;
+        let source = store.source(rec);
+        let mut f = source
+            .open()
+            .with_context(|| format!("camera {camera}: opening {}", rec.path))?;
         let frag = read_fragment(&mut f, init, first_moof, rec.bytes)
             .with_context(|| format!("reading {} at {first_moof}", rec.path))?;
         let v0 = frag.run(vid).map_or(0, |r| {
@@ -374,7 +373,7 @@ fn build(
             })
             .collect();
         segs.push(SegPlan {
-            path: store.file_path(rec),
+            source,
             init: init.clone(),
             seq_base,
             shifts,
@@ -427,7 +426,10 @@ fn build(
     let last_i = group.len() - 1;
     for (i, (rec, _)) in group.iter().enumerate() {
         let seg = &segs[i];
-        let mut f = File::open(&seg.path).with_context(|| format!("opening {}", rec.path))?;
+        let mut f = seg
+            .source
+            .open()
+            .with_context(|| format!("camera {camera}: opening {}", rec.path))?;
         let mut from = if i == 0 { kf.1 } else { seg.init.len };
 
         // The cut at the end, if `win_end` falls inside this (last) segment.

@@ -2,9 +2,7 @@
 //! the segment files in bounded chunks, relocating each `moof` on the way. Nothing is ever
 //! held in memory beyond one chunk and one `moof`.
 
-use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,6 +10,7 @@ use futures::Stream;
 
 use super::{Plan, Source};
 use crate::mp4::read_fragment;
+use crate::store::media::SegmentFile;
 
 /// Largest chunk read at once: big enough for sequential disk reads, small enough that a
 /// slow client holds little memory.
@@ -33,7 +32,7 @@ struct BoxCursor {
 /// Random-access reader over a plan. Blocking; keeps the current file open.
 pub struct PlanReader {
     plan: Arc<Plan>,
-    file: Option<(usize, File)>,
+    file: Option<(usize, SegmentFile)>,
     cursor: Option<BoxCursor>,
 }
 
@@ -56,14 +55,12 @@ impl PlanReader {
         &self.plan
     }
 
-    fn file(&mut self, seg: usize) -> io::Result<&File> {
+    fn file(&mut self, seg: usize) -> io::Result<&mut SegmentFile> {
         if self.file.as_ref().is_none_or(|(s, _)| *s != seg) {
-            let path = &self.plan.segs[seg].path;
-            let f = File::open(path)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            let f = self.plan.segs[seg].source.open()?;
             self.file = Some((seg, f));
         }
-        Ok(&self.file.as_ref().expect("just opened").1)
+        Ok(&mut self.file.as_mut().expect("just opened").1)
     }
 
     /// Reads up to `max` bytes at output offset `pos`; fewer at a piece boundary, none at
@@ -156,12 +153,11 @@ impl PlanReader {
             b += len;
         };
         let moof = if &fourcc == b"moof" {
-            let mut r = file;
-            let mut frag = read_fragment(&mut r, &sp.init, b, sp.bytes)
-                .map_err(|e| bad(format!("{}: {e}", sp.path.display())))?;
+            let mut frag = read_fragment(file, &sp.init, b, sp.bytes)
+                .map_err(|e| bad(format!("{}: {e}", sp.source.rel)))?;
             let seq = sp.seq_base.saturating_add(frag.sequence);
             frag.relocate(seq, |t| sp.shift(t))
-                .map_err(|e| bad(format!("{} at {b}: {e}", sp.path.display())))?;
+                .map_err(|e| bad(format!("{} at {b}: {e}", sp.source.rel)))?;
             Some(frag.moof)
         } else {
             None
@@ -191,7 +187,7 @@ impl PlanReader {
 }
 
 /// Reads the fourcc and total length of the box at `pos` (within a file of `len` bytes).
-fn box_header(f: &File, pos: u64, len: u64) -> io::Result<([u8; 4], u64)> {
+fn box_header(f: &SegmentFile, pos: u64, len: u64) -> io::Result<([u8; 4], u64)> {
     let avail = len.saturating_sub(pos);
     if avail < 8 {
         return Err(bad(format!("box header past end of segment at {pos}")));

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod holds;
 pub mod keyfile;
+pub mod media;
 pub mod retention;
 
 use std::collections::HashMap;
@@ -63,6 +64,8 @@ pub struct Store {
     db: sled::Db,
     segments: sled::Tree,
     holds: holds::Holds,
+    /// Delete intents: rows whose bytes are being deleted (see [`media`]).
+    garbage: sled::Tree,
     usage: Mutex<HashMap<String, Usage>>,
 }
 
@@ -89,14 +92,17 @@ impl Store {
             .open()
             .with_context(|| format!("opening index in {}", dir.display()))?;
         let segments = db.open_tree("segments")?;
+        let garbage = db.open_tree("garbage")?;
         let store = Store {
             dir: dir.to_owned(),
             holds: holds::Holds::open(&db)?,
             db,
             segments,
+            garbage,
             usage: Mutex::new(HashMap::new()),
         };
         store.recount()?;
+        store.collect_garbage()?;
         Ok(store)
     }
 
@@ -135,7 +141,8 @@ impl Store {
         &self.dir
     }
 
-    /// Absolute path of a record's file.
+    /// Absolute path of a record's local file. Readers open bytes through
+    /// [`Store::open_segment`] instead: the file may have moved to the archive.
     pub fn file_path(&self, rec: &SegmentRecord) -> PathBuf {
         self.dir.join(&rec.path)
     }
@@ -220,6 +227,50 @@ impl Store {
             u.segments = u.segments.saturating_sub(1);
         }
         Ok(Some(old))
+    }
+
+    /// Moves a row to the delete intents in one transaction (first step of
+    /// [`Store::delete_segment`]); usage stops counting it at once.
+    fn remove_to_garbage(
+        &self,
+        camera: &str,
+        start_ns: i64,
+    ) -> anyhow::Result<Option<SegmentRecord>> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
+        let k = key(camera, start_ns);
+        let old = (&self.segments, &self.garbage)
+            .transaction(|(s, g)| {
+                let old = s.remove(k.as_slice())?;
+                if let Some(v) = &old {
+                    g.insert(k.as_slice(), v.clone())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(old)
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => anyhow::Error::from(e),
+                TransactionError::Abort(()) => anyhow::anyhow!("aborted"),
+            })
+            .with_context(|| format!("camera {camera}: recording a delete intent"))?;
+        let Some(old) = old else {
+            return Ok(None);
+        };
+        self.db.flush().context("flushing index")?;
+        let old = decode(&old)?;
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = usage.get_mut(camera) {
+            u.bytes -= old.bytes.min(u.bytes);
+            u.segments = u.segments.saturating_sub(1);
+        }
+        Ok(Some(old))
+    }
+
+    /// Drops a delete intent once the bytes are gone.
+    fn drop_garbage(&self, camera: &str, start_ns: i64) -> anyhow::Result<()> {
+        if self.garbage.remove(key(camera, start_ns))?.is_some() {
+            self.db.flush().context("flushing index")?;
+        }
+        Ok(())
     }
 
     /// Drops every row (before a rebuild from files).

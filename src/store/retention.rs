@@ -1,8 +1,8 @@
 //! Retention: deletes the oldest segments when a camera is older than
 //! `retain_days`, larger than `retain_bytes`, or the volume is short of
-//! `min_free_bytes`. Files go first, then their index rows, so a crash in
-//! between leaves a row without a file (cleared by `check --repair`), never a
-//! file that nothing will ever delete.
+//! `min_free_bytes`. Deletes go through the storage seam
+//! ([`Store::delete_segment`]), which records each as an intent first, so a
+//! crash part-way is finished exactly at the next start.
 //!
 //! A segment overlapping a legal hold ([`super::holds`]) is never deleted, by any
 //! limit: retention skips it and takes the next unheld one. When only held footage
@@ -12,11 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use anyhow::Context;
 use tracing::{error, info, warn};
 
 use super::holds::Held;
-use super::{key, sync_dir, SegmentRecord, Store};
+use super::{key, SegmentRecord, Store};
 use crate::clock::{rfc3339, NS_PER_SEC};
 
 /// Per-camera limits; zero means no limit.
@@ -221,18 +220,7 @@ fn delete(
     out: &mut Outcome,
     why: &'static str,
 ) -> anyhow::Result<()> {
-    let path = store.file_path(rec);
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("deleting {}", path.display())),
-    }
-    if let Some(parent) = path.parent() {
-        sync_dir(parent).with_context(|| format!("syncing {}", parent.display()))?;
-        // Drop the day directory once its last segment is gone; failure just means it is not empty.
-        let _ = std::fs::remove_dir(parent);
-    }
-    store.remove(&rec.camera, rec.start_ns)?;
+    store.delete_segment(rec)?;
     out.deleted += 1;
     out.bytes += rec.bytes;
     let d = out.cameras.entry(rec.camera.clone()).or_insert(Deleted {

@@ -4,8 +4,6 @@
 //! frame's decode whatever GOP the camera uses: `?at=` returns the key frame at or before
 //! the time asked, and says which in [`Snapshot::frame_ns`].
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
@@ -13,7 +11,7 @@ use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 
 use crate::mp4::{self, read_fragment, read_init, SegmentInit};
-use crate::store::{check::PART_SUFFIX, parse_segment_name, Store};
+use crate::store::{check::PART_SUFFIX, media::Source, parse_segment_name, Store};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 /// Smallest and largest widths a caller may ask for.
@@ -22,8 +20,11 @@ pub const WIDTHS: std::ops::RangeInclusive<u32> = 16..=4096;
 /// A key frame located in a segment file.
 #[derive(Clone, Debug)]
 pub struct KeyFrame {
-    /// The segment (finished, or still being recorded).
+    /// The segment's local path (finished, or still being recorded): its identity, even
+    /// once the bytes have moved to the archive.
     pub path: PathBuf,
+    /// Where its bytes are read from (the storage seam).
+    pub source: Source,
     /// Its init.
     pub init: SegmentInit,
     /// Offset of the fragment whose first video sample is the key frame.
@@ -53,11 +54,12 @@ pub fn latest_key_frame(store: &Store, camera: &str) -> anyhow::Result<Option<Ke
     let indexed = match store.newest(camera)? {
         Some(rec) => match rec.keyframes.last() {
             Some(&(t, moof)) => {
-                let path = store.file_path(&rec);
-                let init = read_init(&mut File::open(&path)?, rec.bytes)?;
+                let source = store.source(&rec);
+                let init = read_init(&mut source.open()?, rec.bytes)?;
                 Some(KeyFrame {
                     frame_ns: rec.start_ns + ticks_ns(t),
-                    path,
+                    path: source.local.clone(),
+                    source,
                     init,
                     moof,
                     file_len: rec.bytes,
@@ -124,9 +126,11 @@ fn open_segment_key_frame(storage: &Path, camera: &str) -> anyhow::Result<Option
         let Some((moof, t)) = last else {
             return Ok(None);
         };
-        let init = read_init(&mut File::open(&part)?, scanned.valid_len)?;
+        let source = Source::local_file(part.clone(), scanned.valid_len);
+        let init = read_init(&mut source.open()?, scanned.valid_len)?;
         return Ok(Some(KeyFrame {
             path: part,
+            source,
             init,
             moof,
             file_len: scanned.valid_len,
@@ -149,11 +153,12 @@ pub fn key_frame_at(store: &Store, camera: &str, at_ns: i64) -> anyhow::Result<O
     let Some(&(t, moof)) = rec.keyframes.iter().rev().find(|k| k.0 <= rel) else {
         return Ok(None);
     };
-    let path = store.file_path(&rec);
-    let init = read_init(&mut File::open(&path)?, rec.bytes)?;
+    let source = store.source(&rec);
+    let init = read_init(&mut source.open()?, rec.bytes)?;
     Ok(Some(KeyFrame {
         frame_ns: rec.start_ns + ticks_ns(t),
-        path,
+        path: source.local.clone(),
+        source,
         init,
         moof,
         file_len: rec.bytes,
@@ -164,7 +169,10 @@ pub fn key_frame_at(store: &Store, camera: &str, at_ns: i64) -> anyhow::Result<O
 /// aspect ratio; both even) if given. Blocking and CPU-bound: call from a blocking task.
 pub fn decode(kf: &KeyFrame, width: Option<u32>) -> anyhow::Result<Snapshot> {
     let video = kf.init.video().context("no video track")?;
-    let mut f = File::open(&kf.path).with_context(|| format!("opening {}", kf.path.display()))?;
+    let mut f = kf
+        .source
+        .open()
+        .with_context(|| format!("opening {}", kf.path.display()))?;
     let frag = read_fragment(&mut f, &kf.init, kf.moof, kf.file_len)?;
     let run = frag
         .run(video.info.track_id)
