@@ -9,6 +9,7 @@ const views = {
   live: { load: () => import("./js/live.js"), title: "Live" },
   playback: { load: () => import("./js/playback.js"), title: "Playback" },
   export: { load: () => import("./js/export.js"), title: "Export", role: "operator" },
+  holds: { load: () => import("./js/holds.js"), title: "Legal holds", role: "operator" },
   users: { load: () => import("./js/users.js"), title: "Users", role: "admin" },
   audit: { load: () => import("./js/audit.js"), title: "Audit log", role: "admin" },
   storage: { load: () => import("./js/storage.js"), title: "Storage", role: "admin" },

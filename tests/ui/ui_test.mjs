@@ -427,6 +427,15 @@ async function main() {
   check(links.some((l) => l.endsWith(".mp4")) && links.some((l) => l.endsWith("manifest.json")), "operator: the finished export lists its video and manifest", links);
   const mp4 = await op.ctx.request.get(`${origin}${links.find((l) => l.endsWith(".mp4"))}`);
   check(mp4.status() === 200 && (await mp4.body()).length > 1000, "operator: the exported video downloads");
+  // Legal hold on the finished export (and its footage), from its card.
+  const holdBox = page.locator(".job.done details.hold").first();
+  await holdBox.locator("summary").click();
+  await holdBox.locator("input.hold-reason").fill("UI test: hold for case 42");
+  await holdBox.locator("button.hold-go").click();
+  await holdBox.locator(".hold-msg.ok").waitFor({ timeout: 20000 });
+  const holdsOp = await (await op.ctx.request.get(`${origin}/api/holds`)).json();
+  check(holdsOp.holds.length === 1 && holdsOp.holds[0].export && holdsOp.holds[0].cameras[0] === cfg.camera,
+    "operator: holding an export from its card makes a hold on the export and its camera", holdsOp);
 
   // --- Admin: audit, users, storage --------------------------------------
   const admin = await browser("admin");
@@ -483,6 +492,19 @@ async function main() {
   await page.goto(`${base}#/storage`);
   await page.locator("table tbody tr td", { hasText: cfg.camera_name }).first().waitFor();
   ok("admin: the storage page lists the camera's recordings");
+
+  // Legal holds: the operator's hold is listed; the admin releases it with a reason.
+  await page.goto(`${base}#/holds`);
+  const holdRow = page.locator("table tbody tr", { hasText: "UI test: hold for case 42" });
+  await holdRow.waitFor();
+  check(await holdRow.locator("td", { hasText: "in force" }).count() === 1, "admin: the holds page lists the operator's hold in force");
+  await page.screenshot({ path: join(tmpdir(), "cleannvr-ui-holds.png"), fullPage: true });
+  await holdRow.locator('input[name="release-reason"]').fill("UI test: case closed");
+  await holdRow.locator("button.release").click();
+  await page.locator("td.empty", { hasText: "No legal holds." }).waitFor();
+  const rel = await (await admin.ctx.request.get(`${origin}/api/audit?action=hold_release`)).json();
+  check(rel.entries.length === 1 && rel.entries[0].actor === cfg.admin[0] && rel.entries[0].detail.includes("reason=UI test: case closed"),
+    "admin: releasing a hold from the page is audited with who and why", rel.entries);
 
   // The test cameras are plain RTSP: the isolation page says there is nothing
   // to audit (the audit itself is tested against a scripted ONVIF camera).

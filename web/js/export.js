@@ -4,6 +4,7 @@
 // of SHA-256 sums, and it is recorded in the audit log with the reason.
 
 import { api, seg } from "./api.js";
+import { holdControl } from "./holds.js";
 import { h, fill, field } from "./dom.js";
 import { bytes, dateTime, localDateTimeInput, zone } from "./format.js";
 
@@ -30,6 +31,14 @@ export function mount(root, ctx) {
     h("div", { class: "view-head" }, h("h1", { text: "Export evidence" })),
     h("p", { class: "muted", text: "Exports copy the recorded video without re-encoding, with a manifest of SHA-256 sums; “cleannvr export verify” checks a copy." }),
     form,
+    holdControl(ctx, () => {
+      const cameras = [...camBox.querySelectorAll("input:checked")].map((b) => b.value);
+      const s = new Date(start.value);
+      const e = new Date(end.value);
+      if (!cameras.length) return "Choose at least one camera.";
+      if (!start.value || !end.value || !(e > s)) return "Give a range whose end is after its start.";
+      return { cameras, start: s, end: e };
+    }, "Hold the chosen cameras and range (legal hold)"),
     h("h2", { text: "Exports from this session" }),
     jobsBox);
 
@@ -127,6 +136,7 @@ export function mount(root, ctx) {
           h("a", { href: f.url, download: f.file, text: f.file }),
           f.bytes !== undefined ? ` ${bytes(f.bytes)}` : "",
           f.sha256 ? h("div", { class: "sha", text: `SHA-256 ${f.sha256}` }) : null))));
+        card.append(holdControl(ctx, () => ({ export: id }), "Hold this export and its footage (legal hold)"));
       } else {
         card.classList.add("failed");
         bar.remove();

@@ -8,6 +8,7 @@
 // is X-First-Frame (the key frame before the start) and the player seeks
 // X-Lead-In-Ms forward. H.265 converted to H.264 starts exactly at start.
 
+import { holdControl } from "./holds.js";
 import { api, seg, withQuery } from "./api.js";
 import { h, fill, field } from "./dom.js";
 import { clock, dateTime, dayStart, duration, isHevc, localDate, nextDay, zone } from "./format.js";
@@ -74,6 +75,12 @@ export function mount(root, ctx) {
         h("span", { text: "Click the bar to play from that moment." }))),
     player, list);
   fill(timeline, playhead, hover);
+  // Holds what is playing: this camera over the piece shown in the caption.
+  if (canExport) {
+    player.append(holdControl(ctx, () => playing
+      ? { cameras: [playing.camera], start: new Date(playing.start), end: new Date(playing.end) }
+      : "Play something first: the hold covers what is playing.", "Hold this footage (legal hold)"));
+  }
 
   let cameras = [];
   let day = 0; // ms, local midnight
