@@ -6,7 +6,8 @@
 //! MP4 segments (with our own `mp4` box writer) that `store` indexes; `live` fans frames out to viewers,
 //! `transcode`, `playback` and `export` read what was stored, and `web`
 //! serves it all behind `auth` and `audit`. Nothing flows backwards.
-//! `nvr` wires the pieces together, `cli` is the command line, and `demo`
+//! `nvr` wires the pieces together, `control` is the local socket admin
+//! commands reach a running server through, `cli` is the command line, and `demo`
 //! is the built-in synthetic camera.
 
 pub mod clock;
@@ -30,4 +31,5 @@ pub mod audit;
 pub mod web;
 pub mod demo;
 pub mod nvr;
+pub mod control;
 pub mod cli;

@@ -89,6 +89,8 @@ pub async fn run_with(
             "export signing key unavailable, exports are refused until it is fixed              (recording goes on): {e}"
         ),
     }
+    // Admin commands (`cleannvr user`, `status`, ...) while recording goes on.
+    crate::control::server::start(app.clone(), shutdown.clone());
     let clock_log = Arc::new(crate::timesync::Log::open(store.db())?);
     let synced = note_clock(&clock_log, clock.now_ns(), None);
     if options.demo_admin {

@@ -1,21 +1,15 @@
 //! `cleannvr user add|list|remove|passwd|reset-totp` and `cleannvr audit verify`.
-//! These open the database directly, so cleannvr must be stopped (sled
-//! allows one process); while it runs, admins use the users API instead.
+//! While cleannvr runs they go through its control socket (see `control`); when
+//! it is stopped they open the index directly.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::audit::{Action, AuditLog, Event};
-use crate::auth::session::{Lifetimes, Sessions};
-use crate::auth::{Role, Users};
-use crate::clock::{rfc3339, Clock, SystemClock};
-use crate::config::Config;
-use crate::store::Store;
+use crate::auth::Role;
 
 /// `cleannvr user ...`.
 #[derive(Subcommand, Debug)]
@@ -58,23 +52,6 @@ pub enum AuditCmd {
     Verify,
 }
 
-fn open(config: &Path) -> anyhow::Result<(Config, Store)> {
-    let cfg = Config::load(config)?;
-    let store = Store::open(&cfg.storage.dir)
-        .context("opening the database (stop cleannvr first: one process at a time)")?;
-    Ok((cfg, store))
-}
-
-fn cli_event(action: Action, target: &str, detail: String) -> Event {
-    Event {
-        actor: "cli".into(),
-        action,
-        target: target.into(),
-        client: "cli".into(),
-        detail,
-    }
-}
-
 /// Reads a password: from a terminal with echo off and a confirmation,
 /// otherwise the first line of stdin (for scripts and Docker secrets).
 fn read_password() -> anyhow::Result<String> {
@@ -111,133 +88,38 @@ fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-/// Runs a `user` subcommand.
+/// Runs a `user` subcommand: through the running server's control socket, or on the
+/// index directly when cleannvr is stopped. Passwords are read here, before either.
 pub fn user_cmd(cmd: UserCmd, config: &Path) -> anyhow::Result<ExitCode> {
-    let (cfg, store) = open(config)?;
-    let users = Users::open(store.db())?;
-    let audit = AuditLog::open(store.db(), store.dir())?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let sessions = Sessions::open(
-        store.db(),
-        clock.clone(),
-        Lifetimes {
-            idle_ns: 1,
-            absolute_ns: 1,
-        },
-    )?;
-    match cmd {
+    use crate::control::Request;
+    let req = match cmd {
         UserCmd::Add {
             name,
             role,
             cameras,
         } => {
-            let role = Role::parse(&role)
+            Role::parse(&role)
                 .with_context(|| format!("role {role:?}: use admin, operator or viewer"))?;
-            for c in cameras.iter().flatten() {
-                anyhow::ensure!(
-                    cfg.cameras.iter().any(|x| &x.id == c),
-                    "camera {c:?} is not in {}",
-                    config.display()
-                );
-            }
-            let pw = read_password()?;
-            let u = users.add(&name, role, cameras, &pw, clock.now_ns())?;
-            audit.append(
-                clock.now_ns(),
-                cli_event(Action::UserAdd, &u.name, format!("role={}", role.as_str())),
-            )?;
-            println!("added {} ({})", u.name, role.as_str());
-        }
-        UserCmd::List => {
-            for u in users.list()? {
-                let cams = u
-                    .cameras
-                    .map(|c| c.join(","))
-                    .unwrap_or_else(|| "all".into());
-                println!(
-                    "{}\t{}\tcameras={}\ttotp={}\tcreated={}",
-                    u.name,
-                    u.role.as_str(),
-                    cams,
-                    if u.totp.is_some() { "on" } else { "off" },
-                    rfc3339(u.created_ns)
-                );
+            Request::UserAdd {
+                name,
+                role,
+                cameras,
+                password: read_password()?,
             }
         }
-        UserCmd::Remove { name } => {
-            users.remove(&name)?;
-            sessions.revoke_user(&name)?;
-            audit.append(
-                clock.now_ns(),
-                cli_event(Action::UserRemove, &name, String::new()),
-            )?;
-            println!("removed {name}");
-        }
-        UserCmd::Passwd { name } => {
-            anyhow::ensure!(users.get(&name)?.is_some(), "no such user {name}");
-            let pw = read_password()?;
-            users.set_password(&name, &pw)?;
-            sessions.revoke_user(&name)?;
-            audit.append(
-                clock.now_ns(),
-                cli_event(Action::UserUpdate, &name, "password=changed".into()),
-            )?;
-            println!("password changed for {name}; their sessions ended");
-        }
-        UserCmd::ResetTotp { name } => {
-            let had = users.clear_totp(&name).map_err(|e| match e {
-                crate::auth::UserError::NotFound => anyhow::anyhow!("no such user {name}"),
-                e => anyhow::anyhow!("{e}"),
-            })?;
-            sessions.revoke_user(&name)?;
-            audit.append(
-                clock.now_ns(),
-                cli_event(Action::TotpReset, &name, format!("was_enabled={had}")),
-            )?;
-            if had {
-                println!(
-                    "second factor removed for {name} and their sessions ended; they log in \
-                     with the password alone"
-                );
-            } else {
-                println!("{name} had no second factor; nothing changed");
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+        UserCmd::List => Request::UserList,
+        UserCmd::Remove { name } => Request::UserRemove { name },
+        UserCmd::Passwd { name } => Request::UserPasswd {
+            name,
+            password: read_password()?,
+        },
+        UserCmd::ResetTotp { name } => Request::UserResetTotp { name },
+    };
+    crate::control::client::run(config, req)
 }
 
 /// Runs an `audit` subcommand: exit status 0 when the chain is intact.
 pub fn audit_cmd(cmd: AuditCmd, config: &Path) -> anyhow::Result<ExitCode> {
     let AuditCmd::Verify = cmd;
-    let (_, store) = open(config)?;
-    let log = AuditLog::open(store.db(), store.dir())?;
-    let v = log.verify()?;
-    let (key, from) = log.key();
-    let ok = match &v.broken {
-        None => {
-            println!("audit chain intact: {} entries", v.verified);
-            true
-        }
-        Some(b) => {
-            println!("{b} ({} entries before it verified)", v.verified);
-            false
-        }
-    };
-    if from > 0 {
-        println!(
-            "entries 0 to {} were written before the audit key existed: checked by their \
-             hash chain only, which someone able to rewrite the index could recompute",
-            from - 1
-        );
-    }
-    println!(
-        "entries from {from} on carry an HMAC-SHA256 under {}: an edit needs that key",
-        key.display()
-    );
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    crate::control::client::run(config, crate::control::Request::AuditVerify)
 }

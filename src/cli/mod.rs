@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -13,7 +12,6 @@ use tracing::info;
 mod health;
 
 use crate::config::{CameraConfig, Config, ServerConfig, StorageConfig, Transport};
-use crate::store::{check, Store};
 
 /// cleannvr: a network video recorder that keeps your cameras and drops the vendor cloud.
 #[derive(Parser, Debug)]
@@ -58,7 +56,8 @@ pub enum Command {
     Discover(crate::onvif::cli::DiscoverArgs),
     /// Report whether each ONVIF camera could reach the internet (gateway, DNS, NTP, protocols).
     AuditCameras(crate::onvif::cli::AuditArgs),
-    /// Manage web users (stop cleannvr first); passwords are read from stdin.
+    /// Manage web users (through the running server, or on the index when it is stopped);
+    /// passwords are read from stdin.
     User {
         /// add, list, remove or passwd.
         #[command(subcommand)]
@@ -72,11 +71,18 @@ pub enum Command {
     },
     /// Export a time range as evidence (MP4 + manifest + SHA-256s), or `export verify DIR`.
     Export(crate::export::cli::ExportArgs),
-    /// Compare segment files with the index; `--repair` recovers unfinished files and rebuilds the index.
+    /// Compare segment files with the index (read-only while cleannvr runs); `--repair`
+    /// recovers unfinished files and rebuilds the index (needs cleannvr stopped).
     Check {
         /// Rebuild the index from the files.
         #[arg(long)]
         repair: bool,
+    },
+    /// The running server's cameras, their states, and the disk (exit 1 when it is not running).
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -128,25 +134,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { cmd } => crate::auth::cli::audit_cmd(cmd, &cli.config),
         Command::Export(args) => crate::export::cli::export_cmd(args, &cli.config),
         Command::Check { repair } => {
-            let config = Config::load(&cli.config)?;
-            let store = Store::open(&config.storage.dir)
-                .context("opening the index (stop cleannvr first)")?;
-            let report = check::check(&store, repair)?;
-            for p in &report.problems {
-                println!("{p}");
-            }
-            println!(
-                "{} files, {} index rows, {} problems{}",
-                report.files,
-                report.rows,
-                report.problems.len(),
-                if repair { " (repaired)" } else { "" }
-            );
-            Ok(if report.problems.is_empty() || repair {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            crate::control::client::run(&cli.config, crate::control::Request::Check { repair })
+        }
+        Command::Status { json } => {
+            crate::control::client::run(&cli.config, crate::control::Request::Status { json })
         }
     }
 }

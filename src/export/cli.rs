@@ -1,9 +1,9 @@
 //! `cleannvr export --camera ID... --start T --end T --out DIR` and
 //! `cleannvr export verify DIR`.
 //!
-//! Exporting opens the database directly, so cleannvr must be stopped (sled allows one
-//! process); while it runs, use `POST /api/exports`. Verifying needs no configuration and
-//! no database: it runs anywhere the export directory was copied to.
+//! While cleannvr runs, the export is written by the server through its control socket
+//! (see `control`); when it is stopped, the CLI opens the index itself. Verifying needs no
+//! configuration and no database: it runs anywhere the export directory was copied to.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,28 +57,67 @@ pub enum ExportCmd {
     },
 }
 
-/// Runs `cleannvr export ...`.
+/// What `cleannvr export` asks for, as sent over the control socket: validated where
+/// the index is (in the running server, or in the CLI when it is stopped).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ExportRequest {
+    /// Camera ids.
+    pub cameras: Vec<String>,
+    /// RFC 3339 start.
+    pub start: String,
+    /// RFC 3339 end.
+    pub end: String,
+    /// Absolute directory to create.
+    pub out: PathBuf,
+    /// Why (manifest and audit log).
+    pub reason: String,
+}
+
+/// Runs `cleannvr export ...`: `verify` here, an export through the control socket
+/// or the index directly.
 pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
     if let Some(ExportCmd::Verify { dir, key }) = args.cmd {
         return verify_cmd(&dir, key.as_deref());
     }
-    let (Some(start), Some(end), Some(out)) = (&args.start, &args.end, &args.out) else {
+    let (Some(start), Some(end), Some(out)) = (args.start, args.end, args.out) else {
         bail!("export needs --camera, --start, --end and --out (or: export verify DIR)");
     };
     if args.cameras.is_empty() {
         bail!("export needs at least one --camera");
     }
+    // The running server resolves paths from its own working directory.
+    let out = std::path::absolute(&out).with_context(|| format!("--out {}", out.display()))?;
+    let req = ExportRequest {
+        cameras: args.cameras,
+        start,
+        end,
+        out,
+        reason: args.reason,
+    };
+    crate::control::client::run(config, crate::control::Request::Export(req))
+}
+
+/// Writes the export `x` from `store`, audited as `client`, and describes it in `out`.
+pub fn write_export(
+    cfg: &Config,
+    configured: &[crate::config::CameraConfig],
+    store: &Store,
+    audit: &AuditLog,
+    signer: &super::signing::Signer,
+    x: &ExportRequest,
+    client: &str,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
     let parse = |what: &str, s: &str| {
         parse_rfc3339(s).with_context(|| format!("--{what}: not an RFC 3339 time: {s}"))
     };
-    let cfg = Config::load(config)?;
     let mut cameras = Vec::new();
-    for id in &args.cameras {
-        let cam = cfg
-            .cameras
+    for id in &x.cameras {
+        let cam = configured
             .iter()
             .find(|c| &c.id == id)
-            .with_context(|| format!("no camera {id} in {}", config.display()))?;
+            .with_context(|| format!("no camera {id} in the configuration"))?;
         let name = if cam.name.is_empty() {
             &cam.id
         } else {
@@ -88,51 +127,49 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
     }
     let req = Request {
         cameras,
-        start_ns: parse("start", start)?,
-        end_ns: parse("end", end)?,
-        reason: args.reason.clone(),
+        start_ns: parse("start", &x.start)?,
+        end_ns: parse("end", &x.end)?,
+        reason: x.reason.clone(),
         user: "cli".into(),
         time_zone: cfg.server.time_zone(),
     };
     super::validate(&req)?;
-    let store = Store::open(&cfg.storage.dir)
-        .context("opening the database (stop cleannvr first, or export with POST /api/exports)")?;
-    let audit = AuditLog::open(store.db(), store.dir())?;
-    let signer = super::signing::Signer::for_storage(&cfg.storage)?;
-    let planned = super::plan(&store, &req)?;
+    let planned = super::plan(store, &req)?;
     // The same evidence rule as the web: no audit entry, no export.
     let outcome = super::jobs::write_recorded(
         planned,
         &req,
-        out,
+        &x.out,
         SystemClock.now_ns(),
         &Progress::default(),
-        &signer,
+        signer,
         |outcome| {
-            let location = out.display().to_string();
-            let ev = super::jobs::audit_event(&req, outcome, &location, "cli");
+            let location = x.out.display().to_string();
+            let ev = super::jobs::audit_event(&req, outcome, &location, client);
             audit.append(SystemClock.now_ns(), ev).map(|_| ())
         },
     )?;
     for f in outcome.manifest.files() {
-        println!(
+        writeln!(
+            out,
             "{}  {} ({} bytes, {} frames)",
             f.sha256, f.file, f.bytes, f.frames
-        );
+        )?;
     }
     for c in &outcome.manifest.cameras {
         if c.files.is_empty() {
-            println!("{}: nothing recorded in the range", c.camera);
+            writeln!(out, "{}: nothing recorded in the range", c.camera)?;
         }
         for g in &c.gaps {
-            println!("{}: gap {} .. {}", c.camera, g.start, g.end);
+            writeln!(out, "{}: gap {} .. {}", c.camera, g.start, g.end)?;
         }
     }
-    println!(
+    writeln!(
+        out,
         "manifest.json sha256 {} (recorded in the audit log)",
         outcome.manifest_sha256
-    );
-    Ok(ExitCode::SUCCESS)
+    )?;
+    Ok(())
 }
 
 fn verify_cmd(dir: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {

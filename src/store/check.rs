@@ -133,11 +133,25 @@ pub struct Report {
     pub rows: usize,
     /// Human-readable problems; empty means consistent.
     pub problems: Vec<String>,
+    /// Unfinished segments that a running server is still writing (only
+    /// [`check_running`] counts them here instead of as problems).
+    pub recording: usize,
 }
 
 /// Compares files with the index. With `repair`, recovers unfinished
 /// segments and rebuilds the index from the files alone.
 pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
+    compare(store, repair, false)
+}
+
+/// [`check`] read-only while the server records: the open segments' `.part` files
+/// are being written, not left by a crash, and a segment finished while the files
+/// were being read is looked up in the index again before it counts as missing.
+pub fn check_running(store: &Store) -> anyhow::Result<Report> {
+    compare(store, false, true)
+}
+
+fn compare(store: &Store, repair: bool, running: bool) -> anyhow::Result<Report> {
     let mut report = Report::default();
     if repair {
         recover_all(store)?;
@@ -147,9 +161,18 @@ pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
         let rel = relative(store.dir(), &file)?;
         report.files += 1;
         if rel.ends_with(PART_SUFFIX) {
+            if running {
+                report.recording += 1;
+                continue;
+            }
             report
                 .problems
                 .push(format!("{rel}: unfinished segment (crash?)"));
+            continue;
+        }
+        if running && !file.exists() {
+            // Deleted by retention since the files were listed.
+            report.files -= 1;
             continue;
         }
         match record_from_file(store.dir(), &rel) {
@@ -180,6 +203,8 @@ pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
     report.rows = indexed.len();
     for rec in &indexed {
         match from_files.iter().find(|f| f.path == rec.path) {
+            // Finished since the files were listed (it was a `.part` then).
+            None if running && store.file_path(rec).exists() => {}
             None => report
                 .problems
                 .push(format!("{}: indexed but the file is missing", rec.path)),
@@ -197,8 +222,20 @@ pub fn check(store: &Store, repair: bool) -> anyhow::Result<Report> {
             }
         }
     }
+    let late: Vec<SegmentRecord> = if running {
+        // Rows committed since the index was read.
+        let mut v = Vec::new();
+        for camera in store.usage().keys() {
+            for rec in store.iter_camera(camera) {
+                v.push(rec?);
+            }
+        }
+        v
+    } else {
+        Vec::new()
+    };
     for f in &from_files {
-        if !indexed.iter().any(|r| r.path == f.path) {
+        if !indexed.iter().chain(&late).any(|r| r.path == f.path) {
             report
                 .problems
                 .push(format!("{}: file is not in the index", f.path));

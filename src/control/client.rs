@@ -1,0 +1,119 @@
+//! The CLI's side: send the command to the running server through its control
+//! socket, or, when no server answers there, run it on the index directly.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+
+use super::admin::{self, Ctx, REPAIR_NEEDS_STOP};
+use super::peer::Caller;
+use super::{socket_path, Request, Response};
+use crate::audit::AuditLog;
+use crate::auth::session::{Lifetimes, Sessions};
+use crate::auth::Users;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::store::Store;
+
+/// Runs `req` for the configuration at `config_path`, prints its output and
+/// returns its exit status.
+pub fn run(config_path: &Path, req: Request) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config_path)?;
+    let path = socket_path(&cfg.storage.dir);
+    let resp = match connect(&path)? {
+        Some(stream) => {
+            if let Request::Check { repair: true } = req {
+                bail!("{REPAIR_NEEDS_STOP}");
+            }
+            exchange(stream, &req)
+                .with_context(|| format!("{} through {}", req.name(), path.display()))?
+        }
+        None => direct(&cfg, &req)?,
+    };
+    print!("{}", resp.output);
+    if let Some(e) = &resp.error {
+        eprintln!("error: {e}");
+    }
+    Ok(if resp.ok && resp.error.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The running server's socket, or `None` when no server listens there.
+fn connect(path: &Path) -> anyhow::Result<Option<UnixStream>> {
+    match UnixStream::connect(path) {
+        Ok(s) => Ok(Some(s)),
+        // No socket, or one left by a server that has gone (killed): not running.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "connecting to cleannvr's control socket {} (run this as the user cleannvr \
+                 runs as, or as root)",
+                path.display()
+            )
+        }),
+    }
+}
+
+fn exchange(mut stream: UnixStream, req: &Request) -> anyhow::Result<Response> {
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    // A refused caller is answered without the request being read: the answer
+    // is still there to read when the write fails.
+    let sent = stream.write_all(&line);
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    if answer.is_empty() {
+        sent.context("sending the command")?;
+        bail!("the server closed the connection without answering (see its log)");
+    }
+    serde_json::from_str(&answer).context("the server's answer is not a control response")
+}
+
+/// Runs `req` on the index itself: cleannvr is not running.
+fn direct(cfg: &Config, req: &Request) -> anyhow::Result<Response> {
+    let store = Store::open(&cfg.storage.dir).context(
+        "opening the index (no cleannvr answered on its control socket; is another \
+         process using this storage dir?)",
+    )?;
+    let users = Users::open(store.db())?;
+    let audit = AuditLog::open(store.db(), store.dir())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sessions = Sessions::open(
+        store.db(),
+        clock.clone(),
+        Lifetimes {
+            idle_ns: 1,
+            absolute_ns: 1,
+        },
+    )?;
+    let caller = Caller::current();
+    let ctx = Ctx {
+        config: cfg,
+        cameras: &cfg.cameras,
+        store: &store,
+        users: &users,
+        sessions: &sessions,
+        audit: &audit,
+        clock: &*clock,
+        signer: None,
+        running: None,
+        caller: &caller,
+    };
+    Ok(admin::execute(&ctx, req))
+}
