@@ -167,7 +167,7 @@ fn run(ctx: &Ctx, req: &Request, out: &mut String) -> anyhow::Result<bool> {
                 }
             };
             let client = ctx.caller.audit_client();
-            crate::export::cli::write_export(
+            *out += &crate::export::cli::write_export(
                 ctx.config,
                 ctx.cameras,
                 ctx.store,
@@ -175,7 +175,6 @@ fn run(ctx: &Ctx, req: &Request, out: &mut String) -> anyhow::Result<bool> {
                 signer,
                 x,
                 &client,
-                out,
             )?;
         }
         Request::AuditVerify => return audit_verify(ctx, out),

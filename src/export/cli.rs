@@ -97,7 +97,7 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
     crate::control::client::run(config, crate::control::Request::Export(req))
 }
 
-/// Writes the export `x` from `store`, audited as `client`, and describes it in `out`.
+/// Writes the export `x` from `store`, audited as `client`; returns its description.
 pub fn write_export(
     cfg: &Config,
     configured: &[crate::config::CameraConfig],
@@ -106,9 +106,9 @@ pub fn write_export(
     signer: &super::signing::Signer,
     x: &ExportRequest,
     client: &str,
-    out: &mut String,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     use std::fmt::Write as _;
+    let mut out = String::new();
     let parse = |what: &str, s: &str| {
         parse_rfc3339(s).with_context(|| format!("--{what}: not an RFC 3339 time: {s}"))
     };
@@ -151,25 +151,25 @@ pub fn write_export(
     )?;
     for f in outcome.manifest.files() {
         writeln!(
-            out,
+            &mut out,
             "{}  {} ({} bytes, {} frames)",
             f.sha256, f.file, f.bytes, f.frames
         )?;
     }
     for c in &outcome.manifest.cameras {
         if c.files.is_empty() {
-            writeln!(out, "{}: nothing recorded in the range", c.camera)?;
+            writeln!(&mut out, "{}: nothing recorded in the range", c.camera)?;
         }
         for g in &c.gaps {
-            writeln!(out, "{}: gap {} .. {}", c.camera, g.start, g.end)?;
+            writeln!(&mut out, "{}: gap {} .. {}", c.camera, g.start, g.end)?;
         }
     }
     writeln!(
-        out,
+        &mut out,
         "manifest.json sha256 {} (recorded in the audit log)",
         outcome.manifest_sha256
     )?;
-    Ok(())
+    Ok(out)
 }
 
 fn verify_cmd(dir: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {
