@@ -539,6 +539,52 @@ mod tests {
         );
     }
 
+    /// A client that stops reading fails the write after the stall time (and frees its
+    /// connection slot); one that keeps reading is never cut, however long the transfer.
+    /// The stall here is shortened; the default is 30 s.
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_after_the_stall_time() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        assert_eq!(
+            Limits::for_descriptors(1024, 4).write_stall,
+            Duration::from_secs(30)
+        );
+        let budget = Budget::new(1, 1);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let stall = Duration::from_secs(1);
+
+        let (server, _client_never_reads) = tokio::io::duplex(4096);
+        let mut g = Guarded::new(server, budget.try_take(ip).unwrap(), stall);
+        let started = std::time::Instant::now();
+        let written = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                if let Err(e) = g.write_all(&[0u8; 1024]).await {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("a write to a client that stopped reading never failed");
+        assert_eq!(written.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= stall, "{:?}", started.elapsed());
+        assert!(budget.try_take(ip).is_err(), "slot held while open");
+        drop(g);
+        let slot = budget.try_take(ip).expect("closing frees the slot");
+
+        let (server, mut client) = tokio::io::duplex(4096);
+        let mut g = Guarded::new(server, slot, Duration::from_secs(10));
+        let reader = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            client.read_to_end(&mut sink).await.map(|_| sink.len())
+        });
+        for _ in 0..1024 {
+            g.write_all(&[1u8; 1024]).await.unwrap();
+        }
+        g.shutdown().await.unwrap();
+        drop(g);
+        assert_eq!(reader.await.unwrap().unwrap(), 1024 * 1024);
+    }
+
     #[tokio::test]
     async fn waiting_for_a_slot_is_brief() {
         let b = Budget::new(1, 1);
