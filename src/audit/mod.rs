@@ -251,6 +251,10 @@ pub struct AuditLog {
     /// Next sequence number and the hash it must point back to. Appends
     /// hold this lock so two requests can never chain to the same entry.
     head: Mutex<(u64, String)>,
+    /// Unit tests only: makes every append fail, as a full or failing disk would (no
+    /// peer can make sled's write fail on demand).
+    #[cfg(test)]
+    pub(crate) fail_writes: std::sync::atomic::AtomicBool,
 }
 
 impl AuditLog {
@@ -305,6 +309,8 @@ impl AuditLog {
             tree,
             key,
             head: Mutex::new(head),
+            #[cfg(test)]
+            fail_writes: Default::default(),
         })
     }
 
@@ -316,6 +322,10 @@ impl AuditLog {
     /// Appends an entry at `time_ns` and makes it durable before returning,
     /// so an action is never reported done without its record.
     pub fn append(&self, time_ns: i64, ev: Event) -> anyhow::Result<Entry> {
+        #[cfg(test)]
+        if self.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("writing audit entry: injected failure (test)");
+        }
         let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
         let body = Body {
             seq: head.0,

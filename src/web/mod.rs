@@ -557,3 +557,94 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
 }
 
 pub use conn::{serve, Limits};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use std::sync::atomic::Ordering;
+    use tower::ServiceExt;
+
+    async fn post(
+        router: &Router,
+        uri: &str,
+        body: serde_json::Value,
+        cookie: &str,
+        csrf: &str,
+    ) -> (u16, serde_json::Value) {
+        let req = axum::http::Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::COOKIE, cookie)
+            .header(CSRF_HEADER, csrf)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    /// An action whose audit entry cannot be written does not report success: a login
+    /// gets 500 and its session is revoked, a new user is answered with 500.
+    #[tokio::test]
+    async fn a_failed_audit_write_fails_the_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n",
+            dir.path().display()
+        );
+        let cfg = Config::from_toml(&toml, std::path::Path::new("t.toml"), |_| None).unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let clock = Arc::new(crate::clock::ManualClock::new(1_800_000_000 * NS_PER_SEC));
+        let app = Arc::new(
+            App::new(
+                cfg,
+                store,
+                Default::default(),
+                clock,
+                Default::default(),
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        app.users
+            .add("root", Role::Admin, None, "root password 1", 0)
+            .unwrap();
+        let router = router(app.clone());
+        let creds = serde_json::json!({ "username": "root", "password": "root password 1" });
+
+        let (st, ok) = post(&router, "/api/login", creds.clone(), "", "").await;
+        assert_eq!(st, 200, "{ok}");
+        app.audit.fail_writes.store(true, Ordering::SeqCst);
+        let (st, body) = post(&router, "/api/login", creds, "", "").await;
+        assert_eq!(st, 500, "{body}");
+        assert!(body.get("csrf_token").is_none(), "{body}");
+        // Only the first login's session exists.
+        assert_eq!(app.sessions.revoke_user("root").unwrap(), 1);
+
+        app.audit.fail_writes.store(false, Ordering::SeqCst);
+        let (st, ok) = post(
+            &router,
+            "/api/login",
+            serde_json::json!({ "username": "root", "password": "root password 1" }),
+            "",
+            "",
+        )
+        .await;
+        assert_eq!(st, 200, "{ok}");
+        let token = app.sessions.create("root", "test").unwrap();
+        let cookie = format!("{SESSION_COOKIE}={}", token.token);
+        app.audit.fail_writes.store(true, Ordering::SeqCst);
+        let (st, body) = post(
+            &router,
+            "/api/users",
+            serde_json::json!({ "name": "eve", "role": "viewer", "password": "eve password 1" }),
+            &cookie,
+            &token.session.csrf,
+        )
+        .await;
+        assert_eq!(st, 500, "{body}");
+    }
+}
