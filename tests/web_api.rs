@@ -1564,3 +1564,34 @@ async fn logins_beyond_the_argon2_slots_get_429_uncounted() {
     let r = login_as(&rig, "op", PW).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
+
+/// Login failure counters live in memory only (docs/SECURITY.md): the same database
+/// opened by a new server (a restart) starts them afresh.
+#[tokio::test]
+async fn rate_limit_counters_are_not_kept_across_a_restart() {
+    let rig = rig();
+    for i in 0..3 {
+        let r = login_as(&rig, "op", &format!("guess {i}")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_as(&rig, "op", PW).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let Rig {
+        _dir: dir,
+        app,
+        router,
+        clock,
+    } = rig;
+    let cfg = app.config.clone();
+    drop((router, app));
+    let app = common::app(cfg, clock.clone(), Default::default());
+    let rig = Rig {
+        _dir: dir,
+        router: web::router(app.clone()),
+        app,
+        clock,
+    };
+    login(&rig, "op").await;
+}
