@@ -30,33 +30,20 @@ fn decoded_segments(dir: &Path, camera: &str) -> usize {
     segs.len()
 }
 
-/// Waits for `n` finished segments of `camera`; on timeout the panic shows
-/// the camera's status and the server's log, so a CI failure explains itself.
-fn wait_segments(nvr: &Nvr, admin: &str, camera: &str, n: usize) {
-    let cam_dir = nvr.config.parent().unwrap().join("data").join(camera);
-    let deadline = std::time::Instant::now() + Duration::from_secs(150);
-    while files(&cam_dir, ".mp4").len() < n {
-        if std::time::Instant::now() > deadline {
-            panic!(
-                "timed out after 150 s waiting for {n} segments of {camera}\nstatus: {}\nlog:\n{}",
-                camera_status(&nvr.http, admin, camera),
-                nvr.log.text()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn udp_only_server_is_recorded_with_the_default_transport() {
     let gst = GstServer::start(&["--udp-only"]);
     let dir = tempfile::tempdir().unwrap();
     let toml = config(dir.path(), 2, &camera("cam", &gst.url("h264aac"), ""));
     let (nvr, admin) = run_with_admin(dir.path(), &toml);
-    wait_segments(&nvr, &admin, "cam", 2);
-    let s = camera_status(&nvr.http, &admin, "cam");
+    wait_segments(&nvr, Some(&admin), "cam", 2);
+    // Streaming (polled: a session may be between reconnects on a loaded
+    // machine), and over UDP.
+    let s = wait_for(Duration::from_secs(60), "state streaming", || {
+        let s = camera_status(&nvr.http, &admin, "cam");
+        (s["state"] == "streaming").then_some(s)
+    });
     assert_eq!(s["transport"], "udp", "{s}");
-    assert_eq!(s["state"], "streaming", "{s}");
     // The fallback is logged once, in plain words.
     assert_eq!(
         nvr.log
@@ -155,7 +142,7 @@ fn joining_a_shared_udp_stream_mid_stream_records() {
     let dir = tempfile::tempdir().unwrap();
     let (mut nvr, admin) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
     for id in ids {
-        wait_segments(&nvr, &admin, id, 2);
+        wait_segments(&nvr, Some(&admin), id, 2);
     }
     let counters: Vec<u64> = [
         "reconnects",
@@ -229,7 +216,7 @@ fn udp_packet_loss_costs_frames_never_the_session() {
     let (mut nvr, admin) = run_with_admin(dir.path(), &toml);
     let status = || camera_status(&nvr.http, &admin, "cam");
     wait_for(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "video from the lossy camera",
         || (status()["state"] == "streaming").then_some(()),
     );

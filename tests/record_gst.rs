@@ -21,14 +21,6 @@ fn camera(id: &str, url: &str, extra: &str) -> String {
     format!("[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n")
 }
 
-/// Waits until `n` finished segments of `camera` exist on disk.
-fn wait_segments(dir: &Path, camera: &str, n: usize, timeout: Duration) {
-    let cam_dir = dir.join("data").join(camera);
-    wait_for(timeout, &format!("{n} segments of {camera}"), || {
-        (files(&cam_dir, ".mp4").len() >= n).then_some(())
-    });
-}
-
 fn assert_contiguous_playable(rows: &[SegmentRecord], dir: &Path, codecs_wanted: &[&str]) {
     for r in rows {
         let file = dir.join("data").join(&r.path);
@@ -144,10 +136,11 @@ fn records_h264_and_h265_with_aac_in_playable_contiguous_segments() {
     let gst = GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let cams = camera("h264", &gst.url("h264aac"), "") + &camera("h265", &gst.url("h265aac"), "");
-    let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &cams));
+    // Taken before the server starts: it may record before `run` returns.
     let started = Instant::now();
-    wait_segments(dir.path(), "h264", 3, Duration::from_secs(60));
-    wait_segments(dir.path(), "h265", 3, Duration::from_secs(60));
+    let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &cams));
+    wait_segments(&nvr, None, "h264", 3);
+    wait_segments(&nvr, None, "h265", 3);
     nvr.stop();
     let wall = started.elapsed().as_secs_f64();
 
@@ -297,8 +290,8 @@ fn g711_cameras_record_aac_in_sync_that_plays_back_and_exports() {
     std::fs::write(&cfg, config(dir.path(), 6, &cams)).unwrap();
     add_user(&cfg, "root", "admin", "admin pass 12345");
     let mut nvr = Nvr::start(cfg.clone(), &["run"]);
-    wait_segments(dir.path(), "cam", 3, Duration::from_secs(90));
-    wait_segments(dir.path(), "pcma", 3, Duration::from_secs(90));
+    wait_segments(&nvr, None, "cam", 3);
+    wait_segments(&nvr, None, "pcma", 3);
 
     let cookie = login(&nvr.http, "root", "admin pass 12345");
     let (status, body) = get(&nvr.http, "/api/cameras", &cookie);
@@ -389,7 +382,7 @@ fn other_audio_is_reported_once_and_video_recorded() {
     std::fs::write(&cfg, config(dir.path(), 2, &cams)).unwrap();
     add_user(&cfg, "root", "admin", "admin pass 12345");
     let mut nvr = Nvr::start(cfg, &["run"]);
-    wait_segments(dir.path(), "l16", 2, Duration::from_secs(60));
+    wait_segments(&nvr, None, "l16", 2);
     let cookie = login(&nvr.http, "root", "admin pass 12345");
     let (_, body) = get(&nvr.http, "/api/cameras", &cookie);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -480,7 +473,7 @@ fn digest_auth_right_password_records_wrong_password_is_reported_and_retried_slo
         },
     );
     assert_eq!(status["frames"], 0, "{status}");
-    wait_segments(dir.path(), "good", 2, Duration::from_secs(60));
+    wait_segments(&nvr, Some(&admin), "good", 2);
     nvr.stop();
     let log = nvr.log.text();
     assert!(
@@ -500,7 +493,7 @@ fn reconnects_after_server_restart_and_the_gap_shows_in_the_index() {
         dir.path(),
         &config(dir.path(), 2, &camera("cam", &gst.url("h264aac"), "")),
     );
-    wait_segments(dir.path(), "cam", 2, Duration::from_secs(60));
+    wait_segments(&nvr, None, "cam", 2);
     gst.kill();
     let down = Instant::now();
     wait_for(Duration::from_secs(30), "the session to end", || {
@@ -509,7 +502,7 @@ fn reconnects_after_server_restart_and_the_gap_shows_in_the_index() {
     std::thread::sleep(Duration::from_secs(2).saturating_sub(down.elapsed()));
     let before = files(&dir.path().join("data/cam"), ".mp4").len();
     let _gst = GstServer::start_on(port, &[]);
-    wait_segments(dir.path(), "cam", before + 2, Duration::from_secs(60));
+    wait_segments(&nvr, None, "cam", before + 2);
     nvr.stop();
     let rows = index(dir.path(), "cam");
     let gaps: Vec<i64> = rows
@@ -652,7 +645,7 @@ fn records_over_udp_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let cams = camera("udp", &gst.url("h264aac"), "transport = \"udp\"");
     let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &cams));
-    wait_segments(dir.path(), "udp", 2, Duration::from_secs(60));
+    wait_segments(&nvr, None, "udp", 2);
     nvr.stop();
     let rows = index(dir.path(), "udp");
     assert!(rows.len() >= 2);

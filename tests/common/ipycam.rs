@@ -91,7 +91,7 @@ impl Ipycam {
             out,
             _dir: dir,
         };
-        wait_for(Duration::from_secs(30), "ipycam's ONVIF port", || {
+        wait_for(Duration::from_secs(60), "ipycam's ONVIF port", || {
             std::net::TcpStream::connect(("127.0.0.1", ONVIF_PORT)).ok()
         });
         cam

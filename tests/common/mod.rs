@@ -124,7 +124,7 @@ impl GstServer {
         out.follow(child.stdout.take().unwrap(), "gst");
         out.follow(child.stderr.take().unwrap(), "gst");
         let mut server = GstServer { child, port, out };
-        wait_for(Duration::from_secs(20), "the GStreamer RTSP server", || {
+        wait_for(Duration::from_secs(60), "the GStreamer RTSP server", || {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("gst server exited {status}: {}", server.out.text());
             }
@@ -448,6 +448,28 @@ pub fn camera_status(base: &str, cookie: &str, id: &str) -> serde_json::Value {
         .clone()
 }
 
+/// Waits (up to 150 s: recording starts late on a loaded 2-core machine) until
+/// `n` finished segments of `camera` are on disk under the server's data
+/// directory. On timeout the panic shows the camera's status (when an admin
+/// cookie is given) and the server's log, so a CI failure explains itself.
+pub fn wait_segments(nvr: &Nvr, admin: Option<&str>, camera: &str, n: usize) {
+    let cam_dir = nvr.config.parent().unwrap().join("data").join(camera);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while files(&cam_dir, ".mp4").len() < n {
+        if Instant::now() > deadline {
+            let status = admin.map_or("(no admin session)".to_string(), |a| {
+                camera_status(&nvr.http, a, camera).to_string()
+            });
+            panic!(
+                "timed out after 150 s waiting for {n} segments of {camera} (have {})\nstatus: {status}\nlog:\n{}",
+                files(&cam_dir, ".mp4").len(),
+                nvr.log.text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A tmpfs of a few MiB mounted on a fresh temporary directory (a small volume, to test
 /// what happens when it fills), unmounted on drop.
 pub struct SmallVolume {
@@ -690,7 +712,7 @@ pub fn scrape(base: &str, token: &str) -> String {
 /// The one-time setup code a fresh `cleannvr run` (no admin yet) logs, as
 /// `ABCD-EFGH-JKMN-PQRS`; waits for the line.
 pub fn setup_code(log: &Lines) -> String {
-    wait_for(Duration::from_secs(30), "the setup code in the log", || {
+    wait_for(Duration::from_secs(60), "the setup code in the log", || {
         let line = log.find("one-time setup code ")?;
         let code = line.split("one-time setup code ").nth(1)?.get(..19)?;
         Some(code.to_owned())
