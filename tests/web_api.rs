@@ -1354,22 +1354,22 @@ async fn removal_ends_sessions_and_role_or_camera_changes_apply_to_the_next_requ
 }
 
 /// SECURITY.md: unknown users and wrong passwords take the same time (a dummy
-/// argon2 verification). Compared as a ratio of medians within one run,
+/// argon2 verification). Compared as a ratio of medians of 11 within one run,
 /// interleaved, so load slows both alike; without the dummy verification an
-/// unknown user answers about a hundred times faster.
+/// unknown user answers about a hundred times faster, so a 10x bound still
+/// catches that while a loaded machine's stalls (a few samples) cannot fail it.
 #[tokio::test]
 async fn unknown_user_takes_as_long_as_a_wrong_password() {
     let rig = rig();
     let mut known = Vec::new();
     let mut unknown = Vec::new();
-    // One failure per existing user (the per-user limit is 5), each from its
-    // own address (the per-address limit is 20).
-    for (i, user) in ["admin", "op", "viewer", "limited", "victim"]
-        .iter()
-        .enumerate()
-    {
+    let users = ["admin", "op", "viewer", "limited", "victim"];
+    // Each round from its own address, so no (user, address) pair reaches its
+    // free failures (3) and no address its limit (20); at most 3 failures per
+    // existing user (the per-user limit is 20).
+    for i in 0..11 {
         for (name, times) in [
-            (user.to_string(), &mut known),
+            (users[i % users.len()].to_string(), &mut known),
             (format!("ghost{i}"), &mut unknown),
         ] {
             let addr = format!("198.51.100.{}:1", 10 + i);
@@ -1380,14 +1380,15 @@ async fn unknown_user_takes_as_long_as_a_wrong_password() {
                 .send(&rig)
                 .await;
             times.push(t.elapsed());
-            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{name} from {addr}");
         }
     }
     known.sort();
     unknown.sort();
-    let (k, u) = (known[2], unknown[2]);
+    let (k, u) = (known[5], unknown[5]);
+    eprintln!("medians: unknown user {u:?}, wrong password {k:?}");
     assert!(
-        u * 3 >= k,
+        u * 10 >= k,
         "unknown user answered in {u:?}, wrong password in {k:?} (medians)"
     );
 }
