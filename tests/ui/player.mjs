@@ -107,7 +107,13 @@ try {
   await page.waitForFunction(() => document.getElementById("video").currentTime > 1.2, null, { timeout: 90000 });
   await page.click("#play");
   await page.waitForFunction(() => document.getElementById("video").paused);
-  await page.waitForTimeout(300);
+  // The clock follows painted frames, which may come a little after the pause:
+  // polled until it agrees with media time (as checked below), then read.
+  await page.waitForFunction(([ms0, t0, f]) => {
+    const moved = Number(document.getElementById("clock-time").dataset.ms) - ms0;
+    const want = (document.getElementById("video").currentTime - t0) * 1000;
+    return moved <= want + f + 5 && moved >= want - 500;
+  }, [c0.ms, t0, cfg.frame_ms], { timeout: 10000 }).catch(() => {});
   const t = await page.evaluate(() => document.getElementById("video").currentTime);
   c = await clock();
   // The painted frame may trail the position a little after a pause; the exact check
@@ -117,20 +123,27 @@ try {
   check(c.time !== start.time, "clock moved on while playing", c);
   await page.screenshot({ path: join(cfg.screens, "2-played.png"), fullPage: true });
 
-  // Frame steps: one frame (40 ms at 25 fps) forward, then back.
-  const stepped = async (button) => {
+  // Frame steps: one frame (40 ms at 25 fps) forward, then back. After the
+  // seek, polled until the clock has moved by `want` ms (±2) or, with no
+  // `want`, sits on a frame of the recording (t0 + n frames); then read.
+  const stepped = async (button, want = null) => {
     const before = Number(await page.getAttribute("#clock-time", "data-ms"));
     await page.click(button);
     await page.waitForFunction((b) => Number(document.getElementById("clock-time").dataset.ms) !== b, before, { timeout: 30000 });
-    await page.waitForFunction(() => !document.getElementById("video").seeking);
-    await page.waitForTimeout(200);
+    await page.waitForFunction(([b, w, t0, f]) => {
+      if (document.getElementById("video").seeking) return false;
+      const ms = Number(document.getElementById("clock-time").dataset.ms);
+      if (w !== null) return Math.abs(ms - b - w) <= 2;
+      const off = (((ms - t0) % f) + f) % f;
+      return off <= 1 || off >= f - 1;
+    }, [before, want, cfg.t0_ms, cfg.frame_ms], { timeout: 10000 }).catch(() => {});
     return Number(await page.getAttribute("#clock-time", "data-ms")) - before;
   };
   // Land on a frame first (a pause can stop between frames).
   await stepped("#next-frame");
-  const fwd = await stepped("#next-frame");
+  const fwd = await stepped("#next-frame", 40);
   check(Math.abs(fwd - 40) <= 2, "one frame forward is 40 ms", fwd);
-  const back = await stepped("#back-frame");
+  const back = await stepped("#back-frame", -40);
   check(Math.abs(back + 40) <= 2, "one frame back is 40 ms", back);
 
   // The gap, in local time.
@@ -165,12 +178,9 @@ try {
   // The clock against the picture itself: each frame of the gate shows its frame number
   // since t0 as bars (tests/media frame_code). Read from the picked file (a blob: the page
   // may read its pixels; a file: video would taint the canvas).
-  const settled = async () => {
-    await page.waitForFunction(() => { const v = document.getElementById("video"); return !v.seeking && v.readyState >= 2; });
-    await page.waitForTimeout(300);
-  };
-  const onScreen = async () => {
-    const n = await page.evaluate((bar) => {
+  // The frame number the picture shows, read in the page (also while polling).
+  await page.evaluate(() => {
+    window.__frameOnScreen = (bar) => {
       const v = document.getElementById("video");
       const c = document.createElement("canvas");
       c.width = v.videoWidth; c.height = v.videoHeight;
@@ -183,19 +193,31 @@ try {
         if (px[(y * c.width + x) * 4] > 128) n |= 1 << i;
       }
       return n;
-    }, cfg.bar);
-    return { picture: cfg.t0_ms + n * cfg.frame_ms, clock: Number(await page.getAttribute("#clock-time", "data-ms")) };
-  };
+    };
+  });
+  const onScreen = () => page.evaluate(([bar, t0, f]) => ({
+    picture: t0 + window.__frameOnScreen(bar) * f,
+    clock: Number(document.getElementById("clock-time").dataset.ms),
+  }), [cfg.bar, cfg.t0_ms, cfg.frame_ms]);
+  // Polled (the painted frame and the clock settle after a seek) until the clock
+  // shows the picture's instant and the picture is at least `from` ms (the
+  // checks below), or the timeout; then read and checked.
+  const settled = (from = 0) => page.waitForFunction(([bar, t0, f, min]) => {
+    const v = document.getElementById("video");
+    if (v.seeking || v.readyState < 2) return false;
+    const picture = t0 + window.__frameOnScreen(bar) * f;
+    return picture >= min && Number(document.getElementById("clock-time").dataset.ms) === picture;
+  }, [cfg.bar, cfg.t0_ms, cfg.frame_ms, from], { timeout: 10000, polling: 100 }).catch(() => {});
   await settled();
   let s = await onScreen();
   check(s.clock === s.picture, "the clock shows the instant of the picture on screen", s);
   await page.click("#next-frame");
-  await settled();
+  await settled(s.picture + cfg.frame_ms);
   const s2 = await onScreen();
   check(s2.picture === s.picture + cfg.frame_ms && s2.clock === s2.picture, "one frame on: picture and clock agree", s2);
   // Across the gap, into the second recording.
   await page.evaluate(() => { const v = document.getElementById("video"); v.currentTime += 5.3; });
-  await settled();
+  await settled(Date.parse(manifest.cameras[0].gaps[0].end));
   s = await onScreen();
   check(s.picture >= Date.parse(manifest.cameras[0].gaps[0].end), "moved past the gap", s);
   check(s.clock === s.picture, "after the gap the clock still shows the picture's instant", s);
