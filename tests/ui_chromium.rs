@@ -137,7 +137,7 @@ fn operator_ui_in_chromium() {
 
     // Let the first segments close so the playback page has something.
     let admin = login(&base, "root", "admin pass 12345");
-    wait_for(Duration::from_secs(40), "a recorded segment", || {
+    wait_for(Duration::from_secs(120), "a recorded segment", || {
         let (status, body) = get(&base, "/api/cameras/gate/recordings", &admin);
         let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
         (status == 200 && !v["segments"].as_array()?.is_empty()).then_some(())
