@@ -5,7 +5,9 @@
 //! finds a camera's streams, `ingest` pulls them, `recorder` cuts them into
 //! MP4 segments (with our own `mp4` box writer) that `store` indexes; `live` fans frames out to viewers,
 //! `transcode`, `playback` and `export` read what was stored, and `web`
-//! serves it all behind `auth` and `audit`. Nothing flows backwards.
+//! serves it all behind `auth` and `audit`; `ptz` steers cameras on an
+//! operator's command (the one path from the UI back to a camera's ONVIF
+//! service). Nothing else flows backwards.
 //! `nvr` wires the pieces together, `control` is the local socket admin
 //! commands reach a running server through, `cli` is the command line, and `demo`
 //! is the built-in synthetic camera.
@@ -28,6 +30,7 @@ pub mod playback;
 pub mod export;
 pub mod auth;
 pub mod audit;
+pub mod ptz;
 pub mod web;
 pub mod demo;
 pub mod nvr;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use cleannvr::onvif::{self, Credentials, OnvifClient, Target};
 use common::ipycam::{ipycam_python, rig_dir, Ipycam, ONVIF_PORT};
-use common::{files, netns, wait_for, Nvr};
+use common::{files, netns, wait_for, HttpSession, Nvr};
 
 /// Whether the peers can run here; prints why not.
 fn peers_available() -> bool {
@@ -366,6 +366,131 @@ fn ipycam_auth_and_recording() {
         line.contains("gate") && line.contains("127.0.0.1:8080"),
         "{line}"
     );
+}
+
+/// PTZ through the API against ipycam's PTZ service (ipycam moves its
+/// digital PTZ at `speed` units per second and, unlike many cameras,
+/// ignores ContinuousMove's Timeout, so only our dead-man stop halts it).
+#[test]
+fn ipycam_ptz() {
+    if !inside_namespace("ipycam_ptz") {
+        return;
+    }
+    let _cam = Ipycam::start("admin", "correct horse");
+    let dir = tempfile::tempdir().unwrap();
+    let cameras = format!(
+        "[[camera]]\nid = \"gate\"\nonvif = {{ host = \"127.0.0.1\", port = {ONVIF_PORT}, username = \"admin\", password = \"correct horse\" }}\n\
+         [[camera]]\nid = \"plain\"\nurl = \"rtsp://127.0.0.1:9/none\"\n"
+    );
+    let config = dir.path().join("cleannvr.toml");
+    std::fs::write(&config, common::config(dir.path(), 2, &cameras)).unwrap();
+    common::add_user(&config, "root", "admin", "admin pass 12345");
+    common::add_user(&config, "op", "operator", "operator pass 12345");
+    common::add_user(&config, "vi", "viewer", "viewer pass 12345");
+    let nvr = Nvr::start(config, &["run"]);
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    let op = HttpSession::login(&nvr.http, "op", "operator pass 12345");
+    let vi = HttpSession::login(&nvr.http, "vi", "viewer pass 12345");
+    let status = |s: &HttpSession| {
+        let v = s.json("/api/cameras/gate/ptz/status");
+        (v["pan"].as_f64().unwrap(), v["tilt"].as_f64().unwrap())
+    };
+    let post = |s: &HttpSession, path: &str, body: serde_json::Value| {
+        s.send("POST", &format!("/api/cameras/gate/ptz/{path}"), &body)
+    };
+    assert_eq!(status(&op), (0.0, 0.0));
+
+    // Rights and input: viewers may look but not steer; velocities are checked.
+    assert_eq!(post(&vi, "move", serde_json::json!({"pan": 0.5})).0, 403);
+    assert_eq!(status(&vi), (0.0, 0.0));
+    assert_eq!(post(&op, "move", serde_json::json!({"pan": 2.0})).0, 400);
+    let (code, body) = op.send(
+        "POST",
+        "/api/cameras/plain/ptz/move",
+        &serde_json::json!({"pan": 0.5}),
+    );
+    assert_eq!(code, 404, "{body}");
+
+    // Holding a direction: repeated moves, then stop; the camera stays put.
+    for _ in 0..5 {
+        let (code, body) = post(&op, "move", serde_json::json!({"pan": 0.5}));
+        assert_eq!(code, 204, "{body}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(post(&op, "stop", serde_json::json!({})).0, 204);
+    let (pan, _) = status(&op);
+    assert!(pan > 0.2, "pan {pan} after 1.25 s at 0.5/s");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(status(&op).0, pan, "still moving after stop");
+
+    // A client that vanishes mid-move: the camera stops within about a
+    // second. Without the dead-man stop, tilt would climb 0.1/s for ever
+    // (to the 1.0 limit after ten seconds).
+    let t0 = std::time::Instant::now();
+    assert_eq!(post(&op, "move", serde_json::json!({"tilt": 0.1})).0, 204);
+    let mut last = status(&op).1;
+    let settled = wait_for(Duration::from_secs(30), "tilt to settle", || {
+        std::thread::sleep(Duration::from_millis(700));
+        let now = status(&op).1;
+        let settled = (now == last && now > 0.0).then_some(now);
+        last = now;
+        settled
+    });
+    eprintln!(
+        "auto-stop: tilt settled at {settled:.3} after {:?}",
+        t0.elapsed()
+    );
+    assert!(settled < 0.5, "tilt {settled}: the camera kept moving");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(status(&op).1, settled);
+
+    // Presets: admins save, operators go; home and back.
+    assert_eq!(
+        post(&op, "presets", serde_json::json!({"name": "Gate"})).0,
+        403
+    );
+    let (code, saved) = post(&admin, "presets", serde_json::json!({"name": "Gate"}));
+    assert_eq!(code, 201, "{saved}");
+    let token = saved["token"].as_str().unwrap().to_owned();
+    let presets = op.json("/api/cameras/gate/ptz/presets");
+    assert!(
+        presets["presets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["token"] == token.as_str() && p["name"] == "Gate"),
+        "{presets}"
+    );
+    assert_eq!(post(&op, "home", serde_json::json!({})).0, 204);
+    assert_eq!(status(&op), (0.0, 0.0));
+    assert_eq!(
+        post(&op, &format!("presets/{token}/goto"), serde_json::json!({})).0,
+        204
+    );
+    let (p, t) = status(&op);
+    assert!(
+        (p - pan).abs() < 1e-6 && (t - settled).abs() < 1e-6,
+        "{p} {t}"
+    );
+
+    // One audit entry per move session, not per command.
+    let entries = admin.audit("ptz");
+    let sessions: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["actor"] == "op")
+        .filter_map(|e| e["detail"].as_str())
+        .filter(|d| d.starts_with("moved from"))
+        .collect();
+    assert_eq!(sessions.len(), 2, "{entries:?}");
+    assert!(
+        sessions.iter().any(|d| d.ends_with("; stopped")),
+        "{sessions:?}"
+    );
+    assert!(
+        sessions.iter().any(|d| d.contains("stopped automatically")),
+        "{sessions:?}"
+    );
+    assert!(!nvr.log.text().contains("correct horse"));
 }
 
 /// onvif-zeep-async reading device information, profiles and stream URIs.

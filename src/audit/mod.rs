@@ -74,6 +74,8 @@ pub enum Action {
     HoldCreate,
     /// An admin released a legal hold (the detail says why).
     HoldRelease,
+    /// A PTZ move session, preset or home command.
+    Ptz,
 }
 
 impl Action {
@@ -102,6 +104,7 @@ impl Action {
             Action::SetupRefused => "setup_refused",
             Action::HoldCreate => "hold_create",
             Action::HoldRelease => "hold_release",
+            Action::Ptz => "ptz",
         }
     }
 

@@ -77,9 +77,18 @@ pub struct User {
     /// A second factor being set up, not yet confirmed with a code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_pending: Option<totp::PendingTotp>,
+    /// May steer PTZ cameras; `None` means the role's default (admins and
+    /// operators yes, viewers no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptz: Option<bool>,
 }
 
 impl User {
+    /// Whether this user may steer PTZ cameras (those they may see).
+    pub fn can_ptz(&self) -> bool {
+        self.ptz.unwrap_or(self.role != Role::Viewer)
+    }
+
     /// Whether this user may see `camera`.
     pub fn may_see(&self, camera: &str) -> bool {
         self.cameras
@@ -100,6 +109,7 @@ impl User {
             && self.password_hash == other.password_hash
             && self.created_ns == other.created_ns
             && enabled(self) == enabled(other)
+            && self.ptz == other.ptz
     }
 }
 
@@ -252,6 +262,7 @@ impl Users {
             created_ns: now_ns,
             totp: None,
             totp_pending: None,
+            ptz: None,
         };
         let v = serde_json::to_vec(&user).map_err(anyhow::Error::from)?;
         // Compare-and-swap from "absent" so two concurrent adds cannot both win.

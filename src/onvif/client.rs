@@ -24,6 +24,8 @@ pub const NS_MEDIA: &str = "http://www.onvif.org/ver10/media/wsdl";
 pub const NS_MEDIA2: &str = "http://www.onvif.org/ver20/media/wsdl";
 /// Events service namespace.
 pub const NS_EVENTS: &str = "http://www.onvif.org/ver10/events/wsdl";
+/// PTZ service namespace.
+pub const NS_PTZ: &str = "http://www.onvif.org/ver20/ptz/wsdl";
 
 /// An ONVIF call that failed, naming the camera and the operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,6 +117,8 @@ pub struct ServiceAddrs {
     pub media2: Option<url::Url>,
     /// Events service.
     pub events: Option<url::Url>,
+    /// PTZ service, on cameras that can pan, tilt or zoom.
+    pub ptz: Option<url::Url>,
 }
 
 /// One media profile.
@@ -296,6 +300,7 @@ impl OnvifClient {
             media: services.media.map(|u| self.reachable(u)),
             media2: services.media2.map(|u| self.reachable(u)),
             events: services.events.map(|u| self.reachable(u)),
+            ptz: services.ptz.map(|u| self.reachable(u)),
         };
         Ok(())
     }
@@ -482,7 +487,7 @@ impl OnvifClient {
         Some(ch.authorization(creds, "POST", url.path(), *nc, &cnonce))
     }
 
-    fn err(&self, action: &str, kind: ErrorKind) -> OnvifError {
+    pub(super) fn err(&self, action: &str, kind: ErrorKind) -> OnvifError {
         OnvifError {
             host: self.host.clone(),
             action: action.to_owned(),
@@ -555,6 +560,7 @@ pub fn parse_services(r: &Element) -> ServiceAddrs {
             Some(NS_MEDIA) => out.media = out.media.take().or(addr),
             Some(NS_MEDIA2) => out.media2 = out.media2.take().or(addr),
             Some(NS_EVENTS) => out.events = out.events.take().or(addr),
+            Some(NS_PTZ) => out.ptz = out.ptz.take().or(addr),
             _ => {}
         }
     }
@@ -569,6 +575,7 @@ pub fn parse_capabilities(r: &Element) -> ServiceAddrs {
         media: xaddr("Media"),
         media2: None,
         events: xaddr("Events"),
+        ptz: xaddr("PTZ"),
     }
 }
 

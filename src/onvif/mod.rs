@@ -1,5 +1,6 @@
 //! ONVIF: find cameras (WS-Discovery), ask them for their stream URIs
-//! (device and media services), and audit whether they can reach the internet.
+//! (device and media services), steer PTZ cameras, and audit whether they
+//! can reach the internet.
 //!
 //! Owns: SOAP over HTTP with WS-Security UsernameToken (and HTTP digest when
 //! firmware insists), the XML parsing of everything cameras send, and
@@ -7,7 +8,8 @@
 //!
 //! Must never: expand XML entities or read a DTD (camera replies and
 //! discovery datagrams are untrusted), log a password, or change a camera's
-//! settings (the audit only reads). Tests never send multicast.
+//! settings (the audit only reads; PTZ moves and presets happen only on an
+//! operator's command). Tests never send multicast.
 
 pub mod audit;
 pub mod auth;
@@ -15,6 +17,7 @@ pub mod cli;
 pub mod client;
 pub mod discovery;
 pub mod http;
+pub mod ptz;
 pub mod resolve;
 pub mod soap;
 pub mod xml;
@@ -41,6 +44,8 @@ pub fn parse_any(data: &[u8]) {
         let _ = audit::parse_ntp(&r);
         let _ = audit::parse_protocols(&r);
         let _ = audit::parse_hostname(&r);
+        let _ = ptz::parse_status(&r);
+        let _ = ptz::parse_presets(&r);
     }
 }
 

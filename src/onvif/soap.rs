@@ -79,6 +79,7 @@ pub fn envelope(header: Option<&str>, body: &str) -> String {
         r#" xmlns:tds="http://www.onvif.org/ver10/device/wsdl""#,
         r#" xmlns:trt="http://www.onvif.org/ver10/media/wsdl""#,
         r#" xmlns:tr2="http://www.onvif.org/ver20/media/wsdl""#,
+        r#" xmlns:tptz="http://www.onvif.org/ver20/ptz/wsdl""#,
         r#" xmlns:tt="http://www.onvif.org/ver10/schema">"#
     ));
     if let Some(h) = header {

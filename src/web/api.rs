@@ -71,6 +71,8 @@ pub struct UserView {
     created: String,
     /// Whether a second factor (TOTP) is enabled.
     totp: bool,
+    /// Whether the user may steer PTZ cameras (after the role's default).
+    ptz: bool,
 }
 
 impl From<&User> for UserView {
@@ -81,6 +83,7 @@ impl From<&User> for UserView {
             cameras: u.cameras.clone(),
             created: rfc3339(u.created_ns),
             totp: u.totp.is_some(),
+            ptz: u.can_ptz(),
         }
     }
 }

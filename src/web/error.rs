@@ -172,6 +172,19 @@ impl From<UserError> for ApiError {
     }
 }
 
+impl From<crate::ptz::PtzError> for ApiError {
+    fn from(e: crate::ptz::PtzError) -> Self {
+        match e {
+            crate::ptz::PtzError::NotPtz(_) => ApiError::not_found(e.to_string()),
+            // The kind only: the camera's address stays out of replies.
+            crate::ptz::PtzError::Camera { camera, error } => ApiError::bad_gateway(format!(
+                "camera {camera} did not carry out {}: {}",
+                error.action, error.kind
+            )),
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r.status() {

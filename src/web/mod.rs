@@ -21,6 +21,7 @@ pub mod error;
 pub mod setup;
 pub mod media;
 pub mod metrics;
+mod ptz;
 pub mod tls;
 mod ui;
 mod users;
@@ -77,7 +78,7 @@ pub struct App {
     /// Sessions.
     pub sessions: Sessions,
     /// Audit log.
-    pub audit: AuditLog,
+    pub audit: Arc<AuditLog>,
     /// Login rate limiter (also counts first-run setup attempts).
     pub limiter: LoginLimiter,
     /// The first-run setup code, while no admin exists.
@@ -96,6 +97,8 @@ pub struct App {
     pub started: Instant,
     /// The key that signs exports (made on first start).
     pub signer: Result<crate::export::signing::Signer, String>,
+    /// PTZ control of the cameras configured with `onvif = { ... }`.
+    pub ptz: Arc<crate::ptz::Ptz>,
 }
 
 impl App {
@@ -118,19 +121,27 @@ impl App {
         // refuses exports (503, saying why) and leaves the cameras recording.
         let signer = crate::export::signing::Signer::for_storage(&config.storage)
             .map_err(|e| format!("{e:#}"));
+        let audit = Arc::new(AuditLog::open(db, store.dir())?);
+        let cameras = Arc::new(crate::supervisor::fleet::CameraList::new(
+            config.cameras.clone(),
+        ));
+        let ptz = Arc::new(crate::ptz::Ptz::new(
+            cameras.clone(),
+            audit.clone(),
+            clock.clone(),
+        ));
         Ok(App {
             signer,
+            ptz,
             users: Users::open(db)?,
             sessions: Sessions::open(db, clock.clone(), lifetimes)?,
-            audit: AuditLog::open(db, store.dir())?,
+            audit,
             limiter: LoginLimiter::new(ratelimit::Limits::default()),
             setup: Default::default(),
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
             )),
-            cameras: Arc::new(crate::supervisor::fleet::CameraList::new(
-                config.cameras.clone(),
-            )),
+            cameras,
             config,
             store,
             status,
@@ -315,6 +326,7 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
     ]
     .into_iter()
     .chain(media::routes())
+    .chain(ptz::routes())
     .collect()
 }
 

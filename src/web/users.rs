@@ -121,9 +121,12 @@ pub struct UpdateUser {
     cameras: Option<Option<Vec<String>>>,
     #[serde(default)]
     password: Option<String>,
+    /// Absent: unchanged; `null`: the role's default; a bool: granted or not.
+    #[serde(default, deserialize_with = "double_option")]
+    ptz: Option<Option<bool>>,
 }
 
-/// `PUT /api/users/{name}`: change role, cameras and/or password.
+/// `PUT /api/users/{name}`: change role, cameras, PTZ right and/or password.
 pub async fn update(
     State(app): State<Arc<App>>,
     Extension(c): Extension<Caller>,
@@ -136,6 +139,7 @@ pub async fn update(
         check_cameras(&app, cams)?;
     }
     let password_changed = b.password.is_some();
+    let ptz_changed = b.ptz.is_some();
     let user = {
         let app = app.clone();
         let name = name.clone();
@@ -156,6 +160,9 @@ pub async fn update(
                 if let Some(cams) = b.cameras {
                     u.cameras = cams;
                 }
+                if let Some(p) = b.ptz {
+                    u.ptz = p;
+                }
                 if let Some(h) = hash {
                     u.password_hash = h;
                 }
@@ -169,6 +176,13 @@ pub async fn update(
         app.sessions.revoke_user(&name)?;
     }
     let mut detail = describe(user.role, &user.cameras);
+    if ptz_changed {
+        detail.push_str(if user.can_ptz() {
+            " ptz=yes"
+        } else {
+            " ptz=no"
+        });
+    }
     if password_changed {
         detail.push_str(" password=changed");
     }
