@@ -39,7 +39,7 @@ pub enum PtzError {
         /// Which camera.
         camera: String,
         /// What the ONVIF call said (host, operation, kind; no credentials).
-        error: OnvifError,
+        error: Box<OnvifError>,
     },
 }
 
@@ -359,7 +359,7 @@ impl CameraPtz {
         let o = &self.onvif;
         let err = |error| PtzError::Camera {
             camera: self.id.clone(),
-            error,
+            error: Box::new(error),
         };
         let client = OnvifClient::connect(&o.host, o.port, credentials(o))
             .await
@@ -399,7 +399,7 @@ impl CameraPtz {
                 }
                 Err(PtzError::Camera {
                     camera: self.id.clone(),
-                    error,
+                    error: Box::new(error),
                 })
             }
         }
