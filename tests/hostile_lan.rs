@@ -507,8 +507,12 @@ async fn a_flood_from_one_address_locks_nobody_out_and_recording_continues() {
     let flood_start = std::time::SystemTime::now();
     let stop = tokio::time::Instant::now() + FLOOD;
     let mut attackers = tokio::task::JoinSet::new();
+    // 3,000 in all, far beyond the 1,024 descriptors; 800 of them finish TLS
+    // handshakes (each reopen costs both sides a handshake: 2,000 saturated
+    // both cores of a loaded CI machine, so the camera's own peer starved and
+    // the test measured the machine rather than cleannvr).
     for i in 0..3000 {
-        let tls = (i < 2000).then(|| tls.clone());
+        let tls = (i < 800).then(|| tls.clone());
         attackers.spawn(hold(server, tls, stop));
     }
     // Give the flood a few seconds to fill every slot it can.
