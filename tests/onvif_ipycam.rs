@@ -491,6 +491,37 @@ fn ipycam_ptz() {
         "{sessions:?}"
     );
     assert!(!nvr.log.text().contains("correct horse"));
+
+    // The same from the live view in Chromium, as the operator.
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if !common::require_browser(&ui) {
+        return;
+    }
+    let screens = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-ptz");
+    std::fs::create_dir_all(&screens).unwrap();
+    assert_eq!(post(&op, "home", serde_json::json!({})).0, 204);
+    let cfg = serde_json::json!({
+        "user": ["op", "operator pass 12345"],
+        "camera": "gate",
+        "screens": screens,
+    });
+    let out = Command::new("node")
+        .arg(ui.join("ptz.mjs"))
+        .args([&nvr.http, &cfg.to_string()])
+        .output()
+        .expect("starting node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains(", 0 failed"),
+        "PTZ UI test failed:\n{text}\n--- cleannvr log ---\n{}",
+        nvr.log.text()
+    );
+    println!("screenshots in {}", screens.display());
 }
 
 /// onvif-zeep-async reading device information, profiles and stream URIs.

@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { h, fill } from "./dom.js";
 import { LivePlayer, canPlayLive } from "./player.js";
 import { audioText, bitrate, codecName, isHevc, tileState } from "./format.js";
+import { ptzControls } from "./ptz.js";
 
 const REFRESH_MS = 5000;
 /** Badges and countdowns are redrawn this often, so they never say "Live" for long after frames stop. */
@@ -217,6 +218,24 @@ export function mount(root, ctx) {
       else startTile(t); // restarts only if the stream (main/sub) changes
     }
     if (id) tiles.get(id)?.enlargeBtn.focus();
+    showPtz(id);
+  }
+
+  /** PTZ controls under the enlarged tile, for cameras and users that have them. */
+  let ptzEl = null;
+  let me = null;
+  async function showPtz(id) {
+    ptzEl?.stop();
+    ptzEl?.remove();
+    ptzEl = null;
+    const t = id && tiles.get(id);
+    if (!t || !t.cam.onvif) return;
+    me ??= (await api("GET", "/api/me").catch(() => null))?.user;
+    const el = await ptzControls(t.cam, me);
+    if (el && enlarged === id && !ptzEl) {
+      ptzEl = el;
+      t.el.append(el);
+    }
   }
 
   function onKey(ev) {
