@@ -35,4 +35,5 @@ pub mod web;
 pub mod demo;
 pub mod nvr;
 pub mod control;
+pub mod backup;
 pub mod cli;

@@ -76,6 +76,8 @@ pub enum Action {
     HoldRelease,
     /// A PTZ move session, preset or home command.
     Ptz,
+    /// `cleannvr backup` copied the index (password hashes, audit log) and keys to a file.
+    Backup,
 }
 
 impl Action {
@@ -105,6 +107,7 @@ impl Action {
             Action::HoldCreate => "hold_create",
             Action::HoldRelease => "hold_release",
             Action::Ptz => "ptz",
+            Action::Backup => "backup",
         }
     }
 

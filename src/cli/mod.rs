@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -78,6 +79,18 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Back up the configuration, keys, users, holds, audit log and index (not the footage).
+    Backup {
+        /// The zip to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty storage directory (cleannvr stopped); writes the
+    /// configuration from the backup when `--config` names no file.
+    Restore {
+        /// The backup zip.
+        file: PathBuf,
+    },
     /// The running server's cameras, their states, and the disk (exit 1 when it is not running).
     Status {
         /// Print JSON instead of text.
@@ -135,6 +148,25 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => crate::export::cli::export_cmd(args, &cli.config),
         Command::Check { repair } => {
             crate::control::client::run(&cli.config, crate::control::Request::Check { repair })
+        }
+        Command::Backup { out } => {
+            let config = std::fs::read_to_string(&cli.config)
+                .with_context(|| format!("reading {}", cli.config.display()))?;
+            let out = std::path::absolute(&out)?;
+            crate::control::client::run(
+                &cli.config,
+                crate::control::Request::Backup { out, config },
+            )
+        }
+        Command::Restore { file } => {
+            if let Ok(cfg) = Config::load(&cli.config) {
+                anyhow::ensure!(
+                    !crate::control::client::server_running(&cfg)?,
+                    "restore needs cleannvr stopped, and it is running: stop it first"
+                );
+            }
+            println!("{}", crate::backup::restore(&file, &cli.config)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => {
             crate::control::client::run(&cli.config, crate::control::Request::Status { json })

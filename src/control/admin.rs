@@ -178,6 +178,12 @@ fn run(ctx: &Ctx, req: &Request, out: &mut String) -> anyhow::Result<bool> {
             )?;
         }
         Request::AuditVerify => return audit_verify(ctx, out),
+        Request::Backup { out: file, config } => {
+            // Audited first, so the backup holds its own entry (and a failed one is seen).
+            ctx.audit(Action::Backup, "", file.display().to_string())?;
+            let summary = crate::backup::write(ctx.store, config, file, ctx.clock.now_ns())?;
+            writeln!(out, "{summary}")?;
+        }
         Request::Status { json } => {
             let v = status(ctx);
             if *json {

@@ -45,6 +45,11 @@ pub fn run(config_path: &Path, req: Request) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Whether a server answers on the control socket of `cfg`'s storage directory.
+pub fn server_running(cfg: &Config) -> anyhow::Result<bool> {
+    Ok(connect(&socket_path(&cfg.storage.dir))?.is_some())
+}
+
 /// The running server's socket, or `None` when no server listens there.
 fn connect(path: &Path) -> anyhow::Result<Option<UnixStream>> {
     match UnixStream::connect(path) {

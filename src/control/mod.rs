@@ -73,6 +73,13 @@ pub enum Request {
     Export(ExportRequest),
     /// `audit verify`.
     AuditVerify,
+    /// `backup`: written by whoever holds the index.
+    Backup {
+        /// Absolute path of the zip to create.
+        out: PathBuf,
+        /// The configuration file's text, as the CLI read it.
+        config: String,
+    },
     /// `status`.
     Status {
         /// JSON instead of text.
@@ -93,6 +100,7 @@ impl Request {
             Request::Export(_) => "export",
             Request::AuditVerify => "audit verify",
             Request::Status { .. } => "status",
+            Request::Backup { .. } => "backup",
         }
     }
 }

@@ -49,6 +49,46 @@ pub struct SegmentRecord {
     pub drift_ms: i64,
 }
 
+/// The index's layout version. Raise it with a migration step in [`schema`] whenever
+/// a tree's layout changes; an older index is migrated forward on open, a newer one
+/// refused (an older build could misread it).
+pub const SCHEMA_VERSION: u64 = 1;
+/// The tree holding the schema version.
+pub const META_TREE: &str = "meta";
+/// The key of the schema version (a big-endian u64) in [`META_TREE`].
+pub const SCHEMA_KEY: &str = "schema_version";
+
+/// Reads the index's schema version, migrates it forward to [`SCHEMA_VERSION`],
+/// or refuses an index from a newer cleannvr.
+fn schema(db: &sled::Db) -> anyhow::Result<()> {
+    let meta = db.open_tree(META_TREE)?;
+    // Indexes from before the version was recorded are version 0.
+    let found = match meta.get(SCHEMA_KEY)? {
+        None => 0,
+        Some(v) => u64::from_be_bytes(
+            v.as_ref()
+                .try_into()
+                .context("the schema version is not 8 bytes")?,
+        ),
+    };
+    anyhow::ensure!(
+        found <= SCHEMA_VERSION,
+        "it was written by a newer cleannvr (index schema version {found}; this is cleannvr {} \
+         with schema version {SCHEMA_VERSION}): run that newer version, or restore a backup \
+         made by this one; nothing was changed",
+        env!("CARGO_PKG_VERSION")
+    );
+    if found < SCHEMA_VERSION {
+        // 0 -> 1: only the version itself is new; no tree changed.
+        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+        db.flush()?;
+        if found > 0 {
+            tracing::info!(from = found, to = SCHEMA_VERSION, "index migrated");
+        }
+    }
+    Ok(())
+}
+
 /// Recorded bytes and segment count of one camera.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
@@ -91,6 +131,7 @@ impl Store {
             .flush_every_ms(None)
             .open()
             .with_context(|| format!("opening index in {}", dir.display()))?;
+        schema(&db).with_context(|| format!("index in {}", dir.display()))?;
         let segments = db.open_tree("segments")?;
         let garbage = db.open_tree("garbage")?;
         let store = Store {

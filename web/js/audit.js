@@ -23,6 +23,7 @@ const ACTIONS = [
   ["export_expire", "Export expired"],
   ["hold_create", "Legal hold placed"],
   ["hold_release", "Legal hold released"],
+  ["backup", "Backup written"],
   ["totp_enable", "Two-step login on"],
   ["totp_disable", "Two-step login off"],
   ["totp_reset", "Two-step login reset"],
