@@ -17,8 +17,11 @@ fn setup(dir: &Path) -> std::path::PathBuf {
     cfg
 }
 
-/// Every tree's records except the schema version, for comparing two indexes.
-fn dump(data: &Path) -> Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)> {
+/// A tree's name and its (key, value) records.
+type Tree = (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// Every non-empty tree's records, for comparing two indexes.
+fn dump(data: &Path) -> Vec<Tree> {
     let store = Store::open(data).unwrap();
     let db = store.db();
     let mut out = Vec::new();
