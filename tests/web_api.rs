@@ -301,12 +301,19 @@ async fn public_routes_are_exactly_health_login_and_setup() {
             // exists (tests/first_run.rs).
             ("GET".to_string(), "/api/setup"),
             ("POST".to_string(), "/api/setup"),
+            // The caller or `{"user": null}`: the UI's first request, which
+            // must not fail in the console when nobody is logged in.
+            ("GET".to_string(), "/api/session"),
         ]
     );
     let rig = rig();
     let r = req(Method::GET, "/api/health").send(&rig).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["status"], "ok");
+    // Without a session it says so with 200, and gives away nothing else.
+    let r = req(Method::GET, "/api/session").send(&rig).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), serde_json::json!({ "user": null }));
 }
 
 #[tokio::test]

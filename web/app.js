@@ -10,6 +10,7 @@ const views = {
   playback: { load: () => import("./js/playback.js"), title: "Playback" },
   export: { load: () => import("./js/export.js"), title: "Export", role: "operator" },
   holds: { load: () => import("./js/holds.js"), title: "Legal holds", role: "operator" },
+  cameras: { load: () => import("./js/cameras.js"), title: "Cameras", role: "operator" },
   users: { load: () => import("./js/users.js"), title: "Users", role: "admin" },
   audit: { load: () => import("./js/audit.js"), title: "Audit log", role: "admin" },
   storage: { load: () => import("./js/storage.js"), title: "Storage", role: "admin" },
@@ -261,9 +262,11 @@ $("#setup").addEventListener("submit", setup);
 $("#logout").addEventListener("click", logout);
 window.addEventListener("hashchange", route);
 
-api("GET", "/api/me", undefined, { noExpiry: true }).then(showApp, async () => {
+// `/api/session` answers 200 either way, so a logged-out load logs no failed request.
+api("GET", "/api/session", undefined, { noExpiry: true }).then(async (session) => {
+  if (session && session.user) { showApp(session); return; }
   // Not logged in: a fresh server shows its setup form instead of a login nobody can pass.
   const status = await api("GET", "/api/setup", undefined, { noExpiry: true }).catch(() => null);
   if (status && status.required) showSetup(status);
   else showLogin("");
-});
+}, () => showLogin(""));

@@ -283,8 +283,25 @@ pub async fn logout(
 
 /// `GET /api/me`: who is logged in, and the CSRF token for page script.
 pub async fn me(State(app): State<Arc<App>>, Extension(c): Extension<Caller>) -> Json<Value> {
+    Json(me_json(&app, &c))
+}
+
+/// `GET /api/session`: what `GET /api/me` says for a logged-in caller, else
+/// `{"user": null}` with 200, so the UI's first look at a logged-out page is
+/// not a failed request in the browser's console.
+pub async fn session(State(app): State<Arc<App>>, mut req: axum::extract::Request) -> Json<Value> {
+    match super::authorize(&app, super::Access::Account, &mut req).await {
+        Ok(()) => match req.extensions().get::<Caller>() {
+            Some(c) => Json(me_json(&app, c)),
+            None => Json(json!({ "user": null })),
+        },
+        Err(_) => Json(json!({ "user": null })),
+    }
+}
+
+fn me_json(app: &App, c: &Caller) -> Value {
     let lt = app.sessions.lifetimes();
-    Json(json!({
+    json!({
         "user": UserView::from(&c.user),
         "csrf_token": c.session.csrf,
         "expires_at": rfc3339(c.session.created_ns + lt.absolute_ns),
@@ -293,7 +310,7 @@ pub async fn me(State(app): State<Arc<App>>, Extension(c): Extension<Caller>) ->
             "recovery_codes_left": c.user.totp.as_ref().map(|t| t.recovery.len()),
         },
         "totp_enrolment_required": app.must_enrol(&c.user),
-    }))
+    })
 }
 
 fn opt_time(ns: Option<i64>) -> Option<String> {

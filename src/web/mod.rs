@@ -246,6 +246,7 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
         r(Method::POST, "/api/setup", Public, post(setup::create)),
         r(Method::POST, "/api/logout", Account, post(api::logout)),
         r(Method::GET, "/api/me", Account, get(api::me)),
+        r(Method::GET, "/api/session", Public, get(api::session)),
         r(
             Method::POST,
             "/api/me/totp/enrol",
