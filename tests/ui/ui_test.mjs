@@ -336,7 +336,7 @@ async function main() {
   }
 
   // --- A viewer sees no admin pages, and the API refuses them ------------
-  for (const v of ["users", "audit", "storage", "isolation", "export"]) {
+  for (const v of ["users", "audit", "storage", "isolation", "export", "cameras"]) {
     check(await page.locator(`#nav a[data-view="${v}"]`).isHidden(), `viewer: no "${v}" link in the menu`);
   }
   await page.goto(`${base}#/users`);
@@ -370,7 +370,12 @@ async function main() {
     check(n >= 1, `${what}: today's timeline shows recorded ranges (${n})`);
     await page.selectOption("#pb-zoom", { label: "3 minutes" });
     // Click in the middle of the newest recorded stretch.
-    const box = await page.locator(".timeline .range").last().boundingBox();
+    // The timeline redraws as recordings come in: a range element may be replaced under the locator.
+    let box = null;
+    for (let i = 0; i < 50 && !box; i++) {
+      box = await page.locator(".timeline .range").last().boundingBox().catch(() => null);
+      if (!box) await sleep(100);
+    }
     await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
     await page.waitForFunction(() => {
       const v = document.querySelector("#pb-video");

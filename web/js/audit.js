@@ -30,6 +30,47 @@ const ACTIONS = [
   ["recovery_code_used", "Recovery code used"],
 ];
 const actionLabel = new Map(ACTIONS);
+/** Actions a person repeats many times in a row (each tile, each reload): shown as one row. */
+const REPEATED = new Set(["live_view", "playback"]);
+/** Repeats further apart than this start a new row. */
+const REPEAT_GAP_MS = 30 * 60e3;
+
+/**
+ * Folds repeats of the same user, action and camera (live views and
+ * playback; a wall of tiles makes dozens) into one row each, placed where
+ * the newest of them is. Any other action ends the runs, so a login or an
+ * export between them still shows where it happened. Entries come newest
+ * first. → [{first, last, count}] (first = newest)
+ */
+export function collapse(entries) {
+  const out = [];
+  const open = new Map();
+  for (const e of entries) {
+    if (!REPEATED.has(e.action)) {
+      open.clear();
+      out.push({ first: e, last: e, count: 1 });
+      continue;
+    }
+    const key = JSON.stringify([e.actor, e.action, e.target]);
+    const g = open.get(key);
+    if (g && Date.parse(g.last.time) - Date.parse(e.time) <= REPEAT_GAP_MS) {
+      g.last = e;
+      g.count++;
+    } else {
+      const n = { first: e, last: e, count: 1 };
+      open.set(key, n);
+      out.push(n);
+    }
+  }
+  return out;
+}
+
+/** One CSV field (RFC 4180), with formula characters defused for spreadsheets. */
+function csvField(v) {
+  let s = v === null || v === undefined ? "" : String(v);
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
 
 export function mount(root, ctx) {
   const verifyBox = h("div", { class: "verify", role: "status", "aria-live": "polite" }, "Checking the audit chain…");
@@ -45,6 +86,8 @@ export function mount(root, ctx) {
     h("div", { class: "buttons" },
       h("button", { type: "submit", class: "primary", text: "Apply" }),
       h("button", { type: "reset", class: "quiet", text: "Clear" })));
+  const expand = h("input", { type: "checkbox", id: "audit-expand" });
+  const csvBtn = h("button", { type: "button", id: "audit-csv", text: "Download CSV" });
   const results = h("div", { id: "audit-results" });
   const more = h("button", { type: "button", class: "quiet", hidden: true, text: "Older entries" });
   const err = h("p", { class: "error", role: "alert" });
@@ -59,7 +102,10 @@ export function mount(root, ctx) {
 
   fill(root,
     h("div", { class: "view-head" }, h("h1", { text: "Audit log" })),
-    verifyBox, filters, err, results, h("p", {}, more));
+    verifyBox, filters,
+    h("div", { class: "buttons audit-tools" },
+      h("label", {}, expand, " Show every repeated live view and playback"), csvBtn),
+    err, results, h("p", {}, more));
 
   async function verify() {
     try {
@@ -100,19 +146,36 @@ export function mount(root, ctx) {
   }
 
   function render() {
+    const groups = expand.checked ? rows.map((e) => ({ first: e, last: e, count: 1 })) : collapse(rows);
     fill(results, table(`Audit entries, newest first (times in ${zone})`,
       ["#", "Time", "User", "Action", "Target", "Client", "Detail"],
-      rows.map((e) => [
-        String(e.seq), dateTime(e.time), e.actor,
+      groups.map(({ first: e, last, count }) => [
+        count > 1 ? `${last.seq}–${e.seq}` : String(e.seq),
+        count > 1 ? `${dateTime(last.time)} – ${dateTime(e.time).slice(11)}` : dateTime(e.time), e.actor,
         h("span", { class: `action action-${e.action}`, text: actionLabel.get(e.action) || e.action }),
-        e.target, e.client, h("span", { class: "detail", text: e.detail }),
+        e.target, e.client,
+        count > 1 ? h("span", { class: "detail repeat", text: `${count} times (shown as one row)` }) : h("span", { class: "detail", text: e.detail }),
       ]),
       { class: "audit", empty: "No entries match these filters." }));
+  }
+
+  /** The entries loaded so far, every one (never collapsed), as CSV. */
+  function downloadCsv() {
+    const head = ["seq", "time", "user", "action", "target", "client", "detail"];
+    const lines = [head.join(",")].concat(rows.map((e) => [e.seq, e.time, e.actor, e.action, e.target, e.client, e.detail].map(csvField).join(",")));
+    const url = URL.createObjectURL(new Blob([`${lines.join("\r\n")}\r\n`], { type: "text/csv" }));
+    const a = h("a", { href: url, download: `cleannvr-audit-${new Date().toISOString().slice(0, 10)}.csv`, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
 
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(false); });
   filters.addEventListener("reset", () => setTimeout(() => load(false), 0));
   more.addEventListener("click", () => load(true));
+  expand.addEventListener("change", render);
+  csvBtn.addEventListener("click", downloadCsv);
   verify();
   load(false);
   return () => { gone = true; };

@@ -53,9 +53,10 @@ export function mount(root, ctx) {
 
   api("GET", "/api/cameras").then((r) => {
     if (gone) return;
-    const want = ctx.params.get("camera");
+    // From playback's marks: every camera shown (`cameras`), else one (`camera`).
+    const want = new Set((ctx.params.get("cameras") || ctx.params.get("camera") || "").split(",").filter(Boolean));
     fill(camBox, r.cameras.map((c) => h("label", {},
-      h("input", { type: "checkbox", name: "camera", value: c.id, checked: r.cameras.length === 1 || c.id === want }), ` ${c.name}`)));
+      h("input", { type: "checkbox", name: "camera", value: c.id, checked: r.cameras.length === 1 || want.has(c.id) }), ` ${c.name}`)));
   }, (e) => { err.textContent = `Could not load cameras: ${e.message}`; });
 
   form.addEventListener("submit", async (ev) => {

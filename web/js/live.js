@@ -13,13 +13,16 @@ const REFRESH_MS = 5000;
 const TICK_MS = 1000;
 /** Still pictures for cameras this browser cannot play live. */
 const STILL_MS = 5000;
+/** How far back "Replay" starts. */
+const REPLAY_MS = 5 * 60e3;
 
 export function mount(root, ctx) {
   const grid = h("div", { class: "grid", id: "live-grid" });
   const status = h("p", { class: "muted", role: "status" });
   const backBtn = h("button", { type: "button", class: "quiet", hidden: true, text: "Back to all cameras", onclick: () => enlarge(null) });
+  const replayBtn = h("button", { type: "button", id: "live-replay", text: "⟲ Replay from 5 minutes ago", title: "Synchronised playback of the cameras shown, from 5 minutes ago", onclick: () => replay() });
   fill(root,
-    h("div", { class: "view-head" }, h("h1", { text: "Live" }), backBtn),
+    h("div", { class: "view-head" }, h("h1", { text: "Live" }), backBtn, replayBtn),
     status,
     grid);
 
@@ -236,6 +239,13 @@ export function mount(root, ctx) {
       ptzEl = el;
       t.el.append(el);
     }
+  }
+
+  /** Opens synchronised playback of the cameras shown (at most 16), 5 minutes back. */
+  function replay() {
+    const ids = [...tiles.values()].filter((t) => !t.el.hidden).map((t) => t.cam.id).slice(0, 16);
+    const q = new URLSearchParams({ cameras: ids.join(","), t: new Date(Date.now() - REPLAY_MS).toISOString(), play: "1" });
+    location.hash = `#/playback?${q}`;
   }
 
   function onKey(ev) {

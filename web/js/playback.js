@@ -1,389 +1,777 @@
-// Playback: pick a camera and a day; a timeline shows what was recorded and
-// the gaps; clicking plays video.mp4 from that moment to the end of that
-// recorded stretch, then continues with the next one.
+// Playback: up to 16 cameras at once (layouts 1, 2×2, 3×3, 4×4), driven by
+// one clock and one timeline. Each tile follows the clock: it loads the
+// recorded stretch holding the clock's time from video.mp4, keeps its
+// <video> within a fraction of a second of the clock (playback rate nudges,
+// a seek when far off), shows black with "No recording" in its gaps and
+// rejoins when its footage resumes. Play, pause, speed, steps and seeks act
+// on the clock, so on every tile at once.
 //
-// Times: the day is the browser's local day; the API gets UTC. Mapping the
-// picture to wall time (docs/PLAYBACK.md): players that honour the MP4 edit
-// list start at X-Recording-Start; Chromium does not, so its media time 0
-// is X-First-Frame (the key frame before the start) and the player seeks
-// X-Lead-In-Ms forward. H.265 converted to H.264 starts exactly at start.
+// Times: the API speaks UTC; the page shows the browser's local time.
+// Mapping the picture to wall time (docs/PLAYBACK.md): players that honour
+// the MP4 edit list start at X-Recording-Start; Chromium does not, so its
+// media time 0 is X-First-Frame (the key frame before the start). H.265
+// converted to H.264 starts exactly at the start.
 
-import { holdControl } from "./holds.js";
 import { api, seg, withQuery } from "./api.js";
+import { holdControl } from "./holds.js";
 import { h, fill, field } from "./dom.js";
 import { clock, dateTime, dayStart, duration, isHevc, localDate, nextDay, zone } from "./format.js";
+import { SyncClock } from "./syncclock.js";
+import { Timeline } from "./timeline.js";
 
 /** Longest piece requested at once (the server allows a day). */
 const MAX_PIECE_MS = 6 * 3600 * 1000;
-/** Most ranges listed under the timeline. */
-const MAX_LIST = 200;
-/** Zoom levels of the timeline: the width of the visible window. */
+/** A piece starts this much before the clock, so short steps back stay in it. */
+const PIECE_LEAD_MS = 10e3;
+const LAYOUTS = [[1, "1"], [4, "2×2"], [9, "3×3"], [16, "4×4"]];
+const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16];
 const ZOOMS = [
-  [24 * 3600e3, "Whole day"],
-  [6 * 3600e3, "6 hours"],
-  [3600e3, "1 hour"],
-  [15 * 60e3, "15 minutes"],
-  [3 * 60e3, "3 minutes"],
+  [86400e3, "Whole day"], [6 * 3600e3, "6 hours"], [3600e3, "1 hour"],
+  [15 * 60e3, "15 minutes"], [3 * 60e3, "3 minutes"], [30e3, "30 seconds"],
+];
+/** How often tiles are brought into line with the clock, ms. */
+const TICK_MS = 100;
+/** Recordings are fetched again this often while the window reaches the present. */
+const REFRESH_MS = 5000;
+/** The clock waits at most this long for a loading tile before going on without it. */
+const MAX_HOLD_MS = 3000;
+/** Where media time is allowed to be off before a seek instead of a rate nudge, s (times the speed). */
+const SEEK_DRIFT_S = 0.3;
+/** When every tile is at least this far behind the clock, ms, the clock goes back to the leading one. */
+const PULL_BACK_MS = 80;
+const STORE_KEY = "cleannvr.playback";
+
+const SHORTCUTS = [
+  ["Space or K", "Play / pause"],
+  ["← / →", "Back / forward 10 s"],
+  ["Shift + ← / →", "Back / forward 1 min"],
+  [", / .", "One frame back / forward (pauses)"],
+  ["[ / ]", "Slower / faster"],
+  ["I / O", "Mark in / mark out (for an export)"],
+  ["P", "Back to the playhead on the timeline"],
+  ["?", "Show these shortcuts"],
 ];
 
 /** Whether this browser can play `codec` progressively (false for H.265 on Chromium/Linux). */
 function canPlayFile(codec) {
-  const v = document.createElement("video");
-  return v.canPlayType(`video/mp4; codecs="${codec}"`) !== "";
+  return document.createElement("video").canPlayType(`video/mp4; codecs="${codec}"`) !== "";
+}
+
+const iso = (ms) => new Date(ms).toISOString();
+
+function localInput(ms) {
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${localDate(d)}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
 export function mount(root, ctx) {
-  const camSel = h("select", { id: "pb-camera", name: "camera" });
-  const dayIn = h("input", { type: "date", id: "pb-day", name: "day", required: true });
-  const prev = h("button", { type: "button", id: "pb-prev", text: "◀ Previous day" });
-  const next = h("button", { type: "button", id: "pb-next", text: "Next day ▶" });
-  const today = h("button", { type: "button", class: "quiet", id: "pb-today", text: "Today" });
-  const timeIn = h("input", { type: "time", id: "pb-time", step: 1 });
-  const goBtn = h("button", { type: "submit", text: "Play from this time" });
-  const zoomSel = h("select", { id: "pb-zoom" }, ZOOMS.map(([v, t]) => h("option", { value: String(v), text: t })));
-  const panL = h("button", { type: "button", class: "quiet", id: "pb-earlier", text: "◀ Earlier", "aria-label": "Show earlier" });
-  const panR = h("button", { type: "button", class: "quiet", id: "pb-later", text: "Later ▶", "aria-label": "Show later" });
-  const summary = h("p", { id: "pb-summary", class: "muted", role: "status", "aria-live": "polite" });
-  const windowLabel = h("span", { id: "pb-window", class: "muted" });
-  const timeline = h("div", { class: "timeline", id: "pb-timeline", role: "group", "aria-label": "Timeline of recordings; with a keyboard use the list below or the time field" });
-  const playhead = h("div", { class: "playhead", hidden: true });
-  const hover = h("div", { class: "hover-time", hidden: true });
-  const axis = h("div", { class: "axis", "aria-hidden": "true" });
-  const video = h("video", { id: "pb-video", controls: true, playsInline: true, preload: "auto", "aria-label": "Recorded video" });
-  const now = h("span", { id: "pb-now", class: "now", "aria-live": "off" });
-  const what = h("span", { id: "pb-what", class: "muted" });
-  const exportLink = h("a", { id: "pb-export", href: "#/export", hidden: true, text: "Export this stretch…" });
-  const perr = h("p", { class: "error", role: "alert", id: "pb-error" });
-  const player = h("section", { class: "player", hidden: true, "aria-label": "Player" }, video, h("div", { class: "caption" }, now, what, exportLink), perr);
-  const list = h("div", { class: "ranges-list" });
   const canExport = ctx.me.role === "admin" || ctx.me.role === "operator";
+  const saved = (() => { try { return JSON.parse(localStorage.getItem(`${STORE_KEY}.${ctx.me.name}`)) || {}; } catch { return {}; } })();
+
+  // --- Elements -------------------------------------------------------------
+  const layoutBtns = LAYOUTS.map(([n, t]) => h("button", { type: "button", class: "quiet", dataset: { layout: String(n) }, "aria-pressed": "false", text: t, title: `${t} layout` }));
+  const grid = h("div", { class: "pb-grid", id: "pb-grid" });
+  const nowEl = h("output", { id: "pb-now", class: "pb-now" });
+  const state = h("span", { id: "pb-state", class: "muted" });
+  const playBtn = h("button", { type: "button", class: "primary", id: "pb-play", text: "▶ Play" });
+  const btn = (id, text, label) => h("button", { type: "button", id, text, title: label, "aria-label": label });
+  const m1 = btn("pb-back-1m", "−1 min", "Back 1 minute");
+  const m10 = btn("pb-back-10s", "−10 s", "Back 10 seconds");
+  const fb = btn("pb-frame-back", "◀|", "One frame back");
+  const ff = btn("pb-frame", "|▶", "One frame forward");
+  const p10 = btn("pb-fwd-10s", "+10 s", "Forward 10 seconds");
+  const p1 = btn("pb-fwd-1m", "+1 min", "Forward 1 minute");
+  const speedSel = h("select", { id: "pb-speed", "aria-label": "Speed" }, SPEEDS.map((s) => h("option", { value: String(s), text: s < 1 ? `${s === 0.25 ? "¼" : "½"}×` : `${s}×` })));
+  speedSel.value = "1";
+  const helpBtn = h("button", { type: "button", class: "quiet", id: "pb-help", text: "Shortcuts (?)" });
+  const dayIn = h("input", { type: "date", id: "pb-day", name: "day" });
+  const timeIn = h("input", { type: "time", id: "pb-time", step: 1 });
+  const goBtn = h("button", { type: "submit", text: "Go" });
+  const prev = h("button", { type: "button", id: "pb-prev", text: "◀ Day" , "aria-label": "Previous day" });
+  const next = h("button", { type: "button", id: "pb-next", text: "Day ▶", "aria-label": "Next day" });
+  const zoomSel = h("select", { id: "pb-zoom" }, h("option", { value: "", text: "Custom", disabled: true }), ZOOMS.map(([v, t]) => h("option", { value: String(v), text: t })));
+  const windowLabel = h("span", { id: "pb-window", class: "muted" });
+  const summary = h("p", { id: "pb-summary", class: "muted", role: "status", "aria-live": "polite" });
+  const markIn = h("button", { type: "button", class: "quiet", id: "pb-mark-in", text: "Mark in (I)" });
+  const markOut = h("button", { type: "button", class: "quiet", id: "pb-mark-out", text: "Mark out (O)" });
+  const marksText = h("span", { id: "pb-marks", class: "muted" });
+  const exportLink = h("a", { id: "pb-export", href: "#/export", hidden: true, text: "Export marked range…" });
+  const clearMarks = h("button", { type: "button", class: "quiet", id: "pb-clear-marks", hidden: true, text: "Clear marks" });
+  const help = h("dialog", { id: "pb-help-dialog", "aria-labelledby": "pb-help-title" },
+    h("h2", { id: "pb-help-title", text: "Playback shortcuts" }),
+    h("table", { class: "keys" }, h("tbody", {}, SHORTCUTS.map(([k, v]) => h("tr", {}, h("th", { scope: "row", text: k }), h("td", { text: v }))))),
+    h("form", { method: "dialog" }, h("button", { type: "submit", class: "primary", text: "Close" })));
+
+  const timeline = new Timeline({ onSeek: (t, o) => seekTo(t, o), onView: () => viewChanged() });
 
   fill(root,
-    h("div", { class: "view-head" }, h("h1", { text: "Playback" })),
-    h("form", { class: "controls", onsubmit: (ev) => { ev.preventDefault(); playAtInput(); } },
-      field("Camera", camSel),
-      field(`Day (${zone})`, dayIn),
-      h("div", { class: "buttons" }, prev, next, today),
-      field("Time", timeIn),
-      h("div", { class: "buttons" }, goBtn)),
+    h("div", { class: "view-head pb-head" }, h("h1", { text: "Playback" }),
+      h("div", { class: "buttons layouts", role: "group", "aria-label": "Layout" }, layoutBtns),
+      h("span", { class: "muted", text: `Times in ${zone}` })),
+    grid,
+    h("div", { class: "pb-bar", role: "group", "aria-label": "Playback controls" },
+      h("div", { class: "pb-clock" }, nowEl, state),
+      h("div", { class: "buttons" }, m1, m10, fb, playBtn, ff, p10, p1, speedSel, helpBtn)),
     h("section", { class: "timeline-wrap", "aria-label": "Timeline" },
-      summary,
-      h("div", { class: "controls zoom" }, field("Zoom", zoomSel), h("div", { class: "buttons" }, panL, panR), windowLabel),
-      axis, timeline,
-      h("div", { class: "legend", "aria-hidden": "true" },
+      h("div", { class: "controls zoom" },
+        h("form", { class: "buttons goto", onsubmit: (ev) => { ev.preventDefault(); goToInput(); } },
+          field(`Day`, dayIn), field("Time", timeIn), goBtn, prev, next),
+        field("Zoom", zoomSel), windowLabel, timeline.back),
+      timeline.axis, timeline.el,
+      h("div", { class: "legend" },
         h("span", {}, h("i", { class: "rec" }), "Recorded"), h("span", {}, h("i", { class: "gap" }), "Nothing recorded"),
-        h("span", { text: "Click the bar to play from that moment." }))),
-    player, list);
-  fill(timeline, playhead, hover);
-  // Holds what is playing: this camera over the piece shown in the caption.
-  if (canExport) {
-    player.append(holdControl(ctx, () => playing
-      ? { cameras: [playing.camera], start: new Date(playing.start), end: new Date(playing.end) }
-      : "Play something first: the hold covers what is playing.", "Hold this footage (legal hold)"));
-  }
+        h("span", {}, h("i", { class: "live" }), "Recording now"), h("span", {}, h("i", { class: "marked" }), "Marked"),
+        h("span", { class: "muted", text: "Wheel to zoom, drag to scrub, click to play from there." })),
+      summary,
+      h("div", { class: "buttons marks" }, markIn, markOut, marksText, exportLink, clearMarks),
+      // A legal hold on the marked range of the cameras shown.
+      canExport ? holdControl(ctx, () => (marks.in !== null && marks.out !== null && marks.out > marks.in && shownCameras().length
+        ? { cameras: shownCameras(), start: new Date(marks.in), end: new Date(marks.out) }
+        : "Mark in and out first (I and O): the hold covers the marked range of the cameras shown."), "Hold the marked range (legal hold)") : null),
+    help);
 
+  // --- State ----------------------------------------------------------------
   let cameras = [];
-  let day = 0; // ms, local midnight
-  let dayEnd = 0;
-  let view = [0, 0]; // visible window of the timeline, ms
-  let ranges = []; // [{start, end}] ms
-  let segments = [];
-  let playing = null; // {camera, zero, start, end}: zero = wall time of media time 0
-  let loadSeq = 0;
+  const camById = new Map();
+  let layout = 1;
+  let slots = [];
+  let tiles = [];
+  const clk = new SyncClock(Date.now() - 60e3);
+  /** camera → {ranges: [{start, end}], segments: [{start, end, codec}], window: [a, b]} */
+  const rec = new Map();
+  let marks = { in: null, out: null };
   let gone = false;
-  let focus = 0; // the moment the timeline window is centred on
+  let holdSince = 0;
+  let placed = false; // the clock has been put on something recorded (or asked for)
+  let rangeTimer = null;
+  let loadSeq = 0;
+  let camTimer = null;
+  const ticker = setInterval(tick, TICK_MS);
+  const refresher = setInterval(() => { if (timeline.view[1] > Date.now() - 120e3) loadRanges(); }, REFRESH_MS);
+  // Tests and tools read the clock from the page (`#pb-grid`.syncClock.now()).
+  grid.syncClock = clk;
+  /** The last corrections (seeks, reloads, holds), for a person or a test asking why a tile drifted. */
+  const syncLog = [];
+  grid.syncLog = syncLog;
+  const note = (what) => { syncLog.push({ at: Math.round(performance.now()), clock: Math.round(clk.now()), ...what }); if (syncLog.length > 50) syncLog.shift(); };
 
-  const pct = (t) => `${(((t - view[0]) / (view[1] - view[0])) * 100).toFixed(4)}%`;
-  const iso = (ms) => new Date(ms).toISOString();
-  const clamp = (v, a, b) => Math.min(b, Math.max(a, v));
-
-  function setHash() {
-    const q = new URLSearchParams({ camera: camSel.value, day: dayIn.value });
-    history.replaceState(null, "", `#/playback?${q}`);
-  }
-
-  /** Shows the window of the current zoom around `center`. */
-  function setView(center) {
-    focus = center;
-    const width = Math.min(Number(zoomSel.value), dayEnd - day);
-    const start = clamp(center - width / 2, day, dayEnd - width);
-    view = [start, start + width];
-    draw();
-  }
-
-  function draw() {
-    const width = view[1] - view[0];
-    panL.disabled = view[0] <= day;
-    panR.disabled = view[1] >= dayEnd;
-    windowLabel.textContent = width < dayEnd - day ? `${clock(view[0])} – ${clock(view[1])}` : "";
-    // Axis: about 8 labels, on round steps.
-    const steps = [60e3, 5 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 3 * 3600e3];
-    const step = steps.find((s) => width / s <= 8) || 3 * 3600e3;
-    const marks = [];
-    const d0 = new Date(day);
-    for (let t = day; t <= dayEnd; t += step) {
-      // Step in local wall time (daylight-saving days are 23 or 25 hours).
-      const m = new Date(d0.getFullYear(), d0.getMonth(), d0.getDate(), 0, 0, 0, t - day).getTime();
-      if (m < view[0] || m > view[1]) continue;
-      const dm = new Date(m);
-      const s = h("span", { text: `${String(dm.getHours()).padStart(2, "0")}:${String(dm.getMinutes()).padStart(2, "0")}` });
-      s.style.setProperty("left", pct(m));
-      marks.push(s);
-    }
-    fill(axis, marks);
-    for (const r of [...timeline.querySelectorAll(".range")]) r.remove();
-    for (const x of ranges) {
-      const a = Math.max(x.start, view[0]);
-      const b = Math.min(x.end, view[1]);
-      if (a >= b) continue;
-      const el = h("div", { class: "range", title: `Recorded ${clock(x.start)} – ${clock(x.end)}` });
-      el.style.setProperty("left", pct(a));
-      el.style.setProperty("width", `${(((b - a) / width) * 100).toFixed(4)}%`);
-      timeline.insertBefore(el, playhead);
-    }
-    movePlayhead();
-  }
-
-  async function loadDay() {
-    const seq = ++loadSeq;
-    const d = dayStart(dayIn.value);
-    day = d.getTime();
-    dayEnd = nextDay(d).getTime();
-    next.disabled = dayEnd > Date.now();
-    setHash();
-    ranges = [];
-    segments = [];
-    summary.textContent = "Loading…";
-    fill(list);
-    const end = Math.min(dayEnd, Date.now());
-    if (end <= day) { summary.textContent = "This day has not started yet."; setView(day); return; }
-    let r;
-    try {
-      r = await api("GET", withQuery(`/api/cameras/${seg(camSel.value)}/recordings`, { start: iso(day), end: iso(end) }));
-    } catch (e) {
-      if (seq === loadSeq && !gone) summary.textContent = `Could not load recordings: ${e.message}`;
-      return;
-    }
-    if (seq !== loadSeq || gone) return;
-    ranges = r.ranges.map((x) => ({ start: Date.parse(x.start), end: Date.parse(x.end) }));
-    segments = r.segments.map((s) => ({ start: Date.parse(s.start), end: Date.parse(s.end), codec: s.codec }));
-    const rec = ranges.reduce((n, x) => n + (x.end - x.start), 0);
-    const gaps = Math.max(0, ranges.length - 1);
-    summary.textContent = ranges.length
-      ? `${duration(rec / 1000)} recorded in ${ranges.length} stretch${ranges.length === 1 ? "" : "es"}, ${gaps} gap${gaps === 1 ? "" : "s"} between them.`
-      : "Nothing recorded on this day.";
-    // Centre on what is playing, else on the newest recording.
-    const centre = playing && playing.camera === camSel.value && playing.start >= day && playing.start < dayEnd
-      ? playing.zero + video.currentTime * 1000
-      : ranges.length ? ranges[ranges.length - 1].end : day + (dayEnd - day) / 2;
-    setView(centre);
-    const rows = ranges.slice(-MAX_LIST).reverse().map((x) => h("li", {},
-      h("button", { type: "button", class: "quiet", text: `Play ${clock(x.start)} – ${clock(x.end)}`, onclick: () => play(x.start) }),
-      ` ${duration((x.end - x.start) / 1000)}`));
-    fill(list, ranges.length ? [
-      h("h2", { text: "Recorded stretches, newest first" }),
-      ranges.length > MAX_LIST ? h("p", { class: "muted", text: `Showing the last ${MAX_LIST} of ${ranges.length}.` }) : null,
-      h("ul", { class: "plain" }, rows)] : []);
-  }
-
-  function timeAt(clientX) {
-    const rect = timeline.getBoundingClientRect();
-    const f = clamp((clientX - rect.left) / rect.width, 0, 1);
-    return view[0] + f * (view[1] - view[0]);
+  // --- Tiles ----------------------------------------------------------------
+  function makeTile(i) {
+    const sel = h("select", { class: "tile-camera", "aria-label": `Camera of tile ${i + 1}` },
+      h("option", { value: "", text: "— none —" }), cameras.map((c) => h("option", { value: c.id, text: c.name })));
+    if (i === 0) sel.id = "pb-camera";
+    const video = h("video", { muted: true, playsInline: true, preload: "auto", disablePictureInPicture: true, "aria-label": `Recorded video, tile ${i + 1}` });
+    video.muted = true;
+    if (i === 0) video.id = "pb-video";
+    const overlay = h("div", { class: "overlay", hidden: true });
+    const stamp = h("span", { class: "tile-time" });
+    const el = h("article", { class: "tile pb-tile", dataset: { slot: String(i) } },
+      h("div", { class: "tile-head" }, sel),
+      h("div", { class: "screen" }, video, overlay, stamp));
+    const t = { i, el, sel, video, overlay, stamp, cam: null, piece: null, loading: false, seq: 0, retryAt: 0, error: "", waitingSince: 0 };
+    sel.addEventListener("change", () => { setSlot(i, sel.value); });
+    video.addEventListener("loadedmetadata", () => { onMetadata(t); watchFrames(t); });
+    video.addEventListener("error", () => onVideoError(t));
+    showTile(t, "empty");
+    return t;
   }
 
   /**
-   * What to play for a click at `t`: the stretch holding it, else the
-   * nearer of the stretch before (its last minute) and the one after.
+   * Follows the media time of the frame on screen (requestVideoFrameCallback),
+   * so frame steps go from the frame shown to the next one even when the
+   * camera's frame times are not on an exact grid.
    */
-  function target(t) {
-    const inside = ranges.find((x) => t >= x.start && t < x.end);
-    if (inside) return { start: t, range: inside };
-    const before = [...ranges].reverse().find((x) => x.end <= t);
-    const after = ranges.find((x) => x.start > t);
-    if (before && (!after || t - before.end < after.start - t)) {
-      return { start: Math.max(before.start, before.end - 60e3), range: before };
+  function watchFrames(t) {
+    const v = t.video;
+    if (!v.requestVideoFrameCallback) return;
+    if (t.frameCb) v.cancelVideoFrameCallback(t.frameCb);
+    t.frameTime = null;
+    const onFrame = (_, m) => {
+      t.frameTime = m.mediaTime;
+      t.el.dataset.frame = String(m.mediaTime);
+      t.frameCb = gone ? 0 : v.requestVideoFrameCallback(onFrame);
+    };
+    t.frameCb = v.requestVideoFrameCallback(onFrame);
+  }
+
+  function setSlot(i, id) {
+    slots[i] = id || "";
+    ctx.notify("");
+    const t = tiles[i];
+    if (t) assign(t, slots[i]);
+    remember();
+    lanesChanged();
+    loadRanges();
+  }
+
+  function assign(t, id) {
+    t.sel.value = id || "";
+    if (t.cam === (id || null)) return;
+    t.cam = id || null;
+    t.el.dataset.camera = t.cam || "";
+    dropPiece(t);
+    t.error = "";
+    t.retryAt = 0;
+    showTile(t, t.cam ? "loading" : "empty");
+  }
+
+  function dropPiece(t) {
+    t.seq++;
+    t.frameTime = null;
+    t.piece = null;
+    t.loading = false;
+    if (t.video.getAttribute("src")) {
+      t.video.removeAttribute("src");
+      t.video.load();
     }
-    return after ? { start: after.start, range: after } : null;
   }
 
-  async function play(t) {
-    perr.textContent = "";
-    const tg = target(t);
-    if (!tg) { player.hidden = false; perr.textContent = "Nothing recorded on this day."; return; }
-    if (Math.abs(tg.start - t) > 5000) ctx.notify(`Nothing recorded at ${clock(t)}; playing from ${clock(tg.start)}.`, "info");
-    await playRange(camSel.value, tg.start, Math.min(tg.range.end, tg.start + MAX_PIECE_MS));
+  function setLayout(n) {
+    layout = n;
+    for (const b of layoutBtns) b.setAttribute("aria-pressed", String(Number(b.dataset.layout) === n));
+    grid.dataset.layout = String(n);
+    while (slots.length < n) {
+      // Fill new tiles with cameras not shown yet.
+      const free = cameras.find((c) => !slots.includes(c.id));
+      slots.push(free ? free.id : "");
+    }
+    slots = slots.slice(0, n);
+    for (const t of tiles.slice(n)) { dropPiece(t); t.el.remove(); }
+    tiles = tiles.slice(0, n);
+    while (tiles.length < n) {
+      const t = makeTile(tiles.length);
+      tiles.push(t);
+      grid.append(t.el);
+    }
+    tiles.forEach((t, i) => assign(t, slots[i]));
+    remember();
+    lanesChanged();
+    loadRanges();
   }
 
-  function codecAt(t) {
-    const s = segments.find((x) => t >= x.start && t < x.end) || segments.find((x) => x.start > t);
+  function remember() {
+    try { localStorage.setItem(`${STORE_KEY}.${ctx.me.name}`, JSON.stringify({ layout, slots })); } catch { /* private mode */ }
+    const q = new URLSearchParams({ cameras: slots.join(","), layout: String(layout), t: iso(clk.now()) });
+    history.replaceState(null, "", `#/playback?${q}`);
+  }
+
+  /** Overlay and state of a tile: playing | loading | gap | empty | error | busy. */
+  function showTile(t, kind, text = "") {
+    if (t.el.dataset.state === kind && t.overlay.textContent === text) return;
+    t.el.dataset.state = kind;
+    const words = {
+      gap: "No recording",
+      loading: "Loading…",
+      empty: "Choose a camera",
+      playing: "",
+    }[kind];
+    const msg = text || words || "";
+    t.overlay.textContent = msg;
+    t.overlay.hidden = !msg;
+    t.overlay.className = `overlay ${kind === "gap" || kind === "empty" ? "block" : kind === "error" || kind === "busy" ? "warn" : ""}`;
+    t.video.classList.toggle("blank", kind === "gap" || kind === "empty");
+  }
+
+  // --- Recordings -----------------------------------------------------------
+  function shownCameras() { return [...new Set(slots.filter(Boolean))]; }
+
+  /** Fetches the ranges of every camera shown around the visible window and the clock. */
+  async function loadRanges() {
+    const seq = ++loadSeq;
+    const [va, vb] = timeline.view;
+    const w = vb - va;
+    const T = clk.now();
+    const now = Date.now();
+    let a = Math.min(va, T) - w / 2;
+    let b = Math.min(now, Math.max(vb, T) + w / 2);
+    if (b - a > 30 * 86400e3) a = b - 30 * 86400e3;
+    if (b <= a) b = a + 1000;
+    const ids = shownCameras();
+    const results = await Promise.all(ids.map((id) => api("GET", withQuery(`/api/cameras/${seg(id)}/recordings`, { start: iso(a), end: iso(b) }))
+      .then((r) => [id, r], (e) => [id, e])));
+    if (gone || seq !== loadSeq) return;
+    const errs = [];
+    for (const [id, r] of results) {
+      if (r instanceof Error) { errs.push(`${camName(id)}: ${r.message}`); continue; }
+      rec.set(id, {
+        window: [a, b],
+        ranges: r.ranges.map((x) => ({ start: Date.parse(x.start), end: Date.parse(x.end) })),
+        segments: r.segments.map((s) => ({ start: Date.parse(s.start), end: Date.parse(s.end), codec: s.codec })),
+      });
+    }
+    if (errs.length) summary.textContent = `Could not load recordings: ${errs.join("; ")}`;
+    if (!placed && ids.length) {
+      // Nothing asked for: start a minute before the newest recording.
+      const ends = ids.map((id) => rec.get(id)?.ranges.at(-1)?.end).filter(Boolean);
+      if (ends.length) {
+        placed = true;
+        const newest = Math.max(...ends);
+        const r = rec.get(ids.find((id) => rec.get(id)?.ranges.at(-1)?.end === newest)).ranges.at(-1);
+        clk.seek(Math.max(r.start, newest - 60e3));
+        timeline.follow = true;
+        timeline.centre(clk.now());
+      }
+    }
+    lanesChanged();
+    if (!errs.length) describeDay();
+  }
+
+  function camName(id) { return camById.get(id)?.name || id; }
+
+  function lanesChanged() {
+    timeline.setLanes(shownCameras().map((id) => {
+      const r = rec.get(id);
+      const cam = camById.get(id);
+      const ranges = r ? r.ranges : [];
+      const recording = cam && cam.record !== false && cam.state === "streaming";
+      const last = ranges.at(-1);
+      return { id, name: camName(id), ranges, recordingSince: recording ? (last && Date.now() - last.end < 5 * 60e3 ? last.end : Date.now() - 60e3) : null };
+    }));
+  }
+
+  /** The line under the timeline: what is recorded on the day in view. */
+  function describeDay() {
+    const mid = (timeline.view[0] + timeline.view[1]) / 2;
+    const d0 = new Date(mid);
+    const day = new Date(d0.getFullYear(), d0.getMonth(), d0.getDate()).getTime();
+    const dayEnd = nextDay(new Date(day)).getTime();
+    const ids = shownCameras();
+    if (!ids.length) { summary.textContent = "Choose a camera for a tile."; return; }
+    const parts = [];
+    let any = false;
+    for (const id of ids) {
+      const r = rec.get(id);
+      if (!r) continue;
+      const inDay = r.ranges.filter((x) => x.end > day && x.start < dayEnd);
+      const total = inDay.reduce((n, x) => n + Math.min(x.end, dayEnd) - Math.max(x.start, day), 0);
+      if (inDay.length) any = true;
+      const gaps = Math.max(0, inDay.length - 1);
+      parts.push(inDay.length
+        ? `${ids.length > 1 ? `${camName(id)}: ` : ""}${duration(total / 1000)} recorded in ${inDay.length} stretch${inDay.length === 1 ? "" : "es"}, ${gaps} gap${gaps === 1 ? "" : "s"} between them`
+        : `${ids.length > 1 ? `${camName(id)}: ` : ""}nothing recorded`);
+    }
+    summary.textContent = any ? `${localDate(new Date(day))}: ${parts.join("; ")}.` : "Nothing recorded on this day.";
+  }
+
+  function rangeAt(id, T) {
+    const r = rec.get(id);
+    return r ? r.ranges.find((x) => T >= x.start && T < x.end) : undefined;
+  }
+
+  function nextRange(id, T) {
+    const r = rec.get(id);
+    return r ? r.ranges.find((x) => x.start > T) : undefined;
+  }
+
+  function codecAt(id, T) {
+    const r = rec.get(id);
+    if (!r) return "";
+    const s = r.segments.find((x) => T >= x.start && T < x.end) || r.segments.find((x) => x.start > T);
     return s ? s.codec : "";
   }
 
-  async function playRange(camera, start, end) {
-    const codec = codecAt(start);
-    const params = { start: iso(start), end: iso(end) };
-    if (isHevc(codec) && !canPlayFile(codec)) params.codec = "h264";
-    const url = withQuery(`/api/cameras/${seg(camera)}/video.mp4`, params);
-    player.hidden = false;
-    perr.textContent = "";
-    what.textContent = "Loading…";
-    // HEAD first: it says what the file covers and turns refusals (nothing
-    // recorded, a parameter change, no transcoder free) into words instead
-    // of a silent media error. Only the GET is audited.
-    let res;
-    try {
-      res = await fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store" });
-    } catch {
-      perr.textContent = "The server cannot be reached.";
-      return;
-    }
-    if (gone) return;
-    if (!res.ok) {
+  // --- Pieces of video --------------------------------------------------------
+  /** Loads the video of `range` for tile `t` starting near `T`. */
+  async function loadPiece(t, T, range) {
+    const seq = ++t.seq;
+    const cam = t.cam;
+    t.loading = true;
+    t.piece = null;
+    const codec = codecAt(cam, T);
+    const convert = isHevc(codec) && !canPlayFile(codec);
+    // A conversion starts exactly at its start and cannot seek far: start at the clock.
+    let start = convert ? T : Math.max(range.start, T - PIECE_LEAD_MS);
+    let end = Math.min(range.end, start + MAX_PIECE_MS);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const params = { start: iso(start), end: iso(end) };
+      if (convert) params.codec = "h264";
+      const url = withQuery(`/api/cameras/${seg(cam)}/video.mp4`, params);
+      // HEAD first: it says what the file covers and turns refusals into words.
+      let res;
+      try {
+        res = await fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store" });
+      } catch {
+        return failPiece(t, seq, "The server cannot be reached.");
+      }
+      if (gone || seq !== t.seq) return;
+      if (res.ok) {
+        const hd = (n) => res.headers.get(n);
+        const recStart = Date.parse(hd("x-recording-start")) || start;
+        const recEnd = Date.parse(hd("x-recording-end")) || end;
+        t.piece = {
+          url, start: recStart, end: recEnd, zero: recStart, converted: convert,
+          firstFrame: Date.parse(hd("x-first-frame")) || recStart, leadIn: Number(hd("x-lead-in-ms")) || 0, ready: false,
+        };
+        t.video.src = url;
+        t.video.playbackRate = clk.rate;
+        return;
+      }
       let body = null;
       if (res.status !== 401 && res.status !== 503) {
         try { body = await (await fetch(url, { credentials: "same-origin", cache: "no-store" })).json(); } catch { /* none */ }
+        if (gone || seq !== t.seq) return;
       }
       if (res.status === 409 && body && body.parts) {
         // The camera changed resolution or codec settings inside the range:
-        // play the part holding the start; `ended` moves on to the next.
-        const part = body.parts.map((p) => ({ start: Date.parse(p.start), end: Date.parse(p.end) }))
-          .find((p) => start >= p.start - 1000 && start < p.end);
-        if (part && (part.start !== start || part.end !== end)) return playRange(camera, Math.max(start, part.start), part.end);
+        // play the part holding the clock.
+        const part = body.parts.map((p) => ({ start: Date.parse(p.start), end: Date.parse(p.end) })).find((p) => T >= p.start - 1000 && T < p.end);
+        if (part) { start = Math.max(start, part.start); end = Math.min(end, part.end); continue; }
       }
-      what.textContent = "";
-      if (res.status === 401) api("GET", "/api/me").catch(() => {});
-      else if (res.status === 503 && params.codec) {
-        perr.textContent = "This camera records H.265, which this browser cannot play, and the server cannot convert it just now (busy or not available). Try again shortly, or export the range and play it in VLC.";
-      } else perr.textContent = `Cannot play ${clock(start)} – ${clock(end)}: ${(body && body.detail) || res.statusText}`;
-      return;
+      if (res.status === 401) { api("GET", "/api/me").catch(() => {}); return failPiece(t, seq, "Signed out."); }
+      if (res.status === 503 && convert) {
+        return failPiece(t, seq, "This camera records H.265, which this browser cannot play, and the server's converters are busy. Trying again shortly.", "busy");
+      }
+      return failPiece(t, seq, `Cannot play ${clock(start)} – ${clock(end)}: ${(body && body.detail) || res.statusText}`);
     }
-    const hdr = (n) => res.headers.get(n);
-    const recStart = Date.parse(hdr("x-recording-start")) || start;
-    const recEnd = Date.parse(hdr("x-recording-end")) || end;
-    const firstFrame = Date.parse(hdr("x-first-frame")) || recStart;
-    const leadIn = Number(hdr("x-lead-in-ms")) || 0;
-    playing = { camera, start: recStart, end: recEnd, zero: recStart, url, leadIn, firstFrame, converted: Boolean(params.codec) };
-    video.src = url;
-    what.textContent = `${camSel.selectedOptions[0]?.textContent || camera}, ${dateTime(recStart)} – ${clock(recEnd)}${params.codec ? " (converted to H.264 on the server)" : ""}`;
-    if (canExport) {
-      const q = new URLSearchParams({ camera, start: localInput(recStart), end: localInput(recEnd) });
-      exportLink.href = `#/export?${q}`;
-      exportLink.hidden = false;
-    }
-    video.play().catch(() => { /* the user can press play */ });
-    movePlayhead();
+    return failPiece(t, seq, "The recording keeps changing its settings here.");
   }
 
-  const localInput = (ms) => {
-    const d = new Date(ms);
-    const p = (n) => String(n).padStart(2, "0");
-    return `${localDate(d)}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-  };
+  function failPiece(t, seq, message, kind = "error") {
+    if (seq !== t.seq) return;
+    t.loading = false;
+    t.piece = null;
+    t.error = message;
+    t.retryAt = Date.now() + 5000;
+    showTile(t, kind, message);
+  }
 
-  video.addEventListener("loadedmetadata", () => {
+  function onMetadata(t) {
+    const p = t.piece;
+    if (!p) return;
     // An ignored edit list shows as a duration that includes the lead-in:
-    // then media time 0 is the key frame, and the requested start is later.
-    const p = playing;
-    if (!p || !p.leadIn || !Number.isFinite(video.duration)) return;
-    const withLeadIn = (p.end - p.firstFrame) / 1000;
-    const without = (p.end - p.start) / 1000;
-    if (Math.abs(video.duration - withLeadIn) < Math.abs(video.duration - without)) {
-      p.zero = p.firstFrame;
-      video.currentTime = p.leadIn / 1000;
+    // then media time 0 is the key frame before the requested start.
+    if (p.leadIn && Number.isFinite(t.video.duration)) {
+      const withLeadIn = (p.end - p.firstFrame) / 1000;
+      const without = (p.end - p.start) / 1000;
+      if (Math.abs(t.video.duration - withLeadIn) < Math.abs(t.video.duration - without)) p.zero = p.firstFrame;
     }
-  });
-
-  function movePlayhead() {
-    if (!playing || playing.camera !== camSel.value) { playhead.hidden = true; now.textContent = ""; return; }
-    const wall = playing.zero + video.currentTime * 1000;
-    now.textContent = dateTime(wall);
-    playhead.hidden = wall < view[0] || wall > view[1];
-    playhead.style.setProperty("left", pct(wall));
+    p.ready = true;
+    t.loading = false;
+    // The wall time of media time 0, for tools and tests: presented = zero + currentTime.
+    t.el.dataset.zero = String(p.zero);
+    t.video.currentTime = Math.max(0, (clk.now() - p.zero) / 1000);
   }
 
-  function playAtInput() {
-    if (!timeIn.value) { timeIn.focus(); return; }
-    const [hh, mm, ss] = timeIn.value.split(":").map(Number);
-    const d = new Date(day);
-    d.setHours(hh, mm, ss || 0, 0);
-    play(d.getTime());
+  function onVideoError(t) {
+    if (!t.video.getAttribute("src") || !t.piece) return;
+    const err = t.video.error;
+    const p = t.piece;
+    failPiece(t, t.seq, p.converted
+      ? "The server's converters are busy; trying again shortly."
+      : `The browser could not play this recording (${err ? err.message || `error ${err.code}` : "media error"}).`, p.converted ? "busy" : "error");
   }
 
-  video.addEventListener("timeupdate", movePlayhead);
-  video.addEventListener("ended", () => {
-    // Continue where the piece stopped: the same stretch when the piece was
-    // capped or split, else the next recorded stretch after the gap.
-    if (!playing || playing.camera !== camSel.value) return;
-    const at = playing.end;
-    const same = ranges.find((x) => at >= x.start && at < x.end - 1000);
-    const n = same ? { start: at, end: same.end } : ranges.find((x) => x.start >= at);
-    if (n) playRange(playing.camera, n.start, Math.min(n.end, n.start + MAX_PIECE_MS));
-  });
-  video.addEventListener("error", () => {
-    if (!video.getAttribute("src")) return;
-    const p = playing;
-    if (p && p.converted && (p.retries || 0) < 3) {
-      // A converted stream refused with 503 (every converter busy; the HEAD
-      // could not tell, it does not take one): try again as Retry-After says.
-      perr.textContent = "The server's converters are busy; trying again in 5 s…";
-      const retries = (p.retries || 0) + 1;
-      setTimeout(() => {
-        if (gone || playing !== p) return;
-        playRange(p.camera, p.start, p.end).then(() => { if (playing && playing !== p) playing.retries = retries; });
-      }, 5000);
-      return;
+  /** The wall time of the picture a tile shows now, or null. */
+  function presented(t) {
+    if (!t.piece || !t.piece.ready) return null;
+    return t.piece.zero + t.video.currentTime * 1000;
+  }
+
+  /** Brings one tile into line with the clock's time `T`. Returns true when the clock should wait for it. */
+  function syncTile(t, T, running, playing) {
+    const v = t.video;
+    if (!t.cam) { showTile(t, "empty"); return false; }
+    const p = t.piece;
+    const covered = p && T >= p.start - 50 && T < p.end - 50;
+    const range = rangeAt(t.cam, T);
+    if (!covered && !range) {
+      // A gap for this camera: black, and get ready for where it resumes.
+      if (!v.paused) v.pause();
+      showTile(t, "gap", rec.has(t.cam) ? (T > Date.now() - 90e3 && !nextRange(t.cam, T) ? "No recording yet" : "No recording") : "Loading…");
+      const nx = nextRange(t.cam, T);
+      if (nx && running && nx.start - T < 3000 * clk.rate && !t.loading && !(p && p.start <= nx.start && p.end > nx.start) && Date.now() >= t.retryAt) {
+        loadPiece(t, nx.start, nx);
+      }
+      return false;
     }
-    perr.textContent = `The browser could not play this recording (${video.error ? video.error.message || `error ${video.error.code}` : "media error"}).`;
-  });
-  timeline.addEventListener("click", (ev) => { if (ranges.length) play(timeAt(ev.clientX)); });
-  timeline.addEventListener("mousemove", (ev) => {
-    const t = timeAt(ev.clientX);
-    hover.hidden = false;
-    hover.textContent = clock(t);
-    hover.style.setProperty("left", pct(t));
-  });
-  timeline.addEventListener("mouseleave", () => { hover.hidden = true; });
+    if (!covered) {
+      if (t.loading || Date.now() < t.retryAt) return t.loading;
+      loadPiece(t, T, range);
+      showTile(t, "loading");
+      return true;
+    }
+    if (!p.ready) return true;
+    const target = (T - p.zero) / 1000;
+    const drift = v.currentTime - target;
+    t.stamp.textContent = clock(p.zero + v.currentTime * 1000);
+    if (v.seeking) return Math.abs(drift) > 1;
+    if (!running) {
+      if (!v.paused) v.pause();
+      // Paused: show exactly the clock's frame (steps are one frame).
+      if (Math.abs(drift) > 0.001) v.currentTime = Math.max(0, target);
+      showTile(t, "playing");
+      // Held for another tile, or paused: still waiting if this one has too little to play on.
+      return playing && v.readyState < 3;
+    }
+    const rate = clk.rate;
+    if (p.converted) {
+      // A conversion is streamed, not seekable far: far off means load it again from the clock.
+      if (Math.abs(drift) > Math.max(3, rate * 2) && Date.now() >= t.retryAt) { loadPiece(t, T, range || { start: p.start, end: p.end }); return true; }
+    } else if (Math.abs(drift) > SEEK_DRIFT_S * Math.max(1, rate / 2)) {
+      // Aim a little ahead at speed: the seek itself takes time.
+      note({ tile: t.i, seek: Math.round(drift * 1000), ready: v.readyState });
+      v.currentTime = Math.max(0, target + (rate > 1 ? 0.05 * rate : 0));
+      return false;
+    }
+    // Small drift: nudge the rate (at most ±10 %) rather than seek, so the picture runs smoothly.
+    const nudged = rate * (1 - Math.max(-0.1, Math.min(0.1, drift)));
+    v.playbackRate = Math.min(16, Math.max(0.0625, nudged));
+    if (v.paused && !v.ended) v.play().catch(() => { /* muted: allowed; else the next tick tries again */ });
+    showTile(t, "playing");
+    return v.readyState < 3;
+  }
+
+  function tick() {
+    if (gone) return;
+    // Never past what is being recorded: at the present, fall back to 1×.
+    if (clk.now() > Date.now()) { clk.seek(Date.now()); setSpeed(1); }
+    if (clk.running()) {
+      // Every tile behind the clock means this machine decodes slower than
+      // real time: the clock waits for the leading tile instead of making
+      // all of them seek (which costs more decoding still).
+      const lags = tiles.filter((t) => t.el.dataset.state === "playing" && !t.video.seeking && !t.video.paused && t.video.readyState >= 3)
+        .map((t) => presented(t) - clk.now()).filter((l) => Number.isFinite(l));
+      if (lags.length && lags.every((l) => l < -PULL_BACK_MS)) {
+        const lead = Math.max(...lags);
+        clk.seek(clk.now() + lead);
+        note({ pull: Math.round(lead) });
+      }
+    }
+    const T = clk.now();
+    let wait = false;
+    for (const t of tiles) if (syncTile(t, T, clk.running(), clk.playing)) wait = true;
+    // Hold the clock for a tile that has footage but no picture yet, not for ever.
+    if (wait && clk.playing) {
+      if (!holdSince) { holdSince = Date.now(); note({ hold: tiles.map((t) => t.el.dataset.state + (t.video.seeking ? "/seeking" : "") + t.video.readyState).join(",") }); }
+      clk.hold(Date.now() - holdSince < MAX_HOLD_MS);
+    } else {
+      holdSince = 0;
+      clk.hold(false);
+    }
+    const shown = clk.now();
+    nowEl.textContent = dateTime(shown);
+    nowEl.dataset.t = String(Math.round(shown));
+    state.textContent = `${clk.playing ? (clk.held ? "waiting for video" : "playing") : "paused"} · ${speedSel.selectedOptions[0]?.textContent || ""}`;
+    timeline.setPlayhead(shown);
+  }
+
+  // --- Clock actions ----------------------------------------------------------
+  function play() { clk.play(); syncPlayButton(); }
+  function pause() { clk.pause(); syncPlayButton(); }
+  function toggle() { if (clk.playing) pause(); else play(); }
+  function syncPlayButton() {
+    playBtn.textContent = clk.playing ? "❚❚ Pause" : "▶ Play";
+    playBtn.setAttribute("aria-label", clk.playing ? "Pause" : "Play");
+  }
+
+  function setSpeed(s) {
+    clk.setRate(s);
+    speedSel.value = String(s);
+  }
+
+  function stepSpeed(dir) {
+    const i = SPEEDS.indexOf(clk.rate);
+    setSpeed(SPEEDS[Math.max(0, Math.min(SPEEDS.length - 1, (i < 0 ? 2 : i) + dir))]);
+  }
+
+  function seekTo(t, { final = true, click = false } = {}) {
+    clk.seek(Math.min(t, Date.now()));
+    placed = true;
+    if (click) play();
+    // Far from what is loaded: fetch the ranges there too.
+    if (final) {
+      const r = rec.get(shownCameras()[0]);
+      if (!r || t < r.window[0] || t > r.window[1]) loadRanges();
+      remember();
+    }
+    tick();
+  }
+
+  const jump = (ms) => seekTo(clk.now() + ms);
+
+  /** Frames per second of the first camera shown (25 when unknown). */
+  function fps() {
+    const cam = camById.get(shownCameras()[0]);
+    const f = cam && cam.fps;
+    return f && f > 1 && f < 121 ? Math.round(f) : 25;
+  }
+
+  function frame(dir) {
+    pause();
+    // From the frame on screen in the first tile to the middle of its
+    // neighbour, so frame times a little off the grid still land on it.
+    const t = tiles.find((x) => x.piece && x.piece.ready);
+    const d = 1000 / fps();
+    if (t && t.frameTime !== null && t.frameTime !== undefined && !t.video.seeking) {
+      clk.seek(t.piece.zero + t.frameTime * 1000 + dir * d + d / 2);
+    } else clk.seek(clk.now() + dir * d);
+    tick();
+  }
+
+  function mark(which) {
+    marks[which] = Math.round(clk.now());
+    if (marks.in !== null && marks.out !== null && marks.out < marks.in) [marks.in, marks.out] = [marks.out, marks.in];
+    showMarks();
+  }
+
+  function showMarks() {
+    timeline.setMarks(marks.in, marks.out);
+    const both = marks.in !== null && marks.out !== null && marks.out > marks.in;
+    marksText.textContent = [marks.in !== null ? `In ${dateTime(marks.in)}` : "", marks.out !== null ? `Out ${dateTime(marks.out)}` : ""].filter(Boolean).join(" · ");
+    clearMarks.hidden = marks.in === null && marks.out === null;
+    exportLink.hidden = !(canExport && both);
+    if (both) {
+      const q = new URLSearchParams({ cameras: shownCameras().join(","), camera: shownCameras()[0] || "", start: localInput(marks.in), end: localInput(marks.out) });
+      exportLink.href = `#/export?${q}`;
+    }
+  }
+
+  function goToInput() {
+    if (!dayIn.value) { dayIn.focus(); return; }
+    const d = dayStart(dayIn.value);
+    if (timeIn.value) {
+      const [hh, mm, ss] = timeIn.value.split(":").map(Number);
+      d.setHours(hh, mm, ss || 0, 0);
+      ctx.notify("");
+      timeline.follow = true;
+      timeline.centre(d.getTime());
+      seekTo(d.getTime(), { click: true });
+    } else showDay(d);
+  }
+
+  /** Shows a whole local day on the timeline (the clock stays where it is). */
+  function showDay(d) {
+    ctx.notify("");
+    const a = d.getTime();
+    const b = nextDay(d).getTime();
+    dayIn.value = localDate(d);
+    timeline.setView(a, b, true);
+  }
+
+  function viewChanged() {
+    const [a, b] = timeline.view;
+    const w = b - a;
+    windowLabel.textContent = w > 86400e3 ? `${dateTime(a).slice(0, 16)} – ${dateTime(b).slice(0, 16)}` : `${clock(a)} – ${clock(b)}`;
+    const z = ZOOMS.find(([v]) => Math.abs(v - w) < 1000);
+    zoomSel.value = z ? String(z[0]) : "";
+    const mid = new Date((a + b) / 2);
+    if (document.activeElement !== dayIn) dayIn.value = localDate(mid);
+    next.disabled = nextDay(dayStart(localDate(mid))).getTime() > Date.now();
+    clearTimeout(rangeTimer);
+    rangeTimer = setTimeout(loadRanges, 250);
+    describeDay();
+  }
+
+  // --- Events -----------------------------------------------------------------
+  for (const b of layoutBtns) b.addEventListener("click", () => { ctx.notify(""); setLayout(Number(b.dataset.layout)); });
+  playBtn.addEventListener("click", toggle);
+  m1.addEventListener("click", () => jump(-60e3));
+  m10.addEventListener("click", () => jump(-10e3));
+  p10.addEventListener("click", () => jump(10e3));
+  p1.addEventListener("click", () => jump(60e3));
+  fb.addEventListener("click", () => frame(-1));
+  ff.addEventListener("click", () => frame(1));
+  speedSel.addEventListener("change", () => setSpeed(Number(speedSel.value)));
+  helpBtn.addEventListener("click", () => help.showModal());
+  markIn.addEventListener("click", () => mark("in"));
+  markOut.addEventListener("click", () => mark("out"));
+  clearMarks.addEventListener("click", () => { marks = { in: null, out: null }; showMarks(); });
   zoomSel.addEventListener("change", () => {
-    const center = playing && playing.camera === camSel.value ? playing.zero + video.currentTime * 1000 : focus;
-    setView(center);
+    const w = Number(zoomSel.value);
+    if (!w) return;
+    const c = timeline.inView(clk.now()) ? clk.now() : (timeline.view[0] + timeline.view[1]) / 2;
+    timeline.centre(c, w);
   });
-  panL.addEventListener("click", () => setView((view[0] + view[1]) / 2 - (view[1] - view[0]) * 0.75));
-  panR.addEventListener("click", () => setView((view[0] + view[1]) / 2 + (view[1] - view[0]) * 0.75));
-  const shiftDay = (n) => { dayIn.value = localDate(nextDay(dayStart(dayIn.value), n)); loadDay(); };
+  const shiftDay = (n) => showDay(nextDay(dayStart(dayIn.value || localDate(new Date())), n));
   prev.addEventListener("click", () => shiftDay(-1));
   next.addEventListener("click", () => shiftDay(1));
-  today.addEventListener("click", () => { dayIn.value = localDate(new Date()); loadDay(); });
-  dayIn.addEventListener("change", () => { if (dayIn.value) loadDay(); });
-  camSel.addEventListener("change", () => {
-    video.removeAttribute("src");
-    video.load();
-    playing = null;
-    player.hidden = true;
-    loadDay();
-  });
+  dayIn.addEventListener("change", () => { if (dayIn.value) showDay(dayStart(dayIn.value)); });
 
+  function onKey(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const tag = ev.target && ev.target.tagName;
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(tag) || help.open) return;
+    const k = ev.key;
+    const act = {
+      " ": toggle, k: toggle, K: toggle,
+      ArrowLeft: () => jump(ev.shiftKey ? -60e3 : -10e3),
+      ArrowRight: () => jump(ev.shiftKey ? 60e3 : 10e3),
+      ",": () => frame(-1), ".": () => frame(1), "<": () => frame(-1), ">": () => frame(1),
+      "[": () => stepSpeed(-1), "]": () => stepSpeed(1),
+      i: () => mark("in"), I: () => mark("in"), o: () => mark("out"), O: () => mark("out"),
+      p: () => timeline.toPlayhead(), P: () => timeline.toPlayhead(),
+      "?": () => help.showModal(),
+    }[k];
+    if (!act) return;
+    // Space on a focused button would press it as well.
+    ev.preventDefault();
+    act();
+  }
+  document.addEventListener("keydown", onKey);
+
+  // --- Start ------------------------------------------------------------------
   (async () => {
+    let r;
     try {
-      cameras = (await api("GET", "/api/cameras")).cameras;
+      r = await api("GET", "/api/cameras");
     } catch (e) {
       summary.textContent = `Could not load cameras: ${e.message}`;
       return;
     }
     if (gone) return;
+    cameras = r.cameras;
+    for (const c of cameras) camById.set(c.id, c);
     if (!cameras.length) { summary.textContent = "No cameras are configured for you."; return; }
-    fill(camSel, cameras.map((c) => h("option", { value: c.id, text: c.name })));
-    const want = ctx.params.get("camera");
-    if (want && cameras.some((c) => c.id === want)) camSel.value = want;
-    const d = ctx.params.get("day");
-    dayIn.value = d && /^\d{4}-\d\d-\d\d$/.test(d) ? d : localDate(new Date());
+    const known = (id) => camById.has(id);
+    const p = ctx.params;
+    let want = (p.get("cameras") || "").split(",").filter((id) => id === "" || known(id));
+    if (!want.some(Boolean) && known(p.get("camera"))) want = [p.get("camera")];
+    if (!want.some(Boolean) && Array.isArray(saved.slots)) want = saved.slots.filter((id) => id === "" || known(id));
+    if (!want.some(Boolean)) want = [cameras[0].id];
+    const n = Number(p.get("layout")) || (p.get("cameras") ? 0 : Number(saved.layout)) || 0;
+    const fit = LAYOUTS.find(([l]) => l >= Math.max(n, want.length)) || LAYOUTS[LAYOUTS.length - 1];
+    slots = want.slice(0, fit[0]);
+    const t = p.get("t");
+    const at = t ? (/^\d+$/.test(t) ? Number(t) : Date.parse(t)) : NaN;
+    const day = p.get("day");
+    if (Number.isFinite(at)) {
+      clk.seek(Math.min(at, Date.now()));
+      placed = true;
+      timeline.view = [at - 5 * 60e3, at + 5 * 60e3];
+      timeline.centre(at, 15 * 60e3);
+    } else if (day && /^\d{4}-\d\d-\d\d$/.test(day)) {
+      showDay(dayStart(day));
+    } else {
+      timeline.centre(Date.now() - 7.5 * 60e3, 15 * 60e3);
+    }
     dayIn.max = localDate(new Date());
-    loadDay();
+    const oldest = cameras.map((c) => c.oldest && Date.parse(c.oldest)).filter(Boolean);
+    if (oldest.length) dayIn.min = localDate(new Date(Math.min(...oldest)));
+    setLayout(fit[0]);
+    if (p.get("play") === "1") play();
+    syncPlayButton();
+    camTimer = setInterval(refreshCameras, 10000);
   })();
+
+  /** Camera status (recording or not, frame rate) for the lanes. */
+  async function refreshCameras() {
+    if (gone) return;
+    try {
+      const r = await api("GET", "/api/cameras");
+      for (const c of r.cameras) camById.set(c.id, c);
+      lanesChanged();
+    } catch { /* the next time */ }
+  }
 
   return () => {
     gone = true;
-    video.removeAttribute("src");
-    video.load();
+    clearInterval(ticker);
+    clearInterval(refresher);
+    clearInterval(camTimer);
+    clearTimeout(rangeTimer);
+    document.removeEventListener("keydown", onKey);
+    for (const t of tiles) dropPiece(t);
+    if (help.open) help.close();
   };
 }
