@@ -151,6 +151,15 @@ export function mount(root, ctx) {
   const refresher = setInterval(() => { if (timeline.view[1] > Date.now() - 120e3) loadRanges(); }, REFRESH_MS);
   // Tests and tools read the clock from the page (`#pb-grid`.syncClock.now()).
   grid.syncClock = clk;
+  clk.leader = () => {
+    let best = null;
+    for (const t of tiles) {
+      if (t.el.dataset.state !== "playing" || t.video.seeking || t.video.paused || t.video.readyState < 3) continue;
+      const p = presented(t);
+      if (p !== null && (best === null || p > best)) best = p;
+    }
+    return best;
+  };
   /** The last corrections (seeks, reloads, holds), for a person or a test asking why a tile drifted. */
   const syncLog = [];
   grid.syncLog = syncLog;
@@ -495,7 +504,8 @@ export function mount(root, ctx) {
     const target = (T - p.zero) / 1000;
     const drift = v.currentTime - target;
     t.stamp.textContent = clock(p.zero + v.currentTime * 1000);
-    if (v.seeking) return Math.abs(drift) > 1;
+    // A seek under way: the clock waits for it (the picture is frozen meanwhile).
+    if (v.seeking) return true;
     if (!running) {
       if (!v.paused) v.pause();
       // Paused: show exactly the clock's frame (steps are one frame).

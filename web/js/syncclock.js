@@ -4,6 +4,9 @@
 // is held while a tile that has footage at this moment is still loading, so
 // nobody runs ahead of a tile that cannot show its picture yet.
 
+/** How far the clock may run ahead of the leading picture, ms. */
+const LEAD_MS = 60;
+
 export class SyncClock {
   constructor(t = Date.now()) {
     this.base = t;
@@ -11,6 +14,12 @@ export class SyncClock {
     this.rate = 1;
     this.playing = false;
     this.held = false;
+    /**
+     * Optional: the wall time of the leading picture (or null). The clock
+     * never reads more than LEAD_MS past it, so on a machine that decodes
+     * slower than real time it runs with the pictures instead of away.
+     */
+    this.leader = null;
   }
 
   /** Whether the clock moves now. */
@@ -20,7 +29,10 @@ export class SyncClock {
 
   /** The wall time the pictures should show now, ms. */
   now() {
-    return this.running() ? this.base + (performance.now() - this.at) * this.rate : this.base;
+    if (!this.running()) return this.base;
+    const t = this.base + (performance.now() - this.at) * this.rate;
+    const l = this.leader ? this.leader() : null;
+    return l !== null && l >= this.base && t > l + LEAD_MS ? l + LEAD_MS : t;
   }
 
   /** Fixes the current reading as the new origin (before any change of state). */
