@@ -3,11 +3,19 @@
 //! browsers that cannot decode H.265 (Chromium on Linux, Firefox), and [`live`] does the
 //! same for live view, one shared transcoder per camera stream.
 //!
-//! Recording and export never come here: they copy the camera's bytes. Transcodes are
-//! CPU-heavy, so they are counted against a [`Limiter`] and reported in `/metrics`.
+//! For exports, [`convert`] makes the H.264 working copy of a native master, and the
+//! redacted copy, with the local date and time burned in ([`burn`], [`redact`]), on
+//! bounded low-priority workers ([`background`]).
+//!
+//! Recording never comes here: it copies the camera's bytes. Transcodes are CPU-heavy, so
+//! they are counted against a [`Limiter`] and reported in `/metrics`.
 
+pub mod background;
+pub mod burn;
+pub mod convert;
 pub mod h264;
 pub mod live;
+pub mod redact;
 pub mod snapshot;
 
 use std::sync::atomic::{AtomicU64, Ordering};
