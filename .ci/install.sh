@@ -2,6 +2,7 @@
 # Installs what cleannvr needs to build, run its demo and run its tests on
 # Debian bookworm (run as root). Idempotent.
 #  - FFmpeg development libraries + clang (ffmpeg-next's bindgen) + pkg-config
+#  - fonts-dejavu-core (the font burned into export working copies and redacted copies)
 #  - ffmpeg/ffprobe (tests decode every recorded file)
 #  - GStreamer's RTSP server (the third-party RTSP peer in tests/peers)
 #  - ipycam and onvif-zeep-async in venvs (the third-party ONVIF peer and a cross-check client)
@@ -18,7 +19,7 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
   pkg-config clang libclang-dev \
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
-  libavfilter-dev libavdevice-dev ffmpeg \
+  libavfilter-dev libavdevice-dev ffmpeg fonts-dejavu-core \
   python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x \

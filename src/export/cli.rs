@@ -39,6 +39,14 @@ pub struct ExportArgs {
     /// Why the footage is exported (recorded in the manifest and the audit log).
     #[arg(long, default_value = "exported from the command line")]
     pub reason: String,
+    /// Also write an H.264 working copy of every file, with the local date and time burned
+    /// in (the native files stay the masters).
+    #[arg(long)]
+    pub working_copy: bool,
+    /// Export redacted copies instead of the native files: JSON as `redact` in
+    /// `POST /api/exports`, e.g. '{"mode":"fill","boxes":[{"x":0.1,"y":0.1,"w":0.3,"h":0.3}]}'.
+    #[arg(long)]
+    pub redact: Option<String>,
 }
 
 /// Subcommands of `cleannvr export`.
@@ -132,6 +140,13 @@ pub fn write_export(
         reason: x.reason.clone(),
         user: "cli".into(),
         time_zone: cfg.server.time_zone(),
+        working_copy: args.working_copy,
+        redact: args
+            .redact
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .context("--redact: not a redaction (see --help)")?,
     };
     super::validate(&req)?;
     let planned = super::plan(store, &req)?;

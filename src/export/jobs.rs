@@ -222,6 +222,8 @@ mod tests {
             reason: "incident".into(),
             user: "cli".into(),
             time_zone: jiff::tz::TimeZone::UTC,
+            working_copy: false,
+            redact: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! roles and record the manifest's hash in the audit log.
 
 pub mod cli;
+pub mod derived;
 pub mod jobs;
 pub mod player;
 pub mod quota;
@@ -67,6 +68,10 @@ pub struct Request {
     pub user: String,
     /// The zone for the manifest's local times (`[server] timezone`).
     pub time_zone: jiff::tz::TimeZone,
+    /// Also make an H.264 working copy of every master ([`derived`]).
+    pub working_copy: bool,
+    /// Export redacted copies instead of the masters ([`derived`]).
+    pub redact: Option<crate::transcode::redact::Redaction>,
 }
 
 /// A time range as RFC 3339 strings.
@@ -114,6 +119,18 @@ pub struct FileEntry {
     pub gaps: Vec<Range>,
     /// Source segments, relative to the storage directory.
     pub segments: Vec<String>,
+    /// What the file is: [`derived::MASTER`] (the recordings' own bytes, the evidence),
+    /// [`derived::WORKING_COPY`] (H.264 converted from `derived_from` with the date and
+    /// time burned in, to play anywhere) or [`derived::REDACTED`] (see `redaction`).
+    #[serde(default = "master_role")]
+    pub role: String,
+    /// For a working copy: the master it was converted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
+}
+
+fn master_role() -> String {
+    derived::MASTER.into()
 }
 
 /// One camera's part of an export.
@@ -134,7 +151,7 @@ pub struct CameraEntry {
 }
 
 /// `manifest.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// [`FORMAT`].
     pub format: String,
@@ -166,6 +183,9 @@ pub struct Manifest {
     /// How far the times can be trusted.
     #[serde(default)]
     pub time_accuracy: Option<TimeAccuracy>,
+    /// The redaction applied to every file, if this is a redacted export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<derived::RedactionRecord>,
 }
 
 /// The time-accuracy statement of a manifest: what the times are based on, what is known
@@ -313,6 +333,9 @@ pub fn validate(req: &Request) -> anyhow::Result<()> {
     ids.sort_unstable();
     ids.dedup();
     ensure!(ids.len() == req.cameras.len(), "camera listed twice");
+    if let Some(r) = &req.redact {
+        r.resolve()?;
+    }
     Ok(())
 }
 
@@ -321,8 +344,10 @@ pub fn validate(req: &Request) -> anyhow::Result<()> {
 pub struct Planned {
     cameras: Vec<PlannedCamera>,
     server_clock: crate::timesync::ServerClock,
-    /// Bytes of the video files to be written.
+    /// Bytes of the video files to be copied.
     pub bytes: u64,
+    /// Bytes reserved for converted files (an estimate: see [`derived::estimate_bytes`]).
+    pub converted_bytes: u64,
     /// Source segments and gaps the manifest will list.
     manifest_entries: u64,
 }
@@ -332,10 +357,12 @@ impl Planned {
     /// [`quota::OVERHEAD_BYTES`]: the videos, and the manifest entries that grow
     /// `manifest.json` and `player.html` with the length of the range.
     pub fn need_bytes(&self) -> u64 {
-        self.bytes.saturating_add(
-            self.manifest_entries
-                .saturating_mul(quota::BYTES_PER_MANIFEST_ENTRY),
-        )
+        self.bytes
+            .saturating_add(self.converted_bytes)
+            .saturating_add(
+                self.manifest_entries
+                    .saturating_mul(quota::BYTES_PER_MANIFEST_ENTRY),
+            )
     }
 }
 
@@ -352,6 +379,7 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Planned> {
     validate(req)?;
     let mut cameras = Vec::new();
     let mut bytes = 0;
+    let mut converted_bytes = 0;
     let mut manifest_entries = 0;
     for (id, name) in &req.cameras {
         let plans = match playback::plan_parts(store, id, req.start_ns, req.end_ns) {
@@ -361,7 +389,12 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Planned> {
         };
         let segs = store.segments(id, req.start_ns, req.end_ns)?;
         let gaps = playback::gaps(&segs, req.start_ns, req.end_ns);
-        bytes += plans.iter().map(|p| p.len).sum::<u64>();
+        if req.redact.is_none() {
+            bytes += plans.iter().map(|p| p.len).sum::<u64>();
+        }
+        if req.redact.is_some() || req.working_copy {
+            converted_bytes += plans.iter().map(derived::estimate_bytes).sum::<u64>();
+        }
         manifest_entries += (segs.len() + gaps.len()) as u64;
         cameras.push(PlannedCamera {
             id: id.clone(),
@@ -377,6 +410,7 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Planned> {
         cameras,
         server_clock,
         bytes,
+        converted_bytes,
         manifest_entries,
     })
 }
@@ -415,34 +449,13 @@ fn write(
         let mut files = Vec::new();
         let mut local_files = Vec::new();
         for (i, plan) in plans.into_iter().enumerate() {
-            let file = if n == 1 {
-                format!("{id}.mp4")
+            let stem = if n == 1 {
+                id.clone()
             } else {
-                format!("{id}-part{}.mp4", i + 1)
+                format!("{id}-part{}", i + 1)
             };
             let plan = Arc::new(plan);
-            let path = dir.join(&file);
-            let (sha256, bytes) = write_hashed(&plan, &path, progress)?;
-            let scanned = crate::mp4::scan_path(&path)?;
-            ensure!(
-                !scanned.is_torn(),
-                "{file}: written file does not scan cleanly"
-            );
-            let video = scanned.video_track().context("no video track")?.track_id;
-            let frames = scanned
-                .fragments
-                .iter()
-                .flat_map(|f| &f.runs)
-                .filter(|r| r.track_id == video)
-                .map(|r| u64::from(r.sample_count))
-                .sum();
-            sums.push_str(&format!("{sha256}  {file}\n"));
-            local_files.push(LocalFile {
-                file: file.clone(),
-                presents: local_range(plan.actual, tz),
-                first_frame: local_time(plan.first_frame_ns, tz),
-            });
-            files.push(FileEntry {
+            let entry = |file: String, sha256: String, bytes: u64, role: &str| FileEntry {
                 file,
                 sha256,
                 bytes,
@@ -450,12 +463,62 @@ fn write(
                 width: plan.width,
                 height: plan.height,
                 audio: plan.has_audio,
-                frames,
+                frames: 0,
                 presents: plan.actual.into(),
                 first_frame: rfc3339(plan.first_frame_ns),
                 gaps: plan.gaps.iter().map(|g| (*g).into()).collect(),
                 segments: plan.segment_paths.clone(),
-            });
+                role: role.into(),
+                derived_from: None,
+            };
+            let mut master = None;
+            if req.redact.is_none() {
+                let file = format!("{stem}.mp4");
+                let path = dir.join(&file);
+                let (sha256, bytes) = write_hashed(&plan, &path, progress)?;
+                let frames = count_frames(&path, &file)?;
+                master = Some(path);
+                files.push(FileEntry {
+                    frames,
+                    ..entry(file, sha256, bytes, derived::MASTER)
+                });
+            }
+            if req.redact.is_some() || req.working_copy {
+                let (file, role, source) = match master {
+                    Some(p) => (
+                        format!("{stem}-working-copy.mp4"),
+                        derived::WORKING_COPY,
+                        derived::Source::Master(p),
+                    ),
+                    None => (
+                        format!("{stem}-redacted.mp4"),
+                        derived::REDACTED,
+                        derived::Source::Recordings(plan.clone()),
+                    ),
+                };
+                let redact = req.redact.as_ref().map(|r| r.resolve()).transpose()?;
+                let (sha256, bytes, conv) =
+                    derived::write_converted(source, &plan, &dir.join(&file), tz, redact)?;
+                let from = files.last().filter(|_| role == derived::WORKING_COPY);
+                let derived_from = from.map(|f| f.file.clone());
+                files.push(FileEntry {
+                    codec: conv.codec,
+                    width: conv.width,
+                    height: conv.height,
+                    audio: conv.audio,
+                    frames: conv.frames,
+                    derived_from,
+                    ..entry(file, sha256, bytes, role)
+                });
+            }
+            for f in files.iter().skip(local_files.len()) {
+                sums.push_str(&format!("{}  {}\n", f.sha256, f.file));
+                local_files.push(LocalFile {
+                    file: f.file.clone(),
+                    presents: local_range(plan.actual, tz),
+                    first_frame: local_time(plan.first_frame_ns, tz),
+                });
+            }
         }
         local_cameras.push(LocalCamera {
             camera: id.clone(),
@@ -465,7 +528,11 @@ fn write(
         cameras.push(CameraEntry {
             camera: id,
             name,
-            delivered: files.iter().map(|f| f.presents.clone()).collect(),
+            delivered: files
+                .iter()
+                .filter(|f| f.derived_from.is_none())
+                .map(|f| f.presents.clone())
+                .collect(),
             files,
             gaps: gaps.into_iter().map(Range::from).collect(),
         });
@@ -500,6 +567,16 @@ fn write(
             basis: TIME_BASIS.into(),
             server_clock: planned.server_clock,
             cameras: clocks,
+        }),
+        redaction: req.redact.as_ref().map(|r| derived::RedactionRecord {
+            spec: r.clone(),
+            range: Span {
+                start_ns: req.start_ns,
+                end_ns: req.end_ns,
+            }
+            .into(),
+            by: req.user.clone(),
+            note: derived::redaction_note(r),
         }),
     };
     let mut json = serde_json::to_vec_pretty(&manifest)?;
@@ -550,6 +627,13 @@ Reason:    {reason}
 
 WHAT IS HERE
   *.mp4            the footage, copied from the recordings without re-encoding
+                   (manifest.json: role \"master\"); this is the evidence
+  *-working-copy.mp4  if present: H.264 copies of those files that play on
+                   any computer, with the date and time burned into the
+                   picture (role \"working_copy\")
+  *-redacted.mp4   if present: redacted copies, re-encoded as H.264 with the
+                   date and time burned in; what was obscured is under
+                   \"redaction\" in manifest.json (role \"redacted\")
   manifest.json    what was asked for, what was found, the gaps, the SHA-256 of
                    every video, who exported it, when and why, and what is known
                    about the accuracy of the clocks
@@ -602,6 +686,23 @@ signed; they are checked against the manifest by step 2.
             .collect::<String>(),
         grouped = signing::grouped(&fp),
     )
+}
+
+/// Video frames in a written file, counted from its fragments.
+fn count_frames(path: &Path, file: &str) -> anyhow::Result<u64> {
+    let scanned = crate::mp4::scan_path(path)?;
+    ensure!(
+        !scanned.is_torn(),
+        "{file}: written file does not scan cleanly"
+    );
+    let video = scanned.video_track().context("no video track")?.track_id;
+    Ok(scanned
+        .fragments
+        .iter()
+        .flat_map(|f| &f.runs)
+        .filter(|r| r.track_id == video)
+        .map(|r| u64::from(r.sample_count))
+        .sum())
 }
 
 /// Writes a plan to `path` while hashing it; fsyncs. Returns (hex SHA-256, bytes).
@@ -957,8 +1058,23 @@ pub fn audit_detail(req: &Request, outcome: &Outcome, location: &str) -> String 
         .take(500)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
+    let kind = match (&req.redact, req.working_copy) {
+        (Some(r), _) => format!(
+            " redacted={} boxes={} invert={} mute_audio={}",
+            if r.mode == crate::transcode::redact::Mode::Fill {
+                "fill"
+            } else {
+                "blur"
+            },
+            r.boxes.len(),
+            r.invert,
+            r.mute_audio
+        ),
+        (None, true) => " working_copy=true".into(),
+        (None, false) => String::new(),
+    };
     format!(
-        "export={location} start={} end={} files={} manifest_sha256={} reason={reason}",
+        "export={location} start={} end={} files={}{kind} manifest_sha256={} reason={reason}",
         rfc3339(req.start_ns),
         rfc3339(req.end_ns),
         outcome.manifest.files().count(),
@@ -1022,6 +1138,8 @@ mod tests {
             first_frame: String::new(),
             gaps: vec![],
             segments: vec![],
+            role: derived::MASTER.into(),
+            derived_from: None,
         }
     }
 
@@ -1052,6 +1170,7 @@ mod tests {
             server_name: String::new(),
             signing_key_fingerprint: String::new(),
             time_accuracy: None,
+            redaction: None,
         }
     }
 
@@ -1105,6 +1224,8 @@ mod tests {
             reason: "incident 42".into(),
             user: "op".into(),
             time_zone: jiff::tz::TimeZone::UTC,
+            working_copy: false,
+            redact: None,
         };
         assert!(validate(&ok).is_ok());
         let mut r = ok.clone();

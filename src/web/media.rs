@@ -618,6 +618,12 @@ pub struct ExportRequest {
     start: String,
     end: String,
     reason: String,
+    /// Also an H.264 working copy of every master.
+    #[serde(default)]
+    working_copy: bool,
+    /// Redacted copies instead of the masters.
+    #[serde(default)]
+    redact: Option<crate::transcode::redact::Redaction>,
 }
 
 /// `POST /api/exports`: operators and admins; starts the export in the background and
@@ -657,8 +663,10 @@ async fn create_export(
         reason: body.reason,
         user: c.user.name.clone(),
         time_zone: app.config.server.time_zone(),
+        working_copy: body.working_copy,
+        redact: body.redact,
     };
-    export::validate(&req).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    export::validate(&req).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     if let Err(e) = &app.signer {
         return Err(ApiError::unavailable(format!(
             "exports are unavailable: the export signing key cannot be used ({e})"
