@@ -1013,6 +1013,8 @@ mod tests {
             reason: "test".into(),
             user: "op".into(),
             time_zone: jiff::tz::TimeZone::UTC,
+            working_copy: false,
+            redact: None,
         };
         let job = jobs.create("op", &req, 0).unwrap();
         // Running, with a manifest already on disk (as while it is signed and recorded).
