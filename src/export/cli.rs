@@ -79,6 +79,12 @@ pub struct ExportRequest {
     pub out: PathBuf,
     /// Why (manifest and audit log).
     pub reason: String,
+    /// Also an H.264 working copy of every file.
+    #[serde(default)]
+    pub working_copy: bool,
+    /// Redacted copies instead of the native files.
+    #[serde(default)]
+    pub redact: Option<crate::transcode::redact::Redaction>,
 }
 
 /// Runs `cleannvr export ...`: `verify` here, an export through the control socket
@@ -101,6 +107,13 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
         end,
         out,
         reason: args.reason,
+        working_copy: args.working_copy,
+        redact: args
+            .redact
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .context("--redact: not a redaction (see --help)")?,
     };
     crate::control::client::run(config, crate::control::Request::Export(req))
 }
@@ -140,13 +153,8 @@ pub fn write_export(
         reason: x.reason.clone(),
         user: "cli".into(),
         time_zone: cfg.server.time_zone(),
-        working_copy: args.working_copy,
-        redact: args
-            .redact
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .context("--redact: not a redaction (see --help)")?,
+        working_copy: x.working_copy,
+        redact: x.redact.clone(),
     };
     super::validate(&req)?;
     let planned = super::plan(store, &req)?;
