@@ -30,6 +30,7 @@ pub mod playback;
 pub mod export;
 pub mod auth;
 pub mod audit;
+pub mod cameras;
 pub mod ptz;
 pub mod web;
 pub mod demo;

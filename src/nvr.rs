@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::cameras::CameraAdmin;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::status::StatusBoard;
@@ -25,11 +26,15 @@ use crate::web::{self, App, Counters};
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How `run_with` differs between `run` and `demo`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// When no admin exists, create `admin` with a random password printed
     /// once to stderr (`cleannvr demo`: zero setup).
     pub demo_admin: bool,
+    /// The config file `config` came from: camera changes from the API are
+    /// written back to it, and its edits are picked up on SIGHUP and when it
+    /// changes. `None`: cameras cannot be changed while running.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Runs the NVR until `shutdown` is cancelled. `bound` receives the web
@@ -127,8 +132,13 @@ pub async fn run_with(
         retention: kick.clone(),
         segment_seconds: config.storage.segment_seconds,
     };
-    let fleet = Fleet::new(shared, app.cameras.clone(), shutdown.clone());
+    let fleet = Arc::new(Fleet::new(shared, app.cameras.clone(), shutdown.clone()));
     fleet.apply(config.cameras.clone()).await;
+    let admin = Arc::new(CameraAdmin::new(fleet.clone(), options.config_path.clone()));
+    let _ = app.camera_admin.set(admin.clone());
+    if options.config_path.is_some() {
+        tokio::spawn(reload_loop(app.clone(), admin, shutdown.clone()));
+    }
 
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
     tokio::spawn(clock_loop(
@@ -203,6 +213,55 @@ pub async fn run_with(
     }
     info!("stopped");
     Ok(())
+}
+
+/// How often the config file is looked at for edits (SIGHUP applies them at once).
+const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// Applies edits of the config file's cameras on SIGHUP and when the file
+/// changes; each camera change is audited as made by `config-file`.
+async fn reload_loop(app: Arc<App>, admin: Arc<CameraAdmin>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!("cannot listen for SIGHUP ({e}); config edits are still picked up when the file changes");
+            None
+        }
+    };
+    loop {
+        let forced = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            _ = tokio::time::sleep(CONFIG_POLL) => false,
+        };
+        if forced {
+            info!("SIGHUP: reading the config file again");
+        }
+        match admin.reload(forced).await {
+            Ok(changes) => {
+                for ch in changes {
+                    info!(camera = %ch.camera, "camera changed in the config file");
+                    let ev = crate::audit::Event {
+                        actor: "config-file".into(),
+                        action: crate::audit::Action::CameraChange,
+                        target: ch.camera.clone(),
+                        client: "server".into(),
+                        detail: ch.detail,
+                    };
+                    let app2 = app.clone();
+                    let r = tokio::task::spawn_blocking(move || {
+                        app2.audit.append(app2.clock.now_ns(), ev)
+                    })
+                    .await;
+                    if !matches!(r, Ok(Ok(_))) {
+                        error!(camera = %ch.camera, "auditing a camera change from the config file failed");
+                    }
+                }
+            }
+            Err(e) => error!("config file not applied, cameras unchanged: {e}"),
+        }
+    }
 }
 
 /// Records the kernel's NTP state every [`crate::timesync::INTERVAL_NS`] for the

@@ -128,7 +128,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run => {
             let config = Config::load(&cli.config)?;
-            runtime()?.block_on(serve(config))?;
+            runtime()?.block_on(serve(config, cli.config.clone()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
@@ -182,14 +182,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Runs the NVR until SIGINT or SIGTERM. With no camera configured it
 /// records the built-in demo camera, so a fresh install shows something.
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     if config.cameras.is_empty() {
-        tracing::warn!("no [[camera]] configured; recording the built-in demo camera instead");
-        return with_demo_cameras(config, 1).await;
+        tracing::warn!(
+            "no [[camera]] configured; recording the built-in demo camera until a camera is \
+             added (it is not in the config file, so the first camera change replaces it)"
+        );
+        return with_demo_cameras(config, 1, Some(path)).await;
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    crate::nvr::run(config, shutdown, None).await
+    let options = crate::nvr::Options {
+        config_path: Some(path),
+        ..Default::default()
+    };
+    crate::nvr::run_with(config, shutdown, None, options).await
 }
 
 async fn cancel_on_signal(token: CancellationToken) {
@@ -227,11 +234,16 @@ async fn demo(
         cameras: Vec::new(),
         auth: Default::default(),
     };
-    with_demo_cameras(config, cameras).await
+    with_demo_cameras(config, cameras, None).await
 }
 
-/// Starts `n` synthetic cameras on loopback, adds them to `config` and runs the NVR.
-async fn with_demo_cameras(mut config: Config, n: usize) -> anyhow::Result<()> {
+/// Starts `n` synthetic cameras on loopback, adds them to `config` and runs the NVR
+/// (`config_path`: the file camera changes go to, if any).
+async fn with_demo_cameras(
+    mut config: Config,
+    n: usize,
+    config_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     anyhow::ensure!((1..=1000).contains(&n), "--cameras must be 1..=1000");
     let opts = crate::demo::ClipOptions::demo();
     info!(
@@ -268,7 +280,10 @@ async fn with_demo_cameras(mut config: Config, n: usize) -> anyhow::Result<()> {
             record: true,
         })
         .collect();
-    let options = crate::nvr::Options { demo_admin: true };
+    let options = crate::nvr::Options {
+        demo_admin: true,
+        config_path,
+    };
     let r = crate::nvr::run_with(config, shutdown.clone(), None, options).await;
     shutdown.cancel();
     let _ = server.await;

@@ -83,6 +83,11 @@ impl Fleet {
         }
     }
 
+    /// The RTSP client the cameras use (also for connection tests).
+    pub fn opener(&self) -> Arc<dyn crate::ingest::open::Opener> {
+        self.shared.opener.clone()
+    }
+
     /// The camera list this fleet publishes.
     pub fn list(&self) -> &Arc<CameraList> {
         &self.list

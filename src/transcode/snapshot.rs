@@ -183,9 +183,23 @@ pub fn decode(kf: &KeyFrame, width: Option<u32>) -> anyhow::Result<Snapshot> {
     }
     let mut data = vec![0; sample.size as usize];
     f.read_exact_at(&mut data, run.data_start)?;
+    let shot = decode_key_frame(&video.sample_entry, &data, width)?;
+    Ok(Snapshot {
+        frame_ns: kf.frame_ns,
+        ..shot
+    })
+}
 
-    let mut dec = super::open_decoder(&video.sample_entry, 1)?;
-    let mut pkt = ffmpeg::Packet::copy(&data);
+/// Decodes one key frame (`data`: length-prefixed NAL units, as in MP4; `sample_entry`:
+/// its `avc1`/`hvc1` box) and encodes it as JPEG, scaled to `width` if given. Blocking.
+/// `frame_ns` of the result is 0: the caller knows when the frame was.
+pub fn decode_key_frame(
+    sample_entry: &[u8],
+    data: &[u8],
+    width: Option<u32>,
+) -> anyhow::Result<Snapshot> {
+    let mut dec = super::open_decoder(sample_entry, 1)?;
+    let mut pkt = ffmpeg::Packet::copy(data);
     pkt.set_pts(Some(0));
     pkt.set_dts(Some(0));
     pkt.set_flags(ffmpeg::codec::packet::Flags::KEY);
@@ -197,11 +211,7 @@ pub fn decode(kf: &KeyFrame, width: Option<u32>) -> anyhow::Result<Snapshot> {
     super::counters()
         .snapshots
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let jpeg = to_jpeg(&frame, width)?;
-    Ok(Snapshot {
-        frame_ns: kf.frame_ns,
-        ..jpeg
-    })
+    to_jpeg(&frame, width)
 }
 
 /// Scales a decoded picture (to full-range YUV 4:2:0, as JPEG expects) and encodes it.

@@ -368,6 +368,10 @@ pub async fn cameras(
             "oldest": opt_time(oldest),
             "newest": opt_time(newest),
         }));
+        if admin {
+            // For the Cameras admin page; secrets show only as `*_set` flags.
+            out.last_mut().expect("just pushed")["config"] = crate::cameras::view(cam);
+        }
     }
     Ok(Json(json!({ "cameras": out })))
 }

@@ -12,6 +12,7 @@
 
 mod account;
 mod api;
+mod cameras;
 mod holds;
 pub mod conn;
 mod isolation;
@@ -69,6 +70,9 @@ pub struct App {
     pub config: Config,
     /// The cameras as configured now (the API and the config file change them).
     pub cameras: Arc<crate::supervisor::fleet::CameraList>,
+    /// Adds, changes and removes cameras; set by `nvr` once the cameras run
+    /// (absent in tests that build an `App` without cameras running).
+    pub camera_admin: std::sync::OnceLock<Arc<crate::cameras::CameraAdmin>>,
     /// Segment index (and the database holding users, sessions and audit).
     pub store: Arc<Store>,
     /// Live camera status.
@@ -142,6 +146,7 @@ impl App {
                 std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
             )),
             cameras,
+            camera_admin: Default::default(),
             config,
             store,
             status,
@@ -272,6 +277,25 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             post(account::renew_recovery),
         ),
         r(Method::GET, "/api/cameras", User, get(api::cameras)),
+        r(Method::POST, "/api/cameras", Admin, post(cameras::create)),
+        r(
+            Method::POST,
+            "/api/cameras/test",
+            Admin,
+            post(cameras::test),
+        ),
+        r(
+            Method::PUT,
+            "/api/cameras/{id}",
+            Admin,
+            put(cameras::update),
+        ),
+        r(
+            Method::DELETE,
+            "/api/cameras/{id}",
+            Admin,
+            delete(cameras::remove),
+        ),
         r(
             Method::GET,
             "/api/cameras/{id}/recordings",

@@ -1,0 +1,170 @@
+//! Camera administration for admins: add, change, remove and test cameras.
+//! Thin: the file edit, validation and the restart of that one camera are
+//! `cameras::CameraAdmin`'s; here are the HTTP shapes and the audit entries.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use super::error::{ApiError, ApiJson};
+use super::{App, Caller};
+use crate::audit::{Action, Event};
+use crate::cameras::{edit, view, CameraAdmin, Change, ChangeError, EditError};
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Edit(EditError::Conflict(m)) => ApiError::conflict(m),
+            ChangeError::Edit(EditError::NotFound(m)) => ApiError::not_found(m),
+            ChangeError::Edit(EditError::Invalid(m)) | ChangeError::Invalid(m) => {
+                ApiError::bad_request(m)
+            }
+            e @ ChangeError::NoFile => ApiError::conflict(e.to_string()),
+            ChangeError::Io(m) => ApiError::internal(m),
+        }
+    }
+}
+
+fn admin(app: &App) -> Result<&Arc<CameraAdmin>, ApiError> {
+    app.camera_admin
+        .get()
+        .ok_or_else(|| ApiError::unavailable("camera changes need the running server"))
+}
+
+/// Makes a change through the admin, auditing each camera's part first.
+async fn change(
+    app: &Arc<App>,
+    c: &Caller,
+    f: impl FnOnce(&str) -> Result<String, EditError>,
+) -> Result<Vec<Change>, ApiError> {
+    admin(app)?
+        .change(f, |changes| async move {
+            for ch in changes {
+                app.record(Event {
+                    actor: c.user.name.clone(),
+                    action: Action::CameraChange,
+                    target: ch.camera,
+                    client: c.client.clone(),
+                    detail: ch.detail,
+                })
+                .await?;
+            }
+            Ok::<(), ApiError>(())
+        })
+        .await
+}
+
+fn shown(app: &App, id: &str) -> Value {
+    json!({ "camera": app.cameras.get(id).as_ref().map(view) })
+}
+
+/// `POST /api/cameras`: the `[[camera]]` fields → 201 with the camera (secrets hidden).
+pub async fn create(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    change(&app, &c, |text| edit::add(text, &body)).await?;
+    let id = body.get("id").and_then(Value::as_str).unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(shown(&app, id))).into_response())
+}
+
+/// `PUT /api/cameras/{id}`: the camera's fields, replacing the stored ones
+/// (passwords left out are kept).
+pub async fn update(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    change(&app, &c, |text| edit::update(text, &id, &body)).await?;
+    Ok(Json(shown(&app, &id)))
+}
+
+/// `DELETE /api/cameras/{id}`: stops and removes the camera; its recordings
+/// stay until retention deletes them.
+pub async fn remove(
+    State(app): State<Arc<App>>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    change(&app, &c, |text| edit::remove(text, &id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/cameras/test`: the `[[camera]]` fields of a camera to be added
+/// or changed (an existing camera's stored password is used when left out).
+/// 200 with `{ok: true, codec, width, height, audio, transport, snapshot}`
+/// (a `data:` JPEG URL) or `{ok: false, reason}` in plain words.
+pub async fn test(
+    State(app): State<Arc<App>>,
+    ApiJson(mut body): ApiJson<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let admin = admin(&app)?.clone();
+    let id = match body.get("id") {
+        Some(Value::String(id)) if app.cameras.get(id).is_some() => id.clone(),
+        _ => {
+            body.insert("id".into(), Value::String("connection-test".into()));
+            "connection-test".into()
+        }
+    };
+    let existing = app.cameras.get(&id).is_some();
+    let cam = {
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || {
+            admin.preview(
+                |text| {
+                    if existing {
+                        edit::update(text, &id, &body)
+                    } else {
+                        // Tested alone, so a clash with another camera's id cannot fail it.
+                        edit::add(&without_cameras(text), &body)
+                    }
+                },
+                &id,
+            )
+        })
+        .await
+        .map_err(ApiError::internal)??
+    };
+    let Some(cam) = cam else {
+        return Err(ApiError::internal(
+            "the tested camera vanished from the config",
+        ));
+    };
+    let opener = admin_opener(&app)?;
+    Ok(Json(
+        match crate::cameras::probe::probe(&cam, opener.as_ref()).await {
+            Ok(found) => {
+                let mut v = serde_json::to_value(&found).map_err(ApiError::internal)?;
+                v["ok"] = json!(true);
+                v["snapshot"] = json!(found.jpeg.as_ref().map(|j| format!(
+                    "data:image/jpeg;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(j)
+                )));
+                v
+            }
+            Err(reason) => json!({ "ok": false, "reason": reason }),
+        },
+    ))
+}
+
+fn admin_opener(app: &App) -> Result<Arc<dyn crate::ingest::open::Opener>, ApiError> {
+    Ok(admin(app)?.fleet().opener())
+}
+
+/// The config text without its `[[camera]]` tables (parse errors are left to `add`).
+fn without_cameras(text: &str) -> String {
+    match text.parse::<toml_edit::DocumentMut>() {
+        Ok(mut doc) => {
+            doc.remove("camera");
+            doc.to_string()
+        }
+        Err(_) => text.to_owned(),
+    }
+}
