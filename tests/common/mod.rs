@@ -225,6 +225,11 @@ impl Nvr {
         nvr
     }
 
+    /// The process id (to send it a signal, e.g. SIGHUP).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// SIGTERM, then waits for a clean exit (finishing the open segment).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
