@@ -231,7 +231,7 @@ pub fn expire(
     if retain_days == 0 {
         return Ok(out);
     }
-    let cutoff = now_ns - i64::from(retain_days) * 86_400 * NS_PER_SEC;
+    let cutoff = now_ns.saturating_sub(i64::from(retain_days).saturating_mul(86_400 * NS_PER_SEC));
     let rd = match std::fs::read_dir(root) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),

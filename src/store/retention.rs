@@ -114,7 +114,10 @@ pub fn run_into(
 ) -> anyhow::Result<()> {
     for (camera, policy) in policies {
         let mut bytes = store.usage().get(camera).map(|u| u.bytes).unwrap_or(0);
-        let cutoff = now_ns - i64::from(policy.retain_days) * 86_400 * NS_PER_SEC;
+        // Saturating: a huge retain_days ("keep for ever") must mean a cutoff
+        // far in the past, never one wrapped into the future.
+        let cutoff = now_ns
+            .saturating_sub(i64::from(policy.retain_days).saturating_mul(86_400 * NS_PER_SEC));
         let mut victims = Vec::new();
         for rec in store.iter_camera(camera) {
             let rec = rec?;
