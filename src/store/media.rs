@@ -226,6 +226,18 @@ impl Store {
 
     /// Deletes the bytes of a row that is already in `garbage`, then the intent.
     fn finish_delete(&self, rec: &SegmentRecord) -> anyhow::Result<()> {
+        // Rows name files inside the camera's own directory; a row from a
+        // crafted backup must not delete anything else.
+        let inside = std::path::Path::new(&rec.path)
+            .strip_prefix(&rec.camera)
+            .is_ok_and(|rest| {
+                rest.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            });
+        if !inside {
+            tracing::error!(camera = %rec.camera, path = %rec.path, "refusing to delete a file outside the camera's directory; dropping the row only");
+            return self.drop_garbage(&rec.camera, rec.start_ns);
+        }
         let path = self.file_path(rec);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
