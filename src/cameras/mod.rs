@@ -59,11 +59,15 @@ pub struct CameraAdmin {
     state: tokio::sync::Mutex<Seen>,
 }
 
-/// What the file looked like when last read or written.
-#[derive(Default)]
+/// What the file looked like when last read or written, and what the last
+/// poll saw of a change not yet applied.
+#[derive(Default, Clone, PartialEq)]
 struct Seen {
     modified: Option<SystemTime>,
     len: u64,
+    /// A change seen by one poll; applied when the next poll sees the same
+    /// size and time, so a file an editor is still writing is never read.
+    pending: Option<(Option<SystemTime>, u64)>,
 }
 
 impl CameraAdmin {
@@ -135,12 +139,27 @@ impl CameraAdmin {
         let path = self.path.clone().ok_or(ChangeError::NoFile)?;
         let mut seen = self.state.lock().await;
         let now = stat(&path);
-        if !force && now.modified == seen.modified && now.len == seen.len {
-            return Ok(Vec::new());
+        if !force {
+            if now.modified == seen.modified && now.len == seen.len {
+                return Ok(Vec::new());
+            }
+            let shape = Some((now.modified, now.len));
+            if seen.pending != shape {
+                // Changed since the last poll: wait until it stops changing.
+                seen.pending = shape;
+                return Ok(Vec::new());
+            }
         }
         *seen = now;
         let config = Config::load(&path)
             .map_err(|e| ChangeError::Invalid(scrub_toml_error(&e.to_string())))?;
+        if !force && config.cameras.is_empty() && !self.fleet.list().all().is_empty() {
+            // More likely a file cut short than an operator removing every
+            // camera at once; that takes a SIGHUP (or the API).
+            return Err(ChangeError::Invalid(
+                "the file now lists no cameras; send SIGHUP to apply that on purpose".into(),
+            ));
+        }
         let changes = diff(&self.fleet.list().all(), &config.cameras);
         self.fleet.apply(config.cameras).await;
         Ok(changes)
@@ -152,6 +171,7 @@ fn stat(path: &Path) -> Seen {
         Ok(m) => Seen {
             modified: m.modified().ok(),
             len: m.len(),
+            pending: None,
         },
         Err(_) => Seen::default(),
     }
