@@ -222,18 +222,27 @@ fn compare(store: &Store, repair: bool, running: bool) -> anyhow::Result<Report>
             }
         }
     }
-    let late: Vec<SegmentRecord> = if running {
-        // Rows committed since the index was read.
+    // Rows committed since the index was read (the recorder renames a
+    // segment just before indexing it, so a file may be seen first).
+    let rows_now = || -> anyhow::Result<Vec<SegmentRecord>> {
         let mut v = Vec::new();
         for camera in store.usage().keys() {
             for rec in store.iter_camera(camera) {
                 v.push(rec?);
             }
         }
-        v
-    } else {
-        Vec::new()
+        Ok(v)
     };
+    let mut late: Vec<SegmentRecord> = if running { rows_now()? } else { Vec::new() };
+    let unindexed = |late: &[SegmentRecord]| {
+        from_files
+            .iter()
+            .any(|f| !indexed.iter().chain(late).any(|r| r.path == f.path))
+    };
+    if running && unindexed(&late) {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        late = rows_now()?;
+    }
     for f in &from_files {
         if !indexed.iter().chain(&late).any(|r| r.path == f.path) {
             report
