@@ -25,6 +25,10 @@ export async function ptzControls(cam, user) {
   const say = (text) => { note.textContent = text || ""; };
   let timer = null;
   let moving = false;
+  /** The hold in progress; a new hold or a stop replaces it. */
+  let current = null;
+  /** The last request sent, so a stop never overtakes a move. */
+  let flight = Promise.resolve();
 
   async function send(path, body = {}) {
     try {
@@ -35,17 +39,30 @@ export async function ptzControls(cam, user) {
       stop();
     }
   }
+  // Each move waits for the previous one's answer, then repeats.
   function start(v) {
     stop(false);
     moving = true;
-    send("move", v);
-    timer = setInterval(() => send("move", v), REPEAT_MS);
+    const mine = {};
+    current = mine;
+    const tick = async () => {
+      if (current !== mine) return;
+      flight = send("move", v);
+      await flight;
+      if (current === mine) timer = setTimeout(tick, REPEAT_MS);
+    };
+    tick();
   }
-  function stop(tell = true) {
-    if (timer) clearInterval(timer);
+  async function stop(tell = true) {
+    current = null;
+    if (timer) clearTimeout(timer);
     timer = null;
-    if (moving && tell) send("stop");
+    const was = moving;
     moving = false;
+    if (was && tell) {
+      await flight;
+      flight = send("stop");
+    }
   }
   /** A button that moves while held (pointer, or Space/Enter key). */
   function hold(label, text, v) {
