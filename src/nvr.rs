@@ -24,6 +24,8 @@ use crate::web::{self, App, Counters};
 
 /// How often retention runs when nothing asks for it sooner.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the audit chain head is signed when it has grown.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How `run_with` differs between `run` and `demo`.
 #[derive(Clone, Debug, Default)]
@@ -141,6 +143,7 @@ pub async fn run_with(
     }
 
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
+    let checkpoint_task = tokio::spawn(checkpoint_loop(app.clone(), shutdown.clone()));
     tokio::spawn(clock_loop(
         clock_log,
         clock.clone(),
@@ -211,6 +214,8 @@ pub async fn run_with(
     if let Ok(Err(e)) = web.await {
         warn!(error = %e, "web server");
     }
+    // The last checkpoint covers everything audited until the web server stopped.
+    let _ = checkpoint_task.await;
     info!("stopped");
     Ok(())
 }
@@ -260,6 +265,28 @@ async fn reload_loop(app: Arc<App>, admin: Arc<CameraAdmin>, shutdown: Cancellat
                 }
             }
             Err(e) => error!("config file not applied, cameras unchanged: {e}"),
+        }
+    }
+}
+
+/// Signs a checkpoint of the audit chain head every [`CHECKPOINT_INTERVAL`] when it has
+/// grown (`audit::checkpoint`), and once more at shutdown, so at most a minute of
+/// entries is covered by the HMAC chain alone.
+async fn checkpoint_loop(app: Arc<App>, shutdown: CancellationToken) {
+    loop {
+        let stop = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = tokio::time::sleep(CHECKPOINT_INTERVAL) => false,
+        };
+        let app2 = app.clone();
+        match tokio::task::spawn_blocking(move || app2.audit.checkpoint(app2.clock.now_ns())).await
+        {
+            Ok(Err(e)) => error!(error = %format!("{e:#}"), "signing an audit checkpoint"),
+            Err(e) => error!(error = %e, "audit checkpoint task"),
+            Ok(Ok(_)) => {}
+        }
+        if stop {
+            return;
         }
     }
 }

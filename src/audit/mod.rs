@@ -12,6 +12,7 @@
 //!
 //! This module never decides whether an action is allowed; it only records.
 
+pub mod checkpoint;
 pub mod key;
 
 use std::path::Path;
@@ -230,6 +231,10 @@ pub struct Verification {
     /// The first entry the audit key covers: entries before it were written before the
     /// key existed and are checked by their hash chain only.
     pub keyed_from: u64,
+    /// Signed checkpoints found and checked (0 when no signing key is attached).
+    pub checkpoints: u64,
+    /// The newest checkpoint, to compare with the copy in the log (syslog).
+    pub last_checkpoint: Option<checkpoint::Checkpoint>,
 }
 
 /// Filters for [`AuditLog::query`]; `None` matches everything.
@@ -261,6 +266,12 @@ pub struct AuditLog {
     /// peer can make sled's write fail on demand).
     #[cfg(test)]
     pub(crate) fail_writes: std::sync::atomic::AtomicBool,
+    /// Signed checkpoints, keyed by the sequence number they cover.
+    checkpoints: sled::Tree,
+    /// The export signing key, once attached ([`AuditLog::sign_with`]).
+    signer: std::sync::OnceLock<crate::export::signing::Signer>,
+    /// The newest entry a checkpoint covers (none yet: `None`).
+    last_signed: Mutex<Option<u64>>,
 }
 
 impl AuditLog {
@@ -310,6 +321,8 @@ impl AuditLog {
                 key::Key::create(&path, head.0)?
             }
         };
+        let checkpoints = db.open_tree("audit_checkpoints")?;
+        let last_signed = checkpoints.last()?.and_then(|(k, _)| key_seq(&k));
         Ok(AuditLog {
             db: db.clone(),
             tree,
@@ -317,7 +330,41 @@ impl AuditLog {
             head: Mutex::new(head),
             #[cfg(test)]
             fail_writes: Default::default(),
+            checkpoints,
+            signer: Default::default(),
+            last_signed: Mutex::new(last_signed),
         })
+    }
+
+    /// Attaches the server's Ed25519 signing key: from now on the chain head is signed
+    /// every [`checkpoint::EVERY`] entries and whenever [`AuditLog::checkpoint`] is
+    /// called, and `verify` checks the stored checkpoints against it.
+    pub fn sign_with(&self, signer: crate::export::signing::Signer) {
+        let _ = self.signer.set(signer);
+    }
+
+    /// Signs, stores and logs a checkpoint of the chain head if it moved since the last
+    /// one (and a key is attached); returns it.
+    pub fn checkpoint(&self, now_ns: i64) -> anyhow::Result<Option<checkpoint::Checkpoint>> {
+        let Some(signer) = self.signer.get() else {
+            return Ok(None);
+        };
+        let (next, hash) = self.head.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(seq) = next.checked_sub(1) else {
+            return Ok(None);
+        };
+        let mut last = self.last_signed.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|l| l >= seq) {
+            return Ok(None);
+        }
+        let cp = checkpoint::Checkpoint::sign(signer, seq, &hash, now_ns);
+        self.checkpoints
+            .insert(seq_key(seq), serde_json::to_vec(&cp)?)
+            .context("writing audit checkpoint")?;
+        self.db.flush().context("flushing audit checkpoint")?;
+        *last = Some(seq);
+        tracing::info!(checkpoint = %cp.log_line(), "audit checkpoint");
+        Ok(Some(cp))
     }
 
     /// The key's file and the first entry it covers.
@@ -361,6 +408,13 @@ impl AuditLog {
             .context("writing audit entry")?;
         self.db.flush().context("flushing audit entry")?;
         *head = (entry.seq + 1, hash);
+        drop(head);
+        if (entry.seq + 1).is_multiple_of(checkpoint::EVERY) {
+            // The entry is written; a checkpoint that fails is logged, not the action's failure.
+            if let Err(e) = self.checkpoint(time_ns) {
+                tracing::error!(error = %format!("{e:#}"), seq = entry.seq, "signing an audit checkpoint");
+            }
+        }
         Ok(entry)
     }
 
@@ -371,6 +425,21 @@ impl AuditLog {
         let mut prev = GENESIS.to_owned();
         let mut expect = 0u64;
         let from = self.key.from_seq;
+        // Signed checkpoints, checked against the server's key where one is attached.
+        let public = self.signer.get().map(|s| s.public_key());
+        let mut cps = std::collections::BTreeMap::new();
+        if public.is_some() {
+            for item in self.checkpoints.iter() {
+                let (k, v) = item?;
+                let seq = key_seq(&k).context("corrupt audit checkpoint key")?;
+                cps.insert(
+                    seq,
+                    serde_json::from_slice::<checkpoint::Checkpoint>(&v).ok(),
+                );
+            }
+        }
+        let checkpoints = cps.len() as u64;
+        let last_checkpoint = cps.values().next_back().cloned().flatten();
         for item in self.tree.iter() {
             let (k, v) = item?;
             let broken = |seq: u64, reason: String| {
@@ -378,6 +447,8 @@ impl AuditLog {
                     verified: expect,
                     broken: Some(Broken { seq, reason }),
                     keyed_from: from,
+                    checkpoints,
+                    last_checkpoint: last_checkpoint.clone(),
                 })
             };
             let Some(seq) = key_seq(&k) else {
@@ -429,8 +500,44 @@ impl AuditLog {
                 }
                 _ => {}
             }
+            if let (Some(cp), Some(public)) = (cps.get(&seq), &public) {
+                let Some(cp) = cp else {
+                    return broken(seq, "its signed checkpoint is unreadable".into());
+                };
+                if let Err(why) = cp.check(public) {
+                    return broken(
+                        seq,
+                        format!("the checkpoint signed for it is forged: {why}"),
+                    );
+                }
+                if cp.hash != entry.hash || cp.seq != seq {
+                    return broken(
+                        seq,
+                        format!(
+                            "does not match the checkpoint signed at {}: the chain up to \
+                             here was rewritten after it was signed",
+                            crate::clock::rfc3339(cp.time_ns)
+                        ),
+                    );
+                }
+            }
             prev = entry.hash;
             expect += 1;
+        }
+        if let Some((&seq, _)) = cps.range(expect..).next() {
+            return Ok(Verification {
+                verified: expect,
+                broken: Some(Broken {
+                    seq: expect,
+                    reason: format!(
+                        "entries {expect} to {seq} are missing: a signed checkpoint covers \
+                         entry {seq}, so the newest entries were cut off"
+                    ),
+                }),
+                keyed_from: from,
+                checkpoints,
+                last_checkpoint,
+            });
         }
         if expect < from {
             return Ok(Verification {
@@ -444,12 +551,16 @@ impl AuditLog {
                     ),
                 }),
                 keyed_from: from,
+                checkpoints,
+                last_checkpoint,
             });
         }
         Ok(Verification {
             verified: expect,
             broken: None,
             keyed_from: from,
+            checkpoints,
+            last_checkpoint,
         })
     }
 
@@ -604,6 +715,8 @@ mod tests {
                 verified: 5,
                 broken: None,
                 keyed_from: 0,
+                checkpoints: 0,
+                last_checkpoint: None,
             }
         );
         drop(log);
@@ -778,5 +891,72 @@ mod tests {
         assert_eq!(got[0].action, Action::LoginFailed);
         assert_eq!(Action::parse("login_failed"), Some(Action::LoginFailed));
         assert_eq!(Action::parse("nope"), None);
+    }
+
+    #[test]
+    fn signed_checkpoints_catch_a_chain_rewritten_with_the_audit_key() {
+        let (d, _db, log) = log();
+        let signer =
+            crate::export::signing::Signer::load_or_create(&d.path().join("elsewhere/sign.key"))
+                .unwrap();
+        log.sign_with(signer.clone());
+        for i in 0..250 {
+            log.append(i, ev("alice", Action::Login)).unwrap();
+        }
+        // Every 100 entries, and on demand (the server's minute timer) when the head moved.
+        assert_eq!(log.checkpoint(300).unwrap().unwrap().seq, 249);
+        assert!(log.checkpoint(301).unwrap().is_none(), "head unchanged");
+        let v = log.verify().unwrap();
+        assert_eq!((v.broken, v.checkpoints), (None, 3));
+        assert_eq!(v.last_checkpoint.unwrap().key, signer.fingerprint());
+
+        // The attacker holds the index and the audit HMAC key (same volume) but not the
+        // signing key: edits entry 50, re-hashes and re-MACs everything after it.
+        let key = key::Key::load(&key::path(d.path())).unwrap().unwrap();
+        let mut e: Entry = serde_json::from_slice(&log.raw(50).unwrap().unwrap()).unwrap();
+        e.actor = "mallory".into();
+        let mut s = 50;
+        loop {
+            e.hash = e.compute_hash();
+            e.mac = Some(key.mac(&e.hash));
+            log.tamper(s, &serde_json::to_vec(&e).unwrap()).unwrap();
+            s += 1;
+            let Some(raw) = log.raw(s).unwrap() else {
+                break;
+            };
+            let prev = e.hash;
+            e = serde_json::from_slice(&raw).unwrap();
+            e.prev = prev;
+        }
+        // Without checkpoints the rewrite would pass: hashes and MACs are all consistent.
+        let v = log.verify().unwrap();
+        let b = v.broken.expect("a rewritten chain must fail");
+        assert_eq!(b.seq, 99, "{b}");
+        assert!(b.reason.contains("rewritten after it was signed"), "{b}");
+
+        // Re-signing the checkpoints with another key (the attacker's) does not help.
+        let forger =
+            crate::export::signing::Signer::load_or_create(&d.path().join("forger.key")).unwrap();
+        for seq in [99u64, 199, 249] {
+            let e: Entry = serde_json::from_slice(&log.raw(seq).unwrap().unwrap()).unwrap();
+            let cp = checkpoint::Checkpoint::sign(&forger, seq, &e.hash, 1);
+            log.checkpoints
+                .insert(seq_key(seq), serde_json::to_vec(&cp).unwrap())
+                .unwrap();
+        }
+        let b = log.verify().unwrap().broken.unwrap();
+        assert!(b.reason.contains("forged"), "{b}");
+
+        // Cutting off the newest entries shows against a later checkpoint.
+        let (_d2, _db2, log2) = self::log();
+        log2.sign_with(signer);
+        for i in 0..120 {
+            log2.append(i, ev("alice", Action::Login)).unwrap();
+        }
+        for seq in 90..120 {
+            log2.tamper_remove(seq).unwrap();
+        }
+        let b = log2.verify().unwrap().broken.unwrap();
+        assert!(b.reason.contains("cut off"), "{b}");
     }
 }

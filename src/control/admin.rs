@@ -233,6 +233,20 @@ fn check_cmd(ctx: &Ctx, repair: bool, out: &mut String) -> anyhow::Result<bool> 
 }
 
 fn audit_verify(ctx: &Ctx, out: &mut String) -> anyhow::Result<bool> {
+    // Checkpoints are checked under the server's signing key: the running server's, or
+    // the one the config names when it is stopped.
+    let loaded;
+    let signer: Result<&Signer, String> = match ctx.signer {
+        Some(Ok(s)) => Ok(s),
+        Some(Err(e)) => Err(e.clone()),
+        None => {
+            loaded = Signer::for_storage(&ctx.config.storage).map_err(|e| format!("{e:#}"));
+            loaded.as_ref().map_err(|e| e.clone())
+        }
+    };
+    if let Ok(s) = signer {
+        ctx.audit.sign_with(s.clone());
+    }
     let v = ctx.audit.verify()?;
     let (key, from) = ctx.audit.key();
     let ok = match &v.broken {
@@ -258,6 +272,27 @@ fn audit_verify(ctx: &Ctx, out: &mut String) -> anyhow::Result<bool> {
         "entries from {from} on carry an HMAC-SHA256 under {}: an edit needs that key",
         key.display()
     )?;
+    match (signer, &v.last_checkpoint) {
+        (Err(e), _) => writeln!(
+            out,
+            "signed checkpoints NOT checked: the signing key cannot be used ({e})"
+        )?,
+        (Ok(s), None) => writeln!(
+            out,
+            "no signed checkpoints yet (key {}): only the HMAC chain was checked",
+            s.fingerprint()
+        )?,
+        (Ok(s), Some(cp)) => writeln!(
+            out,
+            "{} signed checkpoints checked under key {}; the newest covers entry {} (hash {}): \
+             compare it with the newest \"audit checkpoint\" line in the log or syslog, which \
+             a rewrite of this database cannot change",
+            v.checkpoints,
+            s.fingerprint(),
+            cp.seq,
+            cp.hash
+        )?,
+    }
     Ok(ok)
 }
 

@@ -684,6 +684,14 @@ pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, Ap
         "verified": v.verified,
         "broken": v.broken,
         "keyed_from": v.keyed_from,
+        "checkpoints": v.checkpoints,
+        "last_checkpoint": v.last_checkpoint.map(|c| json!({
+            "seq": c.seq,
+            "hash": c.hash,
+            "time": rfc3339(c.time_ns),
+            "key": c.key,
+            "sig": c.sig,
+        })),
     })))
 }
 

@@ -126,6 +126,11 @@ impl App {
         let signer = crate::export::signing::Signer::for_storage(&config.storage)
             .map_err(|e| format!("{e:#}"));
         let audit = Arc::new(AuditLog::open(db, store.dir())?);
+        // The audit chain's checkpoints are signed with the same key (one key, one
+        // fingerprint for people to check); without it the chain keeps its HMAC only.
+        if let Ok(s) = &signer {
+            audit.sign_with(s.clone());
+        }
         let cameras = Arc::new(crate::supervisor::fleet::CameraList::new(
             config.cameras.clone(),
         ));
