@@ -60,7 +60,7 @@ pub async fn run_with(
     let store = Arc::new(
         tokio::task::spawn_blocking(move || Store::open(&dir))
             .await?
-            .context("opening the index (is another cleannvr using this storage dir?)")?,
+            .context("opening the index")?,
     );
     let recovered = {
         let store = store.clone();
@@ -435,6 +435,9 @@ fn retention_pass(
     app.counters
         .held_full
         .store(out.held_short, std::sync::atomic::Ordering::Relaxed);
+    if r.is_ok() && !out.still_short {
+        app.store.ensure_reserve();
+    }
     r?;
     expired?;
     Ok(out)

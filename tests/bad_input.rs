@@ -107,6 +107,14 @@ impl Tmpfs {
     }
 }
 
+/// Writes zeros to `file` until the volume is full.
+fn fill(file: &std::path::Path) {
+    let mut f = std::fs::File::create(file).unwrap();
+    let chunk = [0u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
@@ -160,6 +168,18 @@ fn full_disk_frees_space_by_retention_and_keeps_recording() {
         "cleannvr_retention_deleted_segments_total",
     );
     assert!(deleted > 0, "retention deleted nothing: {}", nvr.log.text());
+    // A power cut while the volume is full, with the last bytes taken by
+    // something else: the server must start again (its index opens) and record.
+    nvr.kill9();
+    let filler = dir.path().join("data").join("filler");
+    fill(&filler);
+    let mut nvr = Nvr::start(nvr.config.clone(), &["run"]);
+    wait_for(
+        Duration::from_secs(90),
+        "recording after a restart on a full disk",
+        || (nvr.log.count("segment path=") >= 2).then_some(()),
+    );
+    std::fs::remove_file(&filler).unwrap();
     nvr.stop();
     let stopped_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -10,6 +10,7 @@ pub mod check;
 pub mod holds;
 pub mod keyfile;
 pub mod media;
+pub mod reserve;
 pub mod retention;
 
 use std::collections::HashMap;
@@ -122,15 +123,34 @@ impl Store {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .with_context(|| format!("making storage dir {} private", dir.display()))?;
         }
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join("index"))
             .mode(sled::Mode::LowSpace)
             // Every writer (index, auth, audit) flushes what must be durable
             // itself; sled's own 500 ms flusher only added an fsync and two
             // thread wake-ups per second to an idle server.
-            .flush_every_ms(None)
-            .open()
-            .with_context(|| format!("opening index in {}", dir.display()))?;
+            .flush_every_ms(None);
+        // A server stopped on a full volume must start again: give back the
+        // reserve first if space is short, and once more if the open still
+        // finds the volume full.
+        reserve::release_if_short(dir)?;
+        let db = match config.open() {
+            Err(e) if reserve::is_full(&e) && reserve::release(dir)? => config.open(),
+            r => r,
+        }
+        .map_err(|e| {
+            // sled wraps the flock error in its own message.
+            let locked = matches!(&e, sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock"));
+            let e = anyhow::Error::from(e);
+            if locked {
+                e.context("another cleannvr is using this storage dir")
+            } else {
+                e
+            }
+        })
+        .with_context(|| format!("opening index in {}", dir.display()))?;
         schema(&db).with_context(|| format!("index in {}", dir.display()))?;
         let segments = db.open_tree("segments")?;
         let garbage = db.open_tree("garbage")?;
@@ -144,7 +164,16 @@ impl Store {
         };
         store.recount()?;
         store.collect_garbage()?;
+        store.ensure_reserve();
         Ok(store)
+    }
+
+    /// Puts back the index reserve ([`reserve`]) if it is missing and there is
+    /// room; a failure is logged, never fatal (it only matters at the next start).
+    pub fn ensure_reserve(&self) {
+        if let Err(e) = reserve::ensure(&self.dir) {
+            tracing::warn!(error = %format!("{e:#}"), "writing the index reserve");
+        }
     }
 
     /// The underlying database, so users, sessions and the audit log live in
