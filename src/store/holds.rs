@@ -7,6 +7,7 @@
 //! footage.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,30 @@ impl Hold {
 pub struct Holds {
     db: sled::Db,
     tree: sled::Tree,
+    /// Taken by [`Holds::insert`] and [`Holds::remove`] around the write, and by
+    /// retention around each delete ([`Holds::gate`]), so a delete decided on the holds
+    /// read under it cannot overtake a hold being placed. Counts changes, so retention
+    /// re-reads the holds only when one happened.
+    changes: Mutex<u64>,
+}
+
+/// The holds as they are while it is held: no hold is placed or released meanwhile.
+pub struct Gate<'a> {
+    holds: &'a Holds,
+    changes: MutexGuard<'a, u64>,
+}
+
+impl Gate<'_> {
+    /// How many holds have been placed or released since the server started; a
+    /// different number than before means [`Gate::active`] must be read again.
+    pub fn changes(&self) -> u64 {
+        *self.changes
+    }
+
+    /// What the holds in force at `now_ns` protect, read under the gate.
+    pub fn active(&self, now_ns: i64) -> anyhow::Result<Held> {
+        self.holds.active(now_ns)
+    }
 }
 
 impl Holds {
@@ -55,12 +80,24 @@ impl Holds {
         Ok(Holds {
             db: db.clone(),
             tree: db.open_tree("holds").context("opening the holds tree")?,
+            changes: Mutex::new(0),
         })
+    }
+
+    /// Blocks placing and releasing holds until the returned gate is dropped: retention
+    /// decides and deletes each segment under it.
+    pub fn gate(&self) -> Gate<'_> {
+        Gate {
+            holds: self,
+            changes: self.changes.lock().unwrap_or_else(|e| e.into_inner()),
+        }
     }
 
     /// Stores a new hold durably (flushed before returning: a hold that is acknowledged
     /// must survive a crash, or retention could delete what someone was told is safe).
     pub fn insert(&self, hold: &Hold) -> anyhow::Result<()> {
+        let mut changes = self.gate().changes;
+        *changes += 1;
         self.tree
             .insert(hold.id.as_bytes(), serde_json::to_vec(hold)?)
             .with_context(|| format!("storing hold {}", hold.id))?;
@@ -78,6 +115,8 @@ impl Holds {
 
     /// Removes a hold; returns it if it existed.
     pub fn remove(&self, id: &str) -> anyhow::Result<Option<Hold>> {
+        let mut changes = self.gate().changes;
+        *changes += 1;
         let Some(v) = self
             .tree
             .remove(id.as_bytes())
@@ -146,6 +185,17 @@ impl Held {
     /// Whether export `id` is held.
     pub fn export(&self, id: &str) -> bool {
         self.exports.iter().any(|x| x == id)
+    }
+
+    /// Adds what `other` holds.
+    pub fn merge(&mut self, other: &Held) {
+        for (cam, r) in &other.ranges {
+            self.ranges
+                .entry(cam.clone())
+                .or_default()
+                .extend_from_slice(r);
+        }
+        self.exports.extend(other.exports.iter().cloned());
     }
 }
 

@@ -190,20 +190,24 @@ impl Store {
     /// Bytes of each camera's footage that the holds in `held` keep (a segment
     /// overlapping a hold counts whole, once however many holds cover it).
     pub fn held_bytes(&self, held: &holds::Held) -> anyhow::Result<HashMap<String, u64>> {
-        let mut out = HashMap::new();
-        for (camera, ranges) in &held.ranges {
-            let mut seen = std::collections::HashSet::new();
-            let mut bytes = 0;
-            for &(s, e) in ranges {
-                for rec in self.segments(camera, s, e)? {
-                    if seen.insert(rec.start_ns) {
-                        bytes += rec.bytes;
-                    }
+        held.ranges
+            .keys()
+            .map(|camera| Ok((camera.clone(), self.held_bytes_of(held, camera)?)))
+            .collect()
+    }
+
+    /// [`Store::held_bytes`] of one camera.
+    pub fn held_bytes_of(&self, held: &holds::Held, camera: &str) -> anyhow::Result<u64> {
+        let mut seen = std::collections::HashSet::new();
+        let mut bytes = 0;
+        for &(s, e) in held.ranges.get(camera).map_or(&[][..], |r| r.as_slice()) {
+            for rec in self.segments(camera, s, e)? {
+                if seen.insert(rec.start_ns) {
+                    bytes += rec.bytes;
                 }
             }
-            out.insert(camera.clone(), bytes);
         }
-        Ok(out)
+        Ok(bytes)
     }
 
     /// The storage directory.

@@ -5,16 +5,19 @@
 //! crash part-way is finished exactly at the next start.
 //!
 //! A segment overlapping a legal hold ([`super::holds`]) is never deleted, by any
-//! limit: retention skips it and takes the next unheld one. When only held footage
+//! limit: retention skips it and takes the next unheld one. Each delete is decided
+//! under the holds' gate, on the holds as they are at that moment, so a hold placed
+//! while a pass runs protects from the next delete on. When only held footage
 //! is left and the volume is still short, the pass says so (`held_short`) so the
 //! server can raise an alarm instead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
+use anyhow::Context;
 use tracing::{error, info, warn};
 
-use super::holds::Held;
+use super::holds::{Gate, Held};
 use super::{key, SegmentRecord, Store};
 use crate::clock::{rfc3339, NS_PER_SEC};
 
@@ -112,6 +115,7 @@ pub fn run_into(
     mut free_bytes: impl FnMut() -> u64,
     out: &mut Outcome,
 ) -> anyhow::Result<()> {
+    let mut watch = Watch::new(store, held, now_ns)?;
     for (camera, policy) in policies {
         let mut bytes = store.usage().get(camera).map(|u| u.bytes).unwrap_or(0);
         // Saturating: a huge retain_days ("keep for ever") must mean a cutoff
@@ -126,7 +130,7 @@ pub fn run_into(
             if !too_old && !too_big {
                 break;
             }
-            if held.covers(camera, rec.start_ns, rec.end_ns) {
+            if watch.held.covers(camera, rec.start_ns, rec.end_ns) {
                 // Kept, and still counted: held bytes can hold a camera over its limit.
                 out.held_kept += 1;
                 continue;
@@ -140,7 +144,7 @@ pub fn run_into(
             victims.push((rec, why));
         }
         for (rec, why) in victims {
-            delete(store, &rec, out, why)?;
+            delete_unless_held(store, &mut watch, &rec, out, why)?;
         }
     }
     // Volume floor: oldest unheld footage of any camera goes first. `from` remembers,
@@ -152,7 +156,7 @@ pub fn run_into(
         let mut oldest: Option<SegmentRecord> = None;
         for camera in store.usage().keys() {
             let start = from.get(camera).copied().unwrap_or(i64::MIN);
-            let found = first_unheld(store, camera, start, held, &mut passed_held)?;
+            let found = first_unheld(store, camera, start, &watch.held, &mut passed_held)?;
             from.insert(
                 camera.clone(),
                 found.as_ref().map_or(i64::MAX, |r| r.start_ns),
@@ -181,8 +185,10 @@ pub fn run_into(
             }
             break;
         };
-        delete(store, &rec, out, "min_free_bytes")?;
-        free = free_bytes();
+        // A segment held since it was chosen stays; the next scan passes over it.
+        if delete_unless_held(store, &mut watch, &rec, out, "min_free_bytes")? {
+            free = free_bytes();
+        }
     }
     if out.deleted > 0 || out.held_kept > 0 {
         info!(
@@ -215,6 +221,61 @@ fn first_unheld(
         *passed_held = true;
     }
     Ok(None)
+}
+
+/// The holds a pass decides by: the caller's snapshot and, read again whenever a hold
+/// was placed or released since, the holds in the index.
+struct Watch<'a> {
+    base: &'a Held,
+    now_ns: i64,
+    /// [`Gate::changes`] when `held` was read.
+    changes: u64,
+    held: Held,
+}
+
+impl<'a> Watch<'a> {
+    fn new(store: &Store, base: &'a Held, now_ns: i64) -> anyhow::Result<Watch<'a>> {
+        let gate = store.holds().gate();
+        let mut held = base.clone();
+        held.merge(&gate.active(now_ns)?);
+        Ok(Watch {
+            base,
+            now_ns,
+            changes: gate.changes(),
+            held,
+        })
+    }
+
+    fn refresh(&mut self, gate: &Gate) -> anyhow::Result<()> {
+        if gate.changes() != self.changes {
+            let mut held = self.base.clone();
+            held.merge(&gate.active(self.now_ns).context("reading legal holds")?);
+            self.held = held;
+            self.changes = gate.changes();
+        }
+        Ok(())
+    }
+}
+
+/// Deletes `rec` unless a hold covers it now: the holds are checked, and the segment
+/// deleted, under the gate that placing a hold takes. Returns whether it was deleted.
+fn delete_unless_held(
+    store: &Store,
+    watch: &mut Watch,
+    rec: &SegmentRecord,
+    out: &mut Outcome,
+    why: &'static str,
+) -> anyhow::Result<bool> {
+    let gate = store.holds().gate();
+    watch.refresh(&gate)?;
+    if watch.held.covers(&rec.camera, rec.start_ns, rec.end_ns) {
+        info!(camera = %rec.camera, segment = %rec.path, "held while retention ran: kept");
+        out.held_kept += 1;
+        return Ok(false);
+    }
+    delete(store, rec, out, why)?;
+    drop(gate);
+    Ok(true)
 }
 
 fn delete(
@@ -457,6 +518,44 @@ mod tests {
         let o = run_once(&store, &HashMap::new(), &none(), u64::MAX, 0, || 0).unwrap();
         assert_eq!(o.deleted, 2);
         assert!(o.still_short && !o.held_short);
+    }
+
+    #[test]
+    fn a_hold_placed_while_a_pass_runs_keeps_what_it_covers() {
+        let (_d, store) = archive(&["a"], 4, 100);
+        let hour = |h: i64| 10 * DAY + h * HOUR;
+        // The volume frees what is deleted, starting 250 bytes short; `free_bytes` is read
+        // between deletes, which is where an operator's hold lands.
+        let (mut free, mut reads) = (0u64, 0);
+        let o = run_once(&store, &HashMap::new(), &none(), 250, 0, || {
+            reads += 1;
+            if reads == 2 {
+                // Hour 0 is gone; hour 1 is the next oldest: hold it now.
+                store
+                    .holds()
+                    .insert(&crate::store::holds::Hold {
+                        id: "late".into(),
+                        cameras: vec!["a".into()],
+                        start_ns: hour(1) + HOUR / 2,
+                        end_ns: hour(1) + HOUR / 2 + 1,
+                        reason: "incident placed mid-pass".into(),
+                        created_by: "op".into(),
+                        created_ns: 0,
+                        until_ns: None,
+                        export: None,
+                    })
+                    .unwrap();
+            }
+            let f = free;
+            free += 100;
+            f
+        })
+        .unwrap();
+        assert_eq!(starts(&store, "a"), vec![1], "the held hour survives");
+        assert_eq!((o.deleted, o.held_kept), (3, 1));
+        assert!(store
+            .file_path(&store.oldest("a").unwrap().unwrap())
+            .exists());
     }
 
     #[test]
