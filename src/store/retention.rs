@@ -117,7 +117,16 @@ pub fn run_into(
 ) -> anyhow::Result<()> {
     let mut watch = Watch::new(store, held, now_ns)?;
     for (camera, policy) in policies {
-        let mut bytes = store.usage().get(camera).map(|u| u.bytes).unwrap_or(0);
+        // Only unheld footage counts against `retain_bytes`: held footage stays whatever
+        // the limit says, and counting it would delete each new segment of a camera
+        // with more held footage than its limit as soon as it is written.
+        let held_bytes = {
+            let gate = store.holds().gate();
+            watch.refresh(&gate)?;
+            store.held_bytes_of(&watch.held, camera)?
+        };
+        let total = store.usage().get(camera).map(|u| u.bytes).unwrap_or(0);
+        let mut bytes = total.saturating_sub(held_bytes);
         // Saturating: a huge retain_days ("keep for ever") must mean a cutoff
         // far in the past, never one wrapped into the future.
         let cutoff = now_ns
@@ -131,7 +140,7 @@ pub fn run_into(
                 break;
             }
             if watch.held.covers(camera, rec.start_ns, rec.end_ns) {
-                // Kept, and still counted: held bytes can hold a camera over its limit.
+                // Kept, and not counted in `bytes`.
                 out.held_kept += 1;
                 continue;
             }
@@ -481,7 +490,8 @@ mod tests {
         assert_eq!((o.deleted, o.held_kept), (8, 2));
         assert!(!held("a", 2, 4).covers("b", 0, i64::MAX));
 
-        // By bytes: held old footage stays and counts, so newer unheld footage goes first.
+        // By bytes: held old footage stays and is not counted; the oldest unheld goes
+        // until the unheld footage fits.
         let (_d, store) = archive(&["a"], 10, 100);
         let bytes = HashMap::from([(
             "a".to_string(),
@@ -491,9 +501,9 @@ mod tests {
             },
         )]);
         let o = run_once(&store, &bytes, &held("a", 0, 2), 0, 0, || u64::MAX).unwrap();
-        assert_eq!(starts(&store, "a"), vec![0, 1, 7, 8, 9]);
+        assert_eq!(starts(&store, "a"), vec![0, 1, 5, 6, 7, 8, 9]);
         assert_eq!(o.held_kept, 2);
-        assert_eq!(store.usage()["a"].bytes, 500);
+        assert_eq!(store.usage()["a"].bytes, 700);
 
         // Floor: the oldest unheld footage of any camera goes; held footage of "a" stays.
         let (_d, store) = archive(&["a", "b"], 4, 100);
@@ -556,6 +566,36 @@ mod tests {
         assert!(store
             .file_path(&store.oldest("a").unwrap().unwrap())
             .exists());
+    }
+
+    #[test]
+    fn held_footage_over_retain_bytes_does_not_cost_new_footage() {
+        // Six held hours (600 bytes) against a 500-byte limit, four unheld after them.
+        let (_d, store) = archive(&["a"], 10, 100);
+        let policy = HashMap::from([(
+            "a".to_string(),
+            Policy {
+                retain_days: 0,
+                retain_bytes: 500,
+            },
+        )]);
+        let o = run_once(&store, &policy, &held("a", 0, 6), 0, 0, || u64::MAX).unwrap();
+        assert_eq!(o.deleted, 0, "400 unheld bytes fit in 500");
+        assert_eq!(starts(&store, "a"), (0..10).collect::<Vec<_>>());
+        // Two more unheld hours: only the oldest unheld one goes.
+        for i in 10..12 {
+            let start_ns = 10 * DAY + i * HOUR;
+            let rec = SegmentRecord {
+                start_ns,
+                end_ns: start_ns + HOUR,
+                path: segment_rel_path("a", start_ns),
+                ..store.oldest("a").unwrap().unwrap()
+            };
+            store.insert(&rec).unwrap();
+        }
+        let o = run_once(&store, &policy, &held("a", 0, 6), 0, 0, || u64::MAX).unwrap();
+        assert_eq!(o.deleted, 1);
+        assert_eq!(starts(&store, "a"), vec![0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11]);
     }
 
     #[test]
