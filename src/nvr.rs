@@ -380,6 +380,8 @@ fn retention_pass(
     use crate::audit::{Action, Event};
     use crate::export::quota;
     let storage = &app.config.storage;
+    // Footage of cameras removed from the config keeps the limits they had.
+    let policies = &retention::with_removed(&app.store, policies)?;
     let exports = crate::export::exports_dir(&storage.dir);
     let limits = quota::Limits::resolve(storage);
     let event = |action, target: &str, detail| Event {

@@ -173,6 +173,36 @@ fn cameras_change_live_without_a_gap_in_other_cameras() {
     assert!(cameras(&admin).iter().all(|c| c["id"] != "b"));
     assert!(!files(&dir.path().join("data/b"), ".mp4").is_empty());
     assert_eq!(admin.send("DELETE", "/api/cameras/b", &json!({})).0, 404);
+    // B's footage stays reachable by admins until retention deletes it (by the limits B
+    // had: `src/store/retention.rs::a_removed_camera_keeps_the_limits_it_had`): listed in
+    // storage, its recordings and video served; other users get 404 as for any unknown id.
+    let segs = recordings(&admin, "b", t0 - 3_600_000_000_000, now_ns())["segments"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!segs.is_empty(), "removed camera's recordings not listed");
+    let (code, video) = admin.get(&format!(
+        "/api/cameras/b/video.mp4?start={}&end={}",
+        segs[0]["start"].as_str().unwrap(),
+        segs[0]["end"].as_str().unwrap()
+    ));
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&video));
+    assert_eq!(&video[4..8], b"ftyp");
+    let storage = admin.json("/api/storage");
+    assert!(
+        storage["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "b" && c["removed"] == true && c["segments"].as_u64() > Some(0)),
+        "{storage}"
+    );
+    assert_eq!(viewer.get("/api/cameras/b/recordings").0, 404);
+    assert!(viewer.json("/api/storage")["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["id"] != "b"));
 
     // An operator edits the file: SIGHUP adds C at once...
     let mut text = std::fs::read_to_string(&cfg).unwrap();

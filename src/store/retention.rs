@@ -30,6 +30,64 @@ pub struct Policy {
     pub retain_bytes: u64,
 }
 
+/// The index tree remembering each configured camera's limits (key: camera id; value:
+/// `retain_days` then `retain_bytes`, big-endian).
+const POLICIES_TREE: &str = "retention_policies";
+
+/// The limits of every camera retention must look after: the configured cameras'
+/// (`configured`, which are remembered in the index), and for each camera with footage
+/// that is no longer configured, the limits it had when it last was. So footage of a
+/// camera removed from the config is still deleted by age and size, as it would have
+/// been (the volume floor covers every camera's footage regardless). Footage of a camera
+/// whose limits were never remembered (removed before this version) is left to the floor.
+pub fn with_removed(
+    store: &Store,
+    configured: &HashMap<String, Policy>,
+) -> anyhow::Result<HashMap<String, Policy>> {
+    let tree = store
+        .db()
+        .open_tree(POLICIES_TREE)
+        .context("opening the retention policies")?;
+    let mut changed = false;
+    for (camera, p) in configured {
+        let mut v = p.retain_days.to_be_bytes().to_vec();
+        v.extend_from_slice(&p.retain_bytes.to_be_bytes());
+        if tree.get(camera)?.as_deref() != Some(&v[..]) {
+            tree.insert(camera.as_bytes(), v)
+                .with_context(|| format!("camera {camera}: remembering its retention"))?;
+            changed = true;
+        }
+    }
+    if changed {
+        store.db().flush().context("flushing retention policies")?;
+    }
+    let mut all = configured.clone();
+    for camera in store.usage().keys() {
+        if all.contains_key(camera) {
+            continue;
+        }
+        if let Some(p) = remembered(store, camera)? {
+            all.insert(camera.clone(), p);
+        }
+    }
+    Ok(all)
+}
+
+/// The limits `camera` had when it was last configured, if they were remembered.
+pub fn remembered(store: &Store, camera: &str) -> anyhow::Result<Option<Policy>> {
+    let tree = store.db().open_tree(POLICIES_TREE)?;
+    let Some(v) = tree.get(camera)? else {
+        return Ok(None);
+    };
+    let (days, bytes) = v
+        .split_at_checked(4)
+        .context("corrupt retention policy row")?;
+    Ok(Some(Policy {
+        retain_days: u32::from_be_bytes(days.try_into().context("corrupt retention policy row")?),
+        retain_bytes: u64::from_be_bytes(bytes.try_into().context("corrupt retention policy row")?),
+    }))
+}
+
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -596,6 +654,41 @@ mod tests {
         let o = run_once(&store, &policy, &held("a", 0, 6), 0, 0, || u64::MAX).unwrap();
         assert_eq!(o.deleted, 1);
         assert_eq!(starts(&store, "a"), vec![0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11]);
+    }
+
+    #[test]
+    fn a_removed_camera_keeps_the_limits_it_had() {
+        let (_d, store) = archive(&["a", "b", "old"], 10, 100);
+        let limit = |bytes| Policy {
+            retain_days: 0,
+            retain_bytes: bytes,
+        };
+        let configured =
+            HashMap::from([("a".to_string(), limit(500)), ("b".to_string(), limit(300))]);
+        let all = with_removed(&store, &configured).unwrap();
+        assert_eq!(
+            all, configured,
+            "\"old\" was never configured here: floor only"
+        );
+        run_once(&store, &all, &none(), 0, 0, || u64::MAX).unwrap();
+        assert_eq!(store.usage()["b"].bytes, 300);
+        // b is removed from the config and keeps recording nothing; its limit is
+        // lowered before that: the limit it had last is the one that stays.
+        let configured =
+            HashMap::from([("a".to_string(), limit(500)), ("b".to_string(), limit(200))]);
+        with_removed(&store, &configured).unwrap();
+        let configured = HashMap::from([("a".to_string(), limit(500))]);
+        let all = with_removed(&store, &configured).unwrap();
+        assert_eq!(all.get("b"), Some(&limit(200)));
+        assert!(!all.contains_key("old"));
+        let o = run_once(&store, &all, &none(), 0, 0, || u64::MAX).unwrap();
+        assert_eq!(o.cameras["b"].segments, 1);
+        assert_eq!(store.usage()["b"].bytes, 200);
+        assert_eq!(store.usage()["old"].bytes, 1000);
+        // Remembered across a restart.
+        drop(store);
+        let store = Store::open(_d.path()).unwrap();
+        assert_eq!(remembered(&store, "b").unwrap(), Some(limit(200)));
     }
 
     #[test]

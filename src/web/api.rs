@@ -589,6 +589,29 @@ pub async fn storage(
             "newest": opt_time(app.store.newest(&cam.id)?.map(|r| r.end_ns)),
         }));
     }
+    // Admins also see cameras removed from the config whose footage is still stored:
+    // it is deleted by the limits the camera last had, and reachable until then.
+    if c.user.role == crate::auth::Role::Admin {
+        let mut removed: Vec<_> = usage
+            .iter()
+            .filter(|(id, u)| u.segments > 0 && !app.camera_exists(id))
+            .collect();
+        removed.sort_by(|a, b| a.0.cmp(b.0));
+        for (id, u) in removed {
+            let policy = crate::store::retention::remembered(&app.store, id)?;
+            cams.push(json!({
+                "id": id,
+                "removed": true,
+                "bytes": u.bytes,
+                "held_bytes": held.get(id).copied().unwrap_or(0),
+                "segments": u.segments,
+                "retain_days": policy.map(|p| p.retain_days),
+                "retain_bytes": policy.map(|p| p.retain_bytes),
+                "oldest": opt_time(app.store.oldest(id)?.map(|r| r.start_ns)),
+                "newest": opt_time(app.store.newest(id)?.map(|r| r.end_ns)),
+            }));
+        }
+    }
     Ok(Json(json!({
         "volume_free_bytes": free,
         "min_free_bytes": app.config.storage.min_free_bytes,

@@ -91,7 +91,7 @@ pub async fn create(
                 "not allowed to see camera {id}"
             )));
         }
-        if !app.camera_exists(id) {
+        if !app.camera_reachable(&c.user, id) {
             return Err(ApiError::not_found(format!("no camera {id}")));
         }
     }

@@ -645,16 +645,17 @@ async fn create_export(
                 "not allowed to see camera {id}"
             )));
         }
-        let cam = app
+        if !app.camera_reachable(&c.user, id) {
+            return Err(ApiError::not_found(format!("no camera {id}")));
+        }
+        // A removed camera (admins only) is named by its id: its name went with it.
+        let name = app
             .cameras
             .get(id)
-            .ok_or_else(|| ApiError::not_found(format!("no camera {id}")))?;
-        let name = if cam.name.is_empty() {
-            &cam.id
-        } else {
-            &cam.name
-        };
-        cameras.push((cam.id.clone(), name.clone()));
+            .map(|cam| cam.name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| id.clone());
+        cameras.push((id.clone(), name));
     }
     let req = export::Request {
         cameras,

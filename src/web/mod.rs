@@ -201,6 +201,20 @@ impl App {
     pub fn camera_exists(&self, id: &str) -> bool {
         self.cameras.get(id).is_some()
     }
+
+    /// Whether `id` is a camera removed from the config whose footage is still stored
+    /// (retention deletes it by the limits the camera had, see
+    /// [`crate::store::retention::with_removed`]).
+    pub fn removed_with_footage(&self, id: &str) -> bool {
+        !self.camera_exists(id) && self.store.usage().get(id).is_some_and(|u| u.segments > 0)
+    }
+
+    /// Whether `user` may reach camera `id` at all (scope is checked apart): a
+    /// configured camera, or for an admin, a removed camera's stored footage, which stays
+    /// listable, playable, holdable and exportable until retention deletes it.
+    pub fn camera_reachable(&self, user: &User, id: &str) -> bool {
+        self.camera_exists(id) || (user.role == Role::Admin && self.removed_with_footage(id))
+    }
 }
 
 /// Who may call a route.
@@ -534,7 +548,7 @@ async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<
             if !crate::config::valid_id(value) {
                 return Err(ApiError::bad_request("invalid camera id"));
             }
-            if !app.camera_exists(value) {
+            if !app.camera_reachable(&user, value) {
                 return Err(ApiError::not_found("no such camera"));
             }
         }
