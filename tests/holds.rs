@@ -3,7 +3,7 @@
 //! deletes the unheld footage of the same camera and keeps the held segment (file and
 //! index); `/api/storage` shows its bytes as held. Viewers and other cameras are refused,
 //! only admins release (with a reason, audited), and after the release retention deletes
-//! it too.
+//! it too. Operators cannot hold footage not yet recorded; admins can.
 
 mod common;
 
@@ -193,4 +193,82 @@ fn held_footage_survives_retention_until_an_admin_releases_it() {
         "retention to delete the released segment",
         || (!file_of(&data, held.0).exists()).then_some(()),
     );
+}
+
+/// An operator's hold ends now at the latest (footage not yet recorded cannot be held,
+/// and a hold reaching years ahead would switch retention off); an admin may hold ahead.
+/// No camera needs to record: the rule is on the range.
+#[test]
+fn only_admins_hold_footage_not_yet_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cleannvr.toml");
+    let cameras = "[[camera]]\nid = \"yard\"\nurl = \"rtsp://127.0.0.1:9/none\"\nenabled = false\n";
+    std::fs::write(&cfg, common::config(tmp.path(), 2, cameras)).unwrap();
+    common::add_user(&cfg, "admin", "admin", "admin password 1");
+    common::add_user(&cfg, "op", "operator", "operator password 1");
+    let nvr = Nvr::start(cfg, &["run"]);
+    let admin = HttpSession::login(&nvr.http, "admin", "admin password 1");
+    let op = HttpSession::login(&nvr.http, "op", "operator password 1");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64
+    };
+    const HOUR: i64 = 3_600_000_000_000;
+    const YEARS: i64 = 10 * 365 * 24 * HOUR;
+    let hold = |who: &HttpSession, start: i64, end: i64| {
+        who.send(
+            "POST",
+            "/api/holds",
+            &json!({ "cameras": ["yard"], "start": rfc3339(start), "end": rfc3339(end),
+                     "reason": "incident 9" }),
+        )
+    };
+    let listed_end = |id: &str| {
+        let all = admin.json("/api/holds");
+        let h = all["holds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == id)
+            .unwrap_or_else(|| panic!("hold {id} not listed: {all}"))
+            .clone();
+        parse_rfc3339(h["end"].as_str().unwrap()).unwrap()
+    };
+
+    // An operator's hold over the last hour and ten years ahead is cut to now.
+    // Whole milliseconds, as the API writes times.
+    let start = (now() - HOUR) / 1_000_000 * 1_000_000;
+    let (status, made) = hold(&op, start, start + YEARS);
+    let after = now();
+    assert_eq!(status, 201, "{made}");
+    let end = parse_rfc3339(made["end"].as_str().unwrap()).unwrap();
+    assert!(
+        end > start && end <= after,
+        "end {} not cut to the present: {made}",
+        rfc3339(end)
+    );
+    assert_eq!(listed_end(made["id"].as_str().unwrap()), end);
+    let created = admin.audit("hold_create");
+    assert!(
+        created.iter().any(|e| e["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("to={}", rfc3339(end)))),
+        "the audit entry records the range as stored: {created:?}"
+    );
+    // Entirely in the future: nothing recorded to hold.
+    let (status, body) = hold(&op, now() + HOUR, now() + 2 * HOUR);
+    assert_eq!(status, 400, "{body}");
+
+    // An admin may hold ahead.
+    let (status, made) = hold(&admin, start, start + YEARS);
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        parse_rfc3339(made["end"].as_str().unwrap()).unwrap(),
+        start + YEARS,
+        "{made}"
+    );
+    assert_eq!(listed_end(made["id"].as_str().unwrap()), start + YEARS);
 }

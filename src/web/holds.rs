@@ -80,6 +80,20 @@ pub async fn create(
     if span_ns(start_ns, end_ns)? <= 0 {
         return Err(ApiError::bad_request("end must be after start"));
     }
+    // Only recorded footage can be evidence: an operator's hold ends now at the latest,
+    // so no operator can switch retention off for footage not yet recorded (and fill
+    // the disk with it). Admins may hold ahead, for an incident still going on.
+    let end_ns = if c.user.role == Role::Admin {
+        end_ns
+    } else {
+        end_ns.min(now)
+    };
+    if end_ns <= start_ns {
+        return Err(ApiError::bad_request(
+            "start is in the future: only footage already recorded can be held \
+             (an admin may hold footage ahead)",
+        ));
+    }
     if cameras.is_empty() {
         return Err(ApiError::bad_request("name at least one camera"));
     }
@@ -130,7 +144,16 @@ pub async fn create(
         detail,
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": hold.id }))).into_response())
+    // The range as stored: `end` may have been cut to now.
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": hold.id,
+            "start": rfc3339(hold.start_ns),
+            "end": rfc3339(hold.end_ns),
+        })),
+    )
+        .into_response())
 }
 
 /// The job file of export `id` if the caller may hold it (its owner or an admin, with
