@@ -11,6 +11,7 @@ const views = {
   export: { load: () => import("./js/export.js"), title: "Export", role: "operator" },
   holds: { load: () => import("./js/holds.js"), title: "Legal holds", role: "operator" },
   cameras: { load: () => import("./js/cameras.js"), title: "Cameras", role: "operator" },
+  "camera-setup": { load: () => import("./js/camera_admin.js"), title: "Camera setup", role: "admin" },
   users: { load: () => import("./js/users.js"), title: "Users", role: "admin" },
   audit: { load: () => import("./js/audit.js"), title: "Audit log", role: "admin" },
   storage: { load: () => import("./js/storage.js"), title: "Storage", role: "admin" },

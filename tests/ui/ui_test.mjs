@@ -336,7 +336,7 @@ async function main() {
   }
 
   // --- A viewer sees no admin pages, and the API refuses them ------------
-  for (const v of ["users", "audit", "storage", "isolation", "export", "cameras"]) {
+  for (const v of ["users", "audit", "storage", "isolation", "export", "cameras", "camera-setup"]) {
     check(await page.locator(`#nav a[data-view="${v}"]`).isHidden(), `viewer: no "${v}" link in the menu`);
   }
   await page.goto(`${base}#/users`);
@@ -427,6 +427,7 @@ async function main() {
   await login(page, cfg.operator);
   check(await page.locator('#nav a[data-view="export"]').isVisible(), "operator: the Export page is in the menu");
   check(await page.locator('#nav a[data-view="users"]').isHidden(), "operator: no Users page in the menu");
+  check(await page.locator('#nav a[data-view="camera-setup"]').isHidden(), "operator: no Camera setup page in the menu");
   await page.goto(`${base}#/export`);
   await page.locator("#export-form").waitFor();
   await page.check(`#export-form input[name="camera"][value="${cfg.camera}"]`);
@@ -456,7 +457,7 @@ async function main() {
   const admin = await browser("admin");
   page = admin.page;
   await login(page, cfg.admin);
-  for (const v of ["users", "audit", "storage", "isolation", "export"]) {
+  for (const v of ["users", "audit", "storage", "isolation", "export", "cameras", "camera-setup"]) {
     check(await page.locator(`#nav a[data-view="${v}"]`).isVisible(), `admin: "${v}" is in the menu`);
   }
   await page.goto(`${base}#/audit`);

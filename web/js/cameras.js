@@ -9,14 +9,17 @@ import { bitrate, bytes, clock, dateTime, duration, tileState, zone } from "./fo
 
 const POLL_MS = 5000;
 
-export function mount(root) {
+export function mount(root, ctx) {
   const summary = h("p", { id: "cams-summary", role: "status", "aria-live": "polite" });
   const body = h("div", { id: "cams-table" });
   const err = h("p", { class: "error", role: "alert" });
   fill(root,
     h("div", { class: "view-head" }, h("h1", { text: "Cameras" })),
     summary, err, body,
-    h("p", { class: "muted", text: `Times in ${zone}. Refreshed every ${POLL_MS / 1000} s. “Last frame” is when this page last saw new frames arrive.` }));
+    h("p", { class: "muted", text: `Times in ${zone}. Refreshed every ${POLL_MS / 1000} s. “Last frame” is when this page last saw new frames arrive.` }),
+    ctx && ctx.me && ctx.me.role === "admin"
+      ? h("p", {}, "To add, change or remove a camera, use ", h("a", { href: "#/camera-setup", text: "Camera setup" }), ".")
+      : null);
 
   /** id → {frames, at}: when the frame count last moved. */
   const seen = new Map();

@@ -1,0 +1,212 @@
+// Camera setup (admins): add by RTSP URL, test before saving, edit, disable,
+// remove (the health of each camera is the Cameras page, cameras.js). Each change goes to the config file and applies to that camera
+// only. Passwords go from the form to the API and are cleared at once; the
+// server never sends them back (only whether one is set).
+
+import { api, seg } from "./api.js";
+import { h, fill, field, table } from "./dom.js";
+
+/** How often the State column is refreshed. */
+const POLL_MS = 5000;
+
+const TRANSPORTS = [
+  ["auto", "Automatic (TCP, then UDP)"],
+  ["tcp", "TCP"],
+  ["udp", "UDP"],
+];
+
+export function mount(root, ctx) {
+  const listBox = h("div", { id: "cameras-list" });
+  const editBox = h("div", { id: "camera-edit" });
+  const msg = h("p", { role: "status", class: "muted" });
+  let gone = false;
+
+  fill(root,
+    h("div", { class: "view-head" }, h("h1", { text: "Camera setup" })),
+    h("p", { class: "muted", text: "Changes are saved to the configuration file and apply at once to that camera only; the others keep recording. Removing a camera keeps its recordings until retention deletes them. " },
+      "How each camera is doing: ", h("a", { href: "#/cameras", text: "Cameras" }), "."),
+    msg, listBox, editBox);
+
+  const stateText = (c) => (c.enabled ? c.state.replace("_", " ") : "disabled");
+
+  /** Refreshes only the State column in place (no focus or open confirmation lost). */
+  async function poll() {
+    if (gone || document.hidden) return;
+    try {
+      const c = await api("GET", "/api/cameras");
+      for (const cam of c.cameras) {
+        const el = [...listBox.querySelectorAll(".cam-state")].find((e) => e.dataset.id === cam.id);
+        if (el && !gone) el.textContent = stateText(cam);
+      }
+    } catch { /* the next poll or action shows it */ }
+  }
+
+  async function load() {
+    try {
+      const c = await api("GET", "/api/cameras");
+      if (!gone) render(c.cameras);
+    } catch (e) {
+      if (!gone) msg.textContent = `Could not load cameras: ${e.message}`;
+    }
+  }
+
+  function render(cams) {
+    const rows = cams.map((c) => [
+      h("span", { class: "strong", text: c.name }),
+      c.id,
+      (c.config && (c.config.url || (c.config.onvif && `ONVIF ${c.config.onvif.host}`))) || "",
+      h("span", { class: "cam-state", dataset: { id: c.id }, text: stateText(c) }),
+      c.record ? "Yes" : "Live only",
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "quiet", text: "Edit", "aria-label": `Edit ${c.name}`, onclick: () => edit(c) }),
+        h("button", { type: "button", class: "quiet", text: c.enabled ? "Disable" : "Enable", "aria-label": `${c.enabled ? "Disable" : "Enable"} ${c.name}`, onclick: () => toggle(c) }),
+        removeButton(c)),
+    ]);
+    fill(listBox,
+      table("Cameras", ["Name", "Id", "Address", "State", "Recording", "Actions"], rows, { captionHidden: true, class: "cameras-admin", empty: "No cameras yet." }),
+      h("p", {}, h("button", { type: "button", class: "primary", text: "Add camera", onclick: () => edit(null) })));
+  }
+
+  /** The stored settings as a PUT body: what the API showed, secrets left out (so kept). */
+  function bodyOf(cfg) {
+    const b = { name: cfg.name, transport: cfg.transport, enabled: cfg.enabled, record: cfg.record,
+      retain_days: cfg.retain_days, retain_bytes: cfg.retain_bytes };
+    if (cfg.url) b.url = cfg.url;
+    if (cfg.sub_url) b.sub_url = cfg.sub_url;
+    if (cfg.username) b.username = cfg.username;
+    if (cfg.onvif) {
+      b.onvif = { host: cfg.onvif.host, port: cfg.onvif.port };
+      if (cfg.onvif.username) b.onvif.username = cfg.onvif.username;
+      if (cfg.onvif.profile) b.onvif.profile = cfg.onvif.profile;
+    }
+    return b;
+  }
+
+  async function toggle(c) {
+    const body = { ...bodyOf(c.config), enabled: !c.enabled };
+    try {
+      await api("PUT", `/api/cameras/${seg(c.id)}`, body);
+      ctx.notify(`${c.enabled ? "Disabled" : "Enabled"} ${c.name}.`, "ok");
+      load();
+    } catch (e) {
+      ctx.notify(`Could not change ${c.name}: ${e.message}`, "error");
+    }
+  }
+
+  function removeButton(c) {
+    const wrap = h("span");
+    const ask = h("button", { type: "button", class: "quiet danger", text: "Remove", "aria-label": `Remove ${c.name}` });
+    ask.addEventListener("click", () => {
+      const yes = h("button", { type: "button", class: "danger", text: `Remove ${c.name}` });
+      const no = h("button", { type: "button", class: "quiet", text: "Keep" });
+      yes.addEventListener("click", async () => {
+        try {
+          await api("DELETE", `/api/cameras/${seg(c.id)}`);
+          ctx.notify(`Removed ${c.name}; its recordings stay until retention deletes them.`, "ok");
+          load();
+        } catch (e) {
+          ctx.notify(`Could not remove ${c.name}: ${e.message}`, "error");
+          fill(wrap, ask);
+        }
+      });
+      no.addEventListener("click", () => { fill(wrap, ask); ask.focus(); });
+      fill(wrap, h("span", { class: "confirm", role: "group", "aria-label": `Confirm removal of ${c.name}` }, yes, " ", no));
+      no.focus();
+    });
+    return fill(wrap, ask);
+  }
+
+  /** Add (`c` null) or edit form, with "Test connection" before saving. */
+  function edit(c) {
+    const cfg = c ? c.config : null;
+    const id = h("input", { name: "id", required: true, autocomplete: "off", spellcheck: "false", pattern: "[a-z0-9_\\-]{1,64}", maxlength: 64, value: cfg ? cfg.id : "", disabled: !!cfg });
+    const name = h("input", { name: "name", autocomplete: "off", maxlength: 200, value: cfg ? cfg.name : "" });
+    const url = h("input", { name: "url", type: "url", required: !cfg || !cfg.onvif, autocomplete: "off", spellcheck: "false", placeholder: "rtsp://192.0.2.10:554/stream1", value: cfg && cfg.url ? cfg.url : "" });
+    const user = h("input", { name: "username", autocomplete: "off", value: cfg && cfg.username ? cfg.username : "" });
+    const pw = h("input", { name: "password", type: "password", autocomplete: "new-password" });
+    const transport = h("select", { name: "transport" },
+      TRANSPORTS.map(([v, t]) => h("option", { value: v, selected: (cfg ? cfg.transport : "auto") === v, text: t })));
+    const days = h("input", { name: "retain_days", type: "number", min: 0, value: cfg ? cfg.retain_days : 30 });
+    const record = h("input", { name: "record", type: "checkbox", checked: cfg ? cfg.record : true });
+    const enabled = h("input", { name: "enabled", type: "checkbox", checked: cfg ? cfg.enabled : true });
+    const result = h("div", { class: "test-result", role: "status" });
+    const err = h("p", { class: "error", role: "alert" });
+    const secretHint = cfg && (cfg.password_set || cfg.url_has_credentials)
+      ? "A password is stored and is not shown. Leave empty to keep it."
+      : "Stored in the configuration file (readable by the server only), never shown again.";
+
+    function body() {
+      const b = cfg ? bodyOf(cfg) : {};
+      if (!cfg) b.id = id.value.trim();
+      b.name = name.value.trim();
+      if (url.value.trim()) b.url = url.value.trim(); else delete b.url;
+      if (user.value.trim()) b.username = user.value.trim(); else delete b.username;
+      if (pw.value) b.password = pw.value;
+      b.transport = transport.value;
+      b.retain_days = Number(days.value) || 0;
+      b.record = record.checked;
+      b.enabled = enabled.checked;
+      return b;
+    }
+
+    const testBtn = h("button", { type: "button", class: "quiet", text: "Test connection" });
+    testBtn.addEventListener("click", async () => {
+      fill(result, h("p", { class: "muted", text: "Connecting…" }));
+      testBtn.disabled = true;
+      try {
+        const b = body();
+        if (cfg) b.id = cfg.id;
+        const t = await api("POST", "/api/cameras/test", b);
+        if (t.ok) {
+          fill(result,
+            h("p", { class: "ok", text: `Connected: ${t.codec}, ${t.width}×${t.height}${t.audio ? `, audio ${t.audio}` : ""} over ${t.transport.toUpperCase()}.` }),
+            t.snapshot ? h("img", { src: t.snapshot, alt: "First picture from the camera", class: "test-snapshot", width: 320 }) : null);
+        } else {
+          fill(result, h("p", { class: "error", text: `Could not connect: ${t.reason}` }));
+        }
+      } catch (e) {
+        fill(result, h("p", { class: "error", text: e.message }));
+      } finally {
+        testBtn.disabled = false;
+      }
+    });
+
+    const title = cfg ? `Edit ${c.name}` : "Add camera";
+    const form = h("form", { class: "panel", "aria-label": title },
+      h("h2", { text: title }),
+      field("Id", id, "Lower-case letters, digits, _ and - (recordings are filed under it; it cannot change)."),
+      field("Name", name),
+      field("RTSP URL", url, "The camera's main stream. Credentials may be in the URL or below."),
+      field("Username", user),
+      field("Password", pw, secretHint),
+      field("Transport", transport),
+      field("Keep recordings (days, 0 = until space runs out)", days),
+      h("label", {}, record, " Record (otherwise live view only)"),
+      h("label", {}, enabled, " Enabled"),
+      h("div", { class: "buttons" },
+        testBtn,
+        h("button", { type: "submit", class: "primary", text: cfg ? "Save changes" : "Add camera" }),
+        h("button", { type: "button", class: "quiet", text: "Cancel", onclick: () => fill(editBox) })),
+      result, err);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const b = body();
+      pw.value = "";
+      try {
+        if (cfg) await api("PUT", `/api/cameras/${seg(cfg.id)}`, b);
+        else await api("POST", "/api/cameras", b);
+        fill(editBox);
+        ctx.notify(cfg ? `Saved ${b.name || cfg.id}.` : `Added ${b.name || b.id}; it starts recording now.`, "ok");
+        load();
+      } catch (e) {
+        err.textContent = e.message;
+      }
+    });
+    fill(editBox, form);
+    (cfg ? name : id).focus();
+  }
+
+  load();
+  const timer = setInterval(poll, POLL_MS);
+  return () => { gone = true; clearInterval(timer); };
+}
