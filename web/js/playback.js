@@ -103,6 +103,8 @@ export function mount(root, ctx) {
     h("table", { class: "keys" }, h("tbody", {}, SHORTCUTS.map(([k, v]) => h("tr", {}, h("th", { scope: "row", text: k }), h("td", { text: v }))))),
     h("form", { method: "dialog" }, h("button", { type: "submit", class: "primary", text: "Close" })));
 
+  /** The local day (`yyyy-mm-dd`) the date field and the summary name. */
+  let viewDay = localDate(new Date());
   const timeline = new Timeline({ onSeek: (t, o) => seekTo(t, o), onView: () => viewChanged() });
 
   fill(root,
@@ -341,9 +343,7 @@ export function mount(root, ctx) {
 
   /** The line under the timeline: what is recorded on the day in view. */
   function describeDay() {
-    const mid = (timeline.view[0] + timeline.view[1]) / 2;
-    const d0 = new Date(mid);
-    const day = new Date(d0.getFullYear(), d0.getMonth(), d0.getDate()).getTime();
+    const day = dayStart(viewDay).getTime();
     const dayEnd = nextDay(new Date(day)).getTime();
     const ids = shownCameras();
     if (!ids.length) { summary.textContent = "Choose a camera for a tile."; return; }
@@ -655,7 +655,10 @@ export function mount(root, ctx) {
     ctx.notify("");
     const a = d.getTime();
     const b = nextDay(d).getTime();
-    dayIn.value = localDate(d);
+    // Today's view is pulled back to end near now, so its middle can fall on
+    // yesterday: the day asked for is the day in view.
+    viewDay = localDate(d);
+    dayIn.value = viewDay;
     timeline.setView(a, b, true);
   }
 
@@ -665,9 +668,12 @@ export function mount(root, ctx) {
     windowLabel.textContent = w > 86400e3 ? `${dateTime(a).slice(0, 16)} – ${dateTime(b).slice(0, 16)}` : `${clock(a)} – ${clock(b)}`;
     const z = ZOOMS.find(([v]) => Math.abs(v - w) < 1000);
     zoomSel.value = z ? String(z[0]) : "";
-    const mid = new Date((a + b) / 2);
-    if (document.activeElement !== dayIn) dayIn.value = localDate(mid);
-    next.disabled = nextDay(dayStart(localDate(mid))).getTime() > Date.now();
+    // The day in view changes once the window has left it (so a whole day stays
+    // that day while the timeline grows), to the day of the window's middle.
+    const d0 = dayStart(viewDay).getTime();
+    if (!(a < nextDay(new Date(d0)).getTime() && b > d0)) viewDay = localDate(new Date((a + b) / 2));
+    if (document.activeElement !== dayIn) dayIn.value = viewDay;
+    next.disabled = nextDay(dayStart(viewDay)).getTime() > Date.now();
     clearTimeout(rangeTimer);
     rangeTimer = setTimeout(loadRanges, 250);
     describeDay();
