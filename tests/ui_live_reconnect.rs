@@ -23,8 +23,9 @@ fn live_tile_survives_camera_and_nvr_restarts() {
     if !require_browser(&ui) {
         return;
     }
-    let gst_port = free_port();
-    let mut gst = Some(GstServer::start_on(gst_port, &[]));
+    let first = GstServer::start(&[]);
+    let gst_port = first.port;
+    let mut gst = Some(first);
     let dir = tempfile::tempdir().unwrap();
     let web_port = free_port();
     let toml = config(

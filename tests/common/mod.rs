@@ -21,19 +21,57 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` with
+/// `what` and the output of every cleannvr and GStreamer peer this test thread
+/// started (so a timeout on CI explains itself).
 pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                diagnostics()
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Output lines of the processes a test thread started, by name (weak: the
+/// registry keeps no output alive).
+type Registered = Vec<(&'static str, std::sync::Weak<Mutex<Vec<String>>>)>;
+
+thread_local! {
+    /// Output of the processes this test thread started, for [`diagnostics`].
+    static OUTPUTS: std::cell::RefCell<Registered> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The last 300 lines of each process this test thread started (cleannvr, the
+/// GStreamer peer) whose output is still held.
+pub fn diagnostics() -> String {
+    OUTPUTS.with(|o| {
+        let mut text = String::new();
+        for (name, lines) in o.borrow().iter() {
+            let Some(lines) = lines.upgrade() else {
+                continue;
+            };
+            let lines = lines.lock().unwrap();
+            let skip = lines.len().saturating_sub(300);
+            text.push_str(&format!(
+                "--- {name} output ({} lines, last {}) ---\n",
+                lines.len(),
+                lines.len() - skip
+            ));
+            for l in &lines[skip..] {
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        text
+    })
 }
 
 /// The one skip rule for tests that need a peer, a tool or root: with `available`
@@ -65,6 +103,11 @@ pub fn is_root() -> bool {
 pub struct Lines(Arc<Mutex<Vec<String>>>);
 
 impl Lines {
+    /// Includes these lines, as `name`, in a timeout's [`diagnostics`].
+    fn register(&self, name: &'static str) {
+        OUTPUTS.with(|o| o.borrow_mut().push((name, Arc::downgrade(&self.0))));
+    }
+
     fn follow(&self, r: impl std::io::Read + Send + 'static, echo: &'static str) {
         let lines = self.0.clone();
         std::thread::spawn(move || {
@@ -108,9 +151,30 @@ pub struct GstServer {
 }
 
 impl GstServer {
-    /// Starts the peer on `port` (0 = pick one) with extra args, and waits until it listens.
+    /// Starts the peer on `port` with extra args, and waits until it listens.
+    /// With `port` 0 the server binds a port the kernel picks and reports it (a
+    /// port found free beforehand could be taken by another test in between).
+    /// A fixed `port` (a camera coming back where cleannvr expects it) that is
+    /// briefly taken is retried for up to 60 s.
     pub fn start_on(port: u16, extra: &[&str]) -> GstServer {
-        let port = if port == 0 { free_port() } else { port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match Self::try_start(port, extra) {
+                Ok(server) => return server,
+                Err(log) if port != 0 && log.contains("cannot listen") => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "port {port} stayed taken for 60 s: {log}"
+                    );
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(log) => panic!("gst server on port {port} exited: {log}"),
+            }
+        }
+    }
+
+    /// One attempt: the server, or its output if it exited before listening.
+    fn try_start(port: u16, extra: &[&str]) -> Result<GstServer, String> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/gst_rtsp_server.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
@@ -119,18 +183,38 @@ impl GstServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("starting /usr/bin/python3 gst_rtsp_server.py (run .ci/run's install step)");
+            .expect("starting /usr/bin/python3 gst_rtsp_server.py (run .ci/install.sh)");
         let out = Lines::default();
         out.follow(child.stdout.take().unwrap(), "gst");
         out.follow(child.stderr.take().unwrap(), "gst");
-        let mut server = GstServer { child, port, out };
-        wait_for(Duration::from_secs(60), "the GStreamer RTSP server", || {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("gst server exited {status}: {}", server.out.text());
+        out.register("GStreamer RTSP server");
+        let mut server = GstServer {
+            child,
+            port,
+            out: out.clone(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(line) = out.find("ready ") {
+                server.port = line
+                    .trim()
+                    .strip_prefix("ready ")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| panic!("gst server said {line:?}"));
+                return Ok(server);
             }
-            server.out.find("ready").map(|_| ())
-        });
-        server
+            if let Ok(Some(status)) = server.child.try_wait() {
+                // Let the output readers catch the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return Err(format!("{status}: {}", out.text()));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the GStreamer RTSP server did not listen within 60 s: {}",
+                out.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Starts on a free port.
@@ -209,6 +293,7 @@ impl Nvr {
         let log = Lines::default();
         log.follow(child.stdout.take().unwrap(), "nvr");
         log.follow(child.stderr.take().unwrap(), "nvr");
+        log.register("cleannvr");
         let mut nvr = Nvr {
             child: Some(child),
             config,

@@ -15,7 +15,9 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
   /vp8       live VP8: a codec cleannvr does not record
 Every mount is shared: a second client joins the running stream.
 --udp-only limits every mount to RTP over UDP, so a TCP SETUP gets 461.
-Prints "ready <port>" on stdout once listening.
+--port 0 lets the kernel pick a free port (no window in which another test can
+take a port found free beforehand). Prints "ready <port>" with the port it
+listens on once listening.
 """
 import argparse
 
@@ -102,5 +104,5 @@ for path, launch in mounts.items():
 
 if server.attach(None) == 0:
     raise SystemExit(f"cannot listen on 127.0.0.1:{args.port}")
-print(f"ready {args.port}", flush=True)
+print(f"ready {server.get_bound_port()}", flush=True)
 GLib.MainLoop().run()
