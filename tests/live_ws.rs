@@ -45,11 +45,17 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
     let mut head = None;
     let mut mp4 = Vec::new();
     let mut fragments = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Generous: the camera session may still be starting on a loaded machine.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while fragments < 60 {
         let msg = tokio::time::timeout_at(deadline, ws.next())
             .await
-            .expect("live frames")
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{fragments} live fragments after 120 s\nlog:\n{}",
+                    nvr.log.text()
+                )
+            })
             .unwrap()
             .unwrap();
         match msg {
@@ -103,9 +109,9 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
         .unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
     let (mut sub, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(20), sub.next())
+    let first = tokio::time::timeout(Duration::from_secs(120), sub.next())
         .await
-        .unwrap()
+        .unwrap_or_else(|_| panic!("no init on the sub stream\nlog:\n{}", nvr.log.text()))
         .unwrap()
         .unwrap();
     assert!(
@@ -165,7 +171,7 @@ async fn viewers_that_never_read_do_not_slow_recording() {
         2,
         &format!(
             "[[camera]]\nid = \"cam\"\nurl = \"{}\"\n",
-            gst.url("h264big")
+            gst.url("h264frag")
         ),
     );
     let (nvr, cookie) = run_with_admin(dir.path(), &toml);
@@ -173,7 +179,7 @@ async fn viewers_that_never_read_do_not_slow_recording() {
     let server_port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
     let ws_url = format!("{}/api/cameras/cam/live", base.replacen("http", "ws", 1));
     wait_for(
-        Duration::from_secs(30),
+        Duration::from_secs(120),
         "the camera to deliver frames",
         || (camera_status(&base, &cookie, "cam")["frames"].as_u64()? > 50).then_some(()),
     );
@@ -231,9 +237,13 @@ async fn viewers_that_never_read_do_not_slow_recording() {
     let frames_after = camera_status(&base, &cookie, "cam")["frames"]
         .as_u64()
         .unwrap();
+    // A publisher that waited for the viewers would take next to none; the peer
+    // sends 250 in 10 s, fewer when a loaded machine starves it: 50 is plenty to
+    // tell the two apart without asserting speed.
     assert!(
-        frames_after >= frames_before + 100,
-        "ingest kept taking frames while viewers stalled: {frames_before} -> {frames_after}"
+        frames_after >= frames_before + 50,
+        "ingest kept taking frames while viewers stalled: {frames_before} -> {frames_after}\nlog:\n{}",
+        nvr.log.text()
     );
 
     // The index covers the whole stall without a gap.
@@ -242,7 +252,7 @@ async fn viewers_that_never_read_do_not_slow_recording() {
     };
     let (from, to) = (rfc3339(start), rfc3339(stalled_until));
     let path = format!("/api/cameras/cam/recordings?start={from}&end={to}");
-    let rec = wait_for(Duration::from_secs(30), "the stall's last segment", || {
+    let rec = wait_for(Duration::from_secs(120), "the stall's last segment", || {
         let (code, body) = get(&base, &path, &cookie);
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
