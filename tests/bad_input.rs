@@ -67,7 +67,7 @@ fn malformed_sdp_is_reported_and_retried_with_backoff() {
     let dir = tempfile::tempdir().unwrap();
     let cams = format!("[[camera]]\nid = \"junk\"\nurl = \"rtsp://127.0.0.1:{port}/x\"\n");
     let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &cams));
-    let at = wait_for(Duration::from_secs(30), "three DESCRIBE attempts", || {
+    let at = wait_for(Duration::from_secs(120), "three DESCRIBE attempts", || {
         let at = describes.lock().unwrap().clone();
         (at.len() >= 3).then_some(at)
     });

@@ -26,7 +26,7 @@ async fn export_done(web: &Web, sess: &Sess, cameras: &[&str]) -> String {
         String::from_utf8_lossy(&r.body)
     );
     let id = r.json()["id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let j = web
             .get(&format!("/api/exports/{id}"), sess, &[])
@@ -39,7 +39,7 @@ async fn export_done(web: &Web, sess: &Sess, cameras: &[&str]) -> String {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "export did not finish"
+            "export did not finish in 120 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -20,7 +20,7 @@ async fn start(web: &Web, sess: &Sess, body: Value) -> Resp {
 }
 
 async fn wait_done(web: &Web, sess: &Sess, id: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let r = web.get(&format!("/api/exports/{id}"), sess, &[]).await;
         assert_eq!(r.status, StatusCode::OK);
@@ -32,7 +32,7 @@ async fn wait_done(web: &Web, sess: &Sess, id: &str) -> Value {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "export did not finish"
+            "export did not finish in 120 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

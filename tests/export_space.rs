@@ -100,7 +100,7 @@ fn exports_past_the_quota_are_refused_and_never_cost_footage() {
     let admin = HttpSession::login(&nvr.http, "admin", "admin password 1");
 
     // The first retention pass runs at start: the old export goes, with an audit entry.
-    let expired = poll(60, "the export_expire entry", || {
+    let expired = poll(120, "the export_expire entry", || {
         admin.audit("export_expire").into_iter().next()
     });
     assert_eq!(expired["actor"], "retention");
@@ -113,7 +113,7 @@ fn exports_past_the_quota_are_refused_and_never_cost_footage() {
     assert!(!exports.join(old).exists(), "expired export still on disk");
     assert!(!exports.join(format!("{old}.json")).exists());
     // Camera c's two segments: one summary entry, not one per file.
-    let deleted = poll(60, "the retention_delete entry", || {
+    let deleted = poll(120, "the retention_delete entry", || {
         let e = admin.audit("retention_delete");
         (!e.is_empty()).then_some(e)
     });

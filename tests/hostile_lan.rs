@@ -315,7 +315,7 @@ async fn live_views_end_with_their_session() {
         };
         assert!(matches!(code, 200 | 204), "{what}: {code} {text}");
         let t = Instant::now();
-        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let closed = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
@@ -325,7 +325,7 @@ async fn live_views_end_with_their_session() {
             }
         })
         .await
-        .unwrap_or_else(|_| panic!("{what}: live view still open after 10 s"));
+        .unwrap_or_else(|_| panic!("{what}: live view still open after 60 s\n{}", diagnostics()));
         eprintln!(
             "{what}: live view closed after {:?} ({closed:?})",
             t.elapsed()
@@ -474,7 +474,7 @@ async fn a_flood_from_one_address_locks_nobody_out_and_recording_continues() {
     let server: std::net::SocketAddr = host_of(&nvr).parse().unwrap();
     let base = nvr.http.clone();
     let data = dir.path().join("data");
-    wait_for(Duration::from_secs(60), "a first recorded segment", || {
+    wait_for(Duration::from_secs(150), "a first recorded segment", || {
         (!files(&data, ".mp4").is_empty()).then_some(())
     });
 
@@ -560,7 +560,7 @@ async fn a_flood_from_one_address_locks_nobody_out_and_recording_continues() {
         rfc3339(flood_end),
     );
     let path = format!("/api/cameras/cam/recordings?start={from}&end={to}");
-    let rec = wait_for(Duration::from_secs(30), "the flood's last segment", || {
+    let rec = wait_for(Duration::from_secs(120), "the flood's last segment", || {
         let (code, body) = http(&base, "GET", &path, Some(&cookie), None, None, &[]);
         assert_eq!(code, 200, "{body}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -37,7 +37,7 @@ async fn receive(ws: &mut Ws, n: usize) -> Received {
     let mut head = None;
     let mut init = None;
     let mut fragments = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while fragments.len() < n {
         let msg = tokio::time::timeout_at(deadline, ws.next())
             .await
@@ -187,7 +187,7 @@ async fn h265_camera_is_transcoded_once_for_all_viewers_and_h264_passes_through(
     // The last viewer leaving stops the transcoder and frees its slot.
     drop(a);
     drop(b);
-    wait_for(Duration::from_secs(20), "the transcoder to stop", || {
+    wait_for(Duration::from_secs(60), "the transcoder to stop", || {
         let m = metrics(&base, &admin);
         (metric(&m, "cleannvr_live_transcodes_active") == 0
             && metric(&m, "cleannvr_transcodes_active") == 0

@@ -64,7 +64,7 @@ fn ipycam_discovery_and_media() {
     }
     let _cam = Ipycam::start("", "");
     let rt = rt();
-    let found = wait_for(Duration::from_secs(20), "a ProbeMatch", || {
+    let found = wait_for(Duration::from_secs(60), "a ProbeMatch", || {
         let m = rt
             .block_on(onvif::discover(
                 Target::Unicast(discovery_target()),
@@ -326,7 +326,7 @@ fn ipycam_auth_and_recording() {
     std::env::set_var("CLEANNVR_CAMERA_GATE_PASSWORD", "correct horse");
     let mut nvr = Nvr::start(config.clone(), &["run"]);
     let data = dir.path().join("data");
-    let seg = wait_for(Duration::from_secs(60), "a finished segment", || {
+    let seg = wait_for(Duration::from_secs(150), "a finished segment", || {
         files(&data, ".mp4").into_iter().find(|f| {
             std::fs::metadata(f)
                 .map(|m| m.len() > 10_000)
@@ -356,7 +356,7 @@ fn ipycam_auth_and_recording() {
     std::env::set_var("CLEANNVR_CAMERA_GATE_PASSWORD", "wrong");
     let mut nvr = Nvr::start(config, &["run"]);
     wait_for(
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         "the ONVIF auth failure in the log",
         || nvr.log.find("not authorized"),
     );

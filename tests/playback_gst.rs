@@ -34,7 +34,7 @@ async fn recorded_h264_and_h265_play_across_segments() {
     for cam in ["cam", "hevc"] {
         let cam_dir = dir.path().join("data").join(cam);
         wait_for(
-            Duration::from_secs(60),
+            Duration::from_secs(150),
             &format!("4 segments of {cam}"),
             || (files(&cam_dir, ".mp4").len() >= 4).then_some(()),
         );

@@ -25,7 +25,7 @@ use common::*;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The whole browser session; it normally takes well under a minute.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn ui_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui")

@@ -34,7 +34,7 @@ fn addr_of(nvr: &Nvr) -> String {
 }
 
 fn logged_fingerprint(nvr: &Nvr) -> String {
-    let line = wait_for(Duration::from_secs(10), "fingerprint log line", || {
+    let line = wait_for(Duration::from_secs(60), "fingerprint log line", || {
         nvr.log.find("SHA-256 fingerprint ")
     });
     line.rsplit("fingerprint ")
@@ -389,7 +389,7 @@ fn demo_prints_an_admin_password_once_and_it_logs_in_over_https() {
     let nocfg = dir.path().join("none.toml");
     let mut nvr = Nvr::start(nocfg.clone(), &args);
     let addr = addr_of(&nvr);
-    let line = wait_for(Duration::from_secs(10), "demo password", || {
+    let line = wait_for(Duration::from_secs(60), "demo password", || {
         nvr.log.find("demo login: user admin password ")
     });
     let pw = line.rsplit(' ').next().unwrap().to_owned();
@@ -402,7 +402,7 @@ fn demo_prints_an_admin_password_once_and_it_logs_in_over_https() {
 
     // Second start on the same data: the admin stays, no new password.
     let mut nvr = Nvr::start(nocfg, &args);
-    wait_for(Duration::from_secs(10), "admin exists note", || {
+    wait_for(Duration::from_secs(60), "admin exists note", || {
         nvr.log.find("admin user already exists")
     });
     assert_eq!(nvr.log.count("demo login:"), 0);
@@ -426,7 +426,7 @@ fn run_without_cameras_records_the_demo_and_tls_off_warns() {
         .unwrap_or_else(|| panic!("no warning for tls = false: {}", nvr.log.text()));
     assert!(warning.contains("WARN"), "{warning}");
     assert!(nvr.log.find("no [[camera]] configured").is_some());
-    let line = wait_for(Duration::from_secs(10), "demo password", || {
+    let line = wait_for(Duration::from_secs(60), "demo password", || {
         nvr.log.find("demo login: user admin password ")
     });
     let pw = line.rsplit(' ').next().unwrap().to_owned();
@@ -436,7 +436,7 @@ fn run_without_cameras_records_the_demo_and_tls_off_warns() {
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("\"demo1\""));
     let demo = dir.path().join("data/demo1");
-    let seg = wait_for(Duration::from_secs(60), "a demo segment", || {
+    let seg = wait_for(Duration::from_secs(150), "a demo segment", || {
         common::files(&demo, ".mp4").pop()
     });
     nvr.stop();

@@ -36,7 +36,7 @@ export async function launch(extraArgs = []) {
     viewport: { width: 1280, height: 900 },
   });
   const page = ctx.pages()[0] || (await ctx.newPage());
-  page.setDefaultTimeout(30000);
+  page.setDefaultTimeout(60000);
   const close = async () => {
     await ctx.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });

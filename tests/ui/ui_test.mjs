@@ -114,7 +114,7 @@ async function browser(label) {
     consoleErrors.push({ label, text: m.text(), url: loc.url || "" });
   });
   page.on("pageerror", (e) => consoleErrors.push({ label, text: `uncaught: ${e.message}`, url: "" }));
-  page.setDefaultTimeout(20000);
+  page.setDefaultTimeout(60000);
   return { ctx, page };
 }
 
@@ -438,7 +438,12 @@ async function main() {
   await page.fill("#export-end", local(end));
   await page.fill("#export-reason", "UI test: incident 42");
   await page.click("#export-form button[type=submit]");
-  await page.locator(".job.done").first().waitFor({ timeout: 60000 });
+  // Generous: an export remuxes a minute of two tracks, slow on a loaded machine. On a
+  // timeout, say what the job cards show (failed? still running?).
+  await page.locator(".job.done").first().waitFor({ timeout: 180000 }).catch(async (e) => {
+    const jobs = await page.$$eval(".job", (js) => js.map((j) => `${j.className}: ${j.textContent}`));
+    throw new Error(`the export did not finish: ${JSON.stringify(jobs)}: ${e.message}`);
+  });
   const links = await page.$$eval(".job.done a[href]", (as) => as.map((a) => a.getAttribute("href")));
   check(links.some((l) => l.endsWith(".mp4")) && links.some((l) => l.endsWith("manifest.json")), "operator: the finished export lists its video and manifest", links);
   const mp4 = await op.ctx.request.get(`${origin}${links.find((l) => l.endsWith(".mp4"))}`);
@@ -448,7 +453,9 @@ async function main() {
   await holdBox.locator("summary").click();
   await holdBox.locator("input.hold-reason").fill("UI test: hold for case 42");
   await holdBox.locator("button.hold-go").click();
-  await holdBox.locator(".hold-msg.ok").waitFor({ timeout: 20000 });
+  await holdBox.locator(".hold-msg.ok").waitFor({ timeout: 60000 }).catch(async (e) => {
+    throw new Error(`no hold confirmation: ${await holdBox.textContent()}: ${e.message}`);
+  });
   const holdsOp = await (await op.ctx.request.get(`${origin}/api/holds`)).json();
   check(holdsOp.holds.length === 1 && holdsOp.holds[0].export && holdsOp.holds[0].cameras[0] === cfg.camera,
     "operator: holding an export from its card makes a hold on the export and its camera", holdsOp);
