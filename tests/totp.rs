@@ -300,6 +300,15 @@ fn totp_second_factor_end_to_end() {
     assert!(!ok && out.contains("no such user"), "{out}");
     let nvr = Nvr::start(cfg.clone(), &["run"]);
     let base = nvr.http.clone();
+    // The reset ended root's sessions; op's, from before the same restart, lives
+    // on (so it is the reset, not the restart, that ended root's).
+    let me = |cookie: &str| common::get(&base, "/api/me", cookie).0;
+    assert_eq!(me(&op.cookie), 200, "op's session survives a restart");
+    assert_eq!(
+        me(&root.cookie),
+        401,
+        "root's session outlived the CLI reset"
+    );
     let (st, r, root) = login(&base, "root", ROOT_PW, json!({}));
     assert_eq!(st, 200, "password alone after the reset: {r}");
     assert_eq!(
