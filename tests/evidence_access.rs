@@ -39,7 +39,7 @@ async fn export_done(web: &Web, sess: &Sess, cameras: &[&str]) -> String {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "export did not finish in 120 s"
+            "export did not finish in 120 s: {j}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -32,7 +32,7 @@ async fn wait_done(web: &Web, sess: &Sess, id: &str) -> Value {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "export did not finish in 120 s"
+            "export did not finish in 120 s: {j}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
