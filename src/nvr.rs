@@ -191,18 +191,26 @@ pub async fn run_with(
     }
     // The web server's budget comes out of what the recorders leave: see web::conn.
     let nofile = web::conn::raise_nofile_limit();
-    let limits = web::Limits::for_descriptors(nofile, config.cameras.len());
+    let budget = web::conn::ConnBudget::new(nofile, app.cameras.all().len());
+    let limits = budget.limits();
     info!(
         nofile,
         connections = limits.connections,
         per_address = limits.per_addr,
         "web connection budget"
     );
+    // Cameras added or removed while running move descriptors between the recorders'
+    // reserve and the web server's budget.
+    tokio::spawn(follow_cameras(
+        app.cameras.clone(),
+        budget.clone(),
+        shutdown.clone(),
+    ));
     let web = tokio::spawn(web::serve(
         listener,
         identity.map(|i| i.config),
         web::router(app),
-        limits,
+        budget,
         counters.clone(),
         shutdown.clone(),
     ));
@@ -218,6 +226,31 @@ pub async fn run_with(
     let _ = checkpoint_task.await;
     info!("stopped");
     Ok(())
+}
+
+/// Recomputes the web server's connection budget whenever the camera list changes.
+async fn follow_cameras(
+    cameras: Arc<crate::supervisor::fleet::CameraList>,
+    budget: web::conn::ConnBudget,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = cameras.replaced() => {}
+        }
+        let n = cameras.all().len();
+        let before = budget.limits().connections;
+        let l = budget.set_cameras(n);
+        if l.connections != before {
+            info!(
+                cameras = n,
+                connections = l.connections,
+                per_address = l.per_addr,
+                "web connection budget changed with the cameras"
+            );
+        }
+    }
 }
 
 /// How often the config file is looked at for edits (SIGHUP applies them at once).

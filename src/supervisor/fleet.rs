@@ -17,6 +17,8 @@ use crate::config::CameraConfig;
 #[derive(Debug, Default)]
 pub struct CameraList {
     cameras: RwLock<Arc<Vec<CameraConfig>>>,
+    /// Signalled (one stored permit) whenever the list is replaced.
+    replaced: tokio::sync::Notify,
 }
 
 impl CameraList {
@@ -24,7 +26,14 @@ impl CameraList {
     pub fn new(cameras: Vec<CameraConfig>) -> Self {
         Self {
             cameras: RwLock::new(Arc::new(cameras)),
+            replaced: Default::default(),
         }
+    }
+
+    /// Returns once the list has been replaced since the last call returned (or since it
+    /// was made): for one watcher (the web server's descriptor budget).
+    pub async fn replaced(&self) {
+        self.replaced.notified().await
     }
 
     /// Every configured camera, in file order.
@@ -42,6 +51,7 @@ impl CameraList {
 
     fn set(&self, cameras: Vec<CameraConfig>) {
         *self.cameras.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cameras);
+        self.replaced.notify_one();
     }
 }
 
@@ -154,5 +164,27 @@ impl Fleet {
             sup.join().await;
         }
         running.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The web server's budget follows the list through `replaced`: a replacement made
+    /// while nobody waits is not lost.
+    #[tokio::test]
+    async fn a_replaced_list_is_noticed_even_when_nobody_waits() {
+        let list = CameraList::new(Vec::new());
+        list.set(Vec::new());
+        tokio::time::timeout(std::time::Duration::from_secs(10), list.replaced())
+            .await
+            .expect("the replacement made before waiting was lost");
+        // Nothing new: nothing to notice.
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(100), list.replaced())
+                .await
+                .is_err()
+        );
     }
 }

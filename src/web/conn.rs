@@ -101,6 +101,45 @@ impl Limits {
     }
 }
 
+/// The web server's connection budget, which follows the number of cameras: each
+/// camera added while the server runs takes its reserve of descriptors out of the web
+/// server's share ([`ConnBudget::set_cameras`]), so cameras added through the API are
+/// never starved by web clients. Cheap to clone; all clones share the budget.
+#[derive(Clone)]
+pub struct ConnBudget {
+    nofile: u64,
+    limits: Arc<Mutex<Limits>>,
+    conns: Arc<Budget>,
+    shakes: Arc<Budget>,
+}
+
+impl ConnBudget {
+    /// The budget for a process allowed `nofile` descriptors with `cameras` cameras.
+    pub fn new(nofile: u64, cameras: usize) -> ConnBudget {
+        let l = Limits::for_descriptors(nofile, cameras);
+        ConnBudget {
+            nofile,
+            limits: Arc::new(Mutex::new(l)),
+            conns: Budget::new(l.connections, l.per_addr),
+            shakes: Budget::new(l.handshakes, l.handshakes_per_addr),
+        }
+    }
+
+    /// The limits now.
+    pub fn limits(&self) -> Limits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Recomputes the budget for `cameras` cameras and returns the new limits.
+    pub fn set_cameras(&self, cameras: usize) -> Limits {
+        let l = Limits::for_descriptors(self.nofile, cameras);
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = l;
+        self.conns.resize(l.connections, l.per_addr);
+        self.shakes.resize(l.handshakes, l.handshakes_per_addr);
+        l
+    }
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new
 /// soft limit (the old one if raising failed).
 pub fn raise_nofile_limit() -> u64 {
@@ -152,8 +191,8 @@ enum Full {
 
 /// Counted slots, in total and per client address.
 struct Budget {
-    total: usize,
-    per_addr: usize,
+    /// (total, per address): changed by [`Budget::resize`] while serving.
+    caps: Mutex<(usize, usize)>,
     counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
     released: Notify,
 }
@@ -161,21 +200,28 @@ struct Budget {
 impl Budget {
     fn new(total: usize, per_addr: usize) -> Arc<Budget> {
         Arc::new(Budget {
-            total,
-            per_addr,
+            caps: Mutex::new((total, per_addr)),
             counts: Mutex::new((0, HashMap::new())),
             released: Notify::new(),
         })
     }
 
+    /// New caps; connections already open keep their slots (a smaller budget
+    /// refuses newcomers until enough have closed).
+    fn resize(&self, total: usize, per_addr: usize) {
+        *self.caps.lock().unwrap_or_else(|e| e.into_inner()) = (total, per_addr);
+        self.released.notify_waiters();
+    }
+
     fn try_take(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Full> {
         let key = addr_key(ip);
+        let (total, per_addr) = *self.caps.lock().unwrap_or_else(|e| e.into_inner());
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let mine = c.1.get(&key).copied().unwrap_or(0);
-        if mine >= self.per_addr {
+        if mine >= per_addr {
             return Err(Full::Addr);
         }
-        if c.0 >= self.total {
+        if c.0 >= total {
             return Err(Full::All);
         }
         c.0 += 1;
@@ -344,12 +390,13 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
-    limits: Limits,
+    budget: ConnBudget,
     counters: Arc<super::Counters>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let conns = Budget::new(limits.connections, limits.per_addr);
-    let shakes = Budget::new(limits.handshakes, limits.handshakes_per_addr);
+    // The timeouts do not depend on the camera count; the caps are read at each accept.
+    let limits = budget.limits();
+    let (conns, shakes) = (budget.conns.clone(), budget.shakes.clone());
     let acceptor = tls.map(TlsAcceptor::from);
     let shed = Arc::new(ShedLog {
         last_ns: AtomicI64::new(0),
@@ -604,6 +651,32 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(held);
         assert!(waiter.await.unwrap(), "a released slot goes to the waiter");
+    }
+
+    #[test]
+    fn the_budget_shrinks_when_cameras_are_added() {
+        // 1024 descriptors and 4 cameras: (1024 - 128 - 4 * 16) / 2 = 416 connections.
+        let budget = ConnBudget::new(1024, 4);
+        assert_eq!(budget.limits().connections, 416);
+        // 36 cameras added at run time: (1024 - 128 - 40 * 16) / 2 = 128.
+        let l = budget.set_cameras(40);
+        assert_eq!((l.connections, budget.limits().connections), (128, 128));
+        let mut held = Vec::new();
+        for i in 0..l.connections {
+            let ip = IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8 + 1]);
+            held.push(budget.conns.try_take(ip).expect("within the budget"));
+        }
+        assert!(
+            matches!(
+                budget.conns.try_take("10.9.9.9".parse().unwrap()),
+                Err(Full::All)
+            ),
+            "the web server may not take the new cameras' descriptors"
+        );
+        assert!(budget.limits().per_addr < 128);
+        // Removed again: the room comes back.
+        budget.set_cameras(4);
+        assert!(budget.conns.try_take("10.9.9.9".parse().unwrap()).is_ok());
     }
 
     #[test]
