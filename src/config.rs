@@ -293,7 +293,7 @@ impl std::fmt::Debug for OnvifCameraConfig {
     }
 }
 
-fn default_onvif_port() -> u16 {
+pub(crate) fn default_onvif_port() -> u16 {
     80
 }
 

@@ -324,3 +324,132 @@ fn cameras_change_live_without_a_gap_in_other_cameras() {
     let log = nvr.log.text();
     assert!(!log.contains(SECRET), "a secret in the log:\n{log}");
 }
+
+/// A listener that answers every RTSP request with a Basic-auth challenge and
+/// keeps what it was sent, as a hostile host would to harvest a camera's
+/// password. Our own fake: no peer's job is to capture credentials.
+struct CredentialTrap {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl CredentialTrap {
+    fn start() -> CredentialTrap {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let all = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let all = all.clone();
+                std::thread::spawn(move || {
+                    let mut out = conn.try_clone().unwrap();
+                    let mut reader = BufReader::new(conn);
+                    let mut cseq = String::from("1");
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        all.lock().unwrap().push_str(&line);
+                        if let Some(v) = line.strip_prefix("CSeq:") {
+                            cseq = v.trim().to_owned();
+                        }
+                        if line == "\r\n" {
+                            let reply = format!(
+                                "RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\n\
+                                 WWW-Authenticate: Basic realm=\"cam\"\r\n\r\n"
+                            );
+                            if out.write_all(reply.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        CredentialTrap { port, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/s", self.port)
+    }
+
+    fn text(&self) -> String {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// An admin session (or a request forged through it) that moves a camera to
+/// another host without sending its password again gets 400: the stored
+/// password is never sent to a host it was not saved for.
+#[test]
+fn a_stored_camera_password_is_not_sent_to_a_new_host() {
+    use base64::Engine as _;
+    const PW: &str = "St0redCamPw";
+    let b64 = |user: &str, pw: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cleannvr.toml");
+    let home = format!("rtsp://127.0.0.1:{}/s", free_port());
+    std::fs::write(
+        &cfg,
+        config(
+            dir.path(),
+            2,
+            &format!(
+                "[[camera]]\nid = \"gate\"\nurl = \"{home}\"\nusername = \"admin\"\npassword = \"{PW}\"\n"
+            ),
+        ),
+    )
+    .unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let mut nvr = Nvr::start(cfg.clone(), &["run"]);
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    let trap = CredentialTrap::start();
+    let moved = json!({"url": trap.url(), "username": "admin"});
+
+    // Saved or only tested: refused, and the file keeps the old address.
+    let (code, v) = admin.send("PUT", "/api/cameras/gate", &moved);
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v.to_string().contains("enter its password again"),
+        "the answer says why: {v}"
+    );
+    let mut test = moved.clone();
+    test["id"] = json!("gate");
+    let (code, v) = admin.send("POST", "/api/cameras/test", &test);
+    assert_eq!(code, 400, "{v}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        text.contains(&home) && !text.contains(&trap.url()),
+        "{text}"
+    );
+
+    // The trap does harvest a password it is given (so its silence above means
+    // something): the connection test with the password sent again.
+    test["password"] = json!("typed-again");
+    let (code, v) = admin.send("POST", "/api/cameras/test", &test);
+    assert_eq!((code, &v["ok"]), (200, &json!(false)), "{v}");
+    let seen = wait_for(
+        Duration::from_secs(60),
+        "the trap to see credentials",
+        || {
+            let t = trap.text();
+            t.contains(&b64("admin", "typed-again")).then_some(t)
+        },
+    );
+    assert!(
+        !seen.contains(&b64("admin", PW)) && !seen.contains(PW),
+        "the stored password reached the new host:\n{seen}"
+    );
+    // The camera never moved there either.
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = trap.text();
+    assert!(
+        !seen.contains(&b64("admin", PW)) && !seen.contains(PW),
+        "the stored password reached the new host:\n{seen}"
+    );
+    nvr.stop();
+}

@@ -5,6 +5,11 @@
 //! Secrets stay where they are: an update that leaves out `password` (or
 //! `onvif.password`) keeps the stored one, and a URL sent back exactly as the
 //! API showed it (credentials hidden) keeps the stored URL with its credentials.
+//! A stored password is only kept while every address it can be sent to
+//! (scheme, host and port of `url`, `sub_url` and `onvif`) stays one the
+//! camera already had: otherwise an admin's session (or a forged request
+//! riding on it) could point the camera elsewhere and have the server hand
+//! the password to any host. Then the password must be sent again.
 
 use serde_json::{Map, Value as Json};
 use toml_edit::{ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
@@ -91,7 +96,7 @@ pub fn update(text: &str, id: &str, body: &Map<String, Json>) -> Result<String, 
     let i = find(&doc, id).ok_or_else(|| EditError::NotFound(format!("no camera {id}")))?;
     let table = cameras_mut(&mut doc)?.get_mut(i).expect("index from find");
     let mut body = body.clone();
-    keep_secrets(table, &mut body);
+    keep_secrets(table, &mut body)?;
     let stale: Vec<String> = table
         .iter()
         .map(|(k, _)| k.to_owned())
@@ -132,14 +137,10 @@ pub fn remove(text: &str, id: &str) -> Result<String, EditError> {
     Ok(doc.to_string())
 }
 
-/// Carries the stored secrets into `body` where the caller could not have sent them.
-fn keep_secrets(table: &Table, body: &mut Map<String, Json>) {
+/// Carries the stored secrets into `body` where the caller could not have
+/// sent them, but only to addresses the camera already had.
+fn keep_secrets(table: &Table, body: &mut Map<String, Json>) -> Result<(), EditError> {
     let stored = |k: &str| table.get(k).and_then(Item::as_str).map(str::to_owned);
-    if !body.contains_key("password") {
-        if let Some(p) = stored("password") {
-            body.insert("password".into(), Json::String(p));
-        }
-    }
     for k in ["url", "sub_url"] {
         if let (Some(Json::String(sent)), Some(old)) = (body.get(k), stored(k)) {
             if *sent != old && *sent == super::view_url(&old) {
@@ -147,25 +148,139 @@ fn keep_secrets(table: &Table, body: &mut Map<String, Json>) {
             }
         }
     }
-    let old_onvif_pw = table
-        .get("onvif")
-        .and_then(|o| {
-            o.as_inline_table()
-                .map(|t| t.get("password").cloned())
-                .or_else(|| {
-                    o.as_table()
-                        .map(|t| t.get("password").and_then(|p| p.as_value().cloned()))
-                })
-        })
+    let old_onvif = table.get("onvif").and_then(|o| {
+        o.as_inline_table()
+            .map(|t| t.get("password").cloned())
+            .or_else(|| {
+                o.as_table()
+                    .map(|t| t.get("password").and_then(|p| p.as_value().cloned()))
+            })
+    });
+    let old_onvif_pw = old_onvif
         .flatten()
         .and_then(|v| v.as_str().map(str::to_owned));
-    if let (Some(Json::Object(o)), Some(pw)) = (body.get_mut("onvif"), old_onvif_pw) {
-        if !o.contains_key("password") {
-            o.insert("password".into(), Json::String(pw));
-        } else if o.get("password").and_then(Json::as_str) == Some("") {
+    let keep_pw = match stored("password") {
+        Some(p) if !body.contains_key("password") => Some(p),
+        _ => None,
+    };
+    let keep_onvif_pw = match (body.get("onvif"), old_onvif_pw) {
+        (Some(Json::Object(o)), Some(pw)) if !o.contains_key("password") => Some(pw),
+        _ => None,
+    };
+    if let Some(Json::Object(o)) = body.get_mut("onvif") {
+        if o.get("password").and_then(Json::as_str) == Some("") {
             o.remove("password");
         }
     }
+    if keep_pw.is_none() && keep_onvif_pw.is_none() {
+        return Ok(());
+    }
+    let before = endpoints_of_table(table);
+    let moved: Vec<String> = endpoints_of_body(body)
+        .into_iter()
+        .filter(|e| !before.contains(e))
+        .map(|e| e.to_string())
+        .collect();
+    if !moved.is_empty() {
+        return Err(EditError::Invalid(format!(
+            "the camera's address changed (now {}): enter its password again, \
+             the stored one is only used with the scheme, host and port it was saved for",
+            moved.join(", ")
+        )));
+    }
+    if let Some(p) = keep_pw {
+        body.insert("password".into(), Json::String(p));
+    }
+    if let (Some(Json::Object(o)), Some(pw)) = (body.get_mut("onvif"), keep_onvif_pw) {
+        o.insert("password".into(), Json::String(pw));
+    }
+    Ok(())
+}
+
+/// Where a camera's credentials may be sent: scheme, host and port.
+#[derive(Debug, PartialEq, Eq)]
+struct Endpoint {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "{}://{}:{p}", self.scheme, self.host),
+            None => write!(f, "{}://{}", self.scheme, self.host),
+        }
+    }
+}
+
+/// A stream URL's endpoint, with the scheme's usual port filled in; an
+/// unparseable URL counts as an endpoint of its own (never equal to a stored one).
+fn url_endpoint(raw: &str) -> Endpoint {
+    match url::Url::parse(raw) {
+        Ok(u) => Endpoint {
+            scheme: u.scheme().to_ascii_lowercase(),
+            host: u.host_str().unwrap_or_default().to_ascii_lowercase(),
+            port: u.port().or(match u.scheme() {
+                "rtsp" => Some(554),
+                "rtsps" => Some(322),
+                s => url::Url::parse(&format!("{s}://h/"))
+                    .ok()
+                    .and_then(|d| d.port_or_known_default()),
+            }),
+        },
+        Err(_) => Endpoint {
+            scheme: "invalid".into(),
+            host: "(an unparseable URL)".into(),
+            port: None,
+        },
+    }
+}
+
+fn onvif_endpoint(host: &str, port: Option<i64>) -> Endpoint {
+    Endpoint {
+        scheme: "onvif".into(),
+        host: host.to_ascii_lowercase(),
+        port: Some(
+            port.and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(crate::config::default_onvif_port()),
+        ),
+    }
+}
+
+fn endpoints_of_table(table: &Table) -> Vec<Endpoint> {
+    let mut out: Vec<Endpoint> = ["url", "sub_url"]
+        .iter()
+        .filter_map(|k| table.get(k).and_then(Item::as_str))
+        .map(url_endpoint)
+        .collect();
+    let onvif = table.get("onvif");
+    let field = |k: &str| -> Option<Value> {
+        let o = onvif?;
+        o.as_inline_table()
+            .and_then(|t| t.get(k).cloned())
+            .or_else(|| o.as_table().and_then(|t| t.get(k)?.as_value().cloned()))
+    };
+    if let Some(host) = field("host").and_then(|h| h.as_str().map(str::to_owned)) {
+        out.push(onvif_endpoint(
+            &host,
+            field("port").and_then(|p| p.as_integer()),
+        ));
+    }
+    out
+}
+
+fn endpoints_of_body(body: &Map<String, Json>) -> Vec<Endpoint> {
+    let mut out: Vec<Endpoint> = ["url", "sub_url"]
+        .iter()
+        .filter_map(|k| body.get(*k).and_then(Json::as_str))
+        .map(url_endpoint)
+        .collect();
+    if let Some(Json::Object(o)) = body.get("onvif") {
+        let host = o.get("host").and_then(Json::as_str).unwrap_or_default();
+        out.push(onvif_endpoint(host, o.get("port").and_then(Json::as_i64)));
+    }
+    out
 }
 
 fn parse(text: &str) -> Result<DocumentMut, EditError> {
@@ -342,13 +457,31 @@ password = "yardpw"
         let out = update(
             file,
             "c",
-            &obj(json!({"onvif": {"host": "10.0.0.8", "username": "u"}})),
+            &obj(json!({"onvif": {"host": "10.0.0.5", "port": 80, "username": "v"}})),
         )
         .unwrap();
         assert!(
-            out.contains("host = \"10.0.0.8\"") && out.contains("password = \"pw\""),
+            out.contains("username = \"v\"") && out.contains("password = \"pw\""),
             "{out}"
         );
+        // Another host: the stored password is not carried there.
+        let err = update(
+            file,
+            "c",
+            &obj(json!({"onvif": {"host": "10.0.0.8", "username": "u"}})),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, EditError::Invalid(m) if m.contains("password")),
+            "{err:?}"
+        );
+        let out = update(
+            file,
+            "c",
+            &obj(json!({"onvif": {"host": "10.0.0.8", "password": "new"}})),
+        )
+        .unwrap();
+        assert!(out.contains("password = \"new\""), "{out}");
         let out = update(
             file,
             "c",
@@ -356,6 +489,65 @@ password = "yardpw"
         )
         .unwrap();
         assert!(!out.contains("pw\""), "{out}");
+    }
+
+    #[test]
+    fn a_stored_password_is_only_kept_for_the_same_scheme_host_and_port() {
+        let yard = |url: &str| update(FILE, "yard", &obj(json!({ "url": url })));
+        // Same endpoint (554 is RTSP's port, written or not): kept.
+        for same in [
+            "rtsp://10.0.0.6/other",
+            "rtsp://10.0.0.6:554/s",
+            "RTSP://10.0.0.6/s",
+        ] {
+            let out = yard(same).unwrap_or_else(|e| panic!("{same}: {e}"));
+            assert!(out.contains("password = \"yardpw\""), "{same}: {out}");
+        }
+        for moved in [
+            "rtsp://10.0.0.7/s",
+            "rtsp://10.0.0.6:8554/s",
+            "rtsps://10.0.0.6/s",
+            "rtsp://evil.example/s",
+            "not a url",
+        ] {
+            let err = yard(moved).unwrap_err();
+            assert!(
+                matches!(&err, EditError::Invalid(m) if m.contains("enter its password again")),
+                "{moved}: {err:?}"
+            );
+        }
+        // A new sub-stream elsewhere, or an ONVIF host added: also refused.
+        let err = update(
+            FILE,
+            "yard",
+            &obj(json!({"url": "rtsp://10.0.0.6/s", "sub_url": "rtsp://10.9.9.9/s"})),
+        )
+        .unwrap_err();
+        assert!(matches!(err, EditError::Invalid(_)), "{err:?}");
+        let err = update(
+            FILE,
+            "yard",
+            &obj(json!({"url": "rtsp://10.0.0.6/s", "onvif": {"host": "10.9.9.9"}})),
+        )
+        .unwrap_err();
+        assert!(matches!(err, EditError::Invalid(_)), "{err:?}");
+        // Sent again (or cleared), any address is fine.
+        let out = update(
+            FILE,
+            "yard",
+            &obj(json!({"url": "rtsp://10.0.0.7/s", "password": "again"})),
+        )
+        .unwrap();
+        assert!(out.contains("password = \"again\""), "{out}");
+        let out = update(
+            FILE,
+            "yard",
+            &obj(json!({"url": "rtsp://10.0.0.7/s", "password": ""})),
+        )
+        .unwrap();
+        assert!(!out.contains("password"), "{out}");
+        // No stored password: nothing to protect.
+        assert!(update(FILE, "gate", &obj(json!({"url": "rtsp://10.0.0.9/x"}))).is_ok());
     }
 
     #[test]
