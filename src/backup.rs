@@ -1,8 +1,13 @@
 //! `cleannvr backup --out FILE` and `cleannvr restore FILE`: everything but the
 //! footage (which is already files, backed up by copying them): the configuration,
 //! the keys and certificates under the storage directory (audit key, export signing
-//! key, TLS), and every tree of the index (users, sessions, holds, audit log, segment
+//! key, TLS), and every lasting tree of the index (users, holds, audit log, segment
 //! rows, clock samples). One zip, stored without compression.
+//!
+//! Sessions are never backed up nor restored (an older backup may hold them):
+//! a restore must not bring logins back to life. A restore builds the index
+//! in a temporary directory and renames it into place only once every record
+//! is in, so a damaged backup leaves the storage directory as it was.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,6 +27,9 @@ const MANIFEST: &str = "cleannvr-backup.json";
 const CONFIG: &str = "config.toml";
 const INDEX: &str = "index.jsonl";
 const FILES: &str = "files/";
+/// Index trees that only make sense while the server that wrote them runs:
+/// left out of backups and skipped on restore.
+const EPHEMERAL_TREES: [&str; 1] = ["sessions"];
 
 /// What the backup says about itself.
 #[derive(Serialize, Deserialize)]
@@ -99,6 +107,9 @@ fn write_to(
     let mut trees = 0;
     let mut records = 0u64;
     for name in db.tree_names() {
+        if EPHEMERAL_TREES.iter().any(|t| t.as_bytes() == &*name) {
+            continue;
+        }
         let tree = db.open_tree(&name)?;
         trees += 1;
         for kv in tree.iter() {
@@ -131,6 +142,10 @@ fn write_to(
 /// Restores `backup` for the configuration at `config_path` (written from the backup
 /// when it does not exist) into a storage directory with no index. cleannvr must be
 /// stopped. Returns a summary.
+///
+/// All or nothing: the index is built in `<storage>/index.restoring` and renamed to
+/// `index` last; on any error the files this restore wrote (index, keys,
+/// configuration) are removed again.
 pub fn restore(backup: &Path, config_path: &Path) -> anyhow::Result<String> {
     let f = File::open(backup).with_context(|| format!("opening {}", backup.display()))?;
     let mut zip = zip::ZipArchive::new(f)
@@ -151,22 +166,66 @@ pub fn restore(backup: &Path, config_path: &Path) -> anyhow::Result<String> {
         manifest.schema_version,
         env!("CARGO_PKG_VERSION")
     );
+    let mut written = Written::default();
+    let r = restore_from(&mut zip, &manifest, config_path, &mut written);
+    if r.is_err() {
+        written.undo();
+    }
+    r.with_context(|| format!("restoring {} (nothing was changed)", backup.display()))
+}
+
+/// What a restore has written so far, to be removed if it fails.
+#[derive(Default)]
+struct Written {
+    files: Vec<PathBuf>,
+    staging: Option<PathBuf>,
+    /// The storage directory, when this restore created it.
+    dir: Option<PathBuf>,
+}
+
+impl Written {
+    fn undo(&self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Some(d) = &self.staging {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        if let Some(d) = &self.dir {
+            // Only if empty: footage may have been copied in meanwhile.
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+fn restore_from(
+    zip: &mut zip::ZipArchive<File>,
+    manifest: &Manifest,
+    config_path: &Path,
+    written: &mut Written,
+) -> anyhow::Result<String> {
     let mut notes = Vec::new();
-    if !config_path.exists() {
-        let mut text = String::new();
-        zip.by_name(CONFIG)?.read_to_string(&mut text)?;
-        write_private(config_path, text.as_bytes())?;
-        notes.push(format!(
-            "configuration written to {}",
-            config_path.display()
-        ));
-    } else {
+    let new_config = if config_path.exists() {
         notes.push(format!(
             "kept the existing configuration {} (the backup's copy is {CONFIG} in the zip)",
             config_path.display()
         ));
-    }
-    let cfg = crate::config::Config::load(config_path)?;
+        None
+    } else {
+        let mut text = String::new();
+        zip.by_name(CONFIG)?.read_to_string(&mut text)?;
+        notes.push(format!(
+            "configuration written to {}",
+            config_path.display()
+        ));
+        Some(text)
+    };
+    let cfg = match &new_config {
+        None => crate::config::Config::load(config_path)?,
+        Some(text) => {
+            crate::config::Config::from_toml(text, config_path, |k| std::env::var(k).ok())?
+        }
+    };
     let dir = &cfg.storage.dir;
     let index = dir.join("index");
     if index.exists() {
@@ -177,7 +236,8 @@ pub fn restore(backup: &Path, config_path: &Path) -> anyhow::Result<String> {
             index.display()
         );
     }
-    // Keys first: the audit log must open with its own key, not a new one.
+    // Every key file read and checked before anything is written.
+    let mut keys = Vec::new();
     for rel in &manifest.files {
         let target = safe_join(dir, rel)?;
         let mut bytes = Vec::new();
@@ -191,45 +251,98 @@ pub fn restore(backup: &Path, config_path: &Path) -> anyhow::Result<String> {
             );
             continue;
         }
-        write_private(&target, &bytes)?;
+        keys.push((target, bytes));
     }
-    let store = Store::open(dir)?;
-    let mut records = 0u64;
+    let staging = dir.join("index.restoring");
+    if !dir.exists() {
+        written.dir = Some(dir.clone());
+    }
     {
-        let entry = zip.by_name(INDEX)?;
-        for line in BufReader::new(entry).lines() {
-            let line = line?;
-            let rec: Record = serde_json::from_str(&line).context("index record")?;
-            let tree = store.db().open_tree(hex::decode(&rec.tree)?)?;
-            tree.insert(hex::decode(&rec.key)?, hex::decode(&rec.value)?)?;
-            records += 1;
-        }
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
+    // Left over by a restore that was killed: never a live index.
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("removing {}", staging.display()))?;
+    }
+    written.staging = Some(staging.clone());
+    let (records, skipped) = build_index(zip, &staging)?;
     anyhow::ensure!(
         records == manifest.records,
         "the backup lists {} index records but holds {records}: it is damaged",
         manifest.records
     );
-    // What was restored carries the backup's schema version: migrate it on reopen.
-    {
-        let meta = store.db().open_tree(META_TREE)?;
-        if meta.get(SCHEMA_KEY)?.is_none() {
-            meta.insert(SCHEMA_KEY, &0u64.to_be_bytes())?;
-        }
+    // Keys before the index: the audit log must open with its own key, not a new one.
+    for (target, bytes) in &keys {
+        write_private(target, bytes)?;
+        written.files.push(target.clone());
     }
-    store.db().flush()?;
-    // Every tree handle must be gone too, or sled keeps the directory locked.
-    drop(store);
+    if let Some(text) = &new_config {
+        write_private(config_path, text.as_bytes())?;
+        written.files.push(config_path.to_owned());
+    }
+    std::fs::rename(&staging, &index)
+        .with_context(|| format!("renaming {} to {}", staging.display(), index.display()))?;
+    written.staging = None;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    // Migrates what was restored to this version's schema.
     Store::open(dir)?;
     notes.push(format!(
-        "{records} index records and {} key/certificate files restored into {} from a backup \
-         made {} by cleannvr {}",
+        "{} index records and {} key/certificate files restored into {} from a backup \
+         made {} by cleannvr {}{}",
+        records - skipped,
         manifest.files.len(),
         dir.display(),
         manifest.created,
-        manifest.cleannvr
+        manifest.cleannvr,
+        if skipped > 0 {
+            format!(" ({skipped} session records left out: everyone logs in again)")
+        } else {
+            String::new()
+        }
     ));
     Ok(notes.join("\n"))
+}
+
+/// Writes the backup's index records into a new sled database at `path`, leaving
+/// out [`EPHEMERAL_TREES`]. Returns (records read, records left out).
+fn build_index(zip: &mut zip::ZipArchive<File>, path: &Path) -> anyhow::Result<(u64, u64)> {
+    let db = sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::LowSpace)
+        .flush_every_ms(None)
+        .open()
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut records = 0u64;
+    let mut skipped = 0u64;
+    let entry = zip.by_name(INDEX)?;
+    for line in BufReader::new(entry).lines() {
+        let line = line.with_context(|| format!("reading {INDEX}"))?;
+        let rec: Record = serde_json::from_str(&line)
+            .with_context(|| format!("index record {} of the backup", records + 1))?;
+        records += 1;
+        let name = hex::decode(&rec.tree)?;
+        if EPHEMERAL_TREES.iter().any(|t| t.as_bytes() == name) {
+            skipped += 1;
+            continue;
+        }
+        db.open_tree(name)?
+            .insert(hex::decode(&rec.key)?, hex::decode(&rec.value)?)?;
+    }
+    // What was restored carries the backup's schema version: migrated on open.
+    let meta = db.open_tree(META_TREE)?;
+    if meta.get(SCHEMA_KEY)?.is_none() {
+        meta.insert(SCHEMA_KEY, &0u64.to_be_bytes())?;
+    }
+    db.flush()?;
+    Ok((records, skipped))
 }
 
 /// `base/rel` for a `rel` of plain names only (a backup cannot write outside `base`).

@@ -2,6 +2,7 @@
 //! socket), wipe the storage directory, restore, and the users, the audit chain (which
 //! `audit verify` checks with the restored key) and the holds tree come back the same;
 //! an index or a backup from a newer schema version is refused in plain words.
+//! Sessions never come back, and a restore that fails half-way leaves nothing behind.
 
 mod common;
 
@@ -50,8 +51,10 @@ fn backup_wipe_restore_gives_the_same_users_and_audit_chain() {
     let (ok, out) = cli(&cfg, &["user", "passwd", "guard"], "guard password 2\n");
     assert!(ok, "{out}");
     let backup = dir.path().join("backup.zip");
-    // Through the running server's control socket.
+    // Through the running server's control socket, with a session open.
     let mut nvr = Nvr::start(cfg.clone(), &["run"]);
+    let old_session = login(&nvr.http, "boss", "boss password 1");
+    assert_eq!(get(&nvr.http, "/api/me", &old_session).0, 200);
     let (ok, out) = cli(&cfg, &["backup", "--out", backup.to_str().unwrap()], "");
     assert!(ok, "backup while running: {out}\n{}", nvr.log.text());
     let (ok, out) = cli(&cfg, &["restore", backup.to_str().unwrap()], "");
@@ -67,7 +70,10 @@ fn backup_wipe_restore_gives_the_same_users_and_audit_chain() {
     let (ok, verify_before) = cli(&cfg, &["audit", "verify"], "");
     assert!(ok, "{verify_before}");
     let data = dir.path().join("data");
+    let sessions = |t: &Tree| t.0 == b"sessions";
     let before = dump(&data);
+    assert!(before.iter().any(sessions), "the login made a session row");
+    let before: Vec<Tree> = before.into_iter().filter(|t| !sessions(t)).collect();
     let audit_key = std::fs::read(data.join("keys/audit.key")).unwrap();
 
     // Wipe everything: the storage directory and the configuration.
@@ -103,10 +109,17 @@ fn backup_wipe_restore_gives_the_same_users_and_audit_chain() {
         !checkpoints.is_empty(),
         "stopping the server signs a checkpoint of the audit chain"
     );
-    assert_eq!(dump(&data), before, "every tree restored record for record");
+    assert_eq!(
+        dump(&data),
+        before,
+        "every tree but sessions restored record for record"
+    );
     // The restored password works: the hash came back, not just the name.
     let nvr = Nvr::start(cfg.clone(), &["run"]);
     let _ = login(&nvr.http, "guard", "guard password 2");
+    // A login from before the backup is not brought back to life.
+    let (status, body) = get(&nvr.http, "/api/me", &old_session);
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
     // Restoring over an index is refused.
     drop(nvr);
     let (ok, out) = cli(&cfg, &["restore", backup.to_str().unwrap()], "");
@@ -152,4 +165,88 @@ fn an_index_from_a_newer_schema_version_is_refused() {
         .get(SCHEMA_KEY)
         .unwrap();
     assert_eq!(v.unwrap().as_ref(), SCHEMA_VERSION.to_be_bytes());
+}
+
+/// `backup` with its index cut to the first half of its records (the manifest
+/// still counting them all): what a copy cut short looks like past the zip's
+/// own checks.
+fn cut_index_in_half(backup: &Path, out: &Path) {
+    use std::io::{Read, Write};
+    let mut zin = zip::ZipArchive::new(std::fs::File::open(backup).unwrap()).unwrap();
+    let mut zout = zip::ZipWriter::new(std::fs::File::create(out).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..zin.len() {
+        let mut e = zin.by_index(i).unwrap();
+        let name = e.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        if name == "index.jsonl" {
+            let text = String::from_utf8(bytes).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert!(lines.len() > 4, "{text}");
+            bytes = lines[..lines.len() / 2]
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .into_bytes();
+        }
+        zout.start_file(name, opts).unwrap();
+        zout.write_all(&bytes).unwrap();
+    }
+    zout.finish().unwrap();
+}
+
+/// Every file under `dir`, relative, sorted.
+fn tree_of(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = files(dir, "")
+        .iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_restore_that_fails_half_way_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    add_user(&cfg, "boss", "admin", "boss password 1");
+    add_user(&cfg, "guard", "operator", "guard password 1");
+    let backup = dir.path().join("backup.zip");
+    let (ok, out) = cli(&cfg, &["backup", "--out", backup.to_str().unwrap()], "");
+    assert!(ok, "backup: {out}");
+    let cut = dir.path().join("cut.zip");
+    cut_index_in_half(&backup, &cut);
+    let data = dir.path().join("data");
+
+    // Over an existing index: refused, the index untouched.
+    let before = dump(&data);
+    let files_before = tree_of(&data);
+    let (ok, out) = cli(&cfg, &["restore", cut.to_str().unwrap()], "");
+    assert!(!ok, "{out}");
+    assert_eq!(tree_of(&data), files_before);
+    assert_eq!(dump(&data), before);
+
+    // Into an empty storage directory, without a configuration: it fails on
+    // the missing records, and leaves no index, no key and no configuration.
+    std::fs::remove_dir_all(&data).unwrap();
+    let cfg_text = std::fs::read(&cfg).unwrap();
+    std::fs::remove_file(&cfg).unwrap();
+    let (ok, out) = cli(&cfg, &["restore", cut.to_str().unwrap()], "");
+    assert!(!ok && out.contains("damaged"), "{out}");
+    assert!(!cfg.exists(), "a configuration was left behind: {out}");
+    let left: Vec<String> = if data.exists() {
+        tree_of(&data)
+    } else {
+        Vec::new()
+    };
+    assert!(left.is_empty(), "a failed restore left {left:?}");
+    assert!(!data.join("index").exists());
+    // ...so the whole backup restores afterwards.
+    std::fs::write(&cfg, &cfg_text).unwrap();
+    let (ok, out) = cli(&cfg, &["restore", backup.to_str().unwrap()], "");
+    assert!(ok, "restore after a failed one: {out}");
+    let (ok, users) = cli(&cfg, &["user", "list"], "");
+    assert!(ok && users.contains("guard"), "{users}");
 }
