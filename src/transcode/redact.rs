@@ -204,6 +204,9 @@ impl Resolved {
     }
 }
 
+/// Where a box with `keys` is at `at`. Key times come from the request (any time
+/// RFC 3339 can say, 1677 to 2262): differences are taken in i128, as two such
+/// times can be further apart than i64 holds.
 fn interpolate(keys: &[(i64, Rect)], at: i64) -> Rect {
     let first = keys[0];
     if keys.len() == 1 || at <= first.0 {
@@ -213,7 +216,7 @@ fn interpolate(keys: &[(i64, Rect)], at: i64) -> Rect {
         let ((t0, a), (t1, b)) = (pair[0], pair[1]);
         if at <= t1 {
             let f = if t1 > t0 {
-                (at - t0) as f64 / (t1 - t0) as f64
+                (i128::from(at) - i128::from(t0)) as f64 / (i128::from(t1) - i128::from(t0)) as f64
             } else {
                 1.0
             };
@@ -466,5 +469,53 @@ mod tests {
         let mut none = bad(0.0, 0.1);
         none.boxes.clear();
         assert!(none.resolve().is_err());
+    }
+
+    /// Keys at the ends of what RFC 3339 times parse to, and frames at the ends of
+    /// i64: no overflow, and the box still moves linearly between them.
+    #[test]
+    fn extreme_key_times_do_not_overflow() {
+        let key = |at: &str, x: f64| Key {
+            at: at.into(),
+            x,
+            y: 0.0,
+            w: 0.1,
+            h: 0.1,
+        };
+        let r = Redaction {
+            mode: Mode::Fill,
+            boxes: vec![RedactBox {
+                x: 0.0,
+                y: 0.0,
+                w: 0.1,
+                h: 0.1,
+                keys: vec![
+                    key("1677-09-22T00:00:00Z", 0.0),
+                    key("2262-04-11T00:00:00Z", 0.8),
+                ],
+            }],
+            invert: false,
+            mute_audio: false,
+        }
+        .resolve()
+        .unwrap();
+        let t0 = crate::clock::parse_rfc3339("1677-09-22T00:00:00Z").unwrap();
+        let t1 = crate::clock::parse_rfc3339("2262-04-11T00:00:00Z").unwrap();
+        assert!(t0 < -9_200_000_000_000_000_000 && t1 > 9_200_000_000_000_000_000);
+        let x = |at: i64| r.rects_at(at)[0].x;
+        assert_eq!(x(i64::MIN), 0.0);
+        assert_eq!(x(i64::MAX), 0.8);
+        let mid = x(t0 / 2 + t1 / 2);
+        assert!((mid - 0.4).abs() < 1e-6, "{mid}");
+        assert!((0.0..=0.8).contains(&x(0)), "{}", x(0));
+        let rect = |x: f64| Rect {
+            x,
+            y: 0.0,
+            w: 0.1,
+            h: 0.1,
+        };
+        let keys = [(i64::MIN, rect(0.0)), (i64::MAX, rect(0.5))];
+        assert!((interpolate(&keys, 0).x - 0.25).abs() < 1e-6);
+        assert_eq!(interpolate(&keys, i64::MAX).x, 0.5);
     }
 }
