@@ -117,6 +117,13 @@ fn now_s(now_ns: i64) -> u64 {
     u64::try_from(now_ns / NS_PER_SEC).unwrap_or(0)
 }
 
+/// The code an authenticator shows for `secret_b32` at `t_s` (seconds since the epoch),
+/// for tests that log in with a second factor.
+#[cfg(test)]
+pub(crate) fn code_at(secret_b32: &str, t_s: u64) -> String {
+    totp(secret_b32).unwrap().generate(t_s)
+}
+
 fn totp(secret_b32: &str) -> anyhow::Result<TOTP> {
     let bytes = Secret::Encoded(secret_b32.to_owned())
         .to_bytes()
@@ -402,10 +409,6 @@ mod tests {
         let u = Users::open(&db).unwrap();
         u.add("alice", Role::Admin, None, "password1", 0).unwrap();
         (dir, u)
-    }
-
-    fn code_at(secret: &str, t_s: u64) -> String {
-        totp(secret).unwrap().generate(t_s)
     }
 
     #[test]

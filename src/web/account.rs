@@ -196,17 +196,19 @@ pub async fn renew_recovery(
     if let Err(why) = login::check(&app.users, &app.limiter, &app.verify_slots, attempt).await {
         return Err(refused(&app, c.user.name.clone(), c.client.clone(), why).await);
     }
-    let name = c.user.name.clone();
-    let codes = app
-        .blocking(move |app| app.users.regenerate_recovery(&name))
-        .await?;
+    // Audited first, like every other action: if the entry cannot be written, the old
+    // codes stay and the caller is told it failed.
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::RecoveryCodesRenewed,
         target: c.user.name.clone(),
         client: c.client.clone(),
-        detail: format!("recovery_codes={}", codes.len()),
+        detail: format!("recovery_codes={}", crate::auth::totp::RECOVERY_CODES),
     })
     .await?;
+    let name = c.user.name.clone();
+    let codes = app
+        .blocking(move |app| app.users.regenerate_recovery(&name))
+        .await?;
     Ok(Json(json!({ "recovery_codes": codes })))
 }

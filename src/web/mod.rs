@@ -703,4 +703,83 @@ mod tests {
         .await;
         assert_eq!(st, 500, "{body}");
     }
+
+    /// Renewing recovery codes is audited first: with the audit log failing, the answer
+    /// is 500 and the old codes stay (nothing was changed that the log does not show).
+    #[tokio::test]
+    async fn recovery_codes_stay_when_their_renewal_cannot_be_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n",
+            dir.path().display()
+        );
+        let cfg = Config::from_toml(&toml, std::path::Path::new("t.toml"), |_| None).unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let t0 = 1_800_000_000i64;
+        let clock = Arc::new(crate::clock::ManualClock::new(t0 * NS_PER_SEC));
+        let app = Arc::new(
+            App::new(
+                cfg,
+                store,
+                Default::default(),
+                clock.clone(),
+                Default::default(),
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        app.users
+            .add("root", Role::Admin, None, "root password 1", 0)
+            .unwrap();
+        let e = app.users.begin_totp("root", t0 * NS_PER_SEC).unwrap();
+        let code = |t_s: i64| crate::auth::totp::code_at(&e.secret, t_s as u64);
+        app.users
+            .confirm_totp("root", &code(t0), t0 * NS_PER_SEC)
+            .unwrap()
+            .expect("the code matches");
+        let stored = || {
+            app.users
+                .get("root")
+                .unwrap()
+                .unwrap()
+                .totp
+                .unwrap()
+                .recovery
+        };
+        let before = stored();
+        let router = router(app.clone());
+        let token = app.sessions.create("root", "test").unwrap();
+        let cookie = format!("{SESSION_COOKIE}={}", token.token);
+        let renew =
+            |t_s: i64| serde_json::json!({ "password": "root password 1", "totp_code": code(t_s) });
+
+        clock.advance(60 * NS_PER_SEC);
+        app.audit.fail_writes.store(true, Ordering::SeqCst);
+        let (st, body) = post(
+            &router,
+            "/api/me/totp/recovery",
+            renew(t0 + 60),
+            &cookie,
+            &token.session.csrf,
+        )
+        .await;
+        assert_eq!(st, 500, "{body}");
+        assert!(body.get("recovery_codes").is_none(), "{body}");
+        assert_eq!(stored(), before, "the codes changed without an audit entry");
+
+        // With the log working again, the renewal goes through.
+        app.audit.fail_writes.store(false, Ordering::SeqCst);
+        clock.advance(60 * NS_PER_SEC);
+        let (st, body) = post(
+            &router,
+            "/api/me/totp/recovery",
+            renew(t0 + 120),
+            &cookie,
+            &token.session.csrf,
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 10);
+        assert_ne!(stored(), before);
+    }
 }
