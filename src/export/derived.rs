@@ -78,6 +78,10 @@ pub enum Source {
 /// Converts `source` (which presents `plan`'s range) into a new file at `path`, with times
 /// burned in the zone `tz` and `redact` applied; fsyncs. Returns (hex SHA-256, bytes, what
 /// was written). Blocking: waits for a conversion slot.
+///
+/// The output may take at most [`estimate_bytes`] of `plan`, what the export reserved
+/// for it under the quota: a conversion that would write more stops with an error and
+/// its partial file is deleted, so an export never takes more space than it was allowed.
 pub fn write_converted(
     source: Source,
     plan: &Plan,
@@ -97,46 +101,75 @@ pub fn write_converted(
     };
     let path = path.to_owned();
     let camera = plan.camera.clone();
+    let budget = estimate_bytes(plan);
     crate::transcode::background::run("export-convert", move || {
-        let out = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        let mut w = Hashing {
-            f: BufWriter::with_capacity(1 << 20, out),
-            h: Sha256::new(),
-            n: 0,
-        };
-        let converted = match source {
+        write_budgeted(&path, budget, |w| match source {
             Source::Master(p) => {
                 let mut f = File::open(&p).with_context(|| format!("opening {}", p.display()))?;
                 let len = f.metadata()?.len();
-                convert::convert(&mut f, len, &mut w, &opts)
+                convert::convert(&mut f, len, w, &opts)
             }
             Source::Recordings(plan) => {
                 let mut f = PlanFile::new(plan);
                 let len = f.len();
-                convert::convert(&mut f, len, &mut w, &opts)
+                convert::convert(&mut f, len, w, &opts)
             }
-        }
-        .with_context(|| format!("camera {camera}: converting into {}", path.display()))?;
-        w.f.flush()?;
-        let f = w.f.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        Ok((hex::encode(w.h.finalize()), w.n, converted))
+        })
+        .with_context(|| format!("camera {camera}: converting into {}", path.display()))
     })
 }
 
-/// A writer that hashes and counts what it writes.
+/// Creates `path` and has `fill` write it, hashing and counting, and refusing any write
+/// past `budget` bytes; fsyncs. On any error the partial file is deleted.
+fn write_budgeted<T>(
+    path: &Path,
+    budget: u64,
+    fill: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+) -> anyhow::Result<(String, u64, T)> {
+    let out = File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut w = Hashing {
+        f: BufWriter::with_capacity(1 << 20, out),
+        h: Sha256::new(),
+        n: 0,
+        budget,
+    };
+    let r = fill(&mut w).and_then(|t| {
+        w.f.flush()?;
+        w.f.get_ref().sync_all()?;
+        Ok(t)
+    });
+    match r {
+        Ok(t) => Ok((hex::encode(w.h.finalize()), w.n, t)),
+        Err(e) => {
+            drop(w);
+            let _ = std::fs::remove_file(path);
+            Err(e)
+        }
+    }
+}
+
+/// A writer that hashes and counts what it writes, and refuses to go past `budget`.
 struct Hashing {
     f: BufWriter<File>,
     h: Sha256,
     n: u64,
+    budget: u64,
 }
 
 impl Write for Hashing {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.n.saturating_add(b.len() as u64) > self.budget {
+            return Err(std::io::Error::other(format!(
+                "the converted file would take more than the {} bytes the export reserved \
+                 for it under [storage] export_max_bytes; the partial file was deleted (export \
+                 a shorter range)",
+                self.budget
+            )));
+        }
         let n = self.f.write(b)?;
         self.h.update(&b[..n]);
         self.n += n as u64;
@@ -152,4 +185,45 @@ impl Write for Hashing {
 /// libx264's default quality is usually larger than the camera's H.265, rarely twice.
 pub fn estimate_bytes(plan: &Plan) -> u64 {
     plan.len.saturating_mul(2).saturating_add(4 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conversion_stops_at_its_reservation_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cam-working-copy.mp4");
+        // Up to the budget: written, hashed and counted.
+        let (sha, n, ()) = write_budgeted(&path, 10, |w| Ok(w.write_all(b"0123456789")?)).unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(sha, hex::encode(Sha256::digest(b"0123456789")));
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
+        std::fs::remove_file(&path).unwrap();
+        // One byte more: the writer refuses, the error says why, the file is gone.
+        let mut wrote = 0;
+        let err = write_budgeted(&path, 10, |w| {
+            for chunk in [&b"01234"[..], b"56789", b"X"] {
+                w.write_all(chunk)?;
+                wrote += chunk.len();
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(wrote, 10, "the write past the budget failed");
+        assert!(
+            format!("{err:#}").contains("reserved for it under [storage] export_max_bytes"),
+            "{err:#}"
+        );
+        assert!(!path.exists(), "the partial file was left behind");
+        // Any other failure deletes the partial file too.
+        let err = write_budgeted(&path, 100, |w| -> anyhow::Result<()> {
+            w.write_all(b"part")?;
+            anyhow::bail!("decoder broke")
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("decoder broke"));
+        assert!(!path.exists());
+    }
 }
