@@ -234,3 +234,64 @@ fn another_uid_is_refused_by_mode_and_by_peer_credentials() {
     let (ok, out) = cli(&cfg, &["user", "list"], "");
     assert!(ok && out.contains("boss\tadmin"), "{out}");
 }
+
+/// An export through the control socket (or the CLI with the server stopped) is
+/// admitted under the same export quota as one through the web API: over the
+/// quota, both are refused and nothing is written.
+#[test]
+fn control_socket_exports_are_held_to_the_export_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let cam = "[[camera]]\nid = \"off\"\nurl = \"rtsp://127.0.0.1:9/x\"\nenabled = false\n";
+    let cfg = dir.path().join("cleannvr.toml");
+    // Smaller than any export's fixed overhead (manifest, sums, player).
+    let text = config(dir.path(), 2, cam).replace(
+        "export_max_bytes = 268435456\n",
+        "export_max_bytes = 4096\n",
+    );
+    assert!(text.contains("export_max_bytes = 4096\n"), "{text}");
+    std::fs::write(&cfg, text).unwrap();
+    add_user(&cfg, "boss", "admin", "boss password 1");
+    let mut nvr = Nvr::start(cfg.clone(), &["run"]);
+    let (start, end) = ("2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z");
+
+    let web = HttpSession::login(&nvr.http, "boss", "boss password 1");
+    let (code, v) = web.send(
+        "POST",
+        "/api/exports",
+        &serde_json::json!({"cameras": ["off"], "start": start, "end": end, "reason": "quota"}),
+    );
+    assert_eq!(code, 507, "the web refuses: {v}");
+
+    let export = |out: &Path| {
+        cli(
+            &cfg,
+            &[
+                "export",
+                "--camera",
+                "off",
+                "--start",
+                start,
+                "--end",
+                end,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "",
+        )
+    };
+    let out = dir.path().join("by-socket");
+    let (ok, said) = export(&out);
+    assert!(
+        !ok && said.contains("export quota exceeded"),
+        "{said}\nserver log:\n{}",
+        nvr.log.text()
+    );
+    assert!(!out.exists(), "a refused export left {}", out.display());
+    nvr.stop();
+
+    // With the server stopped, the CLI opens the index itself: the same rule.
+    let out = dir.path().join("offline");
+    let (ok, said) = export(&out);
+    assert!(!ok && said.contains("export quota exceeded"), "{said}");
+    assert!(!out.exists(), "a refused export left {}", out.display());
+}

@@ -36,6 +36,9 @@ pub struct Ctx<'a> {
     pub clock: &'a dyn Clock,
     /// The export signing key, as the server loaded it; `None` to load it from the config.
     pub signer: Option<&'a Result<Signer, String>>,
+    /// The running server's export ledger (shared with the web's exports); `None`
+    /// when no server runs.
+    pub export_ledger: Option<&'a std::sync::Arc<crate::export::quota::Ledger>>,
     /// Live camera states and uptime while the server runs; `None` when it is stopped.
     pub running: Option<(&'a StatusBoard, Duration)>,
     /// Who asked.
@@ -167,12 +170,14 @@ fn run(ctx: &Ctx, req: &Request, out: &mut String) -> anyhow::Result<bool> {
                 }
             };
             let client = ctx.caller.audit_client();
+            let ledger = ctx.export_ledger.cloned().unwrap_or_default();
             *out += &crate::export::cli::write_export(
                 ctx.config,
                 ctx.cameras,
                 ctx.store,
                 ctx.audit,
                 signer,
+                &ledger,
                 x,
                 &client,
             )?;

@@ -117,6 +117,7 @@ fn direct(cfg: &Config, req: &Request) -> anyhow::Result<Response> {
         audit: &audit,
         clock: &*clock,
         signer: None,
+        export_ledger: None,
         running: None,
         caller: &caller,
     };

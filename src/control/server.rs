@@ -128,6 +128,7 @@ async fn run(app: Arc<App>, uid: u32, req: Request) -> Response {
             audit: &app.audit,
             clock: &*app.clock,
             signer: Some(&app.signer),
+            export_ledger: Some(&app.export_ledger),
             running: Some((&app.status, app.started.elapsed())),
             caller: &caller,
         };

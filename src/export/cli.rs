@@ -119,12 +119,16 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes the export `x` from `store`, audited as `client`; returns its description.
+/// Admitted under the export quota exactly as the web's exports are (reserving in
+/// `ledger`, the running server's), so the command line cannot fill the volume either.
+#[allow(clippy::too_many_arguments)]
 pub fn write_export(
     cfg: &Config,
     configured: &[crate::config::CameraConfig],
     store: &Store,
     audit: &AuditLog,
     signer: &super::signing::Signer,
+    ledger: &std::sync::Arc<super::quota::Ledger>,
     x: &ExportRequest,
     client: &str,
 ) -> anyhow::Result<String> {
@@ -158,6 +162,8 @@ pub fn write_export(
     };
     super::validate(&req)?;
     let planned = super::plan(store, &req)?;
+    let _reservation = super::quota::admit(&cfg.storage, ledger, planned.need_bytes())?
+        .map_err(|refusal| anyhow::anyhow!("export refused: {refusal}"))?;
     // The same evidence rule as the web: no audit entry, no export.
     let outcome = super::jobs::write_recorded(
         planned,

@@ -117,12 +117,12 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Jobs under `<storage>/.exports`, signed by `signer`.
-    pub fn new(storage: &Path, signer: Result<Signer, String>) -> Jobs {
+    /// Jobs under `<storage>/.exports`, signed by `signer`, reserving space in `ledger`.
+    pub fn new(storage: &Path, signer: Result<Signer, String>, ledger: Arc<quota::Ledger>) -> Jobs {
         Jobs {
             root: super::exports_dir(storage),
             jobs: Mutex::new(HashMap::new()),
-            ledger: Arc::default(),
+            ledger,
             signer,
         }
     }

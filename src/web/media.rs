@@ -146,8 +146,13 @@ type CachedSnapshot = (
 
 impl MediaState {
     fn jobs(&self, app: &App) -> &Jobs {
-        self.jobs
-            .get_or_init(|| Jobs::new(app.store.dir(), app.signer.clone()))
+        self.jobs.get_or_init(|| {
+            Jobs::new(
+                app.store.dir(),
+                app.signer.clone(),
+                app.export_ledger.clone(),
+            )
+        })
     }
 }
 
@@ -1006,7 +1011,11 @@ mod tests {
     fn only_finished_exports_are_downloadable() {
         let tmp = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(tmp.path()).unwrap();
-        let jobs = Jobs::new(tmp.path(), Err("no key in this test".into()));
+        let jobs = Jobs::new(
+            tmp.path(),
+            Err("no key in this test".into()),
+            Arc::default(),
+        );
         let req = export::Request {
             cameras: vec![("cam".into(), "Gate".into())],
             start_ns: 0,

@@ -101,6 +101,9 @@ pub struct App {
     pub started: Instant,
     /// The key that signs exports (made on first start).
     pub signer: Result<crate::export::signing::Signer, String>,
+    /// Space promised to running exports, whichever way they were asked for (web or
+    /// control socket), so they all share one quota.
+    pub export_ledger: Arc<crate::export::quota::Ledger>,
     /// PTZ control of the cameras configured with `onvif = { ... }`.
     pub ptz: Arc<crate::ptz::Ptz>,
 }
@@ -141,6 +144,7 @@ impl App {
         ));
         Ok(App {
             signer,
+            export_ledger: Arc::default(),
             ptz,
             users: Users::open(db)?,
             sessions: Sessions::open(db, clock.clone(), lifetimes)?,
