@@ -56,6 +56,16 @@ pub async fn run_with(
     bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
     options: Options,
 ) -> anyhow::Result<()> {
+    // First of all: SIGHUP's default action ends the process, and an operator (or a
+    // config tool) may send it while the index opens and the cameras start. Once
+    // registered, tokio keeps the handler for the life of the process.
+    let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!("cannot listen for SIGHUP ({e}); config edits are still picked up when the file changes");
+            None
+        }
+    };
     let dir = config.storage.dir.clone();
     let store = Arc::new(
         tokio::task::spawn_blocking(move || Store::open(&dir))
@@ -139,7 +149,7 @@ pub async fn run_with(
     let admin = Arc::new(CameraAdmin::new(fleet.clone(), options.config_path.clone()));
     let _ = app.camera_admin.set(admin.clone());
     if options.config_path.is_some() {
-        tokio::spawn(reload_loop(app.clone(), admin, shutdown.clone()));
+        tokio::spawn(reload_loop(app.clone(), admin, hup, shutdown.clone()));
     }
 
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
@@ -258,15 +268,12 @@ const CONFIG_POLL: Duration = Duration::from_secs(2);
 
 /// Applies edits of the config file's cameras on SIGHUP and when the file
 /// changes; each camera change is audited as made by `config-file`.
-async fn reload_loop(app: Arc<App>, admin: Arc<CameraAdmin>, shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!("cannot listen for SIGHUP ({e}); config edits are still picked up when the file changes");
-            None
-        }
-    };
+async fn reload_loop(
+    app: Arc<App>,
+    admin: Arc<CameraAdmin>,
+    mut hup: Option<tokio::signal::unix::Signal>,
+    shutdown: CancellationToken,
+) {
     loop {
         let forced = tokio::select! {
             _ = shutdown.cancelled() => return,

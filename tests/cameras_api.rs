@@ -453,3 +453,76 @@ fn a_stored_camera_password_is_not_sent_to_a_new_host() {
     );
     nvr.stop();
 }
+
+/// Whether process `pid` has a handler for SIGHUP (`SigCgt` in /proc).
+fn catches_sighup(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (libc::SIGHUP - 1)) != 0)
+}
+
+/// A SIGHUP while the server is still starting (here held at opening its index,
+/// whose sled `conf` is a FIFO nobody writes) is handled, not the end of the process:
+/// the handler is the first thing `run` installs.
+#[test]
+fn a_sighup_during_startup_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cleannvr.toml");
+    let cam = "[[camera]]\nid = \"off\"\nurl = \"rtsp://127.0.0.1:9/x\"\nenabled = false\n";
+    std::fs::write(&cfg, config(dir.path(), 2, cam)).unwrap();
+    let index = dir.path().join("data/index");
+    std::fs::create_dir_all(&index).unwrap();
+    let fifo = std::ffi::CString::new(index.join("conf").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let log = dir.path().join("stderr.log");
+    /// Killed however the test ends: blocked on the FIFO, it would never exit.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reaped(
+        std::process::Command::new(bin())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for(
+        Duration::from_secs(120),
+        "cleannvr to handle SIGHUP while it opens its index",
+        || {
+            if let Some(st) = child.0.try_wait().unwrap() {
+                panic!("cleannvr ended ({st}) while starting:\n{}", said());
+            }
+            catches_sighup(pid).then_some(())
+        },
+    );
+    for _ in 0..3 {
+        unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let ended = child.0.try_wait().unwrap();
+    drop(child);
+    assert!(
+        ended.is_none(),
+        "SIGHUP ended cleannvr ({ended:?}):\n{}",
+        said()
+    );
+    assert!(
+        !said().contains("web server listening"),
+        "the server was meant to be still starting:\n{}",
+        said()
+    );
+}

@@ -183,15 +183,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs the NVR until SIGINT or SIGTERM. With no camera configured it
 /// records the built-in demo camera, so a fresh install shows something.
 async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
+    let shutdown = install_signals();
     if config.cameras.is_empty() {
         tracing::warn!(
             "no [[camera]] configured; recording the built-in demo camera until a camera is \
              added (it is not in the config file, so the first camera change replaces it)"
         );
-        return with_demo_cameras(config, 1, Some(path)).await;
+        return with_demo_cameras(config, 1, Some(path), shutdown).await;
     }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
     let options = crate::nvr::Options {
         config_path: Some(path),
         ..Default::default()
@@ -199,20 +198,35 @@ async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     crate::nvr::run_with(config, shutdown, None, options).await
 }
 
-async fn cancel_on_signal(token: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            token.cancel();
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// Registers the process's signal handlers before anything else starts, and returns
+/// the token that SIGTERM and SIGINT cancel. SIGHUP's default action would end the
+/// process: from here on it is handled (`nvr` applies the config file on it once the
+/// cameras run; before that it does nothing).
+fn install_signals() -> CancellationToken {
+    use tokio::signal::unix::{signal, SignalKind};
+    let token = CancellationToken::new();
+    if let Err(e) = signal(SignalKind::hangup()) {
+        tracing::warn!("cannot handle SIGHUP ({e}): it would stop the server");
     }
-    token.cancel();
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wait(term) => {}
+            _ = wait(int) => {}
+        }
+        cancel.cancel();
+    });
+    token
 }
 
 async fn demo(
@@ -234,7 +248,8 @@ async fn demo(
         cameras: Vec::new(),
         auth: Default::default(),
     };
-    with_demo_cameras(config, cameras, None).await
+    let shutdown = install_signals();
+    with_demo_cameras(config, cameras, None, shutdown).await
 }
 
 /// Starts `n` synthetic cameras on loopback, adds them to `config` and runs the NVR
@@ -243,6 +258,7 @@ async fn with_demo_cameras(
     mut config: Config,
     n: usize,
     config_path: Option<PathBuf>,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     anyhow::ensure!((1..=1000).contains(&n), "--cameras must be 1..=1000");
     let opts = crate::demo::ClipOptions::demo();
@@ -255,8 +271,6 @@ async fn with_demo_cameras(
     let clip = tokio::task::spawn_blocking(move || crate::demo::encode_clip(&opts)).await??;
     let rtsp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let rtsp_addr = rtsp.local_addr()?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
     let server = tokio::spawn(crate::demo::serve(
         rtsp,
         n,
