@@ -7,6 +7,7 @@
 //! `check`), never a row promising footage that is not there for long.
 
 pub mod check;
+pub mod days;
 pub mod holds;
 pub mod keyfile;
 pub mod media;

@@ -549,6 +549,28 @@ pub async fn recordings(
     })))
 }
 
+/// `GET /api/cameras/{id}/days`: the days (`YYYY-MM-DD`, in the server's time zone,
+/// which the answer names) on which the camera has footage, for the date picker.
+pub async fn days(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let tz = app.config.server.time_zone();
+    let days = {
+        let app = app.clone();
+        let id = id.clone();
+        let tz = tz.clone();
+        tokio::task::spawn_blocking(move || app.store.days_with_footage(&id, &tz))
+            .await
+            .map_err(ApiError::internal)??
+    };
+    Ok(Json(json!({
+        "camera": id,
+        "time_zone": crate::clock::zone_name(&tz),
+        "days": days.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+    })))
+}
+
 /// `GET /api/storage`: recorded bytes per camera (the caller's cameras),
 /// volume free space, the retention settings and what legal holds keep.
 pub async fn storage(

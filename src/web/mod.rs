@@ -327,6 +327,12 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
         ),
         r(
             Method::GET,
+            "/api/cameras/{id}/days",
+            Camera,
+            get(api::days),
+        ),
+        r(
+            Method::GET,
             "/api/cameras/{id}/live",
             Camera,
             get(live::websocket),

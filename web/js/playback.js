@@ -90,6 +90,8 @@ export function mount(root, ctx) {
   const goBtn = h("button", { type: "submit", text: "Go" });
   const prev = h("button", { type: "button", id: "pb-prev", text: "◀ Day" , "aria-label": "Previous day" });
   const next = h("button", { type: "button", id: "pb-next", text: "Day ▶", "aria-label": "Next day" });
+  const calBtn = h("button", { type: "button", class: "quiet", id: "pb-cal-btn", "aria-expanded": "false", "aria-controls": "pb-calendar", text: "Days with footage" });
+  const calendar = h("div", { id: "pb-calendar", class: "calendar panel", hidden: true });
   const zoomSel = h("select", { id: "pb-zoom" }, h("option", { value: "", text: "Custom", disabled: true }), ZOOMS.map(([v, t]) => h("option", { value: String(v), text: t })));
   const windowLabel = h("span", { id: "pb-window", class: "muted" });
   const summary = h("p", { id: "pb-summary", class: "muted", role: "status", "aria-live": "polite" });
@@ -118,8 +120,9 @@ export function mount(root, ctx) {
     h("section", { class: "timeline-wrap", "aria-label": "Timeline" },
       h("div", { class: "controls zoom" },
         h("form", { class: "buttons goto", onsubmit: (ev) => { ev.preventDefault(); goToInput(); } },
-          field(`Day`, dayIn), field("Time", timeIn), goBtn, prev, next),
+          field(`Day`, dayIn), field("Time", timeIn), goBtn, prev, next, calBtn),
         field("Zoom", zoomSel), windowLabel, timeline.back),
+      calendar,
       timeline.axis, timeline.el,
       h("div", { class: "legend" },
         h("span", {}, h("i", { class: "rec" }), "Recorded"), h("span", {}, h("i", { class: "gap" }), "Nothing recorded"),
@@ -361,6 +364,74 @@ export function mount(root, ctx) {
         : `${ids.length > 1 ? `${camName(id)}: ` : ""}nothing recorded`);
     }
     summary.textContent = any ? `${localDate(new Date(day))}: ${parts.join("; ")}.` : "Nothing recorded on this day.";
+  }
+
+  // --- Days with footage -----------------------------------------------------
+  /** The month shown in the calendar (its first day, `yyyy-mm-01`). */
+  let calMonth = null;
+  /** Days with footage of the cameras shown, from the server, and its zone. */
+  let footageDays = new Set();
+  let footageZone = "";
+
+  async function loadFootageDays() {
+    const ids = shownCameras();
+    const answers = await Promise.all(ids.map((id) => api("GET", `/api/cameras/${seg(id)}/days`).catch(() => null)));
+    footageDays = new Set(answers.flatMap((a) => (a ? a.days : [])));
+    footageZone = (answers.find(Boolean) || {}).time_zone || "";
+  }
+
+  async function openCalendar(open) {
+    calBtn.setAttribute("aria-expanded", String(open));
+    calendar.hidden = !open;
+    if (!open) return;
+    calMonth = `${viewDay.slice(0, 7)}-01`;
+    fill(calendar, h("p", { class: "muted", text: "Loading…" }));
+    await loadFootageDays();
+    if (!gone && !calendar.hidden) drawCalendar();
+    const cur = calendar.querySelector('button[aria-current="date"]') || calendar.querySelector("button.day:not(:disabled)");
+    if (cur) cur.focus();
+  }
+
+  /** A month grid, Monday first; days with footage are marked and say so to screen readers. */
+  function drawCalendar(focusId) {
+    const first = dayStart(calMonth);
+    const monthName = first.toLocaleDateString(undefined, { month: "long", year: "numeric" });
+    const lead = (first.getDay() + 6) % 7;
+    const cells = [];
+    for (let i = 0; i < lead; i++) cells.push(h("td", {}));
+    for (let d = first; d.getMonth() === first.getMonth(); d = nextDay(d)) {
+      const name = localDate(d);
+      const has = footageDays.has(name);
+      const future = d.getTime() > Date.now();
+      const b = h("button", {
+        type: "button", class: `day${has ? " has-footage" : ""}`, text: String(d.getDate()),
+        dataset: { day: name }, disabled: future,
+        "aria-label": `${d.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" })}: ${has ? "footage" : "no footage"}`,
+        "aria-current": name === viewDay ? "date" : null,
+      });
+      b.addEventListener("click", () => { openCalendar(false); showDay(dayStart(name)); calBtn.focus(); });
+      cells.push(h("td", {}, b));
+    }
+    const rows = [];
+    for (let i = 0; i < cells.length; i += 7) rows.push(h("tr", {}, cells.slice(i, i + 7)));
+    const shift = (n) => {
+      const m = dayStart(calMonth);
+      calMonth = localDate(new Date(m.getFullYear(), m.getMonth() + n, 1));
+      // Redrawn: keep the keyboard on the month button that was pressed.
+      drawCalendar(n < 0 ? "pb-cal-prev" : "pb-cal-next");
+    };
+    const days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const count = [...footageDays].filter((x) => x.startsWith(calMonth.slice(0, 7))).length;
+    fill(calendar,
+      h("div", { class: "cal-head" },
+        h("button", { type: "button", class: "quiet", id: "pb-cal-prev", text: "◀", "aria-label": "Previous month", onclick: () => shift(-1) }),
+        h("strong", { id: "pb-cal-month", text: monthName }),
+        h("button", { type: "button", class: "quiet", id: "pb-cal-next", text: "▶", "aria-label": "Next month", onclick: () => shift(1) })),
+      h("table", { class: "cal", "aria-label": `${monthName}: ${count} day${count === 1 ? "" : "s"} with footage` },
+        h("thead", {}, h("tr", {}, days.map((d) => h("th", { scope: "col", text: d })))),
+        h("tbody", {}, rows)),
+      h("p", { class: "muted" }, h("i", { class: "dot" }), ` Footage recorded that day${footageZone && footageZone !== zone ? ` (days in the server's time zone, ${footageZone})` : ""}.`));
+    if (focusId) calendar.querySelector(`#${focusId}`).focus();
   }
 
   function rangeAt(id, T) {
@@ -700,6 +771,8 @@ export function mount(root, ctx) {
     timeline.centre(c, w);
   });
   const shiftDay = (n) => showDay(nextDay(dayStart(dayIn.value || localDate(new Date())), n));
+  calBtn.addEventListener("click", () => openCalendar(calendar.hidden));
+  calendar.addEventListener("keydown", (e) => { if (e.key === "Escape") { e.stopPropagation(); openCalendar(false); calBtn.focus(); } });
   prev.addEventListener("click", () => shiftDay(-1));
   next.addEventListener("click", () => shiftDay(1));
   dayIn.addEventListener("change", () => { if (dayIn.value) showDay(dayStart(dayIn.value)); });
@@ -707,7 +780,7 @@ export function mount(root, ctx) {
   function onKey(ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const tag = ev.target && ev.target.tagName;
-    if (["INPUT", "SELECT", "TEXTAREA"].includes(tag) || help.open) return;
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(tag) || help.open || calendar.contains(ev.target)) return;
     const k = ev.key;
     const act = {
       " ": toggle, k: toggle, K: toggle,
