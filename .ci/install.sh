@@ -6,6 +6,7 @@
 #  - ffmpeg/ffprobe (tests decode every recorded file)
 #  - GStreamer's RTSP server (the third-party RTSP peer in tests/peers)
 #  - ipycam and onvif-zeep-async in venvs (the third-party ONVIF peer and a cross-check client)
+#  - aiosmtpd in a venv (the real SMTP server that receives alarm mail: tests/alarms.rs)
 #  - oathtool and zbarimg (outside judges of our TOTP codes and QR code:
 #    tests/totp.rs, tests/ui/totp.mjs)
 #  - iproute2 (private network namespaces), nftables (the no-egress test and
@@ -35,6 +36,10 @@ if [ ! -x "$RIG_DIR/venv-onvif/bin/python" ]; then
   /usr/bin/python3 -m venv "$RIG_DIR/venv-onvif"
 fi
 "$RIG_DIR/venv-onvif/bin/pip" install -q --disable-pip-version-check onvif-zeep-async==4.3.0
+if [ ! -x "$RIG_DIR/venv-smtp/bin/python" ]; then
+  /usr/bin/python3 -m venv "$RIG_DIR/venv-smtp"
+fi
+"$RIG_DIR/venv-smtp/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
 # The UI test's only npm dependency (playwright-core; it drives the Debian
 # chromium above and never downloads a browser).
 if ! command -v npm >/dev/null; then

@@ -22,6 +22,9 @@ pub struct Config {
     /// Login policy.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// `[alarms]`: thresholds, and e-mail and webhook delivery on the LAN.
+    #[serde(default)]
+    pub alarms: crate::alarms::config::AlarmsConfig,
 }
 
 /// `[auth]`.
@@ -456,6 +459,9 @@ impl Config {
         if let Some(v) = env("CLEANNVR_METRICS_TOKEN") {
             self.server.metrics_token = Some(v);
         }
+        if let (Some(v), Some(e)) = (env("CLEANNVR_ALARMS_SMTP_PASSWORD"), &mut self.alarms.email) {
+            e.password = Some(v);
+        }
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
@@ -516,6 +522,10 @@ impl Config {
                 Some("metrics_token"),
                 "must be at least 16 characters (it is a password)".into(),
             ));
+        }
+        if let Err((field, message)) = self.alarms.validate() {
+            let needle = field.rsplit('.').next().map(str::to_owned);
+            return Err(invalid(field, needle.as_deref(), message));
         }
         let mut seen = HashSet::new();
         for (i, cam) in self.cameras.iter().enumerate() {

@@ -33,6 +33,7 @@ pub mod audit;
 pub mod cameras;
 pub mod ptz;
 pub mod web;
+pub mod alarms;
 pub mod demo;
 pub mod nvr;
 pub mod control;

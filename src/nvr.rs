@@ -152,6 +152,7 @@ pub async fn run_with(
         tokio::spawn(reload_loop(app.clone(), admin, hup, shutdown.clone()));
     }
 
+    tokio::spawn(crate::alarms::watch::run(app.clone(), shutdown.clone()));
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
     let checkpoint_task = tokio::spawn(checkpoint_loop(app.clone(), shutdown.clone()));
     tokio::spawn(clock_loop(
@@ -400,9 +401,15 @@ async fn retention_loop(app: Arc<App>, kick: Arc<Notify>, shutdown: Cancellation
         let app2 = app.clone();
         let r = tokio::task::spawn_blocking(move || retention_pass(&app2, &policies)).await;
         match r {
-            Ok(Err(e)) => error!(error = %format!("{e:#}"), "retention"),
+            Ok(Err(e)) => {
+                error!(error = %format!("{e:#}"), "retention");
+                app.counters.set_retention_error(Some(format!("{e:#}")));
+            }
             Err(e) => error!(error = %e, "retention task"),
-            Ok(Ok(out)) => app.counters.retention(out.deleted, out.bytes),
+            Ok(Ok(out)) => {
+                app.counters.retention(out.deleted, out.bytes);
+                app.counters.set_retention_error(None);
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

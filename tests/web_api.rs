@@ -356,7 +356,10 @@ async fn every_route_needs_a_session_and_the_right_role() {
         );
 
         // Wrong role: 403.
-        if matches!(spec.access, Access::Admin | Access::Metrics) {
+        if matches!(
+            spec.access,
+            Access::Admin | Access::Metrics | Access::Operator
+        ) {
             let r = with_body(req(spec.method.clone(), &uri).sess(&viewer), &body)
                 .send(&rig)
                 .await;
@@ -415,6 +418,11 @@ fn passed_guard(spec: &web::RouteSpec, r: &Resp) -> bool {
     // (tests/holds.rs releases a real one).
     if spec.path == "/api/holds/{id}" {
         return r.status == StatusCode::NOT_FOUND && r.text().contains("no such hold");
+    }
+    // The walk's alarm id `a` names no alarm: the handler's 404 is past the guard
+    // (tests/alarms.rs acknowledges a real one).
+    if spec.path == "/api/alarms/{id}/ack" {
+        return r.status == StatusCode::NOT_FOUND && r.text().contains("no such alarm");
     }
     // Camera administration needs a config file this rig does not have: the
     // handler's answer (not the guard's 401 or 403) proves access;

@@ -4,6 +4,7 @@
 
 import { api, setCsrf, onSessionExpired } from "./js/api.js";
 import { $, $$, h, fill } from "./js/dom.js";
+import { startBell, stopBell } from "./js/alarms.js";
 
 const views = {
   live: { load: () => import("./js/live.js"), title: "Live" },
@@ -48,6 +49,7 @@ function stopView() {
 function showLogin(message) {
   stopView();
   me = null;
+  stopBell();
   setCsrf(null);
   document.body.dataset.state = "login";
   $("#nav").hidden = true;
@@ -139,6 +141,7 @@ function showApp(session) {
   fill($("#who"), h("span", { class: "user", text: me.name }), " ", h("span", { class: `role role-${me.role}`, text: me.role }));
   for (const a of $$("#nav a")) a.parentElement.hidden = !allowed(me.role, a.dataset.role) || (mustEnrol && a.dataset.view !== "account");
   $("#nav").hidden = false;
+  if (allowed(me.role, "operator") && !mustEnrol) startBell(); else stopBell();
   route();
 }
 

@@ -79,6 +79,8 @@ pub enum Action {
     Ptz,
     /// `cleannvr backup` copied the index (password hashes, audit log) and keys to a file.
     Backup,
+    /// An operator acknowledged an alarm.
+    AlarmAck,
 }
 
 impl Action {
@@ -109,6 +111,7 @@ impl Action {
             Action::HoldRelease => "hold_release",
             Action::Ptz => "ptz",
             Action::Backup => "backup",
+            Action::AlarmAck => "alarm_ack",
         }
     }
 

@@ -247,6 +247,7 @@ async fn demo(
         },
         cameras: Vec::new(),
         auth: Default::default(),
+        alarms: Default::default(),
     };
     let shutdown = install_signals();
     with_demo_cameras(config, cameras, None, shutdown).await

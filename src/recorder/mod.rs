@@ -555,7 +555,11 @@ impl Recorder {
             Ok(Some(rec)) => match self.store.insert(&rec) {
                 Ok(()) => {
                     info!(path = %rec.path, bytes = rec.bytes, frames = rec.frames, "segment");
-                    update(&self.status, |s| s.segments_written += 1);
+                    // Written and indexed: the disk works again.
+                    update(&self.status, |s| {
+                        s.segments_written += 1;
+                        s.recorder_error = None;
+                    });
                 }
                 Err(e) => self.disk_error(format!("indexing {}: {e:#}", rec.path)),
             },

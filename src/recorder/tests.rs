@@ -409,6 +409,11 @@ fn frames_are_held_while_no_file_can_be_opened() {
     let rows = rows(&r.store);
     let total: u64 = rows.iter().map(|r| r.frames).sum();
     assert_eq!(total, 150, "no frame lost: {rows:#?}");
+    assert_eq!(
+        r.rec.status.lock().unwrap().recorder_error,
+        None,
+        "cleared once a segment is indexed"
+    );
     assert!(
         (rows[0].start_ns - T0).abs() < NS_PER_SEC,
         "placed at its own time"

@@ -21,6 +21,8 @@ pub struct Counters {
     /// The last retention pass left the volume short of its floor with only held
     /// footage left to delete (an alarm: release holds or add disk).
     pub held_full: std::sync::atomic::AtomicBool,
+    /// The last retention pass's error (an alarm), `None` when it succeeded.
+    pub retention_error: Mutex<Option<String>>,
     /// Web connections closed unserved by the connection budget (`web::conn`).
     pub web_refused_connections: AtomicU64,
     http: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
@@ -52,6 +54,22 @@ impl Counters {
         };
         let mut m = self.http.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry((route.to_owned(), method, status)).or_default() += 1;
+    }
+
+    /// The last retention pass's error, if it failed.
+    pub fn retention_error(&self) -> Option<String> {
+        self.retention_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Notes the outcome of a retention pass (`None`: it succeeded).
+    pub fn set_retention_error(&self, e: Option<String>) {
+        *self
+            .retention_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = e;
     }
 
     /// Requests counted for `route` with `status` (all methods); for tests.

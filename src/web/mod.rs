@@ -11,6 +11,7 @@
 //! and shape JSON. The web layer never writes segment files.
 
 mod account;
+mod alarms;
 mod api;
 mod cameras;
 mod holds;
@@ -106,6 +107,8 @@ pub struct App {
     pub export_ledger: Arc<crate::export::quota::Ledger>,
     /// PTZ control of the cameras configured with `onvif = { ... }`.
     pub ptz: Arc<crate::ptz::Ptz>,
+    /// Alarm records (raised by `alarms::watch`, acknowledged through the API).
+    pub alarms: Arc<crate::alarms::Alarms>,
 }
 
 impl App {
@@ -143,6 +146,7 @@ impl App {
             clock.clone(),
         ));
         Ok(App {
+            alarms: Arc::new(crate::alarms::Alarms::open(db)?),
             signer,
             export_ledger: Arc::default(),
             ptz,
@@ -233,6 +237,8 @@ pub enum Access {
     Account,
     /// A logged-in user allowed to see the camera named by the `{id}` path parameter.
     Camera,
+    /// Operators and admins (not viewers).
+    Operator,
     /// Admins only.
     Admin,
     /// Admins, or a scraper presenting `[server] metrics_token` as a bearer token.
@@ -351,6 +357,13 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             "/api/audit/verify",
             Admin,
             get(api::audit_verify),
+        ),
+        r(Method::GET, "/api/alarms", Operator, get(alarms::list)),
+        r(
+            Method::POST,
+            "/api/alarms/{id}/ack",
+            Operator,
+            post(alarms::ack),
         ),
         r(Method::GET, "/api/holds", User, get(holds::list)),
         r(Method::POST, "/api/holds", User, post(holds::create)),
@@ -540,6 +553,9 @@ async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<
     }
     if matches!(access, Access::Admin | Access::Metrics) && user.role != Role::Admin {
         return Err(ApiError::forbidden("admins only"));
+    }
+    if access == Access::Operator && !user.role.can_export() {
+        return Err(ApiError::forbidden("operators and admins only"));
     }
     let params = req
         .extract_parts::<RawPathParams>()

@@ -933,3 +933,150 @@ pub fn app(
         .unwrap(),
     )
 }
+
+/// A real SMTP server (aiosmtpd from PyPI, installed by `.ci/install.sh` in
+/// `$CLEANNVR_RIG/venv-smtp`) on a free loopback port, delivering into a
+/// Maildir; killed on drop. `None` when aiosmtpd is not installed.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub maildir: PathBuf,
+    pub out: Lines,
+}
+
+impl SmtpServer {
+    /// The venv's python, if aiosmtpd is installed there.
+    pub fn python() -> Option<PathBuf> {
+        let rig = std::env::var("CLEANNVR_RIG").unwrap_or_else(|_| "/tmp/cleannvr-rig".into());
+        let py = Path::new(&rig).join("venv-smtp/bin/python");
+        let ok = Command::new(&py)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(py)
+    }
+
+    /// Starts it, delivering into `maildir`, and waits for its greeting.
+    pub fn start(python: &Path, maildir: &Path) -> SmtpServer {
+        let port = free_port();
+        let mut child = Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting aiosmtpd");
+        let out = Lines::default();
+        out.follow(child.stdout.take().unwrap(), "smtp");
+        out.follow(child.stderr.take().unwrap(), "smtp");
+        let mut server = SmtpServer {
+            child,
+            port,
+            maildir: maildir.to_owned(),
+            out,
+        };
+        wait_for(Duration::from_secs(60), "aiosmtpd to greet", || {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("aiosmtpd exited {status}: {}", server.out.text());
+            }
+            use std::io::Read;
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+            let mut b = [0u8; 3];
+            s.read_exact(&mut b).ok()?;
+            (&b == b"220").then_some(())
+        });
+        server
+    }
+
+    /// Every message delivered so far, as raw text.
+    pub fn messages(&self) -> Vec<String> {
+        files(&self.maildir.join("new"), "")
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Our own minimal HTTP receiver on loopback (a webhook's far end: there is no
+/// standard peer for "some LAN service that takes a JSON POST"). It records
+/// each request's body and answers `fail_first` requests with 503, then 200.
+pub struct HookReceiver {
+    pub port: u16,
+    pub bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl HookReceiver {
+    pub fn start(fail_first: usize) -> HookReceiver {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        std::thread::spawn(move || {
+            let mut served = 0usize;
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body = loop {
+                    let Ok(n) = s.read(&mut chunk) else {
+                        break None;
+                    };
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break Some(
+                            String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned(),
+                        );
+                    }
+                };
+                let Some(body) = body else { continue };
+                served += 1;
+                let status = if served <= fail_first {
+                    "503 Service Unavailable"
+                } else {
+                    seen.lock().unwrap().push(body);
+                    "200 OK"
+                };
+                let _ = s.write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                );
+            }
+        });
+        HookReceiver { port, bodies }
+    }
+
+    /// The bodies answered with 200, parsed as JSON.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|b| serde_json::from_str(b).ok())
+            .collect()
+    }
+}

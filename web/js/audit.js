@@ -23,6 +23,7 @@ const ACTIONS = [
   ["export_expire", "Export expired"],
   ["hold_create", "Legal hold placed"],
   ["hold_release", "Legal hold released"],
+  ["alarm_ack", "Alarm acknowledged"],
   ["backup", "Backup written"],
   ["totp_enable", "Two-step login on"],
   ["totp_disable", "Two-step login off"],

@@ -1,0 +1,338 @@
+//! Alarms: conditions the NVR already detects (a camera offline, recording
+//! stopped, a disk write failing, a disk full of held footage, retention
+//! failing, the audit chain broken) held as records with raise and clear
+//! times in the index, acknowledged by operators, and sent by e-mail and
+//! webhook to the LAN. `watch` decides what is wrong now, this module keeps
+//! the records, `send` delivers. Alarms never change what is recorded.
+
+pub mod config;
+pub mod send;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::rfc3339;
+
+/// What is wrong; the stable names are the API's `kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A camera has not streamed for `offline_after_seconds`.
+    CameraOffline,
+    /// A camera streams but nothing is recorded (no key frame to start at).
+    RecordingStopped,
+    /// Writing or indexing a camera's footage failed (the recorder retries).
+    DiskWriteError,
+    /// The volume is under its floor and only held footage is left to delete.
+    HeldFull,
+    /// The last retention pass failed.
+    RetentionError,
+    /// The audit log's hash chain does not verify.
+    AuditChainBroken,
+}
+
+impl Kind {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::CameraOffline => "camera_offline",
+            Kind::RecordingStopped => "recording_stopped",
+            Kind::DiskWriteError => "disk_write_error",
+            Kind::HeldFull => "held_full",
+            Kind::RetentionError => "retention_error",
+            Kind::AuditChainBroken => "audit_chain_broken",
+        }
+    }
+}
+
+/// What an alarm is about: its kind and camera (none for server-wide ones).
+pub type Key = (Kind, Option<String>);
+
+/// One alarm, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// Unique, increasing.
+    pub id: u64,
+    /// What is wrong.
+    pub kind: Kind,
+    /// The camera, for camera alarms.
+    pub camera: Option<String>,
+    /// What an operator reads (no credentials).
+    pub message: String,
+    /// When it was raised (wall ns).
+    pub raised_ns: i64,
+    /// When the condition ended; `None` while active.
+    pub cleared_ns: Option<i64>,
+    /// Who acknowledged it.
+    pub acked_by: Option<String>,
+    /// When.
+    pub acked_ns: Option<i64>,
+}
+
+impl Alarm {
+    /// The API's JSON form (RFC 3339 UTC times; `id` as a string).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "kind": self.kind.as_str(),
+            "camera": self.camera,
+            "message": self.message,
+            "raised": rfc3339(self.raised_ns),
+            "cleared": self.cleared_ns.map(rfc3339),
+            "active": self.cleared_ns.is_none(),
+            "acked_by": self.acked_by,
+            "acked": self.acked_ns.map(rfc3339),
+        })
+    }
+}
+
+/// A change to deliver: an alarm raised or cleared.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    /// `raised` or `cleared`.
+    pub event: &'static str,
+    /// The alarm after the change.
+    pub alarm: Alarm,
+}
+
+/// Most alarm records kept; beyond it the oldest cleared ones go.
+const MAX_RECORDS: usize = 5_000;
+
+/// The alarm records in the index (sled tree `alarms`, key = id big-endian).
+pub struct Alarms {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// Active alarms by what they are about: one active alarm per key.
+    active: Mutex<BTreeMap<Key, u64>>,
+}
+
+/// Why an acknowledgement was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AckError {
+    /// No alarm has that id.
+    #[error("no such alarm")]
+    NotFound,
+    /// The index failed.
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+impl Alarms {
+    /// Opens the tree; alarms active at the last stop stay active until
+    /// `watch` sees their condition gone.
+    pub fn open(db: &sled::Db) -> anyhow::Result<Alarms> {
+        let tree = db.open_tree("alarms").context("opening the alarms tree")?;
+        let mut active = BTreeMap::new();
+        for item in tree.iter() {
+            let (_, v) = item?;
+            let a: Alarm = serde_json::from_slice(&v).context("reading an alarm record")?;
+            if a.cleared_ns.is_none() {
+                active.insert((a.kind, a.camera.clone()), a.id);
+            }
+        }
+        Ok(Alarms {
+            db: db.clone(),
+            tree,
+            active: Mutex::new(active),
+        })
+    }
+
+    /// Alarm `id`, if there is one. Blocking.
+    pub fn get(&self, id: u64) -> anyhow::Result<Option<Alarm>> {
+        self.tree
+            .get(id.to_be_bytes())?
+            .map(|v| serde_json::from_slice(&v).context("reading an alarm record"))
+            .transpose()
+    }
+
+    fn put(&self, a: &Alarm) -> anyhow::Result<()> {
+        self.tree
+            .insert(a.id.to_be_bytes(), serde_json::to_vec(a)?)
+            .with_context(|| format!("storing alarm {}", a.id))?;
+        Ok(())
+    }
+
+    /// Makes the active set equal `now_wrong` (key → message): raises what
+    /// is new, clears what is gone. Returns the changes to deliver. Blocking.
+    pub fn sync(
+        &self,
+        now_ns: i64,
+        now_wrong: &BTreeMap<Key, String>,
+    ) -> anyhow::Result<Vec<Notice>> {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        let gone: Vec<(Key, u64)> = active
+            .iter()
+            .filter(|(k, _)| !now_wrong.contains_key(*k))
+            .map(|(k, id)| (k.clone(), *id))
+            .collect();
+        for (key, id) in gone {
+            if let Some(mut a) = self.get(id)? {
+                a.cleared_ns = Some(now_ns);
+                self.put(&a)?;
+                out.push(Notice {
+                    event: "cleared",
+                    alarm: a,
+                });
+            }
+            active.remove(&key);
+        }
+        for (key, message) in now_wrong {
+            if active.contains_key(key) {
+                continue;
+            }
+            let a = Alarm {
+                id: self.db.generate_id()?,
+                kind: key.0,
+                camera: key.1.clone(),
+                message: message.clone(),
+                raised_ns: now_ns,
+                cleared_ns: None,
+                acked_by: None,
+                acked_ns: None,
+            };
+            self.put(&a)?;
+            active.insert(key.clone(), a.id);
+            out.push(Notice {
+                event: "raised",
+                alarm: a,
+            });
+        }
+        if !out.is_empty() {
+            self.prune()?;
+            self.tree.flush()?;
+        }
+        Ok(out)
+    }
+
+    /// Drops the oldest cleared records beyond [`MAX_RECORDS`].
+    fn prune(&self) -> anyhow::Result<()> {
+        let mut excess = self.tree.len().saturating_sub(MAX_RECORDS);
+        for item in self.tree.iter() {
+            if excess == 0 {
+                break;
+            }
+            let (k, v) = item?;
+            let a: Alarm = serde_json::from_slice(&v)?;
+            if a.cleared_ns.is_some() {
+                self.tree.remove(k)?;
+                excess -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every active alarm and the newest `limit` cleared ones, newest first. Blocking.
+    pub fn list(&self, limit: usize) -> anyhow::Result<Vec<Alarm>> {
+        let mut out = Vec::new();
+        let mut cleared = 0;
+        for item in self.tree.iter().rev() {
+            let (_, v) = item?;
+            let a: Alarm = serde_json::from_slice(&v)?;
+            if a.cleared_ns.is_some() {
+                if cleared >= limit {
+                    continue;
+                }
+                cleared += 1;
+            }
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    /// Records that `user` acknowledged alarm `id` (the first acknowledgement
+    /// stands). Returns the alarm. Blocking.
+    pub fn ack(&self, id: u64, user: &str, now_ns: i64) -> Result<Alarm, AckError> {
+        // Under the lock so a clear and an ack never overwrite each other.
+        let _active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let mut a = self.get(id)?.ok_or(AckError::NotFound)?;
+        if a.acked_by.is_none() {
+            a.acked_by = Some(user.to_owned());
+            a.acked_ns = Some(now_ns);
+            self.put(&a)?;
+            self.tree.flush().map_err(anyhow::Error::from)?;
+        }
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrong(keys: &[(Kind, Option<&str>)]) -> BTreeMap<Key, String> {
+        keys.iter()
+            .map(|(k, c)| ((*k, c.map(str::to_owned)), format!("{} {c:?}", k.as_str())))
+            .collect()
+    }
+
+    #[test]
+    fn raise_once_clear_when_gone_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let alarms = Alarms::open(&db).unwrap();
+        let n = alarms
+            .sync(
+                1,
+                &wrong(&[(Kind::CameraOffline, Some("gate")), (Kind::HeldFull, None)]),
+            )
+            .unwrap();
+        assert_eq!(n.len(), 2);
+        assert!(n.iter().all(|n| n.event == "raised"));
+        // Still wrong: nothing new.
+        let n = alarms
+            .sync(
+                2,
+                &wrong(&[(Kind::CameraOffline, Some("gate")), (Kind::HeldFull, None)]),
+            )
+            .unwrap();
+        assert!(n.is_empty());
+        let gate = alarms
+            .list(10)
+            .unwrap()
+            .into_iter()
+            .find(|a| a.kind == Kind::CameraOffline)
+            .unwrap();
+        assert_eq!(
+            alarms.ack(gate.id, "op", 3).unwrap().acked_by.as_deref(),
+            Some("op")
+        );
+        assert_eq!(
+            alarms.ack(gate.id, "other", 4).unwrap().acked_by.as_deref(),
+            Some("op")
+        );
+        assert!(matches!(
+            alarms.ack(999_999, "op", 4),
+            Err(AckError::NotFound)
+        ));
+        drop(alarms);
+        // Reopened: the two are still active, so only the gone one clears.
+        let alarms = Alarms::open(&db).unwrap();
+        let n = alarms.sync(5, &wrong(&[(Kind::HeldFull, None)])).unwrap();
+        assert_eq!(n.len(), 1);
+        assert_eq!(
+            (n[0].event, n[0].alarm.id, n[0].alarm.cleared_ns),
+            ("cleared", gate.id, Some(5))
+        );
+        assert_eq!(
+            n[0].alarm.acked_by.as_deref(),
+            Some("op"),
+            "the ack is kept"
+        );
+        // The camera goes offline again: a new alarm, not the old one reopened.
+        let n = alarms
+            .sync(
+                6,
+                &wrong(&[(Kind::CameraOffline, Some("gate")), (Kind::HeldFull, None)]),
+            )
+            .unwrap();
+        assert_eq!(n.len(), 1);
+        assert!(n[0].alarm.id > gate.id && n[0].alarm.acked_by.is_none());
+        let listed = alarms.list(0).unwrap();
+        assert_eq!(listed.len(), 2, "active only with limit 0: {listed:?}");
+    }
+}

@@ -1,0 +1,196 @@
+//! Alarms end to end: a camera served by GStreamer's RTSP server (with a
+//! password) is stopped; cleannvr raises `camera_offline`, mails it through a
+//! real SMTP server (aiosmtpd) and posts it to a webhook receiver, shows it to
+//! operators (not viewers) at /api/alarms, records the acknowledgement in the
+//! audit log, and clears it (mail and webhook again) when the camera returns.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const CAM_PASSWORD: &str = "s3cretCamPw";
+
+/// Undoes quoted-printable soft line breaks and `=3D`, enough to search the
+/// ASCII text of a mail lettre may have encoded.
+fn unfold(raw: &str) -> String {
+    raw.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+/// Waits up to `secs` for `f`; on timeout panics with the server's log.
+fn wait<T>(nvr: &Nvr, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out after {secs} s waiting for {what}\nlog:\n{}",
+                nvr.log.text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn gate_offline(alarms: &Value, not: &[String]) -> Option<Value> {
+    alarms["alarms"]
+        .as_array()?
+        .iter()
+        .find(|a| {
+            a["kind"] == "camera_offline"
+                && a["camera"] == "gate"
+                && !not.iter().any(|id| a["id"] == id.as_str())
+        })
+        .cloned()
+}
+
+#[test]
+fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
+    let Some(python) = SmtpServer::python() else {
+        require_peer(false, "aiosmtpd in $CLEANNVR_RIG/venv-smtp");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(&python, &dir.path().join("maildir"));
+    // The first POST is refused: the alarm still arrives, by a retry.
+    let hook = HookReceiver::start(1);
+    let gst_args = [
+        "--user",
+        "nvr",
+        "--password",
+        CAM_PASSWORD,
+        "--auth",
+        "digest",
+    ];
+    let mut gst = GstServer::start(&gst_args);
+    let gst_port = gst.port;
+    let cams = format!(
+        "[[camera]]\nid = \"gate\"\nname = \"Front gate\"\nurl = \"rtsp://nvr:{CAM_PASSWORD}@127.0.0.1:{gst_port}/h264aac\"\n\
+         [alarms]\noffline_after_seconds = 3\n\
+         [alarms.email]\nrelay = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"cleannvr@council.lan\"\nto = [\"cctv@council.lan\"]\n\
+         [alarms.webhook]\nurl = \"http://127.0.0.1:{}/alarm\"\ntimeout_seconds = 10\nretries = 5\n",
+        smtp.port, hook.port
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, config(dir.path(), 4, &cams)).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    add_user(&cfg, "op", "operator", "operator pass 12345");
+    add_user(&cfg, "watcher", "viewer", "viewer pass 12345");
+    let nvr = Nvr::start(cfg, &["run"]);
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    let op = HttpSession::login(&nvr.http, "op", "operator pass 12345");
+    let viewer = HttpSession::login(&nvr.http, "watcher", "viewer pass 12345");
+
+    // Viewers do not see alarms.
+    assert_eq!(viewer.get("/api/alarms").0, 403);
+
+    wait(&nvr, 150, "camera gate to stream", || {
+        (camera_status(&nvr.http, &admin.cookie, "gate")["state"] == "streaming").then_some(())
+    });
+    // A slow first connection on a loaded machine may have raised (and cleared) an
+    // alarm already: the one this test is about is any other.
+    let before: Vec<String> = op.json("/api/alarms?limit=1000")["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    gst.kill();
+
+    let alarm = wait(&nvr, 120, "a camera_offline alarm for gate", || {
+        gate_offline(&op.json("/api/alarms"), &before)
+    });
+    let id = alarm["id"].as_str().unwrap().to_owned();
+    assert_eq!(alarm["active"], true, "{alarm}");
+    assert!(
+        alarm["message"].as_str().unwrap().contains("Front gate"),
+        "{alarm}"
+    );
+    assert_eq!(op.json("/api/alarms")["unacknowledged"], 1);
+
+    // The mail names the camera, and carries no password.
+    let raised_mail = wait(&nvr, 120, "the alarm mail", || {
+        smtp.messages()
+            .into_iter()
+            .map(|m| unfold(&m))
+            .find(|m| m.contains(&format!("Alarm id: {id}")) && m.contains("ALARM: camera_offline"))
+    });
+    assert!(
+        raised_mail.contains("Front gate") && raised_mail.contains("Camera: gate"),
+        "{raised_mail}"
+    );
+    assert!(
+        raised_mail.contains("To: cctv@council.lan"),
+        "{raised_mail}"
+    );
+    for text in [&raised_mail, &nvr.log.text()] {
+        assert!(!text.contains(CAM_PASSWORD), "a password leaked: {text}");
+    }
+    // The webhook got it too, after one refused attempt.
+    let hooked = wait(&nvr, 120, "the webhook's raised notice", || {
+        hook.json()
+            .into_iter()
+            .find(|b| b["event"] == "raised" && b["alarm"]["id"] == id.as_str())
+    });
+    assert_eq!(hooked["alarm"]["kind"], "camera_offline");
+    assert_eq!(hooked["alarm"]["camera"], "gate");
+
+    // An operator acknowledges it; the audit log says who.
+    let (status, acked) = op.send("POST", &format!("/api/alarms/{id}/ack"), &json!({}));
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["acked_by"], "op");
+    assert_eq!(op.json("/api/alarms")["unacknowledged"], 0);
+    let audit = admin.audit("alarm_ack");
+    assert!(
+        audit.iter().any(|e| e["actor"] == "op"
+            && e["target"] == "gate"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("alarm={id}"))),
+        "{audit:?}"
+    );
+    assert_eq!(
+        op.send("POST", "/api/alarms/123456789/ack", &json!({})).0,
+        404
+    );
+    assert_eq!(
+        viewer
+            .send("POST", &format!("/api/alarms/{id}/ack"), &json!({}))
+            .0,
+        403
+    );
+
+    // The camera comes back: the alarm clears, by mail and webhook too.
+    let _gst = GstServer::start_on(gst_port, &gst_args);
+    wait(&nvr, 150, "the alarm to clear", || {
+        let all = op.json("/api/alarms?limit=1000");
+        let a = all["alarms"]
+            .as_array()?
+            .iter()
+            .find(|a| a["id"] == id.as_str())?
+            .clone();
+        (a["active"] == false && a["cleared"].is_string()).then_some(())
+    });
+    let cleared_mail = wait(&nvr, 120, "the cleared mail", || {
+        smtp.messages().into_iter().map(|m| unfold(&m)).find(|m| {
+            m.contains(&format!("Alarm id: {id}")) && m.contains("Cleared: camera_offline")
+        })
+    });
+    assert!(
+        cleared_mail.contains("Acknowledged by: op"),
+        "{cleared_mail}"
+    );
+    assert!(!cleared_mail.contains(CAM_PASSWORD));
+    wait(&nvr, 120, "the webhook's cleared notice", || {
+        hook.json()
+            .into_iter()
+            .find(|b| b["event"] == "cleared" && b["alarm"]["id"] == id.as_str())
+    });
+}
