@@ -3,7 +3,8 @@
 //! Modules are listed in data-flow order: `frame` is the data model every
 //! stage shares and `status` the per-camera board they report to; `onvif`
 //! finds a camera's streams, `ingest` pulls them, `recorder` cuts them into
-//! MP4 segments (with our own `mp4` box writer) that `store` indexes; `live` fans frames out to viewers,
+//! MP4 segments (with our own `mp4` box writer) that `store` indexes; `events`
+//! records the cameras' own motion and tamper notifications; `live` fans frames out to viewers,
 //! `transcode`, `playback` and `export` read what was stored, and `web`
 //! serves it all behind `auth` and `audit`; `ptz` steers cameras on an
 //! operator's command (the one path from the UI back to a camera's ONVIF
@@ -24,6 +25,7 @@ pub mod mp4;
 pub mod recorder;
 pub mod supervisor;
 pub mod store;
+pub mod events;
 pub mod live;
 pub mod transcode;
 pub mod playback;

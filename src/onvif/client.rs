@@ -238,6 +238,12 @@ impl OnvifClient {
         self.device_url.host_str().unwrap_or_default()
     }
 
+    /// Camera clock minus ours, as measured by [`OnvifClient::sync_clock`]
+    /// (zero when under a few seconds).
+    pub fn clock_offset(&self) -> time::Duration {
+        self.clock_offset
+    }
+
     /// `host:port`, as used in error messages.
     pub fn host(&self) -> &str {
         &self.host
@@ -308,7 +314,7 @@ impl OnvifClient {
     /// Cameras report service addresses with the IP they believe they have,
     /// which is wrong behind NAT or a second interface; we already reach the
     /// device service at our host, so use that host with the reported port and path.
-    fn reachable(&self, mut u: url::Url) -> url::Url {
+    pub(super) fn reachable(&self, mut u: url::Url) -> url::Url {
         if let Some(h) = self.device_url.host_str() {
             let _ = u.set_host(Some(h));
         }
@@ -423,6 +429,25 @@ impl OnvifClient {
         self.call_inner(url, ns, op, body, true).await
     }
 
+    /// A call whose SOAP action is not `{namespace}/{op}` (the events
+    /// service's WS-Notification operations), with WS-Addressing `Action`
+    /// and `To` headers, which subscription managers use to route the call.
+    pub async fn call_addressed(
+        &self,
+        url: &url::Url,
+        action: &str,
+        op: &str,
+        body: &str,
+    ) -> Result<Element, OnvifError> {
+        let wsa = format!(
+            "<wsa:Action>{}</wsa:Action><wsa:To>{}</wsa:To>",
+            escape(action),
+            escape(url.as_str())
+        );
+        self.call_full(url, action, op, Some(&wsa), body, true)
+            .await
+    }
+
     async fn call_inner(
         &self,
         url: &url::Url,
@@ -432,6 +457,19 @@ impl OnvifClient {
         authenticated: bool,
     ) -> Result<Element, OnvifError> {
         let action = format!("{ns}/{op}");
+        self.call_full(url, &action, op, None, body, authenticated)
+            .await
+    }
+
+    async fn call_full(
+        &self,
+        url: &url::Url,
+        action: &str,
+        op: &str,
+        extra_header: Option<&str>,
+        body: &str,
+        authenticated: bool,
+    ) -> Result<Element, OnvifError> {
         let creds = self.creds.as_ref().filter(|_| authenticated);
         let mut tried_digest = false;
         loop {
@@ -442,10 +480,14 @@ impl OnvifClient {
                     created_timestamp(time::OffsetDateTime::now_utc() + self.clock_offset);
                 username_token(c, &nonce, &created)
             });
+            let header = match (extra_header, header) {
+                (Some(x), Some(h)) => Some(format!("{x}{h}")),
+                (x, h) => h.or(x.map(str::to_owned)),
+            };
             let envelope = soap::envelope(header.as_deref(), body);
             let authorization = creds.and_then(|c| self.digest_header(c, url));
             let used_digest = authorization.is_some();
-            let reply = http::post(url, &action, envelope, authorization.as_deref())
+            let reply = http::post(url, action, envelope, authorization.as_deref())
                 .await
                 .map_err(|e| self.err(op, e.into()))?;
             if reply.status == 401 {

@@ -1,5 +1,6 @@
 //! ONVIF: find cameras (WS-Discovery), ask them for their stream URIs
-//! (device and media services), steer PTZ cameras, and audit whether they
+//! (device and media services), steer PTZ cameras, subscribe to their
+//! events, and audit whether they
 //! can reach the internet.
 //!
 //! Owns: SOAP over HTTP with WS-Security UsernameToken (and HTTP digest when
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod discovery;
+pub mod events;
 pub mod http;
 pub mod ptz;
 pub mod resolve;
@@ -46,6 +48,8 @@ pub fn parse_any(data: &[u8]) {
         let _ = audit::parse_hostname(&r);
         let _ = ptz::parse_status(&r);
         let _ = ptz::parse_presets(&r);
+        let _ = events::parse_subscription(&r);
+        let _ = events::parse_pull_messages(&r);
     }
 }
 

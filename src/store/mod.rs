@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod days;
+pub mod events;
 pub mod holds;
 pub mod keyfile;
 pub mod media;
@@ -106,6 +107,7 @@ pub struct Store {
     db: sled::Db,
     segments: sled::Tree,
     holds: holds::Holds,
+    events: events::Events,
     /// Delete intents: rows whose bytes are being deleted (see [`media`]).
     garbage: sled::Tree,
     usage: Mutex<HashMap<String, Usage>>,
@@ -158,6 +160,7 @@ impl Store {
         let store = Store {
             dir: dir.to_owned(),
             holds: holds::Holds::open(&db)?,
+            events: events::Events::open(&db)?,
             db,
             segments,
             garbage,
@@ -186,6 +189,11 @@ impl Store {
     /// Legal holds on footage and exports (retention keeps what they cover).
     pub fn holds(&self) -> &holds::Holds {
         &self.holds
+    }
+
+    /// Events the cameras reported (motion, tamper, ...).
+    pub fn events(&self) -> &events::Events {
+        &self.events
     }
 
     /// Bytes of each camera's footage that the holds in `held` keep (a segment

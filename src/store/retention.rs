@@ -9,7 +9,8 @@
 //! under the holds' gate, on the holds as they are at that moment, so a hold placed
 //! while a pass runs protects from the next delete on. When only held footage
 //! is left and the volume is still short, the pass says so (`held_short`) so the
-//! server can raise an alarm instead.
+//! server can raise an alarm instead. Camera events follow their footage, and
+//! are kept while a hold covers them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -213,6 +214,9 @@ pub fn run_into(
         for (rec, why) in victims {
             delete_unless_held(store, &mut watch, &rec, out, why)?;
         }
+        if policy.retain_days > 0 {
+            store.events().prune(camera, cutoff, held)?;
+        }
     }
     // Volume floor: oldest unheld footage of any camera goes first. `from` remembers,
     // per camera, where its unheld footage starts, so held segments are passed once.
@@ -255,6 +259,13 @@ pub fn run_into(
         // A segment held since it was chosen stays; the next scan passes over it.
         if delete_unless_held(store, &mut watch, &rec, out, "min_free_bytes")? {
             free = free_bytes();
+        }
+    }
+    // Events go with the footage they describe: those before a camera's
+    // oldest remaining segment, once footage was deleted by size or space.
+    for camera in out.cameras.keys() {
+        if let Some(oldest) = store.oldest(camera)? {
+            store.events().prune(camera, oldest.start_ns, held)?;
         }
     }
     if out.deleted > 0 || out.held_kept > 0 {
@@ -466,12 +477,32 @@ mod tests {
                 retain_bytes: 0,
             },
         )]);
+        use crate::store::events::{CameraEvent, Kind};
+        for t in [10 * DAY + 5, 12 * DAY] {
+            let ev = CameraEvent {
+                camera: "a".into(),
+                start_ns: t,
+                end_ns: Some(t + 1),
+                stateful: true,
+                kind: Kind::Motion,
+                topic: "t".into(),
+                source: vec![],
+                data: vec![],
+            };
+            store.events().insert(&ev).unwrap();
+        }
         // Nothing is older than 2 days yet.
         let o = run_once(&store, &policies, &none(), 0, clock.now_ns(), || u64::MAX).unwrap();
         assert_eq!(o.deleted, 0);
         clock.advance(3 * DAY);
         let o = run_once(&store, &policies, &none(), 0, clock.now_ns(), || u64::MAX).unwrap();
         assert_eq!(o.deleted, 24, "the first day ends 2 days before now");
+        let events = store.events().range("a", 0, i64::MAX, &[], 10).unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.start_ns).collect::<Vec<_>>(),
+            vec![12 * DAY],
+            "events go with their footage"
+        );
         let oldest = store.oldest("a").unwrap().unwrap();
         assert_eq!(oldest.start_ns, 11 * DAY);
         // The survivors' files are still on disk.

@@ -1,5 +1,6 @@
 //! Per-camera supervisor: owns one camera's ingest tasks (main stream and, if
-//! configured, the sub stream), its recorder thread and its live streams, so
+//! configured, the sub stream), its recorder thread, its live streams and,
+//! for ONVIF cameras, its event subscription ([`crate::events`]), so
 //! a camera can be started, reconfigured and stopped without touching any
 //! other camera. [`fleet::Fleet`] keeps one supervisor per configured camera.
 //!
@@ -119,6 +120,17 @@ impl Supervisor {
         ingest.push(sup.ingest_task(shared, cam.clone(), tx, &cam.id));
         for task in ingest {
             sup.tasks.push(tokio::spawn(task.run()));
+        }
+        if let Some(onvif) = &cam.onvif {
+            let events = crate::events::EventTask {
+                camera: cam.id.clone(),
+                onvif: onvif.clone(),
+                store: shared.store.clone(),
+                clock: shared.clock.clone(),
+                shutdown: sup.stop.clone(),
+                timing: Default::default(),
+            };
+            sup.tasks.push(tokio::spawn(events.run()));
         }
         Ok(sup)
     }

@@ -14,6 +14,7 @@ mod account;
 mod alarms;
 mod api;
 mod cameras;
+mod events;
 mod holds;
 pub mod conn;
 mod isolation;
@@ -343,6 +344,13 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             Camera,
             get(live::websocket),
         ),
+        r(
+            Method::GET,
+            "/api/cameras/{id}/events",
+            Camera,
+            get(events::for_camera),
+        ),
+        r(Method::GET, "/api/events", User, get(events::list)),
         r(
             Method::GET,
             "/api/cameras/{id}/isolation",

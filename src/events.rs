@@ -1,0 +1,433 @@
+//! Camera events: each ONVIF camera's own motion, tamper, intrusion and
+//! input notifications, pulled from its events service and stored in the
+//! index ([`crate::store::events`]) for the timeline and search.
+//!
+//! One [`EventTask`] per camera with `onvif = { ... }`, run by that camera's
+//! supervisor: it keeps a PullPoint subscription (`CreatePullPointSubscription`,
+//! a `PullMessages` long poll, `Renew` before it expires, `Unsubscribe` on
+//! shutdown) and reconnects with capped backoff, for ever, when the camera
+//! reboots, forgets the subscription or answers something unusable. A state
+//! (`IsMotion` true, then false) becomes one event with a start and an end.
+//!
+//! Owns: the mapping of vendor topics onto a few [`Kind`]s (the raw topic
+//! and items are kept too). Must never: change a camera's settings, or log
+//! credentials (errors name host and operation only).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::clock::Clock;
+use crate::config::OnvifCameraConfig;
+use crate::onvif::events::{Notification, PropertyOperation, Subscription};
+use crate::onvif::resolve::credentials;
+use crate::onvif::{OnvifClient, OnvifError};
+use crate::store::events::{CameraEvent, EventKey, Kind};
+use crate::store::Store;
+
+/// Timings of a subscription; [`Timing::default`] suits real cameras.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// How long the camera holds a `PullMessages` open waiting for events
+    /// (under the ONVIF client's 10 s call deadline).
+    pub pull_timeout: Duration,
+    /// How long a subscription lives unless renewed.
+    pub termination: Duration,
+    /// Renewed when this much of it is left.
+    pub renew_before: Duration,
+    /// First wait after a failure; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            pull_timeout: Duration::from_secs(5),
+            termination: Duration::from_secs(60),
+            renew_before: Duration::from_secs(30),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Most notifications asked for per pull.
+const PULL_LIMIT: u32 = 100;
+
+/// The event subscription of one camera.
+pub struct EventTask {
+    /// Camera id.
+    pub camera: String,
+    /// Its `onvif = { ... }` table.
+    pub onvif: OnvifCameraConfig,
+    /// Where events go.
+    pub store: Arc<Store>,
+    /// Wall time for events without a usable camera time.
+    pub clock: Arc<dyn Clock>,
+    /// Cancelled when the camera stops.
+    pub shutdown: CancellationToken,
+    /// Subscription timings.
+    pub timing: Timing,
+}
+
+/// Why a subscription ended.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error(transparent)]
+    Onvif(#[from] OnvifError),
+    #[error("the camera has no events service")]
+    NoService,
+    #[error("storing events: {0:#}")]
+    Store(anyhow::Error),
+}
+
+/// Events whose state is on, by topic and source, waiting for their end.
+type Open = HashMap<(String, Vec<(String, String)>), EventKey>;
+
+impl EventTask {
+    /// Subscribes and records until `shutdown`, reconnecting after any failure.
+    pub async fn run(self) {
+        let mut backoff = self.timing.min_backoff;
+        let mut open = Open::new();
+        let mut failures = 0u32;
+        loop {
+            match self.subscription(&mut open, &mut backoff).await {
+                Ok(()) => return,
+                Err(e) => {
+                    failures += 1;
+                    // A camera without events is normal: say so once, then quietly.
+                    if matches!(e, Ended::NoService) && failures > 1 {
+                        debug!(camera = %self.camera, "camera events: {e}");
+                    } else {
+                        warn!(camera = %self.camera, error = %e, retry_s = backoff.as_secs_f32(), "camera events: subscription ended; retrying");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.timing.max_backoff);
+        }
+    }
+
+    /// One subscription, from connecting to its end. `Ok` only on shutdown.
+    async fn subscription(&self, open: &mut Open, backoff: &mut Duration) -> Result<(), Ended> {
+        let o = &self.onvif;
+        let client = tokio::select! {
+            _ = self.shutdown.cancelled() => return Ok(()),
+            c = OnvifClient::connect(&o.host, o.port, credentials(o)) => c?,
+        };
+        if !client.has_events() {
+            return Err(Ended::NoService);
+        }
+        let t = self.timing;
+        let sub = tokio::select! {
+            _ = self.shutdown.cancelled() => return Ok(()),
+            s = client.create_pull_point(t.termination) => s?,
+        };
+        info!(camera = %self.camera, "camera events: subscribed");
+        *backoff = t.min_backoff;
+        let result = self.pull_loop(&client, &sub, open).await;
+        // Cameras allow few subscriptions: free ours, even after an error
+        // (the camera may only have sent one bad reply), but never wait long.
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.unsubscribe(&sub)).await;
+        if result.is_ok() {
+            info!(camera = %self.camera, "camera events: unsubscribed");
+        }
+        result
+    }
+
+    async fn pull_loop(
+        &self,
+        client: &OnvifClient,
+        sub: &Subscription,
+        open: &mut Open,
+    ) -> Result<(), Ended> {
+        let t = self.timing;
+        let renew_every = t
+            .termination
+            .saturating_sub(t.renew_before)
+            .max(Duration::from_secs(1));
+        let mut renew_at = tokio::time::Instant::now() + renew_every;
+        loop {
+            let pulled = tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                r = client.pull_messages(sub, t.pull_timeout, PULL_LIMIT) => r?,
+            };
+            if !pulled.is_empty() {
+                self.record(pulled, client.clock_offset(), open)
+                    .map_err(Ended::Store)?;
+            }
+            if tokio::time::Instant::now() >= renew_at {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return Ok(()),
+                    r = client.renew(sub, t.termination) => r?,
+                }
+                debug!(camera = %self.camera, "camera events: renewed");
+                renew_at = tokio::time::Instant::now() + renew_every;
+            }
+        }
+    }
+
+    /// Stores what the camera sent: a state turning on opens an event, turning
+    /// off ends it; stateless notifications are events of an instant.
+    fn record(
+        &self,
+        notifications: Vec<Notification>,
+        offset: time::Duration,
+        open: &mut Open,
+    ) -> anyhow::Result<()> {
+        let now = self.clock.now_ns();
+        let events = self.store.events();
+        for n in notifications {
+            if n.operation == PropertyOperation::Deleted {
+                continue;
+            }
+            let (kind, state) = classify(&n.topic, &n.data);
+            let at = event_time(n.utc, offset, now);
+            let key = (n.topic.clone(), n.source.clone());
+            match state {
+                Some(true) => {
+                    if open.contains_key(&key) {
+                        continue;
+                    }
+                    let ev = self.event(&n, kind, at, None, true);
+                    open.insert(key, events.insert(&ev)?);
+                }
+                Some(false) => {
+                    if let Some(k) = open.remove(&key) {
+                        events.set_end(&k, at)?;
+                    }
+                }
+                // The initial state of something without a state says nothing new.
+                None if n.operation == PropertyOperation::Initialized => {}
+                None => {
+                    events.insert(&self.event(&n, kind, at, Some(at), false))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn event(
+        &self,
+        n: &Notification,
+        kind: Kind,
+        start_ns: i64,
+        end_ns: Option<i64>,
+        stateful: bool,
+    ) -> CameraEvent {
+        CameraEvent {
+            camera: self.camera.clone(),
+            start_ns,
+            end_ns,
+            stateful,
+            kind,
+            topic: n.topic.clone(),
+            source: n.source.clone(),
+            data: n.data.clone(),
+        }
+    }
+}
+
+/// The event's time on our clock: the camera's `UtcTime` less its clock
+/// offset; our arrival time when it has none, or one more than a day off
+/// (a camera that lost its clock).
+fn event_time(utc: Option<time::OffsetDateTime>, offset: time::Duration, now_ns: i64) -> i64 {
+    const DAY_NS: i128 = 86_400 * 1_000_000_000;
+    utc.map(|t| (t - offset).unix_timestamp_nanos())
+        .filter(|t| (t - i128::from(now_ns)).abs() < DAY_NS)
+        .and_then(|t| i64::try_from(t).ok())
+        .unwrap_or(now_ns)
+}
+
+/// Maps a topic and its data onto a kind and, where the camera reports
+/// one, a state. Topics are matched by their segments without namespace
+/// prefixes (`tns1:RuleEngine/tnsaxis:VMD3/x` → `ruleengine/vmd3/x`),
+/// because every vendor uses its own prefixes and extensions.
+pub fn classify(topic: &str, data: &[(String, String)]) -> (Kind, Option<bool>) {
+    let t = topic
+        .split('/')
+        .map(|seg| seg.rsplit(':').next().unwrap_or(seg).trim())
+        .collect::<Vec<_>>()
+        .join("/")
+        .to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
+    let kind = if has(&["tamper", "scenechange", "imagetoo", "defocus"]) {
+        Kind::Tamper
+    } else if has(&["signalloss", "videoloss"]) {
+        Kind::VideoLoss
+    } else if has(&[
+        "linedetector",
+        "linecrossing",
+        "crossline",
+        "crossed",
+        "tripwire",
+        "fielddetector",
+        "objectsinside",
+        "intrusion",
+    ]) {
+        Kind::Intrusion
+    } else if has(&["digitalinput", "/io/port", "/io/virtualinput", "alarminput"]) {
+        Kind::Input
+    } else if has(&["motion", "vmd"]) {
+        Kind::Motion
+    } else {
+        Kind::Other
+    };
+    (kind, state(data))
+}
+
+/// The state a notification's data reports: a named state item first
+/// (`IsMotion`, `State`, ...), else the only item with a boolean value.
+fn state(data: &[(String, String)]) -> Option<bool> {
+    const NAMES: [&str; 7] = [
+        "ismotion",
+        "istamper",
+        "state",
+        "logicalstate",
+        "isinside",
+        "active",
+        "alarm",
+    ];
+    let named = data
+        .iter()
+        .find(|(n, _)| NAMES.contains(&n.to_ascii_lowercase().as_str()))
+        .and_then(|(_, v)| boolean(v));
+    named.or_else(|| {
+        let mut bools = data.iter().filter_map(|(_, v)| boolean(v));
+        match (bools.next(), bools.next()) {
+            (Some(b), None) => Some(b),
+            _ => None,
+        }
+    })
+}
+
+fn boolean(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "active" | "on" => Some(true),
+        "false" | "0" | "inactive" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn vendor_topics_map_to_kinds_and_states() {
+        let cases: &[(&str, &[(&str, &str)], Kind, Option<bool>)] = &[
+            // Hikvision, Dahua, Reolink and most: the ONVIF rule engine.
+            (
+                "tns1:RuleEngine/CellMotionDetector/Motion",
+                &[("IsMotion", "true")],
+                Kind::Motion,
+                Some(true),
+            ),
+            (
+                "tns1:VideoSource/MotionAlarm",
+                &[("State", "false")],
+                Kind::Motion,
+                Some(false),
+            ),
+            (
+                "tns1:RuleEngine/TamperDetector/Tamper",
+                &[("IsTamper", "true")],
+                Kind::Tamper,
+                Some(true),
+            ),
+            (
+                "tns1:VideoSource/GlobalSceneChange/ImagingService",
+                &[("State", "true")],
+                Kind::Tamper,
+                Some(true),
+            ),
+            (
+                "tns1:VideoSource/ImageTooBlurry/AnalyticsService",
+                &[("State", "true")],
+                Kind::Tamper,
+                Some(true),
+            ),
+            (
+                "tns1:RuleEngine/LineDetector/Crossed",
+                &[("ObjectId", "12")],
+                Kind::Intrusion,
+                None,
+            ),
+            (
+                "tns1:RuleEngine/FieldDetector/ObjectsInside",
+                &[("IsInside", "true")],
+                Kind::Intrusion,
+                Some(true),
+            ),
+            (
+                "tns1:Device/Trigger/DigitalInput",
+                &[("LogicalState", "true")],
+                Kind::Input,
+                Some(true),
+            ),
+            (
+                "tns1:VideoSource/SignalLoss",
+                &[("State", "true")],
+                Kind::VideoLoss,
+                Some(true),
+            ),
+            // Axis: vendor prefixes inside the path, lower-case items.
+            (
+                "tns1:RuleEngine/tnsaxis:VMD3/vmd3_video_1",
+                &[("active", "1")],
+                Kind::Motion,
+                Some(true),
+            ),
+            (
+                "tns1:Device/tnsaxis:IO/Port",
+                &[("state", "0")],
+                Kind::Input,
+                Some(false),
+            ),
+            // Reolink person detection: not one of ours, kept as other with its state.
+            (
+                "tns1:RuleEngine/MyRuleDetector/PeopleDetect",
+                &[("State", "true")],
+                Kind::Other,
+                Some(true),
+            ),
+            (
+                "tns1:Monitoring/ProcessorUsage",
+                &[("Value", "43.5")],
+                Kind::Other,
+                None,
+            ),
+            ("", &[], Kind::Other, None),
+        ];
+        for (topic, data, kind, st) in cases {
+            assert_eq!(classify(topic, &d(data)), (*kind, *st), "{topic}");
+        }
+    }
+
+    #[test]
+    fn camera_time_is_corrected_and_checked() {
+        let now = 1_700_000_000_000_000_000;
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) + 30_000_000_000)
+            .unwrap();
+        // A camera 30 s fast reports an event that happened now.
+        assert_eq!(event_time(Some(t), time::Duration::seconds(30), now), now);
+        assert_eq!(event_time(None, time::Duration::ZERO, now), now);
+        let epoch = time::OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(event_time(Some(epoch), time::Duration::ZERO, now), now);
+    }
+}

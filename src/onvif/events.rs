@@ -1,0 +1,331 @@
+//! Events service calls (ONVIF ver10 events, WS-BaseNotification): a
+//! PullPoint subscription (`CreatePullPointSubscription`, `PullMessages`,
+//! `Renew`, `Unsubscribe`) and the parsing of the notifications it returns.
+//!
+//! Only the camera's own words are read here; deciding what a notification
+//! means (motion, tamper, ...) is [`crate::events`]'s job. Notifications are
+//! untrusted: the XML parser's limits apply, and a reply is also capped at
+//! [`MAX_MESSAGES`] notifications with [`MAX_ITEMS`] items each.
+
+use super::client::{ErrorKind, OnvifClient, OnvifError};
+use super::xml::Element;
+
+/// `CreatePullPointSubscription` SOAP action.
+pub const ACTION_CREATE: &str =
+    "http://www.onvif.org/ver10/events/wsdl/EventPortType/CreatePullPointSubscriptionRequest";
+/// `PullMessages` SOAP action.
+pub const ACTION_PULL: &str =
+    "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription/PullMessagesRequest";
+/// `Renew` SOAP action (WS-BaseNotification subscription manager).
+pub const ACTION_RENEW: &str =
+    "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/RenewRequest";
+/// `Unsubscribe` SOAP action.
+pub const ACTION_UNSUBSCRIBE: &str =
+    "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest";
+
+/// Most notifications read from one `PullMessages` reply (we ask for fewer).
+pub const MAX_MESSAGES: usize = 1000;
+/// Most `SimpleItem`s kept per notification (source and data each).
+pub const MAX_ITEMS: usize = 32;
+/// Longest topic, item name or value kept, in bytes.
+pub const MAX_TEXT: usize = 256;
+
+/// A PullPoint subscription: where to pull from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The subscription manager's address (`SubscriptionReference/Address`),
+    /// with our host for the camera's (as for every service address).
+    pub address: url::Url,
+}
+
+/// What a notification's `Message` says it is doing to the property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropertyOperation {
+    /// The current state, sent once when a subscription starts.
+    Initialized,
+    /// The state changed.
+    Changed,
+    /// The property is gone (e.g. a rule was removed).
+    Deleted,
+    /// Not a property event (or the attribute is missing).
+    None,
+}
+
+/// One `wsnt:NotificationMessage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The topic as sent, e.g. `tns1:RuleEngine/CellMotionDetector/Motion`.
+    pub topic: String,
+    /// `Message/@UtcTime` by the camera's clock, if it parsed.
+    pub utc: Option<time::OffsetDateTime>,
+    /// `Message/@PropertyOperation`.
+    pub operation: PropertyOperation,
+    /// `Source/SimpleItem` name and value pairs (which video source, rule, input).
+    pub source: Vec<(String, String)>,
+    /// `Data/SimpleItem` name and value pairs (`IsMotion`, `State`...).
+    pub data: Vec<(String, String)>,
+}
+
+/// Why a `PullMessages` reply was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotificationError {
+    /// The payload is not a `PullMessagesResponse`.
+    #[error("expected PullMessagesResponse, got <{0}>")]
+    WrongReply(String),
+    /// More notifications than [`MAX_MESSAGES`].
+    #[error("more than {MAX_MESSAGES} notifications in one reply")]
+    TooMany,
+}
+
+impl OnvifClient {
+    fn events_url(&self, op: &str) -> Result<url::Url, OnvifError> {
+        self.services()
+            .events
+            .clone()
+            .ok_or_else(|| self.err(op, ErrorKind::Missing("an events service".into())))
+    }
+
+    /// Whether the camera offers an events service.
+    pub fn has_events(&self) -> bool {
+        self.services().events.is_some()
+    }
+
+    /// `CreatePullPointSubscription`, ending after `termination` unless renewed.
+    pub async fn create_pull_point(
+        &self,
+        termination: std::time::Duration,
+    ) -> Result<Subscription, OnvifError> {
+        const OP: &str = "CreatePullPointSubscription";
+        let url = self.events_url(OP)?;
+        let body = format!(
+            "<tev:CreatePullPointSubscription><tev:InitialTerminationTime>{}</tev:InitialTerminationTime></tev:CreatePullPointSubscription>",
+            duration(termination)
+        );
+        let r = self.call_addressed(&url, ACTION_CREATE, OP, &body).await?;
+        let addr = parse_subscription(&r).ok_or_else(|| {
+            self.err(
+                OP,
+                ErrorKind::Missing("SubscriptionReference/Address".into()),
+            )
+        })?;
+        Ok(Subscription {
+            address: self.reachable(addr),
+        })
+    }
+
+    /// `PullMessages`: waits up to `timeout` on the camera for notifications.
+    pub async fn pull_messages(
+        &self,
+        sub: &Subscription,
+        timeout: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Notification>, OnvifError> {
+        const OP: &str = "PullMessages";
+        let body = format!(
+            "<tev:PullMessages><tev:Timeout>{}</tev:Timeout><tev:MessageLimit>{}</tev:MessageLimit></tev:PullMessages>",
+            duration(timeout),
+            limit.min(MAX_MESSAGES as u32)
+        );
+        let r = self
+            .call_addressed(&sub.address, ACTION_PULL, OP, &body)
+            .await?;
+        parse_pull_messages(&r).map_err(|e| self.err(OP, ErrorKind::NotSoap(e.to_string())))
+    }
+
+    /// `Renew`: the subscription now ends `termination` from the camera's now.
+    pub async fn renew(
+        &self,
+        sub: &Subscription,
+        termination: std::time::Duration,
+    ) -> Result<(), OnvifError> {
+        let body = format!(
+            "<wsnt:Renew><wsnt:TerminationTime>{}</wsnt:TerminationTime></wsnt:Renew>",
+            duration(termination)
+        );
+        self.call_addressed(&sub.address, ACTION_RENEW, "Renew", &body)
+            .await
+            .map(drop)
+    }
+
+    /// `Unsubscribe`, so the camera frees the subscription at once (cameras
+    /// allow only a few).
+    pub async fn unsubscribe(&self, sub: &Subscription) -> Result<(), OnvifError> {
+        self.call_addressed(
+            &sub.address,
+            ACTION_UNSUBSCRIBE,
+            "Unsubscribe",
+            "<wsnt:Unsubscribe/>",
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// An `xs:duration` of whole seconds (at least one).
+fn duration(d: std::time::Duration) -> String {
+    format!("PT{}S", d.as_secs().max(1))
+}
+
+/// Reads `CreatePullPointSubscriptionResponse`: the subscription address.
+pub fn parse_subscription(r: &Element) -> Option<url::Url> {
+    let addr = r.text_at(&["SubscriptionReference", "Address"])?;
+    url::Url::parse(addr.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+/// Reads `PullMessagesResponse`. Notifications without a topic are skipped
+/// (nothing could say what they are); long texts are cut at [`MAX_TEXT`].
+pub fn parse_pull_messages(r: &Element) -> Result<Vec<Notification>, NotificationError> {
+    if r.name != "PullMessagesResponse" {
+        return Err(NotificationError::WrongReply(cut(&r.name)));
+    }
+    let msgs: Vec<&Element> = r.children_named("NotificationMessage").collect();
+    if msgs.len() > MAX_MESSAGES {
+        return Err(NotificationError::TooMany);
+    }
+    Ok(msgs.into_iter().filter_map(parse_notification).collect())
+}
+
+fn parse_notification(n: &Element) -> Option<Notification> {
+    let topic = n
+        .text_at(&["Topic"])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())?;
+    // `wsnt:Message` wraps the ONVIF `tt:Message`.
+    let msg = n.child("Message").and_then(|m| m.child("Message"));
+    let items = |part: &str| -> Vec<(String, String)> {
+        msg.and_then(|m| m.child(part))
+            .map(|p| {
+                p.children_named("SimpleItem")
+                    .filter_map(|i| {
+                        Some((cut(i.attr("Name")?), cut(i.attr("Value").unwrap_or(""))))
+                    })
+                    .take(MAX_ITEMS)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let utc = msg.and_then(|m| m.attr("UtcTime")).and_then(|t| {
+        time::OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339).ok()
+    });
+    let operation = match msg.and_then(|m| m.attr("PropertyOperation")) {
+        Some("Initialized") => PropertyOperation::Initialized,
+        Some("Changed") => PropertyOperation::Changed,
+        Some("Deleted") => PropertyOperation::Deleted,
+        _ => PropertyOperation::None,
+    };
+    Some(Notification {
+        topic: cut(topic),
+        utc,
+        operation,
+        source: items("Source"),
+        data: items("Data"),
+    })
+}
+
+/// At most [`MAX_TEXT`] bytes of `s`, cut at a character boundary.
+fn cut(s: &str) -> String {
+    let mut end = s.len().min(MAX_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onvif::soap;
+
+    fn reply(body: &str) -> Element {
+        soap::parse_reply(soap::envelope(None, body).as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn subscription_address() {
+        let r = reply(
+            "<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa:Address> http://10.0.0.9/onvif/Events/PullSubManager_1 </wsa:Address></tev:SubscriptionReference><wsnt:CurrentTime>2024-01-01T00:00:00Z</wsnt:CurrentTime></tev:CreatePullPointSubscriptionResponse>",
+        );
+        assert_eq!(
+            parse_subscription(&r).unwrap().as_str(),
+            "http://10.0.0.9/onvif/Events/PullSubManager_1"
+        );
+        let r = reply("<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa:Address>file:///etc/passwd</wsa:Address></tev:SubscriptionReference></tev:CreatePullPointSubscriptionResponse>");
+        assert_eq!(parse_subscription(&r), None);
+    }
+
+    #[test]
+    fn notifications_with_source_and_data() {
+        // As a Hikvision camera sends it (namespace prefixes vary by vendor).
+        let r = reply(
+            r#"<tev:PullMessagesResponse><tev:CurrentTime>2024-05-01T10:00:01Z</tev:CurrentTime><tev:TerminationTime>2024-05-01T10:01:01Z</tev:TerminationTime>
+<wsnt:NotificationMessage><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">tns1:RuleEngine/CellMotionDetector/Motion</wsnt:Topic>
+<wsnt:Message><tt:Message UtcTime="2024-05-01T10:00:00Z" PropertyOperation="Changed"><tt:Source><tt:SimpleItem Name="VideoSourceConfigurationToken" Value="VideoSourceToken"/><tt:SimpleItem Name="Rule" Value="MyMotionDetectorRule"/></tt:Source><tt:Data><tt:SimpleItem Name="IsMotion" Value="true"/></tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage>
+<wsnt:NotificationMessage><wsnt:Topic/></wsnt:NotificationMessage>
+<wsnt:NotificationMessage><wsnt:Topic>tns1:Device/Trigger/DigitalInput</wsnt:Topic><wsnt:Message><tt:Message UtcTime="garbage"><tt:Data><tt:SimpleItem Value="x"/></tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage>
+</tev:PullMessagesResponse>"#,
+        );
+        let n = parse_pull_messages(&r).unwrap();
+        assert_eq!(n.len(), 2, "the message without a topic is skipped");
+        assert_eq!(n[0].topic, "tns1:RuleEngine/CellMotionDetector/Motion");
+        assert_eq!(n[0].operation, PropertyOperation::Changed);
+        assert_eq!(
+            n[0].utc,
+            Some(time::macros::datetime!(2024-05-01 10:00:00 UTC))
+        );
+        assert_eq!(n[0].source.len(), 2);
+        assert_eq!(n[0].data, vec![("IsMotion".into(), "true".into())]);
+        assert_eq!(n[1].utc, None);
+        assert_eq!(n[1].operation, PropertyOperation::None);
+        assert!(n[1].data.is_empty(), "an item without a name is dropped");
+    }
+
+    #[test]
+    fn wrong_replies_and_floods_are_errors() {
+        let r = reply("<tev:GetEventPropertiesResponse/>");
+        assert!(matches!(
+            parse_pull_messages(&r),
+            Err(NotificationError::WrongReply(_))
+        ));
+        let one = "<wsnt:NotificationMessage><wsnt:Topic>t</wsnt:Topic></wsnt:NotificationMessage>";
+        let r = reply(&format!(
+            "<tev:PullMessagesResponse>{}</tev:PullMessagesResponse>",
+            one.repeat(MAX_MESSAGES + 1)
+        ));
+        assert_eq!(parse_pull_messages(&r), Err(NotificationError::TooMany));
+        let long = "é".repeat(MAX_TEXT);
+        let r = reply(&format!(
+            "<tev:PullMessagesResponse><wsnt:NotificationMessage><wsnt:Topic>{long}</wsnt:Topic></wsnt:NotificationMessage></tev:PullMessagesResponse>"
+        ));
+        let n = parse_pull_messages(&r).unwrap();
+        assert!(n[0].topic.len() <= MAX_TEXT && n[0].topic.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn hostile_replies_are_clear_errors() {
+        use crate::onvif::xml::XmlError;
+        let laughs = br#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><Envelope><Body><PullMessagesResponse><NotificationMessage><Topic>&b;</Topic></NotificationMessage></PullMessagesResponse></Body></Envelope>"#;
+        assert_eq!(
+            soap::parse_reply(laughs),
+            Err(soap::ReplyError::Xml(XmlError::Doctype))
+        );
+        let undeclared = br#"<Envelope><Body><PullMessagesResponse><NotificationMessage><Topic>&xxe;</Topic></NotificationMessage></PullMessagesResponse></Body></Envelope>"#;
+        assert_eq!(
+            soap::parse_reply(undeclared),
+            Err(soap::ReplyError::Xml(XmlError::UnknownEntity("xxe".into())))
+        );
+        let deep = format!(
+            "<Envelope><Body><PullMessagesResponse>{}{}</PullMessagesResponse></Body></Envelope>",
+            "<NotificationMessage>".repeat(100),
+            "</NotificationMessage>".repeat(100)
+        );
+        assert_eq!(
+            soap::parse_reply(deep.as_bytes()),
+            Err(soap::ReplyError::Xml(XmlError::TooDeep))
+        );
+        // Wrong namespaces still parse by local name; a wrong element is refused.
+        let r = soap::parse_reply(br#"<x:Envelope xmlns:x="urn:nope"><x:Body><x:PullMessagesResponse><y:NotificationMessage xmlns:y="urn:other"><y:Topic>a/b</y:Topic></y:NotificationMessage></x:PullMessagesResponse></x:Body></x:Envelope>"#).unwrap();
+        assert_eq!(parse_pull_messages(&r).unwrap()[0].topic, "a/b");
+    }
+}
