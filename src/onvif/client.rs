@@ -432,9 +432,12 @@ impl OnvifClient {
     /// A call whose SOAP action is not `{namespace}/{op}` (the events
     /// service's WS-Notification operations), with WS-Addressing `Action`
     /// and `To` headers, which subscription managers use to route the call.
+    /// `to` is the address as the camera named it (`url` may have our host
+    /// for the camera's).
     pub async fn call_addressed(
         &self,
         url: &url::Url,
+        to: &str,
         action: &str,
         op: &str,
         body: &str,
@@ -442,7 +445,7 @@ impl OnvifClient {
         let wsa = format!(
             "<wsa:Action>{}</wsa:Action><wsa:To>{}</wsa:To>",
             escape(action),
-            escape(url.as_str())
+            escape(to)
         );
         self.call_full(url, action, op, Some(&wsa), body, true)
             .await

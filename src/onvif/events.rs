@@ -36,6 +36,8 @@ pub struct Subscription {
     /// The subscription manager's address (`SubscriptionReference/Address`),
     /// with our host for the camera's (as for every service address).
     pub address: url::Url,
+    /// The address as the camera wrote it, for WS-Addressing `To`.
+    pub reference: String,
 }
 
 /// What a notification's `Message` says it is doing to the property.
@@ -101,7 +103,9 @@ impl OnvifClient {
             "<tev:CreatePullPointSubscription><tev:InitialTerminationTime>{}</tev:InitialTerminationTime></tev:CreatePullPointSubscription>",
             duration(termination)
         );
-        let r = self.call_addressed(&url, ACTION_CREATE, OP, &body).await?;
+        let r = self
+            .call_addressed(&url, url.as_str(), ACTION_CREATE, OP, &body)
+            .await?;
         let addr = parse_subscription(&r).ok_or_else(|| {
             self.err(
                 OP,
@@ -109,6 +113,7 @@ impl OnvifClient {
             )
         })?;
         Ok(Subscription {
+            reference: addr.to_string(),
             address: self.reachable(addr),
         })
     }
@@ -127,7 +132,7 @@ impl OnvifClient {
             limit.min(MAX_MESSAGES as u32)
         );
         let r = self
-            .call_addressed(&sub.address, ACTION_PULL, OP, &body)
+            .call_addressed(&sub.address, &sub.reference, ACTION_PULL, OP, &body)
             .await?;
         parse_pull_messages(&r).map_err(|e| self.err(OP, ErrorKind::NotSoap(e.to_string())))
     }
@@ -142,7 +147,7 @@ impl OnvifClient {
             "<wsnt:Renew><wsnt:TerminationTime>{}</wsnt:TerminationTime></wsnt:Renew>",
             duration(termination)
         );
-        self.call_addressed(&sub.address, ACTION_RENEW, "Renew", &body)
+        self.call_addressed(&sub.address, &sub.reference, ACTION_RENEW, "Renew", &body)
             .await
             .map(drop)
     }
@@ -152,6 +157,7 @@ impl OnvifClient {
     pub async fn unsubscribe(&self, sub: &Subscription) -> Result<(), OnvifError> {
         self.call_addressed(
             &sub.address,
+            &sub.reference,
             ACTION_UNSUBSCRIBE,
             "Unsubscribe",
             "<wsnt:Unsubscribe/>",

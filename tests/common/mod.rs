@@ -2,6 +2,7 @@
 //! loopback ports, wait for readiness (never fixed sleeps), stop them.
 #![allow(dead_code)]
 
+pub mod event_camera;
 pub mod ipycam;
 pub mod netns;
 

@@ -1,0 +1,391 @@
+//! A scripted ONVIF camera with an events service (PullPoint), on loopback.
+//!
+//! Our own fake, because no peer in the rig can do this: ipycam (the rig's
+//! ONVIF camera) has device, media and PTZ services but no events service
+//! (its `onvif.py` answers no `CreatePullPointSubscription`), and no other
+//! installable camera simulator speaks WS-BaseNotification. It follows the
+//! ONVIF events WSDL (PullPointSubscription binding, WS-Addressing actions)
+//! and checks each request it receives against it, recording violations in
+//! [`EventCamera::bad_requests`]. Notifications are queued by the test;
+//! [`EventCamera::reboot`] forgets every subscription, and
+//! [`EventCamera::send_raw_reply`] answers the next pull with any bytes.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use sha1::Digest as _;
+
+pub const USER: &str = "events";
+pub const PASS: &str = "ev<ents&pass";
+
+const NS_EVENTS: &str = "http://www.onvif.org/ver10/events/wsdl";
+const NS_WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
+
+#[derive(Default)]
+struct Inner {
+    queue: VecDeque<String>,
+    raw: Option<String>,
+    subs: HashSet<u32>,
+    next_sub: u32,
+    created: u32,
+    renewed: u32,
+    unsubscribed: u32,
+    pulls: u32,
+    bad: Vec<String>,
+}
+
+struct Cam {
+    port: u16,
+    inner: Mutex<Inner>,
+    wake: tokio::sync::Notify,
+}
+
+/// The camera; stops with the test process.
+pub struct EventCamera {
+    pub port: u16,
+    cam: Arc<Cam>,
+}
+
+/// Counters of what the camera was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub created: u32,
+    pub renewed: u32,
+    pub unsubscribed: u32,
+    pub pulls: u32,
+    pub live_subscriptions: usize,
+}
+
+impl EventCamera {
+    /// Starts the camera on a free loopback port, on its own runtime thread
+    /// (so blocking tests can use it too).
+    pub fn start() -> EventCamera {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cam = Arc::new(Cam {
+            port,
+            inner: Default::default(),
+            wake: Default::default(),
+        });
+        let state = cam.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = axum::Router::new()
+                    .route("/onvif/device_service", axum::routing::post(device))
+                    .route("/onvif/events", axum::routing::post(events))
+                    .route("/onvif/subscription/{n}", axum::routing::post(subscription))
+                    .with_state(state);
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        EventCamera { port, cam }
+    }
+
+    /// Queues a notification for the next pull.
+    pub fn push(&self, notification: String) {
+        self.cam.inner.lock().unwrap().queue.push_back(notification);
+        self.cam.wake.notify_waiters();
+    }
+
+    /// Answers the next pull with these bytes instead of a reply.
+    pub fn send_raw_reply(&self, body: String) {
+        self.cam.inner.lock().unwrap().raw = Some(body);
+        self.cam.wake.notify_waiters();
+    }
+
+    /// Forgets every subscription, as a rebooted camera does.
+    pub fn reboot(&self) {
+        self.cam.inner.lock().unwrap().subs.clear();
+        self.cam.wake.notify_waiters();
+    }
+
+    pub fn counts(&self) -> Counts {
+        let i = self.cam.inner.lock().unwrap();
+        Counts {
+            created: i.created,
+            renewed: i.renewed,
+            unsubscribed: i.unsubscribed,
+            pulls: i.pulls,
+            live_subscriptions: i.subs.len(),
+        }
+    }
+
+    /// Requests that broke the WSDL or carried no valid UsernameToken.
+    pub fn bad_requests(&self) -> Vec<String> {
+        self.cam.inner.lock().unwrap().bad.clone()
+    }
+}
+
+/// A `wsnt:NotificationMessage` as cameras send it.
+pub fn notification(
+    topic: &str,
+    operation: &str,
+    source: &[(&str, &str)],
+    data: &[(&str, &str)],
+) -> String {
+    let items = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(n, v)| format!(r#"<tt:SimpleItem Name="{n}" Value="{v}"/>"#))
+            .collect::<String>()
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    format!(
+        r#"<wsnt:NotificationMessage><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">{topic}</wsnt:Topic><wsnt:Message><tt:Message UtcTime="{now}" PropertyOperation="{operation}"><tt:Source>{}</tt:Source><tt:Data>{}</tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage>"#,
+        items(source),
+        items(data)
+    )
+}
+
+/// Hikvision's cell motion notification.
+pub fn motion(on: bool) -> String {
+    notification(
+        "tns1:RuleEngine/CellMotionDetector/Motion",
+        "Changed",
+        &[
+            ("VideoSourceConfigurationToken", "VideoSourceToken"),
+            ("VideoAnalyticsConfigurationToken", "VideoAnalyticsToken"),
+            ("Rule", "MyMotionDetectorRule"),
+        ],
+        &[("IsMotion", if on { "true" } else { "false" })],
+    )
+}
+
+fn envelope(body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:tev="{NS_EVENTS}" xmlns:wsnt="{NS_WSNT}" xmlns:wsa5="http://www.w3.org/2005/08/addressing" xmlns:tns1="http://www.onvif.org/ver10/topics" xmlns:ter="http://www.onvif.org/ver10/error"><env:Body>{body}</env:Body></env:Envelope>"#
+    )
+}
+
+fn fault(subcode: &str, reason: &str) -> Response {
+    let body = envelope(&format!(
+        "<env:Fault><env:Code><env:Value>env:Sender</env:Value><env:Subcode><env:Value>{subcode}</env:Value></env:Subcode></env:Code><env:Reason><env:Text xml:lang=\"en\">{reason}</env:Text></env:Reason></env:Fault>"
+    ));
+    (StatusCode::BAD_REQUEST, body).into_response()
+}
+
+fn text_of(body: &str, name: &str) -> Option<String> {
+    let root = cleannvr::onvif::xml::parse(body.as_bytes()).ok()?;
+    root.find(name).map(|e| e.text.trim().to_owned())
+}
+
+fn token_ok(body: &str) -> bool {
+    let (Some(user), Some(pw), Some(nonce), Some(created)) = (
+        text_of(body, "Username"),
+        text_of(body, "Password"),
+        text_of(body, "Nonce"),
+        text_of(body, "Created"),
+    ) else {
+        return false;
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Ok(nonce) = b64.decode(nonce) else {
+        return false;
+    };
+    let mut h = sha1::Sha1::new();
+    h.update(nonce);
+    h.update(created.as_bytes());
+    h.update(PASS.as_bytes());
+    user == USER && pw == b64.encode(h.finalize())
+}
+
+/// Checks a request against the WSDL: the SOAP action (header and
+/// WS-Addressing), the body element and its namespace, and the token.
+fn check(
+    cam: &Cam,
+    headers: &HeaderMap,
+    body: &str,
+    action: &str,
+    element: &str,
+    ns: &str,
+) -> bool {
+    let mut bad = Vec::new();
+    let soap_action = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !soap_action.contains(&format!("action=\"{action}\"")) {
+        bad.push(format!("{element}: Content-Type action is {soap_action:?}"));
+    }
+    if text_of(body, "Action").as_deref() != Some(action) {
+        bad.push(format!(
+            "{element}: wsa:Action is {:?}",
+            text_of(body, "Action")
+        ));
+    }
+    // The element must be in the WSDL's namespace, whatever the prefix.
+    let root = cleannvr::onvif::xml::parse(body.as_bytes());
+    let found = root.as_ref().ok().and_then(|r| r.find(element)).is_some();
+    let prefix_ns = body.find(&format!(":{element}")).and_then(|i| {
+        let start = body[..i].rfind('<')? + 1;
+        let prefix = &body[start..i];
+        Some(body.contains(&format!("xmlns:{prefix}=\"{ns}\"")))
+    });
+    if !found || prefix_ns != Some(true) {
+        bad.push(format!("{element}: missing or not in {ns}"));
+    }
+    if !token_ok(body) {
+        bad.push(format!("{element}: no valid UsernameToken"));
+    }
+    let ok = bad.is_empty();
+    cam.inner.lock().unwrap().bad.extend(bad);
+    ok
+}
+
+async fn device(State(cam): State<Arc<Cam>>, body: String) -> Response {
+    let op = |n: &str| body.contains(&format!(":{n}>")) || body.contains(&format!(":{n}/>"));
+    let reply = if op("GetSystemDateAndTime") {
+        let t = time::OffsetDateTime::now_utc();
+        format!(
+            "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:DateTimeType>NTP</tt:DateTimeType><tt:UTCDateTime><tt:Time><tt:Hour>{}</tt:Hour><tt:Minute>{}</tt:Minute><tt:Second>{}</tt:Second></tt:Time><tt:Date><tt:Year>{}</tt:Year><tt:Month>{}</tt:Month><tt:Day>{}</tt:Day></tt:Date></tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>",
+            t.hour(), t.minute(), t.second(), t.year(), u8::from(t.month()), t.day()
+        )
+    } else if !token_ok(&body) {
+        return fault("ter:NotAuthorized", "Sender not Authorized");
+    } else if op("GetServices") {
+        // The camera names an address it cannot be reached at (NAT); clients keep our host.
+        format!(
+            "<tds:GetServicesResponse>\
+             <tds:Service><tds:Namespace>http://www.onvif.org/ver10/media/wsdl</tds:Namespace><tds:XAddr>http://192.0.2.1:{p}/onvif/media</tds:XAddr></tds:Service>\
+             <tds:Service><tds:Namespace>{NS_EVENTS}</tds:Namespace><tds:XAddr>http://192.0.2.1:{p}/onvif/events</tds:XAddr></tds:Service>\
+             </tds:GetServicesResponse>",
+            p = cam.port
+        )
+    } else {
+        return fault("ter:ActionNotSupported", "not implemented");
+    };
+    envelope(&reply).into_response()
+}
+
+async fn events(State(cam): State<Arc<Cam>>, headers: HeaderMap, body: String) -> Response {
+    let action =
+        "http://www.onvif.org/ver10/events/wsdl/EventPortType/CreatePullPointSubscriptionRequest";
+    if !check(
+        &cam,
+        &headers,
+        &body,
+        action,
+        "CreatePullPointSubscription",
+        NS_EVENTS,
+    ) {
+        return fault("ter:InvalidArgVal", "bad CreatePullPointSubscription");
+    }
+    let n = {
+        let mut i = cam.inner.lock().unwrap();
+        i.next_sub += 1;
+        i.created += 1;
+        let n = i.next_sub;
+        i.subs.insert(n);
+        n
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    envelope(&format!(
+        "<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa5:Address>http://192.0.2.1:{}/onvif/subscription/{n}</wsa5:Address></tev:SubscriptionReference><wsnt:CurrentTime>{}</wsnt:CurrentTime><wsnt:TerminationTime>{}</wsnt:TerminationTime></tev:CreatePullPointSubscriptionResponse>",
+        cam.port,
+        fmt(now),
+        fmt(now + Duration::from_secs(60))
+    ))
+    .into_response()
+}
+
+async fn subscription(
+    State(cam): State<Arc<Cam>>,
+    Path(n): Path<u32>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let known = cam.inner.lock().unwrap().subs.contains(&n);
+    // WS-Addressing `To` is the address as the camera gave it.
+    let to = format!("http://192.0.2.1:{}/onvif/subscription/{n}", cam.port);
+    if text_of(&body, "To").as_deref() != Some(to.as_str()) {
+        cam.inner
+            .lock()
+            .unwrap()
+            .bad
+            .push(format!("wsa:To is {:?}, not {to}", text_of(&body, "To")));
+    }
+    if body.contains(":PullMessages>") {
+        let action =
+            "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription/PullMessagesRequest";
+        if !check(&cam, &headers, &body, action, "PullMessages", NS_EVENTS) {
+            return fault("ter:InvalidArgVal", "bad PullMessages");
+        }
+        if text_of(&body, "Timeout").is_none_or(|t| !t.starts_with("PT"))
+            || text_of(&body, "MessageLimit").is_none_or(|m| m.parse::<u32>().is_err())
+        {
+            cam.inner
+                .lock()
+                .unwrap()
+                .bad
+                .push("PullMessages without Timeout or MessageLimit".into());
+        }
+        if !known {
+            return fault("ter:InvalidArgVal", "unknown subscription");
+        }
+        cam.inner.lock().unwrap().pulls += 1;
+        // Hold the pull open (up to a second) until something is queued.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let wait = cam.wake.notified();
+            {
+                let mut i = cam.inner.lock().unwrap();
+                if let Some(raw) = i.raw.take() {
+                    return (StatusCode::OK, raw).into_response();
+                }
+                if !i.subs.contains(&n) {
+                    return fault("ter:InvalidArgVal", "unknown subscription");
+                }
+                if !i.queue.is_empty() || tokio::time::Instant::now() >= deadline {
+                    let msgs: String = i.queue.drain(..).collect();
+                    let now = time::OffsetDateTime::now_utc()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap();
+                    return envelope(&format!(
+                        "<tev:PullMessagesResponse><tev:CurrentTime>{now}</tev:CurrentTime><tev:TerminationTime>{now}</tev:TerminationTime>{msgs}</tev:PullMessagesResponse>"
+                    ))
+                    .into_response();
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline, wait).await;
+        }
+    } else if body.contains(":Renew>") {
+        let action = "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/RenewRequest";
+        if !check(&cam, &headers, &body, action, "Renew", NS_WSNT) || !known {
+            return fault("ter:InvalidArgVal", "cannot renew");
+        }
+        cam.inner.lock().unwrap().renewed += 1;
+        envelope("<wsnt:RenewResponse><wsnt:TerminationTime>2099-01-01T00:00:00Z</wsnt:TerminationTime></wsnt:RenewResponse>").into_response()
+    } else if body.contains(":Unsubscribe") {
+        let action = "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest";
+        if !check(&cam, &headers, &body, action, "Unsubscribe", NS_WSNT) || !known {
+            return fault("ter:InvalidArgVal", "cannot unsubscribe");
+        }
+        let mut i = cam.inner.lock().unwrap();
+        i.subs.remove(&n);
+        i.unsubscribed += 1;
+        envelope("<wsnt:UnsubscribeResponse/>").into_response()
+    } else {
+        cam.inner
+            .lock()
+            .unwrap()
+            .bad
+            .push("unknown subscription operation".into());
+        fault("ter:ActionNotSupported", "unknown operation")
+    }
+}
