@@ -330,7 +330,8 @@ mod tests {
 
     #[test]
     fn vendor_topics_map_to_kinds_and_states() {
-        let cases: &[(&str, &[(&str, &str)], Kind, Option<bool>)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Kind, Option<bool>);
+        let cases: &[Case] = &[
             // Hikvision, Dahua, Reolink and most: the ONVIF rule engine.
             (
                 "tns1:RuleEngine/CellMotionDetector/Motion",

@@ -280,3 +280,81 @@ fn motion_reaches_the_api_for_viewers_of_the_camera() {
     let (status, _) = common::get(&nvr.http, "/api/cameras/gate/events", &viewer);
     assert_eq!(status, 403);
 }
+
+/// A recorded camera (GStreamer's RTSP server) whose ONVIF events come from
+/// the scripted event camera: its motion shows on the playback timeline.
+#[test]
+fn motion_marks_the_playback_timeline_in_chromium() {
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if !common::require_browser(&ui) {
+        return;
+    }
+    let gst = common::GstServer::start(&[]);
+    let cam = EventCamera::start();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = common::config(
+        dir.path(),
+        3,
+        &format!(
+            "[[camera]]\nid = \"gate\"\nurl = \"{}\"\nonvif = {{ host = \"127.0.0.1\", port = {}, username = \"{}\", password = '{}' }}\n",
+            gst.url("h264aac"),
+            cam.port,
+            event_camera::USER,
+            event_camera::PASS
+        ),
+    );
+    let (nvr, admin) = common::run_with_admin(dir.path(), &toml);
+    common::wait_segments(&nvr, Some(&admin), "gate", 1);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cam.counts().created == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no subscription within 120 s: {:?}\n{}",
+            cam.counts(),
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cam.push(motion(true));
+    std::thread::sleep(Duration::from_secs(2));
+    cam.push(motion(false));
+    let at = loop {
+        let (_, body) = common::get(&nvr.http, "/api/events?camera=gate", &admin);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if let Some(e) = v["events"].as_array().and_then(|a| a.first()) {
+            if !e["end"].is_null() {
+                break e["start"].as_str().unwrap().to_owned();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no motion event within 120 s: {v}\n{}",
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let screens = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-events");
+    std::fs::create_dir_all(&screens).unwrap();
+    let cfg = serde_json::json!({
+        "user": ["root", "admin pass 12345"],
+        "camera": "gate",
+        "at": at,
+        "screens": screens,
+    });
+    let out = std::process::Command::new("node")
+        .arg(ui.join("events.mjs"))
+        .args([&nvr.http, &cfg.to_string()])
+        .output()
+        .expect("starting node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains(", 0 failed"),
+        "events UI test failed:\n{text}\n--- cleannvr log ---\n{}",
+        nvr.log.text()
+    );
+}

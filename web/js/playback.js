@@ -145,6 +145,8 @@ export function mount(root, ctx) {
   const clk = new SyncClock(Date.now() - 60e3);
   /** camera → {ranges: [{start, end}], segments: [{start, end, codec}], window: [a, b]} */
   const rec = new Map();
+  /** Camera id -> its events in the loaded window: [{start, end, kind, topic}] (ms). */
+  const events = new Map();
   let marks = { in: null, out: null };
   let gone = false;
   let holdSince = 0;
@@ -304,7 +306,18 @@ export function mount(root, ctx) {
     const ids = shownCameras();
     const results = await Promise.all(ids.map((id) => api("GET", withQuery(`/api/cameras/${seg(id)}/recordings`, { start: iso(a), end: iso(b) }))
       .then((r) => [id, r], (e) => [id, e])));
+    // The cameras' own events, as marks; the timeline works without them.
+    const found = ids.length ? await api("GET", withQuery("/api/events", { cameras: ids.join(","), start: iso(a), end: iso(b) })).catch(() => null) : null;
     if (gone || seq !== loadSeq) return;
+    if (found) {
+      events.clear();
+      for (const e of found.events) {
+        const list = events.get(e.camera) || [];
+        const start = Date.parse(e.start);
+        list.push({ start, end: e.end ? Date.parse(e.end) : e.active ? Date.now() : start, kind: e.kind, topic: e.topic });
+        events.set(e.camera, list);
+      }
+    }
     const errs = [];
     for (const [id, r] of results) {
       if (r instanceof Error) { errs.push(`${camName(id)}: ${r.message}`); continue; }
@@ -340,7 +353,7 @@ export function mount(root, ctx) {
       const ranges = r ? r.ranges : [];
       const recording = cam && cam.record !== false && cam.state === "streaming";
       const last = ranges.at(-1);
-      return { id, name: camName(id), ranges, recordingSince: recording ? (last && Date.now() - last.end < 5 * 60e3 ? last.end : Date.now() - 60e3) : null };
+      return { id, name: camName(id), ranges, events: events.get(id) || [], recordingSince: recording ? (last && Date.now() - last.end < 5 * 60e3 ? last.end : Date.now() - 60e3) : null };
     }));
   }
 

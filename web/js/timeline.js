@@ -77,7 +77,7 @@ export class Timeline {
     if (this.playhead !== null) this.centre(this.playhead);
   }
 
-  /** lanes: [{id, name, ranges: [{start, end}], recordingSince: ms|null}] */
+  /** lanes: [{id, name, ranges: [{start, end}], events: [{start, end, kind, topic}], recordingSince: ms|null}] */
   setLanes(lanes) {
     this.lanes = lanes;
     this.draw();
@@ -173,6 +173,16 @@ export class Timeline {
           el.style.setProperty("width", `${(((e - s) / w) * 100).toFixed(4)}%`);
           lane.append(el);
         }
+      }
+      for (const x of l.events || []) {
+        // The camera's own events (motion, tamper...): a tick, or a bar for as long as it lasted.
+        if (x.end < a || x.start > b) continue;
+        const s = Math.max(x.start, a);
+        const e = Math.min(Math.max(x.end, x.start), b);
+        const el = h("div", { class: `event ev-${x.kind}`, title: `${l.name}: ${x.kind.replace("_", " ")} ${dateTime(x.start)}${x.end > x.start ? ` – ${clock(x.end)}` : ""} (${x.topic})`, dataset: { kind: x.kind, start: String(x.start) } });
+        el.style.setProperty("left", this.pct(s));
+        el.style.setProperty("width", `${(((e - s) / w) * 100).toFixed(4)}%`);
+        lane.append(el);
       }
       if (several) lane.append(h("span", { class: "lane-name", text: l.name }));
       return lane;
