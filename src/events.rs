@@ -96,10 +96,12 @@ impl EventTask {
         let mut open = Open::new();
         let mut failures = 0u32;
         loop {
+            let no_service;
             match self.subscription(&mut open, &mut backoff).await {
                 Ok(()) => return,
                 Err(e) => {
                     failures += 1;
+                    no_service = matches!(e, Ended::NoService);
                     // A camera without events is normal: say so once, then quietly.
                     if matches!(e, Ended::NoService) && failures > 1 {
                         debug!(camera = %self.camera, "camera events: {e}");
@@ -108,9 +110,15 @@ impl EventTask {
                     }
                 }
             }
+            // Asked again now and then: firmware upgrades add services.
+            let wait = if failures > 1 && no_service {
+                self.timing.max_backoff * 10
+            } else {
+                backoff
+            };
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             backoff = (backoff * 2).min(self.timing.max_backoff);
         }
