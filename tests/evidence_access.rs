@@ -14,8 +14,7 @@ use media::*;
 use serde_json::json;
 
 async fn export_done(web: &Web, sess: &Sess, cameras: &[&str]) -> String {
-    let body =
-        json!({ "cameras": cameras, "start": rfc(0.0), "end": rfc(2.0), "reason": "incident 9" });
+    let body = json!({ "cameras": cameras, "start": rfc(0.0), "end": rfc(2.0), "reason": "incident 9", "recipient": "PC 1 Test" });
     let r = web
         .send(Method::POST, "/api/exports", Some(sess), &[], Some(body))
         .await;

@@ -57,7 +57,7 @@ fn video_packets(file: &std::path::Path) -> u64 {
 }
 
 fn body(cameras: &[&str], start: f64, end: f64) -> Value {
-    json!({ "cameras": cameras, "start": rfc(start), "end": rfc(end), "reason": "incident 2025/117: gate" })
+    json!({ "cameras": cameras, "start": rfc(start), "end": rfc(end), "reason": "incident 2025/117: gate", "recipient": "PC 1234 Smith, Kent Police" })
 }
 
 #[tokio::test]
@@ -340,4 +340,125 @@ async fn a_signing_key_on_a_missing_volume_refuses_exports_without_making_a_key(
         .all(|e| e.file_name() != "export-signing.key")));
     let cams = web.get("/api/cameras", &op, &[]).await;
     assert_eq!(cams.status, StatusCode::OK);
+}
+
+/// Every export enters the disclosure register with its recipient, reference, legal
+/// basis and, for a subject-access request, the due date; admins list it (JSON and
+/// CSV, with formulas defused); operators cannot; an export without a recipient, or
+/// with a request received in the future, is refused and registers nothing.
+#[tokio::test]
+async fn exports_are_registered_as_disclosures_for_admins() {
+    let web = Web::new();
+    segment(web.store(), "cam", 0.0, 4, Codec::H264, (320, 240), false);
+    let op = web.login("op").await;
+
+    let mut b = body(&["cam"], 0.5, 2.5);
+    b["recipient"] = json!("Ann Other (data subject)");
+    b["reference"] = json!("SAR 2026/3");
+    b["legal_basis"] = json!("UK GDPR Art. 15 (subject access)");
+    b["request_received"] = json!("2026-01-31");
+    let r = start(&web, &op, b).await;
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let sar = r.json()["id"].as_str().unwrap().to_owned();
+    let done = wait_done(&web, &op, &sar).await;
+    assert_eq!(
+        done["manifest"]["disclosure"]["recipient"],
+        "Ann Other (data subject)"
+    );
+    assert_eq!(
+        done["manifest"]["disclosure"]["request_received"],
+        "2026-01-31"
+    );
+
+    // Refused: no recipient, a blank one, a request received tomorrow.
+    let mut no_recipient = body(&["cam"], 0.5, 2.5);
+    no_recipient.as_object_mut().unwrap().remove("recipient");
+    let r = start(&web, &op, no_recipient).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    let mut blank = body(&["cam"], 0.5, 2.5);
+    blank["recipient"] = json!("  ");
+    let r = start(&web, &op, blank).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&r.body).contains("recipient"));
+    let mut future = body(&["cam"], 0.5, 2.5);
+    // Two days ahead in UTC is in the future in every time zone.
+    let utc_today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let ahead = utc_today.tomorrow().unwrap().tomorrow().unwrap();
+    future["request_received"] = json!(ahead.to_string());
+    assert_eq!(
+        start(&web, &op, future).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // A recipient a spreadsheet would run as a formula.
+    let mut formula = body(&["cam"], 0.5, 2.5);
+    formula["recipient"] = json!("=HYPERLINK(\"http://x\",\"y\")");
+    let r = start(&web, &op, formula).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let second = r.json()["id"].as_str().unwrap().to_owned();
+    wait_done(&web, &op, &second).await;
+
+    assert_eq!(
+        web.get("/api/disclosures", &op, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let admin = web.login("admin").await;
+    let r = web.get("/api/disclosures", &admin, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let rows = r.json()["disclosures"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["export"], sar.as_str());
+    assert_eq!(row["exported_by"], "op");
+    assert_eq!(row["cameras"], json!(["cam"]));
+    assert_eq!(row["kind"], "master");
+    assert_eq!(row["disclosure"]["reference"], "SAR 2026/3");
+    assert_eq!(
+        row["disclosure"]["legal_basis"],
+        "UK GDPR Art. 15 (subject access)"
+    );
+    assert_eq!(row["response_due"], "2026-02-28");
+    assert_eq!(row["manifest_sha256"], done["manifest_sha256"]);
+    assert_eq!(rows[1]["export"], second.as_str());
+    // The audit entry names the recipient too.
+    let audited = web.audit(Action::Export);
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.detail.contains("recipient=\"Ann Other (data subject)\"")),
+        "{audited:?}"
+    );
+    // A range before the exports lists nothing.
+    let r = web
+        .get(
+            "/api/disclosures?start=2000-01-01T00:00:00Z&end=2000-01-02T00:00:00Z",
+            &admin,
+            &[],
+        )
+        .await;
+    assert_eq!(r.json()["disclosures"], json!([]));
+
+    let r = web.get("/api/disclosures.csv", &admin, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("content-type").starts_with("text/csv"));
+    let csv = String::from_utf8(r.body.clone()).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("exported_at,exported_by,cameras"));
+    assert!(
+        lines[1].contains("Ann Other (data subject),SAR 2026/3"),
+        "{csv}"
+    );
+    assert!(lines[1].contains(",2026-01-31,2026-02-28,"), "{csv}");
+    assert!(
+        lines[2].contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""),
+        "a formula must be defused: {csv}"
+    );
 }

@@ -138,7 +138,7 @@ fn package_zip_round_trip_verifies_and_each_tampering_fails_plainly() {
     let (status, created) = op.send(
         "POST",
         "/api/exports",
-        &json!({ "cameras": ["gate"], "start": rfc(start), "end": rfc(end), "reason": "incident 12: gate" }),
+        &json!({ "cameras": ["gate"], "start": rfc(start), "end": rfc(end), "reason": "incident 12: gate", "recipient": "PC 1234 Smith, Kent Police" }),
     );
     assert_eq!(status, 202, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
@@ -404,7 +404,7 @@ fn an_unusable_signing_key_refuses_exports_and_recording_goes_on() {
     let (status, body) = admin.send(
         "POST",
         "/api/exports",
-        &json!({ "cameras": ["gate"], "start": rfc(start), "end": rfc(end), "reason": "incident 13" }),
+        &json!({ "cameras": ["gate"], "start": rfc(start), "end": rfc(end), "reason": "incident 13", "recipient": "Insurer Ltd" }),
     );
     assert_eq!(status, 503, "{body}");
     assert!(body.to_string().contains("signing key"), "{body}");

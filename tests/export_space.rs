@@ -132,8 +132,7 @@ fn exports_past_the_quota_are_refused_and_never_cost_footage() {
     // Repeated full-range exports of camera a (~16.5 MiB each) by an operator: two fit
     // in the 40 MiB quota, the rest are refused before anything is written.
     let op = HttpSession::login(&nvr.http, "op", "operator password 1");
-    let body =
-        json!({"cameras": ["a"], "start": rfc(0.0), "end": rfc(20.0), "reason": "incident 7"});
+    let body = json!({"cameras": ["a"], "start": rfc(0.0), "end": rfc(20.0), "reason": "incident 7", "recipient": "PC 7"});
     for n in 1..=4 {
         let (status, reply) = op.send("POST", "/api/exports", &body);
         if n <= 2 {

@@ -172,7 +172,7 @@ fn working_copies_are_h264_with_the_time_burned_in_and_verify() {
         &nvr,
         &op,
         json!({ "cameras": ["gate", "door"], "start": rfc(start), "end": rfc(start + 3_000_000_000),
-                "reason": "incident 7: working copy", "working_copy": true }),
+                "reason": "incident 7: working copy", "recipient": "Kent Police", "working_copy": true }),
     );
     let m = &job["manifest"];
     let dir = tmp.path().join("data/.exports").join(&id);
@@ -251,7 +251,7 @@ fn redacted_copies_blank_the_box_in_every_frame_mute_audio_and_verify() {
         &nvr,
         &op,
         json!({ "cameras": ["gate", "door"], "start": s, "end": e,
-                "reason": "SAR 2026/14: requester only", "redact": redact }),
+                "reason": "SAR 2026/14: requester only", "recipient": "the data subject", "redact": redact }),
     );
     let m = &job["manifest"];
     let dir = tmp.path().join("data/.exports").join(&id);

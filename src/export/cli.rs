@@ -47,6 +47,18 @@ pub struct ExportArgs {
     /// `POST /api/exports`, e.g. '{"mode":"fill","boxes":[{"x":0.1,"y":0.1,"w":0.3,"h":0.3}]}'.
     #[arg(long)]
     pub redact: Option<String>,
+    /// Who receives the footage, for the disclosure register (e.g. "PC 1234 Smith, Kent Police").
+    #[arg(long)]
+    pub recipient: Option<String>,
+    /// Case, crime or subject-access reference (needs --recipient).
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// Legal basis for the disclosure (needs --recipient).
+    #[arg(long)]
+    pub legal_basis: Option<String>,
+    /// For a subject-access request: the day it was received, YYYY-MM-DD (needs --recipient).
+    #[arg(long)]
+    pub request_received: Option<String>,
 }
 
 /// Subcommands of `cleannvr export`.
@@ -85,6 +97,9 @@ pub struct ExportRequest {
     /// Redacted copies instead of the native files.
     #[serde(default)]
     pub redact: Option<crate::transcode::redact::Redaction>,
+    /// Recipient and basis for the disclosure register.
+    #[serde(default)]
+    pub disclosure: Option<super::disclosure::Disclosure>,
 }
 
 /// Runs `cleannvr export ...`: `verify` here, an export through the control socket
@@ -101,6 +116,21 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
     }
     // The running server resolves paths from its own working directory.
     let out = std::path::absolute(&out).with_context(|| format!("--out {}", out.display()))?;
+    let disclosure = match args.recipient {
+        Some(recipient) => Some(super::disclosure::Disclosure {
+            recipient,
+            reference: args.reference.unwrap_or_default(),
+            legal_basis: args.legal_basis.unwrap_or_default(),
+            request_received: args.request_received,
+        }),
+        None if args.reference.is_some()
+            || args.legal_basis.is_some()
+            || args.request_received.is_some() =>
+        {
+            bail!("--reference, --legal-basis and --request-received need --recipient")
+        }
+        None => None,
+    };
     let req = ExportRequest {
         cameras: args.cameras,
         start,
@@ -114,6 +144,7 @@ pub fn export_cmd(args: ExportArgs, config: &Path) -> anyhow::Result<ExitCode> {
             .map(serde_json::from_str)
             .transpose()
             .context("--redact: not a redaction (see --help)")?,
+        disclosure,
     };
     crate::control::client::run(config, crate::control::Request::Export(req))
 }
@@ -159,6 +190,7 @@ pub fn write_export(
         time_zone: cfg.server.time_zone(),
         working_copy: x.working_copy,
         redact: x.redact.clone(),
+        disclosure: x.disclosure.clone(),
     };
     super::validate(&req)?;
     let planned = super::plan(store, &req)?;
@@ -174,8 +206,11 @@ pub fn write_export(
         signer,
         |outcome| {
             let location = x.out.display().to_string();
-            let ev = super::jobs::audit_event(&req, outcome, &location, client);
-            audit.append(SystemClock.now_ns(), ev).map(|_| ())
+            let now = SystemClock.now_ns();
+            super::jobs::register_and_audit(store, &req, outcome, &location, now, || {
+                let ev = super::jobs::audit_event(&req, outcome, &location, client);
+                audit.append(now, ev).map(|_| ())
+            })
         },
     )?;
     for f in outcome.manifest.files() {

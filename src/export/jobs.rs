@@ -67,6 +67,33 @@ pub fn audit_event(req: &Request, outcome: &Outcome, location: &str, client: &st
     }
 }
 
+/// Records a finished export: its row in the disclosure register, then its audit entry
+/// (`append`). If the audit entry cannot be written the row is taken back, so the
+/// register and the audit log list the same exports. For the `record` step of
+/// [`write_recorded`]. Blocking.
+pub fn register_and_audit(
+    store: &crate::store::Store,
+    req: &Request,
+    outcome: &Outcome,
+    location: &str,
+    now_ns: i64,
+    append: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let register = super::disclosure::Register::open(store.db())?;
+    let key = register.add(
+        now_ns,
+        &super::disclosure::Record::of(req, outcome, location, now_ns),
+    )?;
+    if let Err(e) = append() {
+        if let Err(r) = register.remove(&key) {
+            tracing::error!(error = %format!("{r:#}"), export = location,
+                "taking back the register row of an export that was not audited");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// A background export.
 pub struct Job {
     /// Its id (see [`super::new_id`]).
@@ -224,6 +251,7 @@ mod tests {
             time_zone: jiff::tz::TimeZone::UTC,
             working_copy: false,
             redact: None,
+            disclosure: None,
         }
     }
 
@@ -250,8 +278,19 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(recorded, Some(o.manifest_sha256));
+        assert_eq!(recorded.as_ref(), Some(&o.manifest_sha256));
         assert!(out.join(super::super::MANIFEST).exists());
+
+        // Registered with the audit entry, or not at all.
+        let register = super::super::disclosure::Register::open(store.db()).unwrap();
+        let e = register_and_audit(&store, &req, &o, "x1", 5, || anyhow::bail!("audit down"));
+        assert!(format!("{e:?}").contains("audit down"));
+        assert!(register.list(0, i64::MAX, 10).unwrap().is_empty());
+        register_and_audit(&store, &req, &o, "x2", 6, || Ok(())).unwrap();
+        let rows = register.list(0, i64::MAX, 10).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].export, "x2");
+        assert_eq!(rows[0].manifest_sha256, o.manifest_sha256);
 
         // A second export into the same directory is refused and deletes nothing.
         let e = write_recorded(plan(), &req, &out, 0, &p, signer, |_| Ok(())).unwrap_err();

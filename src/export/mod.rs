@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod derived;
+pub mod disclosure;
 pub mod jobs;
 pub mod player;
 pub mod quota;
@@ -72,6 +73,8 @@ pub struct Request {
     pub working_copy: bool,
     /// Export redacted copies instead of the masters ([`derived`]).
     pub redact: Option<crate::transcode::redact::Redaction>,
+    /// Who receives it and why ([`disclosure`]); required from the web.
+    pub disclosure: Option<disclosure::Disclosure>,
 }
 
 /// A time range as RFC 3339 strings.
@@ -186,6 +189,9 @@ pub struct Manifest {
     /// The redaction applied to every file, if this is a redacted export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redaction: Option<derived::RedactionRecord>,
+    /// To whom and on what basis the footage is disclosed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclosure: Option<disclosure::Disclosure>,
 }
 
 /// The time-accuracy statement of a manifest: what the times are based on, what is known
@@ -335,6 +341,12 @@ pub fn validate(req: &Request) -> anyhow::Result<()> {
     ensure!(ids.len() == req.cameras.len(), "camera listed twice");
     if let Some(r) = &req.redact {
         r.resolve()?;
+    }
+    if let Some(d) = &req.disclosure {
+        let today = jiff::Timestamp::now()
+            .to_zoned(req.time_zone.clone())
+            .date();
+        d.validate(today)?;
     }
     Ok(())
 }
@@ -578,6 +590,7 @@ fn write(
             by: req.user.clone(),
             note: derived::redaction_note(r),
         }),
+        disclosure: req.disclosure.clone(),
     };
     let mut json = serde_json::to_vec_pretty(&manifest)?;
     json.push(b'\n');
@@ -1073,8 +1086,24 @@ pub fn audit_detail(req: &Request, outcome: &Outcome, location: &str) -> String 
         (None, true) => " working_copy=true".into(),
         (None, false) => String::new(),
     };
+    // Free text last, control characters defused (they could forge log lines).
+    let clean = |s: &str| -> String {
+        s.chars()
+            .take(300)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
+    let to = match &req.disclosure {
+        Some(d) => format!(
+            " recipient={:?} reference={:?} legal_basis={:?}",
+            clean(&d.recipient),
+            clean(&d.reference),
+            clean(&d.legal_basis)
+        ),
+        None => String::new(),
+    };
     format!(
-        "export={location} start={} end={} files={}{kind} manifest_sha256={} reason={reason}",
+        "export={location} start={} end={} files={}{kind} manifest_sha256={}{to} reason={reason}",
         rfc3339(req.start_ns),
         rfc3339(req.end_ns),
         outcome.manifest.files().count(),
@@ -1171,6 +1200,7 @@ mod tests {
             signing_key_fingerprint: String::new(),
             time_accuracy: None,
             redaction: None,
+            disclosure: None,
         }
     }
 
@@ -1226,6 +1256,7 @@ mod tests {
             time_zone: jiff::tz::TimeZone::UTC,
             working_copy: false,
             redact: None,
+            disclosure: None,
         };
         assert!(validate(&ok).is_ok());
         let mut r = ok.clone();

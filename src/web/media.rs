@@ -629,6 +629,17 @@ pub struct ExportRequest {
     /// Redacted copies instead of the masters.
     #[serde(default)]
     redact: Option<crate::transcode::redact::Redaction>,
+    /// Who receives the footage (required).
+    recipient: String,
+    /// Case, crime or subject-access reference.
+    #[serde(default)]
+    reference: String,
+    /// The legal basis for disclosing.
+    #[serde(default)]
+    legal_basis: String,
+    /// For a subject-access request: the day it was received (YYYY-MM-DD).
+    #[serde(default)]
+    request_received: Option<String>,
 }
 
 /// `POST /api/exports`: operators and admins; starts the export in the background and
@@ -671,6 +682,12 @@ async fn create_export(
         time_zone: app.config.server.time_zone(),
         working_copy: body.working_copy,
         redact: body.redact,
+        disclosure: Some(export::disclosure::Disclosure {
+            recipient: body.recipient,
+            reference: body.reference,
+            legal_basis: body.legal_basis,
+            request_received: body.request_received.filter(|d| !d.is_empty()),
+        }),
     };
     export::validate(&req).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     if let Err(e) = &app.signer {
@@ -705,8 +722,11 @@ async fn create_export(
         media
             .jobs(&app)
             .run(&job, planned, &req, now, reservation, |outcome| {
-                let ev = jobs::audit_event(&req, outcome, &job.id, &client);
-                app.audit.append(app.clock.now_ns(), ev).map(|_| ())
+                let now = app.clock.now_ns();
+                jobs::register_and_audit(&app.store, &req, outcome, &job.id, now, || {
+                    let ev = jobs::audit_event(&req, outcome, &job.id, &client);
+                    app.audit.append(now, ev).map(|_| ())
+                })
             })
     });
     Ok((
@@ -1025,6 +1045,7 @@ mod tests {
             time_zone: jiff::tz::TimeZone::UTC,
             working_copy: false,
             redact: None,
+            disclosure: None,
         };
         let job = jobs.create("op", &req, 0).unwrap();
         // Running, with a manifest already on disk (as while it is signed and recorded).

@@ -14,6 +14,7 @@ mod account;
 mod alarms;
 mod api;
 mod cameras;
+mod disclosures;
 mod events;
 mod holds;
 pub mod conn;
@@ -372,6 +373,18 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             "/api/alarms/{id}/ack",
             Operator,
             post(alarms::ack),
+        ),
+        r(
+            Method::GET,
+            "/api/disclosures",
+            Admin,
+            get(disclosures::list),
+        ),
+        r(
+            Method::GET,
+            "/api/disclosures.csv",
+            Admin,
+            get(disclosures::csv),
         ),
         r(Method::GET, "/api/holds", User, get(holds::list)),
         r(Method::POST, "/api/holds", User, post(holds::create)),
