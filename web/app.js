@@ -15,6 +15,7 @@ const views = {
   "camera-setup": { load: () => import("./js/camera_admin.js"), title: "Camera setup", role: "admin" },
   users: { load: () => import("./js/users.js"), title: "Users", role: "admin" },
   audit: { load: () => import("./js/audit.js"), title: "Audit log", role: "admin" },
+  disclosures: { load: () => import("./js/disclosures.js"), title: "Disclosures", role: "admin" },
   storage: { load: () => import("./js/storage.js"), title: "Storage", role: "admin" },
   isolation: { load: () => import("./js/isolation.js"), title: "Camera isolation", role: "admin" },
   account: { load: () => import("./js/account.js"), title: "Your account" },

@@ -355,7 +355,7 @@ async function main() {
     check(r.status() === 403, "viewer: POST /api/users is refused with 403", r.status());
     const e = await viewer.ctx.request.post(`${origin}/api/exports`, {
       headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json" },
-      data: { cameras: [cfg.camera], start: new Date(Date.now() - 60000).toISOString(), end: new Date().toISOString(), reason: "x" },
+      data: { cameras: [cfg.camera], start: new Date(Date.now() - 60000).toISOString(), end: new Date().toISOString(), reason: "x", recipient: "x" },
     });
     check(e.status() === 403, "viewer: POST /api/exports is refused with 403", e.status());
   }
@@ -444,6 +444,14 @@ async function main() {
   await page.fill("#export-start", local(start));
   await page.fill("#export-end", local(end));
   await page.fill("#export-reason", "UI test: incident 42");
+  // Without a recipient the form refuses (the browser's own check or ours).
+  await page.click("#export-form button[type=submit]");
+  await page.waitForTimeout(1500);
+  check(await page.locator("#export-recipient:invalid").count() === 1 && await page.locator(".job").count() === 0,
+    "operator: no export starts without a recipient");
+  await page.fill("#export-recipient", "PC 1234 Smith, Kent Police");
+  await page.fill("#export-reference", "CRIME/42/2026");
+  await page.fill("#export-legal-basis", "DPA 2018 s. 31 (law enforcement)");
   await page.click("#export-form button[type=submit]");
   // Generous: an export remuxes a minute of two tracks, slow on a loaded machine. On a
   // timeout, say what the job cards show (failed? still running?).
@@ -471,7 +479,7 @@ async function main() {
   const admin = await browser("admin");
   page = admin.page;
   await login(page, cfg.admin);
-  for (const v of ["users", "audit", "storage", "isolation", "export", "cameras", "camera-setup"]) {
+  for (const v of ["users", "audit", "storage", "isolation", "export", "cameras", "camera-setup", "disclosures"]) {
     check(await page.locator(`#nav a[data-view="${v}"]`).isVisible(), `admin: "${v}" is in the menu`);
   }
   await page.goto(`${base}#/audit`);
@@ -535,6 +543,20 @@ async function main() {
   const rel = await (await admin.ctx.request.get(`${origin}/api/audit?action=hold_release`)).json();
   check(rel.entries.length === 1 && rel.entries[0].actor === cfg.admin[0] && rel.entries[0].detail.includes("reason=UI test: case closed"),
     "admin: releasing a hold from the page is audited with who and why", rel.entries);
+
+  // The disclosure register lists the operator's export with its recipient and
+  // basis; its CSV downloads with the same row.
+  await page.goto(`${base}#/disclosures`);
+  const discRow = page.locator("table.disclosures tbody tr", { hasText: "PC 1234 Smith, Kent Police" });
+  await discRow.waitFor();
+  const discCells = await discRow.locator("td").allTextContents();
+  check(discCells[1] === cfg.operator[0] && discCells.includes("CRIME/42/2026") && discCells.includes("DPA 2018 s. 31 (law enforcement)") && discCells.includes("UI test: incident 42"),
+    "admin: the disclosure register lists the export with who made it, the recipient, reference, basis and reason", discCells);
+  await page.screenshot({ path: join(tmpdir(), "cleannvr-ui-disclosures.png"), fullPage: true });
+  const csvHref = await page.locator("#disclosures-csv").getAttribute("href");
+  const csvResp = await admin.ctx.request.get(`${origin}${csvHref}`);
+  const csvText = await csvResp.text();
+  check(csvResp.status() === 200 && csvText.includes("\"PC 1234 Smith, Kent Police\",CRIME/42/2026"), "admin: the register's CSV has the export's row", csvText.slice(0, 400));
 
   // The test cameras are plain RTSP: the isolation page says there is nothing
   // to audit (the audit itself is tested against a scripted ONVIF camera).

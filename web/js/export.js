@@ -15,6 +15,18 @@ export function mount(root, ctx) {
   const start = h("input", { type: "datetime-local", id: "export-start", name: "start", required: true, step: 1 });
   const end = h("input", { type: "datetime-local", id: "export-end", name: "end", required: true, step: 1 });
   const reason = h("textarea", { id: "export-reason", name: "reason", required: true, maxlength: 2000 });
+  const recipient = h("input", { id: "export-recipient", name: "recipient", required: true, maxlength: 300, autocomplete: "off" });
+  const reference = h("input", { id: "export-reference", name: "reference", maxlength: 300, autocomplete: "off" });
+  const basis = h("input", { id: "export-legal-basis", name: "legal_basis", maxlength: 300, autocomplete: "off", list: "export-bases" });
+  const bases = h("datalist", { id: "export-bases" }, ...[
+    "UK GDPR Art. 15 (subject access)",
+    "DPA 2018 Sch. 2 para. 2 (prevention or detection of crime)",
+    "DPA 2018 s. 31 (law enforcement)",
+    "Court order",
+    "Insurance claim (with the data subject's consent)",
+    "Internal investigation",
+  ].map((b) => h("option", { value: b })));
+  const received = h("input", { type: "date", id: "export-request-received", name: "request_received" });
   const err = h("p", { class: "error", role: "alert" });
   const submit = h("button", { type: "submit", class: "primary", text: "Start export" });
   const form = h("form", { id: "export-form", class: "panel", "aria-labelledby": "export-title" },
@@ -24,6 +36,13 @@ export function mount(root, ctx) {
       field(`From (${zone})`, start),
       field("Until", end)),
     field("Reason", reason, "Required. Recorded in the audit log and the manifest, e.g. an incident or request reference."),
+    h("fieldset", { class: "disclosure" }, h("legend", { text: "Disclosure (recorded in the disclosure register)" }),
+      field("Recipient", recipient, "Required: who receives the footage, e.g. “PC 1234 Smith, Kent Police” or the data subject."),
+      h("div", { class: "controls" },
+        field("Reference", reference, "Case, crime or subject-access number."),
+        field("Legal basis", basis)),
+      bases,
+      field("Subject-access request received (optional)", received, "The response is due one calendar month after this day.")),
     h("div", { class: "buttons" }, submit),
     err);
   const jobsBox = h("div", { class: "jobs", "aria-live": "polite" });
@@ -69,9 +88,15 @@ export function mount(root, ctx) {
     const e = new Date(end.value);
     if (!(e > s)) { err.textContent = "The end must be after the start."; end.focus(); return; }
     if (!reason.value.trim()) { err.textContent = "Give a reason for the export."; reason.focus(); return; }
+    if (!recipient.value.trim()) { err.textContent = "Say who receives the footage."; recipient.focus(); return; }
     submit.disabled = true;
     try {
-      const job = await api("POST", "/api/exports", { cameras, start: s.toISOString(), end: e.toISOString(), reason: reason.value.trim() });
+      const body = {
+        cameras, start: s.toISOString(), end: e.toISOString(), reason: reason.value.trim(),
+        recipient: recipient.value.trim(), reference: reference.value.trim(), legal_basis: basis.value.trim(),
+      };
+      if (received.value) body.request_received = received.value;
+      const job = await api("POST", "/api/exports", body);
       const names = cameras.map((id) => camBox.querySelector(`input[value="${CSS.escape(id)}"]`)?.parentElement.textContent.trim() || id);
       remember(job.id, { names, start: s, end: e });
       track(job.id, { names, start: s, end: e });
