@@ -57,6 +57,10 @@ fn the_route_table_is_the_only_source_of_routes() {
     let mut found = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
+        // Only code that uses axum can add a route (a `merge` of legal holds cannot).
+        if !text.contains("axum") {
+            continue;
+        }
         for line in text.lines() {
             let code = line.split("//").next().unwrap();
             if calls.iter().any(|c| code.contains(c)) {
