@@ -71,7 +71,7 @@ pub enum Command {
         cmd: crate::auth::cli::AuditCmd,
     },
     /// Export a time range as evidence (MP4 + manifest + SHA-256s), or `export verify DIR`.
-    Export(crate::export::cli::ExportArgs),
+    Export(Box<crate::export::cli::ExportArgs>),
     /// Compare segment files with the index (read-only while cleannvr runs); `--repair`
     /// recovers unfinished files and rebuilds the index (needs cleannvr stopped).
     Check {
@@ -145,7 +145,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::AuditCameras(args) => crate::onvif::cli::audit_cmd(args, &cli.config),
         Command::User { cmd } => crate::auth::cli::user_cmd(cmd, &cli.config),
         Command::Audit { cmd } => crate::auth::cli::audit_cmd(cmd, &cli.config),
-        Command::Export(args) => crate::export::cli::export_cmd(args, &cli.config),
+        Command::Export(args) => crate::export::cli::export_cmd(*args, &cli.config),
         Command::Check { repair } => {
             crate::control::client::run(&cli.config, crate::control::Request::Check { repair })
         }
