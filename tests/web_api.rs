@@ -885,7 +885,8 @@ async fn audit_api_pages_and_detects_tampering() {
         .await;
     assert_eq!(
         ok.json(),
-        json!({"ok": true, "verified": 5, "broken": null, "keyed_from": 0})
+        json!({"ok": true, "verified": 5, "broken": null, "keyed_from": 0,
+               "checkpoints": 0, "last_checkpoint": null})
     );
     // An attacker with the database rewrites entry 2's actor.
     let raw = rig.app.audit.raw(2).unwrap().unwrap();
