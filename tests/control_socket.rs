@@ -258,7 +258,7 @@ fn control_socket_exports_are_held_to_the_export_quota() {
     let (code, v) = web.send(
         "POST",
         "/api/exports",
-        &serde_json::json!({"cameras": ["off"], "start": start, "end": end, "reason": "quota"}),
+        &serde_json::json!({"cameras": ["off"], "start": start, "end": end, "reason": "quota", "recipient": "PC 1"}),
     );
     assert_eq!(code, 507, "the web refuses: {v}");
 
