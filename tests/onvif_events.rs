@@ -341,20 +341,5 @@ fn motion_marks_the_playback_timeline_in_chromium() {
         "at": at,
         "screens": screens,
     });
-    let out = std::process::Command::new("node")
-        .arg(ui.join("events.mjs"))
-        .args([&nvr.http, &cfg.to_string()])
-        .output()
-        .expect("starting node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(
-        out.status.success() && text.contains(", 0 failed"),
-        "events UI test failed:\n{text}\n--- cleannvr log ---\n{}",
-        nvr.log.text()
-    );
+    common::run_ui_script("events.mjs", &nvr.http, &cfg.to_string(), &[], &nvr.log);
 }

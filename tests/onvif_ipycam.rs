@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use cleannvr::onvif::{self, Credentials, OnvifClient, Target};
 use common::ipycam::{ipycam_python, rig_dir, Ipycam, ONVIF_PORT};
-use common::{files, netns, wait_for, HttpSession, Nvr};
+use common::{files, netns, run_ui_script, wait_for, HttpSession, Nvr};
 
 /// Whether the peers can run here; prints why not.
 fn peers_available() -> bool {
@@ -505,22 +505,7 @@ fn ipycam_ptz() {
         "camera": "gate",
         "screens": screens,
     });
-    let out = Command::new("node")
-        .arg(ui.join("ptz.mjs"))
-        .args([&nvr.http, &cfg.to_string()])
-        .output()
-        .expect("starting node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(
-        out.status.success() && text.contains(", 0 failed"),
-        "PTZ UI test failed:\n{text}\n--- cleannvr log ---\n{}",
-        nvr.log.text()
-    );
+    run_ui_script("ptz.mjs", &nvr.http, &cfg.to_string(), &[], &nvr.log);
     println!("screenshots in {}", screens.display());
 }
 

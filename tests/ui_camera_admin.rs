@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -35,22 +34,7 @@ fn camera_setup_page_adds_tests_edits_and_removes() {
         "screens": screens,
     })
     .to_string();
-    let out = Command::new("node")
-        .arg(ui.join("camera_admin.mjs"))
-        .args([&nvr.http, &cfg])
-        .output()
-        .expect("starting node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(
-        out.status.success() && text.contains(", 0 failed"),
-        "camera setup UI test failed:\n{text}\n--- cleannvr log ---\n{}",
-        nvr.log.text()
-    );
+    run_ui_script("camera_admin.mjs", &nvr.http, &cfg, &[], &nvr.log);
     assert!(
         !nvr.log.text().contains(secret),
         "the password reached the log"

@@ -8,7 +8,6 @@ mod common;
 mod media;
 
 use std::path::Path;
-use std::process::Command;
 
 use cleannvr::clock::NS_PER_SEC;
 use cleannvr::store::Store;
@@ -63,22 +62,6 @@ fn playback_calendar_marks_the_days_with_footage() {
     })
     .to_string();
     // The browser in the server's zone, so the calendar's days are the API's days.
-    let out = Command::new("node")
-        .arg(ui.join("days.mjs"))
-        .args([&nvr.http, &cfg])
-        .env("TZ", "UTC")
-        .output()
-        .expect("starting node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(
-        out.status.success() && text.contains(", 0 failed"),
-        "days UI test failed:\n{text}\n--- cleannvr log ---\n{}",
-        nvr.log.text()
-    );
+    run_ui_script("days.mjs", &nvr.http, &cfg, &[("TZ", "UTC")], &nvr.log);
     println!("screenshots in {}", screens.display());
 }

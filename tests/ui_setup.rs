@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -32,22 +31,7 @@ fn first_admin_through_the_setup_page() {
         "screens": screens,
     })
     .to_string();
-    let out = Command::new("node")
-        .arg(ui.join("setup.mjs"))
-        .args([&nvr.http, &cfg])
-        .output()
-        .expect("starting node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(
-        out.status.success() && text.contains(", 0 failed"),
-        "setup UI test failed:\n{text}\n--- cleannvr log ---\n{}",
-        nvr.log.text()
-    );
+    run_ui_script("setup.mjs", &nvr.http, &cfg, &[], &nvr.log);
     // The browser made the admin: it can log in over the API too.
     let s = HttpSession::login(&nvr.http, "chief", "first admin pass 1");
     assert_eq!(s.json("/api/me")["user"]["role"], "admin");

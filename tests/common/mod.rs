@@ -1081,3 +1081,27 @@ impl HookReceiver {
             .collect()
     }
 }
+
+/// Runs the Playwright script `tests/ui/<script>` with the server's address and a
+/// JSON config, printing what it says; fails the test, with that output and the
+/// server's log, unless the script ends well and reports `, 0 failed`.
+pub fn run_ui_script(script: &str, http: &str, cfg: &str, env: &[(&str, &str)], log: &Lines) {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    let out = Command::new("node")
+        .arg(ui.join(script))
+        .args([http, cfg])
+        .envs(env.iter().copied())
+        .output()
+        .expect("starting node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains(", 0 failed"),
+        "{script} failed:\n{text}\n--- cleannvr log ---\n{}",
+        log.text()
+    );
+}
