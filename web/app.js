@@ -5,6 +5,7 @@
 import { api, setCsrf, onSessionExpired } from "./js/api.js";
 import { $, $$, h, fill } from "./js/dom.js";
 import { startBell, stopBell } from "./js/alarms.js";
+import { initNav, fitNav, markCurrent } from "./js/nav.js";
 
 const views = {
   live: { load: () => import("./js/live.js"), title: "Live" },
@@ -142,6 +143,7 @@ function showApp(session) {
   fill($("#who"), h("span", { class: "user", text: me.name }), " ", h("span", { class: `role role-${me.role}`, text: me.role }));
   for (const a of $$("#nav a")) a.parentElement.hidden = !allowed(me.role, a.dataset.role) || (mustEnrol && a.dataset.view !== "account");
   $("#nav").hidden = false;
+  fitNav();
   if (allowed(me.role, "operator") && !mustEnrol) startBell(); else stopBell();
   route();
 }
@@ -167,6 +169,7 @@ async function route() {
     if (a.dataset.view === name) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
+  markCurrent();
   const root = $("#view");
   if (!view) {
     fill(root, h("h1", { text: "Not found" }), h("p", {}, "There is no such page. ", h("a", { href: "#/live", text: "Go to Live" })));
@@ -262,6 +265,7 @@ onSessionExpired(() => {
   if (me) showLogin("Your session has ended. Log in again.");
 });
 
+initNav();
 $("#login").addEventListener("submit", login);
 $("#setup").addEventListener("submit", setup);
 $("#logout").addEventListener("click", logout);
