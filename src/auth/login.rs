@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::ratelimit::LoginLimiter;
-use super::totp::{Accepted, Factor};
+use super::totp::{Accepted, Confirmation, Factor};
 use super::{User, Users};
 
 /// How long an attempt waits for a password-verification slot before it is
@@ -128,9 +128,10 @@ pub async fn check(
     outcome
 }
 
-/// Finishes `name`'s enrolment with `code` (see [`Users::confirm_totp`]),
-/// counting a wrong code like a failed login so confirmation is no cheaper
-/// a place to guess. Returns the recovery codes.
+/// Checks the code that finishes `name`'s enrolment (see
+/// [`Users::check_confirmation`]), counting a wrong code like a failed login so
+/// confirmation is no cheaper a place to guess. Nothing is enabled yet: the
+/// caller audits, then applies the returned confirmation.
 pub fn confirm(
     users: &Users,
     limiter: &LoginLimiter,
@@ -138,14 +139,14 @@ pub fn confirm(
     client: &str,
     code: &str,
     now_ns: i64,
-) -> Result<Vec<String>, Refused> {
+) -> Result<Confirmation, Refused> {
     let reservation = limiter
         .begin(name, client, now_ns)
         .map_err(Refused::Limited)?;
-    match users.confirm_totp(name, code, now_ns) {
-        Ok(Some(codes)) => {
+    match users.check_confirmation(name, code, now_ns) {
+        Ok(Some(c)) => {
             limiter.success(reservation);
-            Ok(codes)
+            Ok(c)
         }
         Ok(None) => Err(Refused::WrongFactor),
         Err(super::UserError::Storage(e)) => {

@@ -113,6 +113,21 @@ pub enum Accepted {
     },
 }
 
+/// A code that matched the enrolment under way, not yet applied
+/// ([`Users::check_confirmation`], then [`Users::enable_totp`]).
+pub struct Confirmation {
+    secret: String,
+    step: u64,
+}
+
+impl std::fmt::Debug for Confirmation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confirmation")
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
 fn now_s(now_ns: i64) -> u64 {
     u64::try_from(now_ns / NS_PER_SEC).unwrap_or(0)
 }
@@ -272,41 +287,79 @@ impl Users {
         })
     }
 
-    /// Finishes enrolment with a code from the app: the second factor is
-    /// enabled and the recovery codes returned, the only time they exist in
-    /// clear. `Ok(None)`: wrong code (the enrolment stays pending).
+    /// Checks `code` against the enrolment under way for `name`, changing nothing:
+    /// the caller audits the change, then applies it with [`Users::enable_totp`].
+    /// `Ok(None)`: wrong code (the enrolment stays pending).
+    pub fn check_confirmation(
+        &self,
+        name: &str,
+        code: &str,
+        now_ns: i64,
+    ) -> Result<Option<Confirmation>, UserError> {
+        let u = self.get(name)?.ok_or(UserError::NotFound)?;
+        if u.totp.is_some() {
+            return Err(UserError::Conflict(
+                "a second factor is already enabled".into(),
+            ));
+        }
+        let pending = u
+            .totp_pending
+            .filter(|p| now_ns - p.created_ns < ENROL_WINDOW_NS)
+            .ok_or_else(|| {
+                UserError::Invalid("no enrolment under way (or it expired): start again".into())
+            })?;
+        Ok(
+            matching_step(&pending.secret, code, now_ns, 0)?.map(|step| Confirmation {
+                secret: pending.secret,
+                step,
+            }),
+        )
+    }
+
+    /// Enables the second factor that `c` confirmed and returns the recovery codes,
+    /// the only time they exist in clear. Refused (`Conflict`) if the enrolment was
+    /// replaced or finished meanwhile.
+    pub fn enable_totp(
+        &self,
+        name: &str,
+        c: &Confirmation,
+        now_ns: i64,
+    ) -> Result<Vec<String>, UserError> {
+        let (shown, hashes) = new_recovery_codes();
+        self.swap_user(name, |u| {
+            let same = u
+                .totp_pending
+                .as_ref()
+                .is_some_and(|p| constant_time_eq(p.secret.as_bytes(), c.secret.as_bytes()));
+            if u.totp.is_some() || !same {
+                return Err(UserError::Conflict(
+                    "the enrolment changed meanwhile: start again".into(),
+                ));
+            }
+            u.totp = Some(TotpState {
+                secret: c.secret.clone(),
+                enabled_ns: now_ns,
+                last_step: c.step,
+                recovery: hashes.clone(),
+            });
+            u.totp_pending = None;
+            Ok(Some(()))
+        })?;
+        Ok(shown)
+    }
+
+    /// [`Users::check_confirmation`] then [`Users::enable_totp`], with nothing
+    /// recorded between (for tests and tools that audit nothing).
     pub fn confirm_totp(
         &self,
         name: &str,
         code: &str,
         now_ns: i64,
     ) -> Result<Option<Vec<String>>, UserError> {
-        let (shown, hashes) = new_recovery_codes();
-        self.swap_user(name, |u| {
-            if u.totp.is_some() {
-                return Err(UserError::Conflict(
-                    "a second factor is already enabled".into(),
-                ));
-            }
-            let pending = u
-                .totp_pending
-                .as_ref()
-                .filter(|p| now_ns - p.created_ns < ENROL_WINDOW_NS)
-                .ok_or_else(|| {
-                    UserError::Invalid("no enrolment under way (or it expired): start again".into())
-                })?;
-            let Some(step) = matching_step(&pending.secret, code, now_ns, 0)? else {
-                return Ok(None);
-            };
-            u.totp = Some(TotpState {
-                secret: pending.secret.clone(),
-                enabled_ns: now_ns,
-                last_step: step,
-                recovery: hashes.clone(),
-            });
-            u.totp_pending = None;
-            Ok(Some(shown.clone()))
-        })
+        match self.check_confirmation(name, code, now_ns)? {
+            Some(c) => self.enable_totp(name, &c, now_ns).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Checks and spends a second factor of `name`: an authenticator code

@@ -144,10 +144,16 @@ fn run(ctx: &Ctx, req: &Request, out: &mut String) -> anyhow::Result<bool> {
         Request::UserResetTotp { name } => {
             let had = ctx
                 .users
+                .get(name)?
+                .ok_or_else(|| user_error(name, UserError::NotFound))?
+                .totp
+                .is_some();
+            // Audited before the change: if the entry cannot be written, nothing is reset.
+            ctx.audit(Action::TotpReset, name, format!("was_enabled={had}"))?;
+            ctx.users
                 .clear_totp(name)
                 .map_err(|e| user_error(name, e))?;
             ctx.sessions.revoke_user(name)?;
-            ctx.audit(Action::TotpReset, name, format!("was_enabled={had}"))?;
             if had {
                 writeln!(
                     out,

@@ -75,7 +75,7 @@ pub async fn confirm(
     Extension(c): Extension<Caller>,
     ApiJson(b): ApiJson<ConfirmRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let codes = {
+    let confirmed = {
         let app = app.clone();
         let (name, client) = (c.user.name.clone(), c.client.clone());
         tokio::task::spawn_blocking(move || {
@@ -91,26 +91,34 @@ pub async fn confirm(
         .await
         .map_err(ApiError::internal)?
     };
-    let codes = match codes {
-        Ok(codes) => codes,
+    let confirmed = match confirmed {
+        Ok(x) => x,
         Err(why) => return Err(refused(&app, c.user.name.clone(), c.client.clone(), why).await),
     };
-    // Sessions opened with the password alone end; this one proved the code.
-    let (name, token) = (c.user.name.clone(), c.token.clone());
-    let ended = app
-        .blocking(move |app| app.sessions.revoke_others(&name, &token))
-        .await?;
+    // Audited before the change: if the entry cannot be written, the second factor
+    // stays off (and the enrolment pending) and the caller is told it failed.
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::TotpEnable,
         target: c.user.name.clone(),
         client: c.client.clone(),
         detail: format!(
-            "recovery_codes={} other_sessions_ended={ended}",
-            codes.len()
+            "recovery_codes={} other_sessions=ended",
+            crate::auth::totp::RECOVERY_CODES
         ),
     })
     .await?;
+    // Sessions opened with the password alone end; this one proved the code.
+    let (name, token) = (c.user.name.clone(), c.token.clone());
+    let codes = app
+        .blocking(move |app| -> Result<_, ApiError> {
+            let codes = app
+                .users
+                .enable_totp(&name, &confirmed, app.clock.now_ns())?;
+            app.sessions.revoke_others(&name, &token)?;
+            Ok(codes)
+        })
+        .await?;
     Ok(Json(json!({ "recovery_codes": codes })))
 }
 
@@ -147,19 +155,20 @@ pub async fn disable(
         Err(why) => return Err(refused(&app, c.user.name.clone(), c.client.clone(), why).await),
     };
     record_factor(&app, &c.user.name, &c.client, passed.factor).await?;
-    let (name, token) = (c.user.name.clone(), c.token.clone());
-    let ended = app
-        .blocking(move |app| -> Result<_, ApiError> {
-            app.users.clear_totp(&name)?;
-            Ok(app.sessions.revoke_others(&name, &token)?)
-        })
-        .await?;
+    // Audited before the change: if the entry cannot be written, the second factor
+    // stays on.
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::TotpDisable,
         target: c.user.name.clone(),
         client: c.client.clone(),
-        detail: format!("other_sessions_ended={ended}"),
+        detail: "other_sessions=ended".into(),
+    })
+    .await?;
+    let (name, token) = (c.user.name.clone(), c.token.clone());
+    app.blocking(move |app| -> Result<_, ApiError> {
+        app.users.clear_totp(&name)?;
+        Ok(app.sessions.revoke_others(&name, &token)?)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -829,4 +829,120 @@ mod tests {
         assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 10);
         assert_ne!(stored(), before);
     }
+
+    /// Turning a second factor on, off, or resetting another user's, is audited
+    /// before the change: with the audit log failing each answers 500 and the
+    /// stored second factor is as it was; with the log working, each goes through.
+    #[tokio::test]
+    async fn totp_changes_wait_for_their_audit_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n",
+            dir.path().display()
+        );
+        let cfg = Config::from_toml(&toml, std::path::Path::new("t.toml"), |_| None).unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let t0 = 1_800_000_000i64;
+        let clock = Arc::new(crate::clock::ManualClock::new(t0 * NS_PER_SEC));
+        let app = Arc::new(
+            App::new(
+                cfg,
+                store,
+                Default::default(),
+                clock.clone(),
+                Default::default(),
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        for (name, role) in [("root", Role::Admin), ("op", Role::Operator)] {
+            app.users.add(name, role, None, "a password 1", 0).unwrap();
+        }
+        let router = router(app.clone());
+        let token = app.sessions.create("root", "test").unwrap();
+        let cookie = format!("{SESSION_COOKIE}={}", token.token);
+        let csrf = token.session.csrf.clone();
+        let user = |name: &str| app.users.get(name).unwrap().unwrap();
+        let fail = |on: bool| app.audit.fail_writes.store(on, Ordering::SeqCst);
+
+        // Enabling: the confirming code is right, but without an audit entry the
+        // second factor stays off and the enrolment stays pending.
+        let e = app.users.begin_totp("root", t0 * NS_PER_SEC).unwrap();
+        let code = |t_s: i64| crate::auth::totp::code_at(&e.secret, t_s as u64);
+        fail(true);
+        let confirm = serde_json::json!({ "code": code(t0) });
+        let (st, body) = post(
+            &router,
+            "/api/me/totp/confirm",
+            confirm.clone(),
+            &cookie,
+            &csrf,
+        )
+        .await;
+        assert_eq!(st, 500, "{body}");
+        assert!(body.get("recovery_codes").is_none(), "{body}");
+        let u = user("root");
+        assert!(u.totp.is_none(), "enabled without an audit entry");
+        assert!(u.totp_pending.is_some());
+        fail(false);
+        let (st, body) = post(&router, "/api/me/totp/confirm", confirm, &cookie, &csrf).await;
+        assert_eq!(st, 200, "{body}");
+        assert!(user("root").totp.is_some());
+
+        // Disabling: password and a fresh code are right; no entry, no change.
+        let disable =
+            |t_s: i64| serde_json::json!({ "password": "a password 1", "totp_code": code(t_s) });
+        clock.advance(60 * NS_PER_SEC);
+        fail(true);
+        let (st, body) = post(
+            &router,
+            "/api/me/totp/disable",
+            disable(t0 + 60),
+            &cookie,
+            &csrf,
+        )
+        .await;
+        assert_eq!(st, 500, "{body}");
+        assert!(
+            user("root").totp.is_some(),
+            "disabled without an audit entry"
+        );
+        fail(false);
+        clock.advance(60 * NS_PER_SEC);
+        let (st, body) = post(
+            &router,
+            "/api/me/totp/disable",
+            disable(t0 + 120),
+            &cookie,
+            &csrf,
+        )
+        .await;
+        assert_eq!(st, 204, "{body}");
+        assert!(user("root").totp.is_none());
+
+        // An admin's reset of another user's second factor.
+        let e = app.users.begin_totp("op", t0 * NS_PER_SEC).unwrap();
+        app.users
+            .confirm_totp(
+                "op",
+                &crate::auth::totp::code_at(&e.secret, t0 as u64),
+                t0 * NS_PER_SEC,
+            )
+            .unwrap()
+            .expect("the code matches");
+        let reset = || {
+            let req = axum::http::Request::delete("/api/users/op/totp")
+                .header(header::COOKIE, &cookie)
+                .header(CSRF_HEADER, &csrf)
+                .body(Body::empty())
+                .unwrap();
+            router.clone().oneshot(req)
+        };
+        fail(true);
+        assert_eq!(reset().await.unwrap().status(), 500);
+        assert!(user("op").totp.is_some(), "reset without an audit entry");
+        fail(false);
+        assert_eq!(reset().await.unwrap().status(), 204);
+        assert!(user("op").totp.is_none());
+    }
 }

@@ -226,23 +226,28 @@ pub async fn reset_totp(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     name_param(&name)?;
-    // A reset is for a lost (perhaps stolen) phone: whatever was logged in
-    // as this user ends too.
     let had = {
         let name = name.clone();
         app.blocking(move |app| -> Result<_, ApiError> {
-            let had = app.users.clear_totp(&name)?;
-            app.sessions.revoke_user(&name)?;
-            Ok(had)
+            let u = app.users.get(&name)?;
+            Ok(u.ok_or(UserError::NotFound)?.totp.is_some())
         })
         .await?
     };
+    // Audited before the change: if the entry cannot be written, nothing is reset.
     app.record(Event {
         actor: c.user.name.clone(),
         action: Action::TotpReset,
-        target: name,
+        target: name.clone(),
         client: c.client.clone(),
         detail: format!("was_enabled={had}"),
+    })
+    .await?;
+    // A reset is for a lost (perhaps stolen) phone: whatever was logged in
+    // as this user ends too.
+    app.blocking(move |app| -> Result<_, ApiError> {
+        app.users.clear_totp(&name)?;
+        Ok(app.sessions.revoke_user(&name)?)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
