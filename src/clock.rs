@@ -130,6 +130,20 @@ pub fn local_time(ns: i64, tz: &jiff::tz::TimeZone) -> String {
         .to_string()
 }
 
+/// The calendar day `ns` falls on in `tz`.
+pub fn local_day(ns: i64, tz: &jiff::tz::TimeZone) -> jiff::civil::Date {
+    let ts =
+        jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(tz.clone()).date()
+}
+
+/// Nanoseconds at the first instant of `day` in `tz` (midnight, or when a
+/// daylight-saving jump makes the day start later).
+pub fn day_start_ns(day: jiff::civil::Date, tz: &jiff::tz::TimeZone) -> Option<i64> {
+    let z = day.to_zoned(tz.clone()).ok()?;
+    i64::try_from(z.timestamp().as_nanosecond()).ok()
+}
+
 /// The IANA name of `tz`, or its current offset when it has none.
 pub fn zone_name(tz: &jiff::tz::TimeZone) -> String {
     tz.iana_name().map(str::to_owned).unwrap_or_else(|| {

@@ -240,6 +240,48 @@ pub struct CameraConfig {
     /// Whether to record (false = live view only).
     #[serde(default = "default_true")]
     pub record: bool,
+    /// Why the camera is there: the specified purpose the Surveillance Camera Code of
+    /// Practice (principle 1) asks for. Admins see a camera without one flagged.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// Where it is and what it looks at, for the public register (principle 3).
+    #[serde(default)]
+    pub location: Option<String>,
+    /// The legal basis for the recording, e.g. "UK GDPR Art. 6(1)(e), public task".
+    #[serde(default)]
+    pub lawful_basis: Option<String>,
+    /// When the camera's use is next to be reviewed (principle 2), a TOML date
+    /// (`2027-03-31`) or the same as a string; past it the camera is flagged.
+    #[serde(default, deserialize_with = "review_date")]
+    pub review_date: Option<jiff::civil::Date>,
+}
+
+/// Longest `purpose`, `location` or `lawful_basis`, in bytes.
+pub const MAX_REGISTER_TEXT: usize = 1000;
+
+/// A review date: a TOML local date, or a string in the same form (what the API writes
+/// when it cannot; both read back the same).
+fn review_date<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<jiff::civil::Date>, D::Error> {
+    use serde::de::Error;
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => s,
+        toml::Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt.to_string(),
+        other => {
+            return Err(D::Error::custom(format!(
+                "review_date must be a date like 2027-03-31, not {other}"
+            )))
+        }
+    };
+    text.trim()
+        .parse::<jiff::civil::Date>()
+        .map(Some)
+        .map_err(|e| {
+            D::Error::custom(format!(
+                "review_date {text:?} is not a date like 2027-03-31: {e}"
+            ))
+        })
 }
 
 /// `onvif = { ... }` in a `[[camera]]`.
@@ -279,6 +321,10 @@ impl std::fmt::Debug for CameraConfig {
             .field("retain_bytes", &self.retain_bytes)
             .field("enabled", &self.enabled)
             .field("record", &self.record)
+            .field("purpose", &self.purpose)
+            .field("location", &self.location)
+            .field("lawful_basis", &self.lawful_basis)
+            .field("review_date", &self.review_date)
             .finish()
     }
 }
@@ -301,6 +347,13 @@ pub(crate) fn default_onvif_port() -> u16 {
 }
 
 impl CameraConfig {
+    /// Whether the camera's review date has passed on `today` (a review due today is
+    /// not late yet). A camera without a review date is never overdue; the missing
+    /// date is the register's own flag.
+    pub fn review_overdue(&self, today: jiff::civil::Date) -> bool {
+        self.review_date.is_some_and(|d| d < today)
+    }
+
     /// The main stream URL with any embedded credentials removed, safe to log;
     /// for an ONVIF camera without a URL, where the URL will come from.
     pub fn redacted_url(&self) -> String {
@@ -580,6 +633,27 @@ impl Config {
                 }
                 _ => {}
             }
+            for (name, value) in [
+                ("purpose", &cam.purpose),
+                ("location", &cam.location),
+                ("lawful_basis", &cam.lawful_basis),
+            ] {
+                let Some(v) = value else { continue };
+                let why = if v.len() > MAX_REGISTER_TEXT {
+                    format!("longer than {MAX_REGISTER_TEXT} bytes")
+                } else if v.chars().any(|c| c.is_control() && c != '\n') {
+                    "contains control characters".into()
+                } else if v.trim().is_empty() {
+                    "is empty: leave it out instead".into()
+                } else {
+                    continue;
+                };
+                return Err(invalid(
+                    field(name),
+                    Some(&id_needle),
+                    format!("camera {:?}: {name} {why}", cam.id),
+                ));
+            }
             for (name, value) in [("url", cam.url.as_ref()), ("sub_url", cam.sub_url.as_ref())] {
                 let Some(value) = value else { continue };
                 match url::Url::parse(value) {
@@ -798,6 +872,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn register_fields_parse_as_dates_or_strings_and_are_checked() {
+        let cam = |extra: &str| {
+            parse(&format!(
+                "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/x\"\n{extra}"
+            ))
+        };
+        let c = &cam(
+            "purpose = \"Crime prevention\"\nlocation = \"Market St\"\nreview_date = 2027-03-31\n",
+        )
+        .unwrap()
+        .cameras[0];
+        assert_eq!(c.purpose.as_deref(), Some("Crime prevention"));
+        assert_eq!(c.review_date, Some(jiff::civil::date(2027, 3, 31)));
+        let c2 = &cam("review_date = \"2027-03-31\"\n").unwrap().cameras[0];
+        assert_eq!(c2.review_date, c.review_date);
+        assert!(c.review_overdue(jiff::civil::date(2027, 4, 1)));
+        assert!(!c.review_overdue(jiff::civil::date(2027, 3, 31)));
+        assert_eq!(c2.purpose, None);
+        for (bad, want) in [
+            ("review_date = \"31/03/2027\"\n", "line 4"),
+            ("review_date = 2027-03-31T10:00:00Z\n", "line 4"),
+            ("review_date = 5\n", "line 4"),
+            ("purpose = \"\"\n", "camera[0].purpose"),
+            ("location = \"a\\u0007b\"\n", "camera[0].location"),
+        ] {
+            let err = cam(bad).unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let long = format!("lawful_basis = \"{}\"\n", "x".repeat(MAX_REGISTER_TEXT + 1));
+        assert!(cam(&long).unwrap_err().to_string().contains("longer than"));
     }
 
     #[test]

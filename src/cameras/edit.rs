@@ -40,6 +40,10 @@ const KEY_ORDER: &[&str] = &[
     "transport",
     "enabled",
     "record",
+    "purpose",
+    "location",
+    "lawful_basis",
+    "review_date",
 ];
 
 /// Appends a `[[camera]]` built from `body` (the `[[camera]]` fields as JSON).
@@ -332,6 +336,12 @@ fn ordered(body: &Map<String, Json>) -> Vec<(&str, &Json)> {
 /// A JSON value as a TOML value; objects become inline tables (`onvif = { ... }`).
 fn to_toml(key: &str, v: &Json) -> Result<Value, EditError> {
     Ok(match v {
+        // A review date as TOML's own date type, as an operator would write it by hand
+        // (anything else stays a string, for validation to refuse with its reason).
+        Json::String(s) if key == "review_date" => match s.trim().parse::<toml_edit::Datetime>() {
+            Ok(d) if d.date.is_some() && d.time.is_none() => Value::from(d),
+            _ => Value::from(s.as_str()),
+        },
         Json::String(s) => Value::from(s.as_str()),
         Json::Bool(b) => Value::from(*b),
         Json::Number(n) => match (n.as_i64(), n.as_f64()) {
@@ -548,6 +558,36 @@ password = "yardpw"
         assert!(!out.contains("password"), "{out}");
         // No stored password: nothing to protect.
         assert!(update(FILE, "gate", &obj(json!({"url": "rtsp://10.0.0.9/x"}))).is_ok());
+    }
+
+    #[test]
+    fn register_fields_are_written_with_a_native_review_date() {
+        let body = obj(
+            json!({"url": "rtsp://10.0.0.6/s", "purpose": "Crime prevention",
+            "location": "Yard gate, facing north", "review_date": "2027-03-31"}),
+        );
+        let out = update(FILE, "yard", &body).unwrap();
+        assert!(
+            out.contains("purpose = \"Crime prevention\"\nlocation = \"Yard gate, facing north\"\nreview_date = 2027-03-31\n"),
+            "{out}"
+        );
+        let cfg =
+            crate::config::Config::from_toml(&out, std::path::Path::new("t"), |_| None).unwrap();
+        assert_eq!(
+            cfg.cameras[1].review_date,
+            Some(jiff::civil::date(2027, 3, 31))
+        );
+        // Not a date: kept as text, which the config's validation then refuses.
+        let out = update(
+            FILE,
+            "yard",
+            &obj(json!({"url": "rtsp://10.0.0.6/s", "review_date": "soon"})),
+        )
+        .unwrap();
+        assert!(out.contains("review_date = \"soon\""), "{out}");
+        assert!(
+            crate::config::Config::from_toml(&out, std::path::Path::new("t"), |_| None).is_err()
+        );
     }
 
     #[test]

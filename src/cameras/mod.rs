@@ -260,6 +260,10 @@ pub fn view(c: &CameraConfig) -> Json {
         "retain_bytes": c.retain_bytes,
         "enabled": c.enabled,
         "record": c.record,
+        "purpose": c.purpose,
+        "location": c.location,
+        "lawful_basis": c.lawful_basis,
+        "review_date": c.review_date.map(|d| d.to_string()),
     })
 }
 

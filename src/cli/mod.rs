@@ -293,6 +293,10 @@ async fn with_demo_cameras(
             retain_bytes: 2 << 30,
             enabled: true,
             record: true,
+            purpose: None,
+            location: None,
+            lawful_basis: None,
+            review_date: None,
         })
         .collect();
     let options = crate::nvr::Options {

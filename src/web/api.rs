@@ -327,6 +327,7 @@ pub async fn cameras(
     let usage = app.store.usage();
     // Error texts name addresses, ports and paths: admins only (API.md).
     let admin = c.user.role == crate::auth::Role::Admin;
+    let today = crate::clock::local_day(app.clock.now_ns(), &app.config.server.time_zone());
     let mut out = Vec::new();
     for cam in app
         .cameras
@@ -367,6 +368,14 @@ pub async fn cameras(
             "segments": u.segments,
             "oldest": opt_time(oldest),
             "newest": opt_time(newest),
+            // The camera register (Surveillance Camera Code of Practice, principles 1-3):
+            // public by nature, so every user who may see the camera sees it.
+            "purpose": cam.purpose,
+            "location": cam.location,
+            "lawful_basis": cam.lawful_basis,
+            "review_date": cam.review_date.map(|d| d.to_string()),
+            "review_overdue": cam.review_overdue(today),
+            "purpose_missing": cam.purpose.is_none(),
         }));
         if admin {
             // For the Cameras admin page; secrets show only as `*_set` flags.

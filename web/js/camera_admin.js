@@ -9,6 +9,9 @@ import { h, fill, field, table } from "./dom.js";
 /** How often the State column is refreshed. */
 const POLL_MS = 5000;
 
+/** The camera register's fields (Surveillance Camera Code of Practice, principles 1-3). */
+const REGISTER = ["purpose", "location", "lawful_basis", "review_date"];
+
 const TRANSPORTS = [
   ["auto", "Automatic (TCP, then UDP)"],
   ["tcp", "TCP"],
@@ -50,6 +53,19 @@ export function mount(root, ctx) {
     }
   }
 
+  /** The register cell: purpose and location, with what needs an admin's attention. */
+  function registerCell(c) {
+    const flags = [];
+    if (c.purpose_missing) flags.push(h("span", { class: "flag warn", text: "No purpose stated" }));
+    if (c.review_overdue) flags.push(h("span", { class: "flag warn", text: `Review overdue (due ${c.review_date})` }));
+    else if (!c.review_date) flags.push(h("span", { class: "flag", text: "No review date" }));
+    else flags.push(h("span", { class: "muted", text: `Review by ${c.review_date}` }));
+    return h("div", { class: "register", dataset: { id: c.id } },
+      c.purpose ? h("div", { text: c.purpose }) : null,
+      c.location ? h("div", { class: "muted", text: c.location }) : null,
+      h("div", { class: "flags" }, flags.map((f, i) => [i ? " " : null, f])));
+  }
+
   function render(cams) {
     const rows = cams.map((c) => [
       h("span", { class: "strong", text: c.name }),
@@ -57,13 +73,14 @@ export function mount(root, ctx) {
       (c.config && (c.config.url || (c.config.onvif && `ONVIF ${c.config.onvif.host}`))) || "",
       h("span", { class: "cam-state", dataset: { id: c.id }, text: stateText(c) }),
       c.record ? "Yes" : "Live only",
+      registerCell(c),
       h("div", { class: "actions" },
         h("button", { type: "button", class: "quiet", text: "Edit", "aria-label": `Edit ${c.name}`, onclick: () => edit(c) }),
         h("button", { type: "button", class: "quiet", text: c.enabled ? "Disable" : "Enable", "aria-label": `${c.enabled ? "Disable" : "Enable"} ${c.name}`, onclick: () => toggle(c) }),
         removeButton(c)),
     ]);
     fill(listBox,
-      table("Cameras", ["Name", "Id", "Address", "State", "Recording", "Actions"], rows, { captionHidden: true, class: "cameras-admin", empty: "No cameras yet." }),
+      table("Cameras", ["Name", "Id", "Address", "State", "Recording", "Purpose and review", "Actions"], rows, { captionHidden: true, class: "cameras-admin", empty: "No cameras yet." }),
       h("p", {}, h("button", { type: "button", class: "primary", text: "Add camera", onclick: () => edit(null) })));
   }
 
@@ -74,6 +91,7 @@ export function mount(root, ctx) {
     if (cfg.url) b.url = cfg.url;
     if (cfg.sub_url) b.sub_url = cfg.sub_url;
     if (cfg.username) b.username = cfg.username;
+    for (const k of REGISTER) if (cfg[k]) b[k] = cfg[k];
     if (cfg.onvif) {
       b.onvif = { host: cfg.onvif.host, port: cfg.onvif.port };
       if (cfg.onvif.username) b.onvif.username = cfg.onvif.username;
@@ -129,6 +147,10 @@ export function mount(root, ctx) {
     const days = h("input", { name: "retain_days", type: "number", min: 0, value: cfg ? cfg.retain_days : 30 });
     const record = h("input", { name: "record", type: "checkbox", checked: cfg ? cfg.record : true });
     const enabled = h("input", { name: "enabled", type: "checkbox", checked: cfg ? cfg.enabled : true });
+    const purpose = h("textarea", { name: "purpose", rows: 2, maxlength: 1000, text: cfg && cfg.purpose ? cfg.purpose : "" });
+    const location = h("input", { name: "location", autocomplete: "off", maxlength: 1000, value: cfg && cfg.location ? cfg.location : "" });
+    const lawful = h("input", { name: "lawful_basis", autocomplete: "off", maxlength: 1000, value: cfg && cfg.lawful_basis ? cfg.lawful_basis : "", placeholder: "e.g. UK GDPR Art. 6(1)(e), public task" });
+    const review = h("input", { name: "review_date", type: "date", value: cfg && cfg.review_date ? cfg.review_date : "" });
     const result = h("div", { class: "test-result", role: "status" });
     const err = h("p", { class: "error", role: "alert" });
     const secretHint = cfg && (cfg.password_set || cfg.url_has_credentials)
@@ -146,6 +168,8 @@ export function mount(root, ctx) {
       b.retain_days = Number(days.value) || 0;
       b.record = record.checked;
       b.enabled = enabled.checked;
+      const reg = { purpose: purpose.value.trim(), location: location.value.trim(), lawful_basis: lawful.value.trim(), review_date: review.value };
+      for (const k of REGISTER) { if (reg[k]) b[k] = reg[k]; else delete b[k]; }
       return b;
     }
 
@@ -183,6 +207,12 @@ export function mount(root, ctx) {
       field("Keep recordings (days, 0 = until space runs out)", days),
       h("label", {}, record, " Record (otherwise live view only)"),
       h("label", {}, enabled, " Enabled"),
+      h("fieldset", { class: "register-fields" },
+        h("legend", { text: "Camera register (Surveillance Camera Code of Practice)" }),
+        field("Purpose", purpose, "Why this camera is there, e.g. \"Crime prevention and public safety in the market square\". Cameras without one are flagged."),
+        field("Location", location, "Where it is and what it looks at, as the public register should say it."),
+        field("Lawful basis", lawful),
+        field("Next review", review, "The day its use is next to be reviewed; flagged once it has passed.")),
       h("div", { class: "buttons" },
         testBtn,
         h("button", { type: "submit", class: "primary", text: cfg ? "Save changes" : "Add camera" }),
