@@ -10,7 +10,7 @@
 //! operator's command (the one path from the UI back to a camera's ONVIF
 //! service). Nothing else flows backwards.
 //! `nvr` wires the pieces together, `control` is the local socket admin
-//! commands reach a running server through, `cli` is the command line, and `demo`
+//! commands reach a running server through, `report` the Code of Practice review report, `cli` is the command line, and `demo`
 //! is the built-in synthetic camera.
 
 pub mod clock;
@@ -40,4 +40,5 @@ pub mod demo;
 pub mod nvr;
 pub mod control;
 pub mod backup;
+pub mod report;
 pub mod cli;

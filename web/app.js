@@ -17,6 +17,7 @@ const views = {
   users: { load: () => import("./js/users.js"), title: "Users", role: "admin" },
   audit: { load: () => import("./js/audit.js"), title: "Audit log", role: "admin" },
   disclosures: { load: () => import("./js/disclosures.js"), title: "Disclosures", role: "admin" },
+  report: { load: () => import("./js/report.js"), title: "Report", role: "admin" },
   storage: { load: () => import("./js/storage.js"), title: "Storage", role: "admin" },
   isolation: { load: () => import("./js/isolation.js"), title: "Camera isolation", role: "admin" },
   account: { load: () => import("./js/account.js"), title: "Your account" },

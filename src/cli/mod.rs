@@ -91,6 +91,22 @@ pub enum Command {
         /// The backup zip.
         file: PathBuf,
     },
+    /// The Code of Practice report of a period: camera register, retention, recording
+    /// availability, access, disclosures, holds, failed logins and the audit chain.
+    Report {
+        /// First day (`YYYY-MM-DD`, in the server's time zone) or an RFC 3339 time.
+        #[arg(long)]
+        from: String,
+        /// Last day, included (`YYYY-MM-DD`), or an RFC 3339 time (excluded).
+        #[arg(long)]
+        to: String,
+        /// json, csv or html; default: from `--out`'s extension, else html.
+        #[arg(long, value_enum)]
+        format: Option<crate::report::render::Format>,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The running server's cameras, their states, and the disk (exit 1 when it is not running).
     Status {
         /// Print JSON instead of text.
@@ -168,10 +184,41 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", crate::backup::restore(&file, &cli.config)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report {
+            from,
+            to,
+            format,
+            out,
+        } => report_cmd(&cli.config, from, to, format, out),
         Command::Status { json } => {
             crate::control::client::run(&cli.config, crate::control::Request::Status { json })
         }
     }
+}
+
+/// `report`: made by the running server (control socket) or on the index directly.
+fn report_cmd(
+    config: &std::path::Path,
+    from: String,
+    to: String,
+    format: Option<crate::report::render::Format>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use crate::report::render::Format;
+    let format = format
+        .or_else(|| out.as_deref().and_then(Format::of_path))
+        .unwrap_or(Format::Html);
+    let req = crate::control::Request::Report { from, to, format };
+    let resp = crate::control::client::request(config, &req)?;
+    match (&out, resp.ok && resp.error.is_none()) {
+        (Some(path), true) => {
+            std::fs::write(path, &resp.output)
+                .with_context(|| format!("writing the report to {}", path.display()))?;
+            println!("report written to {}", path.display());
+        }
+        _ => print!("{}", resp.output),
+    }
+    Ok(crate::control::client::status(&resp))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -195,6 +195,7 @@ fn run(ctx: &Ctx, req: &Request, out: &mut String) -> anyhow::Result<bool> {
             let summary = crate::backup::write(ctx.store, config, file, ctx.clock.now_ns())?;
             writeln!(out, "{summary}")?;
         }
+        Request::Report { from, to, format } => report(ctx, from, to, *format, out)?,
         Request::Status { json } => {
             let v = status(ctx);
             if *json {
@@ -243,21 +244,50 @@ fn check_cmd(ctx: &Ctx, repair: bool, out: &mut String) -> anyhow::Result<bool> 
     Ok(report.problems.is_empty() || repair)
 }
 
-fn audit_verify(ctx: &Ctx, out: &mut String) -> anyhow::Result<bool> {
-    // Checkpoints are checked under the server's signing key: the running server's, or
-    // the one the config names when it is stopped.
-    let loaded;
-    let signer: Result<&Signer, String> = match ctx.signer {
-        Some(Ok(s)) => Ok(s),
+/// Attaches the signing key to the audit log so its checkpoints are checked: the running
+/// server's, or the one the config names when it is stopped. Returns the key or why not.
+fn attach_signer(ctx: &Ctx) -> Result<Signer, String> {
+    let signer = match ctx.signer {
+        Some(Ok(s)) => Ok(s.clone()),
         Some(Err(e)) => Err(e.clone()),
-        None => {
-            loaded = Signer::for_storage(&ctx.config.storage).map_err(|e| format!("{e:#}"));
-            loaded.as_ref().map_err(|e| e.clone())
-        }
+        None => Signer::for_storage(&ctx.config.storage).map_err(|e| format!("{e:#}")),
     };
-    if let Ok(s) = signer {
+    if let Ok(s) = &signer {
         ctx.audit.sign_with(s.clone());
     }
+    signer
+}
+
+/// `report`: the Code of Practice report of the period, rendered into `out`.
+fn report(
+    ctx: &Ctx,
+    from: &str,
+    to: &str,
+    format: crate::report::render::Format,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let tz = ctx.config.server.time_zone();
+    let from_ns = crate::report::parse_bound(from, false, &tz).context("--from")?;
+    let to_ns = crate::report::parse_bound(to, true, &tz).context("--to")?;
+    let _ = attach_signer(ctx);
+    let r = crate::report::build(
+        &crate::report::Sources {
+            config: ctx.config,
+            cameras: ctx.cameras,
+            store: ctx.store,
+            audit: ctx.audit,
+            users: ctx.users,
+            now_ns: ctx.clock.now_ns(),
+        },
+        from_ns,
+        to_ns,
+    )?;
+    *out += &format.render(&r);
+    Ok(())
+}
+
+fn audit_verify(ctx: &Ctx, out: &mut String) -> anyhow::Result<bool> {
+    let signer = attach_signer(ctx);
     let v = ctx.audit.verify()?;
     let (key, from) = ctx.audit.key();
     let ok = match &v.broken {

@@ -22,6 +22,14 @@ use crate::store::Store;
 /// Runs `req` for the configuration at `config_path`, prints its output and
 /// returns its exit status.
 pub fn run(config_path: &Path, req: Request) -> anyhow::Result<ExitCode> {
+    let resp = request(config_path, &req)?;
+    print!("{}", resp.output);
+    Ok(status(&resp))
+}
+
+/// Runs `req` as [`run`] does but hands back its answer instead of printing it (a
+/// command that writes its output to a file); errors are printed.
+pub fn request(config_path: &Path, req: &Request) -> anyhow::Result<Response> {
     let cfg = Config::load(config_path)?;
     let path = socket_path(&cfg.storage.dir);
     let resp = match connect(&path)? {
@@ -29,20 +37,24 @@ pub fn run(config_path: &Path, req: Request) -> anyhow::Result<ExitCode> {
             if let Request::Check { repair: true } = req {
                 bail!("{REPAIR_NEEDS_STOP}");
             }
-            exchange(stream, &req)
+            exchange(stream, req)
                 .with_context(|| format!("{} through {}", req.name(), path.display()))?
         }
-        None => direct(&cfg, &req)?,
+        None => direct(&cfg, req)?,
     };
-    print!("{}", resp.output);
     if let Some(e) = &resp.error {
         eprintln!("error: {e}");
     }
-    Ok(if resp.ok && resp.error.is_none() {
+    Ok(resp)
+}
+
+/// The exit status of an answer.
+pub fn status(resp: &Response) -> ExitCode {
+    if resp.ok && resp.error.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 /// Whether a server answers on the control socket of `cfg`'s storage directory.

@@ -1,5 +1,5 @@
 //! The local control socket: admin commands (`user`, `check`, `export`, `audit verify`,
-//! `status`) reach a running server without stopping recording, a password or the web
+//! `report`, `status`) reach a running server without stopping recording, a password or the web
 //! port. sled admits one process per index, so while cleannvr runs the CLI cannot open
 //! the index itself; it sends the command to the server instead, which runs it on its
 //! own open index. When no server answers, the CLI opens the index directly.
@@ -80,6 +80,15 @@ pub enum Request {
         /// The configuration file's text, as the CLI read it.
         config: String,
     },
+    /// `report`: the Code of Practice report of a period.
+    Report {
+        /// A day (`YYYY-MM-DD`, the server's zone) or an RFC 3339 time.
+        from: String,
+        /// A day (to its end) or an RFC 3339 time (exclusive).
+        to: String,
+        /// The document to answer with.
+        format: crate::report::render::Format,
+    },
     /// `status`.
     Status {
         /// JSON instead of text.
@@ -100,6 +109,7 @@ impl Request {
             Request::Export(_) => "export",
             Request::AuditVerify => "audit verify",
             Request::Status { .. } => "status",
+            Request::Report { .. } => "report",
             Request::Backup { .. } => "backup",
         }
     }

@@ -218,7 +218,8 @@ pub fn csv(rows: &[Record]) -> String {
     out
 }
 
-fn cell(s: &str) -> String {
+/// One CSV cell: quoted when needed, a would-be formula defused with `'`.
+pub fn cell(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {

@@ -393,6 +393,30 @@ impl Store {
         Ok(out)
     }
 
+    /// Segments of `camera` overlapping `[start_ns, end_ns)`, oldest first, one at a
+    /// time (a year of one camera's rows is too much to hold at once for a report).
+    pub fn segments_iter(
+        &self,
+        camera: &str,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> impl Iterator<Item = anyhow::Result<SegmentRecord>> + '_ {
+        // The segment that started before `start_ns` may still cover it.
+        let before = self
+            .segments
+            .range(key(camera, i64::MIN)..key(camera, start_ns))
+            .next_back()
+            .map(|item| decode(&item?.1))
+            .filter(|r| r.as_ref().map_or(true, |r| r.end_ns > start_ns));
+        let range = (
+            Bound::Included(key(camera, start_ns)),
+            Bound::Excluded(key(camera, end_ns.max(start_ns))),
+        );
+        before
+            .into_iter()
+            .chain(self.segments.range(range).map(|item| decode(&item?.1)))
+    }
+
     /// Every segment of `camera`, oldest first.
     pub fn iter_camera(
         &self,

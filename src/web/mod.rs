@@ -26,6 +26,7 @@ pub mod setup;
 pub mod media;
 pub mod metrics;
 mod ptz;
+mod report;
 pub mod tls;
 mod ui;
 mod users;
@@ -386,6 +387,7 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             Admin,
             get(disclosures::csv),
         ),
+        r(Method::GET, "/api/report", Admin, get(report::get)),
         r(Method::GET, "/api/holds", User, get(holds::list)),
         r(Method::POST, "/api/holds", User, post(holds::create)),
         r(
