@@ -152,7 +152,11 @@ pub async fn run_with(
         tokio::spawn(reload_loop(app.clone(), admin, hup, shutdown.clone()));
     }
 
-    tokio::spawn(crate::alarms::watch::run(app.clone(), shutdown.clone()));
+    tokio::spawn(crate::alarms::watch::run(
+        app.clone(),
+        kick.clone(),
+        shutdown.clone(),
+    ));
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
     let checkpoint_task = tokio::spawn(checkpoint_loop(app.clone(), shutdown.clone()));
     tokio::spawn(clock_loop(
@@ -484,6 +488,9 @@ fn retention_pass(
     app.counters
         .held_full
         .store(out.held_short, std::sync::atomic::Ordering::Relaxed);
+    app.counters
+        .still_short
+        .store(out.still_short, std::sync::atomic::Ordering::Relaxed);
     if r.is_ok() && !out.still_short {
         app.store.ensure_reserve();
     }

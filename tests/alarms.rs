@@ -194,3 +194,142 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
             .find(|b| b["event"] == "cleared" && b["alarm"]["id"] == id.as_str())
     });
 }
+
+/// The active alarm of `kind`, if any.
+fn active(alarms: &Value, kind: &str) -> Option<Value> {
+    alarms["alarms"]
+        .as_array()?
+        .iter()
+        .find(|a| a["kind"] == kind && a["active"] == true)
+        .cloned()
+}
+
+/// A storage volume (a real 16 MiB tmpfs) filled under `[storage] min_free_bytes` by
+/// something other than footage: retention has nothing to delete, so `disk_low` is
+/// raised (and mailed through aiosmtpd); freeing the space clears it.
+#[test]
+fn a_volume_under_its_floor_raises_disk_low_until_space_returns() {
+    let Some(python) = SmtpServer::python() else {
+        require_peer(false, "aiosmtpd in $CLEANNVR_RIG/venv-smtp");
+        return;
+    };
+    let Some(vol) = SmallVolume::mount(16) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(&python, &dir.path().join("maildir"));
+    let floor: u64 = 6 << 20;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n\
+         [storage]\ndir = \"{}\"\nmin_free_bytes = {floor}\nexport_max_bytes = 0\n\
+         [alarms]\ndisk_low_after_seconds = 2\n\
+         [alarms.email]\nrelay = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"cleannvr@council.lan\"\nto = [\"cctv@council.lan\"]\n",
+        vol.path().display(),
+        smtp.port
+    );
+    let (nvr, cookie) = run_with_admin(dir.path(), &toml);
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    let free = || cleannvr::store::retention::volume_free_bytes(vol.path()).unwrap();
+    // Retention has run at least once on the healthy volume: no alarm yet.
+    wait(&nvr, 120, "a retention pass", || {
+        (metric(
+            &scrape_with(&nvr.http, &cookie),
+            "cleannvr_retention_passes_total",
+        ) > 0)
+            .then_some(())
+    });
+    assert!(
+        free() > floor,
+        "the volume starts above its floor: {}",
+        free()
+    );
+    assert_eq!(active(&admin.json("/api/alarms"), "disk_low"), None);
+
+    // Something else takes the space down to 3 MiB free.
+    let filler = vol.path().join("filler");
+    let take = free() - (3 << 20);
+    std::fs::write(&filler, vec![0u8; take as usize]).unwrap();
+    let alarm = wait(&nvr, 120, "a disk_low alarm", || {
+        active(&admin.json("/api/alarms"), "disk_low")
+    });
+    let msg = alarm["message"].as_str().unwrap();
+    assert!(
+        msg.contains("floor of 6.0 MiB") && msg.contains("no footage left to delete"),
+        "{alarm}"
+    );
+    let id = alarm["id"].as_str().unwrap().to_owned();
+    wait(&nvr, 120, "the disk_low mail", || {
+        smtp.messages()
+            .into_iter()
+            .map(|m| unfold(&m))
+            .find(|m| m.contains(&format!("Alarm id: {id}")) && m.contains("ALARM: disk_low"))
+    });
+
+    // The space comes back: the alarm clears.
+    std::fs::remove_file(&filler).unwrap();
+    wait(&nvr, 120, "disk_low to clear", || {
+        let all = admin.json("/api/alarms?limit=1000");
+        let a = all["alarms"]
+            .as_array()?
+            .iter()
+            .find(|a| a["id"] == id.as_str())?
+            .clone();
+        (a["active"] == false).then_some(())
+    });
+}
+
+/// Cookie-authenticated `/metrics` (admins may scrape without the token).
+fn scrape_with(base: &str, cookie: &str) -> String {
+    let (status, body) = get(base, "/metrics", cookie);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    String::from_utf8(body).unwrap()
+}
+
+/// The kernel's NTP state, read here as `adjtimex -p` would: `None` if unavailable.
+fn kernel_synced() -> Option<bool> {
+    // SAFETY: timex is plain data; modes = 0 reads without changing anything.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    (state >= 0).then(|| state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
+}
+
+/// `clock_unsynced` follows the real kernel's NTP state. Test machines have no time
+/// daemon, so the kernel says "unsynchronised" and the alarm must be raised; where a
+/// daemon keeps the clock synchronised the alarm must stay away. Changing the state
+/// would need CAP_SYS_TIME and would disturb the whole machine, so the test takes the
+/// state as it finds it; both branches of the rule are unit-tested in `alarms::watch`.
+#[test]
+fn the_clock_alarm_follows_the_kernels_ntp_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config(
+        dir.path(),
+        4,
+        "[alarms]\nclock_unsynced_after_seconds = 1\n",
+    );
+    let (nvr, _) = run_with_admin(dir.path(), &toml);
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    match kernel_synced() {
+        Some(false) => {
+            let alarm = wait(&nvr, 120, "a clock_unsynced alarm", || {
+                active(&admin.json("/api/alarms"), "clock_unsynced")
+            });
+            assert!(
+                alarm["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not synchronised by NTP"),
+                "{alarm}"
+            );
+            assert_eq!(alarm["camera"], Value::Null);
+        }
+        synced => {
+            eprintln!("kernel NTP state {synced:?}: checking that no alarm is raised");
+            // The watcher looks every 2 s; several looks pass in 10 s.
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until {
+                assert_eq!(active(&admin.json("/api/alarms"), "clock_unsynced"), None);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}

@@ -19,6 +19,14 @@ pub struct AlarmsConfig {
     /// segment at) for this long raises `recording_stopped`.
     #[serde(default = "default_recording_after")]
     pub recording_after_seconds: u32,
+    /// The storage volume's free space under `[storage] min_free_bytes` for this
+    /// long, through several retention passes, raises `disk_low`.
+    #[serde(default = "default_disk_low_after")]
+    pub disk_low_after_seconds: u32,
+    /// The server clock not synchronised by NTP for this long raises
+    /// `clock_unsynced`; the grace lets NTP settle after a boot.
+    #[serde(default = "default_clock_unsynced_after")]
+    pub clock_unsynced_after_seconds: u32,
     /// `[alarms.email]`: e-mail through an SMTP relay on the LAN.
     #[serde(default)]
     pub email: Option<EmailConfig>,
@@ -32,6 +40,8 @@ impl Default for AlarmsConfig {
         Self {
             offline_after_seconds: default_offline_after(),
             recording_after_seconds: default_recording_after(),
+            disk_low_after_seconds: default_disk_low_after(),
+            clock_unsynced_after_seconds: default_clock_unsynced_after(),
             email: None,
             webhook: None,
         }
@@ -43,6 +53,15 @@ fn default_offline_after() -> u32 {
 }
 fn default_recording_after() -> u32 {
     60
+}
+/// Four retention passes (every 30 s): a volume that stays under its floor that long
+/// is not a moment between a segment written and retention catching up.
+fn default_disk_low_after() -> u32 {
+    120
+}
+/// Longer than chrony or systemd-timesyncd take to synchronise after a boot.
+fn default_clock_unsynced_after() -> u32 {
+    900
 }
 
 /// How the SMTP connection is protected.
@@ -164,6 +183,11 @@ impl AlarmsConfig {
         for (f, v) in [
             ("offline_after_seconds", self.offline_after_seconds),
             ("recording_after_seconds", self.recording_after_seconds),
+            ("disk_low_after_seconds", self.disk_low_after_seconds),
+            (
+                "clock_unsynced_after_seconds",
+                self.clock_unsynced_after_seconds,
+            ),
         ] {
             if !(1..=86_400).contains(&v) {
                 return bad(f, format!("{v} is outside 1..=86400"));
@@ -301,6 +325,8 @@ mod tests {
     fn bad_sections_name_the_field() {
         let cases = [
             ("offline_after_seconds = 0", "alarms.offline_after_seconds"),
+            ("disk_low_after_seconds = 0", "alarms.disk_low_after_seconds"),
+            ("clock_unsynced_after_seconds = 86401", "alarms.clock_unsynced_after_seconds"),
             ("[email]\nrelay = \"8.8.8.8\"\nfrom = \"a@b.lan\"\nto = [\"c@d.lan\"]", "alarms.email.relay"),
             ("[email]\nrelay = \"r\"\nfrom = \"nope\"\nto = [\"c@d.lan\"]", "alarms.email.from"),
             ("[email]\nrelay = \"r\"\nfrom = \"a@b.lan\"\nto = []", "alarms.email.to"),

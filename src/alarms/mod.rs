@@ -1,6 +1,6 @@
 //! Alarms: conditions the NVR already detects (a camera offline, recording
-//! stopped, a disk write failing, a disk full of held footage, retention
-//! failing, the audit chain broken) held as records with raise and clear
+//! stopped, a disk write failing, a disk under its floor or full of held
+//! footage, retention failing, the audit chain broken, the clock unsynchronised) held as records with raise and clear
 //! times in the index, acknowledged by operators, and sent by e-mail and
 //! webhook to the LAN. `watch` decides what is wrong now, this module keeps
 //! the records, `send` delivers. Alarms never change what is recorded.
@@ -33,6 +33,10 @@ pub enum Kind {
     RetentionError,
     /// The audit log's hash chain does not verify.
     AuditChainBroken,
+    /// The storage volume stays under its free-space floor despite retention.
+    DiskLow,
+    /// The server clock is not synchronised by NTP, so recording times drift.
+    ClockUnsynced,
 }
 
 impl Kind {
@@ -45,6 +49,8 @@ impl Kind {
             Kind::HeldFull => "held_full",
             Kind::RetentionError => "retention_error",
             Kind::AuditChainBroken => "audit_chain_broken",
+            Kind::DiskLow => "disk_low",
+            Kind::ClockUnsynced => "clock_unsynced",
         }
     }
 }

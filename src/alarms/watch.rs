@@ -1,12 +1,24 @@
 //! Decides what is wrong now from what the server already knows (the status
-//! board, retention's outcome, the audit chain) and turns changes into alarm
-//! records and deliveries. [`conditions`] is a plain function so the rules
-//! are tested without a server.
+//! board, retention's outcome, the audit chain, the volume's free space, the
+//! kernel's clock state) and turns changes into alarm records and deliveries.
+//! [`conditions`] is a plain function so the rules are tested without a server.
+//!
+//! **Clock.** cleannvr stamps footage with the server's own clock (ingest
+//! anchors every frame to the server's wall clock when it arrives), so the
+//! server's clock is what makes the times in evidence right; a camera's own
+//! clock only changes the time burned into its picture. As recording servers
+//! of commercial VMSs do, the alarm is therefore about the server's time
+//! source: the kernel's NTP state (`ntp_adjtime`, read only), which chrony,
+//! ntpd and systemd-timesyncd all set, so it works whatever keeps the time.
+//! Unsynchronised means `TIME_ERROR` or `STA_UNSYNC`; where the kernel cannot
+//! be asked the state is unknown and nothing is raised.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -38,6 +50,41 @@ pub struct Inputs<'a> {
     pub retention_error: Option<String>,
     /// Why the audit chain failed to verify at its last check.
     pub audit_broken: Option<String>,
+    /// The storage volume is under its floor now (and since when).
+    pub disk_low: Option<DiskLow>,
+    /// Since when the kernel has said the clock is not synchronised (wall ns).
+    pub clock_unsynced_since_ns: Option<i64>,
+}
+
+/// The storage volume under `[storage] min_free_bytes`.
+#[derive(Clone, Debug)]
+pub struct DiskLow {
+    /// Free bytes now.
+    pub free: u64,
+    /// The floor.
+    pub floor: u64,
+    /// Under the floor since (wall ns).
+    pub since_ns: i64,
+    /// Retention passes finished since it was first seen. The first may have
+    /// measured the volume before it went under; two mean one that started
+    /// after has finished, so retention has had its chance.
+    pub passes_since: u64,
+    /// The last retention pass ended short with nothing left it may delete.
+    pub nothing_to_delete: bool,
+}
+
+/// Keeps `since` at the first time `wrong` was seen true in a row, `None` once false.
+fn track(since: &mut Option<i64>, wrong: bool, now_ns: i64) -> Option<i64> {
+    *since = if wrong {
+        Some(since.unwrap_or(now_ns))
+    } else {
+        None
+    };
+    *since
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 fn label(c: &CameraConfig) -> String {
@@ -113,6 +160,40 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
             format!("Retention failed: {e}"),
         );
     }
+    // Held footage filling the disk is its own alarm (held_full), with its own remedy.
+    if let Some(d) = i.disk_low.as_ref().filter(|_| !i.held_full) {
+        if d.passes_since >= 2 && older(d.since_ns, i.config.disk_low_after_seconds) {
+            let why = if d.nothing_to_delete {
+                "retention has no footage left to delete: something else is filling the \
+                 volume, or the floor is too large for it"
+            } else {
+                "retention is not keeping up with recording"
+            };
+            out.insert(
+                (Kind::DiskLow, None),
+                format!(
+                    "The storage volume has {} free, under its floor of {} ([storage] \
+                     min_free_bytes), since {}: {why}",
+                    mib(d.free),
+                    mib(d.floor),
+                    rfc3339(d.since_ns)
+                ),
+            );
+        }
+    }
+    if let Some(since) = i.clock_unsynced_since_ns {
+        if older(since, i.config.clock_unsynced_after_seconds) {
+            out.insert(
+                (Kind::ClockUnsynced, None),
+                format!(
+                    "The server clock is not synchronised by NTP since {}: recording times \
+                     may drift and exports say so; check the time service (chrony, \
+                     systemd-timesyncd) and its reach to the council's time server",
+                    rfc3339(since)
+                ),
+            );
+        }
+    }
     if let Some(e) = &i.audit_broken {
         out.insert(
             (Kind::AuditChainBroken, None),
@@ -123,12 +204,21 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
 }
 
 /// Runs until `shutdown`: looks at conditions every [`TICK`], stores raises
-/// and clears, logs them and hands them to delivery.
-pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+/// and clears, logs them and hands them to delivery. `retention` is woken when
+/// the volume drops under its floor, so the pass that may fix it runs at once.
+pub async fn run(app: Arc<App>, retention: Arc<Notify>, shutdown: CancellationToken) {
     let cfg = app.config.alarms.clone();
     let sender = super::send::Sender::start(&cfg, shutdown.clone());
     let mut audit_broken: Option<String> = None;
     let mut audit_checked: Option<Instant> = None;
+    let mut disk_since = None;
+    // Retention passes finished when the volume went under its floor.
+    let mut passes_at = 0;
+    let mut clock_since = None;
+    let (dir, floor) = (
+        app.config.storage.dir.clone(),
+        app.config.storage.min_free_bytes,
+    );
     loop {
         if audit_checked.is_none_or(|t| t.elapsed() >= AUDIT_EVERY) {
             audit_checked = Some(Instant::now());
@@ -143,22 +233,45 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                 Err(e) => error!(error = %e, "audit verification task"),
             }
         }
+        let d = dir.clone();
+        let (free, clock) = tokio::task::spawn_blocking(move || {
+            (
+                crate::store::retention::volume_free_bytes(&d).ok(),
+                crate::timesync::read_kernel(0),
+            )
+        })
+        .await
+        .unwrap_or((None, None));
+        let now = app.clock.now_ns();
+        let under = free.filter(|f| *f < floor);
+        let passes = app.counters.retention_passes.load(Relaxed);
+        if under.is_some() && disk_since.is_none() {
+            passes_at = passes;
+            retention.notify_one();
+        }
+        let disk_low = track(&mut disk_since, under.is_some(), now).map(|since_ns| DiskLow {
+            free: under.unwrap_or(0),
+            floor,
+            since_ns,
+            passes_since: passes - passes_at,
+            nothing_to_delete: app.counters.still_short.load(Relaxed),
+        });
+        let unsynced = clock.is_some_and(|s| !s.synced);
+        let clock_unsynced_since_ns = track(&mut clock_since, unsynced, now);
         let status = app.status.snapshot();
         let cameras = app.cameras.all();
         let wrong = conditions(&Inputs {
-            now_ns: app.clock.now_ns(),
+            now_ns: now,
             config: &cfg,
             cameras: &cameras,
             status: &status,
-            held_full: app
-                .counters
-                .held_full
-                .load(std::sync::atomic::Ordering::Relaxed),
+            held_full: app.counters.held_full.load(Relaxed),
             retention_error: app.counters.retention_error(),
             audit_broken: audit_broken.clone(),
+            disk_low,
+            clock_unsynced_since_ns,
         });
         let a = app.clone();
-        let now = app.clock.now_ns();
         match tokio::task::spawn_blocking(move || a.alarms.sync(now, &wrong)).await {
             Ok(Ok(notices)) => {
                 for n in notices {
@@ -246,6 +359,8 @@ mod tests {
             held_full: true,
             retention_error: None,
             audit_broken: None,
+            disk_low: None,
+            clock_unsynced_since_ns: None,
         });
         let keys: Vec<_> = w.keys().map(|(k, c)| (k.as_str(), c.as_deref())).collect();
         assert_eq!(
@@ -263,5 +378,59 @@ mod tests {
             "{m}"
         );
         assert!(w.values().all(|m| !m.contains("secret")));
+    }
+
+    #[test]
+    fn disk_and_clock_wait_their_grace_and_held_full_takes_precedence() {
+        let config = AlarmsConfig::default(); // disk 120 s, clock 900 s
+        let now = 10_000 * NS_PER_SEC;
+        let inputs = |disk_for: i64, clock_for: i64, held_full: bool, nothing: bool| {
+            let status = BTreeMap::new();
+            let disk = (disk_for >= 0).then(|| DiskLow {
+                free: 3 << 20,
+                floor: 8 << 20,
+                since_ns: now - disk_for * NS_PER_SEC,
+                passes_since: if disk_for == 777 { 1 } else { 2 },
+                nothing_to_delete: nothing,
+            });
+            conditions(&Inputs {
+                now_ns: now,
+                config: &config,
+                cameras: &[],
+                status: &status,
+                held_full,
+                retention_error: None,
+                audit_broken: None,
+                disk_low: disk,
+                clock_unsynced_since_ns: (clock_for >= 0).then(|| now - clock_for * NS_PER_SEC),
+            })
+        };
+        let kinds = |w: &BTreeMap<Key, String>| w.keys().map(|k| k.0.as_str()).collect::<Vec<_>>();
+        assert!(inputs(119, 899, false, false).is_empty());
+        let w = inputs(120, 900, false, false);
+        assert_eq!(kinds(&w), vec!["disk_low", "clock_unsynced"]);
+        let m = &w[&(Kind::DiskLow, None)];
+        assert!(
+            m.contains("3.0 MiB free")
+                && m.contains("floor of 8.0 MiB")
+                && m.contains("not keeping up"),
+            "{m}"
+        );
+        let m = &inputs(500, -1, false, true)[&(Kind::DiskLow, None)];
+        assert!(m.contains("no footage left to delete"), "{m}");
+        // Only held footage is left: held_full says so, disk_low would repeat it.
+        assert_eq!(kinds(&inputs(500, -1, true, true)), vec!["held_full"]);
+        assert!(inputs(-1, -1, false, false).is_empty());
+        // Long enough, but no retention pass that started since has finished: not yet.
+        assert!(inputs(777, -1, false, false).is_empty());
+    }
+
+    #[test]
+    fn track_keeps_the_first_time_in_a_row() {
+        let mut since = None;
+        assert_eq!(track(&mut since, true, 5), Some(5));
+        assert_eq!(track(&mut since, true, 9), Some(5));
+        assert_eq!(track(&mut since, false, 10), None);
+        assert_eq!(track(&mut since, true, 11), Some(11));
     }
 }

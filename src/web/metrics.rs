@@ -21,6 +21,9 @@ pub struct Counters {
     /// The last retention pass left the volume short of its floor with only held
     /// footage left to delete (an alarm: release holds or add disk).
     pub held_full: std::sync::atomic::AtomicBool,
+    /// The last retention pass left the volume short of its floor with nothing
+    /// left it may delete (held or not).
+    pub still_short: std::sync::atomic::AtomicBool,
     /// The last retention pass's error (an alarm), `None` when it succeeded.
     pub retention_error: Mutex<Option<String>>,
     /// Web connections closed unserved by the connection budget (`web::conn`).
