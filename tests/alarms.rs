@@ -219,8 +219,11 @@ fn a_volume_under_its_floor_raises_disk_low_until_space_returns() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(&python, &dir.path().join("maildir"));
     let floor: u64 = 6 << 20;
+    // One disabled camera: with none, `run` would record its demo camera and that
+    // footage, not the test's filler, would decide how full the volume is.
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n\
+         [[camera]]\nid = \"off\"\nurl = \"rtsp://127.0.0.1:9/x\"\nenabled = false\n\
          [storage]\ndir = \"{}\"\nmin_free_bytes = {floor}\nexport_max_bytes = 0\n\
          [alarms]\ndisk_low_after_seconds = 2\n\
          [alarms.email]\nrelay = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"cleannvr@council.lan\"\nto = [\"cctv@council.lan\"]\n",
@@ -290,7 +293,7 @@ fn kernel_synced() -> Option<bool> {
     // SAFETY: timex is plain data; modes = 0 reads without changing anything.
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };
     let state = unsafe { libc::adjtimex(&mut tx) };
-    (state >= 0).then(|| state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
+    (state >= 0).then_some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
 }
 
 /// `clock_unsynced` follows the real kernel's NTP state. Test machines have no time
