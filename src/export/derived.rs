@@ -49,21 +49,27 @@ pub fn redaction_note(r: &Redaction) -> String {
         crate::transcode::redact::Mode::Fill => "filled with solid black",
         crate::transcode::redact::Mode::Blur => "blurred",
     };
-    let what = if r.invert {
-        "everything outside the boxes was"
-    } else {
-        "the boxes were"
+    let picture = match (r.boxes.is_empty(), r.invert) {
+        (true, false) => "no part of the picture was obscured".to_owned(),
+        (true, true) => format!("the whole picture was {how} in every frame"),
+        (false, true) => format!(
+            "everything outside the boxes was {how} in every frame (box edges widened to \
+             16-pixel blocks)"
+        ),
+        (false, false) => {
+            format!("the boxes were {how} in every frame (box edges widened to 16-pixel blocks)")
+        }
     };
     let audio = if r.mute_audio {
-        " The audio was left out."
+        " The sound was muted: the audio track holds digital silence for the whole length \
+         of the recorded sound, so the timing is unchanged."
     } else {
         ""
     };
     format!(
-        "These files are redacted copies: {what} {how} in every frame (box edges widened to \
-         16-pixel blocks), the video re-encoded as H.264 with the local date and time burned \
-         in.{audio} The recordings themselves were not changed; the native footage is not in \
-         this package."
+        "These files are redacted copies: {picture}, the video re-encoded as H.264 with the \
+         local date and time burned in.{audio} The recordings themselves were not changed; the \
+         native footage is not in this package."
     )
 }
 

@@ -112,6 +112,10 @@ pub struct FileEntry {
     pub height: u16,
     /// Whether the file has an audio track.
     pub audio: bool,
+    /// Whether that track is silence put in place of the recorded sound (a redaction's
+    /// `mute_audio`): as long as the sound was, so timing is unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audio_muted: bool,
     /// Video frames in the file, counted from the written file.
     pub frames: u64,
     /// The range the file presents (its edit list).
@@ -475,6 +479,7 @@ fn write(
                 width: plan.width,
                 height: plan.height,
                 audio: plan.has_audio,
+                audio_muted: false,
                 frames: 0,
                 presents: plan.actual.into(),
                 first_frame: rfc3339(plan.first_frame_ns),
@@ -518,6 +523,7 @@ fn write(
                     width: conv.width,
                     height: conv.height,
                     audio: conv.audio,
+                    audio_muted: conv.muted,
                     frames: conv.frames,
                     derived_from,
                     ..entry(file, sha256, bytes, role)
@@ -1159,6 +1165,7 @@ mod tests {
             width: 0,
             height: 0,
             audio: false,
+            audio_muted: false,
             frames: 0,
             presents: Range {
                 start: String::new(),

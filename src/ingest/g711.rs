@@ -13,14 +13,13 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, ensure, Context as _};
+use anyhow::{bail, ensure};
 use bytes::Bytes;
-use ffmpeg_next as ffmpeg;
 
 use crate::frame::{AudioFrame, AudioParams};
 
 /// AAC-LC frame length in samples.
-const AAC_FRAME: usize = 1024;
+const AAC_FRAME: usize = crate::transcode::aac::FRAME;
 /// Target bitrate: speech at 8 kHz mono; G.711 itself spends 64 kbit/s.
 const BITRATE: u32 = 32_000;
 /// Holes up to this many seconds are filled with silence; longer ones re-anchor.
@@ -87,7 +86,7 @@ impl Law {
 /// One camera session's converter. Owned by the ingest task; dropped with the session.
 pub struct G711ToAac {
     law: Law,
-    enc: ffmpeg::encoder::Audio,
+    enc: crate::transcode::aac::Encoder,
     params: Arc<AudioParams>,
     /// Samples of the AAC frame being filled, as the encoder takes them.
     buf: Vec<f32>,
@@ -103,46 +102,14 @@ impl G711ToAac {
     /// it) and `channels` (only mono is converted).
     pub fn new(law: Law, clock_rate: u32, channels: u16) -> anyhow::Result<G711ToAac> {
         ensure!(channels == 1, "{channels}-channel G.711 is not converted");
-        crate::transcode::init()?;
-        let codec = ffmpeg::encoder::find(ffmpeg::codec::Id::AAC)
-            .context("no AAC encoder in this FFmpeg")?;
-        let rate = i32::try_from(clock_rate).context("clock rate")?;
-        let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .audio()
-            .context("creating AAC encoder")?;
-        ctx.set_rate(rate);
-        ctx.set_channel_layout(ffmpeg::ChannelLayout::MONO);
-        ctx.set_format(ffmpeg::format::Sample::F32(
-            ffmpeg::format::sample::Type::Planar,
-        ));
-        ctx.set_bit_rate(BITRATE as usize);
-        ctx.set_time_base((1, rate));
-        // The AudioSpecificConfig goes into the sample entry, never in-band.
-        ctx.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
-        let enc = ctx
-            .open_as(codec)
-            .with_context(|| format!("opening the AAC encoder at {clock_rate} Hz"))?;
-        ensure!(
-            enc.frame_size() as usize == AAC_FRAME,
-            "AAC encoder frame size {} (expected {AAC_FRAME})",
-            enc.frame_size()
-        );
-        // SAFETY: the opened encoder owns its extradata (the AudioSpecificConfig it wrote on
-        // open) for as long as `enc` lives; it is copied out before `enc` moves.
-        let asc = unsafe {
-            let c = enc.as_ptr();
-            let n = usize::try_from((*c).extradata_size).unwrap_or(0);
-            if (*c).extradata.is_null() || n == 0 {
-                bail!("AAC encoder wrote no AudioSpecificConfig");
-            }
-            std::slice::from_raw_parts((*c).extradata, n).to_vec()
-        };
+        let enc = crate::transcode::aac::open(clock_rate, BITRATE)?;
         let params = Arc::new(AudioParams {
             rfc6381: "mp4a.40.2".to_owned(),
             sample_rate: clock_rate,
             channels: 1,
-            sample_entry: Bytes::from(crate::mp4::mp4a_sample_entry(clock_rate, 1, &asc, BITRATE)),
+            sample_entry: Bytes::from(crate::mp4::mp4a_sample_entry(
+                clock_rate, 1, &enc.asc, BITRATE,
+            )),
         });
         Ok(G711ToAac {
             law,
@@ -214,19 +181,9 @@ impl G711ToAac {
         if self.buf.len() < AAC_FRAME {
             return Ok(());
         }
-        let mut frame = ffmpeg::frame::Audio::new(
-            ffmpeg::format::Sample::F32(ffmpeg::format::sample::Type::Planar),
-            AAC_FRAME,
-            ffmpeg::ChannelLayout::MONO,
-        );
-        frame.set_rate(self.params.sample_rate);
-        frame.plane_mut::<f32>(0).copy_from_slice(&self.buf);
-        frame.set_pts(Some(self.buf_pts));
-        self.buf.clear();
+        let pts = self.buf_pts;
         self.buf_pts += AAC_FRAME as i64;
-        self.enc.send_frame(&frame).context("encoding AAC")?;
-        let mut pkt = ffmpeg::Packet::empty();
-        while self.enc.receive_packet(&mut pkt).is_ok() {
+        let r = self.enc.encode(&self.buf, pts, |pkt| {
             let Some(pts) = pkt.pts() else {
                 bail!("AAC encoder returned a packet without a timestamp");
             };
@@ -238,14 +195,17 @@ impl G711ToAac {
                     .unwrap_or(AAC_FRAME as u32),
                 data: Bytes::copy_from_slice(pkt.data().unwrap_or_default()),
             });
-        }
-        Ok(())
+            Ok(())
+        });
+        self.buf.clear();
+        r
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ffmpeg_next as ffmpeg;
 
     const PACKET: usize = 160; // 20 ms at 8 kHz, what cameras send
 

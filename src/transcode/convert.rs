@@ -4,7 +4,8 @@
 //! [`burn`](super::burn) (`drawtext`) → libx264 → our MP4 writer.
 //!
 //! The output keeps the input's timeline exactly: every frame at its own time (gaps stay
-//! gaps), the input's edit list, and the AAC audio copied sample for sample (or left out).
+//! gaps), the input's edit list, and the AAC audio copied sample for sample (or, muted,
+//! replaced frame for frame by silence, so the track and its length stay).
 //! So a working copy has the master's frames one for one, and each burned-in time is the
 //! time that frame was recorded. Blocking and CPU-heavy: run it through
 //! [`background`](super::background).
@@ -56,8 +57,10 @@ pub struct Converted {
     pub height: u16,
     /// RFC 6381 codec of the output video (`avc1.…`).
     pub codec: String,
-    /// Whether the output has the input's audio.
+    /// Whether the output has the input's audio track.
     pub audio: bool,
+    /// Whether that track is silence in place of the input's sound (`mute_audio`).
+    pub muted: bool,
 }
 
 /// Converts the fragmented MP4 `input` (`len` bytes) into `out`. Blocking.
@@ -71,14 +74,12 @@ pub fn convert<R: Read + Seek>(
     let init = read_init(input, len).context("reading the input's init")?;
     let video = init.video().context("no video track")?.clone();
     let vts = i64::from(video.info.timescale.max(1));
-    let keep_audio = !opts.redact.as_ref().is_some_and(|r| r.mute_audio);
     let audio = init
         .tracks
         .iter()
         .find(|t| &t.info.handler == b"soun")
-        .filter(|_| keep_audio)
         .cloned();
-    let audio_cfg = audio.as_ref().and_then(|a| {
+    let mut audio_cfg = audio.as_ref().and_then(|a| {
         init.track_configs()
             .into_iter()
             .find(|c| c.track_id == a.info.track_id)
@@ -87,6 +88,26 @@ pub fn convert<R: Read + Seek>(
                 c
             })
     });
+    // Muted: the same track, frame for frame in the same places, but every frame silence
+    // (and its own sample entry), so the copy says the sound was taken out, not lost.
+    let mute = opts.redact.as_ref().is_some_and(|r| r.mute_audio);
+    let silence = match audio_cfg.as_mut().filter(|_| mute) {
+        Some(cfg) => {
+            let rate = match cfg.kind {
+                mp4::TrackKind::Audio { sample_rate, .. } if sample_rate > 0 => sample_rate,
+                _ => cfg.timescale,
+            };
+            let s = super::aac::silent_track(rate)
+                .with_context(|| format!("making a silent {rate} Hz audio track"))?;
+            cfg.kind = mp4::TrackKind::Audio {
+                sample_rate: rate,
+                channels: 1,
+            };
+            cfg.sample_entry = s.sample_entry.clone();
+            Some(s.frame)
+        }
+        None => None,
+    };
     let corner = match &opts.redact {
         Some(r) => band_corner(r),
         None => Corner::TopLeft,
@@ -125,9 +146,18 @@ pub fn convert<R: Read + Seek>(
                 let mut dts = run.base_decode_time as i64;
                 let mut at = run.data_start;
                 for s in &run.samples {
-                    let data = read_at(input, at, s.size)?;
+                    let (sample, data) = match &silence {
+                        Some(f) => (
+                            Sample {
+                                size: f.len() as u32,
+                                ..*s
+                            },
+                            f.clone(),
+                        ),
+                        None => (*s, read_at(input, at, s.size)?),
+                    };
                     at += u64::from(s.size);
-                    c.mux.audio.push_back((dts, *s, data));
+                    c.mux.audio.push_back((dts, sample, data));
                     dts += i64::from(s.duration);
                 }
             }
@@ -176,6 +206,7 @@ pub fn convert<R: Read + Seek>(
         height,
         codec: enc.rfc6381().to_owned(),
         audio: has_audio,
+        muted: has_audio && silence.is_some(),
     })
 }
 

@@ -4,12 +4,14 @@
 //! same for live view, one shared transcoder per camera stream.
 //!
 //! For exports, [`convert`] makes the H.264 working copy of a native master, and the
-//! redacted copy, with the local date and time burned in ([`burn`], [`redact`]), on
-//! bounded low-priority workers ([`background`]).
+//! redacted copy, with the local date and time burned in ([`burn`], [`redact`]) and muted
+//! sound as an AAC track of silence ([`aac`]), on bounded low-priority workers
+//! ([`background`]).
 //!
 //! Recording never comes here: it copies the camera's bytes. Transcodes are CPU-heavy, so
 //! they are counted against a [`Limiter`] and reported in `/metrics`.
 
+pub mod aac;
 pub mod background;
 pub mod burn;
 pub mod convert;

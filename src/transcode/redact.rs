@@ -38,7 +38,8 @@ pub struct Redaction {
     /// Obscure everything except the boxes.
     #[serde(default)]
     pub invert: bool,
-    /// Leave the audio out of the redacted copy.
+    /// Mute the sound: the copy's audio track holds silence of the same length (no
+    /// boxes are needed then).
     #[serde(default)]
     pub mute_audio: bool,
 }
@@ -113,7 +114,7 @@ pub struct Resolved {
     pub mode: Mode,
     /// Obscure everything except the boxes.
     pub invert: bool,
-    /// Leave the audio out.
+    /// Replace the sound by silence.
     pub mute_audio: bool,
     /// Per box: its key points `(ns, rect)` in time order (one point if it does not move).
     tracks: Vec<Vec<(i64, Rect)>>,
@@ -122,7 +123,10 @@ pub struct Resolved {
 impl Redaction {
     /// Checks the request and parses key times.
     pub fn resolve(&self) -> anyhow::Result<Resolved> {
-        ensure!(!self.boxes.is_empty(), "redact: at least one box is needed");
+        ensure!(
+            !self.boxes.is_empty() || self.mute_audio,
+            "redact: at least one box is needed (or mute_audio)"
+        );
         ensure!(
             self.boxes.len() <= MAX_BOXES,
             "redact: at most {MAX_BOXES} boxes"
@@ -469,6 +473,9 @@ mod tests {
         let mut none = bad(0.0, 0.1);
         none.boxes.clear();
         assert!(none.resolve().is_err());
+        // Muting alone needs no box.
+        none.mute_audio = true;
+        assert!(none.resolve().unwrap().rects_at(0).is_empty());
     }
 
     /// Keys at the ends of what RFC 3339 times parse to, and frames at the ends of
