@@ -15,15 +15,24 @@ use serde_json::{json, Value};
 /// The peer's H.265 mount as camera `gate` and its H.264 mount as camera `door`, recorded
 /// in 2 s segments, with an operator; the peer and directory live as long as the values.
 fn two_cameras() -> (GstServer, tempfile::TempDir, PathBuf) {
+    cameras(&[("gate", "Gate", "h265aac"), ("door", "Door", "h264aac")])
+}
+
+/// The peer's `mount`s as cameras `(id, name, mount)` in Europe/London, recorded in 2 s
+/// segments, with an operator `op` and an admin `root`.
+fn cameras(list: &[(&str, &str, &str)]) -> (GstServer, tempfile::TempDir, PathBuf) {
     let gst = GstServer::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("cleannvr.toml");
-    let cameras = format!(
-        "[[camera]]\nid = \"gate\"\nname = \"Gate\"\nurl = \"{}\"\n\
-         [[camera]]\nid = \"door\"\nname = \"Door\"\nurl = \"{}\"\n",
-        gst.url("h265aac"),
-        gst.url("h264aac")
-    );
+    let cameras: String = list
+        .iter()
+        .map(|(id, name, mount)| {
+            format!(
+                "[[camera]]\nid = \"{id}\"\nname = \"{name}\"\nurl = \"{}\"\n",
+                gst.url(mount)
+            )
+        })
+        .collect();
     let toml = common::config(tmp.path(), 2, &cameras).replacen(
         "[server]\n",
         "[server]\ntimezone = \"Europe/London\"\n",
@@ -31,6 +40,7 @@ fn two_cameras() -> (GstServer, tempfile::TempDir, PathBuf) {
     );
     std::fs::write(&cfg, toml).unwrap();
     common::add_user(&cfg, "op", "operator", "operator password 1");
+    common::add_user(&cfg, "root", "admin", "admin password 12");
     (gst, tmp, cfg)
 }
 
@@ -149,6 +159,66 @@ fn mad(a: &[u8], b: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usi
         }
     }
     sum as f64 / ((x1 - x0) * (y1 - y0)) as f64
+}
+
+/// The first audio track of `file` decoded by ffmpeg as mono 16-bit samples at its own
+/// rate, and that track's duration (s) per ffprobe.
+fn audio(file: &Path) -> (Vec<i16>, f64) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pcm = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let v = common::ffprobe(
+        file,
+        &["-select_streams", "a:0", "-show_entries", "stream=duration"],
+    );
+    (
+        pcm,
+        v["streams"][0]["duration"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    )
+}
+
+/// Checks that `muted`'s audio is digital silence as long as `orig`'s sound (which is not
+/// silent).
+fn assert_silent_like(muted: &Path, orig: &Path, what: &str) {
+    let (pcm, dur) = audio(muted);
+    let (opcm, odur) = audio(orig);
+    let loud = opcm.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+    assert!(
+        loud > 1000,
+        "{what}: the original's sound peaks at {loud} only"
+    );
+    assert!(
+        pcm.len() as f64 >= opcm.len() as f64 * 0.95,
+        "{what}: {} silent samples for {} recorded",
+        pcm.len(),
+        opcm.len()
+    );
+    let nonzero = pcm.iter().filter(|v| **v != 0).count();
+    assert_eq!(
+        nonzero, 0,
+        "{what}: {nonzero} samples of the muted track are not 0"
+    );
+    assert!(
+        (dur - odur).abs() <= 0.05,
+        "{what}: the muted track lasts {dur} s, the recorded sound {odur} s"
+    );
 }
 
 fn file<'a>(m: &'a Value, name: &str) -> &'a Value {
@@ -270,8 +340,10 @@ fn redacted_copies_blank_the_box_in_every_frame_mute_audio_and_verify() {
         let f = file(m, &format!("{cam}-redacted.mp4"));
         assert_eq!(f["role"], "redacted", "{f}");
         let path = dir.join(format!("{cam}-redacted.mp4"));
-        // Muted: no audio at all.
-        assert_eq!(common::codecs(&path), ["h264"], "{cam}");
+        // Muted: the audio track is kept, as silence.
+        assert_eq!(common::codecs(&path), ["h264", "aac"], "{cam}");
+        assert_eq!(f["audio"], true, "{f}");
+        assert_eq!(f["audio_muted"], true, "{f}");
 
         // The original footage, unredacted, from the playback API (the recordings are
         // untouched).
@@ -279,6 +351,7 @@ fn redacted_copies_blank_the_box_in_every_frame_mute_audio_and_verify() {
         assert_eq!(status, 200);
         let orig_path = tmp.path().join(format!("{cam}-original.mp4"));
         std::fs::write(&orig_path, orig).unwrap();
+        assert_silent_like(&path, &orig_path, cam);
 
         let red = grey_frames(&path, w, h, 1000);
         let org = grey_frames(&orig_path, w, h, 1000);
@@ -318,4 +391,162 @@ fn redacted_copies_blank_the_box_in_every_frame_mute_audio_and_verify() {
     let (ok, text) = verify(&dir);
     assert!(ok, "{text}");
     assert!(text.contains("gate-redacted.mp4"), "{text}");
+    let admin = HttpSession::login(&nvr.http, "root", "admin password 12");
+    let audit = admin.json("/api/audit?action=export");
+    assert!(
+        audit.to_string().contains("mute_audio=true"),
+        "the audit entry names the muting: {audit}"
+    );
+
+    // Muting alone (no box): the picture is the camera's, the sound silence.
+    let (id, job) = export(
+        &nvr,
+        &op,
+        json!({ "cameras": ["door"], "start": s, "end": e, "reason": "SAR 2026/15: sound of others",
+                "recipient": "the data subject",
+                "redact": { "mode": "fill", "boxes": [], "mute_audio": true } }),
+    );
+    let m = &job["manifest"];
+    assert_eq!(m["redaction"]["mute_audio"], true, "{m}");
+    assert!(
+        m["redaction"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("digital silence"),
+        "{m}"
+    );
+    assert_eq!(file(m, "door-redacted.mp4")["audio_muted"], true, "{m}");
+    let dir = tmp.path().join("data/.exports").join(&id);
+    let path = dir.join("door-redacted.mp4");
+    let orig_path = tmp.path().join("door-original.mp4");
+    assert_silent_like(&path, &orig_path, "door, muted only");
+    let red = grey_frames(&path, w, h, 1);
+    let org = grey_frames(&orig_path, w, h, 1);
+    // Nothing obscured: below the time band (top left without boxes) the picture is the
+    // camera's, the overlay's text included.
+    let rest = mad(&red[0], &org[0], w, (0, 100, w, h));
+    assert!(rest < 6.0, "no box, yet the picture differs by {rest}");
+    let text = mad(&red[0], &org[0], w, (280, 0, w, 64));
+    assert!(text < 6.0, "no box, yet the top right differs by {text}");
+    let (ok, text) = verify(&dir);
+    assert!(ok, "{text}");
+}
+
+/// The redaction boxes of the export form, end to end in Chromium (`tests/ui/redact.mjs`):
+/// the operator drags a box on the still frame with the mouse and exports; the exported
+/// MP4, decoded by ffmpeg, is flat black inside that box in every frame and still the
+/// camera's picture outside it.
+#[test]
+fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if !common::require_browser(&ui) {
+        return;
+    }
+    let (_gst, tmp, cfg) = cameras(&[("door", "Door", "h264aac")]);
+    let nvr = Nvr::start(cfg, &["run"]);
+    let op = HttpSession::login(&nvr.http, "op", "operator password 1");
+    let first = recorded(&nvr, &op, &["door"], 6_000_000_000);
+    // Whole seconds (what the form's fields hold), inside the recording.
+    let start = (first / 1_000_000_000 + 2) * 1_000_000_000;
+    let end = start + 3_000_000_000;
+    let local = |ns: i64| {
+        jiff::Timestamp::from_nanosecond(i128::from(ns))
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::get("Europe/London").unwrap())
+            .strftime("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    };
+    // Over the peer's time overlay (top left), so the original has detail under the box.
+    let drawn = [0.02, 0.03, 0.3, 0.14];
+    let screens = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-redact");
+    std::fs::create_dir_all(&screens).unwrap();
+    let ui_cfg = json!({
+        "op": ["op", "operator password 1"],
+        "camera": "door",
+        "start": local(start),
+        "end": local(end),
+        "box": drawn,
+        "screens": screens,
+    })
+    .to_string();
+    // The browser in the server's zone, so the form's times are the server's.
+    common::run_ui_script(
+        "redact.mjs",
+        &nvr.http,
+        &ui_cfg,
+        &[("TZ", "Europe/London")],
+        &nvr.log,
+    );
+    println!("screenshots in {}", screens.display());
+
+    let exports = tmp.path().join("data/.exports");
+    let ids: Vec<String> = std::fs::read_dir(&exports)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let job = op.json(&format!("/api/exports/{}", ids[0]));
+    let m = &job["manifest"];
+    let r = &m["redaction"];
+    assert_eq!(r["mode"], "fill", "{m}");
+    assert_eq!(r["by"], "op");
+    assert_eq!(r["range"]["start"], cleannvr::clock::rfc3339(start), "{m}");
+    let boxes = r["boxes"].as_array().unwrap();
+    assert_eq!(boxes.len(), 1, "{m}");
+    let b: Vec<f64> = ["x", "y", "w", "h"]
+        .iter()
+        .map(|k| boxes[0][*k].as_f64().unwrap())
+        .collect();
+    for (got, want) in b.iter().zip(drawn) {
+        assert!((got - want).abs() < 0.01, "drawn {drawn:?}, sent {b:?}");
+    }
+
+    let path = exports.join(&ids[0]).join("door-redacted.mp4");
+    let (s, e) = (
+        cleannvr::clock::rfc3339(start),
+        cleannvr::clock::rfc3339(end),
+    );
+    let (status, orig) = op.get(&format!("/api/cameras/door/video.mp4?start={s}&end={e}"));
+    assert_eq!(status, 200);
+    let orig_path = tmp.path().join("door-original.mp4");
+    std::fs::write(&orig_path, orig).unwrap();
+    let (w, h) = (640usize, 360usize);
+    let red = grey_frames(&path, w, h, 1000);
+    let org = grey_frames(&orig_path, w, h, 1000);
+    assert!(red.len() >= 50, "{} frames", red.len());
+    // The box in pixels as sent; its interior (4 px in from the edges; the server widens
+    // boxes outward to 16-px blocks) is flat black in every frame.
+    let px = |v: f64, n: usize| (v * n as f64) as usize;
+    let (x0, y0) = (px(b[0], w) + 4, px(b[1], h) + 4);
+    let (x1, y1) = (px(b[0] + b[2], w) - 4, px(b[1] + b[3], h) - 4);
+    let spread = |p: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)| {
+        let v: Vec<u8> = (y0..y1)
+            .flat_map(|y| p[y * w + x0..y * w + x1].to_vec())
+            .collect();
+        (*v.iter().min().unwrap(), *v.iter().max().unwrap())
+    };
+    for (n, p) in red.iter().enumerate() {
+        let (lo, hi) = spread(p, (x0, y0, x1, y1));
+        assert!(
+            hi - lo <= 3 && hi < 40,
+            "frame {n}: the box spans {lo}..{hi}"
+        );
+    }
+    let (lo, hi) = spread(&org[0], (x0, y0, x1, y1));
+    assert!(
+        hi - lo > 100,
+        "the original has no detail under the box ({lo}..{hi})"
+    );
+    // Outside: below the box the picture is the camera's, not blanked.
+    for n in [0, red.len() / 2] {
+        let (lo, hi) = spread(&red[n], (0, 120, w, h));
+        assert!(
+            hi - lo > 100,
+            "frame {n}: the picture below the box is flat ({lo}..{hi})"
+        );
+        let below = mad(&red[n], &org[n], w, (0, 120, w, h));
+        assert!(below < 6.0, "frame {n}: differs by {below} below the box");
+    }
 }

@@ -5,8 +5,9 @@
 
 import { api, seg } from "./api.js";
 import { holdControl } from "./holds.js";
+import { redactEditor } from "./redact.js";
 import { h, fill, field } from "./dom.js";
-import { bytes, dateTime, localDateTimeInput, zone } from "./format.js";
+import { bytes, dateTime, fromInput, localDateTimeInput, zone } from "./format.js";
 
 const POLL_MS = 1000;
 
@@ -27,6 +28,7 @@ export function mount(root, ctx) {
     "Internal investigation",
   ].map((b) => h("option", { value: b })));
   const received = h("input", { type: "date", id: "export-request-received", name: "request_received" });
+  const redact = redactEditor();
   const err = h("p", { class: "error", role: "alert" });
   const submit = h("button", { type: "submit", class: "primary", text: "Start export" });
   const form = h("form", { id: "export-form", class: "panel", "aria-labelledby": "export-title" },
@@ -43,6 +45,7 @@ export function mount(root, ctx) {
         field("Legal basis", basis)),
       bases,
       field("Subject-access request received (optional)", received, "The response is due one calendar month after this day.")),
+    redact.el,
     h("div", { class: "buttons" }, submit),
     err);
   const jobsBox = h("div", { class: "jobs", "aria-live": "polite" });
@@ -52,8 +55,8 @@ export function mount(root, ctx) {
     form,
     holdControl(ctx, () => {
       const cameras = [...camBox.querySelectorAll("input:checked")].map((b) => b.value);
-      const s = new Date(start.value);
-      const e = new Date(end.value);
+      const s = fromInput(start.value);
+      const e = fromInput(end.value);
       if (!cameras.length) return "Choose at least one camera.";
       if (!start.value || !end.value || !(e > s)) return "Give a range whose end is after its start.";
       return { cameras, start: s, end: e };
@@ -70,12 +73,21 @@ export function mount(root, ctx) {
   if (ctx.params.get("start")) start.value = ctx.params.get("start");
   if (ctx.params.get("end")) end.value = ctx.params.get("end");
 
+  /** The redaction editor's frame follows the chosen cameras and the range's start. */
+  const showFrame = () => {
+    const cams = [...camBox.querySelectorAll("input:checked")].map((b) => ({ id: b.value, name: b.parentElement.textContent.trim() }));
+    redact.show(cams, start.value ? fromInput(start.value) : null);
+  };
+  camBox.addEventListener("change", showFrame);
+  start.addEventListener("change", showFrame);
+
   api("GET", "/api/cameras").then((r) => {
     if (gone) return;
     // From playback's marks: every camera shown (`cameras`), else one (`camera`).
     const want = new Set((ctx.params.get("cameras") || ctx.params.get("camera") || "").split(",").filter(Boolean));
     fill(camBox, r.cameras.map((c) => h("label", {},
       h("input", { type: "checkbox", name: "camera", value: c.id, checked: r.cameras.length === 1 || want.has(c.id) }), ` ${c.name}`)));
+    showFrame();
   }, (e) => { err.textContent = `Could not load cameras: ${e.message}`; });
 
   form.addEventListener("submit", async (ev) => {
@@ -84,11 +96,15 @@ export function mount(root, ctx) {
     const cameras = [...camBox.querySelectorAll("input:checked")].map((b) => b.value);
     if (!cameras.length) { err.textContent = "Choose at least one camera."; return; }
     if (!start.value || !end.value) { err.textContent = "Give the start and end of the range."; return; }
-    const s = new Date(start.value);
-    const e = new Date(end.value);
+    const s = fromInput(start.value);
+    const e = fromInput(end.value);
     if (!(e > s)) { err.textContent = "The end must be after the start."; end.focus(); return; }
     if (!reason.value.trim()) { err.textContent = "Give a reason for the export."; reason.focus(); return; }
     if (!recipient.value.trim()) { err.textContent = "Say who receives the footage."; recipient.focus(); return; }
+    let redaction = null;
+    if (redact.enabled()) {
+      try { redaction = redact.value(); } catch (x) { err.textContent = x.message; return; }
+    }
     submit.disabled = true;
     try {
       const body = {
@@ -96,6 +112,7 @@ export function mount(root, ctx) {
         recipient: recipient.value.trim(), reference: reference.value.trim(), legal_basis: basis.value.trim(),
       };
       if (received.value) body.request_received = received.value;
+      if (redaction) body.redact = redaction;
       const job = await api("POST", "/api/exports", body);
       const names = cameras.map((id) => camBox.querySelector(`input[value="${CSS.escape(id)}"]`)?.parentElement.textContent.trim() || id);
       remember(job.id, { names, start: s, end: e });
@@ -153,6 +170,12 @@ export function mount(root, ctx) {
         card.classList.add("done");
         bar.remove();
         fill(status, "Done. Manifest SHA-256 (recorded in the audit log): ", h("span", { class: "sha", text: j.manifest_sha256 }));
+        const fp = j.manifest && j.manifest.signing_key_fingerprint;
+        if (fp) {
+          card.append(h("p", { class: "signed" }, "Signed with this server's Ed25519 key, fingerprint ",
+            h("code", { class: "fingerprint", text: fp.match(/.{1,4}/g).join(" ") }),
+            ". Whoever receives the export checks it with “cleannvr export verify DIR --key FINGERPRINT” or the package's player.html."));
+        }
         const cams = (j.manifest && j.manifest.cameras) || [];
         for (const c of cams) {
           if (!c.files.length) card.append(h("p", { class: "warn-text", text: `${c.name}: nothing recorded in this range.` }));
@@ -180,6 +203,7 @@ export function mount(root, ctx) {
 
   return () => {
     gone = true;
+    redact.dispose();
     for (const t of timers) clearTimeout(t);
   };
 }
