@@ -6,6 +6,7 @@ import { api, setCsrf, onSessionExpired } from "./js/api.js";
 import { $, $$, h, fill } from "./js/dom.js";
 import { startBell, stopBell } from "./js/alarms.js";
 import { initNav, fitNav, markCurrent } from "./js/nav.js";
+import { setZone } from "./js/format.js";
 
 const views = {
   live: { load: () => import("./js/live.js"), title: "Live" },
@@ -134,6 +135,8 @@ async function setup(ev) {
 
 function showApp(session) {
   me = session.user;
+  // Times are shown and read in the server's zone (before any view mounts).
+  setZone(session.time_zone);
   mustEnrol = !!session.totp_enrolment_required;
   setCsrf(session.csrf_token);
   document.body.dataset.state = "app";

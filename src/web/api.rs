@@ -252,6 +252,7 @@ pub(super) async fn start_session(
         "expires_at": rfc3339(expires),
         "idle_timeout_seconds": lt.idle_ns / NS_PER_SEC,
         "totp_enrolment_required": app.must_enrol(user),
+        "time_zone": server_zone(app),
     }))
     .into_response();
     resp.headers_mut().insert(
@@ -310,7 +311,14 @@ fn me_json(app: &App, c: &Caller) -> Value {
             "recovery_codes_left": c.user.totp.as_ref().map(|t| t.recovery.len()),
         },
         "totp_enrolment_required": app.must_enrol(&c.user),
+        "time_zone": server_zone(app),
     })
+}
+
+/// The server's time zone (IANA name, else its offset), the zone the UI shows and reads
+/// every time in, as exports and `/api/cameras/{id}/days` do.
+fn server_zone(app: &App) -> String {
+    crate::clock::zone_name(&app.config.server.time_zone())
 }
 
 fn opt_time(ns: Option<i64>) -> Option<String> {

@@ -3,7 +3,8 @@
 
 import { api, withQuery } from "./api.js";
 import { h, fill, field, table } from "./dom.js";
-import { dateTime, zone } from "./format.js";
+import { dateTime, fromInput, zone } from "./format.js";
+import { systemFacts } from "./system.js";
 
 const ACTIONS = [
   ["", "Any action"],
@@ -103,7 +104,7 @@ export function mount(root, ctx) {
 
   fill(root,
     h("div", { class: "view-head" }, h("h1", { text: "Audit log" })),
-    verifyBox, filters,
+    verifyBox, systemFacts(), filters,
     h("div", { class: "buttons audit-tools" },
       h("label", {}, expand, " Show every repeated live view and playback"), csvBtn),
     err, results, h("p", {}, more));
@@ -125,7 +126,7 @@ export function mount(root, ctx) {
   }
 
   function query(before) {
-    const iso = (el) => (el.value ? new Date(el.value).toISOString() : "");
+    const iso = (el) => (el.value ? fromInput(el.value).toISOString() : "");
     return withQuery("/api/audit", {
       actor: actor.value.trim(), action: action.value, target: target.value.trim(),
       since: iso(since), until: iso(until), limit: limit.value, before,

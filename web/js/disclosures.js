@@ -4,7 +4,7 @@
 
 import { api, withQuery } from "./api.js";
 import { h, fill, field, table } from "./dom.js";
-import { dateTime, localDate, dayStart, nextDay, zone, bytes } from "./format.js";
+import { dateTime, fromWall, localDate, dayStart, nextDay, wall, zone, bytes } from "./format.js";
 
 export function mount(root) {
   const from = h("input", { type: "date", id: "disclosures-from", name: "from" });
@@ -22,7 +22,8 @@ export function mount(root) {
 
   const today = new Date();
   until.value = localDate(today);
-  from.value = localDate(new Date(today.getFullYear() - 1, today.getMonth(), today.getDate()));
+  const w = wall(today);
+  from.value = localDate(fromWall(w.y - 1, w.m, w.d));
   let gone = false;
 
   function query() {

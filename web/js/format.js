@@ -1,44 +1,127 @@
 // Formatting of times, sizes and rates for people. The API speaks UTC
-// (RFC 3339); the UI shows the browser's local time and says so.
+// (RFC 3339); the UI shows and reads times in the server's time zone (named by
+// GET /api/me, set with `setZone`), with its abbreviation (GMT/BST), so every
+// operator and every export speaks of the same clock, and the repeated hour of
+// an October night is told apart. 24-hour clock.
 
 const pad = (n, w = 2) => String(n).padStart(w, "0");
 
-/** The browser's time zone name, e.g. "Europe/London". */
-export const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+/** The zone times are shown in: the server's once known, else the browser's. */
+export let zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 
-/** `2025-03-14 09:05:01` in local time. */
+let wallFmt = null;
+const abbrFmts = new Map();
+
+/** Shows and reads times in the IANA zone `name` (ignored if this browser does not know it). */
+export function setZone(name) {
+  if (!name || name === zone) return;
+  try {
+    new Intl.DateTimeFormat("en-GB", { timeZone: name });
+  } catch {
+    return;
+  }
+  zone = name;
+  wallFmt = null;
+  abbrFmts.clear();
+}
+
+/** The wall-clock fields of `d` in the zone: {y, m (1-12), d, hh, mi, ss, wd (0 = Sunday)}. */
+export function wall(d) {
+  d = d instanceof Date ? d : new Date(d);
+  wallFmt ??= new Intl.DateTimeFormat("en-GB", {
+    timeZone: zone, hourCycle: "h23", weekday: "short",
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+  const p = {};
+  for (const { type, value } of wallFmt.formatToParts(d)) p[type] = value;
+  const wd = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"].indexOf(p.weekday);
+  return { y: Number(p.year), m: Number(p.month), d: Number(p.day), hh: Number(p.hour) % 24, mi: Number(p.minute), ss: Number(p.second), wd };
+}
+
+/** The zone's abbreviation at `d` ("GMT", "BST", "CET"), or its offset ("GMT+3") where it has none. */
+export function zoneAbbr(d) {
+  d = d instanceof Date ? d : new Date(d);
+  const name = (locale) => {
+    if (!abbrFmts.has(locale)) abbrFmts.set(locale, new Intl.DateTimeFormat(locale, { timeZone: zone, timeZoneName: "short" }));
+    return (abbrFmts.get(locale).formatToParts(d).find((x) => x.type === "timeZoneName") || {}).value || "";
+  };
+  // British English names GMT/BST and CET/CEST; American English EST/PDT.
+  for (const l of ["en-GB", "en-US"]) {
+    const n = name(l);
+    if (n && !/^(GMT|UTC)[+-]/.test(n)) return n === "UTC" ? "UTC" : n;
+  }
+  return name("en-GB");
+}
+
+/** Milliseconds the zone is ahead of UTC at `t`. */
+function offsetAt(t) {
+  const w = wall(new Date(t));
+  return Date.UTC(w.y, w.m - 1, w.d, w.hh, w.mi, w.ss) - Math.floor(t / 1000) * 1000;
+}
+
+/**
+ * The moment a wall-clock time in the zone names (month 1-12; out-of-range
+ * days roll over). In the repeated hour of a clock change, the first of the two.
+ */
+export function fromWall(y, m, d, hh = 0, mi = 0, ss = 0) {
+  const guess = Date.UTC(y, m - 1, d, hh, mi, ss);
+  const a = guess - offsetAt(guess - 86400e3 / 2);
+  const b = guess - offsetAt(a);
+  // Of the candidates that show this wall time, the earlier (e.g. 01:30 BST before GMT).
+  const ok = [a, b, guess - offsetAt(guess + 86400e3 / 2)].filter((t) => offsetAt(t) === guess - t);
+  return new Date(ok.length ? Math.min(...ok) : b);
+}
+
+/** Reads `yyyy-mm-dd` or `yyyy-mm-ddThh:mm[:ss]` (form fields) as a time in the zone. */
+export function fromInput(s) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/.exec(s || "");
+  if (!m) return new Date(NaN);
+  return fromWall(+m[1], +m[2], +m[3], +(m[4] || 0), +(m[5] || 0), +(m[6] || 0));
+}
+
+/** `2025-03-14 09:05:01 GMT` in the zone, with its abbreviation. */
 export function dateTime(t) {
   if (t === null || t === undefined || t === "") return "";
   const d = t instanceof Date ? t : new Date(t);
   if (Number.isNaN(d.getTime())) return String(t);
-  return `${localDate(d)} ${clock(d)}`;
+  return `${localDate(d)} ${clock(d)} ${zoneAbbr(d)}`;
 }
 
-/** `09:05:01` in local time. */
+/** `09:05:01` in the zone. */
 export function clock(d) {
-  d = d instanceof Date ? d : new Date(d);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const w = wall(d);
+  return `${pad(w.hh)}:${pad(w.mi)}:${pad(w.ss)}`;
 }
 
-/** `2025-03-14` (local), the format of `<input type=date>`. */
+/** `2025-03-14` in the zone, the format of `<input type=date>`. */
 export function localDate(d) {
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const w = wall(d);
+  return `${w.y}-${pad(w.m)}-${pad(w.d)}`;
 }
 
-/** `2025-03-14T09:05` (local), the format of `<input type=datetime-local>`. */
+/** `2025-03-14T09:05:01` in the zone, the format of `<input type=datetime-local step=1>`. */
 export function localDateTimeInput(d) {
-  return `${localDate(d)}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const w = wall(d);
+  return `${localDate(d)}T${pad(w.hh)}:${pad(w.mi)}:${pad(w.ss)}`;
 }
 
-/** Local midnight starting the day named by `yyyy-mm-dd`. */
+/** Midnight in the zone starting the day named by `yyyy-mm-dd`. */
 export function dayStart(s) {
   const [y, m, d] = s.split("-").map(Number);
-  return new Date(y, m - 1, d, 0, 0, 0, 0);
+  return fromWall(y, m, d);
 }
 
-/** The local day after `date` (handles daylight-saving days of 23 or 25 hours). */
+/** Midnight starting the day `n` days after `date`'s (days of 23 or 25 hours too). */
 export function nextDay(date, n = 1) {
-  return new Date(date.getFullYear(), date.getMonth(), date.getDate() + n, 0, 0, 0, 0);
+  const w = wall(date);
+  return fromWall(w.y, w.m, w.d + n);
+}
+
+/** Midnight starting the first day of the month `n` months after `date`'s. */
+export function monthStart(date, n = 0) {
+  const w = wall(date);
+  const t = new Date(Date.UTC(w.y, w.m - 1 + n, 1));
+  return fromWall(t.getUTCFullYear(), t.getUTCMonth() + 1, 1);
 }
 
 /** Bytes as `1.2 GiB`. */

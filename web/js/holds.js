@@ -5,7 +5,7 @@
 
 import { api, seg } from "./api.js";
 import { h, fill, field, table } from "./dom.js";
-import { dateTime, zone } from "./format.js";
+import { dateTime, fromInput, zone } from "./format.js";
 
 /**
  * A "Place a legal hold" control. `target()` returns what to hold
@@ -31,7 +31,7 @@ export function holdControl(ctx, target, label = "Place a legal hold") {
     const body = { reason: reason.value.trim() };
     if (t.cameras) Object.assign(body, { cameras: t.cameras, start: t.start.toISOString(), end: t.end.toISOString() });
     if (t.export) body.export = t.export;
-    if (until.value) body.until = new Date(until.value).toISOString();
+    if (until.value) body.until = fromInput(until.value).toISOString();
     go.disabled = true;
     try {
       const r = await api("POST", "/api/holds", body);

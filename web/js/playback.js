@@ -15,7 +15,7 @@
 import { api, seg, withQuery } from "./api.js";
 import { holdControl } from "./holds.js";
 import { h, fill, field } from "./dom.js";
-import { clock, dateTime, dayStart, duration, isHevc, localDate, nextDay, zone } from "./format.js";
+import { clock, dateTime, dayStart, duration, fromInput, isHevc, localDate, localDateTimeInput, monthStart, nextDay, wall, zone } from "./format.js";
 import { SyncClock } from "./syncclock.js";
 import { Timeline } from "./timeline.js";
 
@@ -59,11 +59,8 @@ function canPlayFile(codec) {
 
 const iso = (ms) => new Date(ms).toISOString();
 
-function localInput(ms) {
-  const d = new Date(ms);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${localDate(d)}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
+/** A form field's value for `ms`, in the server's zone. */
+const localInput = (ms) => localDateTimeInput(new Date(ms));
 
 export function mount(root, ctx) {
   const canExport = ctx.me.role === "admin" || ctx.me.role === "operator";
@@ -408,18 +405,19 @@ export function mount(root, ctx) {
   /** A month grid, Monday first; days with footage are marked and say so to screen readers. */
   function drawCalendar(focusId) {
     const first = dayStart(calMonth);
-    const monthName = first.toLocaleDateString(undefined, { month: "long", year: "numeric" });
-    const lead = (first.getDay() + 6) % 7;
+    const monthName = first.toLocaleDateString(undefined, { month: "long", year: "numeric", timeZone: zone });
+    const lead = (wall(first).wd + 6) % 7;
+    const month = wall(first).m;
     const cells = [];
     for (let i = 0; i < lead; i++) cells.push(h("td", {}));
-    for (let d = first; d.getMonth() === first.getMonth(); d = nextDay(d)) {
+    for (let d = first; wall(d).m === month; d = nextDay(d)) {
       const name = localDate(d);
       const has = footageDays.has(name);
       const future = d.getTime() > Date.now();
       const b = h("button", {
-        type: "button", class: `day${has ? " has-footage" : ""}`, text: String(d.getDate()),
+        type: "button", class: `day${has ? " has-footage" : ""}`, text: String(wall(d).d),
         dataset: { day: name }, disabled: future,
-        "aria-label": `${d.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" })}: ${has ? "footage" : "no footage"}`,
+        "aria-label": `${d.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: zone })}: ${has ? "footage" : "no footage"}`,
         "aria-current": name === viewDay ? "date" : null,
       });
       b.addEventListener("click", () => { openCalendar(false); showDay(dayStart(name)); calBtn.focus(); });
@@ -428,8 +426,7 @@ export function mount(root, ctx) {
     const rows = [];
     for (let i = 0; i < cells.length; i += 7) rows.push(h("tr", {}, cells.slice(i, i + 7)));
     const shift = (n) => {
-      const m = dayStart(calMonth);
-      calMonth = localDate(new Date(m.getFullYear(), m.getMonth() + n, 1));
+      calMonth = localDate(monthStart(dayStart(calMonth), n));
       // Redrawn: keep the keyboard on the month button that was pressed.
       drawCalendar(n < 0 ? "pb-cal-prev" : "pb-cal-next");
     };
@@ -725,8 +722,8 @@ export function mount(root, ctx) {
     if (!dayIn.value) { dayIn.focus(); return; }
     const d = dayStart(dayIn.value);
     if (timeIn.value) {
-      const [hh, mm, ss] = timeIn.value.split(":").map(Number);
-      d.setHours(hh, mm, ss || 0, 0);
+      const t = fromInput(`${dayIn.value}T${timeIn.value}`);
+      if (!Number.isNaN(t.getTime())) d.setTime(t.getTime());
       ctx.notify("");
       timeline.follow = true;
       timeline.centre(d.getTime());

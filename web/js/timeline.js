@@ -9,7 +9,7 @@
 // the page's to act on.
 
 import { h, fill } from "./dom.js";
-import { clock, dateTime, localDate } from "./format.js";
+import { clock, dateTime, dayStart, localDate, nextDay, wall } from "./format.js";
 
 const MIN_WIDTH = 10e3;
 const MAX_WIDTH = 31 * 86400e3;
@@ -133,20 +133,21 @@ export class Timeline {
     const step = STEPS.find((s) => w / s <= most) || STEPS[STEPS.length - 1];
     const marks = [];
     const d0 = new Date(a);
-    const midnight = new Date(d0.getFullYear(), d0.getMonth(), d0.getDate()).getTime();
+    const midnight = dayStart(localDate(d0)).getTime();
     const first = step >= 86400e3 ? midnight : midnight + Math.ceil((a - midnight) / step) * step;
     for (let m = first, n = 0; m <= b && n < 100; n++) {
       if (m >= a) {
         const d = new Date(m);
-        const atMidnight = d.getHours() === 0 && d.getMinutes() === 0 && d.getSeconds() === 0;
+        const w0 = wall(d);
+        const atMidnight = w0.hh === 0 && w0.mi === 0 && w0.ss === 0;
         const text = step >= 86400e3 || (atMidnight && w > 3600e3) ? localDate(d).slice(5)
           : step < 60e3 ? clock(d) : clock(d).slice(0, 5);
         const s = h("span", { text });
         s.style.setProperty("left", this.pct(m));
         marks.push(s);
       }
-      // Steps of a day follow local midnights (days of 23 or 25 hours).
-      m = step >= 86400e3 ? new Date(d0.getFullYear(), d0.getMonth(), new Date(m).getDate() + step / 86400e3).getTime() : m + step;
+      // Steps of a day follow the zone's midnights (days of 23 or 25 hours).
+      m = step >= 86400e3 ? nextDay(new Date(m), step / 86400e3).getTime() : m + step;
     }
     fill(this.axis, marks);
     const several = this.lanes.length > 1;
