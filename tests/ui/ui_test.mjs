@@ -395,7 +395,9 @@ async function main() {
       `${what}: currentTime advances (${t0.toFixed(2)} -> ${p.t.toFixed(2)} s${p.src === src0 ? "" : " on the next piece"})`, p);
     check(p.src.startsWith(`${origin}/api/cameras/${camera}/video.mp4?`), `${what}: the video comes from video.mp4 on this server`, p.src);
     const shown = await page.textContent("#pb-now");
-    const wall = new Date(shown.replace(" ", "T")).getTime();
+    // Shown in the server's zone with its abbreviation; the server here runs in the
+    // machine's zone, as this browser does.
+    const wall = new Date(shown.replace(/ [A-Za-z][A-Za-z0-9+:-]*$/, "").replace(" ", "T")).getTime();
     // The picture is from this run's recording (the middle of its newest stretch, which on
     // a loaded machine may have begun minutes ago): between five minutes before this script
     // started and now, so a wrong zone or epoch still fails.

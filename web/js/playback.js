@@ -6,7 +6,7 @@
 // rejoins when its footage resumes. Play, pause, speed, steps and seeks act
 // on the clock, so on every tile at once.
 //
-// Times: the API speaks UTC; the page shows the browser's local time.
+// Times: the API speaks UTC; the page shows and reads the server's time zone.
 // Mapping the picture to wall time (docs/PLAYBACK.md): players that honour
 // the MP4 edit list start at X-Recording-Start; Chromium does not, so its
 // media time 0 is X-First-Frame (the key frame before the start). H.265
