@@ -6,7 +6,7 @@
 
 import { api, withQuery } from "./api.js";
 import { h, fill, field, table } from "./dom.js";
-import { dateTime, localDate, bytes, zone } from "./format.js";
+import { dateTime, localDate, monthStart, nextDay, bytes, zone } from "./format.js";
 
 /** Seconds as `2 d 03:04:05`, `03:04:05` or `12.5 s` (as the server's HTML report). */
 function span(s) {
@@ -38,8 +38,9 @@ export function mount(root) {
 
   // The previous calendar month: the period a monthly review covers.
   const now = new Date();
-  from.value = localDate(new Date(now.getFullYear(), now.getMonth() - 1, 1));
-  to.value = localDate(new Date(now.getFullYear(), now.getMonth(), 0));
+  // Last month, in the server's zone (as the form's days are).
+  from.value = localDate(monthStart(now, -1));
+  to.value = localDate(nextDay(monthStart(now), -1));
   let gone = false;
   print.addEventListener("click", () => window.print());
 
