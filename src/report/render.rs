@@ -211,7 +211,11 @@ pub fn html(r: &Report) -> String {
         .iter()
         .map(|c| {
             vec![
-                txt(&format!("{} ({})", c.name, c.id)),
+                txt(&if c.name == c.id {
+                    c.id.clone()
+                } else {
+                    format!("{} ({})", c.name, c.id)
+                }),
                 match &c.purpose {
                     Some(p) => txt(p),
                     None => flagged("No purpose stated", "warn"),

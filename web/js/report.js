@@ -71,7 +71,7 @@ export function mount(root) {
       h("h2", { text: "Camera register" }),
       table("Camera register", ["Camera", "Purpose", "Location", "Lawful basis", "Next review", "State"],
         r.cameras.map((c) => [
-          `${c.name} (${c.id})`,
+          c.name === c.id ? c.id : `${c.name} (${c.id})`,
           c.purpose || warn("No purpose stated"),
           c.location || "", c.lawful_basis || "",
           c.review_date ? (c.review_overdue ? warn(`${c.review_date} (overdue)`) : c.review_date) : h("span", { class: "flag", text: "No review date" }),
