@@ -33,7 +33,7 @@ export function mount(root) {
     h("div", { class: "buttons" }, h("button", { type: "submit", class: "primary", text: "Show" }), print, html, csv));
   fill(root,
     h("div", { class: "view-head" }, h("h1", { text: "Code of Practice report" })),
-    h("p", { class: "muted no-print", text: "For the Surveillance Camera Code of Practice review (principle 10): each camera's purpose and review date, retention configured and achieved, how much of the period was recorded, who viewed and exported footage, disclosures, legal holds, failed logins and whether the audit log is intact. Days are the server's; times below are shown in your browser's time zone." }),
+    h("p", { class: "muted no-print", text: "For the Surveillance Camera Code of Practice review (principle 10): each camera's purpose and review date, retention configured and achieved, how much of the period was recorded, who viewed and exported footage, disclosures, legal holds, failed logins and whether the audit log is intact. Days and times are the server's (its time zone is named with the period)." }),
     form, err, out);
 
   // The previous calendar month: the period a monthly review covers.
