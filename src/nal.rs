@@ -75,6 +75,40 @@ pub fn h265_has_irap(mut data: &[u8]) -> bool {
     false
 }
 
+/// Whether a length-prefixed access unit begins its picture: its first slice
+/// is the picture's first (H.264 `first_mb_in_slice` 0, H.265
+/// `first_slice_segment_in_pic_flag`). A client that joins a stream between
+/// two slices of a picture (a shared camera stream, or the first packets
+/// lost before the client knew the sequence numbers) gets an access unit
+/// that lacks the picture's top but carries no loss count; for a key frame
+/// it would otherwise start a segment with a broken picture. A unit without
+/// slices (parameter sets only) is not judged here: `true`.
+pub fn starts_picture(h265: bool, mut data: &[u8]) -> bool {
+    while data.len() >= 6 {
+        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        let nal = data.get(4..4 + len.min(data.len() - 4)).unwrap_or(&[]);
+        let first_bit = |i: usize| nal.get(i).map(|b| b & 0x80 != 0);
+        let verdict = if h265 {
+            // VCL NAL types are 0..=31; the slice header follows the 2-byte NAL header.
+            let t = nal.first().map(|b| (b >> 1) & 0x3f);
+            matches!(t, Some(0..=31)).then(|| first_bit(2))
+        } else {
+            // Slices: non-IDR 1, partition A 2, IDR 5; `first_mb_in_slice` is
+            // ue(v), a single 1 bit when it is 0.
+            let t = nal.first().map(|b| b & 0x1f);
+            matches!(t, Some(1 | 2 | 5)).then(|| first_bit(1))
+        };
+        if let Some(v) = verdict {
+            return v.unwrap_or(false);
+        }
+        data = len
+            .checked_add(4)
+            .and_then(|end| data.get(end..))
+            .unwrap_or(&[]);
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +146,42 @@ mod tests {
         // Truncated or lying length prefixes end the walk instead of panicking.
         assert!(!h265_has_irap(&[0, 0, 0, 200, 2]));
         assert!(!h265_has_irap(&[]));
+    }
+
+    fn avc(t: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+        v.push(0x60 | t);
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn a_picture_without_its_first_slice_is_told_apart() {
+        // H.264: SEI, then an IDR slice with first_mb_in_slice 0 (bit 1), or 1200 (not).
+        let whole = [
+            avc(6, &[5, 1]),
+            avc(5, &[0x88, 0x84]),
+            avc(5, &[0x00, 0x25]),
+        ]
+        .concat();
+        assert!(starts_picture(false, &whole));
+        let later = [avc(6, &[5, 1]), avc(5, &[0x00, 0x25, 0x90])].concat();
+        assert!(!starts_picture(false, &later));
+        assert!(starts_picture(false, &avc(1, &[0x9a, 0x21])));
+        assert!(!starts_picture(false, &avc(1, &[0x5a, 0x21])));
+        // H.265: VPS, then a CRA slice with first_slice_segment_in_pic_flag set, or not.
+        assert!(starts_picture(
+            true,
+            &[nal(32, &[1]), nal(21, &[0xa0, 0])].concat()
+        ));
+        assert!(!starts_picture(
+            true,
+            &[nal(32, &[1]), nal(21, &[0x20, 0])].concat()
+        ));
+        // No slice at all, or a slice cut short: no panic.
+        assert!(starts_picture(false, &avc(7, &[0x64, 0, 0x1f])));
+        assert!(!starts_picture(false, &[0, 0, 0, 1, 0x65, 0, 0]));
+        assert!(starts_picture(false, &[]));
     }
 
     #[test]

@@ -55,6 +55,23 @@ fn udp_only_server_is_recorded_with_the_default_transport() {
     assert!(decoded_segments(dir.path(), "cam") >= 2);
 }
 
+/// Pictures ffmpeg had to patch up while decoding `file` (missing slices or
+/// macroblocks): its "concealing ..." and "corrupt decoded frame" lines,
+/// which `decode_errors` (`-v error`) does not show.
+fn concealed(file: &Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "verbose", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("running ffmpeg");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("concealing") || l.contains("corrupt decoded frame"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Counter `key` of every camera in `ids`, summed.
 fn sum(nvr: &Nvr, admin: &str, ids: &[&str], key: &str) -> u64 {
     ids.iter()
@@ -69,6 +86,12 @@ fn sum(nvr: &Nvr, admin: &str, ids: &[&str], key: &str) -> u64 {
 /// bit unset while no frag in progress`. Media still flows from GStreamer
 /// straight to the client over UDP. Returns the proxy's port.
 fn rtp_info_without_seq_proxy(upstream: u16) -> u16 {
+    rtp_info_stripping_proxy(upstream, &["seq="])
+}
+
+/// The proxy above, stripping the `RTP-Info` parameters that start with any
+/// of `strip` (`seq=`, `rtptime=`).
+fn rtp_info_stripping_proxy(upstream: u16, strip: &'static [&'static str]) -> u16 {
     use std::io::{BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -89,12 +112,21 @@ fn rtp_info_without_seq_proxy(upstream: u16) -> u16 {
                 let mut line = String::new();
                 while from.read_line(&mut line).unwrap_or(0) > 0 {
                     if line.starts_with("RTP-Info:") {
-                        let parts: Vec<&str> = line
+                        // Streams are separated by commas, parameters by semicolons.
+                        let streams: Vec<String> = line
                             .trim_end()
-                            .split(';')
-                            .filter(|p| !p.trim_start().starts_with("seq="))
+                            .split(',')
+                            .map(|stream| {
+                                stream
+                                    .split(';')
+                                    .filter(|p| {
+                                        !strip.iter().any(|s| p.trim_start().starts_with(s))
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join(";")
+                            })
                             .collect();
-                        line = parts.join(";") + "\r\n";
+                        line = streams.join(",") + "\r\n";
                     }
                     if to.write_all(line.as_bytes()).is_err() {
                         return;
@@ -163,6 +195,177 @@ fn joining_a_shared_udp_stream_mid_stream_records() {
     for id in ids {
         assert!(decoded_segments(dir.path(), id) >= 2);
     }
+}
+
+/// Where a joining client's first video packet falls, made certain by the
+/// test's firewall (see `join_rules`).
+#[derive(Clone, Copy, Debug)]
+enum JoinAt {
+    /// A fragment in the middle of a key frame's slice (FU-A, start bit unset).
+    MidFragment,
+    /// The first packet of a key frame's second (or later) slice: a whole
+    /// NAL unit that looks like the start of a key frame but lacks the
+    /// picture's top.
+    LaterSlice,
+}
+
+/// nft rules (a fresh `inet join` table) that drop every RTP video packet
+/// (payload type 96) of a UDP flow until the packet `at` names arrives; from
+/// then on the flow passes (its conntrack mark is set). So each new client of
+/// the shared stream starts exactly there, as a client does that joins
+/// mid-frame or whose first packets were lost; clients already streaming
+/// (marked) and TCP clients are untouched.
+///
+/// Offsets are in bits from the UDP header (`@th`): RTP payload type at 73
+/// (7 bits), the FU indicator's type at 163 (5 bits), the FU header's start
+/// bit at 168 and NAL type at 171, and the first bit of the slice header at
+/// 176 (1 when `first_mb_in_slice` is 0, the picture's first slice).
+fn join_rules(at: JoinAt) -> String {
+    let rtp = "meta l4proto udp @th,73,7 96";
+    let pass = match at {
+        JoinAt::MidFragment => format!("{rtp} @th,163,5 28 @th,168,1 0 @th,171,5 5"),
+        JoinAt::LaterSlice => format!("{rtp} @th,163,5 28 @th,168,1 1 @th,171,5 5 @th,176,1 0"),
+    };
+    format!(
+        "table inet join\ndelete table inet join\ntable inet join {{\n chain c {{\n  type filter hook input priority 0;\n  ct mark 0 {pass} ct mark set 1\n  ct mark 0 {rtp} drop\n }}\n}}\n"
+    )
+}
+
+/// Loads nft rules from `text`, panicking with nft's complaint.
+fn nft_load(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft -f: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 9: clients join a shared GStreamer stream over UDP while others
+/// are connected, each starting mid-frame in a large key frame (4 slices of
+/// tens of FU-A packets): in a fragment, or at a later slice. Half of them
+/// through a proxy that hides `RTP-Info: seq=`, so the client cannot know
+/// that packets came before its first. Every join must cost only the frames
+/// up to the next whole key frame: the session stays up, the recording
+/// starts at a key frame that decodes cleanly, and it continues without a gap.
+#[test]
+fn joins_mid_frame_record_from_the_next_whole_key_frame() {
+    if !require_peer(
+        unsafe { libc::geteuid() } == 0,
+        "root (for ip netns and nft)",
+    ) {
+        return;
+    }
+    let nft = std::process::Command::new("nft").arg("--version").output();
+    if !require_peer(
+        nft.is_ok_and(|o| o.status.success()),
+        "nft (package nftables)",
+    ) {
+        return;
+    }
+    if !common::netns::inside_namespace("joins_mid_frame_record_from_the_next_whole_key_frame") {
+        return;
+    }
+    let gst = GstServer::start(&[]);
+    let direct = gst.url("h264slices");
+    let hidden = format!(
+        "rtsp://127.0.0.1:{}/h264slices",
+        rtp_info_without_seq_proxy(gst.port)
+    );
+    // Another client keeps the shared stream running (TCP: the rules leave it alone).
+    let mut keeper = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i"])
+        .arg(&direct)
+        .args(["-c", "copy", "-f", "null", "-"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg");
+    let joins = [
+        ("j1", &hidden, JoinAt::MidFragment),
+        ("j2", &hidden, JoinAt::LaterSlice),
+        ("j3", &direct, JoinAt::MidFragment),
+        ("j4", &direct, JoinAt::LaterSlice),
+    ];
+    nft_load(&join_rules(joins[0].2));
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config(
+        dir.path(),
+        2,
+        &camera(joins[0].0, joins[0].1, "transport = \"udp\""),
+    );
+    let mut joined_at = vec![time::OffsetDateTime::now_utc()];
+    let (mut nvr, _) = run_with_admin(dir.path(), &toml);
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    wait_segments(&nvr, Some(&admin.cookie), joins[0].0, 2);
+    // The others join one by one while the earlier ones keep recording.
+    for (id, url, at) in &joins[1..] {
+        nft_load(&join_rules(*at));
+        joined_at.push(time::OffsetDateTime::now_utc());
+        let body = serde_json::json!({"id": id, "url": url, "transport": "udp"});
+        let (code, v) = admin.send("POST", "/api/cameras", &body);
+        assert_eq!(code, 201, "{v}");
+        wait_segments(&nvr, Some(&admin.cookie), id, 2);
+    }
+    let statuses: Vec<serde_json::Value> = joins
+        .iter()
+        .map(|(id, ..)| camera_status(&nvr.http, &admin.cookie, id))
+        .collect();
+    let rfc = &time::format_description::well_known::Rfc3339;
+    let recordings: Vec<serde_json::Value> = joins
+        .iter()
+        .map(|(id, ..)| admin.json(&format!("/api/cameras/{id}/recordings")))
+        .collect();
+    nvr.stop();
+    let _ = keeper.kill();
+    let _ = keeper.wait();
+    for (i, (id, _, at)) in joins.iter().enumerate() {
+        let (s, rec) = (&statuses[i], &recordings[i]);
+        eprintln!("{id} joined at {at:?}: {s}");
+        // Every file starts at a key frame and decodes without an error.
+        // ffmpeg hides a picture with missing slices (it conceals them) at
+        // `-v error`; the concealment shows at `-v verbose`.
+        for f in files(&dir.path().join("data").join(id), ".mp4") {
+            let hidden = concealed(&f);
+            assert!(hidden.is_empty(), "{id} ({at:?}): {} {hidden}", f.display());
+        }
+        assert!(decoded_segments(dir.path(), id) >= 2);
+        // The join really started mid-frame, and cost frames, not the session.
+        assert_eq!(
+            s["reconnects"],
+            0,
+            "{id} ({at:?}) was torn down: {s}\n{}",
+            nvr.log.text()
+        );
+        let cost =
+            s["damaged_frames"].as_u64().unwrap() + s["depacketize_errors"].as_u64().unwrap();
+        assert!(
+            cost > 0,
+            "{id} ({at:?}) dropped nothing after starting mid-frame: {s}"
+        );
+        // The index: one covered range, from after the join, no gap.
+        let ranges = rec["ranges"].as_array().unwrap();
+        assert_eq!(ranges.len(), 1, "{id} ({at:?}) has a gap: {rec}");
+        let start = time::OffsetDateTime::parse(ranges[0]["start"].as_str().unwrap(), rfc).unwrap();
+        assert!(
+            start >= joined_at[i],
+            "{id}: recording starts before the join: {rec}"
+        );
+    }
+    drop(gst);
 }
 
 #[test]

@@ -83,10 +83,12 @@ impl Damage {
         !std::mem::replace(&mut self.waiting_for_key, true)
     }
 
-    /// A complete video frame, `loss` RTP packets lost since the previous one.
-    /// A key frame after loss is dropped too: the loss may be its own prefix.
-    pub fn frame(&mut self, loss: u16, is_key: bool) -> Verdict {
-        if loss > 0 {
+    /// A video frame, `loss` RTP packets lost since the previous one;
+    /// `whole` is false when it lacks its picture's first slice (a join
+    /// between slices, see `nal::starts_picture`). A key frame after loss is
+    /// dropped too: the loss may be its own prefix.
+    pub fn frame(&mut self, loss: u16, whole: bool, is_key: bool) -> Verdict {
+        if loss > 0 || !whole {
             let starts_gap = !std::mem::replace(&mut self.waiting_for_key, true);
             return Verdict::Drop { starts_gap };
         }
@@ -105,14 +107,26 @@ mod tests {
     #[test]
     fn loss_drops_frames_until_the_next_clean_key_frame() {
         let mut d = Damage::default();
-        assert_eq!(d.frame(0, true), Verdict::Keep);
-        assert_eq!(d.frame(0, false), Verdict::Keep);
-        assert_eq!(d.frame(2, false), Verdict::Drop { starts_gap: true });
-        assert_eq!(d.frame(0, false), Verdict::Drop { starts_gap: false });
+        assert_eq!(d.frame(0, true, true), Verdict::Keep);
+        assert_eq!(d.frame(0, true, false), Verdict::Keep);
+        assert_eq!(d.frame(2, true, false), Verdict::Drop { starts_gap: true });
+        assert_eq!(d.frame(0, true, false), Verdict::Drop { starts_gap: false });
         // A key frame that itself follows loss may lack its start.
-        assert_eq!(d.frame(1, true), Verdict::Drop { starts_gap: false });
-        assert_eq!(d.frame(0, true), Verdict::Keep);
-        assert_eq!(d.frame(0, false), Verdict::Keep);
+        assert_eq!(d.frame(1, true, true), Verdict::Drop { starts_gap: false });
+        assert_eq!(d.frame(0, true, true), Verdict::Keep);
+        assert_eq!(d.frame(0, true, false), Verdict::Keep);
+    }
+
+    #[test]
+    fn a_key_frame_without_its_first_slice_is_not_a_start() {
+        let mut d = Damage::default();
+        // Joined between two slices of a key frame, with no loss to show for it.
+        assert_eq!(d.frame(0, false, true), Verdict::Drop { starts_gap: true });
+        assert_eq!(d.frame(0, true, false), Verdict::Drop { starts_gap: false });
+        assert_eq!(d.frame(0, true, true), Verdict::Keep);
+        // Mid-stream too: the picture is broken, so is what refers to it.
+        assert_eq!(d.frame(0, false, false), Verdict::Drop { starts_gap: true });
+        assert_eq!(d.frame(0, true, false), Verdict::Drop { starts_gap: false });
     }
 
     #[test]
@@ -121,8 +135,8 @@ mod tests {
         // Joined mid-frame: the first packets fail, one gap only.
         assert!(d.error());
         assert!(!d.error());
-        assert_eq!(d.frame(0, false), Verdict::Drop { starts_gap: false });
-        assert_eq!(d.frame(0, true), Verdict::Keep);
+        assert_eq!(d.frame(0, true, false), Verdict::Drop { starts_gap: false });
+        assert_eq!(d.frame(0, true, true), Verdict::Keep);
         assert!(d.error());
     }
 

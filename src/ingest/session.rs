@@ -16,7 +16,7 @@ use super::transport::{Proto, TransportChoice};
 use crate::clock::{ticks_90k_to_ns, Clock};
 use crate::config::CameraConfig;
 use crate::frame::{IngestEvent, VideoCodec, VideoFrame, VideoParams};
-use crate::nal::h265_has_irap;
+use crate::nal::{h265_has_irap, starts_picture};
 use crate::status::{update, CameraStatus, RateMeter, StreamState};
 
 /// A camera that sends nothing for this long is treated as disconnected.
@@ -301,12 +301,16 @@ impl IngestTask {
                     let is_key = f.random_access
                         || (params.codec == VideoCodec::H265 && h265_has_irap(&f.data));
                     let loss = f.loss;
-                    if let Verdict::Drop { starts_gap } = damage.frame(loss, is_key) {
+                    let whole = starts_picture(params.codec == VideoCodec::H265, &f.data);
+                    if let Verdict::Drop { starts_gap } = damage.frame(loss, whole, is_key) {
                         if loss > 0 && !std::mem::replace(&mut loss_logged, true) {
                             warn!(
                                 lost_packets = loss,
                                 "RTP packets lost; dropping frames until the next key frame (logged once per session)"
                             );
+                        }
+                        if !whole && !std::mem::replace(&mut errors_logged, true) {
+                            warn!("a frame without its first slice (joined mid-picture, or its first packets lost); dropping frames until the next key frame (logged once per session)");
                         }
                         if starts_gap && !forward.gap(&self.tx) {
                             return Ended::Closed;

@@ -12,6 +12,9 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
   /h264frag  live H.264 only, 640x360 noise at 1.2 Mbit/s in 500-byte packets:
              most RTP packets are FU-A fragments, at a quarter of the CPU and
              bandwidth of /h264big (for tests that join mid-frame, not for load)
+  /h264slices live H.264 only, 1280x720 still noise and a clock at 1 Mbit/s, 4 slices
+             per picture:
+             key frames span many FU-A packets in several slice NALs
   /vp8       live VP8: a codec cleannvr does not record
 Every mount is shared: a second client joins the running stream.
 --udp-only limits every mount to RTP over UDP, so a TCP SETUP gets 461.
@@ -62,6 +65,20 @@ frag = (
     "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=1200 ! "
     "rtph264pay name=pay0 pt=96 config-interval=-1 mtu=500 "
 )
+# Big key frames in many slices: one still frame of noise at 1280x720 with a
+# running clock gives small P-frames and key frames of tens of kilobytes, cut
+# into 4 slices (each its own run of FU-A packets), so a client whose first
+# packets are missing starts mid-NAL or at a slice that is not the first of
+# its picture. (Noise in every frame, as in /h264big, overflowed UDP receive
+# buffers on a loaded machine.)
+slices = (
+    "videotestsrc pattern=snow num-buffers=1 ! "
+    "video/x-raw,format=I420,width=1280,height=720,framerate=25/1 ! "
+    "imagefreeze is-live=true ! timeoverlay font-desc=\"Sans 48\" ! "
+    "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=1000 "
+    "sliced-threads=true threads=4 ! "
+    "rtph264pay name=pay0 pt=96 config-interval=-1 mtu=1000 "
+)
 vp8 = video + "vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96 "
 
 mounts = {
@@ -72,6 +89,7 @@ mounts = {
     "/h265aac": video + h265 + aac,
     "/h264big": big,
     "/h264frag": frag,
+    "/h264slices": slices,
     "/vp8": vp8,
 }
 
