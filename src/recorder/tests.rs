@@ -244,6 +244,86 @@ fn a_long_wait_for_a_key_frame_is_shown_in_the_status_and_nothing_is_written() {
     assert!(rows[0].start_ns >= T0 + 30 * NS_PER_SEC, "{rows:?}");
 }
 
+/// Log output captured from `tracing` (this thread only, see `with_default`).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// `n` non-key frames at 25 fps from `pts0`, received from `wall0` on.
+fn no_key_frames(r: &mut Rig, p: &Arc<VideoParams>, pts0: i64, wall0: i64, n: i64) {
+    for i in 0..n {
+        r.rec.handle(IngestEvent::Video(VideoFrame {
+            pts: pts0 + i * 3600,
+            received_ns: wall0 + i * 40_000_000,
+            is_key: false,
+            params: p.clone(),
+            data: Bytes::from_static(&[9; 10]),
+        }));
+    }
+}
+
+#[test]
+fn the_no_key_frame_warning_repeats_every_10_s_of_waiting() {
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let mut r = rig(2);
+        let p = params(640);
+        r.rec.handle(IngestEvent::SessionStarted { audio: None });
+        // 45 s of frames without a key frame: warned at 10, 20, 30 and 40 s.
+        no_key_frames(&mut r, &p, 0, T0, 45 * 25);
+        // A key frame ends the wait; a gap starts a new one, counted afresh.
+        feed_at(&mut r.rec, &p, 45 * SEC, T0 + 45 * NS_PER_SEC, 25, 25);
+        r.rec.handle(IngestEvent::Gap);
+        no_key_frames(&mut r, &p, 46 * SEC, T0 + 46 * NS_PER_SEC, 15 * 25);
+        r.rec.handle(IngestEvent::SessionEnded);
+    });
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let waits: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("no key frame for 10 s"))
+        .collect();
+    let said: Vec<&str> = waits
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("waited_s="))
+                .unwrap_or_else(|| panic!("{l}"))
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "waited_s=10",
+            "waited_s=20",
+            "waited_s=30",
+            "waited_s=40",
+            "waited_s=10"
+        ],
+        "{text}"
+    );
+}
+
 #[test]
 fn long_gop_is_flushed_every_second() {
     let mut r = rig(60);
