@@ -6,7 +6,7 @@
 
 import { api, withQuery } from "./api.js";
 import { h, fill, field, table } from "./dom.js";
-import { dateTime, localDate, monthStart, nextDay, bytes, zone } from "./format.js";
+import { dateTime, localDate, monthStart, nextDay, bytes } from "./format.js";
 
 /** Seconds as `2 d 03:04:05`, `03:04:05` or `12.5 s` (as the server's HTML report). */
 function span(s) {
@@ -66,7 +66,7 @@ export function mount(root) {
     const f = r.failed_logins;
     fill(out,
       h("p", { class: "report-meta" },
-        `Period ${dateTime(r.from)} to ${dateTime(r.to)} (${zone}). Server ${r.server_name}, cleannvr ${r.version}; made ${dateTime(r.generated_at)}; availability measured up to ${dateTime(r.measured_to)}.`),
+        `Period ${dateTime(r.from)} to ${dateTime(r.to)}, time zone ${r.time_zone}. Server ${r.server_name}, cleannvr ${r.version}; made ${dateTime(r.generated_at)}; availability measured up to ${dateTime(r.measured_to)}.`),
 
       h("h2", { text: "Camera register" }),
       table("Camera register", ["Camera", "Purpose", "Location", "Lawful basis", "Next review", "State"],
