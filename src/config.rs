@@ -25,6 +25,10 @@ pub struct Config {
     /// `[alarms]`: thresholds, and e-mail and webhook delivery on the LAN.
     #[serde(default)]
     pub alarms: crate::alarms::config::AlarmsConfig,
+    /// `[oidc]`: single sign-on with the council's identity provider (absent: off,
+    /// and no connection to any provider is made).
+    #[serde(default)]
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 /// `[auth]`.
@@ -515,6 +519,9 @@ impl Config {
         if let (Some(v), Some(e)) = (env("CLEANNVR_ALARMS_SMTP_PASSWORD"), &mut self.alarms.email) {
             e.password = Some(v);
         }
+        if let (Some(v), Some(o)) = (env("CLEANNVR_OIDC_CLIENT_SECRET"), &mut self.oidc) {
+            o.client_secret = Some(v);
+        }
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
@@ -579,6 +586,16 @@ impl Config {
         if let Err((field, message)) = self.alarms.validate() {
             let needle = field.rsplit('.').next().map(str::to_owned);
             return Err(invalid(field, needle.as_deref(), message));
+        }
+        if let Some(o) = &self.oidc {
+            let ids: Vec<&str> = self.cameras.iter().map(|c| c.id.as_str()).collect();
+            if let Err((field, message)) = o.validate(&ids) {
+                let needle = field
+                    .rsplit('.')
+                    .next()
+                    .map(|f| f.split('[').next().unwrap_or(f).to_owned());
+                return Err(invalid(field, needle.as_deref(), message));
+            }
         }
         let mut seen = HashSet::new();
         for (i, cam) in self.cameras.iter().enumerate() {

@@ -275,11 +275,33 @@ $("#setup").addEventListener("submit", setup);
 $("#logout").addEventListener("click", logout);
 window.addEventListener("hashchange", route);
 
+// Single sign-on ([oidc]): the button, and why the provider's return was refused
+// (the server sends the browser back to `/?sso_error=CODE`).
+const ssoMessages = {
+  no_role: (l) => `You signed in with ${l}, but you are not in any group that may use cleannvr. Ask your administrator to add you to one.`,
+  state: () => "That sign-in could not be checked: it expired or was not started from this page. Try again.",
+  provider: (l) => `${l} could not complete the sign-in. Try again; if it keeps failing, cleannvr's log says why.`,
+  name: (l) => `The user name ${l} gave cannot be used in cleannvr. Ask your administrator.`,
+  taken: (l) => `The user name ${l} gave belongs to another cleannvr account. Ask your administrator.`,
+};
+const ssoError = new URLSearchParams(location.search).get("sso_error");
+if (ssoError) history.replaceState(null, "", location.pathname + location.hash);
+let ssoLabel = "single sign-on";
+const ssoReady = api("GET", "/api/oidc", undefined, { noExpiry: true }).then((s) => {
+  const link = $("#sso-login");
+  if (s && s.enabled) {
+    ssoLabel = s.label;
+    link.textContent = `Sign in with ${s.label}`;
+    link.hidden = false;
+  }
+}, () => {});
+
 // `/api/session` answers 200 either way, so a logged-out load logs no failed request.
 api("GET", "/api/session", undefined, { noExpiry: true }).then(async (session) => {
   if (session && session.user) { showApp(session); return; }
   // Not logged in: a fresh server shows its setup form instead of a login nobody can pass.
   const status = await api("GET", "/api/setup", undefined, { noExpiry: true }).catch(() => null);
+  await ssoReady;
   if (status && status.required) showSetup(status);
-  else showLogin("");
+  else showLogin(ssoError ? (ssoMessages[ssoError] || ssoMessages.provider)(ssoLabel) : "");
 }, () => showLogin(""));

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod login;
+pub mod oidc;
 pub mod ratelimit;
 pub mod session;
 pub mod totp;
@@ -81,7 +82,25 @@ pub struct User {
     /// operators yes, viewers no).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ptz: Option<bool>,
+    /// Set for someone who signs in through the identity provider (`[oidc]`):
+    /// who they are there. Such a user has no password here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoLink>,
 }
+
+/// The provider's name for a single-sign-on user: the ID token's `iss` and `sub`,
+/// which together never change for one person (a user name can be reused).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoLink {
+    /// The issuer URL.
+    pub issuer: String,
+    /// The subject identifier.
+    pub subject: String,
+}
+
+/// The stored password hash of single-sign-on users: not a PHC string, so no
+/// password ever verifies against it.
+pub const NO_PASSWORD: &str = "!sso";
 
 impl User {
     /// Whether this user may steer PTZ cameras (those they may see).
@@ -263,6 +282,7 @@ impl Users {
             totp: None,
             totp_pending: None,
             ptz: None,
+            sso: None,
         };
         let v = serde_json::to_vec(&user).map_err(anyhow::Error::from)?;
         // Compare-and-swap from "absent" so two concurrent adds cannot both win.
@@ -290,6 +310,11 @@ impl Users {
             return Ok(None);
         }
         match self.get(name)? {
+            // Single sign-on users log in at the provider only; costs what a miss does.
+            Some(u) if u.sso.is_some() => {
+                verify_hash(password, dummy_hash());
+                Ok(None)
+            }
             Some(u) if verify_hash(password, &u.password_hash) => Ok(Some(u)),
             Some(_) => Ok(None),
             None => {
@@ -313,6 +338,66 @@ impl Users {
         if was_admin && user.role != Role::Admin && self.admin_count()? <= 1 {
             return Err(UserError::Conflict("cannot demote the last admin".into()));
         }
+        self.tree
+            .insert(
+                name.as_bytes(),
+                serde_json::to_vec(&user).map_err(anyhow::Error::from)?,
+            )
+            .map_err(anyhow::Error::from)?;
+        self.db.flush().map_err(anyhow::Error::from)?;
+        Ok(user)
+    }
+
+    /// Makes or refreshes the account of someone who signed in at the identity
+    /// provider: role and cameras follow the provider's groups at every sign-in.
+    /// Refuses (`Conflict`) a name held by a local account or by another person
+    /// at the provider, so nobody takes over an account by naming themselves after it.
+    pub fn upsert_sso(
+        &self,
+        name: &str,
+        link: &SsoLink,
+        role: Role,
+        cameras: Option<Vec<String>>,
+        now_ns: i64,
+    ) -> Result<User, UserError> {
+        if !valid_user_name(name) {
+            return Err(UserError::Invalid(
+                "user name must be 1-64 of A-Z a-z 0-9 . _ @ -".into(),
+            ));
+        }
+        let _w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.get(name)?;
+        let user = match old {
+            Some(u) if u.sso.as_ref() != Some(link) => {
+                return Err(UserError::Conflict(format!(
+                    "the name {name} belongs to {}",
+                    if u.sso.is_some() {
+                        "another person at the identity provider"
+                    } else {
+                        "a local account"
+                    }
+                )))
+            }
+            Some(mut u) => {
+                if u.role == Role::Admin && role != Role::Admin && self.admin_count()? <= 1 {
+                    return Err(UserError::Conflict("cannot demote the last admin".into()));
+                }
+                u.role = role;
+                u.cameras = cameras;
+                u
+            }
+            None => User {
+                name: name.to_owned(),
+                role,
+                cameras,
+                password_hash: NO_PASSWORD.into(),
+                created_ns: now_ns,
+                totp: None,
+                totp_pending: None,
+                ptz: None,
+                sso: Some(link.clone()),
+            },
+        };
         self.tree
             .insert(
                 name.as_bytes(),
@@ -437,6 +522,41 @@ mod tests {
         assert!(matches!(u.remove("root"), Err(UserError::NotFound)));
         let v = u.get("v").unwrap().unwrap();
         assert!(v.may_see("a") && !v.may_see("b"));
+    }
+
+    #[test]
+    fn single_sign_on_accounts() {
+        let (_d, u) = users();
+        u.add("admin", Role::Admin, None, "password1", 0).unwrap();
+        let link = SsoLink {
+            issuer: "https://idp".into(),
+            subject: "s-1".into(),
+        };
+        // A local account's name cannot be claimed from the provider.
+        assert!(matches!(
+            u.upsert_sso("admin", &link, Role::Admin, None, 1),
+            Err(UserError::Conflict(_))
+        ));
+        let a = u
+            .upsert_sso("alice@c", &link, Role::Viewer, Some(vec!["x".into()]), 1)
+            .unwrap();
+        assert_eq!((a.role, a.created_ns), (Role::Viewer, 1));
+        // The next sign-in follows the provider's groups.
+        let a = u
+            .upsert_sso("alice@c", &link, Role::Operator, None, 2)
+            .unwrap();
+        assert_eq!((a.role, a.cameras, a.created_ns), (Role::Operator, None, 1));
+        // Another person at the provider with the same name is not alice.
+        let other = SsoLink {
+            subject: "s-2".into(),
+            ..link.clone()
+        };
+        assert!(matches!(
+            u.upsert_sso("alice@c", &other, Role::Admin, None, 3),
+            Err(UserError::Conflict(_))
+        ));
+        // No password logs in as a single-sign-on user.
+        assert!(u.verify("alice@c", NO_PASSWORD).unwrap().is_none());
     }
 
     #[test]

@@ -295,6 +295,7 @@ async fn demo(
         cameras: Vec::new(),
         auth: Default::default(),
         alarms: Default::default(),
+        oidc: None,
     };
     let shutdown = install_signals();
     with_demo_cameras(config, cameras, None, shutdown).await

@@ -101,7 +101,7 @@ pub struct LoginRequest {
     recovery_code: Option<String>,
 }
 
-fn session_cookie(token: &str, max_age_s: i64) -> HeaderValue {
+pub(super) fn session_cookie(token: &str, max_age_s: i64) -> HeaderValue {
     // Secure even when serving plain HTTP: that mode is only for running
     // behind a TLS-terminating proxy, so the browser always sees HTTPS.
     HeaderValue::from_str(&format!(
@@ -230,20 +230,7 @@ pub(super) async fn start_session(
     client: String,
     how: &str,
 ) -> Result<Response, ApiError> {
-    let new = app.sessions.create(&user.name, &client)?;
-    if let Err(e) = app
-        .record(Event {
-            actor: user.name.clone(),
-            action: Action::Login,
-            target: String::new(),
-            client,
-            detail: format!("role={} with={how}", user.role.as_str()),
-        })
-        .await
-    {
-        let _ = app.sessions.revoke(&new.token);
-        return Err(e);
-    }
+    let new = open_session(app, user, client, how).await?;
     let lt = app.sessions.lifetimes();
     let expires = new.session.created_ns + lt.absolute_ns;
     let mut resp = Json(json!({
@@ -260,6 +247,31 @@ pub(super) async fn start_session(
         session_cookie(&new.token, lt.absolute_ns / NS_PER_SEC),
     );
     Ok(resp)
+}
+
+/// Opens a session for `user` and writes the `login` audit entry (`how` in its
+/// detail); a login that cannot be audited is undone.
+pub(super) async fn open_session(
+    app: &Arc<App>,
+    user: &User,
+    client: String,
+    how: &str,
+) -> Result<crate::auth::session::NewSession, ApiError> {
+    let new = app.sessions.create(&user.name, &client)?;
+    if let Err(e) = app
+        .record(Event {
+            actor: user.name.clone(),
+            action: Action::Login,
+            target: String::new(),
+            client,
+            detail: format!("role={} with={how}", user.role.as_str()),
+        })
+        .await
+    {
+        let _ = app.sessions.revoke(&new.token);
+        return Err(e);
+    }
+    Ok(new)
 }
 
 /// `POST /api/logout`: revokes the session and clears the cookie.

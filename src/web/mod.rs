@@ -20,6 +20,7 @@ mod holds;
 pub mod conn;
 mod isolation;
 mod live;
+mod oidc;
 pub mod revocation;
 pub mod error;
 pub mod setup;
@@ -112,6 +113,8 @@ pub struct App {
     pub ptz: Arc<crate::ptz::Ptz>,
     /// Alarm records (raised by `alarms::watch`, acknowledged through the API).
     pub alarms: Arc<crate::alarms::Alarms>,
+    /// Single sign-on with the identity provider, when `[oidc]` is configured.
+    pub sso: Option<Arc<crate::auth::oidc::Sso>>,
 }
 
 impl App {
@@ -148,7 +151,12 @@ impl App {
             audit.clone(),
             clock.clone(),
         ));
+        let sso = match &config.oidc {
+            Some(c) => Some(Arc::new(crate::auth::oidc::Sso::new(c.clone())?)),
+            None => None,
+        };
         Ok(App {
+            sso,
             alarms: Arc::new(crate::alarms::Alarms::open(db)?),
             signer,
             export_ledger: Arc::default(),
@@ -203,9 +211,13 @@ impl App {
     }
 
     /// Whether `user` must set up a second factor before doing anything
-    /// else (`[auth] require_totp_for_admins`).
+    /// else (`[auth] require_totp_for_admins`). Single-sign-on users are not
+    /// asked: their second factor is the identity provider's to demand.
     pub fn must_enrol(&self, user: &User) -> bool {
-        self.config.auth.require_totp_for_admins && user.role == Role::Admin && user.totp.is_none()
+        self.config.auth.require_totp_for_admins
+            && user.role == Role::Admin
+            && user.totp.is_none()
+            && user.sso.is_none()
     }
 
     /// Whether `id` is a configured camera.
@@ -284,6 +296,14 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
         r(Method::POST, "/api/logout", Account, post(api::logout)),
         r(Method::GET, "/api/me", Account, get(api::me)),
         r(Method::GET, "/api/session", Public, get(api::session)),
+        r(Method::GET, "/api/oidc", Public, get(oidc::info)),
+        r(Method::GET, "/api/oidc/login", Public, get(oidc::login)),
+        r(
+            Method::GET,
+            "/api/oidc/callback",
+            Public,
+            get(oidc::callback),
+        ),
         r(
             Method::POST,
             "/api/me/totp/enrol",
