@@ -12,6 +12,8 @@
 #  - iproute2 (private network namespaces), nftables (the no-egress test and
 #    packet loss), chromium (UI tests)
 #  - playwright-core in tests/ui/node_modules (npm ci; drives chromium in tests/ui_chromium.rs)
+#  - oidc-provider in tests/ui/node_modules (npm ci; the real OpenID Provider that
+#    tests/oidc_sso.rs signs in through)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -40,8 +42,9 @@ if [ ! -x "$RIG_DIR/venv-smtp/bin/python" ]; then
   /usr/bin/python3 -m venv "$RIG_DIR/venv-smtp"
 fi
 "$RIG_DIR/venv-smtp/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
-# The UI test's only npm dependency (playwright-core; it drives the Debian
-# chromium above and never downloads a browser).
+# The UI tests' npm dependencies, pinned in tests/ui/package.json: playwright-core
+# (drives the Debian chromium above; never downloads a browser) and oidc-provider
+# (the OpenID Provider of the single sign-on test).
 if ! command -v npm >/dev/null; then
   # Machines of this kind ship Node 20 + npm; Debian's packages are the fallback.
   $SUDO apt-get install -y -q --no-install-recommends nodejs npm || true

@@ -317,6 +317,12 @@ async fn public_routes_are_exactly_health_login_and_setup() {
             // The caller or `{"user": null}`: the UI's first request, which
             // must not fail in the console when nobody is logged in.
             ("GET".to_string(), "/api/session"),
+            // Single sign-on: whether the login page shows the button, the start
+            // (off to the provider) and the provider's return, which a person
+            // reaches before any session exists (tests/oidc_sso.rs).
+            ("GET".to_string(), "/api/oidc"),
+            ("GET".to_string(), "/api/oidc/login"),
+            ("GET".to_string(), "/api/oidc/callback"),
         ]
     );
     let rig = rig();
@@ -327,6 +333,14 @@ async fn public_routes_are_exactly_health_login_and_setup() {
     let r = req(Method::GET, "/api/session").send(&rig).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json(), serde_json::json!({ "user": null }));
+    // Without `[oidc]` there is no button and the flow's routes do not exist
+    // (nothing connects anywhere).
+    let r = req(Method::GET, "/api/oidc").send(&rig).await;
+    assert_eq!(r.json(), serde_json::json!({ "enabled": false }));
+    for path in ["/api/oidc/login", "/api/oidc/callback?code=x&state=y"] {
+        let r = req(Method::GET, path).send(&rig).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+    }
 }
 
 #[tokio::test]

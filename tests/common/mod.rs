@@ -1105,3 +1105,67 @@ pub fn run_ui_script(script: &str, http: &str, cfg: &str, env: &[(&str, &str)], 
         log.text()
     );
 }
+
+/// A real OpenID Provider: panva's OpenID-certified `oidc-provider` (npm, pinned in
+/// `tests/ui/package.json`) run by `tests/ui/oidc_provider.mjs` on a free loopback
+/// port, issuer `http://localhost:PORT` (another site than cleannvr's
+/// `127.0.0.1`, as a real provider is); killed on drop. Its accounts and their
+/// groups are listed in the script.
+pub struct OidcProvider {
+    child: Child,
+    pub issuer: String,
+    pub out: Lines,
+}
+
+impl OidcProvider {
+    /// Whether node and the npm package are here (else skip, or fail under
+    /// `CLEANNVR_REQUIRE_PEERS=1`).
+    pub fn available() -> bool {
+        let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+        require_peer(
+            ui.join("node_modules/oidc-provider/package.json").exists()
+                && Command::new("node").arg("--version").output().is_ok(),
+            "oidc-provider in tests/ui/node_modules (npm ci --prefix tests/ui)",
+        )
+    }
+
+    /// Starts it with one confidential client and waits until it serves its
+    /// discovery document.
+    pub fn start(client_id: &str, client_secret: &str, redirect_uri: &str) -> OidcProvider {
+        let port = free_port();
+        let issuer = format!("http://localhost:{port}");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/oidc_provider.mjs");
+        let mut child = Command::new("node")
+            .arg(script)
+            .args([
+                &port.to_string(),
+                &issuer,
+                client_id,
+                client_secret,
+                redirect_uri,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting node");
+        let out = Lines::default();
+        out.follow(child.stdout.take().unwrap(), "idp");
+        out.follow(child.stderr.take().unwrap(), "idp");
+        out.register("oidc-provider");
+        let mut p = OidcProvider { child, issuer, out };
+        wait_for(Duration::from_secs(60), "oidc-provider to listen", || {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("oidc-provider exited {status}: {}", p.out.text());
+            }
+            p.out.find("oidc provider listening")
+        });
+        p
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
