@@ -17,6 +17,7 @@ use anyhow::{bail, Context as _};
 use ffmpeg_next as ffmpeg;
 
 use super::burn::{Burner, Corner};
+use super::frames::VideoRun;
 use super::h264::H264Encoder;
 use super::redact::Resolved;
 use crate::mp4::{
@@ -24,8 +25,6 @@ use crate::mp4::{
 };
 
 const TIMESCALE: i64 = 90_000;
-/// A fragment is cut at every key frame, and at least this often.
-const MAX_FRAGMENT_TICKS: i64 = TIMESCALE;
 /// The zone-aware format of the burned-in time: the abbreviation (GMT/BST) tells the two
 /// 01:30s of an October night apart.
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f %Z";
@@ -323,7 +322,7 @@ impl Converter<'_> {
             let mut init = Vec::new();
             mp4::write_init_with(&tracks, &InitOptions { duration_ms, edits }, &mut init);
             self.out.write_all(&init)?;
-            self.mux.frame_ticks = self.frame_ticks;
+            self.mux.run.frame_ticks = self.frame_ticks;
             self.enc = Some(enc);
         }
         let e = self.enc.as_mut().expect("opened");
@@ -346,16 +345,12 @@ impl Converter<'_> {
     }
 }
 
-/// Packs encoded frames (track 1) and copied audio samples (track 2) into fragments: one
-/// per key frame or second of video, each followed by the audio up to its end. A frame's
-/// duration is known when the next one arrives, so one frame is held back.
+/// Packs encoded frames (track 1, one [`VideoRun`] a fragment) and copied audio samples
+/// (track 2) into fragments, each followed by the audio up to its end.
 #[derive(Default)]
 struct Mux {
-    held: Option<(i64, bool, Vec<u8>)>,
-    samples: Vec<(Sample, Vec<u8>)>,
-    start: i64,
+    run: VideoRun,
     seq: u32,
-    frame_ticks: i64,
     /// Audio read but not yet written: (decode time, sample, data), in decode order.
     audio: VecDeque<(i64, Sample, Vec<u8>)>,
     audio_ts: i64,
@@ -365,51 +360,17 @@ struct Mux {
 impl Mux {
     /// Adds a frame; returns a finished fragment if this frame starts a new one.
     fn push(&mut self, pts: i64, key: bool, data: Vec<u8>) -> Option<Vec<u8>> {
-        let mut out = None;
-        if let Some((hpts, hkey, hdata)) = self.held.take() {
-            let step = pts - hpts;
-            // A jump of more than two frame intervals is a recording gap: the frame keeps
-            // its own length and the gap stays a jump in decode time.
-            let gap = step <= 0 || step > 2 * self.frame_ticks;
-            let dur = if gap { self.frame_ticks } else { step };
-            self.add(hpts, hkey, hdata, dur);
-            let span: i64 = self
-                .samples
-                .iter()
-                .map(|(s, _)| i64::from(s.duration))
-                .sum();
-            if key || gap || span >= MAX_FRAGMENT_TICKS {
-                out = self.flush(false);
-            }
+        if self.run.push(pts, key, data) {
+            self.flush(false)
+        } else {
+            None
         }
-        self.held = Some((pts, key, data));
-        out
-    }
-
-    fn add(&mut self, pts: i64, key: bool, data: Vec<u8>, dur: i64) {
-        if self.samples.is_empty() {
-            self.start = pts;
-        }
-        self.samples.push((
-            Sample {
-                duration: dur.clamp(1, i64::from(u32::MAX)) as u32,
-                size: data.len() as u32,
-                is_sync: key,
-                composition_offset: 0,
-            },
-            data,
-        ));
     }
 
     /// Writes the held-up video as a fragment with the audio up to its end (all of it
     /// when `all`); `None` if there is nothing to write.
     fn flush(&mut self, all: bool) -> Option<Vec<u8>> {
-        let video_end = self.start
-            + self
-                .samples
-                .iter()
-                .map(|(s, _)| i64::from(s.duration))
-                .sum::<i64>();
+        let video_end = self.run.start + self.run.ticks();
         // Contiguous audio before the video's end (a discontinuity waits for the next one).
         let mut audio: Vec<(Sample, Vec<u8>)> = Vec::new();
         let mut audio_start = 0;
@@ -432,17 +393,17 @@ impl Mux {
                 audio.push((s, d));
             }
         }
-        if self.samples.is_empty() && audio.is_empty() {
+        if self.run.samples.is_empty() && audio.is_empty() {
             return None;
         }
         self.seq += 1;
-        let vs: Vec<Sample> = self.samples.iter().map(|(s, _)| *s).collect();
+        let vs: Vec<Sample> = self.run.samples.iter().map(|(s, _)| *s).collect();
         let aus: Vec<Sample> = audio.iter().map(|(s, _)| *s).collect();
         let mut runs = Vec::new();
         if !vs.is_empty() {
             runs.push(TrackRun {
                 track_id: 1,
-                base_decode_time: self.start.max(0) as u64,
+                base_decode_time: self.run.start.max(0) as u64,
                 samples: &vs,
             });
         }
@@ -455,7 +416,7 @@ impl Mux {
         }
         let mut buf = Vec::new();
         mp4::write_fragment_header(self.seq, &runs, &mut buf);
-        for (_, d) in self.samples.drain(..).chain(audio) {
+        for (_, d) in self.run.samples.drain(..).chain(audio) {
             buf.extend_from_slice(&d);
         }
         Some(buf)
@@ -463,10 +424,7 @@ impl Mux {
 
     /// The last frame and all remaining audio.
     fn finish(mut self) -> Vec<u8> {
-        if let Some((pts, key, data)) = self.held.take() {
-            let dur = self.frame_ticks;
-            self.add(pts, key, data, dur);
-        }
+        self.run.release();
         let mut out = Vec::new();
         while let Some(b) = self.flush(true) {
             out.extend_from_slice(&b);
@@ -505,7 +463,7 @@ mod tests {
     #[test]
     fn audio_follows_its_video_and_breaks_at_discontinuities() {
         let mut m = Mux {
-            frame_ticks: 3000,
+            run: VideoRun::with_frame_ticks(3000),
             audio_ts: 90_000,
             audio_cfg: Some(TrackConfig {
                 track_id: 2,

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 use futures::Stream;
 
+use super::frames::VideoRun;
 use super::Permit;
 use crate::mp4::{
     self, box_at, read_fragment, read_init, Sample, TrackConfig, TrackKind, TrackRun,
@@ -31,8 +32,6 @@ use crate::nal::{annex_b_to_sample, avc1_codec_string, split_annex_b};
 use crate::playback::{Plan, PlanFile};
 
 const TIMESCALE: i64 = 90_000;
-/// A fragment is cut at every key frame, and at least this often.
-const MAX_FRAGMENT_TICKS: i64 = TIMESCALE;
 
 /// Streams the H.264 version of `plan`. The work runs on its own thread (a transcode is
 /// long and CPU-bound; the blocking pool is for short jobs), holding `permit` until it ends.
@@ -183,7 +182,7 @@ impl Transcoder<'_> {
                 &mut init,
             );
             self.emit(Bytes::from(init));
-            self.mux.frame_ticks = self.frame_ticks;
+            self.mux.run.frame_ticks = self.frame_ticks;
             self.enc = Some(enc);
         }
         let e = self.enc.as_mut().expect("opened");
@@ -220,83 +219,47 @@ impl Transcoder<'_> {
     }
 }
 
-/// Packs encoded frames into fragments. A frame's duration is known when the next one
-/// arrives, so one frame is held back.
+/// Packs encoded frames into fragments of one [`VideoRun`] each.
 #[derive(Default)]
 struct Muxer {
-    held: Option<(i64, bool, Vec<u8>)>,
-    samples: Vec<(Sample, Vec<u8>)>,
-    start: i64,
+    run: VideoRun,
     seq: u32,
-    frame_ticks: i64,
 }
 
 impl Muxer {
     /// Adds a frame; returns a finished fragment if this frame starts a new one.
     fn push(&mut self, pts: i64, key: bool, data: Vec<u8>) -> Option<Bytes> {
-        let mut out = None;
-        if let Some((hpts, hkey, hdata)) = self.held.take() {
-            let step = pts - hpts;
-            // A jump of more than two frame intervals is a recording gap: the frame keeps
-            // its own length and the gap stays visible as a jump in decode time.
-            let gap = step <= 0 || step > 2 * self.frame_ticks;
-            let dur = if gap { self.frame_ticks } else { step };
-            self.add(hpts, hkey, hdata, dur);
-            let span: i64 = self
-                .samples
-                .iter()
-                .map(|(s, _)| i64::from(s.duration))
-                .sum();
-            if key || gap || span >= MAX_FRAGMENT_TICKS {
-                out = self.flush();
-            }
+        if self.run.push(pts, key, data) {
+            self.flush()
+        } else {
+            None
         }
-        self.held = Some((pts, key, data));
-        out
-    }
-
-    fn add(&mut self, pts: i64, key: bool, data: Vec<u8>, dur: i64) {
-        if self.samples.is_empty() {
-            self.start = pts;
-        }
-        self.samples.push((
-            Sample {
-                duration: dur.clamp(1, i64::from(u32::MAX)) as u32,
-                size: data.len() as u32,
-                is_sync: key,
-                composition_offset: 0,
-            },
-            data,
-        ));
     }
 
     fn flush(&mut self) -> Option<Bytes> {
-        if self.samples.is_empty() {
+        if self.run.samples.is_empty() {
             return None;
         }
         self.seq += 1;
-        let samples: Vec<Sample> = self.samples.iter().map(|(s, _)| *s).collect();
+        let samples: Vec<Sample> = self.run.samples.iter().map(|(s, _)| *s).collect();
         let mut buf = Vec::new();
         mp4::write_fragment_header(
             self.seq,
             &[TrackRun {
                 track_id: 1,
-                base_decode_time: self.start.max(0) as u64,
+                base_decode_time: self.run.start.max(0) as u64,
                 samples: &samples,
             }],
             &mut buf,
         );
-        for (_, d) in self.samples.drain(..) {
+        for (_, d) in self.run.samples.drain(..) {
             buf.extend_from_slice(&d);
         }
         Some(Bytes::from(buf))
     }
 
     fn finish(&mut self) -> Option<Bytes> {
-        if let Some((pts, key, data)) = self.held.take() {
-            let dur = self.frame_ticks;
-            self.add(pts, key, data, dur);
-        }
+        self.run.release();
         self.flush()
     }
 }

@@ -15,6 +15,7 @@ pub mod aac;
 pub mod background;
 pub mod burn;
 pub mod convert;
+mod frames;
 pub mod h264;
 pub mod live;
 pub mod redact;

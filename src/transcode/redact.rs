@@ -422,32 +422,37 @@ mod tests {
         assert_eq!(at(&f, 5, 5), at(&orig, 5, 5));
     }
 
-    #[test]
-    fn keys_move_the_box_linearly_and_bad_boxes_are_refused() {
-        let key = |at: &str, x: f64| Key {
-            at: at.into(),
-            x,
-            y: 0.0,
-            w: 0.1,
-            h: 0.1,
-        };
-        let r = Redaction {
+    /// One 0.1 × 0.1 box at the top, at `x` at each key's time (RFC 3339).
+    fn moving(keys: &[(&str, f64)]) -> Resolved {
+        Redaction {
             mode: Mode::Fill,
             boxes: vec![RedactBox {
                 x: 0.0,
                 y: 0.0,
                 w: 0.1,
                 h: 0.1,
-                keys: vec![
-                    key("2026-01-01T00:00:10Z", 0.8),
-                    key("2026-01-01T00:00:00Z", 0.0),
-                ],
+                keys: keys
+                    .iter()
+                    .map(|&(at, x)| Key {
+                        at: at.into(),
+                        x,
+                        y: 0.0,
+                        w: 0.1,
+                        h: 0.1,
+                    })
+                    .collect(),
             }],
             invert: false,
-            mute_audio: true,
+            mute_audio: false,
         }
         .resolve()
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_move_the_box_linearly_and_bad_boxes_are_refused() {
+        // Keys out of order are sorted.
+        let r = moving(&[("2026-01-01T00:00:10Z", 0.8), ("2026-01-01T00:00:00Z", 0.0)]);
         let t0 = crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
         let x = |dt_s: i64| r.rects_at(t0 + dt_s * 1_000_000_000)[0].x;
         assert_eq!(x(-5), 0.0);
@@ -482,30 +487,7 @@ mod tests {
     /// i64: no overflow, and the box still moves linearly between them.
     #[test]
     fn extreme_key_times_do_not_overflow() {
-        let key = |at: &str, x: f64| Key {
-            at: at.into(),
-            x,
-            y: 0.0,
-            w: 0.1,
-            h: 0.1,
-        };
-        let r = Redaction {
-            mode: Mode::Fill,
-            boxes: vec![RedactBox {
-                x: 0.0,
-                y: 0.0,
-                w: 0.1,
-                h: 0.1,
-                keys: vec![
-                    key("1677-09-22T00:00:00Z", 0.0),
-                    key("2262-04-11T00:00:00Z", 0.8),
-                ],
-            }],
-            invert: false,
-            mute_audio: false,
-        }
-        .resolve()
-        .unwrap();
+        let r = moving(&[("1677-09-22T00:00:00Z", 0.0), ("2262-04-11T00:00:00Z", 0.8)]);
         let t0 = crate::clock::parse_rfc3339("1677-09-22T00:00:00Z").unwrap();
         let t1 = crate::clock::parse_rfc3339("2262-04-11T00:00:00Z").unwrap();
         assert!(t0 < -9_200_000_000_000_000_000 && t1 > 9_200_000_000_000_000_000);
