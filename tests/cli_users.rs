@@ -20,7 +20,7 @@ fn setup(dir: &Path) -> PathBuf {
 /// Opens the users tree (cleannvr is not running: the database admits one process).
 fn users(dir: &Path, f: impl FnOnce(&Users)) {
     let store = Store::open(&dir.join("data")).unwrap();
-    f(&Users::open(store.db()).unwrap());
+    f(&Users::for_store(&store).unwrap());
 }
 
 #[test]

@@ -324,6 +324,85 @@ fn totp_second_factor_end_to_end() {
     assert_eq!(reset[0]["target"], "root");
 }
 
+/// A code for `secret` that the server has not seen, and its step: waits (at
+/// most a step) until the clock has reached `used`, the last step spent, then
+/// gives the next step's code (accepted for the next minute: the skew is a step).
+fn fresh_code(secret: &str, used: u64) -> (String, u64) {
+    while now_s() / 30 < used {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let step = now_s() / 30 + 1;
+    (oath(secret, step * 30), step)
+}
+
+/// The secret is sealed in the index (the raw sled row does not hold it; the key
+/// file beside the index is 0600), and the second factor still works after a
+/// restart and after `backup`, wiping the storage directory, and `restore`.
+#[test]
+fn totp_secret_is_sealed_at_rest_and_survives_restart_and_restore() {
+    if !require_peer(have_oathtool(), "oathtool (Debian package oathtool)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, config(dir.path(), 60, "")).unwrap();
+    common::add_user(&cfg, "root", "admin", ROOT_PW);
+    let data = dir.path().join("data");
+    let mut nvr = Nvr::start(cfg.clone(), &["run"]);
+    let (st, r, root) = login(&nvr.http, "root", ROOT_PW, json!({}));
+    assert_eq!(st, 200, "{r}");
+    let (secret, _) = enrol(&root.unwrap(), ROOT_PW);
+    // The step the confirming code was for, or a later one.
+    let mut used = now_s() / 30;
+    nvr.stop();
+
+    let raw = {
+        let store = cleannvr::store::Store::open(&data).unwrap();
+        let row = store.db().open_tree("users").unwrap().get("root").unwrap();
+        String::from_utf8_lossy(&row.unwrap()).into_owned()
+    };
+    assert!(
+        raw.contains("\"totp\""),
+        "no second factor in the row: {raw}"
+    );
+    assert!(
+        !raw.contains(&secret),
+        "the secret is stored in clear: {raw}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = data.join("keys/totp.key");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+    }
+    let log_in_with_code = |base: &str, used: &mut u64, when: &str| {
+        let (code, step) = fresh_code(&secret, *used);
+        let (st, r, _) = login(base, "root", ROOT_PW, json!({"totp_code": code}));
+        assert_eq!(st, 200, "{when}: {r}");
+        *used = step;
+    };
+
+    let mut nvr = Nvr::start(cfg.clone(), &["run"]);
+    log_in_with_code(&nvr.http.clone(), &mut used, "after a restart");
+    nvr.stop();
+
+    let backup = dir.path().join("backup.zip");
+    let (ok, out) = cli(&cfg, &["backup", "--out", backup.to_str().unwrap()], "");
+    assert!(ok, "backup: {out}");
+    std::fs::remove_dir_all(&data).unwrap();
+    let (ok, out) = cli(&cfg, &["restore", backup.to_str().unwrap()], "");
+    assert!(ok, "restore: {out}");
+    let nvr = Nvr::start(cfg.clone(), &["run"]);
+    log_in_with_code(&nvr.http.clone(), &mut used, "after backup and restore");
+    // And the password alone is still not enough.
+    let (st, r, _) = login(&nvr.http, "root", ROOT_PW, json!({}));
+    assert_eq!(
+        (st, r["error"].as_str()),
+        (401, Some("totp_required")),
+        "{r}"
+    );
+}
+
 /// Spending a code changes the user's row (the step used), but it is not a
 /// change of rights: a live view open elsewhere must keep running when the
 /// same user logs in with a code on a second device. Removing the second

@@ -171,7 +171,7 @@ mod tests {
     async fn code_guesses_share_the_login_budget() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let users = Users::open(&db).unwrap();
+        let users = Users::open(&db, crate::auth::seal::SealKey::random()).unwrap();
         users.add("a", Role::Admin, None, "password1", 0).unwrap();
         let now = 1_800_000_000 * NS_PER_SEC;
         let e = users.begin_totp("a", now).unwrap();

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod login;
 pub mod oidc;
 pub mod ratelimit;
+pub mod seal;
 pub mod session;
 pub mod totp;
 pub mod setup;
@@ -214,11 +215,32 @@ pub fn random_password() -> String {
         .collect()
 }
 
+/// Seals the TOTP secrets that the users tree of `db` stores open (written before
+/// secrets were sealed), with the key of `storage_dir`, made only if one is needed:
+/// the index migration to schema version 2. Returns how many rows changed.
+pub fn seal_stored_secrets(db: &sled::Db, storage_dir: &std::path::Path) -> anyhow::Result<usize> {
+    let tree = db.open_tree("users")?;
+    let mut any_open = false;
+    for row in tree.iter().values() {
+        let u: User = serde_json::from_slice(&row?).context("corrupt user row")?;
+        any_open |= u.totp.as_ref().is_some_and(|t| !seal::is_sealed(&t.secret))
+            || u.totp_pending
+                .as_ref()
+                .is_some_and(|p| !seal::is_sealed(&p.secret));
+    }
+    if !any_open {
+        return Ok(0);
+    }
+    Users::open(db, seal::SealKey::for_dir(storage_dir)?)?.seal_open_secrets()
+}
+
 /// The `users` tree.
 #[derive(Clone)]
 pub struct Users {
     db: sled::Db,
     tree: sled::Tree,
+    /// Seals the TOTP secrets in each row ([`seal`]); rows in memory hold them open.
+    key: seal::SealKey,
     /// Held by every read-modify-write of a row, so an admin's edit cannot
     /// write back a row read before a login spent a code (which would make
     /// that code, or a recovery code, usable again).
@@ -226,31 +248,90 @@ pub struct Users {
 }
 
 impl Users {
-    /// Opens the `users` tree of `db`.
-    pub fn open(db: &sled::Db) -> anyhow::Result<Users> {
+    /// Opens the `users` tree of `db`, whose TOTP secrets `key` seals.
+    pub fn open(db: &sled::Db, key: seal::SealKey) -> anyhow::Result<Users> {
         Ok(Users {
             db: db.clone(),
             tree: db.open_tree("users")?,
+            key,
             writes: Default::default(),
         })
+    }
+
+    /// Opens the users of `store`, with the TOTP key of its storage directory
+    /// (made on first use).
+    pub fn for_store(store: &crate::store::Store) -> anyhow::Result<Users> {
+        Users::open(store.db(), seal::SealKey::for_dir(store.dir())?)
+    }
+
+    /// A stored row as a user, its TOTP secrets opened.
+    fn decode(&self, row: &[u8]) -> anyhow::Result<User> {
+        let mut u: User = serde_json::from_slice(row).context("corrupt user row")?;
+        if let Some(t) = &mut u.totp {
+            t.secret = self.key.open(&u.name, "totp", &t.secret)?;
+        }
+        if let Some(p) = &mut u.totp_pending {
+            p.secret = self.key.open(&u.name, "pending", &p.secret)?;
+        }
+        Ok(u)
+    }
+
+    /// `user` as a stored row, its TOTP secrets sealed.
+    fn encode(&self, user: &User) -> anyhow::Result<Vec<u8>> {
+        let mut u = user.clone();
+        if let Some(t) = &mut u.totp {
+            t.secret = self.key.seal(&u.name, "totp", &t.secret)?;
+        }
+        if let Some(p) = &mut u.totp_pending {
+            p.secret = self.key.seal(&u.name, "pending", &p.secret)?;
+        }
+        Ok(serde_json::to_vec(&u)?)
     }
 
     /// Looks a user up.
     pub fn get(&self, name: &str) -> anyhow::Result<Option<User>> {
         match self.tree.get(name.as_bytes())? {
             None => Ok(None),
-            Some(v) => Ok(Some(
-                serde_json::from_slice(&v).context("corrupt user row")?,
-            )),
+            Some(v) => Ok(Some(self.decode(&v)?)),
         }
     }
 
     /// Every user, by name.
     pub fn list(&self) -> anyhow::Result<Vec<User>> {
-        self.tree
-            .iter()
-            .map(|item| serde_json::from_slice(&item?.1).context("corrupt user row"))
-            .collect()
+        self.tree.iter().map(|item| self.decode(&item?.1)).collect()
+    }
+
+    /// Seals every TOTP secret stored open (rows written before secrets were
+    /// sealed, or restored from such a backup); see [`seal_stored_secrets`].
+    /// Returns how many rows changed.
+    fn seal_open_secrets(&self) -> anyhow::Result<usize> {
+        let _w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = 0;
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            let mut u: User = serde_json::from_slice(&v).context("corrupt user row")?;
+            let mut sealed = false;
+            if let Some(t) = u.totp.as_mut().filter(|t| !seal::is_sealed(&t.secret)) {
+                t.secret = self.key.seal(&u.name, "totp", &t.secret)?;
+                sealed = true;
+            }
+            if let Some(p) = u
+                .totp_pending
+                .as_mut()
+                .filter(|p| !seal::is_sealed(&p.secret))
+            {
+                p.secret = self.key.seal(&u.name, "pending", &p.secret)?;
+                sealed = true;
+            }
+            if sealed {
+                self.tree.insert(k, serde_json::to_vec(&u)?)?;
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            self.db.flush()?;
+        }
+        Ok(changed)
     }
 
     /// Whether any admin exists (the UI is refused until one does).
@@ -284,7 +365,7 @@ impl Users {
             ptz: None,
             sso: None,
         };
-        let v = serde_json::to_vec(&user).map_err(anyhow::Error::from)?;
+        let v = self.encode(&user)?;
         // Compare-and-swap from "absent" so two concurrent adds cannot both win.
         match self
             .tree
@@ -339,10 +420,7 @@ impl Users {
             return Err(UserError::Conflict("cannot demote the last admin".into()));
         }
         self.tree
-            .insert(
-                name.as_bytes(),
-                serde_json::to_vec(&user).map_err(anyhow::Error::from)?,
-            )
+            .insert(name.as_bytes(), self.encode(&user)?)
             .map_err(anyhow::Error::from)?;
         self.db.flush().map_err(anyhow::Error::from)?;
         Ok(user)
@@ -447,7 +525,7 @@ mod tests {
     fn users() -> (tempfile::TempDir, Users) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        (dir, Users::open(&db).unwrap())
+        (dir, Users::open(&db, seal::SealKey::random()).unwrap())
     }
 
     #[test]

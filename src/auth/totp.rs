@@ -244,12 +244,13 @@ impl Users {
                 .get(name.as_bytes())
                 .map_err(anyhow::Error::from)?
                 .ok_or(UserError::NotFound)?;
-            let mut user: User = serde_json::from_slice(&old)
-                .map_err(|e| anyhow::anyhow!("corrupt user row {name}: {e}"))?;
+            let mut user: User = self
+                .decode(&old)
+                .map_err(|e| e.context(format!("user row {name}")))?;
             let Some(out) = f(&mut user)? else {
                 return Ok(None);
             };
-            let new = serde_json::to_vec(&user).map_err(anyhow::Error::from)?;
+            let new = self.encode(&user)?;
             if self
                 .tree
                 .compare_and_swap(name.as_bytes(), Some(old), Some(new))
@@ -459,7 +460,7 @@ mod tests {
     fn users() -> (tempfile::TempDir, Users) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let u = Users::open(&db).unwrap();
+        let u = Users::open(&db, crate::auth::seal::SealKey::random()).unwrap();
         u.add("alice", Role::Admin, None, "password1", 0).unwrap();
         (dir, u)
     }

@@ -108,7 +108,7 @@ fn direct(cfg: &Config, req: &Request) -> anyhow::Result<Response> {
         "opening the index (no cleannvr answered on its control socket; is another \
          process using this storage dir?)",
     )?;
-    let users = Users::open(store.db())?;
+    let users = Users::for_store(&store)?;
     let audit = AuditLog::open(store.db(), store.dir())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sessions = Sessions::open(

@@ -56,7 +56,7 @@ fn fixture() -> Fixture {
     let config = Config::from_toml(&toml, std::path::Path::new("t"), |_| None).unwrap();
     let store = Store::open(dir.path()).unwrap();
     let audit = AuditLog::open(store.db(), dir.path()).unwrap();
-    let users = Users::open(store.db()).unwrap();
+    let users = Users::for_store(&store).unwrap();
     Fixture {
         _dir: dir,
         config,

@@ -55,15 +55,15 @@ pub struct SegmentRecord {
 /// The index's layout version. Raise it with a migration step in [`schema`] whenever
 /// a tree's layout changes; an older index is migrated forward on open, a newer one
 /// refused (an older build could misread it).
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 /// The tree holding the schema version.
 pub const META_TREE: &str = "meta";
 /// The key of the schema version (a big-endian u64) in [`META_TREE`].
 pub const SCHEMA_KEY: &str = "schema_version";
 
 /// Reads the index's schema version, migrates it forward to [`SCHEMA_VERSION`],
-/// or refuses an index from a newer cleannvr.
-fn schema(db: &sled::Db) -> anyhow::Result<()> {
+/// or refuses an index from a newer cleannvr. `dir` is the storage directory (keys).
+fn schema(db: &sled::Db, dir: &Path) -> anyhow::Result<()> {
     let meta = db.open_tree(META_TREE)?;
     // Indexes from before the version was recorded are version 0.
     let found = match meta.get(SCHEMA_KEY)? {
@@ -83,6 +83,14 @@ fn schema(db: &sled::Db) -> anyhow::Result<()> {
     );
     if found < SCHEMA_VERSION {
         // 0 -> 1: only the version itself is new; no tree changed.
+        // 1 -> 2: TOTP secrets in the users tree are sealed under `keys/totp.key`
+        // (an older cleannvr would take a sealed secret for base32 and refuse every code).
+        if found < 2 {
+            let n = crate::auth::seal_stored_secrets(db, dir)?;
+            if n > 0 {
+                tracing::info!(users = n, "TOTP secrets in the index sealed");
+            }
+        }
         meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
         db.flush()?;
         if found > 0 {
@@ -154,7 +162,7 @@ impl Store {
             }
         })
         .with_context(|| format!("opening index in {}", dir.display()))?;
-        schema(&db).with_context(|| format!("index in {}", dir.display()))?;
+        schema(&db, dir).with_context(|| format!("index in {}", dir.display()))?;
         let segments = db.open_tree("segments")?;
         let garbage = db.open_tree("garbage")?;
         let store = Store {

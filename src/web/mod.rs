@@ -161,7 +161,7 @@ impl App {
             signer,
             export_ledger: Arc::default(),
             ptz,
-            users: Users::open(db)?,
+            users: Users::for_store(&store)?,
             sessions: Sessions::open(db, clock.clone(), lifetimes)?,
             audit,
             limiter: LoginLimiter::new(ratelimit::Limits::default()),
