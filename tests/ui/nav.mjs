@@ -37,7 +37,9 @@ const layout = () => page.evaluate(() => {
   };
 });
 
-const ALL = ["Live", "Playback", "Export", "Holds", "Cameras", "Camera setup", "Users", "Audit log", "Disclosures", "Storage", "Isolation", "Account"];
+/** Every entry an admin has, wherever it is now (new pages add entries). */
+const allEntries = () => page.$$eval("#nav li[data-order]", (ls) => ls.filter((li) => !li.hidden).map((li) => li.textContent.trim()));
+let ALL = [];
 
 try {
   await page.setViewportSize({ width: 1280, height: 720 });
@@ -45,6 +47,8 @@ try {
   await page.goto(`${base}#/cameras`);
   await page.locator("#bell").waitFor({ state: "visible" });
   await page.waitForTimeout(300);
+  ALL = await allEntries();
+  check(ALL.length >= 12 && ALL.includes("Users") && ALL.includes("Account"), "the admin's menu has its entries", ALL);
   let l = await layout();
   check(l.tops.length === 1 && l.headerHeight < 70, "1280×720: the menu is one line", l);
   check(!l.overlap, "1280×720: the menu does not run under the session controls", l);
