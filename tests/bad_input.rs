@@ -71,11 +71,13 @@ fn malformed_sdp_is_reported_and_retried_with_backoff() {
         let at = describes.lock().unwrap().clone();
         (at.len() >= 3).then_some(at)
     });
-    // Backoff 1 s then 2 s (±20 %), timed at the camera: load can only
-    // lengthen these gaps, never shorten them.
+    // Backoff 1 s then 2 s (±20 %), timed at the camera. Load mostly
+    // lengthens these gaps, but a late timestamp on one attempt shortens the
+    // next gap (seen: 779 ms on a loaded machine), so 100 ms is allowed for
+    // that; an immediate retry is still far below.
     let gaps: Vec<Duration> = at.windows(2).take(2).map(|w| w[1] - w[0]).collect();
     assert!(
-        gaps[0] >= Duration::from_millis(800) && gaps[1] >= Duration::from_millis(1600),
+        gaps[0] >= Duration::from_millis(700) && gaps[1] >= Duration::from_millis(1500),
         "retried too fast: gaps {gaps:?}"
     );
     let line = nvr.log.find("session ended").unwrap();
