@@ -14,6 +14,7 @@
 #  - playwright-core in tests/ui/node_modules (npm ci; drives chromium in tests/ui_chromium.rs)
 #  - oidc-provider in tests/ui/node_modules (npm ci; the real OpenID Provider that
 #    tests/oidc_sso.rs signs in through)
+#  - garage (cargo install; the S3 peer of the archive tier, tests/archive_garage.rs)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -53,4 +54,11 @@ if command -v npm >/dev/null; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$(dirname "$0")/../tests/ui" --no-audit --no-fund
 else
   echo "npm not found: the Chromium UI test will fail under CLEANNVR_REQUIRE_PEERS=1" >&2
+fi
+# Garage (S3-compatible object store; the archive tier's peer in tests/archive_garage.rs).
+# Built from crates.io, about 6.5 minutes on an idle 2-core machine (far longer under
+# load); pinned to the version the test harness config is written for; skipped when
+# already installed so repeated runs are cheap.
+if ! command -v garage >/dev/null && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+  cargo install garage --version 2.5.0 --locked
 fi

@@ -127,6 +127,7 @@ fn write_files(store: &Store) -> anyhow::Result<Vec<SegmentRecord>> {
             has_audio: false,
             keyframes,
             drift_ms: 0,
+            archived: None,
         });
     }
     Ok(out)

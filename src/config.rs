@@ -29,6 +29,64 @@ pub struct Config {
     /// and no connection to any provider is made).
     #[serde(default)]
     pub oidc: Option<crate::auth::oidc::OidcConfig>,
+    /// The archive tier (an S3 bucket, e.g. on a Garage cluster); unset: footage stays local.
+    #[serde(default)]
+    pub archive: Option<ArchiveConfig>,
+}
+
+/// `[archive]`: where finished segments move once older than `after`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// S3 endpoint, e.g. `http://10.0.0.5:3900` (path-style requests).
+    pub url: String,
+    /// Bucket.
+    pub bucket: String,
+    /// S3 region (Garage's `s3_region`).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Key prefix; unset means this node's host name, so nodes can share a bucket.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret key; `CLEANNVR_ARCHIVE_SECRET_ACCESS_KEY` overrides.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Segments whose end is older than this move: `"2d"`, `"12h"`, `"20s"`.
+    #[serde(default = "default_after")]
+    pub after: String,
+    /// Archived footage older than this many days is deleted; 0 keeps it.
+    #[serde(default)]
+    pub retain_days: u32,
+    /// Archived footage beyond this many bytes is deleted, oldest first; 0: no limit.
+    #[serde(default)]
+    pub retain_bytes: u64,
+    /// Upload pacing; 0: as fast as the archive takes it.
+    #[serde(default)]
+    pub max_upload_bytes_per_second: u64,
+    /// Only read this prefix (another node's footage): nothing is uploaded or deleted.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl std::fmt::Debug for ArchiveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("ArchiveConfig")
+            .field("url", &self.url)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_region() -> String {
+    "garage".into()
+}
+fn default_after() -> String {
+    "2d".into()
 }
 
 /// `[auth]`.
@@ -522,6 +580,9 @@ impl Config {
         if let (Some(v), Some(o)) = (env("CLEANNVR_OIDC_CLIENT_SECRET"), &mut self.oidc) {
             o.client_secret = Some(v);
         }
+        if let (Some(a), Some(v)) = (&mut self.archive, env("CLEANNVR_ARCHIVE_SECRET_ACCESS_KEY")) {
+            a.secret_access_key = Some(v);
+        }
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
@@ -537,6 +598,25 @@ impl Config {
                 message,
             }
         };
+        if let Some(a) = &self.archive {
+            if crate::archive::parse_after(&a.after).is_none() {
+                return Err(invalid(
+                    "archive.after".into(),
+                    Some("after"),
+                    format!(
+                        "{:?} is not a duration like \"2d\", \"12h\" or \"20s\"",
+                        a.after
+                    ),
+                ));
+            }
+            if a.secret_access_key.is_none() {
+                return Err(invalid(
+                    "archive.secret_access_key".into(),
+                    Some("[archive]"),
+                    "set it, or CLEANNVR_ARCHIVE_SECRET_ACCESS_KEY".into(),
+                ));
+            }
+        }
         let s = &self.storage;
         if !(2..=3600).contains(&s.segment_seconds) {
             return Err(invalid(

@@ -13,6 +13,7 @@
 //! commands reach a running server through, `report` the Code of Practice review report, `cli` is the command line, and `demo`
 //! is the built-in synthetic camera.
 
+pub mod archive;
 pub mod clock;
 pub mod timesync;
 pub mod config;

@@ -76,6 +76,20 @@ pub async fn run_with(
         let store = store.clone();
         tokio::task::spawn_blocking(move || check::recover_all(&store)).await??
     };
+    let archive = {
+        let (store, cfg) = (store.clone(), config.clone());
+        tokio::task::spawn_blocking(move || crate::archive::connect(&store, &cfg))
+            .await?
+            .context("[archive]")?
+    };
+    if let Some(a) = &archive {
+        info!(archive = ?a, after = ?a.after, "archive tier on");
+        tokio::spawn(crate::archive::run(
+            store.clone(),
+            a.clone(),
+            shutdown.clone(),
+        ));
+    }
     if !recovered.is_empty() {
         info!(
             segments = recovered.len(),

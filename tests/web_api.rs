@@ -60,6 +60,7 @@ fn seg(camera: &str, start_s: i64, len_s: i64) -> SegmentRecord {
         has_audio: false,
         keyframes: vec![(0, 100)],
         drift_ms: 0,
+        archived: None,
     }
 }
 

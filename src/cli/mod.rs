@@ -296,6 +296,7 @@ async fn demo(
         auth: Default::default(),
         alarms: Default::default(),
         oidc: None,
+        archive: None,
     };
     let shutdown = install_signals();
     with_demo_cameras(config, cameras, None, shutdown).await

@@ -108,6 +108,8 @@ fn direct(cfg: &Config, req: &Request) -> anyhow::Result<Response> {
         "opening the index (no cleannvr answered on its control socket; is another \
          process using this storage dir?)",
     )?;
+    // Archived segments are read (check, export) through the archive tier.
+    crate::archive::connect(&store, cfg)?;
     let users = Users::for_store(&store)?;
     let audit = AuditLog::open(store.db(), store.dir())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -108,6 +108,7 @@ fn segment(store: &Store, start_s: f64, gops: u64, width: u16, audio: bool) -> S
         has_audio: audio,
         keyframes,
         drift_ms: 0,
+        archived: None,
     };
     store.insert(&rec).unwrap();
     rec
@@ -363,6 +364,7 @@ fn gaps_use_the_tolerance() {
         has_audio: false,
         keyframes: vec![],
         drift_ms: 0,
+        archived: None,
     };
     let g = gaps(
         &[rec(0.0, 60.0), rec(60.04, 120.0), rec(125.0, 130.0)],

@@ -208,6 +208,7 @@ impl OpenSegment {
             has_audio: self.has_audio,
             keyframes: self.keyframes,
             drift_ms,
+            archived: None,
         }))
     }
 }

@@ -67,6 +67,7 @@ pub fn record_from_file(storage: &Path, rel: &str) -> anyhow::Result<SegmentReco
         has_audio: scanned.tracks.iter().any(|t| &t.handler == b"soun"),
         keyframes,
         drift_ms: 0,
+        archived: None,
     })
 }
 
@@ -201,10 +202,39 @@ fn compare(store: &Store, repair: bool, running: bool) -> anyhow::Result<Report>
         }
     }
     report.rows = indexed.len();
+    // The archive tier: objects of this node, by key.
+    let objects: Option<std::collections::HashMap<String, u64>> = match store.remote() {
+        Some(r) => Some(
+            r.list()
+                .context("listing the archive (is it reachable?)")?
+                .into_iter()
+                .collect(),
+        ),
+        None => None,
+    };
+    let mut keep_archived = Vec::new();
     for rec in &indexed {
         match from_files.iter().find(|f| f.path == rec.path) {
             // Finished since the files were listed (it was a `.part` then).
             None if running && store.file_path(rec).exists() => {}
+            None if rec.archived.is_some() => {
+                let a = rec.archived.as_ref().expect("checked");
+                match objects.as_ref().map(|o| o.get(&a.key)) {
+                    None => report.problems.push(format!(
+                        "{}: archived as {} but no [archive] is configured to check it",
+                        rec.path, a.key
+                    )),
+                    Some(None) => report.problems.push(format!(
+                        "{}: archived but the object {} is missing",
+                        rec.path, a.key
+                    )),
+                    Some(Some(&len)) if len != rec.bytes => report.problems.push(format!(
+                        "{}: index says {} bytes, the object {} has {len}",
+                        rec.path, rec.bytes, a.key
+                    )),
+                    Some(Some(_)) => keep_archived.push(rec.clone()),
+                }
+            }
             None => report
                 .problems
                 .push(format!("{}: indexed but the file is missing", rec.path)),
@@ -250,12 +280,58 @@ fn compare(store: &Store, repair: bool, running: bool) -> anyhow::Result<Report>
                 .push(format!("{}: file is not in the index", f.path));
         }
     }
+    // Objects no row knows: a crash between an upload and its index row, or footage
+    // whose rows were lost. Repair downloads and indexes them as archived.
+    let mut orphans = Vec::new();
+    if let (Some(objects), Some(remote)) = (&objects, store.remote()) {
+        for key in objects.keys() {
+            let known = indexed.iter().any(|r| {
+                r.archived.as_ref().is_some_and(|a| &a.key == key)
+                    || remote.key_for(&r.path) == *key
+            }) || from_files.iter().any(|f| remote.key_for(&f.path) == *key);
+            if !known {
+                report
+                    .problems
+                    .push(format!("{key}: archived object is not in the index"));
+                orphans.push(key.clone());
+            }
+        }
+    }
     if repair {
         store.clear()?;
         for rec in &from_files {
+            // A local copy of an archived segment stays archived.
+            let mut rec = rec.clone();
+            rec.archived = indexed
+                .iter()
+                .find(|r| r.path == rec.path)
+                .and_then(|r| r.archived.clone());
+            store.insert(&rec)?;
+        }
+        for rec in &keep_archived {
             store.insert(rec)?;
         }
-        info!(segments = from_files.len(), "index rebuilt from files");
+        if let Some(remote) = store.remote() {
+            for key in &orphans {
+                let Some(rel) = indexed_rel(store, remote.as_ref(), key) else {
+                    continue;
+                };
+                let to = store.dir().join(&rel);
+                let sha256 = remote
+                    .download(key, &to)
+                    .with_context(|| format!("downloading {key}"))?;
+                let mut rec = record_from_file(store.dir(), &rel)?;
+                rec.archived = Some(super::Archived {
+                    key: key.clone(),
+                    sha256,
+                });
+                store.insert(&rec)?;
+            }
+        }
+        info!(
+            segments = from_files.len() + keep_archived.len() + orphans.len(),
+            "index rebuilt from files and the archive"
+        );
     }
     Ok(report)
 }
@@ -303,4 +379,14 @@ fn relative(base: &Path, p: &Path) -> anyhow::Result<String> {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/"))
+}
+
+/// The segment path an object key of this node stands for (its key minus the prefix),
+/// if it looks like one.
+fn indexed_rel(_store: &Store, remote: &dyn super::media::Remote, key: &str) -> Option<String> {
+    let probe = remote.key_for("");
+    let rel = key.strip_prefix(&probe)?;
+    let name = rel.rsplit('/').next()?;
+    parse_segment_name(name)?;
+    Some(rel.to_owned())
 }

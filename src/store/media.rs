@@ -22,10 +22,22 @@ use super::{sync_dir, SegmentRecord, Store};
 
 /// A tier that holds segment bytes away from the local disk (the S3 archive).
 pub trait Remote: Send + Sync {
-    /// Reads `range` of the object `key` (the range is within the object).
-    fn read_range(&self, key: &str, range: Range<u64>) -> io::Result<Bytes>;
+    /// Reads `range` of the object `key`, `len` bytes long (the range is within it).
+    fn read_range(&self, key: &str, len: u64, range: Range<u64>) -> io::Result<Bytes>;
     /// Deletes the object `key`; a missing object is not an error.
     fn delete(&self, key: &str) -> io::Result<()>;
+    /// Length of the object `key`, `None` if it does not exist.
+    fn object_len(&self, key: &str) -> io::Result<Option<u64>>;
+    /// Every object of this node: key and length.
+    fn list(&self) -> io::Result<Vec<(String, u64)>>;
+    /// The key a segment path (relative to the storage dir) is archived under.
+    fn key_for(&self, rel: &str) -> String;
+    /// Downloads the object `key` to `to`, returning its SHA-256 (hex).
+    fn download(&self, key: &str, to: &std::path::Path) -> io::Result<String>;
+    /// The tier's own limits: (`retain_days`, `retain_bytes`), 0 meaning none.
+    fn limits(&self) -> (u32, u64);
+    /// What the tier has done and whether it works, for `/api/storage`.
+    fn status_json(&self) -> serde_json::Value;
 }
 
 /// Where one segment's bytes are: the local file if it is still there, else the
@@ -134,7 +146,7 @@ impl SegmentFile {
         match &self.inner {
             Inner::Local(f) => f.read_exact_at(buf, at),
             Inner::Remote { remote, key } => {
-                let b = remote.read_range(key, at..at + buf.len() as u64)?;
+                let b = remote.read_range(key, self.len, at..at + buf.len() as u64)?;
                 if b.len() != buf.len() {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -178,8 +190,86 @@ impl Store {
         Source {
             rel: rec.path.clone(),
             local: self.file_path(rec),
-            remote: None,
+            remote: rec
+                .archived
+                .as_ref()
+                .and_then(|a| Some((self.remote.get()?.clone(), a.key.clone()))),
             len: rec.bytes,
+        }
+    }
+
+    /// The archive tier, if connected.
+    pub fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.remote.get()
+    }
+
+    /// Whether an archive tier is connected, and its limits.
+    pub fn archive_limits(&self) -> Option<(u32, u64)> {
+        self.remote.get().map(|r| r.limits())
+    }
+
+    /// Connects the archive tier; archived segments are read (and deleted) through it.
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) {
+        let _ = self.remote.set(remote);
+        let _ = self.collect_garbage();
+    }
+
+    /// Records that `rec` is archived (uploaded and verified) as `a`. False if the row is
+    /// gone (retention deleted it meanwhile).
+    pub fn mark_archived(&self, rec: &SegmentRecord, a: super::Archived) -> anyhow::Result<bool> {
+        let k = super::key(&rec.camera, rec.start_ns);
+        let Some(cur) = self.segments.get(&k)? else {
+            return Ok(false);
+        };
+        let mut row = super::decode(&cur)?;
+        row.archived = Some(a);
+        let new = serde_json::to_vec(&row)?;
+        if self
+            .segments
+            .compare_and_swap(&k, Some(cur), Some(new))?
+            .is_err()
+        {
+            return Ok(false);
+        }
+        self.db.flush().context("flushing index")?;
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = usage.get_mut(&rec.camera) {
+            u.archived_bytes += row.bytes;
+        }
+        Ok(true)
+    }
+
+    /// Deletes the local copy of an archived segment (the archive keeps it). The index
+    /// row already says where the bytes are, so a crash here just leaves the copy for
+    /// the next pass. True if a file was deleted.
+    pub fn drop_local(&self, rec: &SegmentRecord) -> anyhow::Result<bool> {
+        anyhow::ensure!(
+            rec.archived.is_some() || self.current(rec)?.is_some_and(|r| r.archived.is_some()),
+            "camera {}: {} is not archived; keeping the local copy",
+            rec.camera,
+            rec.path
+        );
+        let path = self.file_path(rec);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("camera {}: deleting {}", rec.camera, path.display()))
+            }
+        }
+        if let Some(parent) = path.parent() {
+            sync_dir(parent).with_context(|| format!("syncing {}", parent.display()))?;
+            let _ = std::fs::remove_dir(parent);
+        }
+        Ok(true)
+    }
+
+    /// The row of `rec` as the index has it now.
+    pub fn current(&self, rec: &SegmentRecord) -> anyhow::Result<Option<SegmentRecord>> {
+        match self.segments.get(super::key(&rec.camera, rec.start_ns))? {
+            Some(v) => Ok(Some(super::decode(&v)?)),
+            None => Ok(None),
         }
     }
 
@@ -215,8 +305,11 @@ impl Store {
         for item in self.garbage.iter() {
             let (_, v) = item?;
             let rec = super::decode(&v)?;
-            self.finish_delete(&rec)?;
-            n += 1;
+            // One that cannot finish now (the archive is down) stays for the next try.
+            match self.finish_delete(&rec) {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "delete intent left for later"),
+            }
         }
         if n > 0 {
             tracing::info!(segments = n, "finished deletes interrupted by a restart");
@@ -224,7 +317,8 @@ impl Store {
         Ok(n)
     }
 
-    /// Deletes the bytes of a row that is already in `garbage`, then the intent.
+    /// Deletes the bytes of a row that is already in `garbage` (the archived object and
+    /// the local file), then the intent.
     fn finish_delete(&self, rec: &SegmentRecord) -> anyhow::Result<()> {
         // Rows name files inside the camera's own directory; a row from a
         // crafted backup must not delete anything else.
@@ -237,6 +331,19 @@ impl Store {
         if !inside {
             tracing::error!(camera = %rec.camera, path = %rec.path, "refusing to delete a file outside the camera's directory; dropping the row only");
             return self.drop_garbage(&rec.camera, rec.start_ns);
+        }
+        if let Some(a) = &rec.archived {
+            match self.remote.get() {
+                Some(r) => r
+                    .delete(&a.key)
+                    .with_context(|| format!("camera {}: deleting {}", rec.camera, a.key))?,
+                // Collected again at the next start, once the archive is configured.
+                None => anyhow::bail!(
+                    "camera {}: {} is archived but no [archive] is configured",
+                    rec.camera,
+                    a.key
+                ),
+            }
         }
         let path = self.file_path(rec);
         match std::fs::remove_file(&path) {
@@ -276,6 +383,7 @@ mod tests {
             has_audio: false,
             keyframes: vec![(0, 0)],
             drift_ms: 0,
+            archived: None,
         }
     }
 

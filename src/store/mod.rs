@@ -50,6 +50,19 @@ pub struct SegmentRecord {
     pub keyframes: Vec<(u64, u64)>,
     /// Camera clock minus wall clock at the end of the segment, ms.
     pub drift_ms: i64,
+    /// Set once the segment is uploaded to the archive tier and verified there; the
+    /// local copy may then be gone (see [`media`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<Archived>,
+}
+
+/// Where an archived segment is and what its bytes hash to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Archived {
+    /// Object key in the archive bucket.
+    pub key: String,
+    /// SHA-256 (hex) of the object, checked against the local file after upload.
+    pub sha256: String,
 }
 
 /// The index's layout version. Raise it with a migration step in [`schema`] whenever
@@ -107,6 +120,31 @@ pub struct Usage {
     pub bytes: u64,
     /// Number of segments.
     pub segments: u64,
+    /// Of those bytes, the ones held by the archive tier rather than the local disk.
+    pub archived_bytes: u64,
+}
+
+impl Usage {
+    fn add(&mut self, rec: &SegmentRecord) {
+        self.bytes += rec.bytes;
+        self.segments += 1;
+        if rec.archived.is_some() {
+            self.archived_bytes += rec.bytes;
+        }
+    }
+
+    fn sub(&mut self, rec: &SegmentRecord) {
+        self.bytes -= rec.bytes.min(self.bytes);
+        self.segments = self.segments.saturating_sub(1);
+        if rec.archived.is_some() {
+            self.archived_bytes -= rec.bytes.min(self.archived_bytes);
+        }
+    }
+
+    /// Bytes on the local disk.
+    pub fn local_bytes(&self) -> u64 {
+        self.bytes - self.archived_bytes.min(self.bytes)
+    }
 }
 
 /// The segment index.
@@ -118,6 +156,8 @@ pub struct Store {
     events: events::Events,
     /// Delete intents: rows whose bytes are being deleted (see [`media`]).
     garbage: sled::Tree,
+    /// The archive tier, once configured (see [`media::Remote`]).
+    remote: std::sync::OnceLock<std::sync::Arc<dyn media::Remote>>,
     usage: Mutex<HashMap<String, Usage>>,
 }
 
@@ -172,6 +212,7 @@ impl Store {
             db,
             segments,
             garbage,
+            remote: std::sync::OnceLock::new(),
             usage: Mutex::new(HashMap::new()),
         };
         store.recount()?;
@@ -243,9 +284,8 @@ impl Store {
         for item in self.segments.iter() {
             let (_, v) = item?;
             let rec = decode(&v)?;
-            let u = usage.entry(rec.camera).or_default();
-            u.bytes += rec.bytes;
-            u.segments += 1;
+            let u = usage.entry(rec.camera.clone()).or_default();
+            u.add(&rec);
         }
         *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = usage;
         Ok(())
@@ -263,11 +303,9 @@ impl Store {
         let u = usage.entry(rec.camera.clone()).or_default();
         if let Some(old) = old {
             let old = decode(&old)?;
-            u.bytes -= old.bytes.min(u.bytes);
-            u.segments -= 1;
+            u.sub(&old);
         }
-        u.bytes += rec.bytes;
-        u.segments += 1;
+        u.add(rec);
         Ok(())
     }
 
@@ -293,14 +331,12 @@ impl Store {
         self.db.flush().context("flushing index")?;
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         for old in replaced {
-            let u = usage.entry(old.camera).or_default();
-            u.bytes -= old.bytes.min(u.bytes);
-            u.segments = u.segments.saturating_sub(1);
+            let u = usage.entry(old.camera.clone()).or_default();
+            u.sub(&old);
         }
         for rec in rows.values() {
             let u = usage.entry(rec.camera.clone()).or_default();
-            u.bytes += rec.bytes;
-            u.segments += 1;
+            u.add(rec);
         }
         Ok(())
     }
@@ -314,8 +350,7 @@ impl Store {
         let old = decode(&old)?;
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(u) = usage.get_mut(camera) {
-            u.bytes -= old.bytes.min(u.bytes);
-            u.segments = u.segments.saturating_sub(1);
+            u.sub(&old);
         }
         Ok(Some(old))
     }
@@ -350,8 +385,7 @@ impl Store {
         let old = decode(&old)?;
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(u) = usage.get_mut(camera) {
-            u.bytes -= old.bytes.min(u.bytes);
-            u.segments = u.segments.saturating_sub(1);
+            u.sub(&old);
         }
         Ok(Some(old))
     }
@@ -531,6 +565,7 @@ mod tests {
             has_audio: false,
             keyframes: vec![(0, 900)],
             drift_ms: 0,
+            archived: None,
         }
     }
 
@@ -563,7 +598,8 @@ mod tests {
             store.usage()["a"],
             Usage {
                 bytes: 107,
-                segments: 2
+                segments: 2,
+                archived_bytes: 0
             }
         );
         assert_eq!(store.iter_camera("a").count(), 2);
@@ -572,7 +608,8 @@ mod tests {
             Store::open(dir.path()).unwrap().usage()["a"],
             Usage {
                 bytes: 107,
-                segments: 2
+                segments: 2,
+                archived_bytes: 0
             }
         );
     }
@@ -589,7 +626,8 @@ mod tests {
             store.usage()["a"],
             Usage {
                 bytes: 1000,
-                segments: 10
+                segments: 10,
+                archived_bytes: 0
             }
         );
         // A range starting inside a segment includes that segment.
@@ -617,7 +655,8 @@ mod tests {
             store.usage()["a"],
             Usage {
                 bytes: 900,
-                segments: 9
+                segments: 9,
+                archived_bytes: 0
             }
         );
         drop(store);
@@ -626,7 +665,8 @@ mod tests {
             reopened.usage()["a"],
             Usage {
                 bytes: 900,
-                segments: 9
+                segments: 9,
+                archived_bytes: 0
             }
         );
     }

@@ -218,6 +218,39 @@ pub fn run_into(
             store.events().prune(camera, cutoff, held)?;
         }
     }
+    // The archive tier's own limits (bytes across all cameras of this node).
+    if let Some((days, max_bytes)) = store.archive_limits() {
+        let cutoff = now_ns - i64::from(days) * 86_400 * NS_PER_SEC;
+        let mut bytes: u64 = store.usage().values().map(|u| u.archived_bytes).sum();
+        let mut archived: Vec<SegmentRecord> = Vec::new();
+        for camera in store.usage().keys() {
+            for rec in store.iter_camera(camera) {
+                let rec = rec?;
+                if rec.archived.is_some() {
+                    archived.push(rec);
+                }
+            }
+        }
+        archived.sort_by_key(|r| r.start_ns);
+        for rec in archived {
+            let too_old = days > 0 && rec.end_ns <= cutoff;
+            let too_big = max_bytes > 0 && bytes > max_bytes;
+            if !too_old && !too_big {
+                break;
+            }
+            if held.covers(&rec.camera, rec.start_ns, rec.end_ns) {
+                out.held_kept += 1;
+                continue;
+            }
+            bytes -= rec.bytes.min(bytes);
+            let why = if too_old {
+                "archive.retain_days"
+            } else {
+                "archive.retain_bytes"
+            };
+            delete(store, &rec, out, why)?;
+        }
+    }
     // Volume floor: oldest unheld footage of any camera goes first. `from` remembers,
     // per camera, where its unheld footage starts, so held segments are passed once.
     let mut free = free_bytes();
@@ -256,6 +289,16 @@ pub fn run_into(
             }
             break;
         };
+        if store.archive_limits().is_some() && rec.archived.is_none() {
+            error!(
+                camera = %rec.camera,
+                segment = %rec.path,
+                free,
+                min_free_bytes,
+                "deleting footage that is not archived yet: the disk would otherwise fill \
+                 (is the archive reachable?)"
+            );
+        }
         // A segment held since it was chosen stays; the next scan passes over it.
         if delete_unless_held(store, &mut watch, &rec, out, "min_free_bytes")? {
             free = free_bytes();
@@ -293,6 +336,10 @@ fn first_unheld(
         .range(key(camera, from_ns)..=key(camera, i64::MAX))
     {
         let rec = super::decode(&item?.1)?;
+        if rec.archived.is_some() && store.archive_limits().is_some() {
+            // Its local copy is gone (or about to be): deleting it frees no disk.
+            continue;
+        }
         if !held.covers(camera, rec.start_ns, rec.end_ns) {
             return Ok(Some(rec));
         }
@@ -456,6 +503,7 @@ mod tests {
                     has_audio: false,
                     keyframes: vec![],
                     drift_ms: 0,
+                    archived: None,
                 };
                 let p = store.file_path(&rec);
                 std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -634,6 +634,7 @@ pub async fn storage(
             "bytes": u.bytes,
             "held_bytes": held.get(&cam.id).copied().unwrap_or(0),
             "segments": u.segments,
+            "archived_bytes": u.archived_bytes,
             "retain_days": cam.retain_days,
             "retain_bytes": cam.retain_bytes,
             "oldest": opt_time(app.store.oldest(&cam.id)?.map(|r| r.start_ns)),
@@ -676,6 +677,9 @@ pub async fn storage(
              Release holds that are no longer needed or add disk space."
         ),
         "cameras": cams,
+        // The archive tier, when configured: uploads so far and whether the last pass
+        // failed (then recording goes on and uploads retry).
+        "archive": app.store.remote().map(|r| r.status_json()),
     })))
 }
 
@@ -808,6 +812,7 @@ mod tests {
             has_audio: false,
             keyframes: vec![],
             drift_ms: 0,
+            archived: None,
         }
     }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod event_camera;
+pub mod garage;
 pub mod ipycam;
 pub mod netns;
 

@@ -55,6 +55,7 @@ fn record(camera: usize, seq: i64) -> SegmentRecord {
             .map(|k| (k * 180_000, 800 + k * bytes / 30))
             .collect(),
         drift_ms: (seq % 40) - 20,
+        archived: None,
     }
 }
 

@@ -1,0 +1,629 @@
+//! Archive tier: finished segments older than `[archive] after` move to an S3 bucket
+//! (a Garage cluster on the LAN, or any S3-compatible store) and are read back through
+//! the storage seam ([`crate::store::media`]) with ranged GETs, so playback, snapshots and
+//! exports work the same whether a segment is local or archived.
+//!
+//! One segment moves in four steps, each safe to repeat after a crash:
+//! upload (multipart above [`MULTIPART_BYTES`]) → read the object back and compare its
+//! SHA-256 with the local file's → record the key and hash in the index → delete the local
+//! copy. A crash before the index row says "archived" just uploads again (same key); a
+//! crash after it leaves a local copy that the next pass deletes. The archive being down
+//! never touches recording: the pass fails, backs off and tries again, and local retention
+//! keeps unarchived footage unless the disk would otherwise fill.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjPath;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::ArchiveConfig;
+use crate::store::media::Remote;
+use crate::store::{Archived, SegmentRecord, Store};
+
+/// Segments larger than this are uploaded in parts of this size.
+pub const MULTIPART_BYTES: usize = 16 << 20;
+/// Read-cache block: one ranged GET fetches this much, so the box parsers' small reads
+/// (headers of a few bytes) cost one request per block, not one each.
+const BLOCK: u64 = 1 << 20;
+/// Read-cache size cap.
+const CACHE_BYTES: usize = 64 << 20;
+/// Longest wait between failed passes.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The archive's own runtime: S3 requests run here whichever thread asks (a blocking
+/// playback reader, the CLI, the archiver), and it lives as long as the process.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("archive-io")
+            .enable_all()
+            .build()
+            .expect("building the archive runtime")
+    })
+}
+
+/// Runs `f` on the archive runtime and waits for it. Blocking: call from a blocking
+/// thread (never from an async task).
+fn block_on<F>(f: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv()
+        .expect("archive runtime task ended without an answer")
+}
+
+/// Parses `"2d"`, `"12h"`, `"30m"`, `"20s"` (or a bare number of seconds).
+pub fn parse_after(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], s[i..].trim()),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(mult)?))
+}
+
+/// What the archiver has done, for `/api/storage` and the log.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Status {
+    /// Segments uploaded and verified since start.
+    pub uploaded: u64,
+    /// Bytes uploaded since start.
+    pub uploaded_bytes: u64,
+    /// Segments old enough to move that are still local (as of the last pass).
+    pub pending: u64,
+    /// Failures in a row; 0 when the last pass worked.
+    pub failures: u32,
+    /// The last failure, if the last pass failed.
+    pub last_error: Option<String>,
+}
+
+/// The bucket and prefix segments move to.
+pub struct Archive {
+    s3: Arc<AmazonS3>,
+    prefix: String,
+    /// Segments whose end is older than this move.
+    pub after: Duration,
+    /// Archived footage older than this many days is deleted; 0: no limit.
+    pub retain_days: u32,
+    /// Archived footage beyond this many bytes is deleted, oldest first; 0: no limit.
+    pub retain_bytes: u64,
+    max_upload_bps: u64,
+    read_only: bool,
+    cache: Mutex<Cache>,
+    status: Mutex<Status>,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the keys.
+        f.debug_struct("Archive")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl Archive {
+    /// Connects lazily (no request is made here). `node` is the default prefix.
+    pub fn new(cfg: &ArchiveConfig, node: &str) -> anyhow::Result<Archive> {
+        // reqwest's rustls (for an https endpoint) uses the process default provider;
+        // already installed is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let secret = cfg
+            .secret_access_key
+            .clone()
+            .or_else(|| std::env::var("CLEANNVR_ARCHIVE_SECRET_ACCESS_KEY").ok())
+            .context("[archive] needs secret_access_key or CLEANNVR_ARCHIVE_SECRET_ACCESS_KEY")?;
+        let s3 = AmazonS3Builder::new()
+            .with_endpoint(cfg.url.trim_end_matches('/'))
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&cfg.region)
+            .with_access_key_id(&cfg.access_key_id)
+            .with_secret_access_key(secret)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            // A Garage node that has just died stalls requests for up to ~15 s until its
+            // peers notice; retries ride that out, the pass backs off beyond it.
+            .with_retry(RetryConfig {
+                max_retries: 4,
+                retry_timeout: Duration::from_secs(60),
+                ..Default::default()
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(60)),
+            )
+            .build()
+            .with_context(|| format!("configuring the archive at {}", cfg.url))?;
+        let prefix = cfg
+            .prefix
+            .clone()
+            .unwrap_or_else(|| node.to_owned())
+            .trim_matches('/')
+            .to_owned();
+        Ok(Archive {
+            s3: Arc::new(s3),
+            prefix,
+            after: parse_after(&cfg.after).context("[archive] after")?,
+            retain_days: cfg.retain_days,
+            retain_bytes: cfg.retain_bytes,
+            max_upload_bps: cfg.max_upload_bytes_per_second,
+            read_only: cfg.read_only,
+            cache: Mutex::new(Cache::default()),
+            status: Mutex::new(Status::default()),
+        })
+    }
+
+    /// Whether this node only reads the prefix (another node's footage).
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The object key of a segment path (relative to the storage dir).
+    pub fn key(&self, rel: &str) -> String {
+        if self.prefix.is_empty() {
+            rel.to_owned()
+        } else {
+            format!("{}/{rel}", self.prefix)
+        }
+    }
+
+    /// The segment path of an object key under our prefix.
+    pub fn rel<'a>(&self, key: &'a str) -> Option<&'a str> {
+        if self.prefix.is_empty() {
+            Some(key)
+        } else {
+            key.strip_prefix(&self.prefix)?.strip_prefix('/')
+        }
+    }
+
+    /// A snapshot of what the archiver has done.
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Uploads one local segment, reads it back to compare hashes, and returns what the
+    /// index records. Blocking.
+    pub fn upload(&self, store: &Store, rec: &SegmentRecord) -> anyhow::Result<Archived> {
+        let path = store.file_path(rec);
+        let data = std::fs::read(&path)
+            .with_context(|| format!("camera {}: reading {}", rec.camera, path.display()))?;
+        anyhow::ensure!(
+            data.len() as u64 >= rec.bytes,
+            "camera {}: {} is shorter than indexed",
+            rec.camera,
+            rec.path
+        );
+        let data = Bytes::from(data).slice(..rec.bytes as usize);
+        let sha256 = hex::encode(Sha256::digest(&data));
+        let key = self.key(&rec.path);
+        let s3 = self.s3.clone();
+        let (k, d) = (ObjPath::from(key.clone()), data.clone());
+        block_on(async move {
+            if d.len() > MULTIPART_BYTES {
+                let up = s3.put_multipart(&k).await?;
+                let mut w = WriteMultipart::new_with_chunk_size(up, MULTIPART_BYTES);
+                w.put(d);
+                w.finish().await?;
+            } else {
+                s3.put(&k, d.into()).await?;
+            }
+            Ok::<_, object_store::Error>(())
+        })
+        .with_context(|| format!("camera {}: uploading {}", rec.camera, rec.path))?;
+        let got = self
+            .object_sha256(&key)
+            .with_context(|| format!("camera {}: reading back {key}", rec.camera))?;
+        anyhow::ensure!(
+            got == (sha256.clone(), rec.bytes),
+            "camera {}: {key} read back as {} bytes with SHA-256 {}, the file has {} bytes with {}",
+            rec.camera,
+            got.1,
+            got.0,
+            rec.bytes,
+            sha256
+        );
+        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        st.uploaded += 1;
+        st.uploaded_bytes += rec.bytes;
+        Ok(Archived { key, sha256 })
+    }
+
+    /// SHA-256 (hex) and length of an object, streamed. Blocking.
+    pub fn object_sha256(&self, key: &str) -> anyhow::Result<(String, u64)> {
+        let s3 = self.s3.clone();
+        let k = ObjPath::from(key);
+        block_on(async move {
+            let mut s = s3.get(&k).await?.into_stream();
+            let mut h = Sha256::new();
+            let mut n = 0u64;
+            while let Some(b) = s.try_next().await? {
+                h.update(&b);
+                n += b.len() as u64;
+            }
+            Ok::<_, object_store::Error>((hex::encode(h.finalize()), n))
+        })
+        .map_err(Into::into)
+    }
+
+    /// Every object under our prefix: key and size. Blocking.
+    pub fn list(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        let s3 = self.s3.clone();
+        let prefix = (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.clone()));
+        block_on(async move {
+            s3.list(prefix.as_ref())
+                .map_ok(|m| (m.location.to_string(), m.size))
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .context("listing the archive")
+    }
+
+    /// Size of an object, `None` if it does not exist. Blocking.
+    pub fn size(&self, key: &str) -> anyhow::Result<Option<u64>> {
+        let s3 = self.s3.clone();
+        let k = ObjPath::from(key);
+        match block_on(async move { s3.head(&k).await }) {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("looking up {key}")),
+        }
+    }
+
+    /// Downloads an object to `to` (a repair of an object the index does not know);
+    /// returns its SHA-256. Blocking.
+    pub fn download(&self, key: &str, to: &std::path::Path) -> anyhow::Result<String> {
+        let s3 = self.s3.clone();
+        let k = ObjPath::from(key);
+        let b = block_on(async move { s3.get(&k).await?.bytes().await })
+            .with_context(|| format!("downloading {key}"))?;
+        if let Some(p) = to.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::write(to, &b).with_context(|| format!("writing {}", to.display()))?;
+        Ok(hex::encode(Sha256::digest(&b)))
+    }
+
+    fn pace(&self, bytes: u64) {
+        if self.max_upload_bps > 0 {
+            std::thread::sleep(Duration::from_secs_f64(
+                bytes as f64 / self.max_upload_bps as f64,
+            ));
+        }
+    }
+}
+
+impl Remote for Archive {
+    fn limits(&self) -> (u32, u64) {
+        (self.retain_days, self.retain_bytes)
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let st = self.status();
+        serde_json::json!({
+            "prefix": self.prefix,
+            "after_seconds": self.after.as_secs(),
+            "read_only": self.read_only,
+            "uploaded": st.uploaded,
+            "uploaded_bytes": st.uploaded_bytes,
+            "pending": st.pending,
+            "failures": st.failures,
+            "last_error": st.last_error,
+            "ok": st.failures == 0,
+        })
+    }
+
+    fn object_len(&self, key: &str) -> io::Result<Option<u64>> {
+        self.size(key)
+            .map_err(|e| io::Error::other(format!("{e:#}")))
+    }
+
+    fn list(&self) -> io::Result<Vec<(String, u64)>> {
+        Archive::list(self).map_err(|e| io::Error::other(format!("{e:#}")))
+    }
+
+    fn key_for(&self, rel: &str) -> String {
+        self.key(rel)
+    }
+
+    fn download(&self, key: &str, to: &std::path::Path) -> io::Result<String> {
+        Archive::download(self, key, to).map_err(|e| io::Error::other(format!("{e:#}")))
+    }
+
+    fn read_range(&self, key: &str, len: u64, range: Range<u64>) -> io::Result<Bytes> {
+        let mut out = Vec::with_capacity((range.end - range.start) as usize);
+        let mut pos = range.start;
+        while pos < range.end {
+            let block = pos / BLOCK;
+            let b = self.block(key, len, block)?;
+            let from = (pos - block * BLOCK) as usize;
+            let to = ((range.end - block * BLOCK) as usize).min(b.len());
+            if from >= to {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{key}: short object at {pos}"),
+                ));
+            }
+            out.extend_from_slice(&b[from..to]);
+            pos += (to - from) as u64;
+        }
+        Ok(out.into())
+    }
+
+    fn delete(&self, key: &str) -> io::Result<()> {
+        if self.read_only {
+            return Err(io::Error::other(format!(
+                "{key}: this node reads the archive only"
+            )));
+        }
+        let s3 = self.s3.clone();
+        let k = ObjPath::from(key);
+        match block_on(async move { s3.delete(&k).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(io::Error::other(format!("deleting {key}: {e}"))),
+        }
+    }
+}
+
+impl Archive {
+    /// One cached block of an object (a ranged GET on a miss).
+    fn block(&self, key: &str, len: u64, block: u64) -> io::Result<Bytes> {
+        let id = (key.to_owned(), block);
+        if let Some(b) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(b);
+        }
+        let start = block * BLOCK;
+        let end = (start + BLOCK).min(len);
+        let s3 = self.s3.clone();
+        let k = ObjPath::from(key);
+        let b = block_on(async move { s3.get_range(&k, start..end).await })
+            .map_err(|e| io::Error::other(format!("reading {key} at {start}: {e}")))?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(id, b.clone());
+        Ok(b)
+    }
+}
+
+/// Least-recently-inserted block cache with a byte cap.
+#[derive(Default)]
+struct Cache {
+    blocks: HashMap<(String, u64), Bytes>,
+    order: VecDeque<(String, u64)>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn get(&self, id: &(String, u64)) -> Option<Bytes> {
+        self.blocks.get(id).cloned()
+    }
+
+    fn put(&mut self, id: (String, u64), b: Bytes) {
+        self.bytes += b.len();
+        if let Some(old) = self.blocks.insert(id.clone(), b) {
+            self.bytes -= old.len();
+        } else {
+            self.order.push_back(id);
+        }
+        while self.bytes > CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.blocks.remove(&old) {
+                self.bytes -= b.len();
+            }
+        }
+    }
+}
+
+/// What one archive pass did.
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// Segments uploaded.
+    pub uploaded: u64,
+    /// Local copies deleted (of segments archived now or by an interrupted pass).
+    pub dropped_local: u64,
+    /// Segments old enough that are still local.
+    pub pending: u64,
+}
+
+/// One pass: uploads every finished segment whose end is older than `after`, oldest
+/// first, and drops local copies of archived ones. `cursors` remembers, per camera, the
+/// start before which everything is archived and local copies are gone, so a pass reads
+/// only the rows it may act on. Blocking.
+pub fn pass(
+    store: &Store,
+    archive: &Archive,
+    now_ns: i64,
+    cursors: &mut HashMap<String, i64>,
+) -> anyhow::Result<Pass> {
+    let mut out = Pass::default();
+    if archive.read_only {
+        return Ok(out);
+    }
+    let cutoff = now_ns - archive.after.as_nanos() as i64;
+    let mut cameras: Vec<String> = store.usage().keys().cloned().collect();
+    cameras.sort();
+    for camera in cameras {
+        let from = cursors.get(&camera).copied().unwrap_or(i64::MIN);
+        let mut clean_to = from;
+        let rows: Vec<SegmentRecord> = store
+            .segments(&camera, from, cutoff)?
+            .into_iter()
+            .filter(|r| r.end_ns <= cutoff)
+            .collect();
+        for rec in rows {
+            if rec.archived.is_none() {
+                if !store.file_path(&rec).exists() {
+                    // Retention deleted it meanwhile, or it was lost (`check` reports
+                    // it): one missing file must not stop every later upload.
+                    warn!(camera = %rec.camera, segment = %rec.path, "indexed segment has no local file; not archiving it");
+                    continue;
+                }
+                out.pending += 1;
+                let a = archive.upload(store, &rec)?;
+                if !store.mark_archived(&rec, a.clone())? {
+                    // Retention deleted the row while we uploaded: the object is garbage.
+                    archive.delete(&a.key).ok();
+                    continue;
+                }
+                out.uploaded += 1;
+                out.pending -= 1;
+                archive.pace(rec.bytes);
+            }
+            if store.drop_local(&rec)? {
+                out.dropped_local += 1;
+            }
+            clean_to = rec.start_ns + 1;
+        }
+        if clean_to > from {
+            cursors.insert(camera, clean_to);
+        }
+    }
+    if out.uploaded > 0 || out.dropped_local > 0 {
+        info!(
+            uploaded = out.uploaded,
+            dropped_local = out.dropped_local,
+            "archive"
+        );
+    }
+    Ok(out)
+}
+
+/// Runs archive passes until `shutdown`: every few seconds while it works, backing off
+/// (doubling up to a minute) while the archive is unreachable. Recording never waits on
+/// this.
+pub async fn run(
+    store: Arc<Store>,
+    archive: Arc<Archive>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let poll = (archive.after / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut backoff = Duration::from_secs(1);
+    let mut cursors = HashMap::new();
+    loop {
+        let (s, a) = (store.clone(), archive.clone());
+        let mut c = std::mem::take(&mut cursors);
+        let r = tokio::task::spawn_blocking(move || {
+            let r = pass(&s, &a, crate::clock::SystemClock.now_ns(), &mut c);
+            (r, c)
+        })
+        .await;
+        let wait = match r {
+            Ok((Ok(p), c)) => {
+                cursors = c;
+                let mut st = archive.status.lock().unwrap_or_else(|e| e.into_inner());
+                st.pending = p.pending;
+                st.failures = 0;
+                st.last_error = None;
+                backoff = Duration::from_secs(1);
+                poll
+            }
+            Ok((Err(e), c)) => {
+                cursors = c;
+                let msg = format!("{e:#}");
+                warn!(error = %msg, retry_in = ?backoff, "archive pass failed; recording continues, will retry");
+                let mut st = archive.status.lock().unwrap_or_else(|e| e.into_inner());
+                st.failures += 1;
+                st.last_error = Some(msg);
+                let w = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                w
+            }
+            Err(e) => {
+                warn!(error = %e, "archive task");
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Connects the configured archive to `store` (reads of archived segments go through it)
+/// and returns it; `None` without `[archive]`. Blocking.
+pub fn connect(store: &Store, cfg: &crate::config::Config) -> anyhow::Result<Option<Arc<Archive>>> {
+    let Some(a) = &cfg.archive else {
+        return Ok(None);
+    };
+    let archive = Arc::new(Archive::new(a, &node_name())?);
+    store.set_remote(archive.clone());
+    Ok(Some(archive))
+}
+
+/// This machine's host name: the default key prefix, so nodes sharing a bucket never
+/// share keys.
+fn node_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is writable for its length; gethostname NUL-terminates within it.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let n = buf.iter().position(|b| *b == 0).unwrap_or(0);
+    match std::str::from_utf8(&buf[..n]) {
+        Ok(s) if ok && !s.is_empty() => s.to_owned(),
+        _ => "cleannvr".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_parses_units() {
+        assert_eq!(parse_after("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_after("20s"), Some(Duration::from_secs(20)));
+        assert_eq!(parse_after("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_after("3h"), Some(Duration::from_secs(10_800)));
+        assert_eq!(parse_after("2w"), None);
+        assert_eq!(parse_after("d"), None);
+    }
+
+    #[test]
+    fn cache_keeps_under_its_cap() {
+        let mut c = Cache::default();
+        for i in 0..100u64 {
+            c.put(("k".into(), i), Bytes::from(vec![0u8; 1 << 20]));
+        }
+        assert!(c.bytes <= CACHE_BYTES);
+        assert!(c.get(&("k".into(), 99)).is_some());
+        assert!(c.get(&("k".into(), 0)).is_none());
+    }
+}
