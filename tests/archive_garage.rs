@@ -46,7 +46,7 @@ fn segments_move_to_garage_and_play_back_export_and_check_from_there() {
     );
     let cams = format!(
         "[[camera]]\nid = \"cam\"\nurl = \"{}\"\n{archive}",
-        gst.url("cam1")
+        gst.url("h264aac")
     );
     let toml = config(dir.path(), 2, &cams);
     let (mut nvr, cookie) = run_with_admin(dir.path(), &toml);

@@ -146,7 +146,6 @@ impl Archive {
             .with_region(&cfg.region)
             .with_access_key_id(&cfg.access_key_id)
             .with_secret_access_key(secret)
-            .with_allow_http(true)
             .with_virtual_hosted_style_request(false)
             // A Garage node that has just died stalls requests for up to ~15 s until its
             // peers notice; retries ride that out, the pass backs off beyond it.
@@ -156,7 +155,10 @@ impl Archive {
                 ..Default::default()
             })
             .with_client_options(
+                // Garage on the LAN is commonly plain HTTP (set here: these options
+                // replace the builder's own, so `with_allow_http` there would be lost).
                 ClientOptions::new()
+                    .with_allow_http(true)
                     .with_connect_timeout(Duration::from_secs(5))
                     .with_timeout(Duration::from_secs(60)),
             )
