@@ -23,6 +23,7 @@ fn seg(camera: &str, start: i64, end: i64) -> SegmentRecord {
         has_audio: false,
         keyframes: vec![(0, 0)],
         drift_ms: 0,
+        archived: None,
     }
 }
 

@@ -83,6 +83,7 @@ mod tests {
             has_audio: false,
             keyframes: vec![(0, 900)],
             drift_ms: 0,
+            archived: None,
         }
     }
 
