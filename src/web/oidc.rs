@@ -33,14 +33,7 @@ fn key_cookie(value: &str, max_age_s: u64) -> HeaderValue {
 }
 
 fn browser_key(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
+    super::cookie(headers, COOKIE)
 }
 
 fn redirect(to: &str) -> Response {
