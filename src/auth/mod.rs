@@ -348,6 +348,20 @@ impl Users {
         password: &str,
         now_ns: i64,
     ) -> Result<User, UserError> {
+        self.add_audited(name, role, cameras, password, now_ns, |_| Ok(()))
+    }
+
+    /// [`Users::add`], calling `audit` with the new user after every check and
+    /// before the write: if the audit entry cannot be written, nobody is added.
+    pub fn add_audited(
+        &self,
+        name: &str,
+        role: Role,
+        cameras: Option<Vec<String>>,
+        password: &str,
+        now_ns: i64,
+        audit: impl FnOnce(&User) -> anyhow::Result<()>,
+    ) -> Result<User, UserError> {
         if !valid_user_name(name) {
             return Err(UserError::Invalid(
                 "user name must be 1-64 of A-Z a-z 0-9 . _ @ -".into(),
@@ -366,6 +380,17 @@ impl Users {
             sso: None,
         };
         let v = self.encode(&user)?;
+        // Held from the check to the write, so an audited add is not then
+        // refused because another add took the name meanwhile.
+        let _w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        if self
+            .tree
+            .contains_key(name.as_bytes())
+            .map_err(anyhow::Error::from)?
+        {
+            return Err(UserError::Conflict(format!("user {name} already exists")));
+        }
+        audit(&user)?;
         // Compare-and-swap from "absent" so two concurrent adds cannot both win.
         match self
             .tree
@@ -412,6 +437,18 @@ impl Users {
         name: &str,
         f: impl FnOnce(&mut User) -> Result<(), UserError>,
     ) -> Result<User, UserError> {
+        self.update_audited(name, f, |_| Ok(()))
+    }
+
+    /// [`Users::update`], calling `audit` with the changed user after every
+    /// check and before the write: if the audit entry cannot be written, the
+    /// user stays as it was.
+    pub fn update_audited(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut User) -> Result<(), UserError>,
+        audit: impl FnOnce(&User) -> anyhow::Result<()>,
+    ) -> Result<User, UserError> {
         let _w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         let mut user = self.get(name)?.ok_or(UserError::NotFound)?;
         let was_admin = user.role == Role::Admin;
@@ -419,8 +456,10 @@ impl Users {
         if was_admin && user.role != Role::Admin && self.admin_count()? <= 1 {
             return Err(UserError::Conflict("cannot demote the last admin".into()));
         }
+        let row = self.encode(&user)?;
+        audit(&user)?;
         self.tree
-            .insert(name.as_bytes(), self.encode(&user)?)
+            .insert(name.as_bytes(), row)
             .map_err(anyhow::Error::from)?;
         self.db.flush().map_err(anyhow::Error::from)?;
         Ok(user)
@@ -488,20 +527,46 @@ impl Users {
 
     /// Sets a new password.
     pub fn set_password(&self, name: &str, password: &str) -> Result<User, UserError> {
+        self.set_password_audited(name, password, |_| Ok(()))
+    }
+
+    /// [`Users::set_password`], audited first as [`Users::update_audited`] is.
+    pub fn set_password_audited(
+        &self,
+        name: &str,
+        password: &str,
+        audit: impl FnOnce(&User) -> anyhow::Result<()>,
+    ) -> Result<User, UserError> {
         check_password(password)?;
         let hash = hash_password(password)?;
-        self.update(name, |u| {
-            u.password_hash = hash;
-            Ok(())
-        })
+        self.update_audited(
+            name,
+            |u| {
+                u.password_hash = hash;
+                Ok(())
+            },
+            audit,
+        )
     }
 
     /// Removes a user; refuses to remove the last admin.
     pub fn remove(&self, name: &str) -> Result<User, UserError> {
+        self.remove_audited(name, |_| Ok(()))
+    }
+
+    /// [`Users::remove`], calling `audit` with the user after every check and
+    /// before the removal: if the audit entry cannot be written, the user stays.
+    pub fn remove_audited(
+        &self,
+        name: &str,
+        audit: impl FnOnce(&User) -> anyhow::Result<()>,
+    ) -> Result<User, UserError> {
+        let _w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         let user = self.get(name)?.ok_or(UserError::NotFound)?;
         if user.role == Role::Admin && self.admin_count()? <= 1 {
             return Err(UserError::Conflict("cannot remove the last admin".into()));
         }
+        audit(&user)?;
         self.tree
             .remove(name.as_bytes())
             .map_err(anyhow::Error::from)?;

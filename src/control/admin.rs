@@ -83,6 +83,7 @@ pub fn execute(ctx: &Ctx, req: &Request) -> Response {
 fn user_error(name: &str, e: UserError) -> anyhow::Error {
     match e {
         UserError::NotFound => anyhow::anyhow!("no such user {name}"),
+        UserError::Storage(e) => e,
         e => anyhow::anyhow!("{e}"),
     }
 }
@@ -104,10 +105,15 @@ fn run(ctx: &Ctx, req: &Request, out: &mut String) -> anyhow::Result<bool> {
                     "camera {c:?} is not configured"
                 );
             }
-            let u = ctx
-                .users
-                .add(name, role, cameras.clone(), password, ctx.clock.now_ns())?;
-            ctx.audit(Action::UserAdd, &u.name, format!("role={}", role.as_str()))?;
+            // Audited before the write: if the entry cannot be written, nobody is added.
+            let u = ctx.users.add_audited(
+                name,
+                role,
+                cameras.clone(),
+                password,
+                ctx.clock.now_ns(),
+                |u| ctx.audit(Action::UserAdd, &u.name, format!("role={}", role.as_str())),
+            )?;
             writeln!(out, "added {} ({})", u.name, role.as_str())?;
         }
         Request::UserList => {
@@ -128,17 +134,22 @@ fn run(ctx: &Ctx, req: &Request, out: &mut String) -> anyhow::Result<bool> {
             }
         }
         Request::UserRemove { name } => {
-            ctx.users.remove(name).map_err(|e| user_error(name, e))?;
+            // Audited before the removal: if the entry cannot be written, the user stays.
+            ctx.users
+                .remove_audited(name, |_| ctx.audit(Action::UserRemove, name, String::new()))
+                .map_err(|e| user_error(name, e))?;
             ctx.sessions.revoke_user(name)?;
-            ctx.audit(Action::UserRemove, name, String::new())?;
             writeln!(out, "removed {name}")?;
         }
         Request::UserPasswd { name, password } => {
+            // Audited before the write: if the entry cannot be written, the old
+            // password stays.
             ctx.users
-                .set_password(name, password)
+                .set_password_audited(name, password, |_| {
+                    ctx.audit(Action::UserUpdate, name, "password=changed".into())
+                })
                 .map_err(|e| user_error(name, e))?;
             ctx.sessions.revoke_user(name)?;
-            ctx.audit(Action::UserUpdate, name, "password=changed".into())?;
             writeln!(out, "password changed for {name}; their sessions ended")?;
         }
         Request::UserResetTotp { name } => {

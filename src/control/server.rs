@@ -137,3 +137,75 @@ async fn run(app: Arc<App>, uid: u32, req: Request) -> Response {
     .await;
     r.unwrap_or_else(|e| refusal(format!("the command failed: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use std::sync::atomic::Ordering;
+
+    /// `user add`, `user passwd` and `user remove` over the control socket are
+    /// audited before the change: with the audit log failing each is refused,
+    /// saying why, and the users are as they were (nobody added, the old
+    /// password and its sessions kept, nobody removed); with the log working
+    /// each goes through with one entry.
+    #[tokio::test]
+    async fn user_changes_wait_for_their_audit_entry() {
+        let (_dir, app, _clock) = crate::web::test_app();
+        for (name, role) in [("root", Role::Admin), ("op", Role::Operator)] {
+            app.users.add(name, role, None, "a password 1", 0).unwrap();
+        }
+        let op_session = app.sessions.create("op", "test").unwrap().token;
+        let fail = |on: bool| app.audit.fail_writes.store(on, Ordering::SeqCst);
+        let uid = Caller::current().uid;
+        let user = |name: &str| app.users.get(name).unwrap();
+        let refused = |r: Response| {
+            assert!(!r.ok, "{r:?}");
+            let e = r.error.unwrap_or_default();
+            assert!(e.contains("audit entry"), "{e}");
+        };
+        let entries = app.audit.len();
+
+        let add = || Request::UserAdd {
+            name: "eve".into(),
+            role: "viewer".into(),
+            cameras: None,
+            password: "eve password 1".into(),
+        };
+        fail(true);
+        refused(run(app.clone(), uid, add()).await);
+        assert!(user("eve").is_none(), "added without an audit entry");
+        fail(false);
+        assert!(run(app.clone(), uid, add()).await.ok);
+        assert!(user("eve").is_some());
+        assert_eq!(app.audit.len(), entries + 1);
+
+        let passwd = || Request::UserPasswd {
+            name: "op".into(),
+            password: "a new password 2".into(),
+        };
+        let before = user("op").unwrap().password_hash;
+        fail(true);
+        refused(run(app.clone(), uid, passwd()).await);
+        assert_eq!(
+            user("op").unwrap().password_hash,
+            before,
+            "password changed without an audit entry"
+        );
+        assert!(app.sessions.peek(&op_session).unwrap().is_some());
+        fail(false);
+        assert!(run(app.clone(), uid, passwd()).await.ok);
+        assert_ne!(user("op").unwrap().password_hash, before);
+        assert!(app.sessions.peek(&op_session).unwrap().is_none());
+        assert_eq!(app.audit.len(), entries + 2);
+
+        let remove = || Request::UserRemove { name: "eve".into() };
+        fail(true);
+        refused(run(app.clone(), uid, remove()).await);
+        assert!(user("eve").is_some(), "removed without an audit entry");
+        fail(false);
+        assert!(run(app.clone(), uid, remove()).await.ok);
+        assert!(user("eve").is_none());
+        assert_eq!(app.audit.len(), entries + 3);
+    }
+}

@@ -192,6 +192,13 @@ impl App {
         Ok(())
     }
 
+    /// Appends an audit entry now, from a blocking context (inside
+    /// [`App::blocking`], e.g. as the audit step of a user change).
+    pub fn record_blocking(&self, ev: Event) -> anyhow::Result<()> {
+        self.audit.append(self.clock.now_ns(), ev)?;
+        Ok(())
+    }
+
     /// Runs `f` on the blocking pool: user and session writes flush sled
     /// (an fsync), and a slow disk must not hold an async worker thread that
     /// live views and other requests share.
@@ -688,6 +695,34 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
 
 pub use conn::{serve, Limits};
 
+/// Unit tests only: the wall-clock second a [`test_app`]'s clock starts at.
+#[cfg(test)]
+pub(crate) const TEST_T0: i64 = 1_800_000_000;
+
+/// Unit tests only: an App on a fresh temporary storage directory (plain HTTP,
+/// no cameras, no users), its clock at [`TEST_T0`] and moved by the test.
+#[cfg(test)]
+pub(crate) fn test_app() -> (tempfile::TempDir, Arc<App>, Arc<crate::clock::ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n",
+        dir.path().display()
+    );
+    let cfg = Config::from_toml(&toml, std::path::Path::new("t.toml"), |_| None).unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let clock = Arc::new(crate::clock::ManualClock::new(TEST_T0 * NS_PER_SEC));
+    let app = App::new(
+        cfg,
+        store,
+        Default::default(),
+        clock.clone(),
+        Default::default(),
+        Default::default(),
+    )
+    .unwrap();
+    (dir, Arc::new(app), clock)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,7 +737,20 @@ mod tests {
         cookie: &str,
         csrf: &str,
     ) -> (u16, serde_json::Value) {
-        let req = axum::http::Request::post(uri)
+        send(router, Method::POST, uri, body, cookie, csrf).await
+    }
+
+    async fn send(
+        router: &Router,
+        method: Method,
+        uri: &str,
+        body: serde_json::Value,
+        cookie: &str,
+        csrf: &str,
+    ) -> (u16, serde_json::Value) {
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::COOKIE, cookie)
             .header(CSRF_HEADER, csrf)
@@ -720,25 +768,7 @@ mod tests {
     /// gets 500 and its session is revoked, a new user is answered with 500.
     #[tokio::test]
     async fn a_failed_audit_write_fails_the_action() {
-        let dir = tempfile::tempdir().unwrap();
-        let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n",
-            dir.path().display()
-        );
-        let cfg = Config::from_toml(&toml, std::path::Path::new("t.toml"), |_| None).unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let clock = Arc::new(crate::clock::ManualClock::new(1_800_000_000 * NS_PER_SEC));
-        let app = Arc::new(
-            App::new(
-                cfg,
-                store,
-                Default::default(),
-                clock,
-                Default::default(),
-                Default::default(),
-            )
-            .unwrap(),
-        );
+        let (_dir, app, _clock) = test_app();
         app.users
             .add("root", Role::Admin, None, "root password 1", 0)
             .unwrap();
@@ -782,26 +812,8 @@ mod tests {
     /// is 500 and the old codes stay (nothing was changed that the log does not show).
     #[tokio::test]
     async fn recovery_codes_stay_when_their_renewal_cannot_be_audited() {
-        let dir = tempfile::tempdir().unwrap();
-        let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n",
-            dir.path().display()
-        );
-        let cfg = Config::from_toml(&toml, std::path::Path::new("t.toml"), |_| None).unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let t0 = 1_800_000_000i64;
-        let clock = Arc::new(crate::clock::ManualClock::new(t0 * NS_PER_SEC));
-        let app = Arc::new(
-            App::new(
-                cfg,
-                store,
-                Default::default(),
-                clock.clone(),
-                Default::default(),
-                Default::default(),
-            )
-            .unwrap(),
-        );
+        let (_dir, app, clock) = test_app();
+        let t0 = TEST_T0;
         app.users
             .add("root", Role::Admin, None, "root password 1", 0)
             .unwrap();
@@ -862,26 +874,8 @@ mod tests {
     /// stored second factor is as it was; with the log working, each goes through.
     #[tokio::test]
     async fn totp_changes_wait_for_their_audit_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n",
-            dir.path().display()
-        );
-        let cfg = Config::from_toml(&toml, std::path::Path::new("t.toml"), |_| None).unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let t0 = 1_800_000_000i64;
-        let clock = Arc::new(crate::clock::ManualClock::new(t0 * NS_PER_SEC));
-        let app = Arc::new(
-            App::new(
-                cfg,
-                store,
-                Default::default(),
-                clock.clone(),
-                Default::default(),
-                Default::default(),
-            )
-            .unwrap(),
-        );
+        let (_dir, app, clock) = test_app();
+        let t0 = TEST_T0;
         for (name, role) in [("root", Role::Admin), ("op", Role::Operator)] {
             app.users.add(name, role, None, "a password 1", 0).unwrap();
         }
@@ -971,5 +965,67 @@ mod tests {
         fail(false);
         assert_eq!(reset().await.unwrap().status(), 204);
         assert!(user("op").totp.is_none());
+    }
+
+    /// Adding, changing and removing a user are audited before the change: with
+    /// the audit log failing each answers 500 and the users are as they were
+    /// (nobody added, role and password kept, sessions alive, nobody removed);
+    /// with the log working each goes through with one entry.
+    #[tokio::test]
+    async fn user_changes_wait_for_their_audit_entry() {
+        let (_dir, app, _clock) = test_app();
+        for (name, role) in [("root", Role::Admin), ("op", Role::Operator)] {
+            app.users.add(name, role, None, "a password 1", 0).unwrap();
+        }
+        let router = router(app.clone());
+        let token = app.sessions.create("root", "test").unwrap();
+        let cookie = format!("{SESSION_COOKIE}={}", token.token);
+        let csrf = token.session.csrf.clone();
+        let op_session = app.sessions.create("op", "test").unwrap().token;
+        let user = |name: &str| app.users.get(name).unwrap();
+        let fail = |on: bool| app.audit.fail_writes.store(on, Ordering::SeqCst);
+        let call = |method: Method, uri: &'static str, body: serde_json::Value| {
+            send(&router, method, uri, body, &cookie, &csrf)
+        };
+
+        let add =
+            serde_json::json!({ "name": "eve", "role": "viewer", "password": "eve password 1" });
+        let entries = app.audit.len();
+        fail(true);
+        let (st, body) = call(Method::POST, "/api/users", add.clone()).await;
+        assert_eq!(st, 500, "{body}");
+        assert!(user("eve").is_none(), "added without an audit entry");
+        fail(false);
+        let (st, body) = call(Method::POST, "/api/users", add).await;
+        assert_eq!(st, 201, "{body}");
+        assert!(user("eve").is_some());
+        assert_eq!(app.audit.len(), entries + 1);
+
+        let change = serde_json::json!({ "role": "viewer", "password": "a new password 2" });
+        let before = user("op").unwrap();
+        fail(true);
+        let (st, body) = call(Method::PUT, "/api/users/op", change.clone()).await;
+        assert_eq!(st, 500, "{body}");
+        let after = user("op").unwrap();
+        assert_eq!(after.role, Role::Operator, "changed without an audit entry");
+        assert_eq!(after.password_hash, before.password_hash);
+        assert!(app.sessions.peek(&op_session).unwrap().is_some());
+        fail(false);
+        let (st, body) = call(Method::PUT, "/api/users/op", change).await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(user("op").unwrap().role, Role::Viewer);
+        assert!(app.sessions.peek(&op_session).unwrap().is_none());
+        assert_eq!(app.audit.len(), entries + 2);
+
+        let none = serde_json::Value::Null;
+        fail(true);
+        let (st, body) = call(Method::DELETE, "/api/users/eve", none.clone()).await;
+        assert_eq!(st, 500, "{body}");
+        assert!(user("eve").is_some(), "removed without an audit entry");
+        fail(false);
+        let (st, body) = call(Method::DELETE, "/api/users/eve", none).await;
+        assert_eq!(st, 204, "{body}");
+        assert!(user("eve").is_none());
+        assert_eq!(app.audit.len(), entries + 3);
     }
 }

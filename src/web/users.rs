@@ -14,7 +14,7 @@ use super::api::UserView;
 use super::error::{ApiError, ApiJson};
 use super::{App, Caller};
 use crate::audit::{Action, Event};
-use crate::auth::{check_password, hash_password, valid_user_name, Role, UserError};
+use crate::auth::{check_password, hash_password, valid_user_name, Role, User, UserError};
 
 fn parse_role(s: &str) -> Result<Role, ApiError> {
     Role::parse(s).ok_or_else(|| ApiError::bad_request("role must be admin, operator or viewer"))
@@ -75,23 +75,24 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let role = parse_role(&b.role)?;
     check_cameras(&app, &b.cameras)?;
-    let user = {
-        let app = app.clone();
-        let now = app.clock.now_ns();
-        tokio::task::spawn_blocking(move || {
-            app.users.add(&b.name, role, b.cameras, &b.password, now)
+    let actor = c.user.name.clone();
+    let client = c.client.clone();
+    // Audited before the write: if the entry cannot be written, nobody is added.
+    let user = app
+        .blocking(move |app| {
+            let now = app.clock.now_ns();
+            app.users
+                .add_audited(&b.name, role, b.cameras, &b.password, now, |u| {
+                    app.record_blocking(Event {
+                        actor,
+                        action: Action::UserAdd,
+                        target: u.name.clone(),
+                        client,
+                        detail: describe(role, &u.cameras),
+                    })
+                })
         })
-        .await
-        .map_err(ApiError::internal)??
-    };
-    app.record(Event {
-        actor: c.user.name.clone(),
-        action: Action::UserAdd,
-        target: user.name.clone(),
-        client: c.client.clone(),
-        detail: describe(role, &user.cameras),
-    })
-    .await?;
+        .await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&user))).into_response())
 }
 
@@ -140,10 +141,11 @@ pub async fn update(
     }
     let password_changed = b.password.is_some();
     let ptz_changed = b.ptz.is_some();
+    let actor = c.user.name.clone();
+    let client = c.client.clone();
     let user = {
-        let app = app.clone();
         let name = name.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, UserError> {
+        app.blocking(move |app| -> Result<_, UserError> {
             // Hash first, then apply everything in one write, so a refused
             // change (demoting the last admin) changes nothing at all.
             let hash = match &b.password {
@@ -153,47 +155,50 @@ pub async fn update(
                 }
                 None => None,
             };
-            app.users.update(&name, |u| {
-                if let Some(r) = role {
-                    u.role = r;
+            // Audited before the write: if the entry cannot be written, the
+            // user stays as it was.
+            let audit = |u: &User| {
+                let mut detail = describe(u.role, &u.cameras);
+                if ptz_changed {
+                    detail.push_str(if u.can_ptz() { " ptz=yes" } else { " ptz=no" });
                 }
-                if let Some(cams) = b.cameras {
-                    u.cameras = cams;
+                if password_changed {
+                    detail.push_str(" password=changed");
                 }
-                if let Some(p) = b.ptz {
-                    u.ptz = p;
-                }
-                if let Some(h) = hash {
-                    u.password_hash = h;
-                }
-                Ok(())
-            })
+                app.record_blocking(Event {
+                    actor,
+                    action: Action::UserUpdate,
+                    target: u.name.clone(),
+                    client,
+                    detail,
+                })
+            };
+            let user = app.users.update_audited(
+                &name,
+                |u| {
+                    if let Some(r) = role {
+                        u.role = r;
+                    }
+                    if let Some(cams) = b.cameras {
+                        u.cameras = cams;
+                    }
+                    if let Some(p) = b.ptz {
+                        u.ptz = p;
+                    }
+                    if let Some(h) = hash {
+                        u.password_hash = h;
+                    }
+                    Ok(())
+                },
+                audit,
+            )?;
+            if password_changed {
+                app.sessions.revoke_user(&name)?;
+            }
+            Ok(user)
         })
-        .await
-        .map_err(ApiError::internal)??
+        .await?
     };
-    if password_changed {
-        app.sessions.revoke_user(&name)?;
-    }
-    let mut detail = describe(user.role, &user.cameras);
-    if ptz_changed {
-        detail.push_str(if user.can_ptz() {
-            " ptz=yes"
-        } else {
-            " ptz=no"
-        });
-    }
-    if password_changed {
-        detail.push_str(" password=changed");
-    }
-    app.record(Event {
-        actor: c.user.name.clone(),
-        action: Action::UserUpdate,
-        target: name,
-        client: c.client.clone(),
-        detail,
-    })
-    .await?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -204,14 +209,20 @@ pub async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     name_param(&name)?;
-    app.users.remove(&name)?;
-    app.sessions.revoke_user(&name)?;
-    app.record(Event {
-        actor: c.user.name.clone(),
-        action: Action::UserRemove,
-        target: name,
-        client: c.client.clone(),
-        detail: String::new(),
+    let actor = c.user.name.clone();
+    let client = c.client.clone();
+    // Audited before the removal: if the entry cannot be written, the user stays.
+    app.blocking(move |app| -> Result<_, UserError> {
+        app.users.remove_audited(&name, |_| {
+            app.record_blocking(Event {
+                actor,
+                action: Action::UserRemove,
+                target: name.clone(),
+                client,
+                detail: String::new(),
+            })
+        })?;
+        Ok(app.sessions.revoke_user(&name)?)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
