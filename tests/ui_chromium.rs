@@ -16,94 +16,19 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::*;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-/// The whole browser session; it normally takes well under a minute.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn ui_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui")
 }
 
-/// What is missing to run the browser tests, if anything.
-fn missing() -> Option<String> {
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node".into());
-    }
-    if !Path::new(CHROMIUM).exists() {
-        return Some(CHROMIUM.into());
-    }
-    if !ui_dir()
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        return Some("tests/ui/node_modules (npm ci --prefix tests/ui)".into());
-    }
-    None
-}
-
-fn browser_available() -> bool {
-    let m = missing();
-    require_peer(m.is_none(), &m.unwrap_or_default())
-}
-
-/// Runs `node tests/ui/<script> ARGS...`; returns (success, stdout+stderr).
-fn run_node(script: &str, args: &[&str]) -> (bool, String) {
-    let mut child = Command::new("node")
-        .arg(ui_dir().join(script))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting node");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let text = format!(
-        "{}{}",
-        t_out.join().unwrap_or_default(),
-        t_err.join().unwrap_or_default()
-    );
-    match status {
-        Some(st) => (st.success(), text),
-        None => (
-            false,
-            format!("{text}\n(timed out after {SCRIPT_TIMEOUT:?})"),
-        ),
-    }
-}
-
 #[test]
 fn operator_ui_in_chromium() {
-    if !browser_available() {
+    if !require_browser(&ui_dir()) {
         return;
     }
     let gst = GstServer::start(&[]);
@@ -153,14 +78,7 @@ fn operator_ui_in_chromium() {
         "offline_camera": "depot",
     })
     .to_string();
-    let (ok, out) = run_node("ui_test.mjs", &[&base, &cfg_json]);
-    println!("{out}");
-    assert!(
-        ok,
-        "UI test failed:\n{out}\n--- cleannvr log ---\n{}",
-        nvr.log.text()
-    );
-    assert!(out.contains(", 0 failed"), "{out}");
+    let out = run_ui_script("ui_test.mjs", &base, &cfg_json, &[], &nvr.log);
     assert!(!out.contains("not ok"), "{out}");
 
     // What the browser did is in the audit trail as the server saw it.
@@ -186,7 +104,7 @@ fn operator_ui_in_chromium() {
 /// `target/ui-totp-shots/` for a person to look at.
 #[test]
 fn totp_enrolment_and_login_in_chromium() {
-    if !browser_available() {
+    if !require_browser(&ui_dir()) {
         return;
     }
     let tools = ["oathtool", "zbarimg"]
@@ -211,12 +129,5 @@ fn totp_enrolment_and_login_in_chromium() {
         "shots": shots,
     })
     .to_string();
-    let (ok, out) = run_node("totp.mjs", &[&nvr.http, &cfg_json]);
-    println!("{out}");
-    assert!(
-        ok,
-        "UI test failed:\n{out}\n--- cleannvr log ---\n{}",
-        nvr.log.text()
-    );
-    assert!(out.contains(", 0 failed"), "{out}");
+    run_ui_script("totp.mjs", &nvr.http, &cfg_json, &[], &nvr.log);
 }

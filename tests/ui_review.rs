@@ -13,15 +13,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The whole browser session; it normally takes about two minutes.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(420);
 const CAMERAS: [&str; 4] = ["gate", "yard", "dock", "hall"];
 
 #[test]
@@ -94,60 +90,7 @@ fn four_cameras_play_in_step_in_chromium() {
         "shots": shots,
     })
     .to_string();
-    let (ok, out) = run_node(&ui.join("review.mjs"), &[&base, &cfg_json]);
-    println!("{out}");
-    assert!(
-        ok,
-        "UI test failed:\n{out}\n--- cleannvr log ---\n{}",
-        nvr.log.text()
-    );
-    assert!(out.contains(", 0 failed"), "{out}");
+    run_ui_script("review.mjs", &base, &cfg_json, &[], &nvr.log);
     drop(nvr);
     drop(gst);
-}
-
-/// Runs `node SCRIPT ARGS...` with a deadline; returns (success, output).
-fn run_node(script: &Path, args: &[&str]) -> (bool, String) {
-    let mut child = Command::new("node")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting node");
-    // Read both pipes while waiting, so a long failure report cannot block node.
-    let read = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = read(Box::new(child.stdout.take().unwrap()));
-    let err = read(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let text = format!(
-        "{}{}",
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default()
-    );
-    match status {
-        Some(st) => (st.success(), text),
-        None => (
-            false,
-            format!("{text}\n(timed out after {SCRIPT_TIMEOUT:?})"),
-        ),
-    }
 }

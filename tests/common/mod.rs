@@ -1083,28 +1083,69 @@ impl HookReceiver {
     }
 }
 
+/// How long one browser script may run; one normally takes well under a
+/// minute, but CI machines are slow and shared.
+pub const UI_SCRIPT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Runs the Playwright script `tests/ui/<script>` with the server's address and a
-/// JSON config, printing what it says; fails the test, with that output and the
-/// server's log, unless the script ends well and reports `, 0 failed`.
-pub fn run_ui_script(script: &str, http: &str, cfg: &str, env: &[(&str, &str)], log: &Lines) {
+/// JSON config, printing what it says and returning it; fails the test, with
+/// that output and the server's log, unless the script ends well within
+/// [`UI_SCRIPT_TIMEOUT`] and reports `, 0 failed`.
+pub fn run_ui_script(
+    script: &str,
+    http: &str,
+    cfg: &str,
+    env: &[(&str, &str)],
+    log: &Lines,
+) -> String {
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
-    let out = Command::new("node")
+    let mut child = Command::new("node")
         .arg(ui.join(script))
         .args([http, cfg])
         .envs(env.iter().copied())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("starting node");
-    let text = format!(
+    // Both pipes are drained while waiting, so a long failure report cannot
+    // block node before the deadline.
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + UI_SCRIPT_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("waiting for node") {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut text = format!(
         "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default()
     );
+    if status.is_none() {
+        text.push_str(&format!("\n(timed out after {UI_SCRIPT_TIMEOUT:?})"));
+    }
     println!("{text}");
     assert!(
-        out.status.success() && text.contains(", 0 failed"),
+        status.is_some_and(|st| st.success()) && text.contains(", 0 failed"),
         "{script} failed:\n{text}\n--- cleannvr log ---\n{}",
         log.text()
     );
+    text
 }
 
 /// A real OpenID Provider: panva's OpenID-certified `oidc-provider` (npm, pinned in
