@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::IngestTask;
+use super::{Forwarder, IngestTask};
 use crate::clock::{Clock, ManualClock};
 use crate::config::CameraConfig;
 use crate::frame::{IngestEvent, VideoCodec, VideoParams};
@@ -444,4 +444,64 @@ async fn forced_tcp_never_falls_back_and_backs_off_on_461() {
     assert!(r.gaps().iter().all(|g| *g >= Duration::from_millis(500)));
     let err = r.status.last_error.unwrap();
     assert!(err.contains("461 Unsupported Transport"), "{err}");
+}
+
+/// A video frame numbered `i` (its pts is `i` frames at 30 fps).
+fn frame(i: i64, is_key: bool) -> IngestEvent {
+    IngestEvent::Video(crate::frame::VideoFrame {
+        pts: i * 3000,
+        received_ns: 0,
+        is_key,
+        params: Arc::new(params()),
+        data: bytes::Bytes::from_static(&[0, 0, 0, 1, 0x41]),
+    })
+}
+
+/// What the recorder received, in order: `K4` a key frame, `d5` another, `gap`.
+fn received(rx: &mut mpsc::Receiver<IngestEvent>) -> Vec<String> {
+    std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|ev| match ev {
+            IngestEvent::Video(f) => {
+                format!("{}{}", if f.is_key { "K" } else { "d" }, f.pts / 3000)
+            }
+            IngestEvent::Gap => "gap".into(),
+            _ => "other".into(),
+        })
+        .collect()
+}
+
+/// A recorder that falls behind (slow disk) never makes ingest wait: what does
+/// not fit is dropped up to the next key frame that fits after a `Gap`, so the
+/// recorder cuts the segment there and never writes frames it cannot decode.
+#[test]
+fn a_full_recorder_queue_drops_to_the_next_key_frame_after_a_gap() {
+    let (tx, mut rx) = mpsc::channel(3);
+    let mut fwd = Forwarder::default();
+    let key = |i: i64| i % 4 == 0;
+    for i in 0..6 {
+        assert!(fwd.send(&tx, frame(i, key(i)), key(i)));
+    }
+    // d3 found the queue full; K4 could not be preceded by a gap, so it went too.
+    assert_eq!(received(&mut rx), ["K0", "d1", "d2"]);
+    for i in 6..10 {
+        assert!(fwd.send(&tx, frame(i, key(i)), key(i)));
+    }
+    assert_eq!(received(&mut rx), ["gap", "K8", "d9"]);
+    assert_eq!(fwd.dropped, 5, "d3 K4 d5 d6 d7");
+
+    // A gap found on the network while the queue is full is not lost: it is
+    // sent before the next key frame.
+    for i in 10..13 {
+        assert!(fwd.send(&tx, frame(i, false), false));
+    }
+    assert!(fwd.gap(&tx));
+    received(&mut rx);
+    assert!(fwd.send(&tx, frame(13, false), false));
+    assert!(fwd.send(&tx, frame(16, true), true));
+    assert_eq!(received(&mut rx), ["gap", "K16"]);
+
+    // A recorder that is gone ends the session instead of dropping forever.
+    drop(rx);
+    assert!(!fwd.send(&tx, frame(17, false), false));
+    assert!(!fwd.gap(&tx));
 }
