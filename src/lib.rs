@@ -37,6 +37,7 @@ pub mod cameras;
 pub mod ptz;
 pub mod web;
 pub mod alarms;
+pub mod camera_states;
 pub mod demo;
 pub mod nvr;
 pub mod control;

@@ -171,6 +171,7 @@ pub async fn run_with(
         kick.clone(),
         shutdown.clone(),
     ));
+    tokio::spawn(crate::camera_states::run(app.clone(), shutdown.clone()));
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
     let checkpoint_task = tokio::spawn(checkpoint_loop(app.clone(), shutdown.clone()));
     tokio::spawn(clock_loop(

@@ -287,6 +287,9 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
         ("POST", "/api/holds") => Some(json!({"cameras": ["a"], "start": "2026-01-01T00:00:00Z",
             "end": "2026-01-01T01:00:00Z", "reason": "walk"})),
         ("DELETE", "/api/holds/{id}") => Some(json!({"reason": "walk"})),
+        ("POST", "/api/bookmarks") => {
+            Some(json!({"camera": "a", "time": "2001-01-01T00:00:00Z", "name": "walk"}))
+        }
         ("POST", "/api/cameras") | ("POST", "/api/cameras/test") => {
             Some(json!({"id": "walk", "url": "rtsp://127.0.0.1:9/walk"}))
         }
@@ -445,6 +448,11 @@ fn passed_guard(spec: &web::RouteSpec, r: &Resp) -> bool {
     if spec.path == "/api/alarms/{id}/ack" {
         return r.status == StatusCode::NOT_FOUND && r.text().contains("no such alarm");
     }
+    // The walk's bookmark id `a` names no bookmark: the handler's 404 is past the
+    // guard (tests/bookmarks.rs deletes real ones).
+    if spec.path == "/api/bookmarks/{id}" {
+        return r.status == StatusCode::NOT_FOUND && r.text().contains("no such bookmark");
+    }
     // Camera administration needs a config file this rig does not have: the
     // handler's answer (not the guard's 401 or 403) proves access;
     // tests/cameras_api.rs drives it for real.
@@ -473,7 +481,7 @@ fn passed_guard(spec: &web::RouteSpec, r: &Resp) -> bool {
     // Media routes need real footage and parameters, which this rig does not have (its
     // segments are index rows only): any answer from the handler rather than the guard
     // proves access; tests/playback_http.rs and tests/export_api.rs cover the rest.
-    let media = ["/video.mp4", "/snapshot.jpg"]
+    let media = ["/video.mp4", "/snapshot.jpg", "/thumbnail"]
         .iter()
         .any(|m| spec.path.ends_with(m))
         || spec.path.starts_with("/api/exports");

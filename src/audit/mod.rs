@@ -81,6 +81,10 @@ pub enum Action {
     Backup,
     /// An operator acknowledged an alarm.
     AlarmAck,
+    /// An operator bookmarked a moment of a camera's footage.
+    BookmarkAdd,
+    /// A bookmark was deleted (by its author or an admin).
+    BookmarkDelete,
 }
 
 impl Action {
@@ -112,6 +116,8 @@ impl Action {
             Action::Ptz => "ptz",
             Action::Backup => "backup",
             Action::AlarmAck => "alarm_ack",
+            Action::BookmarkAdd => "bookmark_add",
+            Action::BookmarkDelete => "bookmark_delete",
         }
     }
 

@@ -8,12 +8,14 @@
 
 pub mod check;
 pub mod days;
+pub mod bookmarks;
 pub mod events;
 pub mod holds;
 pub mod keyfile;
 pub mod media;
 pub mod reserve;
 pub mod retention;
+pub mod states;
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -154,6 +156,8 @@ pub struct Store {
     segments: sled::Tree,
     holds: holds::Holds,
     events: events::Events,
+    bookmarks: bookmarks::Bookmarks,
+    states: states::States,
     /// Delete intents: rows whose bytes are being deleted (see [`media`]).
     garbage: sled::Tree,
     /// The archive tier, once configured (see [`media::Remote`]).
@@ -209,6 +213,8 @@ impl Store {
             dir: dir.to_owned(),
             holds: holds::Holds::open(&db)?,
             events: events::Events::open(&db)?,
+            bookmarks: bookmarks::Bookmarks::open(&db)?,
+            states: states::States::open(&db)?,
             db,
             segments,
             garbage,
@@ -243,6 +249,16 @@ impl Store {
     /// Events the cameras reported (motion, tamper, ...).
     pub fn events(&self) -> &events::Events {
         &self.events
+    }
+
+    /// Operators' bookmarks on footage.
+    pub fn bookmarks(&self) -> &bookmarks::Bookmarks {
+        &self.bookmarks
+    }
+
+    /// When each camera went offline or stopped being recorded, and why.
+    pub fn states(&self) -> &states::States {
+        &self.states
     }
 
     /// Bytes of each camera's footage that the holds in `held` keep (a segment

@@ -545,14 +545,33 @@ pub async fn recordings(
     if span_ns(start, end)? > MAX_RANGE_NS {
         return Err(ApiError::bad_request("range longer than 31 days"));
     }
-    let segs = {
+    let (segs, outages) = {
         let app = app.clone();
         let id = id.clone();
-        tokio::task::spawn_blocking(move || app.store.segments(&id, start, end))
-            .await
-            .map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || {
+            anyhow::Ok((
+                app.store.segments(&id, start, end)?,
+                app.store.states().spans(&id, start, end)?,
+            ))
+        })
+        .await
+        .map_err(ApiError::internal)??
     };
     let (covered, gaps) = coverage(&segs, start, end, GAP_TOLERANCE_NS);
+    // When the camera was down or not recorded, and why: tells "the camera was
+    // offline" apart from "nothing was recorded" (a gap with no outage).
+    let offline: Vec<Value> = outages
+        .iter()
+        .map(|o| {
+            json!({
+                "start": rfc3339(o.start_ns),
+                "end": rfc3339(o.end_ns.unwrap_or(end.min(now).max(o.start_ns))),
+                "ongoing": o.end_ns.is_none(),
+                "state": o.state.as_str(),
+                "reason": o.reason,
+            })
+        })
+        .collect();
     let segments: Vec<Value> = segs
         .iter()
         .map(|s| {
@@ -574,6 +593,7 @@ pub async fn recordings(
         "end": rfc3339(end),
         "ranges": covered.iter().map(span_json).collect::<Vec<_>>(),
         "gaps": gaps.iter().map(span_json).collect::<Vec<_>>(),
+        "offline": offline,
         "segments": segments,
     })))
 }

@@ -13,6 +13,7 @@
 mod account;
 mod alarms;
 mod api;
+mod bookmarks;
 mod cameras;
 mod disclosures;
 mod events;
@@ -415,6 +416,19 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             get(disclosures::csv),
         ),
         r(Method::GET, "/api/report", Admin, get(report::get)),
+        r(Method::GET, "/api/bookmarks", User, get(bookmarks::list)),
+        r(
+            Method::POST,
+            "/api/bookmarks",
+            Operator,
+            post(bookmarks::create),
+        ),
+        r(
+            Method::DELETE,
+            "/api/bookmarks/{id}",
+            Operator,
+            delete(bookmarks::remove),
+        ),
         r(Method::GET, "/api/holds", User, get(holds::list)),
         r(Method::POST, "/api/holds", User, post(holds::create)),
         r(

@@ -25,6 +25,8 @@ const ACTIONS = [
   ["hold_create", "Legal hold placed"],
   ["hold_release", "Legal hold released"],
   ["alarm_ack", "Alarm acknowledged"],
+  ["bookmark_add", "Bookmark added"],
+  ["bookmark_delete", "Bookmark deleted"],
   ["backup", "Backup written"],
   ["totp_enable", "Two-step login on"],
   ["totp_disable", "Two-step login off"],

@@ -13,6 +13,7 @@
 // converted to H.264 starts exactly at the start.
 
 import { api, seg, withQuery } from "./api.js";
+import { bookmarks } from "./bookmarks.js";
 import { holdControl } from "./holds.js";
 import { h, fill, field } from "./dom.js";
 import { clock, dateTime, dayStart, duration, fromInput, isHevc, localDate, localDateTimeInput, monthStart, nextDay, wall, zone } from "./format.js";
@@ -48,6 +49,7 @@ const SHORTCUTS = [
   [", / .", "One frame back / forward (pauses)"],
   ["[ / ]", "Slower / faster"],
   ["I / O", "Mark in / mark out (for an export)"],
+  ["B", "Bookmark the moment shown"],
   ["P", "Back to the playhead on the timeline"],
   ["?", "Show these shortcuts"],
 ];
@@ -105,6 +107,13 @@ export function mount(root, ctx) {
   /** The local day (`yyyy-mm-dd`) the date field and the summary name. */
   let viewDay = localDate(new Date());
   const timeline = new Timeline({ onSeek: (t, o) => seekTo(t, o), onView: () => viewChanged() });
+  const bm = bookmarks({
+    ctx,
+    cameras: () => shownCameras().map((id) => ({ id, name: camName(id) })),
+    now: () => clk.now(),
+    jump: (t) => { timeline.follow = true; seekTo(t); },
+    changed: () => loadRanges(),
+  });
 
   fill(root,
     h("div", { class: "view-head pb-head" }, h("h1", { text: "Playback" }),
@@ -123,15 +132,17 @@ export function mount(root, ctx) {
       timeline.axis, timeline.el,
       h("div", { class: "legend" },
         h("span", {}, h("i", { class: "rec" }), "Recorded"), h("span", {}, h("i", { class: "gap" }), "Nothing recorded"),
-        h("span", {}, h("i", { class: "live" }), "Recording now"), h("span", {}, h("i", { class: "marked" }), "Marked"),
+        h("span", {}, h("i", { class: "live" }), "Recording now"), h("span", {}, h("i", { class: "offline" }), "Camera offline or not recording"),
+        h("span", {}, h("i", { class: "bookmark" }), "Bookmark"), h("span", {}, h("i", { class: "marked" }), "Marked"),
         h("span", { class: "muted", text: "Wheel to zoom, drag to scrub, click to play from there." })),
       summary,
-      h("div", { class: "buttons marks" }, markIn, markOut, marksText, exportLink, clearMarks),
+      h("div", { class: "buttons marks" }, markIn, markOut, marksText, exportLink, clearMarks, bm.button),
+      bm.list,
       // A legal hold on the marked range of the cameras shown.
       canExport ? holdControl(ctx, () => (marks.in !== null && marks.out !== null && marks.out > marks.in && shownCameras().length
         ? { cameras: shownCameras(), start: new Date(marks.in), end: new Date(marks.out) }
         : "Mark in and out first (I and O): the hold covers the marked range of the cameras shown."), "Hold the marked range (legal hold)") : null),
-    help);
+    help, bm.dialog);
 
   // --- State ----------------------------------------------------------------
   let cameras = [];
@@ -144,6 +155,8 @@ export function mount(root, ctx) {
   const rec = new Map();
   /** Camera id -> its events in the loaded window: [{start, end, kind, topic}] (ms). */
   const events = new Map();
+  /** Camera id -> its bookmarks in the loaded window: [{id, t, name, note, created_by}]. */
+  let marked = new Map();
   let marks = { in: null, out: null };
   let gone = false;
   let holdSince = 0;
@@ -305,7 +318,9 @@ export function mount(root, ctx) {
       .then((r) => [id, r], (e) => [id, e])));
     // The cameras' own events, as marks; the timeline works without them.
     const found = ids.length ? await api("GET", withQuery("/api/events", { cameras: ids.join(","), start: iso(a), end: iso(b) })).catch(() => null) : null;
+    const flags = await bm.load(ids, a, b).catch(() => null);
     if (gone || seq !== loadSeq) return;
+    if (flags) marked = flags;
     if (found) {
       events.clear();
       for (const e of found.events) {
@@ -322,6 +337,7 @@ export function mount(root, ctx) {
         window: [a, b],
         ranges: r.ranges.map((x) => ({ start: Date.parse(x.start), end: Date.parse(x.end) })),
         segments: r.segments.map((s) => ({ start: Date.parse(s.start), end: Date.parse(s.end), codec: s.codec })),
+        offline: (r.offline || []).map((o) => ({ start: Date.parse(o.start), end: o.ongoing ? Date.now() : Date.parse(o.end), state: o.state, reason: o.reason })),
       });
     }
     if (errs.length) summary.textContent = `Could not load recordings: ${errs.join("; ")}`;
@@ -350,7 +366,7 @@ export function mount(root, ctx) {
       const ranges = r ? r.ranges : [];
       const recording = cam && cam.record !== false && cam.state === "streaming";
       const last = ranges.at(-1);
-      return { id, name: camName(id), ranges, events: events.get(id) || [], recordingSince: recording ? (last && Date.now() - last.end < 5 * 60e3 ? last.end : Date.now() - 60e3) : null };
+      return { id, name: camName(id), ranges, offline: r ? r.offline : [], bookmarks: marked.get(id) || [], events: events.get(id) || [], recordingSince: recording ? (last && Date.now() - last.end < 5 * 60e3 ? last.end : Date.now() - 60e3) : null };
     }));
   }
 
@@ -790,7 +806,7 @@ export function mount(root, ctx) {
   function onKey(ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const tag = ev.target && ev.target.tagName;
-    if (["INPUT", "SELECT", "TEXTAREA"].includes(tag) || help.open || calendar.contains(ev.target)) return;
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(tag) || help.open || bm.dialog.open || calendar.contains(ev.target)) return;
     const k = ev.key;
     const act = {
       " ": toggle, k: toggle, K: toggle,
@@ -800,6 +816,7 @@ export function mount(root, ctx) {
       "[": () => stepSpeed(-1), "]": () => stepSpeed(1),
       i: () => mark("in"), I: () => mark("in"), o: () => mark("out"), O: () => mark("out"),
       p: () => timeline.toPlayhead(), P: () => timeline.toPlayhead(),
+      b: () => bm.open(), B: () => bm.open(),
       "?": () => help.showModal(),
     }[k];
     if (!act) return;
@@ -872,5 +889,6 @@ export function mount(root, ctx) {
     document.removeEventListener("keydown", onKey);
     for (const t of tiles) dropPiece(t);
     if (help.open) help.close();
+    if (bm.dialog.open) bm.dialog.close();
   };
 }

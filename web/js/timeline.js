@@ -8,6 +8,7 @@
 // It only draws and reports: `onSeek(t, {final, click})` and `onView()` are
 // the page's to act on.
 
+import { seg } from "./api.js";
 import { h, fill } from "./dom.js";
 import { clock, dateTime, dayStart, localDate, nextDay, wall } from "./format.js";
 
@@ -29,7 +30,13 @@ export class Timeline {
     this.axis = h("div", { class: "axis", "aria-hidden": "true" });
     this.lanesEl = h("div", { class: "lanes" });
     this.head = h("div", { class: "playhead", hidden: true });
-    this.hover = h("div", { class: "hover-time", hidden: true });
+    this.hoverText = h("span", { class: "hover-text" });
+    // The picture at the moment under the pointer (the server's key frame there).
+    this.thumb = h("img", { class: "thumb", alt: "", width: 160, hidden: true });
+    this.thumb.addEventListener("load", () => { this.thumb.hidden = false; });
+    this.thumb.addEventListener("error", () => { this.thumb.hidden = true; });
+    this.thumbTimer = null;
+    this.hover = h("div", { class: "hover-time", hidden: true }, this.thumb, this.hoverText);
     this.nowLine = h("div", { class: "now-line", title: "Now" });
     this.markSpan = h("div", { class: "mark-span", hidden: true });
     this.el = h("div", {
@@ -77,7 +84,10 @@ export class Timeline {
     if (this.playhead !== null) this.centre(this.playhead);
   }
 
-  /** lanes: [{id, name, ranges: [{start, end}], events: [{start, end, kind, topic}], recordingSince: ms|null}] */
+  /**
+   * lanes: [{id, name, ranges: [{start, end}], offline: [{start, end, state, reason}],
+   * bookmarks: [{id, t, name, note, created_by}], events: [{start, end, kind, topic}], recordingSince: ms|null}]
+   */
   setLanes(lanes) {
     this.lanes = lanes;
     this.draw();
@@ -175,6 +185,24 @@ export class Timeline {
           lane.append(el);
         }
       }
+      for (const x of l.offline || []) {
+        // The camera down or not recorded (from the server's state history): not the
+        // same as a gap, where the camera may simply have had nothing to record.
+        const s = Math.max(x.start, a);
+        const e = Math.min(x.end, b);
+        if (s >= e) continue;
+        const what = x.state === "not_recording" ? "not recording" : x.state;
+        const el = h("div", { class: `offline st-${x.state}`, title: `${l.name}: ${what} ${dateTime(x.start)} – ${clock(x.end)}${x.reason ? ` (${x.reason})` : ""}`, dataset: { state: x.state, start: String(x.start), end: String(x.end) } });
+        el.style.setProperty("left", this.pct(s));
+        el.style.setProperty("width", `${(((e - s) / w) * 100).toFixed(4)}%`);
+        lane.append(el);
+      }
+      for (const x of l.bookmarks || []) {
+        if (x.t < a || x.t > b) continue;
+        const el = h("div", { class: "bookmark", title: `${l.name}: ${x.name} (${dateTime(x.t)}, ${x.created_by})${x.note ? ` — ${x.note}` : ""}`, dataset: { t: String(x.t), id: x.id } });
+        el.style.setProperty("left", this.pct(x.t));
+        lane.append(el);
+      }
       for (const x of l.events || []) {
         // The camera's own events (motion, tamper...): a tick, or a bar for as long as it lasted.
         if (x.end < a || x.start > b) continue;
@@ -218,11 +246,13 @@ export class Timeline {
         this.drag = { pinch: Math.abs(x2 - x1) || 1 };
         return;
       }
-      this.drag = { x0: ev.clientX, moved: false };
+      // A click on a bookmark's flag goes to the bookmark itself, not a pixel near it.
+      const flag = ev.target.closest && ev.target.closest(".bookmark");
+      this.drag = { x0: ev.clientX, moved: false, snap: flag ? Number(flag.dataset.t) : null };
     });
     el.addEventListener("pointermove", (ev) => {
       if (this.drag === null || !this.pointers.has(ev.pointerId)) {
-        if (ev.pointerType === "mouse") this.showHover(ev.clientX);
+        if (ev.pointerType === "mouse") this.showHover(ev.clientX, ev.clientY);
         return;
       }
       this.pointers.set(ev.pointerId, ev.clientX);
@@ -236,7 +266,7 @@ export class Timeline {
       if (!this.drag.moved && Math.abs(ev.clientX - this.drag.x0) < 4) return;
       this.drag.moved = true;
       const t = this.timeAt(ev.clientX);
-      this.showHover(ev.clientX);
+      this.showHover(ev.clientX, ev.clientY);
       this.follow = true;
       this.onSeek(t, { final: false, click: false });
     });
@@ -247,11 +277,15 @@ export class Timeline {
       if (this.pointers.size === 0) this.drag = null;
       if (!d || d.pinch || ev.type === "pointercancel") return;
       this.follow = true;
-      this.onSeek(this.timeAt(ev.clientX), { final: true, click: !d.moved });
+      const t = !d.moved && d.snap !== null ? d.snap : this.timeAt(ev.clientX);
+      this.onSeek(t, { final: true, click: !d.moved });
     };
     el.addEventListener("pointerup", up);
     el.addEventListener("pointercancel", up);
-    el.addEventListener("pointerleave", () => { if (this.drag === null) this.hover.hidden = true; });
+    el.addEventListener("pointerleave", () => {
+      clearTimeout(this.thumbTimer);
+      if (this.drag === null) this.hover.hidden = true;
+    });
   }
 
   zoomAt(t, factor) {
@@ -261,10 +295,35 @@ export class Timeline {
     this.setView(a, a + nw, true);
   }
 
-  showHover(clientX) {
+  showHover(clientX, clientY) {
     const t = this.timeAt(clientX);
     this.hover.hidden = false;
-    this.hover.textContent = this.width() > 86400e3 ? dateTime(t).slice(5, 16) : clock(t);
+    this.hoverText.textContent = this.width() > 86400e3 ? dateTime(t).slice(5, 16) : clock(t);
     this.hover.style.setProperty("left", this.pct(t));
+    this.previewAt(t, clientY);
+  }
+
+  /**
+   * A thumbnail of the recorded moment under the pointer, for the lane it is
+   * over (the first lane otherwise), once the pointer rests ~150 ms: moving
+   * across the timeline asks for only the moments it stops at.
+   */
+  previewAt(t, clientY) {
+    clearTimeout(this.thumbTimer);
+    let lane = this.lanes[0];
+    if (clientY !== undefined && this.lanes.length > 1) {
+      const rows = [...this.lanesEl.children];
+      const i = rows.findIndex((r) => { const b = r.getBoundingClientRect(); return clientY >= b.top && clientY <= b.bottom; });
+      if (i >= 0) lane = this.lanes[i];
+    }
+    const recorded = lane && lane.ranges.some((x) => t >= x.start && t < x.end);
+    if (!recorded) { this.thumb.hidden = true; this.thumb.removeAttribute("src"); return; }
+    this.thumbTimer = setTimeout(() => {
+      // Rounded to the second: a pointer resting within one second asks once.
+      const at = new Date(Math.floor(t / 1000) * 1000).toISOString();
+      const src = `/api/cameras/${seg(lane.id)}/thumbnail?t=${encodeURIComponent(at)}`;
+      if (this.thumb.getAttribute("src") !== src) this.thumb.src = src;
+      this.thumb.dataset.camera = lane.id;
+    }, 150);
   }
 }
