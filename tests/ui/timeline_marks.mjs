@@ -41,6 +41,32 @@ try {
   });
   check(apart, "offline looks different from a plain gap");
 
+  // Redraws (a pan, and the refresh every 5 s) move the marks' elements rather
+  // than replace them: an element held across a redraw is still on the page,
+  // where it should be (replaced ones measured 0 px wide once detached).
+  const offSel = '.timeline .offline[data-state="offline"]';
+  const x0 = await page.evaluate((sel) => {
+    const e = document.querySelector(sel);
+    e.dataset.probe = "kept";
+    return e.getBoundingClientRect().left;
+  }, offSel);
+  const tl = await page.locator(".timeline").boundingBox();
+  await page.mouse.move(tl.x + tl.width / 2, tl.y + tl.height / 2);
+  await page.keyboard.down("Shift");
+  await page.mouse.wheel(0, 60);
+  await page.keyboard.up("Shift");
+  await page.mouse.move(5, 5);
+  await page.waitForFunction(([sel, x]) => {
+    const e = document.querySelector(sel);
+    return e && Math.abs(e.getBoundingClientRect().left - x) > 5;
+  }, [offSel, x0]);
+  await page.waitForTimeout(6000); // at least one refresh of the ranges
+  const kept = await page.evaluate((sel) => {
+    const e = document.querySelector(sel);
+    return { probe: e.dataset.probe, n: document.querySelectorAll(sel).length, w: e.getBoundingClientRect().width };
+  }, offSel);
+  check(kept.probe === "kept" && kept.n === 1 && kept.w > 2, "a redraw moves the offline span's element instead of replacing it", kept);
+
   // --- Thumbnail on hover ---------------------------------------------------
   const box = await page.locator(".timeline .range").first().boundingBox();
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);

@@ -18,6 +18,13 @@ const MAX_WIDTH = 31 * 86400e3;
 const STEPS = [1e3, 5e3, 10e3, 30e3, 60e3, 5 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 7 * 86400e3];
 const clamp = (v, a, b) => Math.min(b, Math.max(a, v));
 
+/** Makes `kids` the children of `el`, touching the DOM only when they differ. */
+function reorder(el, kids) {
+  const now = el.children;
+  if (now.length === kids.length && kids.every((k, i) => now[i] === k)) return;
+  el.replaceChildren(...kids);
+}
+
 export class Timeline {
   constructor({ onSeek, onView }) {
     this.onSeek = onSeek;
@@ -163,27 +170,40 @@ export class Timeline {
     const several = this.lanes.length > 1;
     this.el.classList.toggle("several", several);
     this.el.style.setProperty("--lanes", String(Math.max(1, this.lanes.length)));
-    fill(this.lanesEl, this.lanes.map((l) => {
-      const lane = h("div", { class: "lane", dataset: { camera: l.id }, title: l.name });
+    // Lanes and their marks keep their elements from one draw to the next
+    // (keyed by camera and by what each mark is), so the refresh every few
+    // seconds moves them instead of replacing them: a mark under the pointer,
+    // a flag being clicked or a script holding one still has a live element.
+    const oldLanes = new Map([...this.lanesEl.children].map((el) => [el.dataset.camera, el]));
+    reorder(this.lanesEl, this.lanes.map((l) => {
+      const lane = oldLanes.get(l.id) || h("div", { class: "lane", dataset: { camera: l.id } });
+      lane.title = l.name;
+      const old = new Map([...lane.children].map((el) => [el.dataset.key, el]));
+      const kids = [];
+      /** The element for `key` (kept, or made by `make`), given `attrs` and placed at [s, e] (a point when e is undefined). */
+      const put = (key, make, attrs, s, e) => {
+        const el = old.get(key) || make();
+        el.dataset.key = key;
+        for (const [k, v] of Object.entries(attrs)) {
+          if (k === "dataset") Object.assign(el.dataset, v);
+          else if (el.getAttribute(k) !== v) el.setAttribute(k, v);
+        }
+        el.style.setProperty("left", this.pct(s));
+        if (e !== undefined) el.style.setProperty("width", `${(((e - s) / w) * 100).toFixed(4)}%`);
+        kids.push(el);
+      };
       for (const x of l.ranges) {
         const s = Math.max(x.start, a);
         const e = Math.min(x.end, b);
         if (s >= e) continue;
-        const el = h("div", { class: "range", title: `${l.name}: recorded ${dateTime(x.start)} – ${clock(x.end)}`, dataset: { start: String(x.start), end: String(x.end) } });
-        el.style.setProperty("left", this.pct(s));
-        el.style.setProperty("width", `${(((e - s) / w) * 100).toFixed(4)}%`);
-        lane.append(el);
+        put(`r${x.start}`, () => h("div", { class: "range" }),
+          { title: `${l.name}: recorded ${dateTime(x.start)} – ${clock(x.end)}`, dataset: { start: String(x.start), end: String(x.end) } }, s, e);
       }
       if (l.recordingSince !== null && l.recordingSince !== undefined) {
         // Being recorded: on disk, playable once its segment closes.
         const s = Math.max(l.recordingSince, a);
         const e = Math.min(Date.now(), b);
-        if (s < e) {
-          const el = h("div", { class: "rec-live", title: `${l.name}: recording now (playable within a minute)` });
-          el.style.setProperty("left", this.pct(s));
-          el.style.setProperty("width", `${(((e - s) / w) * 100).toFixed(4)}%`);
-          lane.append(el);
-        }
+        if (s < e) put("live", () => h("div", { class: "rec-live" }), { title: `${l.name}: recording now (playable within a minute)` }, s, e);
       }
       for (const x of l.offline || []) {
         // The camera down or not recorded (from the server's state history): not the
@@ -192,28 +212,28 @@ export class Timeline {
         const e = Math.min(x.end, b);
         if (s >= e) continue;
         const what = x.state === "not_recording" ? "not recording" : x.state;
-        const el = h("div", { class: `offline st-${x.state}`, title: `${l.name}: ${what} ${dateTime(x.start)} – ${clock(x.end)}${x.reason ? ` (${x.reason})` : ""}`, dataset: { state: x.state, start: String(x.start), end: String(x.end) } });
-        el.style.setProperty("left", this.pct(s));
-        el.style.setProperty("width", `${(((e - s) / w) * 100).toFixed(4)}%`);
-        lane.append(el);
+        put(`o${x.start}${x.state}`, () => h("div", { class: `offline st-${x.state}` }),
+          { title: `${l.name}: ${what} ${dateTime(x.start)} – ${clock(x.end)}${x.reason ? ` (${x.reason})` : ""}`, dataset: { state: x.state, start: String(x.start), end: String(x.end) } }, s, e);
       }
       for (const x of l.bookmarks || []) {
         if (x.t < a || x.t > b) continue;
-        const el = h("div", { class: "bookmark", title: `${l.name}: ${x.name} (${dateTime(x.t)}, ${x.created_by})${x.note ? ` — ${x.note}` : ""}`, dataset: { t: String(x.t), id: x.id } });
-        el.style.setProperty("left", this.pct(x.t));
-        lane.append(el);
+        put(`b${x.id}`, () => h("div", { class: "bookmark" }),
+          { title: `${l.name}: ${x.name} (${dateTime(x.t)}, ${x.created_by})${x.note ? ` — ${x.note}` : ""}`, dataset: { t: String(x.t), id: x.id } }, x.t);
       }
       for (const x of l.events || []) {
         // The camera's own events (motion, tamper...): a tick, or a bar for as long as it lasted.
         if (x.end < a || x.start > b) continue;
         const s = Math.max(x.start, a);
         const e = Math.min(Math.max(x.end, x.start), b);
-        const el = h("div", { class: `event ev-${x.kind}`, title: `${l.name}: ${x.kind.replace("_", " ")} ${dateTime(x.start)}${x.end > x.start ? ` – ${clock(x.end)}` : ""} (${x.topic})`, dataset: { kind: x.kind, start: String(x.start) } });
-        el.style.setProperty("left", this.pct(s));
-        el.style.setProperty("width", `${(((e - s) / w) * 100).toFixed(4)}%`);
-        lane.append(el);
+        put(`e${x.kind}${x.start}`, () => h("div", { class: `event ev-${x.kind}` }),
+          { title: `${l.name}: ${x.kind.replace("_", " ")} ${dateTime(x.start)}${x.end > x.start ? ` – ${clock(x.end)}` : ""} (${x.topic})`, dataset: { kind: x.kind, start: String(x.start) } }, s, e);
       }
-      if (several) lane.append(h("span", { class: "lane-name", text: l.name }));
+      if (several) {
+        const n = old.get("name") || h("span", { class: "lane-name", dataset: { key: "name" } });
+        if (n.textContent !== l.name) n.textContent = l.name;
+        kids.push(n);
+      }
+      reorder(lane, kids);
       return lane;
     }));
     this.drawMarks();
