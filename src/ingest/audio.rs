@@ -108,14 +108,15 @@ impl SessionAudio {
         }
     }
 
-    /// Turns one of retina's audio frames into recorded frames, appended to `out`.
+    /// Turns one of retina's audio frames into recorded frames, appended to `out`;
     /// Frames of other streams are ignored. A converter that fails stops for the rest of
     /// the session (with one warning) rather than end the session: video matters more.
-    pub fn frames(&mut self, f: &retina::codec::AudioFrame, out: &mut Vec<AudioFrame>) {
+    /// `shift` (audio ticks) moves the frame onto video's timeline (see `sync`).
+    pub fn frames(&mut self, f: &retina::codec::AudioFrame, shift: i64, out: &mut Vec<AudioFrame>) {
         if Some(f.stream_id()) != self.stream {
             return;
         }
-        let pts = f.timestamp().elapsed();
+        let pts = f.timestamp().elapsed().saturating_add(shift);
         let Some(c) = &mut self.convert else {
             out.push(AudioFrame {
                 pts,

@@ -13,4 +13,5 @@ pub mod g711;
 pub mod open;
 pub mod rtsp;
 pub mod session;
+pub mod sync;
 pub mod transport;

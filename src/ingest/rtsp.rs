@@ -11,6 +11,7 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use super::audio::SessionAudio;
 use super::damage::{error_action, ErrorAction};
 use super::open::{Failure, Item, OpenError, OpenRequest, Opened, Opener, RawVideo, Session};
+use super::sync::AvSync;
 use super::transport::Proto;
 use crate::frame::{VideoCodec, VideoParams};
 
@@ -89,6 +90,7 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
             video_i,
             audio,
             params_sent: false,
+            sync: AvSync::default(),
         }),
     })
 }
@@ -98,6 +100,40 @@ struct RetinaSession {
     video_i: usize,
     audio: SessionAudio,
     params_sent: bool,
+    /// Audio's offset from video, from the camera's RTCP sender reports.
+    sync: AvSync,
+}
+
+impl RetinaSession {
+    /// A sender report of the video or the recorded audio stream.
+    fn sender_report(&mut self, pkt: &retina::rtcp::ReceivedCompoundPacket) {
+        let Some(ts) = pkt.rtp_timestamp() else {
+            return;
+        };
+        let Some(Ok(Some(sr))) = pkt.pkts().next().map(|p| p.as_sender_report()) else {
+            return;
+        };
+        let (ntp, elapsed, rate) = (sr.ntp_timestamp().0, ts.elapsed(), ts.clock_rate().get());
+        let Some(audio_i) = self.audio.stream() else {
+            return;
+        };
+        let audio_rate = self.playing.streams()[audio_i].clock_rate_hz();
+        let changed = if pkt.stream_id() == self.video_i {
+            self.sync.video_report(ntp, elapsed, rate);
+            self.sync.refresh(audio_rate)
+        } else if pkt.stream_id() == audio_i {
+            self.sync.audio_report(ntp, elapsed, rate)
+        } else {
+            None
+        };
+        if let Some(shift) = changed {
+            let ms = shift * 1000 / i64::from(audio_rate.max(1));
+            tracing::info!(
+                shift_ms = ms,
+                "audio aligned to video by the camera's RTCP sender reports"
+            );
+        }
+    }
 }
 
 impl Session for RetinaSession {
@@ -145,12 +181,13 @@ impl Session for RetinaSession {
                     }
                     CodecItem::AudioFrame(f) => {
                         let mut frames = Vec::new();
-                        self.audio.frames(&f, &mut frames);
+                        self.audio.frames(&f, self.sync.shift(), &mut frames);
                         return Some(Ok(Item::Audio {
                             loss: f.loss(),
                             frames,
                         }));
                     }
+                    CodecItem::Rtcp(pkt) => self.sender_report(&pkt),
                     _ => {}
                 }
             }
