@@ -418,6 +418,80 @@ pub fn starts_with_key_frame(file: &Path) -> bool {
     v["frames"][0]["key_frame"].as_i64() == Some(1)
 }
 
+/// Times (seconds, on the file's presentation timeline) of the video frames
+/// whose mean luma differs from the previous frame's by more than 40 of 255:
+/// a flash or a cut. Measured by ffmpeg's `signalstats`.
+pub fn luma_jumps(file: &Path) -> Vec<f64> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "info", "-i"])
+        .arg(file)
+        .args(["-map", "0:v:0", "-vf"])
+        .arg("signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG")
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("running ffmpeg");
+    // Lines come in pairs: "frame:N pts:P pts_time:T", then "...YAVG=Y".
+    let (mut jumps, mut time, mut last) = (Vec::new(), None, None::<f64>);
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        if let Some(t) = line.split("pts_time:").nth(1) {
+            time = t
+                .split_whitespace()
+                .next()
+                .and_then(|t| t.parse::<f64>().ok());
+        } else if let Some(y) = line.split("lavfi.signalstats.YAVG=").nth(1) {
+            let y: f64 = y.trim().parse().expect("YAVG");
+            if let (Some(prev), Some(t)) = (last, time) {
+                if (y - prev).abs() > 40.0 {
+                    jumps.push(t);
+                }
+            }
+            last = Some(y);
+        }
+    }
+    jumps
+}
+
+/// Times (seconds, on the file's presentation timeline) at which the first
+/// audio track turns from silence (below -30 dB for at least 0.3 s) to sound
+/// or back, per ffmpeg's `silencedetect`; the track's own start and end,
+/// where silence is cut off, are not edges.
+pub fn sound_edges(file: &Path) -> Vec<f64> {
+    let track = ffprobe(
+        file,
+        &[
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=start_time,duration",
+        ],
+    );
+    let num = |k: &str| {
+        track["streams"][0][k]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{}: audio {k} in {track}", file.display()))
+    };
+    let (start, end) = (num("start_time"), num("start_time") + num("duration"));
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "info", "-i"])
+        .arg(file)
+        .args(["-map", "0:a:0", "-af", "silencedetect=n=-30dB:d=0.3"])
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("running ffmpeg");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| {
+            let t = l
+                .split("silence_end: ")
+                .nth(1)
+                .or_else(|| l.split("silence_start: ").nth(1))?;
+            t.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .filter(|t| *t > start + 0.05 && *t < end - 0.05)
+        .collect()
+}
+
 /// A minimal config with `[storage]` in `dir` and the given camera tables.
 ///
 /// The export reserve is a fixed 256 MiB rather than the default tenth of the

@@ -16,6 +16,10 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
              per picture:
              key frames span many FU-A packets in several slice NALs
   /vp8       live VP8: a codec cleannvr does not record
+  /avsync    live H.264 320x180 + AAC 48 kHz with events to align: at every
+             even second of the media's time the picture flips between black
+             and grey, and the sound between a 1 kHz tone (while grey) and
+             silence
 Every mount is shared: a second client joins the running stream.
 --udp-only limits every mount to RTP over UDP, so a TCP SETUP gets 461.
 --port 0 lets the kernel pick a free port (no window in which another test can
@@ -27,9 +31,10 @@ import argparse
 import gi
 
 gi.require_version("Gst", "1.0")
+gi.require_version("GstController", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstController, GstRtsp, GstRtspServer  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", required=True)
@@ -80,6 +85,18 @@ slices = (
     "rtph264pay name=pay0 pt=96 config-interval=-1 mtu=1000 "
 )
 vp8 = video + "vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96 "
+# A/V alignment: `flash` (videobalance) and `beep` (volume) get square waves
+# in `on_configure`, switching at every even second of buffer time. Both
+# elements apply control values by buffer timestamps (volume per sample), so
+# the picture and the sound switch at the same instant of the media's time.
+avsync = (
+    "videotestsrc is-live=true pattern=black ! "
+    "video/x-raw,format=I420,width=320,height=180,framerate=25/1 ! videobalance name=flash ! "
+    "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=200 ! "
+    "rtph264pay name=pay0 pt=96 config-interval=-1 "
+    "audiotestsrc is-live=true freq=1000 ! audio/x-raw,rate=48000,channels=1 ! "
+    "volume name=beep ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
+)
 
 mounts = {
     "/h264aac": video + h264 + aac,
@@ -91,7 +108,34 @@ mounts = {
     "/h264frag": frag,
     "/h264slices": slices,
     "/vp8": vp8,
+    "/avsync": avsync,
 }
+
+
+def square(amplitude, offset):
+    """A control source switching between offset ± amplitude every 2 s."""
+    wave = GstController.LFOControlSource()
+    wave.set_property("waveform", GstController.LFOWaveform.SQUARE)
+    wave.set_property("frequency", 0.25)
+    wave.set_property("amplitude", amplitude)
+    wave.set_property("offset", offset)
+    return wave
+
+
+def on_configure(_factory, media):
+    """Binds /avsync's brightness and volume to the same square wave."""
+    flash = media.get_element().get_by_name("flash")
+    beep = media.get_element().get_by_name("beep")
+    if flash is None or beep is None:
+        return
+    # Control values map onto the property's range: 0.25 / 0.75 to brightness
+    # -0.5 / +0.5 (of -1..1), 0.08 / 0 to volume 0.8 / 0 (of 0..10).
+    flash.add_control_binding(
+        GstController.DirectControlBinding.new(flash, "brightness", square(0.25, 0.5))
+    )
+    beep.add_control_binding(
+        GstController.DirectControlBinding.new(beep, "volume", square(0.04, 0.04))
+    )
 
 
 server = GstRtspServer.RTSPServer(address="127.0.0.1", service=args.port)
@@ -111,6 +155,7 @@ for path, launch in mounts.items():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch("( " + launch + " )")
     factory.set_shared(True)
+    factory.connect("media-configure", on_configure)
     if args.udp_only:
         factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
     if args.user:
