@@ -10,8 +10,11 @@
 #  - oathtool and zbarimg (outside judges of our TOTP codes and QR code:
 #    tests/totp.rs, tests/ui/totp.mjs)
 #  - iproute2 (private network namespaces), nftables (the no-egress test and
-#    packet loss), chromium (UI tests)
+#    packet loss), chromium (UI tests), firefox-esr (the Firefox UI test,
+#    tests/ui_firefox.rs; about 20 s to install)
 #  - playwright-core in tests/ui/node_modules (npm ci; drives chromium in tests/ui_chromium.rs)
+#  - puppeteer-core in tests/ui/node_modules (npm ci; drives firefox-esr over WebDriver
+#    BiDi in tests/ui_firefox.rs; never downloads a browser)
 #  - oidc-provider in tests/ui/node_modules (npm ci; the real OpenID Provider that
 #    tests/oidc_sso.rs signs in through)
 #  - garage (cargo install; the S3 peer of the archive tier, tests/archive_garage.rs)
@@ -27,7 +30,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   python3 python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x \
-  iproute2 nftables util-linux curl ca-certificates openssl chromium \
+  iproute2 nftables util-linux curl ca-certificates openssl chromium firefox-esr \
   oathtool zbar-tools unzip
 RIG_DIR=${CLEANNVR_RIG:-/tmp/cleannvr-rig}
 mkdir -p "$RIG_DIR"
@@ -44,8 +47,9 @@ if [ ! -x "$RIG_DIR/venv-smtp/bin/python" ]; then
 fi
 "$RIG_DIR/venv-smtp/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
 # The UI tests' npm dependencies, pinned in tests/ui/package.json: playwright-core
-# (drives the Debian chromium above; never downloads a browser) and oidc-provider
-# (the OpenID Provider of the single sign-on test).
+# (drives the Debian chromium above; never downloads a browser), puppeteer-core
+# (drives the Debian firefox-esr above) and oidc-provider (the OpenID Provider of
+# the single sign-on test).
 if ! command -v npm >/dev/null; then
   # Machines of this kind ship Node 20 + npm; Debian's packages are the fallback.
   $SUDO apt-get install -y -q --no-install-recommends nodejs npm || true
