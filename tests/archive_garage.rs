@@ -27,6 +27,23 @@ fn finished(cam_dir: &Path) -> Vec<std::path::PathBuf> {
     files(cam_dir, ".mp4")
 }
 
+/// `GET /api/archive`, checked to show no key.
+fn archive_status(http: &str, cookie: &str, secrets: &[String]) -> serde_json::Value {
+    let (status, body) = get(http, "/api/archive", cookie);
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{text}");
+    for s in secrets {
+        assert!(!text.contains(s.as_str()), "a key in /api/archive: {text}");
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+fn json(http: &str, path: &str, cookie: &str) -> serde_json::Value {
+    let (status, body) = get(http, path, cookie);
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
 #[test]
 fn segments_move_to_garage_and_play_back_export_and_check_from_there() {
     let Some(bin) = garage::binary() else {
@@ -59,8 +76,11 @@ fn segments_move_to_garage_and_play_back_export_and_check_from_there() {
     let name = seg.file_name().unwrap().to_str().unwrap().to_owned();
     let start_ns = parse_segment_name(&name).unwrap();
     let uri = video_uri(start_ns + 200_000_000, start_ns + 1_500_000_000);
-    let (status, before) = get(&nvr.http, &uri, &cookie);
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&before));
+    // The recorder renames a segment just before indexing it: wait for the row.
+    let before = wait_for(Duration::from_secs(60), "the local segment to play", || {
+        let (status, body) = get(&nvr.http, &uri, &cookie);
+        (status == 200).then_some(body)
+    });
 
     // It moves: the local file goes once the copy in Garage is verified.
     wait_for(
@@ -85,6 +105,50 @@ fn segments_move_to_garage_and_play_back_export_and_check_from_there() {
     std::fs::write(&played, &after).unwrap();
     assert_eq!(decode_errors(&played), "", "archived playback decodes");
 
+    // Admins see it moved: the cluster answers, a verified upload, and the timeline's
+    // recordings mark the range as archive-only.
+    let secrets = [cluster.secret.clone(), cluster.key_id.clone()];
+    let st = archive_status(&nvr.http, &cookie, &secrets);
+    assert_eq!(st["reachable"], true, "{st}");
+    let cam = st["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cam");
+    assert!(
+        cam.is_some_and(|c| c["last_upload"].is_string()) && st["last_upload"].is_string(),
+        "{st}"
+    );
+    let rec = json(
+        &nvr.http,
+        &format!(
+            "/api/cameras/cam/recordings?start={}",
+            rfc3339(start_ns - 60_000_000_000)
+        ),
+        &cookie,
+    );
+    let inside = |s: &serde_json::Value, t: i64| {
+        let p = |k: &str| cleannvr::clock::parse_rfc3339(s[k].as_str().unwrap()).unwrap();
+        p("start") <= t && t < p("end")
+    };
+    let archived_at = start_ns + 500_000_000;
+    assert!(
+        rec["archive_only_ranges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| inside(s, archived_at)),
+        "the archived segment's range is archive-only: {rec}"
+    );
+    assert!(
+        rec["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["archive_only"] == false),
+        "the newest segments are still local: {rec}"
+    );
+
     // The archive goes down: recording carries on, uploads wait.
     for i in 0..3 {
         cluster.kill_node(i);
@@ -99,6 +163,44 @@ fn segments_move_to_garage_and_play_back_export_and_check_from_there() {
                 .then(|| now[0].clone())
         },
     );
+    // Admins see why: the cluster does not answer, the backlog, the error (no keys).
+    let st = wait_for(
+        Duration::from_secs(120),
+        "the archive status to show the outage",
+        || {
+            let st = archive_status(&nvr.http, &cookie, &secrets);
+            (st["reachable"] == false
+                && st["backlog_segments"].as_u64() >= Some(1)
+                && st["last_error"].is_string())
+            .then_some(st)
+        },
+    );
+    let cam = st["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cam")
+        .unwrap();
+    assert!(
+        cam["backlog_segments"].as_u64() >= Some(1) && cam["backlog_bytes"].as_u64() > Some(0),
+        "{st}"
+    );
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if require_browser(&ui) {
+        let screens = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-archive");
+        std::fs::create_dir_all(&screens).unwrap();
+        let cfg = serde_json::json!({
+            "admin": ["root", "admin pass 12345"],
+            "camera": "cam",
+            "archived_at": rfc3339(archived_at),
+            "reachable": false,
+            "secrets": secrets,
+            "screens": screens,
+            "name": "down",
+        });
+        run_ui_script("archive.mjs", &nvr.http, &cfg.to_string(), &[], &nvr.log);
+        println!("screenshots in {}", screens.display());
+    }
     // It comes back: the backlog moves.
     for i in 0..3 {
         cluster.restart_node(i);
@@ -107,6 +209,14 @@ fn segments_move_to_garage_and_play_back_export_and_check_from_there() {
         Duration::from_secs(300),
         "uploads to resume after the archive returned",
         || (!stuck.exists()).then_some(()),
+    );
+    wait_for(
+        Duration::from_secs(120),
+        "the archive status to clear",
+        || {
+            let st = archive_status(&nvr.http, &cookie, &secrets);
+            (st["reachable"] == true && st["last_error"].is_null()).then_some(())
+        },
     );
     nvr.stop();
 
@@ -141,3 +251,4 @@ fn segments_move_to_garage_and_play_back_export_and_check_from_there() {
     let (ok, text) = cli(&nvr.config, &["check"], "");
     assert!(ok && text.contains(" 0 problems"), "{text}");
 }
+

@@ -89,7 +89,7 @@ pub fn parse_after(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(n.checked_mul(mult)?))
 }
 
-/// What the archiver has done, for `/api/storage` and the log.
+/// What the archiver has done, for `/api/storage`, `/api/archive` and the log.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Status {
     /// Segments uploaded and verified since start.
@@ -100,7 +100,26 @@ pub struct Status {
     pub pending: u64,
     /// Failures in a row; 0 when the last pass worked.
     pub failures: u32,
-    /// The last failure, if the last pass failed.
+    /// The last failure, if the last pass failed (credentials removed).
+    pub last_error: Option<String>,
+    /// When the last pass failed, ns.
+    pub last_error_ns: Option<i64>,
+    /// When the last upload was verified, ns.
+    pub last_upload_ns: Option<i64>,
+    /// Per camera, for cameras with footage.
+    pub cameras: std::collections::BTreeMap<String, CameraStatus>,
+}
+
+/// One camera's part of [`Status`].
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CameraStatus {
+    /// Segments old enough to move that are still only local (as of the last pass).
+    pub backlog_segments: u64,
+    /// Their bytes.
+    pub backlog_bytes: u64,
+    /// When this camera's last upload was verified, ns.
+    pub last_upload_ns: Option<i64>,
+    /// The last failure uploading this camera's footage, until a pass gets through it.
     pub last_error: Option<String>,
 }
 
@@ -118,6 +137,11 @@ pub struct Archive {
     read_only: bool,
     cache: Mutex<Cache>,
     status: Mutex<Status>,
+    /// The same bucket without retries and with short timeouts: `/api/archive` asks it
+    /// whether the cluster answers now.
+    probe: Arc<AmazonS3>,
+    /// Strings never shown in a status or log line: the keys, the endpoint's password.
+    secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for Archive {
@@ -140,13 +164,23 @@ impl Archive {
             .clone()
             .or_else(|| std::env::var("CLEANNVR_ARCHIVE_SECRET_ACCESS_KEY").ok())
             .context("[archive] needs secret_access_key or CLEANNVR_ARCHIVE_SECRET_ACCESS_KEY")?;
-        let s3 = AmazonS3Builder::new()
+        let builder = AmazonS3Builder::new()
             .with_endpoint(cfg.url.trim_end_matches('/'))
             .with_bucket_name(&cfg.bucket)
             .with_region(&cfg.region)
             .with_access_key_id(&cfg.access_key_id)
-            .with_secret_access_key(secret)
-            .with_virtual_hosted_style_request(false)
+            .with_secret_access_key(&secret)
+            .with_virtual_hosted_style_request(false);
+        // Garage on the LAN is commonly plain HTTP (set here: client options replace the
+        // builder's own, so `with_allow_http` there would be lost).
+        let client = |connect: u64, total: u64| {
+            ClientOptions::new()
+                .with_allow_http(true)
+                .with_connect_timeout(Duration::from_secs(connect))
+                .with_timeout(Duration::from_secs(total))
+        };
+        let s3 = builder
+            .clone()
             // A Garage node that has just died stalls requests for up to ~15 s until its
             // peers notice; retries ride that out, the pass backs off beyond it.
             .with_retry(RetryConfig {
@@ -154,22 +188,34 @@ impl Archive {
                 retry_timeout: Duration::from_secs(60),
                 ..Default::default()
             })
-            .with_client_options(
-                // Garage on the LAN is commonly plain HTTP (set here: these options
-                // replace the builder's own, so `with_allow_http` there would be lost).
-                ClientOptions::new()
-                    .with_allow_http(true)
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(60)),
-            )
+            .with_client_options(client(5, 60))
             .build()
-            .with_context(|| format!("configuring the archive at {}", cfg.url))?;
+            .with_context(|| format!("configuring the archive at {}", redact_url(&cfg.url)))?;
+        let probe = builder
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            })
+            .with_client_options(client(3, 5))
+            .build()
+            .with_context(|| format!("configuring the archive at {}", redact_url(&cfg.url)))?;
+        let mut secrets = vec![secret, cfg.access_key_id.clone()];
+        if let Ok(u) = url::Url::parse(&cfg.url) {
+            secrets.extend(u.password().map(str::to_owned));
+        }
+        secrets.retain(|s| s.len() >= 4);
         let prefix = cfg
             .prefix
             .clone()
             .unwrap_or_else(|| node.to_owned())
             .trim_matches('/')
             .to_owned();
+        // An empty prefix would make every object in the bucket this node's: `check`
+        // would take other nodes' footage for its own.
+        anyhow::ensure!(
+            !prefix.is_empty(),
+            "[archive] prefix is empty: each node needs its own prefix in a shared bucket"
+        );
         Ok(Archive {
             s3: Arc::new(s3),
             prefix,
@@ -180,6 +226,8 @@ impl Archive {
             read_only: cfg.read_only,
             cache: Mutex::new(Cache::default()),
             status: Mutex::new(Status::default()),
+            probe: Arc::new(probe),
+            secrets,
         })
     }
 
@@ -212,6 +260,68 @@ impl Archive {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// `msg` without the keys or the endpoint's password: status and logs show it.
+    pub fn redact(&self, msg: &str) -> String {
+        let mut out = msg.to_owned();
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "[redacted]");
+        }
+        out
+    }
+
+    /// Whether the bucket answers now: a HEAD of a key that need not exist, without
+    /// retries and with a 5 s limit. `Err` carries the redacted reason. Blocking.
+    pub fn probe(&self) -> Result<(), String> {
+        let s3 = self.probe.clone();
+        let k = ObjPath::from(format!("{}/.probe", self.prefix));
+        match block_on(async move { s3.head(&k).await }) {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            // With its causes: the first line alone says only "error sending request".
+            Err(e) => Err(self.redact(&format!("{:#}", anyhow::Error::new(e)))),
+        }
+    }
+
+    /// Everything `/api/archive` shows: the status, per camera, and a fresh probe.
+    /// Blocking (the probe is one request).
+    pub fn report(&self) -> serde_json::Value {
+        let probe = self.probe();
+        let st = self.status();
+        let time = |ns: Option<i64>| ns.map(crate::clock::rfc3339);
+        let cameras: Vec<serde_json::Value> = st
+            .cameras
+            .iter()
+            .map(|(id, c)| {
+                serde_json::json!({
+                    "id": id,
+                    "backlog_segments": c.backlog_segments,
+                    "backlog_bytes": c.backlog_bytes,
+                    "last_upload": time(c.last_upload_ns),
+                    "last_error": c.last_error,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "prefix": self.prefix,
+            "after_seconds": self.after.as_secs(),
+            "read_only": self.read_only,
+            "reachable": probe.is_ok(),
+            "unreachable_because": probe.err(),
+            "uploaded": st.uploaded,
+            "uploaded_bytes": st.uploaded_bytes,
+            "backlog_segments": st.cameras.values().map(|c| c.backlog_segments).sum::<u64>(),
+            "backlog_bytes": st.cameras.values().map(|c| c.backlog_bytes).sum::<u64>(),
+            "last_upload": time(st.last_upload_ns),
+            "failures": st.failures,
+            "last_error": st.last_error,
+            "last_error_at": time(st.last_error_ns),
+            "cameras": cameras,
+        })
+    }
+
+    fn with_status<T>(&self, f: impl FnOnce(&mut Status) -> T) -> T {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Uploads one local segment, reads it back to compare hashes, and returns what the
@@ -255,9 +365,16 @@ impl Archive {
             rec.bytes,
             sha256
         );
-        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        st.uploaded += 1;
-        st.uploaded_bytes += rec.bytes;
+        let now = crate::clock::SystemClock.now_ns();
+        self.with_status(|st| {
+            st.uploaded += 1;
+            st.uploaded_bytes += rec.bytes;
+            st.last_upload_ns = Some(now);
+            let c = st.cameras.entry(rec.camera.clone()).or_default();
+            c.last_upload_ns = Some(now);
+            c.backlog_segments = c.backlog_segments.saturating_sub(1);
+            c.backlog_bytes = c.backlog_bytes.saturating_sub(rec.bytes);
+        });
         Ok(Archived { key, sha256 })
     }
 
@@ -343,6 +460,10 @@ impl Remote for Archive {
             "last_error": st.last_error,
             "ok": st.failures == 0,
         })
+    }
+
+    fn report(&self) -> serde_json::Value {
+        Archive::report(self)
     }
 
     fn object_len(&self, key: &str) -> io::Result<Option<u64>> {
@@ -482,14 +603,34 @@ pub fn pass(
     let cutoff = now_ns - archive.after.as_nanos() as i64;
     let mut cameras: Vec<String> = store.usage().keys().cloned().collect();
     cameras.sort();
+    // Every camera's rows first, so the backlog shown is whole even when an upload
+    // fails part way.
+    let mut work = Vec::new();
+    let mut backlog = std::collections::BTreeMap::new();
     for camera in cameras {
         let from = cursors.get(&camera).copied().unwrap_or(i64::MIN);
-        let mut clean_to = from;
         let rows: Vec<SegmentRecord> = store
             .segments(&camera, from, cutoff)?
             .into_iter()
             .filter(|r| r.end_ns <= cutoff)
             .collect();
+        let waiting = rows
+            .iter()
+            .filter(|r| r.archived.is_none() && store.file_path(r).exists());
+        let b = waiting.fold((0u64, 0u64), |(n, b), r| (n + 1, b + r.bytes));
+        backlog.insert(camera.clone(), b);
+        work.push((camera, from, rows));
+    }
+    archive.with_status(|st| {
+        st.cameras.retain(|id, _| backlog.contains_key(id));
+        for (id, (n, b)) in &backlog {
+            let c = st.cameras.entry(id.clone()).or_default();
+            c.backlog_segments = *n;
+            c.backlog_bytes = *b;
+        }
+    });
+    for (camera, from, rows) in work {
+        let mut clean_to = from;
         for rec in rows {
             if rec.archived.is_none() {
                 if !store.file_path(&rec).exists() {
@@ -499,7 +640,12 @@ pub fn pass(
                     continue;
                 }
                 out.pending += 1;
-                let a = archive.upload(store, &rec)?;
+                let a = archive.upload(store, &rec).inspect_err(|e| {
+                    let msg = archive.redact(&format!("{e:#}"));
+                    archive.with_status(|st| {
+                        st.cameras.entry(camera.clone()).or_default().last_error = Some(msg)
+                    });
+                })?;
                 if !store.mark_archived(&rec, a.clone())? {
                     // Retention deleted the row while we uploaded: the object is garbage.
                     archive.delete(&a.key).ok();
@@ -514,6 +660,9 @@ pub fn pass(
             }
             clean_to = rec.start_ns + 1;
         }
+        archive.with_status(|st| {
+            st.cameras.entry(camera.clone()).or_default().last_error = None;
+        });
         if clean_to > from {
             cursors.insert(camera, clean_to);
         }
@@ -550,20 +699,23 @@ pub async fn run(
         let wait = match r {
             Ok((Ok(p), c)) => {
                 cursors = c;
-                let mut st = archive.status.lock().unwrap_or_else(|e| e.into_inner());
-                st.pending = p.pending;
-                st.failures = 0;
-                st.last_error = None;
+                archive.with_status(|st| {
+                    st.pending = p.pending;
+                    st.failures = 0;
+                    st.last_error = None;
+                });
                 backoff = Duration::from_secs(1);
                 poll
             }
             Ok((Err(e), c)) => {
                 cursors = c;
-                let msg = format!("{e:#}");
+                let msg = archive.redact(&format!("{e:#}"));
                 warn!(error = %msg, retry_in = ?backoff, "archive pass failed; recording continues, will retry");
-                let mut st = archive.status.lock().unwrap_or_else(|e| e.into_inner());
-                st.failures += 1;
-                st.last_error = Some(msg);
+                archive.with_status(|st| {
+                    st.failures += 1;
+                    st.last_error = Some(msg);
+                    st.last_error_ns = Some(crate::clock::SystemClock.now_ns());
+                });
                 let w = backoff;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 w
@@ -589,6 +741,18 @@ pub fn connect(store: &Store, cfg: &crate::config::Config) -> anyhow::Result<Opt
     let archive = Arc::new(Archive::new(a, &node_name())?);
     store.set_remote(archive.clone());
     Ok(Some(archive))
+}
+
+/// `url` without a user name or password in it.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "the configured url".into(),
+    }
 }
 
 /// This machine's host name: the default key prefix, so nodes sharing a bucket never

@@ -38,6 +38,9 @@ pub trait Remote: Send + Sync {
     fn limits(&self) -> (u32, u64);
     /// What the tier has done and whether it works, for `/api/storage`.
     fn status_json(&self) -> serde_json::Value;
+    /// The admins' view for `/api/archive`: backlog and last upload and error per
+    /// camera, and whether the tier answers now (asks it: blocking).
+    fn report(&self) -> serde_json::Value;
 }
 
 /// Where one segment's bytes are: the local file if it is still there, else the
@@ -263,6 +266,11 @@ impl Store {
             let _ = std::fs::remove_dir(parent);
         }
         Ok(true)
+    }
+
+    /// Whether `rec`'s bytes are only in the archive (archived, local copy gone).
+    pub fn archive_only(&self, rec: &SegmentRecord) -> bool {
+        rec.archived.is_some() && !self.file_path(rec).exists()
     }
 
     /// The row of `rec` as the index has it now.

@@ -545,14 +545,13 @@ pub async fn recordings(
     if span_ns(start, end)? > MAX_RANGE_NS {
         return Err(ApiError::bad_request("range longer than 31 days"));
     }
-    let (segs, outages) = {
+    let (segs, outages, archive_only) = {
         let app = app.clone();
         let id = id.clone();
         tokio::task::spawn_blocking(move || {
-            anyhow::Ok((
-                app.store.segments(&id, start, end)?,
-                app.store.states().spans(&id, start, end)?,
-            ))
+            let segs = app.store.segments(&id, start, end)?;
+            let only: Vec<bool> = segs.iter().map(|s| app.store.archive_only(s)).collect();
+            anyhow::Ok((segs, app.store.states().spans(&id, start, end)?, only))
         })
         .await
         .map_err(ApiError::internal)??
@@ -572,10 +571,20 @@ pub async fn recordings(
             })
         })
         .collect();
+    // The parts read from the archive tier (no local copy), for the timeline.
+    let remote: Vec<SegmentRecord> = segs
+        .iter()
+        .zip(&archive_only)
+        .filter(|(_, only)| **only)
+        .map(|(s, _)| s.clone())
+        .collect();
+    let (archived, _) = coverage(&remote, start, end, GAP_TOLERANCE_NS);
     let segments: Vec<Value> = segs
         .iter()
-        .map(|s| {
+        .zip(&archive_only)
+        .map(|(s, only)| {
             json!({
+                "archive_only": only,
                 "start": rfc3339(s.start_ns),
                 "end": rfc3339(s.end_ns),
                 "bytes": s.bytes,
@@ -594,6 +603,7 @@ pub async fn recordings(
         "ranges": covered.iter().map(span_json).collect::<Vec<_>>(),
         "gaps": gaps.iter().map(span_json).collect::<Vec<_>>(),
         "offline": offline,
+        "archive_only_ranges": archived.iter().map(span_json).collect::<Vec<_>>(),
         "segments": segments,
     })))
 }
@@ -701,6 +711,30 @@ pub async fn storage(
         // failed (then recording goes on and uploads retry).
         "archive": app.store.remote().map(|r| r.status_json()),
     })))
+}
+
+/// `GET /api/archive` (admins): the archive tier's backlog, last upload and last error
+/// (credentials removed), overall and per camera, and whether the bucket answers now.
+/// 404 without `[archive]`.
+pub async fn archive(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    let Some(remote) = app.store.remote().cloned() else {
+        return Err(ApiError::not_found("no archive tier is configured"));
+    };
+    let mut v = tokio::task::spawn_blocking(move || remote.report())
+        .await
+        .map_err(ApiError::internal)?;
+    // Configured cameras with nothing to move yet are listed too, with a zero backlog.
+    if let Some(list) = v["cameras"].as_array_mut() {
+        for cam in app.cameras.all().iter() {
+            if !list.iter().any(|c| c["id"] == cam.id.as_str()) {
+                list.push(
+                    json!({ "id": cam.id, "backlog_segments": 0, "backlog_bytes": 0,
+                    "last_upload": null, "last_error": null }),
+                );
+            }
+        }
+    }
+    Ok(Json(v))
 }
 
 #[derive(Deserialize)]

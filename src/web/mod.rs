@@ -388,6 +388,7 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             get(isolation::report),
         ),
         r(Method::GET, "/api/storage", User, get(api::storage)),
+        r(Method::GET, "/api/archive", Admin, get(api::archive)),
         r(Method::GET, "/api/system", Admin, get(api::system)),
         r(Method::GET, "/api/audit", Admin, get(api::audit)),
         r(

@@ -106,6 +106,8 @@ export function mount(root, ctx) {
 
   /** The local day (`yyyy-mm-dd`) the date field and the summary name. */
   let viewDay = localDate(new Date());
+  // Shown while archive-only footage is in view.
+  const archLegend = h("span", { id: "pb-archive-legend", hidden: true }, h("i", { class: "archived" }), "Only in the archive");
   const timeline = new Timeline({ onSeek: (t, o) => seekTo(t, o), onView: () => viewChanged() });
   const bm = bookmarks({
     ctx,
@@ -134,6 +136,7 @@ export function mount(root, ctx) {
         h("span", {}, h("i", { class: "rec" }), "Recorded"), h("span", {}, h("i", { class: "gap" }), "Nothing recorded"),
         h("span", {}, h("i", { class: "live" }), "Recording now"), h("span", {}, h("i", { class: "offline" }), "Camera offline or not recording"),
         h("span", {}, h("i", { class: "bookmark" }), "Bookmark"), h("span", {}, h("i", { class: "marked" }), "Marked"),
+        archLegend,
         h("span", { class: "muted", text: "Wheel to zoom, drag to scrub, click to play from there." })),
       summary,
       h("div", { class: "buttons marks" }, markIn, markOut, marksText, exportLink, clearMarks, bm.button),
@@ -336,6 +339,8 @@ export function mount(root, ctx) {
       rec.set(id, {
         window: [a, b],
         ranges: r.ranges.map((x) => ({ start: Date.parse(x.start), end: Date.parse(x.end) })),
+        // Read from the archive tier (no local copy): drawn hatched.
+        archived: (r.archive_only_ranges || []).map((x) => ({ start: Date.parse(x.start), end: Date.parse(x.end) })),
         segments: r.segments.map((s) => ({ start: Date.parse(s.start), end: Date.parse(s.end), codec: s.codec })),
         offline: (r.offline || []).map((o) => ({ start: Date.parse(o.start), end: o.ongoing ? Date.now() : Date.parse(o.end), state: o.state, reason: o.reason })),
       });
@@ -360,13 +365,14 @@ export function mount(root, ctx) {
   function camName(id) { return camById.get(id)?.name || id; }
 
   function lanesChanged() {
+    archLegend.hidden = !shownCameras().some((id) => rec.get(id)?.archived?.length);
     timeline.setLanes(shownCameras().map((id) => {
       const r = rec.get(id);
       const cam = camById.get(id);
       const ranges = r ? r.ranges : [];
       const recording = cam && cam.record !== false && cam.state === "streaming";
       const last = ranges.at(-1);
-      return { id, name: camName(id), ranges, offline: r ? r.offline : [], bookmarks: marked.get(id) || [], events: events.get(id) || [], recordingSince: recording ? (last && Date.now() - last.end < 5 * 60e3 ? last.end : Date.now() - 60e3) : null };
+      return { id, name: camName(id), ranges, offline: r ? r.offline : [], archived: r ? r.archived : [], bookmarks: marked.get(id) || [], events: events.get(id) || [], recordingSince: recording ? (last && Date.now() - last.end < 5 * 60e3 ? last.end : Date.now() - 60e3) : null };
     }));
   }
 

@@ -93,6 +93,7 @@ export class Timeline {
 
   /**
    * lanes: [{id, name, ranges: [{start, end}], offline: [{start, end, state, reason}],
+   * archived: [{start, end}] (archive-only parts),
    * bookmarks: [{id, t, name, note, created_by}], events: [{start, end, kind, topic}], recordingSince: ms|null}]
    */
   setLanes(lanes) {
@@ -198,6 +199,14 @@ export class Timeline {
         if (s >= e) continue;
         put(`r${x.start}`, () => h("div", { class: "range" }),
           { title: `${l.name}: recorded ${dateTime(x.start)} – ${clock(x.end)}`, dataset: { start: String(x.start), end: String(x.end) } }, s, e);
+      }
+      for (const x of l.archived || []) {
+        // Only in the archive tier: plays the same, read over the network.
+        const s = Math.max(x.start, a);
+        const e = Math.min(x.end, b);
+        if (s >= e) continue;
+        put(`a${x.start}`, () => h("div", { class: "archived" }),
+          { title: `${l.name}: archive only ${dateTime(x.start)} – ${clock(x.end)} (read from the archive)`, dataset: { start: String(x.start), end: String(x.end) } }, s, e);
       }
       if (l.recordingSince !== null && l.recordingSince !== undefined) {
         // Being recorded: on disk, playable once its segment closes.
