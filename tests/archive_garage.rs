@@ -6,14 +6,16 @@
 //! the bucket consistent.
 
 mod common;
+mod media;
 
 use std::path::Path;
 use std::time::Duration;
 
 use cleannvr::clock::rfc3339;
-use cleannvr::store::parse_segment_name;
+use cleannvr::store::{parse_segment_name, Store};
 use common::garage::{self, Cluster};
 use common::*;
+use media::{segment, Codec};
 
 fn video_uri(start_ns: i64, end_ns: i64) -> String {
     format!(
@@ -250,5 +252,108 @@ fn segments_move_to_garage_and_play_back_export_and_check_from_there() {
     // Index, disk and bucket agree.
     let (ok, text) = cli(&nvr.config, &["check"], "");
     assert!(ok && text.contains(" 0 problems"), "{text}");
+}
+
+/// Two nodes archive into one bucket under prefixes one of which nests in the other
+/// (`depot` and `depot/annex`), with the same camera id and the same segment times, so
+/// their keys differ only by prefix. Retention on `depot` deletes its own oldest
+/// archived footage and never the annex's; each node's `check` finds the bucket
+/// consistent with its own index and takes none of the other's objects for its own.
+#[test]
+fn nodes_sharing_a_bucket_keep_to_their_own_prefixes() {
+    let Some(bin) = garage::binary() else {
+        require_peer(false, "garage (cargo install garage --locked)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(&bin, &dir.path().join("garage"), "nvr-shared");
+    let archive = |prefix: &str, retain_bytes: u64| {
+        format!(
+            "[archive]\nurl = \"{}\"\nbucket = \"{}\"\nregion = \"garage\"\nprefix = \"{prefix}\"\n\
+             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nafter = \"1s\"\n\
+             retain_bytes = {retain_bytes}\n",
+            cluster.url(0),
+            cluster.bucket,
+            cluster.key_id,
+            cluster.secret
+        )
+    };
+    // Footage from 2025 (no camera records the past): four segments on the depot node,
+    // three at the same times and of another picture size on the annex node.
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a_recs, b_recs) = {
+        let a = Store::open(&a_dir.join("data")).unwrap();
+        let b = Store::open(&b_dir.join("data")).unwrap();
+        let a_recs: Vec<_> = (0..4)
+            .map(|i| segment(&a, "cam", 2.0 * i as f64, 2, Codec::H264, (320, 240), false))
+            .collect();
+        let b_recs: Vec<_> = (0..3)
+            .map(|i| segment(&b, "cam", 2.0 * i as f64, 2, Codec::H264, (352, 288), false))
+            .collect();
+        (a_recs, b_recs)
+    };
+    let cam = "[[camera]]\nid = \"cam\"\nurl = \"rtsp://127.0.0.1:9/cam\"\nenabled = false\n";
+    // The depot keeps the newest two of its segments in the archive.
+    let keep: u64 = a_recs[2..].iter().map(|r| r.bytes).sum();
+    let (mut a, a_cookie) = run_with_admin(
+        &a_dir,
+        &config(&a_dir, 2, &format!("{cam}{}", archive("depot", keep))),
+    );
+    let (mut b, b_cookie) = run_with_admin(
+        &b_dir,
+        &config(&b_dir, 2, &format!("{cam}{}", archive("depot/annex", 0))),
+    );
+    let uploaded = |nvr: &Nvr, cookie: &str, n: u64| {
+        wait_for(Duration::from_secs(120), "uploads", || {
+            let st = json(&nvr.http, "/api/storage", cookie);
+            (st["archive"]["uploaded"].as_u64() >= Some(n)).then_some(())
+        })
+    };
+    uploaded(&b, &b_cookie, 3);
+    uploaded(&a, &a_cookie, 4);
+    // Retention runs when the server starts: the depot deletes its two oldest.
+    a.stop();
+    let mut a = Nvr::start(a.config.clone(), &["run"]);
+    let a_cookie = login(&a.http, "root", "admin pass 12345");
+    wait_for(Duration::from_secs(120), "depot retention", || {
+        let st = json(&a.http, "/api/storage", &a_cookie);
+        (st["cameras"][0]["segments"] == 2).then_some(())
+    });
+    a.stop();
+    b.stop();
+
+    // The annex's objects are all there, with the annex's bytes.
+    let lister = |prefix: &str| {
+        let cfg: cleannvr::config::ArchiveConfig =
+            toml::from_str(&archive(prefix, 0).replace("[archive]\n", "")).unwrap();
+        let mut v = cleannvr::archive::Archive::new(&cfg, "test")
+            .unwrap()
+            .list()
+            .unwrap();
+        v.sort();
+        v
+    };
+    let annex = lister("depot/annex");
+    let want: Vec<(String, u64)> = b_recs
+        .iter()
+        .map(|r| (format!("depot/annex/{}", r.path), r.bytes))
+        .collect();
+    assert_eq!(
+        annex, want,
+        "the annex's objects after the depot's retention"
+    );
+    let depot: Vec<_> = lister("depot")
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("depot/annex/"))
+        .collect();
+    let want: Vec<(String, u64)> = a_recs[2..]
+        .iter()
+        .map(|r| (format!("depot/{}", r.path), r.bytes))
+        .collect();
+    assert_eq!(depot, want, "the depot keeps its newest two");
+    for nvr in [&a, &b] {
+        let (ok, text) = cli(&nvr.config, &["check"], "");
+        assert!(ok && text.contains(" 0 problems"), "{text}");
+    }
 }
 

@@ -285,6 +285,11 @@ fn compare(store: &Store, repair: bool, running: bool) -> anyhow::Result<Report>
     let mut orphans = Vec::new();
     if let (Some(objects), Some(remote)) = (&objects, store.remote()) {
         for key in objects.keys() {
+            if indexed_rel(store, remote.as_ref(), key).is_none() {
+                // Not laid out as this node's segments (`camera/day/file`): another
+                // node's, under a prefix nested in ours. Never ours to adopt.
+                continue;
+            }
             let known = indexed.iter().any(|r| {
                 r.archived.as_ref().is_some_and(|a| &a.key == key)
                     || remote.key_for(&r.path) == *key
@@ -382,11 +387,15 @@ fn relative(base: &Path, p: &Path) -> anyhow::Result<String> {
 }
 
 /// The segment path an object key of this node stands for (its key minus the prefix),
-/// if it looks like one.
+/// if it is laid out as one: `camera/day/file`, exactly three parts.
 fn indexed_rel(_store: &Store, remote: &dyn super::media::Remote, key: &str) -> Option<String> {
     let probe = remote.key_for("");
     let rel = key.strip_prefix(&probe)?;
-    let name = rel.rsplit('/').next()?;
+    let parts: Vec<&str> = rel.split('/').collect();
+    let [camera, _day, name] = parts[..] else {
+        return None;
+    };
+    (valid_id(camera) && name.ends_with(".mp4")).then_some(())?;
     parse_segment_name(name)?;
     Some(rel.to_owned())
 }
