@@ -336,3 +336,126 @@ fn the_clock_alarm_follows_the_kernels_ntp_state() {
         }
     }
 }
+
+/// Each operator acknowledges an alarm for themselves, with an optional note:
+/// one operator's acknowledgement leaves it unacknowledged (and counted) for the
+/// others, the list says who acknowledged when and what they noted, and each
+/// acknowledgement is audited once. The camera is an address that refuses
+/// connections, so `camera_offline` comes without a peer.
+#[test]
+fn each_operator_acknowledges_an_alarm_for_themselves_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let cams = "[[camera]]\nid = \"yard\"\nname = \"Yard\"\nurl = \"rtsp://127.0.0.1:9/yard\"\n\
+                [alarms]\noffline_after_seconds = 2\n";
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, config(dir.path(), 4, cams)).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    add_user(&cfg, "ann", "operator", "operator pass 12345");
+    add_user(&cfg, "bob", "operator", "operator pass 12345");
+    let nvr = Nvr::start(cfg, &["run"]);
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    let ann = HttpSession::login(&nvr.http, "ann", "operator pass 12345");
+    let bob = HttpSession::login(&nvr.http, "bob", "operator pass 12345");
+
+    let alarm = wait(&nvr, 120, "a camera_offline alarm for yard", || {
+        active(&ann.json("/api/alarms"), "camera_offline")
+    });
+    let id = alarm["id"].as_str().unwrap().to_owned();
+    let ack = format!("/api/alarms/{id}/ack");
+    let mine = |s: &HttpSession| {
+        let all = s.json("/api/alarms");
+        let a = all["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id.as_str())
+            .unwrap()
+            .clone();
+        (all["unacknowledged"].as_u64().unwrap(), a)
+    };
+    // Other alarms may be up on this machine (a clock not synchronised): counts
+    // are compared with these.
+    let (n_ann, n_bob, n_admin) = (mine(&ann).0, mine(&bob).0, mine(&admin).0);
+    assert!(n_ann >= 1 && n_bob == n_ann && n_admin == n_ann);
+
+    // A note too long, or an unknown field, is refused and records nothing.
+    let long = "x".repeat(501);
+    assert_eq!(ann.send("POST", &ack, &json!({ "note": long })).0, 400);
+    assert_eq!(ann.send("POST", &ack, &json!({ "nots": "typo" })).0, 400);
+    assert_eq!(mine(&ann).1["acks"], json!([]));
+
+    // Ann acknowledges with a note: done for her, still open for Bob.
+    let (status, a) = ann.send(
+        "POST",
+        &ack,
+        &json!({ "note": "  Engineer called, ETA 30 min " }),
+    );
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["acked_by_me"], true, "{a}");
+    let (n, a) = mine(&ann);
+    assert_eq!((n, &a["acked_by_me"]), (n_ann - 1, &json!(true)), "{a}");
+    assert_eq!(a["acks"][0]["user"], "ann");
+    assert_eq!(a["acks"][0]["note"], "Engineer called, ETA 30 min");
+    let at = a["acks"][0]["at"].as_str().unwrap();
+    assert!(
+        at >= alarm["raised"].as_str().unwrap(),
+        "acknowledged after it was raised: {a}"
+    );
+    let (n, a) = mine(&bob);
+    assert_eq!(
+        (n, &a["acked_by_me"]),
+        (n_bob, &json!(false)),
+        "Ann's acknowledgement is not Bob's: {a}"
+    );
+    assert_eq!(
+        a["acks"].as_array().unwrap().len(),
+        1,
+        "Bob sees who did: {a}"
+    );
+
+    // Bob acknowledges without a note; Ann again changes nothing.
+    let (status, a) = bob.send("POST", &ack, &json!({}));
+    assert_eq!(status, 200, "{a}");
+    let (status, a) = ann.send("POST", &ack, &json!({ "note": "again" }));
+    assert_eq!(status, 200, "{a}");
+    let (n, a) = mine(&bob);
+    assert_eq!(n, n_bob - 1);
+    let who: Vec<(&str, &str)> = a["acks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["user"].as_str().unwrap(), k["note"].as_str().unwrap()))
+        .collect();
+    assert_eq!(who, [("ann", "Engineer called, ETA 30 min"), ("bob", "")]);
+    assert_eq!(a["acked_by"], "ann", "the first stays first: {a}");
+    // The admin has not acknowledged it: it still counts for them.
+    assert_eq!(mine(&admin).0, n_admin);
+
+    // One audit row per operator, with the note.
+    let audit: Vec<Value> = admin
+        .audit("alarm_ack")
+        .into_iter()
+        .filter(|e| {
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("alarm={id}"))
+        })
+        .collect();
+    let rows: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|(u, d)| *u == "ann" && d.ends_with("note=Engineer called, ETA 30 min")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(u, d)| *u == "bob" && !d.contains("note=")),
+        "{rows:?}"
+    );
+    assert!(audit.iter().all(|e| e["target"] == "yard"), "{audit:?}");
+}

@@ -85,3 +85,51 @@ fn the_timeline_shows_offline_spans_thumbnails_and_bookmarks() {
     run_ui_script("timeline_marks.mjs", &nvr.http, &cfg, &[], &nvr.log);
     println!("screenshots in {}", shots.display());
 }
+
+/// The camera's address refuses connections, so a `camera_offline` alarm is
+/// raised within seconds without a peer; two operators acknowledge it in
+/// their own browsers.
+#[test]
+fn each_operator_acknowledges_alarms_for_themselves() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if !require_browser(&ui) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cams = "[[camera]]\nid = \"yard\"\nname = \"Yard\"\nurl = \"rtsp://127.0.0.1:9/yard\"\n\
+                [alarms]\noffline_after_seconds = 2\n";
+    let cfg_path = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg_path, config(dir.path(), 2, cams)).unwrap();
+    add_user(&cfg_path, "root", "admin", "admin pass 12345");
+    add_user(&cfg_path, "ann", "operator", "operator pass 12345");
+    add_user(&cfg_path, "bob", "operator", "operator pass 12345");
+    let nvr = Nvr::start(cfg_path, &["run"]);
+    let op = HttpSession::login(&nvr.http, "ann", "operator pass 12345");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let message = loop {
+        let all = op.json("/api/alarms");
+        let found = all["alarms"].as_array().unwrap().iter().find_map(|a| {
+            (a["kind"] == "camera_offline" && a["active"] == true)
+                .then(|| a["message"].as_str().unwrap().to_owned())
+        });
+        if let Some(m) = found {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no camera_offline alarm after 120 s: {all}\nlog:\n{}",
+            nvr.log.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let shots = screens("ui-alarms");
+    let cfg = serde_json::json!({
+        "ann": ["ann", "operator pass 12345"],
+        "bob": ["bob", "operator pass 12345"],
+        "message": message,
+        "screens": shots,
+    })
+    .to_string();
+    run_ui_script("alarm_acks.mjs", &nvr.http, &cfg, &[], &nvr.log);
+    println!("screenshots in {}", shots.display());
+}

@@ -73,13 +73,50 @@ pub struct Alarm {
     pub raised_ns: i64,
     /// When the condition ended; `None` while active.
     pub cleared_ns: Option<i64>,
-    /// Who acknowledged it.
+    /// Who acknowledged it first (kept for mail, webhooks and older clients).
     pub acked_by: Option<String>,
     /// When.
     pub acked_ns: Option<i64>,
+    /// Every operator's own acknowledgement, oldest first: one operator's
+    /// acknowledgement does not take the alarm off the others' screens.
+    #[serde(default)]
+    pub acks: Vec<Ack>,
 }
 
+/// One operator's acknowledgement of an alarm.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The user.
+    pub user: String,
+    /// When (wall ns).
+    pub at_ns: i64,
+    /// What they noted (may be empty).
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Longest acknowledgement note, in characters.
+pub const MAX_NOTE_CHARS: usize = 500;
+
 impl Alarm {
+    /// The acknowledgements, including one stored before they were kept per
+    /// user (only `acked_by` then).
+    pub fn all_acks(&self) -> Vec<Ack> {
+        match (&self.acked_by, self.acks.is_empty()) {
+            (Some(u), true) => vec![Ack {
+                user: u.clone(),
+                at_ns: self.acked_ns.unwrap_or(self.raised_ns),
+                note: String::new(),
+            }],
+            _ => self.acks.clone(),
+        }
+    }
+
+    /// Whether `user` has acknowledged it.
+    pub fn acked_by_user(&self, user: &str) -> bool {
+        self.all_acks().iter().any(|a| a.user == user)
+    }
+
     /// The API's JSON form (RFC 3339 UTC times; `id` as a string).
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -92,6 +129,11 @@ impl Alarm {
             "active": self.cleared_ns.is_none(),
             "acked_by": self.acked_by,
             "acked": self.acked_ns.map(rfc3339),
+            "acks": self.all_acks().iter().map(|a| serde_json::json!({
+                "user": a.user,
+                "at": rfc3339(a.at_ns),
+                "note": a.note,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -200,6 +242,7 @@ impl Alarms {
                 cleared_ns: None,
                 acked_by: None,
                 acked_ns: None,
+                acks: Vec::new(),
             };
             self.put(&a)?;
             active.insert(key.clone(), a.id);
@@ -250,19 +293,36 @@ impl Alarms {
         Ok(out)
     }
 
-    /// Records that `user` acknowledged alarm `id` (the first acknowledgement
-    /// stands). Returns the alarm. Blocking.
-    pub fn ack(&self, id: u64, user: &str, now_ns: i64) -> Result<Alarm, AckError> {
+    /// Records that `user` acknowledged alarm `id`, with `note`. Each user
+    /// acknowledges once (a second time changes nothing); the first
+    /// acknowledgement also stays in `acked_by`. Returns the alarm and whether
+    /// this call added the user's acknowledgement. Blocking.
+    pub fn ack(
+        &self,
+        id: u64,
+        user: &str,
+        note: &str,
+        now_ns: i64,
+    ) -> Result<(Alarm, bool), AckError> {
         // Under the lock so a clear and an ack never overwrite each other.
         let _active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         let mut a = self.get(id)?.ok_or(AckError::NotFound)?;
+        if a.acked_by_user(user) {
+            return Ok((a, false));
+        }
+        a.acks = a.all_acks();
+        a.acks.push(Ack {
+            user: user.to_owned(),
+            at_ns: now_ns,
+            note: note.to_owned(),
+        });
         if a.acked_by.is_none() {
             a.acked_by = Some(user.to_owned());
             a.acked_ns = Some(now_ns);
-            self.put(&a)?;
-            self.tree.flush().map_err(anyhow::Error::from)?;
         }
-        Ok(a)
+        self.put(&a)?;
+        self.tree.flush().map_err(anyhow::Error::from)?;
+        Ok((a, true))
     }
 }
 
@@ -303,16 +363,26 @@ mod tests {
             .into_iter()
             .find(|a| a.kind == Kind::CameraOffline)
             .unwrap();
-        assert_eq!(
-            alarms.ack(gate.id, "op", 3).unwrap().acked_by.as_deref(),
-            Some("op")
-        );
-        assert_eq!(
-            alarms.ack(gate.id, "other", 4).unwrap().acked_by.as_deref(),
-            Some("op")
-        );
+        let (a, added) = alarms.ack(gate.id, "op", "seen", 3).unwrap();
+        assert!(added);
+        assert_eq!(a.acked_by.as_deref(), Some("op"));
+        // Another operator's acknowledgement is their own; the first stays first.
+        let (a, added) = alarms.ack(gate.id, "other", "", 4).unwrap();
+        assert!(added);
+        assert_eq!(a.acked_by.as_deref(), Some("op"));
+        let who: Vec<_> = a
+            .acks
+            .iter()
+            .map(|k| (k.user.as_str(), k.at_ns, k.note.as_str()))
+            .collect();
+        assert_eq!(who, [("op", 3, "seen"), ("other", 4, "")]);
+        assert!(a.acked_by_user("other") && !a.acked_by_user("third"));
+        // Once each: a second acknowledgement changes nothing.
+        let (a, added) = alarms.ack(gate.id, "op", "again", 9).unwrap();
+        assert!(!added);
+        assert_eq!((a.acks.len(), a.acks[0].note.as_str()), (2, "seen"));
         assert!(matches!(
-            alarms.ack(999_999, "op", 4),
+            alarms.ack(999_999, "op", "", 4),
             Err(AckError::NotFound)
         ));
         drop(alarms);
@@ -340,5 +410,42 @@ mod tests {
         assert!(n[0].alarm.id > gate.id && n[0].alarm.acked_by.is_none());
         let listed = alarms.list(0).unwrap();
         assert_eq!(listed.len(), 2, "active only with limit 0: {listed:?}");
+    }
+
+    #[test]
+    fn an_acknowledgement_stored_before_per_user_ones_still_counts() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let alarms = Alarms::open(&db).unwrap();
+        let old = Alarm {
+            id: 7,
+            kind: Kind::DiskLow,
+            camera: None,
+            message: "disk".into(),
+            raised_ns: 1,
+            cleared_ns: None,
+            acked_by: Some("op".into()),
+            acked_ns: Some(2),
+            acks: Vec::new(),
+        };
+        // As an older version wrote it: no `acks` field at all.
+        let mut v = serde_json::to_value(&old).unwrap();
+        v.as_object_mut().unwrap().remove("acks");
+        alarms
+            .tree
+            .insert(7u64.to_be_bytes(), serde_json::to_vec(&v).unwrap())
+            .unwrap();
+        let a = alarms.get(7).unwrap().unwrap();
+        assert!(a.acked_by_user("op"));
+        let (a, added) = alarms.ack(7, "op", "", 3).unwrap();
+        assert!(!added);
+        let (a2, added) = alarms.ack(7, "other", "later", 4).unwrap();
+        assert!(added);
+        assert_eq!(
+            a.acks,
+            Vec::<Ack>::new(),
+            "untouched when nothing was added"
+        );
+        let who: Vec<_> = a2.acks.iter().map(|k| (k.user.as_str(), k.at_ns)).collect();
+        assert_eq!(who, [("op", 2), ("other", 4)]);
     }
 }

@@ -1,9 +1,11 @@
 //! `/api/alarms`: the alarms operators and admins see (active ones and the
-//! newest cleared ones, limited to the cameras the caller may see) and their
-//! acknowledgement, which is audited. Records live in `alarms`.
+//! newest cleared ones, limited to the cameras the caller may see) and each
+//! operator's own acknowledgement, with an optional note, which is audited.
+//! Records live in `alarms`.
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -11,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiQuery};
 use super::{App, Caller};
-use crate::alarms::{AckError, Alarm};
+use crate::alarms::{AckError, Alarm, MAX_NOTE_CHARS};
 use crate::audit::{Action, Event};
 
 #[derive(Deserialize)]
@@ -25,7 +27,44 @@ fn visible(c: &Caller, a: &Alarm) -> bool {
     a.camera.as_deref().is_none_or(|cam| c.user.may_see(cam))
 }
 
-/// `GET /api/alarms` → `{alarms: [...], unacknowledged}`, newest first.
+/// The body of an acknowledgement (all optional; an empty body is fine).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {
+    #[serde(default)]
+    note: String,
+}
+
+/// The note of an acknowledgement: trimmed, at most [`MAX_NOTE_CHARS`], no
+/// control characters but line breaks and tabs.
+fn note(body: &[u8]) -> Result<String, ApiError> {
+    let b: AckBody = if body.iter().all(u8::is_ascii_whitespace) {
+        AckBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?
+    };
+    let n = b.note.trim();
+    if n.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "note: at most {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    if n.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ApiError::bad_request("note: no control characters"));
+    }
+    Ok(n.to_owned())
+}
+
+/// An alarm for `c`: its JSON with `acked_by_me`.
+fn for_caller(c: &Caller, a: &Alarm) -> Value {
+    let mut v = a.json();
+    v["acked_by_me"] = json!(a.acked_by_user(&c.user.name));
+    v
+}
+
+/// `GET /api/alarms` → `{alarms: [...], unacknowledged}`, newest first;
+/// `unacknowledged` counts the active alarms the caller has not acknowledged
+/// (another operator's acknowledgement does not count for them).
 pub async fn list(
     State(app): State<Arc<App>>,
     Extension(c): Extension<Caller>,
@@ -36,49 +75,56 @@ pub async fn list(
     let mine: Vec<&Alarm> = all.iter().filter(|a| visible(&c, a)).collect();
     let unacknowledged = mine
         .iter()
-        .filter(|a| a.cleared_ns.is_none() && a.acked_by.is_none())
+        .filter(|a| a.cleared_ns.is_none() && !a.acked_by_user(&c.user.name))
         .count();
     Ok(Json(json!({
-        "alarms": mine.iter().map(|a| a.json()).collect::<Vec<_>>(),
+        "alarms": mine.iter().map(|a| for_caller(&c, a)).collect::<Vec<_>>(),
         "unacknowledged": unacknowledged,
     })))
 }
 
-/// `POST /api/alarms/{id}/ack` → the alarm; audited as `alarm_ack`.
+/// `POST /api/alarms/{id}/ack {note?}` → the alarm: the caller's own
+/// acknowledgement, once per user; each is audited as `alarm_ack`.
 pub async fn ack(
     State(app): State<Arc<App>>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let not_found = || ApiError::not_found("no such alarm");
     let id: u64 = id.parse().map_err(|_| not_found())?;
+    let note = note(&body)?;
     let name = c.user.name.clone();
     let now = app.clock.now_ns();
     // Checked before acknowledging, so an alarm of a camera the caller may not see is
     // neither confirmed nor changed.
-    let before = app
-        .blocking(move |a| a.alarms.get(id))
+    let seen = c.clone();
+    app.blocking(move |a| a.alarms.get(id))
         .await?
-        .filter(|a| visible(&c, a))
+        .filter(|a| visible(&seen, a))
         .ok_or_else(not_found)?;
-    let first = before.acked_by.is_none();
-    let alarm = app
+    let noted = note.clone();
+    let (alarm, added) = app
         .blocking(move |a| {
-            a.alarms.ack(id, &name, now).map_err(|e| match e {
+            a.alarms.ack(id, &name, &noted, now).map_err(|e| match e {
                 AckError::NotFound => not_found(),
                 AckError::Store(e) => ApiError::from(e),
             })
         })
         .await?;
-    if first {
+    if added {
+        let mut detail = format!("alarm={} kind={}", alarm.id, alarm.kind.as_str());
+        if !note.is_empty() {
+            detail += &format!(" note={}", note.replace(['\n', '\t'], " "));
+        }
         app.record(Event {
             actor: c.user.name.clone(),
             action: Action::AlarmAck,
             target: alarm.camera.clone().unwrap_or_default(),
             client: c.client.clone(),
-            detail: format!("alarm={} kind={}", alarm.id, alarm.kind.as_str()),
+            detail,
         })
         .await?;
     }
-    Ok(Json(alarm.json()))
+    Ok(Json(for_caller(&c, &alarm)))
 }
