@@ -357,3 +357,126 @@ fn nodes_sharing_a_bucket_keep_to_their_own_prefixes() {
     }
 }
 
+/// Benchmark, not a check (`--ignored`; figures in docs/BENCHMARKS.md): N segments of
+/// noisy 720p (incompressible, each with its own noise seed so Garage cannot
+/// deduplicate them) moved by cleannvr's archiver (`archive::pass`: upload, SHA-256
+/// read-back, index, local delete) and read back through the storage seam as playback
+/// reads, against curl (`--aws-sigv4`) putting and getting the same files on the same
+/// cluster in the same run. `CLEANNVR_BENCH_SEGMENTS` sets N (default 12).
+#[test]
+#[ignore]
+fn bench_archive_against_curl() {
+    use std::process::Command;
+    use std::time::Instant;
+    let bin = garage::binary().expect("garage");
+    let n: usize = std::env::var("CLEANNVR_BENCH_SEGMENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(&bin, &dir.path().join("garage"), "nvr-bench");
+    let store = Store::open(&dir.path().join("data")).unwrap();
+    let recs: Vec<_> = (0..n)
+        .map(|i| {
+            let pic = format!(
+                "testsrc2=size=1280x720:rate=25:duration=6,noise=alls=12:allf=t:all_seed={}",
+                i + 1
+            );
+            media::segment_of(&store, "cam", 6.0 * i as f64, 6, Codec::H264, &pic, false)
+        })
+        .collect();
+    let bytes: u64 = recs.iter().map(|r| r.bytes).sum();
+    let mib = bytes as f64 / (1 << 20) as f64;
+    // curl's copies first (the same files, before the archiver deletes them).
+    let url = cluster.url(0);
+    let user = format!("{}:{}", cluster.key_id, cluster.secret);
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sSf", "--aws-sigv4", "aws:amz:garage:s3", "--user", &user])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let object =
+        |r: &cleannvr::store::SegmentRecord| format!("{url}/{}/peer/{}", cluster.bucket, r.path);
+    let t = Instant::now();
+    for r in &recs {
+        let f = store.file_path(r);
+        // Garage wants the payload's hash declared; curl signs it as unsigned.
+        curl(&[
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            "-T",
+            f.to_str().unwrap(),
+            &object(r),
+        ]);
+        curl(&[
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            "-o",
+            "/dev/null",
+            &object(r),
+        ]);
+    }
+    let curl_move = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for r in &recs {
+        curl(&[
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            "-o",
+            "/dev/null",
+            &object(r),
+        ]);
+    }
+    let curl_read = t.elapsed().as_secs_f64();
+
+    let cfg: cleannvr::config::ArchiveConfig = toml::from_str(&format!(
+        "url = \"{url}\"\nbucket = \"{}\"\nregion = \"garage\"\nprefix = \"nvr\"\n\
+         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nafter = \"1s\"\n",
+        cluster.bucket, cluster.key_id, cluster.secret
+    ))
+    .unwrap();
+    let archive = std::sync::Arc::new(cleannvr::archive::Archive::new(&cfg, "bench").unwrap());
+    store.set_remote(archive.clone());
+    let t = Instant::now();
+    let pass = cleannvr::archive::pass(
+        &store,
+        &archive,
+        cleannvr::clock::Clock::now_ns(&cleannvr::clock::SystemClock),
+        &mut Default::default(),
+    )
+    .unwrap();
+    let nvr_move = t.elapsed().as_secs_f64();
+    assert_eq!(pass.uploaded as usize, n, "{pass:?}");
+    let t = Instant::now();
+    let mut buf = vec![0u8; 1 << 20];
+    for r in &recs {
+        let row = store.current(r).unwrap().unwrap();
+        let f = store.open_segment(&row).unwrap();
+        assert!(f.is_remote());
+        let mut at = 0;
+        while at < f.len() {
+            let k = (f.len() - at).min(buf.len() as u64) as usize;
+            f.read_exact_at(&mut buf[..k], at).unwrap();
+            at += k as u64;
+        }
+    }
+    let nvr_read = t.elapsed().as_secs_f64();
+    println!(
+        "{n} segments, {mib:.1} MiB\n\
+         upload + read back: cleannvr archiver {:.1} MiB/s, curl {:.1} MiB/s, ratio {:.2}\n\
+         read back:          cleannvr storage seam {:.1} MiB/s, curl {:.1} MiB/s, ratio {:.2}",
+        mib / nvr_move,
+        mib / curl_move,
+        curl_move / nvr_move,
+        mib / nvr_read,
+        mib / curl_read,
+        curl_read / nvr_read,
+    );
+}
