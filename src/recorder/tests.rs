@@ -549,3 +549,33 @@ fn a_session_longer_than_a_day_keeps_its_wall_time() {
         .windows(2)
         .all(|w| w[0].end_ns <= w[1].start_ns + NS_PER_SEC));
 }
+
+#[test]
+fn segment_files_missing_from_the_index_are_indexed_at_start() {
+    let mut r = rig(4);
+    let p = params(640);
+    r.rec.handle(IngestEvent::SessionStarted { audio: None });
+    feed(&mut r.rec, &p, 1000, 25 * 12, 25);
+    r.rec.handle(IngestEvent::SessionEnded);
+    let before = rows(&r.store);
+    assert!(before.len() >= 2, "{before:?}");
+    // Rows lost while the files stayed (the index refused writes).
+    r.store.clear().unwrap();
+    assert!(rows(&r.store).is_empty());
+    let found = crate::store::check::recover_all(&r.store).unwrap();
+    assert_eq!(found.len(), before.len());
+    let after = rows(&r.store);
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(
+            (&a.path, a.start_ns, a.bytes, a.frames, &a.codec),
+            (&b.path, b.start_ns, b.bytes, b.frames, &b.codec)
+        );
+        assert!((a.end_ns - b.end_ns).abs() <= 2_000_000, "{a:?} {b:?}");
+    }
+    assert_eq!(r.store.usage()["cam"].segments, before.len() as u64);
+    // A second start finds nothing more to do.
+    assert!(crate::store::check::recover_all(&r.store)
+        .unwrap()
+        .is_empty());
+}

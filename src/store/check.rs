@@ -112,15 +112,45 @@ pub fn recover_part(store: &Store, part: &Path) -> anyhow::Result<Option<Segment
     Ok(Some(rec))
 }
 
-/// Recovers every `.part` file under the storage directory (start-up after a crash).
+/// Start-up: recovers every `.part` file under the storage directory (a crash),
+/// and indexes every finished segment file the index lacks. Those are segments
+/// finished while the index refused writes (see the [`super`] docs: sled after an
+/// I/O error, such as a full volume), or in the instant between a segment's
+/// rename and its row at a crash. The file alone says everything a row holds
+/// ([`record_from_file`]), so no footage stays unfindable, and retention, which
+/// deletes by the index, sees it again. A file that cannot be read is left alone
+/// and reported (`cleannvr check` names it too).
 pub fn recover_all(store: &Store) -> anyhow::Result<Vec<SegmentRecord>> {
     let mut out = Vec::new();
+    let mut unindexed = Vec::new();
     for file in segment_files(store.dir())? {
         if file.to_string_lossy().ends_with(PART_SUFFIX) {
             if let Some(rec) = recover_part(store, &file)? {
                 out.push(rec);
             }
+            continue;
         }
+        let rel = relative(store.dir(), &file)?;
+        if store.has_file(&rel)? {
+            continue;
+        }
+        match record_from_file(store.dir(), &rel) {
+            Ok(rec) => unindexed.push(rec),
+            Err(e) => {
+                warn!(path = %rel, error = %format!("{e:#}"), "segment file is not in the index and cannot be read; left alone")
+            }
+        }
+    }
+    if !unindexed.is_empty() {
+        store
+            .insert_batch(&unindexed)
+            .context("indexing segment files missing from the index")?;
+        info!(
+            segments = unindexed.len(),
+            first = %unindexed[0].path,
+            "indexed segment files that were missing from the index (written while it could not be)"
+        );
+        out.extend(unindexed);
     }
     Ok(out)
 }

@@ -234,7 +234,7 @@ impl Store {
         {
             return Ok(false);
         }
-        self.db.flush().context("flushing index")?;
+        self.flush()?;
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(u) = usage.get_mut(&rec.camera) {
             u.archived_bytes += row.bytes;

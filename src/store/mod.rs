@@ -5,6 +5,17 @@
 //! durable before their row is committed, and deleted before their row is
 //! removed, so a crash leaves at worst a file without a row (found by
 //! `check`), never a row promising footage that is not there for long.
+//!
+//! # When the index stops accepting writes
+//!
+//! sled 0.34 keeps the first I/O error its log writer meets (ENOSPC on a full
+//! volume, EIO) as a global error, and from then on refuses every write, with
+//! that same error, until the database is reopened (`set_global_error` in
+//! `pagecache/iobuf.rs`; only `PageCache::start` resets it). Space coming back
+//! does not help. The store notes such an error ([`Store::failure`]); the
+//! recorders keep writing segment files, which describe themselves, and the
+//! server reopens the index by re-executing itself (`nvr`), after which
+//! [`check::recover_all`] indexes every segment file the index lacks.
 
 pub mod check;
 pub mod days;
@@ -163,6 +174,17 @@ pub struct Store {
     /// The archive tier, once configured (see [`media::Remote`]).
     remote: std::sync::OnceLock<std::sync::Arc<dyn media::Remote>>,
     usage: Mutex<HashMap<String, Usage>>,
+    /// The error after which sled refuses writes, once one was seen (module docs).
+    failure: Mutex<Option<String>>,
+}
+
+/// Whether sled stops accepting writes after `e` until the database is reopened:
+/// every I/O error of its log writer does, and so do corruption and its own bugs.
+pub fn breaks_index(e: &sled::Error) -> bool {
+    matches!(
+        e,
+        sled::Error::Io(_) | sled::Error::Corruption { .. } | sled::Error::ReportableBug(_)
+    )
 }
 
 impl Store {
@@ -220,11 +242,77 @@ impl Store {
             garbage,
             remote: std::sync::OnceLock::new(),
             usage: Mutex::new(HashMap::new()),
+            failure: Mutex::new(None),
         };
         store.recount()?;
         store.collect_garbage()?;
         store.ensure_reserve();
         Ok(store)
+    }
+
+    /// Notes `e` if it leaves the index refusing writes ([`breaks_index`]), and
+    /// passes it on.
+    fn note(&self, e: sled::Error) -> sled::Error {
+        if breaks_index(&e) {
+            let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+            if f.is_none() {
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    error = %e,
+                    "the index stopped accepting writes (sled refuses every write after an I/O \
+                     error until it is reopened); segment files are still written and are \
+                     indexed again when it reopens"
+                );
+                *f = Some(e.to_string());
+            }
+        }
+        e
+    }
+
+    /// Why the index refuses writes until it is reopened, once it does. Writes made
+    /// through the store are watched; [`Store::probe`] also catches writes made by
+    /// others (users, audit, alarms) that met the error first.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Tries one tiny write (not flushed: sled checks its global error before
+    /// anything else) and returns [`Store::failure`].
+    pub fn probe(&self) -> Option<String> {
+        let r = self
+            .db
+            .open_tree(META_TREE)
+            .and_then(|m| m.insert("probe", &[][..]));
+        if let Err(e) = r {
+            self.note(e);
+        }
+        self.failure()
+    }
+
+    /// Flushes the index, noting an error that breaks it.
+    fn flush(&self) -> anyhow::Result<()> {
+        self.db
+            .flush()
+            .map_err(|e| self.note(e))
+            .context("flushing index")?;
+        Ok(())
+    }
+
+    /// Whether the index has a row for the segment file at `rel` (a path as in
+    /// [`SegmentRecord::path`]). A path that is not a segment's has none.
+    pub fn has_file(&self, rel: &str) -> anyhow::Result<bool> {
+        let mut parts = rel.split('/');
+        let (Some(camera), Some(_day), Some(name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(false);
+        };
+        let Some(start_ns) = parse_segment_name(name) else {
+            return Ok(false);
+        };
+        Ok(self.segments.contains_key(key(camera, start_ns))?)
     }
 
     /// Puts back the index reserve ([`reserve`]) if it is missing and there is
@@ -313,8 +401,9 @@ impl Store {
         let old = self
             .segments
             .insert(key, serde_json::to_vec(rec)?)
+            .map_err(|e| self.note(e))
             .with_context(|| format!("indexing {}", rec.path))?;
-        self.db.flush().context("flushing index")?;
+        self.flush()?;
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         let u = usage.entry(rec.camera.clone()).or_default();
         if let Some(old) = old {
@@ -343,8 +432,9 @@ impl Store {
         }
         self.segments
             .apply_batch(batch)
+            .map_err(|e| self.note(e))
             .context("indexing a batch")?;
-        self.db.flush().context("flushing index")?;
+        self.flush()?;
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         for old in replaced {
             let u = usage.entry(old.camera.clone()).or_default();
@@ -359,10 +449,14 @@ impl Store {
 
     /// Removes a row; call after its file is deleted.
     pub fn remove(&self, camera: &str, start_ns: i64) -> anyhow::Result<Option<SegmentRecord>> {
-        let Some(old) = self.segments.remove(key(camera, start_ns))? else {
+        let Some(old) = self
+            .segments
+            .remove(key(camera, start_ns))
+            .map_err(|e| self.note(e))?
+        else {
             return Ok(None);
         };
-        self.db.flush().context("flushing index")?;
+        self.flush()?;
         let old = decode(&old)?;
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(u) = usage.get_mut(camera) {
@@ -390,14 +484,14 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<()>>(old)
             })
             .map_err(|e| match e {
-                TransactionError::Storage(e) => anyhow::Error::from(e),
+                TransactionError::Storage(e) => anyhow::Error::from(self.note(e)),
                 TransactionError::Abort(()) => anyhow::anyhow!("aborted"),
             })
             .with_context(|| format!("camera {camera}: recording a delete intent"))?;
         let Some(old) = old else {
             return Ok(None);
         };
-        self.db.flush().context("flushing index")?;
+        self.flush()?;
         let old = decode(&old)?;
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(u) = usage.get_mut(camera) {
@@ -408,8 +502,13 @@ impl Store {
 
     /// Drops a delete intent once the bytes are gone.
     fn drop_garbage(&self, camera: &str, start_ns: i64) -> anyhow::Result<()> {
-        if self.garbage.remove(key(camera, start_ns))?.is_some() {
-            self.db.flush().context("flushing index")?;
+        if self
+            .garbage
+            .remove(key(camera, start_ns))
+            .map_err(|e| self.note(e))?
+            .is_some()
+        {
+            self.flush()?;
         }
         Ok(())
     }
