@@ -51,6 +51,10 @@ const FD_RETRY: Duration = Duration::from_secs(1);
 /// 8 Mbit/s stream). Past this the oldest GOPs are dropped.
 const BACKLOG_BYTES: usize = 32 << 20;
 
+/// Finished segments kept for a later index row at most; past this the oldest is
+/// forgotten here (its file stays, and is indexed at the next start).
+const MAX_UNINDEXED: usize = 4096;
+
 /// What a recorder needs to know.
 pub struct RecorderSettings {
     /// Camera id.
@@ -120,6 +124,10 @@ pub struct Recorder {
     backlog_bytes: usize,
     /// Reused fragment buffer: one `write` per fragment.
     buf: Vec<u8>,
+    /// Finished, durable segment files whose index row could not be written, oldest
+    /// first; retried before each new row. The files describe themselves, so these
+    /// are also found by `check::recover_all` when the index is reopened.
+    unindexed: VecDeque<crate::store::SegmentRecord>,
 }
 
 impl Recorder {
@@ -150,6 +158,7 @@ impl Recorder {
             backlog: VecDeque::new(),
             backlog_bytes: 0,
             buf: Vec::new(),
+            unindexed: VecDeque::new(),
         }
     }
 
@@ -193,6 +202,13 @@ impl Recorder {
             }
         }
         self.end_run();
+        if let Some(first) = self.unindexed.front() {
+            warn!(
+                segments = self.unindexed.len(),
+                first = %first.path,
+                "stopping with segment files not yet indexed; they are indexed at the next start"
+            );
+        }
     }
 
     /// Processes one event.
@@ -552,7 +568,19 @@ impl Recorder {
         let drift_ms = (self.wall_ns(seg.last_pts) - seg.last_received_ns) / 1_000_000;
         match seg.finish(self.store.dir(), drift_ms) {
             Ok(None) => {}
-            Ok(Some(rec)) => match self.store.insert(&rec) {
+            Ok(Some(rec)) => self.index(rec),
+            Err(e) => self.disk_error(format!("{e:#}")),
+        }
+    }
+
+    /// Commits the rows of `rec` and of any segment whose row failed before, oldest
+    /// first. A row that cannot be written is kept (the file is already durable), and
+    /// recording goes on: a refusing index is no reason to stop writing files, which
+    /// the index is rebuilt from (`check::recover_all`) when it is reopened.
+    fn index(&mut self, rec: crate::store::SegmentRecord) {
+        self.unindexed.push_back(rec);
+        while let Some(rec) = self.unindexed.front() {
+            match self.store.insert(rec) {
                 Ok(()) => {
                     info!(path = %rec.path, bytes = rec.bytes, frames = rec.frames, "segment");
                     // Written and indexed: the disk works again.
@@ -560,10 +588,26 @@ impl Recorder {
                         s.segments_written += 1;
                         s.recorder_error = None;
                     });
+                    self.unindexed.pop_front();
                 }
-                Err(e) => self.disk_error(format!("indexing {}: {e:#}", rec.path)),
-            },
-            Err(e) => self.disk_error(format!("{e:#}")),
+                Err(e) => {
+                    let msg = format!("indexing {}: {e:#}", rec.path);
+                    error!(
+                        path = %rec.path,
+                        unindexed = self.unindexed.len(),
+                        error = %format!("{e:#}"),
+                        "segment file written but not indexed; it stays on disk and is indexed \
+                         once the index accepts writes again"
+                    );
+                    update(&self.status, |s| s.recorder_error = Some(msg));
+                    // A full volume is the usual cause: let retention look.
+                    self.retention.notify_one();
+                    if self.unindexed.len() > MAX_UNINDEXED {
+                        self.unindexed.pop_front();
+                    }
+                    return;
+                }
+            }
         }
     }
 
