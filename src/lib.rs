@@ -40,6 +40,7 @@ pub mod alarms;
 pub mod camera_states;
 pub mod demo;
 pub mod nvr;
+pub mod reopen;
 pub mod control;
 pub mod backup;
 pub mod report;

@@ -37,6 +37,12 @@ pub struct Options {
     /// written back to it, and its edits are picked up on SIGHUP and when it
     /// changes. `None`: cameras cannot be changed while running.
     pub config_path: Option<std::path::PathBuf>,
+    /// Once the index refuses writes (see `reopen`), stop with
+    /// [`crate::reopen::IndexBroken`] and, should stopping hang, re-execute
+    /// the process after [`crate::reopen::STOP_GRACE`]. Only for the `cleannvr`
+    /// binary, whose caller re-executes on that error; without it the server
+    /// still stops with that error.
+    pub reexec_on_index_failure: bool,
 }
 
 /// Runs the NVR until `shutdown` is cancelled. `bound` receives the web
@@ -72,6 +78,12 @@ pub async fn run_with(
             .await?
             .context("opening the index")?,
     );
+    if let Ok(why) = std::env::var(crate::reopen::REASON_ENV) {
+        warn!(
+            error = %why,
+            "restarted in place to reopen the index, which had stopped accepting writes"
+        );
+    }
     let recovered = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || check::recover_all(&store)).await??
@@ -93,7 +105,7 @@ pub async fn run_with(
     if !recovered.is_empty() {
         info!(
             segments = recovered.len(),
-            "recovered segments left unfinished by a crash"
+            "recovered segments left unfinished or unindexed"
         );
     }
     let status = Arc::new(StatusBoard::default());
@@ -174,6 +186,11 @@ pub async fn run_with(
     tokio::spawn(crate::camera_states::run(app.clone(), shutdown.clone()));
     let retention_task = tokio::spawn(retention_loop(app.clone(), kick.clone(), shutdown.clone()));
     let checkpoint_task = tokio::spawn(checkpoint_loop(app.clone(), shutdown.clone()));
+    let index_watch = tokio::spawn(crate::reopen::watch(
+        store.clone(),
+        shutdown.clone(),
+        options.reexec_on_index_failure,
+    ));
     tokio::spawn(clock_loop(
         clock_log,
         clock.clone(),
@@ -255,6 +272,9 @@ pub async fn run_with(
     // The last checkpoint covers everything audited until the web server stopped.
     let _ = checkpoint_task.await;
     info!("stopped");
+    if let Ok(Some(why)) = index_watch.await {
+        return Err(crate::reopen::IndexBroken(why).into());
+    }
     Ok(())
 }
 

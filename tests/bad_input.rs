@@ -117,6 +117,22 @@ fn fill(file: &std::path::Path) {
     let _ = f.sync_all();
 }
 
+/// The newest address the server said it listens on (it changes when the server
+/// re-executes itself on a `127.0.0.1:0` listen address).
+fn listening(log: &Lines) -> String {
+    let text = log.text();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("web server listening on "))
+        .expect("the server listens");
+    line.split("listening on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
@@ -169,12 +185,25 @@ fn full_disk_frees_space_by_retention_and_keeps_recording() {
     wait_for(Duration::from_secs(60), "recording to resume", || {
         (nvr.log.count("segment path=") >= errors_at + 3).then_some(())
     });
-    // Retention really deleted footage (not just logged about it).
-    let deleted = metric(
-        &scrape(&nvr.http, token),
-        "cleannvr_retention_deleted_segments_total",
+    // Retention really deleted footage (not just logged about it). Should sled have
+    // met the full volume, the server reopened its index by re-executing itself
+    // (new counters, and a new port on this `127.0.0.1:0` config), and its
+    // retention deletes again.
+    wait_for(
+        Duration::from_secs(60),
+        "retention to delete footage",
+        || {
+            // Not `scrape`: the server may be between two runs for a moment.
+            let out = std::process::Command::new("curl")
+                .args(["-sfk", "-H", &format!("Authorization: Bearer {token}")])
+                .arg(format!("{}/metrics", listening(&nvr.log)))
+                .output()
+                .ok()?;
+            let page = String::from_utf8(out.stdout).ok()?;
+            (out.status.success() && metric(&page, "cleannvr_retention_deleted_segments_total") > 0)
+                .then_some(())
+        },
     );
-    assert!(deleted > 0, "retention deleted nothing: {}", nvr.log.text());
     // A power cut while the volume is full, with the last bytes taken by
     // something else: the server must start again (its index opens) and record.
     nvr.kill9();
@@ -232,4 +261,164 @@ fn full_disk_frees_space_by_retention_and_keeps_recording() {
     }
     let (ok, out) = cli(&nvr.config, &["check"], "");
     assert!(ok, "check: {out}");
+}
+
+/// The index on a full disk, with no restart from outside. The volume is filled
+/// to the last byte while two cameras record, and index writes are made on it
+/// (legal holds, each with its audit entry) until sled's log writer meets ENOSPC.
+/// sled 0.34 then refuses every later write, even once space is back, until the
+/// database is reopened: before the fix every segment recorded after that was
+/// written to disk but never indexed (unfindable, and invisible to retention).
+/// Now the server reopens the index by itself and indexes the files it lacks:
+/// once space is back, every segment file on disk is in the index (the API's
+/// recordings and a running `check`) and decodes.
+#[test]
+fn index_survives_a_full_disk_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    if !require_peer(is_root(), "root (to mount a tmpfs)") {
+        return;
+    }
+    let _fs = Tmpfs::mount(&data, "8m");
+    let gst = GstServer::start(&[]);
+    let cams: String = (1..=2)
+        .map(|i| {
+            format!(
+                "[[camera]]\nid = \"c{i}\"\nurl = \"{}\"\n",
+                gst.url("h264aac")
+            )
+        })
+        .collect();
+    // No free-space floor: retention deletes nothing, so the volume stays full
+    // until the test frees it (the index, not retention, is under test here).
+    let toml = config(dir.path(), 2, &cams)
+        .replace("export_max_bytes = 268435456", "export_max_bytes = 0");
+    let (nvr, cookie) = run_with_admin(dir.path(), &toml);
+    let (_, body) = get(&nvr.http, "/api/me", &cookie);
+    let me: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+    wait_segments(&nvr, None, "c1", 2);
+    let filler = data.join("filler");
+    fill(&filler);
+    // Index writes on the full volume until one fails: sled's log writer met
+    // ENOSPC (its first writes still fit in pages it had).
+    let body = serde_json::json!({
+        "cameras": ["c1"],
+        "start": "2020-01-01T00:00:00Z",
+        "end": "2020-01-02T00:00:00Z",
+        "reason": "x".repeat(500),
+    })
+    .to_string();
+    let mut refused = None;
+    for _ in 0..1000 {
+        let (status, text) = http(
+            &listening(&nvr.log),
+            "POST",
+            "/api/holds",
+            Some(&cookie),
+            Some(&csrf),
+            Some(&body),
+            &[],
+        );
+        if status != 201 {
+            refused = Some(format!("{status} {text}"));
+            break;
+        }
+    }
+    let refused = refused
+        .unwrap_or_else(|| panic!("the full volume took every index write\n{}", nvr.log.text()));
+    assert!(refused.starts_with("500"), "{refused}");
+    let sled_error = nvr
+        .log
+        .find("hit error while writing iobuf")
+        .unwrap_or_else(|| panic!("sled did not meet the full volume:\n{}", nvr.log.text()));
+    assert!(
+        sled_error.contains("No space left on device"),
+        "{sled_error}"
+    );
+    // Space comes back; with no restart from outside, recording goes on and is indexed.
+    std::fs::remove_file(&filler).unwrap();
+    let freed_at = nvr.log.count("segment path=");
+    wait_for(
+        Duration::from_secs(120),
+        "segments indexed after the space came back",
+        || (nvr.log.count("segment path=") >= freed_at + 4).then_some(()),
+    );
+    let line = nvr
+        .log
+        .find("the index stopped accepting writes")
+        .expect("the index failure is logged");
+    assert!(
+        line.contains(&data.display().to_string()),
+        "names the storage dir: {line}"
+    );
+    // It reopened itself: the same process (no restart from outside) ran its
+    // start-up again and indexed what the refusing index had missed.
+    assert!(
+        nvr.log
+            .find("restarted in place to reopen the index")
+            .is_some(),
+        "{}",
+        nvr.log.text()
+    );
+    // Every segment file on disk is in the index, and plays.
+    let base = listening(&nvr.log);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let range = format!(
+        "start={}&end={}",
+        cleannvr::clock::rfc3339(now - 3600 * 1_000_000_000),
+        cleannvr::clock::rfc3339(now + 3600 * 1_000_000_000)
+    );
+    let mut checked = 0;
+    for cam in ["c1", "c2"] {
+        let on_disk = files(&data.join(cam), ".mp4");
+        // A segment is renamed to `.mp4` just before its row is written: one listed
+        // in that instant is looked up again.
+        let mut indexed = Vec::new();
+        for attempt in 0..3 {
+            let (status, body) = get(
+                &base,
+                &format!("/api/cameras/{cam}/recordings?{range}"),
+                &cookie,
+            );
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            indexed = v["segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["start"].as_str().unwrap().to_owned())
+                .collect();
+            let all = on_disk.iter().all(|f| {
+                let name = f.file_name().unwrap().to_str().unwrap();
+                let start = cleannvr::store::parse_segment_name(name).unwrap();
+                indexed.contains(&cleannvr::clock::rfc3339(start))
+            });
+            if all || attempt == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        for f in &on_disk {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            let start = cleannvr::store::parse_segment_name(name).unwrap();
+            assert!(
+                indexed.contains(&cleannvr::clock::rfc3339(start)),
+                "{} is on disk but not in the index ({indexed:?})\n{}",
+                f.display(),
+                nvr.log.text()
+            );
+            assert_eq!(decode_errors(f), "", "{} must play", f.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} segments on disk");
+    let (ok, out) = cli(&nvr.config, &["check"], "");
+    assert!(
+        ok && out.contains(" 0 problems"),
+        "check while running: {out}"
+    );
 }

@@ -236,13 +236,26 @@ async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
             "no [[camera]] configured; recording the built-in demo camera until a camera is \
              added (it is not in the config file, so the first camera change replaces it)"
         );
-        return with_demo_cameras(config, 1, Some(path), shutdown).await;
+        return reopen_index(with_demo_cameras(config, 1, Some(path), shutdown).await);
     }
     let options = crate::nvr::Options {
         config_path: Some(path),
+        reexec_on_index_failure: true,
         ..Default::default()
     };
-    crate::nvr::run_with(config, shutdown, None, options).await
+    reopen_index(crate::nvr::run_with(config, shutdown, None, options).await)
+}
+
+/// A server that stopped because its index refuses writes starts again in
+/// place (see `reopen`); any other outcome is passed on.
+fn reopen_index(r: anyhow::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e) => match e.downcast_ref::<crate::reopen::IndexBroken>() {
+            Some(b) => Err(crate::reopen::exec(&b.0)),
+            None => Err(e),
+        },
+        ok => ok,
+    }
 }
 
 /// Registers the process's signal handlers before anything else starts, and returns
@@ -299,7 +312,7 @@ async fn demo(
         archive: None,
     };
     let shutdown = install_signals();
-    with_demo_cameras(config, cameras, None, shutdown).await
+    reopen_index(with_demo_cameras(config, cameras, None, shutdown).await)
 }
 
 /// Starts `n` synthetic cameras on loopback, adds them to `config` and runs the NVR
@@ -351,6 +364,7 @@ async fn with_demo_cameras(
     let options = crate::nvr::Options {
         demo_admin: true,
         config_path,
+        reexec_on_index_failure: true,
     };
     let r = crate::nvr::run_with(config, shutdown.clone(), None, options).await;
     shutdown.cancel();

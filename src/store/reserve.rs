@@ -29,6 +29,11 @@ pub fn size_for(total: u64) -> u64 {
     (total / 64).clamp(MIB, 64 * MIB)
 }
 
+/// Whether the reserve is there (to be given back when the index opens).
+pub fn present(dir: &Path) -> bool {
+    path(dir).exists()
+}
+
 /// Deletes the reserve when the volume has less than a reserve's worth free.
 /// Returns whether it did.
 pub fn release_if_short(dir: &Path) -> anyhow::Result<bool> {
