@@ -168,7 +168,7 @@ fn full_disk_frees_space_by_retention_and_keeps_recording() {
         );
     let mut nvr = Nvr::run(dir.path(), &toml);
     let c1 = data.join("c1");
-    let first = wait_for(Duration::from_secs(60), "c1's first segment", || {
+    let first = wait_for(Duration::from_secs(150), "c1's first segment", || {
         files(&c1, ".mp4").first().cloned()
     });
     // The recorder meets the full disk (sled's own log writer may meet it
