@@ -9,6 +9,16 @@
 //! reboots, forgets the subscription or answers something unusable. A state
 //! (`IsMotion` true, then false) becomes one event with a start and an end.
 //!
+//! A state can be on when nobody is listening for its end (cleannvr stopped
+//! or crashed, the subscription dropped). Such open events are kept in the
+//! index with the last time they were seen on, and reconciled with the
+//! camera whenever a subscription starts: cameras first send the current
+//! state of every property (`PropertyOperation="Initialized"`); an event the
+//! camera still reports on goes on, one it reports off or does not report
+//! is closed where it was last seen, with an [`EndReason`]. An event not
+//! observed for [`Timing::lost_after`] is closed the same way, so nothing
+//! stays open for ever on the timeline.
+//!
 //! Owns: the mapping of vendor topics onto a few [`Kind`]s (the raw topic
 //! and items are kept too). Must never: change a camera's settings, or log
 //! credentials (errors name host and operation only).
@@ -25,7 +35,7 @@ use crate::config::OnvifCameraConfig;
 use crate::onvif::events::{Notification, PropertyOperation, Subscription};
 use crate::onvif::resolve::credentials;
 use crate::onvif::{OnvifClient, OnvifError};
-use crate::store::events::{CameraEvent, EventKey, Kind};
+use crate::store::events::{CameraEvent, EndReason, EventKey, Kind};
 use crate::store::Store;
 
 /// Timings of a subscription; [`Timing::default`] suits real cameras.
@@ -42,6 +52,9 @@ pub struct Timing {
     pub min_backoff: Duration,
     /// Longest wait between attempts.
     pub max_backoff: Duration,
+    /// An open event unobserved this long (no subscription) is closed where
+    /// it was last seen; still on after such a gap, it starts a new event.
+    pub lost_after: Duration,
 }
 
 impl Default for Timing {
@@ -52,6 +65,7 @@ impl Default for Timing {
             renew_before: Duration::from_secs(30),
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            lost_after: Duration::from_secs(300),
         }
     }
 }
@@ -86,20 +100,33 @@ enum Ended {
     Store(anyhow::Error),
 }
 
-/// Events whose state is on, by topic and source, waiting for their end.
-type Open = HashMap<(String, Vec<(String, String)>), EventKey>;
+/// An event whose state is on, waiting for its end.
+struct OpenEvent {
+    key: EventKey,
+    /// Last time the state was known on (ns, our clock).
+    seen_ns: i64,
+    /// Whether the current subscription has reported this state; until it
+    /// has, the event is only what an earlier subscription saw.
+    confirmed: bool,
+}
+
+/// Open events by topic and source.
+type Open = HashMap<(String, Vec<(String, String)>), OpenEvent>;
 
 impl EventTask {
     /// Subscribes and records until `shutdown`, reconnecting after any failure.
     pub async fn run(self) {
         let mut backoff = self.timing.min_backoff;
-        let mut open = Open::new();
+        let mut open = self.load_open();
         let mut failures = 0u32;
         loop {
             let no_service;
             match self.subscription(&mut open, &mut backoff).await {
                 Ok(()) => return,
                 Err(e) => {
+                    if let Err(e) = self.close_lost(&mut open).await {
+                        warn!(camera = %self.camera, error = %format!("{e:#}"), "camera events: closing unobserved events");
+                    }
                     failures += 1;
                     no_service = matches!(e, Ended::NoService);
                     // A camera without events is normal: say so once, then quietly.
@@ -124,6 +151,65 @@ impl EventTask {
         }
     }
 
+    /// The events a previous run left open (it stopped or crashed while
+    /// their state was on), to be reconciled with the camera.
+    fn load_open(&self) -> Open {
+        let rows = match self.store.events().open_events(&self.camera) {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!(camera = %self.camera, error = %format!("{e:#}"), "camera events: reading open events");
+                return Open::new();
+            }
+        };
+        if !rows.is_empty() {
+            info!(camera = %self.camera, open = rows.len(), "camera events: events left open by the last run, to reconcile");
+        }
+        rows.into_iter()
+            .map(|(key, ev)| {
+                let seen_ns = ev.seen_ns.unwrap_or(ev.start_ns);
+                (
+                    (ev.topic, ev.source),
+                    OpenEvent {
+                        key,
+                        seen_ns,
+                        confirmed: false,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Closes the open events unobserved for [`Timing::lost_after`], where
+    /// they were last seen.
+    async fn close_lost(&self, open: &mut Open) -> anyhow::Result<()> {
+        let now = self.clock.now_ns();
+        let lost = i64::try_from(self.timing.lost_after.as_nanos()).unwrap_or(i64::MAX);
+        let before = open.len();
+        let mut result = Ok(());
+        open.retain(|_, o| {
+            if now.saturating_sub(o.seen_ns) <= lost || result.is_err() {
+                return true;
+            }
+            result =
+                self.store
+                    .events()
+                    .close(&o.key, o.seen_ns, Some(EndReason::SubscriptionLost));
+            false
+        });
+        result?;
+        if open.len() < before {
+            info!(camera = %self.camera, closed = before - open.len(), "camera events: closed events unobserved since the subscription was lost");
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Makes state changes durable, off the async threads (an fsync).
+    async fn flush(&self) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.events().flush()).await?
+    }
+
     /// One subscription, from connecting to its end. `Ok` only on shutdown.
     async fn subscription(&self, open: &mut Open, backoff: &mut Duration) -> Result<(), Ended> {
         let o = &self.onvif;
@@ -140,8 +226,11 @@ impl EventTask {
             s = client.create_pull_point(t.termination) => s?,
         };
         info!(camera = %self.camera, "camera events: subscribed");
-        *backoff = t.min_backoff;
-        let result = self.pull_loop(&client, &sub, open).await;
+        // What is open was seen by an earlier subscription: this one must confirm it.
+        for o in open.values_mut() {
+            o.confirmed = false;
+        }
+        let result = self.pull_loop(&client, &sub, open, backoff).await;
         // Cameras allow few subscriptions: free ours, even after an error
         // (the camera may only have sent one bad reply), but never wait long.
         let _ = tokio::time::timeout(Duration::from_secs(2), client.unsubscribe(&sub)).await;
@@ -156,6 +245,7 @@ impl EventTask {
         client: &OnvifClient,
         sub: &Subscription,
         open: &mut Open,
+        backoff: &mut Duration,
     ) -> Result<(), Ended> {
         let t = self.timing;
         let renew_every = t
@@ -163,14 +253,30 @@ impl EventTask {
             .saturating_sub(t.renew_before)
             .max(Duration::from_secs(1));
         let mut renew_at = tokio::time::Instant::now() + renew_every;
+        // The camera's initial states come first, in as many replies as
+        // they need (a full reply means more may follow).
+        let mut initial = true;
         loop {
             let pulled = tokio::select! {
                 _ = self.shutdown.cancelled() => return Ok(()),
                 r = client.pull_messages(sub, t.pull_timeout, PULL_LIMIT) => r?,
             };
-            if !pulled.is_empty() {
-                self.record(pulled, client.clock_offset(), open)
+            // Only a pull that worked shows the camera is well again: one
+            // that takes subscriptions but refuses every pull must not get
+            // a new subscription every `min_backoff`.
+            *backoff = t.min_backoff;
+            let full = pulled.len() >= PULL_LIMIT as usize;
+            let mut changed = !pulled.is_empty()
+                && self
+                    .record(pulled, client.clock_offset(), open)
                     .map_err(Ended::Store)?;
+            if initial && !full {
+                initial = false;
+                changed |= self.settle(open).map_err(Ended::Store)?;
+            }
+            self.seen(open).map_err(Ended::Store)?;
+            if changed {
+                self.flush().await.map_err(Ended::Store)?;
             }
             if tokio::time::Instant::now() >= renew_at {
                 tokio::select! {
@@ -183,16 +289,52 @@ impl EventTask {
         }
     }
 
+    /// After the initial states: the open events the camera did not report
+    /// ended while unobserved. Returns whether any was closed.
+    fn settle(&self, open: &mut Open) -> anyhow::Result<bool> {
+        let before = open.len();
+        let mut result = Ok(());
+        open.retain(|_, o| {
+            if o.confirmed || result.is_err() {
+                return true;
+            }
+            result = self.store.events().close(
+                &o.key,
+                o.seen_ns,
+                Some(EndReason::UnreportedOnResubscribe),
+            );
+            false
+        });
+        result?;
+        if open.len() < before {
+            info!(camera = %self.camera, closed = before - open.len(), "camera events: closed open events the camera no longer reports");
+        }
+        Ok(open.len() < before)
+    }
+
+    /// The subscription is alive: every confirmed open state is still on.
+    fn seen(&self, open: &mut Open) -> anyhow::Result<()> {
+        let now = self.clock.now_ns();
+        for o in open.values_mut().filter(|o| o.confirmed) {
+            self.store.events().touch(&o.key, now)?;
+            o.seen_ns = now;
+        }
+        Ok(())
+    }
+
     /// Stores what the camera sent: a state turning on opens an event, turning
     /// off ends it; stateless notifications are events of an instant.
+    /// Returns whether a state changed (to be flushed).
     fn record(
         &self,
         notifications: Vec<Notification>,
         offset: time::Duration,
         open: &mut Open,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let now = self.clock.now_ns();
+        let lost = i64::try_from(self.timing.lost_after.as_nanos()).unwrap_or(i64::MAX);
         let events = self.store.events();
+        let mut changed = false;
         for n in notifications {
             if n.operation == PropertyOperation::Deleted {
                 continue;
@@ -202,15 +344,42 @@ impl EventTask {
             let key = (n.topic.clone(), n.source.clone());
             match state {
                 Some(true) => {
-                    if open.contains_key(&key) {
-                        continue;
+                    if let Some(o) = open.get_mut(&key) {
+                        if o.confirmed {
+                            continue;
+                        }
+                        // On before and on now: the same event, unless the
+                        // gap is too long to say what happened in it.
+                        if now.saturating_sub(o.seen_ns) <= lost {
+                            o.confirmed = true;
+                            continue;
+                        }
+                        events.close(&o.key, o.seen_ns, Some(EndReason::Unobserved))?;
                     }
+                    // A new event starts after the old one was last seen.
+                    let at = open.get(&key).map_or(at, |o| at.max(o.seen_ns + 1));
                     let ev = self.event(&n, kind, at, None, true);
-                    open.insert(key, events.insert(&ev)?);
+                    let o = OpenEvent {
+                        key: events.insert(&ev)?,
+                        seen_ns: at,
+                        confirmed: true,
+                    };
+                    open.insert(key, o);
+                    changed = true;
                 }
                 Some(false) => {
-                    if let Some(k) = open.remove(&key) {
-                        events.set_end(&k, at)?;
+                    if let Some(o) = open.remove(&key) {
+                        if !o.confirmed && n.operation == PropertyOperation::Initialized {
+                            // Off now, but it went off while nobody listened.
+                            events.close(
+                                &o.key,
+                                o.seen_ns,
+                                Some(EndReason::InactiveOnResubscribe),
+                            )?;
+                        } else {
+                            events.set_end(&o.key, at)?;
+                        }
+                        changed = true;
                     }
                 }
                 // The initial state of something without a state says nothing new.
@@ -220,7 +389,7 @@ impl EventTask {
                 }
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     fn event(
@@ -240,6 +409,8 @@ impl EventTask {
             topic: n.topic.clone(),
             source: n.source.clone(),
             data: n.data.clone(),
+            seen_ns: end_ns.is_none().then_some(start_ns),
+            end_reason: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use cleannvr::clock::SystemClock;
 use cleannvr::config::OnvifCameraConfig;
 use cleannvr::events::{EventTask, Timing};
-use cleannvr::store::events::{CameraEvent, Kind};
+use cleannvr::store::events::{CameraEvent, EndReason, Kind};
 use cleannvr::store::Store;
 
 fn onvif(port: u16) -> OnvifCameraConfig {
@@ -71,6 +71,7 @@ async fn subscription_records_renews_survives_reboots_and_hostile_replies() {
             renew_before: Duration::from_secs(1),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(500),
+            lost_after: Duration::from_secs(300),
         },
     };
     let running = tokio::spawn(task.run());
@@ -172,6 +173,319 @@ async fn subscription_records_renews_survives_reboots_and_hostile_replies() {
     let c = cam.counts();
     assert!(c.unsubscribed >= 1, "{c:?}");
     assert_eq!(c.live_subscriptions, 0, "{c:?}");
+    assert_eq!(cam.bad_requests(), Vec::<String>::new());
+}
+
+fn tamper(on: bool, operation: &str) -> String {
+    notification(
+        "tns1:RuleEngine/TamperDetector/Tamper",
+        operation,
+        &[("VideoSourceConfigurationToken", "VideoSourceToken")],
+        &[("IsTamper", if on { "true" } else { "false" })],
+    )
+}
+
+fn input(on: bool) -> String {
+    notification(
+        "tns1:Device/Trigger/DigitalInput",
+        "Changed",
+        &[("InputToken", "DI_1")],
+        &[("LogicalState", if on { "true" } else { "false" })],
+    )
+}
+
+/// `motion(on)` as the initial state a new subscription reports.
+fn motion_initially(on: bool) -> String {
+    motion(on).replace("\"Changed\"", "\"Initialized\"")
+}
+
+fn of_kind(store: &Store, kind: Kind) -> Vec<CameraEvent> {
+    all_events(store)
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .collect()
+}
+
+/// One run of the event task (as one run of cleannvr) on `store`.
+fn spawn_task(
+    port: u16,
+    store: &Arc<Store>,
+    lost_after: Duration,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let stop = CancellationToken::new();
+    let task = EventTask {
+        camera: "gate".into(),
+        onvif: onvif(port),
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        shutdown: stop.clone(),
+        timing: Timing {
+            pull_timeout: Duration::from_secs(1),
+            termination: Duration::from_secs(60),
+            renew_before: Duration::from_secs(20),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            lost_after,
+        },
+    };
+    (stop, tokio::spawn(task.run()))
+}
+
+async fn stop_task(stop: CancellationToken, running: tokio::task::JoinHandle<()>) {
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the task stops")
+        .unwrap();
+}
+
+/// Events open when the task stops are closed or continued by the next
+/// run from the camera's initial states; an event nobody could observe for
+/// `lost_after` is closed where it was last seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_events_are_reconciled_with_the_cameras_initial_states() {
+    let cam = EventCamera::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    // Long enough that a loaded machine never closes anything by itself;
+    // the last part of the test uses a short one.
+    let patient = Duration::from_secs(600);
+
+    cam.set_initial(vec![motion_initially(false), tamper(false, "Initialized")]);
+    let (stop, running) = spawn_task(cam.port, &store, patient);
+    until(&cam, &store, "a subscription", || cam.counts().created == 1).await;
+    cam.push(motion(true));
+    cam.push(tamper(true, "Changed"));
+    cam.push(input(true));
+    until(&cam, &store, "three open events", || {
+        all_events(&store)
+            .iter()
+            .filter(|e| e.end_ns.is_none())
+            .count()
+            == 3
+    })
+    .await;
+    // Seen on while the subscription lives.
+    let started = of_kind(&store, Kind::Tamper)[0].start_ns;
+    until(&cam, &store, "the open events to be seen on later", || {
+        of_kind(&store, Kind::Tamper)[0]
+            .seen_ns
+            .is_some_and(|s| s > started)
+    })
+    .await;
+    stop_task(stop, running).await;
+    let stopped = cleannvr::clock::Clock::now_ns(&SystemClock);
+    assert!(
+        all_events(&store).iter().all(|e| e.end_ns.is_none()),
+        "a stop does not end what the camera still reports: {:?}",
+        all_events(&store)
+    );
+
+    // Next run: motion is still on, tamper went off meanwhile, and the
+    // camera no longer reports the input at all.
+    cam.set_initial(vec![motion_initially(true), tamper(false, "Initialized")]);
+    let (stop, running) = spawn_task(cam.port, &store, patient);
+    until(&cam, &store, "tamper and input to be reconciled", || {
+        all_events(&store)
+            .iter()
+            .filter(|e| e.end_ns.is_some())
+            .count()
+            == 2
+    })
+    .await;
+    let t = &of_kind(&store, Kind::Tamper)[0];
+    assert_eq!(
+        t.end_reason,
+        Some(EndReason::InactiveOnResubscribe),
+        "{t:?}"
+    );
+    let end = t.end_ns.unwrap();
+    assert!(
+        end > t.start_ns && end <= stopped,
+        "ends when last seen: {t:?}"
+    );
+    let i = &of_kind(&store, Kind::Input)[0];
+    assert_eq!(
+        i.end_reason,
+        Some(EndReason::UnreportedOnResubscribe),
+        "{i:?}"
+    );
+    assert!(i.end_ns.unwrap() <= stopped, "{i:?}");
+    let m = of_kind(&store, Kind::Motion);
+    assert_eq!(m.len(), 1, "motion goes on as the same event: {m:?}");
+    assert_eq!(m[0].end_ns, None);
+    // ... and ends when the camera says so.
+    cam.push(motion(false));
+    until(&cam, &store, "motion to end", || {
+        of_kind(&store, Kind::Motion)[0].end_ns.is_some()
+    })
+    .await;
+    let m = &of_kind(&store, Kind::Motion)[0];
+    assert_eq!(m.end_reason, None, "the camera ended it: {m:?}");
+    assert!(m.end_ns.unwrap() > stopped);
+    stop_task(stop, running).await;
+
+    // The camera drops off the network in the middle of motion: after
+    // `lost_after` the event is closed where it was last seen, and motion
+    // still on when the camera is back is a new event.
+    let lost_after = Duration::from_secs(3);
+    cam.set_initial(vec![motion_initially(false)]);
+    let (stop, running) = spawn_task(cam.port, &store, lost_after);
+    let created = cam.counts().created;
+    until(&cam, &store, "a third subscription", || {
+        cam.counts().created > created
+    })
+    .await;
+    cam.push(motion(true));
+    until(&cam, &store, "a second motion", || {
+        of_kind(&store, Kind::Motion).len() == 2
+    })
+    .await;
+    cam.set_down(true);
+    let down = cleannvr::clock::Clock::now_ns(&SystemClock);
+    until(&cam, &store, "the unobserved motion to close", || {
+        of_kind(&store, Kind::Motion)[1].end_ns.is_some()
+    })
+    .await;
+    let closed_by = cleannvr::clock::Clock::now_ns(&SystemClock);
+    let m = &of_kind(&store, Kind::Motion)[1];
+    assert_eq!(m.end_reason, Some(EndReason::SubscriptionLost), "{m:?}");
+    // Where last seen (about `down`), not when it was closed.
+    let end = m.end_ns.unwrap();
+    assert!(
+        end <= closed_by - lost_after.as_nanos() as i64,
+        "{m:?} down at {down}"
+    );
+    cam.set_initial(vec![motion_initially(true)]);
+    cam.set_down(false);
+    until(
+        &cam,
+        &store,
+        "motion on again after the camera is back",
+        || of_kind(&store, Kind::Motion).len() == 3,
+    )
+    .await;
+    assert_eq!(of_kind(&store, Kind::Motion)[2].end_ns, None);
+    stop_task(stop, running).await;
+
+    // cleannvr stopped longer than `lost_after` with motion on: still on
+    // at the next start, the old event ends where last seen, a new begins.
+    let stopped = cleannvr::clock::Clock::now_ns(&SystemClock);
+    tokio::time::sleep(lost_after + Duration::from_secs(1)).await;
+    cam.set_initial(vec![motion_initially(true)]);
+    let (stop, running) = spawn_task(cam.port, &store, lost_after);
+    until(&cam, &store, "a fourth motion after the long stop", || {
+        of_kind(&store, Kind::Motion).len() == 4
+    })
+    .await;
+    let m = of_kind(&store, Kind::Motion);
+    assert_eq!(m[2].end_reason, Some(EndReason::Unobserved), "{m:?}");
+    assert!(m[2].end_ns.unwrap() <= stopped, "{m:?}");
+    assert_eq!(m[3].end_ns, None, "{m:?}");
+    assert!(m[3].start_ns > stopped, "{m:?}");
+    stop_task(stop, running).await;
+    assert_eq!(cam.bad_requests(), Vec::<String>::new());
+}
+
+/// The events of `gate` through the API, once `done` accepts them.
+fn api_events_until(
+    nvr: &common::Nvr,
+    cookie: &str,
+    cam: &EventCamera,
+    what: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, body) = common::get(&nvr.http, "/api/events?camera=gate", cookie);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let evs = v["events"].as_array().unwrap().clone();
+        if done(&evs) {
+            return evs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {v}\ncamera {:?} {:?}\n{}",
+            cam.counts(),
+            cam.bad_requests(),
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// cleannvr killed (SIGKILL) in the middle of motion and tamper: after the
+/// restart, the camera's initial states decide: motion still on goes on as
+/// the same event, tamper now off is closed with its reason.
+#[test]
+fn events_open_at_a_crash_are_reconciled_after_restart() {
+    let cam = EventCamera::start();
+    cam.set_initial(vec![motion_initially(false), tamper(false, "Initialized")]);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = common::config(
+        dir.path(),
+        60,
+        &format!(
+            "[[camera]]\nid = \"gate\"\nonvif = {{ host = \"127.0.0.1\", port = {}, username = \"{}\", password = '{}' }}\n",
+            cam.port,
+            event_camera::USER,
+            event_camera::PASS
+        ),
+    );
+    let (mut nvr, admin) = common::run_with_admin(dir.path(), &toml);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cam.counts().created == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no subscription within 120 s: {:?}\n{}",
+            cam.counts(),
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cam.push(motion(true));
+    cam.push(tamper(true, "Changed"));
+    api_events_until(&nvr, &admin, &cam, "motion and tamper to start", |evs| {
+        evs.len() == 2 && evs.iter().all(|e| e["active"] == true)
+    });
+    // A state change is flushed right after it is stored; give a loaded
+    // machine's fsync time before pulling the plug.
+    std::thread::sleep(Duration::from_secs(3));
+    nvr.kill9();
+    let killed = time::OffsetDateTime::now_utc();
+
+    cam.set_initial(vec![motion_initially(true), tamper(false, "Initialized")]);
+    let config = dir.path().join("cleannvr.toml");
+    let nvr = common::Nvr::start(config, &["run"]);
+    let admin = common::login(&nvr.http, "root", "admin pass 12345");
+    let evs = api_events_until(&nvr, &admin, &cam, "tamper to be closed", |evs| {
+        evs.iter()
+            .any(|e| e["kind"] == "tamper" && !e["end"].is_null())
+    });
+    let t = evs.iter().find(|e| e["kind"] == "tamper").unwrap();
+    assert_eq!(t["end_reason"], "inactive_on_resubscribe", "{evs:?}");
+    let end = time::OffsetDateTime::parse(
+        t["end"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        end <= killed,
+        "closed where last seen, before the kill: {t}"
+    );
+    let motions: Vec<_> = evs.iter().filter(|e| e["kind"] == "motion").collect();
+    assert_eq!(motions.len(), 1, "motion goes on as one event: {evs:?}");
+    assert_eq!(motions[0]["active"], true, "{evs:?}");
+
+    cam.push(motion(false));
+    let evs = api_events_until(&nvr, &admin, &cam, "motion to end", |evs| {
+        evs.iter()
+            .any(|e| e["kind"] == "motion" && !e["end"].is_null())
+    });
+    let m: Vec<_> = evs.iter().filter(|e| e["kind"] == "motion").collect();
+    assert_eq!(m.len(), 1, "{evs:?}");
+    assert!(m[0]["end_reason"].is_null(), "the camera ended it: {evs:?}");
     assert_eq!(cam.bad_requests(), Vec::<String>::new());
 }
 

@@ -6,7 +6,9 @@
 //! means is decided in [`crate::events`]. Rows are not flushed one by one
 //! (a busy camera sends several a second): they become durable with the
 //! index's next flush, so a crash loses at most the last few seconds of
-//! events, never footage.
+//! events, never footage. The exception is a state turning on or off
+//! ([`Events::flush`] after it): an event left open by a crash must be found
+//! again at the next start, to be closed (see `open_events`).
 
 use std::ops::Bound;
 
@@ -82,15 +84,53 @@ pub struct CameraEvent {
     pub source: Vec<(String, String)>,
     /// The notification's data items.
     pub data: Vec<(String, String)>,
+    /// While open: the last time the state was known to be on (the
+    /// subscription was alive); where an event is closed when its real end
+    /// was not observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_ns: Option<i64>,
+    /// Why the event ended, when the camera did not say so itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+}
+
+/// Why an event was closed without the camera reporting its end: the end
+/// happened while nobody was listening (cleannvr stopped or crashed, the
+/// subscription dropped), so `end_ns` is the last time it was seen on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Resubscribed, the camera's initial state (`PropertyOperation="Initialized"`) says off.
+    InactiveOnResubscribe,
+    /// Resubscribed, the camera did not report this state at all.
+    UnreportedOnResubscribe,
+    /// Still on when resubscribed, but unobserved so long that this is
+    /// taken as a new event (the old one ends when last seen).
+    Unobserved,
+    /// No subscription for so long that the state is unknown.
+    SubscriptionLost,
+}
+
+impl EndReason {
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::InactiveOnResubscribe => "inactive_on_resubscribe",
+            EndReason::UnreportedOnResubscribe => "unreported_on_resubscribe",
+            EndReason::Unobserved => "unobserved",
+            EndReason::SubscriptionLost => "subscription_lost",
+        }
+    }
 }
 
 /// Where a stored event is, to set its end later.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventKey(Vec<u8>);
 
-/// The events tree.
+/// The events tree, and the keys of stateful events still open (`events_open`).
 pub struct Events {
     tree: sled::Tree,
+    open: sled::Tree,
     db: sled::Db,
 }
 
@@ -99,6 +139,9 @@ impl Events {
     pub fn open(db: &sled::Db) -> anyhow::Result<Events> {
         Ok(Events {
             tree: db.open_tree("events").context("opening the events tree")?,
+            open: db
+                .open_tree("events_open")
+                .context("opening the open-events tree")?,
             db: db.clone(),
         })
     }
@@ -111,18 +154,74 @@ impl Events {
         self.tree
             .insert(k.as_slice(), serde_json::to_vec(ev)?)
             .with_context(|| format!("camera {}: storing an event", ev.camera))?;
+        if ev.stateful && ev.end_ns.is_none() {
+            self.open
+                .insert(k.as_slice(), &[])
+                .with_context(|| format!("camera {}: storing an open event", ev.camera))?;
+        }
         Ok(EventKey(k))
     }
 
-    /// Sets the end of a stored event (gone already: nothing to do).
+    /// Sets the end of a stored event, reported by the camera (gone
+    /// already: nothing to do).
     pub fn set_end(&self, key: &EventKey, end_ns: i64) -> anyhow::Result<()> {
+        self.close(key, end_ns, None)
+    }
+
+    /// Ends an event, with the reason when the camera did not end it.
+    pub fn close(
+        &self,
+        key: &EventKey,
+        end_ns: i64,
+        reason: Option<EndReason>,
+    ) -> anyhow::Result<()> {
         self.tree
             .fetch_and_update(&key.0, |v| {
                 let mut ev = decode(v?).ok()?;
                 ev.end_ns = Some(end_ns.max(ev.start_ns));
+                ev.seen_ns = None;
+                ev.end_reason = reason;
                 serde_json::to_vec(&ev).ok()
             })
             .context("ending an event")?;
+        self.open.remove(&key.0).context("ending an event")?;
+        Ok(())
+    }
+
+    /// Records that an open event's state was still on at `seen_ns`.
+    pub fn touch(&self, key: &EventKey, seen_ns: i64) -> anyhow::Result<()> {
+        self.tree
+            .fetch_and_update(&key.0, |v| {
+                let mut ev = decode(v?).ok()?;
+                if ev.end_ns.is_none() {
+                    ev.seen_ns = Some(seen_ns.max(ev.seen_ns.unwrap_or(ev.start_ns)));
+                }
+                serde_json::to_vec(&ev).ok()
+            })
+            .context("updating an open event")?;
+        Ok(())
+    }
+
+    /// `camera`'s stateful events that are still open (their end never
+    /// came, e.g. cleannvr stopped in the middle), oldest first.
+    pub fn open_events(&self, camera: &str) -> anyhow::Result<Vec<(EventKey, CameraEvent)>> {
+        let mut out = Vec::new();
+        for item in self.open.scan_prefix(prefix_of(camera)) {
+            let (k, _) = item?;
+            match self.tree.get(&k)?.map(|v| decode(&v)).transpose()? {
+                Some(ev) if ev.end_ns.is_none() => out.push((EventKey(k.to_vec()), ev)),
+                // Ended or pruned meanwhile: forget the stale mark.
+                _ => {
+                    self.open.remove(&k)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes what was written so far durable (after a state change).
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.db.flush().context("flushing events")?;
         Ok(())
     }
 
@@ -167,7 +266,8 @@ impl Events {
             if end >= before_ns || held.covers(camera, ev.start_ns, end.max(ev.start_ns + 1)) {
                 continue;
             }
-            self.tree.remove(k)?;
+            self.tree.remove(&k)?;
+            self.open.remove(&k)?;
             n += 1;
         }
         Ok(n)
@@ -178,11 +278,17 @@ fn decode(v: &[u8]) -> anyhow::Result<CameraEvent> {
     serde_json::from_slice(v).context("corrupt event row")
 }
 
-/// Camera id, NUL, order-preserving start time (as the segment index).
-fn prefix(camera: &str, start_ns: i64) -> Vec<u8> {
+/// Camera id, NUL: the start of every key of the camera's events.
+fn prefix_of(camera: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(camera.len() + 17);
     k.extend_from_slice(camera.as_bytes());
     k.push(0);
+    k
+}
+
+/// Camera id, NUL, order-preserving start time (as the segment index).
+fn prefix(camera: &str, start_ns: i64) -> Vec<u8> {
+    let mut k = prefix_of(camera);
     k.extend_from_slice(&((start_ns as u64) ^ (1 << 63)).to_be_bytes());
     k
 }
@@ -201,7 +307,47 @@ mod tests {
             topic: "tns1:x".into(),
             source: vec![],
             data: vec![],
+            seen_ns: None,
+            end_reason: None,
         }
+    }
+
+    #[test]
+    fn open_events_are_found_until_closed_or_pruned() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let e = Events::open(&db).unwrap();
+        let a = e.insert(&ev("a", 10, Kind::Motion)).unwrap();
+        let b = e.insert(&ev("a", 20, Kind::Tamper)).unwrap();
+        e.insert(&ev("ab", 15, Kind::Motion)).unwrap();
+        let mut instant = ev("a", 30, Kind::Other);
+        instant.stateful = false;
+        instant.end_ns = Some(30);
+        e.insert(&instant).unwrap();
+        e.touch(&a, 18).unwrap();
+        e.touch(&a, 12).unwrap();
+        let open = e.open_events("a").unwrap();
+        assert_eq!(open.iter().map(|(k, _)| k).collect::<Vec<_>>(), [&a, &b]);
+        assert_eq!(open[0].1.seen_ns, Some(18), "seen only moves forward");
+        e.close(&a, 18, Some(EndReason::InactiveOnResubscribe))
+            .unwrap();
+        let open = e.open_events("a").unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].0, b);
+        let closed = &e.range("a", 10, 11, &[], 10).unwrap()[0];
+        assert_eq!(closed.end_ns, Some(18));
+        assert_eq!(closed.seen_ns, None);
+        assert_eq!(closed.end_reason, Some(EndReason::InactiveOnResubscribe));
+        // Pruning an old open event forgets it as open too.
+        assert_eq!(e.prune("a", 25, &Held::default()).unwrap(), 2);
+        assert!(e.open_events("a").unwrap().is_empty());
+        assert_eq!(e.open_events("ab").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn rows_from_before_the_end_reason_still_read() {
+        let old = br#"{"camera":"a","start_ns":1,"end_ns":null,"stateful":true,"kind":"motion","topic":"t","source":[],"data":[]}"#;
+        let ev = decode(old).unwrap();
+        assert_eq!((ev.seen_ns, ev.end_reason), (None, None));
     }
 
     #[test]

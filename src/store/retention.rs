@@ -536,6 +536,8 @@ mod tests {
                 topic: "t".into(),
                 source: vec![],
                 data: vec![],
+                seen_ns: None,
+                end_reason: None,
             };
             store.events().insert(&ev).unwrap();
         }

@@ -152,6 +152,7 @@ fn event_json(e: &CameraEvent) -> Value {
         "start": rfc3339(e.start_ns),
         "end": e.end_ns.map(rfc3339),
         "active": e.stateful && e.end_ns.is_none(),
+        "end_reason": e.end_reason.map(|r| r.as_str()),
         "topic": e.topic,
         "source": items(&e.source),
         "data": items(&e.data),

@@ -9,6 +9,8 @@
 //! [`EventCamera::bad_requests`]. Notifications are queued by the test;
 //! [`EventCamera::reboot`] forgets every subscription, and
 //! [`EventCamera::send_raw_reply`] answers the next pull with any bytes.
+//! Like a real camera, a new subscription first gets the current state of
+//! each property ([`EventCamera::set_initial`], `PropertyOperation="Initialized"`).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,8 @@ const NS_WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
 #[derive(Default)]
 struct Inner {
     queue: VecDeque<String>,
+    initial: Vec<String>,
+    down: bool,
     raw: Option<String>,
     subs: HashSet<u32>,
     next_sub: u32,
@@ -101,6 +105,24 @@ impl EventCamera {
     /// Answers the next pull with these bytes instead of a reply.
     pub fn send_raw_reply(&self, body: String) {
         self.cam.inner.lock().unwrap().raw = Some(body);
+        self.cam.wake.notify_waiters();
+    }
+
+    /// The notifications every new subscription starts with (the current
+    /// states, as `notification(.., "Initialized", ..)`).
+    pub fn set_initial(&self, notifications: Vec<String>) {
+        self.cam.inner.lock().unwrap().initial = notifications;
+    }
+
+    /// While down, every request fails with 503 (a camera off the network
+    /// as far as the events service goes).
+    pub fn set_down(&self, down: bool) {
+        let mut i = self.cam.inner.lock().unwrap();
+        i.down = down;
+        if down {
+            i.subs.clear();
+        }
+        drop(i);
         self.cam.wake.notify_waiters();
     }
 
@@ -245,6 +267,9 @@ fn check(
 }
 
 async fn device(State(cam): State<Arc<Cam>>, body: String) -> Response {
+    if cam.inner.lock().unwrap().down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let op = |n: &str| body.contains(&format!(":{n}>")) || body.contains(&format!(":{n}/>"));
     let reply = if op("GetSystemDateAndTime") {
         let t = time::OffsetDateTime::now_utc();
@@ -270,6 +295,9 @@ async fn device(State(cam): State<Arc<Cam>>, body: String) -> Response {
 }
 
 async fn events(State(cam): State<Arc<Cam>>, headers: HeaderMap, body: String) -> Response {
+    if cam.inner.lock().unwrap().down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let action =
         "http://www.onvif.org/ver10/events/wsdl/EventPortType/CreatePullPointSubscriptionRequest";
     if !check(
@@ -288,6 +316,8 @@ async fn events(State(cam): State<Arc<Cam>>, headers: HeaderMap, body: String) -
         i.created += 1;
         let n = i.next_sub;
         i.subs.insert(n);
+        let initial = i.initial.clone();
+        i.queue.extend(initial);
         n
     };
     let now = time::OffsetDateTime::now_utc();
@@ -310,7 +340,9 @@ async fn subscription(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let known = cam.inner.lock().unwrap().subs.contains(&n);
+    if cam.inner.lock().unwrap().down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     // WS-Addressing `To` is the address as the camera gave it.
     let to = format!("http://192.0.2.1:{}/onvif/subscription/{n}", cam.port);
     if text_of(&body, "To").as_deref() != Some(to.as_str()) {
@@ -320,6 +352,7 @@ async fn subscription(
             .bad
             .push(format!("wsa:To is {:?}, not {to}", text_of(&body, "To")));
     }
+    let known = cam.inner.lock().unwrap().subs.contains(&n);
     if body.contains(":PullMessages>") {
         let action =
             "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription/PullMessagesRequest";

@@ -329,7 +329,7 @@ export function mount(root, ctx) {
       for (const e of found.events) {
         const list = events.get(e.camera) || [];
         const start = Date.parse(e.start);
-        list.push({ start, end: e.end ? Date.parse(e.end) : e.active ? Date.now() : start, kind: e.kind, topic: e.topic });
+        list.push({ start, end: e.end ? Date.parse(e.end) : e.active ? Date.now() : start, kind: e.kind, topic: e.topic, reason: e.end_reason });
         events.set(e.camera, list);
       }
     }

@@ -235,7 +235,7 @@ export class Timeline {
         const s = Math.max(x.start, a);
         const e = Math.min(Math.max(x.end, x.start), b);
         put(`e${x.kind}${x.start}`, () => h("div", { class: `event ev-${x.kind}` }),
-          { title: `${l.name}: ${x.kind.replace("_", " ")} ${dateTime(x.start)}${x.end > x.start ? ` – ${clock(x.end)}` : ""} (${x.topic})`, dataset: { kind: x.kind, start: String(x.start) } }, s, e);
+          { title: `${l.name}: ${x.kind.replace("_", " ")} ${dateTime(x.start)}${x.end > x.start ? ` – ${clock(x.end)}` : ""}${x.reason ? ` (end not seen: ${x.reason.replaceAll("_", " ")})` : ""} (${x.topic})`, dataset: { kind: x.kind, start: String(x.start) } }, s, e);
       }
       if (several) {
         const n = old.get("name") || h("span", { class: "lane-name", dataset: { key: "name" } });
