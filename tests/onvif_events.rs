@@ -176,6 +176,47 @@ async fn subscription_records_renews_survives_reboots_and_hostile_replies() {
     assert_eq!(cam.bad_requests(), Vec::<String>::new());
 }
 
+/// A camera that names subscriptions only by a reference parameter (Axis,
+/// some Hikvision firmware): pulls, renewals and the unsubscribe all echo it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_parameters_are_echoed_on_every_call() {
+    let cam = EventCamera::start_with_reference_parameters();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let stop = CancellationToken::new();
+    let task = EventTask {
+        camera: "gate".into(),
+        onvif: onvif(cam.port),
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        shutdown: stop.clone(),
+        timing: Timing {
+            pull_timeout: Duration::from_secs(1),
+            termination: Duration::from_secs(3),
+            renew_before: Duration::from_secs(1),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            lost_after: Duration::from_secs(300),
+        },
+    };
+    let running = tokio::spawn(task.run());
+    until(&cam, &store, "a subscription", || cam.counts().created == 1).await;
+    cam.push(motion(true));
+    cam.push(motion(false));
+    until(&cam, &store, "a motion event with its end", || {
+        all_events(&store)
+            .first()
+            .is_some_and(|e| e.end_ns.is_some())
+    })
+    .await;
+    until(&cam, &store, "a renewal", || cam.counts().renewed >= 1).await;
+    stop_task(stop, running).await;
+    let c = cam.counts();
+    assert_eq!(c.created, 1, "never refused, never resubscribed: {c:?}");
+    assert_eq!((c.unsubscribed, c.live_subscriptions), (1, 0), "{c:?}");
+    assert_eq!(cam.bad_requests(), Vec::<String>::new());
+}
+
 fn tamper(on: bool, operation: &str) -> String {
     notification(
         "tns1:RuleEngine/TamperDetector/Tamper",

@@ -433,20 +433,25 @@ impl OnvifClient {
     /// service's WS-Notification operations), with WS-Addressing `Action`
     /// and `To` headers, which subscription managers use to route the call.
     /// `to` is the address as the camera named it (`url` may have our host
-    /// for the camera's).
+    /// for the camera's); `reference_parameters` are header blocks the
+    /// endpoint reference asked to be echoed (rendered XML).
     pub async fn call_addressed(
         &self,
         url: &url::Url,
         to: &str,
+        reference_parameters: &[String],
         action: &str,
         op: &str,
         body: &str,
     ) -> Result<Element, OnvifError> {
-        let wsa = format!(
+        let mut wsa = format!(
             "<wsa:Action>{}</wsa:Action><wsa:To>{}</wsa:To>",
             escape(action),
             escape(to)
         );
+        for p in reference_parameters {
+            wsa.push_str(p);
+        }
         self.call_full(url, action, op, Some(&wsa), body, true)
             .await
     }

@@ -30,6 +30,11 @@ pub const MAX_ITEMS: usize = 32;
 /// Longest topic, item name or value kept, in bytes.
 pub const MAX_TEXT: usize = 256;
 
+/// Most reference parameters echoed from one subscription reference.
+pub const MAX_REFERENCE_PARAMETERS: usize = 8;
+/// Longest reference parameter echoed, as rendered XML.
+pub const MAX_REFERENCE_PARAMETER_BYTES: usize = 4096;
+
 /// A PullPoint subscription: where to pull from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
@@ -38,6 +43,12 @@ pub struct Subscription {
     pub address: url::Url,
     /// The address as the camera wrote it, for WS-Addressing `To`.
     pub reference: String,
+    /// `SubscriptionReference/ReferenceParameters`, each rendered as the
+    /// SOAP header block every call to the subscription must carry
+    /// (WS-Addressing 1.0 §3.3). Cameras that serve all subscriptions at one
+    /// address tell them apart this way (Axis and some Hikvision firmware
+    /// send a `SubscriptionId`) and fault a call without it.
+    pub reference_parameters: Vec<String>,
 }
 
 /// What a notification's `Message` says it is doing to the property.
@@ -104,7 +115,7 @@ impl OnvifClient {
             duration(termination)
         );
         let r = self
-            .call_addressed(&url, url.as_str(), ACTION_CREATE, OP, &body)
+            .call_addressed(&url, url.as_str(), &[], ACTION_CREATE, OP, &body)
             .await?;
         let addr = parse_subscription(&r).ok_or_else(|| {
             self.err(
@@ -115,6 +126,7 @@ impl OnvifClient {
         Ok(Subscription {
             reference: addr.to_string(),
             address: self.reachable(addr),
+            reference_parameters: parse_reference_parameters(&r),
         })
     }
 
@@ -132,7 +144,14 @@ impl OnvifClient {
             limit.min(MAX_MESSAGES as u32)
         );
         let r = self
-            .call_addressed(&sub.address, &sub.reference, ACTION_PULL, OP, &body)
+            .call_addressed(
+                &sub.address,
+                &sub.reference,
+                &sub.reference_parameters,
+                ACTION_PULL,
+                OP,
+                &body,
+            )
             .await?;
         parse_pull_messages(&r).map_err(|e| self.err(OP, ErrorKind::NotSoap(e.to_string())))
     }
@@ -147,9 +166,16 @@ impl OnvifClient {
             "<wsnt:Renew><wsnt:TerminationTime>{}</wsnt:TerminationTime></wsnt:Renew>",
             duration(termination)
         );
-        self.call_addressed(&sub.address, &sub.reference, ACTION_RENEW, "Renew", &body)
-            .await
-            .map(drop)
+        self.call_addressed(
+            &sub.address,
+            &sub.reference,
+            &sub.reference_parameters,
+            ACTION_RENEW,
+            "Renew",
+            &body,
+        )
+        .await
+        .map(drop)
     }
 
     /// `Unsubscribe`, so the camera frees the subscription at once (cameras
@@ -158,6 +184,7 @@ impl OnvifClient {
         self.call_addressed(
             &sub.address,
             &sub.reference,
+            &sub.reference_parameters,
             ACTION_UNSUBSCRIBE,
             "Unsubscribe",
             "<wsnt:Unsubscribe/>",
@@ -178,6 +205,35 @@ pub fn parse_subscription(r: &Element) -> Option<url::Url> {
     url::Url::parse(addr.trim())
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+/// Reads `SubscriptionReference/ReferenceParameters`: each child element,
+/// rendered with its namespace and marked `wsa:IsReferenceParameter` as
+/// WS-Addressing asks. At most [`MAX_REFERENCE_PARAMETERS`], each at most
+/// [`MAX_REFERENCE_PARAMETER_BYTES`]; larger ones are dropped (the camera
+/// will then refuse our calls, which says more than a giant header).
+pub fn parse_reference_parameters(r: &Element) -> Vec<String> {
+    let Some(params) = r.path(&["SubscriptionReference", "ReferenceParameters"]) else {
+        return Vec::new();
+    };
+    params
+        .children
+        .iter()
+        .take(MAX_REFERENCE_PARAMETERS)
+        .filter_map(|p| {
+            let mut p = p.clone();
+            p.attrs.retain(|(k, _)| k != "IsReferenceParameter");
+            let xml = p.to_xml();
+            // `<n0:Name ...` or `<Name ...`: the marker goes after the tag name.
+            let at = xml.find([' ', '>'])?;
+            let xml = format!(
+                "{} wsa:IsReferenceParameter=\"true\"{}",
+                &xml[..at],
+                &xml[at..]
+            );
+            (xml.len() <= MAX_REFERENCE_PARAMETER_BYTES).then_some(xml)
+        })
+        .collect()
 }
 
 /// Reads `PullMessagesResponse`. Notifications without a topic are skipped
@@ -259,6 +315,34 @@ mod tests {
         );
         let r = reply("<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa:Address>file:///etc/passwd</wsa:Address></tev:SubscriptionReference></tev:CreatePullPointSubscriptionResponse>");
         assert_eq!(parse_subscription(&r), None);
+        assert!(parse_reference_parameters(&r).is_empty());
+    }
+
+    #[test]
+    fn reference_parameters_become_header_blocks() {
+        // As Axis firmware sends it: one address, the subscription named in a parameter.
+        let r = reply(
+            r#"<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa:Address>http://10.0.0.9/onvif/services</wsa:Address><wsa:ReferenceParameters><dom0:SubscriptionId xmlns:dom0="http://www.axis.com/2009/event">3</dom0:SubscriptionId><x:Big xmlns:x="urn:x">PAYLOAD</x:Big></wsa:ReferenceParameters></tev:SubscriptionReference></tev:CreatePullPointSubscriptionResponse>"#
+                .replace("PAYLOAD", &"a".repeat(MAX_REFERENCE_PARAMETER_BYTES))
+                .as_str(),
+        );
+        let p = parse_reference_parameters(&r);
+        assert_eq!(
+            p,
+            [
+                r#"<n0:SubscriptionId wsa:IsReferenceParameter="true" xmlns:n0="http://www.axis.com/2009/event">3</n0:SubscriptionId>"#
+            ],
+            "the oversized one is dropped"
+        );
+        // It is a valid header block inside our envelope.
+        let env = soap::envelope(Some(&p[0]), "<wsnt:Unsubscribe/>");
+        let doc = crate::onvif::xml::parse(env.as_bytes()).unwrap();
+        let id = doc.find("SubscriptionId").unwrap();
+        assert_eq!(
+            (id.ns.as_str(), id.text.as_str()),
+            ("http://www.axis.com/2009/event", "3")
+        );
+        assert_eq!(id.attr("IsReferenceParameter"), Some("true"));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! reader that insists on exact namespaces rejects working cameras.
 
 use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
 
 /// Largest document we parse. GetProfiles from an 8-channel encoder is tens of
 /// kilobytes; a megabyte leaves room for verbose firmware and bounds memory.
@@ -61,6 +62,9 @@ pub enum XmlError {
 pub struct Element {
     /// Local name, prefix removed (`tt:Uri` → `Uri`).
     pub name: String,
+    /// Namespace URI of the element, empty when it has none (or its prefix
+    /// is undeclared). Matching ignores it; [`Element::to_xml`] needs it.
+    pub ns: String,
     /// Attributes by local name, in document order.
     pub attrs: Vec<(String, String)>,
     /// Child elements in document order.
@@ -129,6 +133,40 @@ impl Element {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The element written back as XML, each element with its namespace
+    /// declared on it, to echo a camera's own element (WS-Addressing
+    /// reference parameters). What the tree drops stays dropped: attribute
+    /// namespaces, comments, and the order of text among children (text
+    /// comes first).
+    pub fn to_xml(&self) -> String {
+        let mut out = String::new();
+        self.write_xml(&mut out, 0);
+        out
+    }
+
+    fn write_xml(&self, out: &mut String, depth: usize) {
+        use quick_xml::escape::escape;
+        let tag = if self.ns.is_empty() {
+            self.name.clone()
+        } else {
+            format!("n{depth}:{}", self.name)
+        };
+        out.push('<');
+        out.push_str(&tag);
+        if !self.ns.is_empty() {
+            out.push_str(&format!(" xmlns:n{depth}=\"{}\"", escape(&self.ns)));
+        }
+        for (k, v) in &self.attrs {
+            out.push_str(&format!(" {k}=\"{}\"", escape(v)));
+        }
+        out.push('>');
+        out.push_str(&escape(&self.text));
+        for c in &self.children {
+            c.write_xml(out, depth + 1);
+        }
+        out.push_str(&format!("</{tag}>"));
+    }
 }
 
 /// Parses a whole document into its root element, enforcing every limit above.
@@ -139,7 +177,7 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(input).map_err(|_| XmlError::NotUtf8)?;
     // A BOM is legal before the declaration; quick-xml would treat it as text.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = Reader::from_str(text);
+    let mut reader = NsReader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
@@ -162,8 +200,13 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
+                let ns = match reader.resolve_element(s.name()).0 {
+                    ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
+                    ResolveResult::Unbound | ResolveResult::Unknown(_) => String::new(),
+                };
                 let mut el = Element {
                     name: String::from_utf8_lossy(s.local_name().as_ref()).into_owned(),
+                    ns,
                     ..Default::default()
                 };
                 for a in s.attributes() {
@@ -270,6 +313,27 @@ pub fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespaces_are_kept_and_written_back() {
+        let doc = br#"<a:Root xmlns:a="urn:a" xmlns="urn:default"><Id x="1&amp;2">7&lt;8</Id><b:Ref xmlns:b="urn:b"><Plain xmlns="">t</Plain></b:Ref><c:Unknown/></a:Root>"#;
+        let r = parse(doc).unwrap();
+        assert_eq!(r.ns, "urn:a");
+        assert_eq!(r.children[0].ns, "urn:default");
+        assert_eq!(r.children[1].ns, "urn:b");
+        assert_eq!(r.children[1].children[0].ns, "");
+        assert_eq!(
+            r.children[2].ns, "",
+            "an undeclared prefix has no namespace"
+        );
+        let id = r.children[0].to_xml();
+        assert_eq!(
+            id,
+            r#"<n0:Id xmlns:n0="urn:default" x="1&amp;2">7&lt;8</n0:Id>"#
+        );
+        let back = parse(r.children[1].to_xml().as_bytes()).unwrap();
+        assert_eq!(back, r.children[1]);
+    }
 
     #[test]
     fn parses_namespaced_tree_by_local_name() {

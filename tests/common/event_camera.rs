@@ -11,6 +11,13 @@
 //! [`EventCamera::send_raw_reply`] answers the next pull with any bytes.
 //! Like a real camera, a new subscription first gets the current state of
 //! each property ([`EventCamera::set_initial`], `PropertyOperation="Initialized"`).
+//!
+//! [`EventCamera::start_with_reference_parameters`] behaves like Axis (and
+//! some Hikvision) firmware: every subscription shares one address and is
+//! named only by a `SubscriptionId` reference parameter, which each
+//! `PullMessages`, `Renew` and `Unsubscribe` must echo as a SOAP header; a
+//! call without it is faulted. Faked too, for the same reason: ipycam has no
+//! events service whose replies could be proxied with parameters added.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -27,6 +34,8 @@ pub const PASS: &str = "ev<ents&pass";
 
 const NS_EVENTS: &str = "http://www.onvif.org/ver10/events/wsdl";
 const NS_WSNT: &str = "http://docs.oasis-open.org/wsn/b-2";
+/// Axis's event namespace, where its `SubscriptionId` parameter lives.
+pub const NS_AXIS_EVENT: &str = "http://www.axis.com/2009/event";
 
 #[derive(Default)]
 struct Inner {
@@ -45,6 +54,7 @@ struct Inner {
 
 struct Cam {
     port: u16,
+    reference_parameters: bool,
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
 }
@@ -69,11 +79,22 @@ impl EventCamera {
     /// Starts the camera on a free loopback port, on its own runtime thread
     /// (so blocking tests can use it too).
     pub fn start() -> EventCamera {
+        Self::start_with(false)
+    }
+
+    /// A camera whose subscriptions share one address and are told apart by
+    /// a reference parameter that every call must echo.
+    pub fn start_with_reference_parameters() -> EventCamera {
+        Self::start_with(true)
+    }
+
+    fn start_with(reference_parameters: bool) -> EventCamera {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let cam = Arc::new(Cam {
             port,
+            reference_parameters,
             inner: Default::default(),
             wake: Default::default(),
         });
@@ -325,13 +346,41 @@ async fn events(State(cam): State<Arc<Cam>>, headers: HeaderMap, body: String) -
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap()
     };
+    let reference = if cam.reference_parameters {
+        format!("<wsa5:Address>http://192.0.2.1:{}/onvif/subscription/0</wsa5:Address><wsa5:ReferenceParameters><dom0:SubscriptionId xmlns:dom0=\"{NS_AXIS_EVENT}\">{n}</dom0:SubscriptionId></wsa5:ReferenceParameters>", cam.port)
+    } else {
+        format!(
+            "<wsa5:Address>http://192.0.2.1:{}/onvif/subscription/{n}</wsa5:Address>",
+            cam.port
+        )
+    };
     envelope(&format!(
-        "<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa5:Address>http://192.0.2.1:{}/onvif/subscription/{n}</wsa5:Address></tev:SubscriptionReference><wsnt:CurrentTime>{}</wsnt:CurrentTime><wsnt:TerminationTime>{}</wsnt:TerminationTime></tev:CreatePullPointSubscriptionResponse>",
-        cam.port,
+        "<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference>{reference}</tev:SubscriptionReference><wsnt:CurrentTime>{}</wsnt:CurrentTime><wsnt:TerminationTime>{}</wsnt:TerminationTime></tev:CreatePullPointSubscriptionResponse>",
         fmt(now),
         fmt(now + Duration::from_secs(60))
     ))
     .into_response()
+}
+
+/// The `SubscriptionId` reference parameter a call echoed: a SOAP header
+/// in Axis's namespace marked `wsa:IsReferenceParameter="true"`.
+fn echoed_subscription_id(body: &str) -> Result<u32, String> {
+    let root = cleannvr::onvif::xml::parse(body.as_bytes()).map_err(|e| e.to_string())?;
+    let id = root
+        .child("Header")
+        .and_then(|h| h.child("SubscriptionId"))
+        .ok_or("no SubscriptionId header")?;
+    if id.ns != NS_AXIS_EVENT || id.attr("IsReferenceParameter") != Some("true") {
+        return Err(format!(
+            "SubscriptionId header in {:?}, IsReferenceParameter {:?}",
+            id.ns,
+            id.attr("IsReferenceParameter")
+        ));
+    }
+    id.text
+        .trim()
+        .parse()
+        .map_err(|_| format!("SubscriptionId {:?}", id.text))
 }
 
 async fn subscription(
@@ -352,6 +401,17 @@ async fn subscription(
             .bad
             .push(format!("wsa:To is {:?}, not {to}", text_of(&body, "To")));
     }
+    let n = if cam.reference_parameters {
+        match echoed_subscription_id(&body) {
+            Ok(id) => id,
+            Err(why) => {
+                cam.inner.lock().unwrap().bad.push(why);
+                return fault("ter:InvalidArgVal", "no SubscriptionId");
+            }
+        }
+    } else {
+        n
+    };
     let known = cam.inner.lock().unwrap().subs.contains(&n);
     if body.contains(":PullMessages>") {
         let action =
