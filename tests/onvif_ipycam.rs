@@ -509,6 +509,180 @@ fn ipycam_ptz() {
     println!("screenshots in {}", screens.display());
 }
 
+/// "Find cameras" on the Camera setup page: the server's WS-Discovery run
+/// (multicast, inside this test's private namespace only) lists ipycam,
+/// not yet added; a connection test with its ONVIF credentials resolves the
+/// stream (GetProfiles → GetStreamUri) and shows it; the admin adds it in
+/// Chromium without touching the file, and it records while the camera
+/// already there keeps recording; a second run marks it added.
+#[test]
+fn ipycam_found_and_added_from_the_setup_page() {
+    if !inside_namespace("ipycam_found_and_added_from_the_setup_page") {
+        return;
+    }
+    // Multicast works on this namespace's `lo` only: it reaches nothing else.
+    netns::ip(&["link", "set", "lo", "multicast", "on"]);
+    netns::ip(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
+    let _cam = Ipycam::start("admin", "correct horse");
+    let dir = tempfile::tempdir().unwrap();
+    // A camera already recording, from ipycam's own RTSP server but at another
+    // loopback address, so it is a different device to discovery.
+    let config = dir.path().join("cleannvr.toml");
+    std::fs::write(
+        &config,
+        common::config(
+            dir.path(),
+            2,
+            "[[camera]]\nid = \"yard\"\nurl = \"rtsp://127.0.0.2:8554/video_sub\"\n",
+        ),
+    )
+    .unwrap();
+    common::add_user(&config, "root", "admin", "admin pass 12345");
+    common::add_user(&config, "op", "operator", "operator pass 12345");
+    let nvr = Nvr::start(config.clone(), &["run"]);
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    let op = HttpSession::login(&nvr.http, "op", "operator pass 12345");
+    common::wait_segments(&nvr, Some(&admin.cookie), "yard", 1);
+
+    let find = |body: serde_json::Value| {
+        let (code, v) = admin.send("POST", "/api/onvif/discover", &body);
+        assert_eq!(code, 200, "{v}\nlog:\n{}", nvr.log.text());
+        v["devices"].as_array().unwrap().clone()
+    };
+    assert_eq!(
+        op.send("POST", "/api/onvif/discover", &serde_json::json!({}))
+            .0,
+        403
+    );
+    // ipycam may still be starting its discovery listener.
+    let found = wait_for(Duration::from_secs(60), "ipycam found by multicast", || {
+        Some(find(serde_json::json!({"wait": 2}))).filter(|d| !d.is_empty())
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    let d = &found[0];
+    assert_eq!(d["name"], "RigCam", "{d}");
+    assert_eq!(
+        (d["host"].as_str(), d["port"].as_u64()),
+        (Some("127.0.0.1"), Some(8080)),
+        "{d}"
+    );
+    assert!(
+        d["endpoint"].as_str().unwrap().starts_with("urn:uuid:"),
+        "{d}"
+    );
+    assert_eq!(d["added"], serde_json::json!([]), "{d}");
+    assert_eq!(d["suggested_id"], "rigcam", "{d}");
+    // The same device by unicast (a camera on another subnet), default port.
+    let one = find(serde_json::json!({"target": "127.0.0.1"}));
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert_eq!(one[0]["endpoint"], d["endpoint"]);
+    assert!(find(serde_json::json!({"target": "127.0.0.1:9"})).is_empty());
+    assert_eq!(
+        admin
+            .send(
+                "POST",
+                "/api/onvif/discover",
+                &serde_json::json!({"target": "no such host.invalid"})
+            )
+            .0,
+        400
+    );
+
+    // Test before save: the wrong password in plain words, the right one
+    // resolves the stream through ONVIF and shows it.
+    let onvif = |pw: &str| {
+        serde_json::json!({"id": "rigcam", "name": "RigCam",
+            "onvif": {"host": "127.0.0.1", "port": ONVIF_PORT, "username": "admin", "password": pw}})
+    };
+    let (code, t) = admin.send("POST", "/api/cameras/test", &onvif("wrong"));
+    assert_eq!((code, &t["ok"]), (200, &serde_json::json!(false)), "{t}");
+    assert!(
+        t["reason"].as_str().unwrap().contains("not authorized"),
+        "{t}"
+    );
+    let (code, t) = admin.send("POST", "/api/cameras/test", &onvif("correct horse"));
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(t["ok"], true, "{t}\nlog:\n{}", nvr.log.text());
+    assert_eq!(
+        (t["width"].as_u64(), t["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{t}"
+    );
+
+    let yard_before = common::files(&dir.path().join("data/yard"), ".mp4").len();
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if common::require_browser(&ui) {
+        let screens = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-camera-discovery");
+        std::fs::create_dir_all(&screens).unwrap();
+        let cfg = serde_json::json!({
+            "admin": ["root", "admin pass 12345"],
+            "user": "admin", "password": "correct horse",
+            "screens": screens,
+        });
+        run_ui_script(
+            "camera_discovery.mjs",
+            &nvr.http,
+            &cfg.to_string(),
+            &[],
+            &nvr.log,
+        );
+        println!("screenshots in {}", screens.display());
+    } else {
+        let mut body = onvif("correct horse");
+        body["name"] = "RigCam".into();
+        let (code, v) = admin.send("POST", "/api/cameras", &body);
+        assert_eq!(code, 201, "{v}");
+    }
+
+    // Added to the file (no edit by hand) and recording; the other camera went on.
+    let cfg = cleannvr::config::Config::load(&config).unwrap();
+    let added = cfg
+        .cameras
+        .iter()
+        .find(|c| c.id == "rigcam")
+        .expect("rigcam in the file");
+    let o = added.onvif.as_ref().unwrap();
+    assert_eq!(
+        (
+            o.host.as_str(),
+            o.port,
+            o.username.as_deref(),
+            o.password.as_deref()
+        ),
+        (
+            "127.0.0.1",
+            ONVIF_PORT,
+            Some("admin"),
+            Some("correct horse")
+        )
+    );
+    common::wait_segments(&nvr, Some(&admin.cookie), "rigcam", 1);
+    common::wait_segments(&nvr, Some(&admin.cookie), "yard", yard_before + 1);
+    let restarts = nvr
+        .log
+        .text()
+        .lines()
+        .filter(|l| l.contains("camera configured") && l.contains("camera=yard "))
+        .count();
+    assert_eq!(restarts, 1, "yard was restarted:\n{}", nvr.log.text());
+    let found = find(serde_json::json!({"target": "127.0.0.1"}));
+    assert_eq!(
+        found[0]["added"],
+        serde_json::json!(["rigcam"]),
+        "{found:?}"
+    );
+    let audit = serde_json::to_string(&admin.audit("camera_change")).unwrap();
+    assert!(audit.contains("rigcam"), "{audit}");
+    assert!(
+        !audit.contains("correct horse"),
+        "password in the audit: {audit}"
+    );
+    assert!(
+        !nvr.log.text().contains("correct horse"),
+        "password in the log"
+    );
+}
+
 /// onvif-zeep-async reading device information, profiles and stream URIs.
 const ZEEP_CHECK: &str = r#"
 import asyncio, sys

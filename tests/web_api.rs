@@ -293,6 +293,8 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
         ("POST", "/api/cameras") | ("POST", "/api/cameras/test") => {
             Some(json!({"id": "walk", "url": "rtsp://127.0.0.1:9/walk"}))
         }
+        // Never multicast from a test: probe a closed loopback port (answered at once by ICMP).
+        ("POST", "/api/onvif/discover") => Some(json!({"target": "127.0.0.1:9", "wait": 1})),
         ("POST", "/api/cameras/{id}/ptz/move") => Some(json!({"pan": 0.1})),
         ("POST", "/api/cameras/{id}/ptz/presets") => Some(json!({"name": "walk"})),
         _ => None,

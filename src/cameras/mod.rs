@@ -9,6 +9,7 @@
 //! (no password or URL credential ever leaves through them). Never runs
 //! cameras itself (that is `supervisor`) and never speaks HTTP.
 
+pub mod discover;
 pub mod edit;
 pub mod probe;
 

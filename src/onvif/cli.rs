@@ -265,7 +265,7 @@ fn add_to_config(found: &[Found], args: &DiscoverArgs, path: &Path) -> anyhow::R
 }
 
 /// A camera id from a name: lower case, runs of other characters become `-`.
-fn slug(name: &str) -> String {
+pub fn slug(name: &str) -> String {
     let mut s = String::new();
     for c in name.chars() {
         let c = c.to_ascii_lowercase();
@@ -284,7 +284,8 @@ fn slug(name: &str) -> String {
     }
 }
 
-fn unique_id(base: &str, taken: &[String]) -> String {
+/// `base`, or `base-N` with the first N not in `taken`.
+pub fn unique_id(base: &str, taken: &[String]) -> String {
     if !taken.iter().any(|t| t == base) {
         return base.to_owned();
     }

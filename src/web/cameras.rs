@@ -168,3 +168,50 @@ fn without_cameras(text: &str) -> String {
         Err(_) => text.to_owned(),
     }
 }
+
+/// `POST /api/onvif/discover`: one WS-Discovery run (`{}`: multicast on the
+/// LAN; `{"target": "HOST[:PORT]"}`: a unicast probe of one device, for a
+/// camera on another subnet), listing each device and whether it is added.
+pub async fn discover(
+    State(app): State<Arc<App>>,
+    ApiJson(body): ApiJson<DiscoverRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let target = match body.target.as_deref().map(str::trim) {
+        None | Some("") => crate::onvif::Target::Multicast(None),
+        Some(t) => crate::onvif::Target::Unicast(probe_address(t).await?),
+    };
+    let wait = std::time::Duration::from_secs(body.wait.unwrap_or(3).clamp(1, 10));
+    let devices = crate::cameras::discover::find(target, wait, &app.cameras.all())
+        .await
+        .map_err(|e| ApiError::internal(format!("sending the WS-Discovery probe: {e}")))?;
+    Ok(Json(json!({ "devices": devices })))
+}
+
+/// The body of `POST /api/onvif/discover`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverRequest {
+    /// One device to probe (`HOST` or `HOST:PORT`, port 3702 by default).
+    target: Option<String>,
+    /// Seconds to wait for replies (1 to 10, default 3).
+    wait: Option<u64>,
+}
+
+/// `HOST[:PORT]` (IPv6 in brackets) as one socket address.
+async fn probe_address(t: &str) -> Result<std::net::SocketAddr, ApiError> {
+    let with_port = if t.parse::<std::net::IpAddr>().is_ok() && t.contains(':') {
+        format!("[{t}]:3702")
+    } else if t
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        t.to_owned()
+    } else {
+        format!("{t}:3702")
+    };
+    tokio::net::lookup_host(&with_port)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ApiError::bad_request(format!("cannot find the address {t:?}")))
+}

@@ -345,6 +345,12 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             post(cameras::test),
         ),
         r(
+            Method::POST,
+            "/api/onvif/discover",
+            Admin,
+            post(cameras::discover),
+        ),
+        r(
             Method::PUT,
             "/api/cameras/{id}",
             Admin,

@@ -1,5 +1,5 @@
-// Camera setup (admins): add by RTSP URL, test before saving, edit, disable,
-// remove (the health of each camera is the Cameras page, cameras.js). Each change goes to the config file and applies to that camera
+// Camera setup (admins): add by RTSP URL or from an ONVIF discovery run
+// ("Find cameras"), test before saving, edit, disable, remove (the health of each camera is the Cameras page, cameras.js). Each change goes to the config file and applies to that camera
 // only. Passwords go from the form to the API and are cleared at once; the
 // server never sends them back (only whether one is set).
 
@@ -20,6 +20,7 @@ const TRANSPORTS = [
 
 export function mount(root, ctx) {
   const listBox = h("div", { id: "cameras-list" });
+  const findBox = h("div", { id: "camera-discovery" });
   const editBox = h("div", { id: "camera-edit" });
   const msg = h("p", { role: "status", class: "muted" });
   let gone = false;
@@ -28,7 +29,7 @@ export function mount(root, ctx) {
     h("div", { class: "view-head" }, h("h1", { text: "Camera setup" })),
     h("p", { class: "muted", text: "Changes are saved to the configuration file and apply at once to that camera only; the others keep recording. Removing a camera keeps its recordings until retention deletes them. " },
       "How each camera is doing: ", h("a", { href: "#/cameras", text: "Cameras" }), "."),
-    msg, listBox, editBox);
+    msg, listBox, findBox, editBox);
 
   const stateText = (c) => (c.enabled ? c.state.replace("_", " ") : "disabled");
 
@@ -81,7 +82,10 @@ export function mount(root, ctx) {
     ]);
     fill(listBox,
       table("Cameras", ["Name", "Id", "Address", "State", "Recording", "Purpose and review", "Actions"], rows, { captionHidden: true, class: "cameras-admin", empty: "No cameras yet." }),
-      h("p", {}, h("button", { type: "button", class: "primary", text: "Add camera", onclick: () => edit(null) })));
+      h("p", { class: "buttons" },
+        h("button", { type: "button", class: "primary", text: "Add camera", onclick: () => edit(null) }),
+        " ",
+        h("button", { type: "button", class: "quiet", id: "find-cameras", text: "Find cameras", onclick: () => discover("") })));
   }
 
   /** The stored settings as a PUT body: what the API showed, secrets left out (so kept). */
@@ -134,13 +138,58 @@ export function mount(root, ctx) {
     return fill(wrap, ask);
   }
 
-  /** Add (`c` null) or edit form, with "Test connection" before saving. */
-  function edit(c) {
+  /**
+   * "Find cameras": one WS-Discovery run on the server (multicast on its LAN,
+   * or a unicast probe of `target` for a camera on another subnet), listing
+   * each device with an Add button unless a camera already uses it.
+   */
+  async function discover(target) {
+    const addr = h("input", { name: "probe-target", autocomplete: "off", spellcheck: "false", placeholder: "192.0.2.10", value: target });
+    const again = h("form", { class: "inline", "aria-label": "Probe one address" },
+      field("Not listed? Probe one address (another subnet)", addr),
+      h("button", { type: "submit", class: "quiet", text: "Probe" }));
+    again.addEventListener("submit", (ev) => { ev.preventDefault(); discover(addr.value.trim()); });
+    const status = h("p", { class: "muted", role: "status", text: target ? `Asking ${target}…` : "Searching the network for ONVIF cameras…" });
+    const results = h("div", { class: "discovery-results" });
+    fill(findBox, h("section", { class: "panel", "aria-label": "Cameras found" },
+      h("h2", { text: "Cameras on the network" }), status, results, again,
+      h("p", {}, h("button", { type: "button", class: "quiet", text: "Close", onclick: () => fill(findBox) }))));
+    let found;
+    try {
+      found = await api("POST", "/api/onvif/discover", target ? { target } : {});
+    } catch (e) {
+      if (!gone) status.textContent = `Could not search: ${e.message}`;
+      return;
+    }
+    if (gone) return;
+    const n = found.devices.length;
+    status.textContent = n ? `${n} device${n === 1 ? "" : "s"} answered.` : (target ? `Nothing answered at ${target}.` : "No ONVIF camera answered. Cameras on another subnet can be probed by address below.");
+    const rows = found.devices.map((d) => {
+      const label = d.name || d.model || d.from;
+      const model = [d.manufacturer, d.model].filter(Boolean).join(" ");
+      let action;
+      if (d.added.length) action = h("span", { class: "flag", text: `Added (${d.added.join(", ")})` });
+      else if (!d.host) action = h("span", { class: "muted", text: "Its service address is not the one that answered; add it by URL" });
+      else action = h("button", { type: "button", class: "quiet", text: "Add", "aria-label": `Add ${label}`, onclick: () => edit(null, { id: d.suggested_id, name: label, onvif: { host: d.host, port: d.port } }) });
+      return [h("span", { class: "strong", text: label }), model || h("span", { class: "muted", text: "Not told without credentials" }), d.host ? `${d.host}:${d.port}` : d.from, d.location || "", action];
+    });
+    if (n) fill(results, table("Cameras found", ["Name", "Model", "Address", "Location", ""], rows, { captionHidden: true, class: "discovered" }));
+  }
+
+  /**
+   * Add (`c` null) or edit form, with "Test connection" before saving.
+   * `found`: a discovered ONVIF device to add ({id, name, onvif: {host, port}}).
+   */
+  function edit(c, found) {
     const cfg = c ? c.config : null;
-    const id = h("input", { name: "id", required: true, autocomplete: "off", spellcheck: "false", pattern: "[a-z0-9_\\-]{1,64}", maxlength: 64, value: cfg ? cfg.id : "", disabled: !!cfg });
-    const name = h("input", { name: "name", autocomplete: "off", maxlength: 200, value: cfg ? cfg.name : "" });
-    const url = h("input", { name: "url", type: "url", required: !cfg || !cfg.onvif, autocomplete: "off", spellcheck: "false", placeholder: "rtsp://192.0.2.10:554/stream1", value: cfg && cfg.url ? cfg.url : "" });
-    const user = h("input", { name: "username", autocomplete: "off", value: cfg && cfg.username ? cfg.username : "" });
+    // ONVIF mode: the stream address is asked of the camera and the
+    // credentials are its ONVIF account (also used for RTSP).
+    const onvif = cfg ? cfg.onvif : found ? found.onvif : null;
+    const id = h("input", { name: "id", required: true, autocomplete: "off", spellcheck: "false", pattern: "[a-z0-9_\\-]{1,64}", maxlength: 64, value: cfg ? cfg.id : found ? found.id : "", disabled: !!cfg });
+    const name = h("input", { name: "name", autocomplete: "off", maxlength: 200, value: cfg ? cfg.name : found ? found.name : "" });
+    const url = h("input", { name: "url", type: "url", required: !onvif, autocomplete: "off", spellcheck: "false", placeholder: "rtsp://192.0.2.10:554/stream1", value: cfg && cfg.url ? cfg.url : "" });
+    const storedUser = onvif ? onvif.username : cfg && cfg.username;
+    const user = h("input", { name: "username", autocomplete: "off", value: storedUser || "" });
     const pw = h("input", { name: "password", type: "password", autocomplete: "new-password" });
     const transport = h("select", { name: "transport" },
       TRANSPORTS.map(([v, t]) => h("option", { value: v, selected: (cfg ? cfg.transport : "auto") === v, text: t })));
@@ -153,7 +202,7 @@ export function mount(root, ctx) {
     const review = h("input", { name: "review_date", type: "date", value: cfg && cfg.review_date ? cfg.review_date : "" });
     const result = h("div", { class: "test-result", role: "status" });
     const err = h("p", { class: "error", role: "alert" });
-    const secretHint = cfg && (cfg.password_set || cfg.url_has_credentials)
+    const secretHint = cfg && (cfg.password_set || cfg.url_has_credentials || (onvif && onvif.password_set))
       ? "A password is stored and is not shown. Leave empty to keep it."
       : "Stored in the configuration file (readable by the server only), never shown again.";
 
@@ -162,8 +211,14 @@ export function mount(root, ctx) {
       if (!cfg) b.id = id.value.trim();
       b.name = name.value.trim();
       if (url.value.trim()) b.url = url.value.trim(); else delete b.url;
-      if (user.value.trim()) b.username = user.value.trim(); else delete b.username;
-      if (pw.value) b.password = pw.value;
+      if (onvif) {
+        b.onvif = { ...(b.onvif || { host: onvif.host, port: onvif.port }) };
+        if (user.value.trim()) b.onvif.username = user.value.trim(); else delete b.onvif.username;
+        if (pw.value) b.onvif.password = pw.value;
+      } else {
+        if (user.value.trim()) b.username = user.value.trim(); else delete b.username;
+        if (pw.value) b.password = pw.value;
+      }
       b.transport = transport.value;
       b.retain_days = Number(days.value) || 0;
       b.record = record.checked;
@@ -195,14 +250,18 @@ export function mount(root, ctx) {
       }
     });
 
-    const title = cfg ? `Edit ${c.name}` : "Add camera";
+    const title = cfg ? `Edit ${c.name}` : found ? `Add ${found.name}` : "Add camera";
     const form = h("form", { class: "panel", "aria-label": title },
       h("h2", { text: title }),
       field("Id", id, "Lower-case letters, digits, _ and - (recordings are filed under it; it cannot change)."),
       field("Name", name),
-      field("RTSP URL", url, "The camera's main stream. Credentials may be in the URL or below."),
-      field("Username", user),
-      field("Password", pw, secretHint),
+      onvif ? h("div", { class: "field" }, h("span", { class: "label", text: "ONVIF device" }),
+        h("span", { class: "onvif-address", text: `${onvif.host}:${onvif.port}` })) : null,
+      field("RTSP URL", url, onvif
+        ? "Leave empty: the stream address is asked of the camera over ONVIF (its largest profile)."
+        : "The camera's main stream. Credentials may be in the URL or below."),
+      field(onvif ? "ONVIF username" : "Username", user),
+      field(onvif ? "ONVIF password" : "Password", pw, secretHint),
       field("Transport", transport),
       field("Keep recordings (days, 0 = until space runs out)", days),
       h("label", {}, record, " Record (otherwise live view only)"),
@@ -227,6 +286,7 @@ export function mount(root, ctx) {
         else await api("POST", "/api/cameras", b);
         fill(editBox);
         ctx.notify(cfg ? `Saved ${b.name || cfg.id}.` : `Added ${b.name || b.id}; it starts recording now.`, "ok");
+        if (found) fill(findBox);
         load();
       } catch (e) {
         err.textContent = e.message;
