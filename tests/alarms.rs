@@ -459,3 +459,116 @@ fn each_operator_acknowledges_an_alarm_for_themselves_with_a_note() {
     );
     assert!(audit.iter().all(|e| e["target"] == "yard"), "{audit:?}");
 }
+
+/// Alarm mail through relays that speak TLS, each a real aiosmtpd with a
+/// certificate this test makes: STARTTLS with a certificate from an internal
+/// CA, and implicit TLS (SMTPS) with a self-signed one. Verification is
+/// always on: a relay whose certificate is not trusted gets nothing, and
+/// trusting it takes `ca_file` (the CA, or the self-signed certificate
+/// itself, which pins it).
+#[test]
+fn alarm_mail_over_starttls_and_implicit_tls_to_a_verified_relay() {
+    use cleannvr::alarms::{config::EmailConfig, send::send_email, Alarm, Kind, Notice};
+    let Some(python) = SmtpServer::python() else {
+        require_peer(false, "aiosmtpd in $CLEANNVR_RIG/venv-smtp");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // An internal CA, and the relay's certificate for 127.0.0.1 issued by it.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Council test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let relay_key = rcgen::KeyPair::generate().unwrap();
+    let relay_cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&relay_key, &ca)
+        .unwrap();
+    let ca_pem = write("ca.pem", ca.pem());
+    let relay_pem = write("relay.pem", relay_cert.pem());
+    let relay_key = write("relay.key", relay_key.serialize_pem());
+    // A relay with a self-signed certificate of its own.
+    let own = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let own_pem = write("own.pem", own.cert.pem());
+    let own_key = write("own.key", own.signing_key.serialize_pem());
+
+    let starttls = SmtpServer::start_tls(
+        &python,
+        &dir.path().join("mail-starttls"),
+        Some((SmtpTls::Starttls, &relay_pem, &relay_key)),
+    );
+    let smtps = SmtpServer::start_tls(
+        &python,
+        &dir.path().join("mail-smtps"),
+        Some((SmtpTls::Implicit, &own_pem, &own_key)),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let notice = |id: u64| Notice {
+        event: "raised",
+        alarm: Alarm {
+            id,
+            kind: Kind::CameraOffline,
+            camera: Some("gate".into()),
+            message: "Front gate has sent nothing for 60 s".into(),
+            raised_ns: 1_800_000_000_000_000_000,
+            cleared_ns: None,
+            acked_by: None,
+            acked_ns: None,
+            acks: Vec::new(),
+        },
+    };
+    let send = |port: u16, security: &str, ca: Option<&std::path::Path>, id: u64| {
+        let ca = ca
+            .map(|p| format!("ca_file = {:?}\n", p.display().to_string()))
+            .unwrap_or_default();
+        let cfg: EmailConfig = toml::from_str(&format!(
+            "relay = \"127.0.0.1\"\nport = {port}\nsecurity = \"{security}\"\n{ca}\
+             from = \"cleannvr@council.lan\"\nto = [\"cctv@council.lan\"]\ntimeout_seconds = 20\n"
+        ))
+        .unwrap();
+        rt.block_on(send_email(&cfg, &notice(id)))
+            .map_err(|e| format!("{e:#}"))
+    };
+    let arrived = |smtp: &SmtpServer, id: u64| {
+        smtp.messages()
+            .iter()
+            .any(|m| unfold(m).contains(&format!("Alarm id: {id}")))
+    };
+
+    // Not trusted: refused before any mail is handed over.
+    let e = send(starttls.port, "starttls", None, 1).unwrap_err();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    let e = send(smtps.port, "tls", Some(&ca_pem), 2).unwrap_err();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    // Plain SMTP to a relay that requires STARTTLS is refused by the relay.
+    assert!(send(starttls.port, "none", None, 3).is_err());
+
+    // Trusted through ca_file: delivered, over TLS.
+    send(starttls.port, "starttls", Some(&ca_pem), 4)
+        .unwrap_or_else(|e| panic!("{e}\naiosmtpd:\n{}", starttls.out.text()));
+    send(smtps.port, "tls", Some(&own_pem), 5)
+        .unwrap_or_else(|e| panic!("{e}\naiosmtpd:\n{}", smtps.out.text()));
+    wait_for(Duration::from_secs(30), "the STARTTLS mail", || {
+        arrived(&starttls, 4).then_some(())
+    });
+    wait_for(Duration::from_secs(30), "the SMTPS mail", || {
+        arrived(&smtps, 5).then_some(())
+    });
+    for (smtp, id) in [(&starttls, 1), (&starttls, 3), (&smtps, 2)] {
+        assert!(
+            !arrived(smtp, id),
+            "mail {id} went to an untrusted or plain relay"
+        );
+    }
+}

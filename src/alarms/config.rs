@@ -71,6 +71,8 @@ pub enum Security {
     /// STARTTLS is required; the relay's certificate must verify.
     #[default]
     Starttls,
+    /// TLS from the first byte (SMTPS, port 465); the certificate must verify.
+    Tls,
     /// Plain SMTP (a relay on the LAN that offers no TLS); never with credentials.
     None,
 }
@@ -84,7 +86,7 @@ pub struct EmailConfig {
     /// SMTP port; default 587 with STARTTLS, 25 without.
     #[serde(default)]
     pub port: Option<u16>,
-    /// `starttls` (default) or `none`.
+    /// `starttls` (default), `tls` (implicit TLS, SMTPS) or `none`.
     #[serde(default)]
     pub security: Security,
     /// Sender address.
@@ -97,7 +99,8 @@ pub struct EmailConfig {
     /// SMTP AUTH password (`CLEANNVR_ALARMS_SMTP_PASSWORD` overrides).
     #[serde(default)]
     pub password: Option<String>,
-    /// A PEM CA certificate to trust for the relay (an internal CA), besides the system's.
+    /// A PEM CA certificate to trust for the relay (an internal CA), besides
+    /// the system's; or the relay's own self-signed certificate, which pins it.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Deadline for one delivery attempt.
@@ -113,6 +116,7 @@ impl EmailConfig {
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(match self.security {
             Security::Starttls => 587,
+            Security::Tls => 465,
             Security::None => 25,
         })
     }
@@ -229,13 +233,14 @@ impl AlarmsConfig {
             if e.security == Security::None && e.username.is_some() {
                 return bad(
                     "email.security",
-                    "`none` would send the relay's password in clear text: use `starttls`".into(),
+                    "`none` would send the relay's password in clear text: use `starttls` or `tls`"
+                        .into(),
                 );
             }
             if e.security == Security::None && e.ca_file.is_some() {
                 return bad(
                     "email.ca_file",
-                    "only used with `security = \"starttls\"`".into(),
+                    "only used with `security = \"starttls\"` or `\"tls\"`".into(),
                 );
             }
             check_attempts("email", e.timeout_seconds, e.retries)?;

@@ -169,7 +169,9 @@ pub fn email_text(n: &Notice) -> (String, String) {
     (subject, body)
 }
 
-async fn send_email(cfg: &EmailConfig, n: &Notice) -> anyhow::Result<()> {
+/// One attempt to mail `n` through the relay (public for the tests that run
+/// it against a real SMTP server over STARTTLS and implicit TLS).
+pub async fn send_email(cfg: &EmailConfig, n: &Notice) -> anyhow::Result<()> {
     use lettre::message::{header::ContentType, Mailbox};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -191,7 +193,7 @@ async fn send_email(cfg: &EmailConfig, n: &Notice) -> anyhow::Result<()> {
     let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
         .port(port)
         .timeout(Some(deadline));
-    if cfg.security == Security::Starttls {
+    if cfg.security != Security::None {
         let mut p = TlsParameters::builder(cfg.relay.clone());
         if let Some(ca) = &cfg.ca_file {
             let pem = tokio::fs::read(ca)
@@ -201,7 +203,11 @@ async fn send_email(cfg: &EmailConfig, n: &Notice) -> anyhow::Result<()> {
                 Certificate::from_pem(&pem).with_context(|| format!("{}", ca.display()))?,
             );
         }
-        b = b.tls(Tls::Required(p.build_rustls().context("TLS settings")?));
+        let p = p.build_rustls().context("TLS settings")?;
+        b = b.tls(match cfg.security {
+            Security::Tls => Tls::Wrapper(p),
+            _ => Tls::Required(p),
+        });
     }
     if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
         b = b.credentials(Credentials::new(u.clone(), p.clone()));

@@ -1036,9 +1036,29 @@ impl SmtpServer {
 
     /// Starts it, delivering into `maildir`, and waits for its greeting.
     pub fn start(python: &Path, maildir: &Path) -> SmtpServer {
+        Self::start_tls(python, maildir, None)
+    }
+
+    /// As [`SmtpServer::start`], with TLS: `(mode, cert, key)` PEM files,
+    /// STARTTLS required (aiosmtpd's `--tlscert`) or TLS from the first byte
+    /// (SMTPS, `--smtpscert`).
+    pub fn start_tls(
+        python: &Path,
+        maildir: &Path,
+        tls: Option<(SmtpTls, &Path, &Path)>,
+    ) -> SmtpServer {
         let port = free_port();
-        let mut child = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        let mut cmd = Command::new(python);
+        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")]);
+        if let Some((mode, cert, key)) = tls {
+            let (c, k) = match mode {
+                SmtpTls::Starttls => ("--tlscert", "--tlskey"),
+                SmtpTls::Implicit => ("--smtpscert", "--smtpskey"),
+            };
+            cmd.arg(c).arg(cert).arg(k).arg(key);
+        }
+        let implicit = matches!(tls, Some((SmtpTls::Implicit, ..)));
+        let mut child = cmd
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir)
             .stdout(Stdio::piped())
@@ -1060,6 +1080,10 @@ impl SmtpServer {
             }
             use std::io::Read;
             let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            if implicit {
+                // Its greeting comes inside TLS: listening is ready enough.
+                return Some(());
+            }
             s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
             let mut b = [0u8; 3];
             s.read_exact(&mut b).ok()?;
@@ -1075,6 +1099,15 @@ impl SmtpServer {
             .filter_map(|p| std::fs::read_to_string(p).ok())
             .collect()
     }
+}
+
+/// How [`SmtpServer::start_tls`] speaks TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain greeting, then STARTTLS (required before mail).
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
 }
 
 impl Drop for SmtpServer {
