@@ -329,6 +329,7 @@ async fn reload_loop(
                     info!(camera = %ch.camera, "camera changed in the config file");
                     let ev = crate::audit::Event {
                         actor: "config-file".into(),
+                        role: None,
                         action: crate::audit::Action::CameraChange,
                         target: ch.camera.clone(),
                         client: "server".into(),
@@ -472,6 +473,7 @@ fn retention_pass(
     let limits = quota::Limits::resolve(storage);
     let event = |action, target: &str, detail| Event {
         actor: "retention".into(),
+        role: None,
         action,
         target: target.to_owned(),
         client: "server".into(),

@@ -71,6 +71,8 @@ impl Velocity {
 pub struct Actor {
     /// User name.
     pub user: String,
+    /// Their role (for the audit entry).
+    pub role: Option<String>,
     /// Client address.
     pub client: String,
 }
@@ -317,6 +319,7 @@ impl Ptz {
         let end = crate::clock::rfc3339(self.clock.now_ns());
         self.append(Event {
             actor: s.actor.user,
+            role: s.actor.role,
             action: Action::Ptz,
             target: camera.to_owned(),
             client: s.actor.client,
@@ -328,6 +331,7 @@ impl Ptz {
     async fn audit_one(&self, camera: &str, actor: Actor, detail: String) {
         self.append(Event {
             actor: actor.user,
+            role: actor.role,
             action: Action::Ptz,
             target: camera.to_owned(),
             client: actor.client,

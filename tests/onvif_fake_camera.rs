@@ -199,6 +199,14 @@ async fn start(auth: Auth, skew: time::Duration) -> (Arc<Cam>, u16) {
     (cam, port)
 }
 
+/// Now, ns since the epoch (the server's clock here is the system clock).
+fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
 fn creds(p: &str) -> Option<Credentials> {
     Some(Credentials {
         username: USER.into(),
@@ -438,6 +446,31 @@ async fn isolation_report_through_the_admin_api() {
     .await;
     assert!(status.is_success(), "{status}");
     let cookie = cookie.unwrap();
+    // The report's isolation section, as JSON, and as the printable page.
+    let report = |format: &'static str| {
+        let cookie = cookie.clone();
+        async move {
+            let (status, _, body) = call(
+                axum::http::Request::get(format!(
+                    "/api/report?from=2025-01-01T00:00:00Z&to=2034-01-01T00:00:00Z{format}"
+                ))
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap(),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            String::from_utf8(body.to_vec()).unwrap()
+        }
+    };
+    let before: serde_json::Value = serde_json::from_str(&report("").await).unwrap();
+    assert_eq!(
+        before["isolation"],
+        serde_json::json!([{"camera": "gate", "audited": null, "audited_local": null,
+            "by": null, "verdict": null, "result": "never audited", "findings": []}]),
+        "an ONVIF camera never audited says so"
+    );
+    let t0 = wall_ns();
     let (status, _, body) = call(
         axum::http::Request::get("/api/cameras/gate/isolation")
             .header("cookie", &cookie)
@@ -453,5 +486,38 @@ async fn isolation_report_through_the_admin_api() {
     assert!(
         !text.contains(PASS) && !text.contains("pa\\\"ss"),
         "no credentials in the report"
+    );
+
+    // The audit's result is kept with its time, and the Code of Practice report shows it.
+    let t1 = wall_ns();
+    let after: serde_json::Value = serde_json::from_str(&report("").await).unwrap();
+    let row = &after["isolation"][0];
+    assert_eq!(
+        (&row["camera"], &row["verdict"], &row["by"], &row["result"]),
+        (
+            &serde_json::json!("gate"),
+            &serde_json::json!("route_out"),
+            &serde_json::json!("root"),
+            &serde_json::json!("possible route out")
+        ),
+        "{after}"
+    );
+    let at = cleannvr::clock::parse_rfc3339(row["audited"].as_str().unwrap()).unwrap();
+    assert!(
+        t0 - 1_000_000 <= at && at <= t1,
+        "audited (ms precision) between the request and its answer: {row}"
+    );
+    let findings = row["findings"].to_string();
+    assert!(
+        findings.contains("192.168.1.254"),
+        "the gateway is named: {findings}"
+    );
+    assert!(!findings.contains(PASS), "no credentials");
+    let page = report("&format=html").await;
+    assert!(
+        page.contains("<h2>Camera isolation audit</h2>")
+            && page.contains("<td class=\"bad\">possible route out</td>")
+            && page.contains("192.168.1.254"),
+        "{page}"
     );
 }

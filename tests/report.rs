@@ -171,6 +171,9 @@ fn the_report_shows_what_was_recorded_accessed_and_disclosed() {
             "reason": "CR/2026/44"}),
     );
     assert_eq!(code, 201, "{h}");
+    // Olive is demoted after her accesses: the report must still say what she was then.
+    let (code, u) = admin.send("PUT", "/api/users/olive", &json!({"role": "viewer"}));
+    assert_eq!(code, 200, "{u}");
     // The period ends where a segment indexed after all that ends: a segment indexed
     // while the report is made cannot then change what the index holds for the period.
     let accessed = now_ns();
@@ -264,7 +267,21 @@ fn the_report_shows_what_was_recorded_accessed_and_disclosed() {
         .iter()
         .find(|u| u["user"] == "olive")
         .unwrap_or_else(|| panic!("{r}"));
-    assert_eq!(o["role"], "operator", "{o}");
+    assert_eq!(
+        (&o["role"], &o["role_now"]),
+        (&json!("operator"), &json!("viewer")),
+        "the role at the time of access, and now: {o}"
+    );
+    assert_eq!(
+        r["access"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["user"] == "olive")
+            .count(),
+        1,
+        "{r}"
+    );
     assert_eq!(
         (
             &o["logins"],
@@ -314,11 +331,18 @@ fn the_report_shows_what_was_recorded_accessed_and_disclosed() {
         !page.contains("src=") && !page.contains("href="),
         "external resources"
     );
+    assert!(
+        page.contains("<td>olive</td><td>operator</td><td>viewer</td>"),
+        "olive's row names her role then and now: {page}"
+    );
     let (code, csv) = admin.get(&format!("{q}&format=csv"));
     assert_eq!(code, 200);
-    assert!(String::from_utf8(csv)
-        .unwrap()
-        .contains("gate,Gate,true,true,Crime prevention"));
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(
+        csv.contains("gate,Gate,true,true,Crime prevention"),
+        "{csv}"
+    );
+    assert!(csv.contains("\r\nolive,operator,viewer,"), "{csv}");
 
     // The command line through the running server: the same figures.
     let (from_s, to_s) = (rfc3339(from), rfc3339(to));

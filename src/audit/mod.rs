@@ -140,6 +140,10 @@ pub struct Event {
     pub client: String,
     /// Free text with the particulars (time range, role...). Never credentials.
     pub detail: String,
+    /// The actor's role when it happened (`admin`, `operator`, `viewer`), for a signed-in
+    /// user; `None` for the command line, the system and failed logins. Kept because a
+    /// role can change later, and a review asks what the person was allowed then.
+    pub role: Option<String>,
 }
 
 /// The hashed part of an entry. Field order is the hash input's order, so
@@ -154,6 +158,10 @@ struct Body {
     client: String,
     detail: String,
     prev: String,
+    /// Last and left out when absent, so entries written before roles were recorded
+    /// hash as they always did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
 }
 
 /// One stored entry.
@@ -173,6 +181,10 @@ pub struct Entry {
     pub client: String,
     /// Particulars.
     pub detail: String,
+    /// The actor's role then ([`Event::role`]); absent on entries written before roles
+    /// were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// Hash of the previous entry (hex), [`GENESIS`] for the first.
     pub prev: String,
     /// SHA-256 (hex) of this entry's other fields.
@@ -200,6 +212,7 @@ impl Entry {
             client: self.client.clone(),
             detail: self.detail.clone(),
             prev: self.prev.clone(),
+            role: self.role.clone(),
         }
     }
 }
@@ -398,6 +411,7 @@ impl AuditLog {
             client: ev.client,
             detail: ev.detail,
             prev: head.1.clone(),
+            role: ev.role,
         };
         let hash = hash_body(&body);
         let entry = Entry {
@@ -409,6 +423,7 @@ impl AuditLog {
             client: body.client,
             detail: body.detail,
             prev: body.prev,
+            role: body.role,
             mac: Some(self.key.mac(&hash)),
             hash: hash.clone(),
         };
@@ -704,6 +719,7 @@ mod tests {
             target: String::new(),
             client: "127.0.0.1".into(),
             detail: String::new(),
+            role: None,
         }
     }
 
@@ -760,6 +776,33 @@ mod tests {
         assert_eq!(log.verify().unwrap().verified, 6);
         let first = log.query(&Filter::default(), 1).unwrap();
         assert_eq!(first[0].seq, 5, "newest first");
+    }
+
+    #[test]
+    fn the_role_then_is_hashed_and_entries_without_one_hash_as_before() {
+        let (_d, _db, log) = log();
+        let mut e = ev("olive", Action::Playback);
+        e.role = Some("operator".into());
+        log.append(1, e).unwrap();
+        log.append(2, ev("cli", Action::Export)).unwrap();
+        let stored: Entry = serde_json::from_slice(&log.raw(0).unwrap().unwrap()).unwrap();
+        assert_eq!(stored.role.as_deref(), Some("operator"));
+        // An entry without a role hashes exactly the fields an older cleannvr hashed, in
+        // that order (written out here, not derived from `Body`).
+        let old: Entry = serde_json::from_slice(&log.raw(1).unwrap().unwrap()).unwrap();
+        let old_json = format!(
+            "{{\"seq\":1,\"time_ns\":2,\"actor\":\"cli\",\"action\":\"export\",\"target\":\"\",\
+             \"client\":\"127.0.0.1\",\"detail\":\"\",\"prev\":\"{}\"}}",
+            stored.hash
+        );
+        assert_eq!(old.hash, hex::encode(Sha256::digest(old_json.as_bytes())));
+        // Promoting the actor after the fact breaks the chain at that entry.
+        let mut forged = stored.clone();
+        forged.role = Some("admin".into());
+        log.tamper(0, &serde_json::to_vec(&forged).unwrap())
+            .unwrap();
+        let v = log.verify().unwrap();
+        assert_eq!((v.verified, v.broken.map(|b| b.seq)), (0, Some(0)));
     }
 
     #[test]
@@ -838,6 +881,7 @@ mod tests {
                 prev: prev.clone(),
                 hash: String::new(),
                 mac: None,
+                role: None,
             };
             e.hash = e.compute_hash();
             prev = e.hash.clone();

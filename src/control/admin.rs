@@ -49,6 +49,7 @@ impl Ctx<'_> {
     fn event(&self, action: Action, target: &str, detail: String) -> Event {
         Event {
             actor: "cli".into(),
+            role: None,
             action,
             target: target.into(),
             client: self.caller.audit_client(),

@@ -208,7 +208,7 @@ pub fn write_export(
             let location = x.out.display().to_string();
             let now = SystemClock.now_ns();
             super::jobs::register_and_audit(store, &req, outcome, &location, now, || {
-                let ev = super::jobs::audit_event(&req, outcome, &location, client);
+                let ev = super::jobs::audit_event(&req, outcome, &location, client, None);
                 audit.append(now, ev).map(|_| ())
             })
         },

@@ -51,10 +51,18 @@ pub fn write_recorded(
     result
 }
 
-/// The audit entry of a finished export (`location`: the job id or the output directory).
-pub fn audit_event(req: &Request, outcome: &Outcome, location: &str, client: &str) -> Event {
+/// The audit entry of a finished export (`location`: the job id or the output directory;
+/// `role`: the web caller's role, `None` for the command line).
+pub fn audit_event(
+    req: &Request,
+    outcome: &Outcome,
+    location: &str,
+    client: &str,
+    role: Option<&str>,
+) -> Event {
     Event {
         actor: req.user.clone(),
+        role: role.map(str::to_owned),
         action: Action::Export,
         target: req
             .cameras

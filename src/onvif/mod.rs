@@ -19,6 +19,7 @@ pub mod client;
 pub mod discovery;
 pub mod events;
 pub mod http;
+pub mod isolation_record;
 pub mod ptz;
 pub mod resolve;
 pub mod soap;

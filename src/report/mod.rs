@@ -1,8 +1,8 @@
 //! The Code of Practice report (Surveillance Camera Code of Practice, principle 10:
 //! regular review and published reports) for a period: the camera register, retention
 //! configured against retention achieved, recording availability with its outages,
-//! who accessed what (from the audit log), disclosures, holds, failed logins, and
-//! whether the audit chain verifies.
+//! who accessed what (from the audit log), disclosures, holds, failed logins, each
+//! camera's latest isolation audit, and whether the audit chain verifies.
 //!
 //! Owns collecting those figures from the index, the audit log and the configuration
 //! into a [`Report`]; [`render`] turns one into HTML or CSV (JSON is its serde form).
@@ -21,6 +21,7 @@ use crate::auth::Users;
 use crate::clock::{local_time, rfc3339, NS_PER_SEC};
 use crate::config::{CameraConfig, Config};
 use crate::export::disclosure::{Record as Disclosure, Register};
+use crate::onvif::isolation_record::{Records as IsolationRecords, Verdict};
 use crate::store::Store;
 
 /// A gap between recorded segments shorter than this is not an outage: a segment
@@ -32,6 +33,9 @@ pub const MAX_OUTAGES: usize = 100;
 pub const MAX_DISCLOSURES: usize = 10_000;
 /// Rows of the failed-login tables (names tried, addresses).
 pub const MAX_FAILED_ROWS: usize = 20;
+/// The role shown for accesses whose audit entries carry none (written by an older
+/// cleannvr).
+pub const ROLE_UNKNOWN: &str = "unknown";
 
 /// What a report is made from.
 pub struct Sources<'a> {
@@ -93,6 +97,9 @@ pub struct Report {
     pub holds_released: u64,
     /// Camera configuration changes in the period (audit log).
     pub camera_changes: u64,
+    /// The latest isolation audit of each camera configured by ONVIF or ever audited,
+    /// whenever it ran (not only in the period: the latest is what stands).
+    pub isolation: Vec<IsolationRow>,
     /// The audit chain's verification, now.
     pub audit: AuditSection,
 }
@@ -191,13 +198,18 @@ pub struct Storage {
     pub footage_segments: u64,
 }
 
-/// One user's access in the period.
+/// One user's access in the period with one role: a user whose role changed in the
+/// period has a row per role they acted in.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct UserAccess {
     /// User name (`cli` for the command line).
     pub user: String,
-    /// Role now (`removed` when the user no longer exists, `cli` for the command line).
+    /// The role the user had when these accesses happened, as the audit entries record
+    /// it (`cli` for the command line; [`ROLE_UNKNOWN`] for entries written before
+    /// cleannvr recorded roles).
     pub role: String,
+    /// Role now (`removed` when the user no longer exists, `cli` for the command line).
+    pub role_now: String,
     /// Logins.
     pub logins: u64,
     /// Live views opened.
@@ -248,6 +260,25 @@ pub struct HoldRow {
     pub until: Option<String>,
     /// An export it holds too.
     pub export: Option<String>,
+}
+
+/// A camera's latest isolation audit (does it have a route out of the LAN?).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IsolationRow {
+    /// Camera id.
+    pub camera: String,
+    /// When the latest audit ran (none: never audited).
+    pub audited: Option<String>,
+    /// The same, in the server's time zone.
+    pub audited_local: Option<String>,
+    /// Who ran it.
+    pub by: Option<String>,
+    /// What it concluded (none: never audited).
+    pub verdict: Option<Verdict>,
+    /// The verdict in words, or "never audited".
+    pub result: String,
+    /// Its findings that are not fine, or why it failed.
+    pub findings: Vec<String>,
 }
 
 /// The audit log's state.
@@ -376,8 +407,8 @@ pub fn build(src: &Sources, from_ns: i64, to_ns: i64) -> anyhow::Result<Report> 
     };
 
     let mut access = Vec::new();
-    for (user, a) in log.users {
-        let role = if user == "cli" {
+    for ((user, role), a) in log.users {
+        let role_now = if user == "cli" {
             "cli".to_owned()
         } else {
             match src.users.get(&user)? {
@@ -388,6 +419,7 @@ pub fn build(src: &Sources, from_ns: i64, to_ns: i64) -> anyhow::Result<Report> 
         access.push(UserAccess {
             user,
             role,
+            role_now,
             cameras: a.cameras.into_iter().collect(),
             ..a.counts
         });
@@ -416,6 +448,35 @@ pub fn build(src: &Sources, from_ns: i64, to_ns: i64) -> anyhow::Result<Report> 
             export: h.export,
         })
         .collect();
+
+    let audits = IsolationRecords::open(src.store.db())?;
+    let mut isolation = Vec::new();
+    for c in src.cameras {
+        let latest = audits.latest(&c.id)?;
+        if latest.is_none() && c.onvif.is_none() {
+            continue;
+        }
+        isolation.push(match latest {
+            Some(r) => IsolationRow {
+                camera: c.id.clone(),
+                audited: Some(rfc3339(r.time_ns)),
+                audited_local: Some(local_time(r.time_ns, &tz)),
+                by: Some(r.by),
+                verdict: Some(r.verdict),
+                result: r.verdict.words().to_owned(),
+                findings: r.findings,
+            },
+            None => IsolationRow {
+                camera: c.id.clone(),
+                audited: None,
+                audited_local: None,
+                by: None,
+                verdict: None,
+                result: "never audited".to_owned(),
+                findings: Vec::new(),
+            },
+        });
+    }
 
     let v = src.audit.verify()?;
     let audit = AuditSection {
@@ -454,6 +515,7 @@ pub fn build(src: &Sources, from_ns: i64, to_ns: i64) -> anyhow::Result<Report> 
         holds_placed: log.holds_placed,
         holds_released: log.holds_released,
         camera_changes: log.camera_changes,
+        isolation,
         audit,
     })
 }
@@ -531,7 +593,8 @@ fn coverage(
 #[derive(Default)]
 struct AuditFigures {
     entries: u64,
-    users: BTreeMap<String, UserFigures>,
+    /// By user and the role they acted in.
+    users: BTreeMap<(String, String), UserFigures>,
     cameras: BTreeMap<String, CameraFigures>,
     failed: FailedLogins,
     holds_placed: u64,
@@ -582,8 +645,12 @@ fn scan_audit(audit: &AuditLog, from_ns: i64, to_ns: i64) -> anyhow::Result<Audi
             | Action::Snapshot
             | Action::Export
             | Action::ExportDownload => {
-                let u = f.users.entry(e.actor.clone()).or_default();
-                u.counts.user = e.actor.clone();
+                let role = match (&e.role, e.actor.as_str()) {
+                    (Some(r), _) => r.clone(),
+                    (None, "cli") => "cli".to_owned(),
+                    (None, _) => ROLE_UNKNOWN.to_owned(),
+                };
+                let u = f.users.entry((e.actor.clone(), role)).or_default();
                 let viewed = !matches!(e.action, Action::Login | Action::ExportDownload);
                 if viewed {
                     u.cameras.extend(targets().map(str::to_owned));

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::Report;
 use crate::export::disclosure::cell;
+use crate::onvif::isolation_record::Verdict;
 
 /// Output formats of `cleannvr report` and `GET /api/report`.
 #[derive(
@@ -387,6 +388,7 @@ pub fn html(r: &Report) -> String {
             vec![
                 txt(&a.user),
                 txt(&a.role),
+                txt(&a.role_now),
                 num(a.logins),
                 num(a.live_views),
                 num(a.playbacks),
@@ -401,7 +403,8 @@ pub fn html(r: &Report) -> String {
         &mut o,
         &[
             "User",
-            "Role",
+            "Role then",
+            "Role now",
             "Logins",
             "Live views",
             "Playbacks",
@@ -523,6 +526,40 @@ pub fn html(r: &Report) -> String {
         o,
         "<p>{} holds placed and {} released in the period; {} camera configuration changes.</p>",
         r.holds_placed, r.holds_released, r.camera_changes
+    );
+
+    o.push_str("<h2>Camera isolation audit</h2>");
+    let rows: Vec<Vec<String>> = r
+        .isolation
+        .iter()
+        .map(|i| {
+            let class = match i.verdict {
+                Some(Verdict::Isolated) => "ok",
+                _ => "bad",
+            };
+            vec![
+                txt(&i.camera),
+                txt(&i
+                    .audited
+                    .as_deref()
+                    .map(|t| local(r, t))
+                    .unwrap_or_else(|| "never".into())),
+                txt(i.by.as_deref().unwrap_or("")),
+                format!("<td class=\"{class}\">{}</td>", esc(&i.result)),
+                txt(&i.findings.join("; ")),
+            ]
+        })
+        .collect();
+    table(
+        &mut o,
+        &["Camera", "Latest audit", "Run by", "Result", "Findings"],
+        &rows,
+        "No camera is configured by ONVIF, so none can be audited.",
+    );
+    o.push_str(
+        "<p class=\"muted\">The latest ONVIF isolation audit of each camera (the Isolation \
+         page): whether the camera's own settings (gateway, DNS, NTP) give it a way \
+         beyond the LAN. Run it again before publishing if it is old.</p>",
     );
 
     o.push_str("<h2>Audit log</h2><dl>");
@@ -682,6 +719,7 @@ pub fn csv(r: &Report) -> String {
         &cells![
             "access_user",
             "role",
+            "role_now",
             "logins",
             "live_views",
             "playbacks",
@@ -697,6 +735,7 @@ pub fn csv(r: &Report) -> String {
             &cells![
                 a.user,
                 a.role,
+                a.role_now,
                 a.logins,
                 a.live_views,
                 a.playbacks,
@@ -778,6 +817,23 @@ pub fn csv(r: &Report) -> String {
                 h.created_by,
                 h.created,
                 h.until.clone().unwrap_or_default(),
+            ],
+        );
+    }
+    o.push_str("\r\n");
+    line(
+        &mut o,
+        &cells!["isolation_camera", "audited", "by", "result", "findings"],
+    );
+    for i in &r.isolation {
+        line(
+            &mut o,
+            &cells![
+                i.camera,
+                i.audited.clone().unwrap_or_default(),
+                i.by.clone().unwrap_or_default(),
+                i.result,
+                i.findings.join("; "),
             ],
         );
     }

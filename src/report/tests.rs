@@ -34,7 +34,15 @@ fn ev(actor: &str, action: Action, target: &str, detail: &str) -> Event {
         target: target.into(),
         client: "10.0.0.9".into(),
         detail: detail.into(),
+        role: None,
     }
+}
+
+/// `e` as a signed-in user with `role` writes it (entries without one are as an older
+/// cleannvr wrote them).
+fn as_role(mut e: Event, role: &str) -> Event {
+    e.role = Some(role.into());
+    e
 }
 
 struct Fixture {
@@ -86,11 +94,30 @@ fn availability_outages_access_and_audit_come_from_the_index_and_the_log() {
         .append(at(-1), ev("olive", Action::LiveView, "a", ""))
         .unwrap();
     for (t, e) in [
-        (1, ev("olive", Action::Login, "", "")),
-        (2, ev("olive", Action::LiveView, "a", "")),
-        (3, ev("olive", Action::Playback, "a", "start=x end=y")),
-        (4, ev("olive", Action::Playback, "b", "start=x end=y")),
-        (5, ev("olive", Action::Export, "a,b", "reason=x")),
+        (1, as_role(ev("olive", Action::Login, "", ""), "operator")),
+        (
+            2,
+            as_role(ev("olive", Action::LiveView, "a", ""), "operator"),
+        ),
+        (
+            3,
+            as_role(
+                ev("olive", Action::Playback, "a", "start=x end=y"),
+                "operator",
+            ),
+        ),
+        (
+            4,
+            as_role(
+                ev("olive", Action::Playback, "b", "start=x end=y"),
+                "operator",
+            ),
+        ),
+        // Olive was an admin when she exported (demoted since): a row of its own.
+        (
+            5,
+            as_role(ev("olive", Action::Export, "a,b", "reason=x"), "admin"),
+        ),
         (6, ev("gone", Action::Snapshot, "b", "")),
         (7, ev("mallory", Action::LoginFailed, "", "")),
         (8, ev("mallory", Action::LoginFailed, "", "")),
@@ -147,8 +174,14 @@ fn availability_outages_access_and_audit_come_from_the_index_and_the_log() {
     assert!(b.purpose_missing && !b.review_overdue);
     assert_eq!((b.playbacks, b.exports), (1, 1));
 
-    let olive = r.access.iter().find(|u| u.user == "olive").unwrap();
-    assert_eq!(olive.role, "operator");
+    let row = |user: &str, role: &str| {
+        r.access
+            .iter()
+            .find(|u| u.user == user && u.role == role)
+            .unwrap_or_else(|| panic!("no row for {user} as {role}: {:?}", r.access))
+    };
+    let olive = row("olive", "operator");
+    assert_eq!(olive.role_now, "operator");
     assert_eq!(
         (
             olive.logins,
@@ -156,11 +189,23 @@ fn availability_outages_access_and_audit_come_from_the_index_and_the_log() {
             olive.playbacks,
             olive.exports
         ),
-        (1, 1, 2, 1)
+        (1, 1, 2, 0)
     );
     assert_eq!(olive.cameras, vec!["a", "b"]);
-    let gone = r.access.iter().find(|u| u.user == "gone").unwrap();
-    assert_eq!((gone.role.as_str(), gone.snapshots), ("removed", 1));
+    let olive_admin = row("olive", "admin");
+    assert_eq!(
+        (
+            olive_admin.role_now.as_str(),
+            olive_admin.exports,
+            olive_admin.logins
+        ),
+        ("operator", 1, 0)
+    );
+    assert_eq!(olive_admin.cameras, vec!["a", "b"]);
+    // An entry without a role (an older cleannvr's) says so; the user is gone since.
+    let gone = row("gone", ROLE_UNKNOWN);
+    assert_eq!((gone.role_now.as_str(), gone.snapshots), ("removed", 1));
+    assert_eq!(r.access.len(), 3, "{:?}", r.access);
     assert!(r.access.iter().all(|u| u.user != "mallory"));
     assert_eq!(r.failed_logins.total, 3);
     assert_eq!(r.failed_logins.by_name[0], ("mallory".to_string(), 2));
@@ -184,6 +229,12 @@ fn availability_outages_access_and_audit_come_from_the_index_and_the_log() {
     // Rendered: escaped HTML, defused CSV, JSON round trip.
     let html = render::html(&r);
     assert!(html.contains("56.67 %"), "{html}");
+    assert!(
+        html.contains("<th scope=\"col\">Role then</th><th scope=\"col\">Role now</th>")
+            && html.contains("<td>olive</td><td>admin</td><td>operator</td>")
+            && html.contains("<td>gone</td><td>unknown</td><td>removed</td>"),
+        "{html}"
+    );
     assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"));
     assert!(html.contains("No purpose stated") && html.contains("2020-01-01 (overdue)"));
     assert!(
@@ -193,6 +244,11 @@ fn availability_outages_access_and_audit_come_from_the_index_and_the_log() {
     let csv = render::csv(&r);
     assert!(csv.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv}");
     assert!(csv.contains("a,Gate,true,true,"), "{csv}");
+    assert!(
+        csv.contains("access_user,role,role_now,")
+            && csv.contains("\r\nolive,admin,operator,0,0,0,0,1,0,a b\r\n"),
+        "{csv}"
+    );
     let back: Report = serde_json::from_str(&render::Format::Json.render(&r)).unwrap();
     assert_eq!(back.cameras[0].recorded_seconds, 170.0);
 }

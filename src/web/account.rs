@@ -99,6 +99,7 @@ pub async fn confirm(
     // stays off (and the enrolment pending) and the caller is told it failed.
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::TotpEnable,
         target: c.user.name.clone(),
         client: c.client.clone(),
@@ -159,6 +160,7 @@ pub async fn disable(
     // stays on.
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::TotpDisable,
         target: c.user.name.clone(),
         client: c.client.clone(),
@@ -209,6 +211,7 @@ pub async fn renew_recovery(
     // codes stay and the caller is told it failed.
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::RecoveryCodesRenewed,
         target: c.user.name.clone(),
         client: c.client.clone(),

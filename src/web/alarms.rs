@@ -119,6 +119,7 @@ pub async fn ack(
         }
         app.record(Event {
             actor: c.user.name.clone(),
+            role: Some(c.user.role.as_str().into()),
             action: Action::AlarmAck,
             target: alarm.camera.clone().unwrap_or_default(),
             client: c.client.clone(),

@@ -150,6 +150,7 @@ pub async fn refused(app: &Arc<App>, name: String, client: String, why: Refused)
     if let Err(e) = app
         .record(Event {
             actor: name,
+            role: None,
             action: Action::LoginFailed,
             target: String::new(),
             client,
@@ -177,6 +178,8 @@ pub async fn record_factor(
     if let Some(Accepted::Recovery { left }) = factor {
         app.record(Event {
             actor: user.to_owned(),
+            // Before the session exists: the login entry that follows carries the role.
+            role: None,
             action: Action::RecoveryCodeUsed,
             target: user.to_owned(),
             client: client.to_owned(),
@@ -261,6 +264,7 @@ pub(super) async fn open_session(
     if let Err(e) = app
         .record(Event {
             actor: user.name.clone(),
+            role: Some(user.role.as_str().into()),
             action: Action::Login,
             target: String::new(),
             client,
@@ -282,6 +286,7 @@ pub async fn logout(
     app.sessions.revoke(&c.token)?;
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::Logout,
         target: String::new(),
         client: c.client.clone(),

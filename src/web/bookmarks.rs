@@ -94,6 +94,7 @@ pub async fn create(
     let b = app.blocking(move |a| a.store.bookmarks().insert(b)).await?;
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::BookmarkAdd,
         target: b.camera.clone(),
         client: c.client.clone(),
@@ -229,6 +230,7 @@ pub async fn remove(
         .await?;
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::BookmarkDelete,
         target: b.camera.clone(),
         client: c.client.clone(),

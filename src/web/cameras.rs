@@ -47,6 +47,7 @@ async fn change(
             for ch in changes {
                 app.record(Event {
                     actor: c.user.name.clone(),
+                    role: Some(c.user.role.as_str().into()),
                     action: Action::CameraChange,
                     target: ch.camera,
                     client: c.client.clone(),

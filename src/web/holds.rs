@@ -138,6 +138,7 @@ pub async fn create(
     // Stored first: a hold that protects without its audit entry is the safe failure.
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::HoldCreate,
         target: hold.cameras.join(","),
         client: c.client.clone(),
@@ -260,6 +261,7 @@ pub async fn release(
     // stays protected), and a hold never disappears without a record.
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::HoldRelease,
         target: hold.cameras.join(","),
         client: c.client.clone(),

@@ -109,6 +109,7 @@ pub async fn websocket(
     }
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::LiveView,
         target: id.clone(),
         client: c.client.clone(),

@@ -513,6 +513,7 @@ async fn audit_playback(
     }
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::Playback,
         target: camera.to_owned(),
         client: c.client.clone(),
@@ -639,6 +640,7 @@ async fn snapshot(
         let width = q.width.map_or("full".to_owned(), |w| w.to_string());
         app.record(Event {
             actor: c.user.name.clone(),
+            role: Some(c.user.role.as_str().into()),
             action: Action::Snapshot,
             target: id.clone(),
             client: c.client.clone(),
@@ -713,6 +715,7 @@ async fn thumbnail(
     {
         app.record(Event {
             actor: c.user.name.clone(),
+            role: Some(c.user.role.as_str().into()),
             action: Action::Snapshot,
             target: id.clone(),
             client: c.client.clone(),
@@ -834,6 +837,7 @@ async fn create_export(
     };
     let id = job.id.clone();
     let client = c.client.clone();
+    let role = c.user.role.as_str();
     tokio::task::spawn_blocking(move || {
         let now = app.clock.now_ns();
         media
@@ -841,7 +845,7 @@ async fn create_export(
             .run(&job, planned, &req, now, reservation, |outcome| {
                 let now = app.clock.now_ns();
                 jobs::register_and_audit(&app.store, &req, outcome, &job.id, now, || {
-                    let ev = jobs::audit_event(&req, outcome, &job.id, &client);
+                    let ev = jobs::audit_event(&req, outcome, &job.id, &client, Some(role));
                     app.audit.append(now, ev).map(|_| ())
                 })
             })
@@ -976,6 +980,7 @@ async fn export_file(
             .map(|f| f.sha256.as_str());
         app.record(Event {
             actor: c.user.name.clone(),
+            role: Some(c.user.role.as_str().into()),
             action: Action::ExportDownload,
             target: cameras.join(","),
             client: c.client.clone(),
@@ -1093,6 +1098,7 @@ async fn export_package(
     };
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::ExportDownload,
         target: cameras.join(","),
         client: c.client.clone(),

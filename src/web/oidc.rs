@@ -206,6 +206,7 @@ async fn refuse(app: &Arc<App>, name: &str, client: &str, detail: &str) {
     if let Err(e) = app
         .record(Event {
             actor: shown(name),
+            role: None,
             action: Action::LoginFailed,
             target: String::new(),
             client: client.to_owned(),

@@ -21,6 +21,7 @@ fn actor(c: &Caller) -> Result<Actor, ApiError> {
     }
     Ok(Actor {
         user: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         client: c.client.clone(),
     })
 }

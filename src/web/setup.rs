@@ -97,6 +97,7 @@ pub async fn create(
     };
     let refuse = |detail: &str| Event {
         actor: b.username.clone(),
+        role: None,
         action: Action::SetupRefused,
         target: String::new(),
         client: client.clone(),
@@ -144,6 +145,7 @@ pub async fn create(
     info!(user = %user.name, "first admin created with the setup code; the code is used up");
     app.record(Event {
         actor: user.name.clone(),
+        role: Some(user.role.as_str().into()),
         action: Action::UserAdd,
         target: user.name.clone(),
         client: client.clone(),

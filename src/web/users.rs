@@ -76,6 +76,7 @@ pub async fn create(
     let role = parse_role(&b.role)?;
     check_cameras(&app, &b.cameras)?;
     let actor = c.user.name.clone();
+    let actor_role = c.user.role.as_str();
     let client = c.client.clone();
     // Audited before the write: if the entry cannot be written, nobody is added.
     let user = app
@@ -85,6 +86,7 @@ pub async fn create(
                 .add_audited(&b.name, role, b.cameras, &b.password, now, |u| {
                     app.record_blocking(Event {
                         actor,
+                        role: Some(actor_role.into()),
                         action: Action::UserAdd,
                         target: u.name.clone(),
                         client,
@@ -142,6 +144,7 @@ pub async fn update(
     let password_changed = b.password.is_some();
     let ptz_changed = b.ptz.is_some();
     let actor = c.user.name.clone();
+    let actor_role = c.user.role.as_str();
     let client = c.client.clone();
     let user = {
         let name = name.clone();
@@ -167,6 +170,7 @@ pub async fn update(
                 }
                 app.record_blocking(Event {
                     actor,
+                    role: Some(actor_role.into()),
                     action: Action::UserUpdate,
                     target: u.name.clone(),
                     client,
@@ -210,12 +214,14 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     name_param(&name)?;
     let actor = c.user.name.clone();
+    let actor_role = c.user.role.as_str();
     let client = c.client.clone();
     // Audited before the removal: if the entry cannot be written, the user stays.
     app.blocking(move |app| -> Result<_, UserError> {
         app.users.remove_audited(&name, |_| {
             app.record_blocking(Event {
                 actor,
+                role: Some(actor_role.into()),
                 action: Action::UserRemove,
                 target: name.clone(),
                 client,
@@ -248,6 +254,7 @@ pub async fn reset_totp(
     // Audited before the change: if the entry cannot be written, nothing is reset.
     app.record(Event {
         actor: c.user.name.clone(),
+        role: Some(c.user.role.as_str().into()),
         action: Action::TotpReset,
         target: name.clone(),
         client: c.client.clone(),

@@ -104,8 +104,8 @@ export function mount(root) {
         { class: "report-table outages", captionHidden: true, empty: "No outages in the period." }),
 
       h("h2", { text: "Access" }),
-      table("Access by user", ["User", "Role", "Logins", "Live views", "Playbacks", "Stills", "Exports", "Downloads", "Cameras"],
-        r.access.map((u) => [u.user, u.role, String(u.logins), String(u.live_views), String(u.playbacks), String(u.snapshots), String(u.exports), String(u.export_downloads), u.cameras.join(", ")]),
+      table("Access by user", ["User", "Role then", "Role now", "Logins", "Live views", "Playbacks", "Stills", "Exports", "Downloads", "Cameras"],
+        r.access.map((u) => [u.user, u.role, u.role_now, String(u.logins), String(u.live_views), String(u.playbacks), String(u.snapshots), String(u.exports), String(u.export_downloads), u.cameras.join(", ")]),
         { class: "report-table access", captionHidden: true, empty: "Nobody viewed or exported footage in the period." }),
       h("p", { text: `${f.total} failed logins${f.setup_refused ? `; ${f.setup_refused} refused first-run setup attempts` : ""}.` }),
       f.total ? table("Failed logins by name tried", ["Name tried", "Failures"], f.by_name.map(([n, c]) => [n, String(c)]), { class: "report-table" }) : null,
@@ -124,6 +124,12 @@ export function mount(root) {
         r.holds.map((x) => [x.cameras.join(", "), `${dateTime(x.start)} – ${dateTime(x.end)}`, x.reason, x.created_by, dateTime(x.created), x.until ? dateTime(x.until) : "until released"]),
         { class: "report-table", captionHidden: true, empty: "No legal holds in force in the period." }),
       h("p", { text: `${r.holds_placed} holds placed and ${r.holds_released} released in the period; ${r.camera_changes} camera configuration changes.` }),
+
+      h("h2", { text: "Camera isolation audit" }),
+      table("Camera isolation audit", ["Camera", "Latest audit", "Run by", "Result", "Findings"],
+        r.isolation.map((x) => [x.camera, x.audited ? dateTime(x.audited) : "never", x.by || "",
+          h("span", { class: x.verdict === "isolated" ? "ok-text" : "error strong", text: x.result }), x.findings.join("; ")]),
+        { class: "report-table isolation", captionHidden: true, empty: "No camera is configured by ONVIF, so none can be audited." }),
 
       h("h2", { text: "Audit log" }),
       h("p", { id: "report-chain" },
