@@ -504,13 +504,15 @@ fn retention_pass(
     let used =
         quota::used_bytes(&exports).with_context(|| format!("measuring {}", exports.display()))?;
     let floor = quota::footage_floor(&limits, used);
+    // Room for a missing index reserve, so the next start on a full disk can open the index.
+    let floor_with_reserve = floor.saturating_add(app.store.reserve_room(floor));
     let dir = storage.dir.clone();
     let mut out = retention::Outcome::default();
     let r = retention::run_into(
         &app.store,
         policies,
         &held,
-        floor,
+        floor_with_reserve,
         app.clock.now_ns(),
         || retention::volume_free_bytes(&dir).unwrap_or(u64::MAX),
         &mut out,
@@ -529,7 +531,7 @@ fn retention_pass(
         .still_short
         .store(out.still_short, std::sync::atomic::Ordering::Relaxed);
     if r.is_ok() && !out.still_short {
-        app.store.ensure_reserve();
+        app.store.ensure_reserve(floor);
     }
     r?;
     expired?;

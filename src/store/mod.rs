@@ -246,7 +246,7 @@ impl Store {
         };
         store.recount()?;
         store.collect_garbage()?;
-        store.ensure_reserve();
+        store.ensure_reserve(0);
         Ok(store)
     }
 
@@ -316,11 +316,18 @@ impl Store {
     }
 
     /// Puts back the index reserve ([`reserve`]) if it is missing and there is
-    /// room; a failure is logged, never fatal (it only matters at the next start).
-    pub fn ensure_reserve(&self) {
-        if let Err(e) = reserve::ensure(&self.dir) {
+    /// room above `floor` (what retention keeps free); a failure is logged,
+    /// never fatal (it only matters at the next start).
+    pub fn ensure_reserve(&self, floor: u64) {
+        if let Err(e) = reserve::ensure(&self.dir, floor) {
             tracing::warn!(error = %format!("{e:#}"), "writing the index reserve");
         }
+    }
+
+    /// Free space retention should keep above `floor` so a missing index
+    /// reserve can be written back ([`reserve::extra_room`]).
+    pub fn reserve_room(&self, floor: u64) -> u64 {
+        reserve::extra_room(&self.dir, floor)
     }
 
     /// The underlying database, so users, sessions and the audit log live in

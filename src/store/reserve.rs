@@ -66,10 +66,32 @@ pub fn release(dir: &Path) -> anyhow::Result<bool> {
     }
 }
 
+/// The free space the reserve needs before [`ensure`] writes it back: its own
+/// size plus a margin of `floor` (what retention keeps free for recorders),
+/// and at least its size again, so writing it never takes the last space.
+fn room_needed(size: u64, floor: u64) -> u64 {
+    size.saturating_add(floor.max(size))
+}
+
+/// How much free space retention should keep above the usual `floor` so that
+/// a missing reserve can be written back: none while the reserve is there.
+/// Without this, a volume whose floor is under the room the reserve needs
+/// (small disks) would never get its reserve back after one full-disk event,
+/// and the next start on a full disk could not open the index.
+pub fn extra_room(dir: &Path, floor: u64) -> u64 {
+    if present(dir) {
+        return 0;
+    }
+    match super::retention::volume_total_bytes(dir) {
+        Ok(total) => room_needed(size_for(total), floor).saturating_sub(floor),
+        Err(_) => 0,
+    }
+}
+
 /// Writes the reserve if it is missing and the volume has room for it with a
-/// margin (twice its size free), so it never takes the last space from
-/// a recorder. Returns whether it wrote one.
-pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
+/// margin (see [`room_needed`]; `floor` is what retention keeps free), so it
+/// never takes the last space from a recorder. Returns whether it wrote one.
+pub fn ensure(dir: &Path, floor: u64) -> anyhow::Result<bool> {
     let file = path(dir);
     if file.exists() {
         return Ok(false);
@@ -79,7 +101,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
     let size = size_for(total);
     let free = super::retention::volume_free_bytes(dir)
         .with_context(|| format!("measuring the volume of {}", dir.display()))?;
-    if free < size.saturating_mul(2) {
+    if free < room_needed(size, floor) {
         return Ok(false);
     }
     // Written through a temporary name so a reserve cut short by a crash is
@@ -122,17 +144,40 @@ mod tests {
         assert_eq!(size_for(4 << 40), 64 * MIB);
     }
 
+    /// After a full-disk event used the reserve up, retention keeps enough
+    /// free for it and its margin above the usual floor, so `ensure` can write
+    /// it back; before, a floor under twice the reserve (small volumes) meant
+    /// it never came back and the next start on a full disk failed.
+    #[test]
+    fn a_missing_reserve_asks_retention_for_the_room_ensure_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let total = super::super::retention::volume_total_bytes(dir.path()).unwrap();
+        let size = size_for(total);
+        for floor in [0, MIB / 2, 1_000_000, 3 * MIB] {
+            let extra = extra_room(dir.path(), floor);
+            // The free space retention keeps is exactly what `ensure` needs.
+            assert_eq!(floor + extra, room_needed(size, floor), "floor {floor}");
+            // Writing the reserve from there leaves at least the floor free.
+            assert!(floor + extra - size >= floor, "floor {floor}");
+        }
+        assert!(ensure(dir.path(), 1_000_000).unwrap());
+        assert_eq!(extra_room(dir.path(), 1_000_000), 0, "the reserve is there");
+    }
+
     #[test]
     fn ensure_writes_real_bytes_once_and_release_removes_them() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(ensure(dir.path()).unwrap());
+        assert!(ensure(dir.path(), 0).unwrap());
         let meta = std::fs::metadata(path(dir.path())).unwrap();
         let total = super::super::retention::volume_total_bytes(dir.path()).unwrap();
         assert_eq!(meta.len(), size_for(total));
         // Allocated, not sparse.
         use std::os::unix::fs::MetadataExt;
         assert!(meta.blocks() * 512 >= meta.len(), "{meta:?}");
-        assert!(!ensure(dir.path()).unwrap(), "a second reserve was written");
+        assert!(
+            !ensure(dir.path(), 0).unwrap(),
+            "a second reserve was written"
+        );
         assert!(release(dir.path()).unwrap());
         assert!(!path(dir.path()).exists());
         assert!(!release(dir.path()).unwrap());
