@@ -82,6 +82,19 @@ pub fn spawn(
     })
 }
 
+/// How long (90 kHz) after a rollover the previous segment waits for its last sound.
+const MAX_AUDIO_LAG_TICKS: i64 = 90_000;
+
+/// A segment that has rolled over, open for audio only: its last fragment (pictures
+/// and sound, not yet written) and the first picture of the segment after it.
+struct Closing {
+    seg: Option<OpenSegment>,
+    video: Vec<(Sample, Bytes)>,
+    audio: Vec<(Sample, Bytes)>,
+    /// 90 kHz.
+    next_pts: i64,
+}
+
 /// A video frame whose duration is not known until the next one arrives.
 struct Held {
     pts: i64,
@@ -108,6 +121,11 @@ pub struct Recorder {
     video: Vec<(Sample, Bytes)>,
     /// Audio not yet placed: it goes to a segment once video shows which one covers its time.
     audio_pending: VecDeque<AudioFrame>,
+    /// End (audio ticks) of the latest audio frame received this session.
+    audio_end: i64,
+    /// The segment just rolled over, kept open for sound of its last moments that has
+    /// not arrived yet (see [`Recorder::roll`]).
+    closing: Option<Closing>,
     audio_samples: Vec<(Sample, Bytes)>,
     last_duration: u32,
     last_start_ns: i64,
@@ -149,6 +167,8 @@ impl Recorder {
             held: None,
             video: Vec::new(),
             audio_pending: VecDeque::new(),
+            audio_end: i64::MIN,
+            closing: None,
             audio_samples: Vec::new(),
             last_duration: 3600,
             last_start_ns: i64::MIN,
@@ -274,6 +294,7 @@ impl Recorder {
             IngestEvent::SessionStarted { audio } => {
                 self.end_run();
                 self.audio_pending.clear();
+                self.audio_end = i64::MIN;
                 self.audio = audio;
             }
             IngestEvent::Video(f) => self.on_video(f),
@@ -343,17 +364,26 @@ impl Recorder {
                     width = f.params.width, height = f.params.height,
                     "video parameters changed; starting a new segment"
                 );
+                self.place_audio_begun_before(f.pts);
                 self.close_segment();
             }
         }
+        if self
+            .closing
+            .as_ref()
+            .is_some_and(|c| f.pts - c.next_pts >= MAX_AUDIO_LAG_TICKS)
+        {
+            self.finish_closing();
+        }
         if f.is_key {
-            self.flush_fragment();
             let roll = self
                 .seg
                 .as_ref()
                 .is_some_and(|s| self.wall_ns(f.pts) >= s.roll_at_ns);
             if roll {
-                self.close_segment();
+                self.roll(f.pts);
+            } else {
+                self.flush_fragment();
             }
             if self.seg.is_none() && !self.open_segment(&f) {
                 // Keep the frame (and everything after it) until a file opens.
@@ -392,8 +422,21 @@ impl Recorder {
     }
 
     fn on_audio(&mut self, a: AudioFrame) {
-        if self.audio.is_none() {
+        let Some(rate) = self.audio.as_ref().map(|p| i64::from(p.sample_rate)) else {
             return;
+        };
+        let end = a.pts + i64::from(a.duration);
+        self.audio_end = self.audio_end.max(end);
+        if let Some(next) = self.closing.as_ref().map(|c| c.next_pts * rate / 90_000) {
+            if a.pts < next {
+                // Sound of the rolled-over segment's last moments, arriving late.
+                self.with_closing(|r| r.add_audio(a, rate));
+                if end >= next {
+                    self.finish_closing();
+                }
+                return;
+            }
+            self.finish_closing();
         }
         if self.audio_pending.len() >= MAX_PENDING_AUDIO {
             self.audio_pending.pop_front();
@@ -402,24 +445,35 @@ impl Recorder {
     }
 
     /// Moves pending audio that ends by `until_pts` (90 kHz) into the open segment. A frame
-    /// that straddles a segment's end goes to neither (the next starts after it), so no
-    /// segment's sound runs past its last picture, nor overlaps the next segment's.
+    /// that straddles the picture at `until_pts` waits: it goes with the segment that
+    /// covers its start ([`Recorder::place_audio_begun_before`] when that one closes).
     ///
     /// Audio is placed by its timestamp, never by arrival: it arrives somewhat before or
     /// after the video of the same moment (the G.711 converter's output lags its input by
     /// one or two AAC frames), and placing it by arrival would put the sound of a
     /// segment's first moments at the end of the one before.
     fn place_audio(&mut self, until_pts: i64) {
+        self.place_audio_while(until_pts, |a, until| a.pts + i64::from(a.duration) <= until);
+    }
+
+    /// Before the open segment closes at `next_pts` (90 kHz) for one that continues the
+    /// timeline: pending audio that began before that picture goes with the closing
+    /// segment, whose sound then runs past its last picture by less than a frame. The
+    /// next segment cannot hold it (its sound cannot start before its first picture), so
+    /// otherwise one frame (21 ms of AAC at 48 kHz, 128 ms of converted G.711) would be
+    /// lost at every rollover.
+    fn place_audio_begun_before(&mut self, next_pts: i64) {
+        self.place_audio_while(next_pts, |a, until| a.pts < until);
+    }
+
+    /// Places pending audio from the front while `take(frame, pts in audio ticks)`.
+    fn place_audio_while(&mut self, pts: i64, take: impl Fn(&AudioFrame, i64) -> bool) {
         let Some(rate) = self.audio.as_ref().map(|p| i64::from(p.sample_rate)) else {
             self.audio_pending.clear();
             return;
         };
-        let until = until_pts.saturating_mul(rate) / 90_000;
-        while self
-            .audio_pending
-            .front()
-            .is_some_and(|a| a.pts + i64::from(a.duration) <= until)
-        {
+        let until = pts.saturating_mul(rate) / 90_000;
+        while self.audio_pending.front().is_some_and(|a| take(a, until)) {
             let a = self.audio_pending.pop_front().expect("checked above");
             self.add_audio(a, rate);
         }
@@ -562,7 +616,58 @@ impl Recorder {
         }
     }
 
+    /// Closes the open segment at the key frame `next_pts` that starts the next one on the
+    /// same timeline. Its sound goes on to that picture and a little past it (the frame
+    /// that straddles the rollover, see [`Recorder::place_audio_begun_before`]), but the
+    /// camera sends that sound some tens of milliseconds after the picture (an AAC frame
+    /// is coded once its samples are all in, and the G.711 converter lags by a frame or
+    /// two). So unless it is already here, the segment stays open for audio only, as
+    /// [`Closing`], until sound from `next_pts` on arrives or video runs
+    /// [`MAX_AUDIO_LAG_TICKS`] further; otherwise a frame would be lost at every rollover.
+    fn roll(&mut self, next_pts: i64) {
+        self.finish_closing();
+        self.place_audio_begun_before(next_pts);
+        let rate = self.audio.as_ref().map(|p| i64::from(p.sample_rate));
+        let waiting = rate.is_some_and(|rate| self.audio_end < next_pts * rate / 90_000)
+            && self.seg.as_ref().is_some_and(|s| s.has_audio);
+        if !waiting {
+            self.close_segment();
+            return;
+        }
+        self.closing = Some(Closing {
+            seg: self.seg.take(),
+            video: std::mem::take(&mut self.video),
+            audio: std::mem::take(&mut self.audio_samples),
+            next_pts,
+        });
+    }
+
+    /// Runs `f` with the closing segment (and its unwritten fragment) in place of the
+    /// open one.
+    fn with_closing(&mut self, f: impl FnOnce(&mut Self)) {
+        let Some(mut c) = self.closing.take() else {
+            return;
+        };
+        self.swap_closing(&mut c);
+        f(self);
+        self.swap_closing(&mut c);
+        self.closing = Some(c);
+    }
+
+    fn swap_closing(&mut self, c: &mut Closing) {
+        std::mem::swap(&mut self.seg, &mut c.seg);
+        std::mem::swap(&mut self.video, &mut c.video);
+        std::mem::swap(&mut self.audio_samples, &mut c.audio);
+    }
+
+    /// Writes and indexes the segment kept open by [`Recorder::roll`], if any.
+    fn finish_closing(&mut self) {
+        self.with_closing(|r| r.close_segment());
+        self.closing = None;
+    }
+
     fn close_segment(&mut self) {
+        self.finish_closing();
         self.flush_fragment();
         let Some(seg) = self.seg.take() else { return };
         let drift_ms = (self.wall_ns(seg.last_pts) - seg.last_received_ns) / 1_000_000;
