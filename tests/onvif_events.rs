@@ -58,23 +58,7 @@ async fn subscription_records_renews_survives_reboots_and_hostile_replies() {
     let cam = EventCamera::start();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let stop = CancellationToken::new();
-    let task = EventTask {
-        camera: "gate".into(),
-        onvif: onvif(cam.port),
-        store: store.clone(),
-        clock: Arc::new(SystemClock),
-        shutdown: stop.clone(),
-        timing: Timing {
-            pull_timeout: Duration::from_secs(1),
-            termination: Duration::from_secs(3),
-            renew_before: Duration::from_secs(1),
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(500),
-            lost_after: Duration::from_secs(300),
-        },
-    };
-    let running = tokio::spawn(task.run());
+    let (stop, running) = spawn_task(cam.port, &store, renewing());
     until(&cam, &store, "a subscription", || cam.counts().created == 1).await;
 
     // The initial "no motion" says nothing; motion on opens an event, off ends it.
@@ -165,11 +149,7 @@ async fn subscription_records_renews_survives_reboots_and_hostile_replies() {
     .await;
 
     // Shutdown unsubscribes.
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .expect("the task stops")
-        .unwrap();
+    stop_task(stop, running).await;
     let c = cam.counts();
     assert!(c.unsubscribed >= 1, "{c:?}");
     assert_eq!(c.live_subscriptions, 0, "{c:?}");
@@ -183,23 +163,7 @@ async fn reference_parameters_are_echoed_on_every_call() {
     let cam = EventCamera::start_with_reference_parameters();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let stop = CancellationToken::new();
-    let task = EventTask {
-        camera: "gate".into(),
-        onvif: onvif(cam.port),
-        store: store.clone(),
-        clock: Arc::new(SystemClock),
-        shutdown: stop.clone(),
-        timing: Timing {
-            pull_timeout: Duration::from_secs(1),
-            termination: Duration::from_secs(3),
-            renew_before: Duration::from_secs(1),
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(500),
-            lost_after: Duration::from_secs(300),
-        },
-    };
-    let running = tokio::spawn(task.run());
+    let (stop, running) = spawn_task(cam.port, &store, renewing());
     until(&cam, &store, "a subscription", || cam.counts().created == 1).await;
     cam.push(motion(true));
     cam.push(motion(false));
@@ -247,11 +211,32 @@ fn of_kind(store: &Store, kind: Kind) -> Vec<CameraEvent> {
         .collect()
 }
 
+/// Timing that makes the task renew every couple of seconds.
+fn renewing() -> Timing {
+    Timing {
+        termination: Duration::from_secs(3),
+        renew_before: Duration::from_secs(1),
+        ..patient(Duration::from_secs(300))
+    }
+}
+
+/// Timing with renewals far off, closing unobserved events after `lost_after`.
+fn patient(lost_after: Duration) -> Timing {
+    Timing {
+        pull_timeout: Duration::from_secs(1),
+        termination: Duration::from_secs(60),
+        renew_before: Duration::from_secs(20),
+        min_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(500),
+        lost_after,
+    }
+}
+
 /// One run of the event task (as one run of cleannvr) on `store`.
 fn spawn_task(
     port: u16,
     store: &Arc<Store>,
-    lost_after: Duration,
+    timing: Timing,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let stop = CancellationToken::new();
     let task = EventTask {
@@ -260,14 +245,7 @@ fn spawn_task(
         store: store.clone(),
         clock: Arc::new(SystemClock),
         shutdown: stop.clone(),
-        timing: Timing {
-            pull_timeout: Duration::from_secs(1),
-            termination: Duration::from_secs(60),
-            renew_before: Duration::from_secs(20),
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(500),
-            lost_after,
-        },
+        timing,
     };
     (stop, tokio::spawn(task.run()))
 }
@@ -290,10 +268,10 @@ async fn open_events_are_reconciled_with_the_cameras_initial_states() {
     let store = Arc::new(Store::open(dir.path()).unwrap());
     // Long enough that a loaded machine never closes anything by itself;
     // the last part of the test uses a short one.
-    let patient = Duration::from_secs(600);
+    let never_lost = Duration::from_secs(600);
 
     cam.set_initial(vec![motion_initially(false), tamper(false, "Initialized")]);
-    let (stop, running) = spawn_task(cam.port, &store, patient);
+    let (stop, running) = spawn_task(cam.port, &store, patient(never_lost));
     until(&cam, &store, "a subscription", || cam.counts().created == 1).await;
     cam.push(motion(true));
     cam.push(tamper(true, "Changed"));
@@ -325,7 +303,7 @@ async fn open_events_are_reconciled_with_the_cameras_initial_states() {
     // Next run: motion is still on, tamper went off meanwhile, and the
     // camera no longer reports the input at all.
     cam.set_initial(vec![motion_initially(true), tamper(false, "Initialized")]);
-    let (stop, running) = spawn_task(cam.port, &store, patient);
+    let (stop, running) = spawn_task(cam.port, &store, patient(never_lost));
     until(&cam, &store, "tamper and input to be reconciled", || {
         all_events(&store)
             .iter()
@@ -371,7 +349,7 @@ async fn open_events_are_reconciled_with_the_cameras_initial_states() {
     // still on when the camera is back is a new event.
     let lost_after = Duration::from_secs(3);
     cam.set_initial(vec![motion_initially(false)]);
-    let (stop, running) = spawn_task(cam.port, &store, lost_after);
+    let (stop, running) = spawn_task(cam.port, &store, patient(lost_after));
     let created = cam.counts().created;
     until(&cam, &store, "a third subscription", || {
         cam.counts().created > created
@@ -414,7 +392,7 @@ async fn open_events_are_reconciled_with_the_cameras_initial_states() {
     let stopped = cleannvr::clock::Clock::now_ns(&SystemClock);
     tokio::time::sleep(lost_after + Duration::from_secs(1)).await;
     cam.set_initial(vec![motion_initially(true)]);
-    let (stop, running) = spawn_task(cam.port, &store, lost_after);
+    let (stop, running) = spawn_task(cam.port, &store, patient(lost_after));
     until(&cam, &store, "a fourth motion after the long stop", || {
         of_kind(&store, Kind::Motion).len() == 4
     })
