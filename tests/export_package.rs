@@ -75,33 +75,6 @@ fn gate_camera() -> (GstServer, tempfile::TempDir, PathBuf) {
     (gst, tmp, cfg)
 }
 
-/// The first recorded range of camera `gate` that holds at least `min_ns`, as
-/// `(start, end)` in nanoseconds; fails after three minutes with the server's log.
-/// (Not just the first range: on a loaded machine the first session may drop
-/// after a second and leave a short range before a gap.)
-fn recorded(nvr: &Nvr, who: &HttpSession, min_ns: i64) -> (i64, i64) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let r = who.json("/api/cameras/gate/recordings");
-        let long = r["ranges"].as_array().and_then(|a| {
-            a.iter().find_map(|range| {
-                let s = cleannvr::clock::parse_rfc3339(range["start"].as_str()?)?;
-                let e = cleannvr::clock::parse_rfc3339(range["end"].as_str()?)?;
-                (e - s >= min_ns).then_some((s, e))
-            })
-        });
-        if let Some(range) = long {
-            return range;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no range of {min_ns} ns recorded after 180 s: {r}\nlog:\n{}",
-            nvr.log.text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 #[test]
 fn package_zip_round_trip_verifies_and_each_tampering_fails_plainly() {
     let have_unzip = Command::new("unzip").arg("-v").output().is_ok();
@@ -132,7 +105,7 @@ fn package_zip_round_trip_verifies_and_each_tampering_fails_plainly() {
     );
 
     // Record at least 4 s of the peer.
-    let start = recorded(&nvr, &op, 4_000_000_000).0;
+    let start = common::recorded_range(&nvr, &op, "gate", 4_000_000_000).0;
     let end = start + 4_000_000_000;
     let rfc = cleannvr::clock::rfc3339;
     let (status, created) = op.send(
@@ -399,7 +372,7 @@ fn an_unusable_signing_key_refuses_exports_and_recording_goes_on() {
     assert!(system["signing_key"]["error"].is_string(), "{system}");
 
     // Recording goes on: segments of the camera appear in the index.
-    let (start, end) = recorded(&nvr, &admin, 2_000_000_000);
+    let (start, end) = common::recorded_range(&nvr, &admin, "gate", 2_000_000_000);
     let rfc = cleannvr::clock::rfc3339;
     let (status, body) = admin.send(
         "POST",

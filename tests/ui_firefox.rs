@@ -48,26 +48,7 @@ fn ui_live_playback_and_offline_player_in_firefox() {
 
     // 12 s recorded in one stretch: playback starts near its beginning and seeks
     // later into it; the export takes 4 s of it.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let (start, _end) = loop {
-        let r = admin.json("/api/cameras/gate/recordings");
-        let long = r["ranges"].as_array().and_then(|a| {
-            a.iter().find_map(|range| {
-                let s = cleannvr::clock::parse_rfc3339(range["start"].as_str()?)?;
-                let e = cleannvr::clock::parse_rfc3339(range["end"].as_str()?)?;
-                (e - s >= 12_000_000_000).then_some((s, e))
-            })
-        });
-        if let Some(range) = long {
-            break range;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no 12 s range recorded after 180 s: {r}\nlog:\n{}",
-            nvr.log.text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (start, _end) = recorded_range(&nvr, &admin, "gate", 12_000_000_000);
     let rfc = cleannvr::clock::rfc3339;
     let (status, created) = admin.send(
         "POST",

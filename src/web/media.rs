@@ -648,12 +648,17 @@ async fn snapshot(
         })
         .await?;
     }
+    Ok(jpeg_response(&shot))
+}
+
+/// A still as a JPEG answer, with the wall time of the frame it shows.
+fn jpeg_response(shot: &crate::transcode::snapshot::Snapshot) -> Response {
     let mut r = shot.jpeg.clone().into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(shot.jpeg.len()));
     h.insert("x-frame-time", hv(&rfc3339(shot.frame_ns)));
-    Ok(r)
+    r
 }
 
 /// Query of `thumbnail`.
@@ -727,12 +732,7 @@ async fn thumbnail(
         })
         .await?;
     }
-    let mut r = shot.jpeg.clone().into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(shot.jpeg.len()));
-    h.insert("x-frame-time", hv(&rfc3339(shot.frame_ns)));
-    Ok(r)
+    Ok(jpeg_response(&shot))
 }
 
 /// Body of `POST /api/exports`.

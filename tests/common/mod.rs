@@ -1318,3 +1318,30 @@ impl Drop for OidcProvider {
         let _ = self.child.wait();
     }
 }
+
+/// The first recorded range of `camera` that holds at least `min_ns`, as
+/// `(start, end)` in nanoseconds; fails after three minutes with the server's log.
+/// (Not just the first range: on a loaded machine the first session may drop
+/// after a second and leave a short range before a gap.)
+pub fn recorded_range(nvr: &Nvr, who: &HttpSession, camera: &str, min_ns: i64) -> (i64, i64) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let r = who.json(&format!("/api/cameras/{camera}/recordings"));
+        let long = r["ranges"].as_array().and_then(|a| {
+            a.iter().find_map(|range| {
+                let s = cleannvr::clock::parse_rfc3339(range["start"].as_str()?)?;
+                let e = cleannvr::clock::parse_rfc3339(range["end"].as_str()?)?;
+                (e - s >= min_ns).then_some((s, e))
+            })
+        });
+        if let Some(range) = long {
+            return range;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no range of {min_ns} ns recorded on {camera} after 180 s: {r}\nlog:\n{}",
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
