@@ -715,6 +715,11 @@ fn sound_goes_on_across_segment_rollovers() {
                 continue; // a gap in the recording, not a rollover
             }
             let ([(_, v_end), (_, a_end)], [(v0, _), (a0, _)]) = (spans[i], spans[i + 1]);
+            if i + 2 == rows.len() && !a0.is_finite() {
+                // The last segment was closed by the shutdown before its first
+                // sound arrived (converted G.711 comes 128 ms behind): no rollover.
+                continue;
+            }
             missing_ms.push(((v_end - a_end) + (a0 - v0)) * 1000.0);
         }
         eprintln!("{cam}: sound missing at each rollover, ms: {missing_ms:?}");
