@@ -34,11 +34,9 @@ pub fn classify(cam: &CameraConfig, s: &CameraStatus) -> (State, Option<i64>, St
         );
     }
     if s.state != StreamState::Streaming {
-        let why = s.last_error.clone().unwrap_or_else(|| match s.state {
-            StreamState::AuthFailed => "the camera refused our credentials".into(),
-            StreamState::Backoff => "waiting to reconnect".into(),
-            _ => "connecting".into(),
-        });
+        // Everyone who sees the timeline reads this: plain words, as on the
+        // tile, never the camera's own error text (addresses are for admins).
+        let why = crate::status::why_not_streaming(s).to_owned();
         return (State::Offline, s.offline_since_ns, why);
     }
     if !cam.record {

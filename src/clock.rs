@@ -130,6 +130,16 @@ pub fn local_time(ns: i64, tz: &jiff::tz::TimeZone) -> String {
         .to_string()
 }
 
+/// `ns` as local time in `tz` in words people read in a message: date, time to the
+/// second and the zone's abbreviation, e.g. `2026-11-30 09:06:24 GMT`.
+pub fn local_words(ns: i64, tz: &jiff::tz::TimeZone) -> String {
+    let ts =
+        jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(tz.clone())
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
 /// The calendar day `ns` falls on in `tz`.
 pub fn local_day(ns: i64, tz: &jiff::tz::TimeZone) -> jiff::civil::Date {
     let ts =

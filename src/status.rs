@@ -25,6 +25,69 @@ pub enum StreamState {
     AuthFailed,
 }
 
+/// Why a camera is not streaming, as an operator can act on it. Ingest sets it
+/// beside the raw `last_error` (which names addresses and protocol steps and is
+/// for administrators); [`Trouble::words`] is the one wording of it that the
+/// live tiles, alarms (bell, API, e-mail, webhook) and the timeline all show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trouble {
+    /// Nothing listens on the camera's RTSP port (the host answered with a reset).
+    ConnectionRefused,
+    /// No route to the camera, its name does not resolve, or it never answered.
+    Unreachable,
+    /// The camera refused the NVR's user name or password.
+    AuthFailed,
+    /// The camera does not know the stream path (RTSP 404).
+    NotFound,
+    /// The camera answered the request with an error (another RTSP 4xx/5xx,
+    /// or it refuses RTP over both TCP and UDP).
+    Refused,
+    /// The camera streams nothing cleannvr can record (no H.264/H.265 video).
+    NoMedia,
+    /// The camera stopped sending video, or never started.
+    TimedOut,
+    /// An open connection broke (reset, closed mid-message).
+    ConnectionLost,
+    /// The camera ended the stream itself.
+    StreamEnded,
+    /// The camera sent video the NVR could not read.
+    Unreadable,
+    /// Anything else.
+    Other,
+}
+
+impl Trouble {
+    /// The plain words, lower case, to follow "offline since 09:06:24 ·".
+    pub fn words(self) -> &'static str {
+        match self {
+            Trouble::ConnectionRefused => "camera not accepting connections",
+            Trouble::Unreachable => "camera not reachable on the network",
+            Trouble::AuthFailed => "camera did not accept the NVR's login",
+            Trouble::NotFound => "camera does not know the configured stream",
+            Trouble::Refused => "camera turned the stream request down",
+            Trouble::NoMedia => "camera sends no video the NVR can record",
+            Trouble::TimedOut => "camera stopped sending video",
+            Trouble::ConnectionLost => "connection to the camera dropped",
+            Trouble::StreamEnded => "camera ended the stream",
+            Trouble::Unreadable => "camera sent video the NVR could not read",
+            Trouble::Other => "could not connect to the camera",
+        }
+    }
+}
+
+/// Why `s`'s camera is not streaming, in plain words: its [`Trouble`], or
+/// what it is doing when nothing has failed yet.
+pub fn why_not_streaming(s: &CameraStatus) -> &'static str {
+    match (s.trouble, s.state) {
+        (Some(t), _) => t.words(),
+        (None, StreamState::AuthFailed) => Trouble::AuthFailed.words(),
+        (None, StreamState::Disabled) => "camera turned off in the configuration",
+        (None, StreamState::Backoff) => "waiting to reconnect",
+        (None, _) => "connecting to the camera",
+    }
+}
+
 /// Snapshot of one camera's health.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CameraStatus {
@@ -54,8 +117,11 @@ pub struct CameraStatus {
     pub bytes: u64,
     /// Sessions that ended and were retried.
     pub reconnects: u64,
-    /// Most recent error, credentials never included.
+    /// Most recent error, credentials never included. It names addresses and
+    /// protocol steps: for administrators; everyone else reads `trouble`.
     pub last_error: Option<String>,
+    /// What `last_error` means, in a category an operator can act on; set with it.
+    pub trouble: Option<Trouble>,
     /// Camera clock minus wall clock at the latest frame, milliseconds.
     pub drift_ms: i64,
     /// Frames dropped because the recorder fell behind.

@@ -38,6 +38,26 @@ fn wait<T>(nvr: &Nvr, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -
     }
 }
 
+/// Whether `msg` is a `camera_offline` message for `label` in the live tile's
+/// plain words (`status::Trouble::words`), with none of the camera's own error
+/// text: no address, port, protocol step or OS error.
+fn plain_offline(msg: &str, label: &str, port: u16, why: &[&str]) -> bool {
+    let Some(rest) = msg.strip_prefix(&format!("Camera {label} offline since ")) else {
+        return false;
+    };
+    let raw = [
+        "127.0.0.1",
+        &format!(":{port}"),
+        "os error",
+        "DESCRIBE",
+        "rtsp",
+        "RTSP",
+    ];
+    why.iter()
+        .any(|w| rest.ends_with(&format!(" · {w} · retrying")))
+        && !raw.iter().any(|r| msg.contains(r))
+}
+
 fn gate_offline(alarms: &Value, not: &[String]) -> Option<Value> {
     alarms["alarms"]
         .as_array()?
@@ -108,11 +128,36 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
     });
     let id = alarm["id"].as_str().unwrap().to_owned();
     assert_eq!(alarm["active"], true, "{alarm}");
+    // Plain words, as the tile says them: the session that was playing ended
+    // (dropped or ended) and every retry since is refused; no address.
+    let msg = alarm["message"].as_str().unwrap().to_owned();
+    let stopped = [
+        "camera not accepting connections",
+        "connection to the camera dropped",
+        "camera ended the stream",
+    ];
     assert!(
-        alarm["message"].as_str().unwrap().contains("Front gate"),
+        plain_offline(&msg, "Front gate (gate)", gst_port, &stopped),
         "{alarm}"
     );
     assert_eq!(op.json("/api/alarms")["unacknowledged"], 1);
+    // The port is closed now: an operator is told so in the same words, and
+    // only the administrator keeps the camera's own error text.
+    let why = wait(&nvr, 120, "gate's status to say the camera refuses", || {
+        let s = camera_status(&nvr.http, &op.cookie, "gate");
+        (s["trouble"] == "connection_refused").then_some(s)
+    });
+    assert_eq!(why["why"], "camera not accepting connections", "{why}");
+    assert_eq!(
+        why["last_error"], "camera not accepting connections",
+        "{why}"
+    );
+    let raw = camera_status(&nvr.http, &admin.cookie, "gate");
+    let raw = raw["last_error"].as_str().unwrap_or_default();
+    assert!(
+        raw.contains("Connection refused") && raw.contains(&format!("127.0.0.1:{gst_port}")),
+        "an administrator keeps the detail: {raw}"
+    );
 
     // The mail names the camera, and carries no password.
     let raised_mail = wait(&nvr, 120, "the alarm mail", || {
@@ -122,9 +167,10 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
             .find(|m| m.contains(&format!("Alarm id: {id}")) && m.contains("ALARM: camera_offline"))
     });
     assert!(
-        raised_mail.contains("Front gate") && raised_mail.contains("Camera: gate"),
-        "{raised_mail}"
+        raised_mail.contains(&msg) && raised_mail.contains("Camera: gate"),
+        "the mail says what the bell says: {msg}\n{raised_mail}"
     );
+    assert!(!raised_mail.contains("127.0.0.1"), "{raised_mail}");
     assert!(
         raised_mail.contains("To: cctv@council.lan"),
         "{raised_mail}"
@@ -360,6 +406,16 @@ fn each_operator_acknowledges_an_alarm_for_themselves_with_a_note() {
     let alarm = wait(&nvr, 120, "a camera_offline alarm for yard", || {
         active(&ann.json("/api/alarms"), "camera_offline")
     });
+    // Nothing listens on port 9: plain words, not retina's text with the address.
+    assert!(
+        plain_offline(
+            alarm["message"].as_str().unwrap(),
+            "Yard (yard)",
+            9,
+            &["camera not accepting connections"]
+        ),
+        "{alarm}"
+    );
     let id = alarm["id"].as_str().unwrap().to_owned();
     let ack = format!("/api/alarms/{id}/ack");
     let mine = |s: &HttpSession| {

@@ -19,7 +19,7 @@ use cleannvr::audit::Action;
 use cleannvr::auth::Role;
 use cleannvr::clock::{Clock, ManualClock, NS_PER_SEC};
 use cleannvr::config::Config;
-use cleannvr::status::{update, StatusBoard, StreamState};
+use cleannvr::status::{update, StatusBoard, StreamState, Trouble};
 use cleannvr::store::{segment_rel_path, SegmentRecord};
 use cleannvr::web::{self, route_table, Access, App, ClientAddr};
 
@@ -97,6 +97,7 @@ fn rig_with(users: bool) -> Rig {
         s.state = StreamState::Streaming;
         s.frames = 42;
         s.last_error = Some("connection refused: conn: 127.0.0.1:44004(me)->10.0.0.9:554".into());
+        s.trouble = Some(Trouble::ConnectionRefused);
     });
     let clock = Arc::new(ManualClock::new(T0 + 3600 * NS_PER_SEC));
     let app = common::app(cfg, clock.clone(), status);
@@ -715,8 +716,9 @@ async fn cameras_show_status_and_extent_but_never_credentials() {
     assert_eq!(a["id"], "a");
     assert_eq!(a["name"], "Gate");
     assert_eq!(a["state"], "streaming");
-    // A viewer gets a category, never the addresses in the text (API.md).
-    assert_eq!(a["last_error"], "offline");
+    // A viewer gets the plain words, never the addresses in the text (API.md).
+    assert_eq!(a["last_error"], "camera not accepting connections");
+    assert_eq!(a["trouble"], "connection_refused");
     assert_eq!(a["recorded_bytes"], 3000);
     assert_eq!(a["oldest"], cleannvr::clock::rfc3339(T0));
     assert_eq!(a["newest"], cleannvr::clock::rfc3339(T0 + 360 * NS_PER_SEC));

@@ -24,9 +24,9 @@ use tracing::{error, info, warn};
 
 use super::config::AlarmsConfig;
 use super::{Key, Kind};
-use crate::clock::{rfc3339, NS_PER_SEC};
+use crate::clock::{local_words, NS_PER_SEC};
 use crate::config::CameraConfig;
-use crate::status::{CameraStatus, StreamState};
+use crate::status::{why_not_streaming, CameraStatus, StreamState};
 use crate::web::App;
 
 /// How often conditions are looked at.
@@ -38,6 +38,8 @@ const AUDIT_EVERY: Duration = Duration::from_secs(3600);
 pub struct Inputs<'a> {
     /// Wall clock now.
     pub now_ns: i64,
+    /// The server's time zone, for the times in messages.
+    pub tz: &'a jiff::tz::TimeZone,
     /// Thresholds.
     pub config: &'a AlarmsConfig,
     /// The cameras as configured now.
@@ -96,7 +98,9 @@ fn label(c: &CameraConfig) -> String {
 }
 
 /// Everything wrong now, with the message an operator reads. Messages name
-/// the camera and never carry credentials (status errors are already free of them).
+/// the camera in plain words: a camera's own error text (addresses, protocol
+/// steps) stays with administrators in its status; alarms say what it means
+/// in the words the live tile uses ([`why_not_streaming`]).
 pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
     let mut out = BTreeMap::new();
     let older = |since: i64, secs: u32| i.now_ns - since >= i64::from(secs) * NS_PER_SEC;
@@ -110,16 +114,13 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
                 && s.state != StreamState::Disabled
                 && older(since, i.config.offline_after_seconds)
             {
-                let why = s
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| format!("{:?}", s.state).to_lowercase());
                 out.insert(
                     key(Kind::CameraOffline),
                     format!(
-                        "Camera {} offline since {}: {why}",
+                        "Camera {} offline since {} · {} · retrying",
                         label(cam),
-                        rfc3339(since)
+                        local_words(since, i.tz),
+                        why_not_streaming(s)
                     ),
                 );
             }
@@ -134,7 +135,7 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
                     format!(
                         "Camera {} is streaming but nothing is recorded since {} (no key frame to start a segment at)",
                         label(cam),
-                        rfc3339(since)
+                        local_words(since, i.tz)
                     ),
                 );
             }
@@ -176,7 +177,7 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
                      min_free_bytes), since {}: {why}",
                     mib(d.free),
                     mib(d.floor),
-                    rfc3339(d.since_ns)
+                    local_words(d.since_ns, i.tz)
                 ),
             );
         }
@@ -189,7 +190,7 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
                     "The server clock is not synchronised by NTP since {}: recording times \
                      may drift and exports say so; check the time service (chrony, \
                      systemd-timesyncd) and its reach to the council's time server",
-                    rfc3339(since)
+                    local_words(since, i.tz)
                 ),
             );
         }
@@ -215,6 +216,7 @@ pub async fn run(app: Arc<App>, retention: Arc<Notify>, shutdown: CancellationTo
     // Retention passes finished when the volume went under its floor.
     let mut passes_at = 0;
     let mut clock_since = None;
+    let tz = app.config.server.time_zone();
     let (dir, floor) = (
         app.config.storage.dir.clone(),
         app.config.storage.min_free_bytes,
@@ -262,6 +264,7 @@ pub async fn run(app: Arc<App>, retention: Arc<Notify>, shutdown: CancellationTo
         let cameras = app.cameras.all();
         let wrong = conditions(&Inputs {
             now_ns: now,
+            tz: &tz,
             config: &cfg,
             cameras: &cameras,
             status: &status,
@@ -310,6 +313,7 @@ pub async fn run(app: Arc<App>, retention: Arc<Notify>, shutdown: CancellationTo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::Trouble;
 
     fn cam(id: &str, name: &str) -> CameraConfig {
         toml::from_str(&format!(
@@ -329,7 +333,11 @@ mod tests {
             CameraStatus {
                 state: StreamState::Backoff,
                 offline_since_ns: Some(now - 61 * NS_PER_SEC),
-                last_error: Some("connection refused".into()),
+                last_error: Some(
+                    "DESCRIBE: Unable to connect to RTSP server: Connection refused (os error 111)\n\nconn: 10.0.0.1:554"
+                        .into(),
+                ),
+                trouble: Some(Trouble::ConnectionRefused),
                 ..Default::default()
             },
         );
@@ -353,6 +361,7 @@ mod tests {
         );
         let w = conditions(&Inputs {
             now_ns: now,
+            tz: &jiff::tz::TimeZone::UTC,
             config: &config,
             cameras: &cameras,
             status: &status,
@@ -372,10 +381,12 @@ mod tests {
                 ("held_full", None),
             ]
         );
+        // Plain words, as the tile says them; never the camera's own error text.
         let m = &w[&(Kind::CameraOffline, Some("gate".into()))];
-        assert!(
-            m.contains("Front gate (gate)") && m.contains("connection refused"),
-            "{m}"
+        assert_eq!(
+            m,
+            "Camera Front gate (gate) offline since 1970-01-01 00:15:39 UTC · \
+             camera not accepting connections · retrying"
         );
         assert!(w.values().all(|m| !m.contains("secret")));
     }
@@ -395,6 +406,7 @@ mod tests {
             });
             conditions(&Inputs {
                 now_ns: now,
+                tz: &jiff::tz::TimeZone::UTC,
                 config: &config,
                 cameras: &[],
                 status: &status,

@@ -17,7 +17,7 @@ use crate::clock::{ticks_90k_to_ns, Clock};
 use crate::config::CameraConfig;
 use crate::frame::{IngestEvent, VideoCodec, VideoFrame, VideoParams};
 use crate::nal::{h265_has_irap, starts_picture};
-use crate::status::{update, CameraStatus, RateMeter, StreamState};
+use crate::status::{update, CameraStatus, RateMeter, StreamState, Trouble};
 
 /// A camera that sends nothing for this long is treated as disconnected.
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,18 +45,19 @@ pub struct IngestTask {
     pub shutdown: CancellationToken,
 }
 
-/// Why a session ended.
+/// Why a session ended. The text is for the log and administrators; the
+/// [`Trouble`] is what everyone else is told.
 enum Ended {
     /// The camera said 401 to our credentials.
     AuthFailed(String),
     /// The camera answered, but with something retrying soon will not fix
     /// (4xx, a codec we cannot record).
-    Refused(String),
+    Refused(Trouble, String),
     /// The transport looks at fault: SETUP/PLAY refused it, or no media
     /// arrived over it. Plain words, for the log and the status.
-    Transport(String),
+    Transport(Trouble, String),
     /// Anything else: network, protocol, stall.
-    Error(String),
+    Error(Trouble, String),
     /// The server ended the stream cleanly (e.g. a file that played out).
     Eof,
     /// The recorder is gone (shutdown).
@@ -104,7 +105,7 @@ impl IngestTask {
             }
             source.session_ended(delivered);
             let ended = match ended {
-                Ended::Transport(why) => match transports.transport_failed(proto) {
+                Ended::Transport(trouble, why) => match transports.transport_failed(proto) {
                     Some(other) => {
                         let i = proto as usize;
                         if !fallback_logged[i] {
@@ -114,11 +115,14 @@ impl IngestTask {
                                 other.label()
                             );
                         }
-                        update(&self.status, |s| s.last_error = Some(why));
+                        update(&self.status, |s| {
+                            s.last_error = Some(why);
+                            s.trouble = Some(trouble);
+                        });
                         continue;
                     }
                     // Refused over both transports: the camera answered.
-                    None => Ended::Refused(why),
+                    None => Ended::Refused(trouble, why),
                 },
                 other => {
                     if !delivered {
@@ -127,16 +131,22 @@ impl IngestTask {
                     other
                 }
             };
-            let (state, outcome, msg) = match ended {
+            let (state, outcome, trouble, msg) = match ended {
                 Ended::Closed => return,
-                Ended::Transport(m) | Ended::Refused(m) => {
-                    (StreamState::Backoff, Outcome::Refused, m)
+                Ended::Transport(t, m) | Ended::Refused(t, m) => {
+                    (StreamState::Backoff, Outcome::Refused, t, m)
                 }
-                Ended::AuthFailed(m) => (StreamState::AuthFailed, Outcome::AuthFailed, m),
-                Ended::Error(m) => (StreamState::Backoff, Outcome::Unreachable, m),
+                Ended::AuthFailed(m) => (
+                    StreamState::AuthFailed,
+                    Outcome::AuthFailed,
+                    Trouble::AuthFailed,
+                    m,
+                ),
+                Ended::Error(t, m) => (StreamState::Backoff, Outcome::Unreachable, t, m),
                 Ended::Eof => (
                     StreamState::Backoff,
                     Outcome::Unreachable,
+                    Trouble::StreamEnded,
                     "stream ended".to_owned(),
                 ),
             };
@@ -158,6 +168,7 @@ impl IngestTask {
                 s.state = state;
                 s.reconnects += 1;
                 s.last_error = Some(msg);
+                s.trouble = Some(trouble);
                 s.next_attempt_ns = Some(retry_at);
             });
             tokio::select! {
@@ -185,7 +196,7 @@ impl IngestTask {
         };
         let opened = match self.opener.open(OpenRequest { url, creds, proto }).await {
             Ok(o) => o,
-            Err(OpenError::NoVideo(why)) => return Ended::Refused(why),
+            Err(OpenError::NoVideo(why)) => return Ended::Refused(Trouble::NoMedia, why),
             Err(OpenError::Request {
                 step,
                 status,
@@ -212,6 +223,7 @@ impl IngestTask {
         update(&self.status, |s| {
             s.state = StreamState::Streaming;
             s.last_error = None;
+            s.trouble = None;
             s.audio = opened.audio_status;
         });
 
@@ -244,15 +256,24 @@ impl IngestTask {
             };
             let item = match item {
                 None if first && auto => {
-                    return Ended::Transport(format!(
-                        "no video arrived over {} within {} s of PLAY",
-                        proto.label(),
-                        wait.as_secs()
-                    ))
+                    return Ended::Transport(
+                        Trouble::TimedOut,
+                        format!(
+                            "no video arrived over {} within {} s of PLAY",
+                            proto.label(),
+                            wait.as_secs()
+                        ),
+                    )
                 }
-                None => return Ended::Error(format!("no video for {} s", wait.as_secs())),
+                None => {
+                    return Ended::Error(
+                        Trouble::TimedOut,
+                        format!("no video for {} s", wait.as_secs()),
+                    )
+                }
                 // retina ends the demuxed stream after a depacketizer `pull` error.
                 Some(None) if after_error => return Ended::Error(
+                    Trouble::Unreadable,
                     "the camera sent a frame retina could not reassemble, which ends its session"
                         .to_owned(),
                 ),
@@ -289,7 +310,10 @@ impl IngestTask {
                         video_params = Some(Arc::new(p));
                     }
                     let Some(params) = video_params.clone() else {
-                        return Ended::Error("video stream has no parameters yet".to_owned());
+                        return Ended::Error(
+                            Trouble::NoMedia,
+                            "video stream has no parameters yet".to_owned(),
+                        );
                     };
                     let now = self.clock.now_ns();
                     let pts = f.pts;
@@ -438,10 +462,47 @@ fn classify(e: &anyhow::Error, status: Option<u16>) -> Ended {
     let client_error = status.is_some_and(|c| (400..500).contains(&c));
     if auth {
         Ended::AuthFailed(format!("authentication failed: {msg}"))
+    } else if status == Some(404) {
+        Ended::Refused(Trouble::NotFound, msg)
     } else if client_error {
-        Ended::Refused(msg)
+        Ended::Refused(Trouble::Refused, msg)
+    } else if status.is_some() {
+        Ended::Error(Trouble::Refused, msg)
     } else {
-        Ended::Error(msg)
+        Ended::Error(network_trouble(&msg), msg)
+    }
+}
+
+/// What a client error's text says happened to the connection. retina keeps
+/// its I/O errors to itself (its `Error` has no `source`), so the operating
+/// system's own words in the message are all there is to go by.
+fn network_trouble(msg: &str) -> Trouble {
+    let has = |needles: &[&str]| needles.iter().any(|n| msg.contains(n));
+    let connecting = msg.contains("Unable to connect");
+    if has(&["Connection refused"]) {
+        Trouble::ConnectionRefused
+    } else if has(&[
+        "No route to host",
+        "Network is unreachable",
+        "Host is unreachable",
+        "failed to lookup address",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+    ]) || (connecting && has(&["timed out"]))
+    {
+        Trouble::Unreachable
+    } else if has(&[
+        "Connection reset",
+        "Broken pipe",
+        "Error reading from RTSP peer",
+        "Error writing to RTSP peer",
+        "unexpected end of file",
+    ]) {
+        Trouble::ConnectionLost
+    } else if has(&["Timeout", "timed out"]) {
+        Trouble::TimedOut
+    } else {
+        Trouble::Other
     }
 }
 
@@ -452,14 +513,20 @@ fn classify(e: &anyhow::Error, status: Option<u16>) -> Ended {
 fn refused(step: &str, proto: Proto, status: Option<u16>, e: anyhow::Error) -> Ended {
     let transport_step = step.starts_with("SETUP") || step == "PLAY";
     match status {
-        Some(461) if transport_step => Ended::Transport(format!(
-            "the camera does not accept RTP over {} (461 Unsupported Transport to {step})",
-            proto.label()
-        )),
-        Some(code) if transport_step && code != 401 && code != 404 => Ended::Transport(format!(
-            "the camera answered {code} to {step} over {}",
-            proto.label()
-        )),
+        Some(461) if transport_step => Ended::Transport(
+            Trouble::Refused,
+            format!(
+                "the camera does not accept RTP over {} (461 Unsupported Transport to {step})",
+                proto.label()
+            ),
+        ),
+        Some(code) if transport_step && code != 401 && code != 404 => Ended::Transport(
+            Trouble::Refused,
+            format!(
+                "the camera answered {code} to {step} over {}",
+                proto.label()
+            ),
+        ),
         _ => classify(&e.context(step.to_owned()), status),
     }
 }

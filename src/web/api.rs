@@ -18,6 +18,7 @@ use crate::auth::login::{self, Attempt, Refused};
 use crate::auth::totp::{Accepted, Factor};
 use crate::auth::User;
 use crate::clock::{rfc3339, NS_PER_SEC};
+use crate::status::{why_not_streaming, StreamState, Trouble};
 use crate::store::SegmentRecord;
 
 /// `GET /api/health`: liveness for probes and tests. No auth, no secrets.
@@ -386,7 +387,10 @@ pub async fn cameras(
             "damaged_frames": s.damaged_frames,
             "depacketize_errors": s.depacketize_errors,
             "dropped_frames": s.dropped_frames,
-            "last_error": if admin { s.last_error.clone() } else { s.last_error.as_deref().map(|m| error_category(s.state, m).to_owned()) },
+            // Why it is not streaming, in the words the tile and the alarms use.
+            "trouble": s.trouble,
+            "why": (s.state != StreamState::Streaming).then(|| why_not_streaming(&s)),
+            "last_error": if admin { s.last_error.clone() } else { s.last_error.as_ref().map(|_| s.trouble.unwrap_or(Trouble::Other).words().to_owned()) },
             "no_key_frame_since": opt_time(s.no_key_frame_since_ns),
             "recorder_error": if admin { s.recorder_error.clone() } else { s.recorder_error.as_ref().map(|_| "recording failed".to_owned()) },
             "recorded_bytes": u.bytes,
@@ -412,24 +416,6 @@ pub async fn cameras(
 
 /// Latest time a request may name (2200-01-01T00:00:00Z), in ns.
 pub const MAX_TIME_NS: i64 = 7_258_118_400 * NS_PER_SEC;
-
-/// What a non-admin is told about a camera's last error: a plain category,
-/// never the text (which names the camera's address and our own).
-pub fn error_category(state: crate::status::StreamState, msg: &str) -> &'static str {
-    use crate::status::StreamState;
-    let has = |needles: &[&str]| needles.iter().any(|n| msg.contains(n));
-    if state == StreamState::AuthFailed || has(&["401", "Unauthorized", "auth"]) {
-        "auth failed"
-    } else if has(&["no H.264/H.265", "unsupported video codec", "no parameters"]) {
-        "no media"
-    } else if has(&["no data for", "timed out", "timeout"]) {
-        "stalled"
-    } else if msg == "stream ended" {
-        "stream ended"
-    } else {
-        "offline"
-    }
-}
 
 /// Parses an RFC 3339 time into ns. Only 1970..2200 is accepted: nothing
 /// is recorded outside it, and within it the sum or difference of any two

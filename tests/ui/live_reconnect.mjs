@@ -89,7 +89,7 @@ try {
   await page.waitForFunction((s) => document.querySelector(s).querySelector(".badge").textContent !== "Live", sel, { timeout: 20000 });
   const stalled = await sample(page);
   check(/^(No picture|Offline)/.test(stalled.badge), "the badge stops saying Live within seconds of the camera going away", stalled);
-  await page.waitForFunction((s) => /^Offline since \d\d:\d\d:\d\d · retrying/.test(document.querySelector(s).querySelector(".overlay").textContent), sel, { timeout: 30000 });
+  await page.waitForFunction((s) => /^Offline since \d\d:\d\d:\d\d · camera not accepting connections · retrying/.test(document.querySelector(s).querySelector(".overlay").textContent), sel, { timeout: 30000 });
   const off = await sample(page);
   check(!/error|refused|rtsp:|127\.0\.0\.1/i.test(off.overlay), "the offline tile speaks plain words (the raw error stays in the details line)", off);
   const details = await page.textContent(`${sel} .tile-error`);

@@ -225,10 +225,10 @@ async function main() {
   if (cfg.offline_camera) {
     const tile = page.locator(`.tile[data-camera="${cfg.offline_camera}"]`);
     await tile.locator(".badge").filter({ hasText: /^Offline$/ }).waitFor();
-    await tile.locator(".overlay").filter({ hasText: /^Offline since \d\d:\d\d:\d\d · retrying/ }).waitFor();
+    await tile.locator(".overlay").filter({ hasText: /^Offline since \d\d:\d\d:\d\d · camera not accepting connections · retrying/ }).waitFor();
     const text = await tile.locator(".overlay").textContent();
     check(await tile.locator(".overlay").isVisible() && !/error|refused|rtsp:|127\.0\.0\.1/i.test(text),
-      "an unreachable camera's tile says in plain words since when it is offline and that it retries, not a black box or a raw error", text);
+      "an unreachable camera's tile says in plain words since when it is offline, why (the server's words, as in its alarm) and that it retries, not a black box or a raw error", text);
   }
   // Enlarge by clicking the picture; Escape returns to the grid.
   await page.click(`.tile[data-camera="${cfg.camera}"] .screen`);

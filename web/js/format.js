@@ -167,7 +167,9 @@ export function tileState({ cam, playerLive, stalledSince, nvrDownSince, now = D
   const since = cam.offline_since ? ` since ${clock(cam.offline_since)}` : "";
   if (cam.state === "auth_failed") return { label: "Camera refused login", kind: "auth_failed", text: `The camera refused the NVR's login${since} · ${retrying}` };
   if (cam.state === "backoff" || (cam.state === "connecting" && cam.offline_since && cam.reconnects > 0)) {
-    return { label: "Offline", kind: "backoff", text: `Offline${since} · ${retrying}` };
+    // `why` is the server's plain-words reason, the same words its alarms use.
+    const why = cam.why ? ` · ${cam.why}` : "";
+    return { label: "Offline", kind: "backoff", text: `Offline${since}${why} · ${retrying}` };
   }
   if (stalledSince) return { label: "No picture", kind: "backoff", text: `No picture since ${clock(stalledSince)}` };
   return { label: "Connecting", kind: "connecting", text: "Connecting…" };

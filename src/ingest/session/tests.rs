@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Forwarder, IngestTask};
+use super::{classify, Ended, Forwarder, IngestTask};
 use crate::clock::{Clock, ManualClock};
 use crate::config::CameraConfig;
 use crate::frame::{IngestEvent, VideoCodec, VideoParams};
@@ -23,7 +23,7 @@ use crate::ingest::open::{
     Failure, Item, OpenError, OpenRequest, Opened, Opener, RawVideo, Session,
 };
 use crate::ingest::transport::Proto;
-use crate::status::{CameraStatus, StatusBoard, StreamState};
+use crate::status::{CameraStatus, StatusBoard, StreamState, Trouble};
 
 const SECRET: &str = "hunter2-not-logged";
 
@@ -301,6 +301,7 @@ async fn wrong_credentials_stay_slow_and_say_auth_failed() {
     assert!(cam["next_attempt_ns"].as_i64().is_some(), "{cam}");
     let err = cam["last_error"].as_str().unwrap();
     assert!(err.starts_with("authentication failed: DESCRIBE"), "{err}");
+    assert_eq!(cam["trouble"], "auth_failed", "{cam}");
     assert!(!cam.to_string().contains(SECRET), "{cam}");
     // 401 is not a transport problem: auto never switched to UDP.
     assert!(r.calls.iter().all(|c| c.proto == Proto::Tcp));
@@ -444,6 +445,57 @@ async fn forced_tcp_never_falls_back_and_backs_off_on_461() {
     assert!(r.gaps().iter().all(|g| *g >= Duration::from_millis(500)));
     let err = r.status.last_error.unwrap();
     assert!(err.contains("461 Unsupported Transport"), "{err}");
+    assert_eq!(r.status.trouble, Some(Trouble::Refused));
+}
+
+/// The operating system's words in retina's errors, as it prints them, to
+/// the categories everyone but administrators is told.
+#[test]
+fn client_errors_map_to_plain_troubles() {
+    let conn = "\n\nconn: 127.0.0.1:40000(me)->127.0.0.1:554@2026-11-30T09:06:24";
+    for (text, want) in [
+        (
+            "DESCRIBE: Unable to connect to RTSP server: Connection refused (os error 111)",
+            Trouble::ConnectionRefused,
+        ),
+        (
+            "DESCRIBE: Unable to connect to RTSP server: No route to host (os error 113)",
+            Trouble::Unreachable,
+        ),
+        (
+            "DESCRIBE: Unable to connect to RTSP server: failed to lookup address information: Name or service not known",
+            Trouble::Unreachable,
+        ),
+        (
+            "DESCRIBE: Unable to connect to RTSP server: Connection timed out (os error 110)",
+            Trouble::Unreachable,
+        ),
+        (
+            &format!("Error reading from RTSP peer: Connection reset by peer (os error 104){conn}"),
+            Trouble::ConnectionLost,
+        ),
+        ("Timeout", Trouble::TimedOut),
+        ("RTSP framing error: bad header", Trouble::Other),
+    ] {
+        let Ended::Error(t, msg) = classify(&anyhow::anyhow!("{text}"), None) else {
+            panic!("{text}: not a network error");
+        };
+        assert_eq!((t, msg.as_str()), (want, text), "{text}");
+    }
+    let r = |status| match classify(&anyhow::anyhow!("x"), Some(status)) {
+        Ended::Refused(t, _) | Ended::Error(t, _) => t,
+        Ended::AuthFailed(_) => Trouble::AuthFailed,
+        _ => panic!("{status}"),
+    };
+    assert_eq!(
+        [r(401), r(404), r(403), r(503)],
+        [
+            Trouble::AuthFailed,
+            Trouble::NotFound,
+            Trouble::Refused,
+            Trouble::Refused
+        ]
+    );
 }
 
 /// A video frame numbered `i` (its pts is `i` frames at 30 fps).
