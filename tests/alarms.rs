@@ -13,12 +13,27 @@ use serde_json::{json, Value};
 
 const CAM_PASSWORD: &str = "s3cretCamPw";
 
-/// Undoes quoted-printable soft line breaks and `=3D`, enough to search the
-/// ASCII text of a mail lettre may have encoded.
+/// Undoes quoted-printable (soft line breaks and `=XX` bytes), enough to
+/// search the text of a mail lettre may have encoded.
 fn unfold(raw: &str) -> String {
-    raw.replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=")
+    let raw = raw.replace("=\r\n", "").replace("=\n", "");
+    let (b, mut out, mut i) = (raw.as_bytes(), Vec::new(), 0);
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match hex {
+            Some(v) if b[i] == b'=' => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Waits up to `secs` for `f`; on timeout panics with the server's log.
@@ -155,7 +170,7 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
     let raw = camera_status(&nvr.http, &admin.cookie, "gate");
     let raw = raw["last_error"].as_str().unwrap_or_default();
     assert!(
-        raw.contains("Connection refused") && raw.contains(&format!("127.0.0.1:{gst_port}")),
+        raw.contains("DESCRIBE") && raw.contains("Connection refused (os error 111)"),
         "an administrator keeps the detail: {raw}"
     );
 
@@ -170,7 +185,10 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
         raised_mail.contains(&msg) && raised_mail.contains("Camera: gate"),
         "the mail says what the bell says: {msg}\n{raised_mail}"
     );
-    assert!(!raised_mail.contains("127.0.0.1"), "{raised_mail}");
+    // The body, that is (aiosmtpd's X-Peer header names the loopback address).
+    let body = raised_mail.replace("\r\n", "\n");
+    let body = body.split_once("\n\n").map_or("", |(_, b)| b);
+    assert!(!body.contains("127.0.0.1"), "{raised_mail}");
     assert!(
         raised_mail.contains("To: cctv@council.lan"),
         "{raised_mail}"
