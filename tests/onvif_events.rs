@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::event_camera::{self, motion, notification, EventCamera};
+use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 
 use cleannvr::clock::SystemClock;
 use cleannvr::config::OnvifCameraConfig;
-use cleannvr::events::{EventTask, Timing};
+use cleannvr::events::{CameraEvents, EventTask, Timing};
 use cleannvr::store::events::{CameraEvent, EndReason, Kind};
 use cleannvr::store::Store;
 
@@ -240,10 +241,8 @@ fn spawn_task(
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let stop = CancellationToken::new();
     let task = EventTask {
-        camera: "gate".into(),
         onvif: onvif(port),
-        store: store.clone(),
-        clock: Arc::new(SystemClock),
+        events: CameraEvents::load("gate", store.clone(), Arc::new(SystemClock)),
         shutdown: stop.clone(),
         timing,
     };
@@ -675,4 +674,134 @@ fn motion_marks_the_playback_timeline_in_chromium() {
         "screens": screens,
     });
     common::run_ui_script("events.mjs", &nvr.http, &cfg.to_string(), &[], &nvr.log);
+}
+
+/// The time a line of the metadata peer's output names, e.g.
+/// `meta motion true 2026-11-30T09:47:20.156Z`.
+fn peer_times(gst: &common::GstServer, state: &str) -> Vec<time::OffsetDateTime> {
+    let prefix = format!("meta motion {state} ");
+    gst.out
+        .text()
+        .lines()
+        .filter_map(|l| l.split_once(&prefix).map(|(_, t)| t.trim().to_owned()))
+        .map(|t| time::OffsetDateTime::parse(&t, &Rfc3339).unwrap())
+        .collect()
+}
+
+fn api_time(v: &serde_json::Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(v.as_str().unwrap(), &Rfc3339).unwrap()
+}
+
+/// Cameras whose RTSP stream carries an ONVIF metadata track (GStreamer's
+/// RTSP server sending captured camera documents, see `/h264meta` in
+/// tests/peers/gst_rtsp_server.py) while their PullPoint subscription (the
+/// scripted event camera) stays quiet: `gate` records video, and the motion
+/// its track announces is stored with the camera's times, once per event;
+/// `yard`'s track sends only hostile documents (over the size cap, entity
+/// tricks): nothing is stored, each is refused in the log, and recording
+/// goes on.
+#[test]
+fn metadata_track_motion_is_recorded_and_hostile_documents_are_not() {
+    let cam = EventCamera::start();
+    let gst = common::GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let onvif = format!(
+        "onvif = {{ host = \"127.0.0.1\", port = {}, username = \"{}\", password = '{}' }}",
+        cam.port,
+        event_camera::USER,
+        event_camera::PASS
+    );
+    let toml = common::config(
+        dir.path(),
+        4,
+        &format!(
+            "[[camera]]\nid = \"gate\"\nurl = \"{}\"\n{onvif}\n[[camera]]\nid = \"yard\"\nurl = \"{}\"\n{onvif}\n",
+            gst.url("h264meta"),
+            gst.url("h264metahostile"),
+        ),
+    );
+    let (nvr, admin) = common::run_with_admin(dir.path(), &toml);
+    common::wait_segments(&nvr, Some(&admin), "gate", 1);
+
+    // A whole motion event from the track, at the times the camera wrote.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (motions, starts, ends) = loop {
+        let (status, body) = common::get(&nvr.http, "/api/cameras/gate/events?kind=motion", &admin);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let evs = v["events"].as_array().unwrap().clone();
+        // Read the peer's lines after the events: every stored time was sent.
+        let (starts, ends) = (peer_times(&gst, "true"), peer_times(&gst, "false"));
+        if evs.iter().any(|e| !e["end"].is_null()) {
+            break (evs, starts, ends);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no finished motion event from the metadata track within 120 s: {v}\npeer:\n{}\nserver:\n{}",
+            gst.out.text(),
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let done = motions.iter().find(|e| !e["end"].is_null()).unwrap();
+    assert_eq!(done["topic"], "tns1:VideoSource/tns1:MotionAlarm", "{done}");
+    assert_eq!(done["data"]["State"], "true", "{done}");
+    let (start, end) = (api_time(&done["start"]), api_time(&done["end"]));
+    let i = starts
+        .iter()
+        .position(|t| *t == start)
+        .unwrap_or_else(|| panic!("start {start} is no time the camera sent: {starts:?}"));
+    assert_eq!(ends.get(i), Some(&end), "ends {ends:?} starts {starts:?}");
+    assert!(
+        motions.len() <= starts.len(),
+        "one event per start: {motions:?} {starts:?}"
+    );
+    assert!(
+        nvr.log
+            .find("the stream has an ONVIF metadata track; reading its events")
+            .is_some(),
+        "{}",
+        nvr.log.text()
+    );
+
+    // The hostile track: every kind sent, then a segment later nothing
+    // stored, each refused in the log, and still recording.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for needle in [
+        "meta hostile huge",
+        "meta hostile laughs",
+        "meta hostile external-entity",
+    ] {
+        while gst.out.find(needle).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the peer sent no {needle:?} within 120 s\npeer:\n{}\nserver:\n{}",
+                gst.out.text(),
+                nvr.log.text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let segments = common::files(&dir.path().join("data").join("yard"), ".mp4").len();
+    common::wait_segments(&nvr, Some(&admin), "yard", segments + 1);
+    let (status, body) = common::get(&nvr.http, "/api/cameras/yard/events", &admin);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["events"],
+        serde_json::json!([]),
+        "{v}\n{}",
+        nvr.log.text()
+    );
+    for refusal in [
+        "dropped an ONVIF metadata document over the size limit",
+        "document type declarations (DTDs) are refused",
+    ] {
+        assert!(
+            nvr.log.find(refusal).is_some(),
+            "{refusal:?}\n{}",
+            nvr.log.text()
+        );
+    }
+    assert_eq!(cam.bad_requests(), Vec::<String>::new());
 }

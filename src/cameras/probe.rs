@@ -61,7 +61,12 @@ async fn probe_inner(camera: &CameraConfig, opener: &dyn Opener) -> Result<Found
         Transport::Auto | Transport::Tcp => Proto::Tcp,
     };
     let opened = opener
-        .open(OpenRequest { url, creds, proto })
+        .open(OpenRequest {
+            url,
+            creds,
+            proto,
+            metadata: false,
+        })
         .await
         .map_err(plain)?;
     let mut session = opened.session;

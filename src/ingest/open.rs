@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use super::transport::Proto;
@@ -24,6 +25,8 @@ pub struct OpenRequest {
     pub creds: Option<(String, String)>,
     /// RTP transport to SET UP.
     pub proto: Proto,
+    /// Whether to SET UP the ONVIF metadata track too, when the camera offers one.
+    pub metadata: bool,
 }
 
 /// Hides the password, so a request can be logged.
@@ -33,6 +36,7 @@ impl std::fmt::Debug for OpenRequest {
             .field("url", &self.url.as_str())
             .field("user", &self.creds.as_ref().map(|(u, _)| u))
             .field("proto", &self.proto)
+            .field("metadata", &self.metadata)
             .finish()
     }
 }
@@ -51,6 +55,24 @@ pub struct Opened {
     pub audio: Option<Arc<AudioParams>>,
     /// What becomes of the camera's audio, for the status (see `CameraStatus::audio`).
     pub audio_status: Option<String>,
+    /// Whether the session carries the camera's ONVIF metadata track.
+    pub metadata: bool,
+}
+
+/// Longest ONVIF metadata document handed on. Real ones are a few
+/// kilobytes (an analytics frame with dozens of objects, tens); a larger
+/// one is dropped without being copied, so a hostile camera cannot make
+/// the event reader hold megabytes per document.
+pub const MAX_METADATA_DOCUMENT: usize = 256 * 1024;
+
+/// One document of the ONVIF metadata track (`application/vnd.onvif.metadata`),
+/// reassembled from its RTP packets (the marker bit ends a document).
+#[derive(Debug)]
+pub enum MetadataDocument {
+    /// The XML, at most [`MAX_METADATA_DOCUMENT`] bytes.
+    Xml(Bytes),
+    /// A document of this many bytes, over the cap: dropped.
+    TooLarge(usize),
 }
 
 /// Why a session could not be opened.
@@ -92,6 +114,8 @@ pub enum Item {
         /// Recorded frames (a converted G.711 packet may yield none or several).
         frames: Vec<AudioFrame>,
     },
+    /// A document of the metadata track (only when asked for).
+    Metadata(MetadataDocument),
     /// Data the client could not reassemble (a malformed packet, a join in
     /// the middle of a fragmented frame). Costs frames up to the next key
     /// frame, not the session. The text is the client's first error line.

@@ -10,7 +10,10 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
 use super::audio::SessionAudio;
 use super::damage::{error_action, ErrorAction};
-use super::open::{Failure, Item, OpenError, OpenRequest, Opened, Opener, RawVideo, Session};
+use super::open::{
+    Failure, Item, MetadataDocument, OpenError, OpenRequest, Opened, Opener, RawVideo, Session,
+    MAX_METADATA_DOCUMENT,
+};
 use super::sync::AvSync;
 use super::transport::Proto;
 use crate::frame::{VideoCodec, VideoParams};
@@ -59,6 +62,12 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
         )));
     };
     let mut audio = SessionAudio::choose(streams);
+    // Only the uncompressed form: gzip and EXI metadata are rare and would
+    // need an inflater bounded like the XML reader.
+    let metadata_i = streams
+        .iter()
+        .position(|s| s.media() == "application" && s.encoding_name() == "vnd.onvif.metadata")
+        .filter(|_| req.metadata);
     let transport = match req.proto {
         Proto::Tcp => client::Transport::Tcp(Default::default()),
         Proto::Udp => client::Transport::Udp(Default::default()),
@@ -78,6 +87,12 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
             .await
             .map_err(|e| failed("SETUP audio", e))?;
     }
+    if let Some(i) = metadata_i {
+        session
+            .setup(i, setup())
+            .await
+            .map_err(|e| failed("SETUP metadata", e))?;
+    }
     let play = PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
     let playing = session.play(play).await.map_err(|e| failed("PLAY", e))?;
     let playing = playing.demuxed().map_err(|e| failed("demux", e))?;
@@ -85,9 +100,11 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
     Ok(Opened {
         audio: audio_params,
         audio_status: audio.status().map(str::to_owned),
+        metadata: metadata_i.is_some(),
         session: Box::new(RetinaSession {
             playing,
             video_i,
+            metadata_i,
             audio,
             params_sent: false,
             sync: AvSync::default(),
@@ -98,6 +115,8 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
 struct RetinaSession {
     playing: Demuxed,
     video_i: usize,
+    /// The ONVIF metadata track, when set up.
+    metadata_i: Option<usize>,
     audio: SessionAudio,
     params_sent: bool,
     /// Audio's offset from video, from the camera's RTCP sender reports.
@@ -186,6 +205,15 @@ impl Session for RetinaSession {
                             loss: f.loss(),
                             frames,
                         }));
+                    }
+                    CodecItem::MessageFrame(m) if Some(m.stream_id()) == self.metadata_i => {
+                        // retina reassembled it (packets up to the marker bit).
+                        let len = m.data().len();
+                        return Some(Ok(Item::Metadata(if len > MAX_METADATA_DOCUMENT {
+                            MetadataDocument::TooLarge(len)
+                        } else {
+                            MetadataDocument::Xml(Bytes::copy_from_slice(m.data()))
+                        })));
                     }
                     CodecItem::Rtcp(pkt) => self.sender_report(&pkt),
                     _ => {}

@@ -11,7 +11,7 @@ use tracing::{info, warn, Instrument};
 
 use super::backoff::{self, Attempt, Outcome};
 use super::damage::{Damage, Verdict};
-use super::open::{Failure, Item, OpenError, OpenRequest, Opener};
+use super::open::{Failure, Item, MetadataDocument, OpenError, OpenRequest, Opener};
 use super::transport::{Proto, TransportChoice};
 use crate::clock::{ticks_90k_to_ns, Clock};
 use crate::config::CameraConfig;
@@ -43,7 +43,15 @@ pub struct IngestTask {
     pub clock: Arc<dyn Clock>,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
+    /// Where the ONVIF metadata track's documents go (the camera's event
+    /// reader), for cameras whose events are read; `None` leaves the track
+    /// alone. Bounded: documents the reader has no room for are dropped.
+    pub metadata: Option<mpsc::Sender<Bytes>>,
 }
+
+/// Documents queued for the event reader: a few seconds of a busy analytics
+/// track, at most this many times [`super::open::MAX_METADATA_DOCUMENT`].
+pub const METADATA_QUEUE: usize = 16;
 
 /// Why a session ended. The text is for the log and administrators; the
 /// [`Trouble`] is what everyone else is told.
@@ -194,7 +202,13 @@ impl IngestTask {
             Ok(u) => u,
             Err(e) => return classify(&e, None),
         };
-        let opened = match self.opener.open(OpenRequest { url, creds, proto }).await {
+        let request = OpenRequest {
+            url,
+            creds,
+            proto,
+            metadata: self.metadata.is_some(),
+        };
+        let opened = match self.opener.open(request).await {
             Ok(o) => o,
             Err(OpenError::NoVideo(why)) => return Ended::Refused(Trouble::NoMedia, why),
             Err(OpenError::Request {
@@ -206,8 +220,12 @@ impl IngestTask {
         let mut session = opened.session;
         if !*audio_note_logged {
             super::audio::log_choice(opened.audio_status.as_deref(), opened.audio.is_some());
+            if opened.metadata {
+                info!("the stream has an ONVIF metadata track; reading its events");
+            }
             *audio_note_logged = true;
         }
+        let mut metadata_log = MetadataLog::default();
         if self
             .tx
             .send(IngestEvent::SessionStarted {
@@ -382,7 +400,44 @@ impl IngestTask {
                         }
                     }
                 }
+                Item::Metadata(doc) => self.metadata_document(doc, &mut metadata_log),
                 Item::Damaged(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// Which metadata warnings a session has given (each once per session).
+#[derive(Default)]
+struct MetadataLog {
+    too_large: bool,
+    full: bool,
+}
+
+impl IngestTask {
+    /// Hands a metadata document to the event reader, never waiting: a
+    /// document over the cap or without room in the queue is dropped.
+    fn metadata_document(&self, doc: MetadataDocument, log: &mut MetadataLog) {
+        let Some(tx) = &self.metadata else { return };
+        match doc {
+            MetadataDocument::TooLarge(len) => {
+                if !std::mem::replace(&mut log.too_large, true) {
+                    warn!(
+                        bytes = len,
+                        limit = super::open::MAX_METADATA_DOCUMENT,
+                        "dropped an ONVIF metadata document over the size limit; its events are not recorded (logged once per session)"
+                    );
+                } else {
+                    tracing::debug!(
+                        bytes = len,
+                        "dropped an ONVIF metadata document over the size limit"
+                    );
+                }
+            }
+            MetadataDocument::Xml(xml) => {
+                if tx.try_send(xml).is_err() && !std::mem::replace(&mut log.full, true) {
+                    warn!("the event reader is behind; dropping ONVIF metadata documents (logged once per session)");
+                }
             }
         }
     }

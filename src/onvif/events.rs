@@ -1,6 +1,8 @@
 //! Events service calls (ONVIF ver10 events, WS-BaseNotification): a
 //! PullPoint subscription (`CreatePullPointSubscription`, `PullMessages`,
 //! `Renew`, `Unsubscribe`) and the parsing of the notifications it returns.
+//! The same notifications come in the RTSP metadata track's `tt:MetadataStream`
+//! documents; [`parse_notifications`] reads both, so both sources mean the same.
 //!
 //! Only the camera's own words are read here; deciding what a notification
 //! means (motion, tamper, ...) is [`crate::events`]'s job. Notifications are
@@ -79,14 +81,14 @@ pub struct Notification {
     pub data: Vec<(String, String)>,
 }
 
-/// Why a `PullMessages` reply was refused.
+/// Why a `PullMessages` reply or a metadata document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotificationError {
-    /// The payload is not a `PullMessagesResponse`.
-    #[error("expected PullMessagesResponse, got <{0}>")]
+    /// The payload is neither a `PullMessagesResponse` nor a `MetadataStream`.
+    #[error("expected PullMessagesResponse or MetadataStream, got <{0}>")]
     WrongReply(String),
     /// More notifications than [`MAX_MESSAGES`].
-    #[error("more than {MAX_MESSAGES} notifications in one reply")]
+    #[error("more than {MAX_MESSAGES} notifications in one document")]
     TooMany,
 }
 
@@ -153,7 +155,7 @@ impl OnvifClient {
                 &body,
             )
             .await?;
-        parse_pull_messages(&r).map_err(|e| self.err(OP, ErrorKind::NotSoap(e.to_string())))
+        parse_notifications(&r).map_err(|e| self.err(OP, ErrorKind::NotSoap(e.to_string())))
     }
 
     /// `Renew`: the subscription now ends `termination` from the camera's now.
@@ -236,13 +238,23 @@ pub fn parse_reference_parameters(r: &Element) -> Vec<String> {
         .collect()
 }
 
-/// Reads `PullMessagesResponse`. Notifications without a topic are skipped
+/// The one reader of camera notifications: a `PullMessagesResponse` (the
+/// PullPoint subscription) or a `tt:MetadataStream` document (the RTSP
+/// metadata track, whose `tt:Event` elements carry the same
+/// `wsnt:NotificationMessage`s; its video analytics and PTZ parts are not
+/// events and are skipped). Notifications without a topic are skipped
 /// (nothing could say what they are); long texts are cut at [`MAX_TEXT`].
-pub fn parse_pull_messages(r: &Element) -> Result<Vec<Notification>, NotificationError> {
-    if r.name != "PullMessagesResponse" {
-        return Err(NotificationError::WrongReply(cut(&r.name)));
-    }
-    let msgs: Vec<&Element> = r.children_named("NotificationMessage").collect();
+/// The document itself went through [`crate::onvif::xml::parse`], whose
+/// limits (no DTD, size, depth) hold for both sources.
+pub fn parse_notifications(r: &Element) -> Result<Vec<Notification>, NotificationError> {
+    let msgs: Vec<&Element> = match r.name.as_str() {
+        "PullMessagesResponse" => r.children_named("NotificationMessage").collect(),
+        "MetadataStream" => r
+            .children_named("Event")
+            .flat_map(|e| e.children_named("NotificationMessage"))
+            .collect(),
+        _ => return Err(NotificationError::WrongReply(cut(&r.name))),
+    };
     if msgs.len() > MAX_MESSAGES {
         return Err(NotificationError::TooMany);
     }
@@ -356,7 +368,7 @@ mod tests {
 <wsnt:NotificationMessage><wsnt:Topic>tns1:Device/Trigger/DigitalInput</wsnt:Topic><wsnt:Message><tt:Message UtcTime="garbage"><tt:Data><tt:SimpleItem Value="x"/></tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage>
 </tev:PullMessagesResponse>"#,
         );
-        let n = parse_pull_messages(&r).unwrap();
+        let n = parse_notifications(&r).unwrap();
         assert_eq!(n.len(), 2, "the message without a topic is skipped");
         assert_eq!(n[0].topic, "tns1:RuleEngine/CellMotionDetector/Motion");
         assert_eq!(n[0].operation, PropertyOperation::Changed);
@@ -372,10 +384,51 @@ mod tests {
     }
 
     #[test]
+    fn metadata_stream_documents_carry_the_same_notifications() {
+        use crate::onvif::xml;
+        // As an Axis camera sends it on its metadata track (captured; see
+        // tests/peers/gst_rtsp_server.py), with a Dahua analytics frame beside.
+        let doc = br#"<?xml version="1.0" encoding="UTF-8"?><tt:MetadataStream xmlns:tt="http://www.onvif.org/ver10/schema"><tt:VideoAnalytics><tt:Frame UtcTime="2024-05-01T10:00:00Z"><tt:Object ObjectId="0"/></tt:Frame></tt:VideoAnalytics><tt:Event><wsnt:NotificationMessage xmlns:tns1="http://www.onvif.org/ver10/topics" xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:wsa5="http://www.w3.org/2005/08/addressing"><wsnt:Topic Dialect="http://docs.oasis-open.org/wsn/t-1/TopicExpression/Simple">tns1:VideoSource/tns1:MotionAlarm</wsnt:Topic><wsnt:ProducerReference><wsa5:Address>uri://ce70a274-592e-11df-a812-00408cac51a7/ProducerReference</wsa5:Address></wsnt:ProducerReference><wsnt:Message><tt:Message UtcTime="2014-09-10T22:30:19Z" PropertyOperation="Changed"><tt:Source><tt:SimpleItem Name="Source" Value="VideoSource_1"/></tt:Source><tt:Data><tt:SimpleItem Name="State" Value="true"/></tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage></tt:Event></tt:MetadataStream>"#;
+        let n = parse_notifications(&xml::parse(doc).unwrap()).unwrap();
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert_eq!(n[0].topic, "tns1:VideoSource/tns1:MotionAlarm");
+        assert_eq!(n[0].operation, PropertyOperation::Changed);
+        assert_eq!(
+            n[0].utc,
+            Some(time::macros::datetime!(2014-09-10 22:30:19 UTC))
+        );
+        assert_eq!(n[0].source, vec![("Source".into(), "VideoSource_1".into())]);
+        assert_eq!(n[0].data, vec![("State".into(), "true".into())]);
+        // Analytics only: no events. Several events in one document: all.
+        let frame = br#"<tt:MetadataStream xmlns:tt="http://www.onvif.org/ver10/schema"><tt:VideoAnalytics><tt:Frame UtcTime="2024-05-01T10:00:00Z"/></tt:VideoAnalytics></tt:MetadataStream>"#;
+        assert!(parse_notifications(&xml::parse(frame).unwrap())
+            .unwrap()
+            .is_empty());
+        let one = "<wsnt:NotificationMessage><wsnt:Topic>a</wsnt:Topic></wsnt:NotificationMessage>";
+        let many = format!(
+            "<tt:MetadataStream><tt:Event>{one}{one}</tt:Event><tt:Event>{one}</tt:Event></tt:MetadataStream>"
+        );
+        assert_eq!(
+            parse_notifications(&xml::parse(many.as_bytes()).unwrap())
+                .unwrap()
+                .len(),
+            3
+        );
+        let flood = format!(
+            "<tt:MetadataStream>{}</tt:MetadataStream>",
+            format!("<tt:Event>{one}</tt:Event>").repeat(MAX_MESSAGES + 1)
+        );
+        assert_eq!(
+            parse_notifications(&xml::parse(flood.as_bytes()).unwrap()),
+            Err(NotificationError::TooMany)
+        );
+    }
+
+    #[test]
     fn wrong_replies_and_floods_are_errors() {
         let r = reply("<tev:GetEventPropertiesResponse/>");
         assert!(matches!(
-            parse_pull_messages(&r),
+            parse_notifications(&r),
             Err(NotificationError::WrongReply(_))
         ));
         let one = "<wsnt:NotificationMessage><wsnt:Topic>t</wsnt:Topic></wsnt:NotificationMessage>";
@@ -383,12 +436,12 @@ mod tests {
             "<tev:PullMessagesResponse>{}</tev:PullMessagesResponse>",
             one.repeat(MAX_MESSAGES + 1)
         ));
-        assert_eq!(parse_pull_messages(&r), Err(NotificationError::TooMany));
+        assert_eq!(parse_notifications(&r), Err(NotificationError::TooMany));
         let long = "é".repeat(MAX_TEXT);
         let r = reply(&format!(
             "<tev:PullMessagesResponse><wsnt:NotificationMessage><wsnt:Topic>{long}</wsnt:Topic></wsnt:NotificationMessage></tev:PullMessagesResponse>"
         ));
-        let n = parse_pull_messages(&r).unwrap();
+        let n = parse_notifications(&r).unwrap();
         assert!(n[0].topic.len() <= MAX_TEXT && n[0].topic.chars().all(|c| c == 'é'));
     }
 
@@ -416,6 +469,6 @@ mod tests {
         );
         // Wrong namespaces still parse by local name; a wrong element is refused.
         let r = soap::parse_reply(br#"<x:Envelope xmlns:x="urn:nope"><x:Body><x:PullMessagesResponse><y:NotificationMessage xmlns:y="urn:other"><y:Topic>a/b</y:Topic></y:NotificationMessage></x:PullMessagesResponse></x:Body></x:Envelope>"#).unwrap();
-        assert_eq!(parse_pull_messages(&r).unwrap()[0].topic, "a/b");
+        assert_eq!(parse_notifications(&r).unwrap()[0].topic, "a/b");
     }
 }

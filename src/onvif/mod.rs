@@ -50,7 +50,11 @@ pub fn parse_any(data: &[u8]) {
         let _ = ptz::parse_status(&r);
         let _ = ptz::parse_presets(&r);
         let _ = events::parse_subscription(&r);
-        let _ = events::parse_pull_messages(&r);
+        let _ = events::parse_notifications(&r);
+    }
+    // An RTSP metadata track's document is bare XML, not SOAP.
+    if let Ok(doc) = xml::parse(data) {
+        let _ = events::parse_notifications(&doc);
     }
 }
 

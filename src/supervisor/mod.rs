@@ -106,6 +106,29 @@ impl Supervisor {
             // Live-only camera: nothing consumes frames but the live hub.
             sup.tasks.push(tokio::spawn(drain(rx)));
         }
+        // ONVIF cameras' events: a PullPoint subscription and, when the stream
+        // has one, the metadata track of the main stream, both into one record.
+        let events = cam.onvif.as_ref().map(|onvif| {
+            let events = crate::events::CameraEvents::load(
+                &cam.id,
+                shared.store.clone(),
+                shared.clock.clone(),
+            );
+            let task = crate::events::EventTask {
+                onvif: onvif.clone(),
+                events: events.clone(),
+                shutdown: sup.stop.clone(),
+                timing: Default::default(),
+            };
+            sup.tasks.push(tokio::spawn(task.run()));
+            events
+        });
+        let metadata = events.map(|events| {
+            let (tx, documents) = mpsc::channel(crate::ingest::session::METADATA_QUEUE);
+            let task = crate::events::metadata::MetadataTask { events, documents };
+            sup.tasks.push(tokio::spawn(task.run()));
+            tx
+        });
         let mut ingest = Vec::new();
         if let Some(sub) = &cam.sub_url {
             // The sub stream only feeds live grids; it is never recorded.
@@ -117,20 +140,11 @@ impl Supervisor {
             sup.tasks.push(tokio::spawn(drain(rx)));
             ingest.push(sup.ingest_task(shared, sub_cam, tx, &key));
         }
-        ingest.push(sup.ingest_task(shared, cam.clone(), tx, &cam.id));
+        let mut main = sup.ingest_task(shared, cam.clone(), tx, &cam.id);
+        main.metadata = metadata;
+        ingest.push(main);
         for task in ingest {
             sup.tasks.push(tokio::spawn(task.run()));
-        }
-        if let Some(onvif) = &cam.onvif {
-            let events = crate::events::EventTask {
-                camera: cam.id.clone(),
-                onvif: onvif.clone(),
-                store: shared.store.clone(),
-                clock: shared.clock.clone(),
-                shutdown: sup.stop.clone(),
-                timing: Default::default(),
-            };
-            sup.tasks.push(tokio::spawn(events.run()));
         }
         Ok(sup)
     }
@@ -150,6 +164,7 @@ impl Supervisor {
             opener: shared.opener.clone(),
             clock: shared.clock.clone(),
             shutdown: self.stop.clone(),
+            metadata: None,
         }
     }
 

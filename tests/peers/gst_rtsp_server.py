@@ -20,6 +20,14 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
              even second of the media's time the picture flips between black
              and grey, and the sound between a 1 kHz tone (while grey) and
              silence
+  /h264meta  live H.264 + an ONVIF metadata track (application/vnd.onvif.metadata,
+             see meta_*): every 4 s motion starts (second 1) and ends (second 3),
+             as a camera's tt:MetadataStream documents; between them a
+             tt:VideoAnalytics frame document; each document goes out over
+             several RTP packets, the marker bit on its last
+  /h264metahostile  live H.264 + a metadata track that sends only hostile
+             documents, each of them motion if it were read: one over 256 KiB,
+             one with a billion-laughs DTD, one with an external entity
 Every mount is shared: a second client joins the running stream.
 --udp-only limits every mount to RTP over UDP, so a TCP SETUP gets 461.
 --port 0 lets the kernel pick a free port (no window in which another test can
@@ -27,6 +35,10 @@ take a port found free beforehand). Prints "ready <port>" with the port it
 listens on once listening.
 """
 import argparse
+import datetime
+import random
+import struct
+import time
 
 import gi
 
@@ -98,6 +110,124 @@ avsync = (
     "volume name=beep ! audioconvert ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
 )
 
+# ONVIF metadata track (ONVIF Streaming Spec 5.2.1.1): XML documents over RTP,
+# a document split over packets that share a timestamp, the marker bit on its
+# last packet. Debian has no payloader for it (rtponvifmetadatapay is in
+# gst-plugins-rs), so the RTP packets are built here and pushed through an
+# appsrc named pay1; the RTSP server announces it from these caps.
+meta = (
+    "appsrc name=pay1 is-live=true format=time do-timestamp=true max-bytes=0 "
+    'caps="application/x-rtp,media=application,encoding-name=VND.ONVIF.METADATA,'
+    'clock-rate=90000,payload=107"'
+)
+
+# An Axis camera's motion notification as captured off its metadata track
+# (MAC prefix 00:40:8C; quoted in a public NVR's RTSP client source), with
+# the time and state filled in.
+META_MOTION = (
+    '<?xml version="1.0" encoding="UTF-8"?><tt:MetadataStream xmlns:tt="http://www.onvif.org/ver10/schema">'
+    '<tt:Event><wsnt:NotificationMessage xmlns:tns1="http://www.onvif.org/ver10/topics" '
+    'xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:wsa5="http://www.w3.org/2005/08/addressing">'
+    '<wsnt:Topic Dialect="http://docs.oasis-open.org/wsn/t-1/TopicExpression/Simple">'
+    "tns1:VideoSource/tns1:MotionAlarm</wsnt:Topic><wsnt:ProducerReference><wsa5:Address>"
+    "uri://ce70a274-592e-11df-a812-00408cac51a7/ProducerReference</wsa5:Address></wsnt:ProducerReference>"
+    '<wsnt:Message><tt:Message UtcTime="{utc}" PropertyOperation="{op}"><tt:Source>'
+    '<tt:SimpleItem Name="Source" Value="VideoSource_1"/></tt:Source><tt:Data>'
+    '<tt:SimpleItem Name="State" Value="{state}"/></tt:Data></tt:Message></wsnt:Message>'
+    "</wsnt:NotificationMessage></tt:Event></tt:MetadataStream>"
+)
+# A Dahua camera's analytics frame (an object's box, no event), as a public
+# Dahua metadata collector's test fixture has it.
+META_FRAME = (
+    '<?xml version="1.0" encoding="utf-8" standalone="yes" ?>'
+    '<tt:MetadataStream xmlns:tt="http://www.onvif.org/ver10/schema">'
+    '<tt:VideoAnalytics><tt:Frame UtcTime="{utc}">'
+    '<tt:Object ObjectId="0"><tt:Appearance><tt:Shape>'
+    '<tt:BoundingBox left="656" top="64" right="2704" bottom="8144"/>'
+    '<tt:CenterOfGravity x="1680" y="4104"/>'
+    "</tt:Shape></tt:Appearance></tt:Object>"
+    "</tt:Frame></tt:VideoAnalytics></tt:MetadataStream>"
+)
+
+
+def utc_now():
+    """The camera's clock, as ONVIF writes it (UTC, milliseconds)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def motion(state, op="Changed"):
+    utc = utc_now()
+    return utc, META_MOTION.format(utc=utc, op=op, state=state)
+
+
+def hostile_documents():
+    """Documents that would be motion if a reader took them in."""
+    _, big = motion("true")
+    # Over the 256 KiB cap, still under the XML parser's 1 MiB: only the cap stops it.
+    big = big.replace("<tt:Event>", "<!--" + "x" * (300 * 1024) + "--><tt:Event>")
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "true"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+        '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+        + motion("&c;")[1].split("?>", 1)[1]
+    )
+    external = (
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/hostname">]>'
+        + motion("true")[1].split("?>", 1)[1].replace("VideoSource_1", "&xxe;")
+    )
+    return [("huge", big), ("laughs", laughs), ("external-entity", external)]
+
+
+class MetaTrack:
+    """Feeds one media's metadata appsrc from a GLib timer."""
+
+    def __init__(self, src, hostile):
+        self.src = src
+        self.hostile = hostile
+        self.seq = random.randrange(1 << 16)
+        self.ssrc = random.randrange(1 << 32)
+        self.start = time.monotonic()
+        self.step = 0
+        self.timer = GLib.timeout_add(500, self.tick)
+
+    def send(self, doc, chunk=1200):
+        ts = int((time.monotonic() - self.start) * 90000) & 0xFFFFFFFF
+        data = doc.encode()
+        parts = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+        for i, part in enumerate(parts):
+            mark = 0x80 if i == len(parts) - 1 else 0
+            header = struct.pack("!BBHII", 0x80, mark | 107, self.seq, ts, self.ssrc)
+            self.seq = (self.seq + 1) & 0xFFFF
+            self.src.emit("push-buffer", Gst.Buffer.new_wrapped(header + part))
+
+    def tick(self):
+        # Every 4 s (8 ticks): motion on at 1 s, off at 3 s, analytics frames between.
+        phase = self.step % 8
+        self.step += 1
+        if self.hostile:
+            if phase % 2 == 0:
+                kind, doc = hostile_documents()[(self.step // 2) % 3]
+                self.send(doc)
+                print(f"meta hostile {kind} {len(doc)}", flush=True)
+            return True
+        if self.step == 1:
+            self.send(motion("false", "Initialized")[1])
+        elif phase == 2:
+            utc, doc = motion("true")
+            self.send(doc)
+            print(f"meta motion true {utc}", flush=True)
+        elif phase == 6:
+            utc, doc = motion("false")
+            self.send(doc)
+            print(f"meta motion false {utc}", flush=True)
+        elif phase in (0, 4):
+            self.send(META_FRAME.format(utc=utc_now()))
+        return True
+
+    def stop(self, *_):
+        GLib.source_remove(self.timer)
+
+
 mounts = {
     "/h264aac": video + h264 + aac,
     "/h264pcmu": video + h264 + pcmu,
@@ -109,6 +239,8 @@ mounts = {
     "/h264slices": slices,
     "/vp8": vp8,
     "/avsync": avsync,
+    "/h264meta": video + h264 + meta,
+    "/h264metahostile": video + h264 + meta,
 }
 
 
@@ -122,8 +254,13 @@ def square(amplitude, offset):
     return wave
 
 
-def on_configure(_factory, media):
-    """Binds /avsync's brightness and volume to the same square wave."""
+def on_configure(_factory, media, path):
+    """Binds /avsync's brightness and volume to the same square wave; starts
+    the metadata of /h264meta*."""
+    if path.startswith("/h264meta"):
+        track = MetaTrack(media.get_element().get_by_name("pay1"), path.endswith("hostile"))
+        media.connect("unprepared", track.stop)
+        return
     flash = media.get_element().get_by_name("flash")
     beep = media.get_element().get_by_name("beep")
     if flash is None or beep is None:
@@ -155,7 +292,7 @@ for path, launch in mounts.items():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch("( " + launch + " )")
     factory.set_shared(True)
-    factory.connect("media-configure", on_configure)
+    factory.connect("media-configure", on_configure, path)
     if args.udp_only:
         factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
     if args.user:

@@ -117,6 +117,7 @@ impl Opener for Scripted {
                     }),
                     audio: None,
                     audio_status: None,
+                    metadata: false,
                 }),
             }
         })
@@ -235,6 +236,7 @@ async fn run(
         opener: opener.clone(),
         clock: clock.clone(),
         shutdown,
+        metadata: None,
     }
     .run()
     .await;

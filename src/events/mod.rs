@@ -1,6 +1,8 @@
 //! Camera events: each ONVIF camera's own motion, tamper, intrusion and
-//! input notifications, pulled from its events service and stored in the
-//! index ([`crate::store::events`]) for the timeline and search.
+//! input notifications, pulled from its events service and, where its RTSP
+//! stream has a metadata track, read from that too ([`metadata`]); stored
+//! in the index ([`crate::store::events`]) for the timeline and search. Both
+//! sources feed one [`CameraEvents`], which stores each event once.
 //!
 //! One [`EventTask`] per camera with `onvif = { ... }`, run by that camera's
 //! supervisor: it keeps a PullPoint subscription (`CreatePullPointSubscription`,
@@ -23,20 +25,22 @@
 //! and items are kept too). Must never: change a camera's settings, or log
 //! credentials (errors name host and operation only).
 
-use std::collections::HashMap;
+pub mod camera;
+pub mod metadata;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::clock::Clock;
+pub use camera::CameraEvents;
+
 use crate::config::OnvifCameraConfig;
-use crate::onvif::events::{Notification, PropertyOperation, Subscription};
+use crate::onvif::events::Subscription;
 use crate::onvif::resolve::credentials;
 use crate::onvif::{OnvifClient, OnvifError};
-use crate::store::events::{CameraEvent, EndReason, EventKey, Kind};
-use crate::store::Store;
+use crate::store::events::Kind;
 
 /// Timings of a subscription; [`Timing::default`] suits real cameras.
 #[derive(Clone, Copy, Debug)]
@@ -75,14 +79,10 @@ const PULL_LIMIT: u32 = 100;
 
 /// The event subscription of one camera.
 pub struct EventTask {
-    /// Camera id.
-    pub camera: String,
     /// Its `onvif = { ... }` table.
     pub onvif: OnvifCameraConfig,
-    /// Where events go.
-    pub store: Arc<Store>,
-    /// Wall time for events without a usable camera time.
-    pub clock: Arc<dyn Clock>,
+    /// The camera's event record, shared with its metadata track.
+    pub events: Arc<CameraEvents>,
     /// Cancelled when the camera stops.
     pub shutdown: CancellationToken,
     /// Subscription timings.
@@ -100,40 +100,27 @@ enum Ended {
     Store(anyhow::Error),
 }
 
-/// An event whose state is on, waiting for its end.
-struct OpenEvent {
-    key: EventKey,
-    /// Last time the state was known on (ns, our clock).
-    seen_ns: i64,
-    /// Whether the current subscription has reported this state; until it
-    /// has, the event is only what an earlier subscription saw.
-    confirmed: bool,
-}
-
-/// Open events by topic and source.
-type Open = HashMap<(String, Vec<(String, String)>), OpenEvent>;
-
 impl EventTask {
     /// Subscribes and records until `shutdown`, reconnecting after any failure.
     pub async fn run(self) {
+        let camera = self.events.camera().to_owned();
         let mut backoff = self.timing.min_backoff;
-        let mut open = self.load_open();
         let mut failures = 0u32;
         loop {
             let no_service;
-            match self.subscription(&mut open, &mut backoff).await {
+            match self.subscription(&mut backoff).await {
                 Ok(()) => return,
                 Err(e) => {
-                    if let Err(e) = self.close_lost(&mut open).await {
-                        warn!(camera = %self.camera, error = %format!("{e:#}"), "camera events: closing unobserved events");
+                    if let Err(e) = self.close_lost().await {
+                        warn!(camera = %camera, error = %format!("{e:#}"), "camera events: closing unobserved events");
                     }
                     failures += 1;
                     no_service = matches!(e, Ended::NoService);
                     // A camera without events is normal: say so once, then quietly.
                     if matches!(e, Ended::NoService) && failures > 1 {
-                        debug!(camera = %self.camera, "camera events: {e}");
+                        debug!(camera = %camera, "camera events: {e}");
                     } else {
-                        warn!(camera = %self.camera, error = %e, retry_s = backoff.as_secs_f32(), "camera events: subscription ended; retrying");
+                        warn!(camera = %camera, error = %e, retry_s = backoff.as_secs_f32(), "camera events: subscription ended; retrying");
                     }
                 }
             }
@@ -151,72 +138,25 @@ impl EventTask {
         }
     }
 
-    /// The events a previous run left open (it stopped or crashed while
-    /// their state was on), to be reconciled with the camera.
-    fn load_open(&self) -> Open {
-        let rows = match self.store.events().open_events(&self.camera) {
-            Ok(rows) => rows,
-            Err(e) => {
-                warn!(camera = %self.camera, error = %format!("{e:#}"), "camera events: reading open events");
-                return Open::new();
-            }
-        };
-        if !rows.is_empty() {
-            info!(camera = %self.camera, open = rows.len(), "camera events: events left open by the last run, to reconcile");
-        }
-        rows.into_iter()
-            .map(|(key, ev)| {
-                let seen_ns = ev.seen_ns.unwrap_or(ev.start_ns);
-                (
-                    (ev.topic, ev.source),
-                    OpenEvent {
-                        key,
-                        seen_ns,
-                        confirmed: false,
-                    },
-                )
-            })
-            .collect()
-    }
-
     /// Closes the open events unobserved for [`Timing::lost_after`], where
     /// they were last seen.
-    async fn close_lost(&self, open: &mut Open) -> anyhow::Result<()> {
-        let now = self.clock.now_ns();
-        let lost = i64::try_from(self.timing.lost_after.as_nanos()).unwrap_or(i64::MAX);
-        let before = open.len();
-        let mut result = Ok(());
-        open.retain(|_, o| {
-            if now.saturating_sub(o.seen_ns) <= lost || result.is_err() {
-                return true;
-            }
-            result =
-                self.store
-                    .events()
-                    .close(&o.key, o.seen_ns, Some(EndReason::SubscriptionLost));
-            false
-        });
-        result?;
-        if open.len() < before {
-            info!(camera = %self.camera, closed = before - open.len(), "camera events: closed events unobserved since the subscription was lost");
-            self.flush().await?;
+    async fn close_lost(&self) -> anyhow::Result<()> {
+        if self.events.close_lost(self.timing.lost_after)? {
+            self.events.flush().await?;
         }
         Ok(())
     }
 
-    /// Makes state changes durable, off the async threads (an fsync).
-    async fn flush(&self) -> anyhow::Result<()> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.events().flush()).await?
-    }
-
     /// One subscription, from connecting to its end. `Ok` only on shutdown.
-    async fn subscription(&self, open: &mut Open, backoff: &mut Duration) -> Result<(), Ended> {
+    async fn subscription(&self, backoff: &mut Duration) -> Result<(), Ended> {
         let o = &self.onvif;
+        let camera = self.events.camera();
         let client = tokio::select! {
             _ = self.shutdown.cancelled() => return Ok(()),
             c = OnvifClient::connect(&o.host, o.port, credentials(o)) => c?,
         };
+        // The metadata track's events are on the camera's clock too.
+        self.events.set_offset(client.clock_offset());
         if !client.has_events() {
             return Err(Ended::NoService);
         }
@@ -225,17 +165,14 @@ impl EventTask {
             _ = self.shutdown.cancelled() => return Ok(()),
             s = client.create_pull_point(t.termination) => s?,
         };
-        info!(camera = %self.camera, "camera events: subscribed");
-        // What is open was seen by an earlier subscription: this one must confirm it.
-        for o in open.values_mut() {
-            o.confirmed = false;
-        }
-        let result = self.pull_loop(&client, &sub, open, backoff).await;
+        info!(camera = %camera, "camera events: subscribed");
+        self.events.resubscribed();
+        let result = self.pull_loop(&client, &sub, backoff).await;
         // Cameras allow few subscriptions: free ours, even after an error
         // (the camera may only have sent one bad reply), but never wait long.
         let _ = tokio::time::timeout(Duration::from_secs(2), client.unsubscribe(&sub)).await;
         if result.is_ok() {
-            info!(camera = %self.camera, "camera events: unsubscribed");
+            info!(camera = %camera, "camera events: unsubscribed");
         }
         result
     }
@@ -244,10 +181,10 @@ impl EventTask {
         &self,
         client: &OnvifClient,
         sub: &Subscription,
-        open: &mut Open,
         backoff: &mut Duration,
     ) -> Result<(), Ended> {
         let t = self.timing;
+        let events = &self.events;
         let renew_every = t
             .termination
             .saturating_sub(t.renew_before)
@@ -267,150 +204,25 @@ impl EventTask {
             *backoff = t.min_backoff;
             let full = pulled.len() >= PULL_LIMIT as usize;
             let mut changed = !pulled.is_empty()
-                && self
-                    .record(pulled, client.clock_offset(), open)
+                && events
+                    .record(pulled, client.clock_offset(), t.lost_after)
                     .map_err(Ended::Store)?;
             if initial && !full {
                 initial = false;
-                changed |= self.settle(open).map_err(Ended::Store)?;
+                changed |= events.settle().map_err(Ended::Store)?;
             }
-            self.seen(open).map_err(Ended::Store)?;
+            events.seen().map_err(Ended::Store)?;
             if changed {
-                self.flush().await.map_err(Ended::Store)?;
+                events.flush().await.map_err(Ended::Store)?;
             }
             if tokio::time::Instant::now() >= renew_at {
                 tokio::select! {
                     _ = self.shutdown.cancelled() => return Ok(()),
                     r = client.renew(sub, t.termination) => r?,
                 }
-                debug!(camera = %self.camera, "camera events: renewed");
+                debug!(camera = %events.camera(), "camera events: renewed");
                 renew_at = tokio::time::Instant::now() + renew_every;
             }
-        }
-    }
-
-    /// After the initial states: the open events the camera did not report
-    /// ended while unobserved. Returns whether any was closed.
-    fn settle(&self, open: &mut Open) -> anyhow::Result<bool> {
-        let before = open.len();
-        let mut result = Ok(());
-        open.retain(|_, o| {
-            if o.confirmed || result.is_err() {
-                return true;
-            }
-            result = self.store.events().close(
-                &o.key,
-                o.seen_ns,
-                Some(EndReason::UnreportedOnResubscribe),
-            );
-            false
-        });
-        result?;
-        if open.len() < before {
-            info!(camera = %self.camera, closed = before - open.len(), "camera events: closed open events the camera no longer reports");
-        }
-        Ok(open.len() < before)
-    }
-
-    /// The subscription is alive: every confirmed open state is still on.
-    fn seen(&self, open: &mut Open) -> anyhow::Result<()> {
-        let now = self.clock.now_ns();
-        for o in open.values_mut().filter(|o| o.confirmed) {
-            self.store.events().touch(&o.key, now)?;
-            o.seen_ns = now;
-        }
-        Ok(())
-    }
-
-    /// Stores what the camera sent: a state turning on opens an event, turning
-    /// off ends it; stateless notifications are events of an instant.
-    /// Returns whether a state changed (to be flushed).
-    fn record(
-        &self,
-        notifications: Vec<Notification>,
-        offset: time::Duration,
-        open: &mut Open,
-    ) -> anyhow::Result<bool> {
-        let now = self.clock.now_ns();
-        let lost = i64::try_from(self.timing.lost_after.as_nanos()).unwrap_or(i64::MAX);
-        let events = self.store.events();
-        let mut changed = false;
-        for n in notifications {
-            if n.operation == PropertyOperation::Deleted {
-                continue;
-            }
-            let (kind, state) = classify(&n.topic, &n.data);
-            let at = event_time(n.utc, offset, now);
-            let key = (n.topic.clone(), n.source.clone());
-            match state {
-                Some(true) => {
-                    if let Some(o) = open.get_mut(&key) {
-                        if o.confirmed {
-                            continue;
-                        }
-                        // On before and on now: the same event, unless the
-                        // gap is too long to say what happened in it.
-                        if now.saturating_sub(o.seen_ns) <= lost {
-                            o.confirmed = true;
-                            continue;
-                        }
-                        events.close(&o.key, o.seen_ns, Some(EndReason::Unobserved))?;
-                    }
-                    // A new event starts after the old one was last seen.
-                    let at = open.get(&key).map_or(at, |o| at.max(o.seen_ns + 1));
-                    let ev = self.event(&n, kind, at, None, true);
-                    let o = OpenEvent {
-                        key: events.insert(&ev)?,
-                        seen_ns: at,
-                        confirmed: true,
-                    };
-                    open.insert(key, o);
-                    changed = true;
-                }
-                Some(false) => {
-                    if let Some(o) = open.remove(&key) {
-                        if !o.confirmed && n.operation == PropertyOperation::Initialized {
-                            // Off now, but it went off while nobody listened.
-                            events.close(
-                                &o.key,
-                                o.seen_ns,
-                                Some(EndReason::InactiveOnResubscribe),
-                            )?;
-                        } else {
-                            events.set_end(&o.key, at)?;
-                        }
-                        changed = true;
-                    }
-                }
-                // The initial state of something without a state says nothing new.
-                None if n.operation == PropertyOperation::Initialized => {}
-                None => {
-                    events.insert(&self.event(&n, kind, at, Some(at), false))?;
-                }
-            }
-        }
-        Ok(changed)
-    }
-
-    fn event(
-        &self,
-        n: &Notification,
-        kind: Kind,
-        start_ns: i64,
-        end_ns: Option<i64>,
-        stateful: bool,
-    ) -> CameraEvent {
-        CameraEvent {
-            camera: self.camera.clone(),
-            start_ns,
-            end_ns,
-            stateful,
-            kind,
-            topic: n.topic.clone(),
-            source: n.source.clone(),
-            data: n.data.clone(),
-            seen_ns: end_ns.is_none().then_some(start_ns),
-            end_reason: None,
         }
     }
 }
