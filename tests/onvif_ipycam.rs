@@ -301,6 +301,7 @@ fn ipycam_auth_and_recording() {
     );
     let config = dir.path().join("cleannvr.toml");
     std::fs::write(&config, common::config(dir.path(), 2, &camera)).unwrap();
+    let t0 = wall_ns();
     let out = Command::new(common::bin())
         .arg("--config")
         .arg(&config)
@@ -321,6 +322,12 @@ fn ipycam_auth_and_recording() {
         "{stdout}"
     );
     assert!(stdout.contains("default gateway unknown"), "{stdout}");
+    // The CLI's audit is kept for the Code of Practice report as the Isolation page's
+    // is, run by `cli:<local user>` (the test runs as root); cleannvr is stopped here,
+    // so both commands work on the index directly.
+    let audited = isolation_row(&config, dir.path());
+    let first = audited_ns(&audited);
+    assert!(t0 - 1_000_000 <= first && first <= wall_ns(), "{audited}");
 
     // End to end: `run` with only host and credentials (password from the environment).
     std::env::set_var("CLEANNVR_CAMERA_GATE_PASSWORD", "correct horse");
@@ -333,6 +340,32 @@ fn ipycam_auth_and_recording() {
                 .unwrap_or(false)
         })
     });
+    // While it runs, the CLI audits through its control socket, and the server keeps
+    // the result (the index is the server's alone now).
+    let t1 = wall_ns();
+    let out = Command::new(common::bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("audit-cameras")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("camera gate (127.0.0.1:8080): incomplete"),
+        "{stdout}"
+    );
+    let row = isolation_row(&config, dir.path());
+    let second = audited_ns(&row);
+    assert!(
+        first < second && t1 - 1_000_000 <= second && second <= wall_ns(),
+        "the report shows the audit run through the socket: {row}"
+    );
     nvr.stop();
     let log = nvr.log.text();
     assert!(log.contains("stream URI from ONVIF"), "{log}");
@@ -366,6 +399,54 @@ fn ipycam_auth_and_recording() {
         line.contains("gate") && line.contains("127.0.0.1:8080"),
         "{line}"
     );
+}
+
+fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// The Code of Practice report's isolation row of camera `gate` (`cleannvr report`, through
+/// the running server or on the index), checked to be a CLI run of ipycam: not shown
+/// isolated, since ipycam answers none of the network queries.
+fn isolation_row(config: &std::path::Path, dir: &std::path::Path) -> serde_json::Value {
+    let file = dir.join("report.json");
+    let file_arg = file.to_str().unwrap();
+    let (ok, out) = common::cli(
+        config,
+        &[
+            "report",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2034-01-01",
+            "--out",
+            file_arg,
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let row = report["isolation"][0].clone();
+    assert_eq!(
+        (&row["camera"], &row["by"], &row["verdict"]),
+        (
+            &serde_json::json!("gate"),
+            &serde_json::json!("cli:root"),
+            &serde_json::json!("not_shown")
+        ),
+        "{report}"
+    );
+    let findings = row["findings"].to_string();
+    assert!(findings.contains("gateway"), "{findings}");
+    assert!(!findings.contains("correct horse"), "no credentials");
+    row
+}
+
+fn audited_ns(row: &serde_json::Value) -> i64 {
+    cleannvr::clock::parse_rfc3339(row["audited"].as_str().unwrap()).unwrap()
 }
 
 /// PTZ through the API against ipycam's PTZ service (ipycam moves its

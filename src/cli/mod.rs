@@ -158,7 +158,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Health => health::health_cmd(&cli.config),
         Command::Discover(args) => crate::onvif::cli::discover_cmd(args, &cli.config),
-        Command::AuditCameras(args) => crate::onvif::cli::audit_cmd(args, &cli.config),
+        Command::AuditCameras(args) => crate::control::client::run(
+            &cli.config,
+            crate::control::Request::AuditCameras { json: args.json },
+        ),
         Command::User { cmd } => crate::auth::cli::user_cmd(cmd, &cli.config),
         Command::Audit { cmd } => crate::auth::cli::audit_cmd(cmd, &cli.config),
         Command::Export(args) => crate::export::cli::export_cmd(*args, &cli.config),

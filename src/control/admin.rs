@@ -67,17 +67,40 @@ impl Ctx<'_> {
 /// Runs `req`; a failure is reported in the response, not as an error.
 pub fn execute(ctx: &Ctx, req: &Request) -> Response {
     let mut out = String::new();
-    match run(ctx, req, &mut out) {
-        Ok(ok) => Response {
-            ok,
+    let code = match req {
+        Request::AuditCameras { json } => audit_cameras(ctx, *json, &mut out),
+        _ => run(ctx, req, &mut out).map(|ok| u8::from(!ok)),
+    };
+    match code {
+        Ok(code) => Response {
+            ok: code == 0,
             output: out,
             error: None,
+            exit_code: (code > 1).then_some(code),
         },
         Err(e) => Response {
             ok: false,
             output: out,
             error: Some(format!("{e:#}")),
+            exit_code: None,
         },
+    }
+}
+
+/// `audit-cameras`: audits every ONVIF camera (the server's live list while it runs)
+/// and keeps each result for the report, as run by `cli:<local user>`. Returns the exit
+/// status (see [`crate::onvif::cli::audit_all`]).
+fn audit_cameras(ctx: &Ctx, json: bool, out: &mut String) -> anyhow::Result<u8> {
+    let records = crate::onvif::isolation_record::Records::open(ctx.store.db())?;
+    let by = format!("cli:{}", ctx.caller.name);
+    let audit = crate::onvif::cli::audit_all(ctx.cameras, &records, &by, ctx.clock, json, out);
+    // The server runs commands on a blocking thread of its runtime; the CLI has none.
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => rt.block_on(audit),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(audit),
     }
 }
 
@@ -208,6 +231,9 @@ fn run(ctx: &Ctx, req: &Request, out: &mut String) -> anyhow::Result<bool> {
             writeln!(out, "{summary}")?;
         }
         Request::Report { from, to, format } => report(ctx, from, to, *format, out)?,
+        Request::AuditCameras { json } => {
+            return Ok(audit_cameras(ctx, *json, out)? == 0);
+        }
         Request::Status { json } => {
             let v = status(ctx);
             if *json {

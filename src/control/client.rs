@@ -48,12 +48,13 @@ pub fn request(config_path: &Path, req: &Request) -> anyhow::Result<Response> {
     Ok(resp)
 }
 
-/// The exit status of an answer.
+/// The exit status of an answer: 1 on an error, else the status the command chose.
 pub fn status(resp: &Response) -> ExitCode {
-    if resp.ok && resp.error.is_none() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    match resp.exit_code {
+        _ if resp.error.is_some() => ExitCode::FAILURE,
+        Some(code) => ExitCode::from(code),
+        None if resp.ok => ExitCode::SUCCESS,
+        None => ExitCode::FAILURE,
     }
 }
 

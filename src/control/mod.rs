@@ -1,5 +1,5 @@
 //! The local control socket: admin commands (`user`, `check`, `export`, `audit verify`,
-//! `report`, `status`) reach a running server without stopping recording, a password or the web
+//! `report`, `status`, `audit-cameras`) reach a running server without stopping recording, a password or the web
 //! port. sled admits one process per index, so while cleannvr runs the CLI cannot open
 //! the index itself; it sends the command to the server instead, which runs it on its
 //! own open index. When no server answers, the CLI opens the index directly.
@@ -94,6 +94,12 @@ pub enum Request {
         /// JSON instead of text.
         json: bool,
     },
+    /// `audit-cameras`: the isolation audit of every ONVIF camera, each result kept
+    /// for the report as the Isolation page's are.
+    AuditCameras {
+        /// JSON instead of text.
+        json: bool,
+    },
 }
 
 impl Request {
@@ -111,6 +117,7 @@ impl Request {
             Request::Status { .. } => "status",
             Request::Report { .. } => "report",
             Request::Backup { .. } => "backup",
+            Request::AuditCameras { .. } => "audit-cameras",
         }
     }
 }
@@ -124,4 +131,8 @@ pub struct Response {
     pub output: String,
     /// Why it failed, if it did (printed as `error: ...`).
     pub error: Option<String>,
+    /// An exit status other than 0 and 1 that the command chose (`audit-cameras`: 2 when
+    /// some camera is not shown isolated). Absent from older servers' answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u8>,
 }

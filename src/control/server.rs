@@ -111,6 +111,7 @@ fn refusal(error: String) -> Response {
         ok: false,
         output: String::new(),
         error: Some(error),
+        exit_code: None,
     }
 }
 

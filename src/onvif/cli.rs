@@ -1,6 +1,7 @@
 //! `cleannvr discover` and `cleannvr audit-cameras`: argument types and the
 //! commands themselves, kept here so `cli/mod.rs` only dispatches.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -9,12 +10,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::audit::{self, IsolationReport};
+use super::audit;
 use super::auth::Credentials;
 use super::client::OnvifClient;
 use super::discovery::{self, ProbeMatch, Target};
+use super::isolation_record::{Record, Records};
 use super::resolve::{self, CameraSummary};
-use crate::config::Config;
+use crate::clock::Clock;
+use crate::config::{CameraConfig, Config};
 
 /// `cleannvr discover`.
 #[derive(clap::Args, Debug)]
@@ -42,7 +45,8 @@ pub struct DiscoverArgs {
     pub json: bool,
 }
 
-/// `cleannvr audit-cameras`.
+/// `cleannvr audit-cameras` (run by [`audit_all`], through the running server's control
+/// socket or on the index, so each result is kept for the report).
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
     /// Print JSON instead of text.
@@ -295,64 +299,74 @@ pub fn unique_id(base: &str, taken: &[String]) -> String {
         .expect("an unused suffix exists")
 }
 
-/// Runs `audit-cameras` over every camera with `onvif` settings. Exit
-/// status: 0 every camera is shown isolated, 2 some camera has a possible
-/// route out or withheld a setting (isolation not shown), 1 some camera could
-/// not be audited at all.
-pub fn audit_cmd(args: AuditArgs, config_path: &Path) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path)?;
-    let results: Vec<(String, Option<Result<IsolationReport, String>>)> =
-        runtime()?.block_on(async {
-            let mut out = Vec::new();
-            for cam in &config.cameras {
-                let r = audit::audit_camera(cam)
-                    .await
-                    .map(|r| r.map_err(|e| e.to_string()));
-                out.push((cam.id.clone(), r));
-            }
-            out
-        });
+/// Runs `audit-cameras` over every camera with `onvif` settings, writing each report to
+/// `out` and keeping each result (time, `by`, verdict, findings) as the camera's latest
+/// audit for the Code of Practice report, as the web Isolation page does. Returns the
+/// exit status: 0 every camera is shown isolated, 2 some camera has a possible route
+/// out or withheld a setting (isolation not shown), 1 some camera could not be audited
+/// at all. A result that cannot be kept is an error, after the reports are written.
+pub async fn audit_all(
+    cameras: &[CameraConfig],
+    records: &Records,
+    by: &str,
+    clock: &dyn Clock,
+    json: bool,
+    out: &mut String,
+) -> anyhow::Result<u8> {
     let mut failed = false;
     let mut not_isolated = false;
-    let mut json = Vec::new();
-    for (id, r) in &results {
-        match r {
-            None => {
-                if !args.json {
-                    println!("camera {id}: no `onvif` settings; skipped\n");
-                }
+    let mut list = Vec::new();
+    let mut kept = Vec::new();
+    for cam in cameras {
+        let id = &cam.id;
+        let Some(result) = audit::audit_camera(cam).await else {
+            if !json {
+                writeln!(out, "camera {id}: no `onvif` settings; skipped\n")?;
             }
-            Some(Err(e)) => {
+            continue;
+        };
+        let result = result.map_err(|e| e.to_string());
+        kept.push(Record::of(
+            id,
+            clock.now_ns(),
+            by,
+            result.as_ref().map_err(Clone::clone),
+        ));
+        match result {
+            Err(e) => {
                 failed = true;
-                if args.json {
-                    json.push(serde_json::json!({ "camera": id, "error": e }));
+                if json {
+                    list.push(serde_json::json!({ "camera": id, "error": e }));
                 } else {
-                    println!("camera {id}: cannot audit: {e}\n");
+                    writeln!(out, "camera {id}: cannot audit: {e}\n")?;
                 }
             }
-            Some(Ok(report)) => {
+            Ok(report) => {
                 not_isolated |= report.has_route_out()
                     || report
                         .findings
                         .iter()
                         .any(|f| f.level == audit::Level::Unknown);
-                if args.json {
-                    json.push(serde_json::to_value(report)?);
+                if json {
+                    list.push(serde_json::to_value(&report)?);
                 } else {
-                    println!("{report}");
+                    writeln!(out, "{report}")?;
                 }
             }
         }
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+    }
+    for r in &kept {
+        records.put(r)?;
     }
     Ok(if failed {
-        ExitCode::from(1)
+        1
     } else if not_isolated {
-        ExitCode::from(2)
+        2
     } else {
-        ExitCode::SUCCESS
+        0
     })
 }
 
