@@ -172,6 +172,19 @@ impl Resolved {
         self.tracks.iter().flatten().map(|k| k.1)
     }
 
+    /// The boxes at `at_ns` in pixels of a `width`×`height` picture, `(x, y, w, h)`, widened
+    /// as [`apply`](Self::apply) widens them; public so the benchmark can give the `ffmpeg`
+    /// command the same regions.
+    pub fn pixel_boxes(&self, at_ns: i64, width: u32, height: u32) -> Vec<[usize; 4]> {
+        let (w, h) = (width as usize, height as usize);
+        self.rects_at(at_ns)
+            .iter()
+            .map(|r| Px::of(r, w, h))
+            .filter(|p| p.x1 > p.x0 && p.y1 > p.y0)
+            .map(|p| [p.x0, p.y0, p.x1 - p.x0, p.y1 - p.y0])
+            .collect()
+    }
+
     /// Obscures this redaction's regions of `frame` (YUV 4:2:0, 8 bit) shown at `at_ns`.
     pub fn apply(&self, frame: &mut ffmpeg::frame::Video, at_ns: i64) -> anyhow::Result<()> {
         ensure!(
@@ -292,12 +305,17 @@ fn obscure(frame: &mut ffmpeg::frame::Video, b: &Px, mode: Mode) {
                 }
             }
             Mode::Blur => {
-                let side = (p.x1 - p.x0).min(p.y1 - p.y0);
-                let r = (side / 5).max(if i == 0 { 8 } else { 4 });
+                let r = blur_radius(p.x1 - p.x0, p.y1 - p.y0, i > 0);
                 blur(data, stride, &p, r);
             }
         }
     }
+}
+
+/// The radius of the blur of a `w`×`h` region of one plane: a fifth of its smaller side,
+/// at least 8 pixels of luma (4 of chroma). Public for the benchmark's `ffmpeg` command.
+pub fn blur_radius(w: usize, h: usize, chroma: bool) -> usize {
+    (w.min(h) / 5).max(if chroma { 4 } else { 8 })
 }
 
 /// Box blur of radius `r` inside `p` only (reads no pixel outside it), two passes, from a
