@@ -284,6 +284,7 @@ fn concrete(path: &str, camera: &str, user: &str) -> String {
 fn body_for(method: &Method, path: &str) -> Option<Value> {
     match (method.as_str(), path) {
         ("POST", "/api/users") => Some(json!({"name": "newbie", "role": "viewer", "password": PW})),
+        ("PUT", "/api/me/prefs") => Some(json!({"live": {"layout": 9}})),
         ("PUT", _) => Some(json!({"cameras": ["a"]})),
         ("POST", "/api/holds") => Some(json!({"cameras": ["a"], "start": "2026-01-01T00:00:00Z",
             "end": "2026-01-01T01:00:00Z", "reason": "walk"})),
@@ -1676,4 +1677,72 @@ async fn rate_limit_counters_are_not_kept_across_a_restart() {
         clock,
     };
     login(&rig, "op").await;
+}
+
+// ---------------------------------------------------------------- preferences
+
+#[tokio::test]
+async fn live_grid_preferences_are_kept_per_user_and_checked() {
+    let rig = rig();
+    let viewer = login(&rig, "viewer").await;
+    let r = req(Method::GET, "/api/me/prefs")
+        .sess(&viewer)
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        r.json()["live"]["layout"],
+        0,
+        "auto until chosen: {}",
+        r.text()
+    );
+    let prefs = json!({"live": {"layout": 9, "groups": [{"name": "Gates", "cameras": ["a", "b"]}],
+        "group": "Gates", "tour": {"on": true, "seconds": 5}}});
+    let r = req(Method::PUT, "/api/me/prefs")
+        .sess(&viewer)
+        .json(prefs.clone())
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // Another session (another browser) of the same user gets them; another user does not.
+    let again = login(&rig, "viewer").await;
+    let r = req(Method::GET, "/api/me/prefs")
+        .sess(&again)
+        .send(&rig)
+        .await;
+    assert_eq!(r.json(), prefs);
+    let op = login(&rig, "op").await;
+    let r = req(Method::GET, "/api/me/prefs").sess(&op).send(&rig).await;
+    assert_eq!(r.json()["live"]["layout"], 0, "{}", r.text());
+    // Refused documents leave the stored ones as they were.
+    for (bad, why) in [
+        (json!({"live": {"layout": 6}}), "layout"),
+        (json!({"live": {"tour": {"seconds": 0}}}), "tour.seconds"),
+        (json!({"live": {"group": "nope"}}), "no group"),
+        (json!({"live": {"layuot": 4}}), "unknown field"),
+    ] {
+        let r = req(Method::PUT, "/api/me/prefs")
+            .sess(&viewer)
+            .json(bad.clone())
+            .send(&rig)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+        assert!(r.text().contains(why), "{bad}: {}", r.text());
+    }
+    let r = req(Method::GET, "/api/me/prefs")
+        .sess(&viewer)
+        .send(&rig)
+        .await;
+    assert_eq!(r.json(), prefs);
+    // Removing the user removes them: a new user of the same name starts afresh.
+    let admin = login(&rig, "admin").await;
+    let r = req(Method::DELETE, "/api/users/viewer")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    assert_eq!(
+        rig.app.users.prefs().get("viewer").unwrap(),
+        Default::default()
+    );
 }

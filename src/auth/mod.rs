@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod login;
 pub mod oidc;
+pub mod prefs;
 pub mod ratelimit;
 pub mod seal;
 pub mod session;
@@ -245,6 +246,8 @@ pub struct Users {
     /// write back a row read before a login spent a code (which would make
     /// that code, or a recovery code, usable again).
     writes: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Each user's UI preferences, removed with the user.
+    prefs: prefs::PrefsStore,
 }
 
 impl Users {
@@ -255,7 +258,13 @@ impl Users {
             tree: db.open_tree("users")?,
             key,
             writes: Default::default(),
+            prefs: prefs::PrefsStore::open(db)?,
         })
+    }
+
+    /// The users' UI preferences.
+    pub fn prefs(&self) -> &prefs::PrefsStore {
+        &self.prefs
     }
 
     /// Opens the users of `store`, with the TOTP key of its storage directory
@@ -570,6 +579,8 @@ impl Users {
         self.tree
             .remove(name.as_bytes())
             .map_err(anyhow::Error::from)?;
+        // A later user of the same name starts afresh.
+        self.prefs.remove(name)?;
         self.db.flush().map_err(anyhow::Error::from)?;
         Ok(user)
     }

@@ -22,6 +22,7 @@ pub mod conn;
 mod isolation;
 mod live;
 mod oidc;
+mod prefs;
 pub mod revocation;
 pub mod error;
 pub mod setup;
@@ -336,6 +337,8 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             Account,
             post(account::renew_recovery),
         ),
+        r(Method::GET, "/api/me/prefs", User, get(prefs::get)),
+        r(Method::PUT, "/api/me/prefs", User, put(prefs::put)),
         r(Method::GET, "/api/cameras", User, get(api::cameras)),
         r(Method::POST, "/api/cameras", Admin, post(cameras::create)),
         r(

@@ -183,6 +183,130 @@ async function livePlays(page, camera, what) {
   return { ...a, ...b };
 }
 
+/** The tiles shown in the live grid, in their on-screen order. */
+const shownCams = (p) => p.$$eval("#live-grid .tile", (ts) => ts.filter((t) => !t.hidden)
+  .sort((a, b) => Number(a.style.order) - Number(b.style.order)).map((t) => t.dataset.camera));
+
+/** `first`: a page of the viewer, logged in, who has not chosen a layout yet. */
+async function liveLayouts(first) {
+  await first.goto(`${base}#/live`);
+  await first.locator(`.tile[data-camera="${cfg.camera}"]`).waitFor();
+  const all = await first.$$eval("#live-grid .tile", (ts) => ts.map((t) => t.dataset.camera));
+  check(all.length === 3 && await first.getAttribute("#live-grid", "data-layout") === "4",
+    "live: auto layout shows the three cameras in 2×2", all);
+  await first.click('.live-bar button[data-layout="9"]');
+  await first.waitForFunction(() => Number(document.querySelector("#live-grid").dataset.saved) >= 1);
+
+  const { page: p } = await browser("viewer-other-browser");
+  await p.setViewportSize({ width: 1920, height: 1080 });
+  await login(p, cfg.viewer);
+  await p.waitForFunction(() => document.querySelectorAll("#live-grid .tile").length === 3);
+  const g = await p.evaluate(() => {
+    const grid = document.querySelector("#live-grid");
+    return {
+      layout: grid.dataset.layout,
+      cols: getComputedStyle(grid).gridTemplateColumns.split(" ").length,
+      pressed: document.querySelector('.live-bar button[aria-pressed="true"]')?.textContent,
+    };
+  });
+  const tiles = await shownCams(p);
+  check(g.layout === "9" && g.cols === 3 && g.pressed === "3×3" && tiles.length === 3,
+    "live: 3×3 chosen in one browser is the layout in a fresh browser of the same user (3 columns, all 3 cameras)", { ...g, tiles });
+  await livePlays(p, cfg.camera, "H.264 camera in 3×3");
+  await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-3x3-1920.png") });
+
+  // A group made in the dialog; the grid shows just its cameras, in its order.
+  const group = [cfg.offline_camera, cfg.hevc_camera];
+  await p.click("#live-groups-open");
+  await p.fill("#live-group-name", "Yard and depot");
+  for (const id of group) await p.check(`#live-groups input[value="${id}"]`);
+  await p.click("#live-group-save");
+  await p.waitForFunction(() => document.querySelector("#live-group").value === "Yard and depot");
+  const inGroup = await shownCams(p);
+  check(inGroup.length === 2 && group.every((c) => inGroup.includes(c)), "live: a new group shows only its cameras", inGroup);
+
+  // A tour of one camera a page, 3 s a step, through the group's pages.
+  await p.click('.live-bar button[data-layout="1"]');
+  await p.waitForFunction(() => document.querySelectorAll("#live-grid .tile:not([hidden])").length === 1);
+  await p.locator("#live-tour-seconds").fill("3");
+  await p.locator("#live-tour-seconds").dispatchEvent("change");
+  await p.click("#live-tour");
+  const seen = [(await shownCams(p))[0]];
+  for (let i = 0; i < 2; i++) {
+    const moved = await p.waitForFunction((last) => {
+      const t = [...document.querySelectorAll("#live-grid .tile")].filter((x) => !x.hidden);
+      return t.length === 1 && t[0].dataset.camera !== last;
+    }, seen[seen.length - 1], { timeout: 30000 }).then(() => true, () => false);
+    check(moved, "live: the tour moved on within 30 s (3 s a step)", seen);
+    seen.push((await shownCams(p))[0]);
+  }
+  check(new Set(seen).size === 2 && seen.every((c) => group.includes(c)) && seen[0] === seen[2],
+    "live: the tour steps through the group's cameras every few seconds", seen);
+  const saved = await (await p.context().request.get(`${origin}/api/me/prefs`)).json();
+  check(saved.live.tour.on === true && saved.live.tour.seconds === 3 && saved.live.group === "Yard and depot",
+    "live: the tour and its interval are saved with the user's preferences", saved.live);
+  await p.click("#live-tour");
+  await p.selectOption("#live-group", "");
+  await p.click('.live-bar button[data-layout="4"]');
+
+  // Digital zoom on the H.264 tile: the wheel zooms, a drag pans, a double-click resets.
+  const tile = `.tile[data-camera="${cfg.camera}"]`;
+  await p.locator(`${tile}:not([hidden]) video`).waitFor();
+  const box = await p.locator(`${tile} .screen`).boundingBox();
+  const cx = box.x + box.width / 2;
+  const cy = box.y + box.height / 2;
+  const matrix = () => p.$eval(`${tile} video`, (v) => {
+    const m = getComputedStyle(v).transform;
+    return m === "none" ? null : m.slice(7, -1).split(",").map(Number);
+  });
+  check(await matrix() === null, "live: an unzoomed picture has no transform");
+  await p.mouse.move(cx, cy);
+  await p.mouse.wheel(0, -600);
+  await p.waitForFunction((s) => getComputedStyle(document.querySelector(s)).transform !== "none", `${tile} video`, { timeout: 10000 }).catch(() => {});
+  const zoomed = await matrix();
+  check(zoomed !== null, "live: the wheel over a picture gives it a transform");
+  check(zoomed[0] > 1.5 && zoomed[3] > 1.5, "live: the wheel zooms the picture (scale > 1.5)", zoomed);
+  await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-2x2-zoomed-1920.png") });
+  await p.mouse.down();
+  await p.mouse.move(cx + 80, cy + 40, { steps: 5 });
+  await p.mouse.up();
+  const panned = await matrix();
+  check(panned[0] === zoomed[0] && (panned[4] !== zoomed[4] || panned[5] !== zoomed[5]),
+    "live: dragging a zoomed picture pans it", { zoomed, panned });
+  check(await p.locator(".tile.enlarged").count() === 0, "live: a drag to pan does not enlarge the tile");
+  await p.dblclick(`${tile} .screen`);
+  await p.waitForFunction((s) => getComputedStyle(document.querySelector(s)).transform === "none", `${tile} video`, { timeout: 10000 }).catch(() => {});
+  check(await matrix() === null && await p.locator(".tile.enlarged").count() === 0 && await p.locator(`${tile} .zoom-level`).isHidden(),
+    "live: a double-click resets the zoom (no transform) without enlarging the tile");
+
+  // Video wall: the pictures only; Escape brings the page back.
+  await p.click("#live-wall");
+  await p.waitForFunction(() => document.body.classList.contains("wall"));
+  await sleep(300);
+  const wall = await p.evaluate(() => ({
+    header: getComputedStyle(document.querySelector("header.top")).display,
+    bar: getComputedStyle(document.querySelector(".live-bar")).display,
+    gridTop: Math.round(document.querySelector("#live-grid").getBoundingClientRect().top),
+  }));
+  check(wall.header === "none" && wall.bar === "none" && wall.gridTop < 20, "live: the video wall shows the grid without the page's chrome", wall);
+  await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-wall-1920.png") });
+  await p.keyboard.press("Escape");
+  await p.waitForFunction(() => !document.body.classList.contains("wall"));
+
+  // A phone: one camera a row, nothing to scroll sideways.
+  await p.setViewportSize({ width: 390, height: 844 });
+  // The grid turns to one column once the media query applies; then nothing may be wider than the window.
+  await p.waitForFunction(() => getComputedStyle(document.querySelector("#live-grid")).gridTemplateColumns.split(" ").length === 1, null, { timeout: 10000 }).catch(() => {});
+  const phone = await p.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+    cols: getComputedStyle(document.querySelector("#live-grid")).gridTemplateColumns.split(" ").length,
+  }));
+  check(phone.scroll <= phone.inner && phone.cols === 1, "live at 390×844: one column and no sideways scrolling", phone);
+  await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-390.png") });
+  await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-390-full.png"), fullPage: true });
+  await p.context().close();
+}
+
 async function main() {
   // --- Login ------------------------------------------------------------
   const viewer = await browser("viewer");
@@ -372,6 +496,11 @@ async function main() {
     });
     check(e.status() === 403, "viewer: POST /api/exports is refused with 403", e.status());
   }
+
+  // --- Live layouts, groups, tour, digital zoom -------------------------
+  // The layout is the user's preference, kept by the server: a fresh browser
+  // (no cookies, no storage) logged in as the same user gets it back.
+  await liveLayouts(page);
 
   // --- Playback ---------------------------------------------------------
   await page.goto(`${base}#/playback`);

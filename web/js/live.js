@@ -1,12 +1,19 @@
 // Live view: one tile per camera the user may see, each playing the
 // camera's live WebSocket through MSE. Click a picture (or its Enlarge
 // button, reachable by keyboard) to show it alone; Escape returns to the grid.
+// The grid shows a layout of 1, 2×2, 3×3 or 4×4 tiles per page (auto: the
+// smallest that holds the cameras), all cameras or one of the user's groups,
+// and can tour through groups and pages; these are the user's preferences,
+// kept by the server (`/api/me/prefs`) so they follow the user to any browser.
+// Only the tiles shown stream. Each picture zooms digitally (js/zoom.js).
 
 import { api } from "./api.js";
 import { h, fill } from "./dom.js";
 import { LivePlayer, canPlayLive } from "./player.js";
 import { audioText, bitrate, codecName, isHevc, tileState } from "./format.js";
 import { ptzControls } from "./ptz.js";
+import { zoomable } from "./zoom.js";
+import { groupsDialog } from "./live_groups.js";
 
 const REFRESH_MS = 5000;
 /** Badges and countdowns are redrawn this often, so they never say "Live" for long after frames stop. */
@@ -15,16 +22,69 @@ const TICK_MS = 1000;
 const STILL_MS = 5000;
 /** How far back "Replay" starts. */
 const REPLAY_MS = 5 * 60e3;
+/** How far back a tile's own instant replay starts. */
+const TILE_REPLAY_MS = 30e3;
+const LAYOUTS = [1, 4, 9, 16];
+const LAYOUT_NAMES = { 0: "Auto", 1: "1", 4: "2×2", 9: "3×3", 16: "4×4" };
+const DEFAULT_PREFS = { live: { layout: 0, groups: [], group: null, tour: { on: false, seconds: 10 } } };
 
 export function mount(root, ctx) {
   const grid = h("div", { class: "grid", id: "live-grid" });
   const status = h("p", { class: "muted", role: "status" });
   const backBtn = h("button", { type: "button", class: "quiet", hidden: true, text: "Back to all cameras", onclick: () => enlarge(null) });
   const replayBtn = h("button", { type: "button", id: "live-replay", text: "⟲ Replay from 5 minutes ago", title: "Synchronised playback of the cameras shown, from 5 minutes ago", onclick: () => replay() });
+  const layoutBtns = [0, ...LAYOUTS].map((n) => h("button", {
+    type: "button", text: LAYOUT_NAMES[n], dataset: { layout: String(n) }, "aria-pressed": "false",
+    title: n ? `${n} camera${n > 1 ? "s" : ""} per page` : "Auto: the smallest layout that holds the cameras",
+    onclick: () => { prefs.live.layout = n; view.page = 0; save(); applyView(); },
+  }));
+  const groupSel = h("select", { id: "live-group", "aria-label": "Cameras shown" });
+  groupSel.addEventListener("change", () => {
+    prefs.live.group = groupSel.value || null;
+    view.group = prefs.live.group;
+    view.page = 0;
+    save();
+    applyView();
+  });
+  const groups = groupsDialog((next, selected, old) => {
+    prefs.live.groups = next;
+    if (view.group === old || selected) view.group = selected && next.some((g) => g.name === selected) ? selected : null;
+    prefs.live.group = view.group;
+    view.page = 0;
+    save();
+    applyView();
+  });
+  const groupsBtn = h("button", { type: "button", id: "live-groups-open", text: "Groups…", title: "Make, change or delete groups of cameras",
+    onclick: () => groups.open([...tiles.values()].map((t) => ({ id: t.cam.id, name: t.cam.name })), prefs.live.groups, view.group) });
+  const pageLabel = h("span", { id: "live-page", class: "muted", "aria-live": "polite" });
+  const prevBtn = h("button", { type: "button", class: "icon", id: "live-prev", text: "‹", "aria-label": "Previous page", onclick: () => turn(-1) });
+  const nextBtn = h("button", { type: "button", class: "icon", id: "live-next", text: "›", "aria-label": "Next page", onclick: () => turn(1) });
+  const pager = h("span", { class: "pager" }, prevBtn, pageLabel, nextBtn);
+  const tourBtn = h("button", { type: "button", id: "live-tour", "aria-pressed": "false", text: "▶ Tour",
+    title: "Show each group in turn (every page of each), or the pages of all cameras when you have no groups",
+    onclick: () => { prefs.live.tour.on = !prefs.live.tour.on; save(); setTour(); } });
+  const tourSecs = h("input", { type: "number", id: "live-tour-seconds", min: 3, max: 3600, step: 1, value: 10, class: "secs" });
+  tourSecs.addEventListener("change", () => {
+    const v = Math.round(Number(tourSecs.value));
+    if (!(v >= 3 && v <= 3600)) { tourSecs.value = String(prefs.live.tour.seconds); return; }
+    prefs.live.tour.seconds = v;
+    save();
+    setTour();
+  });
+  const wallBtn = h("button", { type: "button", id: "live-wall", "aria-pressed": "false", text: "Video wall",
+    title: "Full screen with only the pictures (Escape leaves)", onclick: () => setWall(!document.body.classList.contains("wall")) });
+  const toolbar = h("div", { class: "live-bar", role: "toolbar", "aria-label": "Live grid" },
+    h("span", { class: "layouts", role: "group", "aria-label": "Layout" }, layoutBtns),
+    groupSel, groupsBtn, pager,
+    h("span", { class: "tour" }, tourBtn, h("label", { for: tourSecs.id, text: "every" }), tourSecs, h("span", { text: "s" })),
+    wallBtn);
   fill(root,
     h("div", { class: "view-head" }, h("h1", { text: "Live" }), backBtn, replayBtn),
+    toolbar,
     status,
-    grid);
+    grid,
+    h("button", { type: "button", class: "wall-exit", text: "Leave video wall", onclick: () => setWall(false) }),
+    groups.dialog);
 
   /** id → {cam, el, video, overlay, player, ...} */
   const tiles = new Map();
@@ -32,6 +92,13 @@ export function mount(root, ctx) {
   let timer = null;
   let ticker = null;
   let gone = false;
+  /** The user's preferences (saved), and what this screen shows now (not saved: a tour moves it). */
+  let prefs = structuredClone(DEFAULT_PREFS);
+  const view = { group: null, page: 0 };
+  let tourTimer = null;
+  let saving = Promise.resolve();
+  /** Saves done, shown as the grid's `data-saved` (tests wait for it). */
+  let saves = 0;
   /** Since when (ms epoch) the NVR has not answered /api/cameras; 0 while it does. */
   let nvrDownSince = 0;
   const isAdmin = () => document.body.dataset.role === "admin";
@@ -43,16 +110,28 @@ export function mount(root, ctx) {
     const nameId = `cam-${cam.id}-name`;
     const badge = h("span", { class: "badge" });
     const enlargeBtn = h("button", { type: "button", class: "icon", "aria-pressed": "false", title: "Enlarge", "aria-label": `Enlarge ${cam.name}` }, "⤢");
+    const replay30 = h("button", { type: "button", class: "icon tile-replay", title: "Replay the last 30 seconds", "aria-label": `Replay the last 30 seconds of ${cam.name}`,
+      onclick: () => replay([cam.id], TILE_REPLAY_MS) }, "⟲");
+    const zoomBtn = h("button", { type: "button", class: "icon zoom-level", hidden: true, title: "Digital zoom: click to reset", "aria-label": `Reset the zoom of ${cam.name}` });
     const meta = h("dl", { class: "meta" });
     const errorLine = h("p", { class: "tile-error" });
     const still = h("img", { class: "still", alt: `Latest still picture from ${cam.name}`, hidden: true });
-    const screen = h("div", { class: "screen" }, video, still, overlay);
+    const screen = h("div", { class: "screen", title: "Click to enlarge; wheel or pinch to zoom, drag to pan, double-click to reset" }, video, still, overlay, zoomBtn);
     const el = h("article", { class: "tile", "aria-labelledby": nameId, dataset: { camera: cam.id } },
-      h("div", { class: "tile-head" }, h("h2", { id: nameId, text: cam.name }), badge, enlargeBtn),
+      h("div", { class: "tile-head" }, h("h2", { id: nameId, text: cam.name }), badge, replay30, enlargeBtn),
       screen, meta, errorLine);
     const t = { cam, el, video, overlay, badge, meta, errorLine, enlargeBtn, player: null, unsupported: null, still, stillTimer: null, stillUrl: null };
+    t.zoom = zoomable(screen, () => [video, still], (s) => {
+      zoomBtn.hidden = s === 1;
+      zoomBtn.textContent = `${s.toFixed(1)}×`;
+    });
+    zoomBtn.addEventListener("click", (ev) => { ev.stopPropagation(); t.zoom.reset(); });
     enlargeBtn.addEventListener("click", () => enlarge(enlarged === cam.id ? null : cam.id));
-    screen.addEventListener("click", () => enlarge(enlarged === cam.id ? null : cam.id));
+    screen.addEventListener("click", (ev) => {
+      // A pan, a zoomed picture or the second click of a double-click is not a request to enlarge.
+      if (t.zoom.consumeDrag() || t.zoom.scale() > 1 || ev.detail > 1) return;
+      enlarge(enlarged === cam.id ? null : cam.id);
+    });
     t.player = new LivePlayer(video, cam.id, (state, info) => onPlayerState(t, state, info), () => api("GET", "/api/me"));
     return t;
   }
@@ -188,7 +267,7 @@ export function mount(root, ctx) {
 
   /** Stream and codec for a tile: the sub stream in a grid of several, H.264 from the server when needed. */
   function playerOptions(t) {
-    const several = !enlarged && tiles.size > 1;
+    const several = !enlarged && pageSize() > 1 && shown().length > 1;
     return {
       stream: t.cam.has_sub_stream && several ? "sub" : "main",
       // Known before connecting: ask for H.264 straight away. (Unknown
@@ -205,6 +284,109 @@ export function mount(root, ctx) {
     t.player.start();
   }
 
+  /** The cameras of the selection (a group, in its order, or all), as tiles. */
+  function selection(group = view.group) {
+    const g = group && prefs.live.groups.find((x) => x.name === group);
+    if (!g) return [...tiles.values()];
+    return g.cameras.map((id) => tiles.get(id)).filter(Boolean);
+  }
+
+  /** Tiles per page: the chosen layout, or auto (2×2 for four cameras). */
+  function pageSize(n = selection().length) {
+    return prefs.live.layout || LAYOUTS.find((l) => l >= n) || 16;
+  }
+
+  const pages = (group = view.group) => Math.max(1, Math.ceil(selection(group).length / pageSize(selection(group).length)));
+
+  /** The tiles on screen now. */
+  function shown() {
+    if (enlarged && tiles.has(enlarged)) return [tiles.get(enlarged)];
+    const sel = selection();
+    const n = pageSize(sel.length);
+    view.page = Math.min(view.page, Math.max(0, Math.ceil(sel.length / n) - 1));
+    return sel.slice(view.page * n, view.page * n + n);
+  }
+
+  /** Shows the tiles of the page (or the enlarged one); only they stream. */
+  function applyView() {
+    if (view.group && !prefs.live.groups.some((g) => g.name === view.group)) view.group = null;
+    const on = shown();
+    const visible = new Set(on);
+    const n = pageSize();
+    grid.dataset.layout = String(enlarged ? 1 : n);
+    grid.style.setProperty("--cols", String(Math.sqrt(enlarged ? 1 : n)));
+    // A chosen layout keeps its cells' size on a short page; auto uses the rows it fills.
+    const rows = enlarged ? 1 : prefs.live.layout ? Math.sqrt(n) : Math.max(1, Math.ceil(on.length / Math.sqrt(n)));
+    grid.style.setProperty("--rows", String(rows));
+    on.forEach((t, i) => t.el.style.setProperty("order", String(i)));
+    for (const t of tiles.values()) {
+      t.el.hidden = !visible.has(t);
+      // Hidden tiles stop streaming: bandwidth and decoding go to the ones shown.
+      if (t.el.hidden) t.player.stop();
+      else if (!document.hidden) startTile(t); // restarts only if the stream (main/sub) changes
+    }
+    for (const b of layoutBtns) b.setAttribute("aria-pressed", String(Number(b.dataset.layout) === prefs.live.layout));
+    const names = prefs.live.groups.map((g) => g.name);
+    const want = ["", ...names].join("\n");
+    if (groupSel.dataset.options !== want) {
+      fill(groupSel, h("option", { value: "", text: "All cameras" }), names.map((g) => h("option", { value: g, text: g })));
+      groupSel.dataset.options = want;
+    }
+    groupSel.value = view.group || "";
+    const np = pages();
+    pager.hidden = np < 2 || Boolean(enlarged);
+    pageLabel.textContent = `Page ${view.page + 1} of ${np}`;
+    tourBtn.setAttribute("aria-pressed", String(prefs.live.tour.on));
+    tourBtn.textContent = prefs.live.tour.on ? "■ Stop tour" : "▶ Tour";
+    if (document.activeElement !== tourSecs) tourSecs.value = String(prefs.live.tour.seconds);
+    summarise();
+  }
+
+  function turn(d) {
+    const np = pages();
+    view.page = (view.page + d + np) % np;
+    applyView();
+  }
+
+  /** One tour step: the next page of the group shown, else the next group's first page. */
+  function tourStep() {
+    if (gone || enlarged || document.hidden) return;
+    const groupsShown = prefs.live.groups.filter((g) => selection(g.name).length).map((g) => g.name);
+    const stops = (groupsShown.length ? groupsShown : [null]).flatMap((g) => Array.from({ length: pages(g) }, (_, p) => [g, p]));
+    if (stops.length < 2) return;
+    const i = stops.findIndex(([g, p]) => g === view.group && p === view.page);
+    [view.group, view.page] = stops[(i + 1) % stops.length];
+    applyView();
+  }
+
+  function setTour() {
+    clearInterval(tourTimer);
+    tourTimer = prefs.live.tour.on ? setInterval(tourStep, prefs.live.tour.seconds * 1000) : null;
+    applyView();
+  }
+
+  /** Saves the preferences as they are now, after any save still on its way. */
+  function save() {
+    const doc = structuredClone(prefs);
+    saving = saving.then(() => api("PUT", "/api/me/prefs", doc)).then(() => {
+      grid.dataset.saved = String(++saves);
+    }, (e) => {
+      if (!gone && e.status !== 401) ctx.notify(`Could not save your layout: ${e.message}`, "error");
+    });
+  }
+
+  /** Video wall: full screen with the pictures only; leaving full screen (Escape) leaves it. */
+  function setWall(on) {
+    document.body.classList.toggle("wall", on);
+    wallBtn.setAttribute("aria-pressed", String(on));
+    if (on && !document.fullscreenElement) document.documentElement.requestFullscreen?.().catch(() => {});
+    if (!on && document.fullscreenElement) document.exitFullscreen?.().catch(() => {});
+  }
+
+  function onFullscreen() {
+    if (!document.fullscreenElement && document.body.classList.contains("wall")) setWall(false);
+  }
+
   function enlarge(id) {
     enlarged = id;
     grid.classList.toggle("single", Boolean(id));
@@ -212,14 +394,11 @@ export function mount(root, ctx) {
     for (const [cid, t] of tiles) {
       const on = cid === id;
       t.el.classList.toggle("enlarged", on);
-      t.el.hidden = Boolean(id) && !on;
       t.enlargeBtn.setAttribute("aria-pressed", String(on));
       t.enlargeBtn.setAttribute("aria-label", `${on ? "Back from" : "Enlarge"} ${t.cam.name}`);
       t.enlargeBtn.textContent = on ? "⤡" : "⤢";
-      // Hidden tiles stop streaming: bandwidth and decoding go to the one shown.
-      if (t.el.hidden) t.player.stop();
-      else startTile(t); // restarts only if the stream (main/sub) changes
     }
+    applyView();
     if (id) tiles.get(id)?.enlargeBtn.focus();
     showPtz(id);
   }
@@ -241,15 +420,15 @@ export function mount(root, ctx) {
     }
   }
 
-  /** Opens synchronised playback of the cameras shown (at most 16), 5 minutes back. */
-  function replay() {
-    const ids = [...tiles.values()].filter((t) => !t.el.hidden).map((t) => t.cam.id).slice(0, 16);
-    const q = new URLSearchParams({ cameras: ids.join(","), t: new Date(Date.now() - REPLAY_MS).toISOString(), play: "1" });
+  /** Opens synchronised playback of `ids` (the cameras shown, at most 16), `back` ms ago. */
+  function replay(ids = shown().map((t) => t.cam.id).slice(0, 16), back = REPLAY_MS) {
+    const q = new URLSearchParams({ cameras: ids.join(","), t: new Date(Date.now() - back).toISOString(), play: "1" });
     location.hash = `#/playback?${q}`;
   }
 
   function onKey(ev) {
-    if (ev.key === "Escape" && enlarged) {
+    if (ev.key === "Escape" && document.body.classList.contains("wall")) setWall(false);
+    else if (ev.key === "Escape" && enlarged) {
       const id = enlarged;
       enlarge(null);
       tiles.get(id)?.enlargeBtn.focus();
@@ -281,18 +460,17 @@ export function mount(root, ctx) {
       if (!t) {
         t = tileFor(cam);
         tiles.set(cam.id, t);
+        t.el.hidden = true;
         grid.append(t.el);
         update(t, cam);
-        if (enlarged) t.el.hidden = true;
       } else {
         update(t, cam);
       }
     }
-    // Start new tiles; switch running ones between main and sub stream, or
-    // to H.264 once the camera's codec turns out to need it.
-    if (!document.hidden) for (const t of tiles.values()) if (!t.el.hidden) startTile(t);
-    summarise();
-    grid.dataset.count = String(Math.min(cams.length, 16));
+    if (enlarged && !tiles.has(enlarged)) enlarge(null);
+    // Start new tiles of the page; switch running ones between main and sub
+    // stream, or to H.264 once the camera's codec turns out to need it.
+    applyView();
   }
 
   /** The line above the grid: what the camera states and this browser's players say. */
@@ -328,16 +506,27 @@ export function mount(root, ctx) {
 
   document.addEventListener("keydown", onKey);
   document.addEventListener("visibilitychange", onVisibility);
-  refresh();
-  timer = setInterval(refresh, REFRESH_MS);
-  ticker = setInterval(tick, TICK_MS);
+  document.addEventListener("fullscreenchange", onFullscreen);
+  // The user's layout first, so the first tiles started are the ones shown.
+  api("GET", "/api/me/prefs").catch(() => null).then((p) => {
+    if (gone) return;
+    if (p && p.live) prefs = { ...p, live: { ...DEFAULT_PREFS.live, ...p.live, tour: { ...DEFAULT_PREFS.live.tour, ...p.live.tour } } };
+    view.group = prefs.live.group;
+    setTour();
+    refresh();
+    timer = setInterval(refresh, REFRESH_MS);
+    ticker = setInterval(tick, TICK_MS);
+  });
 
   return () => {
     gone = true;
     clearInterval(timer);
     clearInterval(ticker);
+    clearInterval(tourTimer);
+    setWall(false);
     document.removeEventListener("keydown", onKey);
     document.removeEventListener("visibilitychange", onVisibility);
+    document.removeEventListener("fullscreenchange", onFullscreen);
     for (const t of tiles.values()) { t.player.stop(); stopStill(t); }
     tiles.clear();
   };
