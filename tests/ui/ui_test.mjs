@@ -278,6 +278,11 @@ async function liveLayouts(first) {
   await p.waitForFunction((s) => getComputedStyle(document.querySelector(s)).transform === "none", `${tile} video`, { timeout: 10000 }).catch(() => {});
   check(await matrix() === null && await p.locator(".tile.enlarged").count() === 0 && await p.locator(`${tile} .zoom-level`).isHidden(),
     "live: a double-click resets the zoom (no transform) without enlarging the tile");
+  await p.mouse.move(cx, cy);
+  await p.mouse.wheel(0, -300);
+  await p.locator(`${tile} .zoom-level`).click();
+  await p.waitForFunction((s) => getComputedStyle(document.querySelector(s)).transform === "none", `${tile} video`, { timeout: 10000 }).catch(() => {});
+  check(await matrix() === null && await p.locator(".tile.enlarged").count() === 0, "live: the zoom level's button resets the zoom too");
 
   // Video wall: the pictures only; Escape brings the page back.
   await p.click("#live-wall");

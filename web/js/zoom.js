@@ -63,7 +63,8 @@ export function zoomable(box, targets, onChange = () => {}) {
   }, { passive: false });
 
   box.addEventListener("pointerdown", (ev) => {
-    if (ev.button !== 0 && ev.pointerType === "mouse") return;
+    // Buttons over the picture (the zoom level's reset) keep their own clicks.
+    if ((ev.button !== 0 && ev.pointerType === "mouse") || ev.target.closest("button")) return;
     pointers.set(ev.pointerId, local(ev));
     if (pointers.size === 1) { press = { ...local(ev), moved: false }; dragged = false; }
     if (pointers.size === 2) {
