@@ -123,6 +123,10 @@ pub struct ServerConfig {
     /// unset means the system's zone. The JSON API stays in UTC.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// A connection whose writes make no progress for this many seconds (a client
+    /// that stopped reading) is closed, so it cannot hold a slot and a file forever.
+    #[serde(default = "default_write_stall_seconds")]
+    pub write_stall_seconds: u32,
 }
 
 impl ServerConfig {
@@ -144,6 +148,7 @@ impl Default for ServerConfig {
             session_idle_minutes: default_session_idle_minutes(),
             session_max_hours: default_session_max_hours(),
             timezone: None,
+            write_stall_seconds: default_write_stall_seconds(),
         }
     }
 }
@@ -158,6 +163,11 @@ fn default_session_idle_minutes() -> u32 {
 }
 fn default_session_max_hours() -> u32 {
     12
+}
+// Long enough for a phone on a poor link to catch up, short enough that a hung
+// client gives its connection slot back soon.
+fn default_write_stall_seconds() -> u32 {
+    30
 }
 
 /// Either `tls = false` or a `[server.tls]` table.
@@ -649,6 +659,13 @@ impl Config {
                 "server.session_idle_minutes".into(),
                 Some("session_"),
                 "session lifetimes must be at least 1".into(),
+            ));
+        }
+        if self.server.write_stall_seconds == 0 {
+            return Err(invalid(
+                "server.write_stall_seconds".into(),
+                Some("write_stall_seconds"),
+                "must be at least 1".into(),
             ));
         }
         if self

@@ -238,12 +238,15 @@ pub async fn run_with(
     }
     // The web server's budget comes out of what the recorders leave: see web::conn.
     let nofile = web::conn::raise_nofile_limit();
-    let budget = web::conn::ConnBudget::new(nofile, app.cameras.all().len());
+    let budget = web::conn::ConnBudget::new(nofile, app.cameras.all().len()).with_write_stall(
+        Duration::from_secs(app.config.server.write_stall_seconds.into()),
+    );
     let limits = budget.limits();
     info!(
         nofile,
         connections = limits.connections,
         per_address = limits.per_addr,
+        write_stall_s = limits.write_stall.as_secs(),
         "web connection budget"
     );
     // Cameras added or removed while running move descriptors between the recorders'

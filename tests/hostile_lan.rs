@@ -425,6 +425,23 @@ async fn hold(
     opened
 }
 
+/// A TLS client that trusts the server's self-signed certificate in `<data>/tls/`.
+fn tls_client(data: &Path) -> std::sync::Arc<rustls::ClientConfig> {
+    let cert = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_file(data.join("tls/cert.pem")).unwrap()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(cleannvr::web::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 fn rfc3339(t: std::time::SystemTime) -> String {
     let ns = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
     cleannvr::clock::rfc3339(ns)
@@ -490,19 +507,7 @@ async fn a_flood_from_one_address_locks_nobody_out_and_recording_continues() {
     .unwrap();
     eprintln!("silent connection to the TLS port closed after {took:?}");
 
-    let cert = {
-        use rustls::pki_types::pem::PemObject;
-        rustls::pki_types::CertificateDer::from_pem_file(data.join("tls/cert.pem")).unwrap()
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let tls = std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(cleannvr::web::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let tls = tls_client(&data);
 
     let flood_start = std::time::SystemTime::now();
     let stop = tokio::time::Instant::now() + FLOOD;
@@ -594,4 +599,143 @@ async fn a_flood_from_one_address_locks_nobody_out_and_recording_continues() {
         nvr.log.text()
     );
     assert_private(&data);
+}
+
+/// The end of the camera's latest recorded range (ns; 0 if none).
+fn last_recorded_end(who: &HttpSession) -> i64 {
+    let r = who.json("/api/cameras/cam/recordings");
+    r["ranges"]
+        .as_array()
+        .and_then(|a| a.last())
+        .and_then(|r| cleannvr::clock::parse_rfc3339(r["end"].as_str()?))
+        .unwrap_or(0)
+}
+
+/// A client that asks for more video than the socket buffers hold and then stops
+/// reading (a hung player, or an attacker pinning a connection and an open file) is
+/// cut once its writes have made no progress for `write_stall_seconds` (3 s here; 30 s
+/// by default), over real TCP and TLS; meanwhile other clients are served and
+/// recording goes on. `ss` is the outside judge of the server's side of the socket.
+#[test]
+fn a_client_that_stops_reading_is_cut_after_the_stall_time() {
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nwrite_stall_seconds = 3\n[storage]\ndir = \"{}\"\n\
+         segment_seconds = 2\nmin_free_bytes = 0\nexport_max_bytes = 0\n\
+         [[camera]]\nid = \"cam\"\nurl = \"{}\"\n",
+        data.display(),
+        gst.url("h264aac")
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    add_user(&cfg, "root", "admin", PW);
+    let nvr = Nvr::start(cfg, &["run"]);
+    assert!(nvr.http.starts_with("https://"), "{}", nvr.http);
+    assert!(
+        nvr.log.count("write_stall_s=3") == 1,
+        "the configured stall time is not in force: {}",
+        nvr.log.text()
+    );
+    let base = nvr.http.clone();
+    let admin = HttpSession::login(&base, "root", PW);
+    let (start, end) = recorded_range(&nvr, &admin, "cam", 4_000_000_000);
+    let path = format!(
+        "/api/cameras/cam/video.mp4?start={}&end={}",
+        cleannvr::clock::rfc3339(start),
+        cleannvr::clock::rfc3339(end)
+    );
+    let (code, whole) = admin.get(&path);
+    assert_eq!(code, 200);
+    // Enough copies of it, asked for at once on one connection (HTTP/1.1 pipelining),
+    // to overfill both sides' socket buffers (a few MiB on loopback).
+    let copies = (16 << 20) / whole.len() + 1;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {}\r\n\r\n",
+        admin.cookie
+    );
+
+    let server: std::net::SocketAddr = host_of(&nvr).parse().unwrap();
+    let tcp = TcpStream::connect(server).unwrap();
+    let client_port = tcp.local_addr().unwrap().port();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(tls_client(&data), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(request.repeat(copies).as_bytes()).unwrap();
+    tls.flush().unwrap();
+    let asked = Instant::now();
+    let recorded_then = last_recorded_end(&admin);
+
+    // The server's side fills up and stays stuck ...
+    let queued = wait_for(
+        Duration::from_secs(60),
+        "the server's send queue to the client that stopped reading to fill",
+        || server_send_queue(server.port(), client_port).filter(|q| *q > 0),
+    );
+    eprintln!(
+        "stuck with {queued} bytes queued after {:?}",
+        asked.elapsed()
+    );
+    // ... meanwhile another client is served in full ...
+    let (code, again) = admin.get(&path);
+    assert_eq!(code, 200);
+    assert_eq!(again.len(), whole.len());
+    // ... until the server closes its side: the socket leaves ESTABLISHED.
+    let cut = wait_for(
+        Duration::from_secs(25),
+        "the server to cut the client that stopped reading (3 s stall)",
+        || {
+            server_send_queue(server.port(), client_port)
+                .is_none()
+                .then(|| asked.elapsed())
+        },
+    );
+    eprintln!("cut after {cut:?}");
+    assert!(
+        cut >= Duration::from_secs(3),
+        "cut before the stall time: {cut:?}"
+    );
+
+    // The client, reading now, gets what was already on its way and then the end,
+    // far short of what it asked for.
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let ended = loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break "end of stream".to_string(),
+            Ok(n) => got += n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                panic!("the cut connection is still open after {got} bytes")
+            }
+            Err(e) => break e.to_string(),
+        }
+    };
+    eprintln!(
+        "the stalled client read {got} of {} bytes, then: {ended}",
+        copies * whole.len()
+    );
+    assert!(
+        got < copies * whole.len(),
+        "{got} bytes: the whole answer arrived"
+    );
+
+    // Recording went on throughout.
+    let recorded_now = wait_for(
+        Duration::from_secs(120),
+        "recording to go on past the stalled client",
+        || {
+            let end = last_recorded_end(&admin);
+            (end > recorded_then).then_some(end)
+        },
+    );
+    assert!(recorded_now > recorded_then);
+    let (code, _) = http(&base, "GET", "/api/health", None, None, None, &[]);
+    assert_eq!(code, 200);
 }

@@ -141,24 +141,6 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
     drop(nvr);
 }
 
-/// Server-side send queue (bytes) of the established connection from `client_port` to
-/// `server_port`, from `ss`: an outside judge of whether the server is stuck writing to
-/// a viewer that does not read.
-fn server_send_queue(server_port: u16, client_port: u16) -> Option<u64> {
-    let out = std::process::Command::new("ss")
-        .args(["-tnH", "state", "established"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        // Recv-Q Send-Q Local Peer
-        let (local, peer) = (f.get(2)?, f.get(3)?);
-        (local.ends_with(&format!(":{server_port}")) && peer.ends_with(&format!(":{client_port}")))
-            .then(|| f[1].parse().ok())
-            .flatten()
-    })
-}
-
 /// Viewers whose connection never drains (a tablet on a bad Wi-Fi, a hung browser, a
 /// hostile client) fill their socket buffers until the server's writes stall; recording
 /// of the same camera must go on with no gap, since publishing to viewers never waits.

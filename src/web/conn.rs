@@ -130,10 +130,25 @@ impl ConnBudget {
         *self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The budget with writes allowed to stall for `stall` (`[server]
+    /// write_stall_seconds`) instead of the default.
+    pub fn with_write_stall(self, stall: Duration) -> ConnBudget {
+        self.limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_stall = stall;
+        self
+    }
+
     /// Recomputes the budget for `cameras` cameras and returns the new limits.
     pub fn set_cameras(&self, cameras: usize) -> Limits {
-        let l = Limits::for_descriptors(self.nofile, cameras);
-        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = l;
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        let l = Limits {
+            write_stall: limits.write_stall,
+            ..Limits::for_descriptors(self.nofile, cameras)
+        };
+        *limits = l;
+        drop(limits);
         self.conns.resize(l.connections, l.per_addr);
         self.shakes.resize(l.handshakes, l.handshakes_per_addr);
         l
@@ -584,6 +599,16 @@ mod tests {
             addr_key("::ffff:10.0.0.1".parse().unwrap()),
             IpAddr::V4("10.0.0.1".parse().unwrap())
         );
+    }
+
+    /// A configured stall time survives the budget's recomputation for a new camera count.
+    #[test]
+    fn the_configured_write_stall_is_kept_when_cameras_change() {
+        let budget = ConnBudget::new(1024, 1).with_write_stall(Duration::from_secs(3));
+        assert_eq!(budget.limits().write_stall, Duration::from_secs(3));
+        let l = budget.set_cameras(8);
+        assert_eq!(l.write_stall, Duration::from_secs(3));
+        assert_eq!(budget.limits().write_stall, Duration::from_secs(3));
     }
 
     /// A client that stops reading fails the write after the stall time (and frees its

@@ -636,6 +636,25 @@ pub fn wait_segments(nvr: &Nvr, admin: Option<&str>, camera: &str, n: usize) {
     }
 }
 
+/// Server-side send queue (bytes) of the established connection from `client_port` to
+/// `server_port`, from `ss`: an outside judge of whether the server is stuck writing to
+/// a client that does not read. `None` when no such connection is established (not
+/// yet, or no longer: the server closed it).
+pub fn server_send_queue(server_port: u16, client_port: u16) -> Option<u64> {
+    let out = Command::new("ss")
+        .args(["-tnH", "state", "established"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // Recv-Q Send-Q Local Peer
+        let (local, peer) = (f.get(2)?, f.get(3)?);
+        (local.ends_with(&format!(":{server_port}")) && peer.ends_with(&format!(":{client_port}")))
+            .then(|| f[1].parse().ok())
+            .flatten()
+    })
+}
+
 /// A tmpfs of a few MiB mounted on a fresh temporary directory (a small volume, to test
 /// what happens when it fills), unmounted on drop.
 pub struct SmallVolume {
