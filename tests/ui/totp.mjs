@@ -15,8 +15,18 @@ const shot = (page, file) => page.screenshot({ path: join(cfg.shots, file), full
 const oath = (secret, at) => execFileSync("oathtool", ["--totp", "-b", "-N", `@${at}`, secret]).toString().trim();
 const now = () => Math.floor(Date.now() / 1000);
 
-const { page, close } = await launch();
+const { ctx, page, close } = await launch();
 const errors = [];
+// Every URL the browser asks for (pages, scripts, images, sockets), to show that
+// drawing the QR code sends the secret nowhere but to this server.
+const asked = [];
+ctx.on("request", (r) => asked.push(r.url()));
+page.on("websocket", (w) => asked.push(w.url()));
+const origin = new URL(base);
+const elsewhere = () => asked.filter((u) => {
+  const url = new URL(u);
+  return !["blob:", "data:"].includes(url.protocol) && url.host !== origin.host;
+});
 // 401s are expected here: /api/me before login, and the login step asking
 // for the code and refusing a wrong one; the checks above say which.
 page.on("console", (m) => { if (m.type() === "error" && !m.text().includes("status of 401")) errors.push(m.text()); });
@@ -44,6 +54,7 @@ try {
   await shot(page, "2-qr.png");
   const decoded = execFileSync("zbarimg", ["--raw", "-q", join(cfg.shots, "qr.png")]).toString().trim();
   check(decoded.startsWith(`otpauth://totp/cleannvr:${name}?secret=${secret}&`), "zbarimg reads the otpauth URI with that secret from the QR code", decoded);
+  check(asked.some((u) => u.includes("/api/me/totp")) && elsewhere().length === 0, "enrolling and drawing the QR code asked nothing of any host but this server", { elsewhere: elsewhere(), asked: asked.length });
 
   await page.fill("#totp-code", oath(secret, now()));
   await page.click("#totp-confirm button[type=submit]");
