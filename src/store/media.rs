@@ -41,6 +41,10 @@ pub trait Remote: Send + Sync {
     /// The admins' view for `/api/archive`: backlog and last upload and error per
     /// camera, and whether the tier answers now (asks it: blocking).
     fn report(&self) -> serde_json::Value;
+    /// Why this node refuses to write the tier (another node owns its prefix), if it does.
+    fn conflict(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Where one segment's bytes are: the local file if it is still there, else the
@@ -252,6 +256,12 @@ impl Store {
             rec.camera,
             rec.path
         );
+        self.remove_local(rec)
+    }
+
+    /// Deletes `rec`'s local file and makes that durable; the day directory goes with
+    /// its last segment. True if there was a file.
+    fn remove_local(&self, rec: &SegmentRecord) -> anyhow::Result<bool> {
         let path = self.file_path(rec);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -263,6 +273,7 @@ impl Store {
         }
         if let Some(parent) = path.parent() {
             sync_dir(parent).with_context(|| format!("syncing {}", parent.display()))?;
+            // Failure just means the directory is not empty.
             let _ = std::fs::remove_dir(parent);
         }
         Ok(true)
@@ -353,20 +364,7 @@ impl Store {
                 ),
             }
         }
-        let path = self.file_path(rec);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("camera {}: deleting {}", rec.camera, path.display()))
-            }
-        }
-        if let Some(parent) = path.parent() {
-            sync_dir(parent).with_context(|| format!("syncing {}", parent.display()))?;
-            // Drop the day directory once its last segment is gone; failure just means it is not empty.
-            let _ = std::fs::remove_dir(parent);
-        }
+        self.remove_local(rec)?;
         self.drop_garbage(&rec.camera, rec.start_ns)
     }
 }
