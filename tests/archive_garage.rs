@@ -259,6 +259,8 @@ fn segments_move_to_garage_and_play_back_export_and_check_from_there() {
 /// their keys differ only by prefix. Retention on `depot` deletes its own oldest
 /// archived footage and never the annex's; each node's `check` finds the bucket
 /// consistent with its own index and takes none of the other's objects for its own.
+/// A third node given the annex's own prefix finds the annex's owner marker and refuses
+/// to archive (error in `/api/archive`, an alarm), leaving the annex's objects alone.
 #[test]
 fn nodes_sharing_a_bucket_keep_to_their_own_prefixes() {
     let Some(bin) = garage::binary() else {
@@ -311,6 +313,60 @@ fn nodes_sharing_a_bucket_keep_to_their_own_prefixes() {
     };
     uploaded(&b, &b_cookie, 3);
     uploaded(&a, &a_cookie, 4);
+    // A third node given the annex's prefix by mistake, with footage at the same times
+    // (so the same keys) of another picture size: it finds the annex's owner marker and
+    // refuses to archive, loudly, instead of overwriting the annex's objects and later
+    // deleting them by its own retention.
+    let c_dir = dir.path().join("c");
+    let c_recs: Vec<_> = {
+        let c = Store::open(&c_dir.join("data")).unwrap();
+        (0..2)
+            .map(|i| segment(&c, "cam", 2.0 * i as f64, 2, Codec::H264, (176, 144), false))
+            .collect()
+    };
+    let (mut c, c_cookie) = run_with_admin(
+        &c_dir,
+        &config(&c_dir, 2, &format!("{cam}{}", archive("depot/annex", 0))),
+    );
+    let secrets = [cluster.secret.clone(), cluster.key_id.clone()];
+    let st = wait_for(Duration::from_secs(120), "the prefix to be refused", || {
+        let st = archive_status(&c.http, &c_cookie, &secrets);
+        st["prefix_taken"].is_string().then_some(st)
+    });
+    let why = st["prefix_taken"].as_str().unwrap();
+    assert!(
+        why.contains("depot/annex") && why.contains("another cleannvr"),
+        "{st}"
+    );
+    assert!(
+        st["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("another cleannvr")),
+        "{st}"
+    );
+    wait_for(Duration::from_secs(120), "the prefix alarm", || {
+        let alarms = json(&c.http, "/api/alarms", &c_cookie);
+        alarms["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "archive_prefix_taken" && a["active"] == true)
+            .then_some(())
+    });
+    assert!(c.log.count("belongs to another cleannvr") > 0, "logged");
+    let st = json(&c.http, "/api/storage", &c_cookie);
+    assert_eq!(
+        st["archive"]["uploaded"], 0,
+        "the refused node uploads nothing: {st}"
+    );
+    c.stop();
+    for r in &c_recs {
+        assert!(
+            c_dir.join("data").join(&r.path).exists(),
+            "{} stays local",
+            r.path
+        );
+    }
     // Retention runs when the server starts: the depot deletes its two oldest.
     a.stop();
     let mut a = Nvr::start(a.config.clone(), &["run"]);
@@ -323,16 +379,26 @@ fn nodes_sharing_a_bucket_keep_to_their_own_prefixes() {
     b.stop();
 
     // The annex's objects are all there, with the annex's bytes.
-    let lister = |prefix: &str| {
+    let bucket = |prefix: &str| {
         let cfg: cleannvr::config::ArchiveConfig =
             toml::from_str(&archive(prefix, 0).replace("[archive]\n", "")).unwrap();
-        let mut v = cleannvr::archive::Archive::new(&cfg, "test")
-            .unwrap()
-            .list()
-            .unwrap();
+        cleannvr::archive::Archive::new(&cfg, "test").unwrap()
+    };
+    let lister = |prefix: &str| {
+        let mut v = bucket(prefix).list().unwrap();
         v.sort();
         v
     };
+    // The annex's marker names the annex's index.
+    let owner = bucket("depot/annex")
+        .owner()
+        .unwrap()
+        .expect("an owner marker");
+    let b_id = Store::open(&b_dir.join("data"))
+        .unwrap()
+        .instance_id()
+        .unwrap();
+    assert_eq!(owner.instance, b_id, "{owner:?}");
     let annex = lister("depot/annex");
     let want: Vec<(String, u64)> = b_recs
         .iter()
@@ -362,7 +428,9 @@ fn nodes_sharing_a_bucket_keep_to_their_own_prefixes() {
 /// deduplicate them) moved by cleannvr's archiver (`archive::pass`: upload, SHA-256
 /// read-back, index, local delete) and read back through the storage seam as playback
 /// reads, against curl (`--aws-sigv4`) putting and getting the same files on the same
-/// cluster in the same run. `CLEANNVR_BENCH_SEGMENTS` sets N (default 12).
+/// cluster in the same run; and the time to the first and last byte of `video.mp4` over
+/// each segment through the router, local and then archived.
+/// `CLEANNVR_BENCH_SEGMENTS` sets N (default 12).
 #[test]
 #[ignore]
 fn bench_archive_against_curl() {
@@ -375,7 +443,7 @@ fn bench_archive_against_curl() {
         .unwrap_or(12);
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(&bin, &dir.path().join("garage"), "nvr-bench");
-    let store = Store::open(&dir.path().join("data")).unwrap();
+    let store = std::sync::Arc::new(Store::open(&dir.path().join("data")).unwrap());
     let recs: Vec<_> = (0..n)
         .map(|i| {
             let pic = format!(
@@ -387,6 +455,9 @@ fn bench_archive_against_curl() {
         .collect();
     let bytes: u64 = recs.iter().map(|r| r.bytes).sum();
     let mib = bytes as f64 / (1 << 20) as f64;
+    // Playback through the real router (session, index, plan, audit, body), in process.
+    let player = Player::new(&store);
+    let local = player.times(&recs);
     // curl's copies first (the same files, before the archiver deletes them).
     let url = cluster.url(0);
     let user = format!("{}:{}", cluster.key_id, cluster.secret);
@@ -454,6 +525,12 @@ fn bench_archive_against_curl() {
     .unwrap();
     let nvr_move = t.elapsed().as_secs_f64();
     assert_eq!(pass.uploaded as usize, n, "{pass:?}");
+    // The same requests once the segments are only in the archive (nothing of them
+    // cached: the upload's read-back does not go through the cache).
+    let archived = player.times(&recs);
+    // The read-back below starts cold too (late read-ahead landing first).
+    std::thread::sleep(Duration::from_secs(2));
+    archive.clear_cache();
     let t = Instant::now();
     let mut buf = vec![0u8; 1 << 20];
     for r in &recs {
@@ -479,4 +556,107 @@ fn bench_archive_against_curl() {
         mib / curl_read,
         curl_read / nvr_read,
     );
+    let ms = |v: &[f64], p: f64| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p).round() as usize] * 1000.0
+    };
+    let first = |v: &[(f64, f64)]| v.iter().map(|t| t.0).collect::<Vec<_>>();
+    let whole = |v: &[(f64, f64)]| v.iter().map(|t| t.1).collect::<Vec<_>>();
+    println!(
+        "playback of one whole segment (video.mp4, {n} requests), ms p50 / max:\n\
+         first byte: local {:.1} / {:.1}, archived {:.1} / {:.1}, ratio p50 {:.1}\n\
+         last byte:  local {:.1} / {:.1}, archived {:.1} / {:.1}, ratio p50 {:.1}",
+        ms(&first(&local), 0.5),
+        ms(&first(&local), 1.0),
+        ms(&first(&archived), 0.5),
+        ms(&first(&archived), 1.0),
+        ms(&first(&archived), 0.5) / ms(&first(&local), 0.5),
+        ms(&whole(&local), 0.5),
+        ms(&whole(&local), 1.0),
+        ms(&whole(&archived), 0.5),
+        ms(&whole(&archived), 1.0),
+        ms(&whole(&archived), 0.5) / ms(&whole(&local), 0.5),
+    );
+}
+
+/// The benchmark's player: the real router over the bench's store, in this process.
+struct Player {
+    rt: tokio::runtime::Runtime,
+    router: axum::Router,
+    cookie: String,
+}
+
+impl Player {
+    fn new(store: &std::sync::Arc<Store>) -> Player {
+        use tower::ServiceExt;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[storage]\ndir = \"{}\"\n\
+             [[camera]]\nid = \"cam\"\nurl = \"rtsp://127.0.0.1:9/x\"\nenabled = false\n",
+            store.dir().display()
+        );
+        let cfg =
+            cleannvr::config::Config::from_toml(&toml, Path::new("b.toml"), |_| None).unwrap();
+        let _in = rt.enter();
+        let app = std::sync::Arc::new(
+            cleannvr::web::App::new(
+                cfg,
+                store.clone(),
+                Default::default(),
+                std::sync::Arc::new(cleannvr::clock::SystemClock),
+                Default::default(),
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        app.users
+            .add(
+                "bench",
+                cleannvr::auth::Role::Viewer,
+                None,
+                "bench password 1",
+                0,
+            )
+            .unwrap();
+        let router = cleannvr::web::router(app);
+        let req = axum::http::Request::post("/api/login")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                r#"{"username":"bench","password":"bench password 1"}"#,
+            ))
+            .unwrap();
+        let resp = rt.block_on(router.clone().oneshot(req)).unwrap();
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        Player { rt, router, cookie }
+    }
+
+    /// Seconds to the first and to the last body byte of `video.mp4` over each segment.
+    fn times(&self, recs: &[cleannvr::store::SegmentRecord]) -> Vec<(f64, f64)> {
+        use futures::StreamExt;
+        use tower::ServiceExt;
+        recs.iter()
+            .map(|r| {
+                let req = axum::http::Request::get(video_uri(r.start_ns, r.end_ns))
+                    .header("cookie", &self.cookie)
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                self.rt.block_on(async {
+                    let t = std::time::Instant::now();
+                    let resp = self.router.clone().oneshot(req).await.unwrap();
+                    assert_eq!(resp.status(), 200, "{}", r.path);
+                    let mut body = resp.into_body().into_data_stream();
+                    let first = body.next().await.unwrap().unwrap();
+                    let ttfb = t.elapsed().as_secs_f64();
+                    let mut n = first.len();
+                    while let Some(b) = body.next().await {
+                        n += b.unwrap().len();
+                    }
+                    assert!(n as u64 > r.bytes / 2, "{}: {n} bytes played", r.path);
+                    (ttfb, t.elapsed().as_secs_f64())
+                })
+            })
+            .collect()
+    }
 }

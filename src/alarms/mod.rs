@@ -37,6 +37,9 @@ pub enum Kind {
     DiskLow,
     /// The server clock is not synchronised by NTP, so recording times drift.
     ClockUnsynced,
+    /// Another node's owner marker is under this node's archive prefix: nothing is
+    /// archived (uploads wait, nothing there is deleted).
+    ArchivePrefixTaken,
 }
 
 impl Kind {
@@ -51,6 +54,7 @@ impl Kind {
             Kind::AuditChainBroken => "audit_chain_broken",
             Kind::DiskLow => "disk_low",
             Kind::ClockUnsynced => "clock_unsynced",
+            Kind::ArchivePrefixTaken => "archive_prefix_taken",
         }
     }
 }

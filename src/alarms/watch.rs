@@ -56,6 +56,8 @@ pub struct Inputs<'a> {
     pub disk_low: Option<DiskLow>,
     /// Since when the kernel has said the clock is not synchronised (wall ns).
     pub clock_unsynced_since_ns: Option<i64>,
+    /// Why the archive tier refuses to write this node's prefix (another node owns it).
+    pub archive_prefix_taken: Option<String>,
 }
 
 /// The storage volume under `[storage] min_free_bytes`.
@@ -195,6 +197,12 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
             );
         }
     }
+    if let Some(e) = &i.archive_prefix_taken {
+        out.insert(
+            (Kind::ArchivePrefixTaken, None),
+            format!("Nothing is archived: {e}"),
+        );
+    }
     if let Some(e) = &i.audit_broken {
         out.insert(
             (Kind::AuditChainBroken, None),
@@ -273,6 +281,7 @@ pub async fn run(app: Arc<App>, retention: Arc<Notify>, shutdown: CancellationTo
             audit_broken: audit_broken.clone(),
             disk_low,
             clock_unsynced_since_ns,
+            archive_prefix_taken: app.store.remote().and_then(|r| r.conflict()),
         });
         let a = app.clone();
         match tokio::task::spawn_blocking(move || a.alarms.sync(now, &wrong)).await {
@@ -370,6 +379,7 @@ mod tests {
             audit_broken: None,
             disk_low: None,
             clock_unsynced_since_ns: None,
+            archive_prefix_taken: None,
         });
         let keys: Vec<_> = w.keys().map(|(k, c)| (k.as_str(), c.as_deref())).collect();
         assert_eq!(
@@ -415,6 +425,7 @@ mod tests {
                 audit_broken: None,
                 disk_low: disk,
                 clock_unsynced_since_ns: (clock_for >= 0).then(|| now - clock_for * NS_PER_SEC),
+                archive_prefix_taken: None,
             })
         };
         let kinds = |w: &BTreeMap<Key, String>| w.keys().map(|k| k.0.as_str()).collect::<Vec<_>>();

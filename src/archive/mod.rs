@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjPath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
@@ -39,6 +40,16 @@ pub const MULTIPART_BYTES: usize = 16 << 20;
 const BLOCK: u64 = 1 << 20;
 /// Read-cache size cap.
 const CACHE_BYTES: usize = 64 << 20;
+/// Blocks fetched ahead of a reader moving forward through an object: their ranged GETs
+/// run while the reader is served the current block, so a sequential read costs about
+/// one round trip per `READ_AHEAD` blocks instead of one per block.
+const READ_AHEAD: u64 = 4;
+/// Read-ahead GETs in flight over all readers, at most: bounds the memory they hold
+/// beside the cache (blocks a reader waits for are always fetched).
+const MAX_AHEAD_IN_FLIGHT: usize = 8;
+/// The object under a node's prefix that names the node archiving there (see
+/// [`Archive::ensure_owner`]).
+const OWNER_OBJECT: &str = ".owner";
 /// Longest wait between failed passes.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -135,13 +146,42 @@ pub struct Archive {
     pub retain_bytes: u64,
     max_upload_bps: u64,
     read_only: bool,
-    cache: Mutex<Cache>,
+    reads: Arc<Mutex<Reads>>,
     status: Mutex<Status>,
     /// The same bucket without retries and with short timeouts: `/api/archive` asks it
     /// whether the cluster answers now.
     probe: Arc<AmazonS3>,
     /// Strings never shown in a status or log line: the keys, the endpoint's password.
     secrets: Vec<String>,
+    /// This node's name (the default prefix), written into the owner marker.
+    node: String,
+    /// This node's index id ([`Store::instance_id`]): who this node is to the marker.
+    instance: OnceLock<String>,
+    /// Whether the prefix is ours, as the owner marker says.
+    ownership: Mutex<Ownership>,
+}
+
+/// What the owner marker under the prefix says about this node.
+#[derive(Clone, Debug, Default)]
+enum Ownership {
+    /// Not asked yet (or the bucket did not answer).
+    #[default]
+    Unknown,
+    /// The marker names this node: it may upload and delete under the prefix.
+    Mine,
+    /// Another node's marker: this node neither uploads nor deletes there. The message.
+    Taken(String),
+}
+
+/// The owner marker's content: which cleannvr archives under a prefix.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    /// The owner's node name (its host name).
+    pub node: String,
+    /// The owner's index id ([`Store::instance_id`]); this is what is compared.
+    pub instance: String,
+    /// When it claimed the prefix (RFC 3339).
+    pub since: String,
 }
 
 impl std::fmt::Debug for Archive {
@@ -224,11 +264,113 @@ impl Archive {
             retain_bytes: cfg.retain_bytes,
             max_upload_bps: cfg.max_upload_bytes_per_second,
             read_only: cfg.read_only,
-            cache: Mutex::new(Cache::default()),
+            reads: Arc::default(),
             status: Mutex::new(Status::default()),
             probe: Arc::new(probe),
             secrets,
+            node: node.to_owned(),
+            instance: OnceLock::new(),
+            ownership: Mutex::default(),
         })
+    }
+
+    /// Says who this node is to the owner marker: `store`'s index id. Once; later calls
+    /// change nothing.
+    pub fn identify(&self, store: &Store) -> anyhow::Result<()> {
+        if self.instance.get().is_none() {
+            let _ = self.instance.set(store.instance_id()?);
+        }
+        Ok(())
+    }
+
+    /// Makes sure the prefix is this node's before anything is uploaded or deleted under
+    /// it. Two nodes given the same prefix would otherwise overwrite each other's
+    /// segments (same camera ids and times) and delete each other's footage by their own
+    /// retention. At first use the node claims the prefix with an owner marker
+    /// ([`OWNER_OBJECT`]: its name and index id), written only if absent and read back;
+    /// a marker naming another index makes this node refuse to write or delete there,
+    /// with an error logged once and kept for `/api/archive` and an alarm, until the
+    /// marker is its own (checked again at every call). Blocking.
+    pub fn ensure_owner(&self) -> anyhow::Result<()> {
+        if matches!(*self.lock_ownership(), Ownership::Mine) {
+            return Ok(());
+        }
+        let instance = self
+            .instance
+            .get()
+            .context("the archive is not connected to this node's index")?
+            .clone();
+        let key = self.key(OWNER_OBJECT);
+        let owner = match self.owner()? {
+            Some(o) => o,
+            None => {
+                let mine = Owner {
+                    node: self.node.clone(),
+                    instance: instance.clone(),
+                    since: crate::clock::rfc3339(crate::clock::SystemClock.now_ns()),
+                };
+                let (s3, k) = (self.s3.clone(), ObjPath::from(key.clone()));
+                let body = Bytes::from(serde_json::to_vec_pretty(&mine)?);
+                // Only if absent: of two nodes claiming at once, one wins and the other
+                // reads the winner's marker back.
+                match block_on(async move {
+                    s3.put_opts(&k, body.into(), object_store::PutMode::Create.into())
+                        .await
+                }) {
+                    Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("writing the owner marker {key}"))
+                    }
+                }
+                self.owner()?
+                    .with_context(|| format!("the owner marker {key} is gone after writing it"))?
+            }
+        };
+        let mut state = self.lock_ownership();
+        if owner.instance == instance {
+            if !matches!(*state, Ownership::Unknown) {
+                info!(prefix = %self.prefix, "the archive prefix is this node's again");
+            }
+            *state = Ownership::Mine;
+            return Ok(());
+        }
+        let msg = format!(
+            "the archive prefix \"{}\" belongs to another cleannvr (node {}, index {}, since {}; \
+             marker {key}); this node ({}, index {instance}) will not upload or delete there: \
+             give each node its own [archive] prefix, or set read_only = true to play back the \
+             other node's footage",
+            self.prefix, owner.node, owner.instance, owner.since, self.node
+        );
+        if !matches!(*state, Ownership::Taken(_)) {
+            tracing::error!("{msg}");
+        }
+        *state = Ownership::Taken(msg.clone());
+        anyhow::bail!(msg)
+    }
+
+    /// The owner marker under the prefix, if there is one. Blocking.
+    pub fn owner(&self) -> anyhow::Result<Option<Owner>> {
+        let key = self.key(OWNER_OBJECT);
+        let (s3, k) = (self.s3.clone(), ObjPath::from(key.clone()));
+        match block_on(async move { s3.get(&k).await?.bytes().await }) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .with_context(|| format!("reading the owner marker {key}")),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading the owner marker {key}")),
+        }
+    }
+
+    /// Why this node refuses to write its prefix (another node's marker is there).
+    pub fn conflict(&self) -> Option<String> {
+        match &*self.lock_ownership() {
+            Ownership::Taken(m) => Some(m.clone()),
+            _ => None,
+        }
+    }
+
+    fn lock_ownership(&self) -> std::sync::MutexGuard<'_, Ownership> {
+        self.ownership.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether this node only reads the prefix (another node's footage).
@@ -306,6 +448,7 @@ impl Archive {
             "prefix": self.prefix,
             "after_seconds": self.after.as_secs(),
             "read_only": self.read_only,
+            "prefix_taken": self.conflict(),
             "reachable": probe.is_ok(),
             "unreachable_because": probe.err(),
             "uploaded": st.uploaded,
@@ -395,17 +538,20 @@ impl Archive {
         .map_err(Into::into)
     }
 
-    /// Every object under our prefix: key and size. Blocking.
+    /// Every object under our prefix but the owner marker: key and size. Blocking.
     pub fn list(&self) -> anyhow::Result<Vec<(String, u64)>> {
         let s3 = self.s3.clone();
         let prefix = (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.clone()));
-        block_on(async move {
+        let marker = self.key(OWNER_OBJECT);
+        let mut v = block_on(async move {
             s3.list(prefix.as_ref())
                 .map_ok(|m| (m.location.to_string(), m.size))
                 .try_collect::<Vec<_>>()
                 .await
         })
-        .context("listing the archive")
+        .context("listing the archive")?;
+        v.retain(|(k, _)| *k != marker);
+        Ok(v)
     }
 
     /// Size of an object, `None` if it does not exist. Blocking.
@@ -453,6 +599,7 @@ impl Remote for Archive {
             "prefix": self.prefix,
             "after_seconds": self.after.as_secs(),
             "read_only": self.read_only,
+            "prefix_taken": self.conflict(),
             "uploaded": st.uploaded,
             "uploaded_bytes": st.uploaded_bytes,
             "pending": st.pending,
@@ -464,6 +611,10 @@ impl Remote for Archive {
 
     fn report(&self) -> serde_json::Value {
         Archive::report(self)
+    }
+
+    fn conflict(&self) -> Option<String> {
+        Archive::conflict(self)
     }
 
     fn object_len(&self, key: &str) -> io::Result<Option<u64>> {
@@ -484,22 +635,29 @@ impl Remote for Archive {
     }
 
     fn read_range(&self, key: &str, len: u64, range: Range<u64>) -> io::Result<Bytes> {
-        let mut out = Vec::with_capacity((range.end - range.start) as usize);
-        let mut pos = range.start;
-        while pos < range.end {
-            let block = pos / BLOCK;
-            let b = self.block(key, len, block)?;
-            let from = (pos - block * BLOCK) as usize;
-            let to = ((range.end - block * BLOCK) as usize).min(b.len());
-            if from >= to {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{key}: short object at {pos}"),
-                ));
-            }
-            out.extend_from_slice(&b[from..to]);
-            pos += (to - from) as u64;
+        if range.is_empty() {
+            return Ok(Bytes::new());
         }
+        let blocks = self.blocks(key, len, range.start / BLOCK..(range.end - 1) / BLOCK + 1);
+        let base = (range.start / BLOCK) * BLOCK;
+        let (from, to) = ((range.start - base) as usize, (range.end - base) as usize);
+        let short = || {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{key}: short object at {}", range.start),
+            )
+        };
+        let blocks = blocks?;
+        if let [b] = &blocks[..] {
+            return b.get(from..to).map(|_| b.slice(from..to)).ok_or_else(short);
+        }
+        let mut out = Vec::with_capacity(to - from);
+        for b in &blocks {
+            out.extend_from_slice(b);
+        }
+        out.get(from..to).ok_or_else(short)?;
+        out.truncate(to);
+        out.drain(..from);
         Ok(out.into())
     }
 
@@ -509,6 +667,8 @@ impl Remote for Archive {
                 "{key}: this node reads the archive only"
             )));
         }
+        self.ensure_owner()
+            .map_err(|e| io::Error::other(format!("not deleting {key}: {e:#}")))?;
         let s3 = self.s3.clone();
         let k = ObjPath::from(key);
         match block_on(async move { s3.delete(&k).await }) {
@@ -518,29 +678,91 @@ impl Remote for Archive {
     }
 }
 
+/// A ranged GET of one block, awaited by whoever needs the block.
+type Fetch = Shared<BoxFuture<'static, Result<Bytes, String>>>;
+
+/// The read side: cached blocks, blocks being fetched, and where each object's reader
+/// was, to tell a sequential reader (worth reading ahead for) from a seek.
+#[derive(Default)]
+struct Reads {
+    cache: Cache,
+    in_flight: HashMap<(String, u64), Fetch>,
+    /// Per object, the last block a read reached.
+    last: HashMap<String, u64>,
+}
+
 impl Archive {
-    /// One cached block of an object (a ranged GET on a miss).
-    fn block(&self, key: &str, len: u64, block: u64) -> io::Result<Bytes> {
-        let id = (key.to_owned(), block);
-        if let Some(b) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
+    /// Empties the read cache (benchmarks measure cold reads with it).
+    pub fn clear_cache(&self) {
+        self.reads.lock().unwrap_or_else(|e| e.into_inner()).cache = Cache::default();
+    }
+
+    /// Blocks `want` of an object, in order: from the cache, from GETs already in flight,
+    /// or fetched now, all at once. A read that moves on from where the last read of the
+    /// object ended also starts the next [`READ_AHEAD`] blocks, which land in the cache.
+    fn blocks(&self, key: &str, len: u64, want: Range<u64>) -> io::Result<Vec<Bytes>> {
+        let count = len.div_ceil(BLOCK);
+        let mut waits = Vec::new();
         {
-            return Ok(b);
+            let mut r = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+            if r.last.len() > 1024 {
+                r.last.clear();
+            }
+            let prev = r.last.insert(key.to_owned(), want.end - 1);
+            let sequential = prev.is_some_and(|p| want.start <= p + 1 && want.end > p + 1);
+            for block in want.clone() {
+                let id = (key.to_owned(), block);
+                let w = match (r.cache.get(&id), r.in_flight.get(&id)) {
+                    (Some(b), _) => futures::future::ready(Ok(b)).boxed().shared(),
+                    (None, Some(f)) => f.clone(),
+                    (None, None) => self.fetch(&mut r, key, len, block),
+                };
+                waits.push(w);
+            }
+            if sequential {
+                for block in want.end..(want.end + READ_AHEAD).min(count) {
+                    let id = (key.to_owned(), block);
+                    if r.in_flight.len() >= MAX_AHEAD_IN_FLIGHT {
+                        break;
+                    }
+                    if r.cache.get(&id).is_none() && !r.in_flight.contains_key(&id) {
+                        // Its own task drives it; nobody waits for it yet.
+                        drop(self.fetch(&mut r, key, len, block));
+                    }
+                }
+            }
         }
+        block_on(futures::future::join_all(waits))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io::Error::other)
+    }
+
+    /// Starts the ranged GET of one block on the archive runtime; the block goes into the
+    /// cache when it arrives, whether or not anyone waits for it.
+    fn fetch(&self, r: &mut Reads, key: &str, len: u64, block: u64) -> Fetch {
         let start = block * BLOCK;
         let end = (start + BLOCK).min(len);
-        let s3 = self.s3.clone();
-        let k = ObjPath::from(key);
-        let b = block_on(async move { s3.get_range(&k, start..end).await })
-            .map_err(|e| io::Error::other(format!("reading {key} at {start}: {e}")))?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(id, b.clone());
-        Ok(b)
+        let (s3, k, name) = (self.s3.clone(), ObjPath::from(key), key.to_owned());
+        let get = async move {
+            s3.get_range(&k, start..end)
+                .await
+                .map_err(|e| format!("reading {name} at {start}: {e}"))
+        }
+        .boxed()
+        .shared();
+        let id = (key.to_owned(), block);
+        r.in_flight.insert(id.clone(), get.clone());
+        let (reads, done) = (self.reads.clone(), get.clone());
+        runtime().spawn(async move {
+            let got = done.await;
+            let mut r = reads.lock().unwrap_or_else(|e| e.into_inner());
+            r.in_flight.remove(&id);
+            if let Ok(b) = got {
+                r.cache.put(id, b);
+            }
+        });
+        get
     }
 }
 
@@ -600,6 +822,8 @@ pub fn pass(
     if archive.read_only {
         return Ok(out);
     }
+    archive.identify(store)?;
+    archive.ensure_owner()?;
     let cutoff = now_ns - archive.after.as_nanos() as i64;
     let mut cameras: Vec<String> = store.usage().keys().cloned().collect();
     cameras.sort();
@@ -739,6 +963,7 @@ pub fn connect(store: &Store, cfg: &crate::config::Config) -> anyhow::Result<Opt
         return Ok(None);
     };
     let archive = Arc::new(Archive::new(a, &node_name())?);
+    archive.identify(store)?;
     store.set_remote(archive.clone());
     Ok(Some(archive))
 }

@@ -86,6 +86,8 @@ pub const SCHEMA_VERSION: u64 = 2;
 pub const META_TREE: &str = "meta";
 /// The key of the schema version (a big-endian u64) in [`META_TREE`].
 pub const SCHEMA_KEY: &str = "schema_version";
+/// The key of the index's random id ([`Store::instance_id`]) in [`META_TREE`].
+const INSTANCE_KEY: &str = "instance_id";
 
 /// Reads the index's schema version, migrates it forward to [`SCHEMA_VERSION`],
 /// or refuses an index from a newer cleannvr. `dir` is the storage directory (keys).
@@ -377,6 +379,28 @@ impl Store {
             }
         }
         Ok(bytes)
+    }
+
+    /// This index's id: random, made at first use and kept with the rows, so it goes
+    /// where the footage's index goes (a restored backup keeps it). The archive tier's
+    /// owner marker names it, telling two nodes given the same prefix apart.
+    pub fn instance_id(&self) -> anyhow::Result<String> {
+        let meta = self.db.open_tree(META_TREE)?;
+        if meta.get(INSTANCE_KEY)?.is_none() {
+            let mut id = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+            // Of two callers at once, the first one's id stays.
+            let _ = meta.compare_and_swap(
+                INSTANCE_KEY,
+                None::<&[u8]>,
+                Some(hex::encode(id).as_bytes()),
+            )?;
+            self.db.flush()?;
+        }
+        let v = meta
+            .get(INSTANCE_KEY)?
+            .context("the index has no instance id")?;
+        Ok(String::from_utf8_lossy(&v).into_owned())
     }
 
     /// The storage directory.
