@@ -917,7 +917,7 @@ mod tests {
             "2200-01-01T00:00:00Z",
         ] {
             let e = parse_time("t", bad).unwrap_err();
-            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad}");
         }
     }
 }

@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use serde_json::json;
 use tracing::debug;
@@ -83,20 +82,13 @@ pub async fn websocket(
     let stream = app.live.stream(&key);
     // Before the audit record: a refused view is not a view.
     let viewer = if h264 {
-        match H264Viewer::new(
+        // Every transcode slot taken: 503 with Retry-After (`From<Busy>`).
+        Feed::H264(H264Viewer::new(
             stream,
             app.live_transcoders.clone(),
             crate::transcode::limiter().clone(),
             &key,
-        ) {
-            Ok(v) => Feed::H264(v),
-            Err(Busy) => {
-                let mut r = ApiError::unavailable(Busy.to_string()).into_response();
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                return Ok(r);
-            }
-        }
+        )?)
     } else {
         Feed::Camera(stream.subscribe())
     };

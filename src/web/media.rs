@@ -19,14 +19,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::{parse_time, span_ns};
-use super::error::{ApiError, ApiJson, ApiQuery};
+use super::error::{ApiError, ApiJson, ApiQuery, Kind};
 use super::revocation::while_valid;
 use super::{Access, App, Caller, RouteSpec};
 use crate::audit::{Action, Event};
 use crate::clock::{rfc3339, NS_PER_SEC};
 use crate::export;
 use crate::export::jobs::{self, JobState, Jobs, Status};
-use crate::playback::{self, Plan, PlanError, Span};
+use crate::playback::{self, Plan, Span};
 
 /// Longest range one `video.mp4` may cover: a day is more than any player scrubs through,
 /// and longer ranges are what exports are for.
@@ -99,25 +99,25 @@ impl StreamSlots {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let mine = held.get(user).copied().unwrap_or(0);
         if mine >= self.per_user {
-            return Err(ApiError::busy_with(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                5,
+            return Err(ApiError::new(
+                Kind::TooManyRequests,
                 format!(
                     "you already have {mine} package downloads running; \
                      wait for one to finish (at most {} at once)",
                     self.per_user
                 ),
-            ));
+            )
+            .retry_after(5));
         }
         if held.values().sum::<usize>() >= self.total {
-            return Err(ApiError::busy_with(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                5,
+            return Err(ApiError::new(
+                Kind::Unavailable,
                 format!(
                     "the server is sending {} packages already; retry shortly",
                     self.total
                 ),
-            ));
+            )
+            .retry_after(5));
         }
         *held.entry(user.to_owned()).or_default() += 1;
         Ok(StreamSlot {
@@ -355,38 +355,6 @@ fn describe(h: &mut HeaderMap, plan: &Plan) {
     }
 }
 
-/// Maps a planning failure to a response; a parameter change names the boundary and lists
-/// the parts that can be requested separately.
-fn plan_error(e: PlanError) -> Response {
-    match e {
-        PlanError::NothingRecorded => {
-            ApiError::not_found("nothing recorded in this range").into_response()
-        }
-        PlanError::Invalid(d) => ApiError::bad_request(d).into_response(),
-        e @ PlanError::ParametersChanged { .. } => {
-            let detail = e.to_string();
-            let PlanError::ParametersChanged { at_ns, parts } = e else {
-                unreachable!("matched above")
-            };
-            let parts: Vec<Value> = parts
-                .iter()
-                .map(|p| json!({ "start": rfc3339(p.start_ns), "end": rfc3339(p.end_ns) }))
-                .collect();
-            (
-                StatusCode::CONFLICT,
-                Json(json!({
-                    "error": "conflict",
-                    "detail": detail,
-                    "boundary": rfc3339(at_ns),
-                    "parts": parts,
-                })),
-            )
-                .into_response()
-        }
-        PlanError::Other(e) => ApiError::from(e).into_response(),
-    }
-}
-
 /// Parses and bounds a start/end pair.
 fn range_of(start: &str, end: &str, max_ns: i64) -> Result<(i64, i64), ApiError> {
     let (s, e) = (parse_time("start", start)?, parse_time("end", end)?);
@@ -425,10 +393,7 @@ async fn video(
             .await
             .map_err(ApiError::internal)?
     };
-    let plan = match plan {
-        Ok(p) => Arc::new(p),
-        Err(e) => return Ok(plan_error(e)),
-    };
+    let plan = Arc::new(plan?);
     if want_h264 && &plan.video_fourcc != b"avc1" && &plan.video_fourcc != b"avc3" {
         return transcoded(app, media, c, id, plan, method).await;
     }
@@ -1139,15 +1104,15 @@ mod tests {
         let a1 = slots.take("a").unwrap();
         let _a2 = slots.take("a").unwrap();
         let e = slots.take("a").err().unwrap();
-        assert_eq!((e.status.as_u16(), e.retry_after), (429, Some(5)));
+        assert_eq!((e.status().as_u16(), e.retry_after), (429, Some(5)));
         let _b1 = slots.take("b").unwrap();
         let e = slots.take("c").err().unwrap();
-        assert_eq!((e.status.as_u16(), e.retry_after), (503, Some(5)));
+        assert_eq!((e.status().as_u16(), e.retry_after), (503, Some(5)));
         assert!(e.detail.contains("packages"), "{}", e.detail);
         // A finished (or abandoned) stream frees its slot for anyone.
         drop(a1);
         let _c1 = slots.take("c").unwrap();
-        assert_eq!(slots.take("b").err().unwrap().status.as_u16(), 503);
+        assert_eq!(slots.take("b").err().unwrap().status().as_u16(), 503);
     }
 
     #[test]
@@ -1176,7 +1141,7 @@ mod tests {
         std::fs::write(jobs.dir(&job.id).join(export::MANIFEST), b"{}").unwrap();
         let (_, status) = jobs.find(&job.id).unwrap();
         let e = downloadable(&status).unwrap_err();
-        assert_eq!(e.status.as_u16(), 409, "{}", e.detail);
+        assert_eq!(e.status().as_u16(), 409, "{}", e.detail);
         assert!(e.detail.contains("not finished"), "{}", e.detail);
         // Failed (here: no signing key).
         let ledger = Arc::new(export::quota::Ledger::default());
@@ -1189,13 +1154,13 @@ mod tests {
         let planned = export::plan(&store, &req).unwrap();
         jobs.run(&job, planned, &req, 0, reservation, |_| Ok(()));
         let e = downloadable(&jobs.find(&job.id).unwrap().1).unwrap_err();
-        assert_eq!(e.status.as_u16(), 409, "{}", e.detail);
+        assert_eq!(e.status().as_u16(), 409, "{}", e.detail);
         assert!(e.detail.contains("failed"), "{}", e.detail);
         // From before a restart: finished only if its manifest is there.
         assert_eq!(
             downloadable(&Status::Earlier(None))
                 .unwrap_err()
-                .status
+                .status()
                 .as_u16(),
             409
         );
