@@ -9,10 +9,12 @@
 //! serves it all behind `auth` and `audit`; `ptz` steers cameras on an
 //! operator's command (the one path from the UI back to a camera's ONVIF
 //! service). Nothing else flows backwards.
-//! `nvr` wires the pieces together, `control` is the local socket admin
+//! `error` is the one error type every layer's failures end as, with a kind
+//! the web maps to a status. `nvr` wires the pieces together, `control` is the local socket admin
 //! commands reach a running server through, `report` the Code of Practice review report, `cli` is the command line, and `demo`
 //! is the built-in synthetic camera.
 
+pub mod error;
 pub mod archive;
 pub mod clock;
 pub mod timesync;

@@ -409,3 +409,17 @@ impl CameraPtz {
         }
     }
 }
+
+impl From<PtzError> for crate::error::Error {
+    fn from(e: PtzError) -> Self {
+        use crate::error::Error;
+        match e {
+            PtzError::NotPtz(_) => Error::not_found(e.to_string()),
+            // The kind only: the camera's address stays out of replies.
+            PtzError::Camera { camera, error } => Error::upstream(format!(
+                "camera {camera} did not carry out {}: {}",
+                error.action, error.kind
+            )),
+        }
+    }
+}

@@ -327,7 +327,11 @@ fn index_survives_a_full_disk_without_a_restart() {
     }
     let refused = refused
         .unwrap_or_else(|| panic!("the full volume took every index write\n{}", nvr.log.text()));
-    assert!(refused.starts_with("500"), "{refused}");
+    // A full volume is "insufficient storage" (ErrorKind::ResourceExhausted), and says
+    // no more than that.
+    assert!(refused.starts_with("507"), "{refused}");
+    assert!(refused.contains("insufficient_storage"), "{refused}");
+    assert!(!refused.contains(data.to_str().unwrap()), "{refused}");
     let sled_error = nvr
         .log
         .find("hit error while writing iobuf")

@@ -330,6 +330,15 @@ impl Alarms {
     }
 }
 
+impl From<AckError> for crate::error::Error {
+    fn from(e: AckError) -> Self {
+        match e {
+            AckError::NotFound => crate::error::Error::not_found("no such alarm"),
+            AckError::Store(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

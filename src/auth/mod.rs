@@ -594,6 +594,18 @@ impl Users {
     }
 }
 
+impl From<UserError> for crate::error::Error {
+    fn from(e: UserError) -> Self {
+        use crate::error::Error;
+        match e {
+            UserError::Invalid(d) => Error::invalid_argument(d),
+            UserError::NotFound => Error::not_found("no such user"),
+            UserError::Conflict(d) => Error::conflict(d),
+            UserError::Storage(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

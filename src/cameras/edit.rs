@@ -369,6 +369,17 @@ fn to_toml(key: &str, v: &Json) -> Result<Value, EditError> {
     })
 }
 
+impl From<EditError> for crate::error::Error {
+    fn from(e: EditError) -> Self {
+        use crate::error::Error;
+        match e {
+            EditError::Invalid(m) => Error::invalid_argument(m),
+            EditError::Conflict(m) => Error::conflict(m),
+            EditError::NotFound(m) => Error::not_found(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -355,6 +355,19 @@ pub fn scrub_toml_error(msg: &str) -> String {
         .join("; ")
 }
 
+/// The kind of each refusal; the words are plain and secret-free already.
+impl From<ChangeError> for crate::error::Error {
+    fn from(e: ChangeError) -> Self {
+        use crate::error::Error;
+        match e {
+            ChangeError::Edit(e) => e.into(),
+            ChangeError::Invalid(m) => Error::invalid_argument(m),
+            e @ ChangeError::NoFile => Error::conflict(e.to_string()),
+            ChangeError::Io(m) => Error::internal(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

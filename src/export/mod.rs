@@ -329,8 +329,15 @@ pub struct Outcome {
     pub manifest_sha256: String,
 }
 
-/// Checks a request before any work: non-empty, ordered, bounded.
-pub fn validate(req: &Request) -> anyhow::Result<()> {
+/// Checks a request before any work: non-empty, ordered, bounded. Every
+/// refusal is the requester's to fix ([`ErrorKind::InvalidArgument`]).
+///
+/// [`ErrorKind::InvalidArgument`]: crate::error::ErrorKind::InvalidArgument
+pub fn validate(req: &Request) -> crate::error::Result<()> {
+    check_request(req).map_err(|e| crate::error::Error::invalid_argument(format!("{e:#}")))
+}
+
+fn check_request(req: &Request) -> anyhow::Result<()> {
     ensure!(!req.cameras.is_empty(), "no cameras to export");
     ensure!(req.end_ns > req.start_ns, "end must be after start");
     ensure!(

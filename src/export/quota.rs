@@ -317,6 +317,13 @@ fn mtime_ns(p: &Path) -> Option<i64> {
     i64::try_from(d.as_nanos()).ok()
 }
 
+/// Not enough room for the export: the kind a full volume has.
+impl From<Refusal> for crate::error::Error {
+    fn from(r: Refusal) -> Self {
+        crate::error::Error::resource_exhausted(r.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

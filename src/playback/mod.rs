@@ -582,5 +582,31 @@ fn keep_for(
     keep
 }
 
+/// A range that cannot be played or exported as asked. A change of codec
+/// parameters names the boundary and lists the parts that can be requested
+/// separately.
+impl From<PlanError> for crate::error::Error {
+    fn from(e: PlanError) -> Self {
+        use crate::clock::rfc3339;
+        use crate::error::Error;
+        match e {
+            PlanError::NothingRecorded => Error::not_found(e.to_string()),
+            PlanError::Invalid(d) => Error::invalid_argument(d),
+            PlanError::ParametersChanged { at_ns, ref parts } => {
+                let parts: Vec<serde_json::Value> = parts
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({ "start": rfc3339(p.start_ns), "end": rfc3339(p.end_ns) })
+                    })
+                    .collect();
+                Error::conflict(e.to_string())
+                    .with("boundary", rfc3339(at_ns))
+                    .with("parts", parts)
+            }
+            PlanError::Other(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Action, AuditLog};
@@ -332,13 +332,19 @@ pub fn parse_bound(s: &str, is_end: bool, tz: &jiff::tz::TimeZone) -> anyhow::Re
     crate::clock::day_start_ns(day, tz).with_context(|| format!("{s:?} in {tz:?}"))
 }
 
-/// Checks a period: `from` before `to`, at most ten years.
-pub fn check_period(from_ns: i64, to_ns: i64) -> anyhow::Result<()> {
+/// Checks a period: `from` before `to`, at most ten years (refusals are
+/// [`InvalidArgument`](crate::error::ErrorKind::InvalidArgument)).
+pub fn check_period(from_ns: i64, to_ns: i64) -> crate::error::Result<()> {
+    use crate::error::Error;
     if from_ns >= to_ns {
-        bail!("the period is empty: `from` must be before `to`");
+        return Err(Error::invalid_argument(
+            "the period is empty: `from` must be before `to`",
+        ));
     }
     if (to_ns - from_ns) / NS_PER_SEC > 10 * 366 * 86_400 {
-        bail!("the period is longer than ten years");
+        return Err(Error::invalid_argument(
+            "the period is longer than ten years",
+        ));
     }
     Ok(())
 }

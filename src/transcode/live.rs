@@ -56,6 +56,13 @@ impl std::fmt::Display for Busy {
 
 impl std::error::Error for Busy {}
 
+/// Every transcode slot is taken: unavailable, retry in 5 s.
+impl From<Busy> for crate::error::Error {
+    fn from(e: Busy) -> Self {
+        crate::error::Error::unavailable(e.to_string()).retry_after(5)
+    }
+}
+
 /// A running live transcoder of one camera stream. Dropping the last [`Lease`] on it stops
 /// the thread, which then frees its permit.
 pub struct LiveTranscoder {

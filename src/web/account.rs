@@ -88,8 +88,7 @@ pub async fn confirm(
                 app.clock.now_ns(),
             )
         })
-        .await
-        .map_err(ApiError::internal)?
+        .await?
     };
     let confirmed = match confirmed {
         Ok(x) => x,

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiQuery};
 use super::{App, Caller};
-use crate::alarms::{AckError, Alarm, MAX_NOTE_CHARS};
+use crate::alarms::{Alarm, MAX_NOTE_CHARS};
 use crate::audit::{Action, Event};
 
 #[derive(Deserialize)]
@@ -41,16 +41,17 @@ fn note(body: &[u8]) -> Result<String, ApiError> {
     let b: AckBody = if body.iter().all(u8::is_ascii_whitespace) {
         AckBody::default()
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::invalid_argument(format!("body: {e}")))?
     };
     let n = b.note.trim();
     if n.chars().count() > MAX_NOTE_CHARS {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::invalid_argument(format!(
             "note: at most {MAX_NOTE_CHARS} characters"
         )));
     }
     if n.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(ApiError::bad_request("note: no control characters"));
+        return Err(ApiError::invalid_argument("note: no control characters"));
     }
     Ok(n.to_owned())
 }
@@ -105,12 +106,7 @@ pub async fn ack(
         .ok_or_else(not_found)?;
     let noted = note.clone();
     let (alarm, added) = app
-        .blocking(move |a| {
-            a.alarms.ack(id, &name, &noted, now).map_err(|e| match e {
-                AckError::NotFound => not_found(),
-                AckError::Store(e) => ApiError::from(e),
-            })
-        })
+        .blocking(move |a| a.alarms.ack(id, &name, &noted, now))
         .await?;
     if added {
         let mut detail = format!("alarm={} kind={}", alarm.id, alarm.kind.as_str());

@@ -115,7 +115,7 @@ pub(super) fn session_cookie(token: &str, max_age_s: i64) -> HeaderValue {
 pub fn factor_of(code: Option<String>, recovery: Option<String>) -> Result<Factor, ApiError> {
     let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
     match (present(&code), present(&recovery)) {
-        (true, true) => Err(ApiError::bad_request(
+        (true, true) => Err(ApiError::invalid_argument(
             "give totp_code or recovery_code, not both",
         )),
         (true, false) => Ok(Factor::Code(code.unwrap_or_default())),
@@ -163,7 +163,7 @@ pub async fn refused(app: &Arc<App>, name: String, client: String, why: Refused)
     }
     if detail.is_empty() {
         // One message for unknown user and wrong password.
-        ApiError::unauthorized("wrong user name or password")
+        ApiError::unauthenticated("wrong user name or password")
     } else {
         ApiError::totp_invalid()
     }
@@ -423,14 +423,14 @@ pub const MAX_TIME_NS: i64 = 7_258_118_400 * NS_PER_SEC;
 pub fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
-            ApiError::bad_request(format!(
+            ApiError::invalid_argument(format!(
                 "{field}: not an RFC 3339 time like 2025-01-31T12:00:00Z"
             ))
         })?;
     i64::try_from(t.unix_timestamp_nanos())
         .ok()
         .filter(|ns| (0..MAX_TIME_NS).contains(ns))
-        .ok_or_else(|| ApiError::bad_request(format!("{field}: outside 1970..2200")))
+        .ok_or_else(|| ApiError::invalid_argument(format!("{field}: outside 1970..2200")))
 }
 
 /// `end - start` for times from a request: both are in range on their
@@ -438,7 +438,7 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
 /// 400, not a wrapped number that passes a length check.
 pub fn span_ns(start: i64, end: i64) -> Result<i64, ApiError> {
     end.checked_sub(start)
-        .ok_or_else(|| ApiError::bad_request("start and end are too far apart"))
+        .ok_or_else(|| ApiError::invalid_argument("start and end are too far apart"))
 }
 
 #[derive(Deserialize)]
@@ -531,10 +531,10 @@ pub async fn recordings(
         .transpose()?
         .unwrap_or(end.saturating_sub(86_400 * NS_PER_SEC));
     if start >= end {
-        return Err(ApiError::bad_request("start must be before end"));
+        return Err(ApiError::invalid_argument("start must be before end"));
     }
     if span_ns(start, end)? > MAX_RANGE_NS {
-        return Err(ApiError::bad_request("range longer than 31 days"));
+        return Err(ApiError::invalid_argument("range longer than 31 days"));
     }
     let (segs, outages, archive_only) = {
         let app = app.clone();
@@ -544,8 +544,7 @@ pub async fn recordings(
             let only: Vec<bool> = segs.iter().map(|s| app.store.archive_only(s)).collect();
             anyhow::Ok((segs, app.store.states().spans(&id, start, end)?, only))
         })
-        .await
-        .map_err(ApiError::internal)??
+        .await??
     };
     let (covered, gaps) = coverage(&segs, start, end, GAP_TOLERANCE_NS);
     // When the camera was down or not recorded, and why: tells "the camera was
@@ -610,9 +609,7 @@ pub async fn days(
         let app = app.clone();
         let id = id.clone();
         let tz = tz.clone();
-        tokio::task::spawn_blocking(move || app.store.days_with_footage(&id, &tz))
-            .await
-            .map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || app.store.days_with_footage(&id, &tz)).await??
     };
     Ok(Json(json!({
         "camera": id,
@@ -635,8 +632,7 @@ pub async fn storage(
             let held = app.store.holds().active(app.clock.now_ns())?;
             app.store.held_bytes(&held)
         })
-        .await
-        .map_err(ApiError::internal)??
+        .await??
     };
     let held_full = app
         .counters
@@ -711,9 +707,7 @@ pub async fn archive(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiErro
     let Some(remote) = app.store.remote().cloned() else {
         return Err(ApiError::not_found("no archive tier is configured"));
     };
-    let mut v = tokio::task::spawn_blocking(move || remote.report())
-        .await
-        .map_err(ApiError::internal)?;
+    let mut v = tokio::task::spawn_blocking(move || remote.report()).await?;
     // Configured cameras with nothing to move yet are listed too, with a zero backlog.
     if let Some(list) = v["cameras"].as_array_mut() {
         for cam in app.cameras.all().iter() {
@@ -748,7 +742,9 @@ pub async fn audit(
 ) -> Result<Json<Value>, ApiError> {
     let action = match q.action.as_deref() {
         None => None,
-        Some(a) => Some(Action::parse(a).ok_or_else(|| ApiError::bad_request("unknown action"))?),
+        Some(a) => {
+            Some(Action::parse(a).ok_or_else(|| ApiError::invalid_argument("unknown action"))?)
+        }
     };
     let f = Filter {
         actor: q.actor,
@@ -769,9 +765,7 @@ pub async fn audit(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = {
         let app = app.clone();
-        tokio::task::spawn_blocking(move || app.audit.query(&f, limit))
-            .await
-            .map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || app.audit.query(&f, limit)).await??
     };
     let next_before = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq))
@@ -799,9 +793,7 @@ pub async fn audit(
 
 /// `GET /api/audit/verify`: walks the chain, like `cleannvr audit verify`.
 pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
-    let v = tokio::task::spawn_blocking(move || app.audit.verify())
-        .await
-        .map_err(ApiError::internal)??;
+    let v = tokio::task::spawn_blocking(move || app.audit.verify()).await??;
     Ok(Json(json!({
         "ok": v.broken.is_none(),
         "verified": v.verified,

@@ -58,12 +58,12 @@ pub async fn create(
     let name = body.name.trim().to_owned();
     let note = body.note.trim().to_owned();
     if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::invalid_argument(format!(
             "name: 1 to {MAX_NAME} characters"
         )));
     }
     if note.chars().count() > MAX_NOTE {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::invalid_argument(format!(
             "note: at most {MAX_NOTE} characters"
         )));
     }
@@ -71,10 +71,10 @@ pub async fn create(
     let now = app.clock.now_ns();
     // A mark is on footage: a moment still to come has none yet.
     if time_ns > now + 60 * NS_PER_SEC {
-        return Err(ApiError::bad_request("time is in the future"));
+        return Err(ApiError::invalid_argument("time is in the future"));
     }
     if !c.user.may_see(&body.camera) {
-        return Err(ApiError::forbidden(format!(
+        return Err(ApiError::permission_denied(format!(
             "not allowed to see camera {}",
             body.camera
         )));
@@ -141,10 +141,10 @@ pub async fn list(
         .transpose()?
         .unwrap_or(end.saturating_sub(7 * 86_400 * NS_PER_SEC));
     if start >= end {
-        return Err(ApiError::bad_request("start must be before end"));
+        return Err(ApiError::invalid_argument("start must be before end"));
     }
     if span_ns(start, end)? > MAX_RANGE_NS {
-        return Err(ApiError::bad_request("range longer than 31 days"));
+        return Err(ApiError::invalid_argument("range longer than 31 days"));
     }
     let named: Vec<String> = q
         .cameras
@@ -164,7 +164,9 @@ pub async fn list(
     } else {
         for id in &named {
             if !c.user.may_see(id) {
-                return Err(ApiError::forbidden(format!("you may not see camera {id}")));
+                return Err(ApiError::permission_denied(format!(
+                    "you may not see camera {id}"
+                )));
             }
             if !app.camera_reachable(&c.user, id) {
                 return Err(ApiError::not_found(format!("no camera {id}")));
@@ -221,7 +223,7 @@ pub async fn remove(
         .filter(|b| c.user.may_see(&b.camera))
         .ok_or_else(not_found)?;
     if b.created_by != c.user.name && c.user.role != Role::Admin {
-        return Err(ApiError::forbidden(format!(
+        return Err(ApiError::permission_denied(format!(
             "bookmark {} is {}'s: only they or an admin may delete it",
             b.id, b.created_by
         )));

@@ -14,21 +14,7 @@ use serde_json::{json, Map, Value};
 use super::error::{ApiError, ApiJson};
 use super::{App, Caller};
 use crate::audit::{Action, Event};
-use crate::cameras::{edit, view, CameraAdmin, Change, ChangeError, EditError};
-
-impl From<ChangeError> for ApiError {
-    fn from(e: ChangeError) -> Self {
-        match e {
-            ChangeError::Edit(EditError::Conflict(m)) => ApiError::conflict(m),
-            ChangeError::Edit(EditError::NotFound(m)) => ApiError::not_found(m),
-            ChangeError::Edit(EditError::Invalid(m)) | ChangeError::Invalid(m) => {
-                ApiError::bad_request(m)
-            }
-            e @ ChangeError::NoFile => ApiError::conflict(e.to_string()),
-            ChangeError::Io(m) => ApiError::internal(m),
-        }
-    }
-}
+use crate::cameras::{edit, view, CameraAdmin, Change, EditError};
 
 fn admin(app: &App) -> Result<&Arc<CameraAdmin>, ApiError> {
     app.camera_admin
@@ -130,8 +116,7 @@ pub async fn test(
                 &id,
             )
         })
-        .await
-        .map_err(ApiError::internal)??
+        .await??
     };
     let Some(cam) = cam else {
         return Err(ApiError::internal(
@@ -214,5 +199,5 @@ async fn probe_address(t: &str) -> Result<std::net::SocketAddr, ApiError> {
         .await
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| ApiError::bad_request(format!("cannot find the address {t:?}")))
+        .ok_or_else(|| ApiError::invalid_argument(format!("cannot find the address {t:?}")))
 }

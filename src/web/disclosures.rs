@@ -41,15 +41,14 @@ async fn rows(app: &Arc<App>, q: RegisterQuery) -> Result<Vec<Record>, ApiError>
         .transpose()?
         .unwrap_or(i64::MAX);
     if end <= start {
-        return Err(ApiError::bad_request("end must be after start"));
+        return Err(ApiError::invalid_argument("end must be after start"));
     }
     let app = app.clone();
     Ok(
         tokio::task::spawn_blocking(move || {
             Register::open(app.store.db())?.list(start, end, LIMIT)
         })
-        .await
-        .map_err(ApiError::internal)??,
+        .await??,
     )
 }
 

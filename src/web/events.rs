@@ -61,7 +61,9 @@ pub async fn list(
     } else {
         for id in &named {
             if !c.user.may_see(id) {
-                return Err(ApiError::forbidden(format!("you may not see camera {id}")));
+                return Err(ApiError::permission_denied(format!(
+                    "you may not see camera {id}"
+                )));
             }
             if !app.camera_exists(id) {
                 return Err(ApiError::not_found(format!("no camera {id}")));
@@ -79,7 +81,7 @@ pub async fn for_camera(
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<Value>, ApiError> {
     if q.cameras.is_some() || q.camera.is_some() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_argument(
             "the camera is in the path; use /api/events for several",
         ));
     }
@@ -97,10 +99,10 @@ async fn answer(
     let start = time("start", q.start.as_ref().or(q.from.as_ref()))?
         .unwrap_or(end.saturating_sub(86_400 * NS_PER_SEC));
     if start >= end {
-        return Err(ApiError::bad_request("start must be before end"));
+        return Err(ApiError::invalid_argument("start must be before end"));
     }
     if span_ns(start, end)? > MAX_RANGE_NS {
-        return Err(ApiError::bad_request("range longer than 31 days"));
+        return Err(ApiError::invalid_argument("range longer than 31 days"));
     }
     let mut kinds = Vec::new();
     for k in q.kind.iter().flat_map(|s| s.split(',')).map(str::trim) {
@@ -108,7 +110,7 @@ async fn answer(
             continue;
         }
         kinds.push(Kind::parse(k).ok_or_else(|| {
-            ApiError::bad_request(format!(
+            ApiError::invalid_argument(format!(
                 "kind: one of {}",
                 Kind::ALL.map(Kind::as_str).join(", ")
             ))

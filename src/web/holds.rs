@@ -44,13 +44,13 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateHold>,
 ) -> Result<Response, ApiError> {
     if !c.user.role.can_export() {
-        return Err(ApiError::forbidden(
+        return Err(ApiError::permission_denied(
             "only operators and admins may hold footage",
         ));
     }
     let reason = body.reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::invalid_argument(format!(
             "a reason (1 to {MAX_REASON} characters) is required"
         )));
     }
@@ -61,7 +61,7 @@ pub async fn create(
         .map(|u| parse_time("until", u))
         .transpose()?;
     if until_ns.is_some_and(|u| u <= now) {
-        return Err(ApiError::bad_request("until must be in the future"));
+        return Err(ApiError::invalid_argument("until must be in the future"));
     }
     let mut cameras = body.cameras;
     let (mut start, mut end) = (body.start, body.end);
@@ -74,11 +74,11 @@ pub async fn create(
         }
     }
     let (Some(start), Some(end)) = (start, end) else {
-        return Err(ApiError::bad_request("start and end are required"));
+        return Err(ApiError::invalid_argument("start and end are required"));
     };
     let (start_ns, end_ns) = (parse_time("start", &start)?, parse_time("end", &end)?);
     if span_ns(start_ns, end_ns)? <= 0 {
-        return Err(ApiError::bad_request("end must be after start"));
+        return Err(ApiError::invalid_argument("end must be after start"));
     }
     // Only recorded footage can be evidence: an operator's hold ends now at the latest,
     // so no operator can switch retention off for footage not yet recorded (and fill
@@ -89,19 +89,19 @@ pub async fn create(
         end_ns.min(now)
     };
     if end_ns <= start_ns {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_argument(
             "start is in the future: only footage already recorded can be held \
              (an admin may hold footage ahead)",
         ));
     }
     if cameras.is_empty() {
-        return Err(ApiError::bad_request("name at least one camera"));
+        return Err(ApiError::invalid_argument("name at least one camera"));
     }
     cameras.sort();
     cameras.dedup();
     for id in &cameras {
         if !c.user.may_see(id) {
-            return Err(ApiError::forbidden(format!(
+            return Err(ApiError::permission_denied(format!(
                 "not allowed to see camera {id}"
             )));
         }
@@ -131,9 +131,7 @@ pub async fn create(
     );
     {
         let (app, hold) = (app.clone(), hold.clone());
-        tokio::task::spawn_blocking(move || app.store.holds().insert(&hold))
-            .await
-            .map_err(ApiError::internal)??;
+        tokio::task::spawn_blocking(move || app.store.holds().insert(&hold)).await??;
     }
     // Stored first: a hold that protects without its audit entry is the safe failure.
     app.record(Event {
@@ -166,8 +164,7 @@ async fn export_meta(app: &Arc<App>, c: &Caller, id: &str) -> Result<Value, ApiE
     }
     let path = crate::export::exports_dir(app.store.dir()).join(format!("{id}.json"));
     let meta: Value = tokio::task::spawn_blocking(move || std::fs::read(path))
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(not_found)?;
@@ -178,7 +175,7 @@ async fn export_meta(app: &Arc<App>, c: &Caller, id: &str) -> Result<Value, ApiE
         .iter()
         .find(|cam| !c.user.may_see(cam))
     {
-        return Err(ApiError::forbidden(format!(
+        return Err(ApiError::permission_denied(format!(
             "not allowed to see camera {cam}"
         )));
     }
@@ -218,9 +215,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let holds = {
         let app = app.clone();
-        tokio::task::spawn_blocking(move || app.store.holds().list())
-            .await
-            .map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || app.store.holds().list()).await??
     };
     let now = app.clock.now_ns();
     let holds: Vec<Value> = holds
@@ -246,15 +241,13 @@ pub async fn release(
 ) -> Result<Json<Value>, ApiError> {
     let reason = body.reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::invalid_argument(format!(
             "a reason (1 to {MAX_REASON} characters) is required to release a hold"
         )));
     }
     let found = {
         let (app, id) = (app.clone(), id.clone());
-        tokio::task::spawn_blocking(move || app.store.holds().get(&id))
-            .await
-            .map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || app.store.holds().get(&id)).await??
     };
     let hold = found.ok_or_else(|| ApiError::not_found("no such hold"))?;
     // Recorded first: a release that cannot be audited does not happen (the footage
@@ -277,9 +270,7 @@ pub async fn release(
     .await?;
     {
         let app = app.clone();
-        tokio::task::spawn_blocking(move || app.store.holds().remove(&id))
-            .await
-            .map_err(ApiError::internal)??;
+        tokio::task::spawn_blocking(move || app.store.holds().remove(&id)).await??;
     }
     Ok(Json(json!({ "released": hold.id })))
 }

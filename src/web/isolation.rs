@@ -41,7 +41,7 @@ pub async fn report(
         tracing::error!(camera = %id, error = %e.detail, "storing the isolation audit's result");
     }
     match result {
-        Err(e) => Err(ApiError::bad_gateway(e.to_string())),
+        Err(e) => Err(ApiError::upstream(e.to_string())),
         Ok(r) => Ok(Json(json!({
             "route_out": r.has_route_out(),
             "report": r,

@@ -72,12 +72,12 @@ pub async fn websocket(
         None | Some("main") => id.clone(),
         Some("sub") if cam.sub_url.is_some() => crate::live::sub_stream_key(&id),
         Some("sub") => return Err(ApiError::not_found("this camera has no sub stream")),
-        Some(_) => return Err(ApiError::bad_request("stream must be main or sub")),
+        Some(_) => return Err(ApiError::invalid_argument("stream must be main or sub")),
     };
     let h264 = match q.codec.as_deref() {
         None => false,
         Some("h264") => true,
-        Some(_) => return Err(ApiError::bad_request("codec must be h264")),
+        Some(_) => return Err(ApiError::invalid_argument("codec must be h264")),
     };
     let stream = app.live.stream(&key);
     // Before the audit record: a refused view is not a view.

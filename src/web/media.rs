@@ -19,11 +19,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::{parse_time, span_ns};
-use super::error::{ApiError, ApiJson, ApiQuery, Kind};
+use super::error::{ApiError, ApiJson, ApiQuery};
 use super::revocation::while_valid;
 use super::{Access, App, Caller, RouteSpec};
 use crate::audit::{Action, Event};
 use crate::clock::{rfc3339, NS_PER_SEC};
+use crate::error::ErrorKind;
 use crate::export;
 use crate::export::jobs::{self, JobState, Jobs, Status};
 use crate::playback::{self, Plan, Span};
@@ -100,7 +101,7 @@ impl StreamSlots {
         let mine = held.get(user).copied().unwrap_or(0);
         if mine >= self.per_user {
             return Err(ApiError::new(
-                Kind::TooManyRequests,
+                ErrorKind::RateLimited,
                 format!(
                     "you already have {mine} package downloads running; \
                      wait for one to finish (at most {} at once)",
@@ -111,7 +112,7 @@ impl StreamSlots {
         }
         if held.values().sum::<usize>() >= self.total {
             return Err(ApiError::new(
-                Kind::Unavailable,
+                ErrorKind::Unavailable,
                 format!(
                     "the server is sending {} packages already; retry shortly",
                     self.total
@@ -360,10 +361,10 @@ fn range_of(start: &str, end: &str, max_ns: i64) -> Result<(i64, i64), ApiError>
     let (s, e) = (parse_time("start", start)?, parse_time("end", end)?);
     let span = span_ns(s, e)?;
     if span < playback::MIN_RANGE_NS {
-        return Err(ApiError::bad_request("end must be after start"));
+        return Err(ApiError::invalid_argument("end must be after start"));
     }
     if span > max_ns {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::invalid_argument(format!(
             "range longer than {} hours",
             max_ns / 3600 / NS_PER_SEC
         )));
@@ -385,13 +386,11 @@ async fn video(
     let want_h264 = match q.codec.as_deref() {
         None | Some("copy") => false,
         Some("h264") => true,
-        Some(_) => return Err(ApiError::bad_request("codec must be h264 or copy")),
+        Some(_) => return Err(ApiError::invalid_argument("codec must be h264 or copy")),
     };
     let plan = {
         let (app, id) = (app.clone(), id.clone());
-        tokio::task::spawn_blocking(move || playback::plan(&app.store, &id, start, end))
-            .await
-            .map_err(ApiError::internal)?
+        tokio::task::spawn_blocking(move || playback::plan(&app.store, &id, start, end)).await?
     };
     let plan = Arc::new(plan?);
     if want_h264 && &plan.video_fourcc != b"avc1" && &plan.video_fourcc != b"avc3" {
@@ -506,11 +505,8 @@ async fn transcoded(
         StatusCode::OK.into_response()
     } else {
         let Some(permit) = crate::transcode::limiter().try_acquire() else {
-            let mut r = ApiError::unavailable("too many transcodes running; try again shortly")
-                .into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return Ok(r);
+            // 503 with Retry-After (`From<Busy>`).
+            return Err(crate::transcode::live::Busy.into());
         };
         audit_playback(&app, &media, &c, &id, &plan, "h264").await?;
         Body::from_stream(while_valid(
@@ -553,7 +549,7 @@ async fn snapshot(
 ) -> Result<Response, ApiError> {
     use crate::transcode::snapshot as snap;
     if q.width.is_some_and(|w| !snap::WIDTHS.contains(&w)) {
-        return Err(ApiError::bad_request("width must be 16..4096"));
+        return Err(ApiError::invalid_argument("width must be 16..4096"));
     }
     let at = q.at.as_deref().map(|s| parse_time("at", s)).transpose()?;
     let kf = {
@@ -562,8 +558,7 @@ async fn snapshot(
             Some(t) => snap::key_frame_at(&app.store, &id, t),
             None => snap::latest_key_frame(&app.store, &id),
         })
-        .await
-        .map_err(ApiError::internal)??
+        .await??
     };
     let Some(kf) = kf else {
         return Err(ApiError::not_found("nothing recorded at that time"));
@@ -580,9 +575,7 @@ async fn snapshot(
         None => {
             let kf2 = kf.clone();
             let width = q.width;
-            let s = tokio::task::spawn_blocking(move || snap::decode(&kf2, width))
-                .await
-                .map_err(ApiError::internal)??;
+            let s = tokio::task::spawn_blocking(move || snap::decode(&kf2, width)).await??;
             if at.is_none() {
                 media
                     .snapshots
@@ -650,9 +643,7 @@ async fn thumbnail(
     let at = parse_time("t", &q.t)?;
     let kf = {
         let (app, id) = (app.clone(), id.clone());
-        tokio::task::spawn_blocking(move || snap::key_frame_at(&app.store, &id, at))
-            .await
-            .map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || snap::key_frame_at(&app.store, &id, at)).await??
     };
     let Some(kf) = kf else {
         return Err(ApiError::not_found("nothing recorded at that time"));
@@ -666,9 +657,8 @@ async fn thumbnail(
     let shot = match cached {
         Some(s) => s,
         None => {
-            let s = tokio::task::spawn_blocking(move || snap::decode(&kf, Some(THUMB_WIDTH)))
-                .await
-                .map_err(ApiError::internal)??;
+            let s =
+                tokio::task::spawn_blocking(move || snap::decode(&kf, Some(THUMB_WIDTH))).await??;
             media
                 .thumbnails
                 .lock()
@@ -736,13 +726,15 @@ async fn create_export(
     ApiJson(body): ApiJson<ExportRequest>,
 ) -> Result<Response, ApiError> {
     if !c.user.role.can_export() {
-        return Err(ApiError::forbidden("only operators and admins may export"));
+        return Err(ApiError::permission_denied(
+            "only operators and admins may export",
+        ));
     }
     let (start_ns, end_ns) = range_of(&body.start, &body.end, export::MAX_RANGE_NS)?;
     let mut cameras = Vec::new();
     for id in &body.cameras {
         if !c.user.may_see(id) {
-            return Err(ApiError::forbidden(format!(
+            return Err(ApiError::permission_denied(format!(
                 "not allowed to see camera {id}"
             )));
         }
@@ -774,7 +766,7 @@ async fn create_export(
             request_received: body.request_received.filter(|d| !d.is_empty()),
         }),
     };
-    export::validate(&req).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    export::validate(&req)?;
     if let Err(e) = &app.signer {
         return Err(ApiError::unavailable(format!(
             "exports are unavailable: the export signing key cannot be used ({e})"
@@ -784,21 +776,16 @@ async fn create_export(
     // export that does not fit is refused here, never made room for with footage.
     let (job, planned, reservation) = {
         let (app, media, req) = (app.clone(), media.clone(), req.clone());
-        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
             let jobs = media.jobs(&app);
             let planned = export::plan(&app.store, &req)?;
-            let admitted =
-                export::quota::admit(&app.config.storage, &jobs.ledger, planned.need_bytes())?;
-            let reservation = match admitted {
-                Ok(r) => r,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
+            // The second `?`: a refusal for space (`From<Refusal>`).
+            let reservation =
+                export::quota::admit(&app.config.storage, &jobs.ledger, planned.need_bytes())??;
             let job = jobs.create(&req.user, &req, app.clock.now_ns())?;
-            Ok(Ok((job, planned, reservation)))
+            Ok((job, planned, reservation))
         })
-        .await
-        .map_err(ApiError::internal)??
-        .map_err(|refusal| ApiError::insufficient_storage(refusal.to_string()))?
+        .await??
     };
     let id = job.id.clone();
     let client = c.client.clone();
@@ -833,9 +820,7 @@ async fn find_job(
     let not_found = || ApiError::not_found("no such export");
     let found = {
         let (app, media, id) = (app.clone(), media.clone(), id.to_owned());
-        tokio::task::spawn_blocking(move || media.jobs(&app).find(&id))
-            .await
-            .map_err(ApiError::internal)?
+        tokio::task::spawn_blocking(move || media.jobs(&app).find(&id)).await?
     };
     let (owner, status) = found.ok_or_else(not_found)?;
     if owner != c.user.name && c.user.role != crate::auth::Role::Admin {
@@ -933,7 +918,7 @@ async fn export_file(
     let cameras = export::download_scope(&m, &name, c.user.role.can_export(), |cam| {
         c.user.may_see(cam)
     })
-    .map_err(ApiError::forbidden)?;
+    .map_err(ApiError::permission_denied)?;
     let file = tokio::fs::File::open(dir.join(&name))
         .await
         .map_err(|_| ApiError::not_found("file missing"))?;
@@ -1038,7 +1023,7 @@ async fn export_package(
     let cameras = export::download_scope(&m, export::MANIFEST, c.user.role.can_export(), |cam| {
         c.user.may_see(cam)
     })
-    .map_err(ApiError::forbidden)?;
+    .map_err(ApiError::permission_denied)?;
     let headers = [
         (
             header::CONTENT_TYPE,
@@ -1057,9 +1042,7 @@ async fn export_package(
     let slot = media.package_streams.take(&c.user.name)?;
     let names = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || export::zip::package_files(&m, &dir))
-            .await
-            .map_err(ApiError::internal)?
+        tokio::task::spawn_blocking(move || export::zip::package_files(&m, &dir)).await?
     };
     app.record(Event {
         actor: c.user.name.clone(),

@@ -188,9 +188,7 @@ impl App {
     /// whose record cannot be written fails, rather than going unrecorded.
     pub async fn record(self: &Arc<Self>, ev: Event) -> Result<(), ApiError> {
         let app = self.clone();
-        tokio::task::spawn_blocking(move || app.audit.append(app.clock.now_ns(), ev))
-            .await
-            .map_err(ApiError::internal)??;
+        tokio::task::spawn_blocking(move || app.audit.append(app.clock.now_ns(), ev)).await??;
         Ok(())
     }
 
@@ -214,8 +212,7 @@ impl App {
     {
         let app = self.clone();
         tokio::task::spawn_blocking(move || f(&app))
-            .await
-            .map_err(ApiError::internal)?
+            .await?
             .map_err(Into::into)
     }
 
@@ -586,7 +583,7 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<(), ApiError> {
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if (changes_state || is_websocket(req.headers())) && !same_origin(req.headers()) {
-        return Err(ApiError::forbidden("cross-origin request refused"));
+        return Err(ApiError::permission_denied("cross-origin request refused"));
     }
     if access == Access::Public {
         return Ok(());
@@ -602,20 +599,20 @@ async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<
                 if constant_time_eq(p.as_bytes(), expected.as_bytes()) {
                     return Ok(());
                 }
-                return Err(ApiError::unauthorized("wrong metrics token"));
+                return Err(ApiError::unauthenticated("wrong metrics token"));
             }
         }
     }
     let token =
-        session_token(req.headers()).ok_or_else(|| ApiError::unauthorized("log in first"))?;
+        session_token(req.headers()).ok_or_else(|| ApiError::unauthenticated("log in first"))?;
     let session = app
         .sessions
         .get(&token)?
-        .ok_or_else(|| ApiError::unauthorized("session expired or logged out"))?;
+        .ok_or_else(|| ApiError::unauthenticated("session expired or logged out"))?;
     let user = app
         .users
         .get(&session.user)?
-        .ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
+        .ok_or_else(|| ApiError::unauthenticated("user no longer exists"))?;
     // Cross-site pages can make the browser send our cookie (SameSite aside)
     // but cannot read the CSRF token, so every state change must echo it.
     if changes_state {
@@ -624,34 +621,40 @@ async fn authorize(app: &Arc<App>, access: Access, req: &mut Request) -> Result<
             .get(CSRF_HEADER)
             .is_some_and(|v| constant_time_eq(v.as_bytes(), session.csrf.as_bytes()));
         if !ok {
-            return Err(ApiError::forbidden("missing or wrong X-CSRF-Token header"));
+            return Err(ApiError::permission_denied(
+                "missing or wrong X-CSRF-Token header",
+            ));
         }
     }
     if access != Access::Account && app.must_enrol(&user) {
         return Err(ApiError::totp_enrolment_required());
     }
     if matches!(access, Access::Admin | Access::Metrics) && user.role != Role::Admin {
-        return Err(ApiError::forbidden("admins only"));
+        return Err(ApiError::permission_denied("admins only"));
     }
     if access == Access::Operator && !user.role.can_export() {
-        return Err(ApiError::forbidden("operators and admins only"));
+        return Err(ApiError::permission_denied("operators and admins only"));
     }
     let params = req
         .extract_parts::<RawPathParams>()
         .await
-        .map_err(|_| ApiError::bad_request("path parameter is not valid UTF-8"))?;
+        .map_err(|_| ApiError::invalid_argument("path parameter is not valid UTF-8"))?;
     for (name, value) in params.iter() {
         if !sane_param(value) {
-            return Err(ApiError::bad_request(format!("invalid {name} in path")));
+            return Err(ApiError::invalid_argument(format!(
+                "invalid {name} in path"
+            )));
         }
         if access == Access::Camera && name == "id" {
             // Refuse cameras outside the user's list before saying whether
             // they exist, so a restricted user cannot map the site.
             if !user.may_see(value) {
-                return Err(ApiError::forbidden("not allowed to see this camera"));
+                return Err(ApiError::permission_denied(
+                    "not allowed to see this camera",
+                ));
             }
             if !crate::config::valid_id(value) {
-                return Err(ApiError::bad_request("invalid camera id"));
+                return Err(ApiError::invalid_argument("invalid camera id"));
             }
             if !app.camera_reachable(&user, value) {
                 return Err(ApiError::not_found("no such camera"));

@@ -30,7 +30,7 @@ pub async fn put(
     Extension(c): Extension<Caller>,
     ApiJson(prefs): ApiJson<Prefs>,
 ) -> Result<Json<Prefs>, ApiError> {
-    prefs.validate().map_err(ApiError::bad_request)?;
+    prefs.validate().map_err(ApiError::invalid_argument)?;
     let name = c.user.name.clone();
     let stored = prefs.clone();
     app.blocking(move |a| a.users.prefs().set(&name, &stored))

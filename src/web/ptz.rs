@@ -17,7 +17,9 @@ use crate::ptz::{Actor, Velocity};
 
 fn actor(c: &Caller) -> Result<Actor, ApiError> {
     if !c.user.can_ptz() {
-        return Err(ApiError::forbidden("you may not steer cameras (PTZ)"));
+        return Err(ApiError::permission_denied(
+            "you may not steer cameras (PTZ)",
+        ));
     }
     Ok(Actor {
         user: c.user.name.clone(),
@@ -35,7 +37,7 @@ pub async fn start_move(
     ApiJson(v): ApiJson<Velocity>,
 ) -> Result<StatusCode, ApiError> {
     if !v.is_valid() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_argument(
             "pan, tilt and zoom must be numbers from -1 to 1",
         ));
     }
@@ -104,11 +106,11 @@ pub async fn save_preset(
     ApiJson(b): ApiJson<NewPreset>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if c.user.role != Role::Admin {
-        return Err(ApiError::forbidden("only admins may save presets"));
+        return Err(ApiError::permission_denied("only admins may save presets"));
     }
     let name = b.name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_argument(
             "a preset name is 1-64 characters without control characters",
         ));
     }

@@ -32,10 +32,10 @@ pub async fn get(
     let tz = app.config.server.time_zone();
     let bound = |name: &str, v: &str, end: bool| {
         report::parse_bound(v, end, &tz)
-            .map_err(|e| ApiError::bad_request(format!("{name}: {e:#}")))
+            .map_err(|e| ApiError::invalid_argument(format!("{name}: {e:#}")))
     };
     let (from, to) = (bound("from", &q.from, false)?, bound("to", &q.to, true)?);
-    report::check_period(from, to).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    report::check_period(from, to)?;
     let format = q.format.unwrap_or(Format::Json);
     let r = app
         .blocking(move |app| {

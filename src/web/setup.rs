@@ -82,7 +82,7 @@ pub async fn create(
     let ApiJson(b): ApiJson<SetupRequest> = ApiJson::from_request(req, &app).await?;
     // Plain input checks first: they reveal nothing and must not use up the code.
     if !valid_user_name(&b.username) {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_argument(
             "user name must be 1-64 of A-Z a-z 0-9 . _ @ -",
         ));
     }
@@ -118,7 +118,7 @@ pub async fn create(
             if r == Refusal::Expired {
                 info!("the setup code has expired; restart cleannvr for a new one");
             }
-            return Err(ApiError::forbidden(r.message()));
+            return Err(ApiError::permission_denied(r.message()));
         }
     };
     // The code is ours alone now; argon2 off the async threads.
@@ -128,8 +128,7 @@ pub async fn create(
         tokio::task::spawn_blocking(move || {
             app.users.add(&name, Role::Admin, None, &b.password, now)
         })
-        .await
-        .map_err(ApiError::internal)?
+        .await?
     };
     let user = match added {
         Ok(u) => u,

@@ -17,14 +17,15 @@ use crate::audit::{Action, Event};
 use crate::auth::{check_password, hash_password, valid_user_name, Role, User, UserError};
 
 fn parse_role(s: &str) -> Result<Role, ApiError> {
-    Role::parse(s).ok_or_else(|| ApiError::bad_request("role must be admin, operator or viewer"))
+    Role::parse(s)
+        .ok_or_else(|| ApiError::invalid_argument("role must be admin, operator or viewer"))
 }
 
 /// Checks a camera list names configured cameras only.
 fn check_cameras(app: &App, cams: &Option<Vec<String>>) -> Result<(), ApiError> {
     for c in cams.iter().flatten() {
         if !app.camera_exists(c) {
-            return Err(ApiError::bad_request(format!("unknown camera {c:?}")));
+            return Err(ApiError::invalid_argument(format!("unknown camera {c:?}")));
         }
     }
     Ok(())
@@ -34,7 +35,7 @@ fn name_param(name: &str) -> Result<(), ApiError> {
     if valid_user_name(name) {
         Ok(())
     } else {
-        Err(ApiError::bad_request("invalid user name"))
+        Err(ApiError::invalid_argument("invalid user name"))
     }
 }
 
