@@ -249,6 +249,15 @@ fn assert_g711_aac_in_sync(file: &Path, whole: bool) {
         ],
     );
     let s = &a["streams"][0];
+    // ffprobe learns the profile by decoding a frame: the last segment, cut by the
+    // stop, may end before its first sound came out of the converter (128 ms behind
+    // the video), and then has the track but no frame to tell the profile by.
+    let no_sound = !whole && spans(file)[1].0.is_infinite();
+    let lc = if no_sound {
+        serde_json::Value::Null
+    } else {
+        "LC".into()
+    };
     assert_eq!(
         (
             &s["codec_name"],
@@ -256,7 +265,7 @@ fn assert_g711_aac_in_sync(file: &Path, whole: bool) {
             &s["sample_rate"],
             &s["channels"]
         ),
-        (&"aac".into(), &"LC".into(), &"8000".into(), &1.into()),
+        (&"aac".into(), &lc, &"8000".into(), &1.into()),
         "{}",
         file.display()
     );

@@ -360,19 +360,44 @@ impl Drop for Nvr {
     }
 }
 
-/// Runs `ffmpeg -v error -i FILE -f null -` and returns its stderr (empty = clean decode).
+/// Decodes every stream of `file` (`ffmpeg -i FILE -f null -`) and returns what
+/// ffmpeg found wrong; empty means a clean decode. Stricter than `-v error`,
+/// which misses damage ffmpeg repairs quietly: it reads the `verbose` log and
+/// also fails on warnings (`corrupt decoded frame`, non-monotonic DTS), on
+/// pictures ffmpeg patched up (`concealing N DC, N AC, N MV errors`, logged
+/// at info) and on missing reference pictures. Every test that checks
+/// recorded footage uses this one check.
 pub fn decode_errors(file: &Path) -> String {
     let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
+        .args(["-nostdin", "-nostats", "-loglevel", "level+verbose", "-i"])
         .arg(file)
         .args(["-f", "null", "-"])
         .output()
         .expect("running ffmpeg");
-    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut s = decode_problems(&String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {
         s.push_str(&format!("\nffmpeg exit {}", out.status));
     }
     s
+}
+
+/// The lines of an ffmpeg log (written with `-loglevel level+...`) that say a
+/// file did not decode cleanly.
+pub fn decode_problems(log: &str) -> String {
+    const LEVELS: [&str; 4] = ["[warning]", "[error]", "[fatal]", "[panic]"];
+    const DAMAGE: [&str; 7] = [
+        "concealing",
+        "corrupt decoded frame",
+        "onotonic", // "Non-monotonous DTS", "non monotonically increasing dts"
+        "issing reference",
+        "reference picture missing",
+        "Could not find ref",
+        "co located POCs unavailable",
+    ];
+    log.lines()
+        .filter(|l| LEVELS.iter().chain(&DAMAGE).any(|m| l.contains(m)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// ffprobe's JSON for `args` on `file`.
