@@ -690,6 +690,54 @@ fn ipycam_found_and_added_from_the_setup_page() {
         "{t}"
     );
 
+    // The streams it offers, read with the credentials typed in the form:
+    // the wrong password in plain words (and nowhere in the answer), the
+    // right one lists every profile and proposes main and sub.
+    let read = |body: serde_json::Value| {
+        let (code, v) = admin.send("POST", "/api/onvif/profiles", &body);
+        assert_eq!(code, 200, "{v}\nlog:\n{}", nvr.log.text());
+        v
+    };
+    let at = |pw: Option<&str>| {
+        let mut b =
+            serde_json::json!({"host": "127.0.0.1", "port": ONVIF_PORT, "username": "admin"});
+        if let Some(pw) = pw {
+            b["password"] = pw.into();
+        }
+        b
+    };
+    assert_eq!(
+        op.send("POST", "/api/onvif/profiles", &at(Some("correct horse")))
+            .0,
+        403
+    );
+    let refused = read(at(Some("pw-not-it-4411")));
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not authorized")
+            && !refused.to_string().contains("pw-not-it-4411"),
+        "{refused}"
+    );
+    let offered = read(at(Some("correct horse")));
+    assert_eq!(offered["ok"], true, "{offered}");
+    let profiles = offered["profiles"].as_array().unwrap();
+    let uri_of = |token: &serde_json::Value| {
+        profiles.iter().find(|p| p["token"] == *token).unwrap()["stream_uri"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(profiles.len(), 2, "{offered}");
+    assert_eq!(uri_of(&offered["main"]), "rtsp://127.0.0.1:8554/video_main");
+    let sub_url = uri_of(&offered["sub"]);
+    assert_eq!(sub_url, "rtsp://127.0.0.1:8554/video_sub");
+    let main = offered["main"].as_str().unwrap().to_owned();
+    // No password and no configured camera to take it from: refused.
+    assert_eq!(read(at(None))["ok"], false);
+
     let yard_before = common::files(&dir.path().join("data/yard"), ".mp4").len();
     let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
     if common::require_browser(&ui) {
@@ -698,6 +746,7 @@ fn ipycam_found_and_added_from_the_setup_page() {
         let cfg = serde_json::json!({
             "admin": ["root", "admin pass 12345"],
             "user": "admin", "password": "correct horse",
+            "main": main, "sub_url": sub_url,
             "screens": screens,
         });
         run_ui_script(
@@ -711,6 +760,8 @@ fn ipycam_found_and_added_from_the_setup_page() {
     } else {
         let mut body = onvif("correct horse");
         body["name"] = "RigCam".into();
+        body["onvif"]["profile"] = main.clone().into();
+        body["sub_url"] = sub_url.clone().into();
         let (code, v) = admin.send("POST", "/api/cameras", &body);
         assert_eq!(code, 201, "{v}");
     }
@@ -736,6 +787,18 @@ fn ipycam_found_and_added_from_the_setup_page() {
             Some("admin"),
             Some("correct horse")
         )
+    );
+    assert_eq!(o.profile.as_deref(), Some(main.as_str()));
+    assert_eq!(added.sub_url.as_deref(), Some(sub_url.as_str()));
+    // Read again for the edit form: the stored password, for its own address only.
+    let mut stored = at(None);
+    stored["id"] = "rigcam".into();
+    assert_eq!(read(stored.clone())["ok"], true);
+    stored["host"] = "127.0.0.2".into();
+    assert_eq!(
+        read(stored)["ok"],
+        false,
+        "the stored password went to another host"
     );
     common::wait_segments(&nvr, Some(&admin.cookie), "rigcam", 1);
     common::wait_segments(&nvr, Some(&admin.cookie), "yard", yard_before + 1);

@@ -297,6 +297,8 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
         }
         // Never multicast from a test: probe a closed loopback port (answered at once by ICMP).
         ("POST", "/api/onvif/discover") => Some(json!({"target": "127.0.0.1:9", "wait": 1})),
+        // A closed loopback port: refused at once.
+        ("POST", "/api/onvif/profiles") => Some(json!({"host": "127.0.0.1", "port": 9})),
         ("POST", "/api/cameras/{id}/ptz/move") => Some(json!({"pan": 0.1})),
         ("POST", "/api/cameras/{id}/ptz/presets") => Some(json!({"name": "walk"})),
         _ => None,

@@ -173,6 +173,80 @@ pub async fn discover(
     Ok(Json(json!({ "devices": devices })))
 }
 
+/// `POST /api/onvif/profiles`: the media profiles of one ONVIF camera, read
+/// with the credentials the admin typed, and the main and sub streams
+/// cleannvr would pick, so the add and edit forms can offer the choice
+/// (main: `onvif.profile`; sub: its stream URI as `sub_url`). With no
+/// password and the `id` of a configured camera at that address, the stored
+/// credentials are used (the edit form never holds them). A camera that
+/// refuses or does not answer is `{"ok": false, "reason"}`, as for
+/// `/api/cameras/test`.
+pub async fn profiles(
+    State(app): State<Arc<App>>,
+    ApiJson(body): ApiJson<ProfilesRequest>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::onvif::resolve::{choose_profiles, credentials, describe};
+    let host = body.host.trim().to_owned();
+    if host.is_empty() {
+        return Err(ApiError::invalid_argument("host is empty"));
+    }
+    let mut o = crate::config::OnvifCameraConfig {
+        host,
+        port: body.port.unwrap_or(crate::config::default_onvif_port()),
+        username: body.username.filter(|u| !u.is_empty()),
+        password: body.password,
+        profile: None,
+    };
+    if o.password.is_none() {
+        let stored = body.id.as_deref().and_then(|id| app.cameras.get(id));
+        if let Some(s) = stored.and_then(|c| c.onvif) {
+            if s.host == o.host && s.port == o.port {
+                o.username = o.username.or(s.username);
+                o.password = s.password;
+            }
+        }
+    }
+    let read = async {
+        let client = crate::onvif::OnvifClient::connect(&o.host, o.port, credentials(&o)).await?;
+        describe(&client).await
+    };
+    let summary = match tokio::time::timeout(std::time::Duration::from_secs(20), read).await {
+        Err(_) => {
+            let reason = format!("{}:{} did not answer within 20 s", o.host, o.port);
+            return Ok(Json(json!({ "ok": false, "reason": reason })));
+        }
+        Ok(Err(e)) => return Ok(Json(json!({ "ok": false, "reason": e.to_string() }))),
+        Ok(Ok(s)) => s,
+    };
+    let all: Vec<_> = summary.profiles.iter().map(|p| p.profile.clone()).collect();
+    let (main, sub) = match choose_profiles(&all, None) {
+        Ok((m, s)) => (Some(m.token.clone()), s.map(|s| s.token.clone())),
+        Err(_) => (None, None),
+    };
+    Ok(Json(json!({
+        "ok": true,
+        "manufacturer": summary.device.manufacturer,
+        "model": summary.device.model,
+        "profiles": summary.profiles,
+        "main": main,
+        "sub": sub,
+    })))
+}
+
+/// The body of `POST /api/onvif/profiles`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilesRequest {
+    /// The device service's host (as in `onvif.host`).
+    host: String,
+    /// Its port (default 80).
+    port: Option<u16>,
+    username: Option<String>,
+    password: Option<String>,
+    /// A configured camera whose stored credentials may be used.
+    id: Option<String>,
+}
+
 /// The body of `POST /api/onvif/discover`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -351,6 +351,12 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             post(cameras::discover),
         ),
         r(
+            Method::POST,
+            "/api/onvif/profiles",
+            Admin,
+            post(cameras::profiles),
+        ),
+        r(
             Method::PUT,
             "/api/cameras/{id}",
             Admin,

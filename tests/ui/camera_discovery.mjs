@@ -7,7 +7,10 @@
 //   node tests/ui/camera_discovery.mjs BASE_URL CONFIG_JSON
 //
 // CONFIG_JSON: {"admin": [name, pw], "user": ONVIF user, "password": its
-// password, "screens": dir}.
+// password, "main": the profile token to record, "sub_url": the grid
+// stream's URI (both as /api/onvif/profiles proposes them), "screens": dir}.
+// The streams are read from the camera with the typed credentials and the
+// proposal is saved; the edit form reads them again with the stored ones.
 // Prints "ok - ..." per check and "ui: N passed, 0 failed" at the end.
 
 import { join } from "node:path";
@@ -48,7 +51,21 @@ try {
   const refused = await page.textContent(".test-result p.error");
   check(/not authorized/.test(refused), "a wrong ONVIF password is refused in plain words", refused);
 
+  const readStreams = () => page.click('#camera-edit button:has-text("Read streams")');
+  await readStreams();
+  await page.locator(".onvif-streams .error").waitFor({ state: "visible", timeout: 60000 });
+  const noStreams = await page.textContent(".onvif-streams .error");
+  check(/not authorized/.test(noStreams), "reading the streams with a wrong password says why", noStreams);
+
   await page.fill("#camera-edit input[name=password]", cfg.password);
+  await readStreams();
+  const mainSel = "#camera-edit select[name=onvif-main]";
+  const subSel = "#camera-edit select[name=onvif-sub]";
+  await page.locator(mainSel).waitFor({ state: "visible", timeout: 60000 });
+  const offered = await page.locator(`${mainSel} option`).allTextContents();
+  check(offered.length >= 2 && offered.every((o) => /×/.test(o)), "the camera's streams are listed with their sizes", offered);
+  check(await page.inputValue(mainSel) === cfg.main, "its largest stream is proposed for recording", await page.inputValue(mainSel));
+  check(await page.inputValue(subSel) === cfg.sub_url, "its smaller stream for live grids", await page.inputValue(subSel));
   await page.click("text=Test connection");
   await page.locator(".test-result p.ok").waitFor({ state: "visible", timeout: 60000 });
   const verdict = await page.textContent(".test-result p.ok");
@@ -74,6 +91,10 @@ try {
   check(/password is stored/.test(await page.textContent("#camera-edit")), "its edit form says an ONVIF password is stored");
   check(await page.inputValue("#camera-edit input[name=password]") === "", "and does not show it");
   check(await page.inputValue("#camera-edit input[name=username]") === cfg.user, "the ONVIF username is shown for editing");
+  await readStreams();
+  await page.locator(mainSel).waitFor({ state: "visible", timeout: 60000 });
+  check(await page.inputValue(mainSel) === cfg.main && await page.inputValue(subSel) === cfg.sub_url,
+    "the edit form reads the streams with the stored password and shows the saved choice");
   check(errors.length === 0, "no script errors", errors);
   await shot("4-marked-added");
   console.log(summary());

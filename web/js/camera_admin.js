@@ -202,6 +202,41 @@ export function mount(root, ctx) {
     const review = h("input", { name: "review_date", type: "date", value: cfg && cfg.review_date ? cfg.review_date : "" });
     const result = h("div", { class: "test-result", role: "status" });
     const err = h("p", { class: "error", role: "alert" });
+    // ONVIF streams: read from the camera with the credentials typed above,
+    // then main (pinned as onvif.profile) and sub (its URI as sub_url) chosen
+    // here. Until read, the stored choice stands.
+    const mainSel = h("select", { name: "onvif-main" });
+    const subSel = h("select", { name: "onvif-sub" });
+    const choice = h("div", { class: "stream-choice", hidden: true },
+      field("Recorded stream", mainSel), field("Grid stream", subSel));
+    const streamsNote = h("p", { class: "muted", role: "status" });
+    let streamsRead = false;
+    async function readStreams() {
+      fill(streamsNote, "Asking the camera for its streams…");
+      readBtn.disabled = true;
+      try {
+        const b = { host: onvif.host, port: onvif.port };
+        if (user.value.trim()) b.username = user.value.trim();
+        if (pw.value) b.password = pw.value;
+        if (cfg) b.id = cfg.id;
+        const r = await api("POST", "/api/onvif/profiles", b);
+        if (!r.ok) { fill(streamsNote, h("span", { class: "error", text: `Could not read the streams: ${r.reason}` })); return; }
+        const label = (p) => `${p.name || p.token}: ${[p.encoding, p.width && `${p.width}×${p.height}`, p.fps && `${p.fps} fps`].filter(Boolean).join(", ")}`;
+        const mainNow = (cfg && onvif.profile) || r.main;
+        const subNow = cfg ? cfg.sub_url : (r.profiles.find((p) => p.token === r.sub) || {}).stream_uri;
+        fill(mainSel, r.profiles.map((p) => h("option", { value: p.token, text: label(p), selected: p.token === mainNow })));
+        fill(subSel, h("option", { value: "", text: "None (live grids use the main stream)" }),
+          r.profiles.filter((p) => p.stream_uri).map((p) => h("option", { value: p.stream_uri, text: label(p), selected: p.stream_uri === subNow })));
+        choice.hidden = false;
+        streamsRead = true;
+        fill(streamsNote, `${r.profiles.length} stream${r.profiles.length === 1 ? "" : "s"} offered${r.model ? ` by ${[r.manufacturer, r.model].filter(Boolean).join(" ")}` : ""}.`);
+      } catch (e) {
+        fill(streamsNote, h("span", { class: "error", text: e.message }));
+      } finally {
+        readBtn.disabled = false;
+      }
+    }
+    const readBtn = h("button", { type: "button", class: "quiet", text: "Read streams", onclick: readStreams });
     const secretHint = cfg && (cfg.password_set || cfg.url_has_credentials || (onvif && onvif.password_set))
       ? "A password is stored and is not shown. Leave empty to keep it."
       : "Stored in the configuration file (readable by the server only), never shown again.";
@@ -215,6 +250,10 @@ export function mount(root, ctx) {
         b.onvif = { ...(b.onvif || { host: onvif.host, port: onvif.port }) };
         if (user.value.trim()) b.onvif.username = user.value.trim(); else delete b.onvif.username;
         if (pw.value) b.onvif.password = pw.value;
+        if (streamsRead) {
+          b.onvif.profile = mainSel.value;
+          if (subSel.value) b.sub_url = subSel.value; else delete b.sub_url;
+        }
       } else {
         if (user.value.trim()) b.username = user.value.trim(); else delete b.username;
         if (pw.value) b.password = pw.value;
@@ -258,10 +297,14 @@ export function mount(root, ctx) {
       onvif ? h("div", { class: "field" }, h("span", { class: "label", text: "ONVIF device" }),
         h("span", { class: "onvif-address", text: `${onvif.host}:${onvif.port}` })) : null,
       field("RTSP URL", url, onvif
-        ? "Leave empty: the stream address is asked of the camera over ONVIF (its largest profile)."
+        ? "Leave empty: the stream address is asked of the camera over ONVIF (the recorded stream chosen below, else its largest)."
         : "The camera's main stream. Credentials may be in the URL or below."),
       field(onvif ? "ONVIF username" : "Username", user),
       field(onvif ? "ONVIF password" : "Password", pw, secretHint),
+      onvif ? h("fieldset", { class: "onvif-streams" },
+        h("legend", { text: "Streams" }),
+        h("p", { class: "muted", text: "Which of the camera's streams to record, and which (smaller) one live grids show. Read them with the ONVIF account above." }),
+        readBtn, streamsNote, choice) : null,
       field("Transport", transport),
       field("Keep recordings (days, 0 = until space runs out)", days),
       h("label", {}, record, " Record (otherwise live view only)"),
