@@ -435,7 +435,7 @@ fn redacted_copies_blank_the_box_in_every_frame_mute_audio_and_verify() {
 /// The redaction boxes of the export form, end to end in Chromium (`tests/ui/redact.mjs`):
 /// the operator drags a box on the still frame with the mouse and exports; the exported
 /// MP4, decoded by ffmpeg, is flat black inside that box in every frame and still the
-/// camera's picture outside it.
+/// camera's picture outside it; an admin sees it in the disclosure register as redacted.
 #[test]
 fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
@@ -462,6 +462,7 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
     std::fs::create_dir_all(&screens).unwrap();
     let ui_cfg = json!({
         "op": ["op", "operator password 1"],
+        "admin": ["root", "admin password 12"],
         "camera": "door",
         "start": local(start),
         "end": local(end),

@@ -1,11 +1,12 @@
 // The export form's redaction boxes in Chromium: a still frame of the chosen
 // camera appears, the operator drags two boxes with the mouse, removes one,
-// and starts a redacted export, which must finish. The Rust side
+// and starts a redacted export, which must finish and be listed as redacted in
+// the disclosure register an admin sees. The Rust side
 // (tests/export_working_copy.rs) then decodes the exported file.
 //
 //   node tests/ui/redact.mjs BASE_URL CONFIG_JSON
 //
-// CONFIG_JSON: {"op": [name, pw], "camera": id, "start": local, "end": local
+// CONFIG_JSON: {"op": [name, pw], "admin": [name, pw], "camera": id, "start": local, "end": local
 // (datetime-local values in the browser's zone), "box": [x, y, w, h]
 // (fractions to draw), "screens": dir}.
 
@@ -77,6 +78,18 @@ try {
   check(files.includes(`${cfg.camera}-redacted.mp4`), "it offers the redacted copy", files);
   console.log(`EXPORT ${await card.getAttribute("data-export")}`);
   await shot("3-done");
+
+  // An admin sees the redacted copy in the disclosure register, with its recipient.
+  await page.click("#logout");
+  await page.locator("#login-view").waitFor({ state: "visible" });
+  await login(page, base, cfg.admin);
+  await page.goto(`${base}#/disclosures`);
+  const row = page.locator("table.disclosures tbody tr", { hasText: "the data subject" });
+  await row.first().waitFor();
+  check(await row.count() === 1, "the export is in the register once", await page.locator("table.disclosures").innerHTML());
+  const text = await row.textContent();
+  check(text.includes("(redacted)") && text.includes("SAR 2026/21") && text.includes(cfg.camera), "as a redacted copy of the camera, with its reason", text);
+  await shot("4-register");
   check(errors.length === 0, "no script errors", errors);
   console.log(summary());
 } finally {
