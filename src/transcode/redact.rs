@@ -318,31 +318,63 @@ pub fn blur_radius(w: usize, h: usize, chroma: bool) -> usize {
     (w.min(h) / 5).max(if chroma { 4 } else { 8 })
 }
 
-/// Box blur of radius `r` inside `p` only (reads no pixel outside it), two passes, from a
-/// summed-area table.
+/// Box blur of radius `r` inside `p` only (reads no pixel outside it; near its edges the
+/// window shrinks to what is inside), two passes, each rounded to the nearest value. A
+/// pass sums each row over a sliding window, then the columns of those sums with running
+/// totals, so a pixel costs the same whatever `r` (a whole picture is blurred when
+/// inverted).
 fn blur(data: &mut [u8], stride: usize, p: &Px, r: usize) {
     let (w, h) = (p.x1 - p.x0, p.y1 - p.y0);
     if w == 0 || h == 0 {
         return;
     }
+    // How many pixels the window holds along one axis at `i` of `n`.
+    let span = |i: usize, n: usize| ((i + r + 1).min(n) - i.saturating_sub(r)) as f64;
+    let inv_x: Vec<f64> = (0..w).map(|x| 1.0 / span(x, w)).collect();
+    // A row's window sum is at most 255 × (2r + 1); a column of them can pass 2^32 for
+    // radii over about 2,000 (pictures over 10,000 pixels a side), so columns add in u64.
+    let mut rows = vec![0u32; w * h];
+    let mut cols = vec![0u64; w];
     for _ in 0..2 {
-        let mut sat = vec![0u64; (w + 1) * (h + 1)];
-        for y in 0..h {
-            let mut row = 0u64;
-            for x in 0..w {
-                row += u64::from(data[(p.y0 + y) * stride + p.x0 + x]);
-                sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + row;
+        for (y, out) in rows.chunks_exact_mut(w).enumerate() {
+            let line = &data[(p.y0 + y) * stride + p.x0..][..w];
+            let mut sum: u32 = line[..(r + 1).min(w)].iter().map(|&v| u32::from(v)).sum();
+            for (x, o) in out.iter_mut().enumerate() {
+                *o = sum;
+                if x + r + 1 < w {
+                    sum += u32::from(line[x + r + 1]);
+                }
+                if x >= r {
+                    sum -= u32::from(line[x - r]);
+                }
             }
         }
+        cols.fill(0);
+        for row in rows.chunks_exact(w).take(r + 1) {
+            cols.iter_mut()
+                .zip(row)
+                .for_each(|(c, v)| *c += u64::from(*v));
+        }
         for y in 0..h {
-            let (ya, yb) = (y.saturating_sub(r), (y + r + 1).min(h));
-            for x in 0..w {
-                let (xa, xb) = (x.saturating_sub(r), (x + r + 1).min(w));
-                let s = sat[yb * (w + 1) + xb] + sat[ya * (w + 1) + xa]
-                    - sat[ya * (w + 1) + xb]
-                    - sat[yb * (w + 1) + xa];
-                let n = ((yb - ya) * (xb - xa)) as u64;
-                data[(p.y0 + y) * stride + p.x0 + x] = (s / n) as u8;
+            let inv_y = 1.0 / span(y, h);
+            let line = &mut data[(p.y0 + y) * stride + p.x0..][..w];
+            for ((px, c), ix) in line.iter_mut().zip(&cols).zip(&inv_x) {
+                // The mean rounded half up, as integers would: the products err by under
+                // 1e-13 and a mean that is not a half is at least 1 / 2n (over 1e-10) from
+                // one, so 1e-11 lifts exact halves that fell short and nothing else.
+                *px = (*c as f64 * ix * inv_y + (0.5 + 1e-11)) as u8;
+            }
+            if y + r + 1 < h {
+                let add = &rows[(y + r + 1) * w..][..w];
+                cols.iter_mut()
+                    .zip(add)
+                    .for_each(|(c, v)| *c += u64::from(*v));
+            }
+            if y >= r {
+                let sub = &rows[(y - r) * w..][..w];
+                cols.iter_mut()
+                    .zip(sub)
+                    .for_each(|(c, v)| *c -= u64::from(*v));
             }
         }
     }
@@ -438,6 +470,42 @@ mod tests {
             .count();
         assert!(changed > 50, "blur changed only {changed} of 64 pixels");
         assert_eq!(at(&f, 5, 5), at(&orig, 5, 5));
+    }
+
+    /// The sliding-window blur gives, pass after pass, each pixel's mean over its window
+    /// clipped to the region (rounded half up), as a plain sum over the window does, and
+    /// leaves everything outside the region alone.
+    #[test]
+    fn blur_is_the_mean_over_the_clipped_window() {
+        let (stride, w, h) = (50, 37, 23);
+        let data: Vec<u8> = (0..stride * 30).map(|n| (n * 7919 % 251) as u8).collect();
+        let p = Px {
+            x0: 5,
+            y0: 3,
+            x1: 5 + w,
+            y1: 3 + h,
+        };
+        for r in [1, 4, 8, 30] {
+            let mut want = data.clone();
+            for _ in 0..2 {
+                let src = want.clone();
+                for y in 0..h {
+                    for x in 0..w {
+                        let (ya, yb) = (y.saturating_sub(r), (y + r + 1).min(h));
+                        let (xa, xb) = (x.saturating_sub(r), (x + r + 1).min(w));
+                        let s: u64 = (ya..yb)
+                            .flat_map(|v| (xa..xb).map(move |u| (v, u)))
+                            .map(|(v, u)| u64::from(src[(p.y0 + v) * stride + p.x0 + u]))
+                            .sum();
+                        let n = ((yb - ya) * (xb - xa)) as u64;
+                        want[(p.y0 + y) * stride + p.x0 + x] = ((2 * s + n) / (2 * n)) as u8;
+                    }
+                }
+            }
+            let mut got = data.clone();
+            blur(&mut got, stride, &p, r);
+            assert_eq!(got, want, "radius {r}");
+        }
     }
 
     /// One 0.1 × 0.1 box at the top, at `x` at each key's time (RFC 3339).
