@@ -23,7 +23,7 @@ try {
   await login(page, base, cfg.user);
   const tile = page.locator(`article.tile[data-camera="${cfg.camera}"]`);
   await tile.waitFor({ state: "visible", timeout: 60000 });
-  await tile.locator(".tile-head button").click();
+  await tile.locator('.tile-head button[aria-label^="Enlarge"]').click();
   const right = tile.locator('.ptz button[aria-label="Pan right"]');
   await right.waitFor({ state: "visible", timeout: 30000 });
   check(true, "an enlarged PTZ camera shows the pan/tilt pad");
