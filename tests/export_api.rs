@@ -327,6 +327,20 @@ async fn a_signing_key_on_a_missing_volume_refuses_exports_without_making_a_key(
     let r = start(&web, &op, body(&["cam"], 0.5, 3.5)).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.json());
     let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    // An operator is told plainly, without the key's path (issue 10: no paths to non-admins).
+    assert!(
+        detail.contains("signing key") && detail.contains("administrator"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("keyvol"),
+        "the key's path shown to an operator: {detail}"
+    );
+    // An admin is told why, path included.
+    let admin = web.login("admin").await;
+    let r = start(&web, &admin, body(&["cam"], 0.5, 3.5)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.json());
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
     assert!(
         detail.contains("signing key") && detail.contains("does not exist"),
         "{detail}"

@@ -768,8 +768,14 @@ async fn create_export(
     };
     export::validate(&req)?;
     if let Err(e) = &app.signer {
+        // The reason names the key's file: admins see it, operators get plain words.
+        let why = if c.user.role == crate::auth::Role::Admin {
+            e.to_string()
+        } else {
+            "an administrator can see why on the System page".to_owned()
+        };
         return Err(ApiError::unavailable(format!(
-            "exports are unavailable: the export signing key cannot be used ({e})"
+            "exports are unavailable: the export signing key cannot be used ({why})"
         )));
     }
     // Planned and measured against the export quota before anything is written: an
