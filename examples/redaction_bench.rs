@@ -12,25 +12,16 @@
 //! both alike; prints wall and CPU seconds of each, the median ratios per scenario, and
 //! the machine's load average before and after.
 
+use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 use cleannvr::transcode::burn::{self, Corner};
-use cleannvr::transcode::convert::{self, Options};
+use cleannvr::transcode::convert::Options;
 use cleannvr::transcode::redact::{blur_radius, Mode, RedactBox, Redaction};
 
-fn cpu_seconds(who: i32) -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(who, &mut u) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::median;
 
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -232,38 +223,20 @@ fn main() -> anyhow::Result<()> {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let path = out_dir.path().join(format!("ours-{name}{round}.mp4"));
-            let (t0, c0) = (Instant::now(), cpu_seconds(libc::RUSAGE_SELF));
-            let mut f = std::fs::File::open(input)?;
-            let len = f.metadata()?.len();
-            let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
-            let conv = convert::convert(
-                &mut f,
-                len,
-                &mut out,
-                &Options {
-                    first_frame_ns,
-                    time_zone: tz.clone(),
-                    redact: Some(resolved.clone()),
-                    edit: None,
-                    preset: "veryfast",
-                },
-            )?;
-            drop(out);
-            let ours_r = (
-                t0.elapsed().as_secs_f64(),
-                cpu_seconds(libc::RUSAGE_SELF) - c0,
-            );
             let path2 = out_dir.path().join(format!("ffmpeg-{name}{round}.mp4"));
-            let (t0, c0) = (Instant::now(), cpu_seconds(libc::RUSAGE_CHILDREN));
-            let st = Command::new("ffmpeg")
-                .args(ffmpeg_args(path2.to_str().unwrap()))
-                .env("TZ", "Europe/London")
-                .status()?;
-            anyhow::ensure!(st.success(), "ffmpeg failed");
-            let theirs_r = (
-                t0.elapsed().as_secs_f64(),
-                cpu_seconds(libc::RUSAGE_CHILDREN) - c0,
-            );
+            let opts = Options {
+                first_frame_ns,
+                time_zone: tz.clone(),
+                redact: Some(resolved.clone()),
+                edit: None,
+                preset: "veryfast",
+            };
+            let (conv, ours_r, theirs_r) = common::round(
+                Path::new(input),
+                &path,
+                &opts,
+                &ffmpeg_args(path2.to_str().unwrap()),
+            )?;
             println!(
                 "{name} round {round}: cleannvr {} frames {:.1} s wall {:.1} s CPU ({} bytes); \
                  ffmpeg {:.1} s wall {:.1} s CPU ({} bytes); load {}",
@@ -281,8 +254,8 @@ fn main() -> anyhow::Result<()> {
             ours.push(ours_r);
             theirs.push(theirs_r);
         }
-        let wall = median(ours.iter().zip(&theirs).map(|(a, b)| a.0 / b.0).collect());
-        let cpu = median(ours.iter().zip(&theirs).map(|(a, b)| a.1 / b.1).collect());
+        let wall = common::median_ratio(&ours, &theirs, 0);
+        let cpu = common::median_ratio(&ours, &theirs, 1);
         let m = |v: &[(f64, f64)], i: usize| median(v.iter().map(|x| [x.0, x.1][i]).collect());
         summary.push(format!(
             "| {name} | {:.1} / {:.1} | {:.1} / {:.1} | **{wall:.2}** | {cpu:.2} |",

@@ -9,24 +9,14 @@
 //! Rounds alternate (ours, ffmpeg, ours, ffmpeg, ...) so load on a shared machine hits
 //! both alike; prints wall and CPU seconds of each and the median ratios.
 
+use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 use cleannvr::transcode::burn::{self, Corner};
-use cleannvr::transcode::convert::{self, Options};
+use cleannvr::transcode::convert::Options;
 
-fn cpu_seconds(who: i32) -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(who, &mut u) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+#[path = "common/mod.rs"]
+mod common;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -82,38 +72,20 @@ fn main() -> anyhow::Result<()> {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let path = out_dir.path().join(format!("ours{round}.mp4"));
-        let (t0, c0) = (Instant::now(), cpu_seconds(libc::RUSAGE_SELF));
-        let mut f = std::fs::File::open(input)?;
-        let len = f.metadata()?.len();
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        let conv = convert::convert(
-            &mut f,
-            len,
-            &mut out,
-            &Options {
-                first_frame_ns,
-                time_zone: tz.clone(),
-                redact: None,
-                edit: None,
-                preset: "veryfast",
-            },
-        )?;
-        drop(out);
-        let ours_r = (
-            t0.elapsed().as_secs_f64(),
-            cpu_seconds(libc::RUSAGE_SELF) - c0,
-        );
         let path2 = out_dir.path().join(format!("ffmpeg{round}.mp4"));
-        let (t0, c0) = (Instant::now(), cpu_seconds(libc::RUSAGE_CHILDREN));
-        let st = Command::new("ffmpeg")
-            .args(ffmpeg_args(path2.to_str().unwrap()))
-            .env("TZ", "Europe/London")
-            .status()?;
-        anyhow::ensure!(st.success(), "ffmpeg failed");
-        let theirs_r = (
-            t0.elapsed().as_secs_f64(),
-            cpu_seconds(libc::RUSAGE_CHILDREN) - c0,
-        );
+        let opts = Options {
+            first_frame_ns,
+            time_zone: tz.clone(),
+            redact: None,
+            edit: None,
+            preset: "veryfast",
+        };
+        let (conv, ours_r, theirs_r) = common::round(
+            Path::new(input),
+            &path,
+            &opts,
+            &ffmpeg_args(path2.to_str().unwrap()),
+        )?;
         println!(
             "round {round}: cleannvr {} frames {:.1} s wall {:.1} s CPU ({} bytes); ffmpeg {:.1} s wall {:.1} s CPU ({} bytes)",
             conv.frames,
@@ -127,8 +99,8 @@ fn main() -> anyhow::Result<()> {
         ours.push(ours_r);
         theirs.push(theirs_r);
     }
-    let wall = median(ours.iter().zip(&theirs).map(|(a, b)| a.0 / b.0).collect());
-    let cpu = median(ours.iter().zip(&theirs).map(|(a, b)| a.1 / b.1).collect());
+    let wall = common::median_ratio(&ours, &theirs, 0);
+    let cpu = common::median_ratio(&ours, &theirs, 1);
     println!("median ratio cleannvr/ffmpeg: wall {wall:.2}, CPU {cpu:.2}");
     Ok(())
 }
