@@ -2,6 +2,12 @@
 # Multi-stage build: compile against Debian's FFmpeg, ship a slim runtime
 # that runs as an unprivileged user with recordings in /data (mode 0700;
 # cleannvr sets umask 0077 itself, so files inside are 0600).
+#
+# `--build-arg BINARY=prebuilt` skips the compile and takes a `cleannvr`
+# binary built on a bookworm host from the root of the build context instead
+# (tests/container_image.rs uses the test run's own build this way); the
+# runtime image is otherwise the same.
+ARG BINARY=build
 FROM rust:1-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config clang libclang-dev \
@@ -12,6 +18,11 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin cleannvr
 
+FROM scratch AS prebuilt
+COPY cleannvr /src/target/release/cleannvr
+
+FROM ${BINARY} AS binary
+
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
@@ -21,7 +32,7 @@ RUN apt-get update \
  && mkdir -p /data /config \
  && chown cleannvr:cleannvr /data \
  && chmod 0700 /data
-COPY --from=build /src/target/release/cleannvr /usr/local/bin/cleannvr
+COPY --from=binary /src/target/release/cleannvr /usr/local/bin/cleannvr
 COPY config/docker.toml /config/cleannvr.toml
 # `demo` uses the same place and port as `run` with the baked-in config: its
 # recordings go to the /data volume (the working directory is not writable),

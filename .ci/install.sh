@@ -75,3 +75,12 @@ fi
 if ! command -v garage >/dev/null && [ ! -x "$HOME/.cargo/bin/garage" ]; then
   cargo install garage --version 2.5.0 --locked
 fi
+# podman with local stand-ins for debian:bookworm(-slim) and rust:1-bookworm (no
+# container registry is reachable here): tests/container_image.rs builds the
+# Dockerfile's runtime image around the test build's binary and runs its health
+# check. The rig's script is idempotent; about 1.5 minutes on a fresh machine.
+if [ -f "$(dirname "$0")/../../shared/rig/container-bases.sh" ]; then
+  $SUDO bash "$(dirname "$0")/../../shared/rig/container-bases.sh"
+else
+  echo "../shared/rig/container-bases.sh not found: tests/container_image.rs will fail under CLEANNVR_REQUIRE_PEERS=1" >&2
+fi
