@@ -9,8 +9,9 @@
 //! that is read-only except for its `ReadWritePaths` and a private /tmp (what
 //! `ProtectSystem=strict` and `PrivateTmp` leave it). `cleannvr health` and
 //! `status` must pass as that user. systemd itself does not run here (no
-//! seccomp filter, no address-family restriction): `systemd-analyze verify`
-//! and the directives' presence stand in for those. `tests/deb.sh` is the slow
+//! seccomp filter, no address-family restriction) in that first test; the
+//! second installs the package with apt in a podman container booted with
+//! systemd, where the unit runs under its whole sandbox. `tests/deb.sh` is the slow
 //! variant: a release build, installed with apt in a debian:bookworm container.
 
 mod common;
@@ -499,4 +500,134 @@ fn the_deb_installs_a_sandboxed_service_that_runs_as_its_own_user_and_is_healthy
         recordings(&files_under(&sb.host_path(&data))) > 0,
         "recordings removed by purge\n{purge}"
     );
+}
+
+fn podman(args: &[&str]) -> Output {
+    Command::new("podman")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("podman {args:?}: {e}"))
+}
+
+/// Removes the container and image of the systemd test, whatever happened.
+struct PodmanCleanup(String, String);
+
+impl Drop for PodmanCleanup {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "-f", "-t", "2", &self.0]);
+        let _ = podman(&["rmi", "-f", &self.1]);
+    }
+}
+
+/// The package installed with apt in a `debian:bookworm` container (the
+/// rig's local image, `../shared/rig/container-bases.sh`) whose init is
+/// systemd: the unit starts at boot under systemd's own sandbox, seccomp
+/// filter included, which the overlay test above cannot apply. The container
+/// has its own network namespace, so the service's default loopback port is
+/// its own.
+#[test]
+fn the_deb_starts_under_systemd_with_its_sandbox_and_is_healthy() {
+    let base = have("podman")
+        && Command::new("podman")
+            .args(["image", "exists", "docker.io/library/debian:bookworm"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !require_peer(cargo_deb().is_some(), "cargo-deb (.ci/install.sh)")
+        || !require_peer(
+            base,
+            "podman with the local debian:bookworm image (../shared/rig/container-bases.sh)",
+        )
+    {
+        return;
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    build_deb(ctx.path());
+    std::fs::write(
+        ctx.path().join("Containerfile"),
+        "FROM debian:bookworm\n\
+         COPY cleannvr.deb /tmp/cleannvr.deb\n\
+         RUN apt-get update \\\n \
+         && apt-get install -y --no-install-recommends systemd systemd-sysv /tmp/cleannvr.deb \\\n \
+         && rm -rf /var/lib/apt/lists/*\n\
+         CMD [\"/sbin/init\"]\n",
+    )
+    .unwrap();
+    let id = std::process::id();
+    let cleanup = PodmanCleanup(
+        format!("cleannvr-deb-test-{id}"),
+        format!("localhost/cleannvr-deb-test:{id}"),
+    );
+    let (name, image) = (cleanup.0.as_str(), cleanup.1.as_str());
+    let built = podman(&["build", "-t", image, ctx.path().to_str().unwrap()]);
+    assert!(built.status.success(), "podman build: {}", text(&built));
+    let run = podman(&["run", "-d", "--name", name, "--systemd=always", image]);
+    assert!(run.status.success(), "podman run: {}", text(&run));
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec", name];
+        all.extend_from_slice(args);
+        podman(&all)
+    };
+    let journal = || text(&exec(&["journalctl", "-u", "cleannvr", "--no-pager"]));
+
+    // Started at boot by systemd (the package enabled it), and healthy.
+    let until = |what: &str, secs: u64, ok: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !ok() {
+            if Instant::now() > deadline {
+                let state = text(&exec(&["systemctl", "status", "cleannvr", "--no-pager"]));
+                panic!(
+                    "timed out after {secs} s waiting for {what}\n{state}\n{}",
+                    journal()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    let config = "/etc/cleannvr/cleannvr.toml";
+    until("cleannvr.service to be healthy", 120, &|| {
+        exec(&["cleannvr", "--config", config, "health"])
+            .status
+            .success()
+    });
+    let show = text(&exec(&[
+        "systemctl",
+        "show",
+        "cleannvr",
+        "-p",
+        "ActiveState,NRestarts,MainPID,User",
+    ]));
+    let props: HashMap<&str, &str> = show.lines().filter_map(|l| l.split_once('=')).collect();
+    assert_eq!(
+        props.get("ActiveState"),
+        Some(&"active"),
+        "{show}\n{}",
+        journal()
+    );
+    assert_eq!(props.get("NRestarts"), Some(&"0"), "{show}\n{}", journal());
+    let pid = props["MainPID"];
+    // Its process: the dedicated user, no privilege gain, and systemd's
+    // seccomp filter in force (mode 2).
+    let status = text(&exec(&["cat", &format!("/proc/{pid}/status")]));
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let uid = text(&exec(&["id", "-u", "cleannvr"]));
+    assert_eq!(field("Uid:"), vec![uid.trim(); 4], "{status}");
+    assert_eq!(field("NoNewPrivs:"), ["1"], "{status}");
+    assert_eq!(field("Seccomp:"), ["2"], "{status}");
+    // And it records: the demo camera (no cameras configured) is streaming.
+    until("the demo camera to stream", 60, &|| {
+        let s = exec(&["cleannvr", "--config", config, "status"]);
+        s.status.success() && text(&s).contains("streaming")
+    });
+    let log = journal();
+    assert!(!log.contains("panicked"), "{log}");
+    drop(cleanup);
 }
