@@ -42,8 +42,13 @@ pub fn classify(cam: &CameraConfig, s: &CameraStatus) -> (State, Option<i64>, St
     if !cam.record {
         return (State::NotRecording, None, "recording is turned off".into());
     }
-    if let Some(e) = &s.recorder_error {
-        return (State::NotRecording, None, format!("recording failed: {e}"));
+    if s.recorder_error.is_some() {
+        let why = crate::status::recorder_words(s);
+        return (
+            State::NotRecording,
+            None,
+            format!("recording failed: {why}"),
+        );
     }
     if let Some(since) = s.no_key_frame_since_ns {
         return (

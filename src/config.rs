@@ -257,6 +257,10 @@ fn default_true() -> bool {
     true
 }
 
+fn default_connect_timeout() -> u32 {
+    10
+}
+
 /// RTP transport to ask the camera for.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -300,6 +304,13 @@ pub struct CameraConfig {
     /// `auto` (default), `tcp` or `udp`.
     #[serde(default)]
     pub transport: Transport,
+    /// How long opening an RTSP session (connect, DESCRIBE, SETUP, PLAY) may
+    /// take before the camera counts as not reachable and is retried. Without
+    /// a bound, a camera whose network silently drops the connection attempt
+    /// would hold the NVR for the operating system's connect timeout (about
+    /// two minutes) before the status said so. 1..=120, default 10.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u32,
     /// Delete recordings older than this many days (0 = no age limit).
     #[serde(default)]
     pub retain_days: u32,
@@ -389,6 +400,7 @@ impl std::fmt::Debug for CameraConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("transport", &self.transport)
+            .field("connect_timeout_seconds", &self.connect_timeout_seconds)
             .field("retain_days", &self.retain_days)
             .field("retain_bytes", &self.retain_bytes)
             .field("enabled", &self.enabled)
@@ -724,6 +736,13 @@ impl Config {
                     format!("{:?} is used by two cameras", cam.id),
                 ));
             }
+            if !(1..=120).contains(&cam.connect_timeout_seconds) {
+                return Err(invalid(
+                    field("connect_timeout_seconds"),
+                    Some("connect_timeout_seconds"),
+                    format!("{} is outside 1..=120", cam.connect_timeout_seconds),
+                ));
+            }
             match (&cam.url, &cam.onvif) {
                 (None, None) => {
                     return Err(invalid(
@@ -881,6 +900,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sctp") && err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn connect_timeout_defaults_to_ten_seconds_and_is_bounded() {
+        let cfg = parse("[[camera]]\nid = \"a\"\nurl = \"rtsp://h/x\"\n").unwrap();
+        assert_eq!(cfg.cameras[0].connect_timeout_seconds, 10);
+        let err =
+            parse("[[camera]]\nid = \"a\"\nurl = \"rtsp://h/x\"\nconnect_timeout_seconds = 0\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("connect_timeout_seconds"), "{err}");
     }
 
     #[test]

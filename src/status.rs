@@ -45,12 +45,17 @@ pub enum Trouble {
     Refused,
     /// The camera streams nothing cleannvr can record (no H.264/H.265 video).
     NoMedia,
+    /// The camera's stream has sound only, no video track.
+    AudioOnly,
     /// The camera stopped sending video, or never started.
     TimedOut,
     /// An open connection broke (reset, closed mid-message).
     ConnectionLost,
     /// The camera ended the stream itself.
     StreamEnded,
+    /// The camera restarted its RTP stream within the session (a new SSRC,
+    /// sequence numbers going back): the session is opened again.
+    StreamRestarted,
     /// The camera sent video the NVR could not read.
     Unreadable,
     /// Anything else.
@@ -67,13 +72,73 @@ impl Trouble {
             Trouble::NotFound => "camera does not know the configured stream",
             Trouble::Refused => "camera turned the stream request down",
             Trouble::NoMedia => "camera sends no video the NVR can record",
+            Trouble::AudioOnly => "camera sends sound only, no video track",
             Trouble::TimedOut => "camera stopped sending video",
             Trouble::ConnectionLost => "connection to the camera dropped",
             Trouble::StreamEnded => "camera ended the stream",
+            Trouble::StreamRestarted => "camera restarted its video stream",
             Trouble::Unreadable => "camera sent video the NVR could not read",
             Trouble::Other => "could not connect to the camera",
         }
     }
+}
+
+/// Why the recorder cannot write a camera's footage, as an operator can act
+/// on it. The recorder sets it beside the raw `recorder_error` (which names
+/// files and is for administrators and the log); [`DiskTrouble::words`] is
+/// what alarms, the timeline and non-admin views show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskTrouble {
+    /// The storage volume (or the user's quota on it) is full.
+    Full,
+    /// The NVR may not write where its footage goes (permissions, read-only volume).
+    NotAllowed,
+    /// The NVR has run out of open files.
+    TooManyFiles,
+    /// The disk reported a hardware or file-system error.
+    DiskFailing,
+    /// The footage was written but the recording index refused it.
+    IndexRefused,
+    /// Anything else.
+    Other,
+}
+
+impl DiskTrouble {
+    /// The plain words, lower case, to follow "recording camera X failed:".
+    pub fn words(self) -> &'static str {
+        match self {
+            DiskTrouble::Full => "the storage disk is full",
+            DiskTrouble::NotAllowed => "the NVR is not allowed to write to its storage folder",
+            DiskTrouble::TooManyFiles => "the NVR has too many files open",
+            DiskTrouble::DiskFailing => "the storage disk reported an error",
+            DiskTrouble::IndexRefused => "the recording index could not be updated",
+            DiskTrouble::Other => "writing the recording to disk failed",
+        }
+    }
+
+    /// What an error from writing footage means, from the operating
+    /// system's error in its chain; [`DiskTrouble::Other`] without one.
+    pub fn of(e: &anyhow::Error) -> DiskTrouble {
+        e.chain()
+            .filter_map(|c| c.downcast_ref::<std::io::Error>())
+            .find_map(|io| {
+                Some(match io.raw_os_error()? {
+                    libc::ENOSPC | libc::EDQUOT => DiskTrouble::Full,
+                    libc::EACCES | libc::EPERM | libc::EROFS => DiskTrouble::NotAllowed,
+                    libc::EMFILE | libc::ENFILE => DiskTrouble::TooManyFiles,
+                    libc::EIO | libc::EUCLEAN => DiskTrouble::DiskFailing,
+                    _ => return None,
+                })
+            })
+            .unwrap_or(DiskTrouble::Other)
+    }
+}
+
+/// What `s`'s recorder error means, in plain words (for everyone but
+/// administrators, who also see the raw error).
+pub fn recorder_words(s: &CameraStatus) -> &'static str {
+    s.recorder_trouble.unwrap_or(DiskTrouble::Other).words()
 }
 
 /// Why `s`'s camera is not streaming, in plain words: its [`Trouble`], or
@@ -122,6 +187,10 @@ pub struct CameraStatus {
     pub last_error: Option<String>,
     /// What `last_error` means, in a category an operator can act on; set with it.
     pub trouble: Option<Trouble>,
+    /// When (wall ns) and why the last session that had delivered video
+    /// ended; kept after streaming resumes (unlike `trouble`), so a camera
+    /// that reconnected can still say why its recording was cut.
+    pub last_interruption: Option<(i64, Trouble)>,
     /// Camera clock minus wall clock at the latest frame, milliseconds.
     pub drift_ms: i64,
     /// Frames dropped because the recorder fell behind.
@@ -136,8 +205,11 @@ pub struct CameraStatus {
     pub depacketize_errors: u64,
     /// Segments the recorder finished.
     pub segments_written: u64,
-    /// Last recorder (disk) error.
+    /// Last recorder (disk) error, with the file it was about: for
+    /// administrators and the log; everyone else reads `recorder_trouble`.
     pub recorder_error: Option<String>,
+    /// What `recorder_error` means, in plain words; set and cleared with it.
+    pub recorder_trouble: Option<DiskTrouble>,
     /// Since when (wall ns) the recorder has had frames but no key frame to
     /// start a segment at, once that has lasted 10 s: nothing is being
     /// recorded. `None` otherwise.
@@ -234,6 +306,35 @@ mod tests {
         let (fps, bps) = out.expect("a 2 s window has passed");
         assert!((fps - 25.5).abs() < 1.0, "{fps}");
         assert!((bps - 204_000.0).abs() < 10_000.0, "{bps}");
+    }
+
+    #[test]
+    fn disk_trouble_reads_the_os_error_in_the_chain() {
+        let io = |code| {
+            anyhow::Error::new(std::io::Error::from_raw_os_error(code))
+                .context("writing /data/cam/2026/x.mp4")
+        };
+        assert_eq!(DiskTrouble::of(&io(libc::ENOSPC)), DiskTrouble::Full);
+        assert_eq!(DiskTrouble::of(&io(libc::EACCES)), DiskTrouble::NotAllowed);
+        assert_eq!(DiskTrouble::of(&io(libc::EROFS)), DiskTrouble::NotAllowed);
+        assert_eq!(
+            DiskTrouble::of(&io(libc::EMFILE)),
+            DiskTrouble::TooManyFiles
+        );
+        assert_eq!(DiskTrouble::of(&io(libc::EIO)), DiskTrouble::DiskFailing);
+        assert_eq!(DiskTrouble::of(&io(libc::ENOTDIR)), DiskTrouble::Other);
+        assert_eq!(
+            DiskTrouble::of(&anyhow::anyhow!("no io error")),
+            DiskTrouble::Other
+        );
+        // Plain words: no path, no error code.
+        for t in [
+            DiskTrouble::Full,
+            DiskTrouble::Other,
+            DiskTrouble::IndexRefused,
+        ] {
+            assert!(!t.words().contains('/'), "{t:?}");
+        }
     }
 
     #[test]

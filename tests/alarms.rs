@@ -646,3 +646,63 @@ fn alarm_mail_over_starttls_and_implicit_tls_to_a_verified_relay() {
         );
     }
 }
+
+/// A camera whose footage cannot be written (a file stands where its
+/// directory goes): `disk_write_error` is raised in plain words. The
+/// recorder's own error names the file; it stays in the log and with the
+/// administrator, never in the alarm or an operator's view.
+#[test]
+fn a_disk_write_error_alarm_says_it_in_plain_words_without_paths() {
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config(
+        dir.path(),
+        2,
+        &format!(
+            "[[camera]]\nid = \"hall\"\nurl = \"{}\"\n",
+            gst.url("h264aac")
+        ),
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    add_user(&cfg, "op", "operator", "operator pass 12345");
+    // Every segment file of `hall` fails to open.
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data").join("hall"), b"in the way").unwrap();
+    let nvr = Nvr::start(cfg, &["run"]);
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    let op = HttpSession::login(&nvr.http, "op", "operator pass 12345");
+    let alarm = wait(&nvr, 150, "a disk_write_error alarm", || {
+        active(&op.json("/api/alarms"), "disk_write_error")
+    });
+    let msg = alarm["message"].as_str().unwrap();
+    assert_eq!(
+        msg, "Recording camera hall failed: writing the recording to disk failed · retrying",
+        "{alarm}"
+    );
+    let data = dir.path().join("data").display().to_string();
+    // The operator's camera status: the same words, no path.
+    let cams = op.json("/api/cameras");
+    let mine = cams["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "hall")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        mine["recorder_error"], "writing the recording to disk failed",
+        "{mine}"
+    );
+    assert!(!mine.to_string().contains(&data), "{mine}");
+    // The administrator and the log keep the raw error with its file.
+    let raw = camera_status(&nvr.http, &admin.cookie, "hall");
+    let raw = raw["recorder_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(raw.contains(&data), "admin: {raw}");
+    let line = nvr.log.find("recording error").unwrap_or_default();
+    assert!(line.contains(&data), "log: {line}\n{}", nvr.log.text());
+}

@@ -638,3 +638,143 @@ fn audio_stays_aligned_with_video_when_its_first_packets_are_lost() {
     }
     drop(gst);
 }
+
+/// Issue 9: packets reordered and duplicated on their way. Our relay
+/// (`common::rtp_relay`: no peer reorders or copies packets on demand, and
+/// the kernel here has no netem) sits between GStreamer and cleannvr on
+/// loopback, holds back one RTP packet in 151 until after the next and
+/// sends one in 7 twice. Each reordered packet costs the frames up to the
+/// next key frame (retina skips a late packet, so it counts as lost); a
+/// duplicate costs nothing; the session is never torn down, and every
+/// segment decodes.
+#[test]
+fn reordered_and_duplicated_packets_cost_frames_never_the_session() {
+    use common::rtp_relay::{Mangle, RtpRelay};
+    use std::sync::atomic::Ordering::Relaxed;
+    let gst = GstServer::start(&[]);
+    let relay = RtpRelay::start(
+        gst.port,
+        Mangle {
+            reorder_every: 151,
+            duplicate_every: 7,
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config(
+        dir.path(),
+        2,
+        &camera("cam", &relay.url("h264aac"), "transport = \"udp\""),
+    );
+    let (mut nvr, admin) = run_with_admin(dir.path(), &toml);
+    let status = || camera_status(&nvr.http, &admin, "cam");
+    wait_for(Duration::from_secs(120), "video through the relay", || {
+        (status()["state"] == "streaming").then_some(())
+    });
+    let cam_dir = dir.path().join("data").join("cam");
+    let started = std::time::Instant::now();
+    wait_for(
+        Duration::from_secs(240),
+        "10 s, 3 reordered packets, a lost packet counted and 2 segments",
+        || {
+            let s = status();
+            assert_eq!(
+                s["reconnects"],
+                0,
+                "session torn down by reordering: {s}\n{}",
+                nvr.log.text()
+            );
+            (started.elapsed() > Duration::from_secs(10)
+                && relay.stats.reordered.load(Relaxed) >= 3
+                && s["lost_packets"].as_u64() > Some(0)
+                && files(&cam_dir, ".mp4").len() >= 2)
+                .then_some(())
+        },
+    );
+    let s = status();
+    eprintln!("relay: {:?}; status: {s}", relay.stats);
+    assert!(relay.stats.duplicated.load(Relaxed) > 0);
+    assert!(s["damaged_frames"].as_u64().unwrap() > 0, "{s}");
+    nvr.stop();
+    assert!(decoded_segments(dir.path(), "cam") >= 2);
+}
+
+/// Issue 9: opening a session is bounded by `connect_timeout_seconds`.
+/// Two cameras that never answer: one whose connection attempts are
+/// silently dropped (an nft rule in the test's own network namespace drops
+/// the SYN, as a firewall does; the operating system alone would wait about
+/// two minutes), and one that accepts the connection but never answers
+/// DESCRIBE (our listener: no peer hangs on purpose). Each must turn to the
+/// plain-words offline state within a few seconds and be retried.
+#[test]
+fn a_camera_that_never_answers_is_offline_within_the_connect_timeout() {
+    const TEST: &str = "a_camera_that_never_answers_is_offline_within_the_connect_timeout";
+    if !require_peer(is_root(), "root (for ip netns and nft)") {
+        return;
+    }
+    let nft = std::process::Command::new("nft").arg("--version").output();
+    if !require_peer(
+        nft.is_ok_and(|o| o.status.success()),
+        "nft (package nftables)",
+    ) {
+        return;
+    }
+    if !common::netns::inside_namespace(TEST) {
+        return;
+    }
+    // Nothing listens here; without the rule the kernel would refuse at once.
+    let dropped = free_port();
+    nft_load(&format!(
+        "table inet syn\ndelete table inet syn\ntable inet syn {{\n chain c {{\n  type filter hook input priority 0;\n  tcp dport {dropped} drop\n }}\n}}\n"
+    ));
+    // Accepts, reads nothing, answers nothing; counts connections.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            held.push(conn);
+        }
+    });
+    let cams = camera(
+        "dropped",
+        &format!("rtsp://127.0.0.1:{dropped}/x"),
+        "connect_timeout_seconds = 2",
+    ) + &camera(
+        "silent",
+        &format!("rtsp://127.0.0.1:{silent_port}/x"),
+        "connect_timeout_seconds = 2",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (mut nvr, admin) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
+    for id in ["dropped", "silent"] {
+        // Retried after each timeout: a third attempt has ended.
+        let s = wait_for(
+            Duration::from_secs(60),
+            &format!("{id}: unreachable after three timed-out attempts"),
+            || {
+                let s = camera_status(&nvr.http, &admin, id);
+                (s["trouble"] == "unreachable" && s["reconnects"].as_u64() >= Some(3)).then_some(s)
+            },
+        );
+        assert_eq!(s["why"], "camera not reachable on the network", "{s}");
+        let err = s["last_error"].as_str().unwrap();
+        assert!(
+            err.contains("no answer from the camera within 2 s"),
+            "{id}: {err}"
+        );
+    }
+    // Three 2 s attempts with short waits between: far below the operating
+    // system's two minutes (generous for a loaded machine).
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(accepted.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    nvr.stop();
+}

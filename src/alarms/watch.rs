@@ -26,7 +26,7 @@ use super::config::AlarmsConfig;
 use super::{Key, Kind};
 use crate::clock::{local_words, NS_PER_SEC};
 use crate::config::CameraConfig;
-use crate::status::{why_not_streaming, CameraStatus, StreamState};
+use crate::status::{recorder_words, why_not_streaming, CameraStatus, StreamState};
 use crate::web::App;
 
 /// How often conditions are looked at.
@@ -142,10 +142,16 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
                 );
             }
         }
-        if let Some(e) = &s.recorder_error {
+        // Plain words: the raw error names files; it stays in the log and
+        // the administrators' camera status.
+        if s.recorder_error.is_some() {
             out.insert(
                 key(Kind::DiskWriteError),
-                format!("Recording camera {} failed: {e}", label(cam)),
+                format!(
+                    "Recording camera {} failed: {} · retrying",
+                    label(cam),
+                    recorder_words(s)
+                ),
             );
         }
     }
@@ -365,6 +371,7 @@ mod tests {
                 state: StreamState::Streaming,
                 no_key_frame_since_ns: Some(now - 70 * NS_PER_SEC),
                 recorder_error: Some("writing /data/hall/x.mp4: No space left on device".into()),
+                recorder_trouble: Some(crate::status::DiskTrouble::Full),
                 ..Default::default()
             },
         );
@@ -399,6 +406,12 @@ mod tests {
              camera not accepting connections · retrying"
         );
         assert!(w.values().all(|m| !m.contains("secret")));
+        // The disk error in plain words; its file stays with administrators.
+        let m = &w[&(Kind::DiskWriteError, Some("hall".into()))];
+        assert_eq!(
+            m,
+            "Recording camera hall failed: the storage disk is full · retrying"
+        );
     }
 
     #[test]

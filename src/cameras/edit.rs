@@ -38,6 +38,7 @@ const KEY_ORDER: &[&str] = &[
     "password",
     "onvif",
     "transport",
+    "connect_timeout_seconds",
     "enabled",
     "record",
     "purpose",

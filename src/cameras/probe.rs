@@ -109,7 +109,7 @@ async fn probe_inner(camera: &CameraConfig, opener: &dyn Opener) -> Result<Found
 /// An open failure in words: what the camera said, and what to check.
 fn plain(e: OpenError) -> String {
     match e {
-        OpenError::NoVideo(why) => why,
+        OpenError::NoVideo(why) | OpenError::AudioOnly(why) => why,
         OpenError::Request {
             status: Some(401), ..
         } => "the camera refused the username or password (401 Unauthorized)".into(),

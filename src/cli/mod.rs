@@ -354,6 +354,7 @@ async fn with_demo_cameras(
             username: None,
             password: None,
             transport: Transport::Tcp,
+            connect_timeout_seconds: 10,
             retain_days: 1,
             retain_bytes: 2 << 30,
             enabled: true,

@@ -91,6 +91,8 @@ pub enum OpenError {
     },
     /// The camera answered but offers nothing we can record; plain words.
     NoVideo(String),
+    /// The camera offers sound and nothing else (no video track at all); plain words.
+    AudioOnly(String),
 }
 
 /// An error that ends a playing session.

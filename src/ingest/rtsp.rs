@@ -55,6 +55,14 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
             .iter()
             .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
             .collect();
+        if !streams.is_empty() && streams.iter().all(|s| s.media() == "audio") {
+            return Err(OpenError::AudioOnly(format!(
+                "the camera sends only audio ({}), no video track: cleannvr records video \
+                 (H.264 or H.265) with its sound; turn the camera's video stream on, or \
+                 check the stream path",
+                found.join(", ")
+            )));
+        }
         return Err(OpenError::NoVideo(format!(
             "the camera sends no H.264 or H.265 video, which is all cleannvr records \
              (it offers {}); set the camera's encoder to H.264 or H.265",

@@ -171,8 +171,14 @@ impl IngestTask {
             } else {
                 tracing::debug!(error = %msg, retry_in_ms = delay.as_millis() as u64, "session ended");
             }
-            let retry_at = self.clock.now_ns().saturating_add(delay.as_nanos() as i64);
+            let now = self.clock.now_ns();
+            let retry_at = now.saturating_add(delay.as_nanos() as i64);
             update(&self.status, |s| {
+                if delivered {
+                    // Kept while the next session streams, so the status
+                    // still says why recording was cut.
+                    s.last_interruption = Some((now, trouble));
+                }
                 s.state = state;
                 s.reconnects += 1;
                 s.last_error = Some(msg);
@@ -208,9 +214,28 @@ impl IngestTask {
             proto,
             metadata: self.metadata.is_some(),
         };
-        let opened = match self.opener.open(request).await {
+        // Bounded: a camera behind a firewall that drops the connection
+        // attempt would otherwise hold this loop for the operating system's
+        // connect timeout (about two minutes) before anyone is told.
+        let limit = Duration::from_secs(self.camera.connect_timeout_seconds.into());
+        let opened = tokio::select! {
+            biased;
+            o = self.opener.open(request) => o,
+            _ = self.clock.sleep(limit) => {
+                return Ended::Error(
+                    Trouble::Unreachable,
+                    format!(
+                        "no answer from the camera within {} s (connect, DESCRIBE, SETUP and PLAY; \
+                         connect_timeout_seconds)",
+                        limit.as_secs()
+                    ),
+                )
+            }
+        };
+        let opened = match opened {
             Ok(o) => o,
             Err(OpenError::NoVideo(why)) => return Ended::Refused(Trouble::NoMedia, why),
+            Err(OpenError::AudioOnly(why)) => return Ended::Refused(Trouble::AudioOnly, why),
             Err(OpenError::Request {
                 step,
                 status,
@@ -534,7 +559,10 @@ fn classify(e: &anyhow::Error, status: Option<u16>) -> Ended {
 fn network_trouble(msg: &str) -> Trouble {
     let has = |needles: &[&str]| needles.iter().any(|n| msg.contains(n));
     let connecting = msg.contains("Unable to connect");
-    if has(&["Connection refused"]) {
+    // The reasons `damage::error_action` gives for a restarted RTP stream.
+    if has(&["SSRC changed", "sequence numbers went backwards"]) {
+        Trouble::StreamRestarted
+    } else if has(&["Connection refused"]) {
         Trouble::ConnectionRefused
     } else if has(&[
         "No route to host",

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use crate::clock::{ticks_90k_to_ns, NS_PER_SEC};
 use crate::frame::{AudioFrame, AudioParams, IngestEvent, VideoFrame};
 use crate::mp4::Sample;
-use crate::status::{update, CameraStatus};
+use crate::status::{update, CameraStatus, DiskTrouble};
 use crate::store::Store;
 use segment::OpenSegment;
 
@@ -573,12 +573,15 @@ impl Recorder {
                     "out of file descriptors: holding frames in memory and retrying in {} s",
                     FD_RETRY.as_secs()
                 );
-                update(&self.status, |s| s.recorder_error = Some(format!("{e:#}")));
+                update(&self.status, |s| {
+                    s.recorder_error = Some(format!("{e:#}"));
+                    s.recorder_trouble = Some(DiskTrouble::TooManyFiles);
+                });
                 self.disk_retry_at = Some(Instant::now() + FD_RETRY);
                 false
             }
             Err(e) => {
-                self.disk_error(format!("{e:#}"));
+                self.disk_error(&e);
                 false
             }
         }
@@ -611,7 +614,7 @@ impl Recorder {
         if let Err(e) = result {
             // The segment keeps every fragment before this one; it is closed
             // now so that what was written stays indexed and playable.
-            self.disk_error(format!("{e:#}"));
+            self.disk_error(&e);
             self.close_segment();
         }
     }
@@ -674,7 +677,7 @@ impl Recorder {
         match seg.finish(self.store.dir(), drift_ms) {
             Ok(None) => {}
             Ok(Some(rec)) => self.index(rec),
-            Err(e) => self.disk_error(format!("{e:#}")),
+            Err(e) => self.disk_error(&e),
         }
     }
 
@@ -692,6 +695,7 @@ impl Recorder {
                     update(&self.status, |s| {
                         s.segments_written += 1;
                         s.recorder_error = None;
+                        s.recorder_trouble = None;
                     });
                     self.unindexed.pop_front();
                 }
@@ -704,7 +708,14 @@ impl Recorder {
                         "segment file written but not indexed; it stays on disk and is indexed \
                          once the index accepts writes again"
                     );
-                    update(&self.status, |s| s.recorder_error = Some(msg));
+                    let trouble = match DiskTrouble::of(&e) {
+                        DiskTrouble::Other => DiskTrouble::IndexRefused,
+                        t => t,
+                    };
+                    update(&self.status, |s| {
+                        s.recorder_error = Some(msg);
+                        s.recorder_trouble = Some(trouble);
+                    });
                     // A full volume is the usual cause: let retention look.
                     self.retention.notify_one();
                     if self.unindexed.len() > MAX_UNINDEXED {
@@ -716,9 +727,16 @@ impl Recorder {
         }
     }
 
-    fn disk_error(&mut self, msg: String) {
+    /// A write failed: the raw error (with its file) goes to the log and the
+    /// admin status, its plain-words meaning to everyone else.
+    fn disk_error(&mut self, e: &anyhow::Error) {
+        let msg = format!("{e:#}");
         error!(error = %msg, "recording error; freeing space and retrying in {} s", DISK_RETRY.as_secs());
-        update(&self.status, |s| s.recorder_error = Some(msg));
+        let trouble = DiskTrouble::of(e);
+        update(&self.status, |s| {
+            s.recorder_error = Some(msg);
+            s.recorder_trouble = Some(trouble);
+        });
         self.disk_retry_at = Some(Instant::now() + DISK_RETRY);
         self.retention.notify_one();
     }

@@ -18,7 +18,7 @@ use crate::auth::login::{self, Attempt, Refused};
 use crate::auth::totp::{Accepted, Factor};
 use crate::auth::User;
 use crate::clock::{rfc3339, NS_PER_SEC};
-use crate::status::{why_not_streaming, StreamState, Trouble};
+use crate::status::{recorder_words, why_not_streaming, StreamState, Trouble};
 use crate::store::SegmentRecord;
 
 /// `GET /api/health`: liveness for probes and tests. No auth, no secrets.
@@ -390,9 +390,16 @@ pub async fn cameras(
             // Why it is not streaming, in the words the tile and the alarms use.
             "trouble": s.trouble,
             "why": (s.state != StreamState::Streaming).then(|| why_not_streaming(&s)),
+            // Why the last session that had delivered video ended (kept while streaming again).
+            "last_interruption": s.last_interruption.map(|(at, t)| json!({
+                "at": rfc3339(at),
+                "trouble": t,
+                "why": t.words(),
+            })),
             "last_error": if admin { s.last_error.clone() } else { s.last_error.as_ref().map(|_| s.trouble.unwrap_or(Trouble::Other).words().to_owned()) },
             "no_key_frame_since": opt_time(s.no_key_frame_since_ns),
-            "recorder_error": if admin { s.recorder_error.clone() } else { s.recorder_error.as_ref().map(|_| "recording failed".to_owned()) },
+            "recorder_error": if admin { s.recorder_error.clone() } else { s.recorder_error.as_ref().map(|_| recorder_words(&s).to_owned()) },
+            "recorder_trouble": s.recorder_trouble,
             "recorded_bytes": u.bytes,
             "segments": u.segments,
             "oldest": opt_time(oldest),

@@ -6,6 +6,7 @@ pub mod event_camera;
 pub mod garage;
 pub mod ipycam;
 pub mod netns;
+pub mod rtp_relay;
 pub mod slow_disk;
 
 use std::io::{BufRead, BufReader};

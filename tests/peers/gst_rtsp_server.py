@@ -16,6 +16,8 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
              per picture:
              key frames span many FU-A packets in several slice NALs
   /vp8       live VP8: a codec cleannvr does not record
+  /pcmu      live G.711 mu-law 8 kHz and nothing else (no video track)
+  /aac       live AAC 48 kHz and nothing else (no video track)
   /avsync    live H.264 320x180 + AAC 48 kHz with events to align: at every
              even second of the media's time the picture flips between black
              and grey, and the sound between a 1 kHz tone (while grey) and
@@ -238,6 +240,9 @@ mounts = {
     "/h264frag": frag,
     "/h264slices": slices,
     "/vp8": vp8,
+    # Audio-only: the only payloader must be pay0.
+    "/pcmu": pcmu.replace("pay1", "pay0"),
+    "/aac": aac.replace("pay1", "pay0"),
     "/avsync": avsync,
     "/h264meta": video + h264 + meta,
     "/h264metahostile": video + h264 + meta,

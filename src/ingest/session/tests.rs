@@ -33,6 +33,9 @@ enum Act {
     /// The open fails at `step` with this RTSP status (`None`: no answer,
     /// e.g. connection refused).
     Fail(&'static str, Option<u16>),
+    /// The open never completes: a camera whose network drops the
+    /// connection attempt, or that accepts and never answers DESCRIBE.
+    Hang,
     /// The open succeeds; `frames` video frames `every` apart (key frames as
     /// `key`, taking the frame index), then the session ends as `then`.
     Stream {
@@ -95,6 +98,7 @@ impl Opener for Scripted {
         }
         Box::pin(async move {
             match act {
+                Act::Hang => futures::future::pending().await,
                 Act::Fail(step, status) => Err(OpenError::Request {
                     step,
                     status,
@@ -269,6 +273,27 @@ async fn an_unreachable_camera_is_retried_forever_at_most_2_s_apart() {
     let total = r.calls.last().unwrap().at - r.calls[0].at;
     assert!(total >= Duration::from_secs(10_000 * 3 / 2), "{total:?}");
     assert_eq!(r.status.state, StreamState::Backoff);
+}
+
+#[tokio::test]
+async fn an_open_that_never_answers_is_given_up_after_the_connect_timeout() {
+    let r = run("tcp", 20, |_, _| Act::Hang).await;
+    assert_eq!(r.calls.len(), 21, "retried after each timeout");
+    // Each attempt waits the configured 10 s (the default), then at most
+    // the unreachable backoff cap, never the OS's two-minute connect timeout.
+    for g in r.gaps() {
+        assert!(
+            g >= Duration::from_secs(10) && g <= Duration::from_secs(10) + UNREACHABLE_CAP,
+            "{g:?}"
+        );
+    }
+    assert_eq!(r.status.reconnects, 21);
+    assert_eq!(r.status.trouble, Some(Trouble::Unreachable));
+    let err = r.status.last_error.as_deref().unwrap();
+    assert!(
+        err.contains("no answer from the camera within 10 s"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -477,6 +502,16 @@ fn client_errors_map_to_plain_troubles() {
             Trouble::ConnectionLost,
         ),
         ("Timeout", Trouble::TimedOut),
+        (
+            &format!(
+                "{}: wrong ssrc after 12 RTP pkts + 0 RTCP pkts; expecting ssrc=...{conn}",
+                match crate::ingest::damage::error_action("wrong ssrc\npkt: x") {
+                    crate::ingest::damage::ErrorAction::Reconnect(why) => why,
+                    other => panic!("{other:?}"),
+                }
+            ),
+            Trouble::StreamRestarted,
+        ),
         ("RTSP framing error: bad header", Trouble::Other),
     ] {
         let Ended::Error(t, msg) = classify(&anyhow::anyhow!("{text}"), None) else {
