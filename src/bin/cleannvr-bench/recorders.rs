@@ -167,7 +167,7 @@ impl Running {
             Kind::Cleannvr => {
                 let data = dir.join("data");
                 let mut toml = format!(
-                    "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n\n[storage]\ndir = {:?}\nsegment_seconds = {SEGMENT_SECONDS}\nmin_free_bytes = 0\n",
+                    "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n\n[storage]\ndir = {:?}\nsegment_seconds = {SEGMENT_SECONDS}\nmin_free_bytes = 0\nexport_max_bytes = 0\n",
                     data.display().to_string()
                 );
                 for (i, url) in urls.iter().enumerate() {
