@@ -45,6 +45,7 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
     let mut head = None;
     let mut mp4 = Vec::new();
     let mut fragments = 0;
+    let mut clocks = Vec::new();
     // Generous: the camera session may still be starting on a loaded machine.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while fragments < 60 {
@@ -62,6 +63,19 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
             Message::Text(t) if head.is_none() => {
                 head = Some(serde_json::from_str::<serde_json::Value>(&t).unwrap())
             }
+            Message::Text(t) if head.is_some() => {
+                let c = serde_json::from_str::<serde_json::Value>(&t).unwrap();
+                assert_eq!(c["type"], "clock", "{c}");
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64;
+                clocks.push((
+                    c["t"].as_f64().unwrap(),
+                    c["wall_ms"].as_i64().unwrap(),
+                    now_ms,
+                ));
+            }
             Message::Binary(b) if head.is_some() => {
                 if !mp4.is_empty() {
                     fragments += 1;
@@ -73,6 +87,16 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
     }
     let head = head.unwrap();
     assert_eq!(head["type"], "init");
+    // Each key frame came with the wall time it arrived: the first at decode time 0,
+    // all of them moments before they reached us, and in step with the timeline.
+    assert!(!clocks.is_empty(), "no clock message");
+    assert_eq!(clocks[0].0, 0.0, "{clocks:?}");
+    for (t, wall, now) in &clocks {
+        assert!((0..30_000).contains(&(now - wall)), "{clocks:?}");
+        let (t0, wall0, _) = clocks[0];
+        let drift = (wall - wall0) as f64 - (t - t0) * 1000.0;
+        assert!(drift.abs() < 5000.0, "clock off the timeline: {clocks:?}");
+    }
     assert!(
         head["codec"].as_str().unwrap().starts_with("avc1."),
         "{head}"

@@ -285,6 +285,9 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
     match (method.as_str(), path) {
         ("POST", "/api/users") => Some(json!({"name": "newbie", "role": "viewer", "password": PW})),
         ("PUT", "/api/me/prefs") => Some(json!({"live": {"layout": 9}})),
+        ("PUT", "/api/live/groups") => {
+            Some(json!({"groups": [{"name": "walk", "cameras": ["a"]}]}))
+        }
         ("PUT", _) => Some(json!({"cameras": ["a"]})),
         ("POST", "/api/holds") => Some(json!({"cameras": ["a"], "start": "2026-01-01T00:00:00Z",
             "end": "2026-01-01T01:00:00Z", "reason": "walk"})),
@@ -1682,6 +1685,61 @@ async fn rate_limit_counters_are_not_kept_across_a_restart() {
 }
 
 // ---------------------------------------------------------------- preferences
+
+#[tokio::test]
+async fn shared_groups_are_set_by_admins_and_shown_to_each_user_as_far_as_they_may_see() {
+    let rig = rig();
+    let admin = login(&rig, "admin").await;
+    let groups = json!({"groups": [
+        {"name": "Both", "cameras": ["b", "a"]},
+        {"name": "Only b", "cameras": ["b"]},
+        {"name": "Gone", "cameras": ["removed"]},
+    ]});
+    let r = req(Method::PUT, "/api/live/groups")
+        .sess(&admin)
+        .json(groups.clone())
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let shown = |r: Resp| r.json()["groups"].clone();
+    // Cameras that no longer exist are left out; an empty group is not listed.
+    let r = req(Method::GET, "/api/live/groups")
+        .sess(&admin)
+        .send(&rig)
+        .await;
+    assert_eq!(
+        shown(r),
+        json!([{"name": "Both", "cameras": ["b", "a"]}, {"name": "Only b", "cameras": ["b"]}])
+    );
+    // A viewer of camera a only sees a, and not the group of b.
+    let limited = login(&rig, "limited").await;
+    let r = req(Method::GET, "/api/live/groups")
+        .sess(&limited)
+        .send(&rig)
+        .await;
+    assert_eq!(shown(r), json!([{"name": "Both", "cameras": ["a"]}]));
+    // A user may pick a shared group as the one shown.
+    let r = req(Method::PUT, "/api/me/prefs")
+        .sess(&limited)
+        .json(json!({"live": {"group": "Both", "group_shared": true}}))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // Refused: not an admin; a bad list.
+    let r = req(Method::PUT, "/api/live/groups")
+        .sess(&limited)
+        .json(groups)
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = req(Method::PUT, "/api/live/groups")
+        .sess(&admin)
+        .json(json!({"groups": [{"name": "x", "cameras": []}]}))
+        .send(&rig)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(rig.app.users.prefs().shared_groups().unwrap().len(), 3);
+}
 
 #[tokio::test]
 async fn live_grid_preferences_are_kept_per_user_and_checked() {

@@ -6,12 +6,19 @@
 //! access, so changes are not audited. Camera ids in groups are kept as given:
 //! the UI shows only the cameras the user may see now, and a camera given back
 //! later reappears in its group.
+//!
+//! Beside them, administrators keep shared groups (the `shared_groups` tree, one row),
+//! offered to every user, each filtered to the cameras that user may see.
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 /// Name of the tree.
 pub const TREE: &str = "user_prefs";
+/// Name of the tree of the shared groups.
+pub const SHARED_TREE: &str = "shared_groups";
+/// The one row of [`SHARED_TREE`].
+const SHARED_KEY: &[u8] = b"groups";
 /// Most groups one user keeps.
 pub const MAX_GROUPS: usize = 50;
 /// Most cameras in one group.
@@ -44,6 +51,9 @@ pub struct LivePrefs {
     pub groups: Vec<Group>,
     /// The group shown (its name), or all cameras when `None`.
     pub group: Option<String>,
+    /// Whether `group` names a shared group rather than one of the user's own.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub group_shared: bool,
     /// The tour through groups and pages.
     pub tour: Tour,
 }
@@ -88,32 +98,10 @@ impl Prefs {
                 l.layout
             ));
         }
-        if l.groups.len() > MAX_GROUPS {
-            return Err(format!("live.groups: at most {MAX_GROUPS}"));
-        }
-        let mut names = std::collections::HashSet::new();
-        for g in &l.groups {
-            let n = g.name.trim();
-            if n.is_empty() || n != g.name || g.name.chars().count() > MAX_GROUP_NAME {
-                return Err(format!(
-                    "live.groups: a name is 1 to {MAX_GROUP_NAME} characters without spaces around it: {:?}",
-                    g.name
-                ));
-            }
-            if !names.insert(n) {
-                return Err(format!("live.groups: two groups are named {n:?}"));
-            }
-            if g.cameras.is_empty() || g.cameras.len() > MAX_GROUP_CAMERAS {
-                return Err(format!(
-                    "live.groups: group {n:?} needs 1 to {MAX_GROUP_CAMERAS} cameras"
-                ));
-            }
-            if let Some(bad) = g.cameras.iter().find(|c| !crate::config::valid_id(c)) {
-                return Err(format!("live.groups: group {n:?}: bad camera id {bad:?}"));
-            }
-        }
-        if let Some(sel) = &l.group {
-            if !names.contains(sel.as_str()) {
+        validate_groups(&l.groups, "live.groups")?;
+        // A shared group may be deleted by an admin later: the UI then shows all cameras.
+        if let Some(sel) = l.group.as_ref().filter(|_| !l.group_shared) {
+            if !l.groups.iter().any(|g| g.name == *sel) {
                 return Err(format!("live.group: no group named {sel:?}"));
             }
         }
@@ -126,11 +114,41 @@ impl Prefs {
     }
 }
 
-/// The `user_prefs` tree.
+/// Checks a list of groups (a user's, or the shared ones); `field` names it in errors.
+pub fn validate_groups(groups: &[Group], field: &str) -> Result<(), String> {
+    if groups.len() > MAX_GROUPS {
+        return Err(format!("{field}: at most {MAX_GROUPS}"));
+    }
+    let mut names = std::collections::HashSet::new();
+    for g in groups {
+        let n = g.name.trim();
+        if n.is_empty() || n != g.name || g.name.chars().count() > MAX_GROUP_NAME {
+            return Err(format!(
+                "{field}: a name is 1 to {MAX_GROUP_NAME} characters without spaces around it: {:?}",
+                g.name
+            ));
+        }
+        if !names.insert(n) {
+            return Err(format!("{field}: two groups are named {n:?}"));
+        }
+        if g.cameras.is_empty() || g.cameras.len() > MAX_GROUP_CAMERAS {
+            return Err(format!(
+                "{field}: group {n:?} needs 1 to {MAX_GROUP_CAMERAS} cameras"
+            ));
+        }
+        if let Some(bad) = g.cameras.iter().find(|c| !crate::config::valid_id(c)) {
+            return Err(format!("{field}: group {n:?}: bad camera id {bad:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The `user_prefs` and `shared_groups` trees.
 #[derive(Clone)]
 pub struct PrefsStore {
     db: sled::Db,
     tree: sled::Tree,
+    shared: sled::Tree,
 }
 
 impl PrefsStore {
@@ -139,7 +157,27 @@ impl PrefsStore {
         Ok(PrefsStore {
             db: db.clone(),
             tree: db.open_tree(TREE).context("opening the user_prefs tree")?,
+            shared: db
+                .open_tree(SHARED_TREE)
+                .context("opening the shared_groups tree")?,
         })
+    }
+
+    /// The shared groups, all of them (callers filter them per user).
+    pub fn shared_groups(&self) -> anyhow::Result<Vec<Group>> {
+        match self.shared.get(SHARED_KEY)? {
+            None => Ok(Vec::new()),
+            Some(v) => serde_json::from_slice(&v).context("corrupt shared groups row"),
+        }
+    }
+
+    /// Replaces the shared groups (after [`validate_groups`]) and flushes.
+    pub fn set_shared_groups(&self, groups: &[Group]) -> anyhow::Result<()> {
+        self.shared
+            .insert(SHARED_KEY, serde_json::to_vec(groups)?)
+            .context("storing the shared groups")?;
+        self.db.flush().context("flushing the shared groups")?;
+        Ok(())
     }
 
     /// `user`'s preferences, the defaults if none are stored.
@@ -201,6 +239,22 @@ mod tests {
     }
 
     #[test]
+    fn shared_groups_are_one_list_for_everyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let s = PrefsStore::open(&db).unwrap();
+        assert_eq!(s.shared_groups().unwrap(), vec![]);
+        let g = vec![group("Gates", &["a", "b"]), group("Yard", &["c"])];
+        s.set_shared_groups(&g).unwrap();
+        assert_eq!(PrefsStore::open(&db).unwrap().shared_groups().unwrap(), g);
+        assert!(
+            validate_groups(&[group("a", &["x"]), group("a", &["y"])], "groups")
+                .unwrap_err()
+                .starts_with("groups: two groups")
+        );
+    }
+
+    #[test]
     fn old_rows_read_with_defaults_for_new_fields() {
         let p: Prefs = serde_json::from_str(r#"{"live":{"layout":4}}"#).unwrap();
         assert_eq!(p.live.layout, 4);
@@ -217,6 +271,11 @@ mod tests {
         assert!(bad(&|l| l.layout = 6).contains("layout"));
         assert!(bad(&|l| l.tour.seconds = 1).contains("tour.seconds"));
         assert!(bad(&|l| l.group = Some("x".into())).contains("no group"));
+        // A shared group is not among the user's own.
+        let mut p = Prefs::default();
+        p.live.group = Some("x".into());
+        p.live.group_shared = true;
+        p.validate().unwrap();
         assert!(bad(&|l| l.groups = vec![group(" a", &["a"])]).contains("name"));
         assert!(bad(&|l| l.groups = vec![group("a", &[])]).contains("cameras"));
         assert!(bad(&|l| l.groups = vec![group("a", &["../x"])]).contains("camera id"));

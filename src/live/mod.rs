@@ -5,7 +5,7 @@
 //! Must never slow ingest or recording: publishing never waits, and a viewer
 //! that falls behind skips ahead to the next key frame.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -108,7 +108,7 @@ impl LiveStream {
             sequence: 0,
             skipped: 0,
             waiting: true,
-            pending: None,
+            pending: VecDeque::new(),
         }
     }
 
@@ -164,6 +164,14 @@ pub enum LiveMessage {
     },
     /// One `moof`+`mdat` holding one frame.
     Fragment(Bytes),
+    /// Sent before each key frame's fragment: the wall time it arrived at, so a viewer
+    /// can show the real date and time of the picture (not its own clock's).
+    Clock {
+        /// The key frame's decode time on the current timeline, 90 kHz.
+        dts: u64,
+        /// When the frame finished arriving, ms since the epoch.
+        wall_ms: i64,
+    },
 }
 
 /// One viewer's position in a camera's feed.
@@ -178,15 +186,15 @@ pub struct LiveViewer {
     skipped: u64,
     /// Dropping frames until the next key frame (at start and after lagging).
     waiting: bool,
-    /// A fragment to send right after the init that preceded it.
-    pending: Option<Bytes>,
+    /// Messages to send before reading the next frame (a clock and a fragment after an init).
+    pending: VecDeque<LiveMessage>,
 }
 
 impl LiveViewer {
     /// The next message, or `None` when the camera's feed is gone.
     pub async fn next(&mut self) -> Option<LiveMessage> {
-        if let Some(frag) = self.pending.take() {
-            return Some(LiveMessage::Fragment(frag));
+        if let Some(m) = self.pending.pop_front() {
+            return Some(m);
         }
         loop {
             let published = match self.rx.recv().await {
@@ -253,22 +261,18 @@ impl LiveViewer {
             .map(|p| (frame.pts - p).clamp(1, 90_000) as u32)
             .unwrap_or(3600);
         self.last_pts = Some(frame.pts);
-        let frag = fragment(
-            &mut self.sequence,
-            (frame.pts - self.base_pts).max(0) as u64,
-            duration,
-            frame.is_key,
-            &frame.data,
-        );
-        match init {
-            // The init must reach the viewer before the fragment: return it
-            // now and replay the fragment through `pending`.
-            Some(i) => {
-                self.pending = Some(frag);
-                Some(i)
-            }
-            None => Some(LiveMessage::Fragment(frag)),
+        let dts = (frame.pts - self.base_pts).max(0) as u64;
+        let frag = fragment(&mut self.sequence, dts, duration, frame.is_key, &frame.data);
+        // In order: the init, the key frame's clock, the fragment.
+        self.pending.extend(init);
+        if frame.is_key {
+            self.pending.push_back(LiveMessage::Clock {
+                dts,
+                wall_ms: frame.received_ns.div_euclid(1_000_000),
+            });
         }
+        self.pending.push_back(LiveMessage::Fragment(frag));
+        self.pending.pop_front()
     }
 }
 
@@ -331,6 +335,53 @@ mod tests {
         }
     }
 
+    /// The next init or fragment, skipping clock messages (tested on their own).
+    async fn media(v: &mut LiveViewer) -> Option<LiveMessage> {
+        loop {
+            match v.next().await {
+                Some(LiveMessage::Clock { .. }) => continue,
+                m => return m,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn each_key_frame_is_preceded_by_its_wall_clock() {
+        let stream = LiveStream::new();
+        let p = params(640);
+        let mut v = stream.subscribe();
+        for i in 0..6 {
+            let mut f = frame(i, 3, &p);
+            f.received_ns = 1_700_000_000_000_000_000 + i * 40_000_000 + 123_456;
+            stream.publish(&f);
+        }
+        let mut got = Vec::new();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), v.next()).await
+        {
+            got.push(match m {
+                LiveMessage::Init { .. } => "init".to_owned(),
+                LiveMessage::Fragment(_) => "frag".to_owned(),
+                LiveMessage::Clock { dts, wall_ms } => format!("clock {dts} {wall_ms}"),
+            });
+        }
+        assert_eq!(
+            got,
+            [
+                "init",
+                "clock 0 1700000000000",
+                "frag",
+                "frag",
+                "frag",
+                // Frame 3: three frames (10 800 ticks, 120 ms) after the first.
+                "clock 10800 1700000000120",
+                "frag",
+                "frag",
+                "frag",
+            ]
+        );
+    }
+
     /// Parses a single-fragment message back with our scanner.
     fn decode_time(init: &Bytes, frag: &Bytes) -> (u64, bool) {
         let mut file = init.to_vec();
@@ -355,13 +406,13 @@ mod tests {
             width,
             data: init,
             ..
-        }) = v.next().await
+        }) = media(&mut v).await
         else {
             panic!()
         };
         assert_eq!(codec, "avc1.42C01E");
         assert_eq!(width, 640);
-        let Some(LiveMessage::Fragment(f)) = v.next().await else {
+        let Some(LiveMessage::Fragment(f)) = media(&mut v).await else {
             panic!()
         };
         assert_eq!(
@@ -369,7 +420,7 @@ mod tests {
             (0, true),
             "starts at frame 10, a key frame"
         );
-        let Some(LiveMessage::Fragment(f)) = v.next().await else {
+        let Some(LiveMessage::Fragment(f)) = media(&mut v).await else {
             panic!()
         };
         assert_eq!(decode_time(&init, &f), (3600, false));
@@ -388,7 +439,7 @@ mod tests {
         }
         let mut msgs = Vec::new();
         while let Ok(Some(m)) =
-            tokio::time::timeout(std::time::Duration::from_millis(50), v.next()).await
+            tokio::time::timeout(std::time::Duration::from_millis(50), media(&mut v)).await
         {
             msgs.push(m);
         }
@@ -412,11 +463,11 @@ mod tests {
         stream.publish(&frame(1, 5, &params(640)));
         stream.publish(&frame(5, 5, &params(1280)));
         let kinds: Vec<bool> = [
-            v.next().await.unwrap(),
-            v.next().await.unwrap(),
-            v.next().await.unwrap(),
-            v.next().await.unwrap(),
-            v.next().await.unwrap(),
+            media(&mut v).await.unwrap(),
+            media(&mut v).await.unwrap(),
+            media(&mut v).await.unwrap(),
+            media(&mut v).await.unwrap(),
+            media(&mut v).await.unwrap(),
         ]
         .iter()
         .map(|m| matches!(m, LiveMessage::Init { .. }))
@@ -442,7 +493,7 @@ mod tests {
         stream.publish(&frame(5, 5, &b));
         let mut inits = Vec::new();
         while let Ok(Some(m)) =
-            tokio::time::timeout(std::time::Duration::from_millis(50), v.next()).await
+            tokio::time::timeout(std::time::Duration::from_millis(50), media(&mut v)).await
         {
             if let LiveMessage::Init { codec, data, .. } = m {
                 inits.push((codec, data));
@@ -475,7 +526,7 @@ mod tests {
         }
         let mut msgs = Vec::new();
         while let Ok(Some(m)) =
-            tokio::time::timeout(std::time::Duration::from_millis(50), v.next()).await
+            tokio::time::timeout(std::time::Duration::from_millis(50), media(&mut v)).await
         {
             msgs.push(m);
         }
@@ -520,7 +571,7 @@ mod tests {
         stream.publish(&at(3_700, true));
         let mut kinds = Vec::new();
         while let Ok(Some(m)) =
-            tokio::time::timeout(std::time::Duration::from_millis(50), v.next()).await
+            tokio::time::timeout(std::time::Duration::from_millis(50), media(&mut v)).await
         {
             kinds.push(matches!(m, LiveMessage::Init { .. }));
         }

@@ -671,6 +671,7 @@ mod tests {
                     inits.push((width, height));
                 }
                 LiveMessage::Fragment(_) => fragments += 1,
+                LiveMessage::Clock { .. } => {}
             }
         }
         assert_eq!(inits, vec![(160, 96), (192, 112)]);

@@ -3,8 +3,10 @@
 //!
 //! Protocol: a text message `{"type":"init","codec":"avc1.…","width":…,"height":…}`
 //! announces each init segment, which follows as one binary message; every
-//! later binary message is one `moof`+`mdat` holding one frame. A new text
+//! later binary message is one `moof`+`mdat` holding one frame. A new init
 //! message means the camera changed parameters: start a new SourceBuffer.
+//! Before each key frame a text message `{"type":"clock","t":SECONDS,"wall_ms":MS}`
+//! says when the frame at decode time `t` arrived, for the tile's date and time.
 //!
 //! `?codec=h264` serves H.265 cameras through the shared live transcoder
 //! ([`crate::transcode::live`]) and H.264 ones untouched. With no transcode slot
@@ -172,6 +174,13 @@ async fn pump(mut socket: WebSocket, mut viewer: Feed, camera: String, app: Arc<
                     && socket.send(Message::Binary(data)).await.is_ok()
             }
             LiveMessage::Fragment(data) => socket.send(Message::Binary(data)).await.is_ok(),
+            LiveMessage::Clock { dts, wall_ms } => {
+                let head = json!({"type": "clock", "t": dts as f64 / 90_000.0, "wall_ms": wall_ms});
+                socket
+                    .send(Message::Text(head.to_string().into()))
+                    .await
+                    .is_ok()
+            }
         };
         if !sent {
             break;

@@ -535,11 +535,15 @@ pub struct SnapshotQuery {
     at: Option<String>,
     /// Scale to this width (height keeps the aspect ratio).
     width: Option<u32>,
+    /// A user saving the picture (the live tile's snapshot button): always audited,
+    /// and sent as a file to save.
+    download: Option<bool>,
 }
 
-/// `GET /api/cameras/{id}/snapshot.jpg[?at=TIME][&width=N]`: a key frame as JPEG. The
-/// latest one is cached per camera and width until a newer key frame is recorded.
-/// Audited as `snapshot`, de-duplicated (see [`AUDIT_WINDOW_NS`]).
+/// `GET /api/cameras/{id}/snapshot.jpg[?at=TIME][&width=N][&download=true]`: a key frame
+/// as JPEG. The latest one is cached per camera and width until a newer key frame is
+/// recorded. Audited as `snapshot`, de-duplicated (see [`AUDIT_WINDOW_NS`]) for stills a
+/// page refreshes; every download is audited (a copy leaving the NVR).
 async fn snapshot(
     State(app): State<Arc<App>>,
     Extension(media): Extension<Arc<MediaState>>,
@@ -588,9 +592,11 @@ async fn snapshot(
     };
     let minute = at.map(|t| t.div_euclid(60 * NS_PER_SEC));
     let key = format!("{}\0{id}\0{minute:?}", c.user.name);
-    if media
-        .snapshot_audited
-        .should_record(key, app.clock.now_ns(), AUDIT_WINDOW_NS)
+    let download = q.download == Some(true);
+    if download
+        || media
+            .snapshot_audited
+            .should_record(key, app.clock.now_ns(), AUDIT_WINDOW_NS)
     {
         let asked =
             q.at.as_deref()
@@ -602,11 +608,25 @@ async fn snapshot(
             action: Action::Snapshot,
             target: id.clone(),
             client: c.client.clone(),
-            detail: format!("at={asked} frame={} width={width}", rfc3339(shot.frame_ns)),
+            detail: format!(
+                "at={asked} frame={} width={width}{}",
+                rfc3339(shot.frame_ns),
+                if download { " download" } else { "" }
+            ),
         })
         .await?;
     }
-    Ok(jpeg_response(&shot))
+    let mut r = jpeg_response(&shot);
+    if download {
+        // Camera ids are [a-z0-9_-] (`config::valid_id`); the time has no ':' for
+        // file systems that refuse it.
+        let name = format!("{id}-{}.jpg", rfc3339(shot.frame_ns).replace(':', ""));
+        r.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            hv(&format!("attachment; filename=\"{name}\"")),
+        );
+    }
+    Ok(r)
 }
 
 /// A still as a JPEG answer, with the wall time of the frame it shows.

@@ -336,6 +336,13 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
         ),
         r(Method::GET, "/api/me/prefs", User, get(prefs::get)),
         r(Method::PUT, "/api/me/prefs", User, put(prefs::put)),
+        r(Method::GET, "/api/live/groups", User, get(prefs::shared)),
+        r(
+            Method::PUT,
+            "/api/live/groups",
+            Admin,
+            put(prefs::put_shared),
+        ),
         r(Method::GET, "/api/cameras", User, get(api::cameras)),
         r(Method::POST, "/api/cameras", Admin, post(cameras::create)),
         r(

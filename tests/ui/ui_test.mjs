@@ -10,7 +10,7 @@
 // non-zero on the first failure (with the page's console and requests).
 
 import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -284,6 +284,48 @@ async function liveLayouts(first) {
   await p.waitForFunction((s) => getComputedStyle(document.querySelector(s)).transform === "none", `${tile} video`, { timeout: 10000 }).catch(() => {});
   check(await matrix() === null && await p.locator(".tile.enlarged").count() === 0, "live: the zoom level's button resets the zoom too");
 
+  // The tile's date and time: the picture's own (the server's clock for each key frame), moving with it.
+  const stamp = `${tile} .tile-clock`;
+  await p.waitForFunction((s) => { const e = document.querySelector(s); return e && !e.hidden && e.dataset.wallMs; }, stamp, { timeout: 60000 })
+    .catch(async (e) => { throw new Error(`no date/time on the tile: ${await p.locator(stamp).evaluate((x) => x.outerHTML).catch(() => "none")}: ${e.message}`); });
+  const readStamp = () => p.$eval(stamp, (e) => ({ ms: Number(e.dataset.wallMs), text: e.textContent, now: Date.now(), iso: e.dateTime }));
+  const s1 = await readStamp();
+  await sleep(3000);
+  const s2 = await readStamp();
+  check(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+$/.test(s1.text) && s1.text !== s2.text,
+    "live: the tile shows a date and time that changes as the picture plays", [s1, s2]);
+  // 3 s of wall time, played at about real time (the player may catch up or skip a little).
+  check(s2.ms - s1.ms > 1500 && s2.ms - s1.ms < 6000, "live: the tile's time advances with the video (about 3 s in 3 s)", [s1, s2]);
+  check(Math.abs(s2.now - s2.ms) < 10000, "live: the tile's time is the live picture's: within 10 s of the clock", s2);
+  // The same moment as the recording says: the key frame the tile's time counts from is
+  // recorded at that time (the recorded key frame at or before it, once its segment is
+  // indexed, is within 1.5 s of it; an offset clock would find the previous key frame).
+  const keyMs = Number(await p.$eval(stamp, (e) => e.dataset.keyMs));
+  let recorded = null;
+  for (const until = Date.now() + 90000; !recorded && Date.now() < until;) {
+    const r = await p.context().request.get(`${origin}/api/cameras/${cfg.camera}/snapshot.jpg?width=160&at=${new Date(keyMs + 500).toISOString()}`);
+    if (r.status() === 200) recorded = Date.parse(r.headers()["x-frame-time"]);
+    else await sleep(1000);
+  }
+  check(recorded !== null && Math.abs(recorded - keyMs) < 1500,
+    "live: the tile's time agrees with the recording's (the key frame it counts from is recorded within 1.5 s of that time)",
+    { tile: new Date(keyMs).toISOString(), recorded: recorded && new Date(recorded).toISOString() });
+
+  // The snapshot button downloads a decodable JPEG of the camera (audited: checked as the admin).
+  const [download] = await Promise.all([p.waitForEvent("download"), p.click(`${tile} .tile-snap`)]);
+  const jpegPath = await download.path();
+  const jpeg = readFileSync(jpegPath);
+  const decoded = await p.evaluate(async (b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const img = await createImageBitmap(new Blob([bytes], { type: "image/jpeg" }));
+    return [img.width, img.height];
+  }, jpeg.toString("base64"));
+  check(jpeg[0] === 0xff && jpeg[1] === 0xd8 && decoded[0] >= 320 && decoded[1] >= 180,
+    `live: the snapshot button downloads a JPEG the browser decodes (${decoded.join("×")})`, { name: download.suggestedFilename(), bytes: jpeg.length });
+  check(/^[a-z0-9_-]+-\d{4}-\d\d-\d\dT\d{6}.*\.jpg$/.test(download.suggestedFilename()) && download.suggestedFilename().startsWith(`${cfg.camera}-`),
+    "live: the snapshot's file is named after the camera and the picture's time", download.suggestedFilename());
+  await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-2x2-1920.png") });
+
   // Video wall: the pictures only; Escape brings the page back.
   await p.click("#live-wall");
   await p.waitForFunction(() => document.body.classList.contains("wall"));
@@ -309,6 +351,36 @@ async function liveLayouts(first) {
   check(phone.scroll <= phone.inner && phone.cols === 1, "live at 390×844: one column and no sideways scrolling", phone);
   await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-390.png") });
   await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-390-full.png"), fullPage: true });
+
+  // Enlarged on the phone: a swipe steps to the next camera and back; a tap makes it full screen.
+  const enlargedCam = () => p.$eval("#live-grid", (g) => g.querySelector(".tile.enlarged")?.dataset.camera || null);
+  await p.click(`${tile} .screen`);
+  await p.waitForFunction((c) => document.querySelector(".tile.enlarged")?.dataset.camera === c, cfg.camera);
+  const swipe = async (dx) => {
+    const b = await p.locator(".tile.enlarged .screen").boundingBox();
+    const y = b.y + b.height / 2;
+    const x0 = b.x + b.width / 2 - dx / 2;
+    await p.mouse.move(x0, y);
+    await p.mouse.down();
+    await p.mouse.move(x0 + dx, y + 5, { steps: 6 });
+    await p.mouse.up();
+  };
+  await swipe(-200);
+  await p.waitForFunction((c) => { const e = document.querySelector(".tile.enlarged"); return e && e.dataset.camera !== c; }, cfg.camera, { timeout: 10000 }).catch(() => {});
+  const swiped = await enlargedCam();
+  check(swiped && swiped !== cfg.camera, "live at 390×844: a swipe to the left on the enlarged picture shows another camera", swiped);
+  const wide = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+  check(wide.scroll <= wide.inner, "live at 390×844: the enlarged view has no sideways scrolling", wide);
+  await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-390-enlarged.png") });
+  await swipe(200);
+  await p.waitForFunction((c) => document.querySelector(".tile.enlarged")?.dataset.camera === c, cfg.camera, { timeout: 10000 }).catch(() => {});
+  check(await enlargedCam() === cfg.camera, "live at 390×844: a swipe to the right goes back", await enlargedCam());
+  await p.click(".tile.enlarged .screen");
+  await p.waitForFunction(() => document.fullscreenElement?.id === "live-grid", null, { timeout: 10000 }).catch(() => {});
+  const fs = await p.evaluate(() => ({ fs: document.fullscreenElement?.id || null, enlarged: document.querySelector(".tile.enlarged")?.dataset.camera }));
+  check(fs.fs === "live-grid" && fs.enlarged === cfg.camera, "live at 390×844: a tap on the enlarged picture makes it full screen", fs);
+  await p.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-390-fullscreen.png") });
+  await p.evaluate(() => document.exitFullscreen());
   await p.context().close();
 }
 
@@ -398,7 +470,8 @@ async function main() {
       let initText = null;
       let initBin = null;
       server.onMessage((m) => {
-        if (typeof m === "string") { initText = m; ws.send(m); return; }
+        // Text: the init's head, or a key frame's clock (passed on, not replayed).
+        if (typeof m === "string") { if (m.includes('"init"')) initText = m; ws.send(m); return; }
         if (initText && !initBin) { initBin = m; ws.send(m); return; }
         // When the test asks: the init again, mid-stream, before the next frame.
         if (c.reinit) { c.reinit = false; ws.send(initText); ws.send(initBin); }
@@ -675,6 +748,34 @@ async function main() {
   await page.click("text=Remove newguard");
   await page.waitForFunction(() => ![...document.querySelectorAll("table.users tbody tr")].some((r) => r.cells[0].textContent === "newguard"));
   check((await admin.ctx.request.get(`${origin}/api/users/newguard`)).status() === 404, "admin: removing a user deletes them");
+
+  // The viewer's snapshot download from the live tile is in the audit log: who, which camera, when.
+  const snaps = (await (await admin.ctx.request.get(`${origin}/api/audit?action=snapshot`)).json()).entries
+    .filter((e) => e.actor === cfg.viewer[0] && e.target === cfg.camera && e.detail.includes("download"));
+  check(snaps.length === 1 && snaps[0].time, "admin: the viewer's snapshot download is audited (user, camera, time)", snaps);
+
+  // A shared group made by the admin on the live page appears for another user (the operator).
+  await page.goto(`${base}#/live`);
+  await page.locator("#live-shared-groups-open").click();
+  await page.fill("#live-shared-group-name", "Entrance");
+  await page.check(`#live-shared-groups input[value="${cfg.camera}"]`);
+  await page.click("#live-shared-group-save");
+  await page.waitForFunction(() => [...document.querySelectorAll("#live-group option")].some((o) => o.dataset.shared && o.value === "Entrance"), null, { timeout: 30000 });
+  ok("admin: a shared group saved on the live page is in the admin's own picker");
+  const opPage = op.page;
+  await opPage.goto(`${base}#/live`);
+  await opPage.waitForFunction(() => [...document.querySelectorAll("#live-group optgroup[label='Shared groups'] option")].some((o) => o.value === "Entrance"), null, { timeout: 30000 })
+    .catch(async (e) => { throw new Error(`no shared group for the operator: ${await opPage.locator("#live-group").innerHTML()}: ${e.message}`); });
+  const entrance = await opPage.$eval("#live-group", (s) => [...s.options].findIndex((o) => o.dataset.shared && o.value === "Entrance"));
+  await opPage.selectOption("#live-group", { index: entrance });
+  await opPage.waitForFunction((c) => {
+    const t = [...document.querySelectorAll("#live-grid .tile")].filter((x) => !x.hidden);
+    return t.length === 1 && t[0].dataset.camera === c;
+  }, cfg.camera, { timeout: 30000 });
+  ok("operator: the admin's shared group is offered beside the operator's own and shows its camera");
+  check(await opPage.locator("#live-shared-groups-open").isHidden(), "operator: only administrators edit shared groups");
+  await opPage.setViewportSize({ width: 1920, height: 1080 });
+  await opPage.screenshot({ path: join(tmpdir(), "cleannvr-ui-live-shared-group-1920.png") });
 
   await page.goto(`${base}#/storage`);
   await page.locator("table tbody tr td", { hasText: cfg.camera_name }).first().waitFor();

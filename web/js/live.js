@@ -2,18 +2,21 @@
 // camera's live WebSocket through MSE. Click a picture (or its Enlarge
 // button, reachable by keyboard) to show it alone; Escape returns to the grid.
 // The grid shows a layout of 1, 2×2, 3×3 or 4×4 tiles per page (auto: the
-// smallest that holds the cameras), all cameras or one of the user's groups,
-// and can tour through groups and pages; these are the user's preferences,
+// smallest that holds the cameras), all cameras, one of the user's groups or
+// one of the groups administrators share with everyone (`/api/live/groups`,
+// filtered by the server to the cameras the user may see), and can tour
+// through groups and pages; these are the user's preferences,
 // kept by the server (`/api/me/prefs`) so they follow the user to any browser.
 // Only the tiles shown stream. Each picture zooms digitally (js/zoom.js).
 
 import { api } from "./api.js";
 import { h, fill } from "./dom.js";
 import { LivePlayer, canPlayLive } from "./player.js";
-import { audioText, bitrate, codecName, isHevc, tileState } from "./format.js";
+import { audioText, bitrate, codecName, dateTime, isHevc, tileState } from "./format.js";
 import { ptzControls } from "./ptz.js";
 import { zoomable } from "./zoom.js";
 import { groupsDialog } from "./live_groups.js";
+import { swipeable } from "./swipe.js";
 
 const REFRESH_MS = 5000;
 /** Badges and countdowns are redrawn this often, so they never say "Live" for long after frames stop. */
@@ -26,7 +29,9 @@ const REPLAY_MS = 5 * 60e3;
 const TILE_REPLAY_MS = 30e3;
 const LAYOUTS = [1, 4, 9, 16];
 const LAYOUT_NAMES = { 0: "Auto", 1: "1", 4: "2×2", 9: "3×3", 16: "4×4" };
-const DEFAULT_PREFS = { live: { layout: 0, groups: [], group: null, tour: { on: false, seconds: 10 } } };
+/** A phone-sized window, where the layout is one column (as in style.css). */
+const PHONE = matchMedia("(max-width: 640px)");
+const DEFAULT_PREFS = { live: { layout: 0, groups: [], group: null, group_shared: false, tour: { on: false, seconds: 10 } } };
 
 export function mount(root, ctx) {
   const grid = h("div", { class: "grid", id: "live-grid" });
@@ -40,20 +45,35 @@ export function mount(root, ctx) {
   }));
   const groupSel = h("select", { id: "live-group", "aria-label": "Cameras shown" });
   groupSel.addEventListener("change", () => {
-    prefs.live.group = groupSel.value || null;
-    view.group = prefs.live.group;
+    const o = groupSel.selectedOptions[0];
+    view.group = groupSel.value || null;
+    view.shared = Boolean(view.group && o && o.dataset.shared);
     view.page = 0;
+    remember();
     save();
     applyView();
   });
   const groups = groupsDialog((next, selected, old) => {
     prefs.live.groups = next;
-    if (view.group === old || selected) view.group = selected && next.some((g) => g.name === selected) ? selected : null;
-    prefs.live.group = view.group;
+    if ((!view.shared && view.group === old) || selected) {
+      view.group = selected && next.some((g) => g.name === selected) ? selected : null;
+      view.shared = false;
+    }
     view.page = 0;
+    remember();
     save();
     applyView();
   });
+  /** Administrators keep the shared groups in the same dialog; the server stores them. */
+  const sharedGroups = groupsDialog((next) => {
+    api("PUT", "/api/live/groups", { groups: next }).then(() => loadShared()).catch((e) => {
+      if (!gone) ctx.notify(`Could not save the shared groups: ${e.message}`, "error");
+    });
+  }, { prefix: "live-shared-group", heading: "Shared camera groups",
+    note: "Every user sees these groups, each with the cameras that user may see." });
+  const sharedBtn = h("button", { type: "button", id: "live-shared-groups-open", text: "Shared groups…", hidden: true,
+    title: "Groups of cameras for everyone (administrators)",
+    onclick: () => sharedGroups.open([...tiles.values()].map((t) => ({ id: t.cam.id, name: t.cam.name })), shared || [], null) });
   const groupsBtn = h("button", { type: "button", id: "live-groups-open", text: "Groups…", title: "Make, change or delete groups of cameras",
     onclick: () => groups.open([...tiles.values()].map((t) => ({ id: t.cam.id, name: t.cam.name })), prefs.live.groups, view.group) });
   const pageLabel = h("span", { id: "live-page", class: "muted", "aria-live": "polite" });
@@ -75,7 +95,7 @@ export function mount(root, ctx) {
     title: "Full screen with only the pictures (Escape leaves)", onclick: () => setWall(!document.body.classList.contains("wall")) });
   const toolbar = h("div", { class: "live-bar", role: "toolbar", "aria-label": "Live grid" },
     h("span", { class: "layouts", role: "group", "aria-label": "Layout" }, layoutBtns),
-    groupSel, groupsBtn, pager,
+    groupSel, groupsBtn, sharedBtn, pager,
     h("span", { class: "tour" }, tourBtn, h("label", { for: tourSecs.id, text: "every" }), tourSecs, h("span", { text: "s" })),
     wallBtn);
   fill(root,
@@ -84,7 +104,8 @@ export function mount(root, ctx) {
     status,
     grid,
     h("button", { type: "button", class: "wall-exit", text: "Leave video wall", onclick: () => setWall(false) }),
-    groups.dialog);
+    groups.dialog,
+    sharedGroups.dialog);
 
   /** id → {cam, el, video, overlay, player, ...} */
   const tiles = new Map();
@@ -94,7 +115,9 @@ export function mount(root, ctx) {
   let gone = false;
   /** The user's preferences (saved), and what this screen shows now (not saved: a tour moves it). */
   let prefs = structuredClone(DEFAULT_PREFS);
-  const view = { group: null, page: 0 };
+  const view = { group: null, shared: false, page: 0 };
+  /** The shared groups as this user sees them (an administrator sees them whole); null until loaded. */
+  let shared = null;
   let tourTimer = null;
   let saving = Promise.resolve();
   /** Saves done, shown as the grid's `data-saved` (tests wait for it). */
@@ -112,28 +135,53 @@ export function mount(root, ctx) {
     const enlargeBtn = h("button", { type: "button", class: "icon", "aria-pressed": "false", title: "Enlarge", "aria-label": `Enlarge ${cam.name}` }, "⤢");
     const replay30 = h("button", { type: "button", class: "icon tile-replay", title: "Replay the last 30 seconds", "aria-label": `Replay the last 30 seconds of ${cam.name}`,
       onclick: () => replay([cam.id], TILE_REPLAY_MS) }, "⟲");
+    const snapBtn = h("button", { type: "button", class: "icon tile-snap", title: "Save a still picture (JPEG)", "aria-label": `Save a still picture of ${cam.name}`,
+      onclick: () => saveSnapshot(t, snapBtn) }, "⤓");
     const zoomBtn = h("button", { type: "button", class: "icon zoom-level", hidden: true, title: "Digital zoom: click to reset", "aria-label": `Reset the zoom of ${cam.name}` });
     const meta = h("dl", { class: "meta" });
     const errorLine = h("p", { class: "tile-error" });
     const still = h("img", { class: "still", alt: `Latest still picture from ${cam.name}`, hidden: true });
-    const screen = h("div", { class: "screen", title: "Click to enlarge; wheel or pinch to zoom, drag to pan, double-click to reset" }, video, still, overlay, zoomBtn);
+    // The real date and time of the picture, from the server's clock for each key frame.
+    const stamp = h("time", { class: "tile-clock", hidden: true });
+    const screen = h("div", { class: "screen", title: "Click to enlarge; wheel or pinch to zoom, drag to pan, double-click to reset" }, video, still, stamp, overlay, zoomBtn);
     const el = h("article", { class: "tile", "aria-labelledby": nameId, dataset: { camera: cam.id } },
-      h("div", { class: "tile-head" }, h("h2", { id: nameId, text: cam.name }), badge, replay30, enlargeBtn),
+      h("div", { class: "tile-head" }, h("h2", { id: nameId, text: cam.name }), badge, snapBtn, replay30, enlargeBtn),
       screen, meta, errorLine);
-    const t = { cam, el, video, overlay, badge, meta, errorLine, enlargeBtn, player: null, unsupported: null, still, stillTimer: null, stillUrl: null };
+    const t = { cam, el, video, overlay, badge, meta, errorLine, enlargeBtn, stamp, player: null, unsupported: null, still, stillTimer: null, stillUrl: null };
+    video.addEventListener("timeupdate", () => drawClock(t));
     t.zoom = zoomable(screen, () => [video, still], (s) => {
       zoomBtn.hidden = s === 1;
       zoomBtn.textContent = `${s.toFixed(1)}×`;
     });
     zoomBtn.addEventListener("click", (ev) => { ev.stopPropagation(); t.zoom.reset(); });
     enlargeBtn.addEventListener("click", () => enlarge(enlarged === cam.id ? null : cam.id));
+    // Enlarged and unzoomed, a swipe steps through the cameras of the selection.
+    const swipe = swipeable(screen, () => enlarged === cam.id && t.zoom.scale() === 1, (d) => step(d));
     screen.addEventListener("click", (ev) => {
-      // A pan, a zoomed picture or the second click of a double-click is not a request to enlarge.
-      if (t.zoom.consumeDrag() || t.zoom.scale() > 1 || ev.detail > 1) return;
-      enlarge(enlarged === cam.id ? null : cam.id);
+      // A swipe, a pan, a zoomed picture or the second click of a double-click is not a request to enlarge.
+      const swiped = swipe.consume();
+      if (swiped || t.zoom.consumeDrag() || t.zoom.scale() > 1 || ev.detail > 1) return;
+      // On a phone the enlarged picture is still small: a tap makes it full screen (and back).
+      if (enlarged === cam.id && PHONE.matches) toggleFullscreen();
+      else enlarge(enlarged === cam.id ? null : cam.id);
     });
     t.player = new LivePlayer(video, cam.id, (state, info) => onPlayerState(t, state, info), () => api("GET", "/api/me"));
     return t;
+  }
+
+  /** The tile's date and time: the picture's own, hidden while there is none. */
+  function drawClock(t) {
+    const ms = t.player && !t.still.src ? t.player.wallTime() : null;
+    t.stamp.hidden = ms === null;
+    if (ms === null) return;
+    const text = dateTime(ms);
+    if (t.stamp.textContent !== text) {
+      t.stamp.textContent = text;
+      t.stamp.dateTime = new Date(ms).toISOString();
+    }
+    t.stamp.dataset.wallMs = String(Math.round(ms));
+    // The key frame the time counts from (tests compare it with the recording's).
+    t.stamp.dataset.keyMs = String(t.player.keyClock().wall);
   }
 
   function showOverlay(t, text, kind = "") {
@@ -178,6 +226,32 @@ export function mount(root, ctx) {
       t.still.hidden = false;
       t.overlay.classList.add("banner");
     } catch { /* next time */ }
+  }
+
+  /**
+   * Downloads the camera's latest recorded key frame as a JPEG. The server
+   * audits every download (`snapshot`, detail `download`).
+   */
+  async function saveSnapshot(t, btn) {
+    btn.disabled = true;
+    try {
+      const r = await fetch(`/api/cameras/${encodeURIComponent(t.cam.id)}/snapshot.jpg?download=true`, { credentials: "same-origin", cache: "no-store" });
+      if (!r.ok) {
+        const body = await r.json().catch(() => ({}));
+        throw new Error(body.detail || body.error || `HTTP ${r.status}`);
+      }
+      const name = /filename="([^"]+)"/.exec(r.headers.get("content-disposition") || "")?.[1] || `${t.cam.id}.jpg`;
+      const url = URL.createObjectURL(await r.blob());
+      const a = h("a", { href: url, download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60e3);
+    } catch (e) {
+      if (!gone) ctx.notify(`Could not save a picture of ${t.cam.name}: ${e.message}`, "error");
+    } finally {
+      btn.disabled = false;
+    }
   }
 
   function stopStill(t) {
@@ -284,11 +358,30 @@ export function mount(root, ctx) {
     t.player.start();
   }
 
+  /** A group by name: one of the user's own, or a shared one. */
+  const findGroup = (name, isShared) => name && (isShared ? shared || [] : prefs.live.groups).find((x) => x.name === name);
+
   /** The cameras of the selection (a group, in its order, or all), as tiles. */
-  function selection(group = view.group) {
-    const g = group && prefs.live.groups.find((x) => x.name === group);
+  function selection(group = view.group, isShared = view.shared) {
+    const g = findGroup(group, isShared);
     if (!g) return [...tiles.values()];
     return g.cameras.map((id) => tiles.get(id)).filter(Boolean);
+  }
+
+  /** The group shown becomes the saved preference. */
+  function remember() {
+    prefs.live.group = view.group;
+    prefs.live.group_shared = Boolean(view.group && view.shared);
+  }
+
+  /** Fetches the shared groups; redraws if they changed. */
+  async function loadShared() {
+    const mine = await api("GET", "/api/live/groups").catch(() => null);
+    if (gone || !mine) return;
+    const before = JSON.stringify(shared);
+    shared = mine.groups;
+    sharedBtn.hidden = !isAdmin();
+    if (JSON.stringify(shared) !== before) applyView();
   }
 
   /** Tiles per page: the chosen layout, or auto (2×2 for four cameras). */
@@ -296,7 +389,10 @@ export function mount(root, ctx) {
     return prefs.live.layout || LAYOUTS.find((l) => l >= n) || 16;
   }
 
-  const pages = (group = view.group) => Math.max(1, Math.ceil(selection(group).length / pageSize(selection(group).length)));
+  const pages = (group = view.group, isShared = view.shared) => {
+    const n = selection(group, isShared).length;
+    return Math.max(1, Math.ceil(n / pageSize(n)));
+  };
 
   /** The tiles on screen now. */
   function shown() {
@@ -309,7 +405,8 @@ export function mount(root, ctx) {
 
   /** Shows the tiles of the page (or the enlarged one); only they stream. */
   function applyView() {
-    if (view.group && !prefs.live.groups.some((g) => g.name === view.group)) view.group = null;
+    // A shared group is only known to be gone once the list has come.
+    if (view.group && !findGroup(view.group, view.shared) && (!view.shared || shared)) { view.group = null; view.shared = false; }
     const on = shown();
     const visible = new Set(on);
     const n = pageSize();
@@ -327,12 +424,18 @@ export function mount(root, ctx) {
     }
     for (const b of layoutBtns) b.setAttribute("aria-pressed", String(Number(b.dataset.layout) === prefs.live.layout));
     const names = prefs.live.groups.map((g) => g.name);
-    const want = ["", ...names].join("\n");
+    const sharedNames = (shared || []).map((g) => g.name);
+    const want = JSON.stringify([names, sharedNames]);
     if (groupSel.dataset.options !== want) {
-      fill(groupSel, h("option", { value: "", text: "All cameras" }), names.map((g) => h("option", { value: g, text: g })));
+      const opts = (list, isShared) => list.map((g) => h("option", { value: g, text: g, dataset: isShared ? { shared: "1" } : {} }));
+      // Without shared groups the picker stays a plain list of the user's own.
+      fill(groupSel, h("option", { value: "", text: "All cameras" }),
+        sharedNames.length ? [h("optgroup", { label: "My groups" }, opts(names, false)), h("optgroup", { label: "Shared groups" }, opts(sharedNames, true))]
+          : opts(names, false));
       groupSel.dataset.options = want;
     }
-    groupSel.value = view.group || "";
+    const opt = [...groupSel.options].find((o) => o.value === (view.group || "") && Boolean(o.dataset.shared) === Boolean(view.group && view.shared));
+    if (opt) opt.selected = true;
     const np = pages();
     pager.hidden = np < 2 || Boolean(enlarged);
     pageLabel.textContent = `Page ${view.page + 1} of ${np}`;
@@ -351,11 +454,15 @@ export function mount(root, ctx) {
   /** One tour step: the next page of the group shown, else the next group's first page. */
   function tourStep() {
     if (gone || enlarged || document.hidden) return;
-    const groupsShown = prefs.live.groups.filter((g) => selection(g.name).length).map((g) => g.name);
-    const stops = (groupsShown.length ? groupsShown : [null]).flatMap((g) => Array.from({ length: pages(g) }, (_, p) => [g, p]));
+    const groupsShown = [
+      ...prefs.live.groups.filter((g) => selection(g.name, false).length).map((g) => [g.name, false]),
+      ...(shared || []).filter((g) => selection(g.name, true).length).map((g) => [g.name, true]),
+    ];
+    const stops = (groupsShown.length ? groupsShown : [[null, false]])
+      .flatMap(([g, sh]) => Array.from({ length: pages(g, sh) }, (_, p) => [g, sh, p]));
     if (stops.length < 2) return;
-    const i = stops.findIndex(([g, p]) => g === view.group && p === view.page);
-    [view.group, view.page] = stops[(i + 1) % stops.length];
+    const i = stops.findIndex(([g, sh, p]) => g === view.group && sh === Boolean(view.group && view.shared) && p === view.page);
+    [view.group, view.shared, view.page] = stops[(i + 1) % stops.length];
     applyView();
   }
 
@@ -387,8 +494,23 @@ export function mount(root, ctx) {
     if (!document.fullscreenElement && document.body.classList.contains("wall")) setWall(false);
   }
 
+  /** The enlarged view moves on to the next (1) or previous (-1) camera of the selection. */
+  function step(d) {
+    const sel = selection();
+    const i = sel.findIndex((x) => x.cam.id === enlarged);
+    if (i < 0 || sel.length < 2) return;
+    enlarge(sel[(i + d + sel.length) % sel.length].cam.id);
+  }
+
+  /** Full screen for the enlarged picture (the grid holding it, so a swipe keeps it full screen). */
+  function toggleFullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen?.().catch(() => {});
+    else grid.requestFullscreen?.().catch(() => {});
+  }
+
   function enlarge(id) {
     enlarged = id;
+    if (!id && document.fullscreenElement === grid) document.exitFullscreen?.().catch(() => {});
     grid.classList.toggle("single", Boolean(id));
     backBtn.hidden = !id;
     for (const [cid, t] of tiles) {
@@ -450,6 +572,8 @@ export function mount(root, ctx) {
     }
     if (gone) return;
     nvrDownSince = 0;
+    // Shared groups change with an admin's edit or the user's access: follow them.
+    loadShared();
     const cams = data.cameras;
     const ids = new Set(cams.map((c) => c.id));
     for (const [id, t] of tiles) {
@@ -492,7 +616,7 @@ export function mount(root, ctx) {
 
   function tick() {
     if (gone) return;
-    for (const t of tiles.values()) render(t);
+    for (const t of tiles.values()) { render(t); drawClock(t); }
     summarise();
   }
 
@@ -508,10 +632,11 @@ export function mount(root, ctx) {
   document.addEventListener("visibilitychange", onVisibility);
   document.addEventListener("fullscreenchange", onFullscreen);
   // The user's layout first, so the first tiles started are the ones shown.
-  api("GET", "/api/me/prefs").catch(() => null).then((p) => {
+  Promise.all([api("GET", "/api/me/prefs").catch(() => null), loadShared()]).then(([p]) => {
     if (gone) return;
     if (p && p.live) prefs = { ...p, live: { ...DEFAULT_PREFS.live, ...p.live, tour: { ...DEFAULT_PREFS.live.tour, ...p.live.tour } } };
     view.group = prefs.live.group;
+    view.shared = Boolean(prefs.live.group_shared);
     setTour();
     refresh();
     timer = setInterval(refresh, REFRESH_MS);

@@ -1,6 +1,7 @@
 // The live grid's "Groups" dialog: named sets of cameras, made from
 // checkboxes, kept in the user's preferences (the caller saves them). A
-// group is shown on its own in the grid and is one stop of a tour.
+// group is shown on its own in the grid and is one stop of a tour. The same
+// dialog edits the shared groups administrators keep for everyone.
 
 import { h, fill, field } from "./dom.js";
 
@@ -10,25 +11,27 @@ const MAX_NAME = 60;
  * Returns `{dialog, open(cameras, groups)}`. `cameras`: [{id, name}] the user
  * may see now; `groups`: [{name, cameras}]. `onSave(groups, selected)` gets
  * the new list (a copy) and the name of the group just saved (or null).
+ * `prefix` names the elements' ids (`${prefix}s` is the dialog's).
  */
-export function groupsDialog(onSave) {
-  const title = h("h2", { id: "live-groups-title", text: "Camera groups" });
-  const pick = h("select", { id: "live-groups-pick" });
-  const name = h("input", { id: "live-group-name", maxlength: MAX_NAME, autocomplete: "off", required: true });
+export function groupsDialog(onSave, { prefix = "live-group", heading = "Camera groups", note = "" } = {}) {
+  const title = h("h2", { id: `${prefix}s-title`, text: heading });
+  const pick = h("select", { id: `${prefix}s-pick` });
+  const name = h("input", { id: `${prefix}-name`, maxlength: MAX_NAME, autocomplete: "off", required: true });
   const boxes = h("fieldset", { class: "group-cameras" });
   const error = h("p", { class: "error", role: "alert" });
-  const del = h("button", { type: "button", class: "danger quiet", id: "live-group-delete", text: "Delete group" });
+  const del = h("button", { type: "button", class: "danger quiet", id: `${prefix}-delete`, text: "Delete group" });
   const form = h("form", { class: "group-form" },
     title,
+    note ? h("p", { class: "muted", text: note }) : null,
     field("Group", pick),
     field("Name", name),
     boxes,
     error,
     h("div", { class: "buttons" },
-      h("button", { type: "submit", class: "primary", id: "live-group-save", text: "Save group" }),
+      h("button", { type: "submit", class: "primary", id: `${prefix}-save`, text: "Save group" }),
       del,
       h("button", { type: "button", class: "quiet", text: "Close", onclick: () => dialog.close() })));
-  const dialog = h("dialog", { id: "live-groups", "aria-labelledby": title.id }, form);
+  const dialog = h("dialog", { id: `${prefix}s`, "aria-labelledby": title.id }, form);
   let cams = [];
   let groups = [];
 

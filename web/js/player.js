@@ -4,8 +4,11 @@
 // Protocol (src/web/live.rs): a text message {"type":"init","codec",
 // "width","height"} announces an init segment, which follows as one binary
 // message; every later binary message is one moof+mdat holding one frame.
-// A later text message means the camera changed parameters: a new
-// MediaSource and SourceBuffer are made for it.
+// A later init message means the camera changed parameters: a new
+// MediaSource and SourceBuffer are made for it. Before each key frame a text
+// message {"type":"clock","t","wall_ms"} says when the frame at decode time t
+// (seconds) reached the server: `wallTime()` turns the picture's playback
+// position into the real date and time it shows.
 //
 // Latency: the buffer is kept short (old media is removed), playback is
 // sped up slightly when it drifts behind and jumps to the live edge when it
@@ -36,6 +39,8 @@ const BACKOFF_MIN = 1;
 const BACKOFF_MAX = 30;
 /** No frame for this long while connected: the tile stops saying "Live". */
 const STALL_SECONDS = 3;
+/** Key-frame clocks kept: enough to cover the media kept behind the playhead. */
+const CLOCKS_KEPT = 32;
 /** Close code of a view the server ended: logout, session expiry or changed access (src/web/live.rs). */
 const SESSION_ENDED = 1008;
 
@@ -71,6 +76,8 @@ export class LivePlayer {
     this.sb = null;
     this.queue = [];
     this.pendingInit = null;
+    /** [{t, wall}] of the current timeline's recent key frames, oldest first. */
+    this.clocks = [];
     this.attempt = 0;
     this.retryTimer = null;
     this.tickTimer = null;
@@ -157,6 +164,10 @@ export class LivePlayer {
       let m = null;
       try { m = JSON.parse(data); } catch { /* not ours */ }
       if (m && m.type === "init") this.pendingInit = m;
+      else if (m && m.type === "clock" && Number.isFinite(m.t) && Number.isFinite(m.wall_ms)) {
+        this.clocks.push({ t: m.t, wall: m.wall_ms });
+        if (this.clocks.length > CLOCKS_KEPT) this.clocks.shift();
+      }
       return;
     }
     if (this.pendingInit) {
@@ -196,6 +207,7 @@ export class LivePlayer {
       return;
     }
     this.teardownMedia();
+    this.clocks = [];
     this.info.inits++;
     this.lastProgressAt = Date.now();
     const ms = new MS();
@@ -310,6 +322,24 @@ export class LivePlayer {
   /** Since when (ms epoch) the picture has not moved on, for "No picture since". */
   stalledSince() {
     return Math.min(this.lastFrameAt, this.lastProgressAt);
+  }
+
+  /**
+   * The real time (ms since the epoch) of the picture shown, from the clock of
+   * the newest key frame at or before it; null before any picture.
+   */
+  wallTime() {
+    const c = this.keyClock();
+    return c && c.wall + (this.video.currentTime - c.t) * 1000;
+  }
+
+  /** The clock of the newest key frame at or before the picture shown ({t, wall}), or null. */
+  keyClock() {
+    const v = this.video;
+    if (!this.sb || !v.readyState || !this.clocks.length) return null;
+    let c = this.clocks[0];
+    for (const x of this.clocks) if (x.t <= v.currentTime + 0.001) c = x;
+    return c;
   }
 
   /** Whether frames are reaching this browser and the picture moves on. */
