@@ -54,7 +54,7 @@ pub fn classify(cam: &CameraConfig, s: &CameraStatus) -> (State, Option<i64>, St
         return (
             State::NotRecording,
             Some(since),
-            "no key frame to start a segment at".into(),
+            crate::status::NO_KEY_FRAME_WORDS.into(),
         );
     }
     (State::Online, None, String::new())

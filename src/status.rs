@@ -153,6 +153,21 @@ pub fn why_not_streaming(s: &CameraStatus) -> &'static str {
     }
 }
 
+/// The plain words for a camera that streams but has sent no key frame for
+/// 10 s or more: its frames cannot be decoded, so nothing is recorded (and no
+/// live picture can start) until one comes. Shared by `/api/cameras`, the
+/// timeline's state history and the live tile.
+pub const NO_KEY_FRAME_WORDS: &str =
+    "camera sends video but no key frame, so nothing is recorded until one arrives";
+
+/// Why a streaming camera records nothing, in plain words; `None` while its
+/// frames are being recorded, and while it is not streaming at all (that is
+/// [`why_not_streaming`]'s to say).
+pub fn why_not_recording(s: &CameraStatus) -> Option<&'static str> {
+    (s.state == StreamState::Streaming && s.no_key_frame_since_ns.is_some())
+        .then_some(NO_KEY_FRAME_WORDS)
+}
+
 /// Snapshot of one camera's health.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CameraStatus {

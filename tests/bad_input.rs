@@ -89,6 +89,93 @@ fn malformed_sdp_is_reported_and_retried_with_backoff() {
     assert!(files(dir.path(), ".mp4").is_empty());
 }
 
+/// A camera that sends video but no key frame (GStreamer's `/h264nokey`: a
+/// pad probe drops every IDR access unit until the test lets one through, as
+/// a camera joined after its only key frame, or one with a key-frame interval
+/// of minutes). No frame can be decoded, so nothing may be written; after
+/// 10 s the log warns and `/api/cameras` says so in plain words; the session
+/// stays up; the first key frame starts a recording that decodes cleanly.
+/// (The wait of minutes, on a simulated clock:
+/// `src/ingest/session/tests.rs::a_camera_without_a_key_frame_for_minutes_keeps_its_session_and_records_from_the_key_frame`.)
+#[test]
+fn video_without_a_key_frame_is_reported_then_recorded_from_the_first_one() {
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cams = format!(
+        "[[camera]]\nid = \"nokey\"\nurl = \"{}\"\n",
+        gst.url("h264nokey")
+    );
+    let (mut nvr, admin) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
+    let s = wait_for(
+        Duration::from_secs(120),
+        "no_key_frame_since in /api/cameras",
+        || {
+            let s = camera_status(&nvr.http, &admin, "nokey");
+            (!s["no_key_frame_since"].is_null()).then_some(s)
+        },
+    );
+    let log = || format!("{s}\n--- cleannvr ---\n{}", nvr.log.text());
+    assert_eq!(s["state"], "streaming", "{}", log());
+    assert_eq!(
+        s["why_not_recording"],
+        "camera sends video but no key frame, so nothing is recorded until one arrives",
+        "{}",
+        log()
+    );
+    // Frames did arrive (ingest counts them), over one session, while the
+    // peer withheld key frames.
+    assert!(s["frames"].as_u64().unwrap() > 0, "{}", log());
+    assert!(gst.out.find("nokey key frames withheld").is_some());
+    assert!(gst.out.find("nokey key frame sent").is_none());
+    let warning = nvr
+        .log
+        .find("no key frame for 10 s")
+        .unwrap_or_else(|| panic!("no warning in the log: {}", log()));
+    assert!(warning.contains("nokey"), "names the camera: {warning}");
+    assert!(nvr.log.find("session ended").is_none(), "{}", log());
+    assert_eq!(s["segments"], 0, "{}", log());
+    let written = [files(&data, ".mp4"), files(&data, ".part")].concat();
+    assert!(written.is_empty(), "written without a key frame: {written:?}");
+
+    // One key frame: recording starts there, and the status clears.
+    gst.release_key_frame();
+    wait_for(Duration::from_secs(120), "recording from the key frame", || {
+        let s = camera_status(&nvr.http, &admin, "nokey");
+        let part = !files(&data.join("nokey"), ".part").is_empty();
+        (part && s["no_key_frame_since"].is_null() && s["why_not_recording"].is_null())
+            .then_some(())
+    });
+    assert!(gst.out.find("nokey key frame sent").is_some());
+    // A second one, a segment length later, rolls the segment over; stopping
+    // finishes the second.
+    std::thread::sleep(Duration::from_secs(3));
+    gst.release_key_frame();
+    wait_for(Duration::from_secs(120), "a finished segment", || {
+        (!files(&data.join("nokey"), ".mp4").is_empty()).then_some(())
+    });
+    nvr.stop();
+    let text = nvr.log.text();
+    assert!(!text.contains("panicked"), "{text}");
+    let segments = files(&data, ".mp4");
+    assert_eq!(segments.len(), 2, "{segments:?}\n{text}");
+    let mut total = 0;
+    for f in &segments {
+        let errors = decode_errors(f);
+        assert!(errors.is_empty(), "{}: {errors}", f.display());
+        assert!(starts_with_key_frame(f), "{}", f.display());
+        let v = ffprobe(f, &["-count_frames", "-show_entries", "stream=nb_read_frames"]);
+        let n: u64 = v["streams"][0]["nb_read_frames"]
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(n >= 1, "{}: {v}", f.display());
+        total += n;
+    }
+    // The first ran from one key frame to the next, 3 s or more at 25 fps.
+    assert!(total >= 70, "{total} frames in {segments:?}");
+}
+
 /// Mounts a small tmpfs for the duration of a test (needs root, as CI has).
 struct Tmpfs(std::path::PathBuf);
 

@@ -3,7 +3,9 @@
 //! GStreamer RTSP peer: the picture must move on after each (a camera session
 //! restarts its timestamps with the same parameters, which once froze the
 //! tile for as long as the previous session had run), and the tile must say
-//! in plain words what is happening meanwhile.
+//! in plain words what is happening meanwhile. A second camera streams
+//! without ever sending a key frame (the peer's `/h264nokey`): its tile must
+//! say so, never "Live", and "Offline" once its session ends.
 
 mod common;
 
@@ -32,7 +34,8 @@ fn live_tile_survives_camera_and_nvr_restarts() {
         dir.path(),
         10,
         &format!(
-            "[[camera]]\nid = \"gate\"\nname = \"Front gate\"\nurl = \"rtsp://127.0.0.1:{gst_port}/h264aac\"\n"
+            "[[camera]]\nid = \"gate\"\nname = \"Front gate\"\nurl = \"rtsp://127.0.0.1:{gst_port}/h264aac\"\n\
+             [[camera]]\nid = \"yard\"\nname = \"Yard\"\nurl = \"rtsp://127.0.0.1:{gst_port}/h264nokey\"\n"
         ),
     )
     .replace("127.0.0.1:0", &format!("127.0.0.1:{web_port}"));
@@ -48,7 +51,11 @@ fn live_tile_survives_camera_and_nvr_restarts() {
     wait_for(Duration::from_secs(120), "40 s of camera session", || {
         let (_, body) = get(&base, "/api/cameras", &admin);
         let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        (v["cameras"][0]["frames"].as_u64()? >= 40 * 25).then_some(())
+        let cams = v["cameras"].as_array()?;
+        let cam = |id: &str| cams.iter().find(|c| c["id"] == id).cloned();
+        // The yard camera streams, but its peer withholds every key frame.
+        let waiting = !cam("yard")?["no_key_frame_since"].is_null();
+        (cam("gate")?["frames"].as_u64()? >= 40 * 25 && waiting).then_some(())
     });
 
     let screens = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-live-reconnect");
@@ -56,6 +63,7 @@ fn live_tile_survives_camera_and_nvr_restarts() {
     let cfg_json = serde_json::json!({
         "admin": ["root", "admin pass 12345"],
         "camera": "gate",
+        "nokey": "yard",
         "screens": screens,
     })
     .to_string();

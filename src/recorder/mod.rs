@@ -308,9 +308,20 @@ impl Recorder {
     }
 
     /// Ends the segment and forgets the time anchor: the next session's clock starts afresh.
+    /// A wait for a key frame ends with its session too: an offline camera is not
+    /// "streaming without a key frame", and the next session's wait counts afresh.
     fn end_run(&mut self) {
         self.end_segment();
         self.anchor = None;
+        self.end_wait();
+    }
+
+    /// Forgets a wait for a key frame and takes it off the status.
+    fn end_wait(&mut self) {
+        self.waiting_warned = None;
+        if self.waiting_since.take().is_some() {
+            update(&self.status, |s| s.no_key_frame_since_ns = None);
+        }
     }
 
     /// Finishes the held frame with the last known duration and closes the segment.
@@ -390,10 +401,7 @@ impl Recorder {
                 self.hold(IngestEvent::Video(f));
                 return;
             }
-            if self.waiting_since.take().is_some() {
-                self.waiting_warned = None;
-                update(&self.status, |s| s.no_key_frame_since_ns = None);
-            }
+            self.end_wait();
         } else if self.seg.is_none() {
             // Frames that cannot be decoded without the key frame before them:
             // never written. Say so once the wait is long enough to matter.

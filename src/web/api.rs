@@ -18,7 +18,7 @@ use crate::auth::login::{self, Attempt, Refused};
 use crate::auth::totp::{Accepted, Factor};
 use crate::auth::User;
 use crate::clock::{rfc3339, NS_PER_SEC};
-use crate::status::{recorder_words, why_not_streaming, StreamState, Trouble};
+use crate::status::{recorder_words, why_not_recording, why_not_streaming, StreamState, Trouble};
 use crate::store::SegmentRecord;
 
 /// `GET /api/health`: liveness for probes and tests. No auth, no secrets.
@@ -398,6 +398,7 @@ pub async fn cameras(
             })),
             "last_error": if admin { s.last_error.clone() } else { s.last_error.as_ref().map(|_| s.trouble.unwrap_or(Trouble::Other).words().to_owned()) },
             "no_key_frame_since": opt_time(s.no_key_frame_since_ns),
+            "why_not_recording": why_not_recording(&s),
             "recorder_error": if admin { s.recorder_error.clone() } else { s.recorder_error.as_ref().map(|_| recorder_words(&s).to_owned()) },
             "recorder_trouble": s.recorder_trouble,
             "recorded_bytes": u.bytes,

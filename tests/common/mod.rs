@@ -231,6 +231,12 @@ impl GstServer {
         format!("rtsp://127.0.0.1:{}/{mount}", self.port)
     }
 
+    /// Lets one key frame out on `/h264nokey` (SIGUSR1 to the peer, which
+    /// prints "nokey key frame sent" when it goes).
+    pub fn release_key_frame(&self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGUSR1) };
+    }
+
     /// Kills the server now.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

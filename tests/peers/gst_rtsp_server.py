@@ -15,6 +15,11 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
   /h264slices live H.264 only, 1280x720 still noise and a clock at 1 Mbit/s, 4 slices
              per picture:
              key frames span many FU-A packets in several slice NALs
+  /h264nokey live H.264 whose key frames are withheld: a pad probe drops every
+             IDR access unit, so a client gets P-frames only (a camera joined
+             after its one key frame, or with a key-frame interval of minutes).
+             SIGUSR1 lets the next key frame through (one per signal); each
+             dropped and each sent one is printed ("nokey ...")
   /vp8       live VP8: a codec cleannvr does not record
   /pcmu      live G.711 mu-law 8 kHz and nothing else (no video track)
   /aac       live AAC 48 kHz and nothing else (no video track)
@@ -39,6 +44,7 @@ listens on once listening.
 import argparse
 import datetime
 import random
+import signal
 import struct
 import time
 
@@ -97,6 +103,15 @@ slices = (
     "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=1000 "
     "sliced-threads=true threads=4 ! "
     "rtph264pay name=pay0 pt=96 config-interval=-1 mtu=1000 "
+)
+# avc (length-prefixed) output: SPS and PPS travel in the caps' codec_data, so
+# the SDP carries them (sprop-parameter-sets) although no key frame, with its
+# in-band parameter sets, ever goes out until the test releases one.
+nokey = (
+    video
+    + "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=600 ! "
+    "video/x-h264,profile=main,stream-format=avc,alignment=au ! identity name=keygate ! "
+    "rtph264pay name=pay0 pt=96 config-interval=-1 "
 )
 vp8 = video + "vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96 "
 # A/V alignment: `flash` (videobalance) and `beep` (volume) get square waves
@@ -230,6 +245,37 @@ class MetaTrack:
         GLib.source_remove(self.timer)
 
 
+class KeyGate:
+    """Drops key frames (buffers without DELTA_UNIT: x264's IDR access units)
+    on /h264nokey, except one per SIGUSR1 received. One gate for the process:
+    the mount is shared, and a test signals the process, not a media."""
+
+    def __init__(self):
+        self.release = 0
+        self.dropped = 0
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, self.on_signal)
+
+    def on_signal(self):
+        self.release += 1
+        print("nokey release requested", flush=True)
+        return True
+
+    def probe(self, _pad, info):
+        buf = info.get_buffer()
+        if buf.has_flags(Gst.BufferFlags.DELTA_UNIT):
+            return Gst.PadProbeReturn.OK
+        if self.release > 0:
+            self.release -= 1
+            print("nokey key frame sent", flush=True)
+            return Gst.PadProbeReturn.OK
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 10 == 0:
+            print(f"nokey key frames withheld: {self.dropped}", flush=True)
+        return Gst.PadProbeReturn.DROP
+
+
+key_gate = KeyGate()
+
 mounts = {
     "/h264aac": video + h264 + aac,
     "/h264pcmu": video + h264 + pcmu,
@@ -239,6 +285,7 @@ mounts = {
     "/h264big": big,
     "/h264frag": frag,
     "/h264slices": slices,
+    "/h264nokey": nokey,
     "/vp8": vp8,
     # Audio-only: the only payloader must be pay0.
     "/pcmu": pcmu.replace("pay1", "pay0"),
@@ -261,7 +308,11 @@ def square(amplitude, offset):
 
 def on_configure(_factory, media, path):
     """Binds /avsync's brightness and volume to the same square wave; starts
-    the metadata of /h264meta*."""
+    the metadata of /h264meta*; puts the key-frame gate on /h264nokey."""
+    if path == "/h264nokey":
+        pad = media.get_element().get_by_name("keygate").get_static_pad("src")
+        pad.add_probe(Gst.PadProbeType.BUFFER, key_gate.probe)
+        return
     if path.startswith("/h264meta"):
         track = MetaTrack(media.get_element().get_by_name("pay1"), path.endswith("hostile"))
         media.connect("unprepared", track.stop)

@@ -5,7 +5,8 @@
 //
 //   node tests/ui/live_reconnect.mjs BASE_URL CONFIG_JSON
 //
-// CONFIG_JSON: {"admin":[name,pw], "camera": id, "screens": dir}
+// CONFIG_JSON: {"admin":[name,pw], "camera": id, "nokey": id, "screens": dir}
+// `nokey` is a camera that streams but never sends a key frame.
 // The harness (tests/ui_live_reconnect.rs) causes the outages: this script
 // prints "PHASE <name>" and waits for a line on stdin before going on.
 // Prints "ok - ..." per check and "ui: N passed, 0 failed" at the end.
@@ -27,6 +28,15 @@ async function phase(name) {
 }
 
 const sel = `.tile[data-camera="${cfg.camera}"]`;
+const nokey = `.tile[data-camera="${cfg.nokey}"]`;
+
+/** What a tile says: its badge and overlay. */
+async function words(page, tile) {
+  return page.$eval(tile, (t) => {
+    const o = t.querySelector(".overlay");
+    return { badge: t.querySelector(".badge").textContent, overlay: o.hidden ? "" : o.textContent, ready: t.querySelector("video").readyState };
+  });
+}
 
 /** The video's clock and what the tile says. */
 async function sample(page) {
@@ -84,6 +94,15 @@ try {
   await playsOn(page, "before any outage");
   await page.screenshot({ path: join(cfg.screens, "1-live.png") });
 
+  // --- A camera that streams without a key frame -----------------------
+  // Frames reach the NVR, but none a picture (or a recording) can start from:
+  // the tile says so in plain words, and never "Live".
+  await page.waitForFunction((s) => document.querySelector(s).querySelector(".badge").textContent === "No key frame", nokey, { timeout: 30000 }).catch(() => {});
+  const nk = await words(page, nokey);
+  check(nk.badge === "No key frame" && /^No key frame from the camera since \d\d:\d\d:\d\d · nothing is recorded until one arrives$/.test(nk.overlay),
+    "a camera streaming without a key frame says so on its tile, not Live", nk);
+  check(nk.ready < 2, "no picture was shown for it", nk);
+
   // --- The camera goes away ---------------------------------------------
   await phase("camera-down");
   await page.waitForFunction((s) => document.querySelector(s).querySelector(".badge").textContent !== "Live", sel, { timeout: 20000 });
@@ -99,6 +118,11 @@ try {
   await page.waitForFunction(([s, before]) => document.querySelector(s).querySelector(".overlay").textContent !== before, [sel, c1], { timeout: 10000 }).catch(() => {});
   const c2 = (await sample(page)).overlay;
   check(c2 !== c1, "the offline message updates by itself (the retry countdown ticks)", [c1, c2]);
+  // The camera without a key frame lost its session too: now it is offline, not waiting.
+  await page.waitForFunction((s) => /^Offline since \d\d:\d\d:\d\d · /.test(document.querySelector(s).querySelector(".overlay").textContent), nokey, { timeout: 30000 }).catch(() => {});
+  const nkOff = await words(page, nokey);
+  check(nkOff.badge === "Offline" && /^Offline since \d\d:\d\d:\d\d · camera not accepting connections · retrying/.test(nkOff.overlay),
+    "once its session ends, the camera without a key frame says Offline", nkOff);
   await page.screenshot({ path: join(cfg.screens, "2-camera-offline.png") });
 
   // --- The camera comes back: same parameters, timestamps from zero -----

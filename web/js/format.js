@@ -162,6 +162,10 @@ export function tileState({ cam, playerLive, stalledSince, nvrDownSince, now = D
   }
   if (cam.enabled === false) return { label: "Disabled", kind: "disabled", text: "Camera disabled in the configuration." };
   if (playerLive) return { label: "Live", kind: "streaming", text: "" };
+  if (cam.state === "streaming" && cam.no_key_frame_since) {
+    // Frames arrive, but none a picture can start from: nothing to show, nothing recorded.
+    return { label: "No key frame", kind: "backoff", text: `No key frame from the camera since ${clock(cam.no_key_frame_since)} · nothing is recorded until one arrives` };
+  }
   const retry = cam.next_attempt ? Math.max(0, Math.ceil((new Date(cam.next_attempt).getTime() - now) / 1000)) : null;
   const retrying = retry === null ? "retrying" : retry > 0 ? `retrying in ${retry} s` : "retrying now";
   const since = cam.offline_since ? ` since ${clock(cam.offline_since)}` : "";

@@ -594,3 +594,87 @@ fn a_full_recorder_queue_drops_to_the_next_key_frame_after_a_gap() {
     assert!(!fwd.send(&tx, frame(17, false), false));
     assert!(!fwd.gap(&tx));
 }
+
+/// A camera whose key frame never comes for a minute and a half (joined after
+/// its only IDR, or a key-frame interval of minutes), then sends one: on the
+/// simulated clock, ingest's frames go through a real recorder. The session
+/// is never dropped as stalled or damaged, nothing is written while no frame
+/// can be decoded, the status says so from 10 s on, and recording starts at
+/// the key frame. (End to end against GStreamer, with real time for the 10 s:
+/// `tests/bad_input.rs::video_without_a_key_frame_is_reported_then_recorded_from_the_first_one`.)
+#[tokio::test]
+async fn a_camera_without_a_key_frame_for_minutes_keeps_its_session_and_records_from_the_key_frame(
+) {
+    // 30 fps, as the fake session's timestamps (3000 ticks a frame) say.
+    const KEY_AT: u32 = 90 * 30;
+    let r = run("auto", 1, |n, _| match n {
+        0 => Act::Stream {
+            frames: KEY_AT + 5 * 30,
+            every: Duration::from_nanos(33_333_333),
+            key: |i| i >= KEY_AT && (i - KEY_AT).is_multiple_of(30),
+            then: End::Eof,
+        },
+        _ => Act::Fail("DESCRIBE", None),
+    })
+    .await;
+    // One session, over TCP, ended by the camera (not by a stall, damage or a
+    // transport fallback), and every frame handed on.
+    assert_eq!(r.calls.len(), 2);
+    assert_eq!(r.calls[0].proto, Proto::Tcp);
+    assert_eq!(r.ends.len(), 1);
+    assert!(r.ends[0] >= Duration::from_secs(94), "{:?}", r.ends);
+    assert_eq!((r.status.damaged_frames, r.status.dropped_frames), (0, 0));
+    assert_eq!(r.status.frames, u64::from(KEY_AT + 150));
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(crate::store::Store::open(dir.path()).unwrap());
+    let status = Arc::new(Mutex::new(CameraStatus {
+        state: StreamState::Streaming,
+        ..Default::default()
+    }));
+    let mut rec = crate::recorder::Recorder::new(
+        crate::recorder::RecorderSettings {
+            camera: "cam".into(),
+            segment_seconds: 60,
+        },
+        store.clone(),
+        status.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let mut first_ns = None;
+    let mut key_ns = None;
+    for ev in r.events {
+        let IngestEvent::Video(f) = &ev else {
+            rec.handle(ev);
+            continue;
+        };
+        let (received, is_key) = (f.received_ns, f.is_key);
+        let first = *first_ns.get_or_insert(received);
+        let waited = received - first;
+        if is_key && key_ns.is_none() {
+            key_ns = Some(received);
+            // A minute and a half of frames, none of them written, and said so.
+            assert!(waited > 89 * crate::clock::NS_PER_SEC, "{waited}");
+            let s = status.lock().unwrap().clone();
+            assert_eq!(s.no_key_frame_since_ns, Some(first));
+            assert_eq!(
+                crate::status::why_not_recording(&s),
+                Some(crate::status::NO_KEY_FRAME_WORDS)
+            );
+            assert_eq!(store.iter_camera("cam").count(), 0);
+        }
+        rec.handle(ev);
+        if key_ns.is_none() {
+            // Shown from 10 s of waiting on, not before.
+            let since = status.lock().unwrap().no_key_frame_since_ns;
+            let due = waited >= 10 * crate::clock::NS_PER_SEC;
+            assert_eq!(since.is_some(), due, "after {waited} ns");
+        }
+    }
+    let key_ns = key_ns.expect("the key frame reached the recorder");
+    assert_eq!(status.lock().unwrap().no_key_frame_since_ns, None);
+    assert_eq!(crate::status::why_not_recording(&status.lock().unwrap()), None);
+    let rows: Vec<_> = store.iter_camera("cam").map(|r| r.unwrap()).collect();
+    assert_eq!(rows.iter().map(|r| r.frames).sum::<u64>(), 150, "{rows:?}");
+    assert!(rows[0].start_ns >= key_ns, "{rows:?}");
+}
