@@ -136,16 +136,23 @@ fn video_without_a_key_frame_is_reported_then_recorded_from_the_first_one() {
     assert!(nvr.log.find("session ended").is_none(), "{}", log());
     assert_eq!(s["segments"], 0, "{}", log());
     let written = [files(&data, ".mp4"), files(&data, ".part")].concat();
-    assert!(written.is_empty(), "written without a key frame: {written:?}");
+    assert!(
+        written.is_empty(),
+        "written without a key frame: {written:?}"
+    );
 
     // One key frame: recording starts there, and the status clears.
     gst.release_key_frame();
-    wait_for(Duration::from_secs(120), "recording from the key frame", || {
-        let s = camera_status(&nvr.http, &admin, "nokey");
-        let part = !files(&data.join("nokey"), ".part").is_empty();
-        (part && s["no_key_frame_since"].is_null() && s["why_not_recording"].is_null())
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(120),
+        "recording from the key frame",
+        || {
+            let s = camera_status(&nvr.http, &admin, "nokey");
+            let part = !files(&data.join("nokey"), ".part").is_empty();
+            (part && s["no_key_frame_since"].is_null() && s["why_not_recording"].is_null())
+                .then_some(())
+        },
+    );
     assert!(gst.out.find("nokey key frame sent").is_some());
     // A second one, a segment length later, rolls the segment over; stopping
     // finishes the second.
@@ -164,7 +171,10 @@ fn video_without_a_key_frame_is_reported_then_recorded_from_the_first_one() {
         let errors = decode_errors(f);
         assert!(errors.is_empty(), "{}: {errors}", f.display());
         assert!(starts_with_key_frame(f), "{}", f.display());
-        let v = ffprobe(f, &["-count_frames", "-show_entries", "stream=nb_read_frames"]);
+        let v = ffprobe(
+            f,
+            &["-count_frames", "-show_entries", "stream=nb_read_frames"],
+        );
         let n: u64 = v["streams"][0]["nb_read_frames"]
             .as_str()
             .and_then(|n| n.parse().ok())

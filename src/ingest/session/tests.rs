@@ -603,8 +603,8 @@ fn a_full_recorder_queue_drops_to_the_next_key_frame_after_a_gap() {
 /// the key frame. (End to end against GStreamer, with real time for the 10 s:
 /// `tests/bad_input.rs::video_without_a_key_frame_is_reported_then_recorded_from_the_first_one`.)
 #[tokio::test]
-async fn a_camera_without_a_key_frame_for_minutes_keeps_its_session_and_records_from_the_key_frame(
-) {
+async fn a_camera_without_a_key_frame_for_minutes_keeps_its_session_and_records_from_the_key_frame()
+{
     // 30 fps, as the fake session's timestamps (3000 ticks a frame) say.
     const KEY_AT: u32 = 90 * 30;
     let r = run("auto", 1, |n, _| match n {
@@ -673,7 +673,10 @@ async fn a_camera_without_a_key_frame_for_minutes_keeps_its_session_and_records_
     }
     let key_ns = key_ns.expect("the key frame reached the recorder");
     assert_eq!(status.lock().unwrap().no_key_frame_since_ns, None);
-    assert_eq!(crate::status::why_not_recording(&status.lock().unwrap()), None);
+    assert_eq!(
+        crate::status::why_not_recording(&status.lock().unwrap()),
+        None
+    );
     let rows: Vec<_> = store.iter_camera("cam").map(|r| r.unwrap()).collect();
     assert_eq!(rows.iter().map(|r| r.frames).sum::<u64>(), 150, "{rows:?}");
     assert!(rows[0].start_ns >= key_ns, "{rows:?}");
