@@ -588,24 +588,3 @@ fn segment_files_missing_from_the_index_are_indexed_at_start() {
         .unwrap()
         .is_empty());
 }
-
-#[test]
-fn a_wait_for_a_key_frame_ends_with_its_session() {
-    let mut r = rig(2);
-    let p = params(640);
-    let no_key = |r: &Rig| r.rec.status.lock().unwrap().no_key_frame_since_ns;
-    r.rec.handle(IngestEvent::SessionStarted { audio: None });
-    no_key_frames(&mut r, &p, 0, T0, 15 * 25);
-    assert_eq!(no_key(&r), Some(T0));
-    // The camera goes offline: it is no longer "streaming without a key frame".
-    r.rec.handle(IngestEvent::SessionEnded);
-    assert_eq!(no_key(&r), None);
-    // Back an hour later, still without a key frame: a new wait, shown after its own 10 s.
-    let back = T0 + 3600 * NS_PER_SEC;
-    r.rec.handle(IngestEvent::SessionStarted { audio: None });
-    no_key_frames(&mut r, &p, 0, back, 5 * 25);
-    assert_eq!(no_key(&r), None);
-    no_key_frames(&mut r, &p, 5 * SEC, back + 5 * NS_PER_SEC, 6 * 25);
-    assert_eq!(no_key(&r), Some(back));
-    assert!(rows(&r.store).is_empty());
-}
