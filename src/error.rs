@@ -205,6 +205,16 @@ impl From<anyhow::Error> for Error {
             }
             .caused_by(e);
         }
+        // Before the full-disk test: sled's log writer meeting a full volume is
+        // the index waiting to be reopened (`reopen`), which the server does by
+        // itself, not storage the caller must free.
+        if e.chain().any(breaks_index) {
+            return Error::unavailable(
+                "the index is being reopened after a storage error; retry shortly",
+            )
+            .retry_after(crate::reopen::RETRY_AFTER_SECS)
+            .caused_by(e);
+        }
         if e.chain().any(is_disk_full) {
             return Error::resource_exhausted("the storage volume is full").caused_by(e);
         }
@@ -212,14 +222,16 @@ impl From<anyhow::Error> for Error {
     }
 }
 
+/// Whether `e` is a sled error after which the index refuses every write
+/// until it is reopened ([`crate::store::breaks_index`]).
+fn breaks_index(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<sled::Error>()
+        .is_some_and(crate::store::breaks_index)
+}
+
 /// Whether `e` says the volume (or the user's disk quota) is full.
 fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
-    let io = e
-        .downcast_ref::<std::io::Error>()
-        .or_else(|| match e.downcast_ref::<sled::Error>() {
-            Some(sled::Error::Io(io)) => Some(io),
-            _ => None,
-        });
+    let io = e.downcast_ref::<std::io::Error>();
     io.is_some_and(|io| {
         matches!(
             io.kind(),
@@ -280,12 +292,23 @@ mod tests {
         let e = Error::from(anyhow::Error::from(full).context("writing /srv/nvr/a.mp4"));
         assert_eq!(e.kind, ErrorKind::ResourceExhausted);
         assert!(!e.detail.contains("/srv"), "{}", e.detail);
-        let e = Error::from(anyhow::Error::from(sled::Error::Io(
-            std::io::Error::from_raw_os_error(libc::ENOSPC),
-        )));
-        assert_eq!(e.kind, ErrorKind::ResourceExhausted);
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         let e = Error::from(anyhow::Error::from(denied));
+        assert_eq!(e.kind, ErrorKind::Internal);
+    }
+
+    /// sled refusing writes (its log writer met ENOSPC, and keeps that error
+    /// until the index is reopened, which the server does by itself) is
+    /// "unavailable, retry", not "insufficient storage" (issue 10).
+    #[test]
+    fn an_index_waiting_to_be_reopened_is_unavailable_with_a_retry() {
+        let refused = sled::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        let e = Error::from(anyhow::Error::from(refused).context("appending to the audit log"));
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(e.retry_after, Some(crate::reopen::RETRY_AFTER_SECS));
+        assert!(!e.detail.contains("audit"), "{}", e.detail);
+        // What does not break the index keeps its kind.
+        let e = Error::from(anyhow::Error::from(sled::Error::Unsupported("x".into())));
         assert_eq!(e.kind, ErrorKind::Internal);
     }
 

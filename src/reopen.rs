@@ -54,6 +54,10 @@ const PROBE_EVERY_CHECKS: u32 = 5;
 /// How long the graceful stop (recorders finish their segments) may take before
 /// the server re-executes anyway.
 pub const STOP_GRACE: Duration = Duration::from_secs(15);
+/// `Retry-After` (s) of a write refused while the index waits to be reopened:
+/// about a stop and a start-up. Longer when the volume has no room to reopen,
+/// but the client cannot know that either, and asking again costs little.
+pub const RETRY_AFTER_SECS: u64 = STOP_GRACE.as_secs();
 
 /// Watches the index until `shutdown`. Once it refuses writes and can be
 /// reopened, cancels `shutdown` and returns sled's error; with `reexec`, also

@@ -251,7 +251,8 @@ mod tests {
 
     /// Errors of the layers below keep their status, `error` string and
     /// fields through `?`: a range whose codec changes names its boundary and
-    /// parts, a full transcoder says when to retry, a full volume is 507.
+    /// parts, a full transcoder and an index waiting to be reopened say when to retry,
+    /// a full volume is 507.
     #[tokio::test]
     async fn lower_errors_answer_by_their_kind() {
         let s = 1_800_000_000 * crate::clock::NS_PER_SEC;
@@ -288,6 +289,14 @@ mod tests {
             (st, body["error"].as_str()),
             (507, Some("insufficient_storage"))
         );
+
+        // The index refusing writes until it is reopened: retry, not "full".
+        let refused = sled::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        let e = anyhow::Error::from(refused).context("adding a legal hold");
+        let (st, retry, body) = answer(e).await;
+        let secs = crate::reopen::RETRY_AFTER_SECS.to_string();
+        assert_eq!((st, retry.as_deref()), (503, Some(secs.as_str())), "{body}");
+        assert_eq!(body["error"], "unavailable");
 
         let enospc = std::io::Error::from_raw_os_error(libc::ENOSPC);
         let e = anyhow::Error::from(enospc).context("writing /srv/cleannvr/index/db");
