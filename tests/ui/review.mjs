@@ -52,6 +52,7 @@ async function main() {
   page.on("pageerror", (e) => errors.push(`uncaught: ${e.message}`));
   ctx.on("request", (r) => requests.push(r.url()));
   const state = () => page.evaluate(readState);
+  const shot = (name) => page.screenshot({ path: join(cfg.shots, `${name}.png`), fullPage: true });
   const origin = new URL(base).origin;
   try {
     await page.setViewportSize({ width: 1920, height: 1080 });
@@ -232,7 +233,7 @@ async function main() {
     const ticked = await page.$$eval('#export-form input[name="camera"]:checked', (bs) => bs.map((b) => b.value));
     check(cfg.cameras.every((c) => ticked.includes(c)), "the export form is prefilled with the cameras shown", ticked);
 
-    // --- Audit: repeated playback rows collapse; CSV of every entry ------------
+    // --- Audit: repeated live-view rows collapse; CSV of every entry --------------
     // Two more visits to the live grid: three live views of each camera, as an operator makes in a shift.
     for (let i = 0; i < 2; i++) {
       await page.goto(`${base}#/live`);
@@ -244,14 +245,37 @@ async function main() {
     }
     await page.goto(`${base}#/audit`);
     await page.locator("table.audit tbody tr").first().waitFor();
-    const liveRows = (cam) => page.$$eval("table.audit tbody tr", (rs, c) => rs.map((r) => [...r.cells].map((x) => x.textContent))
-      .filter((c2) => c2[3] === "Live view" && c2[4] === c), cam);
-    const collapsed = await liveRows(cfg.cameras[0]);
+    const liveRows = () => page.$$eval("table.audit tbody tr", (rs) => rs.map((r) => [...r.cells].map((x) => x.textContent))
+      .filter((c) => c[3].startsWith("Live view")));
+    const collapsed = await liveRows();
+    await shot("audit-collapsed");
     await page.check("#audit-expand");
-    const expanded = await liveRows(cfg.cameras[0]);
-    // (The legal hold placed above is another action between them, so it starts a new row.)
-    check(collapsed.length < expanded.length && /^\d+ times/.test(collapsed[0][6]) && expanded.length >= 3,
-      `audit: ${expanded.length} live views of one camera show as ${collapsed.length} rows, and every one on request`, { collapsed, n: expanded.length });
+    const expanded = await liveRows();
+    await shot("audit-expanded");
+    // Twelve or more live views of four cameras by one user: one row (or a few, where another
+    // action came between) "Live view ×N" naming the cameras, with its first and last time.
+    const big = collapsed.find((c) => /^Live view ×\d+$/.test(c[3]) && cfg.cameras.every((cam) => c[4].split(", ").includes(cam)));
+    check(expanded.length >= 12 && collapsed.length < expanded.length && big && Number(big[3].split("×")[1]) >= 8
+      && /^\d+–\d+$/.test(big[0]) && / – \d\d:\d\d:\d\d/.test(big[1]) && /\d cameras/.test(big[6]),
+    `audit: ${expanded.length} live views of four cameras show as ${collapsed.length} rows, and every one on request`, { collapsed, n: expanded.length });
+    // Filters: by camera (the server's), by user and action, by date.
+    await page.uncheck("#audit-expand");
+    await page.fill('input[name="target"]', cfg.cameras[1]);
+    await page.selectOption('select[name="action"]', "live_view");
+    await page.fill('input[name="actor"]', cfg.admin[0]);
+    await page.click(".filters button[type=submit]");
+    await page.waitForFunction((cam) => {
+      const rs = [...document.querySelectorAll("table.audit tbody tr")];
+      return rs.length > 0 && rs.every((r) => r.cells.length > 4 && r.cells[3].textContent.startsWith("Live view") && r.cells[4].textContent === cam);
+    }, cfg.cameras[1]);
+    check(true, "audit: filtered by camera, user and action, only that camera's live views remain");
+    await page.fill('input[name="since"]', "2099-01-01T00:00");
+    await page.click(".filters button[type=submit]");
+    await page.locator("table.audit tbody td.empty").waitFor();
+    check(true, "audit: a date range with nothing in it shows no entries");
+    await page.click(".filters button[type=reset]");
+    await page.waitForFunction(() => [...document.querySelectorAll("table.audit tbody tr")].some((r) => r.cells.length > 4 && r.cells[3].textContent.startsWith("Playback")));
+    await page.check("#audit-expand");
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("#audit-csv")]);
     const csv = await readFile(await download.path(), "utf8");
     const lines = csv.trim().split("\r\n");

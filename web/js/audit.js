@@ -40,11 +40,12 @@ const REPEATED = new Set(["live_view", "playback"]);
 const REPEAT_GAP_MS = 30 * 60e3;
 
 /**
- * Folds repeats of the same user, action and camera (live views and
- * playback; a wall of tiles makes dozens) into one row each, placed where
- * the newest of them is. Any other action ends the runs, so a login or an
- * export between them still shows where it happened. Entries come newest
- * first. → [{first, last, count}] (first = newest)
+ * Folds repeats into one row each, placed where the newest of them is: a
+ * user's live views of any cameras (a wall of tiles or a tour makes dozens,
+ * one per camera per visit), and a user's playback of one camera. Any other
+ * action ends the runs, so a login or an export between them still shows
+ * where it happened. Entries come newest first.
+ * → [{first, last, count, targets}] (first = newest; targets in the order seen)
  */
 export function collapse(entries) {
   const out = [];
@@ -52,16 +53,17 @@ export function collapse(entries) {
   for (const e of entries) {
     if (!REPEATED.has(e.action)) {
       open.clear();
-      out.push({ first: e, last: e, count: 1 });
+      out.push({ first: e, last: e, count: 1, targets: [e.target] });
       continue;
     }
-    const key = JSON.stringify([e.actor, e.action, e.target]);
+    const key = JSON.stringify([e.actor, e.action, e.action === "live_view" ? "" : e.target]);
     const g = open.get(key);
     if (g && Date.parse(g.last.time) - Date.parse(e.time) <= REPEAT_GAP_MS) {
       g.last = e;
       g.count++;
+      if (!g.targets.includes(e.target)) g.targets.push(e.target);
     } else {
-      const n = { first: e, last: e, count: 1 };
+      const n = { first: e, last: e, count: 1, targets: [e.target] };
       open.set(key, n);
       out.push(n);
     }
@@ -108,7 +110,7 @@ export function mount(root, ctx) {
     h("div", { class: "view-head" }, h("h1", { text: "Audit log" })),
     verifyBox, systemFacts(), filters,
     h("div", { class: "buttons audit-tools" },
-      h("label", {}, expand, " Show every repeated live view and playback"), csvBtn),
+      h("label", {}, expand, " Show each live view and playback on its own row"), csvBtn),
     err, results, h("p", {}, more));
 
   async function verify() {
@@ -150,16 +152,26 @@ export function mount(root, ctx) {
   }
 
   function render() {
-    const groups = expand.checked ? rows.map((e) => ({ first: e, last: e, count: 1 })) : collapse(rows);
+    const groups = expand.checked ? rows.map((e) => ({ first: e, last: e, count: 1, targets: [e.target] })) : collapse(rows);
     fill(results, table(`Audit entries, newest first (times in ${zone})`,
       ["#", "Time", "User", "Action", "Target", "Client", "Detail"],
-      groups.map(({ first: e, last, count }) => [
-        count > 1 ? `${last.seq}–${e.seq}` : String(e.seq),
-        count > 1 ? `${dateTime(last.time)} – ${dateTime(e.time).slice(11)}` : dateTime(e.time), e.actor,
-        h("span", { class: `action action-${e.action}`, text: actionLabel.get(e.action) || e.action }),
-        e.target, e.client,
-        count > 1 ? h("span", { class: "detail repeat", text: `${count} times (shown as one row)` }) : h("span", { class: "detail", text: e.detail }),
-      ]),
+      groups.map(({ first: e, last, count, targets }) => {
+        const label = actionLabel.get(e.action) || e.action;
+        if (count === 1) {
+          return [String(e.seq), dateTime(e.time), e.actor,
+            h("span", { class: `action action-${e.action}`, text: label }),
+            e.target, e.client, h("span", { class: "detail", text: e.detail })];
+        }
+        const cams = targets.length === 1 ? "1 camera" : `${targets.length} cameras`;
+        const [from, to] = [dateTime(last.time), dateTime(e.time)];
+        // The day once, unless the run crosses midnight.
+        const until = from.slice(0, 10) === to.slice(0, 10) ? to.slice(11) : to;
+        return [`${last.seq}–${e.seq}`, `${from} – ${until}`,
+          e.actor,
+          h("span", { class: `action action-${e.action}`, text: `${label} ×${count}` }),
+          targets.join(", "), e.client,
+          h("span", { class: "detail repeat", text: `${count} entries, ${cams}, shown as one row` })];
+      }),
       { class: "audit", empty: "No entries match these filters." }));
   }
 
