@@ -470,6 +470,10 @@ fn retention_pass(
     use crate::audit::{Action, Event};
     use crate::export::quota;
     let storage = &app.config.storage;
+    // Deletes left half done (intents): the archive did not answer when they ran.
+    if let Err(e) = app.store.collect_garbage() {
+        error!(error = %format!("{e:#}"), "finishing interrupted deletes");
+    }
     // Footage of cameras removed from the config keeps the limits they had.
     let policies = &retention::with_removed(&app.store, policies)?;
     let exports = crate::export::exports_dir(&storage.dir);

@@ -40,13 +40,52 @@ pub const MULTIPART_BYTES: usize = 16 << 20;
 const BLOCK: u64 = 1 << 20;
 /// Read-cache size cap.
 const CACHE_BYTES: usize = 64 << 20;
-/// Blocks fetched ahead of a reader moving forward through an object: their ranged GETs
-/// run while the reader is served the current block, so a sequential read costs about
-/// one round trip per `READ_AHEAD` blocks instead of one per block.
-const READ_AHEAD: u64 = 4;
-/// Read-ahead GETs in flight over all readers, at most: bounds the memory they hold
-/// beside the cache (blocks a reader waits for are always fetched).
-const MAX_AHEAD_IN_FLIGHT: usize = 8;
+/// How far ahead of a reader moving forward through an object blocks are fetched: their
+/// ranged GETs run while the reader is served the current block. The window starts at
+/// `first` blocks and doubles with each further forward read up to `max`, so a reader
+/// that keeps going (playback, an export) soon has several larger GETs in flight while
+/// one that stops (a snapshot, a seek) costs little. Each read-ahead GET covers
+/// 1/`spans_per_window` of the window: fewer, larger requests once a reader has shown it
+/// streams (each GET is a signed round trip and a metadata lookup in the cluster).
+/// `max_in_flight` read-ahead blocks over all readers, at most, bounds the memory they
+/// hold beside the cache (blocks a reader waits for are always fetched).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadAhead {
+    /// Window after the first forward read, blocks.
+    pub first: u64,
+    /// Widest window, blocks.
+    pub max: u64,
+    /// GETs per window.
+    pub spans_per_window: u64,
+    /// Read-ahead blocks in flight over all readers, at most.
+    pub max_in_flight: usize,
+}
+
+impl Default for ReadAhead {
+    /// 4 blocks growing to 32 (32 MiB) in GETs of up to 8 MiB, at most 32 MiB in flight
+    /// (beside the 64 MiB cache). Larger GETs measured faster than more of them
+    /// (docs/BENCHMARKS.md).
+    fn default() -> ReadAhead {
+        ReadAhead {
+            first: 4,
+            max: 32,
+            spans_per_window: 4,
+            max_in_flight: 32,
+        }
+    }
+}
+
+impl ReadAhead {
+    /// The read-ahead before it grew (4 blocks, one GET each, 8 in flight): what the
+    /// benchmark compares the default with.
+    pub const FIXED_4: ReadAhead = ReadAhead {
+        first: 4,
+        max: 4,
+        spans_per_window: 4,
+        max_in_flight: 8,
+    };
+}
+
 /// The object under a node's prefix that names the node archiving there (see
 /// [`Archive::ensure_owner`]).
 const OWNER_OBJECT: &str = ".owner";
@@ -617,6 +656,10 @@ impl Remote for Archive {
         Archive::conflict(self)
     }
 
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     fn object_len(&self, key: &str) -> io::Result<Option<u64>> {
         self.size(key)
             .map_err(|e| io::Error::other(format!("{e:#}")))
@@ -687,8 +730,12 @@ type Fetch = Shared<BoxFuture<'static, Result<Bytes, String>>>;
 struct Reads {
     cache: Cache,
     in_flight: HashMap<(String, u64), Fetch>,
-    /// Per object, the last block a read reached.
-    last: HashMap<String, u64>,
+    /// Read-ahead blocks among `in_flight`.
+    ahead: usize,
+    read_ahead: ReadAhead,
+    /// Per object, the last block a read reached and how many reads in a row moved
+    /// forward to get there.
+    last: HashMap<String, (u64, u32)>,
 }
 
 impl Archive {
@@ -697,9 +744,18 @@ impl Archive {
         self.reads.lock().unwrap_or_else(|e| e.into_inner()).cache = Cache::default();
     }
 
+    /// Sets how far ahead reads are fetched (benchmarks compare settings with it).
+    pub fn set_read_ahead(&self, ra: ReadAhead) {
+        self.reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .read_ahead = ra;
+    }
+
     /// Blocks `want` of an object, in order: from the cache, from GETs already in flight,
     /// or fetched now, all at once. A read that moves on from where the last read of the
-    /// object ended also starts the next [`READ_AHEAD`] blocks, which land in the cache.
+    /// object ended also starts GETs for the blocks after it (see [`ReadAhead`]), which
+    /// land in the cache.
     fn blocks(&self, key: &str, len: u64, want: Range<u64>) -> io::Result<Vec<Bytes>> {
         let count = len.div_ceil(BLOCK);
         let mut waits = Vec::new();
@@ -708,28 +764,32 @@ impl Archive {
             if r.last.len() > 1024 {
                 r.last.clear();
             }
-            let prev = r.last.insert(key.to_owned(), want.end - 1);
-            let sequential = prev.is_some_and(|p| want.start <= p + 1 && want.end > p + 1);
+            let prev = r.last.get(key).copied();
+            let run = match prev {
+                Some((p, run)) if want.start <= p + 1 && want.end > p + 1 => run + 1,
+                _ => 0,
+            };
+            r.last.insert(key.to_owned(), (want.end - 1, run));
             for block in want.clone() {
                 let id = (key.to_owned(), block);
                 let w = match (r.cache.get(&id), r.in_flight.get(&id)) {
                     (Some(b), _) => futures::future::ready(Ok(b)).boxed().shared(),
                     (None, Some(f)) => f.clone(),
-                    (None, None) => self.fetch(&mut r, key, len, block),
+                    (None, None) => self
+                        .fetch(&mut r, key, len, block..block + 1, false)
+                        .remove(0),
                 };
                 waits.push(w);
             }
-            if sequential {
-                for block in want.end..(want.end + READ_AHEAD).min(count) {
-                    let id = (key.to_owned(), block);
-                    if r.in_flight.len() >= MAX_AHEAD_IN_FLIGHT {
-                        break;
-                    }
-                    if r.cache.get(&id).is_none() && !r.in_flight.contains_key(&id) {
-                        // Its own task drives it; nobody waits for it yet.
-                        drop(self.fetch(&mut r, key, len, block));
-                    }
-                }
+            let budget = r.read_ahead.max_in_flight.saturating_sub(r.ahead);
+            let have = |b: u64| {
+                let id = (key.to_owned(), b);
+                r.cache.contains(&id) || r.in_flight.contains_key(&id)
+            };
+            let spans = ahead_spans(r.read_ahead, run, want.end, count, budget, have);
+            for span in spans {
+                // Their own task drives them; nobody waits for them yet.
+                drop(self.fetch(&mut r, key, len, span, true));
             }
         }
         block_on(futures::future::join_all(waits))
@@ -738,11 +798,20 @@ impl Archive {
             .map_err(io::Error::other)
     }
 
-    /// Starts the ranged GET of one block on the archive runtime; the block goes into the
-    /// cache when it arrives, whether or not anyone waits for it.
-    fn fetch(&self, r: &mut Reads, key: &str, len: u64, block: u64) -> Fetch {
-        let start = block * BLOCK;
-        let end = (start + BLOCK).min(len);
+    /// Starts one ranged GET of `blocks` of an object on the archive runtime and returns
+    /// a future per block; the blocks go into the cache when they arrive, whether or not
+    /// anyone waits for them. `ahead`: a read-ahead GET (counted against
+    /// [`ReadAhead::max_in_flight`]).
+    fn fetch(
+        &self,
+        r: &mut Reads,
+        key: &str,
+        len: u64,
+        blocks: Range<u64>,
+        ahead: bool,
+    ) -> Vec<Fetch> {
+        let start = blocks.start * BLOCK;
+        let end = (blocks.end * BLOCK).min(len);
         let (s3, k, name) = (self.s3.clone(), ObjPath::from(key), key.to_owned());
         let get = async move {
             s3.get_range(&k, start..end)
@@ -751,19 +820,93 @@ impl Archive {
         }
         .boxed()
         .shared();
-        let id = (key.to_owned(), block);
-        r.in_flight.insert(id.clone(), get.clone());
-        let (reads, done) = (self.reads.clone(), get.clone());
+        let n = (blocks.end - blocks.start) as usize;
+        let mut out = Vec::with_capacity(n);
+        for block in blocks.clone() {
+            let off = ((block - blocks.start) * BLOCK) as usize;
+            let part = if n == 1 {
+                get.clone()
+            } else {
+                get.clone()
+                    .map(move |got| {
+                        let b = got?;
+                        let to = (off + BLOCK as usize).min(b.len());
+                        b.get(off..to)
+                            .map(|_| b.slice(off..to))
+                            .ok_or_else(|| format!("short read at {}", start + off as u64))
+                    })
+                    .boxed()
+                    .shared()
+            };
+            r.in_flight.insert((key.to_owned(), block), part.clone());
+            out.push(part);
+        }
+        if ahead {
+            r.ahead += n;
+        }
+        let (reads, name) = (self.reads.clone(), key.to_owned());
         runtime().spawn(async move {
-            let got = done.await;
+            let got = get.await;
             let mut r = reads.lock().unwrap_or_else(|e| e.into_inner());
-            r.in_flight.remove(&id);
-            if let Ok(b) = got {
-                r.cache.put(id, b);
+            if ahead {
+                r.ahead -= n;
+            }
+            for block in blocks {
+                let id = (name.clone(), block);
+                r.in_flight.remove(&id);
+                if let Ok(b) = &got {
+                    let off = ((block - (start / BLOCK)) * BLOCK) as usize;
+                    let to = (off + BLOCK as usize).min(b.len());
+                    if off < to {
+                        r.cache.put(id, b.slice(off..to));
+                    }
+                }
             }
         });
-        get
+        out
     }
+}
+
+/// The read-ahead GETs (block ranges) to start for a reader whose read ended before block
+/// `from` after `run` forward reads in a row, in an object of `count` blocks: the
+/// missing blocks of the window after `from`, in GETs of a whole span each (or up to
+/// the object's end), until `budget` blocks are asked for. A window that slid by one
+/// block waits until a whole span fits rather than sending a GET for one block. `have`:
+/// whether a block is cached or being fetched.
+fn ahead_spans(
+    ra: ReadAhead,
+    run: u32,
+    from: u64,
+    count: u64,
+    budget: usize,
+    have: impl Fn(u64) -> bool,
+) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    if run == 0 {
+        return out;
+    }
+    let window = (ra.first << (run - 1).min(8)).min(ra.max);
+    let span = (window / ra.spans_per_window.max(1)).max(1);
+    let end = (from + window).min(count);
+    let (mut block, mut asked) = (from, 0usize);
+    while block < end && asked < budget {
+        if have(block) {
+            block += 1;
+            continue;
+        }
+        let limit = (block + span).min(count);
+        if limit > end && limit < count {
+            break;
+        }
+        let mut to = block + 1;
+        while to < limit && !have(to) {
+            to += 1;
+        }
+        out.push(block..to);
+        asked += (to - block) as usize;
+        block = to;
+    }
+    out
 }
 
 /// Least-recently-inserted block cache with a byte cap.
@@ -777,6 +920,10 @@ struct Cache {
 impl Cache {
     fn get(&self, id: &(String, u64)) -> Option<Bytes> {
         self.blocks.get(id).cloned()
+    }
+
+    fn contains(&self, id: &(String, u64)) -> bool {
+        self.blocks.contains_key(id)
     }
 
     fn put(&mut self, id: (String, u64), b: Bytes) {
@@ -1005,6 +1152,49 @@ mod tests {
         assert_eq!(parse_after("3h"), Some(Duration::from_secs(10_800)));
         assert_eq!(parse_after("2w"), None);
         assert_eq!(parse_after("d"), None);
+    }
+
+    #[test]
+    fn read_ahead_grows_in_whole_spans_within_its_budget() {
+        let ra = ReadAhead::default();
+        let none = |_: u64| false;
+        // A first read (or a seek) fetches nothing ahead.
+        assert!(ahead_spans(ra, 0, 1, 100, 16, none).is_empty());
+        // Then 4 blocks, one GET each; 8 in GETs of 2; 16 in GETs of 4; 32 in GETs of 8.
+        assert_eq!(
+            ahead_spans(ra, 1, 1, 100, 32, none),
+            [1..2, 2..3, 3..4, 4..5]
+        );
+        assert_eq!(
+            ahead_spans(ra, 2, 2, 100, 32, none),
+            [2..4, 4..6, 6..8, 8..10]
+        );
+        assert_eq!(
+            ahead_spans(ra, 3, 3, 100, 32, none),
+            [3..7, 7..11, 11..15, 15..19]
+        );
+        assert_eq!(
+            ahead_spans(ra, 9, 4, 100, 32, none),
+            [4..12, 12..20, 20..28, 28..36]
+        );
+        // Blocks cached or in flight are skipped; a window that slid by one block
+        // waits for a whole span.
+        let have = |b: u64| (5..21).contains(&b);
+        assert!(ahead_spans(ra, 3, 5, 100, 32, have).is_empty());
+        assert!(ahead_spans(ra, 3, 8, 100, 32, have).is_empty());
+        assert_eq!(ahead_spans(ra, 3, 9, 100, 32, have), [21..25]);
+        let have = |b: u64| (5..21).contains(&b) || b == 23;
+        assert_eq!(ahead_spans(ra, 3, 12, 100, 32, have), [21..23, 24..28]);
+        // The object's tail is fetched even when shorter than a span.
+        assert_eq!(ahead_spans(ra, 3, 20, 22, 32, none), [20..22]);
+        // The budget (read-ahead already in flight over all readers) stops it.
+        assert!(ahead_spans(ra, 3, 3, 100, 0, none).is_empty());
+        assert_eq!(ahead_spans(ra, 3, 3, 100, 5, none), [3..7, 7..11]);
+        // The read-ahead it replaced: 4 blocks, one GET each, growing never.
+        assert_eq!(
+            ahead_spans(ReadAhead::FIXED_4, 9, 10, 100, 8, none),
+            [10..11, 11..12, 12..13, 13..14]
+        );
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub trait Remote: Send + Sync {
     fn conflict(&self) -> Option<String> {
         None
     }
+    /// Whether this node only reads the tier (another node's footage): deleting a row
+    /// then deletes the local copy only, and the object stays for its owner.
+    fn read_only(&self) -> bool {
+        false
+    }
 }
 
 /// Where one segment's bytes are: the local file if it is still there, else the
@@ -318,7 +323,9 @@ impl Store {
         Ok(Some(old))
     }
 
-    /// Finishes every delete a crash interrupted, oldest intent first. Returns how many.
+    /// Finishes every delete a crash (or an archive that did not answer) interrupted,
+    /// oldest intent first. Returns how many. Runs at start and before every retention
+    /// pass.
     pub fn collect_garbage(&self) -> anyhow::Result<usize> {
         let mut n = 0;
         for item in self.garbage.iter() {
@@ -331,13 +338,16 @@ impl Store {
             }
         }
         if n > 0 {
-            tracing::info!(segments = n, "finished deletes interrupted by a restart");
+            tracing::info!(
+                segments = n,
+                "finished deletes left by a restart or an unreachable archive"
+            );
         }
         Ok(n)
     }
 
-    /// Deletes the bytes of a row that is already in `garbage` (the archived object and
-    /// the local file), then the intent.
+    /// Deletes the bytes of a row that is already in `garbage` (the archived object, unless
+    /// this node only reads the archive, and the local file), then the intent.
     fn finish_delete(&self, rec: &SegmentRecord) -> anyhow::Result<()> {
         // Rows name files inside the camera's own directory; a row from a
         // crafted backup must not delete anything else.
@@ -353,6 +363,7 @@ impl Store {
         }
         if let Some(a) = &rec.archived {
             match self.remote.get() {
+                Some(r) if r.read_only() => {}
                 Some(r) => r
                     .delete(&a.key)
                     .with_context(|| format!("camera {}: deleting {}", rec.camera, a.key))?,
