@@ -1155,6 +1155,8 @@ mod tests {
     }
 
     #[test]
+    // One-span answers are written `[a..b]`: a list of one range, not a range's items.
+    #[allow(clippy::single_range_in_vec_init)]
     fn read_ahead_grows_in_whole_spans_within_its_budget() {
         let ra = ReadAhead::default();
         let none = |_: u64| false;
