@@ -698,26 +698,36 @@ fn api_time(v: &serde_json::Value) -> time::OffsetDateTime {
 /// scripted event camera) stays quiet: `gate` records video, and the motion
 /// its track announces is stored with the camera's times, once per event;
 /// `yard`'s track sends only hostile documents (over the size cap, entity
-/// tricks): nothing is stored, each is refused in the log, and recording
-/// goes on.
+/// tricks) and torn ones (an RTP depacketization error on the metadata
+/// stream): nothing is stored, each is refused in the log, and recording
+/// goes on without a video frame lost to them; `door` announces a metadata
+/// track whose SETUP GStreamer refuses: it records video anyway, says so
+/// once, and its PullPoint events are still stored.
 #[test]
 fn metadata_track_motion_is_recorded_and_hostile_documents_are_not() {
     let cam = EventCamera::start();
+    let door_cam = EventCamera::start();
     let gst = common::GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let onvif = format!(
-        "onvif = {{ host = \"127.0.0.1\", port = {}, username = \"{}\", password = '{}' }}",
-        cam.port,
-        event_camera::USER,
-        event_camera::PASS
-    );
+    let onvif = |port: u16| {
+        format!(
+            "onvif = {{ host = \"127.0.0.1\", port = {port}, username = \"{}\", password = '{}' }}",
+            event_camera::USER,
+            event_camera::PASS
+        )
+    };
     let toml = common::config(
         dir.path(),
         4,
         &format!(
-            "[[camera]]\nid = \"gate\"\nurl = \"{}\"\n{onvif}\n[[camera]]\nid = \"yard\"\nurl = \"{}\"\n{onvif}\n",
+            "[[camera]]\nid = \"gate\"\nurl = \"{}\"\n{}\n[[camera]]\nid = \"yard\"\nurl = \"{}\"\n{}\n\
+             [[camera]]\nid = \"door\"\nurl = \"{}\"\n{}\n",
             gst.url("h264meta"),
+            onvif(cam.port),
             gst.url("h264metahostile"),
+            onvif(cam.port),
+            gst.url("h264metanosetup"),
+            onvif(door_cam.port),
         ),
     );
     let (nvr, admin) = common::run_with_admin(dir.path(), &toml);
@@ -796,6 +806,7 @@ fn metadata_track_motion_is_recorded_and_hostile_documents_are_not() {
     for refusal in [
         "dropped an ONVIF metadata document over the size limit",
         "document type declarations (DTDs) are refused",
+        "dropped a damaged ONVIF metadata packet and its document; video is not affected",
     ] {
         assert!(
             nvr.log.find(refusal).is_some(),
@@ -803,5 +814,59 @@ fn metadata_track_motion_is_recorded_and_hostile_documents_are_not() {
             nvr.log.text()
         );
     }
+
+    // Torn metadata documents cost no video: across three more of them
+    // (and a segment), yard's video counters stay put. (Counted from here,
+    // not from zero: a session's first packets may join mid-frame.)
+    let video_damage = || {
+        let s = common::camera_status(&nvr.http, &admin, "yard");
+        (
+            s["depacketize_errors"].clone(),
+            s["damaged_frames"].clone(),
+            s["reconnects"].clone(),
+        )
+    };
+    let before = video_damage();
+    let torn = gst.out.count("meta hostile torn");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while gst.out.count("meta hostile torn") < torn + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the peer tore no 3 documents within 120 s\npeer:\n{}",
+            gst.out.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let segments = common::files(&dir.path().join("data").join("yard"), ".mp4").len();
+    common::wait_segments(&nvr, Some(&admin), "yard", segments + 1);
+    assert_eq!(video_damage(), before, "{}", nvr.log.text());
+
+    // door: video without the track, said once, and PullPoint events kept.
+    common::wait_segments(&nvr, Some(&admin), "door", 1);
+    assert!(
+        gst.out.find("meta setup refused").is_some(),
+        "{}",
+        gst.out.text()
+    );
+    let said = "the camera offers an ONVIF metadata track but refused to set it up; recording video without it";
+    assert_eq!(nvr.log.count(said), 1, "{}", nvr.log.text());
+    door_cam.push(motion(true));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, body) = common::get(&nvr.http, "/api/cameras/door/events?kind=motion", &admin);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if !v["events"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "door's PullPoint motion not stored within 120 s: {:?}\n{}",
+            door_cam.counts(),
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(cam.bad_requests(), Vec::<String>::new());
+    assert_eq!(door_cam.bad_requests(), Vec::<String>::new());
 }

@@ -57,6 +57,9 @@ pub struct Opened {
     pub audio_status: Option<String>,
     /// Whether the session carries the camera's ONVIF metadata track.
     pub metadata: bool,
+    /// Why the camera's metadata track is missing although it offers one
+    /// (its SETUP was refused); the session records video without it.
+    pub metadata_refused: Option<String>,
 }
 
 /// Longest ONVIF metadata document handed on. Real ones are a few
@@ -73,6 +76,9 @@ pub enum MetadataDocument {
     Xml(Bytes),
     /// A document of this many bytes, over the cap: dropped.
     TooLarge(usize),
+    /// A metadata packet the client could not reassemble (the client's
+    /// first error line). Its document is lost; video is not touched.
+    Damaged(String),
 }
 
 /// Why a session could not be opened.

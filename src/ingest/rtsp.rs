@@ -72,7 +72,7 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
     let mut audio = SessionAudio::choose(streams);
     // Only the uncompressed form: gzip and EXI metadata are rare and would
     // need an inflater bounded like the XML reader.
-    let metadata_i = streams
+    let mut metadata_i = streams
         .iter()
         .position(|s| s.media() == "application" && s.encoding_name() == "vnd.onvif.metadata")
         .filter(|_| req.metadata);
@@ -95,24 +95,36 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
             .await
             .map_err(|e| failed("SETUP audio", e))?;
     }
+    // Events are extra: a camera that announces a metadata track but
+    // refuses to stream it still records video (and its events still come
+    // from its ONVIF event service). A connection the refusal broke fails at
+    // PLAY, in that step's words.
+    let mut metadata_refused = None;
     if let Some(i) = metadata_i {
-        session
-            .setup(i, setup())
-            .await
-            .map_err(|e| failed("SETUP metadata", e))?;
+        if let Err(e) = session.setup(i, setup()).await {
+            let text = e.to_string();
+            metadata_refused = Some(text.lines().next().unwrap_or_default().to_owned());
+            metadata_i = None;
+        }
     }
     let play = PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
     let playing = session.play(play).await.map_err(|e| failed("PLAY", e))?;
     let playing = playing.demuxed().map_err(|e| failed("demux", e))?;
     let audio_params = audio.params(playing.streams());
+    // retina's errors name their stream only in their text ("stream: <ctx>").
+    let metadata_ctx = metadata_i
+        .and_then(|i| playing.streams()[i].ctx())
+        .map(|ctx| format!("\nstream: {ctx}\n"));
     Ok(Opened {
         audio: audio_params,
         audio_status: audio.status().map(str::to_owned),
         metadata: metadata_i.is_some(),
+        metadata_refused,
         session: Box::new(RetinaSession {
             playing,
             video_i,
             metadata_i,
+            metadata_ctx,
             audio,
             params_sent: false,
             sync: AvSync::default(),
@@ -125,6 +137,9 @@ struct RetinaSession {
     video_i: usize,
     /// The ONVIF metadata track, when set up.
     metadata_i: Option<usize>,
+    /// `"\nstream: <context>\n"` as the metadata track's packet errors
+    /// print it, to tell them from video's.
+    metadata_ctx: Option<String>,
     audio: SessionAudio,
     params_sent: bool,
     /// Audio's offset from video, from the camera's RTCP sender reports.
@@ -171,13 +186,20 @@ impl Session for RetinaSession {
                     Ok(item) => item,
                     Err(e) => {
                         let text = e.to_string();
+                        let first_line = text.lines().next().unwrap_or_default().to_owned();
+                        // A bad metadata packet costs its document, never video
+                        // frames nor the session (retina keeps the other streams
+                        // going; an SSRC or sequence fault repeats on that
+                        // stream only, and is dropped the same way).
+                        if self.metadata_ctx.as_ref().is_some_and(|c| text.contains(c)) {
+                            return Some(Ok(Item::Metadata(MetadataDocument::Damaged(first_line))));
+                        }
                         if let ErrorAction::Reconnect(why) = error_action(&text) {
                             return Some(Err(Failure {
                                 status: e.status_code(),
                                 error: anyhow::Error::new(e).context(why),
                             }));
                         }
-                        let first_line = text.lines().next().unwrap_or_default().to_owned();
                         return Some(Ok(Item::Damaged(first_line)));
                     }
                 };

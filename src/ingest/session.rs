@@ -248,6 +248,9 @@ impl IngestTask {
             if opened.metadata {
                 info!("the stream has an ONVIF metadata track; reading its events");
             }
+            if let Some(why) = &opened.metadata_refused {
+                warn!(error = %why, "the camera offers an ONVIF metadata track but refused to set it up; recording video without it (its events come only from its ONVIF event service)");
+            }
             *audio_note_logged = true;
         }
         let mut metadata_log = MetadataLog::default();
@@ -437,6 +440,7 @@ impl IngestTask {
 struct MetadataLog {
     too_large: bool,
     full: bool,
+    damaged: bool,
 }
 
 impl IngestTask {
@@ -457,6 +461,13 @@ impl IngestTask {
                         bytes = len,
                         "dropped an ONVIF metadata document over the size limit"
                     );
+                }
+            }
+            MetadataDocument::Damaged(why) => {
+                if !std::mem::replace(&mut log.damaged, true) {
+                    warn!(error = %why, "dropped a damaged ONVIF metadata packet and its document; video is not affected (logged once per session)");
+                } else {
+                    tracing::debug!(error = %why, "dropped a damaged ONVIF metadata packet");
                 }
             }
             MetadataDocument::Xml(xml) => {

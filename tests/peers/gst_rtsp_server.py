@@ -34,7 +34,13 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
              several RTP packets, the marker bit on its last
   /h264metahostile  live H.264 + a metadata track that sends only hostile
              documents, each of them motion if it were read: one over 256 KiB,
-             one with a billion-laughs DTD, one with an external entity
+             one with a billion-laughs DTD, one with an external entity; and
+             between them a torn document (its first packet, then a new
+             timestamp before the marker bit): an RTP depacketization error
+             on the metadata stream only
+  /h264metanosetup  as /h264meta, but SETUP of the metadata stream is answered
+             461 Unsupported Transport (the video SETUP and PLAY succeed), as a
+             camera that announces a metadata track it cannot stream
 Every mount is shared: a second client joins the running stream.
 --udp-only limits every mount to RTP over UDP, so a TCP SETUP gets 461.
 --port 0 lets the kernel pick a free port (no window in which another test can
@@ -207,15 +213,21 @@ class MetaTrack:
         self.step = 0
         self.timer = GLib.timeout_add(500, self.tick)
 
-    def send(self, doc, chunk=1200):
-        ts = int((time.monotonic() - self.start) * 90000) & 0xFFFFFFFF
+    def send(self, doc, chunk=1200, ts=None, torn=False):
+        """Sends one document; `torn` stops after its first packet, without
+        the marker bit. Returns the RTP timestamp used."""
+        if ts is None:
+            ts = int((time.monotonic() - self.start) * 90000) & 0xFFFFFFFF
         data = doc.encode()
         parts = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+        if torn:
+            parts = parts[:1]
         for i, part in enumerate(parts):
-            mark = 0x80 if i == len(parts) - 1 else 0
+            mark = 0x80 if i == len(parts) - 1 and not torn else 0
             header = struct.pack("!BBHII", 0x80, mark | 107, self.seq, ts, self.ssrc)
             self.seq = (self.seq + 1) & 0xFFFF
             self.src.emit("push-buffer", Gst.Buffer.new_wrapped(header + part))
+        return ts
 
     def tick(self):
         # Every 4 s (8 ticks): motion on at 1 s, off at 3 s, analytics frames between.
@@ -226,6 +238,13 @@ class MetaTrack:
                 kind, doc = hostile_documents()[(self.step // 2) % 3]
                 self.send(doc)
                 print(f"meta hostile {kind} {len(doc)}", flush=True)
+            else:
+                # A document cut off after its first packet, then a one-packet
+                # document with the next timestamp: a depacketizer sees the
+                # timestamp change mid-document, and the filler is lost with it.
+                ts = self.send(motion("true")[1], chunk=200, torn=True)
+                self.send(META_FRAME.format(utc=utc_now()), chunk=4096, ts=(ts + 1) & 0xFFFFFFFF)
+                print("meta hostile torn", flush=True)
             return True
         if self.step == 1:
             self.send(motion("false", "Initialized")[1])
@@ -293,6 +312,7 @@ mounts = {
     "/avsync": avsync,
     "/h264meta": video + h264 + meta,
     "/h264metahostile": video + h264 + meta,
+    "/h264metanosetup": video + h264 + meta,
 }
 
 
@@ -331,7 +351,21 @@ def on_configure(_factory, media, path):
     )
 
 
+def on_pre_setup(_client, ctx):
+    """Refuses SETUP of /h264metanosetup's metadata stream (stream=1)."""
+    path = ctx.uri.abspath if ctx.uri is not None else ""
+    if path.startswith("/h264metanosetup") and path.rstrip("/").endswith("stream=1"):
+        print("meta setup refused", flush=True)
+        return GstRtsp.RTSPStatusCode.UNSUPPORTED_TRANSPORT
+    return GstRtsp.RTSPStatusCode.OK
+
+
+def on_client(_server, client):
+    client.connect("pre-setup-request", on_pre_setup)
+
+
 server = GstRtspServer.RTSPServer(address="127.0.0.1", service=args.port)
+server.connect("client-connected", on_client)
 if args.user:
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken()

@@ -122,6 +122,7 @@ impl Opener for Scripted {
                     audio: None,
                     audio_status: None,
                     metadata: false,
+                    metadata_refused: None,
                 }),
             }
         })
