@@ -647,30 +647,68 @@ fn motion_marks_the_playback_timeline_in_chromium() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    cam.push(motion(true));
-    std::thread::sleep(Duration::from_secs(2));
-    cam.push(motion(false));
-    let at = loop {
+    // Motion, tampering, motion: for the marks, "next" and "previous" by
+    // kind, and the count in the date picker.
+    for (on, off) in [
+        (motion(true), motion(false)),
+        (tamper(true, "Changed"), tamper(false, "Changed")),
+        (motion(true), motion(false)),
+    ] {
+        cam.push(on);
+        std::thread::sleep(Duration::from_secs(2));
+        cam.push(off);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let events = loop {
         let (_, body) = common::get(&nvr.http, "/api/events?camera=gate", &admin);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        if let Some(e) = v["events"].as_array().and_then(|a| a.first()) {
-            if !e["end"].is_null() {
-                break e["start"].as_str().unwrap().to_owned();
-            }
+        let evs = v["events"].as_array().cloned().unwrap_or_default();
+        if evs.len() == 3 && evs.iter().all(|e| !e["end"].is_null()) {
+            break evs;
         }
         assert!(
             Instant::now() < deadline,
-            "no motion event within 120 s: {v}\n{}",
+            "no three finished events within 120 s: {v}\n{}",
             nvr.log.text()
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["motion", "tamper", "motion"], "{events:?}");
+    // The API behind the buttons: from the tampering, the motion either side.
+    let enc = |v: &serde_json::Value| v.as_str().unwrap().replace('+', "%2B");
+    let (status, body) = common::get(
+        &nvr.http,
+        &format!(
+            "/api/cameras/gate/events/adjacent?kind=motion&at={}",
+            enc(&events[1]["start"])
+        ),
+        &admin,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (&v["previous"]["start"], &v["next"]["start"]),
+        (&events[0]["start"], &events[2]["start"]),
+        "{v}"
+    );
+    let (status, body) = common::get(&nvr.http, "/api/cameras/gate/events/days", &admin);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let counts: Vec<u64> = v["days"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 3, "{v}");
     let screens = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-events");
     std::fs::create_dir_all(&screens).unwrap();
     let cfg = serde_json::json!({
         "user": ["root", "admin pass 12345"],
         "camera": "gate",
-        "at": at,
+        "at": events[0]["start"],
+        "starts": events.iter().map(|e| e["start"].clone()).collect::<Vec<_>>(),
         "screens": screens,
     });
     common::run_ui_script("events.mjs", &nvr.http, &cfg.to_string(), &[], &nvr.log);

@@ -252,6 +252,91 @@ impl Events {
         Ok(out)
     }
 
+    /// `camera`'s events starting at or after `start_ns`, oldest first, read
+    /// as they are taken.
+    pub fn iter_from(
+        &self,
+        camera: &str,
+        start_ns: i64,
+    ) -> impl Iterator<Item = anyhow::Result<CameraEvent>> {
+        let mine = prefix_of(camera);
+        self.tree
+            .range(prefix(camera, start_ns)..)
+            .take_while(move |item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&mine)))
+            .map(|item| decode(&item?.1))
+    }
+
+    /// `camera`'s last event of `kinds` (all when empty) starting before
+    /// `at_ns`, and its first starting after it: "previous" and "next event"
+    /// beside playback. Each is one ordered scan from `at_ns`, however far
+    /// away the event is.
+    pub fn adjacent(
+        &self,
+        camera: &str,
+        at_ns: i64,
+        kinds: &[Kind],
+    ) -> anyhow::Result<(Option<CameraEvent>, Option<CameraEvent>)> {
+        let wanted = |ev: &CameraEvent| kinds.is_empty() || kinds.contains(&ev.kind);
+        let mut previous = None;
+        for item in self
+            .tree
+            .range(prefix_of(camera)..prefix(camera, at_ns))
+            .rev()
+        {
+            let ev = decode(&item?.1)?;
+            if wanted(&ev) {
+                previous = Some(ev);
+                break;
+            }
+        }
+        let mine = prefix_of(camera);
+        let mut next = None;
+        for item in self.tree.range(prefix(camera, at_ns.saturating_add(1))..) {
+            let (k, v) = item?;
+            if !k.starts_with(&mine) {
+                break;
+            }
+            let ev = decode(&v)?;
+            if wanted(&ev) {
+                next = Some(ev);
+                break;
+            }
+        }
+        Ok((previous, next))
+    }
+
+    /// How many of `camera`'s events of `kinds` (all when empty) start on
+    /// each day in `tz` (days with none left out), for `[start_ns, end_ns)`:
+    /// the counts in the playback date picker.
+    pub fn count_by_day(
+        &self,
+        camera: &str,
+        start_ns: i64,
+        end_ns: i64,
+        kinds: &[Kind],
+        tz: &jiff::tz::TimeZone,
+    ) -> anyhow::Result<Vec<(jiff::civil::Date, u64)>> {
+        let mut out: Vec<(jiff::civil::Date, u64)> = Vec::new();
+        for item in self
+            .tree
+            .range(prefix(camera, start_ns)..prefix(camera, end_ns))
+        {
+            let ev = decode(&item?.1)?;
+            if !kinds.is_empty() && !kinds.contains(&ev.kind) {
+                continue;
+            }
+            let day = jiff::Timestamp::from_nanosecond(i128::from(ev.start_ns))
+                .context("an event's start out of range")?
+                .to_zoned(tz.clone())
+                .date();
+            match out.last_mut() {
+                Some((d, n)) if *d == day => *n += 1,
+                _ => out.push((day, 1)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes `camera`'s events that ended before `before_ns`, except those
     /// a hold covers; returns how many.
     pub fn prune(&self, camera: &str, before_ns: i64, held: &Held) -> anyhow::Result<u64> {
@@ -388,6 +473,69 @@ mod tests {
             .map(|x| x.start_ns)
             .collect();
         assert_eq!(left, vec![20, 40]);
+    }
+
+    #[test]
+    fn adjacent_events_by_kind_stay_within_the_camera() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let e = Events::open(&db).unwrap();
+        e.insert(&ev("a", 10, Kind::Motion)).unwrap();
+        e.insert(&ev("a", 20, Kind::Tamper)).unwrap();
+        e.insert(&ev("a", 30, Kind::Motion)).unwrap();
+        e.insert(&ev("a", 40, Kind::Input)).unwrap();
+        e.insert(&ev("ab", 35, Kind::Motion)).unwrap();
+        e.insert(&ev("", 25, Kind::Motion)).unwrap();
+        let at = |t, kinds: &[Kind]| {
+            let (p, n) = e.adjacent("a", t, kinds).unwrap();
+            (p.map(|x| x.start_ns), n.map(|x| x.start_ns))
+        };
+        assert_eq!(
+            at(20, &[]),
+            (Some(10), Some(30)),
+            "strictly before and after"
+        );
+        assert_eq!(at(20, &[Kind::Motion]), (Some(10), Some(30)));
+        assert_eq!(at(30, &[Kind::Motion]), (Some(10), None), "not camera ab's");
+        assert_eq!(at(5, &[Kind::Tamper]), (None, Some(20)));
+        assert_eq!(at(100, &[Kind::Tamper, Kind::Input]), (Some(40), None));
+        assert_eq!(at(15, &[Kind::VideoLoss]), (None, None));
+    }
+
+    #[test]
+    fn counts_per_local_day_by_kind() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let e = Events::open(&db).unwrap();
+        let ns =
+            |s: &str| i64::try_from(s.parse::<jiff::Timestamp>().unwrap().as_nanosecond()).unwrap();
+        // 23:30 UTC on the 1st is the 2nd in Helsinki (UTC+2 in December).
+        for (t, k) in [
+            ("2026-12-01T10:00:00Z", Kind::Motion),
+            ("2026-12-01T23:30:00Z", Kind::Motion),
+            ("2026-12-02T08:00:00Z", Kind::Tamper),
+            ("2026-12-02T09:00:00Z", Kind::Motion),
+            ("2026-12-05T09:00:00Z", Kind::Motion),
+        ] {
+            e.insert(&ev("a", ns(t), k)).unwrap();
+        }
+        e.insert(&ev("ab", ns("2026-12-03T09:00:00Z"), Kind::Motion))
+            .unwrap();
+        let tz = jiff::tz::TimeZone::get("Europe/Helsinki").unwrap();
+        let (a, b) = (ns("2026-11-01T00:00:00Z"), ns("2026-12-05T00:00:00Z"));
+        let days = |kinds: &[Kind]| {
+            e.count_by_day("a", a, b, kinds, &tz)
+                .unwrap()
+                .into_iter()
+                .map(|(d, n)| (d.to_string(), n))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            days(&[]),
+            [("2026-12-01".to_owned(), 1), ("2026-12-02".to_owned(), 3)]
+        );
+        assert_eq!(
+            days(&[Kind::Motion]),
+            [("2026-12-01".to_owned(), 1), ("2026-12-02".to_owned(), 2)]
+        );
     }
 
     #[test]

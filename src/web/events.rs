@@ -1,5 +1,7 @@
-//! Camera events (`GET /api/events`, `GET /api/cameras/{id}/events`): thin
-//! readers of [`crate::store::events`], filtered to the caller's cameras.
+//! Camera events (`GET /api/events`, `GET /api/cameras/{id}/events`, the
+//! previous and next event beside playback, counts per day for the date
+//! picker): thin readers of [`crate::store::events`], filtered to the
+//! caller's cameras.
 
 use std::sync::Arc;
 
@@ -104,18 +106,7 @@ async fn answer(
     if span_ns(start, end)? > MAX_RANGE_NS {
         return Err(ApiError::invalid_argument("range longer than 31 days"));
     }
-    let mut kinds = Vec::new();
-    for k in q.kind.iter().flat_map(|s| s.split(',')).map(str::trim) {
-        if k.is_empty() {
-            continue;
-        }
-        kinds.push(Kind::parse(k).ok_or_else(|| {
-            ApiError::invalid_argument(format!(
-                "kind: one of {}",
-                Kind::ALL.map(Kind::as_str).join(", ")
-            ))
-        })?);
-    }
+    let kinds = parse_kinds(q.kind.as_deref())?;
     let (mut events, truncated) = app
         .blocking(move |app| {
             let mut all: Vec<CameraEvent> = Vec::new();
@@ -139,6 +130,106 @@ async fn answer(
         "end": rfc3339(end),
         "truncated": truncated,
         "events": events.iter().map(event_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// Comma-separated kinds (`motion,tamper`); empty (all) when absent.
+fn parse_kinds(kind: Option<&str>) -> Result<Vec<Kind>, ApiError> {
+    let mut kinds = Vec::new();
+    for k in kind.iter().flat_map(|s| s.split(',')).map(str::trim) {
+        if k.is_empty() {
+            continue;
+        }
+        kinds.push(Kind::parse(k).ok_or_else(|| {
+            ApiError::invalid_argument(format!(
+                "kind: one of {}",
+                Kind::ALL.map(Kind::as_str).join(", ")
+            ))
+        })?);
+    }
+    Ok(kinds)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjacentQuery {
+    at: String,
+    /// Comma-separated kinds; all when absent.
+    kind: Option<String>,
+}
+
+/// `GET /api/cameras/{id}/events/adjacent?at=&kind=`: the camera's event
+/// (of those kinds) starting last before `at` and first after it, however
+/// far away: "previous" and "next event" beside playback.
+pub async fn adjacent(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AdjacentQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let at = parse_time("at", &q.at)?;
+    let kinds = parse_kinds(q.kind.as_deref())?;
+    let (previous, next) = app
+        .blocking(move |app| app.store.events().adjacent(&id, at, &kinds))
+        .await?;
+    Ok(Json(json!({
+        "at": rfc3339(at),
+        "previous": previous.as_ref().map(event_json),
+        "next": next.as_ref().map(event_json),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaysQuery {
+    start: Option<String>,
+    end: Option<String>,
+    /// Comma-separated kinds; all when absent.
+    kind: Option<String>,
+}
+
+/// `GET /api/cameras/{id}/events/days?start=&end=&kind=`: how many events
+/// start on each day (`YYYY-MM-DD` in the server's time zone, as
+/// `/api/cameras/{id}/days`) of the range (default: the last 31 days), for
+/// the date picker. Days without events are left out.
+pub async fn days(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DaysQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let end = match &q.end {
+        Some(s) => parse_time("end", s)?,
+        None => app.clock.now_ns(),
+    };
+    let start = match &q.start {
+        Some(s) => parse_time("start", s)?,
+        None => end.saturating_sub(31 * 86_400 * NS_PER_SEC),
+    };
+    if start >= end {
+        return Err(ApiError::invalid_argument("start must be before end"));
+    }
+    // A calendar month is 31 days and an hour where the clocks go back.
+    if span_ns(start, end)? > MAX_RANGE_NS + 86_400 * NS_PER_SEC {
+        return Err(ApiError::invalid_argument("range longer than 32 days"));
+    }
+    let kinds = parse_kinds(q.kind.as_deref())?;
+    let tz = app.config.server.time_zone();
+    let zone = crate::clock::zone_name(&tz);
+    let counts = {
+        let id = id.clone();
+        app.blocking(move |app| {
+            app.store
+                .events()
+                .count_by_day(&id, start, end, &kinds, &tz)
+        })
+        .await?
+    };
+    Ok(Json(json!({
+        "camera": id,
+        "time_zone": zone,
+        "days": counts
+            .iter()
+            .map(|(d, n)| (d.to_string(), Value::from(*n)))
+            .collect::<serde_json::Map<_, _>>(),
     })))
 }
 

@@ -399,6 +399,18 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<Arc<App>>)> {
             Camera,
             get(events::for_camera),
         ),
+        r(
+            Method::GET,
+            "/api/cameras/{id}/events/adjacent",
+            Camera,
+            get(events::adjacent),
+        ),
+        r(
+            Method::GET,
+            "/api/cameras/{id}/events/days",
+            Camera,
+            get(events::days),
+        ),
         r(Method::GET, "/api/events", User, get(events::list)),
         r(
             Method::GET,

@@ -41,6 +41,16 @@ const SEEK_DRIFT_S = 0.3;
 /** When every tile is at least this far behind the clock, ms, the clock goes back to the leading one. */
 const PULL_BACK_MS = 80;
 const STORE_KEY = "cleannvr.playback";
+/** The kinds of camera events (`/api/events`), as the events list names them. */
+const EVENT_KINDS = [
+  ["", "Any event", "event"], ["motion", "Motion", "motion event"], ["tamper", "Tampering", "tampering event"],
+  ["intrusion", "Line crossing / intrusion", "intrusion event"], ["input", "Digital input", "input event"],
+  ["video_loss", "Video loss", "video loss event"], ["other", "Other", "other event"],
+];
+/** After a jump to an event, the clock may sit a little before or after its
+ * start (key frames, playing on): within this, ms, "next" and "previous"
+ * step from that event rather than from the clock. */
+const EVENT_NEAR_MS = 5000;
 
 const SHORTCUTS = [
   ["Space or K", "Play / pause"],
@@ -50,6 +60,7 @@ const SHORTCUTS = [
   ["[ / ]", "Slower / faster"],
   ["I / O", "Mark in / mark out (for an export)"],
   ["B", "Bookmark the moment shown"],
+  ["E / Shift + E", "Next / previous camera event (of the kind chosen)"],
   ["P", "Back to the playhead on the timeline"],
   ["?", "Show these shortcuts"],
 ];
@@ -91,6 +102,10 @@ export function mount(root, ctx) {
   const next = h("button", { type: "button", id: "pb-next", text: "Day ▶", "aria-label": "Next day" });
   const calBtn = h("button", { type: "button", class: "quiet", id: "pb-cal-btn", "aria-expanded": "false", "aria-controls": "pb-calendar", text: "Days with footage" });
   const calendar = h("div", { id: "pb-calendar", class: "calendar panel", hidden: true });
+  const evKind = h("select", { id: "pb-ev-kind", "aria-label": "Kind of camera event" }, EVENT_KINDS.map(([v, t]) => h("option", { value: v, text: t })));
+  const evPrev = h("button", { type: "button", id: "pb-ev-prev", title: "Shift + E" });
+  const evNext = h("button", { type: "button", id: "pb-ev-next", title: "E" });
+  const evStatus = h("span", { id: "pb-ev-status", class: "muted", role: "status", "aria-live": "polite" });
   const zoomSel = h("select", { id: "pb-zoom" }, h("option", { value: "", text: "Custom", disabled: true }), ZOOMS.map(([v, t]) => h("option", { value: String(v), text: t })));
   const windowLabel = h("span", { id: "pb-window", class: "muted" });
   const summary = h("p", { id: "pb-summary", class: "muted", role: "status", "aria-live": "polite" });
@@ -140,6 +155,7 @@ export function mount(root, ctx) {
         h("span", { class: "muted", text: "Wheel to zoom, drag to scrub, click to play from there." })),
       summary,
       h("div", { class: "buttons marks" }, markIn, markOut, marksText, exportLink, clearMarks, bm.button),
+      h("div", { class: "buttons events-nav", role: "group", "aria-label": "Camera events" }, evKind, evPrev, evNext, evStatus),
       bm.list,
       // A legal hold on the marked range of the cameras shown.
       canExport ? holdControl(ctx, () => (marks.in !== null && marks.out !== null && marks.out > marks.in && shownCameras().length
@@ -404,6 +420,19 @@ export function mount(root, ctx) {
   /** Days with footage of the cameras shown, from the server, and its zone. */
   let footageDays = new Set();
   let footageZone = "";
+  /** `yyyy-mm-dd` -> events of the chosen kind that day, cameras shown, month in the calendar. */
+  let eventDays = new Map();
+
+  /** Counts per day of the calendar's month, from the server (same zone as the days with footage). */
+  async function loadEventDays() {
+    const ids = shownCameras();
+    const a = dayStart(calMonth);
+    const params = { start: iso(a.getTime()), end: iso(monthStart(a, 1).getTime()) };
+    if (evKind.value) params.kind = evKind.value;
+    const answers = await Promise.all(ids.map((id) => api("GET", withQuery(`/api/cameras/${seg(id)}/events/days`, params)).catch(() => null)));
+    eventDays = new Map();
+    for (const r of answers) for (const [d, n] of Object.entries(r ? r.days : {})) eventDays.set(d, (eventDays.get(d) || 0) + n);
+  }
 
   async function loadFootageDays() {
     const ids = shownCameras();
@@ -418,7 +447,7 @@ export function mount(root, ctx) {
     if (!open) return;
     calMonth = `${viewDay.slice(0, 7)}-01`;
     fill(calendar, h("p", { class: "muted", text: "Loading…" }));
-    await loadFootageDays();
+    await Promise.all([loadFootageDays(), loadEventDays()]);
     if (!gone && !calendar.hidden) drawCalendar();
     const cur = calendar.querySelector('button[aria-current="date"]') || calendar.querySelector("button.day:not(:disabled)");
     if (cur) cur.focus();
@@ -436,19 +465,22 @@ export function mount(root, ctx) {
       const name = localDate(d);
       const has = footageDays.has(name);
       const future = d.getTime() > Date.now();
+      const n = eventDays.get(name) || 0;
       const b = h("button", {
         type: "button", class: `day${has ? " has-footage" : ""}`, text: String(wall(d).d),
-        dataset: { day: name }, disabled: future,
-        "aria-label": `${d.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: zone })}: ${has ? "footage" : "no footage"}`,
+        dataset: { day: name, events: String(n) }, disabled: future,
+        "aria-label": `${d.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: zone })}: ${has ? "footage" : "no footage"}${n ? `, ${n} ${kindWord(n)}` : ""}`,
         "aria-current": name === viewDay ? "date" : null,
-      });
+      }, n ? h("span", { class: "ev-count", "aria-hidden": "true", text: n > 999 ? "999+" : String(n) }) : null);
       b.addEventListener("click", () => { openCalendar(false); showDay(dayStart(name)); calBtn.focus(); });
       cells.push(h("td", {}, b));
     }
     const rows = [];
     for (let i = 0; i < cells.length; i += 7) rows.push(h("tr", {}, cells.slice(i, i + 7)));
-    const shift = (n) => {
+    const shift = async (n) => {
       calMonth = localDate(monthStart(dayStart(calMonth), n));
+      await loadEventDays();
+      if (gone || calendar.hidden) return;
       // Redrawn: keep the keyboard on the month button that was pressed.
       drawCalendar(n < 0 ? "pb-cal-prev" : "pb-cal-next");
     };
@@ -462,7 +494,8 @@ export function mount(root, ctx) {
       h("table", { class: "cal", "aria-label": `${monthName}: ${count} day${count === 1 ? "" : "s"} with footage` },
         h("thead", {}, h("tr", {}, days.map((d) => h("th", { scope: "col", text: d })))),
         h("tbody", {}, rows)),
-      h("p", { class: "muted" }, h("i", { class: "dot" }), ` Footage recorded that day${footageZone && footageZone !== zone ? ` (days in the server's time zone, ${footageZone})` : ""}.`));
+      h("p", { class: "muted" }, h("i", { class: "dot" }), ` Footage recorded that day${footageZone && footageZone !== zone ? ` (days in the server's time zone, ${footageZone})` : ""}.`),
+      h("p", { class: "muted" }, h("span", { class: "ev-count", text: "3" }), ` Camera events that day (${evKindEntry()[1].toLowerCase()}).`));
     if (focusId) calendar.querySelector(`#${focusId}`).focus();
   }
 
@@ -782,7 +815,57 @@ export function mount(root, ctx) {
     describeDay();
   }
 
+  // --- Camera events: previous / next ---------------------------------------
+  const evKindEntry = () => EVENT_KINDS.find(([v]) => v === evKind.value) || EVENT_KINDS[0];
+  const kindWord = (n) => `${evKindEntry()[2]}${n === 1 ? "" : "s"}`;
+  /** The event last jumped to: {camera, start} (ms). */
+  let lastEvent = null;
+  function labelEventButtons() {
+    const w = evKindEntry()[0] ? evKindEntry()[1].toLowerCase() : "event";
+    evPrev.textContent = `◀ Previous ${w}`;
+    evNext.textContent = `Next ${w} ▶`;
+  }
+  labelEventButtons();
+
+  /** Jumps to the shown cameras' nearest event of the chosen kind before (dir < 0) or after the clock. */
+  async function stepEvent(dir) {
+    const ids = shownCameras();
+    if (!ids.length) return;
+    const T = clk.now();
+    const near = lastEvent && Math.abs(T - lastEvent.start) < EVENT_NEAR_MS;
+    const at = dir > 0 ? (near ? Math.max(T, lastEvent.start) : T) : (near ? Math.min(T, lastEvent.start) : T - 2000);
+    const params = { at: iso(at) };
+    if (evKind.value) params.kind = evKind.value;
+    evStatus.textContent = "Looking…";
+    let answers;
+    try {
+      answers = await Promise.all(ids.map((id) => api("GET", withQuery(`/api/cameras/${seg(id)}/events/adjacent`, params))));
+    } catch (e) {
+      evStatus.textContent = `Could not look up events: ${e.message}`;
+      return;
+    }
+    if (gone) return;
+    const found = answers.map((r) => (dir > 0 ? r.next : r.previous)).filter(Boolean)
+      .map((e) => ({ ...e, ms: Date.parse(e.start) }));
+    const w = evKindEntry()[0] ? evKindEntry()[2] : "camera event";
+    if (!found.length) {
+      evStatus.textContent = dir > 0 ? `No later ${w}.` : `No earlier ${w}.`;
+      return;
+    }
+    const e = found.reduce((best, x) => ((dir > 0 ? x.ms < best.ms : x.ms > best.ms) ? x : best));
+    lastEvent = { camera: e.camera, start: e.ms };
+    const kind = (EVENT_KINDS.find(([v]) => v === e.kind) || EVENT_KINDS[6])[1];
+    evStatus.textContent = `${kind}${ids.length > 1 ? ` on ${camName(e.camera)}` : ""} at ${dateTime(e.ms)}${e.end ? `, ${duration(Math.max(0, Date.parse(e.end) - e.ms) / 1000)}` : e.active ? ", still on" : ""}`;
+    evStatus.dataset.start = String(e.ms);
+    if (localDate(new Date(e.ms)) !== viewDay) { viewDay = localDate(new Date(e.ms)); dayIn.value = viewDay; }
+    timeline.follow = true;
+    seekTo(e.ms);
+  }
+
   // --- Events -----------------------------------------------------------------
+  evPrev.addEventListener("click", () => stepEvent(-1));
+  evNext.addEventListener("click", () => stepEvent(1));
+  evKind.addEventListener("change", () => { labelEventButtons(); lastEvent = null; evStatus.textContent = ""; });
   for (const b of layoutBtns) b.addEventListener("click", () => { ctx.notify(""); setLayout(Number(b.dataset.layout)); });
   playBtn.addEventListener("click", toggle);
   m1.addEventListener("click", () => jump(-60e3));
@@ -823,6 +906,7 @@ export function mount(root, ctx) {
       i: () => mark("in"), I: () => mark("in"), o: () => mark("out"), O: () => mark("out"),
       p: () => timeline.toPlayhead(), P: () => timeline.toPlayhead(),
       b: () => bm.open(), B: () => bm.open(),
+      e: () => stepEvent(1), E: () => stepEvent(-1),
       "?": () => help.showModal(),
     }[k];
     if (!act) return;
