@@ -314,6 +314,12 @@ pub struct CameraConfig {
     /// Delete recordings older than this many days (0 = no age limit).
     #[serde(default)]
     pub retain_days: u32,
+    /// Keep segments during which the camera reported an event this many
+    /// days instead of `retain_days` (0, or not above `retain_days`: no
+    /// difference). Whole segments: one that overlaps an event is kept
+    /// whole. `retain_bytes` and the volume floor still apply to them.
+    #[serde(default)]
+    pub retain_event_days: u32,
     /// Keep at most this many bytes of recordings (0 = no byte limit).
     #[serde(default)]
     pub retain_bytes: u64,
@@ -402,6 +408,7 @@ impl std::fmt::Debug for CameraConfig {
             .field("transport", &self.transport)
             .field("connect_timeout_seconds", &self.connect_timeout_seconds)
             .field("retain_days", &self.retain_days)
+            .field("retain_event_days", &self.retain_event_days)
             .field("retain_bytes", &self.retain_bytes)
             .field("enabled", &self.enabled)
             .field("record", &self.record)

@@ -437,6 +437,7 @@ async fn retention_loop(app: Arc<App>, kick: Arc<Notify>, shutdown: Cancellation
                     retention::Policy {
                         retain_days: c.retain_days,
                         retain_bytes: c.retain_bytes,
+                        retain_event_days: c.retain_event_days,
                     },
                 )
             })

@@ -356,6 +356,7 @@ async fn with_demo_cameras(
             transport: Transport::Tcp,
             connect_timeout_seconds: 10,
             retain_days: 1,
+            retain_event_days: 0,
             retain_bytes: 2 << 30,
             enabled: true,
             record: true,

@@ -11,6 +11,12 @@
 //! is left and the volume is still short, the pass says so (`held_short`) so the
 //! server can raise an alarm instead. Camera events follow their footage, and
 //! are kept while a hold covers them.
+//!
+//! `retain_event_days` (per camera, above `retain_days`): a segment past
+//! `retain_days` that overlaps one of the camera's events is kept whole
+//! until it is past `retain_event_days`, and so are the events. It extends
+//! the age limit only: `retain_bytes` and the volume floor take such
+//! segments in their turn (oldest first) like any other.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -18,6 +24,7 @@ use std::path::Path;
 use anyhow::Context;
 use tracing::{error, info, warn};
 
+use super::events::CameraEvent;
 use super::holds::{Gate, Held};
 use super::{key, SegmentRecord, Store};
 use crate::clock::{rfc3339, NS_PER_SEC};
@@ -29,10 +36,59 @@ pub struct Policy {
     pub retain_days: u32,
     /// Maximum bytes of footage.
     pub retain_bytes: u64,
+    /// Maximum age, in days, of footage overlapping a camera event (used
+    /// when above `retain_days`).
+    pub retain_event_days: u32,
+}
+
+impl Policy {
+    /// The cutoff for footage with events, when it differs from `cutoff`
+    /// (the `retain_days` one).
+    fn event_cutoff(&self, now_ns: i64) -> Option<i64> {
+        (self.retain_days > 0 && self.retain_event_days > self.retain_days)
+            .then(|| days_before(now_ns, self.retain_event_days))
+    }
+}
+
+/// `now_ns` less `days`. Saturating: a huge number of days ("keep for
+/// ever") must mean a cutoff far in the past, never one wrapped into the future.
+fn days_before(now_ns: i64, days: u32) -> i64 {
+    now_ns.saturating_sub(i64::from(days).saturating_mul(86_400 * NS_PER_SEC))
+}
+
+/// How far before the event cutoff an event may start and still keep
+/// footage: events are found by start, and one lasting longer than this
+/// keeps only its last day's segments.
+const LONGEST_EVENT_NS: i64 = 86_400 * NS_PER_SEC;
+
+/// Whether segments (visited oldest first) overlap one of the camera's
+/// events: one pass over the events alongside the segments.
+struct EventCover<I: Iterator<Item = anyhow::Result<CameraEvent>>> {
+    events: std::iter::Peekable<I>,
+    /// The latest end of the events that start before the segment in hand.
+    reach: i64,
+}
+
+impl<I: Iterator<Item = anyhow::Result<CameraEvent>>> EventCover<I> {
+    fn covers(&mut self, start_ns: i64, end_ns: i64) -> anyhow::Result<bool> {
+        while let Some(ev) = self
+            .events
+            .next_if(|e| e.as_ref().map_or(true, |e| e.start_ns < end_ns))
+        {
+            let ev = ev?;
+            // An open event reaches as far as it was last seen on.
+            let end = ev.end_ns.or(ev.seen_ns).unwrap_or(ev.start_ns);
+            self.reach = self.reach.max(end);
+        }
+        // Every event taken in starts before the segment ends; one reaching
+        // its start overlaps it (an instantaneous one at its start too).
+        Ok(self.reach >= start_ns)
+    }
 }
 
 /// The index tree remembering each configured camera's limits (key: camera id; value:
-/// `retain_days` then `retain_bytes`, big-endian).
+/// `retain_days`, `retain_bytes`, then `retain_event_days`, big-endian; rows
+/// from before `retain_event_days` lack it).
 const POLICIES_TREE: &str = "retention_policies";
 
 /// The limits of every camera retention must look after: the configured cameras'
@@ -53,6 +109,7 @@ pub fn with_removed(
     for (camera, p) in configured {
         let mut v = p.retain_days.to_be_bytes().to_vec();
         v.extend_from_slice(&p.retain_bytes.to_be_bytes());
+        v.extend_from_slice(&p.retain_event_days.to_be_bytes());
         if tree.get(camera)?.as_deref() != Some(&v[..]) {
             tree.insert(camera.as_bytes(), v)
                 .with_context(|| format!("camera {camera}: remembering its retention"))?;
@@ -80,12 +137,16 @@ pub fn remembered(store: &Store, camera: &str) -> anyhow::Result<Option<Policy>>
     let Some(v) = tree.get(camera)? else {
         return Ok(None);
     };
-    let (days, bytes) = v
-        .split_at_checked(4)
-        .context("corrupt retention policy row")?;
+    let corrupt = || anyhow::anyhow!("camera {camera}: corrupt retention policy row");
+    let (days, rest) = v.split_at_checked(4).ok_or_else(corrupt)?;
+    let (bytes, event_days) = rest.split_at_checked(8).ok_or_else(corrupt)?;
     Ok(Some(Policy {
-        retain_days: u32::from_be_bytes(days.try_into().context("corrupt retention policy row")?),
-        retain_bytes: u64::from_be_bytes(bytes.try_into().context("corrupt retention policy row")?),
+        retain_days: u32::from_be_bytes(days.try_into().map_err(|_| corrupt())?),
+        retain_bytes: u64::from_be_bytes(bytes.try_into().map_err(|_| corrupt())?),
+        retain_event_days: match event_days {
+            [] => 0,
+            d => u32::from_be_bytes(d.try_into().map_err(|_| corrupt())?),
+        },
     }))
 }
 
@@ -100,6 +161,8 @@ pub struct Outcome {
     pub still_short: bool,
     /// Held segments that a limit would have deleted and retention kept.
     pub held_kept: u64,
+    /// Segments past `retain_days` kept for an event (`retain_event_days`).
+    pub event_kept: u64,
     /// The volume is still short and what is left includes held footage: the disk is
     /// full of footage that must not be deleted, an alarm for the operator.
     pub held_short: bool,
@@ -186,10 +249,15 @@ pub fn run_into(
         };
         let total = store.usage().get(camera).map(|u| u.bytes).unwrap_or(0);
         let mut bytes = total.saturating_sub(held_bytes);
-        // Saturating: a huge retain_days ("keep for ever") must mean a cutoff
-        // far in the past, never one wrapped into the future.
-        let cutoff = now_ns
-            .saturating_sub(i64::from(policy.retain_days).saturating_mul(86_400 * NS_PER_SEC));
+        let cutoff = days_before(now_ns, policy.retain_days);
+        let event_cutoff = policy.event_cutoff(now_ns);
+        let mut cover = event_cutoff.map(|c| EventCover {
+            events: store
+                .events()
+                .iter_from(camera, c.saturating_sub(LONGEST_EVENT_NS))
+                .peekable(),
+            reach: i64::MIN,
+        });
         let mut victims = Vec::new();
         for rec in store.iter_camera(camera) {
             let rec = rec?;
@@ -203,6 +271,13 @@ pub fn run_into(
                 out.held_kept += 1;
                 continue;
             }
+            if let (false, Some(ec), Some(cover)) = (too_big, event_cutoff, cover.as_mut()) {
+                if rec.end_ns > ec && cover.covers(rec.start_ns, rec.end_ns)? {
+                    // Kept for its event, and still counted in `bytes`.
+                    out.event_kept += 1;
+                    continue;
+                }
+            }
             bytes -= rec.bytes.min(bytes);
             let why = if too_old {
                 "retain_days"
@@ -215,7 +290,9 @@ pub fn run_into(
             delete_unless_held(store, &mut watch, &rec, out, why)?;
         }
         if policy.retain_days > 0 {
-            store.events().prune(camera, cutoff, held)?;
+            store
+                .events()
+                .prune(camera, event_cutoff.unwrap_or(cutoff), held)?;
         }
     }
     // The archive tier's own limits (bytes across all cameras of this node).
@@ -514,6 +591,138 @@ mod tests {
         (dir, store)
     }
 
+    fn event(camera: &str, start_ns: i64, end_ns: Option<i64>) -> CameraEvent {
+        CameraEvent {
+            camera: camera.into(),
+            start_ns,
+            end_ns,
+            stateful: true,
+            kind: crate::store::events::Kind::Motion,
+            topic: "t".into(),
+            source: vec![],
+            data: vec![],
+            seen_ns: None,
+            end_reason: None,
+        }
+    }
+
+    #[test]
+    fn footage_with_events_is_kept_for_retain_event_days() {
+        // Three days of hourly segments (day 10 hour 0 to day 12 hour 23).
+        let (_d, store) = archive(&["a", "b"], 72, 10);
+        let policy = |event_days| Policy {
+            retain_days: 1,
+            retain_bytes: 0,
+            retain_event_days: event_days,
+        };
+        let policies = HashMap::from([("a".to_string(), policy(3)), ("b".to_string(), policy(0))]);
+        // Hour 2 (an instant at its start), hours 5-6 (an event across the
+        // boundary), the last seconds of hour 9 (ending exactly as hour 10
+        // starts), and on day 11 hour 30 one still open, last seen in hour 31.
+        let h = |n: i64| 10 * DAY + n * HOUR;
+        for (cam, ev) in [
+            ("a", event("a", h(2), Some(h(2)))),
+            ("a", event("a", h(5) + HOUR / 2, Some(h(6) + HOUR / 2))),
+            ("a", event("a", h(10) - 5 * NS_PER_SEC, Some(h(10)))),
+            ("a", {
+                let mut open = event("a", h(30) + 1, None);
+                open.seen_ns = Some(h(31) + 1);
+                open
+            }),
+            ("b", event("b", h(5), Some(h(6)))),
+        ] {
+            assert_eq!(cam, ev.camera);
+            store.events().insert(&ev).unwrap();
+        }
+        // Now: day 12 hour 12. Past retain_days (1): everything ending by
+        // day 11 hour 12 (hour 36); past 3 days: nothing yet.
+        let now = h(60);
+        let o = run_once(&store, &policies, &none(), 0, now, || u64::MAX).unwrap();
+        assert_eq!(
+            starts(&store, "a")
+                .into_iter()
+                .take_while(|&x| x < 36)
+                .collect::<Vec<_>>(),
+            vec![2, 5, 6, 9, 10, 30, 31],
+            "segments overlapping an event are kept whole, the rest go"
+        );
+        assert_eq!(
+            starts(&store, "b")[0],
+            36,
+            "without retain_event_days: retain_days"
+        );
+        assert_eq!(o.event_kept, 7);
+        assert!(store
+            .file_path(&store.oldest("a").unwrap().unwrap())
+            .exists());
+        assert_eq!(
+            store
+                .events()
+                .range("a", 0, i64::MAX, &[], 10)
+                .unwrap()
+                .len(),
+            4
+        );
+        assert!(store
+            .events()
+            .range("b", 0, i64::MAX, &[], 10)
+            .unwrap()
+            .is_empty());
+
+        // A day later, what ends by day 10 hour 12 is past retain_event_days:
+        // those go, and their events.
+        let now = h(84);
+        run_once(&store, &policies, &none(), 0, now, || u64::MAX).unwrap();
+        assert_eq!(
+            starts(&store, "a")
+                .into_iter()
+                .take_while(|&x| x < 48)
+                .collect::<Vec<_>>(),
+            vec![30, 31],
+        );
+        let left = store.events().range("a", 0, i64::MAX, &[], 10).unwrap();
+        assert_eq!(left.len(), 1, "{left:?}");
+
+        // retain_bytes still takes them, oldest first.
+        let tight = HashMap::from([(
+            "a".to_string(),
+            Policy {
+                retain_bytes: 10 * 10,
+                ..policy(3)
+            },
+        )]);
+        run_once(&store, &tight, &none(), 0, now, || u64::MAX).unwrap();
+        assert_eq!(starts(&store, "a").len(), 10);
+        assert!(!starts(&store, "a").contains(&30));
+    }
+
+    #[test]
+    fn policies_remembered_before_retain_event_days_still_read() {
+        let (_d, store) = archive(&["a"], 1, 1);
+        let tree = store.db().open_tree(POLICIES_TREE).unwrap();
+        let mut v = 7u32.to_be_bytes().to_vec();
+        v.extend_from_slice(&100u64.to_be_bytes());
+        tree.insert("a", v).unwrap();
+        let p = remembered(&store, "a").unwrap().unwrap();
+        assert_eq!(
+            (p.retain_days, p.retain_bytes, p.retain_event_days),
+            (7, 100, 0)
+        );
+        let configured = HashMap::from([(
+            "a".to_string(),
+            Policy {
+                retain_days: 7,
+                retain_bytes: 100,
+                retain_event_days: 30,
+            },
+        )]);
+        with_removed(&store, &configured).unwrap();
+        assert_eq!(
+            remembered(&store, "a").unwrap(),
+            configured.get("a").copied()
+        );
+    }
+
     #[test]
     fn by_days_with_injected_clock() {
         let (_d, store) = archive(&["a"], 72, 10); // three days of hourly segments
@@ -523,6 +732,7 @@ mod tests {
             Policy {
                 retain_days: 2,
                 retain_bytes: 0,
+                retain_event_days: 0,
             },
         )]);
         use crate::store::events::{CameraEvent, Kind};
@@ -572,6 +782,7 @@ mod tests {
             Policy {
                 retain_days: 0,
                 retain_bytes: 350,
+                retain_event_days: 0,
             },
         )]);
         let o = run_once(&store, &policies, &none(), 0, 0, || u64::MAX).unwrap();
@@ -622,6 +833,7 @@ mod tests {
             Policy {
                 retain_days: 1,
                 retain_bytes: 0,
+                retain_event_days: 0,
             },
         )]);
         let o = run_once(&store, &days, &held("a", 2, 4), 0, 12 * DAY, || u64::MAX).unwrap();
@@ -637,6 +849,7 @@ mod tests {
             Policy {
                 retain_days: 0,
                 retain_bytes: 500,
+                retain_event_days: 0,
             },
         )]);
         let o = run_once(&store, &bytes, &held("a", 0, 2), 0, 0, || u64::MAX).unwrap();
@@ -716,6 +929,7 @@ mod tests {
             Policy {
                 retain_days: 0,
                 retain_bytes: 500,
+                retain_event_days: 0,
             },
         )]);
         let o = run_once(&store, &policy, &held("a", 0, 6), 0, 0, || u64::MAX).unwrap();
@@ -743,6 +957,7 @@ mod tests {
         let limit = |bytes| Policy {
             retain_days: 0,
             retain_bytes: bytes,
+            retain_event_days: 0,
         };
         let configured =
             HashMap::from([("a".to_string(), limit(500)), ("b".to_string(), limit(300))]);
