@@ -649,14 +649,12 @@ fn motion_marks_the_playback_timeline_in_chromium() {
     }
     // Motion, tampering, motion: for the marks, "next" and "previous" by
     // kind, and the count in the date picker.
-    for (on, off) in [
-        (motion(true), motion(false)),
-        (tamper(true, "Changed"), tamper(false, "Changed")),
-        (motion(true), motion(false)),
-    ] {
-        cam.push(on);
+    // (Each notification made when it is sent: it carries the time it was made.)
+    for is_motion in [true, false, true] {
+        let state = |on| if is_motion { motion(on) } else { tamper(on, "Changed") };
+        cam.push(state(true));
         std::thread::sleep(Duration::from_secs(2));
-        cam.push(off);
+        cam.push(state(false));
         std::thread::sleep(Duration::from_secs(1));
     }
     let events = loop {
