@@ -833,7 +833,9 @@ export function mount(root, ctx) {
     if (!ids.length) return;
     const T = clk.now();
     const near = lastEvent && Math.abs(T - lastEvent.start) < EVENT_NEAR_MS;
-    const at = dir > 0 ? (near ? Math.max(T, lastEvent.start) : T) : (near ? Math.min(T, lastEvent.start) : T - 2000);
+    // Times here are whole ms and the server's are ns: an event whose start
+    // reads as the clock's ms is the one shown, so "next" asks from 1 ms on.
+    const at = dir > 0 ? (near ? Math.max(T, lastEvent.start) : T) + 1 : (near ? Math.min(T, lastEvent.start) : T - 2000);
     const params = { at: iso(at) };
     if (evKind.value) params.kind = evKind.value;
     evStatus.textContent = "Looking…";
