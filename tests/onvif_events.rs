@@ -651,7 +651,13 @@ fn motion_marks_the_playback_timeline_in_chromium() {
     // kind, and the count in the date picker.
     // (Each notification made when it is sent: it carries the time it was made.)
     for is_motion in [true, false, true] {
-        let state = |on| if is_motion { motion(on) } else { tamper(on, "Changed") };
+        let state = |on| {
+            if is_motion {
+                motion(on)
+            } else {
+                tamper(on, "Changed")
+            }
+        };
         cam.push(state(true));
         std::thread::sleep(Duration::from_secs(2));
         cam.push(state(false));
