@@ -1,7 +1,7 @@
 //! Configuration: the TOML file an operator writes, validated before anything
 //! starts. A bad config names the field and the line, and nothing runs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -543,16 +543,61 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A `CLEANNVR_…_FILE` variable names a file that cannot be read.
+    #[error("cannot read the file {file} named by {var}: {source}")]
+    SecretFile {
+        /// The variable, e.g. `CLEANNVR_CAMERA_GATE_PASSWORD_FILE`.
+        var: String,
+        /// The file it names.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Docker and compose secrets arrive as files (`/run/secrets/NAME`), not as
+/// variables that `docker inspect` would show: every override variable
+/// `CLEANNVR_X` may instead be given as `CLEANNVR_X_FILE`, naming a file whose
+/// contents, less one trailing newline, are the value. Returns the values
+/// read, keyed by `CLEANNVR_X`; an unreadable file is an error, never an
+/// empty password.
+pub fn secret_files(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let mut values = HashMap::new();
+    for (var, file) in vars {
+        let Some(name) = var
+            .strip_suffix("_FILE")
+            .filter(|n| n.starts_with("CLEANNVR_"))
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::SecretFile {
+            var: var.clone(),
+            file: file.clone().into(),
+            source,
+        })?;
+        let value = text
+            .strip_suffix('\n')
+            .map(|t| t.strip_suffix('\r').unwrap_or(t))
+            .unwrap_or(&text);
+        values.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(values)
 }
 
 impl Config {
-    /// Reads, parses, applies environment overrides and validates a config file.
+    /// Reads, parses, applies environment overrides (and `_FILE` secrets,
+    /// see [`secret_files`]) and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml(&text, path, |k| std::env::var(k).ok())
+        let files = secret_files(std::env::vars())?;
+        Self::from_toml(&text, path, |k| {
+            std::env::var(k).ok().or_else(|| files.get(k).cloned())
+        })
     }
 
     /// Parses `text` (named `path` in errors); `env` looks up override variables.
@@ -980,6 +1025,41 @@ mod tests {
             .to_string();
         assert!(err.contains("camera[0].url"), "{err}");
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_named_by_file_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("gate_password");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let file = secret.display().to_string();
+        let files = secret_files([
+            (
+                "CLEANNVR_CAMERA_GATE_PASSWORD_FILE".to_string(),
+                file.clone(),
+            ),
+            ("PATH".to_string(), "/usr/bin".to_string()),
+            ("OTHER_FILE".to_string(), "/nonexistent".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let cfg = Config::from_toml(
+            "[[camera]]\nid = \"gate\"\nurl = \"rtsp://10.0.0.5/s\"\nusername = \"admin\"\n",
+            Path::new("t"),
+            |k| files.get(k).cloned(),
+        )
+        .unwrap();
+        assert_eq!(cfg.cameras[0].password.as_deref(), Some("s3cret"));
+
+        // An unreadable file is an error naming the variable and the file.
+        let missing = dir.path().join("missing").display().to_string();
+        let err = secret_files([("CLEANNVR_METRICS_TOKEN_FILE".to_string(), missing.clone())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CLEANNVR_METRICS_TOKEN_FILE") && err.contains(&missing),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! local `debian:bookworm-slim` (`../shared/rig/container-bases.sh`, run by
 //! `.ci/install.sh`); building installs the runtime libraries from the
 //! machine's Debian mirror, as any `podman build` of the Dockerfile does.
-//! The container uses the host's network so the demo listens on loopback only.
+//! The container runs the image's default command, `run`, with a mounted
+//! config that names no camera, so it records the built-in demo camera; it
+//! uses the host's network and listens on loopback only.
 
 mod common;
 
@@ -76,7 +78,8 @@ fn context(dir: &Path) {
 }
 
 #[test]
-fn the_docker_image_records_the_demo_unprivileged_and_its_health_check_tells_a_hung_server() {
+fn the_docker_image_records_unprivileged_reads_secret_files_and_its_health_check_tells_a_hung_server(
+) {
     if !require_peer(
         base_image_present(),
         "podman with the local debian:bookworm-slim image (../shared/rig/container-bases.sh)",
@@ -119,8 +122,8 @@ fn the_docker_image_records_the_demo_unprivileged_and_its_health_check_tells_a_h
         inspect["Config"]
     );
 
-    // Only the port moves (to a free one on loopback); the demo's place is
-    // the image's own default, /data.
+    // Only the port (a free one on loopback) and the segment length move;
+    // the recordings' place is the image's own default, /data.
     let port = free_port();
     let conf = dir.path().join("cleannvr.toml");
     std::fs::write(
@@ -137,8 +140,18 @@ fn the_docker_image_records_the_demo_unprivileged_and_its_health_check_tells_a_h
         std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let listen = format!("CLEANNVR_DEMO_LISTEN=127.0.0.1:{port}");
+    // A secret as compose.yaml passes one: a file under /run/secrets, named
+    // by a `_FILE` variable, readable by the container's user only.
+    let token = format!("metrics-{id}-{port}");
+    let secret = dir.path().join("metrics_token");
+    std::fs::write(&secret, format!("{token}\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o400)).unwrap();
+        std::os::unix::fs::chown(&secret, Some(10001), None).unwrap();
+    }
     let mount = format!("{}:/config/cleannvr.toml:ro", conf.display());
+    let secret_mount = format!("{}:/run/secrets/metrics_token:ro", secret.display());
     podman_ok(&[
         "run",
         "-d",
@@ -148,11 +161,12 @@ fn the_docker_image_records_the_demo_unprivileged_and_its_health_check_tells_a_h
         "--network",
         "host",
         "-e",
-        &listen,
+        "CLEANNVR_METRICS_TOKEN_FILE=/run/secrets/metrics_token",
         "-v",
         &mount,
+        "-v",
+        &secret_mount,
         image,
-        "demo",
     ]);
     let logs = || text(&podman(&["logs", name]));
     let healthy = || podman(&["healthcheck", "run", name]).status.success();
@@ -162,6 +176,17 @@ fn the_docker_image_records_the_demo_unprivileged_and_its_health_check_tells_a_h
         "the image's health check to pass",
         || healthy().then_some(()),
     );
+    // The secret file set the metrics token (and nothing shows it).
+    let base = format!("https://127.0.0.1:{port}");
+    let page = scrape(&base, &token);
+    assert!(page.contains("cleannvr_"), "{page}");
+    assert!(!logs().contains(&token), "the token is in the log");
+    let env = podman_ok(&["inspect", "--format", "{{json .Config.Env}}", name]);
+    assert!(
+        !env.contains(&token),
+        "the token is in the container's config: {env}"
+    );
+
     // The demo camera is recorded into the /data volume, and a finished
     // segment decodes.
     let segment = wait_for(
