@@ -150,6 +150,38 @@ fn grey_frames(file: &Path, w: usize, h: usize, max: usize) -> Vec<Vec<u8>> {
     out.stdout.chunks_exact(w * h).map(<[u8]>::to_vec).collect()
 }
 
+/// Every frame of `file` as 8-bit grey pictures (`w`×`h`), from its first sample (the key
+/// frame the edit list's lead-in starts at) on, with its time after that first frame (s),
+/// per ffmpeg's `showinfo` (the edit list ignored; frames passed through, none dropped or
+/// repeated).
+fn timed_grey_frames(file: &Path, w: usize, h: usize) -> Vec<(f64, Vec<u8>)> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ignore_editlist", "1", "-i"])
+        .arg(file)
+        .args([
+            "-an",
+            "-vf",
+            "showinfo",
+            "-fps_mode",
+            "passthrough",
+            "-pix_fmt",
+            "gray",
+        ])
+        .args(["-f", "rawvideo", "-loglevel", "info", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let times: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.split("pts_time:").nth(1))
+        .map(|t| t.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    let frames: Vec<Vec<u8>> = out.stdout.chunks_exact(w * h).map(<[u8]>::to_vec).collect();
+    assert_eq!(times.len(), frames.len(), "{log}");
+    times.iter().map(|t| t - times[0]).zip(frames).collect()
+}
+
 /// Mean absolute difference of two pictures over `[x0, x1) × [y0, y1)`.
 fn mad(a: &[u8], b: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
     let mut sum = 0u64;
@@ -432,10 +464,30 @@ fn redacted_copies_blank_the_box_in_every_frame_mute_audio_and_verify() {
     assert!(ok, "{text}");
 }
 
+/// Where a box with key points `(ns, [x, y, w, h])` (time order) is at `at`: linear between
+/// two, still before the first and after the last (what the server promises, written out
+/// independently of `transcode::redact`).
+fn box_at(keys: &[(i64, [f64; 4])], at: i64) -> [f64; 4] {
+    if at <= keys[0].0 {
+        return keys[0].1;
+    }
+    for p in keys.windows(2) {
+        let ((t0, a), (t1, b)) = (p[0], p[1]);
+        if at <= t1 {
+            let f = (at - t0) as f64 / (t1 - t0).max(1) as f64;
+            return [0, 1, 2, 3].map(|i| a[i] + (b[i] - a[i]) * f);
+        }
+    }
+    keys[keys.len() - 1].1
+}
+
 /// The redaction boxes of the export form, end to end in Chromium (`tests/ui/redact.mjs`):
-/// the operator drags a box on the still frame with the mouse and exports; the exported
-/// MP4, decoded by ffmpeg, is flat black inside that box in every frame and still the
-/// camera's picture outside it; an admin sees it in the disclosure register as redacted.
+/// the operator drags a box on the still frame with the mouse, scrubs the preview to a
+/// later time and moves and widens the box there (a second key point), and exports; the
+/// exported MP4, decoded by ffmpeg, is flat black inside the box where it is at each
+/// frame's time, the camera's picture where the box was at the start and no longer is at
+/// the end (and where it is at the end but not yet at the start), and the camera's
+/// picture outside; an admin sees it in the disclosure register as redacted.
 #[test]
 fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
@@ -445,10 +497,10 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
     let (_gst, tmp, cfg) = cameras(&[("door", "Door", "h264aac")]);
     let nvr = Nvr::start(cfg, &["run"]);
     let op = HttpSession::login(&nvr.http, "op", "operator password 1");
-    let first = recorded(&nvr, &op, &["door"], 6_000_000_000);
+    let first = recorded(&nvr, &op, &["door"], 7_000_000_000);
     // Whole seconds (what the form's fields hold), inside the recording.
     let start = (first / 1_000_000_000 + 2) * 1_000_000_000;
-    let end = start + 3_000_000_000;
+    let end = start + 4_000_000_000;
     let local = |ns: i64| {
         jiff::Timestamp::from_nanosecond(i128::from(ns))
             .unwrap()
@@ -456,8 +508,11 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
             .strftime("%Y-%m-%dT%H:%M:%S")
             .to_string()
     };
-    // Over the peer's time overlay (top left), so the original has detail under the box.
-    let drawn = [0.02, 0.03, 0.3, 0.14];
+    // Over the left of the peer's time overlay (text at about x 26..180, y 28..52 of
+    // 640×360), then moved right over the rest of it, so the original has detail under the
+    // box at both places and where it was before.
+    let drawn = [0.02, 0.05, 0.14, 0.12];
+    let (shift, grow) = (0.14, 0.02);
     let screens = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-redact");
     std::fs::create_dir_all(&screens).unwrap();
     let ui_cfg = json!({
@@ -467,6 +522,8 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
         "start": local(start),
         "end": local(end),
         "box": drawn,
+        "shift": shift,
+        "grow": grow,
         "screens": screens,
     })
     .to_string();
@@ -496,13 +553,28 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
     assert_eq!(r["range"]["start"], cleannvr::clock::rfc3339(start), "{m}");
     let boxes = r["boxes"].as_array().unwrap();
     assert_eq!(boxes.len(), 1, "{m}");
-    let b: Vec<f64> = ["x", "y", "w", "h"]
+    let four = |v: &Value| ["x", "y", "w", "h"].map(|k| v[k].as_f64().unwrap());
+    let near =
+        |got: [f64; 4], want: [f64; 4]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 0.01);
+    // The box's place is where it was drawn; its key points, the frames it was placed on.
+    assert!(near(four(&boxes[0]), drawn), "drawn {drawn:?}: {m}");
+    let keys: Vec<(i64, [f64; 4])> = boxes[0]["keys"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no key points: {m}"))
         .iter()
-        .map(|k| boxes[0][*k].as_f64().unwrap())
+        .map(|k| {
+            let at = cleannvr::clock::parse_rfc3339(k["at"].as_str().unwrap()).unwrap();
+            (at, four(k))
+        })
         .collect();
-    for (got, want) in b.iter().zip(drawn) {
-        assert!((got - want).abs() < 0.01, "drawn {drawn:?}, sent {b:?}");
-    }
+    assert_eq!(keys.len(), 2, "{m}");
+    let moved = [drawn[0] + shift, drawn[1], drawn[2] + grow, drawn[3] + grow];
+    assert!(near(keys[0].1, drawn) && near(keys[1].1, moved), "{m}");
+    // The first on the frame shown for the range's start (the key frame at or before it,
+    // one a second), the second on a frame seconds later, inside the range.
+    let (k0, k1) = (keys[0].0, keys[1].0);
+    assert!(k0 > start - 1_100_000_000 && k0 <= start, "{m}");
+    assert!(k1 >= k0 + 1_500_000_000 && k1 < end - 200_000_000, "{m}");
 
     let path = exports.join(&ids[0]).join("door-redacted.mp4");
     let (s, e) = (
@@ -514,40 +586,86 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
     let orig_path = tmp.path().join("door-original.mp4");
     std::fs::write(&orig_path, orig).unwrap();
     let (w, h) = (640usize, 360usize);
-    let red = grey_frames(&path, w, h, 1000);
-    let org = grey_frames(&orig_path, w, h, 1000);
-    assert!(red.len() >= 50, "{} frames", red.len());
-    // The box in pixels as sent; its interior (4 px in from the edges; the server widens
-    // boxes outward to 16-px blocks) is flat black in every frame.
-    let px = |v: f64, n: usize| (v * n as f64) as usize;
-    let (x0, y0) = (px(b[0], w) + 4, px(b[1], h) + 4);
-    let (x1, y1) = (px(b[0] + b[2], w) - 4, px(b[1] + b[3], h) - 4);
+    let (times, red): (Vec<f64>, Vec<Vec<u8>>) = timed_grey_frames(&path, w, h).into_iter().unzip();
+    let org: Vec<Vec<u8>> = timed_grey_frames(&orig_path, w, h)
+        .into_iter()
+        .map(|f| f.1)
+        .collect();
+    let first_frame = file(m, "door-redacted.mp4")["first_frame"]
+        .as_str()
+        .unwrap();
+    let first_frame = cleannvr::clock::parse_rfc3339(first_frame).unwrap();
+    assert!(red.len() >= 75, "{} frames", red.len());
+    assert!((red.len() as i64 - org.len() as i64).abs() <= 2);
     let spread = |p: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)| {
         let v: Vec<u8> = (y0..y1)
             .flat_map(|y| p[y * w + x0..y * w + x1].to_vec())
             .collect();
         (*v.iter().min().unwrap(), *v.iter().max().unwrap())
     };
+    // Frame n was recorded at the file's first frame (the key frame at or before the
+    // range's start, per the manifest) plus its time after that frame. 6 px in from the
+    // box's edges is inside it (the server widens boxes outward to 16-px blocks).
+    let px = |v: f64, n: usize| (v * n as f64) as usize;
+    let inside = |b: [f64; 4]| {
+        (
+            px(b[0], w) + 6,
+            px(b[1], h) + 6,
+            px(b[0] + b[2], w) - 6,
+            px(b[1] + b[3], h) - 6,
+        )
+    };
+    let at = |n: usize| first_frame + (times[n] * 1e9).round() as i64;
     for (n, p) in red.iter().enumerate() {
-        let (lo, hi) = spread(p, (x0, y0, x1, y1));
+        let b = box_at(&keys, at(n));
+        let (lo, hi) = spread(p, inside(b));
         assert!(
             hi - lo <= 3 && hi < 40,
-            "frame {n}: the box spans {lo}..{hi}"
+            "frame {n} ({} s after the first): the box ({b:?}) spans {lo}..{hi}",
+            times[n]
         );
     }
-    let (lo, hi) = spread(&org[0], (x0, y0, x1, y1));
-    assert!(
-        hi - lo > 100,
-        "the original has no detail under the box ({lo}..{hi})"
+    // The overlay's text where the box is not (yet, or any more) is the camera's: right of
+    // it in the first frame, left of it in the last (past the box's 16-px widening).
+    let (first_box, last_box) = (box_at(&keys, at(0)), box_at(&keys, at(red.len() - 1)));
+    let right = (
+        px(first_box[0] + first_box[2], w).div_ceil(16) * 16 + 2,
+        30,
+        186,
+        50,
     );
-    // Outside: below the box the picture is the camera's, not blanked.
-    for n in [0, red.len() / 2] {
-        let (lo, hi) = spread(&red[n], (0, 120, w, h));
+    let left = (4, 30, px(last_box[0], w) / 16 * 16 - 2, 50);
+    for (n, region, what) in [(0, right, "right of"), (red.len() - 1, left, "left of")] {
+        assert!(region.2 >= region.0 + 16, "{what} the box {n}: {region:?}");
+        let (lo, hi) = spread(&org[n], region);
         assert!(
             hi - lo > 100,
-            "frame {n}: the picture below the box is flat ({lo}..{hi})"
+            "frame {n}: no text {what} the box to compare ({lo}..{hi})"
         );
+        let d = mad(&red[n], &org[n], w, region);
+        assert!(
+            d < 6.0,
+            "frame {n}: {what} the box differs by {d}, yet it is not there"
+        );
+    }
+    for (n, b) in [(0, first_box), (red.len() - 1, last_box)] {
+        let (lo, hi) = spread(&org[n], inside(b));
+        assert!(
+            hi - lo > 100,
+            "frame {n}: the original has no detail under the box ({lo}..{hi})"
+        );
+    }
+    // Outside: below the box the picture is the camera's (the ball the peer draws is there
+    // in most frames), not blanked.
+    for n in [0, red.len() / 2] {
         let below = mad(&red[n], &org[n], w, (0, 120, w, h));
         assert!(below < 6.0, "frame {n}: differs by {below} below the box");
     }
+    assert!(
+        red.iter().any(|p| {
+            let (lo, hi) = spread(p, (0, 120, w, h));
+            hi - lo > 100
+        }),
+        "the picture below the box is flat in every frame"
+    );
 }

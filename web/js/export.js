@@ -73,13 +73,14 @@ export function mount(root, ctx) {
   if (ctx.params.get("start")) start.value = ctx.params.get("start");
   if (ctx.params.get("end")) end.value = ctx.params.get("end");
 
-  /** The redaction editor's frame follows the chosen cameras and the range's start. */
+  /** The redaction editor's frames follow the chosen cameras and the range. */
   const showFrame = () => {
     const cams = [...camBox.querySelectorAll("input:checked")].map((b) => ({ id: b.value, name: b.parentElement.textContent.trim() }));
-    redact.show(cams, start.value ? fromInput(start.value) : null);
+    redact.show(cams, start.value ? fromInput(start.value) : null, end.value ? fromInput(end.value) : null);
   };
   camBox.addEventListener("change", showFrame);
   start.addEventListener("change", showFrame);
+  end.addEventListener("change", showFrame);
 
   api("GET", "/api/cameras").then((r) => {
     if (gone) return;
