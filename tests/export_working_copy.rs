@@ -337,7 +337,7 @@ fn working_copies_are_h264_with_the_time_burned_in_and_verify() {
 }
 
 #[test]
-fn redacted_copies_blank_the_box_in_every_frame_mute_audio_and_verify() {
+fn redacted_copies_fill_blur_or_invert_the_boxes_mute_audio_verify_and_recording_goes_on() {
     let (_gst, tmp, cfg) = two_cameras();
     let nvr = Nvr::start(cfg, &["run"]);
     let op = HttpSession::login(&nvr.http, "op", "operator password 1");
@@ -349,6 +349,7 @@ fn redacted_copies_blank_the_box_in_every_frame_mute_audio_and_verify() {
     // Over the peer's time overlay (top left), so the original has detail under the box.
     let redact = json!({ "mode": "fill", "boxes": [{ "x": 0.0, "y": 0.0, "w": 0.3, "h": 0.15 }],
                          "invert": false, "mute_audio": true });
+    let t0 = now_ns();
     let (id, job) = export(
         &nvr,
         &op,
@@ -462,6 +463,148 @@ fn redacted_copies_blank_the_box_in_every_frame_mute_audio_and_verify() {
     assert!(text < 6.0, "no box, yet the top right differs by {text}");
     let (ok, text) = verify(&dir);
     assert!(ok, "{text}");
+
+    // Blur: the box keeps its average brightness but loses its detail (the overlay's
+    // text); outside it the picture is the camera's.
+    let boxed = json!([{ "x": 0.0, "y": 0.0, "w": 0.3, "h": 0.15 }]);
+    let inside = (4, 4, 188, 60);
+    let (id, _) = export(
+        &nvr,
+        &op,
+        json!({ "cameras": ["door"], "start": s, "end": e, "reason": "SAR 2026/16: blurred",
+                "recipient": "the data subject",
+                "redact": { "mode": "blur", "boxes": boxed } }),
+    );
+    let path = tmp
+        .path()
+        .join("data/.exports")
+        .join(&id)
+        .join("door-redacted.mp4");
+    let red = grey_frames(&path, w, h, 1000);
+    let org = grey_frames(&orig_path, w, h, 1000);
+    assert!((red.len() as i64 - org.len() as i64).abs() <= 2);
+    for n in [0, red.len() / 2] {
+        let (rg, og) = (edges(&red[n], w, inside), edges(&org[n], w, inside));
+        assert!(
+            og > 4.0 && rg < og / 4.0,
+            "blur, frame {n}: edges inside the box {rg}, in the original {og}"
+        );
+        let (rm, om) = (mean(&red[n], w, inside), mean(&org[n], w, inside));
+        assert!(
+            (rm - om).abs() < 6.0,
+            "blur, frame {n}: the box's mean is {rm}, the original's {om}: not a blur"
+        );
+        let below = mad(&red[n], &org[n], w, (0, 100, w, h));
+        assert!(
+            below < 6.0,
+            "blur, frame {n}: differs by {below} below the box"
+        );
+    }
+
+    // Inverse: the box is the camera's picture (the text), everything else black but the
+    // time band (in a corner band a tenth of the height high, away from the box).
+    let (id, job) = export(
+        &nvr,
+        &op,
+        json!({ "cameras": ["door"], "start": s, "end": e, "reason": "SAR 2026/17: only the requester",
+                "recipient": "the data subject",
+                "redact": { "mode": "fill", "boxes": boxed, "invert": true } }),
+    );
+    assert_eq!(job["manifest"]["redaction"]["invert"], true, "{job}");
+    let path = tmp
+        .path()
+        .join("data/.exports")
+        .join(&id)
+        .join("door-redacted.mp4");
+    let red = grey_frames(&path, w, h, 1000);
+    assert!((red.len() as i64 - org.len() as i64).abs() <= 2);
+    let rest = (0, 64, w, h - 36);
+    for (n, p) in red.iter().enumerate() {
+        let (lo, hi) = min_max(p, w, rest);
+        assert!(
+            hi - lo <= 3 && hi < 40,
+            "inverse, frame {n}: outside the box spans {lo}..{hi}"
+        );
+    }
+    // The ball the peer draws is somewhere in that region in some frame.
+    let detail = org.iter().map(|p| {
+        let (lo, hi) = min_max(p, w, rest);
+        hi - lo
+    });
+    assert!(
+        detail.max().unwrap() > 100,
+        "the original is flat outside the box"
+    );
+    for n in [0, red.len() / 2] {
+        let kept = mad(&red[n], &org[n], w, inside);
+        let (lo, hi) = min_max(&org[n], w, inside);
+        assert!(
+            kept < 6.0 && hi - lo > 100,
+            "inverse, frame {n}: the box differs by {kept} from the original ({lo}..{hi})"
+        );
+    }
+
+    // The conversions ran beside the recording at a lower priority: both cameras were
+    // recorded without a gap all the while.
+    // To the millisecond, as the API's times are.
+    let t1 = cleannvr::clock::parse_rfc3339(&cleannvr::clock::rfc3339(now_ns())).unwrap();
+    for cam in ["gate", "door"] {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let q = format!(
+            "/api/cameras/{cam}/recordings?start={}&end={}",
+            cleannvr::clock::rfc3339(t0),
+            cleannvr::clock::rfc3339(t1)
+        );
+        loop {
+            let r = op.json(&q);
+            let ranges = r["ranges"].as_array().unwrap();
+            let end = ranges
+                .last()
+                .map(|x| cleannvr::clock::parse_rfc3339(x["end"].as_str().unwrap()).unwrap());
+            if end.is_some_and(|e| e >= t1) {
+                assert_eq!(ranges.len(), 1, "{cam}: a gap while converting: {r}");
+                assert!(r["gaps"].as_array().unwrap().is_empty(), "{cam}: {r}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cam}: not recorded up to the end of the conversions: {r}\n{}",
+                nvr.log.text()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Wall time now, ns since the epoch.
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Darkest and brightest pixel of `p` (`w` wide) in `[x0, x1) × [y0, y1)`.
+fn min_max(p: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize)) -> (u8, u8) {
+    let v = (y0..y1).flat_map(|y| p[y * w + x0..y * w + x1].iter().copied());
+    v.fold((255, 0), |(lo, hi), x| (lo.min(x), hi.max(x)))
+}
+
+/// Mean brightness of `p` (`w` wide) in `[x0, x1) × [y0, y1)`.
+fn mean(p: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
+    let sum: u64 = (y0..y1)
+        .flat_map(|y| p[y * w + x0..y * w + x1].iter().map(|v| u64::from(*v)))
+        .sum();
+    sum as f64 / ((x1 - x0) * (y1 - y0)) as f64
+}
+
+/// Mean absolute difference between horizontally neighbouring pixels of `p` in
+/// `[x0, x1) × [y0, y1)`: how much detail (edges) the region holds.
+fn edges(p: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
+    let sum: u64 = (y0..y1)
+        .flat_map(|y| (x0..x1 - 1).map(move |x| u64::from(p[y * w + x].abs_diff(p[y * w + x + 1]))))
+        .sum();
+    sum as f64 / ((x1 - x0 - 1) * (y1 - y0)) as f64
 }
 
 /// Where a box with key points `(ns, [x, y, w, h])` (time order) is at `at`: linear between
