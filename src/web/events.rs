@@ -153,20 +153,24 @@ fn parse_kinds(kind: Option<&str>) -> Result<Vec<Kind>, ApiError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdjacentQuery {
-    at: String,
+    /// Default: now.
+    at: Option<String>,
     /// Comma-separated kinds; all when absent.
     kind: Option<String>,
 }
 
 /// `GET /api/cameras/{id}/events/adjacent?at=&kind=`: the camera's event
-/// (of those kinds) starting last before `at` and first after it, however
+/// (of those kinds) starting last before `at` (default now) and first after it, however
 /// far away: "previous" and "next event" beside playback.
 pub async fn adjacent(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<AdjacentQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let at = parse_time("at", &q.at)?;
+    let at = match &q.at {
+        Some(s) => parse_time("at", s)?,
+        None => app.clock.now_ns(),
+    };
     let kinds = parse_kinds(q.kind.as_deref())?;
     let (previous, next) = app
         .blocking(move |app| app.store.events().adjacent(&id, at, &kinds))
