@@ -12,7 +12,7 @@ FROM rust:1-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config clang libclang-dev \
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
-      libavfilter-dev libavdevice-dev \
+      libavfilter-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -26,7 +26,7 @@ FROM ${BINARY} AS binary
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
-      libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavfilter8 libavdevice59 fonts-dejavu-core \
+      libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavfilter8 fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin cleannvr \
  && mkdir -p /data /config \

@@ -253,6 +253,11 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
 /// Builds the package from the test build's binary (`--no-build`: no release
 /// build in the test run; `--fast`: gzip instead of xz, 4x quicker).
 fn build_deb(out: &Path) -> PathBuf {
+    // cargo-deb stages the stripped binary under target/debian: two runs at
+    // once (this binary's tests run in parallel) read each other's half-made
+    // copy, and one package came out with no library dependencies.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let deb = out.join("cleannvr.deb");
     ok(
         Command::new(cargo_deb().unwrap())
