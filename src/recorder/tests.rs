@@ -244,13 +244,21 @@ fn a_long_wait_for_a_key_frame_is_shown_in_the_status_and_nothing_is_written() {
     assert!(rows[0].start_ns >= T0 + 30 * NS_PER_SEC, "{rows:?}");
 }
 
-/// Log output captured from `tracing` (this thread only, see `with_default`).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    /// This thread's captured log, while `capture_log` runs on it.
+    static CAPTURE: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
 
-impl std::io::Write for Captured {
+/// Writes into this thread's `CAPTURE`, or nowhere.
+struct ThreadLog;
+
+impl std::io::Write for ThreadLog {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
+        CAPTURE.with(|c| {
+            if let Some(v) = c.borrow_mut().as_mut() {
+                v.extend_from_slice(b);
+            }
+        });
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -258,11 +266,26 @@ impl std::io::Write for Captured {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
+/// What `f` logs through `tracing` on this thread. A scoped subscriber
+/// (`with_default`) raced with other test threads that hit the same callsite
+/// first with none, and then captured nothing (2 of 4 parallel runs): one
+/// global subscriber, installed once and never dropped, takes every thread's
+/// events and keeps only those of a thread that is capturing.
+fn capture_log(f: impl FnOnce()) -> String {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadLog)
+            .with_ansi(false)
+            .without_time()
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in the unit tests");
+    });
+    CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    f();
+    let text = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    String::from_utf8(text).unwrap()
 }
 
 /// `n` non-key frames at 25 fps from `pts0`, received from `wall0` on.
@@ -280,17 +303,7 @@ fn no_key_frames(r: &mut Rig, p: &Arc<VideoParams>, pts0: i64, wall0: i64, n: i6
 
 #[test]
 fn the_no_key_frame_warning_repeats_every_10_s_of_waiting() {
-    let log = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(log.clone())
-        .with_ansi(false)
-        .without_time()
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        // Another test's thread may have hit the warning first, with no
-        // subscriber, and had the callsite cached as disabled in a race with
-        // this one's registration (seen once in a parallel run): ask again.
-        tracing::callsite::rebuild_interest_cache();
+    let text = capture_log(|| {
         let mut r = rig(2);
         let p = params(640);
         r.rec.handle(IngestEvent::SessionStarted { audio: None });
@@ -302,7 +315,6 @@ fn the_no_key_frame_warning_repeats_every_10_s_of_waiting() {
         no_key_frames(&mut r, &p, 46 * SEC, T0 + 46 * NS_PER_SEC, 15 * 25);
         r.rec.handle(IngestEvent::SessionEnded);
     });
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     let waits: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("no key frame for 10 s"))
