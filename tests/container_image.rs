@@ -14,31 +14,19 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 
-fn podman(args: &[&str]) -> Output {
-    Command::new("podman")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("podman {args:?}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// `podman args`, panicking with its output unless it succeeds.
 fn podman_ok(args: &[&str]) -> String {
     let out = podman(args);
-    assert!(out.status.success(), "podman {args:?}: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        output_text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -168,7 +156,7 @@ fn the_docker_image_records_unprivileged_reads_secret_files_and_its_health_check
         &secret_mount,
         image,
     ]);
-    let logs = || text(&podman(&["logs", name]));
+    let logs = || output_text(&podman(&["logs", name]));
     let healthy = || podman(&["healthcheck", "run", name]).status.success();
 
     wait_for(
@@ -243,7 +231,7 @@ fn the_docker_image_records_unprivileged_reads_secret_files_and_its_health_check
     assert!(
         !hung.status.success(),
         "the health check passed while the server was stopped: {}",
-        text(&hung)
+        output_text(&hung)
     );
     wait_for(
         Duration::from_secs(60),

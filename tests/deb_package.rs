@@ -44,14 +44,6 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Runs `cmd`, panicking with its output (and `what`) unless it succeeds.
 fn ok(cmd: &mut Command, what: &str) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -59,9 +51,9 @@ fn ok(cmd: &mut Command, what: &str) -> String {
         out.status.success(),
         "{what}: {}\n{}",
         out.status,
-        text(&out)
+        output_text(&out)
     );
-    text(&out)
+    output_text(&out)
 }
 
 /// A throw-away copy of this machine: an overlay of `/` (upper layer on a
@@ -176,7 +168,7 @@ impl Sandbox {
         loop {
             let o = self.chroot(&cmd).output().unwrap();
             if done(&o) {
-                return text(&o);
+                return output_text(&o);
             }
             let exited = self.server.as_mut().unwrap().try_wait().unwrap();
             let service = std::fs::read_to_string(log).unwrap_or_default();
@@ -188,7 +180,7 @@ impl Sandbox {
                 Instant::now() < deadline,
                 "timed out waiting for `cleannvr {}`; last answer: {}\n--- service ---\n{service}",
                 args.join(" "),
-                text(&o)
+                output_text(&o)
             );
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -449,7 +441,7 @@ fn the_deb_installs_a_sandboxed_service_that_runs_as_its_own_user_and_is_healthy
     assert!(health.contains(&format!("127.0.0.1:{port}")), "{health}");
     // With no camera configured, `run` records its built-in demo camera.
     let status = sb.poll_as(user, config, &["status"], deadline, &server_log, |o| {
-        o.status.success() && text(o).contains("streaming")
+        o.status.success() && output_text(o).contains("streaming")
     });
 
     let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -507,14 +499,6 @@ fn the_deb_installs_a_sandboxed_service_that_runs_as_its_own_user_and_is_healthy
     );
 }
 
-fn podman(args: &[&str]) -> Output {
-    Command::new("podman")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("podman {args:?}: {e}"))
-}
-
 /// Removes the container and image of the systemd test, whatever happened.
 struct PodmanCleanup(String, String);
 
@@ -567,22 +551,26 @@ fn the_deb_starts_under_systemd_with_its_sandbox_and_is_healthy() {
     );
     let (name, image) = (cleanup.0.as_str(), cleanup.1.as_str());
     let built = podman(&["build", "-t", image, ctx.path().to_str().unwrap()]);
-    assert!(built.status.success(), "podman build: {}", text(&built));
+    assert!(
+        built.status.success(),
+        "podman build: {}",
+        output_text(&built)
+    );
     let run = podman(&["run", "-d", "--name", name, "--systemd=always", image]);
-    assert!(run.status.success(), "podman run: {}", text(&run));
+    assert!(run.status.success(), "podman run: {}", output_text(&run));
     let exec = |args: &[&str]| {
         let mut all = vec!["exec", name];
         all.extend_from_slice(args);
         podman(&all)
     };
-    let journal = || text(&exec(&["journalctl", "-u", "cleannvr", "--no-pager"]));
+    let journal = || output_text(&exec(&["journalctl", "-u", "cleannvr", "--no-pager"]));
 
     // Started at boot by systemd (the package enabled it), and healthy.
     let until = |what: &str, secs: u64, ok: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !ok() {
             if Instant::now() > deadline {
-                let state = text(&exec(&["systemctl", "status", "cleannvr", "--no-pager"]));
+                let state = output_text(&exec(&["systemctl", "status", "cleannvr", "--no-pager"]));
                 panic!(
                     "timed out after {secs} s waiting for {what}\n{state}\n{}",
                     journal()
@@ -597,7 +585,7 @@ fn the_deb_starts_under_systemd_with_its_sandbox_and_is_healthy() {
             .status
             .success()
     });
-    let show = text(&exec(&[
+    let show = output_text(&exec(&[
         "systemctl",
         "show",
         "cleannvr",
@@ -615,7 +603,7 @@ fn the_deb_starts_under_systemd_with_its_sandbox_and_is_healthy() {
     let pid = props["MainPID"];
     // Its process: the dedicated user, no privilege gain, and systemd's
     // seccomp filter in force (mode 2).
-    let status = text(&exec(&["cat", &format!("/proc/{pid}/status")]));
+    let status = output_text(&exec(&["cat", &format!("/proc/{pid}/status")]));
     let field = |k: &str| {
         status
             .lines()
@@ -623,14 +611,14 @@ fn the_deb_starts_under_systemd_with_its_sandbox_and_is_healthy() {
             .map(|v| v.split_whitespace().collect::<Vec<_>>())
             .unwrap_or_default()
     };
-    let uid = text(&exec(&["id", "-u", "cleannvr"]));
+    let uid = output_text(&exec(&["id", "-u", "cleannvr"]));
     assert_eq!(field("Uid:"), vec![uid.trim(); 4], "{status}");
     assert_eq!(field("NoNewPrivs:"), ["1"], "{status}");
     assert_eq!(field("Seccomp:"), ["2"], "{status}");
     // And it records: the demo camera (no cameras configured) is streaming.
     until("the demo camera to stream", 60, &|| {
         let s = exec(&["cleannvr", "--config", config, "status"]);
-        s.status.success() && text(&s).contains("streaming")
+        s.status.success() && output_text(&s).contains("streaming")
     });
     let log = journal();
     assert!(!log.contains("panicked"), "{log}");

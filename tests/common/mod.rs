@@ -12,7 +12,7 @@ pub mod slow_disk;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1396,4 +1396,22 @@ pub fn recorded_range(nvr: &Nvr, who: &HttpSession, camera: &str, min_ns: i64) -
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// A finished command's stdout then stderr, for failure messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `podman args` (the container tests: `container_image`, `deb_package`).
+pub fn podman(args: &[&str]) -> Output {
+    Command::new("podman")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("podman {args:?}: {e}"))
 }
