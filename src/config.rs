@@ -315,9 +315,10 @@ pub struct CameraConfig {
     #[serde(default)]
     pub retain_days: u32,
     /// Keep segments during which the camera reported an event this many
-    /// days instead of `retain_days` (0, or not above `retain_days`: no
-    /// difference). Whole segments: one that overlaps an event is kept
-    /// whole. `retain_bytes` and the volume floor still apply to them.
+    /// days instead of `retain_days`: 0 (no difference) or more than
+    /// `retain_days`, which must then be set ([`event_days_problem`]).
+    /// Whole segments: one that overlaps an event is kept whole.
+    /// `retain_bytes` and the volume floor still apply to them.
     #[serde(default)]
     pub retain_event_days: u32,
     /// Keep at most this many bytes of recordings (0 = no byte limit).
@@ -795,6 +796,13 @@ impl Config {
                     format!("{} is outside 1..=120", cam.connect_timeout_seconds),
                 ));
             }
+            if let Some(why) = event_days_problem(cam.retain_days, cam.retain_event_days) {
+                return Err(invalid(
+                    field("retain_event_days"),
+                    Some("retain_event_days"),
+                    format!("camera {:?}: {why}", cam.id),
+                ));
+            }
             match (&cam.url, &cam.onvif) {
                 (None, None) => {
                     return Err(invalid(
@@ -863,6 +871,31 @@ impl Config {
     /// Cameras that should be connected.
     pub fn enabled_cameras(&self) -> impl Iterator<Item = &CameraConfig> {
         self.cameras.iter().filter(|c| c.enabled)
+    }
+}
+
+/// Why a camera's `retain_event_days` makes no sense beside its
+/// `retain_days`, in words for the config error and the API (the camera
+/// editor checks the same before sending). It only ever extends the age
+/// limit, so a value that would not (not above `retain_days`, or with no
+/// age limit at all) is refused rather than silently doing nothing.
+pub fn event_days_problem(retain_days: u32, retain_event_days: u32) -> Option<String> {
+    if retain_event_days == 0 {
+        None
+    } else if retain_days == 0 {
+        Some(format!(
+            "retain_event_days = {retain_event_days} has nothing to extend: retain_days is 0 \
+             (no age limit, footage is kept until space runs out); set retain_days, \
+             or retain_event_days to 0"
+        ))
+    } else if retain_event_days <= retain_days {
+        Some(format!(
+            "retain_event_days = {retain_event_days} must be more than retain_days \
+             ({retain_days}): footage with events is kept longer than the rest, never \
+             shorter; or 0 for no difference"
+        ))
+    } else {
+        None
     }
 }
 
@@ -963,6 +996,31 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("connect_timeout_seconds"), "{err}");
+    }
+
+    #[test]
+    fn retain_event_days_must_extend_retain_days() {
+        let cam = |d: u32, e: u32| {
+            parse(&format!(
+                "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/x\"\nretain_days = {d}\nretain_event_days = {e}\n"
+            ))
+        };
+        assert_eq!(cam(30, 90).unwrap().cameras[0].retain_event_days, 90);
+        assert_eq!(cam(30, 0).unwrap().cameras[0].retain_event_days, 0);
+        assert_eq!(cam(0, 0).unwrap().cameras[0].retain_event_days, 0);
+        for (d, e, says) in [
+            (30, 30, "must be more than retain_days (30)"),
+            (30, 7, "must be more than retain_days (30)"),
+            (0, 90, "retain_days is 0"),
+        ] {
+            let err = cam(d, e).unwrap_err().to_string();
+            assert!(
+                err.contains("camera[0].retain_event_days")
+                    && err.contains(says)
+                    && err.contains("line 5"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -258,6 +258,7 @@ pub fn view(c: &CameraConfig) -> Json {
         })),
         "transport": transport,
         "retain_days": c.retain_days,
+        "retain_event_days": c.retain_event_days,
         "retain_bytes": c.retain_bytes,
         "enabled": c.enabled,
         "record": c.record,

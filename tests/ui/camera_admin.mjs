@@ -1,7 +1,9 @@
 // The Camera setup page (admins) in Chromium: reached from the Cameras
 // health page, add a camera by URL, test it before saving (codec, size and a
 // snapshot), save, edit, disable and remove it; the stored password is never
-// shown.
+// shown. "Keep footage with events" (retain_event_days): labelled, with a
+// hint, a value the server would refuse is refused here with the reason,
+// a good one is saved and shown again after a reload and a disable.
 //
 //   node tests/ui/camera_admin.mjs BASE_URL CONFIG_JSON
 //
@@ -63,9 +65,51 @@ try {
   await row("Back yard").waitFor({ state: "visible" });
   check(true, "an edit is saved");
 
+  // --- Keep footage with events (retain_event_days) --------------------------
+  const evDays = page.locator("#camera-edit input[name=retain_event_days]");
+  const evMsg = page.locator("#camera-edit .field-error");
+  const editOf = async (name) => { await row(name).locator("text=Edit").click(); await evDays.waitFor({ state: "visible" }); };
+  await editOf("Back yard");
+  const label = await page.textContent(`label[for="${await evDays.getAttribute("id")}"]`);
+  check(/^Keep footage with events/.test(label), "the editor has a labelled field for retain_event_days", label);
+  const hint = await evDays.evaluate((i) => i.getAttribute("aria-describedby").split(" ").map((id) => document.getElementById(id).textContent).join(" | "));
+  check(/event \(motion, tampering/.test(hint), "with a short hint, tied to the field", hint);
+  check((await evDays.inputValue()) === "0", "0 while not set", await evDays.inputValue());
+  await page.fill("#camera-edit input[name=retain_days]", "30");
+  /** Types `v`, tries to save; returns the message shown (and checks the form stayed open). */
+  async function refused(v) {
+    await evDays.fill(v);
+    await page.click("#camera-edit button[type=submit]");
+    await page.waitForTimeout(300);
+    check(await page.locator("#camera-edit form").isVisible(), `${v}: nothing is saved, the form stays open`);
+    check((await evDays.getAttribute("aria-invalid")) === "true", `${v}: the field is marked invalid`);
+    return (await evMsg.textContent()) || "";
+  }
+  let said = await refused("10");
+  check(/^Must be more than the 30 days recordings are kept/.test(said), "a value not above Keep recordings is refused with the reason", said);
+  await shot("5-event-days-refused");
+  said = await refused("-3");
+  check(/whole number of days/.test(said), "a negative number is refused", said);
+  await page.fill("#camera-edit input[name=retain_days]", "0");
+  said = await refused("90");
+  check(/nothing to extend/.test(said), "with no age limit there is nothing to extend", said);
+  await page.fill("#camera-edit input[name=retain_days]", "30");
+  await evDays.fill("90");
+  check((await evMsg.textContent()) === "" && (await evDays.getAttribute("aria-invalid")) === null, "90 beside 30 is fine", await evMsg.textContent());
+  await page.click("#camera-edit button[type=submit]");
+  await page.locator("#camera-edit form").waitFor({ state: "detached" });
+  await page.reload();
+  await row("Back yard").waitFor({ state: "visible" });
+  await editOf("Back yard");
+  check((await evDays.inputValue()) === "90", "saved: 90 is shown again after a reload", await evDays.inputValue());
+  await page.click("#camera-edit button:text-is('Cancel')");
+
   await row("Back yard").locator("button", { hasText: "Disable" }).click();
   await row("Back yard").locator("text=disabled").waitFor({ state: "visible" });
   check(true, "a camera can be disabled");
+  await editOf("Back yard");
+  check((await evDays.inputValue()) === "90", "disabling keeps Keep footage with events", await evDays.inputValue());
+  await page.click("#camera-edit button:text-is('Cancel')");
   await shot("3-disabled");
 
   await row("Back yard").locator("button", { hasText: "Remove" }).click();

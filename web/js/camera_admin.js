@@ -4,13 +4,33 @@
 // server never sends them back (only whether one is set).
 
 import { api, seg } from "./api.js";
-import { h, fill, field, table } from "./dom.js";
+import { h, fill, field, table, uid } from "./dom.js";
 
 /** How often the State column is refreshed. */
 const POLL_MS = 5000;
 
 /** The camera register's fields (Surveillance Camera Code of Practice, principles 1-3). */
 const REGISTER = ["purpose", "location", "lawful_basis", "review_date"];
+
+/** Largest day count the server reads (`u32`). */
+const MAX_DAYS = 4294967295;
+
+/**
+ * What is wrong with "Keep footage with events" beside "Keep recordings",
+ * in the editor's words; null when fine. The same rules as the server's
+ * (`config::event_days_problem`): 0, or more than a set `retain_days`.
+ */
+export function eventDaysProblem(daysText, eventText) {
+  const t = String(eventText).trim();
+  if (t === "" || t === "0") return null;
+  if (!/^\d+$/.test(t) || Number(t) > MAX_DAYS) return "Enter a whole number of days (0 or more).";
+  const e = Number(t);
+  const d = Number(String(daysText).trim()) || 0;
+  if (e === 0) return null;
+  if (d === 0) return "Recordings are kept until space runs out (0 days above), so there is nothing to extend: enter 0, or first set how many days recordings are kept.";
+  if (e <= d) return `Must be more than the ${d} day${d === 1 ? "" : "s"} recordings are kept (footage with events is kept longer, never shorter), or 0 for no difference.`;
+  return null;
+}
 
 const TRANSPORTS = [
   ["auto", "Automatic (TCP, then UDP)"],
@@ -91,7 +111,7 @@ export function mount(root, ctx) {
   /** The stored settings as a PUT body: what the API showed, secrets left out (so kept). */
   function bodyOf(cfg) {
     const b = { name: cfg.name, transport: cfg.transport, enabled: cfg.enabled, record: cfg.record,
-      retain_days: cfg.retain_days, retain_bytes: cfg.retain_bytes };
+      retain_days: cfg.retain_days, retain_event_days: cfg.retain_event_days || 0, retain_bytes: cfg.retain_bytes };
     if (cfg.url) b.url = cfg.url;
     if (cfg.sub_url) b.sub_url = cfg.sub_url;
     if (cfg.username) b.username = cfg.username;
@@ -194,6 +214,19 @@ export function mount(root, ctx) {
     const transport = h("select", { name: "transport" },
       TRANSPORTS.map(([v, t]) => h("option", { value: v, selected: (cfg ? cfg.transport : "auto") === v, text: t })));
     const days = h("input", { name: "retain_days", type: "number", min: 0, value: cfg ? cfg.retain_days : 30 });
+    // No min/step: a bad value gets the message below, not the browser's bubble alone.
+    const eventDays = h("input", { name: "retain_event_days", type: "number", inputmode: "numeric", value: cfg ? cfg.retain_event_days || 0 : 0 });
+    const eventDaysErr = h("span", { class: "error field-error", id: uid("event-days-error"), role: "alert" });
+    /** Checks the field as the server would; shows why, and keeps the form from sending it. */
+    function checkEventDays() {
+      const why = eventDaysProblem(days.value, eventDays.value);
+      eventDaysErr.textContent = why || "";
+      eventDays.setCustomValidity(why || "");
+      if (why) eventDays.setAttribute("aria-invalid", "true"); else eventDays.removeAttribute("aria-invalid");
+      return !why;
+    }
+    eventDays.addEventListener("input", checkEventDays);
+    days.addEventListener("input", () => { if (eventDaysErr.textContent) checkEventDays(); });
     const record = h("input", { name: "record", type: "checkbox", checked: cfg ? cfg.record : true });
     const enabled = h("input", { name: "enabled", type: "checkbox", checked: cfg ? cfg.enabled : true });
     const purpose = h("textarea", { name: "purpose", rows: 2, maxlength: 1000, text: cfg && cfg.purpose ? cfg.purpose : "" });
@@ -260,6 +293,7 @@ export function mount(root, ctx) {
       }
       b.transport = transport.value;
       b.retain_days = Number(days.value) || 0;
+      b.retain_event_days = Number(eventDays.value) || 0;
       b.record = record.checked;
       b.enabled = enabled.checked;
       const reg = { purpose: purpose.value.trim(), location: location.value.trim(), lawful_basis: lawful.value.trim(), review_date: review.value };
@@ -307,6 +341,7 @@ export function mount(root, ctx) {
         readBtn, streamsNote, choice) : null,
       field("Transport", transport),
       field("Keep recordings (days, 0 = until space runs out)", days),
+      eventDaysField(),
       h("label", {}, record, " Record (otherwise live view only)"),
       h("label", {}, enabled, " Enabled"),
       h("fieldset", { class: "register-fields" },
@@ -320,8 +355,19 @@ export function mount(root, ctx) {
         h("button", { type: "submit", class: "primary", text: cfg ? "Save changes" : "Add camera" }),
         h("button", { type: "button", class: "quiet", text: "Cancel", onclick: () => fill(editBox) })),
       result, err);
+    function eventDaysField() {
+      const f = field("Keep footage with events (days, 0 = no difference)", eventDays,
+        "Recordings during which this camera reported an event (motion, tampering, line crossing…) are kept this many days instead. More than the days above.");
+      f.append(eventDaysErr);
+      eventDays.setAttribute("aria-describedby", `${eventDays.getAttribute("aria-describedby")} ${eventDaysErr.id}`);
+      return f;
+    }
+
+    // Checked before the browser's own validation, so the message is ours.
+    form.addEventListener("click", (ev) => { if (ev.target.closest("button[type=submit]")) checkEventDays(); }, true);
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
+      if (!checkEventDays()) { eventDays.focus(); return; }
       const b = body();
       pw.value = "";
       try {
