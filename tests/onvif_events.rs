@@ -613,8 +613,21 @@ fn motion_reaches_the_api_for_viewers_of_the_camera() {
     assert_eq!(status, 403);
 }
 
+/// The server's time zone in the Chromium test: half an hour off the hour and
+/// behind UTC, so a time shown in UTC or the browser's zone cannot pass.
+const UI_ZONE: &str = "America/St_Johns";
+
+/// `HH:MM:SS` in [`UI_ZONE`] of an API time.
+fn local_clock(v: &serde_json::Value) -> serde_json::Value {
+    let t: jiff::Timestamp = v.as_str().unwrap().parse().unwrap();
+    let z = t.in_tz(UI_ZONE).unwrap();
+    serde_json::Value::from(z.strftime("%H:%M:%S").to_string())
+}
+
 /// A recorded camera (GStreamer's RTSP server) whose ONVIF events come from
-/// the scripted event camera: its motion shows on the playback timeline.
+/// the scripted event camera: its motion shows on the playback timeline;
+/// then more kinds of event, for the events list beside playback and the
+/// search (tests/ui/event_list.mjs), one of them reported while the page is open.
 #[test]
 fn motion_marks_the_playback_timeline_in_chromium() {
     let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
@@ -634,7 +647,8 @@ fn motion_marks_the_playback_timeline_in_chromium() {
             event_camera::USER,
             event_camera::PASS
         ),
-    );
+    )
+    .replace("[server]\n", &format!("[server]\ntimezone = \"{UI_ZONE}\"\n"));
     let (nvr, admin) = common::run_with_admin(dir.path(), &toml);
     common::wait_segments(&nvr, Some(&admin), "gate", 1);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -663,6 +677,7 @@ fn motion_marks_the_playback_timeline_in_chromium() {
         cam.push(state(false));
         std::thread::sleep(Duration::from_secs(1));
     }
+    let first_pushed = Instant::now();
     let events = loop {
         let (_, body) = common::get(&nvr.http, "/api/events?camera=gate", &admin);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -716,6 +731,104 @@ fn motion_marks_the_playback_timeline_in_chromium() {
         "screens": screens,
     });
     common::run_ui_script("events.mjs", &nvr.http, &cfg.to_string(), &[], &nvr.log);
+
+    // The other kinds, at least 20 s after the first three (the list zoomed
+    // to 30 s around the tampering must leave them out): a line crossed (no
+    // duration), a digital input, video lost, and a topic of no kind of ours.
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(first_pushed.elapsed()));
+    let other = |on: bool| {
+        notification(
+            "tns1:RuleEngine/MyRuleDetector/PeopleDetect",
+            "Changed",
+            &[("Rule", "People")],
+            &[("State", if on { "true" } else { "false" })],
+        )
+    };
+    let video_loss = |on: bool| {
+        notification(
+            "tns1:VideoSource/SignalLoss",
+            "Changed",
+            &[("Source", "1")],
+            &[("State", if on { "true" } else { "false" })],
+        )
+    };
+    cam.push(notification(
+        "tns1:RuleEngine/LineDetector/Crossed",
+        "Changed",
+        &[("VideoSourceConfigurationToken", "1")],
+        &[("ObjectId", "7")],
+    ));
+    std::thread::sleep(Duration::from_secs(1));
+    for state in [&input as &dyn Fn(bool) -> String, &video_loss, &other] {
+        cam.push(state(true));
+        std::thread::sleep(Duration::from_secs(2));
+        cam.push(state(false));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let events = api_events_until(&nvr, &admin, &cam, "seven finished events", |evs| {
+        evs.len() == 7
+            && evs
+                .iter()
+                .all(|e| !e["end"].is_null() || e["active"] == false)
+    });
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "motion",
+            "tamper",
+            "motion",
+            "intrusion",
+            "input",
+            "video_loss",
+            "other"
+        ],
+        "{events:?}"
+    );
+    let listed: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "kind": e["kind"],
+                "start": e["start"],
+                "end": e["end"],
+                "local_start": local_clock(&e["start"]),
+                "local_end": if e["end"].is_null() { serde_json::Value::Null } else { local_clock(&e["end"]) },
+                "topic": e["topic"],
+            })
+        })
+        .collect();
+    let signal = screens.join("new-event-please");
+    let _ = std::fs::remove_file(&signal);
+    let cfg = serde_json::json!({
+        "user": ["root", "admin pass 12345"],
+        "camera": "gate",
+        "events": listed,
+        "signal": signal,
+        "screens": screens,
+    });
+    // While the page is open, when it asks: the camera reports an input.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let run = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if signal.exists() {
+                    cam.push(input(true));
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            common::run_ui_script("event_list.mjs", &nvr.http, &cfg.to_string(), &[], &nvr.log)
+        }));
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        run
+    });
+    if let Err(panic) = run {
+        std::panic::resume_unwind(panic);
+    }
+    println!("screenshots in {}", screens.display());
 }
 
 /// The time a line of the metadata peer's output names, e.g.

@@ -11,6 +11,7 @@ import { setZone } from "./js/format.js";
 const views = {
   live: { load: () => import("./js/live.js"), title: "Live" },
   playback: { load: () => import("./js/playback.js"), title: "Playback" },
+  events: { load: () => import("./js/events.js"), title: "Camera events" },
   export: { load: () => import("./js/export.js"), title: "Export", role: "operator" },
   holds: { load: () => import("./js/holds.js"), title: "Legal holds", role: "operator" },
   cameras: { load: () => import("./js/cameras.js"), title: "Cameras", role: "operator" },

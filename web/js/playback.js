@@ -14,6 +14,7 @@
 
 import { api, seg, withQuery } from "./api.js";
 import { bookmarks } from "./bookmarks.js";
+import { EVENT_KINDS, eventList, kindLabel } from "./event_list.js";
 import { holdControl } from "./holds.js";
 import { h, fill, field } from "./dom.js";
 import { clock, dateTime, dayStart, duration, fromInput, isHevc, localDate, localDateTimeInput, monthStart, nextDay, wall, zone } from "./format.js";
@@ -41,12 +42,6 @@ const SEEK_DRIFT_S = 0.3;
 /** When every tile is at least this far behind the clock, ms, the clock goes back to the leading one. */
 const PULL_BACK_MS = 80;
 const STORE_KEY = "cleannvr.playback";
-/** The kinds of camera events (`/api/events`), as the events list names them. */
-const EVENT_KINDS = [
-  ["", "Any event", "event"], ["motion", "Motion", "motion event"], ["tamper", "Tampering", "tampering event"],
-  ["intrusion", "Line crossing / intrusion", "intrusion event"], ["input", "Digital input", "input event"],
-  ["video_loss", "Video loss", "video loss event"], ["other", "Other", "other event"],
-];
 /** After a jump to an event, the clock may sit a little before or after its
  * start (key frames, playing on): within this, ms, "next" and "previous"
  * step from that event rather than from the clock. */
@@ -131,11 +126,23 @@ export function mount(root, ctx) {
     jump: (t) => { timeline.follow = true; seekTo(t); },
     changed: () => loadRanges(),
   });
+  const evList = eventList({
+    kindSelect: evKind,
+    view: () => timeline.view,
+    cameraName: (id) => camName(id),
+    cameraCount: () => shownCameras().length,
+    play: (e, t) => {
+      lastEvent = { camera: e.camera, start: e.start };
+      timeline.follow = true;
+      seekTo(t, { click: true });
+    },
+  });
 
   fill(root,
     h("div", { class: "view-head pb-head" }, h("h1", { text: "Playback" }),
       h("div", { class: "buttons layouts", role: "group", "aria-label": "Layout" }, layoutBtns),
       h("span", { class: "muted", text: `Times in ${zone}` })),
+    h("div", { class: "pb-layout" }, h("div", { class: "pb-main" },
     grid,
     h("div", { class: "pb-bar", role: "group", "aria-label": "Playback controls" },
       h("div", { class: "pb-clock" }, nowEl, state),
@@ -155,12 +162,18 @@ export function mount(root, ctx) {
         h("span", { class: "muted", text: "Wheel to zoom, drag to scrub, click to play from there." })),
       summary,
       h("div", { class: "buttons marks" }, markIn, markOut, marksText, exportLink, clearMarks, bm.button),
-      h("div", { class: "buttons events-nav", role: "group", "aria-label": "Camera events" }, evKind, evPrev, evNext, evStatus),
       bm.list,
       // A legal hold on the marked range of the cameras shown.
       canExport ? holdControl(ctx, () => (marks.in !== null && marks.out !== null && marks.out > marks.in && shownCameras().length
         ? { cameras: shownCameras(), start: new Date(marks.in), end: new Date(marks.out) }
-        : "Mark in and out first (I and O): the hold covers the marked range of the cameras shown."), "Hold the marked range (legal hold)") : null),
+        : "Mark in and out first (I and O): the hold covers the marked range of the cameras shown."), "Hold the marked range (legal hold)") : null)),
+    // Beside the picture on a wide screen, under the timeline on a narrow one.
+    h("aside", { class: "pb-events", id: "pb-events", "aria-labelledby": "pb-events-title" },
+      h("h2", { id: "pb-events-title", text: "Camera events" }),
+      h("div", { class: "buttons events-nav", role: "group", "aria-label": "Camera events" }, evKind, evList.controls),
+      h("div", { class: "buttons events-step" }, evPrev, evNext),
+      evStatus,
+      evList.el)),
     help, bm.dialog);
 
   // --- State ----------------------------------------------------------------
@@ -341,6 +354,7 @@ export function mount(root, ctx) {
     if (gone || seq !== loadSeq) return;
     if (flags) marked = flags;
     if (found) {
+      evList.setEvents(found.events, found.truncated);
       events.clear();
       for (const e of found.events) {
         const list = events.get(e.camera) || [];
@@ -700,6 +714,7 @@ export function mount(root, ctx) {
     nowEl.dataset.t = String(Math.round(shown));
     state.textContent = `${clk.playing ? (clk.held ? "waiting for video" : "playing") : "paused"} · ${speedSel.selectedOptions[0]?.textContent || ""}`;
     timeline.setPlayhead(shown);
+    evList.setPlayhead(shown);
   }
 
   // --- Clock actions ----------------------------------------------------------
@@ -812,6 +827,7 @@ export function mount(root, ctx) {
     next.disabled = nextDay(dayStart(viewDay)).getTime() > Date.now();
     clearTimeout(rangeTimer);
     rangeTimer = setTimeout(loadRanges, 250);
+    evList.refresh();
     describeDay();
   }
 
@@ -856,7 +872,7 @@ export function mount(root, ctx) {
     }
     const e = found.reduce((best, x) => ((dir > 0 ? x.ms < best.ms : x.ms > best.ms) ? x : best));
     lastEvent = { camera: e.camera, start: e.ms };
-    const kind = (EVENT_KINDS.find(([v]) => v === e.kind) || EVENT_KINDS[6])[1];
+    const kind = kindLabel(e.kind);
     evStatus.textContent = `${kind}${ids.length > 1 ? ` on ${camName(e.camera)}` : ""} at ${dateTime(e.ms)}${e.end ? `, ${duration(Math.max(0, Date.parse(e.end) - e.ms) / 1000)}` : e.active ? ", still on" : ""}`;
     evStatus.dataset.start = String(e.ms);
     if (localDate(new Date(e.ms)) !== viewDay) { viewDay = localDate(new Date(e.ms)); dayIn.value = viewDay; }
