@@ -706,3 +706,107 @@ fn a_disk_write_error_alarm_says_it_in_plain_words_without_paths() {
     let line = nvr.log.find("recording error").unwrap_or_default();
     assert!(line.contains(&data), "log: {line}\n{}", nvr.log.text());
 }
+
+/// Issue 9: a camera that streams but records nothing. GStreamer's `/h264nokey`
+/// withholds key frames, so no segment can start; once the recorder has waited
+/// `recording_after_seconds` (counted from the first frame that could not be
+/// recorded), `recording_stopped` is raised in plain words and mailed; the first
+/// key frame starts a recording and clears it, by mail too.
+#[test]
+fn a_camera_streaming_without_key_frames_raises_recording_stopped_until_one_arrives() {
+    let Some(python) = SmtpServer::python() else {
+        require_peer(false, "aiosmtpd in $CLEANNVR_RIG/venv-smtp");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(&python, &dir.path().join("maildir"));
+    let gst = GstServer::start(&[]);
+    // 12 s: longer than the recorder's 10 s before it reports the wait, so an
+    // alarm raised when the wait is first reported would be too early.
+    let after_s = 12;
+    let cams = format!(
+        "[[camera]]\nid = \"yard\"\nname = \"Yard\"\nurl = \"{}\"\n\
+         [alarms]\nrecording_after_seconds = {after_s}\n\
+         [alarms.email]\nrelay = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"cleannvr@council.lan\"\nto = [\"cctv@council.lan\"]\n",
+        gst.url("h264nokey"),
+        smtp.port
+    );
+    let (nvr, cookie) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
+    let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
+    let s = wait_camera(
+        &nvr.http,
+        &cookie,
+        "yard",
+        Duration::from_secs(120),
+        "yard streaming with no key frame",
+        |s| s["state"] == "streaming" && s["no_key_frame_since"].is_string(),
+    );
+    let since = cleannvr::clock::parse_rfc3339(s["no_key_frame_since"].as_str().unwrap()).unwrap();
+    // Raised within a few watch ticks of the threshold (generous for a loaded machine).
+    let alarm = wait(&nvr, 60, "a recording_stopped alarm", || {
+        active(&admin.json("/api/alarms"), "recording_stopped")
+    });
+    assert_eq!(alarm["camera"], "yard", "{alarm}");
+    let raised = cleannvr::clock::parse_rfc3339(alarm["raised"].as_str().unwrap()).unwrap();
+    assert!(
+        raised - since >= after_s * 1_000_000_000,
+        "raised {} s after the wait began, before recording_after_seconds = {after_s}: {alarm}",
+        (raised - since) as f64 / 1e9
+    );
+    // Plain words: the camera's name, since when (the server's zone, UTC here), why;
+    // no address, mount or protocol.
+    let since_words = jiff::Timestamp::from_nanosecond(i128::from(since))
+        .unwrap()
+        .strftime("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    let msg = alarm["message"].as_str().unwrap().to_owned();
+    assert_eq!(
+        msg,
+        format!(
+            "Camera Yard (yard) is streaming but nothing is recorded since {since_words} \
+             (no key frame to start a segment at)"
+        ),
+        "{alarm}"
+    );
+    let data = dir.path().join("data");
+    let written = [files(&data, ".mp4"), files(&data, ".part")].concat();
+    assert!(
+        written.is_empty(),
+        "recorded without a key frame: {written:?}"
+    );
+    let id = alarm["id"].as_str().unwrap().to_owned();
+    let mail = wait(&nvr, 60, "the recording_stopped mail", || {
+        smtp.messages().into_iter().map(|m| unfold(&m)).find(|m| {
+            m.contains(&format!("Alarm id: {id}")) && m.contains("ALARM: recording_stopped")
+        })
+    });
+    assert!(
+        mail.contains(&msg) && mail.contains("Camera: yard"),
+        "the mail says what the bell says: {msg}\n{mail}"
+    );
+
+    // A key frame: recording starts there and the alarm clears, by mail too.
+    gst.release_key_frame();
+    let cleared = wait(&nvr, 60, "recording_stopped to clear", || {
+        let all = admin.json("/api/alarms?limit=1000");
+        let a = all["alarms"]
+            .as_array()?
+            .iter()
+            .find(|a| a["id"] == id.as_str())?
+            .clone();
+        (a["active"] == false).then_some(a)
+    });
+    assert!(cleared["cleared"].is_string(), "{cleared}");
+    assert!(
+        !files(&data.join("yard"), ".part").is_empty()
+            || !files(&data.join("yard"), ".mp4").is_empty(),
+        "cleared, yet nothing is being recorded\n{}",
+        nvr.log.text()
+    );
+    assert!(gst.out.find("nokey key frame sent").is_some());
+    wait(&nvr, 60, "the cleared mail", || {
+        smtp.messages().into_iter().map(|m| unfold(&m)).find(|m| {
+            m.contains(&format!("Alarm id: {id}")) && m.contains("Cleared: recording_stopped")
+        })
+    });
+}

@@ -647,6 +647,33 @@ pub fn camera_status(base: &str, cookie: &str, id: &str) -> serde_json::Value {
         .clone()
 }
 
+/// Polls camera `id`'s entry in `GET /api/cameras` until `done` holds for it
+/// and returns that entry. After `timeout` it panics naming `what`, with the
+/// last entry seen and the output of this test's processes ([`diagnostics`]).
+pub fn wait_camera(
+    base: &str,
+    cookie: &str,
+    id: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = camera_status(base, cookie, id);
+        if done(&s) {
+            return s;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\nlast status of {id}: {s}\n{}",
+                diagnostics()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits (up to 150 s: recording starts late on a loaded 2-core machine) until
 /// `n` finished segments of `camera` are on disk under the server's data
 /// directory. On timeout the panic shows the camera's status (when an admin
