@@ -178,6 +178,11 @@ pub struct CameraStatus {
     /// Since when (wall ns) the camera has not been streaming, across every retry in
     /// between, so the UI can say "offline since 14:02". `None` while streaming.
     pub offline_since_ns: Option<i64>,
+    /// Since when (wall ns) the camera has been streaming without a break, so the
+    /// Cameras page can say "online since 09:14". `None` while not streaming.
+    pub streaming_since_ns: Option<i64>,
+    /// When (wall ns) the newest video frame arrived; kept while offline.
+    pub last_frame_ns: Option<i64>,
     /// When ingest will try again (wall ns), while waiting between attempts.
     pub next_attempt_ns: Option<i64>,
     /// RFC 6381 codec of the video stream, once known.
@@ -265,14 +270,20 @@ impl StatusBoard {
 }
 
 /// Applies `f` to a status cell, ignoring lock poisoning (status is advisory).
-/// Leaving `Streaming` is stamped here, so no writer can forget to.
+/// Entering and leaving `Streaming` are stamped here, so no writer can forget to.
 pub fn update(cell: &Mutex<CameraStatus>, f: impl FnOnce(&mut CameraStatus)) {
     let mut s = cell.lock().unwrap_or_else(|e| e.into_inner());
     f(&mut s);
     if s.state == StreamState::Streaming {
         s.offline_since_ns = None;
-    } else if s.offline_since_ns.is_none() {
-        s.offline_since_ns = Some(crate::clock::SystemClock.now_ns());
+        if s.streaming_since_ns.is_none() {
+            s.streaming_since_ns = Some(crate::clock::SystemClock.now_ns());
+        }
+    } else {
+        s.streaming_since_ns = None;
+        if s.offline_since_ns.is_none() {
+            s.offline_since_ns = Some(crate::clock::SystemClock.now_ns());
+        }
     }
     if s.state != StreamState::Backoff && s.state != StreamState::AuthFailed {
         s.next_attempt_ns = None;

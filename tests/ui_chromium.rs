@@ -75,6 +75,8 @@ fn operator_ui_in_chromium() {
         "camera": "gate",
         "camera_name": "Front gate",
         "hevc_camera": "yard",
+        // tests/peers/gst_rtsp_server.py's streams are 25 fps.
+        "hevc_fps": 25,
         "offline_camera": "depot",
     })
     .to_string();

@@ -405,6 +405,7 @@ impl IngestTask {
                     let sent = forward.send(&self.tx, IngestEvent::Video(frame), is_key);
                     update(&self.status, |s| {
                         s.frames += 1;
+                        s.last_frame_ns = Some(now);
                         s.bytes += len as u64;
                         s.drift_ms = drift_ms;
                         s.dropped_frames = forward.dropped;

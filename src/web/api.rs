@@ -375,6 +375,8 @@ pub async fn cameras(
             "state": s.state,
             "transport": s.transport,
             "offline_since": opt_time(s.offline_since_ns),
+            "online_since": opt_time(s.streaming_since_ns),
+            "last_frame": opt_time(s.last_frame_ns),
             "next_attempt": opt_time(s.next_attempt_ns),
             "codec": s.codec,
             "audio": s.audio,

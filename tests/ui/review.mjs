@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { check, launch, login, summary } from "./common.mjs";
 
 const [base, cfgText] = process.argv.slice(2);
+const scriptStart = Date.now();
 const cfg = JSON.parse(cfgText);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const errors = [];
@@ -288,13 +289,19 @@ async function main() {
     await page.locator(`#cams-table tr[data-camera="${cfg.cameras[0]}"]`).waitFor();
     const healthRow = await page.$eval(`#cams-table tr[data-camera="${cfg.cameras[0]}"]`, (r) => [...r.cells].map((c) => c.textContent));
     const offRow = await page.$eval('#cams-table tr[data-camera="depot"]', (r) => [...r.cells].map((c) => c.textContent));
-    check(healthRow[1] === "Online" && healthRow[2] === "—" && /^\d\d:\d\d:\d\d$/.test(healthRow[3]) && healthRow[4].startsWith("Yes") && /bit\/s/.test(healthRow[5]) && healthRow[7] === "TCP",
-      "cameras: a recording camera shows online, its last frame, recording yes, bitrate and transport", healthRow);
-    check(offRow[1] === "Offline" && /\d\d:\d\d:\d\d/.test(offRow[2]) && offRow[4].startsWith("No"),
-      "cameras: the unreachable camera shows offline since when, and not recording", offRow);
+    // Since when online: the server's stamp, shown as a date and time, before the script started.
+    const api = await (await ctx.request.get(`${origin}/api/cameras`)).json();
+    const cam0 = api.cameras.find((c) => c.id === cfg.cameras[0]);
+    const lastAge = Date.now() - Date.parse(cam0.last_frame);
+    check(healthRow[1] === "Online" && /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/.test(healthRow[2]) && Date.parse(cam0.online_since) < scriptStart
+      && /^\d\d:\d\d:\d\d$/.test(healthRow[3]) && lastAge >= 0 && lastAge < 5000
+      && healthRow[4].startsWith("Yes") && /bit\/s/.test(healthRow[5]) && healthRow[7] === "TCP",
+    "cameras: a recording camera shows online since when, the time of its last frame, recording yes, bitrate and transport", { healthRow, cam0 });
+    check(offRow[1] === "Offline" && /\d\d:\d\d:\d\d/.test(offRow[2]) && offRow[3] === "—" && offRow[4].startsWith("No"),
+      "cameras: the unreachable camera shows offline since when, no frame ever, and not recording", offRow);
 
     // --- Screenshots; nothing wider than a phone ----------------------------------
-    const pages = ["live", `playback?cameras=${cfg.cameras.join(",")}&t=${Date.now() - 30e3}`, "cameras", "audit"];
+    const pages = ["live", `playback?cameras=${cfg.cameras.join(",")}&t=${Date.now() - 30e3}`, "export", "cameras", "audit"];
     for (const [w, hgt] of [[1920, 1080], [390, 844]]) {
       await page.setViewportSize({ width: w, height: hgt });
       for (const p of pages) {

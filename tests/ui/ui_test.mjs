@@ -5,7 +5,7 @@
 //
 // CONFIG_JSON: {"admin":[name,pw], "operator":[name,pw], "viewer":[name,pw],
 //               "camera": id, "camera_name": name, "hevc_camera": id|null,
-//               "offline_camera": id|null}
+//               "offline_camera": id|null, "hevc_fps": the H.265 camera's frame rate}
 // Prints one line per check and "ui: N passed, 0 failed" at the end; exits
 // non-zero on the first failure (with the page's console and requests).
 
@@ -356,6 +356,18 @@ async function liveLayouts(first) {
   const enlargedCam = () => p.$eval("#live-grid", (g) => g.querySelector(".tile.enlarged")?.dataset.camera || null);
   await p.click(`${tile} .screen`);
   await p.waitForFunction((c) => document.querySelector(".tile.enlarged")?.dataset.camera === c, cfg.camera);
+  // The enlarged tile fills the window: no header or live toolbar above it pushing the picture down.
+  const cover = await p.evaluate(() => {
+    const r = (s) => document.querySelector(s).getBoundingClientRect();
+    const tile = r(".tile.enlarged");
+    const screen = r(".tile.enlarged .screen");
+    const mid = document.elementFromPoint(innerWidth / 2, innerHeight / 2);
+    return { tile: [tile.top, tile.bottom, tile.width], screen: [screen.top, screen.height], vw: innerWidth, vh: innerHeight,
+      middle: Boolean(mid && mid.closest(".tile.enlarged .screen")) };
+  });
+  check(cover.tile[0] <= 1 && cover.tile[1] >= cover.vh - 1 && cover.tile[2] >= cover.vw - 1 && cover.screen[0] < cover.vh * 0.1
+    && cover.screen[1] >= cover.vh * 0.6 && cover.middle,
+  "live at 390×844: the enlarged tile fills the window (its picture starts at the top, under the tile's name)", cover);
   const swipe = async (dx) => {
     const b = await p.locator(".tile.enlarged .screen").boundingBox();
     const y = b.y + b.height / 2;
@@ -422,6 +434,19 @@ async function main() {
     // The tile's details refresh with the camera status: wait for the note.
     await page.locator(`.tile[data-camera="${cfg.hevc_camera}"] .meta`).filter({ hasText: "H.265 (shown as H.264)" }).waitFor({ timeout: 30000 });
     ok("the H.265 tile says it shows a conversion");
+    // Its frame rate is the conversion's, measured from the frames this browser
+    // receives: the camera sends `hevc_fps` and the converter keeps every frame.
+    const fpsSel = `.tile[data-camera="${cfg.hevc_camera}"] .meta`;
+    const shows = await page.locator(fpsSel).filter({ hasText: /Frame rate\s*[\d.]+ fps/ }).waitFor({ timeout: 30000 }).then(() => true, () => false);
+    check(shows, "the converted H.265 tile shows a frame rate", { meta: await page.textContent(fpsSel),
+      camera: (await (await viewer.ctx.request.get(`${origin}/api/cameras`)).json()).cameras.find((c) => c.id === cfg.hevc_camera) });
+    const rates = [];
+    for (let i = 0; i < 3; i++) {
+      rates.push(Number(/Frame rate\s*([\d.]+) fps/.exec(await page.textContent(fpsSel))[1]));
+      await sleep(1500);
+    }
+    check(rates.every((r) => Math.abs(r - cfg.hevc_fps) <= cfg.hevc_fps * 0.12),
+      `the converted H.265 tile shows its frame rate (${rates.join(", ")} fps; the camera sends ${cfg.hevc_fps})`, rates);
   }
   if (cfg.offline_camera) {
     const tile = page.locator(`.tile[data-camera="${cfg.offline_camera}"]`);
@@ -456,11 +481,16 @@ async function main() {
     // retries after a few seconds, and on a loaded machine the check may come
     // later than the first retry.
     let refuseHevc = true;
+    // While set, the conversion's frames are held back (a converter that stalls).
+    let holdHevc = false;
+    let hevcConn = null;
     let current = null; // the camera's newest routed connection: { ws, server, reinit }
     await rw.page.routeWebSocket(/\/api\/cameras\/[^/]+\/live(\?.*)?$/, (ws) => {
       if (cfg.hevc_camera && ws.url().includes(`/cameras/${cfg.hevc_camera}/live`)) {
         if (refuseHevc) { ws.close({ code: 1013, reason: "test: converters busy" }); return; }
-        ws.connectToServer();
+        const server = ws.connectToServer();
+        hevcConn = { ws, server };
+        server.onMessage((m) => { if (!holdHevc || typeof m === "string") ws.send(m); });
         return;
       }
       if (!ws.url().includes(`/cameras/${cfg.camera}/live`)) { ws.connectToServer(); return; }
@@ -531,6 +561,24 @@ async function main() {
       const hs = (await rw.page.evaluate((path) => window.__probe.view(null, path), `/api/cameras/${cfg.hevc_camera}/live`)).sockets;
       check(hs.length >= 2 && hs[0].closed === 1013 && hs.every((w) => w.url.includes("codec=h264")) && await tile.locator("img.still").isHidden(),
         `resilience: the H.265 tile's first socket was refused (1013); it retried (${hs.length} sockets) and replaced the still with live video`, hs);
+      // Its frame rate is what reaches this browser: while the conversion's frames
+      // stop coming, the tile claims none (the camera's own rate would be untrue
+      // of this picture), and it comes back with them.
+      const meta = tile.locator(".meta");
+      await meta.filter({ hasText: /Frame rate\s*[\d.]+ fps/ }).waitFor({ timeout: 30000 });
+      holdHevc = true;
+      const held = await rw.page.waitForFunction((c) => {
+        const t = document.querySelector(`.tile[data-camera="${c}"]`);
+        return t.dataset.tile !== "streaming" && !/Frame rate/.test(t.querySelector(".meta").textContent) && t.querySelector(".meta").textContent;
+      }, cfg.hevc_camera, { timeout: 15000 }).then((h) => h.jsonValue(), async () => ({ failed: await meta.textContent() }));
+      check(!held.failed, "resilience: while no converted frames arrive, the H.265 tile shows no frame rate", held);
+      holdHevc = false;
+      // A fresh connection, so the picture restarts at a key frame.
+      hevcConn.ws.close({ code: 1011, reason: "test: resume" });
+      hevcConn.server.close();
+      await meta.filter({ hasText: /Frame rate\s*[\d.]+ fps/ }).waitFor({ timeout: 30000 });
+      const back = Number(/Frame rate\s*([\d.]+) fps/.exec(await meta.textContent())[1]);
+      check(Math.abs(back - cfg.hevc_fps) <= cfg.hevc_fps * 0.12, `resilience: with frames arriving again the H.265 tile shows ${back} fps`, back);
     }
     // --- The session ends elsewhere (logout from another tab): the server
     // closes the live sockets with 1008 and the page stops instead of
@@ -630,6 +678,36 @@ async function main() {
     const hevcFile = await page.evaluate(() => document.createElement("video").canPlayType('video/mp4; codecs="hvc1.1.6.L93.B0"'));
     check(hevcFile === "", "this Chromium cannot play H.265 files (as on the rig)", hevcFile);
     check(p.src.includes("codec=h264"), "H.265 playback: asks the server for H.264 because this browser cannot decode H.265", p.src);
+    // Every converter busy (the server's 503, made here by the browser): the tile
+    // shows the recorded key frame at the clock's time, with the reason under it,
+    // and plays again once a converter is free.
+    const busy = /\/video\.mp4\?.*codec=h264/;
+    await page.route(busy, (r) => r.fulfill({ status: 503, headers: { "retry-after": "5", "content-type": "application/json" },
+      body: JSON.stringify({ error: "unavailable", detail: "too many transcodes running; try again shortly" }) }));
+    await page.selectOption("#pb-camera", cfg.camera);
+    await page.selectOption("#pb-camera", cfg.hevc_camera);
+    await page.waitForFunction(() => {
+      const t = document.querySelector("#pb-grid .pb-tile");
+      const img = t.querySelector("img.still");
+      return t.dataset.state === "busy" && img && !img.hidden && img.complete && img.naturalWidth > 0;
+    }, null, { timeout: 30000 });
+    const still = await page.evaluate(() => {
+      const t = document.querySelector("#pb-grid .pb-tile");
+      const img = t.querySelector("img.still");
+      const o = t.querySelector(".overlay");
+      return { at: Number(img.dataset.at), frame: Number(img.dataset.frame), clock: document.querySelector("#pb-grid").syncClock.now(),
+        w: img.naturalWidth, text: o.textContent, banner: o.classList.contains("banner"), shown: img.getBoundingClientRect().height };
+    });
+    check(still.w > 0 && still.shown > 50 && still.frame <= still.at && still.at - still.frame < 5000 && Math.abs(still.clock - still.at) < 3000
+      && /converters are busy/.test(still.text) && still.banner,
+    `H.265 playback with every converter busy: the tile shows the key frame at the clock's time (${still.w} px wide, ${((still.at - still.frame) / 1000).toFixed(1)} s before the clock) and says why`, still);
+    await page.screenshot({ path: join(tmpdir(), "cleannvr-ui-playback-busy-still.png") });
+    await page.unroute(busy);
+    await page.waitForFunction(() => {
+      const t = document.querySelector("#pb-grid .pb-tile");
+      return t.dataset.state === "playing" && t.querySelector("img.still").hidden && t.querySelector("video").readyState >= 2;
+    }, null, { timeout: 60000 });
+    ok("H.265 playback: once a converter is free the tile plays video again and the still goes");
     await page.selectOption("#pb-camera", cfg.camera);
   }
   // Move across days and back.

@@ -1,7 +1,7 @@
 // Cameras (operators and admins): every camera's health at a glance, from
-// `GET /api/cameras`, polled. The API gives no time of the last frame, so
-// the page notes when it last saw the frame count move (within one poll);
-// for an offline camera, the time it went offline is the last frame.
+// `GET /api/cameras`, polled: state and since when (online or offline), the
+// time the newest frame arrived (`last_frame`), recording, rates, loss,
+// transport, and disk use with how far back the footage reaches.
 
 import { api } from "./api.js";
 import { h, fill, table } from "./dom.js";
@@ -16,13 +16,11 @@ export function mount(root, ctx) {
   fill(root,
     h("div", { class: "view-head" }, h("h1", { text: "Cameras" })),
     summary, err, body,
-    h("p", { class: "muted", text: `Times in ${zone}. Refreshed every ${POLL_MS / 1000} s. “Last frame” is when this page last saw new frames arrive.` }),
+    h("p", { class: "muted", text: `Times in ${zone}. Refreshed every ${POLL_MS / 1000} s. “Last frame” is when the NVR received the camera's newest frame.` }),
     ctx && ctx.me && ctx.me.role === "admin"
       ? h("p", {}, "To add, change or remove a camera, use ", h("a", { href: "#/camera-setup", text: "Camera setup" }), ".")
       : null);
 
-  /** id → {frames, at}: when the frame count last moved. */
-  const seen = new Map();
   let gone = false;
 
   function recording(c) {
@@ -33,11 +31,17 @@ export function mount(root, ctx) {
     return ["Yes", c.newest ? `last segment closed ${clock(c.newest)}` : "first segment open"];
   }
 
+  /** When the newest frame arrived: the time today, the date too if older. */
   function lastFrame(c) {
-    const s = seen.get(c.id);
-    if (c.state === "streaming" && s && s.at) return clock(s.at);
-    if (c.offline_since) return `${dateTime(c.offline_since)} (went offline)`;
-    return "—";
+    if (!c.last_frame) return "—";
+    const at = Date.parse(c.last_frame);
+    return Date.now() - at < 12 * 3600e3 ? clock(c.last_frame) : dateTime(c.last_frame);
+  }
+
+  /** Since when the camera is in its state: online since, or offline since. */
+  function since(c) {
+    const t = c.state === "streaming" ? c.online_since : c.offline_since;
+    return t ? dateTime(t) : "—";
   }
 
   function loss(c) {
@@ -66,7 +70,7 @@ export function mount(root, ctx) {
         return [
           h("strong", { text: c.name }),
           h("span", { class: `badge state-${st.kind}`, text: c.state === "streaming" ? "Online" : st.label }),
-          c.state === "streaming" ? "—" : c.offline_since ? dateTime(c.offline_since) : "—",
+          since(c),
           lastFrame(c),
           h("span", { class: yes === "Yes" ? "ok-text" : "warn-text", title: why, text: `${yes} · ${why}` }),
           c.state === "streaming" ? `${bitrate(c.bitrate_bps)}${c.fps ? `, ${c.fps.toFixed(1)} fps` : ""}` : "",
@@ -88,12 +92,6 @@ export function mount(root, ctx) {
       const r = await api("GET", "/api/cameras");
       if (gone) return;
       err.textContent = "";
-      const now = Date.now();
-      for (const c of r.cameras) {
-        const s = seen.get(c.id);
-        if (!s) seen.set(c.id, { frames: c.frames, at: c.state === "streaming" && c.fps > 0 ? now : 0 });
-        else if (c.frames !== s.frames) seen.set(c.id, { frames: c.frames, at: now });
-      }
       render(r.cameras);
     } catch (e) {
       if (!gone) err.textContent = `Could not reach the NVR: ${e.message}`;

@@ -321,12 +321,16 @@ export function mount(root, ctx) {
   function update(t, cam) {
     t.cam = cam;
     const res = cam.resolution ? `${cam.resolution.width}×${cam.resolution.height}` : "";
+    const converted = isHevc(cam.codec) && t.player && t.player.opts.codec === "h264";
+    // A conversion's rate is what reaches this browser (the converter may skip
+    // frames it cannot keep up with); any other tile shows the camera's own.
+    const fps = converted ? t.player.frameRate() : cam.fps;
     const items = [
-      ["Codec", codecName(cam.codec) + (isHevc(cam.codec) && t.player && t.player.opts.codec === "h264" ? " (shown as H.264)" : "")],
+      ["Codec", codecName(cam.codec) + (converted ? " (shown as H.264)" : "")],
       ["Resolution", res],
       ["Audio", audioText(cam.audio)],
       // Rates describe a running stream; an offline camera's last ones would mislead.
-      ["Frame rate", cam.fps && cam.state === "streaming" ? `${cam.fps.toFixed(1)} fps` : ""],
+      ["Frame rate", fps && cam.state === "streaming" ? `${fps.toFixed(1)} fps` : ""],
       ["Bitrate", cam.state === "streaming" ? bitrate(cam.bitrate_bps) : ""],
     ].filter(([, v]) => v);
     fill(t.meta, items.map(([k, v]) => h("div", {}, h("dt", { text: k }), h("dd", { text: v }))));
@@ -616,7 +620,12 @@ export function mount(root, ctx) {
 
   function tick() {
     if (gone) return;
-    for (const t of tiles.values()) { render(t); drawClock(t); }
+    for (const t of tiles.values()) {
+      // A conversion's frame rate is measured here: its details follow it.
+      if (!t.el.hidden && t.player.opts.codec === "h264") update(t, t.cam);
+      else render(t);
+      drawClock(t);
+    }
     summarise();
   }
 

@@ -31,6 +31,8 @@ const ZOOMS = [
   [86400e3, "Whole day"], [6 * 3600e3, "6 hours"], [3600e3, "1 hour"],
   [15 * 60e3, "15 minutes"], [3 * 60e3, "3 minutes"], [30e3, "30 seconds"],
 ];
+/** A busy tile's still picture is fetched again once the clock has moved this far, ms. */
+const STILL_EVERY_MS = 1000;
 /** How often tiles are brought into line with the clock, ms. */
 const TICK_MS = 100;
 /** Recordings are fetched again this often while the window reaches the present. */
@@ -224,10 +226,12 @@ export function mount(root, ctx) {
     if (i === 0) video.id = "pb-video";
     const overlay = h("div", { class: "overlay", hidden: true });
     const stamp = h("span", { class: "tile-time" });
+    // Key-frame stills at the clock's time while no converter is free (H.265 this browser cannot play).
+    const still = h("img", { class: "still", alt: `Still picture, tile ${i + 1}`, hidden: true });
     const el = h("article", { class: "tile pb-tile", dataset: { slot: String(i) } },
       h("div", { class: "tile-head" }, sel),
-      h("div", { class: "screen" }, video, overlay, stamp));
-    const t = { i, el, sel, video, overlay, stamp, cam: null, piece: null, loading: false, seq: 0, retryAt: 0, error: "", waitingSince: 0 };
+      h("div", { class: "screen" }, video, still, overlay, stamp));
+    const t = { i, el, sel, video, overlay, stamp, still, cam: null, piece: null, loading: false, seq: 0, retryAt: 0, error: "", waitingSince: 0 };
     sel.addEventListener("change", () => { setSlot(i, sel.value); });
     video.addEventListener("loadedmetadata", () => { onMetadata(t); watchFrames(t); });
     video.addEventListener("error", () => onVideoError(t));
@@ -269,6 +273,7 @@ export function mount(root, ctx) {
     t.cam = id || null;
     t.el.dataset.camera = t.cam || "";
     dropPiece(t);
+    dropStill(t);
     t.error = "";
     t.retryAt = 0;
     showTile(t, t.cam ? "loading" : "empty");
@@ -329,6 +334,51 @@ export function mount(root, ctx) {
     t.overlay.hidden = !msg;
     t.overlay.className = `overlay ${kind === "gap" || kind === "empty" ? "block" : kind === "error" || kind === "busy" ? "warn" : ""}`;
     t.video.classList.toggle("blank", kind === "gap" || kind === "empty");
+    // Kept while the next try loads, so a busy tile does not blink every few seconds.
+    if (kind !== "busy" && kind !== "loading") dropStill(t);
+  }
+
+  /**
+   * While the converters are busy, a tile of H.265 footage shows the key frame
+   * at or before the clock's time (`snapshot.jpg?at=`, decoded by the server
+   * without a converter), fetched again as the clock moves on, instead of
+   * only an error; the message becomes a banner under it.
+   */
+  async function showStill(t, T) {
+    const cam = t.cam;
+    if (t.stillBusy || (t.stillCam === cam && Math.abs(T - t.stillAt) < STILL_EVERY_MS)) return;
+    t.stillBusy = true;
+    t.stillCam = cam;
+    t.stillAt = T;
+    const seq = t.seq;
+    try {
+      const width = t.el.getBoundingClientRect().width > 400 ? 1280 : 640;
+      const r = await fetch(withQuery(`/api/cameras/${seg(cam)}/snapshot.jpg`, { at: iso(T), width }), { credentials: "same-origin" });
+      if (!r.ok || gone || seq !== t.seq || t.el.dataset.state !== "busy") return;
+      const url = URL.createObjectURL(await r.blob());
+      if (gone || seq !== t.seq || t.el.dataset.state !== "busy") { URL.revokeObjectURL(url); return; }
+      if (t.stillUrl) URL.revokeObjectURL(t.stillUrl);
+      t.stillUrl = url;
+      t.still.src = url;
+      t.still.hidden = false;
+      t.still.dataset.at = String(Math.round(T));
+      const frame = Date.parse(r.headers.get("x-frame-time"));
+      t.still.dataset.frame = Number.isFinite(frame) ? String(frame) : "";
+      // The tile's time is the still's own (its key frame), not the last video's.
+      t.stamp.textContent = Number.isFinite(frame) ? clock(frame) : "";
+      t.overlay.classList.add("banner");
+    } catch { /* the next tick asks again */ } finally {
+      t.stillBusy = false;
+    }
+  }
+
+  function dropStill(t) {
+    if (!t.still || t.still.hidden) return;
+    t.still.hidden = true;
+    t.still.removeAttribute("src");
+    if (t.stillUrl) URL.revokeObjectURL(t.stillUrl);
+    t.stillUrl = null;
+    t.stillCam = null;
   }
 
   // --- Recordings -----------------------------------------------------------
@@ -645,6 +695,7 @@ export function mount(root, ctx) {
       return false;
     }
     if (!covered) {
+      if (t.el.dataset.state === "busy") showStill(t, T);
       if (t.loading || Date.now() < t.retryAt) return t.loading;
       loadPiece(t, T, range);
       showTile(t, "loading");

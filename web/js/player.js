@@ -41,6 +41,10 @@ const BACKOFF_MAX = 30;
 const STALL_SECONDS = 3;
 /** Key-frame clocks kept: enough to cover the media kept behind the playhead. */
 const CLOCKS_KEPT = 32;
+/** Frames counted for `frameRate()`: those that arrived in this window (ms) ... */
+const RATE_WINDOW_MS = 5000;
+/** ... once it spans at least this long, so a burst after a stall does not read as a high rate. */
+const RATE_MIN_SPAN_MS = 2000;
 /** Close code of a view the server ended: logout, session expiry or changed access (src/web/live.rs). */
 const SESSION_ENDED = 1008;
 
@@ -84,6 +88,8 @@ export class LivePlayer {
     this.lastData = 0;
     /** Wall time (ms since the epoch) the newest frame arrived, for "No picture since". */
     this.lastFrameAt = 0;
+    /** Arrival times (performance.now()) of the frames of the last RATE_WINDOW_MS. */
+    this.arrivals = [];
     /** The video clock at the last tick, and when it last moved. */
     this.lastTime = -1;
     this.lastProgressAt = 0;
@@ -143,6 +149,7 @@ export class LivePlayer {
     this.ws = ws;
     this.gotData = false;
     this.pendingInit = null;
+    this.arrivals = [];
     this.lastData = performance.now();
     this.setState(this.opts.codec ? "converting" : "connecting");
     ws.onmessage = (ev) => { if (this.ws === ws) this.onMessage(ev.data); };
@@ -181,6 +188,9 @@ export class LivePlayer {
     this.lastFrameAt = Date.now();
     this.attempt = 0;
     this.info.frames++;
+    const now = performance.now();
+    this.arrivals.push(now);
+    while (now - this.arrivals[0] > RATE_WINDOW_MS) this.arrivals.shift();
     this.queue.push(data);
     if (this.queue.length > MAX_QUEUE) {
       this.restart("The browser fell behind the camera; reconnecting.");
@@ -208,6 +218,7 @@ export class LivePlayer {
     }
     this.teardownMedia();
     this.clocks = [];
+    this.arrivals = [];
     this.info.inits++;
     this.lastProgressAt = Date.now();
     const ms = new MS();
@@ -340,6 +351,19 @@ export class LivePlayer {
     let c = this.clocks[0];
     for (const x of this.clocks) if (x.t <= v.currentTime + 0.001) c = x;
     return c;
+  }
+
+  /**
+   * Frames per second reaching this browser over the last few seconds: what
+   * the tile really shows (a conversion's output, after any frames the server
+   * skipped for a slow connection); null until a few seconds have arrived or
+   * while the picture is not live.
+   */
+  frameRate() {
+    const a = this.arrivals;
+    if (!this.isLive() || a.length < 2) return null;
+    const span = a[a.length - 1] - a[0];
+    return span >= RATE_MIN_SPAN_MS ? ((a.length - 1) * 1000) / span : null;
   }
 
   /** Whether frames are reaching this browser and the picture moves on. */
