@@ -107,13 +107,13 @@ fn video_without_a_key_frame_is_reported_then_recorded_from_the_first_one() {
         gst.url("h264nokey")
     );
     let (mut nvr, admin) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
-    let s = wait_for(
+    let s = wait_camera(
+        &nvr.http,
+        &admin,
+        "nokey",
         Duration::from_secs(120),
         "no_key_frame_since in /api/cameras",
-        || {
-            let s = camera_status(&nvr.http, &admin, "nokey");
-            (!s["no_key_frame_since"].is_null()).then_some(s)
-        },
+        |s| !s["no_key_frame_since"].is_null(),
     );
     let log = || format!("{s}\n--- cleannvr ---\n{}", nvr.log.text());
     assert_eq!(s["state"], "streaming", "{}", log());
@@ -550,13 +550,13 @@ fn an_audio_only_camera_says_so_and_records_nothing() {
     let (mut nvr, admin) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
     for (id, offers) in [("pcmu", "audio/pcmu"), ("aac", "audio/mpeg4-generic")] {
         // Told, and retried: the camera may turn its video on.
-        let s = wait_for(
+        let s = wait_camera(
+            &nvr.http,
+            &admin,
+            id,
             Duration::from_secs(120),
-            &format!("{id}: an audio-only status after two attempts"),
-            || {
-                let s = camera_status(&nvr.http, &admin, id);
-                (s["trouble"] == "audio_only" && s["reconnects"].as_u64() >= Some(2)).then_some(s)
-            },
+            "an audio-only status after two attempts",
+            |s| s["trouble"] == "audio_only" && s["reconnects"].as_u64() >= Some(2),
         );
         assert_eq!(s["why"], "camera sends sound only, no video track", "{s}");
         assert_ne!(s["state"], "streaming", "{s}");
@@ -603,13 +603,13 @@ fn an_ssrc_change_mid_session_reconnects_and_recording_goes_on() {
     let (mut nvr, admin) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
     // (Waits for that reason, not any: on a loaded machine a session may
     // also end for another, e.g. a stall, before the change.)
-    let s = wait_for(
+    let s = wait_camera(
+        &nvr.http,
+        &admin,
+        "cam",
         Duration::from_secs(120),
         "a reconnect after the SSRC change",
-        || {
-            let s = camera_status(&nvr.http, &admin, "cam");
-            (s["last_interruption"]["trouble"] == "stream_restarted").then_some(s)
-        },
+        |s| s["last_interruption"]["trouble"] == "stream_restarted",
     );
     let stopped = &s["last_interruption"];
     assert_eq!(stopped["trouble"], "stream_restarted", "{s}");

@@ -182,8 +182,11 @@ fn timed_grey_frames(file: &Path, w: usize, h: usize) -> Vec<(f64, Vec<u8>)> {
     times.iter().map(|t| t - times[0]).zip(frames).collect()
 }
 
+/// A region of a picture, `(x0, y0, x1, y1)`: `[x0, x1) × [y0, y1)` in pixels.
+type Rect = (usize, usize, usize, usize);
+
 /// Mean absolute difference of two pictures over `[x0, x1) × [y0, y1)`.
-fn mad(a: &[u8], b: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
+fn mad(a: &[u8], b: &[u8], w: usize, (x0, y0, x1, y1): Rect) -> f64 {
     let mut sum = 0u64;
     for y in y0..y1 {
         for x in x0..x1 {
@@ -311,11 +314,13 @@ fn working_copies_are_h264_with_the_time_burned_in_and_verify() {
         let a = grey_frames(&mp, w, h, 1);
         let b = grey_frames(&wp, w, h, 1);
         let band = mad(&a[0], &b[0], w, (0, 0, 200, 20));
-        let rest = mad(&a[0], &b[0], w, (0, 100, w, h));
         assert!(band > 20.0, "{cam}: band differs by only {band}");
-        assert!(
-            rest < 6.0,
-            "{cam}: picture outside the band differs by {rest}"
+        assert_as_original(
+            &b,
+            &a,
+            w,
+            (0, 100, w, h),
+            &format!("{cam}, outside the band"),
         );
     }
 
@@ -390,35 +395,22 @@ fn redacted_copies_fill_blur_or_invert_the_boxes_mute_audio_verify_and_recording
         let org = grey_frames(&orig_path, w, h, 1000);
         assert!(red.len() >= 50, "{cam}: {} frames", red.len());
         assert!((red.len() as i64 - org.len() as i64).abs() <= 2);
-        // The box (x 0..0.3, y 0..0.15 of 640×360, widened to 16-px blocks: x 0..192,
-        // y 0..64): its interior, 4 px in from the edges, is one flat value in every frame,
-        // where the original shows the overlay's text.
-        let spread = |p: &[u8]| {
-            let inside: Vec<u8> = (4..60)
-                .flat_map(|y| p[y * w + 4..y * w + 188].to_vec())
-                .collect();
-            (*inside.iter().min().unwrap(), *inside.iter().max().unwrap())
-        };
-        for (n, p) in red.iter().enumerate() {
-            let (lo, hi) = spread(p);
-            assert!(
-                hi - lo <= 3 && hi < 40,
-                "{cam} frame {n}: box spans {lo}..{hi}"
-            );
-        }
-        let (lo, hi) = spread(&org[0]);
+        // The box's interior is flat black in every frame, where the original shows the
+        // overlay's text.
+        assert_flat_black(&red, w, &format!("{cam}, the box"), |_| BOX_INSIDE);
+        let (lo, hi) = min_max(&org[0], w, BOX_INSIDE);
         assert!(
             hi - lo > 100,
             "{cam}: the original has no detail under the box ({lo}..{hi})"
         );
         // Outside the box and the time band (top right) the picture is the original's.
-        for n in [0, red.len() / 2] {
-            let below = mad(&red[n], &org[n], w, (0, 100, w, h));
-            assert!(
-                below < 6.0,
-                "{cam} frame {n}: differs by {below} below the box"
-            );
-        }
+        assert_as_original(
+            &red,
+            &org,
+            w,
+            (0, 100, w, h),
+            &format!("{cam}, below the box"),
+        );
     }
 
     let (ok, text) = verify(&dir);
@@ -457,17 +449,15 @@ fn redacted_copies_fill_blur_or_invert_the_boxes_mute_audio_verify_and_recording
     let org = grey_frames(&orig_path, w, h, 1);
     // Nothing obscured: below the time band (top left without boxes) the picture is the
     // camera's, the overlay's text included.
-    let rest = mad(&red[0], &org[0], w, (0, 100, w, h));
-    assert!(rest < 6.0, "no box, yet the picture differs by {rest}");
-    let text = mad(&red[0], &org[0], w, (280, 0, w, 64));
-    assert!(text < 6.0, "no box, yet the top right differs by {text}");
+    assert_as_original(&red, &org, w, (0, 100, w, h), "no box, below the band");
+    assert_as_original(&red, &org, w, (280, 0, w, 64), "no box, the top right");
     let (ok, text) = verify(&dir);
     assert!(ok, "{text}");
 
     // Blur: the box keeps its average brightness but loses its detail (the overlay's
     // text); outside it the picture is the camera's.
     let boxed = json!([{ "x": 0.0, "y": 0.0, "w": 0.3, "h": 0.15 }]);
-    let inside = (4, 4, 188, 60);
+    let inside = BOX_INSIDE;
     let (id, _) = export(
         &nvr,
         &op,
@@ -494,12 +484,8 @@ fn redacted_copies_fill_blur_or_invert_the_boxes_mute_audio_verify_and_recording
             (rm - om).abs() < 6.0,
             "blur, frame {n}: the box's mean is {rm}, the original's {om}: not a blur"
         );
-        let below = mad(&red[n], &org[n], w, (0, 100, w, h));
-        assert!(
-            below < 6.0,
-            "blur, frame {n}: differs by {below} below the box"
-        );
     }
+    assert_as_original(&red, &org, w, (0, 100, w, h), "blur, below the box");
 
     // Inverse: the box is the camera's picture (the text), everything else black but the
     // time band (in a corner band a tenth of the height high, away from the box).
@@ -519,13 +505,7 @@ fn redacted_copies_fill_blur_or_invert_the_boxes_mute_audio_verify_and_recording
     let red = grey_frames(&path, w, h, 1000);
     assert!((red.len() as i64 - org.len() as i64).abs() <= 2);
     let rest = (0, 64, w, h - 36);
-    for (n, p) in red.iter().enumerate() {
-        let (lo, hi) = min_max(p, w, rest);
-        assert!(
-            hi - lo <= 3 && hi < 40,
-            "inverse, frame {n}: outside the box spans {lo}..{hi}"
-        );
-    }
+    assert_flat_black(&red, w, "inverse, outside the box", |_| rest);
     // The ball the peer draws is somewhere in that region in some frame.
     let detail = org.iter().map(|p| {
         let (lo, hi) = min_max(p, w, rest);
@@ -585,13 +565,43 @@ fn now_ns() -> i64 {
 }
 
 /// Darkest and brightest pixel of `p` (`w` wide) in `[x0, x1) × [y0, y1)`.
-fn min_max(p: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize)) -> (u8, u8) {
+fn min_max(p: &[u8], w: usize, (x0, y0, x1, y1): Rect) -> (u8, u8) {
     let v = (y0..y1).flat_map(|y| p[y * w + x0..y * w + x1].iter().copied());
     v.fold((255, 0), |(lo, hi), x| (lo.min(x), hi.max(x)))
 }
 
+/// The interior, 4 px in from its edges, of the box the redaction tests draw over the
+/// peer's time overlay (x 0..0.3, y 0..0.15 of 640×360, widened to 16-px blocks: x 0..192,
+/// y 0..64).
+const BOX_INSIDE: Rect = (4, 4, 188, 60);
+
+/// Asserts that every frame `n` of `frames` (`w` wide) is flat black (a filled box, within
+/// encoding noise) in the region `at(n)`; a failure names `what` and the frame.
+fn assert_flat_black(frames: &[Vec<u8>], w: usize, what: &str, at: impl Fn(usize) -> Rect) {
+    for (n, p) in frames.iter().enumerate() {
+        let region = at(n);
+        let (lo, hi) = min_max(p, w, region);
+        assert!(
+            hi - lo <= 3 && hi < 40,
+            "{what}, frame {n}: {region:?} spans {lo}..{hi}, not flat black"
+        );
+    }
+}
+
+/// Asserts that the first and the middle frame of `got` show `want`'s picture (the same
+/// frames, `w` wide) in `region`, within encoding tolerance; a failure names `what`.
+fn assert_as_original(got: &[Vec<u8>], want: &[Vec<u8>], w: usize, region: Rect, what: &str) {
+    for n in [0, got.len() / 2] {
+        let d = mad(&got[n], &want[n], w, region);
+        assert!(
+            d < 6.0,
+            "{what}, frame {n}: {region:?} differs from the original by {d}"
+        );
+    }
+}
+
 /// Mean brightness of `p` (`w` wide) in `[x0, x1) × [y0, y1)`.
-fn mean(p: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
+fn mean(p: &[u8], w: usize, (x0, y0, x1, y1): Rect) -> f64 {
     let sum: u64 = (y0..y1)
         .flat_map(|y| p[y * w + x0..y * w + x1].iter().map(|v| u64::from(*v)))
         .sum();
@@ -600,7 +610,7 @@ fn mean(p: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f
 
 /// Mean absolute difference between horizontally neighbouring pixels of `p` in
 /// `[x0, x1) × [y0, y1)`: how much detail (edges) the region holds.
-fn edges(p: &[u8], w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
+fn edges(p: &[u8], w: usize, (x0, y0, x1, y1): Rect) -> f64 {
     let sum: u64 = (y0..y1)
         .flat_map(|y| (x0..x1 - 1).map(move |x| u64::from(p[y * w + x].abs_diff(p[y * w + x + 1]))))
         .sum();
@@ -740,12 +750,6 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
     let first_frame = cleannvr::clock::parse_rfc3339(first_frame).unwrap();
     assert!(red.len() >= 75, "{} frames", red.len());
     assert!((red.len() as i64 - org.len() as i64).abs() <= 2);
-    let spread = |p: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)| {
-        let v: Vec<u8> = (y0..y1)
-            .flat_map(|y| p[y * w + x0..y * w + x1].to_vec())
-            .collect();
-        (*v.iter().min().unwrap(), *v.iter().max().unwrap())
-    };
     // Frame n was recorded at the file's first frame (the key frame at or before the
     // range's start, per the manifest) plus its time after that frame. 6 px in from the
     // box's edges is inside it (the server widens boxes outward to 16-px blocks).
@@ -759,15 +763,9 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
         )
     };
     let at = |n: usize| first_frame + (times[n] * 1e9).round() as i64;
-    for (n, p) in red.iter().enumerate() {
-        let b = box_at(&keys, at(n));
-        let (lo, hi) = spread(p, inside(b));
-        assert!(
-            hi - lo <= 3 && hi < 40,
-            "frame {n} ({} s after the first): the box ({b:?}) spans {lo}..{hi}",
-            times[n]
-        );
-    }
+    assert_flat_black(&red, w, "the box where it is at the frame's time", |n| {
+        inside(box_at(&keys, at(n)))
+    });
     // The overlay's text where the box is not (yet, or any more) is the camera's: right of
     // it in the first frame, left of it in the last (past the box's 16-px widening).
     let (first_box, last_box) = (box_at(&keys, at(0)), box_at(&keys, at(red.len() - 1)));
@@ -780,7 +778,7 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
     let left = (4, 30, px(last_box[0], w) / 16 * 16 - 2, 50);
     for (n, region, what) in [(0, right, "right of"), (red.len() - 1, left, "left of")] {
         assert!(region.2 >= region.0 + 16, "{what} the box {n}: {region:?}");
-        let (lo, hi) = spread(&org[n], region);
+        let (lo, hi) = min_max(&org[n], w, region);
         assert!(
             hi - lo > 100,
             "frame {n}: no text {what} the box to compare ({lo}..{hi})"
@@ -792,7 +790,7 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
         );
     }
     for (n, b) in [(0, first_box), (red.len() - 1, last_box)] {
-        let (lo, hi) = spread(&org[n], inside(b));
+        let (lo, hi) = min_max(&org[n], w, inside(b));
         assert!(
             hi - lo > 100,
             "frame {n}: the original has no detail under the box ({lo}..{hi})"
@@ -800,13 +798,10 @@ fn a_box_drawn_in_the_export_form_blanks_that_region_of_the_export() {
     }
     // Outside: below the box the picture is the camera's (the ball the peer draws is there
     // in most frames), not blanked.
-    for n in [0, red.len() / 2] {
-        let below = mad(&red[n], &org[n], w, (0, 120, w, h));
-        assert!(below < 6.0, "frame {n}: differs by {below} below the box");
-    }
+    assert_as_original(&red, &org, w, (0, 120, w, h), "below the box");
     assert!(
         red.iter().any(|p| {
-            let (lo, hi) = spread(p, (0, 120, w, h));
+            let (lo, hi) = min_max(p, w, (0, 120, w, h));
             hi - lo > 100
         }),
         "the picture below the box is flat in every frame"

@@ -39,10 +39,14 @@ fn udp_only_server_is_recorded_with_the_default_transport() {
     wait_segments(&nvr, Some(&admin), "cam", 2);
     // Streaming (polled: a session may be between reconnects on a loaded
     // machine), and over UDP.
-    let s = wait_for(Duration::from_secs(60), "state streaming", || {
-        let s = camera_status(&nvr.http, &admin, "cam");
-        (s["state"] == "streaming").then_some(s)
-    });
+    let s = wait_camera(
+        &nvr.http,
+        &admin,
+        "cam",
+        Duration::from_secs(60),
+        "state streaming",
+        |s| s["state"] == "streaming",
+    );
     assert_eq!(s["transport"], "udp", "{s}");
     // The fallback is logged once, in plain words.
     assert_eq!(
@@ -237,6 +241,25 @@ fn nft_load(text: &str) {
     );
 }
 
+/// Whether the calling test (named `test`) is to do its work here: it needs
+/// root and `nft` (without them it skips, or fails under
+/// `CLEANNVR_REQUIRE_PEERS=1`) and runs in a network namespace of its own, so
+/// its nft rules touch no other traffic. False in the outer process, which
+/// ran the test again inside and checked that it passed there.
+fn inside_own_netns_with_nft(test: &str) -> bool {
+    if !require_peer(is_root(), "root (for ip netns and nft)") {
+        return false;
+    }
+    let nft = std::process::Command::new("nft").arg("--version").output();
+    if !require_peer(
+        nft.is_ok_and(|o| o.status.success()),
+        "nft (package nftables)",
+    ) {
+        return false;
+    }
+    common::netns::inside_namespace(test)
+}
+
 /// Issue 9: clients join a shared GStreamer stream over UDP while others
 /// are connected, each starting mid-frame in a large key frame (4 slices of
 /// tens of FU-A packets): in a fragment, or at a later slice. Half of them
@@ -246,20 +269,7 @@ fn nft_load(text: &str) {
 /// starts at a key frame that decodes cleanly, and it continues without a gap.
 #[test]
 fn joins_mid_frame_record_from_the_next_whole_key_frame() {
-    if !require_peer(
-        unsafe { libc::geteuid() } == 0,
-        "root (for ip netns and nft)",
-    ) {
-        return;
-    }
-    let nft = std::process::Command::new("nft").arg("--version").output();
-    if !require_peer(
-        nft.is_ok_and(|o| o.status.success()),
-        "nft (package nftables)",
-    ) {
-        return;
-    }
-    if !common::netns::inside_namespace("joins_mid_frame_record_from_the_next_whole_key_frame") {
+    if !inside_own_netns_with_nft("joins_mid_frame_record_from_the_next_whole_key_frame") {
         return;
     }
     let gst = GstServer::start(&[]);
@@ -351,20 +361,7 @@ fn udp_packet_loss_costs_frames_never_the_session() {
     // Root-only: a private network namespace whose `lo` drops 2 % of UDP
     // (the kernel here has no netem; nft's random numbers do the job).
     // The test re-runs itself inside the namespace (common::netns).
-    if !require_peer(
-        unsafe { libc::geteuid() } == 0,
-        "root (for ip netns and nft)",
-    ) {
-        return;
-    }
-    let nft = std::process::Command::new("nft").arg("--version").output();
-    if !require_peer(
-        nft.is_ok_and(|o| o.status.success()),
-        "nft (package nftables)",
-    ) {
-        return;
-    }
-    if !common::netns::inside_namespace("udp_packet_loss_costs_frames_never_the_session") {
+    if !inside_own_netns_with_nft("udp_packet_loss_costs_frames_never_the_session") {
         return;
     }
     let nft = |args: &[&str]| {
@@ -396,10 +393,13 @@ fn udp_packet_loss_costs_frames_never_the_session() {
     );
     let (mut nvr, admin) = run_with_admin(dir.path(), &toml);
     let status = || camera_status(&nvr.http, &admin, "cam");
-    wait_for(
+    wait_camera(
+        &nvr.http,
+        &admin,
+        "cam",
         Duration::from_secs(120),
         "video from the lossy camera",
-        || (status()["state"] == "streaming").then_some(()),
+        |s| s["state"] == "streaming",
     );
     // At least 20 s, and until two segments are finished (a segment needs a
     // whole GOP without loss); the session must survive all of it.
@@ -454,9 +454,14 @@ fn recording_resumes_after_each_outage() {
     let mut resumes = Vec::new();
     for i in 0..outages {
         gst.kill();
-        wait_for(Duration::from_secs(60), "the session to end", || {
-            (status()["state"] != "streaming").then_some(())
-        });
+        wait_camera(
+            &nvr.http,
+            &admin,
+            "cam",
+            Duration::from_secs(60),
+            "the session to end",
+            |s| s["state"] != "streaming",
+        );
         // Outages of 2 to 6 s, while cleannvr retries.
         std::thread::sleep(Duration::from_millis(2000 + (i as u64 % 5) * 1000));
         let before = frames();
@@ -507,13 +512,13 @@ fn a_codec_we_cannot_record_gets_a_clear_status() {
     let (nvr, admin) = run_with_admin(dir.path(), &toml);
     // Between attempts the camera is in `backoff` with the reason; the
     // first waits are short, so a poll may also land on `connecting`.
-    let s = wait_for(
+    let s = wait_camera(
+        &nvr.http,
+        &admin,
+        "cam",
         Duration::from_secs(60),
         "the VP8 camera in backoff with a reason",
-        || {
-            let s = camera_status(&nvr.http, &admin, "cam");
-            (s["last_error"].as_str().is_some() && s["state"] == "backoff").then_some(s)
-        },
+        |s| s["last_error"].as_str().is_some() && s["state"] == "backoff",
     );
     let err = s["last_error"].as_str().unwrap();
     assert!(err.contains("no H.264 or H.265 video"), "{err}");
@@ -561,17 +566,7 @@ fn av_offsets_ms(file: &Path) -> Vec<f64> {
 #[test]
 fn audio_stays_aligned_with_video_when_its_first_packets_are_lost() {
     const TEST: &str = "audio_stays_aligned_with_video_when_its_first_packets_are_lost";
-    if !require_peer(is_root(), "root (for ip netns and nft)") {
-        return;
-    }
-    let nft = std::process::Command::new("nft").arg("--version").output();
-    if !require_peer(
-        nft.is_ok_and(|o| o.status.success()),
-        "nft (package nftables)",
-    ) {
-        return;
-    }
-    if !common::netns::inside_namespace(TEST) {
+    if !inside_own_netns_with_nft(TEST) {
         return;
     }
     // AAC RTP (payload type 97): the first 30 packets of each flow dropped
@@ -668,9 +663,14 @@ fn reordered_and_duplicated_packets_cost_frames_never_the_session() {
     );
     let (mut nvr, admin) = run_with_admin(dir.path(), &toml);
     let status = || camera_status(&nvr.http, &admin, "cam");
-    wait_for(Duration::from_secs(120), "video through the relay", || {
-        (status()["state"] == "streaming").then_some(())
-    });
+    wait_camera(
+        &nvr.http,
+        &admin,
+        "cam",
+        Duration::from_secs(120),
+        "video through the relay",
+        |s| s["state"] == "streaming",
+    );
     let cam_dir = dir.path().join("data").join("cam");
     let started = std::time::Instant::now();
     wait_for(
@@ -709,17 +709,7 @@ fn reordered_and_duplicated_packets_cost_frames_never_the_session() {
 #[test]
 fn a_camera_that_never_answers_is_offline_within_the_connect_timeout() {
     const TEST: &str = "a_camera_that_never_answers_is_offline_within_the_connect_timeout";
-    if !require_peer(is_root(), "root (for ip netns and nft)") {
-        return;
-    }
-    let nft = std::process::Command::new("nft").arg("--version").output();
-    if !require_peer(
-        nft.is_ok_and(|o| o.status.success()),
-        "nft (package nftables)",
-    ) {
-        return;
-    }
-    if !common::netns::inside_namespace(TEST) {
+    if !inside_own_netns_with_nft(TEST) {
         return;
     }
     // Nothing listens here; without the rule the kernel would refuse at once.
@@ -753,13 +743,13 @@ fn a_camera_that_never_answers_is_offline_within_the_connect_timeout() {
     let (mut nvr, admin) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
     for id in ["dropped", "silent"] {
         // Retried after each timeout: a third attempt has ended.
-        let s = wait_for(
+        let s = wait_camera(
+            &nvr.http,
+            &admin,
+            id,
             Duration::from_secs(60),
-            &format!("{id}: unreachable after three timed-out attempts"),
-            || {
-                let s = camera_status(&nvr.http, &admin, id);
-                (s["trouble"] == "unreachable" && s["reconnects"].as_u64() >= Some(3)).then_some(s)
-            },
+            "unreachable after three timed-out attempts",
+            |s| s["trouble"] == "unreachable" && s["reconnects"].as_u64() >= Some(3),
         );
         assert_eq!(s["why"], "camera not reachable on the network", "{s}");
         let err = s["last_error"].as_str().unwrap();
