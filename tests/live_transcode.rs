@@ -1,7 +1,7 @@
 //! Live view as H.264 (`/live?codec=h264`) end to end: GStreamer H.265 and H.264
 //! cameras → cleannvr → WebSocket. H.265 comes out as H.264 that ffmpeg decodes, from
 //! one transcoder shared by all its viewers and bounded by the transcode limit; H.264
-//! passes through byte for byte.
+//! passes through byte for byte. The camera's sound goes along as it is.
 
 mod common;
 
@@ -130,7 +130,12 @@ async fn h265_camera_is_transcoded_once_for_all_viewers_and_h264_passes_through(
     let got = receive(&mut a, 60).await;
     assert_eq!(got.head["type"], "init");
     let codec = got.head["codec"].as_str().unwrap();
-    assert!(codec.starts_with("avc1."), "{}", got.head);
+    // The camera's AAC passes through the conversion untouched, on the same timeline.
+    assert!(
+        codec.starts_with("avc1.") && codec.ends_with(",mp4a.40.2"),
+        "{}",
+        got.head
+    );
     assert_eq!(
         (got.head["width"].as_u64(), got.head["height"].as_u64()),
         (Some(640), Some(360))
@@ -147,6 +152,7 @@ async fn h265_camera_is_transcoded_once_for_all_viewers_and_h264_passes_through(
     );
     let frames: u64 = v["nb_read_frames"].as_str().unwrap().parse().unwrap();
     assert!(frames >= 50, "{frames} frames");
+    assert_eq!(codecs(&file), ["h264", "aac"]);
 
     // A second viewer (stream= combines with codec=) joins the same transcoder: the
     // one slot suffices, and it starts promptly on a key frame made for it.

@@ -1,5 +1,6 @@
 //! Live view end to end: GStreamer camera → cleannvr → WebSocket. The
-//! messages, concatenated, must form a fragmented MP4 that ffmpeg decodes.
+//! messages, concatenated, must form a fragmented MP4 that ffmpeg decodes:
+//! picture and sound (the camera's AAC as sent, its G.711 as converted to AAC).
 
 mod common;
 
@@ -97,10 +98,13 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
         let drift = (wall - wall0) as f64 - (t - t0) * 1000.0;
         assert!(drift.abs() < 5000.0, "clock off the timeline: {clocks:?}");
     }
+    // Two tracks, named as MediaSource.addSourceBuffer wants them.
+    let codec = head["codec"].as_str().unwrap();
     assert!(
-        head["codec"].as_str().unwrap().starts_with("avc1."),
+        codec.starts_with("avc1.") && codec.ends_with(",mp4a.40.2"),
         "{head}"
     );
+    assert_eq!(head["audio"], "mp4a.40.2", "{head}");
     assert_eq!(
         (head["width"].as_u64(), head["height"].as_u64()),
         (Some(640), Some(360))
@@ -126,6 +130,16 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
         .parse()
         .unwrap();
     assert!(n >= 60, "{n} frames");
+    assert_eq!(
+        codecs(&file),
+        ["h264", "aac"],
+        "init + fragments: picture and sound"
+    );
+    let (video_s, audio_s) = (seconds(&file, "v:0"), seconds(&file, "a:0"));
+    assert!(
+        audio_s > 1.0 && (video_s - audio_s).abs() < 1.0,
+        "sound decoded alongside the picture: video {video_s} s, audio {audio_s} s"
+    );
 
     // The sub stream is its own feed; unknown stream names are refused.
     let mut req = format!("{ws_url}?stream=sub")
@@ -138,9 +152,32 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
         .unwrap_or_else(|_| panic!("no init on the sub stream\nlog:\n{}", nvr.log.text()))
         .unwrap()
         .unwrap();
+    // Its G.711 sound reaches viewers as the AAC the recorder gets.
     assert!(
-        matches!(first, Message::Text(ref t) if t.contains("\"init\"")),
+        matches!(first, Message::Text(ref t) if t.contains("\"init\"") && t.contains("\"audio\":\"mp4a.40.2\"")),
         "{first:?}"
+    );
+    let mut sub_mp4 = Vec::new();
+    let mut sub_fragments = 0;
+    while sub_fragments < 75 {
+        let msg = tokio::time::timeout(Duration::from_secs(60), sub.next())
+            .await
+            .expect("sub stream fragments")
+            .unwrap()
+            .unwrap();
+        if let Message::Binary(b) = msg {
+            sub_fragments += usize::from(!sub_mp4.is_empty());
+            sub_mp4.extend_from_slice(&b);
+        }
+    }
+    let sub_file = dir.path().join("live-sub.mp4");
+    std::fs::write(&sub_file, &sub_mp4).unwrap();
+    assert_eq!(decode_errors(&sub_file), "");
+    assert_eq!(codecs(&sub_file), ["h264", "aac"]);
+    let (video_s, audio_s) = (seconds(&sub_file, "v:0"), seconds(&sub_file, "a:0"));
+    assert!(
+        audio_s > 1.0 && (video_s - audio_s).abs() < 1.0,
+        "converted sound alongside the picture: video {video_s} s, audio {audio_s} s"
     );
     let mut req = format!("{ws_url}?stream=fisheye")
         .into_client_request()
@@ -163,6 +200,32 @@ async fn live_websocket_streams_decodable_fmp4_and_is_audited() {
     );
     drop(ws);
     drop(nvr);
+}
+
+/// Seconds of one stream of `file` as decoded: the end of its last frame.
+fn seconds(file: &std::path::Path, stream: &str) -> f64 {
+    let v = ffprobe(
+        file,
+        &[
+            "-select_streams",
+            stream,
+            "-show_entries",
+            "frame=pts_time,duration_time",
+        ],
+    );
+    v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| {
+            let t: f64 = f["pts_time"].as_str()?.parse().ok()?;
+            let d: f64 = f["duration_time"]
+                .as_str()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0.0);
+            Some(t + d)
+        })
+        .fold(0.0, f64::max)
 }
 
 /// Viewers whose connection never drains (a tablet on a bad Wi-Fi, a hung browser, a

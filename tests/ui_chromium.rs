@@ -100,6 +100,53 @@ fn operator_ui_in_chromium() {
     drop(gst);
 }
 
+/// Live sound (`tests/ui/live_audio.mjs`): against the GStreamer peer's H.264+AAC,
+/// H.264+PCMU (converted to AAC by cleannvr) and H.264+L16 (sound cleannvr does not
+/// carry) cameras. The two with sound get a toggle, muted at first; unmuted, the
+/// browser decodes their sound while the picture moves on, one tile audible at a time;
+/// the third has no toggle. A fourth camera's sound stops every other 4 s
+/// (`/h264aacgaps`): its picture must never stand still for long. Screenshots stay in `target/tmp/ui-live-audio/`.
+#[test]
+fn live_sound_toggle_in_chromium() {
+    if !require_browser(&ui_dir()) {
+        return;
+    }
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config(
+        dir.path(),
+        60,
+        &format!(
+            "[[camera]]\nid = \"hall\"\nname = \"Hall (AAC)\"\nurl = \"{}\"\n\
+             [[camera]]\nid = \"door\"\nname = \"Door (G.711)\"\nurl = \"{}\"\n\
+             [[camera]]\nid = \"lane\"\nname = \"Lane (no sound served)\"\nurl = \"{}\"\n\
+             [[camera]]\nid = \"yard\"\nname = \"Yard (sound with gaps)\"\nurl = \"{}\"\n",
+            gst.url("h264aac"),
+            gst.url("h264pcmu"),
+            gst.url("h264l16"),
+            gst.url("h264aacgaps"),
+        ),
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let nvr = Nvr::start(cfg, &["run"]);
+    let screens = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-live-audio");
+    std::fs::create_dir_all(&screens).unwrap();
+    let cfg_json = serde_json::json!({
+        "admin": ["root", "admin pass 12345"],
+        "aac": "hall",
+        "pcmu": "door",
+        "silent": "lane",
+        "gaps": "yard",
+        "screens": screens,
+    })
+    .to_string();
+    let out = run_ui_script("live_audio.mjs", &nvr.http, &cfg_json, &[], &nvr.log);
+    assert!(!out.contains("not ok"), "{out}");
+    println!("{out}\nscreenshots in {}", screens.display());
+}
+
 /// Two-step login in the browser (`tests/ui/totp.mjs`): an admin made to
 /// enrol first, the QR code decoded by `zbarimg` from a screenshot, codes
 /// from `oathtool`, the login code step. Screenshots stay in

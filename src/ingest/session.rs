@@ -257,15 +257,16 @@ impl IngestTask {
         if self
             .tx
             .send(IngestEvent::SessionStarted {
-                audio: opened.audio,
+                audio: opened.audio.clone(),
             })
             .await
             .is_err()
         {
             return Ended::Closed;
         }
-        // Timestamps restart with the session: live viewers start a new timeline.
-        self.live.start_session();
+        // Timestamps restart with the session: live viewers start a new timeline,
+        // with the session's sound when it has any.
+        self.live.start_session(opened.audio);
         update(&self.status, |s| {
             s.state = StreamState::Streaming;
             s.last_error = None;
@@ -424,6 +425,7 @@ impl IngestTask {
                         update(&self.status, |s| s.lost_packets += u64::from(loss));
                     }
                     for a in frames {
+                        self.live.publish_audio(&a);
                         if !forward.send(&self.tx, IngestEvent::Audio(a), false) {
                             return Ended::Closed;
                         }

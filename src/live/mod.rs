@@ -1,5 +1,7 @@
 //! Live hub: fans each camera's frames out to live viewers as fragmented
 //! MP4 (an init segment, then one `moof`+`mdat` per frame for low latency).
+//! A camera with AAC audio (G.711 arrives here already converted by ingest) gets a
+//! second track; its frames ride in the next picture's fragment ([`audio`]).
 //!
 //! Owns: the per-camera broadcast and turning frames into MSE-ready bytes.
 //! Must never slow ingest or recording: publishing never waits, and a viewer
@@ -12,12 +14,17 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use crate::frame::{VideoFrame, VideoParams};
+use crate::frame::{AudioFrame, AudioParams, VideoFrame, VideoParams};
 use crate::mp4::{self, Sample, TrackConfig, TrackKind, TrackRun};
 
-/// Frames buffered per camera for viewers: about 10 s at 25 fps. A viewer
-/// further behind than this is lagging and resynchronises at a key frame.
-const CAPACITY: usize = 256;
+pub mod audio;
+
+use audio::AudioTrack;
+
+/// Frames buffered per camera for viewers: 20 s of pictures alone at 25 fps, 7 s with
+/// 48 kHz AAC (47 sound frames a second), 15 s with converted G.711 (8 a second). A
+/// viewer further behind than this is lagging and resynchronises at a key frame.
+const CAPACITY: usize = 512;
 
 /// Timestamps going back further than this (1 s at 90 kHz) mean the camera restarted
 /// its clock; less is B-frame reordering.
@@ -31,14 +38,26 @@ pub struct LiveStream {
     params: Mutex<Option<Arc<VideoParams>>>,
     /// Which camera session the frames published now belong to; see [`Self::start_session`].
     session: AtomicU64,
+    /// The current session's audio, if live viewers get it ([`audio::servable`]).
+    audio: Mutex<Option<Arc<AudioParams>>>,
 }
 
 /// A frame as the broadcast carries it: tagged with the camera session it came from,
-/// because every session restarts the camera's timestamps.
+/// because every session restarts the camera's timestamps, and with that session's audio
+/// parameters, so a viewer starting a timeline knows whether it has a sound track.
 #[derive(Clone, Debug)]
 pub(crate) struct Published {
     pub(crate) session: u64,
-    pub(crate) frame: VideoFrame,
+    pub(crate) audio: Option<Arc<AudioParams>>,
+    pub(crate) media: Media,
+}
+
+/// What a camera sends: pictures and, for some, sound.
+#[derive(Clone, Debug)]
+pub(crate) enum Media {
+    Video(VideoFrame),
+    /// On the session's audio clock, aligned with video (ingest's `sync`).
+    Audio(AudioFrame),
 }
 
 impl Default for LiveStream {
@@ -55,14 +74,38 @@ impl LiveStream {
             tx: broadcast::channel(CAPACITY).0,
             params: Mutex::new(None),
             session: AtomicU64::new(0),
+            audio: Mutex::new(None),
         }
     }
 
     /// Marks the start of a new camera session (a reconnect): its timestamps start
     /// afresh, so every viewer starts a new timeline (a new init) at its first key frame
-    /// instead of waiting for the new timestamps to pass the old ones.
-    pub fn start_session(&self) {
+    /// instead of waiting for the new timestamps to pass the old ones. `audio` is the
+    /// session's sound (AAC as sent or converted from G.711); viewers get it as a second
+    /// track when it is [`audio::servable`], else video only.
+    pub fn start_session(&self, audio: Option<Arc<AudioParams>>) {
+        *self.audio.lock().unwrap_or_else(|e| e.into_inner()) =
+            audio.filter(|a| audio::servable(a));
         self.session.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current session's audio as live viewers get it, if any.
+    pub fn audio(&self) -> Option<Arc<AudioParams>> {
+        self.audio.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Hands an audio frame of the current session to every current viewer. Never blocks;
+    /// dropped when there is no viewer or the session's audio is not served live.
+    pub fn publish_audio(&self, frame: &AudioFrame) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        let Some(audio) = self.audio() else { return };
+        let _ = self.tx.send(Published {
+            session: self.session.load(Ordering::Relaxed),
+            audio: Some(audio),
+            media: Media::Audio(frame.clone()),
+        });
     }
 
     /// Hands a frame to every current viewer. Never blocks; with no viewer it only
@@ -78,7 +121,8 @@ impl LiveStream {
         if self.tx.receiver_count() > 0 {
             let _ = self.tx.send(Published {
                 session: self.session.load(Ordering::Relaxed),
-                frame: frame.clone(),
+                audio: self.audio(),
+                media: Media::Video(frame.clone()),
             });
         }
     }
@@ -109,6 +153,7 @@ impl LiveStream {
             skipped: 0,
             waiting: true,
             pending: VecDeque::new(),
+            audio: None,
         }
     }
 
@@ -153,8 +198,10 @@ pub enum LiveMessage {
     /// `ftyp`+`moov`; sent first and again whenever the camera changes parameters.
     /// `codec` is the RFC 6381 string for `MediaSource.addSourceBuffer`.
     Init {
-        /// RFC 6381 codec string.
+        /// RFC 6381 codec string of every track, comma-separated (`avc1.640028,mp4a.40.2`).
         codec: String,
+        /// The audio track's codec string when the init has one (track 2).
+        audio: Option<String>,
         /// Picture width.
         width: u16,
         /// Picture height.
@@ -162,7 +209,8 @@ pub enum LiveMessage {
         /// The init segment.
         data: Bytes,
     },
-    /// One `moof`+`mdat` holding one frame.
+    /// One `moof`+`mdat` holding one picture and the sound that came with it (or, after
+    /// half a second of sound without a picture, sound alone).
     Fragment(Bytes),
     /// Sent before each key frame's fragment: the wall time it arrived at, so a viewer
     /// can show the real date and time of the picture (not its own clock's).
@@ -188,6 +236,8 @@ pub struct LiveViewer {
     waiting: bool,
     /// Messages to send before reading the next frame (a clock and a fragment after an init).
     pending: VecDeque<LiveMessage>,
+    /// The current timeline's sound track, if it has one.
+    audio: Option<AudioTrack>,
 }
 
 impl LiveViewer {
@@ -220,7 +270,15 @@ impl LiveViewer {
     }
 
     fn accept(&mut self, published: Published) -> Option<LiveMessage> {
-        let Published { session, frame } = published;
+        let Published {
+            session,
+            audio,
+            media,
+        } = published;
+        let frame = match media {
+            Media::Video(f) => f,
+            Media::Audio(a) => return self.accept_audio(session, &a),
+        };
         let params_changed = self.params.as_ref().is_none_or(|p| **p != *frame.params);
         // A new camera session restarts its clock; so may a camera that resets its
         // timestamps mid-session. Either way the old timeline cannot continue: a
@@ -237,10 +295,18 @@ impl LiveViewer {
         }
         let mut init = None;
         if new_timeline {
+            self.audio = audio.map(|a| AudioTrack::new(a, frame.pts));
+            let mut tracks = vec![video_track(&frame.params)];
+            let mut codec = frame.params.rfc6381.clone();
+            if let Some(a) = &self.audio {
+                tracks.push(a.config());
+                codec = format!("{codec},{}", a.codec());
+            }
             let mut data = Vec::new();
-            mp4::write_init(&[video_track(&frame.params)], &mut data);
+            mp4::write_init(&tracks, &mut data);
             init = Some(LiveMessage::Init {
-                codec: frame.params.rfc6381.clone(),
+                codec,
+                audio: self.audio.as_ref().map(|a| a.codec().to_owned()),
                 width: frame.params.width,
                 height: frame.params.height,
                 data: Bytes::from(data),
@@ -262,7 +328,17 @@ impl LiveViewer {
             .unwrap_or(3600);
         self.last_pts = Some(frame.pts);
         let dts = (frame.pts - self.base_pts).max(0) as u64;
-        let frag = fragment(&mut self.sequence, dts, duration, frame.is_key, &frame.data);
+        let sound = self.audio.as_mut().and_then(|a| {
+            a.picture_reaches(dts + u64::from(duration));
+            a.take()
+        });
+        let picture = Picture {
+            dts,
+            duration,
+            is_key: frame.is_key,
+            data: &frame.data,
+        };
+        let frag = fragment(&mut self.sequence, Some(picture), sound);
         // In order: the init, the key frame's clock, the fragment.
         self.pending.extend(init);
         if frame.is_key {
@@ -274,6 +350,33 @@ impl LiveViewer {
         self.pending.push_back(LiveMessage::Fragment(frag));
         self.pending.pop_front()
     }
+
+    /// Sound goes on the current timeline and out with the next picture, so each message
+    /// stays one fragment; half a second of it without a picture goes out alone.
+    fn accept_audio(&mut self, session: u64, a: &AudioFrame) -> Option<LiveMessage> {
+        if self.waiting || self.session != Some(session) {
+            return None;
+        }
+        let track = self.audio.as_mut()?;
+        track.push(a);
+        if track.pending_ticks() < track.rate() / 2 {
+            return None;
+        }
+        let sound = track.take();
+        Some(LiveMessage::Fragment(fragment(
+            &mut self.sequence,
+            None,
+            sound,
+        )))
+    }
+}
+
+/// One picture for a fragment: its decode time and duration (90 kHz), key or not, data.
+struct Picture<'a> {
+    dts: u64,
+    duration: u32,
+    is_key: bool,
+    data: &'a [u8],
 }
 
 fn video_track(p: &VideoParams) -> TrackConfig {
@@ -288,25 +391,49 @@ fn video_track(p: &VideoParams) -> TrackConfig {
     }
 }
 
-fn fragment(sequence: &mut u32, dts: u64, duration: u32, is_key: bool, data: &[u8]) -> Bytes {
+/// One `moof`+`mdat`: the picture (track 1) then the sound (track 2, decode time of its
+/// first sample, samples, their data), either of which may be absent.
+fn fragment(
+    sequence: &mut u32,
+    picture: Option<Picture<'_>>,
+    sound: Option<(u64, Vec<Sample>, Vec<Bytes>)>,
+) -> Bytes {
     *sequence += 1;
-    let sample = [Sample {
-        duration,
-        size: data.len() as u32,
-        is_sync: is_key,
-        composition_offset: 0,
-    }];
-    let mut out = Vec::with_capacity(data.len() + 128);
-    mp4::write_fragment_header(
-        *sequence,
-        &[TrackRun {
+    let video_sample = picture.as_ref().map(|p| {
+        [Sample {
+            duration: p.duration,
+            size: p.data.len() as u32,
+            is_sync: p.is_key,
+            composition_offset: 0,
+        }]
+    });
+    let mut runs = Vec::with_capacity(2);
+    if let (Some(p), Some(s)) = (&picture, &video_sample) {
+        runs.push(TrackRun {
             track_id: 1,
-            base_decode_time: dts,
-            samples: &sample,
-        }],
-        &mut out,
-    );
-    out.extend_from_slice(data);
+            base_decode_time: p.dts,
+            samples: s,
+        });
+    }
+    if let Some((dts, samples, _)) = &sound {
+        runs.push(TrackRun {
+            track_id: audio::TRACK_ID,
+            base_decode_time: *dts,
+            samples,
+        });
+    }
+    let size = picture.as_ref().map_or(0, |p| p.data.len())
+        + sound
+            .as_ref()
+            .map_or(0, |(_, _, d)| d.iter().map(Bytes::len).sum());
+    let mut out = Vec::with_capacity(size + 200);
+    mp4::write_fragment_header(*sequence, &runs, &mut out);
+    if let Some(p) = &picture {
+        out.extend_from_slice(p.data);
+    }
+    for d in sound.iter().flat_map(|(_, _, d)| d) {
+        out.extend_from_slice(d);
+    }
     Bytes::from(out)
 }
 
@@ -520,7 +647,7 @@ mod tests {
         }
         // The camera reconnects with the same parameters and a clock of its own: here
         // ahead of the old one, so only the session mark (not a rewind) can tell.
-        stream.start_session();
+        stream.start_session(None);
         for i in 2001..2012 {
             stream.publish(&frame(i, 5, &p));
         }
@@ -548,6 +675,136 @@ mod tests {
             panic!()
         };
         assert_eq!(decode_time(init, second), (3600, false));
+    }
+
+    fn aac(rate: u32) -> Arc<AudioParams> {
+        // AudioSpecificConfig: AAC-LC, 8 kHz (index 11), mono.
+        let asc = ((2u16 << 11) | (11 << 7) | (1 << 3)).to_be_bytes();
+        Arc::new(AudioParams {
+            rfc6381: "mp4a.40.2".into(),
+            sample_rate: rate,
+            channels: 1,
+            sample_entry: Bytes::from(mp4::mp4a_sample_entry(rate, 1, &asc, 0)),
+        })
+    }
+
+    /// Every init and fragment until the feed goes quiet, as one file.
+    async fn drain(v: &mut LiveViewer) -> (Vec<LiveMessage>, Vec<u8>) {
+        let mut msgs = Vec::new();
+        let mut file = Vec::new();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), media(v)).await
+        {
+            match &m {
+                LiveMessage::Init { data, .. } | LiveMessage::Fragment(data) => {
+                    file.extend_from_slice(data)
+                }
+                LiveMessage::Clock { .. } => {}
+            }
+            msgs.push(m);
+        }
+        (msgs, file)
+    }
+
+    #[tokio::test]
+    async fn a_camera_with_sound_gets_a_second_track_interleaved_with_the_pictures() {
+        let stream = LiveStream::new();
+        stream.start_session(Some(aac(8000)));
+        let p = params(640);
+        let mut v = stream.subscribe();
+        // 2 s at 25 fps; 8 kHz sound in 1024-sample frames, published as it would arrive.
+        let mut next_audio = 0i64;
+        for i in 0..50 {
+            let f = frame(i, 25, &p);
+            stream.publish(&f);
+            while (next_audio + 1024) * 90_000 / 8000 <= f.pts - 1000 + 3600 {
+                stream.publish_audio(&AudioFrame {
+                    pts: 1000 * 8000 / 90_000 + next_audio,
+                    duration: 1024,
+                    data: Bytes::from_static(&[0x21, 0x10, 0x04]),
+                });
+                next_audio += 1024;
+            }
+        }
+        let (msgs, file) = drain(&mut v).await;
+        let LiveMessage::Init { codec, audio, .. } = &msgs[0] else {
+            panic!("init first")
+        };
+        assert_eq!(codec, "avc1.42C01E,mp4a.40.2");
+        assert_eq!(audio.as_deref(), Some("mp4a.40.2"));
+        let s = mp4::scan(std::io::Cursor::new(file)).unwrap();
+        let tracks: Vec<_> = s.tracks.iter().map(|t| (t.track_id, &t.handler)).collect();
+        assert_eq!(tracks, [(1, b"vide"), (2, b"soun")]);
+        assert_eq!(s.fragments.len(), 50, "one fragment per picture");
+        let audio_end = s
+            .fragments
+            .iter()
+            .flat_map(|f| &f.runs)
+            .filter(|r| r.track_id == 2)
+            .map(|r| r.base_decode_time + r.duration)
+            .max()
+            .unwrap();
+        let mut at = 0;
+        for r in s
+            .fragments
+            .iter()
+            .flat_map(|f| &f.runs)
+            .filter(|r| r.track_id == 2)
+        {
+            assert_eq!(r.base_decode_time, at, "gapless sound");
+            at += r.duration;
+        }
+        // The sound reaches as far as the pictures do, within a frame.
+        assert!((audio_end as i64 - 2 * 8000).abs() <= 1024, "{audio_end}");
+    }
+
+    #[tokio::test]
+    async fn a_camera_that_stops_sending_sound_never_holds_the_picture() {
+        let stream = LiveStream::new();
+        stream.start_session(Some(aac(8000)));
+        let p = params(640);
+        let mut v = stream.subscribe();
+        stream.publish(&frame(0, 25, &p));
+        stream.publish_audio(&AudioFrame {
+            pts: 1000 * 8000 / 90_000,
+            duration: 1024,
+            data: Bytes::from_static(&[1]),
+        });
+        // Then 4 s of pictures and not a sound.
+        for i in 1..100 {
+            stream.publish(&frame(i, 25, &p));
+        }
+        let (_, file) = drain(&mut v).await;
+        let s = mp4::scan(std::io::Cursor::new(file)).unwrap();
+        let end = |track| {
+            s.fragments
+                .iter()
+                .flat_map(|f| &f.runs)
+                .filter(|r| r.track_id == track)
+                .map(|r| r.base_decode_time + r.duration)
+                .max()
+                .unwrap()
+        };
+        let (video_s, audio_s) = (end(1) as f64 / 90_000.0, end(2) as f64 / 8000.0);
+        assert!(
+            video_s - audio_s < 1.2,
+            "silence keeps the sound within a second of the picture: video {video_s} s, audio {audio_s} s"
+        );
+    }
+
+    #[tokio::test]
+    async fn sound_that_live_viewers_cannot_get_leaves_a_video_only_init() {
+        let stream = LiveStream::new();
+        let mut he = (*aac(8000)).clone();
+        he.rfc6381 = "mp4a.40.5".into();
+        stream.start_session(Some(Arc::new(he)));
+        assert!(stream.audio().is_none());
+        let mut v = stream.subscribe();
+        stream.publish(&frame(0, 25, &params(640)));
+        let Some(LiveMessage::Init { codec, audio, .. }) = media(&mut v).await else {
+            panic!()
+        };
+        assert_eq!((codec.as_str(), audio), ("avc1.42C01E", None));
     }
 
     #[tokio::test]

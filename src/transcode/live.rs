@@ -15,6 +15,9 @@
 //!
 //! Frames that are already H.264 pass through untouched: [`H264Viewer`] never starts a
 //! transcoder for an H.264 stream, and a running transcoder forwards H.264 input as is.
+//!
+//! Sound is never re-encoded: the camera's AAC frames are republished with their times
+//! moved by the same offset as the pictures' (see [`Clock`]), so they stay in step.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,8 +31,8 @@ use tracing::{debug, warn};
 
 use super::h264::H264Encoder;
 use super::{counters, Limiter, Permit};
-use crate::frame::{VideoCodec, VideoFrame, VideoParams};
-use crate::live::{LiveMessage, LiveStream, LiveViewer, Published};
+use crate::frame::{AudioFrame, AudioParams, VideoCodec, VideoFrame, VideoParams};
+use crate::live::{LiveMessage, LiveStream, LiveViewer, Media, Published};
 
 const TIMESCALE: i64 = 90_000;
 /// Longest stretch between key frames in the output, so a viewer joining without asking
@@ -182,15 +185,28 @@ fn run(
         match got {
             None | Some(Err(broadcast::error::RecvError::Closed)) => break,
             Some(Err(broadcast::error::RecvError::Lagged(n))) => p.lagged(n),
-            Some(Ok(f)) => match p.push(&f.frame) {
-                Ok(()) => errors = 0,
-                Err(e) => {
-                    errors += 1;
-                    warn!(camera, error = %format!("{e:#}"), "live transcode: resynchronising");
-                    p.resync();
-                    if errors >= MAX_ERRORS {
-                        warn!(camera, "live transcode keeps failing; stopping it");
-                        break;
+            Some(Ok(Published {
+                session,
+                audio,
+                media,
+            })) => match media {
+                Media::Audio(a) => {
+                    p.follow(session, audio);
+                    p.audio(&a);
+                }
+                Media::Video(v) => {
+                    p.follow(session, audio);
+                    match p.push(&v) {
+                        Ok(()) => errors = 0,
+                        Err(e) => {
+                            errors += 1;
+                            warn!(camera, error = %format!("{e:#}"), "live transcode: resynchronising");
+                            p.resync();
+                            if errors >= MAX_ERRORS {
+                                warn!(camera, "live transcode keeps failing; stopping it");
+                                break;
+                            }
+                        }
                     }
                 }
             },
@@ -211,6 +227,10 @@ struct Pipeline {
     clock: Clock,
     keys: KeyPacer,
     skipped: u64,
+    /// The camera session whose frames come in now; a new one starts a new output session.
+    source_session: Option<u64>,
+    /// The latest picture passed through as it was (H.264), so sound passes as is too.
+    passthrough: bool,
 }
 
 impl Pipeline {
@@ -224,7 +244,36 @@ impl Pipeline {
             clock: Clock::default(),
             keys: KeyPacer::default(),
             skipped: 0,
+            source_session: None,
+            passthrough: false,
         }
+    }
+
+    /// Follows the camera's sessions: each new one (a reconnect, its own sound or none)
+    /// starts a new session of the output, whose viewers then start anew at a key frame.
+    fn follow(&mut self, session: u64, audio: Option<Arc<AudioParams>>) {
+        if self.source_session != Some(session) {
+            self.source_session = Some(session);
+            self.output.start_session(audio);
+            self.want_key.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Republishes one of the camera's sound frames on the output's timeline: as is while
+    /// pictures pass through, else moved like the pictures; dropped before any picture.
+    fn audio(&mut self, a: &AudioFrame) {
+        if self.passthrough {
+            self.output.publish_audio(a);
+            return;
+        }
+        let (Some(offset), Some(p)) = (self.clock.offset(), self.output.audio()) else {
+            return;
+        };
+        let shift = offset * i64::from(p.sample_rate) / TIMESCALE;
+        self.output.publish_audio(&AudioFrame {
+            pts: a.pts + shift,
+            ..a.clone()
+        });
     }
 
     fn lagged(&mut self, n: u64) {
@@ -245,9 +294,11 @@ impl Pipeline {
             self.dec = None;
             self.enc = None;
             self.waiting = true;
+            self.passthrough = true;
             self.output.publish(f);
             return Ok(());
         }
+        self.passthrough = false;
         if !f.is_key && (self.waiting || self.dec.as_ref().is_none_or(|(p, _)| **p != *f.params)) {
             return Ok(());
         }
@@ -360,6 +411,11 @@ impl Default for Clock {
 }
 
 impl Clock {
+    /// Output time minus source time at the latest picture (90 kHz), once there is one.
+    fn offset(&self) -> Option<i64> {
+        self.last_src.map(|s| self.last_out - s)
+    }
+
     fn map(&mut self, src: i64) -> i64 {
         let Some(last) = self.last_src.replace(src) else {
             return self.last_out;

@@ -1,9 +1,12 @@
 //! `GET /api/cameras/{id}/live`: a WebSocket carrying the camera's live
 //! fragmented MP4 for Media Source Extensions.
 //!
-//! Protocol: a text message `{"type":"init","codec":"avc1.…","width":…,"height":…}`
+//! Protocol: a text message `{"type":"init","codec":"avc1.…","audio":…,"width":…,"height":…}`
 //! announces each init segment, which follows as one binary message; every
-//! later binary message is one `moof`+`mdat` holding one frame. A new init
+//! later binary message is one `moof`+`mdat` holding one frame. A camera with sound
+//! the browser can play has a second track: `codec` then names both
+//! (`avc1.…,mp4a.40.2`, as `addSourceBuffer` wants it), `audio` the sound's codec
+//! (`null` without), and the fragments carry the sound with the pictures. A new init
 //! message means the camera changed parameters: start a new SourceBuffer.
 //! Before each key frame a text message `{"type":"clock","t":SECONDS,"wall_ms":MS}`
 //! says when the frame at decode time `t` arrived, for the tile's date and time.
@@ -161,12 +164,15 @@ async fn pump(mut socket: WebSocket, mut viewer: Feed, camera: String, app: Arc<
         let sent = match msg {
             LiveMessage::Init {
                 codec,
+                audio,
                 width,
                 height,
                 data,
             } => {
-                let head =
-                    json!({"type": "init", "codec": codec, "width": width, "height": height});
+                let head = json!({
+                    "type": "init", "codec": codec, "audio": audio,
+                    "width": width, "height": height,
+                });
                 socket
                     .send(Message::Text(head.to_string().into()))
                     .await

@@ -7,6 +7,9 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
   /h264pcma  live H.264 + G.711 A-law 8 kHz
   /h264l16   live H.264 + L16 (linear PCM) 8 kHz, audio cleannvr does not record
   /h265aac   live H.265 + AAC 48 kHz
+  /h264aacgaps live H.264 + AAC 48 kHz whose sound stops every other 4 s of the
+             media's time (a pad probe drops the AAC frames): a camera whose
+             audio comes and goes while its picture goes on
   /h264big   live H.264 only, 1280x720 noise at 4 Mbit/s: most RTP packets are
              FU-A fragments
   /h264frag  live H.264 only, 640x360 noise at 1.2 Mbit/s in 500-byte packets:
@@ -83,6 +86,7 @@ aac = tone + "audio/x-raw,rate=48000,channels=1 ! avenc_aac ! rtpmp4gpay name=pa
 pcmu = tone + "audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
 pcma = tone + "audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8"
 l16 = tone + "audio/x-raw,format=S16BE,rate=8000,channels=1 ! rtpL16pay name=pay1 pt=98"
+aacgaps = aac.replace("avenc_aac !", "avenc_aac ! identity name=audiogate !")
 
 big = (
     "videotestsrc is-live=true pattern=snow ! "
@@ -295,12 +299,23 @@ class KeyGate:
 
 key_gate = KeyGate()
 
+GAP = 4 * Gst.SECOND
+
+
+def audio_gaps(_pad, info):
+    """On /h264aacgaps: drops the AAC frames of every other 4 s of media time."""
+    pts = info.get_buffer().pts
+    if pts != Gst.CLOCK_TIME_NONE and (pts // GAP) % 2 == 1:
+        return Gst.PadProbeReturn.DROP
+    return Gst.PadProbeReturn.OK
+
 mounts = {
     "/h264aac": video + h264 + aac,
     "/h264pcmu": video + h264 + pcmu,
     "/h264pcma": video + h264 + pcma,
     "/h264l16": video + h264 + l16,
     "/h265aac": video + h265 + aac,
+    "/h264aacgaps": video + h264 + aacgaps,
     "/h264big": big,
     "/h264frag": frag,
     "/h264slices": slices,
@@ -328,10 +343,15 @@ def square(amplitude, offset):
 
 def on_configure(_factory, media, path):
     """Binds /avsync's brightness and volume to the same square wave; starts
-    the metadata of /h264meta*; puts the key-frame gate on /h264nokey."""
+    the metadata of /h264meta*; puts the key-frame gate on /h264nokey and the
+    sound gaps on /h264aacgaps."""
     if path == "/h264nokey":
         pad = media.get_element().get_by_name("keygate").get_static_pad("src")
         pad.add_probe(Gst.PadProbeType.BUFFER, key_gate.probe)
+        return
+    if path == "/h264aacgaps":
+        pad = media.get_element().get_by_name("audiogate").get_static_pad("src")
+        pad.add_probe(Gst.PadProbeType.BUFFER, audio_gaps)
         return
     if path.startswith("/h264meta"):
         track = MetaTrack(media.get_element().get_by_name("pay1"), path.endswith("hostile"))

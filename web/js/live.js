@@ -8,6 +8,8 @@
 // through groups and pages; these are the user's preferences,
 // kept by the server (`/api/me/prefs`) so they follow the user to any browser.
 // Only the tiles shown stream. Each picture zooms digitally (js/zoom.js).
+// A tile whose camera sends sound has a sound toggle (js/sound.js): muted by
+// default, and one tile audible at a time.
 
 import { api } from "./api.js";
 import { h, fill } from "./dom.js";
@@ -17,6 +19,7 @@ import { ptzControls } from "./ptz.js";
 import { zoomable } from "./zoom.js";
 import { groupsDialog } from "./live_groups.js";
 import { swipeable } from "./swipe.js";
+import { SoundToggle } from "./sound.js";
 
 const REFRESH_MS = 5000;
 /** Badges and countdowns are redrawn this often, so they never say "Live" for long after frames stop. */
@@ -137,6 +140,7 @@ export function mount(root, ctx) {
       onclick: () => replay([cam.id], TILE_REPLAY_MS) }, "⟲");
     const snapBtn = h("button", { type: "button", class: "icon tile-snap", title: "Save a still picture (JPEG)", "aria-label": `Save a still picture of ${cam.name}`,
       onclick: () => saveSnapshot(t, snapBtn) }, "⤓");
+    const sound = new SoundToggle(video, cam.name, (on) => setAudible(on ? cam.id : null));
     const zoomBtn = h("button", { type: "button", class: "icon zoom-level", hidden: true, title: "Digital zoom: click to reset", "aria-label": `Reset the zoom of ${cam.name}` });
     const meta = h("dl", { class: "meta" });
     const errorLine = h("p", { class: "tile-error" });
@@ -145,9 +149,9 @@ export function mount(root, ctx) {
     const stamp = h("time", { class: "tile-clock", hidden: true });
     const screen = h("div", { class: "screen", title: "Click to enlarge; wheel or pinch to zoom, drag to pan, double-click to reset" }, video, still, stamp, overlay, zoomBtn);
     const el = h("article", { class: "tile", "aria-labelledby": nameId, dataset: { camera: cam.id } },
-      h("div", { class: "tile-head" }, h("h2", { id: nameId, text: cam.name }), badge, snapBtn, replay30, enlargeBtn),
+      h("div", { class: "tile-head" }, h("h2", { id: nameId, text: cam.name }), badge, sound.button, snapBtn, replay30, enlargeBtn),
       screen, meta, errorLine);
-    const t = { cam, el, video, overlay, badge, meta, errorLine, enlargeBtn, stamp, player: null, unsupported: null, still, stillTimer: null, stillUrl: null };
+    const t = { cam, el, video, overlay, badge, meta, errorLine, enlargeBtn, stamp, sound, player: null, unsupported: null, still, stillTimer: null, stillUrl: null };
     video.addEventListener("timeupdate", () => drawClock(t));
     t.zoom = zoomable(screen, () => [video, still], (s) => {
       zoomBtn.hidden = s === 1;
@@ -166,7 +170,13 @@ export function mount(root, ctx) {
       else enlarge(enlarged === cam.id ? null : cam.id);
     });
     t.player = new LivePlayer(video, cam.id, (state, info) => onPlayerState(t, state, info), () => api("GET", "/api/me"));
+    t.player.onTracks = (hasSound) => sound.available(hasSound);
     return t;
+  }
+
+  /** Makes the tile of camera `id` the only audible one (null: none). */
+  function setAudible(id) {
+    for (const t of tiles.values()) t.sound.set(t.cam.id === id);
   }
 
   /** The tile's date and time: the picture's own, hidden while there is none. */
@@ -423,7 +433,8 @@ export function mount(root, ctx) {
     for (const t of tiles.values()) {
       t.el.hidden = !visible.has(t);
       // Hidden tiles stop streaming: bandwidth and decoding go to the ones shown.
-      if (t.el.hidden) t.player.stop();
+      // A tile out of sight is out of hearing too.
+      if (t.el.hidden) { t.player.stop(); if (t.sound.on()) t.sound.set(false); }
       else if (!document.hidden) startTile(t); // restarts only if the stream (main/sub) changes
     }
     for (const b of layoutBtns) b.setAttribute("aria-pressed", String(Number(b.dataset.layout) === prefs.live.layout));

@@ -1,9 +1,11 @@
 // Live player: one camera's WebSocket feed into a <video> through Media
 // Source Extensions.
 //
-// Protocol (src/web/live.rs): a text message {"type":"init","codec",
+// Protocol (src/web/live.rs): a text message {"type":"init","codec","audio",
 // "width","height"} announces an init segment, which follows as one binary
-// message; every later binary message is one moof+mdat holding one frame.
+// message; every later binary message is one moof+mdat holding one frame
+// (and the sound that came with it: `audio` names the sound track's codec,
+// null for a camera without sound; `codec` then lists both tracks').
 // A later init message means the camera changed parameters: a new
 // MediaSource and SourceBuffer are made for it. Before each key frame a text
 // message {"type":"clock","t","wall_ms"} says when the frame at decode time t
@@ -95,7 +97,9 @@ export class LivePlayer {
     this.lastProgressAt = 0;
     this.state = null;
     /** Facts for the status line and tests. */
-    this.info = { codec: null, width: 0, height: 0, frames: 0, reconnects: 0, lag: null, jumps: 0, inits: 0 };
+    this.info = { codec: null, audio: null, width: 0, height: 0, frames: 0, reconnects: 0, lag: null, jumps: 0, inits: 0 };
+    /** Told at each playable init whether the feed has a sound track. */
+    this.onTracks = () => {};
     this.video.disableRemotePlayback = true;
     this.onVideoError = () => {
       if (this.stopped) return;
@@ -220,6 +224,8 @@ export class LivePlayer {
     this.clocks = [];
     this.arrivals = [];
     this.info.inits++;
+    this.info.audio = init.audio || null;
+    this.onTracks(Boolean(init.audio));
     this.lastProgressAt = Date.now();
     const ms = new MS();
     this.ms = ms;
