@@ -223,6 +223,14 @@ async function main() {
     const held = holds.holds.find((x) => x.reason === "review test: incident 7");
     check(held && cfg.cameras.every((c) => held.cameras.includes(c)) && Math.abs(Date.parse(held.end) - Date.parse(held.start) - 10e3) < 1000,
       "the marked 10 s of the four cameras can be put on legal hold", holds);
+    // The hold shows on the timeline, in each held camera's lane, over the held range.
+    const heldMarks = await (await page.waitForFunction(([cams, id]) => {
+      const got = cams.map((c) => document.querySelector(`#pb-timeline .lane[data-camera="${c}"] .held[data-id="${id}"]`));
+      return got.every(Boolean) && got.map((el) => ({ start: Number(el.dataset.start), end: Number(el.dataset.end), w: el.getBoundingClientRect().width }));
+    }, [cfg.cameras, held.id], { timeout: 15000 }).catch(() => null))?.jsonValue();
+    check(heldMarks && heldMarks.every((m) => m.start === Date.parse(held.start) && m.end === Date.parse(held.end) && m.w >= 2),
+      "the timeline marks the held range in each of the four cameras' lanes", heldMarks);
+    await page.screenshot({ path: join(cfg.shots, "playback-held-1920.png") });
     await page.locator("body").focus();
     await page.keyboard.press("?");
     await page.locator("#pb-help-dialog").waitFor({ state: "visible" });

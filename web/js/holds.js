@@ -9,9 +9,10 @@ import { dateTime, fromInput, zone } from "./format.js";
 
 /**
  * A "Place a legal hold" control. `target()` returns what to hold
- * (`{cameras, start, end}` as Dates, and/or `{export}`), or a string saying what is missing.
+ * (`{cameras, start, end}` as Dates, and/or `{export}`), or a string saying what is missing;
+ * `placed(hold)` is called with the server's answer once it is held.
  */
-export function holdControl(ctx, target, label = "Place a legal hold") {
+export function holdControl(ctx, target, label = "Place a legal hold", placed = () => {}) {
   const reason = h("input", { name: "hold-reason", class: "hold-reason", maxlength: 500, autocomplete: "off" });
   const until = h("input", { type: "datetime-local", name: "hold-until", class: "hold-until", step: 1 });
   const msg = h("p", { role: "status", class: "hold-msg" });
@@ -38,6 +39,7 @@ export function holdControl(ctx, target, label = "Place a legal hold") {
       msg.textContent = `Held (hold ${r.id.slice(0, 8)}). See Legal holds for the list.`;
       msg.classList.add("ok");
       ctx.notify("Legal hold placed.", "ok");
+      placed(r);
     } catch (e) {
       msg.textContent = e.message;
       msg.classList.add("error");

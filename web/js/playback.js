@@ -159,7 +159,7 @@ export function mount(root, ctx) {
       h("div", { class: "legend" },
         h("span", {}, h("i", { class: "rec" }), "Recorded"), h("span", {}, h("i", { class: "gap" }), "Nothing recorded"),
         h("span", {}, h("i", { class: "live" }), "Recording now"), h("span", {}, h("i", { class: "offline" }), "Camera offline or not recording"),
-        h("span", {}, h("i", { class: "bookmark" }), "Bookmark"), h("span", {}, h("i", { class: "marked" }), "Marked"),
+        h("span", {}, h("i", { class: "held" }), "On legal hold"), h("span", {}, h("i", { class: "bookmark" }), "Bookmark"), h("span", {}, h("i", { class: "marked" }), "Marked"),
         archLegend,
         h("span", { class: "muted", text: "Wheel to zoom, drag to scrub, click to play from there." })),
       summary,
@@ -168,7 +168,7 @@ export function mount(root, ctx) {
       // A legal hold on the marked range of the cameras shown.
       canExport ? holdControl(ctx, () => (marks.in !== null && marks.out !== null && marks.out > marks.in && shownCameras().length
         ? { cameras: shownCameras(), start: new Date(marks.in), end: new Date(marks.out) }
-        : "Mark in and out first (I and O): the hold covers the marked range of the cameras shown."), "Hold the marked range (legal hold)") : null)),
+        : "Mark in and out first (I and O): the hold covers the marked range of the cameras shown."), "Hold the marked range (legal hold)", () => loadRanges()) : null)),
     // Beside the picture on a wide screen, under the timeline on a narrow one.
     h("aside", { class: "pb-events", id: "pb-events", "aria-labelledby": "pb-events-title" },
       h("h2", { id: "pb-events-title", text: "Camera events" }),
@@ -191,6 +191,8 @@ export function mount(root, ctx) {
   const events = new Map();
   /** Camera id -> its bookmarks in the loaded window: [{id, t, name, note, created_by}]. */
   let marked = new Map();
+  /** Camera id -> the legal holds in force on it touching the loaded window: [{id, start, end, reason, by}] (ms). */
+  let held = new Map();
   let marks = { in: null, out: null };
   let gone = false;
   let holdSince = 0;
@@ -401,7 +403,21 @@ export function mount(root, ctx) {
     // The cameras' own events, as marks; the timeline works without them.
     const found = ids.length ? await api("GET", withQuery("/api/events", { cameras: ids.join(","), start: iso(a), end: iso(b) })).catch(() => null) : null;
     const flags = await bm.load(ids, a, b).catch(() => null);
+    // Legal holds in force, as marks under each held camera's footage; the timeline works without them.
+    const holds = ids.length ? await api("GET", "/api/holds").catch(() => null) : null;
     if (gone || seq !== loadSeq) return;
+    if (holds) {
+      held = new Map();
+      for (const x of holds.holds) {
+        const start = Date.parse(x.start);
+        const end = Date.parse(x.end);
+        if (!x.active || end <= a || start >= b) continue;
+        for (const cam of x.cameras) {
+          if (!ids.includes(cam)) continue;
+          held.set(cam, [...(held.get(cam) || []), { id: x.id, start, end, reason: x.reason, by: x.created_by }]);
+        }
+      }
+    }
     if (flags) marked = flags;
     if (found) {
       evList.setEvents(found.events, found.truncated);
@@ -452,7 +468,7 @@ export function mount(root, ctx) {
       const ranges = r ? r.ranges : [];
       const recording = cam && cam.record !== false && cam.state === "streaming";
       const last = ranges.at(-1);
-      return { id, name: camName(id), ranges, offline: r ? r.offline : [], archived: r ? r.archived : [], bookmarks: marked.get(id) || [], events: events.get(id) || [], recordingSince: recording ? (last && Date.now() - last.end < 5 * 60e3 ? last.end : Date.now() - 60e3) : null };
+      return { id, name: camName(id), ranges, offline: r ? r.offline : [], archived: r ? r.archived : [], bookmarks: marked.get(id) || [], holds: held.get(id) || [], events: events.get(id) || [], recordingSince: recording ? (last && Date.now() - last.end < 5 * 60e3 ? last.end : Date.now() - 60e3) : null };
     }));
   }
 

@@ -94,7 +94,7 @@ export class Timeline {
   /**
    * lanes: [{id, name, ranges: [{start, end}], offline: [{start, end, state, reason}],
    * archived: [{start, end}] (archive-only parts),
-   * bookmarks: [{id, t, name, note, created_by}], events: [{start, end, kind, topic}], recordingSince: ms|null}]
+   * bookmarks: [{id, t, name, note, created_by}], holds: [{id, start, end, reason, by}], events: [{start, end, kind, topic}], recordingSince: ms|null}]
    */
   setLanes(lanes) {
     this.lanes = lanes;
@@ -223,6 +223,14 @@ export class Timeline {
         const what = x.state === "not_recording" ? "not recording" : x.state;
         put(`o${x.start}${x.state}`, () => h("div", { class: `offline st-${x.state}` }),
           { title: `${l.name}: ${what} ${dateTime(x.start)} – ${clock(x.end)}${x.reason ? ` (${x.reason})` : ""}`, dataset: { state: x.state, start: String(x.start), end: String(x.end) } }, s, e);
+      }
+      for (const x of l.holds || []) {
+        // A legal hold: retention keeps this footage until the hold is released.
+        const s = Math.max(x.start, a);
+        const e = Math.min(x.end, b);
+        if (s >= e) continue;
+        put(`h${x.id}`, () => h("div", { class: "held" }),
+          { title: `${l.name}: on legal hold ${dateTime(x.start)} – ${clock(x.end)} (${x.reason}; ${x.by})`, dataset: { id: x.id, start: String(x.start), end: String(x.end) } }, s, e);
       }
       for (const x of l.bookmarks || []) {
         if (x.t < a || x.t > b) continue;
