@@ -50,6 +50,29 @@ const RATE_MIN_SPAN_MS = 2000;
 /** Close code of a view the server ended: logout, session expiry or changed access (src/web/live.rs). */
 const SESSION_ENDED = 1008;
 
+/** The live fMP4's picture track (src/live/mod.rs); sound is track 2. */
+const VIDEO_TRACK = 1;
+
+/**
+ * Whether a `moof`+`mdat` message carries a picture: a `traf` whose `tfhd`
+ * names the video track. Sound can come in fragments of its own, which are
+ * not frames. Anything that is not a `moof` counts as a picture.
+ */
+export function hasPicture(buf) {
+  const d = new DataView(buf);
+  if (d.byteLength < 8 || d.getUint32(4) !== 0x6d6f6f66 /* moof */) return true;
+  const end = Math.min(d.getUint32(0), d.byteLength);
+  for (let at = 8; at + 8 <= end;) {
+    const size = d.getUint32(at);
+    if (size < 8) break;
+    // traf, whose first child is its tfhd: size, type, version and flags, track_ID.
+    if (d.getUint32(at + 4) === 0x74726166 && at + 24 <= end && d.getUint32(at + 12) === 0x74666864
+      && d.getUint32(at + 20) === VIDEO_TRACK) return true;
+    at += size;
+  }
+  return false;
+}
+
 /** Whether this browser can play `codec` (RFC 6381) through MSE. */
 export function canPlayLive(codec) {
   return Boolean(MS) && MS.isTypeSupported(`video/mp4; codecs="${codec}"`);
@@ -90,7 +113,7 @@ export class LivePlayer {
     this.lastData = 0;
     /** Wall time (ms since the epoch) the newest frame arrived, for "No picture since". */
     this.lastFrameAt = 0;
-    /** Arrival times (performance.now()) of the frames of the last RATE_WINDOW_MS. */
+    /** Arrival times (performance.now()) of the pictures of the last RATE_WINDOW_MS. */
     this.arrivals = [];
     /** The video clock at the last tick, and when it last moved. */
     this.lastTime = -1;
@@ -192,9 +215,11 @@ export class LivePlayer {
     this.lastFrameAt = Date.now();
     this.attempt = 0;
     this.info.frames++;
-    const now = performance.now();
-    this.arrivals.push(now);
-    while (now - this.arrivals[0] > RATE_WINDOW_MS) this.arrivals.shift();
+    if (hasPicture(data)) {
+      const now = performance.now();
+      this.arrivals.push(now);
+      while (now - this.arrivals[0] > RATE_WINDOW_MS) this.arrivals.shift();
+    }
     this.queue.push(data);
     if (this.queue.length > MAX_QUEUE) {
       this.restart("The browser fell behind the camera; reconnecting.");
