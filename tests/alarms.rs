@@ -53,6 +53,41 @@ fn wait<T>(nvr: &Nvr, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -
     }
 }
 
+/// aiosmtpd's python; `None` (after the skip rule, [`require_peer`]) when it is
+/// not installed.
+fn smtp_python() -> Option<std::path::PathBuf> {
+    let python = SmtpServer::python();
+    require_peer(python.is_some(), "aiosmtpd in $CLEANNVR_RIG/venv-smtp");
+    python
+}
+
+/// `[alarms.email]` for plain SMTP to the test's relay on `port`.
+fn email_toml(port: u16) -> String {
+    format!(
+        "[alarms.email]\nrelay = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+         from = \"cleannvr@council.lan\"\nto = [\"cctv@council.lan\"]\n"
+    )
+}
+
+/// The mail about alarm `id` whose text holds `heading` (e.g. `ALARM: disk_low`),
+/// if it has arrived, quoted-printable undone.
+fn mail(smtp: &SmtpServer, id: &str, heading: &str) -> Option<String> {
+    smtp.messages()
+        .into_iter()
+        .map(|m| unfold(&m))
+        .find(|m| m.contains(&format!("Alarm id: {id}")) && m.contains(heading))
+}
+
+/// Alarm `id` as `who` sees it in `/api/alarms` (cleared ones included).
+fn alarm_by_id(who: &HttpSession, id: &str) -> Option<Value> {
+    let all = who.json("/api/alarms?limit=1000");
+    all["alarms"]
+        .as_array()?
+        .iter()
+        .find(|a| a["id"] == id)
+        .cloned()
+}
+
 /// Whether `msg` is a `camera_offline` message for `label` in the live tile's
 /// plain words (`status::Trouble::words`), with none of the camera's own error
 /// text: no address, port, protocol step or OS error.
@@ -87,8 +122,7 @@ fn gate_offline(alarms: &Value, not: &[String]) -> Option<Value> {
 
 #[test]
 fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
-    let Some(python) = SmtpServer::python() else {
-        require_peer(false, "aiosmtpd in $CLEANNVR_RIG/venv-smtp");
+    let Some(python) = smtp_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -108,9 +142,10 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
     let cams = format!(
         "[[camera]]\nid = \"gate\"\nname = \"Front gate\"\nurl = \"rtsp://nvr:{CAM_PASSWORD}@127.0.0.1:{gst_port}/h264aac\"\n\
          [alarms]\noffline_after_seconds = 3\n\
-         [alarms.email]\nrelay = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"cleannvr@council.lan\"\nto = [\"cctv@council.lan\"]\n\
+         {}\
          [alarms.webhook]\nurl = \"http://127.0.0.1:{}/alarm\"\ntimeout_seconds = 10\nretries = 5\n",
-        smtp.port, hook.port
+        email_toml(smtp.port),
+        hook.port
     );
     let cfg = dir.path().join("cleannvr.toml");
     std::fs::write(&cfg, config(dir.path(), 4, &cams)).unwrap();
@@ -176,10 +211,7 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
 
     // The mail names the camera, and carries no password.
     let raised_mail = wait(&nvr, 120, "the alarm mail", || {
-        smtp.messages()
-            .into_iter()
-            .map(|m| unfold(&m))
-            .find(|m| m.contains(&format!("Alarm id: {id}")) && m.contains("ALARM: camera_offline"))
+        mail(&smtp, &id, "ALARM: camera_offline")
     });
     assert!(
         raised_mail.contains(&msg) && raised_mail.contains("Camera: gate"),
@@ -234,18 +266,11 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
     // The camera comes back: the alarm clears, by mail and webhook too.
     let _gst = GstServer::start_on(gst_port, &gst_args);
     wait(&nvr, 150, "the alarm to clear", || {
-        let all = op.json("/api/alarms?limit=1000");
-        let a = all["alarms"]
-            .as_array()?
-            .iter()
-            .find(|a| a["id"] == id.as_str())?
-            .clone();
+        let a = alarm_by_id(&op, &id)?;
         (a["active"] == false && a["cleared"].is_string()).then_some(())
     });
     let cleared_mail = wait(&nvr, 120, "the cleared mail", || {
-        smtp.messages().into_iter().map(|m| unfold(&m)).find(|m| {
-            m.contains(&format!("Alarm id: {id}")) && m.contains("Cleared: camera_offline")
-        })
+        mail(&smtp, &id, "Cleared: camera_offline")
     });
     assert!(
         cleared_mail.contains("Acknowledged by: op"),
@@ -273,8 +298,7 @@ fn active(alarms: &Value, kind: &str) -> Option<Value> {
 /// raised (and mailed through aiosmtpd); freeing the space clears it.
 #[test]
 fn a_volume_under_its_floor_raises_disk_low_until_space_returns() {
-    let Some(python) = SmtpServer::python() else {
-        require_peer(false, "aiosmtpd in $CLEANNVR_RIG/venv-smtp");
+    let Some(python) = smtp_python() else {
         return;
     };
     let Some(vol) = SmallVolume::mount(16) else {
@@ -290,9 +314,9 @@ fn a_volume_under_its_floor_raises_disk_low_until_space_returns() {
          [[camera]]\nid = \"off\"\nurl = \"rtsp://127.0.0.1:9/x\"\nenabled = false\n\
          [storage]\ndir = \"{}\"\nmin_free_bytes = {floor}\nexport_max_bytes = 0\n\
          [alarms]\ndisk_low_after_seconds = 2\n\
-         [alarms.email]\nrelay = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"cleannvr@council.lan\"\nto = [\"cctv@council.lan\"]\n",
+         {}",
         vol.path().display(),
-        smtp.port
+        email_toml(smtp.port)
     );
     let (nvr, cookie) = run_with_admin(dir.path(), &toml);
     let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
@@ -326,21 +350,13 @@ fn a_volume_under_its_floor_raises_disk_low_until_space_returns() {
     );
     let id = alarm["id"].as_str().unwrap().to_owned();
     wait(&nvr, 120, "the disk_low mail", || {
-        smtp.messages()
-            .into_iter()
-            .map(|m| unfold(&m))
-            .find(|m| m.contains(&format!("Alarm id: {id}")) && m.contains("ALARM: disk_low"))
+        mail(&smtp, &id, "ALARM: disk_low")
     });
 
     // The space comes back: the alarm clears.
     std::fs::remove_file(&filler).unwrap();
     wait(&nvr, 120, "disk_low to clear", || {
-        let all = admin.json("/api/alarms?limit=1000");
-        let a = all["alarms"]
-            .as_array()?
-            .iter()
-            .find(|a| a["id"] == id.as_str())?
-            .clone();
+        let a = alarm_by_id(&admin, &id)?;
         (a["active"] == false).then_some(())
     });
 }
@@ -543,8 +559,7 @@ fn each_operator_acknowledges_an_alarm_for_themselves_with_a_note() {
 #[test]
 fn alarm_mail_over_starttls_and_implicit_tls_to_a_verified_relay() {
     use cleannvr::alarms::{config::EmailConfig, send::send_email, Alarm, Kind, Notice};
-    let Some(python) = SmtpServer::python() else {
-        require_peer(false, "aiosmtpd in $CLEANNVR_RIG/venv-smtp");
+    let Some(python) = smtp_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -714,8 +729,7 @@ fn a_disk_write_error_alarm_says_it_in_plain_words_without_paths() {
 /// key frame starts a recording and clears it, by mail too.
 #[test]
 fn a_camera_streaming_without_key_frames_raises_recording_stopped_until_one_arrives() {
-    let Some(python) = SmtpServer::python() else {
-        require_peer(false, "aiosmtpd in $CLEANNVR_RIG/venv-smtp");
+    let Some(python) = smtp_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -727,9 +741,9 @@ fn a_camera_streaming_without_key_frames_raises_recording_stopped_until_one_arri
     let cams = format!(
         "[[camera]]\nid = \"yard\"\nname = \"Yard\"\nurl = \"{}\"\n\
          [alarms]\nrecording_after_seconds = {after_s}\n\
-         [alarms.email]\nrelay = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"cleannvr@council.lan\"\nto = [\"cctv@council.lan\"]\n",
+         {}",
         gst.url("h264nokey"),
-        smtp.port
+        email_toml(smtp.port)
     );
     let (nvr, cookie) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
     let admin = HttpSession::login(&nvr.http, "root", "admin pass 12345");
@@ -775,25 +789,18 @@ fn a_camera_streaming_without_key_frames_raises_recording_stopped_until_one_arri
         "recorded without a key frame: {written:?}"
     );
     let id = alarm["id"].as_str().unwrap().to_owned();
-    let mail = wait(&nvr, 60, "the recording_stopped mail", || {
-        smtp.messages().into_iter().map(|m| unfold(&m)).find(|m| {
-            m.contains(&format!("Alarm id: {id}")) && m.contains("ALARM: recording_stopped")
-        })
+    let raised_mail = wait(&nvr, 60, "the recording_stopped mail", || {
+        mail(&smtp, &id, "ALARM: recording_stopped")
     });
     assert!(
-        mail.contains(&msg) && mail.contains("Camera: yard"),
-        "the mail says what the bell says: {msg}\n{mail}"
+        raised_mail.contains(&msg) && raised_mail.contains("Camera: yard"),
+        "the mail says what the bell says: {msg}\n{raised_mail}"
     );
 
     // A key frame: recording starts there and the alarm clears, by mail too.
     gst.release_key_frame();
     let cleared = wait(&nvr, 60, "recording_stopped to clear", || {
-        let all = admin.json("/api/alarms?limit=1000");
-        let a = all["alarms"]
-            .as_array()?
-            .iter()
-            .find(|a| a["id"] == id.as_str())?
-            .clone();
+        let a = alarm_by_id(&admin, &id)?;
         (a["active"] == false).then_some(a)
     });
     assert!(cleared["cleared"].is_string(), "{cleared}");
@@ -805,8 +812,6 @@ fn a_camera_streaming_without_key_frames_raises_recording_stopped_until_one_arri
     );
     assert!(gst.out.find("nokey key frame sent").is_some());
     wait(&nvr, 60, "the cleared mail", || {
-        smtp.messages().into_iter().map(|m| unfold(&m)).find(|m| {
-            m.contains(&format!("Alarm id: {id}")) && m.contains("Cleared: recording_stopped")
-        })
+        mail(&smtp, &id, "Cleared: recording_stopped")
     });
 }
