@@ -393,6 +393,10 @@ pub struct OnvifCameraConfig {
     /// highest-resolution profile.
     #[serde(default)]
     pub profile: Option<String>,
+    /// Seconds between polls of the camera's event states, used only when
+    /// it refuses PullPoint subscriptions (1 to 3600; default 5).
+    #[serde(default)]
+    pub events_poll_seconds: Option<u64>,
 }
 
 impl std::fmt::Debug for CameraConfig {
@@ -692,6 +696,16 @@ impl Config {
                 ));
             }
         }
+        for cam in &self.cameras {
+            let poll = cam.onvif.as_ref().and_then(|o| o.events_poll_seconds);
+            if let Some(p) = poll.filter(|p| !(1..=3600).contains(p)) {
+                return Err(invalid(
+                    format!("camera {}: onvif.events_poll_seconds", cam.id),
+                    Some("events_poll_seconds"),
+                    format!("{p} is outside 1..=3600"),
+                ));
+            }
+        }
         let s = &self.storage;
         if !(2..=3600).contains(&s.segment_seconds) {
             return Err(invalid(
@@ -966,6 +980,25 @@ mod tests {
             .to_string();
         assert!(
             err.contains("server.timezone") && err.contains("line 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn events_poll_seconds_is_checked() {
+        let cam = |poll: &str| {
+            format!("[[camera]]\nid = \"a\"\nonvif = {{ host = \"10.0.0.9\", events_poll_seconds = {poll} }}\n")
+        };
+        let cfg = parse(&cam("2")).unwrap();
+        assert_eq!(
+            cfg.cameras[0].onvif.as_ref().unwrap().events_poll_seconds,
+            Some(2)
+        );
+        let err = parse(&cam("0")).unwrap_err().to_string();
+        assert!(
+            err.contains("onvif.events_poll_seconds")
+                && err.contains("line 3")
+                && err.contains("outside 1..=3600"),
             "{err}"
         );
     }

@@ -192,6 +192,10 @@ pub struct CameraStatus {
     /// What becomes of the camera's audio: `aac` (recorded as sent), `pcmu → aac` /
     /// `pcma → aac` (converted), `unsupported: L16` (not recorded); `None` if it sends none.
     pub audio: Option<String>,
+    /// How the camera's ONVIF events arrive, in plain words: `events by
+    /// subscription`, `events by polling every 5 s`, `camera has no event
+    /// service`...; `None` for a camera without `onvif`.
+    pub events: Option<String>,
     /// Measured frames per second over the last few seconds.
     pub fps: f64,
     /// Measured video bitrate, bits per second.

@@ -28,6 +28,7 @@ fn onvif(port: u16) -> OnvifCameraConfig {
         username: Some(event_camera::USER.into()),
         password: Some(event_camera::PASS.into()),
         profile: None,
+        events_poll_seconds: None,
     }
 }
 
@@ -230,6 +231,7 @@ fn patient(lost_after: Duration) -> Timing {
         min_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(500),
         lost_after,
+        poll_every: Duration::from_secs(5),
     }
 }
 
@@ -239,14 +241,143 @@ fn spawn_task(
     store: &Arc<Store>,
     timing: Timing,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let (stop, running, _) = spawn_task_with_status(port, store, timing);
+    (stop, running)
+}
+
+type StatusCell = Arc<std::sync::Mutex<cleannvr::status::CameraStatus>>;
+
+/// [`spawn_task`], with the camera status the task writes its mode into.
+fn spawn_task_with_status(
+    port: u16,
+    store: &Arc<Store>,
+    timing: Timing,
+) -> (CancellationToken, tokio::task::JoinHandle<()>, StatusCell) {
     let stop = CancellationToken::new();
+    let status = StatusCell::default();
     let task = EventTask {
         onvif: onvif(port),
         events: CameraEvents::load("gate", store.clone(), Arc::new(SystemClock)),
         shutdown: stop.clone(),
         timing,
+        status: status.clone(),
     };
-    (stop, tokio::spawn(task.run()))
+    (stop, tokio::spawn(task.run()), status)
+}
+
+fn events_mode(status: &StatusCell) -> Option<String> {
+    status.lock().unwrap().events.clone()
+}
+
+/// A camera that faults `Renew` (firmware found in the field): its
+/// subscription is re-created before each one expires, so events keep
+/// flowing past the termination time, one motion event stays one event
+/// across the new subscriptions, and after two refusals we stop asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_without_renew_keeps_events_past_termination() {
+    let cam = EventCamera::start_without_renew();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    // Subscriptions of 3 s, replaced when 1 s is left.
+    let (stop, running, status) = spawn_task_with_status(cam.port, &store, renewing());
+    until(&cam, &store, "a subscription", || cam.counts().created == 1).await;
+    assert_eq!(
+        events_mode(&status).as_deref(),
+        Some("events by subscription")
+    );
+    cam.set_initial(vec![motion_initially(true)]);
+    cam.push(motion(true));
+    until(&cam, &store, "motion to start", || {
+        !of_kind(&store, Kind::Motion).is_empty()
+    })
+    .await;
+    // Several termination times later, the camera still reports to us.
+    until(&cam, &store, "four subscriptions", || {
+        cam.counts().created >= 5
+    })
+    .await;
+    cam.set_initial(vec![motion_initially(false)]);
+    cam.push(motion(false));
+    until(&cam, &store, "motion to end", || {
+        of_kind(&store, Kind::Motion)[0].end_ns.is_some()
+    })
+    .await;
+    let motion = of_kind(&store, Kind::Motion);
+    assert_eq!(
+        motion.len(),
+        1,
+        "one event across the new subscriptions: {motion:?}"
+    );
+    assert_eq!(
+        motion[0].end_reason, None,
+        "ended by the camera: {motion:?}"
+    );
+    assert_eq!(
+        events_mode(&status).as_deref(),
+        Some("events by subscription, re-created every 2 s (the camera refuses Renew)")
+    );
+    stop_task(stop, running).await;
+    let c = cam.counts();
+    assert_eq!(c.renew_refused, 2, "stops asking for Renew: {c:?}");
+    assert_eq!(
+        c.expired_pulls, 0,
+        "never pulled an expired subscription: {c:?}"
+    );
+    assert_eq!(
+        c.live_subscriptions, 0,
+        "every old subscription freed: {c:?}"
+    );
+    assert_eq!(cam.bad_requests(), Vec::<String>::new());
+}
+
+/// A camera that refuses PullPoint subscriptions: its property topics are
+/// polled with `GetCurrentMessage`, and motion still gets a start and an end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_refusing_pullpoint_is_polled_for_motion_with_start_and_end() {
+    let cam = EventCamera::start_without_pullpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let timing = Timing {
+        poll_every: Duration::from_millis(200),
+        ..patient(Duration::from_secs(300))
+    };
+    let (stop, running, status) = spawn_task_with_status(cam.port, &store, timing);
+    const ALARM: &str = "tns1:VideoSource/MotionAlarm";
+    cam.set_state(ALARM, false);
+    until(&cam, &store, "polls", || cam.counts().current_polls >= 4).await;
+    assert_eq!(
+        events_mode(&status).as_deref(),
+        Some("events by polling every 0.2 s")
+    );
+    assert!(all_events(&store).is_empty(), "no motion, no event");
+    cam.set_state(ALARM, true);
+    until(&cam, &store, "motion to start", || {
+        !of_kind(&store, Kind::Motion).is_empty()
+    })
+    .await;
+    let polls = cam.counts().current_polls;
+    until(&cam, &store, "more polls", || {
+        cam.counts().current_polls >= polls + 4
+    })
+    .await;
+    cam.set_state(ALARM, false);
+    until(&cam, &store, "motion to end", || {
+        of_kind(&store, Kind::Motion)[0].end_ns.is_some()
+    })
+    .await;
+    let motion = of_kind(&store, Kind::Motion);
+    assert_eq!(motion.len(), 1, "{motion:?}");
+    let ev = &motion[0];
+    assert_eq!(ev.topic, ALARM);
+    assert!(ev
+        .source
+        .contains(&("Source".into(), "VideoSource_1".into())));
+    assert!(ev.start_ns < ev.end_ns.unwrap());
+    assert_eq!(ev.end_reason, None);
+    stop_task(stop, running).await;
+    let c = cam.counts();
+    assert!(c.create_refused >= 1 && c.created == 0, "{c:?}");
+    assert_eq!(cam.bad_requests(), Vec::<String>::new());
 }
 
 async fn stop_task(stop: CancellationToken, running: tokio::task::JoinHandle<()>) {

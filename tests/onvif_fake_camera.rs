@@ -246,6 +246,7 @@ async fn username_token_follows_a_skewed_camera_clock() {
         username: Some(USER.into()),
         password: Some(PASS.into()),
         profile: None,
+        events_poll_seconds: None,
     };
     let r = cleannvr::onvif::resolve(&cfg).await.unwrap();
     assert_eq!(

@@ -271,6 +271,7 @@ fn ipycam_auth_and_recording() {
             username: Some("admin".into()),
             password: Some("correct horse".into()),
             profile: None,
+            events_poll_seconds: None,
         }))
         .unwrap();
     assert_eq!(resolved.main.0, "rtsp://127.0.0.1:8554/video_main");

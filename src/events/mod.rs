@@ -10,6 +10,9 @@
 //! shutdown) and reconnects with capped backoff, for ever, when the camera
 //! reboots, forgets the subscription or answers something unusable. A state
 //! (`IsMotion` true, then false) becomes one event with a start and an end.
+//! A camera that faults `Renew` gets a new subscription before each one
+//! expires instead; one that refuses PullPoint altogether is polled for its
+//! states ([`poll`]). The camera's status says which, in plain words.
 //!
 //! A state can be on when nobody is listening for its end (cleannvr stopped
 //! or crashed, the subscription dropped). Such open events are kept in the
@@ -27,8 +30,9 @@
 
 pub mod camera;
 pub mod metadata;
+mod poll;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -39,7 +43,8 @@ pub use camera::CameraEvents;
 use crate::config::OnvifCameraConfig;
 use crate::onvif::events::Subscription;
 use crate::onvif::resolve::credentials;
-use crate::onvif::{OnvifClient, OnvifError};
+use crate::onvif::{ErrorKind, OnvifClient, OnvifError};
+use crate::status::CameraStatus;
 use crate::store::events::Kind;
 
 /// Timings of a subscription; [`Timing::default`] suits real cameras.
@@ -50,7 +55,8 @@ pub struct Timing {
     pub pull_timeout: Duration,
     /// How long a subscription lives unless renewed.
     pub termination: Duration,
-    /// Renewed when this much of it is left.
+    /// Renewed (or, where the camera refuses `Renew`, re-created) when this
+    /// much of it is left.
     pub renew_before: Duration,
     /// First wait after a failure; doubles up to `max_backoff`.
     pub min_backoff: Duration,
@@ -59,7 +65,13 @@ pub struct Timing {
     /// An open event unobserved this long (no subscription) is closed where
     /// it was last seen; still on after such a gap, it starts a new event.
     pub lost_after: Duration,
+    /// How often a camera that refuses PullPoint is asked for its states
+    /// (`onvif.events_poll_seconds`).
+    pub poll_every: Duration,
 }
+
+/// Default of `onvif.events_poll_seconds`.
+pub const DEFAULT_POLL_SECONDS: u64 = 5;
 
 impl Default for Timing {
     fn default() -> Self {
@@ -70,12 +82,29 @@ impl Default for Timing {
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             lost_after: Duration::from_secs(300),
+            poll_every: Duration::from_secs(DEFAULT_POLL_SECONDS),
+        }
+    }
+}
+
+impl Timing {
+    /// The default timings with the camera's own poll interval.
+    pub fn for_camera(onvif: &OnvifCameraConfig) -> Timing {
+        let secs = onvif.events_poll_seconds.unwrap_or(DEFAULT_POLL_SECONDS);
+        Timing {
+            poll_every: Duration::from_secs(secs.clamp(1, 3600)),
+            ..Timing::default()
         }
     }
 }
 
 /// Most notifications asked for per pull.
 const PULL_LIMIT: u32 = 100;
+
+/// `Renew` faults, each followed by a subscription the camera did create,
+/// after which the camera is taken not to support `Renew` (one alone may be
+/// a reboot that forgot the subscription).
+const RENEW_FAULTS_TO_GIVE_UP: u32 = 2;
 
 /// The event subscription of one camera.
 pub struct EventTask {
@@ -87,6 +116,9 @@ pub struct EventTask {
     pub shutdown: CancellationToken,
     /// Subscription timings.
     pub timing: Timing,
+    /// The camera's status, whose `events` says in plain words how its
+    /// events arrive.
+    pub status: Arc<Mutex<CameraStatus>>,
 }
 
 /// Why a subscription ended.
@@ -96,8 +128,27 @@ enum Ended {
     Onvif(#[from] OnvifError),
     #[error("the camera has no events service")]
     NoService,
+    #[error("the camera refuses PullPoint subscriptions and offers no state to poll: {0}")]
+    Unpollable(String),
     #[error("storing events: {0:#}")]
     Store(anyhow::Error),
+}
+
+impl Ended {
+    /// The camera cannot give us events at all (as opposed to a failure).
+    fn is_unsupported(&self) -> bool {
+        matches!(self, Ended::NoService | Ended::Unpollable(_))
+    }
+}
+
+/// Whether the camera answered an operation with a refusal (a SOAP fault or
+/// an HTTP error meaning "not here"), not a failure to reach it.
+fn refused(e: &OnvifError) -> bool {
+    match &e.kind {
+        ErrorKind::Fault(_) => true,
+        ErrorKind::Status(s) => matches!(s, 400 | 404 | 405 | 500 | 501),
+        _ => false,
+    }
 }
 
 impl EventTask {
@@ -106,18 +157,24 @@ impl EventTask {
         let camera = self.events.camera().to_owned();
         let mut backoff = self.timing.min_backoff;
         let mut failures = 0u32;
+        let mut renew_faults = 0u32;
         loop {
-            let no_service;
-            match self.subscription(&mut backoff).await {
+            let unsupported;
+            match self.subscription(&mut backoff, &mut renew_faults).await {
                 Ok(()) => return,
                 Err(e) => {
                     if let Err(e) = self.close_lost().await {
                         warn!(camera = %camera, error = %format!("{e:#}"), "camera events: closing unobserved events");
                     }
                     failures += 1;
-                    no_service = matches!(e, Ended::NoService);
+                    unsupported = e.is_unsupported();
+                    self.say(match &e {
+                        Ended::NoService => "camera has no event service".into(),
+                        Ended::Unpollable(_) => "camera has no event service cleannvr can use (it refuses subscriptions and polling)".into(),
+                        _ => "events interrupted; retrying".into(),
+                    });
                     // A camera without events is normal: say so once, then quietly.
-                    if matches!(e, Ended::NoService) && failures > 1 {
+                    if unsupported && failures > 1 {
                         debug!(camera = %camera, "camera events: {e}");
                     } else {
                         warn!(camera = %camera, error = %e, retry_s = backoff.as_secs_f32(), "camera events: subscription ended; retrying");
@@ -125,7 +182,7 @@ impl EventTask {
                 }
             }
             // Asked again now and then: firmware upgrades add services.
-            let wait = if failures > 1 && no_service {
+            let wait = if failures > 1 && unsupported {
                 self.timing.max_backoff * 10
             } else {
                 backoff
@@ -138,6 +195,13 @@ impl EventTask {
         }
     }
 
+    /// Puts how the camera's events arrive into its status.
+    fn say(&self, mode: String) {
+        // Not `status::update`: that also keeps ingest's offline time.
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.events = Some(mode);
+    }
+
     /// Closes the open events unobserved for [`Timing::lost_after`], where
     /// they were last seen.
     async fn close_lost(&self) -> anyhow::Result<()> {
@@ -147,8 +211,13 @@ impl EventTask {
         Ok(())
     }
 
-    /// One subscription, from connecting to its end. `Ok` only on shutdown.
-    async fn subscription(&self, backoff: &mut Duration) -> Result<(), Ended> {
+    /// One subscription (or, for a camera that refuses them, one run of
+    /// polling), from connecting to its end. `Ok` only on shutdown.
+    async fn subscription(
+        &self,
+        backoff: &mut Duration,
+        renew_faults: &mut u32,
+    ) -> Result<(), Ended> {
         let o = &self.onvif;
         let camera = self.events.camera();
         let client = tokio::select! {
@@ -161,13 +230,21 @@ impl EventTask {
             return Err(Ended::NoService);
         }
         let t = self.timing;
-        let sub = tokio::select! {
+        let created = tokio::select! {
             _ = self.shutdown.cancelled() => return Ok(()),
-            s = client.create_pull_point(t.termination) => s?,
+            s = client.create_pull_point(t.termination) => s,
+        };
+        let mut sub = match created {
+            Ok(sub) => sub,
+            Err(e) if refused(&e) => return self.poll(&client, &e, backoff).await,
+            Err(e) => return Err(e.into()),
         };
         info!(camera = %camera, "camera events: subscribed");
+        self.say_subscribed(*renew_faults);
         self.events.resubscribed();
-        let result = self.pull_loop(&client, &sub, backoff).await;
+        let result = self
+            .pull_loop(&client, &mut sub, backoff, renew_faults)
+            .await;
         // Cameras allow few subscriptions: free ours, even after an error
         // (the camera may only have sent one bad reply), but never wait long.
         let _ = tokio::time::timeout(Duration::from_secs(2), client.unsubscribe(&sub)).await;
@@ -177,18 +254,33 @@ impl EventTask {
         result
     }
 
+    fn say_subscribed(&self, renew_faults: u32) {
+        self.say(if renew_faults >= RENEW_FAULTS_TO_GIVE_UP {
+            let every = self.renew_every().as_secs();
+            format!("events by subscription, re-created every {every} s (the camera refuses Renew)")
+        } else {
+            "events by subscription".into()
+        });
+    }
+
+    fn renew_every(&self) -> Duration {
+        let t = self.timing;
+        t.termination
+            .saturating_sub(t.renew_before)
+            .max(Duration::from_secs(1))
+    }
+
     async fn pull_loop(
         &self,
         client: &OnvifClient,
-        sub: &Subscription,
+        sub: &mut Subscription,
         backoff: &mut Duration,
+        renew_faults: &mut u32,
     ) -> Result<(), Ended> {
         let t = self.timing;
         let events = &self.events;
-        let renew_every = t
-            .termination
-            .saturating_sub(t.renew_before)
-            .max(Duration::from_secs(1));
+        let camera = events.camera();
+        let renew_every = self.renew_every();
         let mut renew_at = tokio::time::Instant::now() + renew_every;
         // The camera's initial states come first, in as many replies as
         // they need (a full reply means more may follow).
@@ -215,14 +307,48 @@ impl EventTask {
             if changed {
                 events.flush().await.map_err(Ended::Store)?;
             }
-            if tokio::time::Instant::now() >= renew_at {
-                tokio::select! {
-                    _ = self.shutdown.cancelled() => return Ok(()),
-                    r = client.renew(sub, t.termination) => r?,
-                }
-                debug!(camera = %events.camera(), "camera events: renewed");
-                renew_at = tokio::time::Instant::now() + renew_every;
+            if tokio::time::Instant::now() < renew_at {
+                continue;
             }
+            if *renew_faults < RENEW_FAULTS_TO_GIVE_UP {
+                let renewed = tokio::select! {
+                    _ = self.shutdown.cancelled() => return Ok(()),
+                    r = client.renew(sub, t.termination) => r,
+                };
+                match renewed {
+                    Ok(()) => {
+                        *renew_faults = 0;
+                        debug!(camera = %camera, "camera events: renewed");
+                        renew_at = tokio::time::Instant::now() + renew_every;
+                        continue;
+                    }
+                    // Refused: the camera lacks Renew, or it rebooted and
+                    // forgot the subscription. A new one answers both.
+                    Err(e) if refused(&e) => {
+                        *renew_faults += 1;
+                        if *renew_faults == RENEW_FAULTS_TO_GIVE_UP {
+                            info!(camera = %camera, error = %e, every_s = renew_every.as_secs(), "camera events: the camera refuses Renew; re-creating the subscription before it expires instead");
+                        } else {
+                            debug!(camera = %camera, error = %e, "camera events: Renew refused; subscribing again");
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // A new subscription before the old one expires, then the old
+            // one freed: no gap in which a change could go unseen (and the
+            // new one's initial states confirm what is still on).
+            let new = tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                s = client.create_pull_point(t.termination) => s?,
+            };
+            let old = std::mem::replace(sub, new);
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.unsubscribe(&old)).await;
+            debug!(camera = %camera, "camera events: subscription re-created");
+            self.say_subscribed(*renew_faults);
+            events.resubscribed();
+            initial = true;
+            renew_at = tokio::time::Instant::now() + renew_every;
         }
     }
 }

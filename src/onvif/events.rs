@@ -93,7 +93,7 @@ pub enum NotificationError {
 }
 
 impl OnvifClient {
-    fn events_url(&self, op: &str) -> Result<url::Url, OnvifError> {
+    pub(super) fn events_url(&self, op: &str) -> Result<url::Url, OnvifError> {
         self.services()
             .events
             .clone()
@@ -262,12 +262,23 @@ pub fn parse_notifications(r: &Element) -> Result<Vec<Notification>, Notificatio
 }
 
 fn parse_notification(n: &Element) -> Option<Notification> {
-    let topic = n
-        .text_at(&["Topic"])
-        .map(str::trim)
-        .filter(|t| !t.is_empty())?;
+    let topic = n.text_at(&["Topic"])?;
     // `wsnt:Message` wraps the ONVIF `tt:Message`.
-    let msg = n.child("Message").and_then(|m| m.child("Message"));
+    match n.child("Message").and_then(|m| m.child("Message")) {
+        Some(msg) => parse_message(topic, msg),
+        None => parse_message_opt(topic, None),
+    }
+}
+
+/// One ONVIF `tt:Message` on `topic` (from a notification, or from
+/// `GetCurrentMessage`, which returns the message without its topic).
+/// `None` when the topic is empty.
+pub fn parse_message(topic: &str, msg: &Element) -> Option<Notification> {
+    parse_message_opt(topic, Some(msg))
+}
+
+fn parse_message_opt(topic: &str, msg: Option<&Element>) -> Option<Notification> {
+    let topic = Some(topic.trim()).filter(|t| !t.is_empty())?;
     let items = |part: &str| -> Vec<(String, String)> {
         msg.and_then(|m| m.child(part))
             .map(|p| {

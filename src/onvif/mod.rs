@@ -17,6 +17,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod discovery;
+pub mod event_poll;
 pub mod events;
 pub mod http;
 pub mod isolation_record;
@@ -51,6 +52,10 @@ pub fn parse_any(data: &[u8]) {
         let _ = ptz::parse_presets(&r);
         let _ = events::parse_subscription(&r);
         let _ = events::parse_notifications(&r);
+        if let Some(set) = r.child("TopicSet") {
+            let _ = event_poll::property_topics(set);
+        }
+        let _ = event_poll::parse_current_message(&r, "tns1:x");
     }
     // An RTSP metadata track's document is bare XML, not SOAP.
     if let Ok(doc) = xml::parse(data) {

@@ -118,7 +118,8 @@ impl Supervisor {
                 onvif: onvif.clone(),
                 events: events.clone(),
                 shutdown: sup.stop.clone(),
-                timing: Default::default(),
+                timing: crate::events::Timing::for_camera(onvif),
+                status: cell.clone(),
             };
             sup.tasks.push(tokio::spawn(task.run()));
             events

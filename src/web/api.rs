@@ -416,6 +416,8 @@ pub async fn cameras(
             "review_overdue": cam.review_overdue(today),
             "purpose_missing": cam.purpose.is_none(),
         }));
+        // Outside the literal above, which is at `json!`'s recursion limit.
+        out.last_mut().expect("just pushed")["events"] = json!(s.events);
         if admin {
             // For the Cameras admin page; secrets show only as `*_set` flags.
             out.last_mut().expect("just pushed")["config"] = crate::cameras::view(cam);

@@ -196,6 +196,7 @@ pub async fn profiles(
         username: body.username.filter(|u| !u.is_empty()),
         password: body.password,
         profile: None,
+        events_poll_seconds: None,
     };
     if o.password.is_none() {
         let stored = body.id.as_deref().and_then(|id| app.cameras.get(id));

@@ -18,8 +18,16 @@
 //! `PullMessages`, `Renew` and `Unsubscribe` must echo as a SOAP header; a
 //! call without it is faulted. Faked too, for the same reason: ipycam has no
 //! events service whose replies could be proxied with parameters added.
+//!
+//! Subscriptions expire at the termination time asked for (`PT<n>S`),
+//! unless renewed. Two kinds of firmware found in the field are scripted
+//! too: [`EventCamera::start_without_renew`] faults every `Renew` (its
+//! subscriptions run out unless re-created), and
+//! [`EventCamera::start_without_pullpoint`] faults `CreatePullPointSubscription`
+//! but answers `GetEventProperties` and WS-BaseNotification's
+//! `GetCurrentMessage` with the state set by [`EventCamera::set_state`].
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,7 +51,14 @@ struct Inner {
     initial: Vec<String>,
     down: bool,
     raw: Option<String>,
-    subs: HashSet<u32>,
+    /// Live subscriptions and when each expires.
+    subs: HashMap<u32, std::time::Instant>,
+    /// Current message (`tt:Message`) per topic, for `GetCurrentMessage`.
+    current: HashMap<String, String>,
+    renew_refused: u32,
+    create_refused: u32,
+    current_polls: u32,
+    expired_pulls: u32,
     next_sub: u32,
     created: u32,
     renewed: u32,
@@ -55,6 +70,8 @@ struct Inner {
 struct Cam {
     port: u16,
     reference_parameters: bool,
+    renew: bool,
+    pullpoint: bool,
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
 }
@@ -73,28 +90,50 @@ pub struct Counts {
     pub unsubscribed: u32,
     pub pulls: u32,
     pub live_subscriptions: usize,
+    /// `Renew`s faulted (camera without Renew).
+    pub renew_refused: u32,
+    /// `CreatePullPointSubscription`s faulted (camera without PullPoint).
+    pub create_refused: u32,
+    /// `GetCurrentMessage`s answered.
+    pub current_polls: u32,
+    /// Pulls on a subscription that had expired.
+    pub expired_pulls: u32,
 }
 
 impl EventCamera {
     /// Starts the camera on a free loopback port, on its own runtime thread
     /// (so blocking tests can use it too).
     pub fn start() -> EventCamera {
-        Self::start_with(false)
+        Self::start_with(false, true, true)
+    }
+
+    /// A camera that faults every `Renew`: subscriptions end at their
+    /// termination time unless the client makes new ones.
+    pub fn start_without_renew() -> EventCamera {
+        Self::start_with(false, false, true)
+    }
+
+    /// A camera that faults `CreatePullPointSubscription` and can only be
+    /// asked for its current states.
+    pub fn start_without_pullpoint() -> EventCamera {
+        Self::start_with(false, true, false)
     }
 
     /// A camera whose subscriptions share one address and are told apart by
     /// a reference parameter that every call must echo.
     pub fn start_with_reference_parameters() -> EventCamera {
-        Self::start_with(true)
+        Self::start_with(true, true, true)
     }
 
-    fn start_with(reference_parameters: bool) -> EventCamera {
+    fn start_with(reference_parameters: bool, renew: bool, pullpoint: bool) -> EventCamera {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let cam = Arc::new(Cam {
             port,
             reference_parameters,
+            renew,
+            pullpoint,
             inner: Default::default(),
             wake: Default::default(),
         });
@@ -161,7 +200,28 @@ impl EventCamera {
             unsubscribed: i.unsubscribed,
             pulls: i.pulls,
             live_subscriptions: i.subs.len(),
+            renew_refused: i.renew_refused,
+            create_refused: i.create_refused,
+            current_polls: i.current_polls,
+            expired_pulls: i.expired_pulls,
         }
+    }
+
+    /// Sets the state `GetCurrentMessage` reports for `topic` (a
+    /// `State` item, changed now).
+    pub fn set_state(&self, topic: &str, on: bool) {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let msg = format!(
+            r#"<tt:Message UtcTime="{now}" PropertyOperation="Changed"><tt:Source><tt:SimpleItem Name="Source" Value="VideoSource_1"/></tt:Source><tt:Data><tt:SimpleItem Name="State" Value="{on}"/></tt:Data></tt:Message>"#
+        );
+        self.cam
+            .inner
+            .lock()
+            .unwrap()
+            .current
+            .insert(topic.to_owned(), msg);
     }
 
     /// Requests that broke the WSDL or carried no valid UsernameToken.
@@ -315,9 +375,77 @@ async fn device(State(cam): State<Arc<Cam>>, body: String) -> Response {
     envelope(&reply).into_response()
 }
 
+/// The topic set a camera without PullPoint advertises: two motion
+/// properties and a line crossing (an instant, not a property).
+const TOPIC_SET: &str = r#"<wstop:TopicSet xmlns:wstop="http://docs.oasis-open.org/wsn/t-1"><tns1:VideoSource wstop:topic="false"><MotionAlarm wstop:topic="true"><tt:MessageDescription IsProperty="true"><tt:Source><tt:SimpleItemDescription Name="Source" Type="tt:ReferenceToken"/></tt:Source><tt:Data><tt:SimpleItemDescription Name="State" Type="xs:boolean"/></tt:Data></tt:MessageDescription></MotionAlarm></tns1:VideoSource><tns1:RuleEngine><CellMotionDetector><Motion wstop:topic="true"><tt:MessageDescription IsProperty="true"><tt:Data><tt:SimpleItemDescription Name="IsMotion" Type="xs:boolean"/></tt:Data></tt:MessageDescription></Motion></CellMotionDetector><LineDetector><Crossed wstop:topic="true"><tt:MessageDescription><tt:Data><tt:SimpleItemDescription Name="ObjectId" Type="xs:integer"/></tt:Data></tt:MessageDescription></Crossed></LineDetector></tns1:RuleEngine></wstop:TopicSet>"#;
+
+/// `GetEventProperties` and `GetCurrentMessage` (events service port).
+fn event_properties_or_current(cam: &Cam, headers: &HeaderMap, body: &str) -> Response {
+    if body.contains(":GetEventProperties") {
+        let action =
+            "http://www.onvif.org/ver10/events/wsdl/EventPortType/GetEventPropertiesRequest";
+        if !check(cam, headers, body, action, "GetEventProperties", NS_EVENTS) {
+            return fault("ter:InvalidArgVal", "bad GetEventProperties");
+        }
+        return envelope(&format!(
+            "<tev:GetEventPropertiesResponse><tev:TopicNamespaceLocation>http://www.onvif.org/onvif/ver10/topics/topicns.xml</tev:TopicNamespaceLocation><wsnt:FixedTopicSet>true</wsnt:FixedTopicSet>{TOPIC_SET}<wsnt:TopicExpressionDialect>http://docs.oasis-open.org/wsn/t-1/TopicExpression/Concrete</wsnt:TopicExpressionDialect><tev:MessageContentFilterDialect>http://www.onvif.org/ver10/tev/messageContentFilter/ItemFilter</tev:MessageContentFilterDialect><tev:MessageContentSchemaLocation>http://www.onvif.org/onvif/ver10/schema/onvif.xsd</tev:MessageContentSchemaLocation></tev:GetEventPropertiesResponse>"
+        ))
+        .into_response();
+    }
+    let action =
+        "http://docs.oasis-open.org/wsn/bw-2/NotificationProducer/GetCurrentMessageRequest";
+    if !check(cam, headers, body, action, "GetCurrentMessage", NS_WSNT) {
+        return fault("ter:InvalidArgVal", "bad GetCurrentMessage");
+    }
+    // b-2.xsd: one wsnt:Topic, a TopicExpressionType with a Dialect, whose
+    // prefixes are declared.
+    let root = cleannvr::onvif::xml::parse(body.as_bytes()).ok();
+    let topic = root.as_ref().and_then(|r| r.find("Topic"));
+    let Some(topic) = topic.filter(|t| t.ns == NS_WSNT) else {
+        cam.inner
+            .lock()
+            .unwrap()
+            .bad
+            .push("GetCurrentMessage without wsnt:Topic".into());
+        return fault("ter:InvalidArgVal", "no Topic");
+    };
+    let expr = topic.text.trim().to_owned();
+    if topic.attr("Dialect") != Some("http://docs.oasis-open.org/wsn/t-1/TopicExpression/Concrete")
+        || !body.contains("xmlns:tns1=\"http://www.onvif.org/ver10/topics\"")
+    {
+        cam.inner.lock().unwrap().bad.push(format!(
+            "GetCurrentMessage topic {expr:?}: dialect or prefix undeclared"
+        ));
+    }
+    let mut i = cam.inner.lock().unwrap();
+    i.current_polls += 1;
+    match i.current.get(&expr) {
+        Some(msg) => envelope(&format!(
+            "<wsnt:GetCurrentMessageResponse>{msg}</wsnt:GetCurrentMessageResponse>"
+        ))
+        .into_response(),
+        None => fault(
+            "wsnt:NoCurrentMessageOnTopicFault",
+            "no message on this topic yet",
+        ),
+    }
+}
+
+/// Seconds of an `xs:duration` `PT<n>S`.
+fn pt_seconds(d: Option<String>) -> Option<u64> {
+    d?.strip_prefix("PT")?.strip_suffix('S')?.parse().ok()
+}
+
 async fn events(State(cam): State<Arc<Cam>>, headers: HeaderMap, body: String) -> Response {
     if cam.inner.lock().unwrap().down {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    if body.contains(":GetEventProperties") || body.contains(":GetCurrentMessage") {
+        return event_properties_or_current(&cam, &headers, &body);
+    }
+    if !cam.pullpoint {
+        cam.inner.lock().unwrap().create_refused += 1;
+        return fault("ter:ActionNotSupported", "PullPoint is not supported");
     }
     let action =
         "http://www.onvif.org/ver10/events/wsdl/EventPortType/CreatePullPointSubscriptionRequest";
@@ -331,12 +459,21 @@ async fn events(State(cam): State<Arc<Cam>>, headers: HeaderMap, body: String) -
     ) {
         return fault("ter:InvalidArgVal", "bad CreatePullPointSubscription");
     }
+    let Some(termination) = pt_seconds(text_of(&body, "InitialTerminationTime")) else {
+        cam.inner
+            .lock()
+            .unwrap()
+            .bad
+            .push("CreatePullPointSubscription without InitialTerminationTime PT<n>S".into());
+        return fault("ter:InvalidArgVal", "bad InitialTerminationTime");
+    };
     let n = {
         let mut i = cam.inner.lock().unwrap();
         i.next_sub += 1;
         i.created += 1;
         let n = i.next_sub;
-        i.subs.insert(n);
+        let expires = std::time::Instant::now() + Duration::from_secs(termination);
+        i.subs.insert(n, expires);
         let initial = i.initial.clone();
         i.queue.extend(initial);
         n
@@ -412,7 +549,21 @@ async fn subscription(
     } else {
         n
     };
-    let known = cam.inner.lock().unwrap().subs.contains(&n);
+    let known = {
+        let mut i = cam.inner.lock().unwrap();
+        // An expired subscription is gone, as on a real camera.
+        let expired = i
+            .subs
+            .get(&n)
+            .is_some_and(|&t| t <= std::time::Instant::now());
+        if expired {
+            i.subs.remove(&n);
+            if body.contains(":PullMessages>") {
+                i.expired_pulls += 1;
+            }
+        }
+        i.subs.contains_key(&n)
+    };
     if body.contains(":PullMessages>") {
         let action =
             "http://www.onvif.org/ver10/events/wsdl/PullPointSubscription/PullMessagesRequest";
@@ -441,7 +592,7 @@ async fn subscription(
                 if let Some(raw) = i.raw.take() {
                     return (StatusCode::OK, raw).into_response();
                 }
-                if !i.subs.contains(&n) {
+                if !i.subs.contains_key(&n) {
                     return fault("ter:InvalidArgVal", "unknown subscription");
                 }
                 if !i.queue.is_empty() || tokio::time::Instant::now() >= deadline {
@@ -462,7 +613,25 @@ async fn subscription(
         if !check(&cam, &headers, &body, action, "Renew", NS_WSNT) || !known {
             return fault("ter:InvalidArgVal", "cannot renew");
         }
-        cam.inner.lock().unwrap().renewed += 1;
+        if !cam.renew {
+            cam.inner.lock().unwrap().renew_refused += 1;
+            return fault("ter:ActionNotSupported", "Renew is not supported");
+        }
+        let Some(termination) = pt_seconds(text_of(&body, "TerminationTime")) else {
+            cam.inner
+                .lock()
+                .unwrap()
+                .bad
+                .push("Renew without TerminationTime PT<n>S".into());
+            return fault("ter:InvalidArgVal", "bad TerminationTime");
+        };
+        let mut i = cam.inner.lock().unwrap();
+        i.renewed += 1;
+        i.subs.insert(
+            n,
+            std::time::Instant::now() + Duration::from_secs(termination),
+        );
+        drop(i);
         envelope("<wsnt:RenewResponse><wsnt:TerminationTime>2099-01-01T00:00:00Z</wsnt:TerminationTime></wsnt:RenewResponse>").into_response()
     } else if body.contains(":Unsubscribe") {
         let action = "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest";
