@@ -386,47 +386,65 @@ fn udp_packet_loss_costs_frames_never_the_session() {
     ]);
     let gst = GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
+    // `cam` goes through retina's depacketizers (it has AAC); `h264only`'s
+    // L16 audio is not recorded, so its H.264 takes our own reassembly
+    // (ingest::h264_rtp). Both must take the loss the same way.
+    let ids = ["cam", "h264only"];
     let toml = config(
         dir.path(),
         2,
-        &camera("cam", &gst.url("h264aac"), "transport = \"udp\""),
+        &(camera(ids[0], &gst.url("h264aac"), "transport = \"udp\"")
+            + &camera(ids[1], &gst.url("h264l16"), "transport = \"udp\"")),
     );
     let (mut nvr, admin) = run_with_admin(dir.path(), &toml);
-    let status = || camera_status(&nvr.http, &admin, "cam");
-    wait_camera(
-        &nvr.http,
-        &admin,
-        "cam",
-        Duration::from_secs(120),
-        "video from the lossy camera",
-        |s| s["state"] == "streaming",
-    );
+    let status = |id: &str| camera_status(&nvr.http, &admin, id);
+    for id in ids {
+        wait_camera(
+            &nvr.http,
+            &admin,
+            id,
+            Duration::from_secs(120),
+            "video from the lossy camera",
+            |s| s["state"] == "streaming",
+        );
+    }
     // At least 20 s, and until two segments are finished (a segment needs a
-    // whole GOP without loss); the session must survive all of it.
+    // whole GOP without loss); the sessions must survive all of it.
     let started = std::time::Instant::now();
-    let cam_dir = dir.path().join("data").join("cam");
     wait_for(
         Duration::from_secs(240),
         "20 s and 2 segments under loss",
         || {
-            let s = status();
-            assert_eq!(s["reconnects"], 0, "session torn down under loss: {s}");
-            (started.elapsed() > Duration::from_secs(20) && files(&cam_dir, ".mp4").len() >= 2)
-                .then_some(())
+            let mut done = started.elapsed() > Duration::from_secs(20);
+            for id in ids {
+                let s = status(id);
+                assert_eq!(
+                    s["reconnects"], 0,
+                    "{id}: session torn down under loss: {s}"
+                );
+                done &= files(&dir.path().join("data").join(id), ".mp4").len() >= 2;
+            }
+            done.then_some(())
         },
     );
-    let s = status();
-    assert!(s["lost_packets"].as_u64().unwrap() > 0, "{s}");
-    assert!(s["damaged_frames"].as_u64().unwrap() > 0, "{s}");
     let (code, metrics) = get(&nvr.http, "/metrics", &admin);
     assert_eq!(code, 200);
     let metrics = String::from_utf8(metrics).unwrap();
-    assert!(
-        metrics.contains("cleannvr_camera_lost_packets_total{camera=\"cam\"}"),
-        "{metrics}"
-    );
+    for id in ids {
+        let s = status(id);
+        assert!(s["lost_packets"].as_u64().unwrap() > 0, "{id}: {s}");
+        assert!(s["damaged_frames"].as_u64().unwrap() > 0, "{id}: {s}");
+        assert!(
+            metrics.contains(&format!(
+                "cleannvr_camera_lost_packets_total{{camera=\"{id}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
     nvr.stop();
-    assert!(decoded_segments(dir.path(), "cam") >= 2);
+    for id in ids {
+        assert!(decoded_segments(dir.path(), id) >= 2, "{id}");
+    }
     drop(gst);
 }
 

@@ -5,11 +5,12 @@ use anyhow::{anyhow, bail};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use retina::client::{self, Demuxed, PlayOptions, SessionOptions, SetupOptions};
+use retina::client::{self, Demuxed, PacketItem, PlayOptions, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
 use super::audio::SessionAudio;
 use super::damage::{error_action, ErrorAction};
+use super::h264_rtp::H264Depacketizer;
 use super::open::{
     Failure, Item, MetadataDocument, OpenError, OpenRequest, Opened, Opener, RawVideo, Session,
     MAX_METADATA_DOCUMENT,
@@ -109,6 +110,29 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
     }
     let play = PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
     let playing = session.play(play).await.map_err(|e| failed("PLAY", e))?;
+    // H.264 and nothing else (most cameras, and all of the benchmarks'):
+    // our own reassembly, at a fraction of retina's cost (see `h264_rtp`).
+    let video_only = audio.stream().is_none() && metadata_i.is_none();
+    if video_only && playing.streams()[video_i].encoding_name() == "h264" {
+        let avcc = match playing.streams()[video_i].parameters() {
+            Some(ParametersRef::Video(v)) => Some(v.extra_data()),
+            _ => None,
+        };
+        let depacketizer = H264Depacketizer::new(avcc);
+        return Ok(Opened {
+            audio: None,
+            audio_status: audio.status().map(str::to_owned),
+            metadata: false,
+            metadata_refused,
+            session: Box::new(H264Session {
+                playing,
+                video_i,
+                depacketizer,
+                sent: None,
+                params_due: true,
+            }),
+        });
+    }
     let playing = playing.demuxed().map_err(|e| failed("demux", e))?;
     let audio_params = audio.params(playing.streams());
     // retina's errors name their stream only in their text ("stream: <ctx>").
@@ -185,22 +209,20 @@ impl Session for RetinaSession {
                 let item = match self.playing.next().await? {
                     Ok(item) => item,
                     Err(e) => {
-                        let text = e.to_string();
-                        let first_line = text.lines().next().unwrap_or_default().to_owned();
                         // A bad metadata packet costs its document, never video
                         // frames nor the session (retina keeps the other streams
                         // going; an SSRC or sequence fault repeats on that
                         // stream only, and is dropped the same way).
-                        if self.metadata_ctx.as_ref().is_some_and(|c| text.contains(c)) {
-                            return Some(Ok(Item::Metadata(MetadataDocument::Damaged(first_line))));
+                        if let Some(c) = &self.metadata_ctx {
+                            let text = e.to_string();
+                            if text.contains(c) {
+                                let first_line = text.lines().next().unwrap_or_default();
+                                return Some(Ok(Item::Metadata(MetadataDocument::Damaged(
+                                    first_line.to_owned(),
+                                ))));
+                            }
                         }
-                        if let ErrorAction::Reconnect(why) = error_action(&text) {
-                            return Some(Err(Failure {
-                                status: e.status_code(),
-                                error: anyhow::Error::new(e).context(why),
-                            }));
-                        }
-                        return Some(Ok(Item::Damaged(first_line)));
+                        return Some(packet_error(e));
                     }
                 };
                 match item {
@@ -247,6 +269,102 @@ impl Session for RetinaSession {
                     }
                     CodecItem::Rtcp(pkt) => self.sender_report(&pkt),
                     _ => {}
+                }
+            }
+        })
+    }
+}
+
+/// An error from the playing session: one bad packet is damage (frames up to
+/// the next key frame), anything else ends the session.
+fn packet_error(e: retina::Error) -> Result<Item, Failure> {
+    let text = e.to_string();
+    if let ErrorAction::Reconnect(why) = error_action(&text) {
+        return Err(Failure {
+            status: e.status_code(),
+            error: anyhow::Error::new(e).context(why),
+        });
+    }
+    let first_line = text.lines().next().unwrap_or_default().to_owned();
+    Ok(Item::Damaged(first_line))
+}
+
+/// A session of H.264 video alone: raw RTP from retina, reassembled by
+/// [`H264Depacketizer`]. retina still validates each packet (SSRC, sequence,
+/// timestamps), counts loss and sends the RTCP receiver reports.
+struct H264Session {
+    playing: client::Session<client::Playing>,
+    video_i: usize,
+    depacketizer: H264Depacketizer,
+    /// The sample entry last handed out with a frame.
+    sent: Option<Bytes>,
+    /// The parameter sets changed (or none were handed out yet): build them
+    /// before the next frame goes out.
+    params_due: bool,
+}
+
+impl H264Session {
+    /// Parameters for the next frame: `Ok(None)` if they are as last sent.
+    fn params(&mut self) -> Result<Option<VideoParams>, Result<Item, Failure>> {
+        let (sps, pps) = self.depacketizer.parameter_sets();
+        if sps.is_empty() || pps.is_empty() {
+            return Err(Err(Failure {
+                status: None,
+                error: anyhow!("video stream has no parameters yet"),
+            }));
+        }
+        let v = retina::codec::h264::parameters_from_sps_and_pps(
+            sps,
+            pps,
+            retina::codec::h26x::Framing::FourByteLength,
+        )
+        // The frame is lost, the session is not; the next key frame tries again.
+        .map_err(|e| Ok(Item::Damaged(format!("bad H.264 parameter sets: {e}"))))?;
+        let p = video_params_of(Some(ParametersRef::Video(&v))).map_err(|error| {
+            Err(Failure {
+                status: None,
+                error,
+            })
+        })?;
+        self.params_due = false;
+        if self.sent.as_ref() == Some(&p.sample_entry) {
+            return Ok(None);
+        }
+        self.sent = Some(p.sample_entry.clone());
+        Ok(Some(p))
+    }
+}
+
+impl Session for H264Session {
+    fn next(&mut self) -> BoxFuture<'_, Option<Result<Item, Failure>>> {
+        Box::pin(async move {
+            loop {
+                if let Some(au) = self.depacketizer.pull() {
+                    self.params_due |= au.new_parameters;
+                    let new_params = if self.params_due {
+                        match self.params() {
+                            Ok(p) => p,
+                            Err(item) => return Some(item),
+                        }
+                    } else {
+                        None
+                    };
+                    return Some(Ok(Item::Video(RawVideo {
+                        pts: au.timestamp,
+                        random_access: au.random_access,
+                        loss: au.loss,
+                        new_params,
+                        data: au.data,
+                    })));
+                }
+                let pkt = match self.playing.next().await? {
+                    Ok(PacketItem::Rtp(pkt)) if pkt.stream_id() == self.video_i => pkt,
+                    Ok(_) => continue,
+                    Err(e) => return Some(packet_error(e)),
+                };
+                let (ts, mark, loss) = (pkt.timestamp().elapsed(), pkt.mark(), pkt.loss());
+                if let Err(why) = self.depacketizer.push(ts, mark, loss, pkt.payload()) {
+                    return Some(Ok(Item::Damaged(why)));
                 }
             }
         })
