@@ -682,7 +682,24 @@ fn motion_reaches_the_api_for_viewers_of_the_camera() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let fmt = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap();
+    // A motion that started before the asked range and is still on is in it.
     cam.push(motion(true));
+    let on = api_events_until(&nvr, &admin, &cam, "motion to start", |evs| {
+        evs.iter().any(|e| e["active"] == true)
+    });
+    let t0 = time::OffsetDateTime::parse(on[0]["start"].as_str().unwrap(), &Rfc3339).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let inside = format!(
+        "/api/cameras/gate/events?start={}&end={}",
+        fmt(t0 + Duration::from_secs(1)),
+        fmt(t0 + Duration::from_secs(2))
+    );
+    let (status, body) = common::get(&nvr.http, &inside, &admin);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["events"][0]["active"], true, "{v}");
     cam.push(motion(false));
     let events = loop {
         let (status, body) = common::get(&nvr.http, "/api/events?camera=gate&kind=motion", &admin);
@@ -706,13 +723,7 @@ fn motion_reaches_the_api_for_viewers_of_the_camera() {
     assert_eq!(events[0]["kind"], "motion");
     assert_eq!(events[0]["data"]["IsMotion"], "true");
     // The same through the camera's own route, with the range given.
-    let from = events[0]["start"].as_str().unwrap();
-    let t0 =
-        time::OffsetDateTime::parse(from, &time::format_description::well_known::Rfc3339).unwrap();
-    let fmt = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap()
-    };
+    assert_eq!(events[0]["start"], on[0]["start"], "one event, now ended");
     let path = format!(
         "/api/cameras/gate/events?start={}&end={}",
         fmt(t0 - Duration::from_secs(1)),
@@ -729,6 +740,20 @@ fn motion_reaches_the_api_for_viewers_of_the_camera() {
         fmt(t0 - Duration::from_secs(1))
     );
     let (_, body) = common::get(&nvr.http, &path, &admin);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["events"], serde_json::json!([]), "{v}");
+    // Over (lasting 3 s), it is still in a range inside it, not in one after it.
+    let (_, body) = common::get(&nvr.http, &inside, &admin);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+    assert!(!v["events"][0]["end"].is_null(), "{v}");
+    let t1 = time::OffsetDateTime::parse(events[0]["end"].as_str().unwrap(), &Rfc3339).unwrap();
+    let after = format!(
+        "/api/cameras/gate/events?start={}&end={}",
+        fmt(t1 + Duration::from_secs(1)),
+        fmt(t1 + Duration::from_secs(60))
+    );
+    let (_, body) = common::get(&nvr.http, &after, &admin);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["events"], serde_json::json!([]), "{v}");
 

@@ -9,6 +9,12 @@
 //! events, never footage. The exception is a state turning on or off
 //! ([`Events::flush`] after it): an event left open by a crash must be found
 //! again at the next start, to be closed (see `open_events`).
+//!
+//! A range asks for every event that overlaps it, also those that started
+//! before it. Without scanning all history: an event still open is in the
+//! small `events_open` tree, and a closed one started at most the camera's
+//! longest closed event before (`events_longest`, camera → ns, only grows),
+//! so the scan of `events` starts that far back.
 
 use std::ops::Bound;
 
@@ -127,23 +133,64 @@ impl EndReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventKey(Vec<u8>);
 
-/// The events tree, and the keys of stateful events still open (`events_open`).
+/// The events tree, the keys of stateful events still open (`events_open`)
+/// and each camera's longest closed event (`events_longest`).
 pub struct Events {
     tree: sled::Tree,
     open: sled::Tree,
+    longest: sled::Tree,
     db: sled::Db,
 }
 
 impl Events {
     /// Opens (creating if needed) the `events` tree of `db`.
     pub fn open(db: &sled::Db) -> anyhow::Result<Events> {
-        Ok(Events {
+        let new_longest = !db.tree_names().iter().any(|n| n == b"events_longest");
+        let events = Events {
             tree: db.open_tree("events").context("opening the events tree")?,
             open: db
                 .open_tree("events_open")
                 .context("opening the open-events tree")?,
+            longest: db
+                .open_tree("events_longest")
+                .context("opening the longest-events tree")?,
             db: db.clone(),
-        })
+        };
+        if new_longest {
+            // An index from before `events_longest`: measured once, here.
+            for item in events.tree.iter() {
+                let ev = decode(&item.context("reading the events tree")?.1)?;
+                if let Some(end) = ev.end_ns {
+                    events.lengthen(&ev.camera, end.saturating_sub(ev.start_ns))?;
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// The longest closed event of `camera`, ns (0 when none).
+    fn longest(&self, camera: &str) -> anyhow::Result<i64> {
+        let v = self
+            .longest
+            .get(camera.as_bytes())
+            .context("reading the longest event")?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, i64::from_be_bytes))
+    }
+
+    /// Records that `camera` had a closed event lasting `ns`.
+    fn lengthen(&self, camera: &str, ns: i64) -> anyhow::Result<()> {
+        if ns > self.longest(camera)? {
+            self.longest
+                .fetch_and_update(camera.as_bytes(), |v| {
+                    let old = v
+                        .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                        .map_or(0, i64::from_be_bytes);
+                    Some(old.max(ns).to_be_bytes().to_vec())
+                })
+                .with_context(|| format!("camera {camera}: recording the longest event"))?;
+        }
+        Ok(())
     }
 
     /// Stores an event; returns its key.
@@ -158,6 +205,9 @@ impl Events {
             self.open
                 .insert(k.as_slice(), &[])
                 .with_context(|| format!("camera {}: storing an open event", ev.camera))?;
+        }
+        if let Some(end) = ev.end_ns {
+            self.lengthen(&ev.camera, end.saturating_sub(ev.start_ns))?;
         }
         Ok(EventKey(k))
     }
@@ -175,15 +225,20 @@ impl Events {
         end_ns: i64,
         reason: Option<EndReason>,
     ) -> anyhow::Result<()> {
+        let mut closed = None;
         self.tree
             .fetch_and_update(&key.0, |v| {
                 let mut ev = decode(v?).ok()?;
                 ev.end_ns = Some(end_ns.max(ev.start_ns));
                 ev.seen_ns = None;
                 ev.end_reason = reason;
+                closed = Some((ev.camera.clone(), end_ns.saturating_sub(ev.start_ns)));
                 serde_json::to_vec(&ev).ok()
             })
             .context("ending an event")?;
+        if let Some((camera, ns)) = closed {
+            self.lengthen(&camera, ns)?;
+        }
         self.open.remove(&key.0).context("ending an event")?;
         Ok(())
     }
@@ -225,8 +280,9 @@ impl Events {
         Ok(())
     }
 
-    /// Events of `camera` starting in `[start_ns, end_ns)`, oldest first,
-    /// of `kinds` (all when empty), at most `limit`.
+    /// Events of `camera` overlapping `[start_ns, end_ns)`, oldest first,
+    /// of `kinds` (all when empty), at most `limit`: those starting in it,
+    /// and those started before it that end after `start_ns` or are still on.
     pub fn range(
         &self,
         camera: &str,
@@ -235,14 +291,33 @@ impl Events {
         kinds: &[Kind],
         limit: usize,
     ) -> anyhow::Result<Vec<CameraEvent>> {
+        // No closed event started before this and reaches `start_ns`.
+        let scan_from = start_ns.saturating_sub(self.longest(camera)?);
+        let wanted = |ev: &CameraEvent| {
+            (kinds.is_empty() || kinds.contains(&ev.kind))
+                && ev.start_ns < end_ns
+                && (ev.start_ns >= start_ns || ev.end_ns.map_or(ev.stateful, |end| end > start_ns))
+        };
+        // Still open and started earlier: found through `events_open`.
+        let mut older = Vec::new();
+        for item in self
+            .open
+            .range(prefix_of(camera)..prefix(camera, scan_from))
+        {
+            let (k, _) = item?;
+            if let Some(v) = self.tree.get(&k)? {
+                older.push(decode(&v)?);
+            }
+        }
         let range = (
-            Bound::Included(prefix(camera, start_ns)),
+            Bound::Included(prefix(camera, scan_from)),
             Bound::Excluded(prefix(camera, end_ns)),
         );
+        let rest = self.tree.range(range).map(|item| decode(&item?.1));
         let mut out = Vec::new();
-        for item in self.tree.range(range) {
-            let ev = decode(&item?.1)?;
-            if kinds.is_empty() || kinds.contains(&ev.kind) {
+        for ev in older.into_iter().map(Ok).chain(rest) {
+            let ev = ev?;
+            if wanted(&ev) {
                 out.push(ev);
                 if out.len() >= limit {
                     break;
@@ -441,7 +516,8 @@ mod tests {
         let e = Events::open(&db).unwrap();
         let k = e.insert(&ev("a", 100, Kind::Motion)).unwrap();
         e.insert(&ev("a", 100, Kind::Tamper)).unwrap();
-        e.insert(&ev("a", -5, Kind::Motion)).unwrap();
+        let early = e.insert(&ev("a", -5, Kind::Motion)).unwrap();
+        e.set_end(&early, 0).unwrap();
         e.insert(&ev("ab", 150, Kind::Motion)).unwrap();
         e.insert(&ev("a", 300, Kind::Input)).unwrap();
         e.set_end(&k, 120).unwrap();
@@ -454,6 +530,50 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].end_ns, Some(120));
         assert_eq!(e.range("a", 0, 1000, &[], 2).unwrap().len(), 2);
+    }
+
+    /// Starts of `camera`'s events overlapping `[a, b)`.
+    fn starts(e: &Events, camera: &str, a: i64, b: i64) -> Vec<i64> {
+        let evs = e.range(camera, a, b, &[], 100).unwrap();
+        evs.iter().map(|x| x.start_ns).collect()
+    }
+
+    #[test]
+    fn range_finds_events_overlapping_it_not_only_starting_in_it() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let e = Events::open(&db).unwrap();
+        // Before the range [1000, 2000): one ending inside it, one still
+        // on, one over before it starts (ending exactly at its start too).
+        let ends_inside = e.insert(&ev("a", 100, Kind::VideoLoss)).unwrap();
+        e.set_end(&ends_inside, 1500).unwrap();
+        e.insert(&ev("a", 200, Kind::Input)).unwrap();
+        let before = e.insert(&ev("a", 300, Kind::Motion)).unwrap();
+        e.set_end(&before, 1000).unwrap();
+        let mut instant = ev("a", 900, Kind::Intrusion);
+        (instant.stateful, instant.end_ns) = (false, None);
+        e.insert(&instant).unwrap();
+        // Spanning the whole range; inside it; after it; another camera's.
+        let spans = e.insert(&ev("a", 400, Kind::Tamper)).unwrap();
+        e.set_end(&spans, 5000).unwrap();
+        for t in [1200, 2000] {
+            let k = e.insert(&ev("a", t, Kind::Motion)).unwrap();
+            e.set_end(&k, t + 100).unwrap();
+        }
+        e.insert(&ev("ab", 500, Kind::Motion)).unwrap();
+        assert_eq!(starts(&e, "a", 1000, 2000), [100, 200, 400, 1200]);
+        let kinds = e.range("a", 1000, 2000, &[Kind::Input], 100).unwrap();
+        assert_eq!(kinds.len(), 1);
+        assert_eq!(kinds[0].end_ns, None, "still on");
+        // The look-back is the longest closed event (4600 ns): the open
+        // event found further back comes first, the limit still holds.
+        assert_eq!(starts(&e, "a", 10_000, 20_000), [200]);
+        assert_eq!(e.range("a", 1000, 2000, &[], 2).unwrap().len(), 2);
+        // Measured again from the rows when the index is from before it.
+        drop(e);
+        db.drop_tree("events_longest").unwrap();
+        let e = Events::open(&db).unwrap();
+        assert_eq!(e.longest("a").unwrap(), 4600);
+        assert_eq!(starts(&e, "a", 1000, 2000), [100, 200, 400, 1200]);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub struct EventQuery {
 
 /// `GET /api/events?start=&end=&kind=&cameras=`: events of the caller's
 /// cameras (or of those named, which the caller must be allowed to see)
-/// starting in the range (default: the last 24 hours), oldest first.
+/// overlapping the range (default: the last 24 hours), oldest first.
 pub async fn list(
     State(app): State<Arc<App>>,
     Extension(c): Extension<Caller>,
