@@ -120,6 +120,16 @@ fn gate_offline(alarms: &Value, not: &[String]) -> Option<Value> {
         .cloned()
 }
 
+/// The `[server] metrics_token` of the test that scrapes `/metrics`.
+const SCRAPE_TOKEN: &str = "alarm-scrape-token-0123456789";
+
+/// The value of `name`'s `camera_offline` series for `camera`, if there is one.
+fn alarm_series(page: &str, name: &str, camera: &str) -> Option<u64> {
+    let series = format!("{name}{{kind=\"camera_offline\",camera=\"{camera}\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+}
+
 #[test]
 fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
     let Some(python) = smtp_python() else {
@@ -148,7 +158,12 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
         hook.port
     );
     let cfg = dir.path().join("cleannvr.toml");
-    std::fs::write(&cfg, config(dir.path(), 4, &cams)).unwrap();
+    let toml = config(dir.path(), 4, &cams).replacen(
+        "tls = false\n",
+        &format!("tls = false\nmetrics_token = \"{SCRAPE_TOKEN}\"\n"),
+        1,
+    );
+    std::fs::write(&cfg, toml).unwrap();
     add_user(&cfg, "root", "admin", "admin pass 12345");
     add_user(&cfg, "op", "operator", "operator pass 12345");
     add_user(&cfg, "watcher", "viewer", "viewer pass 12345");
@@ -191,6 +206,22 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
         "{alarm}"
     );
     assert_eq!(op.json("/api/alarms")["unacknowledged"], 1);
+    // Prometheus sees it too, with the time it was raised (what `for:` and
+    // dashboards use), and nothing from the camera's URL.
+    let page = scrape(&nvr.http, SCRAPE_TOKEN);
+    assert_eq!(
+        alarm_series(&page, "cleannvr_alarm_active", "gate"),
+        Some(1),
+        "{page}"
+    );
+    let since = alarm_series(&page, "cleannvr_alarm_since_seconds", "gate").unwrap();
+    let raised = alarm["raised"].as_str().unwrap();
+    let raised_s =
+        time::OffsetDateTime::parse(raised, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp();
+    assert_eq!(since, raised_s as u64, "{raised}\n{page}");
+    assert!(!page.contains(CAM_PASSWORD) && !page.contains("rtsp://"));
     // The port is closed now: an operator is told so in the same words, and
     // only the administrator keeps the camera's own error text.
     let why = wait(&nvr, 120, "gate's status to say the camera refuses", || {
@@ -269,6 +300,12 @@ fn a_stopped_camera_is_mailed_posted_acknowledged_and_cleared() {
         let a = alarm_by_id(&op, &id)?;
         (a["active"] == false && a["cleared"].is_string()).then_some(())
     });
+    let page = scrape(&nvr.http, SCRAPE_TOKEN);
+    assert_eq!(
+        alarm_series(&page, "cleannvr_alarm_active", "gate"),
+        None,
+        "a cleared alarm's series is gone: {page}"
+    );
     let cleared_mail = wait(&nvr, 120, "the cleared mail", || {
         mail(&smtp, &id, "Cleared: camera_offline")
     });

@@ -43,6 +43,19 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, for what must cover them all (the example alert rules).
+    pub const ALL: [Kind; 9] = [
+        Kind::CameraOffline,
+        Kind::RecordingStopped,
+        Kind::DiskWriteError,
+        Kind::HeldFull,
+        Kind::RetentionError,
+        Kind::AuditChainBroken,
+        Kind::DiskLow,
+        Kind::ClockUnsynced,
+        Kind::ArchivePrefixTaken,
+    ];
+
     /// The stable name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -142,6 +155,17 @@ impl Alarm {
     }
 }
 
+/// An alarm that is up now, as `/metrics` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Active {
+    /// What is wrong.
+    pub kind: Kind,
+    /// The camera, for camera alarms.
+    pub camera: Option<String>,
+    /// When it was raised (wall ns).
+    pub raised_ns: i64,
+}
+
 /// A change to deliver: an alarm raised or cleared.
 #[derive(Clone, Debug)]
 pub struct Notice {
@@ -158,8 +182,8 @@ const MAX_RECORDS: usize = 5_000;
 pub struct Alarms {
     db: sled::Db,
     tree: sled::Tree,
-    /// Active alarms by what they are about: one active alarm per key.
-    active: Mutex<BTreeMap<Key, u64>>,
+    /// Active alarms by what they are about (one per key): id and raise time.
+    active: Mutex<BTreeMap<Key, (u64, i64)>>,
 }
 
 /// Why an acknowledgement was refused.
@@ -183,7 +207,7 @@ impl Alarms {
             let (_, v) = item?;
             let a: Alarm = serde_json::from_slice(&v).context("reading an alarm record")?;
             if a.cleared_ns.is_none() {
-                active.insert((a.kind, a.camera.clone()), a.id);
+                active.insert((a.kind, a.camera.clone()), (a.id, a.raised_ns));
             }
         }
         Ok(Alarms {
@@ -220,7 +244,7 @@ impl Alarms {
         let gone: Vec<(Key, u64)> = active
             .iter()
             .filter(|(k, _)| !now_wrong.contains_key(*k))
-            .map(|(k, id)| (k.clone(), *id))
+            .map(|(k, (id, _))| (k.clone(), *id))
             .collect();
         for (key, id) in gone {
             if let Some(mut a) = self.get(id)? {
@@ -249,7 +273,7 @@ impl Alarms {
                 acks: Vec::new(),
             };
             self.put(&a)?;
-            active.insert(key.clone(), a.id);
+            active.insert(key.clone(), (a.id, a.raised_ns));
             out.push(Notice {
                 event: "raised",
                 alarm: a,
@@ -277,6 +301,19 @@ impl Alarms {
             }
         }
         Ok(())
+    }
+
+    /// The alarms up now, by kind then camera; from memory, never blocks on the index.
+    pub fn active(&self) -> Vec<Active> {
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        active
+            .iter()
+            .map(|((kind, camera), (_, raised_ns))| Active {
+                kind: *kind,
+                camera: camera.clone(),
+                raised_ns: *raised_ns,
+            })
+            .collect()
     }
 
     /// Every active alarm and the newest `limit` cleared ones, newest first. Blocking.
@@ -398,6 +435,21 @@ mod tests {
             alarms.ack(999_999, "op", "", 4),
             Err(AckError::NotFound)
         ));
+        assert_eq!(
+            alarms.active(),
+            [
+                Active {
+                    kind: Kind::CameraOffline,
+                    camera: Some("gate".into()),
+                    raised_ns: 1
+                },
+                Active {
+                    kind: Kind::HeldFull,
+                    camera: None,
+                    raised_ns: 1
+                },
+            ]
+        );
         drop(alarms);
         // Reopened: the two are still active, so only the gone one clears.
         let alarms = Alarms::open(&db).unwrap();
@@ -423,6 +475,16 @@ mod tests {
         assert!(n[0].alarm.id > gate.id && n[0].alarm.acked_by.is_none());
         let listed = alarms.list(0).unwrap();
         assert_eq!(listed.len(), 2, "active only with limit 0: {listed:?}");
+        let since: Vec<_> = alarms
+            .active()
+            .iter()
+            .map(|a| (a.kind, a.raised_ns))
+            .collect();
+        assert_eq!(
+            since,
+            [(Kind::CameraOffline, 6), (Kind::HeldFull, 1)],
+            "the restart kept the raise time; the new alarm has its own"
+        );
     }
 
     #[test]

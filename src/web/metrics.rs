@@ -325,8 +325,49 @@ pub fn render(app: &super::App, recorded: &[(String, u64, u64)], disk_free: Opti
         "cleannvr_uptime_seconds {}",
         app.started.elapsed().as_secs()
     );
+    alarms(&mut o, &app.alarms.active());
     crate::transcode::render_metrics(&mut o);
     o
+}
+
+/// The alarms up now, one series per alarm; `camera` only on camera alarms.
+///
+/// A cleared alarm's series goes away instead of turning 0, as Prometheus's own
+/// `ALERTS` series do: a 0 for every kind and camera that could go wrong would
+/// multiply series for nothing, an alert rule needs only `cleannvr_alarm_active`
+/// to exist (`for:` then counts from the first scrape that saw it), and a
+/// vanished series is marked stale at the next scrape, so the alert resolves.
+/// `since` lets a rule or dashboard tell how long it has been up across restarts
+/// of Prometheus. Labels are the kind's stable name and the configured camera id:
+/// never the message, which may change and is meant for people.
+fn alarms(o: &mut String, up: &[crate::alarms::Active]) {
+    let label = |a: &crate::alarms::Active| match &a.camera {
+        Some(c) => format!("kind=\"{}\",camera=\"{}\"", a.kind.as_str(), esc(c)),
+        None => format!("kind=\"{}\"", a.kind.as_str()),
+    };
+    head(
+        o,
+        "cleannvr_alarm_active",
+        "gauge",
+        "1 while an alarm is up (the series is absent otherwise); the same alarms as /api/alarms.",
+    );
+    for a in up {
+        let _ = writeln!(o, "cleannvr_alarm_active{{{}}} 1", label(a));
+    }
+    head(
+        o,
+        "cleannvr_alarm_since_seconds",
+        "gauge",
+        "Unix time the alarm was raised.",
+    );
+    for a in up {
+        let _ = writeln!(
+            o,
+            "cleannvr_alarm_since_seconds{{{}}} {}",
+            label(a),
+            a.raised_ns.div_euclid(1_000_000_000)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -343,5 +384,53 @@ mod tests {
         assert_eq!(c.http_count("/x", 200), 2);
         let keys: Vec<_> = c.http.lock().unwrap().keys().map(|k| k.1).collect();
         assert_eq!(keys, vec!["GET", "other"]);
+    }
+
+    #[test]
+    fn alarms_are_one_series_each_with_the_camera_only_when_there_is_one() {
+        use crate::alarms::{Active, Kind};
+        let mut o = String::new();
+        alarms(
+            &mut o,
+            &[
+                Active {
+                    kind: Kind::CameraOffline,
+                    camera: Some("ha\"ll".into()),
+                    raised_ns: 1_700_000_000_900_000_000,
+                },
+                Active {
+                    kind: Kind::DiskLow,
+                    camera: None,
+                    raised_ns: 1_700_000_100_000_000_000,
+                },
+            ],
+        );
+        let series: Vec<_> = o.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            series,
+            [
+                r#"cleannvr_alarm_active{kind="camera_offline",camera="ha\"ll"} 1"#,
+                r#"cleannvr_alarm_active{kind="disk_low"} 1"#,
+                r#"cleannvr_alarm_since_seconds{kind="camera_offline",camera="ha\"ll"} 1700000000"#,
+                r#"cleannvr_alarm_since_seconds{kind="disk_low"} 1700000100"#,
+            ]
+        );
+        let mut none = String::new();
+        alarms(&mut none, &[]);
+        assert!(none.lines().all(|l| l.starts_with('#')), "{none}");
+    }
+
+    /// The shipped example rules cover every kind (promtool checks their syntax
+    /// where it is installed; see docs/OPERATOR.md).
+    #[test]
+    fn the_example_alert_rules_cover_every_kind() {
+        let rules = include_str!("../../config/prometheus-alerts.yml");
+        for k in crate::alarms::Kind::ALL {
+            assert!(
+                rules.contains(&format!("kind=\"{}\"", k.as_str())),
+                "no rule for {}",
+                k.as_str()
+            );
+        }
     }
 }
