@@ -5,7 +5,7 @@
 //!
 //! Owns: the per-camera broadcast and turning frames into MSE-ready bytes.
 //! Must never slow ingest or recording: publishing never waits, and a viewer
-//! that falls behind skips ahead to the next key frame.
+//! that falls behind skips ahead to the newest key frame still buffered ([`Frames`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +21,17 @@ pub mod audio;
 
 use audio::AudioTrack;
 
-/// Frames buffered per camera for viewers: 20 s of pictures alone at 25 fps, 7 s with
-/// 48 kHz AAC (47 sound frames a second), 15 s with converted G.711 (8 a second). A
-/// viewer further behind than this is lagging and resynchronises at a key frame.
-const CAPACITY: usize = 512;
+/// Pictures a viewer may fall behind by before it lags: 10 s at 25 fps.
+const VIDEO_SLACK: usize = 250;
+
+/// Sound frames that share the buffer over the same 10 s: 48 kHz AAC is 47 a second
+/// (converted G.711, 8). Counted on top so that sound never eats the pictures' slack.
+const AUDIO_SLACK: usize = 470;
+
+/// Items buffered per camera for viewers (tokio rounds it up to 1024). A value is freed
+/// as soon as every viewer has read it, so only a lagging viewer keeps this many alive,
+/// and never more. One further behind resynchronises at a key frame ([`Frames`]).
+const CAPACITY: usize = VIDEO_SLACK + AUDIO_SLACK;
 
 /// Timestamps going back further than this (1 s at 90 kHz) mean the camera restarted
 /// its clock; less is B-frame reordering.
@@ -137,14 +144,14 @@ impl LiveStream {
 
     /// The raw frames from now on, for a consumer that is not a viewer (the live
     /// transcoder). Like a viewer, it must keep up or see `Lagged`.
-    pub(crate) fn frames(&self) -> broadcast::Receiver<Published> {
-        self.tx.subscribe()
+    pub(crate) fn frames(&self) -> Frames {
+        Frames::new(self.tx.subscribe())
     }
 
     /// A new viewer; it starts at the next key frame.
     pub fn subscribe(&self) -> LiveViewer {
         LiveViewer {
-            rx: self.tx.subscribe(),
+            rx: Frames::new(self.tx.subscribe()),
             params: None,
             session: None,
             base_pts: 0,
@@ -222,9 +229,76 @@ pub enum LiveMessage {
     },
 }
 
+/// A camera's broadcast as one consumer reads it. When the consumer falls behind, it
+/// resumes at the newest key frame still buffered, not where tokio leaves a lagging
+/// receiver: at the oldest item, a whole buffer behind live, where the next key frame is
+/// still that far behind and the next hiccup overruns it again. Resuming near live gives a
+/// slow consumer (the live transcoder under load) its full slack back after every lag, and
+/// its viewers a picture at most a key frame interval old.
+pub(crate) struct Frames {
+    rx: broadcast::Receiver<Published>,
+    /// Read ahead while catching up: the newest key frame and what followed it.
+    backlog: VecDeque<Published>,
+}
+
+impl Frames {
+    fn new(rx: broadcast::Receiver<Published>) -> Self {
+        Frames {
+            rx,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// The next item. After falling behind: `Lagged` with everything dropped (what was
+    /// overwritten and what preceded the newest buffered key frame), then that key frame
+    /// and what followed it; with no key frame buffered, the live items from now on.
+    pub(crate) async fn recv(&mut self) -> Result<Published, broadcast::error::RecvError> {
+        if let Some(p) = self.backlog.pop_front() {
+            return Ok(p);
+        }
+        match self.rx.recv().await {
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                Err(broadcast::error::RecvError::Lagged(n + self.catch_up()))
+            }
+            r => r,
+        }
+    }
+
+    /// Reads what is buffered without waiting, keeping the items from the newest key
+    /// frame on; returns how many it dropped. At most a buffer's worth is read (the rest
+    /// stays queued behind the backlog), so the backlog is bounded like the broadcast.
+    fn catch_up(&mut self) -> u64 {
+        let mut dropped = 0;
+        for _ in 0..2 * CAPACITY {
+            match self.rx.try_recv() {
+                Ok(p) => {
+                    let key = matches!(&p.media, Media::Video(f) if f.is_key);
+                    if key {
+                        dropped += self.backlog.len() as u64;
+                        self.backlog.clear();
+                    }
+                    if key || !self.backlog.is_empty() {
+                        self.backlog.push_back(p);
+                    } else {
+                        dropped += 1;
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    // Overrun while reading ahead: what follows the backlog is gone.
+                    dropped += n + self.backlog.len() as u64;
+                    self.backlog.clear();
+                }
+                // Closed shows on the next `recv`, once the backlog is out.
+                Err(_) => break,
+            }
+        }
+        dropped
+    }
+}
+
 /// One viewer's position in a camera's feed.
 pub struct LiveViewer {
-    rx: broadcast::Receiver<Published>,
+    rx: Frames,
     params: Option<Arc<VideoParams>>,
     /// The camera session this viewer's current timeline belongs to.
     session: Option<u64>,
@@ -250,8 +324,9 @@ impl LiveViewer {
             let published = match self.rx.recv().await {
                 Ok(p) => p,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    // Too slow: drop what was missed and wait for a key frame,
-                    // since the frames after a gap cannot be decoded.
+                    // Too slow: what was missed is dropped and the next frame is the
+                    // newest key frame buffered (or, failing one, the next to come);
+                    // the frames after a gap cannot be decoded.
                     self.skipped += n;
                     self.waiting = true;
                     continue;
@@ -264,7 +339,7 @@ impl LiveViewer {
         }
     }
 
-    /// Frames skipped because this viewer lagged.
+    /// Items (pictures and sound) skipped because this viewer lagged.
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
@@ -554,7 +629,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lagging_viewer_skips_to_next_key_frame_and_never_blocks_publisher() {
+    async fn lagging_viewer_skips_to_the_newest_key_frame_and_never_blocks_publisher() {
         let hub = LiveHub::default();
         let stream = hub.stream("a");
         let p = params(640);
@@ -570,7 +645,6 @@ mod tests {
         {
             msgs.push(m);
         }
-        assert!(v.skipped() > 0);
         let LiveMessage::Init { data: init, .. } = &msgs[0] else {
             panic!()
         };
@@ -578,7 +652,104 @@ mod tests {
             panic!()
         };
         assert!(decode_time(init, first).1, "resumes on a key frame");
-        assert!(msgs.len() < CAPACITY + 2);
+        // The newest one buffered, not the first after the oldest frame kept: the viewer
+        // is a key frame interval behind live, not a whole buffer.
+        let newest_key = (n - 1) / 25 * 25;
+        assert_eq!(msgs.len() - 1, (n - newest_key) as usize, "fragments");
+        assert_eq!(mdat_byte(first), newest_key as u8);
+        assert_eq!(v.skipped(), newest_key as u64);
+    }
+
+    /// The first byte of a single-fragment message's `mdat` (test frames repeat one byte).
+    fn mdat_byte(frag: &Bytes) -> u8 {
+        let moof = u32::from_be_bytes(frag[..4].try_into().unwrap()) as usize;
+        assert_eq!(&frag[moof + 4..moof + 8], b"mdat");
+        frag[moof + 8]
+    }
+
+    /// `seconds` of a 25 fps camera (a key frame a second) with 48 kHz AAC, published in
+    /// the order a camera sends them; returns how many items that is.
+    fn publish_with_sound(stream: &LiveStream, seconds: i64) -> usize {
+        let p = params(640);
+        let mut items = 0;
+        let mut next_audio = 0i64;
+        for i in 0..seconds * 25 {
+            let f = frame(i, 25, &p);
+            stream.publish(&f);
+            items += 1;
+            while (next_audio + 1024) * 90_000 / 48_000 <= f.pts - 1000 + 3600 {
+                stream.publish_audio(&AudioFrame {
+                    pts: 1000 * 48_000 / 90_000 + next_audio,
+                    duration: 1024,
+                    data: Bytes::from_static(&[0x21, 0x10, 0x04]),
+                });
+                next_audio += 1024;
+                items += 1;
+            }
+        }
+        items
+    }
+
+    /// Each item `frames` has until it goes quiet; `None` marks a lag.
+    async fn read_all(frames: &mut Frames) -> Vec<Option<Published>> {
+        let mut got = Vec::new();
+        while let Ok(r) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), frames.recv()).await
+        {
+            match r {
+                Ok(p) => got.push(Some(p)),
+                Err(broadcast::error::RecvError::Lagged(_)) => got.push(None),
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        got
+    }
+
+    /// Sound (47 items a second) must not shorten how far behind the pictures a consumer
+    /// may fall: 10 s of pictures with their sound stay buffered for it.
+    #[tokio::test]
+    async fn sound_does_not_eat_the_pictures_slack() {
+        let stream = LiveStream::new();
+        stream.start_session(Some(aac(48_000)));
+        let mut frames = stream.frames();
+        let items = publish_with_sound(&stream, 10);
+        let got = read_all(&mut frames).await;
+        assert!(got.iter().all(Option::is_some), "no lag in 10 s");
+        assert_eq!(got.len(), items);
+    }
+
+    /// The live transcoder under load: slower than real time, it falls a buffer behind
+    /// and lags. It must resume at the newest key frame buffered, with its sound, so it
+    /// has the whole buffer as slack again; tokio alone leaves it at the oldest item, where
+    /// (skipping to the next key frame) it stays seconds behind live and lags again soon.
+    #[tokio::test]
+    async fn a_lagging_consumer_resumes_at_the_newest_key_frame_with_its_sound() {
+        let stream = LiveStream::new();
+        stream.start_session(Some(aac(48_000)));
+        let mut frames = stream.frames();
+        // 30 s unread: three buffers' worth.
+        let items = publish_with_sound(&stream, 30);
+        let got = read_all(&mut frames).await;
+        assert!(got[0].is_none(), "lagged first");
+        assert!(got[1..].iter().all(Option::is_some), "then no more lag");
+        let Some(Published {
+            media: Media::Video(first),
+            ..
+        }) = &got[1]
+        else {
+            panic!("resumes on a picture")
+        };
+        // The last second began at frame 725, the newest key frame.
+        assert!(first.is_key);
+        assert_eq!(first.pts, frame(725, 25, &params(640)).pts);
+        let videos = got[1..]
+            .iter()
+            .filter(|p| matches!(p.as_ref().unwrap().media, Media::Video(_)))
+            .count();
+        assert_eq!(videos, 25, "the last second's pictures");
+        let sounds = got.len() - 1 - videos;
+        assert!(sounds >= 46, "and its sound: {sounds} frames");
+        assert!(got.len() < items);
     }
 
     #[tokio::test]

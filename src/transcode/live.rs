@@ -6,7 +6,7 @@
 //! leave stops it. It runs on its own OS thread, because decoding and libx264 encoding
 //! block for milliseconds per frame, and reads the camera's live broadcast like any viewer,
 //! so it can never slow ingest or recording: when it falls behind it drops what it missed
-//! and resumes at the next key frame.
+//! and resumes at the newest key frame still buffered ([`Frames`]), close to live.
 //!
 //! Its output is published as H.264 [`VideoFrame`]s into a [`LiveStream`] of its own, so
 //! each viewer gets the ordinary [`LiveViewer`] behaviour on top (init on parameter change,
@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 use super::h264::H264Encoder;
 use super::{counters, Limiter, Permit};
 use crate::frame::{AudioFrame, AudioParams, VideoCodec, VideoFrame, VideoParams};
-use crate::live::{LiveMessage, LiveStream, LiveViewer, Media, Published};
+use crate::live::{Frames, LiveMessage, LiveStream, LiveViewer, Media, Published};
 
 const TIMESCALE: i64 = 90_000;
 /// Longest stretch between key frames in the output, so a viewer joining without asking
@@ -161,7 +161,7 @@ fn start(
 
 /// The thread: raw frames in, H.264 frames out, until stopped or the feed ends.
 fn run(
-    mut frames: broadcast::Receiver<Published>,
+    mut frames: Frames,
     mut stop: oneshot::Receiver<()>,
     output: Arc<LiveStream>,
     want_key: Arc<AtomicBool>,
