@@ -35,7 +35,9 @@ export function mount(root, ctx) {
   const end = Number.isFinite(t(p.get("end"))) ? t(p.get("end")) : Date.now();
   const start = Number.isFinite(t(p.get("start"))) ? t(p.get("start")) : end - 86400e3;
   from.value = localDateTimeInput(new Date(start));
-  to.value = localDateTimeInput(new Date(end));
+  // The field holds whole seconds: round the end up so that an event in its
+  // last, partial second is still found.
+  to.value = localDateTimeInput(new Date(Math.ceil(end / 1000) * 1000));
   if (EVENT_KINDS.some(([v]) => v === p.get("kind"))) kind.value = p.get("kind");
   const wanted = new Set((p.get("cameras") || "").split(",").filter(Boolean));
 
