@@ -24,8 +24,10 @@ try {
   await page.goto(`${base}#/live`);
   await page.waitForFunction(() => {
     const tiles = [...document.querySelectorAll(".tile")];
-    return tiles.length >= 2 && tiles.every((t) => t.querySelector(".badge").textContent === "Live");
-  }, null, { timeout: 60000 });
+    // The badge follows the camera's status; the picture needs its first
+    // fragment of every track (a camera with sound has two), so wait for both.
+    return tiles.length >= 2 && tiles.every((t) => t.querySelector(".badge").textContent === "Live" && t.querySelector("video").readyState >= 2);
+  }, null, { timeout: 60000 }).catch(() => { /* the check below says which tile did not play */ });
   const live = await page.$$eval(".tile", (ts) => ts.map((t) => [t.dataset.camera, t.querySelector(".badge").textContent, t.querySelector("video").readyState]));
   check(live.length >= 2 && live.every(([, badge, ready]) => badge === "Live" && ready >= 2), "every camera's live tile plays", live);
   await page.screenshot({ path: join(cfg.screens, "live.png") });
