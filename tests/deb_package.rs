@@ -457,8 +457,20 @@ fn the_deb_installs_a_sandboxed_service_that_runs_as_its_own_user_and_is_healthy
     assert_eq!(field("Uid:"), vec![uid.to_string(); 4], "{proc_status}");
     assert_eq!(field("NoNewPrivs:"), ["1"], "{proc_status}");
 
-    // It wrote only in its data directory, readable by its user alone.
-    let found = files_under(&sb.host_path(&data));
+    // It wrote only in its data directory, readable by its user alone. The
+    // status says "streaming" once PLAY is answered; the first segment file
+    // follows with the first key frame, so wait for it.
+    let recordings = |found: &[(PathBuf, std::fs::Metadata)]| {
+        found
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains(".mp4"))
+            .count()
+    };
+    let mut found = files_under(&sb.host_path(&data));
+    while recordings(&found) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        found = files_under(&sb.host_path(&data));
+    }
     for (path, m) in &found {
         use std::os::unix::fs::MetadataExt;
         assert_eq!(m.uid(), uid, "{} is not the service's", path.display());
@@ -469,12 +481,6 @@ fn the_deb_installs_a_sandboxed_service_that_runs_as_its_own_user_and_is_healthy
             path.display()
         );
     }
-    let recordings = |found: &[(PathBuf, std::fs::Metadata)]| {
-        found
-            .iter()
-            .filter(|(p, _)| p.to_string_lossy().contains(".mp4"))
-            .count()
-    };
     assert!(recordings(&found) > 0, "no recording in {data}\n{status}");
 
     // SIGTERM (the unit's KillSignal) ends it cleanly.
