@@ -556,13 +556,24 @@ fn bench_archive_against_curl() {
     let object =
         |r: &cleannvr::store::SegmentRecord| format!("{url}/{}/peer/{}", cluster.bucket, r.path);
     let get = |r| curl(&["-o", "/dev/null", &object(r)]);
+    // CPU: curl's from the children reaped (Garage's nodes are never reaped
+    // while the bench runs), the archiver's from this process (it runs here).
+    let cpu_s = |who| {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    };
     let t = Instant::now();
+    let cpu0 = cpu_s(libc::RUSAGE_CHILDREN);
     for r in &recs {
         let f = store.file_path(r);
         curl(&["-T", f.to_str().unwrap(), &object(r)]);
         get(r);
     }
     let curl_move = t.elapsed().as_secs_f64();
+    let curl_cpu = cpu_s(libc::RUSAGE_CHILDREN) - cpu0;
 
     let cfg: cleannvr::config::ArchiveConfig = toml::from_str(&format!(
         "url = \"{url}\"\nbucket = \"{}\"\nregion = \"garage\"\nprefix = \"nvr\"\n\
@@ -573,6 +584,7 @@ fn bench_archive_against_curl() {
     let archive = std::sync::Arc::new(cleannvr::archive::Archive::new(&cfg, "bench").unwrap());
     store.set_remote(archive.clone());
     let t = Instant::now();
+    let cpu0 = cpu_s(libc::RUSAGE_SELF);
     let pass = cleannvr::archive::pass(
         &store,
         &archive,
@@ -581,6 +593,7 @@ fn bench_archive_against_curl() {
     )
     .unwrap();
     let nvr_move = t.elapsed().as_secs_f64();
+    let nvr_cpu = cpu_s(libc::RUSAGE_SELF) - cpu0;
     assert_eq!(pass.uploaded as usize, n, "{pass:?}");
     // The same requests once the segments are only in the archive (nothing of them
     // cached: the upload's read-back does not go through the cache).
@@ -646,10 +659,14 @@ fn bench_archive_against_curl() {
     println!(
         "{n} segments, {mib:.1} MiB\n\
          upload + read back: cleannvr archiver {:.1} MiB/s, curl {:.1} MiB/s, ratio {:.2}\n\
+         CPU-s per GiB uploaded and read back: cleannvr archiver {:.2}, curl {:.2}, ratio {:.2}\n\
          read back, median of {rounds} rounds (storage seam, then curl GETs, per round):",
         mib / nvr_move,
         mib / curl_move,
         curl_move / nvr_move,
+        nvr_cpu / (mib / 1024.0),
+        curl_cpu / (mib / 1024.0),
+        nvr_cpu / curl_cpu,
     );
     for ((name, _), t) in settings.iter().zip(&times) {
         println!(
