@@ -290,18 +290,7 @@ mod tests {
                 let index = 3u16; // 48 kHz
                 ((2u16 << 11) | (index << 7) | (channels << 3)).to_be_bytes()
             };
-            let codec = ffmpeg::decoder::find(ffmpeg::codec::Id::AAC).unwrap();
-            let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec);
-            // SAFETY: a fresh context's extradata, set before the decoder opens; ffmpeg
-            // frees it with the context (allocated with its own allocator, padded).
-            unsafe {
-                let c = ctx.as_mut_ptr();
-                let buf = ffmpeg::ffi::av_mallocz(asc.len() + 64) as *mut u8;
-                std::ptr::copy_nonoverlapping(asc.as_ptr(), buf, asc.len());
-                (*c).extradata = buf;
-                (*c).extradata_size = asc.len() as i32;
-            }
-            let mut dec = ctx.decoder().audio().unwrap();
+            let mut dec = crate::transcode::aac::decoder_for(&asc);
             let data = silent_frame(channels);
             let mut n = 0;
             let mut frame = ffmpeg::frame::Audio::empty();

@@ -121,6 +121,24 @@ pub fn silent_track(rate: u32) -> anyhow::Result<Silence> {
 }
 
 #[cfg(test)]
+/// An AAC decoder for an AudioSpecificConfig, for tests that decode what we
+/// write (our own silent frames, converted sound).
+pub(crate) fn decoder_for(asc: &[u8]) -> ffmpeg::decoder::Audio {
+    let codec = ffmpeg::decoder::find(ffmpeg::codec::Id::AAC).unwrap();
+    let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec);
+    // SAFETY: a fresh context's extradata, set before the decoder opens; ffmpeg
+    // frees it with the context (allocated with its own allocator, padded).
+    unsafe {
+        let c = ctx.as_mut_ptr();
+        let buf = ffmpeg::ffi::av_mallocz(asc.len() + 64) as *mut u8;
+        std::ptr::copy_nonoverlapping(asc.as_ptr(), buf, asc.len());
+        (*c).extradata = buf;
+        (*c).extradata_size = asc.len() as i32;
+    }
+    ctx.decoder().audio().unwrap()
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -132,18 +150,7 @@ mod tests {
             let s = silent_track(rate).unwrap();
             assert_eq!(&s.sample_entry[4..8], b"mp4a");
             let asc = open(rate, SILENT_BITRATE).unwrap().asc;
-            let codec = ffmpeg::decoder::find(ffmpeg::codec::Id::AAC).unwrap();
-            let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec);
-            // SAFETY: a fresh context's extradata, set before the decoder opens; ffmpeg
-            // frees it with the context (allocated with its own allocator, padded).
-            unsafe {
-                let c = ctx.as_mut_ptr();
-                let buf = ffmpeg::ffi::av_mallocz(asc.len() + 64) as *mut u8;
-                std::ptr::copy_nonoverlapping(asc.as_ptr(), buf, asc.len());
-                (*c).extradata = buf;
-                (*c).extradata_size = asc.len() as i32;
-            }
-            let mut dec = ctx.decoder().audio().unwrap();
+            let mut dec = decoder_for(&asc);
             let mut n = 0;
             let mut frame = ffmpeg::frame::Audio::empty();
             for _ in 0..10 {
