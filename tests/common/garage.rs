@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{free_port, wait_for, Lines};
+use super::{free_port, wait_for, wait_for_ok, Lines};
 
 /// The `garage` binary: `CLEANNVR_GARAGE`, else the first `garage` on `PATH`, else
 /// cargo's bin directory.
@@ -27,6 +27,9 @@ pub fn binary() -> Option<PathBuf> {
         .chain([PathBuf::from(format!("{home}/.cargo/bin/garage"))])
         .find(|p| p.is_file())
 }
+
+/// Node names in a timeout's diagnostics.
+const GARAGE_NAMES: [&str; 3] = ["garage node 0", "garage node 1", "garage node 2"];
 
 /// One node: its config and process.
 pub struct Node {
@@ -50,8 +53,10 @@ impl Cluster {
     /// Starts three nodes under `dir`, joins them, applies a layout and makes `bucket`
     /// with a read/write key.
     pub fn start(bin: &Path, dir: &Path, bucket: &str) -> Cluster {
+        // Each cluster its own RPC secret: two clusters of parallel tests can then
+        // never take each other's nodes for their own.
         let secret: String = (0..32)
-            .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
             .collect();
         let mut nodes = Vec::new();
         for i in 0..3 {
@@ -99,8 +104,8 @@ impl Cluster {
             })
             .collect();
         for id in &ids[1..] {
-            wait_for(Duration::from_secs(60), "garage node connect", || {
-                c.try_cli(0, &["node", "connect", id]).ok()
+            wait_for_ok(Duration::from_secs(60), "garage node connect", || {
+                c.try_cli(0, &["node", "connect", id])
             });
         }
         for id in &ids {
@@ -111,8 +116,8 @@ impl Cluster {
         let key = c.cli(0, &["key", "create", "cleannvr-test"]);
         c.key_id = field(&key, "Key ID");
         c.secret = field(&key, "Secret key");
-        wait_for(Duration::from_secs(60), "garage bucket create", || {
-            c.try_cli(0, &["bucket", "create", bucket]).ok()
+        wait_for_ok(Duration::from_secs(60), "garage bucket create", || {
+            c.try_cli(0, &["bucket", "create", bucket])
         });
         c.cli(
             0,
@@ -149,6 +154,7 @@ impl Cluster {
             .spawn()
             .expect("starting garage");
         let log = Lines::default();
+        log.register(GARAGE_NAMES[i]);
         log.follow(child.stdout.take().unwrap(), "garage");
         log.follow(child.stderr.take().unwrap(), "garage");
         self.nodes[i].child = Some(child);
@@ -175,9 +181,8 @@ impl Cluster {
             let rpc = self.nodes[i].rpc.clone();
             let id = self.cli(i, &["node", "id", "-q"]);
             let id = id.trim().split('@').next().unwrap().to_owned();
-            wait_for(Duration::from_secs(60), "garage node reconnect", || {
+            wait_for_ok(Duration::from_secs(60), "garage node reconnect", || {
                 self.try_cli(0, &["node", "connect", &format!("{id}@{rpc}")])
-                    .ok()
             });
         }
     }

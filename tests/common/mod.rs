@@ -16,31 +16,69 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago (the peer binds it itself).
+/// A loopback port, free for TCP and UDP a moment ago, for a peer that binds it
+/// itself.
+///
+/// Why not `bind(0)`: that hands out a port from the kernel's ephemeral range
+/// and frees it again, and until the peer binds it, any outgoing connection
+/// (a Garage node dialling another, a CLI call, an S3 client) or another
+/// test's `bind(0)` may take it; the peer then fails to start. Ports here come
+/// from below the ephemeral range (Linux: 32768 and up), each at most once per
+/// test process, starting at a place set by the process id so that a peer left
+/// over from an earlier test binary is unlikely to be in the way (and is
+/// skipped by the bind check if it is).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 20_000; // 12000..32000, below the ephemeral range
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        let tcp = TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if tcp && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` with
 /// `what` and the output of every cleannvr and GStreamer peer this test thread
 /// started (so a timeout on CI explains itself).
 pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    wait_for_ok(timeout, what, || f().ok_or_else(String::new))
+}
+
+/// Like [`wait_for`], for a step that fails with a message: the timeout's panic
+/// also carries the last failure, so a CI log says why the step never succeeded.
+pub fn wait_for_ok<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(v) = f() {
-            return v;
+        match f() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => {
+                let last = if last.is_empty() {
+                    String::new()
+                } else {
+                    format!("\nlast failure: {}", last.trim())
+                };
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}{last}\n{}",
+                    diagnostics()
+                );
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}\n{}",
-                diagnostics()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
