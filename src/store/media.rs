@@ -264,17 +264,23 @@ impl Store {
         self.remove_local(rec)
     }
 
-    /// Deletes `rec`'s local file and makes that durable; the day directory goes with
-    /// its last segment. True if there was a file.
+    /// Deletes `rec`'s local file, then its cached thumbnails ([`super::thumbs`]: they
+    /// never outlive the local file), and makes that durable; the day directory goes
+    /// with its last segment. True if there was a file.
     fn remove_local(&self, rec: &SegmentRecord) -> anyhow::Result<bool> {
         let path = self.file_path(rec);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        let existed = match std::fs::remove_file(&path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => {
                 return Err(e)
                     .with_context(|| format!("camera {}: deleting {}", rec.camera, path.display()))
             }
+        };
+        // Also when the file was already gone: a delete cut short after it.
+        self.remove_thumbnails(rec)?;
+        if !existed {
+            return Ok(false);
         }
         if let Some(parent) = path.parent() {
             sync_dir(parent).with_context(|| format!("syncing {}", parent.display()))?;

@@ -27,6 +27,7 @@ pub mod media;
 pub mod reserve;
 pub mod retention;
 pub mod states;
+pub mod thumbs;
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -176,6 +177,12 @@ pub struct Store {
     /// The archive tier, once configured (see [`media::Remote`]).
     remote: std::sync::OnceLock<std::sync::Arc<dyn media::Remote>>,
     usage: Mutex<HashMap<String, Usage>>,
+    /// Cached thumbnail bytes per segment ([`thumbs`]).
+    thumbs: sled::Tree,
+    /// Their sum per camera.
+    thumb_usage: Mutex<HashMap<String, u64>>,
+    /// Orders caching a thumbnail against deleting its segment's thumbnails ([`thumbs`]).
+    thumb_lock: Mutex<()>,
     /// The error after which sled refuses writes, once one was seen (module docs).
     failure: Mutex<Option<String>>,
 }
@@ -233,6 +240,7 @@ impl Store {
         schema(&db, dir).with_context(|| format!("index in {}", dir.display()))?;
         let segments = db.open_tree("segments")?;
         let garbage = db.open_tree("garbage")?;
+        let thumbs = db.open_tree(thumbs::TREE)?;
         let store = Store {
             dir: dir.to_owned(),
             holds: holds::Holds::open(&db)?,
@@ -244,9 +252,13 @@ impl Store {
             garbage,
             remote: std::sync::OnceLock::new(),
             usage: Mutex::new(HashMap::new()),
+            thumbs,
+            thumb_usage: Mutex::new(HashMap::new()),
+            thumb_lock: Mutex::new(()),
             failure: Mutex::new(None),
         };
         store.recount()?;
+        store.recount_thumbnails()?;
         store.collect_garbage()?;
         store.ensure_reserve(0);
         Ok(store)
@@ -359,7 +371,8 @@ impl Store {
     }
 
     /// Bytes of each camera's footage that the holds in `held` keep (a segment
-    /// overlapping a hold counts whole, once however many holds cover it).
+    /// overlapping a hold counts whole, with its cached thumbnails, once however many
+    /// holds cover it).
     pub fn held_bytes(&self, held: &holds::Held) -> anyhow::Result<HashMap<String, u64>> {
         held.ranges
             .keys()
@@ -374,7 +387,7 @@ impl Store {
         for &(s, e) in held.ranges.get(camera).map_or(&[][..], |r| r.as_slice()) {
             for rec in self.segments(camera, s, e)? {
                 if seen.insert(rec.start_ns) {
-                    bytes += rec.bytes;
+                    bytes += rec.bytes + self.thumbnail_bytes_of(&rec)?;
                 }
             }
         }

@@ -247,7 +247,9 @@ pub fn run_into(
             watch.refresh(&gate)?;
             store.held_bytes_of(&watch.held, camera)?
         };
-        let total = store.usage().get(camera).map(|u| u.bytes).unwrap_or(0);
+        // Footage and its cached thumbnails ([`super::thumbs`]), which go with it.
+        let total =
+            store.usage().get(camera).map(|u| u.bytes).unwrap_or(0) + store.thumbnail_bytes(camera);
         let mut bytes = total.saturating_sub(held_bytes);
         let cutoff = days_before(now_ns, policy.retain_days);
         let event_cutoff = policy.event_cutoff(now_ns);
@@ -278,7 +280,8 @@ pub fn run_into(
                     continue;
                 }
             }
-            bytes -= rec.bytes.min(bytes);
+            let freed = rec.bytes + store.thumbnail_bytes_of(&rec)?;
+            bytes -= freed.min(bytes);
             let why = if too_old {
                 "retain_days"
             } else {
@@ -486,16 +489,17 @@ fn delete(
     out: &mut Outcome,
     why: &'static str,
 ) -> anyhow::Result<()> {
+    let thumbs = store.thumbnail_bytes_of(rec)?;
     store.delete_segment(rec)?;
     out.deleted += 1;
-    out.bytes += rec.bytes;
+    out.bytes += rec.bytes + thumbs;
     let d = out.cameras.entry(rec.camera.clone()).or_insert(Deleted {
         first_start_ns: rec.start_ns,
         last_end_ns: rec.end_ns,
         ..Default::default()
     });
     d.segments += 1;
-    d.bytes += rec.bytes;
+    d.bytes += rec.bytes + thumbs;
     d.first_start_ns = d.first_start_ns.min(rec.start_ns);
     d.last_end_ns = d.last_end_ns.max(rec.end_ns);
     d.reasons.insert(why);
@@ -694,6 +698,45 @@ mod tests {
         run_once(&store, &tight, &none(), 0, now, || u64::MAX).unwrap();
         assert_eq!(starts(&store, "a").len(), 10);
         assert!(!starts(&store, "a").contains(&30));
+    }
+
+    #[test]
+    fn retain_bytes_counts_cached_thumbnails_and_deletes_them_with_their_segment() {
+        // Four segments of 100 bytes: 400 fit a 450-byte limit, until their thumbnails
+        // (60 bytes each on the two oldest) are counted too.
+        let (_d, store) = archive(&["a"], 4, 100);
+        let jpeg = |n: usize| {
+            let mut b = vec![0xff, 0xd8, 0xff];
+            b.resize(n - 2, 0);
+            b.extend_from_slice(&[0xff, 0xd9]);
+            b
+        };
+        let recs: Vec<SegmentRecord> = store.iter_camera("a").map(|r| r.unwrap()).collect();
+        for r in &recs[..2] {
+            assert!(store.cache_thumbnail(r, 0, 160, &jpeg(60)).unwrap());
+        }
+        assert_eq!(store.thumbnail_bytes("a"), 120);
+        let policies = HashMap::from([(
+            "a".to_string(),
+            Policy {
+                retain_bytes: 450,
+                ..Default::default()
+            },
+        )]);
+        let o = run_once(&store, &policies, &none(), 0, 20 * DAY, || u64::MAX).unwrap();
+        assert_eq!(
+            starts(&store, "a"),
+            vec![1, 2, 3],
+            "520 > 450: the oldest goes"
+        );
+        assert_eq!(o.bytes, 160, "its footage and its thumbnail");
+        let thumbs = super::super::thumbs::dir_of(&store.file_path(&recs[0]));
+        assert!(!thumbs.exists(), "its thumbnails went with it");
+        assert!(super::super::thumbs::dir_of(&store.file_path(&recs[1])).exists());
+        assert_eq!(store.thumbnail_bytes("a"), 60);
+        // 360 left: within the limit.
+        let o = run_once(&store, &policies, &none(), 0, 20 * DAY, || u64::MAX).unwrap();
+        assert_eq!(o.deleted, 0);
     }
 
     #[test]

@@ -103,6 +103,13 @@ pub struct Counters {
     pub live_active: AtomicU64,
     /// Viewers watching a live transcoder now; more than `live_active` means sharing.
     pub live_viewers: AtomicU64,
+    /// Timeline thumbnails decoded and cached on disk.
+    pub thumbnails_made: AtomicU64,
+    /// Timeline thumbnails served from the disk cache.
+    pub thumbnails_cached: AtomicU64,
+    /// CPU time spent serving thumbnails (index lookup, cache read, or decode, scale,
+    /// JPEG encode and cache write), ns of the threads that did it.
+    pub thumbnail_cpu_ns: AtomicU64,
 }
 
 /// The counters.
@@ -114,6 +121,9 @@ pub fn counters() -> &'static Counters {
         snapshots: AtomicU64::new(0),
         live_active: AtomicU64::new(0),
         live_viewers: AtomicU64::new(0),
+        thumbnails_made: AtomicU64::new(0),
+        thumbnails_cached: AtomicU64::new(0),
+        thumbnail_cpu_ns: AtomicU64::new(0),
     };
     &C
 }
@@ -129,7 +139,7 @@ pub fn limiter() -> &'static Limiter {
 pub fn render_metrics(out: &mut String) {
     let limit = limiter().max();
     let c = counters();
-    let series: [(&str, &str, &str, u64); 7] = [
+    let series: [(&str, &str, &str, u64); 9] = [
         (
             "cleannvr_transcodes_active",
             "gauge",
@@ -172,12 +182,30 @@ pub fn render_metrics(out: &mut String) {
             "Snapshot key frames decoded",
             c.snapshots.load(Ordering::Relaxed),
         ),
+        (
+            "cleannvr_thumbnails_made_total",
+            "counter",
+            "Timeline thumbnails decoded and cached on disk",
+            c.thumbnails_made.load(Ordering::Relaxed),
+        ),
+        (
+            "cleannvr_thumbnails_cached_total",
+            "counter",
+            "Timeline thumbnails served from the disk cache",
+            c.thumbnails_cached.load(Ordering::Relaxed),
+        ),
     ];
     for (name, kind, help, v) in series {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
         ));
     }
+    let cpu = c.thumbnail_cpu_ns.load(Ordering::Relaxed) as f64 / 1e9;
+    out.push_str(&format!(
+        "# HELP cleannvr_thumbnail_cpu_seconds_total CPU time spent serving timeline thumbnails\n\
+         # TYPE cleannvr_thumbnail_cpu_seconds_total counter\n\
+         cleannvr_thumbnail_cpu_seconds_total {cpu:.6}\n"
+    ));
 }
 
 /// Bounds concurrent transcodes: each holds a permit for as long as it runs.

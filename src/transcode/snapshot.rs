@@ -11,7 +11,7 @@ use bytes::Bytes;
 use ffmpeg_next as ffmpeg;
 
 use crate::mp4::{self, read_fragment, read_init, SegmentInit};
-use crate::store::{check::PART_SUFFIX, media::Source, parse_segment_name, Store};
+use crate::store::{check::PART_SUFFIX, media::Source, parse_segment_name, SegmentRecord, Store};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 /// Smallest and largest widths a caller may ask for.
@@ -142,6 +142,19 @@ fn open_segment_key_frame(storage: &Path, camera: &str) -> anyhow::Result<Option
 
 /// The key frame at or before `at_ns`, from the index; `None` if `at_ns` is not recorded.
 pub fn key_frame_at(store: &Store, camera: &str, at_ns: i64) -> anyhow::Result<Option<KeyFrame>> {
+    match indexed_key_frame(store, camera, at_ns)? {
+        Some((rec, t, moof)) => Ok(Some(key_frame_of(store, &rec, t, moof)?)),
+        None => Ok(None),
+    }
+}
+
+/// The segment row and the index's (90 kHz time, `moof`) of the key frame at or before
+/// `at_ns`, without opening the file.
+fn indexed_key_frame(
+    store: &Store,
+    camera: &str,
+    at_ns: i64,
+) -> anyhow::Result<Option<(SegmentRecord, u64, u64)>> {
     let Some(rec) = store
         .segments(camera, at_ns, at_ns + 1)?
         .into_iter()
@@ -153,16 +166,86 @@ pub fn key_frame_at(store: &Store, camera: &str, at_ns: i64) -> anyhow::Result<O
     let Some(&(t, moof)) = rec.keyframes.iter().rev().find(|k| k.0 <= rel) else {
         return Ok(None);
     };
-    let source = store.source(&rec);
+    Ok(Some((rec, t, moof)))
+}
+
+/// The key frame at `t`/`moof` of `rec`, with the segment's init read.
+fn key_frame_of(store: &Store, rec: &SegmentRecord, t: u64, moof: u64) -> anyhow::Result<KeyFrame> {
+    let source = store.source(rec);
     let init = read_init(&mut source.open()?, rec.bytes)?;
-    Ok(Some(KeyFrame {
+    Ok(KeyFrame {
         frame_ns: rec.start_ns + ticks_ns(t),
         path: source.local.clone(),
         source,
         init,
         moof,
         file_len: rec.bytes,
-    }))
+    })
+}
+
+/// A timeline thumbnail and where it came from.
+#[derive(Clone, Debug)]
+pub struct Thumbnail {
+    /// JPEG bytes.
+    pub jpeg: Bytes,
+    /// Wall time of the key frame shown.
+    pub frame_ns: i64,
+    /// Read from the disk cache (not decoded now).
+    pub cached: bool,
+}
+
+/// The timeline thumbnail of `camera` at `at_ns`: the key frame at or before it, `width`
+/// pixels wide, read from the cache beside its segment ([`crate::store::thumbs`]) or
+/// decoded and cached there. `None` where nothing is recorded. The cache never fails
+/// the caller: a cache file that cannot be written is logged and the picture served
+/// anyway. Counts itself, and the CPU time it took, in [`super::counters`]. Blocking.
+pub fn thumbnail(
+    store: &Store,
+    camera: &str,
+    at_ns: i64,
+    width: u32,
+) -> anyhow::Result<Option<Thumbnail>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let cpu = thread_cpu_ns();
+    let r = (|| {
+        let Some((rec, t, moof)) = indexed_key_frame(store, camera, at_ns)? else {
+            return Ok(None);
+        };
+        let frame_ns = rec.start_ns + ticks_ns(t);
+        if let Some(jpeg) = store.cached_thumbnail(&rec, moof, width) {
+            super::counters().thumbnails_cached.fetch_add(1, Relaxed);
+            return Ok(Some(Thumbnail {
+                jpeg,
+                frame_ns,
+                cached: true,
+            }));
+        }
+        let shot = decode(&key_frame_of(store, &rec, t, moof)?, Some(width))?;
+        if let Err(e) = store.cache_thumbnail(&rec, moof, width, &shot.jpeg) {
+            tracing::warn!(camera, segment = %rec.path, error = %format!("{e:#}"), "caching a thumbnail");
+        }
+        super::counters().thumbnails_made.fetch_add(1, Relaxed);
+        Ok(Some(Thumbnail {
+            jpeg: shot.jpeg,
+            frame_ns,
+            cached: false,
+        }))
+    })();
+    super::counters()
+        .thumbnail_cpu_ns
+        .fetch_add(thread_cpu_ns().saturating_sub(cpu), Relaxed);
+    r
+}
+
+/// CPU time of the calling thread, ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Decodes the key frame and encodes it as JPEG, scaled to `width` (height keeps the

@@ -664,6 +664,7 @@ pub async fn storage(
             "held_bytes": held.get(&cam.id).copied().unwrap_or(0),
             "segments": u.segments,
             "archived_bytes": u.archived_bytes,
+            "thumbnail_bytes": app.store.thumbnail_bytes(&cam.id),
             "retain_days": cam.retain_days,
             "retain_bytes": cam.retain_bytes,
             "oldest": opt_time(app.store.oldest(&cam.id)?.map(|r| r.start_ns)),

@@ -51,8 +51,6 @@ pub struct MediaState {
     snapshots: Mutex<HashMap<(String, Option<u32>), CachedSnapshot>>,
     /// Snapshot audit entries written recently.
     snapshot_audited: crate::audit::Recent,
-    /// Timeline thumbnails by the key frame they show.
-    thumbnails: Mutex<ThumbCache>,
     /// `package.zip` streams running.
     package_streams: Arc<StreamSlots>,
 }
@@ -149,34 +147,6 @@ type CachedSnapshot = (
 
 /// Width of a timeline thumbnail, pixels.
 pub const THUMB_WIDTH: u32 = 160;
-/// Thumbnails kept in memory (about 5 KiB each).
-const THUMB_CACHE: usize = 1024;
-
-/// The newest [`THUMB_CACHE`] thumbnails, keyed by the key frame they show
-/// (segment file and `moof` offset), so every time within one GOP shares one
-/// decode, and a segment deleted by retention is simply never asked for again.
-#[derive(Default)]
-struct ThumbCache {
-    map: HashMap<(std::path::PathBuf, u64), crate::transcode::snapshot::Snapshot>,
-    order: std::collections::VecDeque<(std::path::PathBuf, u64)>,
-}
-
-impl ThumbCache {
-    fn get(&self, k: &(std::path::PathBuf, u64)) -> Option<crate::transcode::snapshot::Snapshot> {
-        self.map.get(k).cloned()
-    }
-
-    fn put(&mut self, k: (std::path::PathBuf, u64), v: crate::transcode::snapshot::Snapshot) {
-        if self.map.insert(k.clone(), v).is_none() {
-            self.order.push_back(k);
-        }
-        while self.order.len() > THUMB_CACHE {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-    }
-}
 
 impl MediaState {
     fn jobs(&self, app: &App) -> &Jobs {
@@ -649,7 +619,8 @@ pub struct ThumbQuery {
 
 /// `GET /api/cameras/{id}/thumbnail?t=TIME`: the key frame at or before `t`,
 /// [`THUMB_WIDTH`] pixels wide, for the timeline's hover preview; 404 where
-/// nothing is recorded. Decoded once per key frame and cached. Audited as
+/// nothing is recorded. Decoded once per key frame and cached on disk beside its
+/// segment, deleted with it (`transcode::snapshot::thumbnail`). Audited as
 /// `snapshot` (detail `thumbnail`) once per user, camera and hour of footage
 /// in [`AUDIT_WINDOW_NS`]: hovering sweeps many moments, each is not a new viewing.
 async fn thumbnail(
@@ -659,33 +630,16 @@ async fn thumbnail(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ThumbQuery>,
 ) -> Result<Response, ApiError> {
-    use crate::transcode::snapshot as snap;
     let at = parse_time("t", &q.t)?;
-    let kf = {
+    let thumb = {
         let (app, id) = (app.clone(), id.clone());
-        tokio::task::spawn_blocking(move || snap::key_frame_at(&app.store, &id, at)).await??
+        tokio::task::spawn_blocking(move || {
+            crate::transcode::snapshot::thumbnail(&app.store, &id, at, THUMB_WIDTH)
+        })
+        .await??
     };
-    let Some(kf) = kf else {
+    let Some(thumb) = thumb else {
         return Err(ApiError::not_found("nothing recorded at that time"));
-    };
-    let key = (kf.path.clone(), kf.moof);
-    let cached = media
-        .thumbnails
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key);
-    let shot = match cached {
-        Some(s) => s,
-        None => {
-            let s =
-                tokio::task::spawn_blocking(move || snap::decode(&kf, Some(THUMB_WIDTH))).await??;
-            media
-                .thumbnails
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .put(key, s.clone());
-            s
-        }
     };
     let hour = at.div_euclid(3600 * NS_PER_SEC);
     let audit_key = format!("{}\0{id}\0thumb{hour}", c.user.name);
@@ -702,12 +656,17 @@ async fn thumbnail(
             detail: format!(
                 "thumbnail at={} frame={} width={THUMB_WIDTH}",
                 rfc3339(at),
-                rfc3339(shot.frame_ns)
+                rfc3339(thumb.frame_ns)
             ),
         })
         .await?;
     }
-    Ok(jpeg_response(&shot))
+    let mut r = thumb.jpeg.clone().into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(thumb.jpeg.len()));
+    h.insert("x-frame-time", hv(&rfc3339(thumb.frame_ns)));
+    Ok(r)
 }
 
 /// Body of `POST /api/exports`.

@@ -1,0 +1,322 @@
+//! The thumbnail cache: small JPEGs of a segment's key frames (the timeline's hover
+//! previews), kept on disk beside the segment they show and deleted with it.
+//!
+//! Layout: `<camera>/<day>/<segment>.mp4.thumbs/<moof>-<width>.jpg`, one file per key
+//! frame (the `moof` offset of its fragment) and width. The directory exists only while
+//! the segment's local file does: [`Store::remove_local`](super::Store) (retention, a
+//! released hold, deletion, the archive dropping its local copy) removes it, and a
+//! thumbnail is only ever cached for a segment whose file is there, checked under the
+//! same lock the delete takes, so no cache file outlives its footage.
+//!
+//! Files are written to a temporary name (0600, in a 0700 directory), flushed and then
+//! renamed, so a crash leaves the old file, the new one, or a stray temporary that is
+//! never served; a file that is not a whole JPEG (a torn write, a truncation) is treated
+//! as missing and made again. The cache is never a reason to fail a request.
+//!
+//! Its bytes are counted per segment in the index tree `thumbnail_bytes` (not flushed
+//! on their own: the next segment's commit flushes them), so retention's `retain_bytes`
+//! counts them with the footage. After a crash the count may be off by the few files
+//! written just before it, until the segment goes.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+use bytes::Bytes;
+
+use super::{key, SegmentRecord, Store};
+
+/// The index tree counting each segment's cached thumbnail bytes (key: the segment's
+/// index key; value: big-endian u64).
+pub const TREE: &str = "thumbnail_bytes";
+/// Suffix of a segment's thumbnail directory, after the segment's file name.
+pub const DIR_SUFFIX: &str = ".thumbs";
+/// Largest cache file read back: a thumbnail is a few KiB; anything this big is not one.
+const MAX_FILE: u64 = 1 << 20;
+
+/// The thumbnail directory of the segment whose file is `segment`.
+pub fn dir_of(segment: &Path) -> PathBuf {
+    let mut s = segment.as_os_str().to_owned();
+    s.push(DIR_SUFFIX);
+    PathBuf::from(s)
+}
+
+fn file_name(moof: u64, width: u32) -> String {
+    format!("{moof}-{width}.jpg")
+}
+
+/// Whether `b` is a whole baseline JPEG: starts with SOI and a marker, ends with EOI.
+/// A torn or truncated write fails this (the EOI is the last thing written).
+pub fn is_whole_jpeg(b: &[u8]) -> bool {
+    b.len() > 4 && b.starts_with(&[0xff, 0xd8, 0xff]) && b.ends_with(&[0xff, 0xd9])
+}
+
+impl Store {
+    /// Cached thumbnail bytes of every camera with any.
+    pub fn thumbnail_usage(&self) -> HashMap<String, u64> {
+        self.thumb_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Cached thumbnail bytes of `camera`.
+    pub fn thumbnail_bytes(&self, camera: &str) -> u64 {
+        self.thumb_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(camera)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Cached thumbnail bytes of one segment.
+    pub fn thumbnail_bytes_of(&self, rec: &SegmentRecord) -> anyhow::Result<u64> {
+        Ok(self
+            .thumbs
+            .get(key(&rec.camera, rec.start_ns))?
+            .map_or(0, |v| be_u64(&v)))
+    }
+
+    /// Sums the tree per camera (at open).
+    pub(super) fn recount_thumbnails(&self) -> anyhow::Result<()> {
+        let mut usage: HashMap<String, u64> = HashMap::new();
+        for item in self.thumbs.iter() {
+            let (k, v) = item?;
+            let Some(camera) = k.len().checked_sub(9).map(|n| &k[..n]) else {
+                continue;
+            };
+            *usage
+                .entry(String::from_utf8_lossy(camera).into_owned())
+                .or_default() += be_u64(&v);
+        }
+        *self.thumb_usage.lock().unwrap_or_else(|e| e.into_inner()) = usage;
+        Ok(())
+    }
+
+    /// The cached thumbnail of the key frame at `moof` of `rec`, `width` wide, if one is
+    /// on disk and whole. A file that is not a whole JPEG is deleted (and uncounted) so
+    /// the caller makes it again; reading errors count as a miss.
+    pub fn cached_thumbnail(&self, rec: &SegmentRecord, moof: u64, width: u32) -> Option<Bytes> {
+        let path = dir_of(&self.file_path(rec)).join(file_name(moof, width));
+        let read = || -> io::Result<Option<Vec<u8>>> {
+            let f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mut b = Vec::new();
+            io::Read::read_to_end(&mut io::Read::take(f, MAX_FILE), &mut b)?;
+            Ok(Some(b))
+        };
+        match read() {
+            Ok(Some(b)) if is_whole_jpeg(&b) => Some(Bytes::from(b)),
+            Ok(None) => None,
+            Ok(Some(b)) => {
+                tracing::warn!(file = %path.display(), bytes = b.len(), "thumbnail cache file is not a whole JPEG; making it again");
+                let _guard = self.thumb_lock.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = std::fs::remove_file(&path);
+                self.recount_segment(rec);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "reading a cached thumbnail; making it again");
+                None
+            }
+        }
+    }
+
+    /// Caches `jpeg` as the thumbnail of the key frame at `moof` of `rec`, `width`
+    /// wide. Does nothing (false) when the segment's local file is gone (deleted, or
+    /// only in the archive): the cache lives and dies with the local file.
+    pub fn cache_thumbnail(
+        &self,
+        rec: &SegmentRecord,
+        moof: u64,
+        width: u32,
+        jpeg: &[u8],
+    ) -> anyhow::Result<bool> {
+        anyhow::ensure!(is_whole_jpeg(jpeg), "not a whole JPEG");
+        let segment = self.file_path(rec);
+        let dir = dir_of(&segment);
+        let path = dir.join(file_name(moof, width));
+        {
+            let _guard = self.thumb_lock.lock().unwrap_or_else(|e| e.into_inner());
+            if !segment.exists() {
+                return Ok(false);
+            }
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+            }
+        }
+        // Written outside the lock: a delete meanwhile takes the temporary with the
+        // directory, and the rename below then finds the segment gone.
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let tmp = dir.join(format!(
+            ".{}.{}-{}.tmp",
+            file_name(moof, width),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = (|| -> io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(jpeg)?;
+            f.sync_data()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            if !segment.exists() {
+                return Ok(false);
+            }
+            return Err(e).with_context(|| format!("writing {}", tmp.display()));
+        }
+        let _guard = self.thumb_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !segment.exists() {
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_dir(&dir);
+            return Ok(false);
+        }
+        std::fs::rename(&tmp, &path).with_context(|| format!("placing {}", path.display()))?;
+        self.recount_segment(rec);
+        Ok(true)
+    }
+
+    /// Sets `rec`'s count (tree and per-camera total) to the bytes of the thumbnails in
+    /// its directory now, so a count left wrong by a crash heals at the next write. Call
+    /// under `thumb_lock`. A failing index write is logged: the count is a cache.
+    fn recount_segment(&self, rec: &SegmentRecord) {
+        let dir = dir_of(&self.file_path(rec));
+        let now: u64 = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".jpg"))
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum();
+        let k = key(&rec.camera, rec.start_ns);
+        let old = match self.thumbs.insert(&k, &now.to_be_bytes()) {
+            Ok(old) => old.map_or(0, |v| be_u64(&v)),
+            Err(e) => {
+                tracing::warn!(camera = %rec.camera, error = %self.note(e), "counting thumbnail bytes");
+                return;
+            }
+        };
+        let mut u = self.thumb_usage.lock().unwrap_or_else(|e| e.into_inner());
+        let n = u.entry(rec.camera.clone()).or_default();
+        *n = n.saturating_sub(old).saturating_add(now);
+    }
+
+    /// Deletes `rec`'s thumbnails and their count; after its local file is deleted (so
+    /// none is cached again). Returns the bytes they were counted as.
+    pub(super) fn remove_thumbnails(&self, rec: &SegmentRecord) -> anyhow::Result<u64> {
+        let dir = dir_of(&self.file_path(rec));
+        let _guard = self.thumb_lock.lock().unwrap_or_else(|e| e.into_inner());
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("camera {}: deleting {}", rec.camera, dir.display()))
+            }
+        }
+        let old = self
+            .thumbs
+            .remove(key(&rec.camera, rec.start_ns))
+            .map_err(|e| self.note(e))?
+            .map_or(0, |v| be_u64(&v));
+        if old > 0 {
+            let mut u = self.thumb_usage.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = u.get_mut(&rec.camera) {
+                *n = n.saturating_sub(old);
+            }
+        }
+        Ok(old)
+    }
+}
+
+fn be_u64(v: &[u8]) -> u64 {
+    v.try_into().map_or(0, u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::segment_rel_path;
+
+    fn rec(start_s: i64) -> SegmentRecord {
+        let start_ns = start_s * 1_000_000_000;
+        SegmentRecord {
+            camera: "gate".into(),
+            start_ns,
+            end_ns: start_ns + 60_000_000_000,
+            path: segment_rel_path("gate", start_ns),
+            bytes: 10,
+            codec: "avc1.42c01e".into(),
+            width: 640,
+            height: 360,
+            frames: 1,
+            has_audio: false,
+            keyframes: vec![(0, 0)],
+            drift_ms: 0,
+            archived: None,
+        }
+    }
+
+    const JPEG: &[u8] = &[0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9];
+
+    fn put(store: &Store, r: &SegmentRecord) {
+        let p = store.file_path(r);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"0123456789").unwrap();
+        store.insert(r).unwrap();
+    }
+
+    #[test]
+    fn cached_counted_private_and_deleted_with_the_segment() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (rec(1000), rec(1060));
+        put(&store, &a);
+        put(&store, &b);
+        assert!(store.cached_thumbnail(&a, 900, 160).is_none());
+        assert!(store.cache_thumbnail(&a, 900, 160, JPEG).unwrap());
+        assert!(store.cache_thumbnail(&b, 900, 160, JPEG).unwrap());
+        assert_eq!(store.cached_thumbnail(&a, 900, 160).as_deref(), Some(JPEG));
+        let file = dir_of(&store.file_path(&a)).join("900-160.jpg");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+        assert_eq!(store.thumbnail_bytes("gate"), 2 * JPEG.len() as u64);
+        // The count survives a reopen.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.thumbnail_bytes("gate"), 2 * JPEG.len() as u64);
+        // A truncated file is a miss, deleted and uncounted.
+        std::fs::write(&file, &JPEG[..5]).unwrap();
+        assert!(store.cached_thumbnail(&a, 900, 160).is_none());
+        assert!(!file.exists());
+        assert_eq!(store.thumbnail_bytes("gate"), JPEG.len() as u64);
+        assert!(store.cache_thumbnail(&a, 900, 160, JPEG).unwrap());
+        // Deleting the segment deletes its thumbnails and their count; the other's stay.
+        store.delete_segment(&a).unwrap().unwrap();
+        assert!(!file.parent().unwrap().exists());
+        assert_eq!(store.thumbnail_bytes("gate"), JPEG.len() as u64);
+        assert_eq!(store.thumbnail_bytes_of(&a).unwrap(), 0);
+        // A segment whose file is gone gets no cache.
+        assert!(!store.cache_thumbnail(&a, 900, 160, JPEG).unwrap());
+        assert!(!file.parent().unwrap().exists());
+        assert!(store.cache_thumbnail(&a, 900, 160, b"not a jpeg").is_err());
+    }
+}
