@@ -107,9 +107,11 @@ pub struct Counters {
     pub thumbnails_made: AtomicU64,
     /// Timeline thumbnails served from the disk cache.
     pub thumbnails_cached: AtomicU64,
-    /// CPU time spent serving thumbnails (index lookup, cache read, or decode, scale,
-    /// JPEG encode and cache write), ns of the threads that did it.
-    pub thumbnail_cpu_ns: AtomicU64,
+    /// CPU time of the thumbnails made (index lookup, decode, scale, JPEG encode, cache
+    /// write), ns of the threads that did it.
+    pub thumbnail_made_cpu_ns: AtomicU64,
+    /// CPU time of the thumbnails served from the cache (index lookup, file read), ns.
+    pub thumbnail_cached_cpu_ns: AtomicU64,
 }
 
 /// The counters.
@@ -123,7 +125,8 @@ pub fn counters() -> &'static Counters {
         live_viewers: AtomicU64::new(0),
         thumbnails_made: AtomicU64::new(0),
         thumbnails_cached: AtomicU64::new(0),
-        thumbnail_cpu_ns: AtomicU64::new(0),
+        thumbnail_made_cpu_ns: AtomicU64::new(0),
+        thumbnail_cached_cpu_ns: AtomicU64::new(0),
     };
     &C
 }
@@ -200,11 +203,15 @@ pub fn render_metrics(out: &mut String) {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
         ));
     }
-    let cpu = c.thumbnail_cpu_ns.load(Ordering::Relaxed) as f64 / 1e9;
+    let secs = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
     out.push_str(&format!(
-        "# HELP cleannvr_thumbnail_cpu_seconds_total CPU time spent serving timeline thumbnails\n\
+        "# HELP cleannvr_thumbnail_cpu_seconds_total CPU time spent serving timeline thumbnails, \
+         made (decoded and cached) or read from the cache\n\
          # TYPE cleannvr_thumbnail_cpu_seconds_total counter\n\
-         cleannvr_thumbnail_cpu_seconds_total {cpu:.6}\n"
+         cleannvr_thumbnail_cpu_seconds_total{{result=\"made\"}} {:.6}\n\
+         cleannvr_thumbnail_cpu_seconds_total{{result=\"cached\"}} {:.6}\n",
+        secs(&c.thumbnail_made_cpu_ns),
+        secs(&c.thumbnail_cached_cpu_ns),
     ));
 }
 

@@ -231,9 +231,12 @@ pub fn thumbnail(
             cached: false,
         }))
     })();
-    super::counters()
-        .thumbnail_cpu_ns
-        .fetch_add(thread_cpu_ns().saturating_sub(cpu), Relaxed);
+    let c = super::counters();
+    let spent = thread_cpu_ns().saturating_sub(cpu);
+    match &r {
+        Ok(Some(t)) if t.cached => c.thumbnail_cached_cpu_ns.fetch_add(spent, Relaxed),
+        _ => c.thumbnail_made_cpu_ns.fetch_add(spent, Relaxed),
+    };
     r
 }
 

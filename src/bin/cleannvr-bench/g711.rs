@@ -64,9 +64,11 @@ fn converter_per_hour(seconds: u64) -> anyhow::Result<f64> {
     Ok(cpu * 3600.0 / seconds as f64)
 }
 
-struct Gst {
+/// GStreamer's RTSP server (`tests/peers/gst_rtsp_server.py`), stopped when dropped.
+pub struct Gst {
     child: Child,
-    port: u16,
+    /// Its RTSP port on 127.0.0.1.
+    pub port: u16,
 }
 
 impl Drop for Gst {
@@ -76,7 +78,8 @@ impl Drop for Gst {
     }
 }
 
-fn start_gst(script: &Path) -> anyhow::Result<Gst> {
+/// Starts GStreamer's RTSP server on a free port and waits for its `ready` line.
+pub fn start_gst(script: &Path) -> anyhow::Result<Gst> {
     use std::io::BufRead as _;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

@@ -19,6 +19,7 @@ mod index;
 mod live;
 mod procstat;
 mod recorders;
+mod thumbs;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,26 @@ enum Sub {
         /// Measurement window, seconds.
         #[arg(long, default_value_t = 120)]
         window: u64,
+        /// The GStreamer RTSP server script.
+        #[arg(long, default_value = "tests/peers/gst_rtsp_server.py")]
+        gst_script: PathBuf,
+    },
+    /// The timeline thumbnails' CPU cost while N cameras of GStreamer's RTSP server
+    /// record, with the UI's requests, against ffmpeg extracting the same thumbnails
+    /// (run from the repository root; prints a Markdown table).
+    Thumbs {
+        /// Cameras recording (all from the peer's `/h264aac`).
+        #[arg(long, default_value_t = 16)]
+        cameras: usize,
+        /// Length of each measurement window, seconds.
+        #[arg(long, default_value_t = 120)]
+        window: u64,
+        /// One thumbnail per this many seconds of footage, and a round of requests as often.
+        #[arg(long, default_value_t = 10)]
+        every: i64,
+        /// Seconds of footage (the newest) a round asks thumbnails for.
+        #[arg(long, default_value_t = 300)]
+        visible: i64,
         /// The GStreamer RTSP server script.
         #[arg(long, default_value = "tests/peers/gst_rtsp_server.py")]
         gst_script: PathBuf,
@@ -205,7 +226,7 @@ fn main() -> anyhow::Result<()> {
             frames,
         }) => return camera::run(*cameras, profile, *frames),
         Some(Sub::Drain { dir, urls }) => return drain::run(dir, urls),
-        Some(Sub::G711 { .. }) | None => {}
+        Some(Sub::G711 { .. }) | Some(Sub::Thumbs { .. }) | None => {}
     }
     let cleannvr = match &cli.cleannvr {
         Some(p) => p.clone(),
@@ -222,6 +243,18 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.dir)?;
     if let Some(Sub::G711 { window, gst_script }) = &cli.command {
         return g711::run(&cleannvr, gst_script, *window, &cli.dir);
+    }
+    if let Some(Sub::Thumbs {
+        cameras,
+        window,
+        every,
+        visible,
+        gst_script,
+    }) = &cli.command
+    {
+        return thumbs::run(
+            &cleannvr, gst_script, *cameras, *window, *every, *visible, &cli.dir,
+        );
     }
     let started = Instant::now();
     let mut report = Report {
