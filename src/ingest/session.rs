@@ -286,22 +286,35 @@ impl IngestTask {
         // Stall deadlines count from the last video frame, not the last item:
         // a stream of nothing but bad packets is a stalled stream.
         let mut last_frame = self.clock.monotonic();
-        loop {
-            let first = video_params.is_none();
-            let wait = if first && auto {
+        // One timer for the session, not one per frame (a timer set and
+        // cancelled 25 times a second showed in the N = 1 profile). It may
+        // fire before the deadline, which only moves later as frames arrive;
+        // then it is set again for the deadline as it stands.
+        let wait_for = |first: bool| {
+            if first && auto {
                 NO_MEDIA_TIMEOUT
             } else {
                 STALL_TIMEOUT
-            };
+            }
+        };
+        let mut timer = self.clock.sleep_until(last_frame + wait_for(true));
+        loop {
+            let first = video_params.is_none();
+            let wait = wait_for(first);
             // Biased: an item that is ready wins over a timer that is due, so
             // a simulated clock (whose sleeps are always due) only moves when
             // the camera is silent.
             let item = tokio::select! {
                 biased;
                 item = session.next() => Some(item),
-                _ = self.clock.sleep_until(last_frame + wait) => None,
+                _ = &mut timer => None,
             };
+            let deadline = last_frame + wait;
             let item = match item {
+                None if self.clock.monotonic() < deadline => {
+                    timer = self.clock.sleep_until(deadline);
+                    continue;
+                }
                 None if first && auto => {
                     return Ended::Transport(
                         Trouble::TimedOut,
