@@ -140,7 +140,7 @@ pub struct Recorder {
     /// order once a file opens, so a failed open loses no frame.
     backlog: VecDeque<IngestEvent>,
     backlog_bytes: usize,
-    /// Reused fragment buffer: one `write` per fragment.
+    /// Reused buffer for a fragment's `moof` and `mdat` header.
     buf: Vec<u8>,
     /// Finished, durable segment files whose index row could not be written, oldest
     /// first; retried before each new row. The files describe themselves, so these
