@@ -123,7 +123,7 @@ pub fn recover_part(store: &Store, part: &Path) -> anyhow::Result<Option<Segment
 pub fn recover_all(store: &Store) -> anyhow::Result<Vec<SegmentRecord>> {
     let mut out = Vec::new();
     let mut unindexed = Vec::new();
-    for file in segment_files(store.dir())? {
+    for file in segment_files(store.dir())?.0 {
         if file.to_string_lossy().ends_with(PART_SUFFIX) {
             if let Some(rec) = recover_part(store, &file)? {
                 out.push(rec);
@@ -188,7 +188,16 @@ fn compare(store: &Store, repair: bool, running: bool) -> anyhow::Result<Report>
         recover_all(store)?;
     }
     let mut from_files = Vec::new();
-    for file in segment_files(store.dir())? {
+    let (files, thumb_dirs) = segment_files(store.dir())?;
+    // Thumbnails whose segment file is gone (deleted by hand, or a row dropped for a
+    // missing file). A running server deletes them right after their segment: only
+    // looked at when it is stopped.
+    if !running {
+        report
+            .problems
+            .extend(super::thumbs::check(store, &thumb_dirs, repair)?);
+    }
+    for file in files {
         let rel = relative(store.dir(), &file)?;
         report.files += 1;
         if rel.ends_with(PART_SUFFIX) {
@@ -371,9 +380,11 @@ fn compare(store: &Store, repair: bool, running: bool) -> anyhow::Result<Report>
     Ok(report)
 }
 
-/// All `*.mp4` and `*.mp4.part` files at `<dir>/<camera>/<day>/`.
-fn segment_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// All `*.mp4` and `*.mp4.part` files at `<dir>/<camera>/<day>/`, and the thumbnail
+/// directories there (relative to `dir`).
+fn segment_files(dir: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<String>)> {
     let mut out = Vec::new();
+    let mut thumbs = Vec::new();
     for cam in read_dir_sorted(dir)? {
         let Some(name) = cam.file_name().and_then(|n| n.to_str()) else {
             continue;
@@ -389,11 +400,13 @@ fn segment_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 let n = file.to_string_lossy();
                 if n.ends_with(".mp4") || n.ends_with(".mp4.part") {
                     out.push(file);
+                } else if n.ends_with(super::thumbs::DIR_SUFFIX) && file.is_dir() {
+                    thumbs.push(relative(dir, &file)?);
                 }
             }
         }
     }
-    Ok(out)
+    Ok((out, thumbs))
 }
 
 fn read_dir_sorted(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

@@ -194,8 +194,13 @@ impl Store {
     /// its directory now, so a count left wrong by a crash heals at the next write. Call
     /// under `thumb_lock`. A failing index write is logged: the count is a cache.
     fn recount_segment(&self, rec: &SegmentRecord) {
-        let dir = dir_of(&self.file_path(rec));
-        let now: u64 = std::fs::read_dir(&dir)
+        self.recount_dir(&rec.camera, rec.start_ns, &dir_of(&self.file_path(rec)));
+    }
+
+    /// [`Store::recount_segment`] of the segment of `camera` starting at `start_ns`,
+    /// whose thumbnails are in `dir`.
+    fn recount_dir(&self, camera: &str, start_ns: i64, dir: &Path) {
+        let now: u64 = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
@@ -204,16 +209,16 @@ impl Store {
             .filter(|m| m.is_file())
             .map(|m| m.len())
             .sum();
-        let k = key(&rec.camera, rec.start_ns);
+        let k = key(camera, start_ns);
         let old = match self.thumbs.insert(&k, &now.to_be_bytes()) {
             Ok(old) => old.map_or(0, |v| be_u64(&v)),
             Err(e) => {
-                tracing::warn!(camera = %rec.camera, error = %self.note(e), "counting thumbnail bytes");
+                tracing::warn!(camera, error = %self.note(e), "counting thumbnail bytes");
                 return;
             }
         };
         let mut u = self.thumb_usage.lock().unwrap_or_else(|e| e.into_inner());
-        let n = u.entry(rec.camera.clone()).or_default();
+        let n = u.entry(camera.to_owned()).or_default();
         *n = n.saturating_sub(old).saturating_add(now);
     }
 
@@ -243,6 +248,50 @@ impl Store {
         }
         Ok(old)
     }
+}
+
+/// For `cleannvr check`: every thumbnail directory whose segment file is not there
+/// (`dirs`: those found under the storage directory, as paths relative to it). With
+/// `repair`, deletes them and counts every segment's thumbnails afresh from the disk.
+/// Returns the problems, one line each.
+pub(super) fn check(store: &Store, dirs: &[String], repair: bool) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let _guard = store.thumb_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let mut kept = Vec::new();
+    for rel in dirs {
+        let dir = store.dir().join(rel);
+        let segment = rel.strip_suffix(DIR_SUFFIX).unwrap_or(rel);
+        if store.dir().join(segment).exists() {
+            kept.push((segment.to_owned(), dir));
+            continue;
+        }
+        problems.push(format!(
+            "{rel}: thumbnails of a segment file that is not there"
+        ));
+        if repair {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("deleting {}", dir.display()))?;
+        }
+    }
+    if repair {
+        store.thumbs.clear()?;
+        store
+            .thumb_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        for (segment, dir) in kept {
+            let mut parts = segment.split('/');
+            let (Some(camera), Some(_day), Some(name)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if let Some(start_ns) = super::parse_segment_name(name) {
+                store.recount_dir(camera, start_ns, &dir);
+            }
+        }
+        store.flush()?;
+    }
+    Ok(problems)
 }
 
 fn be_u64(v: &[u8]) -> u64 {
@@ -318,5 +367,44 @@ mod tests {
         assert!(!store.cache_thumbnail(&a, 900, 160, JPEG).unwrap());
         assert!(!file.parent().unwrap().exists());
         assert!(store.cache_thumbnail(&a, 900, 160, b"not a jpeg").is_err());
+    }
+
+    #[test]
+    fn check_finds_thumbnails_without_their_segment_and_repair_deletes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (rec(1000), rec(1060));
+        put(&store, &a);
+        put(&store, &b);
+        assert!(store.cache_thumbnail(&a, 900, 160, JPEG).unwrap());
+        assert!(store.cache_thumbnail(&b, 900, 160, JPEG).unwrap());
+        // Someone deletes a segment file by hand.
+        std::fs::remove_file(store.file_path(&a)).unwrap();
+        let report = crate::store::check::check(&store, false).unwrap();
+        let orphan = format!(
+            "{}.thumbs: thumbnails of a segment file that is not there",
+            a.path
+        );
+        assert!(report.problems.contains(&orphan), "{:?}", report.problems);
+        assert!(
+            dir_of(&store.file_path(&a)).exists(),
+            "check alone changes nothing"
+        );
+        let report = crate::store::check::check(&store, true).unwrap();
+        assert!(report.problems.contains(&orphan));
+        assert!(!dir_of(&store.file_path(&a)).exists());
+        assert!(dir_of(&store.file_path(&b)).exists());
+        assert_eq!(
+            store.thumbnail_bytes("gate"),
+            JPEG.len() as u64,
+            "counted afresh"
+        );
+        // (The fake segment files are no MP4s: check names them, not their thumbnails.)
+        let report = crate::store::check::check(&store, false).unwrap();
+        assert!(
+            !report.problems.iter().any(|p| p.contains(DIR_SUFFIX)),
+            "{:?}",
+            report.problems
+        );
     }
 }
