@@ -504,8 +504,10 @@ fn nodes_sharing_a_bucket_keep_to_their_own_prefixes() {
 /// reads, against curl (`--aws-sigv4`) putting and getting the same files on the same
 /// cluster in the same run; and the time to the first and last byte of `video.mp4` over
 /// each segment through the router, local and then archived. Reading back compares
-/// read-ahead settings ([`ReadAhead`]: the default and the fixed 4 blocks it replaced),
-/// each against curl's GETs right after it, in rounds.
+/// ways of reading (ranged block GETs with the read-ahead settings of [`ReadAhead`], the
+/// default and the fixed 4 blocks it replaced; and a forward reader's one streamed GET
+/// per object, as playback and exports read), each against curl's GETs right after it,
+/// in rounds.
 /// `CLEANNVR_BENCH_SEGMENTS` sets N (default 12), `CLEANNVR_BENCH_ROUNDS` the rounds
 /// (default 3), `CLEANNVR_BENCH_READ_AHEAD` other settings to compare
 /// (`first,max,spans_per_window,max_in_flight;...`).
@@ -601,7 +603,10 @@ fn bench_archive_against_curl() {
     // Read back: rounds in which each read-ahead setting reads every segment start to
     // end through the seam from a cold cache, each followed by curl's GETs of the same
     // objects, so every ratio compares passes seconds apart; medians over the rounds.
-    let settings: Vec<(String, ReadAhead)> = match std::env::var("CLEANNVR_BENCH_READ_AHEAD") {
+    // (name, read-ahead for block reads, whether the reader says it reads forward and so
+    // streams each object in one GET)
+    let settings: Vec<(String, ReadAhead, bool)> = match std::env::var("CLEANNVR_BENCH_READ_AHEAD")
+    {
         Ok(s) => s
             .split(';')
             .map(|c| {
@@ -612,12 +617,25 @@ fn bench_archive_against_curl() {
                     spans_per_window: v[2],
                     max_in_flight: v[3] as usize,
                 };
-                (format!("{ra:?}"), ra)
+                (format!("{ra:?}"), ra, false)
             })
             .collect(),
         Err(_) => vec![
-            ("fixed 4 x 1 MiB (before)".into(), ReadAhead::FIXED_4),
-            ("adaptive (default)".into(), ReadAhead::default()),
+            (
+                "blocks, fixed 4 x 1 MiB read-ahead".into(),
+                ReadAhead::FIXED_4,
+                false,
+            ),
+            (
+                "blocks, adaptive read-ahead (seeks)".into(),
+                ReadAhead::default(),
+                false,
+            ),
+            (
+                "streamed, one GET (forward readers)".into(),
+                ReadAhead::default(),
+                true,
+            ),
         ],
     };
     let rounds = std::env::var("CLEANNVR_BENCH_ROUNDS")
@@ -627,7 +645,7 @@ fn bench_archive_against_curl() {
     let mut buf = vec![0u8; 1 << 20];
     let mut times = vec![Vec::new(); settings.len()];
     for _ in 0..rounds {
-        for (i, (_, ra)) in settings.iter().enumerate() {
+        for (i, (_, ra, forward)) in settings.iter().enumerate() {
             archive.set_read_ahead(*ra);
             // Read-ahead of the playback above may still be landing.
             std::thread::sleep(Duration::from_secs(1));
@@ -635,8 +653,11 @@ fn bench_archive_against_curl() {
             let t = Instant::now();
             for r in &recs {
                 let row = store.current(r).unwrap().unwrap();
-                let f = store.open_segment(&row).unwrap();
+                let mut f = store.open_segment(&row).unwrap();
                 assert!(f.is_remote());
+                if *forward {
+                    f.read_forward(0..f.len());
+                }
                 let mut at = 0;
                 while at < f.len() {
                     let k = (f.len() - at).min(buf.len() as u64) as usize;
@@ -668,7 +689,7 @@ fn bench_archive_against_curl() {
         curl_cpu / (mib / 1024.0),
         nvr_cpu / curl_cpu,
     );
-    for ((name, _), t) in settings.iter().zip(&times) {
+    for ((name, _, _), t) in settings.iter().zip(&times) {
         println!(
             "  {name}: cleannvr {:.1} MiB/s, curl {:.1} MiB/s, ratio {:.2}",
             median(t.iter().map(|t| mib / t.0).collect()),

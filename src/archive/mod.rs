@@ -30,7 +30,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::ArchiveConfig;
-use crate::store::media::Remote;
+use crate::store::media::{RangeStream, Remote};
 use crate::store::{Archived, SegmentRecord, Store};
 
 /// Segments larger than this are uploaded in parts of this size.
@@ -40,6 +40,15 @@ pub const MULTIPART_BYTES: usize = 16 << 20;
 const BLOCK: u64 = 1 << 20;
 /// Read-cache size cap.
 const CACHE_BYTES: usize = 64 << 20;
+/// Forward readers' streamed GETs ([`Remote::stream_range`]) open at once, at most;
+/// more readers read by blocks. With [`STREAM_QUEUE`] batches of [`STREAM_BATCH`] each,
+/// they hold at most 32 MiB beside the cache, as the read-ahead does.
+const STREAMS: usize = 16;
+/// A streamed GET's bytes go to its reader in batches of about this much.
+const STREAM_BATCH: usize = 256 << 10;
+/// Batches a streamed GET queues ahead of its reader; then it waits (and so does the
+/// connection: TCP's window is the backpressure).
+const STREAM_QUEUE: usize = 8;
 /// How far ahead of a reader moving forward through an object blocks are fetched: their
 /// ranged GETs run while the reader is served the current block. The window starts at
 /// `first` blocks and doubles with each further forward read up to `max`, so a reader
@@ -186,6 +195,8 @@ pub struct Archive {
     max_upload_bps: u64,
     read_only: bool,
     reads: Arc<Mutex<Reads>>,
+    /// Permits for streamed GETs ([`STREAMS`]).
+    streams: Arc<tokio::sync::Semaphore>,
     status: Mutex<Status>,
     /// The same bucket without retries and with short timeouts: `/api/archive` asks it
     /// whether the cluster answers now.
@@ -304,6 +315,7 @@ impl Archive {
             max_upload_bps: cfg.max_upload_bytes_per_second,
             read_only: cfg.read_only,
             reads: Arc::default(),
+            streams: Arc::new(tokio::sync::Semaphore::new(STREAMS)),
             status: Mutex::new(Status::default()),
             probe: Arc::new(probe),
             secrets,
@@ -702,6 +714,66 @@ impl Remote for Archive {
         out.truncate(to);
         out.drain(..from);
         Ok(out.into())
+    }
+
+    fn stream_range(&self, key: &str, range: Range<u64>) -> Option<RangeStream> {
+        let permit = self.streams.clone().try_acquire_owned().ok()?;
+        let (tx, stream) = RangeStream::channel(STREAM_QUEUE);
+        let (s3, k, name) = (self.s3.clone(), ObjPath::from(key), key.to_owned());
+        let at = range.start;
+        let fail = move |e: object_store::Error| {
+            io::Error::other(format!("streaming {name} from {at}: {e}"))
+        };
+        runtime().spawn(async move {
+            // Held until the GET ends or its reader goes.
+            let _permit = permit;
+            let opts = object_store::GetOptions {
+                range: Some(object_store::GetRange::Bounded(range)),
+                ..Default::default()
+            };
+            let body = tokio::select! {
+                _ = tx.closed() => return,
+                got = s3.get_opts(&k, opts) => got,
+            };
+            // Body errors are retried by object_store from where they stopped.
+            let mut body = match body {
+                Ok(b) => b.into_stream(),
+                Err(e) => {
+                    let _ = tx.send(Err(fail(e))).await;
+                    return;
+                }
+            };
+            let (mut batch, mut n) = (Vec::new(), 0);
+            loop {
+                let next = tokio::select! {
+                    _ = tx.closed() => return,
+                    next = body.try_next() => next,
+                };
+                match next {
+                    Ok(Some(b)) => {
+                        n += b.len();
+                        batch.push(b);
+                        if n < STREAM_BATCH {
+                            continue;
+                        }
+                    }
+                    Ok(None) if batch.is_empty() => return,
+                    Ok(None) => {
+                        let _ = tx.send(Ok(batch)).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(fail(e))).await;
+                        return;
+                    }
+                }
+                if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                    return;
+                }
+                n = 0;
+            }
+        });
+        Some(stream)
     }
 
     fn delete(&self, key: &str) -> io::Result<()> {

@@ -116,7 +116,7 @@ pub fn write_converted(
                 convert::convert(&mut f, len, w, &opts)
             }
             Source::Recordings(plan) => {
-                let mut f = PlanFile::new(plan);
+                let mut f = PlanFile::forward(plan);
                 let len = f.len();
                 convert::convert(&mut f, len, w, &opts)
             }

@@ -3,6 +3,7 @@
 //! held in memory beyond one chunk and one `moof`.
 
 use std::io::{self, Write};
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -34,6 +35,9 @@ pub struct PlanReader {
     plan: Arc<Plan>,
     file: Option<(usize, SegmentFile)>,
     cursor: Option<BoxCursor>,
+    /// The output bytes this reader will read in order, if it said so
+    /// ([`PlanReader::forward`]): each segment it opens streams its part of them.
+    forward: Option<Range<u64>>,
 }
 
 fn bad(msg: String) -> io::Error {
@@ -47,6 +51,18 @@ impl PlanReader {
             plan,
             file: None,
             cursor: None,
+            forward: None,
+        }
+    }
+
+    /// A reader that will read output bytes `range` from start to end (an HTTP range
+    /// being served, an export): an archived segment then streams the part of it this
+    /// range covers in one request ([`SegmentFile::read_forward`]). Reads elsewhere
+    /// still work.
+    pub fn forward(plan: Arc<Plan>, range: Range<u64>) -> PlanReader {
+        PlanReader {
+            forward: Some(range),
+            ..PlanReader::new(plan)
         }
     }
 
@@ -57,10 +73,53 @@ impl PlanReader {
 
     fn file(&mut self, seg: usize) -> io::Result<&mut SegmentFile> {
         if self.file.as_ref().is_none_or(|(s, _)| *s != seg) {
-            let f = self.plan.segs[seg].source.open()?;
+            // The previous segment's stream (if any) ends here.
+            self.file = None;
+            let mut f = self.plan.segs[seg].source.open()?;
+            if let Some(span) = self.forward.as_ref().and_then(|r| self.file_span(seg, r)) {
+                f.read_forward(span);
+            }
             self.file = Some((seg, f));
         }
         Ok(&mut self.file.as_mut().expect("just opened").1)
+    }
+
+    /// The bytes of segment `seg` that output bytes `out` are read from, from the
+    /// key-frame `moof` a box walk into them starts at ([`PlanReader::locate`]).
+    fn file_span(&self, seg: usize, out: &Range<u64>) -> Option<Range<u64>> {
+        let plan = &self.plan;
+        let first = plan
+            .pieces
+            .partition_point(|p| p.out_start + p.len <= out.start);
+        let mut span: Option<Range<u64>> = None;
+        for p in plan.pieces[first..]
+            .iter()
+            .take_while(|p| p.out_start < out.end)
+        {
+            let (from, boxes) = match p.source {
+                Source::Boxes { seg: s, from } if s == seg => (from, true),
+                Source::Raw { seg: s, from } if s == seg => (from, false),
+                _ => continue,
+            };
+            let a = from + out.start.saturating_sub(p.out_start);
+            let b = from + (out.end - p.out_start).min(p.len);
+            let a = if boxes {
+                let moofs = &plan.segs[seg].moofs;
+                moofs
+                    .iter()
+                    .rev()
+                    .copied()
+                    .find(|&m| m <= a && m >= from)
+                    .unwrap_or(from)
+            } else {
+                a
+            };
+            span = Some(match span {
+                Some(r) => r.start.min(a)..r.end.max(b),
+                None => a..b,
+            });
+        }
+        span
     }
 
     /// Reads up to `max` bytes at output offset `pos`; fewer at a piece boundary, none at
@@ -172,8 +231,12 @@ impl PlanReader {
         Ok(())
     }
 
-    /// Writes the whole plan to `w`; returns the bytes written.
+    /// Writes the whole plan to `w`; returns the bytes written. Reads forward: archived
+    /// segments stream.
     pub fn write_all(&mut self, w: &mut impl Write) -> io::Result<u64> {
+        if self.forward.is_none() {
+            self.forward = Some(0..self.plan.len);
+        }
         let mut pos = 0;
         loop {
             let chunk = self.read_at(pos, CHUNK)?;
@@ -187,7 +250,7 @@ impl PlanReader {
 }
 
 /// Reads the fourcc and total length of the box at `pos` (within a file of `len` bytes).
-fn box_header(f: &SegmentFile, pos: u64, len: u64) -> io::Result<([u8; 4], u64)> {
+fn box_header(f: &mut SegmentFile, pos: u64, len: u64) -> io::Result<([u8; 4], u64)> {
     let avail = len.saturating_sub(pos);
     if avail < 8 {
         return Err(bad(format!("box header past end of segment at {pos}")));
@@ -220,7 +283,7 @@ pub fn stream(
     end: u64,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let end = end.min(plan.len);
-    let reader = PlanReader::new(plan);
+    let reader = PlanReader::forward(plan, start..end);
     futures::stream::try_unfold((reader, start), move |(mut reader, pos)| async move {
         if pos >= end {
             return Ok(None);
@@ -256,6 +319,16 @@ impl PlanFile {
     pub fn new(plan: Arc<Plan>) -> PlanFile {
         PlanFile {
             reader: PlanReader::new(plan),
+            pos: 0,
+        }
+    }
+
+    /// Positioned at the start, for a reader that goes through the whole plan (a
+    /// transcode): archived segments stream ([`PlanReader::forward`]).
+    pub fn forward(plan: Arc<Plan>) -> PlanFile {
+        let len = plan.len;
+        PlanFile {
+            reader: PlanReader::forward(plan, 0..len),
             pos: 0,
         }
     }

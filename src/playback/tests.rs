@@ -265,6 +265,61 @@ fn every_byte_range_reads_the_same_as_the_whole() {
 }
 
 #[test]
+fn archived_segments_read_forward_stream_their_part_in_one_request_each() {
+    use crate::store::media::fake::FakeRemote;
+    use crate::store::media::Remote;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let fake = FakeRemote::new(97, None);
+    store.set_remote(fake.clone());
+    let recs = [
+        segment(&store, 0.0, 3, 64, true),
+        segment(&store, 3.0, 3, 64, true),
+    ];
+    let local = Arc::new(plan(&store, "cam", s(0.5), s(5.5)).unwrap());
+    let all = whole(&local);
+    for r in &recs {
+        let key = fake.key_for(&r.path);
+        let bytes = std::fs::read(store.file_path(r)).unwrap();
+        fake.objects
+            .lock()
+            .unwrap()
+            .insert(key.clone(), bytes.into());
+        let a = crate::store::Archived {
+            key,
+            sha256: String::new(),
+        };
+        assert!(store.mark_archived(r, a).unwrap());
+        assert!(store.drop_local(r).unwrap());
+    }
+    // Planning reads headers by blocks; reading the whole plan forward then streams each
+    // segment's part once and fetches no block.
+    let archived = Arc::new(plan(&store, "cam", s(0.5), s(5.5)).unwrap());
+    assert_eq!(archived.etag, local.etag);
+    let blocks = fake.ranged();
+    assert_eq!(whole(&archived), all);
+    assert_eq!(fake.ranged(), blocks, "no block read");
+    assert_eq!(fake.streams.lock().unwrap().len(), 2);
+    // Ranges from anywhere (an HTTP range being served) read the same bytes.
+    let len = archived.len;
+    for (a, b) in [(len / 3, 2 * len / 3), (1, len), (len / 2, len / 2 + 1)] {
+        let mut reader = PlanReader::forward(archived.clone(), a..b);
+        let mut pos = a;
+        while pos < b {
+            let got = reader.read_at(pos, (b - pos).min(700) as usize).unwrap();
+            assert!(!got.is_empty());
+            assert_eq!(
+                &got[..],
+                &all[pos as usize..pos as usize + got.len()],
+                "at {pos} of {a}..{b}"
+            );
+            pos += got.len() as u64;
+        }
+    }
+    assert!(fake.streams.lock().unwrap().len() > 2);
+}
+
+#[test]
 fn range_in_a_gap_starts_at_the_next_recording_and_nothing_recorded_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

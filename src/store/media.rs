@@ -8,6 +8,7 @@
 //! intent. After a crash, [`Store::collect_garbage`] finishes exactly the deletes that
 //! were started, in order, and nothing else.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
@@ -24,6 +25,13 @@ use super::{sync_dir, SegmentRecord, Store};
 pub trait Remote: Send + Sync {
     /// Reads `range` of the object `key`, `len` bytes long (the range is within it).
     fn read_range(&self, key: &str, len: u64, range: Range<u64>) -> io::Result<Bytes>;
+    /// Starts one request for `range` of the object `key` (within it), for a reader that
+    /// will read the range from start to end ([`SegmentFile::read_forward`]); its bytes
+    /// arrive in order. `None` if the tier declines (too many streams open): the reader
+    /// then reads by [`Remote::read_range`].
+    fn stream_range(&self, _key: &str, _range: Range<u64>) -> Option<RangeStream> {
+        None
+    }
     /// Deletes the object `key`; a missing object is not an error.
     fn delete(&self, key: &str) -> io::Result<()>;
     /// Length of the object `key`, `None` if it does not exist.
@@ -49,6 +57,117 @@ pub trait Remote: Send + Sync {
     /// then deletes the local copy only, and the object stays for its owner.
     fn read_only(&self) -> bool {
         false
+    }
+}
+
+/// The bytes of one object range arriving in order from one request
+/// ([`Remote::stream_range`]): the tier's task sends them in batches, the reader takes them
+/// blocking. Dropping it ends the request.
+pub struct RangeStream {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<Bytes>>>,
+}
+
+impl RangeStream {
+    /// A stream and the sender its producer fills; `batches` bounds what is queued.
+    pub fn channel(
+        batches: usize,
+    ) -> (
+        tokio::sync::mpsc::Sender<io::Result<Vec<Bytes>>>,
+        RangeStream,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(batches);
+        (tx, RangeStream { rx })
+    }
+
+    /// The next batch, waiting for it; `None` at the end. Blocking: never call from an
+    /// async task.
+    fn next(&mut self) -> Option<io::Result<Vec<Bytes>>> {
+        self.rx.blocking_recv()
+    }
+}
+
+/// Bytes a forward reader may read again behind its last read (a box header read once
+/// to find the box and again as part of it).
+const LOOK_BEHIND: u64 = 64 << 10;
+/// A forward read this far past what the stream has delivered starts a new request at
+/// the read rather than reading through the gap.
+const SKIP_MAX: u64 = 1 << 20;
+
+/// A forward reader's one request: bytes `[held, next)` are kept, the rest of
+/// `[next, end)` is still to arrive.
+struct Forward {
+    stream: RangeStream,
+    chunks: VecDeque<Bytes>,
+    held: u64,
+    next: u64,
+    end: u64,
+}
+
+/// What a forward stream made of a read.
+enum Streamed {
+    Served,
+    /// Outside the streamed range (a seek back or past its end): read by blocks.
+    Outside,
+    /// Too far ahead of the stream: worth a new request from there.
+    Jump,
+}
+
+impl Forward {
+    fn new(stream: RangeStream, range: Range<u64>) -> Forward {
+        Forward {
+            stream,
+            chunks: VecDeque::new(),
+            held: range.start,
+            next: range.start,
+            end: range.end,
+        }
+    }
+
+    /// Fills `buf` from offset `at` out of the stream, waiting for its bytes.
+    fn read(&mut self, buf: &mut [u8], at: u64) -> io::Result<Streamed> {
+        let want = at + buf.len() as u64;
+        if at < self.held || want > self.end {
+            return Ok(Streamed::Outside);
+        }
+        if at > self.next + SKIP_MAX {
+            return Ok(Streamed::Jump);
+        }
+        while self.next < want {
+            let batch = self.stream.next().unwrap_or_else(|| {
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("stream ended at {} of {}", self.next, self.end),
+                ))
+            })?;
+            for b in batch {
+                self.next += b.len() as u64;
+                self.chunks.push_back(b);
+            }
+        }
+        // Drop what lies before the look-behind, then copy.
+        let keep = at.saturating_sub(LOOK_BEHIND);
+        while let Some(front) = self.chunks.front() {
+            let front_end = self.held + front.len() as u64;
+            if front_end > keep {
+                break;
+            }
+            self.held = front_end;
+            self.chunks.pop_front();
+        }
+        let mut off = self.held;
+        for c in &self.chunks {
+            let c_end = off + c.len() as u64;
+            if c_end > at && off < want {
+                let (from, to) = (at.max(off), want.min(c_end));
+                buf[(from - at) as usize..(to - at) as usize]
+                    .copy_from_slice(&c[(from - off) as usize..(to - off) as usize]);
+            }
+            if c_end >= want {
+                break;
+            }
+            off = c_end;
+        }
+        Ok(Streamed::Served)
     }
 }
 
@@ -94,6 +213,7 @@ impl Source {
                 inner: Inner::Local(f),
                 pos: 0,
                 len: self.len,
+                forward: None,
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound && self.remote.is_some() => {
                 let (remote, key) = self.remote.clone().expect("checked");
@@ -101,6 +221,7 @@ impl Source {
                     inner: Inner::Remote { remote, key },
                     pos: 0,
                     len: self.len,
+                    forward: None,
                 })
             }
             Err(e) => Err(io::Error::new(
@@ -125,6 +246,9 @@ pub struct SegmentFile {
     inner: Inner,
     pos: u64,
     len: u64,
+    /// An archived segment's one streamed request, for a reader that said it reads
+    /// forward ([`SegmentFile::read_forward`]).
+    forward: Option<Forward>,
 }
 
 impl SegmentFile {
@@ -143,8 +267,28 @@ impl SegmentFile {
         matches!(self.inner, Inner::Remote { .. })
     }
 
+    /// Says that `range` will be read from start to end (playback of a span, an
+    /// export). An archived segment then streams it in one request instead of a ranged
+    /// GET per block: one signed round trip and one metadata lookup in the cluster, not
+    /// dozens. Reads outside what the stream holds (a seek back, a box header read
+    /// again beyond [`LOOK_BEHIND`]) still go by blocks, a read far ahead starts a new
+    /// stream there, and a stream that fails leaves the rest to blocks (with their
+    /// retries). A local file ignores this.
+    pub fn read_forward(&mut self, range: Range<u64>) {
+        let range = range.start..range.end.min(self.len);
+        self.forward = None;
+        if range.is_empty() {
+            return;
+        }
+        if let Inner::Remote { remote, key } = &self.inner {
+            self.forward = remote
+                .stream_range(key, range.clone())
+                .map(|s| Forward::new(s, range));
+        }
+    }
+
     /// Fills `buf` from offset `at`.
-    pub fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+    pub fn read_exact_at(&mut self, buf: &mut [u8], at: u64) -> io::Result<()> {
         if at + buf.len() as u64 > self.len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -158,6 +302,9 @@ impl SegmentFile {
         match &self.inner {
             Inner::Local(f) => f.read_exact_at(buf, at),
             Inner::Remote { remote, key } => {
+                if streamed(&mut self.forward, remote.as_ref(), key, buf, at) {
+                    return Ok(());
+                }
                 let b = remote.read_range(key, self.len, at..at + buf.len() as u64)?;
                 if b.len() != buf.len() {
                     return Err(io::Error::new(
@@ -170,6 +317,40 @@ impl SegmentFile {
             }
         }
     }
+}
+
+/// Serves a read of an archived segment from its forward stream if it can; true if
+/// `buf` is filled. A read far ahead restarts the stream there; a failed stream is
+/// dropped (blocks serve the rest).
+fn streamed(
+    forward: &mut Option<Forward>,
+    remote: &dyn Remote,
+    key: &str,
+    buf: &mut [u8],
+    at: u64,
+) -> bool {
+    // A restarted stream begins at `at`, so the second try never jumps again.
+    for _ in 0..2 {
+        let Some(fw) = forward else {
+            return false;
+        };
+        match fw.read(buf, at) {
+            Ok(Streamed::Served) => return true,
+            Ok(Streamed::Outside) => return false,
+            Ok(Streamed::Jump) => {
+                let end = fw.end;
+                *forward = remote
+                    .stream_range(key, at..end)
+                    .map(|s| Forward::new(s, at..end));
+            }
+            Err(e) => {
+                tracing::warn!(key, at, error = %e, "streamed read failed; reading the rest by blocks");
+                *forward = None;
+                return false;
+            }
+        }
+    }
+    false
 }
 
 impl Read for SegmentFile {
@@ -386,8 +567,119 @@ impl Store {
     }
 }
 
+/// An archive tier in memory for tests: objects by key, its requests counted; its
+/// streams send `batch` bytes at a time (in two pieces, as a body's frames arrive) and
+/// fail at `fail_at` bytes into an object, if set.
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::*;
+    use sha2::Digest;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub(crate) struct FakeRemote {
+        pub objects: Mutex<HashMap<String, Bytes>>,
+        pub batch: usize,
+        pub fail_at: Option<u64>,
+        pub ranged: AtomicUsize,
+        pub streams: Mutex<Vec<Range<u64>>>,
+    }
+
+    impl FakeRemote {
+        pub fn new(batch: usize, fail_at: Option<u64>) -> Arc<FakeRemote> {
+            Arc::new(FakeRemote {
+                batch,
+                fail_at,
+                ..Default::default()
+            })
+        }
+
+        /// Ranged (block) requests so far.
+        pub fn ranged(&self) -> usize {
+            self.ranged.load(Ordering::SeqCst)
+        }
+
+        fn object(&self, key: &str) -> io::Result<Bytes> {
+            let objects = self.objects.lock().unwrap();
+            objects
+                .get(key)
+                .cloned()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, key.to_owned()))
+        }
+    }
+
+    impl Remote for FakeRemote {
+        fn read_range(&self, key: &str, _: u64, range: Range<u64>) -> io::Result<Bytes> {
+            self.ranged.fetch_add(1, Ordering::SeqCst);
+            Ok(self
+                .object(key)?
+                .slice(range.start as usize..range.end as usize))
+        }
+        fn stream_range(&self, key: &str, range: Range<u64>) -> Option<RangeStream> {
+            self.streams.lock().unwrap().push(range.clone());
+            let data = self.object(key).ok()?;
+            let (tx, rx) = RangeStream::channel(2);
+            let (batch, fail) = (self.batch as u64, self.fail_at);
+            std::thread::spawn(move || {
+                let mut at = range.start;
+                while at < range.end {
+                    if fail.is_some_and(|f| at >= f) {
+                        let _ = tx.blocking_send(Err(io::Error::other("node gone")));
+                        return;
+                    }
+                    let to = (at + batch).min(range.end);
+                    let mid = (at + to) / 2;
+                    let piece = |a: u64, b: u64| data.slice(a as usize..b as usize);
+                    if tx
+                        .blocking_send(Ok(vec![piece(at, mid), piece(mid, to)]))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    at = to;
+                }
+            });
+            Some(rx)
+        }
+        fn delete(&self, key: &str) -> io::Result<()> {
+            self.objects.lock().unwrap().remove(key);
+            Ok(())
+        }
+        fn object_len(&self, key: &str) -> io::Result<Option<u64>> {
+            Ok(self.object(key).ok().map(|b| b.len() as u64))
+        }
+        fn list(&self) -> io::Result<Vec<(String, u64)>> {
+            let objects = self.objects.lock().unwrap();
+            Ok(objects
+                .iter()
+                .map(|(k, b)| (k.clone(), b.len() as u64))
+                .collect())
+        }
+        fn key_for(&self, rel: &str) -> String {
+            format!("node/{rel}")
+        }
+        fn download(&self, key: &str, to: &std::path::Path) -> io::Result<String> {
+            let b = self.object(key)?;
+            std::fs::write(to, &b)?;
+            Ok(hex::encode(sha2::Sha256::digest(&b)))
+        }
+        fn limits(&self) -> (u32, u64) {
+            (0, 0)
+        }
+        fn status_json(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+        fn report(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fake::FakeRemote;
     use super::*;
     use crate::store::segment_rel_path;
 
@@ -435,6 +727,107 @@ mod tests {
         std::fs::remove_file(store.file_path(&r)).unwrap();
         let e = store.open_segment(&r).err().unwrap();
         assert!(format!("{e:#}").contains("camera gate"), "{e:#}");
+    }
+
+    const KEY: &str = "node/gate/x.mp4";
+
+    /// An archived object of `len` bytes (a pattern) in a fake tier.
+    fn fake(len: usize, batch: usize, fail_at: Option<u64>) -> (Arc<FakeRemote>, Bytes) {
+        let f = FakeRemote::new(batch, fail_at);
+        let data: Bytes = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        f.objects.lock().unwrap().insert(KEY.into(), data.clone());
+        (f, data)
+    }
+
+    fn archived(fake: &Arc<FakeRemote>, len: usize) -> SegmentFile {
+        let remote: Arc<dyn Remote> = fake.clone();
+        Source {
+            rel: "gate/x.mp4".into(),
+            local: PathBuf::from("/nonexistent/cleannvr/x.mp4"),
+            remote: Some((remote, KEY.into())),
+            len: len as u64,
+        }
+        .open()
+        .unwrap()
+    }
+
+    /// Reads `[from, to)` as the playback reader does: a box header, the same bytes
+    /// again as the box, then on in chunks of `chunk`.
+    fn read_like_playback(f: &mut SegmentFile, from: u64, to: u64, chunk: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < to {
+            let n = chunk.min(to - at);
+            let mut head = vec![0u8; 16.min(n) as usize];
+            f.read_exact_at(&mut head, at).unwrap();
+            let mut buf = vec![0u8; n as usize];
+            f.read_exact_at(&mut buf, at).unwrap();
+            assert_eq!(&buf[..head.len()], &head[..]);
+            out.extend_from_slice(&buf);
+            at += n;
+        }
+        out
+    }
+
+    #[test]
+    // The streams asked for are a list of one range, not a range's items.
+    #[allow(clippy::single_range_in_vec_init)]
+    fn a_forward_reader_streams_an_archived_segment_in_one_request() {
+        let (fake, data) = fake(3_000_000, 100_000, None);
+        let mut f = archived(&fake, data.len());
+        f.read_forward(1000..2_900_000);
+        let got = read_like_playback(&mut f, 1000, 2_900_000, 65_536);
+        assert_eq!(got, &data[1000..2_900_000]);
+        assert_eq!(fake.ranged(), 0, "no block was fetched");
+        assert_eq!(*fake.streams.lock().unwrap(), [1000..2_900_000]);
+        // A seek back past what the stream keeps, and a read past its end: blocks.
+        let mut b = [0u8; 10];
+        f.read_exact_at(&mut b, 5).unwrap();
+        assert_eq!(&b, &data[5..15]);
+        f.read_exact_at(&mut b, 2_950_000).unwrap();
+        assert_eq!(&b, &data[2_950_000..2_950_010]);
+        assert_eq!(fake.ranged(), 2);
+        // Without the hint, every read is a ranged request.
+        let mut g = archived(&fake, data.len());
+        g.read_exact_at(&mut b, 100).unwrap();
+        assert_eq!(fake.ranged(), 3);
+        assert_eq!(fake.streams.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_forward_reader_jumping_ahead_restarts_its_stream_there() {
+        let (fake, data) = fake(5_000_000, 64_000, None);
+        let mut f = archived(&fake, data.len());
+        f.read_forward(0..5_000_000);
+        assert_eq!(
+            read_like_playback(&mut f, 0, 200_000, 50_000),
+            &data[..200_000]
+        );
+        // A small gap is read through; a large one starts a new request at the read.
+        assert_eq!(
+            read_like_playback(&mut f, 400_000, 500_000, 50_000),
+            &data[400_000..500_000]
+        );
+        assert_eq!(
+            read_like_playback(&mut f, 4_000_000, 5_000_000, 50_000),
+            &data[4_000_000..]
+        );
+        assert_eq!(
+            *fake.streams.lock().unwrap(),
+            [0..5_000_000, 4_000_000..5_000_000]
+        );
+        assert_eq!(fake.ranged(), 0);
+    }
+
+    #[test]
+    fn a_stream_that_fails_leaves_the_rest_to_blocks_and_loses_no_byte() {
+        let (fake, data) = fake(2_000_000, 100_000, Some(700_000));
+        let mut f = archived(&fake, data.len());
+        f.read_forward(0..2_000_000);
+        let got = read_like_playback(&mut f, 0, 2_000_000, 65_536);
+        assert_eq!(got, data);
+        assert!(fake.ranged() > 0, "blocks served the rest");
+        assert_eq!(fake.streams.lock().unwrap().len(), 1, "no second stream");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn stream(plan: Arc<Plan>, permit: Permit) -> impl Stream<Item = io::Result<
 /// at a time) to `sink`; stops early, without error, when `sink` returns false. Blocking.
 pub fn transcode(plan: &Arc<Plan>, sink: &mut dyn FnMut(Bytes) -> bool) -> anyhow::Result<()> {
     super::init()?;
-    let mut file = PlanFile::new(plan.clone());
+    let mut file = PlanFile::forward(plan.clone());
     let len = file.len();
     let init = read_init(&mut file, len)?;
     let video = init.video().context("no video track")?.clone();
