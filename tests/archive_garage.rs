@@ -722,20 +722,20 @@ fn bench_archive_against_curl() {
 }
 
 /// Benchmark, not a check (`--ignored`; figures in docs/BENCHMARKS.md): the recorder's
-/// zero-loss figure while uploads run. N streams of cleannvr-bench's camera (its own
+/// zero-loss figure while uploads run, against the same streams recorded without
+/// `[archive]` in the same run (first, on the same idle cluster), so the report shows
+/// what archiving costs recording. N streams of cleannvr-bench's camera (its own
 /// process: 1080p25 at 4 Mbit/s, a fixed number of frames per session, counting every
-/// frame it writes to a socket) recorded by `cleannvr run` in 2 s segments, with the
-/// archive moving every segment older than 4 s to the 3-node Garage cluster, so uploads
+/// frame it writes to a socket) recorded by `cleannvr run` in 2 s segments; with the
+/// archive, every segment older than 4 s moves to the 3-node Garage cluster, so uploads
 /// (each with its SHA-256 read-back) run the whole time. Frames lost = frames sent −
-/// frames in the index rows (archived or local) once the server has stopped; upload
-/// throughput = bytes uploaded and verified ÷ the recording time.
-/// `CLEANNVR_BENCH_STREAMS` (default 8) and `CLEANNVR_BENCH_SECONDS` (default 60).
+/// frames in the index rows (archived or local) once the server has stopped; the
+/// server's CPU time from /proc; upload throughput = bytes uploaded and verified ÷ the
+/// recording time. `CLEANNVR_BENCH_STREAMS` (default 8), `CLEANNVR_BENCH_SECONDS`
+/// (default 60); `CLEANNVR_BENCH_BASELINE=0` skips the run without the archive.
 #[test]
 #[ignore]
 fn bench_recording_while_archiving() {
-    use std::io::{BufRead, Write};
-    use std::process::{Command, Stdio};
-    use std::time::Instant;
     let bin = garage::binary().expect("garage");
     let var = |k: &str, d: u64| {
         std::env::var(k)
@@ -747,9 +747,103 @@ fn bench_recording_while_archiving() {
         var("CLEANNVR_BENCH_STREAMS", 8),
         var("CLEANNVR_BENCH_SECONDS", 60),
     );
-    let frames = secs * 25;
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(&bin, &dir.path().join("garage"), "nvr-loss");
+    let mut runs = Vec::new();
+    if var("CLEANNVR_BENCH_BASELINE", 1) != 0 {
+        runs.push(("without [archive]", record_streams(n, secs, None)));
+    }
+    runs.push(("with [archive]", record_streams(n, secs, Some(&cluster))));
+    println!(
+        "{n} streams x {secs} s (1080p25, 4 Mbit/s), 2 s segments, archive after 4 s, \
+         one run each, in this order:"
+    );
+    for (name, r) in &runs {
+        println!("  {name}: {r}");
+    }
+    if let [(_, base), (_, arch)] = &runs[..] {
+        println!(
+            "  archiving costs recording: frames lost {} vs {}, camera lag max {:.2} vs {:.2} s, \
+             server CPU {:.1} vs {:.1} s ({:.2}x)",
+            arch.lost(),
+            base.lost(),
+            arch.lag_s,
+            base.lag_s,
+            arch.cpu_s,
+            base.cpu_s,
+            arch.cpu_s / base.cpu_s
+        );
+    }
+}
+
+/// What one recording run of [`bench_recording_while_archiving`] measured.
+struct Recorded {
+    sent: u64,
+    recorded: u64,
+    short: u64,
+    sessions: serde_json::Value,
+    lag_s: f64,
+    /// The server's user + system CPU time over the whole run (start to stop), s.
+    cpu_s: f64,
+    wall: f64,
+    /// Uploaded and verified while the camera sent: segments, bytes.
+    uploaded: (u64, u64),
+    archived_rows: u64,
+    load: String,
+}
+
+impl Recorded {
+    fn lost(&self) -> i64 {
+        self.sent as i64 - self.recorded as i64
+    }
+}
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = self.uploaded.1 as f64 / (1 << 20) as f64;
+        write!(
+            f,
+            "frames sent {}, recorded {}, lost {}, streams short {}, sessions {} \
+             (camera lag at most {:.2} s); server CPU {:.1} s in {:.0} s ({:.0} % of a core); \
+             uploaded and verified while recording: {} segments, {mib:.1} MiB = {:.1} MiB/s; \
+             archived at the end: {} rows; load average at the end: {}",
+            self.sent,
+            self.recorded,
+            self.lost(),
+            self.short,
+            self.sessions,
+            self.lag_s,
+            self.cpu_s,
+            self.wall,
+            100.0 * self.cpu_s / self.wall,
+            self.uploaded.0,
+            mib / self.wall,
+            self.archived_rows,
+            self.load
+        )
+    }
+}
+
+/// A process's user + system CPU time so far, s (from /proc/PID/stat).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis; utime and stime are the 14th and
+    // 15th of the line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // SAFETY: sysconf only reads a constant.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / tick
+}
+
+/// Records `n` streams of a fresh cleannvr-bench camera for `secs` seconds into a fresh
+/// store, archiving to `cluster` if given; see [`bench_recording_while_archiving`].
+fn record_streams(n: u64, secs: u64, cluster: Option<&Cluster>) -> Recorded {
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    let frames = secs * 25;
+    let dir = tempfile::tempdir().unwrap();
     let mut cam = Command::new(env!("CARGO_BIN_EXE_cleannvr-bench"))
         .args(["camera", "--cameras", &n.to_string(), "--profile", "main"])
         .args(["--frames", &frames.to_string()])
@@ -776,14 +870,16 @@ fn bench_recording_while_archiving() {
     let mut cams: String = (1..=n)
         .map(|i| format!("[[camera]]\nid = \"cam{i}\"\nurl = \"{base}/cam{i}\"\n"))
         .collect();
-    cams.push_str(&format!(
-        "[archive]\nurl = \"{}\"\nbucket = \"{}\"\nregion = \"garage\"\nprefix = \"nvr\"\n\
-         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nafter = \"4s\"\n",
-        cluster.url(0),
-        cluster.bucket,
-        cluster.key_id,
-        cluster.secret
-    ));
+    if let Some(cluster) = cluster {
+        cams.push_str(&format!(
+            "[archive]\nurl = \"{}\"\nbucket = \"{}\"\nregion = \"garage\"\nprefix = \"nvr\"\n\
+             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nafter = \"4s\"\n",
+            cluster.url(0),
+            cluster.bucket,
+            cluster.key_id,
+            cluster.secret
+        ));
+    }
     let (mut nvr, cookie) = run_with_admin(dir.path(), &config(dir.path(), 2, &cams));
     let t0 = Instant::now();
     let uploaded = |nvr: &Nvr| {
@@ -805,7 +901,8 @@ fn bench_recording_while_archiving() {
         last = stats();
     }
     let wall = t0.elapsed().as_secs_f64();
-    let (segs, bytes) = uploaded(&nvr);
+    let uploaded = uploaded(&nvr);
+    let cpu_s = cpu_seconds(nvr.pid());
     // The last frames drain out of the sockets; a graceful stop indexes the open segments.
     std::thread::sleep(Duration::from_secs(2));
     let sent = stats();
@@ -813,34 +910,32 @@ fn bench_recording_while_archiving() {
     drop(cam_in);
     let _ = cam.wait();
     let store = Store::open(&dir.path().join("data")).unwrap();
-    let (mut recorded, mut short, mut archived) = (0u64, 0u64, 0u64);
+    let (mut recorded, mut short, mut archived_rows) = (0u64, 0u64, 0u64);
     for i in 1..=n {
         let rows: Vec<_> = store
             .iter_camera(&format!("cam{i}"))
             .map(|r| r.unwrap())
             .collect();
         let f: u64 = rows.iter().map(|r| r.frames).sum();
-        archived += rows.iter().filter(|r| r.archived.is_some()).count() as u64;
+        archived_rows += rows.iter().filter(|r| r.archived.is_some()).count() as u64;
         recorded += f;
         short += u64::from(f < frames);
     }
-    let sent_frames = sent["frames"].as_u64().unwrap();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "{n} streams x {secs} s (1080p25, 4 Mbit/s), 2 s segments, archive after 4 s\n\
-         frames sent {sent_frames}, recorded {recorded}, lost {}, streams short {short}, \
-         sessions {} (camera lag at most {:.2} s)\n\
-         uploaded and verified while recording: {segs} segments, {:.1} MiB in {wall:.0} s = \
-         {:.1} MiB/s ({:.2} MB/s of video recorded); archived at the end: {archived} rows\n\
-         load average at the end: {}",
-        sent_frames as i64 - recorded as i64,
-        sent["sessions"],
-        sent["late_max_us"].as_u64().unwrap_or(0) as f64 / 1e6,
-        bytes as f64 / (1 << 20) as f64,
-        bytes as f64 / (1 << 20) as f64 / wall,
-        n as f64 * 0.5,
-        load.trim()
-    );
+    Recorded {
+        sent: sent["frames"].as_u64().unwrap(),
+        recorded,
+        short,
+        sessions: sent["sessions"].clone(),
+        lag_s: sent["late_max_us"].as_u64().unwrap_or(0) as f64 / 1e6,
+        cpu_s,
+        wall,
+        uploaded,
+        archived_rows,
+        load: std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    }
 }
 
 /// The benchmark's player: the real router over the bench's store, in this process.
