@@ -370,6 +370,25 @@ mod tests {
     }
 
     #[test]
+    fn the_archive_dropping_the_local_copy_drops_its_thumbnails_and_caches_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut a = rec(1000);
+        a.archived = Some(crate::store::Archived {
+            key: "k".into(),
+            sha256: "0".repeat(64),
+        });
+        put(&store, &a);
+        assert!(store.cache_thumbnail(&a, 900, 160, JPEG).unwrap());
+        assert!(store.drop_local(&a).unwrap());
+        assert!(!dir_of(&store.file_path(&a)).exists());
+        assert_eq!(store.thumbnail_bytes("gate"), 0);
+        // Archive-only footage is decoded from the archive when asked, not cached here.
+        assert!(!store.cache_thumbnail(&a, 900, 160, JPEG).unwrap());
+        assert!(!dir_of(&store.file_path(&a)).exists());
+    }
+
+    #[test]
     fn check_finds_thumbnails_without_their_segment_and_repair_deletes_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
