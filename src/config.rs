@@ -127,6 +127,11 @@ pub struct ServerConfig {
     /// that stopped reading) is closed, so it cannot hold a slot and a file forever.
     #[serde(default = "default_write_stall_seconds")]
     pub write_stall_seconds: u32,
+    /// Cores the H.265 → H.264 converters (for browsers without H.265) may use; the pool
+    /// admits as many conversions as fit, by the cost of one measured here. Unset: half
+    /// the machine's cores.
+    #[serde(default)]
+    pub transcode_cpu_budget: Option<f64>,
 }
 
 impl ServerConfig {
@@ -149,6 +154,7 @@ impl Default for ServerConfig {
             session_max_hours: default_session_max_hours(),
             timezone: None,
             write_stall_seconds: default_write_stall_seconds(),
+            transcode_cpu_budget: None,
         }
     }
 }
@@ -740,6 +746,17 @@ impl Config {
                 "session lifetimes must be at least 1".into(),
             ));
         }
+        if let Some(b) = self
+            .server
+            .transcode_cpu_budget
+            .filter(|b| !(b.is_finite() && (0.05..=4096.0).contains(b)))
+        {
+            return Err(invalid(
+                "server.transcode_cpu_budget".into(),
+                Some("transcode_cpu_budget"),
+                format!("{b} is not a number of cores between 0.05 and 4096"),
+            ));
+        }
         if self.server.write_stall_seconds == 0 {
             return Err(invalid(
                 "server.write_stall_seconds".into(),
@@ -982,6 +999,26 @@ mod tests {
             err.contains("server.timezone") && err.contains("line 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn transcode_cpu_budget_is_a_positive_number_of_cores() {
+        let cfg = parse(
+            "[server]
+transcode_cpu_budget = 1.5
+",
+        )
+        .unwrap();
+        assert_eq!(cfg.server.transcode_cpu_budget, Some(1.5));
+        for bad in ["0", "-1", "nan"] {
+            let err = parse(&format!("[server]\ntranscode_cpu_budget = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("server.transcode_cpu_budget") && err.contains("line 2"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub async fn run_with(
             None
         }
     };
+    crate::transcode::limiter().set_budget(
+        config
+            .server
+            .transcode_cpu_budget
+            .unwrap_or_else(crate::transcode::default_budget),
+    );
     let dir = config.storage.dir.clone();
     let store = Arc::new(
         tokio::task::spawn_blocking(move || Store::open(&dir))

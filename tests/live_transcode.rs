@@ -236,3 +236,386 @@ async fn h265_camera_is_transcoded_once_for_all_viewers_and_h264_passes_through(
     assert!(text.contains("codec=h264"), "{text}");
     drop(nvr);
 }
+
+/// A float series' value from a Prometheus text page.
+fn metric_f(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+}
+
+fn unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn rfc3339(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(ns.into())
+        .unwrap()
+        .to_string()
+}
+
+fn parse_rfc3339(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().unwrap().as_nanosecond() as i64
+}
+
+/// GET with curl, keeping the response headers (lower-cased names); returns the status,
+/// the headers and the body saved to `out`.
+fn get_saved(
+    base: &str,
+    path: &str,
+    cookie: &str,
+    out: &Path,
+) -> (u16, std::collections::HashMap<String, String>) {
+    let heads = out.with_extension("headers");
+    let st = std::process::Command::new("curl")
+        .args(["-sk", "-o"])
+        .arg(out)
+        .arg("-D")
+        .arg(&heads)
+        .args(["-H", &format!("Cookie: {cookie}")])
+        .arg(format!("{base}{path}"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "curl {path}");
+    let text = std::fs::read_to_string(&heads).unwrap();
+    let mut lines = text.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let h = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, h)
+}
+
+/// Playback of the last moments of an H.265 camera whose live picture is being converted
+/// anyway is served from that conversion: no second converter, so it plays even with the
+/// pool full, while older footage, which the live conversion never saw, is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn playback_near_live_shares_the_running_live_conversion() {
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cams = format!(
+        "[[camera]]\nid = \"hevc\"\nurl = \"{}\"\n",
+        gst.url("h265aac")
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, config(dir.path(), 4, &cams)).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    // One converter: the live conversion takes it.
+    let nvr = Nvr::start_with(cfg, &["run"], |c| {
+        c.env("CLEANNVR_MAX_TRANSCODES", "1");
+    });
+    let base = nvr.http.clone();
+    let admin = login(&base, "root", "admin pass 12345");
+    wait_segments(&nvr, Some(&admin), "hevc", 1);
+    // Footage from before the live conversion starts.
+    let before_live = unix_ns();
+    let url = format!(
+        "{}/api/cameras/hevc/live?codec=h264",
+        base.replacen("http", "ws", 1)
+    );
+    let mut ws = connect(&url, &admin).await.unwrap();
+    receive(&mut ws, 10).await;
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let m = metrics(&base, &admin);
+    assert_eq!(metric(&m, "cleannvr_transcodes_active"), 1, "{m}");
+    let started = metric(&m, "cleannvr_transcodes_started_total");
+    let refused = metric(&m, "cleannvr_transcodes_refused_total");
+
+    // The last 7 s (as far as recorded): from the live conversion, whole and decodable.
+    let now = unix_ns();
+    let (start, end) = (now - 7_000_000_000, now);
+    let file = dir.path().join("near-live.mp4");
+    let (status, h) = get_saved(
+        &base,
+        &format!(
+            "/api/cameras/hevc/video.mp4?start={}&end={}&codec=h264",
+            rfc3339(start),
+            rfc3339(end)
+        ),
+        &admin,
+        &file,
+    );
+    let log = || nvr.log.text();
+    assert_eq!(status, 200, "{h:?}\n{}", log());
+    assert_eq!(h["x-transcoded"], "h264", "{h:?}");
+    assert_eq!(h["x-transcode-source"], "live", "{h:?}");
+    assert_eq!(decode_errors(&file), "");
+    assert!(starts_with_key_frame(&file));
+    let v = probe_video(&file);
+    assert_eq!(v["codec_name"], "h264", "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    // It starts at the live conversion's key frame at or before the start (one at least
+    // every 2 s) and presents what the headers say.
+    let (rs, re) = (
+        parse_rfc3339(&h["x-recording-start"]),
+        parse_rfc3339(&h["x-recording-end"]),
+    );
+    assert!(
+        rs <= start && start - rs <= 2_100_000_000,
+        "starts {} ms before the start asked for",
+        (start - rs) / 1_000_000
+    );
+    assert!(re > start && re <= end, "{h:?}");
+    let frames: i64 = v["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    let expected = (re - rs) as f64 / 40e6;
+    assert!(
+        (frames as f64 - expected).abs() <= 3.0,
+        "{frames} frames for {:.2} s at 25 fps",
+        (re - rs) as f64 / 1e9
+    );
+    let m = metrics(&base, &admin);
+    assert_eq!(
+        metric(&m, "cleannvr_transcodes_started_total"),
+        started,
+        "no conversion started for it: {m}"
+    );
+    assert!(
+        metric_f(&m, "cleannvr_transcodes_shared_total") >= 1.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "cleannvr_transcodes_active"), 1, "{m}");
+
+    // Footage from before the live conversion started needs a converter of its own: the
+    // only one is busy, so it is refused with the usual 503 and Retry-After.
+    let (status, h) = get_saved(
+        &base,
+        &format!(
+            "/api/cameras/hevc/video.mp4?start={}&end={}&codec=h264",
+            rfc3339(before_live - 3_000_000_000),
+            rfc3339(before_live - 1_000_000_000)
+        ),
+        &admin,
+        &dir.path().join("old.json"),
+    );
+    assert_eq!(status, 503, "{h:?}");
+    assert_eq!(h["retry-after"], "5");
+    assert_eq!(
+        metric(&metrics(&base, &admin), "cleannvr_transcodes_refused_total"),
+        refused + 1
+    );
+    drain.abort();
+    drop(nvr);
+}
+
+/// The converter pool is the CPU budget over the measured cost of one conversion: one is
+/// admitted before any was measured (a core each is assumed), then as many as fit, and
+/// the next is refused with 503 while the pool is full.
+#[tokio::test(flavor = "multi_thread")]
+async fn converter_pool_is_sized_by_the_measured_cost_of_a_conversion() {
+    const CAMERAS: usize = 10;
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cams: String = (0..CAMERAS)
+        .map(|i| {
+            format!(
+                "[[camera]]\nid = \"c{i}\"\nurl = \"{}\"\nrecord = false\n",
+                gst.url("h265aac")
+            )
+        })
+        .collect();
+    let toml = config(dir.path(), 60, &cams).replacen(
+        "tls = false\n",
+        "tls = false\ntranscode_cpu_budget = 0.2\n",
+        1,
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let nvr = Nvr::start_with(cfg, &["run"], |c| {
+        c.env_remove("CLEANNVR_MAX_TRANSCODES");
+    });
+    let base = nvr.http.clone();
+    let admin = login(&base, "root", "admin pass 12345");
+    for i in 0..CAMERAS {
+        wait_camera(
+            &base,
+            &admin,
+            &format!("c{i}"),
+            Duration::from_secs(120),
+            "a frame",
+            |s| !s["last_frame"].is_null(),
+        );
+    }
+    let ws_url = |i: usize| {
+        format!(
+            "{}/api/cameras/c{i}/live?codec=h264",
+            base.replacen("http", "ws", 1)
+        )
+    };
+    let refused = |r: Result<Ws, WsError>| match r {
+        Err(WsError::Http(resp)) => resp.status() == 503 && resp.headers()["retry-after"] == "5",
+        _ => false,
+    };
+    let m = metrics(&base, &admin);
+    assert_eq!(metric(&m, "cleannvr_transcode_cost_measured"), 0, "{m}");
+    assert_eq!(metric_f(&m, "cleannvr_transcode_cpu_budget_cores"), 0.2);
+    assert_eq!(metric(&m, "cleannvr_transcodes_limit"), 1, "{m}");
+
+    // Before any measurement: one admitted, the next refused.
+    let mut held = vec![connect(&ws_url(0), &admin).await.unwrap()];
+    receive(&mut held[0], 5).await;
+    assert!(
+        refused(connect(&ws_url(1), &admin).await),
+        "a second before measuring"
+    );
+
+    // The running conversion measures the cost; the pool is the budget over it.
+    let page = wait_for(Duration::from_secs(90), "the cost to be measured", || {
+        let m = metrics(&base, &admin);
+        (metric(&m, "cleannvr_transcode_cost_measured") == 1).then_some(m)
+    });
+    let cost = metric_f(&page, "cleannvr_transcode_cost_cores");
+    let limit = metric(&page, "cleannvr_transcodes_limit") as usize;
+    assert!(cost > 0.0 && cost < 2.0, "{page}");
+    assert_eq!(
+        limit,
+        ((200.0 / (cost * 1000.0).round()).floor() as usize).max(1),
+        "{page}"
+    );
+    eprintln!("measured {cost} cores per conversion: a pool of {limit} for 0.2 cores");
+    assert!(
+        limit < CAMERAS,
+        "this test needs a pool smaller than its {CAMERAS} cameras: {page}"
+    );
+
+    // As many as the pool holds are admitted; the next is refused while it is full.
+    let mut next = 1;
+    let outcome = loop {
+        let r = connect(&ws_url(next), &admin).await;
+        match r {
+            Ok(ws) => {
+                held.push(ws);
+                next += 1;
+                assert!(next < CAMERAS, "no refusal after {next} conversions");
+            }
+            other => break other,
+        }
+    };
+    let m = metrics(&base, &admin);
+    assert!(refused(outcome), "refused with 503 + Retry-After");
+    let (active, now_limit) = (
+        metric(&m, "cleannvr_transcodes_active") as usize,
+        metric(&m, "cleannvr_transcodes_limit") as usize,
+    );
+    assert_eq!(active, held.len(), "{m}");
+    // The pool may have been re-measured meanwhile: refused only when full, never past it.
+    assert!(active >= now_limit, "refused with room left: {m}");
+    assert!(
+        active <= limit.max(now_limit),
+        "admitted past the pool: {m}"
+    );
+    if limit >= 2 {
+        assert!(held.len() >= 2, "the measured pool admitted more than one");
+    }
+    drop(held);
+    drop(nvr);
+}
+
+/// Benchmark (not part of the suite): what one live H.265 → H.264 conversion costs on this
+/// machine as the pool measures it, and the pool that gives for a budget of one core,
+/// against ffmpeg converting the same camera for the same time in the same run.
+/// `cargo test --test live_transcode -- --ignored --nocapture bench_`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark; run by hand (docs/BENCHMARKS.md)"]
+async fn bench_conversion_cost_against_ffmpeg() {
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cams = format!(
+        "[[camera]]\nid = \"hevc\"\nurl = \"{}\"\nrecord = false\n",
+        gst.url("h265aac")
+    );
+    let toml = config(dir.path(), 60, &cams).replacen(
+        "tls = false\n",
+        "tls = false\ntranscode_cpu_budget = 1.0\n",
+        1,
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let nvr = Nvr::start_with(cfg, &["run"], |c| {
+        c.env_remove("CLEANNVR_MAX_TRANSCODES");
+    });
+    let base = nvr.http.clone();
+    let admin = login(&base, "root", "admin pass 12345");
+    wait_camera(
+        &base,
+        &admin,
+        "hevc",
+        Duration::from_secs(120),
+        "a frame",
+        |s| !s["last_frame"].is_null(),
+    );
+    let url = format!(
+        "{}/api/cameras/hevc/live?codec=h264",
+        base.replacen("http", "ws", 1)
+    );
+    let mut ws = connect(&url, &admin).await.unwrap();
+    let frames = tokio::spawn(async move {
+        let mut n = 0u64;
+        let end = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(end, ws.next()).await {
+            n += u64::from(matches!(m, Message::Binary(_)));
+        }
+        n
+    });
+    let frames = frames.await.unwrap();
+    let m = metrics(&base, &admin);
+    let cost = metric_f(&m, "cleannvr_transcode_cost_cores");
+    assert_eq!(metric(&m, "cleannvr_transcode_cost_measured"), 1, "{m}");
+    let pool = metric(&m, "cleannvr_transcodes_limit");
+
+    // The peer: ffmpeg converting the same camera for as long, its CPU from getrusage.
+    let usage = || {
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage fills the struct it is given.
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+        let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+        t(u.ru_utime) + t(u.ru_stime)
+    };
+    let before = usage();
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i"])
+        .arg(gst.url("h265aac"))
+        .args([
+            "-t",
+            &secs.to_string(),
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+        ])
+        .args(["-tune", "zerolatency", "-f", "null", "-"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ffmpeg = (usage() - before) / secs as f64;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap();
+    eprintln!(
+        "BENCH conversion of /h265aac (640x360 25 fps H.265) over {secs} s: cleannvr {cost:.3} cores \
+         (measured by the pool; {frames} fragments to the viewer) -> pool of {pool} for 1.0 core; \
+         ffmpeg {ffmpeg:.3} cores; ratio {:.2}; load {}",
+        cost / ffmpeg,
+        load.trim()
+    );
+    drop(nvr);
+}

@@ -454,7 +454,8 @@ struct Picture<'a> {
     data: &'a [u8],
 }
 
-fn video_track(p: &VideoParams) -> TrackConfig {
+/// Track 1 of an init segment holding `p`'s pictures (90 kHz).
+pub(crate) fn video_track(p: &VideoParams) -> TrackConfig {
     TrackConfig {
         track_id: 1,
         kind: TrackKind::Video {

@@ -24,9 +24,8 @@ pub(super) struct VideoRun {
 }
 
 impl VideoRun {
-    /// An empty run for frames `frame_ticks` apart (tests; the muxers set it on the
-    /// first frame).
-    #[cfg(test)]
+    /// An empty run for frames `frame_ticks` apart (the transcode's muxer sets it on the
+    /// first frame instead).
     pub fn with_frame_ticks(frame_ticks: i64) -> VideoRun {
         VideoRun {
             frame_ticks,

@@ -40,7 +40,7 @@ const TIMESCALE: i64 = 90_000;
 pub fn stream(plan: Arc<Plan>, permit: Permit) -> impl Stream<Item = io::Result<Bytes>> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
     let spawned = std::thread::Builder::new()
-        .name("transcode".into())
+        .name(format!("{}play", super::meter::THREAD_PREFIX))
         .spawn({
             let tx = tx.clone();
             move || {
@@ -188,6 +188,7 @@ impl Transcoder<'_> {
         let e = self.enc.as_mut().expect("opened");
         // The encoder places key frames on its own GOP, not where the source had them.
         e.send(frame, pts, false)?;
+        super::meter::converted(self.frame_ticks);
         self.drain_encoder()
     }
 
@@ -221,14 +222,22 @@ impl Transcoder<'_> {
 
 /// Packs encoded frames into fragments of one [`VideoRun`] each.
 #[derive(Default)]
-struct Muxer {
+pub(super) struct Muxer {
     run: VideoRun,
     seq: u32,
 }
 
 impl Muxer {
+    /// A muxer whose last frame lasts `frame_ticks` (90 kHz) unless told otherwise.
+    pub(super) fn with_frame_ticks(frame_ticks: i64) -> Muxer {
+        Muxer {
+            run: VideoRun::with_frame_ticks(frame_ticks),
+            seq: 0,
+        }
+    }
+
     /// Adds a frame; returns a finished fragment if this frame starts a new one.
-    fn push(&mut self, pts: i64, key: bool, data: Vec<u8>) -> Option<Bytes> {
+    pub(super) fn push(&mut self, pts: i64, key: bool, data: Vec<u8>) -> Option<Bytes> {
         if self.run.push(pts, key, data) {
             self.flush()
         } else {
@@ -258,7 +267,7 @@ impl Muxer {
         Some(Bytes::from(buf))
     }
 
-    fn finish(&mut self) -> Option<Bytes> {
+    pub(super) fn finish(&mut self) -> Option<Bytes> {
         self.run.release();
         self.flush()
     }

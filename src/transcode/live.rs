@@ -73,6 +73,8 @@ pub struct LiveTranscoder {
     output: Weak<LiveStream>,
     /// Set by a joining viewer: the next frame is encoded as a key frame so it can start.
     want_key: Arc<AtomicBool>,
+    /// Its latest output, for playbacks of the last moments ([`LiveTranscoders::recent`]).
+    recent: Arc<Mutex<Recent>>,
     /// Dropped with the transcoder, which wakes the thread to stop even if the camera is
     /// silent.
     _stop: oneshot::Sender<()>,
@@ -137,6 +139,132 @@ impl LiveTranscoders {
     }
 }
 
+impl LiveTranscoders {
+    /// The H.264 pictures the running transcoder of `key` made of `start_ns..end_ns`
+    /// (wall time), from the key frame at or before `start_ns`, if it still holds all of
+    /// them: a playback of the last moments is then served from the live conversion
+    /// rather than by starting another. `None` if no transcoder runs or it lacks them.
+    pub fn recent(&self, key: &str, start_ns: i64, end_ns: i64) -> Option<Clip> {
+        let t = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.get(key)?.upgrade()?
+        };
+        t.output.upgrade()?;
+        let r = t.recent.lock().unwrap_or_else(|e| e.into_inner());
+        r.clip(start_ns, end_ns)
+    }
+}
+
+/// How far back a live transcoder keeps its output (wall time): the playback page asks
+/// for the stretch up to the newest recording it knows of, refreshed every 5 s.
+const RECENT_NS: i64 = 20_000_000_000;
+/// At most this many pictures kept (20 s at 60 fps), whatever the frame rate.
+const RECENT_FRAMES: usize = 1200;
+/// The kept output may end this much before a playback's end and still serve it: the
+/// recording's last frame and the conversion's are the same picture, whose wall times
+/// differ by the camera clock's drift.
+const RECENT_END_SLACK_NS: i64 = 200_000_000;
+
+/// A live transcoder's latest output: whole GOPs of one set of parameters, oldest first.
+#[derive(Default)]
+pub struct Recent {
+    frames: std::collections::VecDeque<VideoFrame>,
+}
+
+impl Recent {
+    fn push(&mut self, f: VideoFrame) {
+        let continues = self
+            .frames
+            .back()
+            .is_some_and(|b| *b.params == *f.params && b.pts < f.pts);
+        if !continues {
+            // New parameters (or a new clock): a clip never spans them.
+            self.frames.clear();
+            if !f.is_key {
+                return;
+            }
+        }
+        let newest = f.received_ns;
+        self.frames.push_back(f);
+        // Drop the oldest GOP while the next one still reaches back far enough.
+        while let Some(next) = self.frames.iter().skip(1).position(|x| x.is_key) {
+            let next = next + 1;
+            if newest - self.frames[next].received_ns >= RECENT_NS
+                || self.frames.len() > RECENT_FRAMES
+            {
+                self.frames.drain(..next);
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn clip(&self, start_ns: i64, end_ns: i64) -> Option<Clip> {
+        let first = self
+            .frames
+            .iter()
+            .rposition(|f| f.is_key && f.received_ns <= start_ns)?;
+        if self.frames.back()?.received_ns + RECENT_END_SLACK_NS < end_ns {
+            return None;
+        }
+        let frames: Vec<VideoFrame> = self
+            .frames
+            .iter()
+            .skip(first)
+            .take_while(|f| f.received_ns < end_ns)
+            .cloned()
+            .collect();
+        (!frames.is_empty()).then_some(Clip { frames })
+    }
+}
+
+/// Pictures out of a live transcoder, from a key frame on, one set of parameters.
+pub struct Clip {
+    frames: Vec<VideoFrame>,
+}
+
+impl Clip {
+    /// Wall time of the first picture (a key frame).
+    pub fn start_ns(&self) -> i64 {
+        self.frames[0].received_ns
+    }
+
+    /// Wall time at which the last picture stops showing.
+    pub fn end_ns(&self) -> i64 {
+        let last = self.frames.last().expect("a clip is never empty");
+        last.received_ns + self.last_ticks() * 1_000_000_000 / TIMESCALE
+    }
+
+    /// The last picture lasts as long as the one before it (a lone picture: 1/25 s).
+    fn last_ticks(&self) -> i64 {
+        match self.frames.as_slice() {
+            [.., a, b] => (b.pts - a.pts).clamp(1, TIMESCALE),
+            _ => TIMESCALE / 25,
+        }
+    }
+
+    /// The clip as a fragmented MP4 (init, then a fragment per GOP), starting at 0.
+    pub fn mp4(&self) -> Vec<Bytes> {
+        let first = &self.frames[0];
+        let mut init = Vec::new();
+        crate::mp4::write_init_with(
+            &[crate::live::video_track(&first.params)],
+            &crate::mp4::InitOptions {
+                duration_ms: ((self.end_ns() - self.start_ns()).max(0) as u64).div_ceil(1_000_000),
+                edits: Vec::new(),
+            },
+            &mut init,
+        );
+        let mut out = vec![Bytes::from(init)];
+        let mut mux = super::h264::Muxer::with_frame_ticks(self.last_ticks());
+        for f in &self.frames {
+            out.extend(mux.push(f.pts - first.pts, f.is_key, f.data.to_vec()));
+        }
+        out.extend(mux.finish());
+        out
+    }
+}
+
 fn start(
     stream: &LiveStream,
     permit: Permit,
@@ -146,16 +274,22 @@ fn start(
     let frames = stream.frames();
     let output = Arc::new(LiveStream::new());
     let want_key = Arc::new(AtomicBool::new(false));
+    let recent = Arc::new(Mutex::new(Recent::default()));
     let (stop_tx, stop_rx) = oneshot::channel();
     let t = Arc::new(LiveTranscoder {
         output: Arc::downgrade(&output),
         want_key: want_key.clone(),
+        recent: recent.clone(),
         _stop: stop_tx,
     });
     let camera = camera.to_owned();
     std::thread::Builder::new()
-        .name("live-transcode".into())
-        .spawn(move || run(frames, stop_rx, output, want_key, permit, camera))?;
+        .name(format!("{}live", super::meter::THREAD_PREFIX))
+        .spawn(move || {
+            let mut p = Pipeline::new(output, want_key);
+            p.recent = Some(recent);
+            run(frames, stop_rx, p, permit, camera)
+        })?;
     Ok(t)
 }
 
@@ -163,15 +297,13 @@ fn start(
 fn run(
     mut frames: Frames,
     mut stop: oneshot::Receiver<()>,
-    output: Arc<LiveStream>,
-    want_key: Arc<AtomicBool>,
+    mut p: Pipeline,
     permit: Permit,
     camera: String,
 ) {
     let _permit = permit;
     counters().live_active.fetch_add(1, Ordering::Relaxed);
     debug!(camera, "live transcoder started");
-    let mut p = Pipeline::new(output, want_key);
     let mut errors = 0;
     loop {
         // tokio's channels need no runtime; this thread just parks until either fires.
@@ -231,6 +363,8 @@ struct Pipeline {
     source_session: Option<u64>,
     /// The latest picture passed through as it was (H.264), so sound passes as is too.
     passthrough: bool,
+    /// Where converted pictures are also kept for a while (a running transcoder's).
+    recent: Option<Arc<Mutex<Recent>>>,
 }
 
 impl Pipeline {
@@ -246,6 +380,7 @@ impl Pipeline {
             skipped: 0,
             source_session: None,
             passthrough: false,
+            recent: None,
         }
     }
 
@@ -367,6 +502,7 @@ impl Pipeline {
             .force(pts, self.want_key.swap(false, Ordering::Relaxed));
         let (mut e, params) = self.enc.take().expect("opened");
         let sent = e.send(frame, pts, force);
+        super::meter::converted(self.clock.interval);
         self.drain(&mut e, &params, received_ns);
         self.enc = Some((e, params));
         sent
@@ -377,14 +513,18 @@ impl Pipeline {
             if p.is_key {
                 self.keys.keyed(p.pts);
             }
-            self.output.publish(&VideoFrame {
+            let f = VideoFrame {
                 pts: p.pts,
                 // zerolatency: one frame in, one out, so this is the frame just sent.
                 received_ns,
                 is_key: p.is_key,
                 params: params.clone(),
                 data: Bytes::from(p.data),
-            });
+            };
+            self.output.publish(&f);
+            if let Some(r) = &self.recent {
+                r.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+            }
         }
     }
 }
@@ -698,6 +838,57 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn recent_output_serves_clips_from_a_key_frame_and_keeps_about_twenty_seconds() {
+        let p = |w| {
+            Arc::new(VideoParams {
+                codec: VideoCodec::H264,
+                rfc6381: "avc1.42C01E".into(),
+                width: w,
+                height: 360,
+                sample_entry: Bytes::new(),
+            })
+        };
+        let (small, large) = (p(640), p(320));
+        // 25 fps, a key frame every 2 s, wall time = 1000 s + pts.
+        let frame = |i: i64, params: &Arc<VideoParams>| VideoFrame {
+            pts: i * 3600,
+            received_ns: 1_000_000_000_000 + i * 40_000_000,
+            is_key: i % 50 == 0,
+            params: params.clone(),
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+        };
+        let at = |s: f64| 1_000_000_000_000 + (s * 1e9) as i64;
+        let mut r = Recent::default();
+        for i in 0..1000 {
+            r.push(frame(i, &small));
+        }
+        // 40 s published: kept from the key frame at 18 s (the newest is at 39.96 s).
+        assert_eq!(r.frames.front().unwrap().pts, 450 * 3600);
+        assert!(r.clip(at(17.9), at(30.0)).is_none(), "before what is kept");
+        let c = r.clip(at(31.0), at(35.0)).unwrap();
+        assert_eq!(
+            c.start_ns(),
+            at(30.0),
+            "from the key frame before the start"
+        );
+        assert_eq!(c.frames.len(), 125);
+        assert_eq!(c.end_ns(), at(35.0));
+        assert!(
+            r.clip(at(38.0), at(40.3)).is_none(),
+            "beyond the newest frame"
+        );
+        assert!(r.clip(at(38.0), at(40.1)).is_some(), "within the slack");
+        // New parameters: the old pictures go, and nothing is kept before a key frame.
+        r.push(frame(1001, &large));
+        assert!(r.frames.is_empty());
+        r.push(frame(1050, &large));
+        assert_eq!(r.frames.len(), 1);
+        let mp4 = r.clip(at(42.0), at(42.01)).unwrap().mp4();
+        assert_eq!(&mp4[0][4..8], b"ftyp");
+        assert_eq!(mp4.len(), 2, "init and one fragment");
     }
 
     #[tokio::test]

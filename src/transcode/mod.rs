@@ -18,16 +18,18 @@ pub mod convert;
 mod frames;
 pub mod h264;
 pub mod live;
+pub mod meter;
 pub mod redact;
 pub mod snapshot;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
 use anyhow::{bail, Context as _};
 use ffmpeg_next as ffmpeg;
 
-/// Environment variable bounding concurrent H.264 transcodes (default: 1 per 2 CPUs).
+/// Environment variable fixing the number of concurrent H.264 transcodes (default: sized by
+/// the CPU budget over the measured cost of one, see [`Limiter`]).
 pub const MAX_ENV: &str = "CLEANNVR_MAX_TRANSCODES";
 
 /// Initializes ffmpeg once and keeps its per-call logging (decoder banners, libx264
@@ -112,6 +114,8 @@ pub struct Counters {
     pub thumbnail_made_cpu_ns: AtomicU64,
     /// CPU time of the thumbnails served from the cache (index lookup, file read), ns.
     pub thumbnail_cached_cpu_ns: AtomicU64,
+    /// Playbacks near the live edge served from a running live transcoder.
+    pub shared: AtomicU64,
 }
 
 /// The counters.
@@ -127,6 +131,7 @@ pub fn counters() -> &'static Counters {
         thumbnails_cached: AtomicU64::new(0),
         thumbnail_made_cpu_ns: AtomicU64::new(0),
         thumbnail_cached_cpu_ns: AtomicU64::new(0),
+        shared: AtomicU64::new(0),
     };
     &C
 }
@@ -152,7 +157,7 @@ pub fn render_metrics(out: &mut String) {
         (
             "cleannvr_transcodes_limit",
             "gauge",
-            "Most transcodes allowed at once",
+            "Most transcodes allowed at once (the converter pool: budget over cost)",
             limit as u64,
         ),
         (
@@ -213,68 +218,210 @@ pub fn render_metrics(out: &mut String) {
         secs(&c.thumbnail_made_cpu_ns),
         secs(&c.thumbnail_cached_cpu_ns),
     ));
+    let l = limiter();
+    let gauges: [(&str, &str, f64); 4] = [
+        (
+            "cleannvr_transcode_cost_cores",
+            "Cores one H.265 to H.264 conversion takes here (measured, else assumed)",
+            l.cost(),
+        ),
+        (
+            "cleannvr_transcode_cost_measured",
+            "1 once the cost of a conversion has been measured on this machine",
+            f64::from(u8::from(l.cost_measured())),
+        ),
+        (
+            "cleannvr_transcode_cpu_budget_cores",
+            "Cores the converter pool may use (server.transcode_cpu_budget)",
+            l.budget(),
+        ),
+        (
+            "cleannvr_transcodes_shared_total",
+            "Playbacks served from a running live conversion instead of a new one",
+            c.shared.load(Ordering::Relaxed) as f64,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
+    }
 }
 
-/// Bounds concurrent transcodes: each holds a permit for as long as it runs.
+/// Cores one conversion is assumed to take until one has been measured: a 1080p libx264
+/// encode takes most of a core on a small server, so this errs on the side of recording.
+pub const ASSUMED_COST: f64 = 1.0;
+
+/// The converter pool: bounds concurrent transcodes by CPU. Its size is the configured
+/// budget (cores, `[server] transcode_cpu_budget`) over what one conversion costs here,
+/// measured from the conversions that run ([`meter`]), and at least one; [`MAX_ENV`]
+/// fixes it instead. Each conversion holds a [`Permit`] for as long as it runs.
 #[derive(Clone, Debug)]
 pub struct Limiter {
-    sem: Arc<tokio::sync::Semaphore>,
-    max: usize,
+    inner: Arc<Pool>,
+}
+
+#[derive(Debug)]
+struct Pool {
+    /// Permits held now.
+    active: AtomicUsize,
+    /// A fixed size (tests, or an operator who wants one), overriding the budget.
+    fixed: Option<usize>,
+    /// Budget in thousandths of a core.
+    budget_milli: AtomicU64,
+    /// Measured cost of one conversion, thousandths of a core; 0 until measured.
+    cost_milli: AtomicU64,
 }
 
 /// A running transcode's claim; dropping it frees the slot and updates the gauge.
 #[derive(Debug)]
 pub struct Permit {
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    pool: Arc<Pool>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        self.pool.active.fetch_sub(1, Ordering::Relaxed);
         counters().active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
+fn milli(cores: f64) -> u64 {
+    (cores * 1000.0).round().max(1.0) as u64
+}
+
 impl Limiter {
-    /// At most `max` at once (at least one).
+    /// Exactly `max` at once (at least one), whatever conversions cost.
     pub fn new(max: usize) -> Limiter {
-        let max = max.max(1);
+        Limiter::with(Some(max.max(1)), default_budget())
+    }
+
+    /// Sized by `budget` cores over the measured cost of a conversion.
+    pub fn budgeted(budget: f64) -> Limiter {
+        Limiter::with(None, budget)
+    }
+
+    fn with(fixed: Option<usize>, budget: f64) -> Limiter {
         Limiter {
-            sem: Arc::new(tokio::sync::Semaphore::new(max)),
-            max,
+            inner: Arc::new(Pool {
+                active: AtomicUsize::new(0),
+                fixed,
+                budget_milli: AtomicU64::new(milli(budget)),
+                cost_milli: AtomicU64::new(0),
+            }),
         }
     }
 
-    /// From [`MAX_ENV`], else one transcode per two CPUs: a 1080p libx264 encode takes
-    /// most of a core, and recording must keep the rest.
+    /// A fixed size from [`MAX_ENV`], else sized by half the machine's cores (until the
+    /// configured budget is set with [`Limiter::set_budget`]).
     pub fn from_env() -> Limiter {
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let max = std::env::var(MAX_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or((cpus / 2).max(1));
-        Limiter::new(max)
+        match std::env::var(MAX_ENV).ok().and_then(|v| v.parse().ok()) {
+            Some(n) => Limiter::new(n),
+            None => Limiter::budgeted(default_budget()),
+        }
     }
 
-    /// The limit.
+    /// Sets the CPU budget (cores) the pool is sized by.
+    pub fn set_budget(&self, cores: f64) {
+        self.inner
+            .budget_milli
+            .store(milli(cores), Ordering::Relaxed);
+        tracing::info!(
+            budget_cores = cores,
+            size = self.max(),
+            cost_cores = self.cost(),
+            fixed = self.inner.fixed.is_some(),
+            "converter pool"
+        );
+    }
+
+    /// The CPU budget, cores.
+    pub fn budget(&self) -> f64 {
+        self.inner.budget_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Cores one conversion takes: measured, or [`ASSUMED_COST`] before any was.
+    pub fn cost(&self) -> f64 {
+        match self.inner.cost_milli.load(Ordering::Relaxed) {
+            0 => ASSUMED_COST,
+            m => m as f64 / 1000.0,
+        }
+    }
+
+    /// Whether [`Limiter::cost`] has been measured here.
+    pub fn cost_measured(&self) -> bool {
+        self.inner.cost_milli.load(Ordering::Relaxed) != 0
+    }
+
+    /// Folds in a measured cost (cores per conversion) from [`meter`].
+    pub fn measured(&self, cores: f64) {
+        if !cores.is_finite() || cores <= 0.0 {
+            return;
+        }
+        let before = self.max();
+        let old = self.cost_measured().then(|| self.cost());
+        self.inner
+            .cost_milli
+            .store(milli(meter::blend(old, cores)), Ordering::Relaxed);
+        let after = self.max();
+        if after != before || old.is_none() {
+            tracing::info!(
+                cost_cores = self.cost(),
+                budget_cores = self.budget(),
+                size = after,
+                "converter pool resized from the measured cost of a conversion"
+            );
+        }
+    }
+
+    /// The pool's size now: fixed, or the budget over the cost (at least one).
     pub fn max(&self) -> usize {
-        self.max
+        if let Some(n) = self.inner.fixed {
+            return n;
+        }
+        let budget = self.inner.budget_milli.load(Ordering::Relaxed);
+        let cost = milli(self.cost());
+        ((budget / cost) as usize).max(1)
+    }
+
+    /// Permits held now.
+    pub fn active(&self) -> usize {
+        self.inner.active.load(Ordering::Relaxed)
     }
 
     /// A slot now, or `None` if all are taken (the caller answers 503 rather than queue:
     /// a browser would time out anyway).
     pub fn try_acquire(&self) -> Option<Permit> {
-        match self.sem.clone().try_acquire_owned() {
-            Ok(p) => {
-                counters().active.fetch_add(1, Ordering::Relaxed);
-                counters().started.fetch_add(1, Ordering::Relaxed);
-                Some(Permit { _permit: p })
-            }
-            Err(_) => {
-                counters().refused.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+        let max = self.max();
+        let took = self
+            .inner
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if took {
+            counters().active.fetch_add(1, Ordering::Relaxed);
+            counters().started.fetch_add(1, Ordering::Relaxed);
+            Some(Permit {
+                pool: self.inner.clone(),
+            })
+        } else {
+            counters().refused.fetch_add(1, Ordering::Relaxed);
+            None
         }
     }
+}
+
+/// Half the machine's cores: recording must keep the rest.
+pub fn default_budget() -> f64 {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cpus as f64 / 2.0).max(0.5)
 }
 
 #[cfg(test)]
@@ -303,5 +450,26 @@ mod tests {
         assert!(l.try_acquire().is_none());
         drop(p);
         assert!(l.try_acquire().is_some());
+    }
+
+    #[test]
+    fn pool_is_the_budget_over_the_measured_cost() {
+        let l = Limiter::budgeted(1.0);
+        assert_eq!(l.max(), 1, "assumed a core each until measured");
+        assert!(!l.cost_measured());
+        l.measured(0.3);
+        assert!(l.cost_measured());
+        assert_eq!(l.max(), 3, "1 core / 0.3");
+        let held: Vec<_> = (0..3).map(|_| l.try_acquire().unwrap()).collect();
+        assert!(l.try_acquire().is_none(), "the fourth is refused");
+        l.set_budget(2.0);
+        assert_eq!(l.max(), 6);
+        assert!(l.try_acquire().is_some());
+        drop(held);
+        assert_eq!(l.active(), 0);
+        // A costlier camera shrinks it, but never below one.
+        l.measured(10.0);
+        assert_eq!(l.max(), 1);
+        assert_eq!(Limiter::new(4).max(), 4, "fixed size ignores the cost");
     }
 }

@@ -471,6 +471,12 @@ async fn transcoded(
     plan: Arc<Plan>,
     method: Method,
 ) -> Result<Response, ApiError> {
+    // The last moments of a camera whose live picture is being converted anyway: served
+    // from that conversion's output, so no second converter is needed (or refused).
+    let from = plan.requested.start_ns.max(plan.actual.start_ns);
+    if let Some(clip) = app.live_transcoders.recent(&id, from, plan.actual.end_ns) {
+        return shared_live(app, media, c, id, plan, method, clip).await;
+    }
     let mut resp = if method == Method::HEAD {
         StatusCode::OK.into_response()
     } else {
@@ -493,6 +499,50 @@ async fn transcoded(
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
     h.insert("x-lead-in-ms", HeaderValue::from(0));
     h.insert("x-transcoded", HeaderValue::from_static("h264"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    Ok(resp)
+}
+
+/// [`transcoded`] from a running live conversion's latest output ([`Clip`]): whole, with
+/// its length, starting at the key frame at or before the requested start, which the
+/// headers name as the recording's start (no lead-in, no edit list).
+///
+/// [`Clip`]: crate::transcode::live::Clip
+async fn shared_live(
+    app: Arc<App>,
+    media: Arc<MediaState>,
+    c: Caller,
+    id: String,
+    plan: Arc<Plan>,
+    method: Method,
+    clip: crate::transcode::live::Clip,
+) -> Result<Response, ApiError> {
+    let parts = clip.mp4();
+    let len: usize = parts.iter().map(|b| b.len()).sum();
+    let mut resp = if method == Method::HEAD {
+        StatusCode::OK.into_response()
+    } else {
+        audit_playback(&app, &media, &c, &id, &plan, "h264").await?;
+        crate::transcode::counters()
+            .shared
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Body::from(parts.concat()).into_response()
+    };
+    let h = resp.headers_mut();
+    describe(h, &plan);
+    h.remove(header::ETAG);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert("x-recording-start", hv(&rfc3339(clip.start_ns())));
+    h.insert("x-first-frame", hv(&rfc3339(clip.start_ns())));
+    h.insert(
+        "x-recording-end",
+        hv(&rfc3339(clip.end_ns().min(plan.actual.end_ns))),
+    );
+    h.insert("x-lead-in-ms", HeaderValue::from(0));
+    h.insert("x-transcoded", HeaderValue::from_static("h264"));
+    // Which conversion served it, for tools and tests.
+    h.insert("x-transcode-source", HeaderValue::from_static("live"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     Ok(resp)
 }
