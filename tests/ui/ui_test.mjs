@@ -670,6 +670,15 @@ async function main() {
     // a loaded machine may have begun minutes ago): between five minutes before this script
     // started and now, so a wrong zone or epoch still fails.
     check(wall > scriptStart - 300000 && wall < Date.now() + 5000, `${what}: the wall-clock time of the picture is shown (${shown})`, shown);
+    // The Time field holds the time under the playhead (read in one go with the clock's
+    // caption, which the same tick writes), and follows it as it plays.
+    const timeNow = () => page.evaluate(() => [document.querySelector("#pb-time").value, document.querySelector("#pb-now").textContent]);
+    const [field0, caption0] = await timeNow();
+    check(/^\d\d:\d\d(:\d\d)?$/.test(field0) && caption0.includes(` ${field0}`), `${what}: the Time field shows the time under the playhead (${field0}; clock ${caption0})`, [field0, caption0]);
+    await page.waitForFunction((f) => document.querySelector("#pb-time").value !== f, field0, { timeout: 10000 });
+    const [field1, caption1] = await timeNow();
+    check(caption1.includes(` ${field1}`) && field1 !== field0, `${what}: the Time field follows the playhead (${field0} -> ${field1})`, [field1, caption1]);
+    await page.screenshot({ path: join(tmpdir(), `cleannvr-ui-${what.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}-time.png`) });
     return p;
   }
   await playRecorded(cfg.camera, "playback");

@@ -94,6 +94,9 @@ export function mount(root, ctx) {
   const helpBtn = h("button", { type: "button", class: "quiet", id: "pb-help", text: "Shortcuts (?)" });
   const dayIn = h("input", { type: "date", id: "pb-day", name: "day" });
   const timeIn = h("input", { type: "time", id: "pb-time", step: 1 });
+  /** A time typed into the Time field and not yet gone to: the playhead does not overwrite it. */
+  let timeTyped = false;
+  timeIn.addEventListener("input", () => { timeTyped = true; });
   const goBtn = h("button", { type: "submit", text: "Go" });
   const prev = h("button", { type: "button", id: "pb-prev", text: "◀ Day" , "aria-label": "Previous day" });
   const next = h("button", { type: "button", id: "pb-next", text: "Day ▶", "aria-label": "Next day" });
@@ -779,6 +782,8 @@ export function mount(root, ctx) {
     const shown = clk.now();
     nowEl.textContent = dateTime(shown);
     nowEl.dataset.t = String(Math.round(shown));
+    // The Time field shows the time under the playhead, unless the user is typing one to go to.
+    if (!timeTyped && document.activeElement !== timeIn) timeIn.value = localInput(shown).slice(11, 19);
     state.textContent = `${clk.playing ? (clk.held ? "waiting for video" : "playing") : "paused"} · ${speedSel.selectedOptions[0]?.textContent || ""}`;
     timeline.setPlayhead(shown);
     evList.setPlayhead(shown);
@@ -804,6 +809,7 @@ export function mount(root, ctx) {
   }
 
   function seekTo(t, { final = true, click = false } = {}) {
+    timeTyped = false;
     clk.seek(Math.min(t, Date.now()));
     placed = true;
     if (click) play();
