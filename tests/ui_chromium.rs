@@ -147,6 +147,57 @@ fn live_sound_toggle_in_chromium() {
     println!("{out}\nscreenshots in {}", screens.display());
 }
 
+/// The converter pool in the browser (`tests/ui/pool.mjs`): a pool of 2 and three
+/// H.265 cameras from the GStreamer peer. Two tiles play converted and the third shows
+/// the busy still; a second window adds viewers, not conversions; playback of the last
+/// moments of a converted camera, gone to by typing the time, is served from its live
+/// conversion while the pool is full. Screenshots stay in `target/tmp/ui-pool/`.
+#[test]
+fn converter_pool_full_and_shared_in_chromium() {
+    if !require_browser(&ui_dir()) {
+        return;
+    }
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cams = ["north", "south", "west"];
+    let toml = config(
+        dir.path(),
+        3,
+        &cams
+            .iter()
+            .map(|c| {
+                format!(
+                    "[[camera]]\nid = \"{c}\"\nurl = \"{}\"\n",
+                    gst.url("h265aac")
+                )
+            })
+            .collect::<String>(),
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let nvr = Nvr::start_with(cfg, &["run"], |c| {
+        c.env("CLEANNVR_MAX_TRANSCODES", "2");
+    });
+    let admin = login(&nvr.http, "root", "admin pass 12345");
+    // Stills need a recorded key frame of every camera.
+    for c in cams {
+        wait_segments(&nvr, Some(&admin), c, 1);
+    }
+    let screens = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-pool");
+    std::fs::create_dir_all(&screens).unwrap();
+    let cfg_json = serde_json::json!({
+        "admin": ["root", "admin pass 12345"],
+        "cameras": cams,
+        "pool": 2,
+        "screens": screens,
+    })
+    .to_string();
+    let out = run_ui_script("pool.mjs", &nvr.http, &cfg_json, &[], &nvr.log);
+    assert!(!out.contains("not ok"), "{out}");
+    println!("{out}\nscreenshots in {}", screens.display());
+}
+
 /// Two-step login in the browser (`tests/ui/totp.mjs`): an admin made to
 /// enrol first, the QR code decoded by `zbarimg` from a screenshot, codes
 /// from `oathtool`, the login code step. Screenshots stay in
