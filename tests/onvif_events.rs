@@ -1181,3 +1181,159 @@ fn metadata_track_motion_is_recorded_and_hostile_documents_are_not() {
     assert_eq!(cam.bad_requests(), Vec::<String>::new());
     assert_eq!(door_cam.bad_requests(), Vec::<String>::new());
 }
+
+/// A figure (kB) from `/proc/PID/status`, e.g. `VmRSS`.
+fn proc_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+}
+
+/// A camera whose metadata track streams one document without end (60 MB
+/// over 15 s, one RTP timestamp, never a marker bit: GStreamer's RTSP server
+/// serving `/h264metaendless`, whose metadata packets are scripted in
+/// tests/peers/gst_rtsp_server.py, as no camera we can run misbehaves on
+/// demand). The document is
+/// dropped when it passes the cap, said once in the log naming the camera,
+/// and never reaches the event reader; the NVR's memory does not grow with
+/// it; the same session's video records on, undamaged; and the motion
+/// documents the camera sends after it are stored.
+#[test]
+fn an_endless_metadata_document_is_capped_and_video_and_events_go_on() {
+    let cam = EventCamera::start();
+    let gst = common::GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = common::config(
+        dir.path(),
+        4,
+        &format!(
+            "[[camera]]\nid = \"fence\"\nurl = \"{}\"\n\
+             onvif = {{ host = \"127.0.0.1\", port = {}, username = \"{}\", password = '{}' }}\n",
+            gst.url("h264metaendless"),
+            cam.port,
+            event_camera::USER,
+            event_camera::PASS
+        ),
+    );
+    let (nvr, admin) = common::run_with_admin(dir.path(), &toml);
+    common::wait_camera(
+        &nvr.http,
+        &admin,
+        "fence",
+        Duration::from_secs(60),
+        "fence's first video frame",
+        |s| s["frames"].as_u64().unwrap_or(0) > 0,
+    );
+    // The baseline as the endless document starts (6 s after the session
+    // did, so start-up allocations are behind us).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while gst
+        .out
+        .find("meta endless start /h264metaendless")
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the peer started no endless document within 60 s\npeer:\n{}",
+            gst.out.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rss_kb = proc_kb(nvr.pid(), "VmRSS");
+    let first = common::camera_status(&nvr.http, &admin, "fence");
+    let frames = first["frames"].as_u64().unwrap();
+    let damage = |s: &serde_json::Value| (s["damaged_frames"].clone(), s["reconnects"].clone());
+    let segments_dir = dir.path().join("data").join("fence");
+    let segments = common::files(&segments_dir, ".mp4").len();
+    // Memory sampled while it streams (uncapped, the document's buffer is
+    // held until its end: a new timestamp, 1 s after the last packet).
+    let mut peak_kb = rss_kb;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while gst.out.find("meta endless sent /h264metaendless").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the peer ended no endless document within 90 s\npeer:\n{}",
+            gst.out.text()
+        );
+        peak_kb = peak_kb.max(proc_kb(nvr.pid(), "VmRSS"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent: u64 = gst
+        .out
+        .find("meta endless sent /h264metaendless")
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    println!(
+        "endless document of {sent} bytes: NVR RSS {rss_kb} kB as it started, peak {peak_kb} kB after"
+    );
+    assert!(sent > 50_000_000, "{sent}");
+    // (a) Capped: dropped once, as it passed the cap, in a line naming the
+    // camera; the peak memory is nowhere near the document's size (uncapped,
+    // it grows by all of it).
+    assert!(
+        peak_kb.saturating_sub(rss_kb) < 24 * 1024,
+        "memory grew with the endless document: {rss_kb} kB -> peak {peak_kb} kB"
+    );
+    let said = "dropped an ONVIF metadata document over the size limit as it arrived";
+    let line = nvr
+        .log
+        .find(said)
+        .unwrap_or_else(|| panic!("{said:?} not logged\n{}", nvr.log.text()));
+    assert!(line.contains("fence"), "{line}");
+    let bytes: usize = line
+        .split("bytes=")
+        .nth(1)
+        .and_then(|b| b.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes= in {line}"));
+    let cap = cleannvr::ingest::open::MAX_METADATA_DOCUMENT;
+    assert!(bytes > cap && bytes <= cap + 16_000, "{line}");
+    assert!(
+        nvr.log.find("metadata document refused").is_none(),
+        "the event reader got (part of) the endless document\n{}",
+        nvr.log.text()
+    );
+    // (b) The same session's video recorded on through it, undamaged.
+    let now = common::camera_status(&nvr.http, &admin, "fence");
+    assert_eq!(damage(&now), damage(&first), "{now}\n{}", nvr.log.text());
+    assert!(now["frames"].as_u64().unwrap() > frames + 100, "{now}");
+    common::wait_segments(&nvr, Some(&admin), "fence", segments + 2);
+    // (c) The motion the camera sends after it is read and stored.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let (status, body) =
+            common::get(&nvr.http, "/api/cameras/fence/events?kind=motion", &admin);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if let Some(e) = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| !e["end"].is_null())
+        {
+            break e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no finished motion event after the endless document within 60 s: {v}\npeer:\n{}\nserver:\n{}",
+            gst.out.text(),
+            nvr.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let start = api_time(&done["start"]);
+    assert!(
+        peer_times(&gst, "true").contains(&start),
+        "start {start} is no time the camera sent: {}",
+        gst.out.text()
+    );
+    assert_eq!(cam.bad_requests(), Vec::<String>::new());
+}

@@ -31,9 +31,10 @@
 //! discards an access unit whose interior packets were lost, and skips late
 //! and duplicated UDP packets.
 //!
-//! Sessions of H.264 video alone are reassembled by our own
-//! [`super::h264_rtp`] instead of retina's depacketizer (the RTP and RTCP
-//! validation above is still retina's). Its errors are all of the
+//! Sessions of H.264 video (alone, or with the ONVIF metadata track) are
+//! reassembled by our own [`super::h264_rtp`] and [`super::metadata_rtp`]
+//! instead of retina's depacketizers (the RTP and RTCP validation above is
+//! still retina's). Its errors are all of the
 //! **continue** kind, including a timestamp change in the middle of a
 //! fragmented NAL, which there costs one access unit, not the session.
 

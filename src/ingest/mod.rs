@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod damage;
 pub mod g711;
 pub mod h264_rtp;
+pub mod metadata_rtp;
 pub mod open;
 pub mod rtsp;
 pub mod session;

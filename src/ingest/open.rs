@@ -62,10 +62,11 @@ pub struct Opened {
     pub metadata_refused: Option<String>,
 }
 
-/// Longest ONVIF metadata document handed on. Real ones are a few
-/// kilobytes (an analytics frame with dozens of objects, tens); a larger
-/// one is dropped without being copied, so a hostile camera cannot make
-/// the event reader hold megabytes per document.
+/// Longest ONVIF metadata document kept. Real ones are a few kilobytes (an
+/// analytics frame with dozens of objects, tens); one that grows past this
+/// while being reassembled is dropped there and the rest of it skipped
+/// (`metadata_rtp`), so a hostile camera cannot make the NVR hold more than
+/// this per camera, however long its document.
 pub const MAX_METADATA_DOCUMENT: usize = 256 * 1024;
 
 /// One document of the ONVIF metadata track (`application/vnd.onvif.metadata`),
@@ -74,10 +75,12 @@ pub const MAX_METADATA_DOCUMENT: usize = 256 * 1024;
 pub enum MetadataDocument {
     /// The XML, at most [`MAX_METADATA_DOCUMENT`] bytes.
     Xml(Bytes),
-    /// A document of this many bytes, over the cap: dropped.
+    /// A document that grew past the cap: dropped when it reached this many
+    /// bytes (so at least this long), the rest of it skipped.
     TooLarge(usize),
-    /// A metadata packet the client could not reassemble (the client's
-    /// first error line). Its document is lost; video is not touched.
+    /// A metadata packet that could not be reassembled (lost, a document cut
+    /// short, or the client's first error line). Its document is lost;
+    /// video is not touched.
     Damaged(String),
 }
 

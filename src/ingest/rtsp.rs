@@ -11,6 +11,7 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use super::audio::SessionAudio;
 use super::damage::{error_action, ErrorAction};
 use super::h264_rtp::H264Depacketizer;
+use super::metadata_rtp::MetadataReassembler;
 use super::open::{
     Failure, Item, MetadataDocument, OpenError, OpenRequest, Opened, Opener, RawVideo, Session,
     MAX_METADATA_DOCUMENT,
@@ -110,24 +111,31 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
     }
     let play = PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
     let playing = session.play(play).await.map_err(|e| failed("PLAY", e))?;
-    // H.264 and nothing else (most cameras, and all of the benchmarks'):
-    // our own reassembly, at a fraction of retina's cost (see `h264_rtp`).
-    let video_only = audio.stream().is_none() && metadata_i.is_none();
-    if video_only && playing.streams()[video_i].encoding_name() == "h264" {
+    // H.264 with nothing but a metadata track, if any (most cameras, and
+    // all of the benchmarks'): our own reassembly of both, at a fraction of
+    // retina's cost for video (see `h264_rtp`) and with a size cap on
+    // metadata documents that retina's lacks (see `metadata_rtp`).
+    if audio.stream().is_none() && playing.streams()[video_i].encoding_name() == "h264" {
         let avcc = match playing.streams()[video_i].parameters() {
             Some(ParametersRef::Video(v)) => Some(v.extra_data()),
             _ => None,
         };
         let depacketizer = H264Depacketizer::new(avcc);
+        let metadata = metadata_i.map(|i| RawMetadata {
+            stream: i,
+            ctx: stream_ctx_text(&playing.streams()[i]),
+            reassembler: MetadataReassembler::default(),
+        });
         return Ok(Opened {
             audio: None,
             audio_status: audio.status().map(str::to_owned),
-            metadata: false,
+            metadata: metadata.is_some(),
             metadata_refused,
             session: Box::new(H264Session {
                 playing,
                 video_i,
                 depacketizer,
+                metadata,
                 sent: None,
                 params_due: true,
             }),
@@ -136,9 +144,7 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
     let playing = playing.demuxed().map_err(|e| failed("demux", e))?;
     let audio_params = audio.params(playing.streams());
     // retina's errors name their stream only in their text ("stream: <ctx>").
-    let metadata_ctx = metadata_i
-        .and_then(|i| playing.streams()[i].ctx())
-        .map(|ctx| format!("\nstream: {ctx}\n"));
+    let metadata_ctx = metadata_i.and_then(|i| stream_ctx_text(&playing.streams()[i]));
     Ok(Opened {
         audio: audio_params,
         audio_status: audio.status().map(str::to_owned),
@@ -154,6 +160,20 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
             sync: AvSync::default(),
         }),
     })
+}
+
+/// How retina's errors name a stream: only in their text, as
+/// `"\nstream: <context>\n"`; this tells a metadata packet's errors from video's.
+fn stream_ctx_text(s: &client::Stream) -> Option<String> {
+    s.ctx().map(|ctx| format!("\nstream: {ctx}\n"))
+}
+
+/// The first line of a metadata stream's packet error, if `e` is one.
+fn metadata_error(ctx: Option<&str>, e: &retina::Error) -> Option<String> {
+    let ctx = ctx?;
+    let text = e.to_string();
+    text.contains(ctx)
+        .then(|| text.lines().next().unwrap_or_default().to_owned())
 }
 
 struct RetinaSession {
@@ -213,14 +233,8 @@ impl Session for RetinaSession {
                         // frames nor the session (retina keeps the other streams
                         // going; an SSRC or sequence fault repeats on that
                         // stream only, and is dropped the same way).
-                        if let Some(c) = &self.metadata_ctx {
-                            let text = e.to_string();
-                            if text.contains(c) {
-                                let first_line = text.lines().next().unwrap_or_default();
-                                return Some(Ok(Item::Metadata(MetadataDocument::Damaged(
-                                    first_line.to_owned(),
-                                ))));
-                            }
+                        if let Some(why) = metadata_error(self.metadata_ctx.as_deref(), &e) {
+                            return Some(Ok(Item::Metadata(MetadataDocument::Damaged(why))));
                         }
                         return Some(packet_error(e));
                     }
@@ -289,18 +303,29 @@ fn packet_error(e: retina::Error) -> Result<Item, Failure> {
     Ok(Item::Damaged(first_line))
 }
 
-/// A session of H.264 video alone: raw RTP from retina, reassembled by
-/// [`H264Depacketizer`]. retina still validates each packet (SSRC, sequence,
-/// timestamps), counts loss and sends the RTCP receiver reports.
+/// A session of H.264 video and, if set up, the ONVIF metadata track: raw
+/// RTP from retina, reassembled by [`H264Depacketizer`] and
+/// [`MetadataReassembler`]. retina still validates each packet (SSRC,
+/// sequence, timestamps), counts loss and sends the RTCP receiver reports.
 struct H264Session {
     playing: client::Session<client::Playing>,
     video_i: usize,
     depacketizer: H264Depacketizer,
+    /// The metadata track, when set up.
+    metadata: Option<RawMetadata>,
     /// The sample entry last handed out with a frame.
     sent: Option<Bytes>,
     /// The parameter sets changed (or none were handed out yet): build them
     /// before the next frame goes out.
     params_due: bool,
+}
+
+/// The metadata track of an [`H264Session`].
+struct RawMetadata {
+    stream: usize,
+    /// Its packet errors' context (see [`stream_ctx_text`]).
+    ctx: Option<String>,
+    reassembler: MetadataReassembler,
 }
 
 impl H264Session {
@@ -339,6 +364,9 @@ impl Session for H264Session {
     fn next(&mut self) -> BoxFuture<'_, Option<Result<Item, Failure>>> {
         Box::pin(async move {
             loop {
+                if let Some(doc) = self.metadata.as_mut().and_then(|m| m.reassembler.pull()) {
+                    return Some(Ok(Item::Metadata(doc)));
+                }
                 if let Some(au) = self.depacketizer.pull() {
                     self.params_due |= au.new_parameters;
                     let new_params = if self.params_due {
@@ -359,8 +387,26 @@ impl Session for H264Session {
                 }
                 let pkt = match self.playing.next().await? {
                     Ok(PacketItem::Rtp(pkt)) if pkt.stream_id() == self.video_i => pkt,
+                    Ok(PacketItem::Rtp(pkt)) => {
+                        if let Some(m) = self
+                            .metadata
+                            .as_mut()
+                            .filter(|m| m.stream == pkt.stream_id())
+                        {
+                            let (ts, mark) = (pkt.timestamp().elapsed(), pkt.mark());
+                            m.reassembler.push(ts, mark, pkt.loss(), pkt.payload());
+                        }
+                        continue;
+                    }
                     Ok(_) => continue,
-                    Err(e) => return Some(packet_error(e)),
+                    Err(e) => {
+                        // A bad metadata packet costs its document, never video.
+                        let ctx = self.metadata.as_ref().and_then(|m| m.ctx.as_deref());
+                        if let Some(why) = metadata_error(ctx, &e) {
+                            return Some(Ok(Item::Metadata(MetadataDocument::Damaged(why))));
+                        }
+                        return Some(packet_error(e));
+                    }
                 };
                 let (ts, mark, loss) = (pkt.timestamp().elapsed(), pkt.mark(), pkt.loss());
                 if let Err(why) = self.depacketizer.push(ts, mark, loss, pkt.payload()) {

@@ -470,7 +470,7 @@ impl IngestTask {
                     warn!(
                         bytes = len,
                         limit = super::open::MAX_METADATA_DOCUMENT,
-                        "dropped an ONVIF metadata document over the size limit; its events are not recorded (logged once per session)"
+                        "dropped an ONVIF metadata document over the size limit as it arrived; the rest of it is skipped, its events are not recorded, video is not affected (logged once per session)"
                     );
                 } else {
                     tracing::debug!(

@@ -41,6 +41,15 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
              between them a torn document (its first packet, then a new
              timestamp before the marker bit): an RTP depacketization error
              on the metadata stream only
+  /h264metaendless  live H.264 + a metadata track that, every 25 s, is
+             quiet for 6 s, then streams one document without end for 15 s
+             (60 MB in 16 kB RTP packets that share one timestamp, never a
+             marker bit; prints "meta endless start <path>", and "meta endless
+             sent <path> <bytes>" when it stops), then a motion start (22 s) and end
+             (24 s) as /h264meta's, each a whole document with a new timestamp
+  /h264aacmetaendless  as /h264metaendless, with AAC 48 kHz sound beside
+             the video (the metadata track is the third stream; a client may
+             leave it unlinked: cleannvr does, for video with sound)
   /h264metanosetup  as /h264meta, but SETUP of the metadata stream is answered
              461 Unsupported Transport (the video SETUP and PLAY succeed), as a
              camera that announces a metadata track it cannot stream
@@ -148,6 +157,14 @@ meta = (
     'clock-rate=90000,payload=107"'
 )
 
+# The same for a client that may not set the track up: GStreamer's RTSP
+# server then leaves it unlinked, and an appsrc pushing into nothing stops
+# the shared media; a tee that allows that keeps the media going. Third
+# stream (pay2), after video and sound.
+meta_unlinkable = (
+    meta.replace("name=pay1", "name=metasrc") + " ! tee allow-not-linked=true ! identity name=pay2"
+)
+
 # An Axis camera's motion notification as captured off its metadata track
 # (MAC prefix 00:40:8C; quoted in a public NVR's RTSP client source), with
 # the time and state filled in.
@@ -208,14 +225,24 @@ def hostile_documents():
 class MetaTrack:
     """Feeds one media's metadata appsrc from a GLib timer."""
 
-    def __init__(self, src, hostile):
+    def __init__(self, src, mode, path):
         self.src = src
-        self.hostile = hostile
+        self.path = path
+        self.hostile = mode == "hostile"
         self.seq = random.randrange(1 << 16)
         self.ssrc = random.randrange(1 << 32)
         self.start = time.monotonic()
         self.step = 0
-        self.timer = GLib.timeout_add(500, self.tick)
+        if mode == "endless":
+            # 20 ms ticks, so the flood is spread out as a camera's would be.
+            self.timer = GLib.timeout_add(20, self.tick_endless)
+        else:
+            self.timer = GLib.timeout_add(500, self.tick)
+
+    def packet(self, payload, ts, mark=False):
+        header = struct.pack("!BBHII", 0x80, (0x80 if mark else 0) | 107, self.seq, ts, self.ssrc)
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.src.emit("push-buffer", Gst.Buffer.new_wrapped(header + payload))
 
     def send(self, doc, chunk=1200, ts=None, torn=False):
         """Sends one document; `torn` stops after its first packet, without
@@ -227,11 +254,37 @@ class MetaTrack:
         if torn:
             parts = parts[:1]
         for i, part in enumerate(parts):
-            mark = 0x80 if i == len(parts) - 1 and not torn else 0
-            header = struct.pack("!BBHII", 0x80, mark | 107, self.seq, ts, self.ssrc)
-            self.seq = (self.seq + 1) & 0xFFFF
-            self.src.emit("push-buffer", Gst.Buffer.new_wrapped(header + part))
+            self.packet(part, ts, mark=i == len(parts) - 1 and not torn)
         return ts
+
+    def tick_endless(self):
+        """/h264metaendless: 1250 ticks of 20 ms: 300 quiet (so a client's
+        start-up is over), 750 of one document that never ends (5 packets
+        of 16 kB a tick, one timestamp, no marker bit), then motion on and
+        off as whole documents."""
+        phase = self.step % 1250 - 300
+        self.step += 1
+        if phase < 0:
+            return True
+        if phase == 0:
+            print(f"meta endless start {self.path}", flush=True)
+            self.endless_ts = int((time.monotonic() - self.start) * 90000) & 0xFFFFFFFF
+            head = META_FRAME.split("<tt:Object", 1)[0].format(utc=utc_now())
+            self.packet(head.encode(), self.endless_ts)
+            self.endless_sent = len(head)
+        if phase < 750:
+            filler = b'<tt:Object ObjectId="1"/>' * 640
+            for _ in range(5):
+                self.packet(filler, self.endless_ts)
+                self.endless_sent += len(filler)
+        elif phase == 750:
+            print(f"meta endless sent {self.path} {self.endless_sent}", flush=True)
+        elif phase in (800, 900):
+            state = "true" if phase == 800 else "false"
+            utc, doc = motion(state)
+            self.send(doc)
+            print(f"meta motion {state} {utc}", flush=True)
+        return True
 
     def tick(self):
         # Every 4 s (8 ticks): motion on at 1 s, off at 3 s, analytics frames between.
@@ -327,6 +380,8 @@ mounts = {
     "/avsync": avsync,
     "/h264meta": video + h264 + meta,
     "/h264metahostile": video + h264 + meta,
+    "/h264metaendless": video + h264 + meta,
+    "/h264aacmetaendless": video + h264 + aac + " " + meta_unlinkable,
     "/h264metanosetup": video + h264 + meta,
 }
 
@@ -353,8 +408,11 @@ def on_configure(_factory, media, path):
         pad = media.get_element().get_by_name("audiogate").get_static_pad("src")
         pad.add_probe(Gst.PadProbeType.BUFFER, audio_gaps)
         return
-    if path.startswith("/h264meta"):
-        track = MetaTrack(media.get_element().get_by_name("pay1"), path.endswith("hostile"))
+    if "meta" in path:
+        mode = next((m for m in ("hostile", "endless") if path.endswith(m)), "normal")
+        pipeline = media.get_element()
+        src = pipeline.get_by_name("metasrc") or pipeline.get_by_name("pay1")
+        track = MetaTrack(src, mode, path)
         media.connect("unprepared", track.stop)
         return
     flash = media.get_element().get_by_name("flash")
