@@ -1200,7 +1200,9 @@ fn proc_kb(pid: u32, field: &str) -> u64 {
 /// dropped when it passes the cap, said once in the log naming the camera,
 /// and never reaches the event reader; the NVR's memory does not grow with
 /// it; the same session's video records on, undamaged; and the motion
-/// documents the camera sends after it are stored.
+/// documents the camera sends after it are stored. `pool` sends the same
+/// track beside H.264 and AAC, a stream retina demultiplexes: the track is
+/// left alone there (said once), and video with sound records.
 #[test]
 fn an_endless_metadata_document_is_capped_and_video_and_events_go_on() {
     let cam = EventCamera::start();
@@ -1209,14 +1211,20 @@ fn an_endless_metadata_document_is_capped_and_video_and_events_go_on() {
     let toml = common::config(
         dir.path(),
         4,
-        &format!(
-            "[[camera]]\nid = \"fence\"\nurl = \"{}\"\n\
-             onvif = {{ host = \"127.0.0.1\", port = {}, username = \"{}\", password = '{}' }}\n",
-            gst.url("h264metaendless"),
-            cam.port,
-            event_camera::USER,
-            event_camera::PASS
-        ),
+        &["fence", "pool"]
+            .iter()
+            .zip(["h264metaendless", "h264aacmetaendless"])
+            .map(|(id, mount)| {
+                format!(
+                    "[[camera]]\nid = \"{id}\"\nurl = \"{}\"\n\
+                     onvif = {{ host = \"127.0.0.1\", port = {}, username = \"{}\", password = '{}' }}\n",
+                    gst.url(mount),
+                    cam.port,
+                    event_camera::USER,
+                    event_camera::PASS
+                )
+            })
+            .collect::<String>(),
     );
     let (nvr, admin) = common::run_with_admin(dir.path(), &toml);
     common::wait_camera(
@@ -1334,6 +1342,21 @@ fn an_endless_metadata_document_is_capped_and_video_and_events_go_on() {
         peer_times(&gst, "true").contains(&start),
         "start {start} is no time the camera sent: {}",
         gst.out.text()
+    );
+    // pool: video with sound records; its metadata track is left alone,
+    // said once, and none of it is read.
+    common::wait_segments(&nvr, Some(&admin), "pool", 2);
+    let said = "the stream has an ONVIF metadata track that cleannvr does not read";
+    assert_eq!(nvr.log.count(said), 1, "{}", nvr.log.text());
+    assert!(nvr.log.find(said).unwrap().contains("pool"));
+    let pool = common::camera_status(&nvr.http, &admin, "pool");
+    assert!(pool["audio"].is_string(), "{pool}");
+    assert_eq!(
+        nvr.log
+            .count("dropped an ONVIF metadata document over the size limit"),
+        1,
+        "{}",
+        nvr.log.text()
     );
     assert_eq!(cam.bad_requests(), Vec::<String>::new());
 }

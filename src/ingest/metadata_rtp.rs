@@ -18,8 +18,12 @@
 //! as the video, from retina's raw packets, beside our own H.264 reassembly
 //! ([`super::h264_rtp`]). One session per camera, as before: cameras limit
 //! concurrent sessions (often to a handful, shared with their own NVR and
-//! the sub stream), and a second session for metadata alone doubles the
-//! RTSP handshakes, keepalives and reconnects for a few kilobytes a second.
+//! the sub stream), and a second session for metadata alone (prototyped
+//! first) doubles the RTSP handshakes, keepalives and reconnects for a few
+//! kilobytes a second, and needs cameras to stream one track of a media
+//! alone. Streams retina must still demultiplex (H.265, or
+//! with sound) leave the track alone rather than let retina reassemble it
+//! uncapped; their cameras' events come from the ONVIF event service.
 //!
 //! Loss tolerance, as for video: a lost packet or a document cut short (a
 //! new timestamp before the marker bit) costs the document it falls in, is

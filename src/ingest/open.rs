@@ -60,6 +60,9 @@ pub struct Opened {
     /// Why the camera's metadata track is missing although it offers one
     /// (its SETUP was refused); the session records video without it.
     pub metadata_refused: Option<String>,
+    /// Why the camera's metadata track is left alone although it offers one
+    /// and it was asked for (see `rtsp`); the session records video without it.
+    pub metadata_unread: Option<String>,
 }
 
 /// Longest ONVIF metadata document kept. Real ones are a few kilobytes (an

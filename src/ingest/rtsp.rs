@@ -14,7 +14,6 @@ use super::h264_rtp::H264Depacketizer;
 use super::metadata_rtp::MetadataReassembler;
 use super::open::{
     Failure, Item, MetadataDocument, OpenError, OpenRequest, Opened, Opener, RawVideo, Session,
-    MAX_METADATA_DOCUMENT,
 };
 use super::sync::AvSync;
 use super::transport::Proto;
@@ -78,6 +77,19 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
         .iter()
         .position(|s| s.media() == "application" && s.encoding_name() == "vnd.onvif.metadata")
         .filter(|_| req.metadata);
+    // H.264 with nothing but a metadata track, if any (most cameras, and
+    // all of the benchmarks'): our own reassembly of both, at a fraction of
+    // retina's cost for video (see `h264_rtp`) and with a size cap on
+    // metadata documents that retina's lacks (see `metadata_rtp`).
+    let raw = audio.stream().is_none() && streams[video_i].encoding_name() == "h264";
+    // Anything else is retina's to demultiplex, and retina would reassemble
+    // the metadata track too, without a cap: the track is left alone there
+    // (the camera's events still come from its ONVIF event service).
+    let metadata_unread = (!raw && metadata_i.take().is_some()).then(|| {
+        "with H.265 video or sound beside it, the track would be reassembled by the RTSP \
+         client without a size limit, so it is left alone"
+            .to_owned()
+    });
     let transport = match req.proto {
         Proto::Tcp => client::Transport::Tcp(Default::default()),
         Proto::Udp => client::Transport::Udp(Default::default()),
@@ -111,11 +123,7 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
     }
     let play = PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
     let playing = session.play(play).await.map_err(|e| failed("PLAY", e))?;
-    // H.264 with nothing but a metadata track, if any (most cameras, and
-    // all of the benchmarks'): our own reassembly of both, at a fraction of
-    // retina's cost for video (see `h264_rtp`) and with a size cap on
-    // metadata documents that retina's lacks (see `metadata_rtp`).
-    if audio.stream().is_none() && playing.streams()[video_i].encoding_name() == "h264" {
+    if raw {
         let avcc = match playing.streams()[video_i].parameters() {
             Some(ParametersRef::Video(v)) => Some(v.extra_data()),
             _ => None,
@@ -131,6 +139,7 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
             audio_status: audio.status().map(str::to_owned),
             metadata: metadata.is_some(),
             metadata_refused,
+            metadata_unread: None,
             session: Box::new(H264Session {
                 playing,
                 video_i,
@@ -143,18 +152,15 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
     }
     let playing = playing.demuxed().map_err(|e| failed("demux", e))?;
     let audio_params = audio.params(playing.streams());
-    // retina's errors name their stream only in their text ("stream: <ctx>").
-    let metadata_ctx = metadata_i.and_then(|i| stream_ctx_text(&playing.streams()[i]));
     Ok(Opened {
         audio: audio_params,
         audio_status: audio.status().map(str::to_owned),
-        metadata: metadata_i.is_some(),
+        metadata: false,
         metadata_refused,
+        metadata_unread,
         session: Box::new(RetinaSession {
             playing,
             video_i,
-            metadata_i,
-            metadata_ctx,
             audio,
             params_sent: false,
             sync: AvSync::default(),
@@ -176,14 +182,11 @@ fn metadata_error(ctx: Option<&str>, e: &retina::Error) -> Option<String> {
         .then(|| text.lines().next().unwrap_or_default().to_owned())
 }
 
+/// A session retina demultiplexes: H.265 video, or video with sound (never
+/// with the metadata track, see `open`).
 struct RetinaSession {
     playing: Demuxed,
     video_i: usize,
-    /// The ONVIF metadata track, when set up.
-    metadata_i: Option<usize>,
-    /// `"\nstream: <context>\n"` as the metadata track's packet errors
-    /// print it, to tell them from video's.
-    metadata_ctx: Option<String>,
     audio: SessionAudio,
     params_sent: bool,
     /// Audio's offset from video, from the camera's RTCP sender reports.
@@ -228,16 +231,7 @@ impl Session for RetinaSession {
             loop {
                 let item = match self.playing.next().await? {
                     Ok(item) => item,
-                    Err(e) => {
-                        // A bad metadata packet costs its document, never video
-                        // frames nor the session (retina keeps the other streams
-                        // going; an SSRC or sequence fault repeats on that
-                        // stream only, and is dropped the same way).
-                        if let Some(why) = metadata_error(self.metadata_ctx.as_deref(), &e) {
-                            return Some(Ok(Item::Metadata(MetadataDocument::Damaged(why))));
-                        }
-                        return Some(packet_error(e));
-                    }
+                    Err(e) => return Some(packet_error(e)),
                 };
                 match item {
                     CodecItem::VideoFrame(f) => {
@@ -271,15 +265,6 @@ impl Session for RetinaSession {
                             loss: f.loss(),
                             frames,
                         }));
-                    }
-                    CodecItem::MessageFrame(m) if Some(m.stream_id()) == self.metadata_i => {
-                        // retina reassembled it (packets up to the marker bit).
-                        let len = m.data().len();
-                        return Some(Ok(Item::Metadata(if len > MAX_METADATA_DOCUMENT {
-                            MetadataDocument::TooLarge(len)
-                        } else {
-                            MetadataDocument::Xml(Bytes::copy_from_slice(m.data()))
-                        })));
                     }
                     CodecItem::Rtcp(pkt) => self.sender_report(&pkt),
                     _ => {}

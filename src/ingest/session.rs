@@ -248,6 +248,9 @@ impl IngestTask {
             if opened.metadata {
                 info!("the stream has an ONVIF metadata track; reading its events");
             }
+            if let Some(why) = &opened.metadata_unread {
+                warn!(reason = %why, "the stream has an ONVIF metadata track that cleannvr does not read; recording video without it (its events come only from its ONVIF event service)");
+            }
             if let Some(why) = &opened.metadata_refused {
                 warn!(error = %why, "the camera offers an ONVIF metadata track but refused to set it up; recording video without it (its events come only from its ONVIF event service)");
             }

@@ -123,6 +123,7 @@ impl Opener for Scripted {
                     audio_status: None,
                     metadata: false,
                     metadata_refused: None,
+                    metadata_unread: None,
                 }),
             }
         })
