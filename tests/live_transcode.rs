@@ -564,10 +564,23 @@ async fn bench_conversion_cost_against_ffmpeg() {
         "a frame",
         |s| !s["last_frame"].is_null(),
     );
+    // The whole server's CPU (ingest, web, conversion) from /proc, without and with the
+    // conversion: their difference checks that the pool's figure misses no thread.
+    let pid = nvr.pid();
+    let server_cpu = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+    };
+    let idle_secs = secs / 2;
+    let c0 = server_cpu();
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let idle = (server_cpu() - c0) / idle_secs as f64;
     let url = format!(
         "{}/api/cameras/hevc/live?codec=h264",
         base.replacen("http", "ws", 1)
     );
+    let c1 = server_cpu();
     let mut ws = connect(&url, &admin).await.unwrap();
     let frames = tokio::spawn(async move {
         let mut n = 0u64;
@@ -578,6 +591,7 @@ async fn bench_conversion_cost_against_ffmpeg() {
         n
     });
     let frames = frames.await.unwrap();
+    let busy = (server_cpu() - c1) / secs as f64;
     let m = metrics(&base, &admin);
     let cost = metric_f(&m, "cleannvr_transcode_cost_cores");
     assert_eq!(metric(&m, "cleannvr_transcode_cost_measured"), 1, "{m}");
@@ -613,8 +627,10 @@ async fn bench_conversion_cost_against_ffmpeg() {
     eprintln!(
         "BENCH conversion of /h265aac (640x360 25 fps H.265) over {secs} s: cleannvr {cost:.3} cores \
          (measured by the pool; {frames} fragments to the viewer) -> pool of {pool} for 1.0 core; \
-         ffmpeg {ffmpeg:.3} cores; ratio {:.2}; load {}",
+         ffmpeg {ffmpeg:.3} cores; ratio {:.2}; whole server {idle:.3} cores without the \
+         conversion, {busy:.3} with it (difference {:.3}); load {}",
         cost / ffmpeg,
+        busy - idle,
         load.trim()
     );
     drop(nvr);
