@@ -143,7 +143,18 @@ impl Store {
         let segment = self.file_path(rec);
         let dir = dir_of(&segment);
         let path = dir.join(file_name(moof, width));
-        {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let tmp = dir.join(format!(
+            ".{}.{}-{}.tmp",
+            file_name(moof, width),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        // The directory and the temporary are made under the lock, after the segment
+        // is seen: a delete (which takes the lock after removing the segment file)
+        // then finds every name it must remove already there, and never a directory
+        // filling while it empties it (its rmdir would fail: not empty).
+        let file = {
             let _guard = self.thumb_lock.lock().unwrap_or_else(|e| e.into_inner());
             if !segment.exists() {
                 return Ok(false);
@@ -153,22 +164,17 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
             }
-        }
-        // Written outside the lock: a delete meanwhile takes the temporary with the
-        // directory, and the rename below then finds the segment gone.
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let tmp = dir.join(format!(
-            ".{}.{}-{}.tmp",
-            file_name(moof, width),
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = (|| -> io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
+            std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(&tmp)?;
+                .open(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?
+        };
+        // Written outside the lock: a delete meanwhile takes the temporary with the
+        // directory, and the rename below then finds the segment gone.
+        let written = (|| -> io::Result<()> {
+            let mut f = file;
             f.write_all(jpeg)?;
             f.sync_data()
         })();
@@ -367,6 +373,45 @@ mod tests {
         assert!(!store.cache_thumbnail(&a, 900, 160, JPEG).unwrap());
         assert!(!file.parent().unwrap().exists());
         assert!(store.cache_thumbnail(&a, 900, 160, b"not a jpeg").is_err());
+    }
+
+    #[test]
+    fn deleting_a_segment_while_its_thumbnails_are_written_neither_fails_nor_leaves_any() {
+        // Writers make thumbnails as fast as they can while the segment is deleted: the
+        // delete must not meet a directory filling while it empties it (rmdir: not
+        // empty), and nothing may be left or counted after. (Timing: it failed in 6 of 6
+        // runs, within 13 to 120 segments, while the temporary was made outside the lock.)
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..300 {
+            let r = rec(1000 + i * 60);
+            put(&store, &r);
+            std::thread::scope(|s| {
+                let writers: Vec<_> = (0..4u64)
+                    .map(|w| {
+                        let (store, r) = (&store, &r);
+                        s.spawn(move || {
+                            let mut moof = w << 32;
+                            while store.cache_thumbnail(r, moof, 160, JPEG)? {
+                                moof += 1;
+                            }
+                            anyhow::Ok(moof)
+                        })
+                    })
+                    .collect();
+                std::thread::sleep(std::time::Duration::from_micros(
+                    100 + (i as u64 * 37) % 900,
+                ));
+                if let Err(e) = store.delete_segment(&r) {
+                    panic!("iteration {i}: {e:#}");
+                }
+                for w in writers {
+                    w.join().unwrap().unwrap();
+                }
+            });
+            assert!(!dir_of(&store.file_path(&r)).exists(), "iteration {i}");
+        }
+        assert_eq!(store.thumbnail_bytes("gate"), 0);
     }
 
     #[test]
