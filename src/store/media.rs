@@ -377,6 +377,18 @@ impl Seek for SegmentFile {
     }
 }
 
+/// Whether `rec` names a file inside its camera's own directory, as every row the
+/// recorder writes does; a row from a crafted backup must not make the server delete
+/// or write anything else.
+pub(super) fn names_own_file(rec: &SegmentRecord) -> bool {
+    std::path::Path::new(&rec.path)
+        .strip_prefix(&rec.camera)
+        .is_ok_and(|rest| {
+            rest.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+}
+
 impl Store {
     /// Where `rec`'s bytes are.
     pub fn source(&self, rec: &SegmentRecord) -> Source {
@@ -536,15 +548,7 @@ impl Store {
     /// Deletes the bytes of a row that is already in `garbage` (the archived object, unless
     /// this node only reads the archive, and the local file), then the intent.
     fn finish_delete(&self, rec: &SegmentRecord) -> anyhow::Result<()> {
-        // Rows name files inside the camera's own directory; a row from a
-        // crafted backup must not delete anything else.
-        let inside = std::path::Path::new(&rec.path)
-            .strip_prefix(&rec.camera)
-            .is_ok_and(|rest| {
-                rest.components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)))
-            });
-        if !inside {
+        if !names_own_file(rec) {
             tracing::error!(camera = %rec.camera, path = %rec.path, "refusing to delete a file outside the camera's directory; dropping the row only");
             return self.drop_garbage(&rec.camera, rec.start_ns);
         }

@@ -140,6 +140,12 @@ impl Store {
         jpeg: &[u8],
     ) -> anyhow::Result<bool> {
         anyhow::ensure!(is_whole_jpeg(jpeg), "not a whole JPEG");
+        anyhow::ensure!(
+            super::media::names_own_file(rec),
+            "camera {}: {} is not a file in the camera's directory; no thumbnail cached beside it",
+            rec.camera,
+            rec.path
+        );
         let segment = self.file_path(rec);
         let dir = dir_of(&segment);
         let path = dir.join(file_name(moof, width));
@@ -411,6 +417,28 @@ mod tests {
             });
             assert!(!dir_of(&store.file_path(&r)).exists(), "iteration {i}");
         }
+        assert_eq!(store.thumbnail_bytes("gate"), 0);
+    }
+
+    #[test]
+    fn a_row_naming_a_file_outside_its_camera_directory_gets_no_cache_beside_it() {
+        // A row from a crafted backup names some other MP4 on the machine.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let outside = dir.path().join("elsewhere.mp4");
+        std::fs::write(&outside, b"0123456789").unwrap();
+        let mut r = rec(1000);
+        r.path = "gate/../../elsewhere.mp4".into();
+        store.insert(&r).unwrap();
+        let e = store.cache_thumbnail(&r, 900, 160, JPEG).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("not a file in the camera's directory"),
+            "{e:#}"
+        );
+        assert!(
+            !dir_of(&outside).exists(),
+            "wrote beside a file outside storage"
+        );
         assert_eq!(store.thumbnail_bytes("gate"), 0);
     }
 
