@@ -3,8 +3,9 @@
 //! `<segment>.mp4.thumbs/<moof>-160.jpg` (private), the second is read from that file
 //! (same inode and mtime, the cache counter moves, the decode counter does not), a
 //! truncated or missing file is made again and never shown broken, `/api/storage` and
-//! retention count its bytes, and when retention deletes the segment (`retain_bytes = 1`,
-//! once the admin's legal hold is released) the thumbnails go with it.
+//! retention count its bytes, a burst of requests for one decodes it once, and when
+//! retention deletes the segment (`retain_bytes = 1`, once the admin's legal hold is
+//! released) the thumbnails go with it.
 
 mod common;
 
@@ -86,6 +87,30 @@ fn counters(admin: &HttpSession) -> (u64, u64) {
     )
 }
 
+/// `n` GETs of `path` at once (one curl, parallel connections); their bodies.
+fn burst(admin: &HttpSession, path: &str, n: usize) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args([
+        "-sk",
+        "--parallel",
+        "--parallel-immediate",
+        "--parallel-max",
+    ])
+    .arg(n.to_string())
+    .arg("-H")
+    .arg(format!("Cookie: {}", admin.cookie));
+    for i in 0..n {
+        cmd.arg("-o")
+            .arg(dir.path().join(i.to_string()))
+            .arg(format!("{}{path}", admin.base));
+    }
+    assert!(cmd.status().unwrap().success());
+    (0..n)
+        .map(|i| std::fs::read(dir.path().join(i.to_string())).unwrap())
+        .collect()
+}
+
 fn whole_jpeg(b: &[u8]) -> bool {
     b.starts_with(&[0xff, 0xd8, 0xff]) && b.ends_with(&[0xff, 0xd9])
 }
@@ -130,6 +155,21 @@ fn thumbnails_are_cached_beside_their_segment_and_deleted_with_it() {
     let t = rfc3339((start + end) / 2);
     let path = format!("/api/cameras/gate/thumbnail?t={t}");
 
+    // A burst of requests for a thumbnail not made yet (a hover sweep, several tabs)
+    // decodes it once; the others wait for that one.
+    let (s1, e1) = segs[1];
+    let segment1 = data.join(cleannvr::store::segment_rel_path("gate", s1));
+    let path1 = format!("/api/cameras/gate/thumbnail?t={}", rfc3339((s1 + e1) / 2));
+    let (made1, cached1) = counters(&admin);
+    let bodies = burst(&admin, &path1, 12);
+    assert!(bodies.iter().all(|b| whole_jpeg(b) && *b == bodies[0]));
+    assert_eq!(
+        counters(&admin),
+        (made1 + 1, cached1 + 11),
+        "decoded once for 12 requests at once"
+    );
+    let other = bodies[0].len() as u64;
+
     // First request: decoded, written beside the segment, private.
     let (made0, cached0) = counters(&admin);
     let (status, first) = admin.get(&path);
@@ -149,7 +189,7 @@ fn thumbnails_are_cached_beside_their_segment_and_deleted_with_it() {
     let storage = admin.json("/api/storage");
     assert_eq!(
         storage["cameras"][0]["thumbnail_bytes"].as_u64(),
-        Some(first.len() as u64),
+        Some(other + first.len() as u64),
         "{storage}"
     );
 
@@ -188,7 +228,7 @@ fn thumbnails_are_cached_beside_their_segment_and_deleted_with_it() {
     let storage = admin.json("/api/storage");
     assert_eq!(
         storage["cameras"][0]["thumbnail_bytes"].as_u64(),
-        Some(fourth.len() as u64),
+        Some(other + fourth.len() as u64),
         "counted once: {storage}"
     );
 
@@ -199,8 +239,8 @@ fn thumbnails_are_cached_beside_their_segment_and_deleted_with_it() {
         &json!({ "reason": "test over" }),
     );
     assert_eq!(status, 200, "{body}");
-    poll(&nvr, 60, "retention to delete the segment", || {
-        (!segment.exists()).then_some(())
+    poll(&nvr, 60, "retention to delete the segments", || {
+        (!segment.exists() && !segment1.exists()).then_some(())
     });
     assert!(
         !thumbs.exists(),

@@ -15,6 +15,7 @@ pub mod aac;
 pub mod background;
 pub mod burn;
 pub mod convert;
+pub mod flight;
 mod frames;
 pub mod h264;
 pub mod live;
@@ -107,7 +108,8 @@ pub struct Counters {
     pub live_viewers: AtomicU64,
     /// Timeline thumbnails decoded and cached on disk.
     pub thumbnails_made: AtomicU64,
-    /// Timeline thumbnails served from the disk cache.
+    /// Timeline thumbnails served from the disk cache (or shared with a request for
+    /// the same one that made it at the same time).
     pub thumbnails_cached: AtomicU64,
     /// CPU time of the thumbnails made (index lookup, decode, scale, JPEG encode, cache
     /// write), ns of the threads that did it.
@@ -199,7 +201,7 @@ pub fn render_metrics(out: &mut String) {
         (
             "cleannvr_thumbnails_cached_total",
             "counter",
-            "Timeline thumbnails served from the disk cache",
+            "Timeline thumbnails served from the disk cache or a decode shared with a request at the same time",
             c.thumbnails_cached.load(Ordering::Relaxed),
         ),
     ];

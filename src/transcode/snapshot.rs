@@ -220,15 +220,30 @@ pub fn thumbnail(
                 cached: true,
             }));
         }
-        let shot = decode(&key_frame_of(store, &rec, t, moof)?, Some(width))?;
-        if let Err(e) = store.cache_thumbnail(&rec, moof, width, &shot.jpeg) {
-            tracing::warn!(camera, segment = %rec.path, error = %format!("{e:#}"), "caching a thumbnail");
-        }
-        super::counters().thumbnails_made.fetch_add(1, Relaxed);
+        // Requests for the same key frame at once wait for one decode (and count as
+        // cached); the first looks at the cache again, which one just finished may
+        // have filled.
+        let ((jpeg, hit), shared) = making().run((store.file_path(&rec), moof, width), || {
+            if let Some(jpeg) = store.cached_thumbnail(&rec, moof, width) {
+                return anyhow::Ok((jpeg, true));
+            }
+            let shot = decode(&key_frame_of(store, &rec, t, moof)?, Some(width))?;
+            if let Err(e) = store.cache_thumbnail(&rec, moof, width, &shot.jpeg) {
+                tracing::warn!(camera, segment = %rec.path, error = %format!("{e:#}"), "caching a thumbnail");
+            }
+            Ok((shot.jpeg, false))
+        })?;
+        let cached = hit || shared;
+        let counter = if cached {
+            &super::counters().thumbnails_cached
+        } else {
+            &super::counters().thumbnails_made
+        };
+        counter.fetch_add(1, Relaxed);
         Ok(Some(Thumbnail {
-            jpeg: shot.jpeg,
+            jpeg,
             frame_ns,
-            cached: false,
+            cached,
         }))
     })();
     let c = super::counters();
@@ -238,6 +253,15 @@ pub fn thumbnail(
         _ => c.thumbnail_made_cpu_ns.fetch_add(spent, Relaxed),
     };
     r
+}
+
+/// Thumbnails being made now, by segment file, `moof` and width: the JPEG, and whether
+/// it was in the cache after all.
+type Making = super::flight::Flights<(std::path::PathBuf, u64, u32), (Bytes, bool)>;
+
+fn making() -> &'static Making {
+    static M: std::sync::OnceLock<Making> = std::sync::OnceLock::new();
+    M.get_or_init(Making::default)
 }
 
 /// CPU time of the calling thread, ns.
