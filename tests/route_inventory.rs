@@ -10,8 +10,9 @@
 //!   404 from the fallback, never an answer.
 //!
 //! Also here, because it is a property of every route: each API response
-//! (refused or served) carries `Cache-Control: no-store` and the framing,
-//! sniffing and opener headers SECURITY.md lists.
+//! (refused or served) carries `Cache-Control: no-store` (a found timeline
+//! thumbnail may be kept privately instead: `tests/thumbnails.rs`) and the
+//! framing, sniffing and opener headers SECURITY.md lists.
 
 mod common;
 

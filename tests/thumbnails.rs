@@ -3,9 +3,9 @@
 //! `<segment>.mp4.thumbs/<moof>-160.jpg` (private), the second is read from that file
 //! (same inode and mtime, the cache counter moves, the decode counter does not), a
 //! truncated or missing file is made again and never shown broken, `/api/storage` and
-//! retention count its bytes, a burst of requests for one decodes it once, and when
-//! retention deletes the segment (`retain_bytes = 1`, once the admin's legal hold is
-//! released) the thumbnails go with it.
+//! retention count its bytes, a burst of requests for one decodes it once, the browser
+//! may keep it (private), and when retention deletes the segment (`retain_bytes = 1`,
+//! once the admin's legal hold is released) the thumbnails go with it.
 
 mod common;
 
@@ -85,6 +85,17 @@ fn counters(admin: &HttpSession) -> (u64, u64) {
         metric(&page, "cleannvr_thumbnails_made_total"),
         metric(&page, "cleannvr_thumbnails_cached_total"),
     )
+}
+
+/// The response headers of GET `path` (lower-cased names).
+fn headers(admin: &HttpSession, path: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-D", "-", "-H"])
+        .arg(format!("Cookie: {}", admin.cookie))
+        .arg(format!("{}{path}", admin.base))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
 }
 
 /// `n` GETs of `path` at once (one curl, parallel connections); their bodies.
@@ -186,6 +197,13 @@ fn thumbnails_are_cached_beside_their_segment_and_deleted_with_it() {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!((mode(&file), mode(&thumbs)), (0o600, 0o700), "private");
     assert_eq!(counters(&admin), (made0 + 1, cached0));
+    // The browser may keep it (only for this login's user: private) as long as the
+    // audit would not record a new viewing anyway; a 404 is not kept.
+    let h = headers(&admin, &path);
+    assert!(h.contains("cache-control: private, max-age=600\r\n"), "{h}");
+    let h = headers(&admin, "/api/cameras/gate/thumbnail?t=2000-01-01T00:00:00Z");
+    assert!(h.contains("cache-control: no-store\r\n"), "{h}");
+    let cached0 = cached0 + 1;
     let storage = admin.json("/api/storage");
     assert_eq!(
         storage["cameras"][0]["thumbnail_bytes"].as_u64(),

@@ -716,6 +716,17 @@ async fn thumbnail(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(thumb.jpeg.len()));
     h.insert("x-frame-time", hv(&rfc3339(thumb.frame_ns)));
+    // Only finished segments are indexed, so the key frame at or before `t` in one never
+    // changes. The browser may keep it for its user (private: it needs a login) as long
+    // as a new look would not be audited anyway; after that it asks again, so deleted
+    // footage or a withdrawn camera stops showing. (A 404 stays `no-store`.)
+    h.insert(
+        header::CACHE_CONTROL,
+        hv(&format!(
+            "private, max-age={}",
+            AUDIT_WINDOW_NS / NS_PER_SEC
+        )),
+    );
     Ok(r)
 }
 

@@ -739,8 +739,10 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
         );
     }
     if api {
-        // Camera lists and audit trails must not linger in shared caches.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // Camera lists and audit trails must not linger in shared caches; a handler
+        // that knows its answer may be kept (thumbnails) says so itself.
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
     }
     resp
 }
