@@ -526,6 +526,73 @@ async fn converter_pool_is_sized_by_the_measured_cost_of_a_conversion() {
     drop(nvr);
 }
 
+/// Conversions that end between two of the meter's samples take their threads' CPU with
+/// them while their video stays counted: playbacks converted faster than real time, one
+/// after another, must not make a conversion look almost free (the pool would then be the
+/// budget over nearly nothing, and admit far more than the machine can run).
+#[tokio::test(flavor = "multi_thread")]
+async fn short_conversions_do_not_make_the_measured_cost_look_free() {
+    let gst = GstServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cams = format!(
+        "[[camera]]\nid = \"hevc\"\nurl = \"{}\"\n",
+        gst.url("h265aac")
+    );
+    let cfg = dir.path().join("cleannvr.toml");
+    std::fs::write(&cfg, config(dir.path(), 4, &cams)).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    // A fixed pool, so the playbacks are admitted whatever the cost; it is still measured.
+    let nvr = Nvr::start_with(cfg, &["run"], |c| {
+        c.env("CLEANNVR_MAX_TRANSCODES", "4");
+    });
+    let base = nvr.http.clone();
+    let admin = login(&base, "root", "admin pass 12345");
+    let recorded_from = unix_ns();
+    wait_segments(&nvr, Some(&admin), "hevc", 3);
+
+    // The cost as a live conversion, running in real time, measures it.
+    let url = format!(
+        "{}/api/cameras/hevc/live?codec=h264",
+        base.replacen("http", "ws", 1)
+    );
+    let mut ws = connect(&url, &admin).await.unwrap();
+    receive(&mut ws, 5).await;
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+    let page = wait_for(Duration::from_secs(90), "the cost to be measured", || {
+        let m = metrics(&base, &admin);
+        (metric(&m, "cleannvr_transcode_cost_measured") == 1).then_some(m)
+    });
+    let live_cost = metric_f(&page, "cleannvr_transcode_cost_cores");
+
+    // While it runs, recorded footage (older than the live conversion's) is converted for
+    // playback, one after another, each done faster than real time and between samples.
+    for i in 0..6 {
+        let file = dir.path().join(format!("play{i}.mp4"));
+        let (status, h) = get_saved(
+            &base,
+            &format!(
+                "/api/cameras/hevc/video.mp4?start={}&end={}&codec=h264",
+                rfc3339(recorded_from),
+                rfc3339(recorded_from + 12_000_000_000)
+            ),
+            &admin,
+            &file,
+        );
+        assert_eq!(status, 200, "{h:?}");
+        assert!(!h.contains_key("x-transcode-source"), "{h:?}");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+    }
+    drain.abort();
+    let m = metrics(&base, &admin);
+    let cost = metric_f(&m, "cleannvr_transcode_cost_cores");
+    eprintln!("live conversion: {live_cost} cores; after the playbacks: {cost}");
+    assert!(
+        cost >= live_cost / 3.0,
+        "the cost fell from {live_cost} to {cost} cores per conversion: {m}"
+    );
+    drop(nvr);
+}
+
 /// Benchmark (not part of the suite): what one live H.265 → H.264 conversion costs on this
 /// machine as the pool measures it, and the pool that gives for a budget of one core,
 /// against ffmpeg converting the same camera for the same time in the same run.

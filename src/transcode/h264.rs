@@ -45,6 +45,8 @@ pub fn stream(plan: Arc<Plan>, permit: Permit) -> impl Stream<Item = io::Result<
             let tx = tx.clone();
             move || {
                 let _permit = permit;
+                // Ends after the decoder and encoder (and their threads) are gone.
+                let _conversion = super::meter::Conversion::start();
                 let mut sink = |b: Bytes| tx.blocking_send(Ok(b)).is_ok();
                 if let Err(e) = transcode(&plan, &mut sink) {
                     if !tx.is_closed() {

@@ -286,6 +286,8 @@ fn start(
     std::thread::Builder::new()
         .name(format!("{}live", super::meter::THREAD_PREFIX))
         .spawn(move || {
+            // Ends after `run`, which drops the decoder and encoder (and their threads).
+            let _conversion = super::meter::Conversion::start();
             let mut p = Pipeline::new(output, want_key);
             p.recent = Some(recent);
             run(frames, stop_rx, p, permit, camera)

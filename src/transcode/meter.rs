@@ -29,6 +29,28 @@ const WEIGHT: f64 = 0.3;
 
 /// 90 kHz ticks of video converted by every conversion since start-up.
 static MEDIA_TICKS: AtomicU64 = AtomicU64::new(0);
+/// Conversions ended since start-up ([`Conversion`]).
+static ENDED: AtomicU64 = AtomicU64::new(0);
+
+/// Held by a conversion's thread for as long as it converts. A conversion that ends
+/// between two samples takes its threads' CPU since the first with it (`/proc` no longer
+/// lists them) while its video stays counted, so a sample across its end would make
+/// conversions look nearly free (and the pool huge): such a sample is dropped instead.
+/// Create it before the decoder and encoder, so it ends after their worker threads.
+pub struct Conversion(());
+
+impl Conversion {
+    /// Marks the calling thread's conversion as running.
+    pub fn start() -> Conversion {
+        Conversion(())
+    }
+}
+
+impl Drop for Conversion {
+    fn drop(&mut self) {
+        ENDED.fetch_add(1, Ordering::SeqCst);
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -39,6 +61,8 @@ struct State {
     media: u64,
     /// CPU ticks counted since then (threads come and go between samples).
     cpu: u64,
+    /// [`ENDED`] at the last sample.
+    ended: u64,
 }
 
 static STATE: LazyLock<Mutex<State>> = LazyLock::new(Default::default);
@@ -64,6 +88,7 @@ pub fn converted(ticks: i64) {
 /// Reads the conversion threads' CPU; returns the cost over the video converted since the
 /// last counted sample once that is long enough.
 fn sample(st: &mut State) -> Option<f64> {
+    let ended = ENDED.load(Ordering::SeqCst);
     let now = match conversion_threads() {
         Ok(t) => t,
         Err(e) => {
@@ -71,6 +96,16 @@ fn sample(st: &mut State) -> Option<f64> {
             return None;
         }
     };
+    let ended_after = ENDED.load(Ordering::SeqCst);
+    if ended != st.ended || ended_after != ended {
+        // A conversion ended since the last sample (or while this one read): its CPU is
+        // partly gone, its video is not. Start a new sample from here.
+        st.ended = ended_after;
+        st.threads = now;
+        st.media = MEDIA_TICKS.load(Ordering::Relaxed);
+        st.cpu = 0;
+        return None;
+    }
     for (tid, ticks) in &now {
         // A thread seen first now did all its work since the last sample.
         st.cpu += ticks.saturating_sub(st.threads.get(tid).copied().unwrap_or(0));
