@@ -388,13 +388,15 @@ fn udp_packet_loss_costs_frames_never_the_session() {
     let dir = tempfile::tempdir().unwrap();
     // `cam` goes through retina's depacketizers (it has AAC); `h264only`'s
     // L16 audio is not recorded, so its H.264 takes our own reassembly
-    // (ingest::h264_rtp). Both must take the loss the same way.
-    let ids = ["cam", "h264only"];
+    // (ingest::h264_rtp), as does `h265only`'s video (ingest::h265_rtp).
+    // All must take the loss the same way.
+    let ids = ["cam", "h264only", "h265only"];
     let toml = config(
         dir.path(),
         2,
         &(camera(ids[0], &gst.url("h264aac"), "transport = \"udp\"")
-            + &camera(ids[1], &gst.url("h264l16"), "transport = \"udp\"")),
+            + &camera(ids[1], &gst.url("h264l16"), "transport = \"udp\"")
+            + &camera(ids[2], &gst.url("h265"), "transport = \"udp\"")),
     );
     let (mut nvr, admin) = run_with_admin(dir.path(), &toml);
     let status = |id: &str| camera_status(&nvr.http, &admin, id);

@@ -1033,7 +1033,7 @@ fn metadata_track_motion_is_recorded_and_hostile_documents_are_not() {
         &format!(
             "[[camera]]\nid = \"gate\"\nurl = \"{}\"\n{}\n[[camera]]\nid = \"yard\"\nurl = \"{}\"\n{}\n\
              [[camera]]\nid = \"door\"\nurl = \"{}\"\n{}\n",
-            gst.url("h264meta"),
+            gst.url("h265meta"),
             onvif(cam.port),
             gst.url("h264metahostile"),
             onvif(cam.port),

@@ -129,27 +129,45 @@ fn first_hevc_picture_nal_type(file: &Path) -> u32 {
         .unwrap_or_else(|| panic!("no picture NAL unit in {}", file.display()))
 }
 
+/// A file's `hvc1` sample entry box (size, type, and its `hvcC` inside), as written.
+fn sample_entry_of(file: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(file).unwrap();
+    let at = memchr::memmem::find(&bytes, b"hvc1")
+        .unwrap_or_else(|| panic!("no hvc1 sample entry in {}", file.display()));
+    let size = u32::from_be_bytes(bytes[at - 4..at].try_into().unwrap()) as usize;
+    bytes[at - 4..at - 4 + size].to_vec()
+}
+
 #[test]
 fn records_h264_and_h265_with_aac_in_playable_contiguous_segments() {
     let gst = GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cams = camera("h264", &gst.url("h264aac"), "") + &camera("h265", &gst.url("h265aac"), "");
+    // `h265` goes through retina's demuxer (it has sound), `hevc` through
+    // our own H.265 reassembly (video only): both must write the same.
+    let cams = camera("h264", &gst.url("h264aac"), "")
+        + &camera("h265", &gst.url("h265aac"), "")
+        + &camera("hevc", &gst.url("h265"), "");
     // Taken before the server starts: it may record before `run` returns.
     let started = Instant::now();
     let mut nvr = Nvr::run(dir.path(), &config(dir.path(), 2, &cams));
     wait_segments(&nvr, None, "h264", 3);
     wait_segments(&nvr, None, "h265", 3);
+    wait_segments(&nvr, None, "hevc", 3);
     nvr.stop();
     let wall = started.elapsed().as_secs_f64();
 
-    for (cam, video) in [("h264", "h264"), ("h265", "hevc")] {
+    for (cam, tracks) in [
+        ("h264", &["h264", "aac"][..]),
+        ("h265", &["hevc", "aac"]),
+        ("hevc", &["hevc"]),
+    ] {
         let rows = index(dir.path(), cam);
         assert!(rows.len() >= 3, "{cam}: {rows:#?}");
         assert!(
-            rows.iter().all(|r| r.has_audio),
+            rows.iter().all(|r| r.has_audio == (tracks.len() == 2)),
             "{cam}: AAC is recorded as a second track"
         );
-        assert_contiguous_playable(&rows, dir.path(), &[video, "aac"]);
+        assert_contiguous_playable(&rows, dir.path(), tracks);
         // Never more footage than the wall time the recording ran (plus one
         // second of rounding). No lower bound: how soon recording starts is a
         // matter of load, and contiguity is checked above.
@@ -169,23 +187,36 @@ fn records_h264_and_h265_with_aac_in_playable_contiguous_segments() {
     // x265 (the GStreamer peer's encoder) marks its key frames after the first
     // as CRA, not IDR; retina flags only IDR. Segments after the first start on
     // a CRA, so those were taken as key frames.
-    let h265 = index(dir.path(), "h265");
-    let starts: Vec<u32> = h265
-        .iter()
-        .map(|r| first_hevc_picture_nal_type(&dir.path().join("data").join(&r.path)))
-        .collect();
-    assert!(
-        starts.iter().all(|t| (16..=21).contains(t)),
-        "every H.265 segment starts on an IRAP picture: {starts:?}"
-    );
-    assert!(
-        starts[1..].contains(&21),
-        "the peer sent CRA key frames and segments start on them: {starts:?}"
+    for cam in ["h265", "hevc"] {
+        let starts: Vec<u32> = index(dir.path(), cam)
+            .iter()
+            .map(|r| first_hevc_picture_nal_type(&dir.path().join("data").join(&r.path)))
+            .collect();
+        assert!(
+            starts.iter().all(|t| (16..=21).contains(t)),
+            "{cam}: every H.265 segment starts on an IRAP picture: {starts:?}"
+        );
+        assert!(
+            starts[1..].contains(&21),
+            "{cam}: the peer sent CRA key frames and segments start on them: {starts:?}"
+        );
+    }
+    // The two paths write the same MP4 structure: the same boxes down to
+    // the sample entry (`hvcC` and all), from the same encoder settings.
+    let first = |cam: &str| {
+        dir.path()
+            .join("data")
+            .join(&index(dir.path(), cam)[0].path)
+    };
+    assert_eq!(
+        sample_entry_of(&first("h265")),
+        sample_entry_of(&first("hevc")),
+        "the hvc1 sample entry differs between retina's path and ours"
     );
 
     // The index is a cache of the files: lose it, and `check --repair` rebuilds
     // the same rows (drift is the one thing only the live recorder knew).
-    let before: Vec<_> = ["h264", "h265"]
+    let before: Vec<_> = ["h264", "h265", "hevc"]
         .iter()
         .flat_map(|c| index(dir.path(), c))
         .map(|r| SegmentRecord { drift_ms: 0, ..r })
@@ -195,7 +226,7 @@ fn records_h264_and_h265_with_aac_in_playable_contiguous_segments() {
     assert!(!ok && out.contains("not in the index"), "{out}");
     let (ok, out) = cli(&nvr.config, &["check", "--repair"], "");
     assert!(ok, "{out}");
-    let after: Vec<_> = ["h264", "h265"]
+    let after: Vec<_> = ["h264", "h265", "hevc"]
         .iter()
         .flat_map(|c| index(dir.path(), c))
         .collect();

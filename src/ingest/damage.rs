@@ -31,8 +31,8 @@
 //! discards an access unit whose interior packets were lost, and skips late
 //! and duplicated UDP packets.
 //!
-//! Sessions of H.264 video (alone, or with the ONVIF metadata track) are
-//! reassembled by our own [`super::h264_rtp`] and [`super::metadata_rtp`]
+//! Sessions of H.264 or H.265 video (alone, or with the ONVIF metadata
+//! track) are reassembled by our own [`super::nal_rtp`] and [`super::metadata_rtp`]
 //! instead of retina's depacketizers (the RTP and RTCP validation above is
 //! still retina's). Its errors are all of the
 //! **continue** kind, including a timestamp change in the middle of a

@@ -1,320 +1,71 @@
 //! Our own RFC 6184 reassembly of H.264 RTP payloads (single NAL unit,
 //! STAP-A, FU-A) into length-prefixed access units, for sessions that carry
-//! H.264 video and nothing else (see `rtsp`: the fast path).
-//!
-//! Why: retina's depacketizer runs every payload byte through a start-code
-//! scanner, about a fifth of cleannvr's CPU with one camera
-//! (docs/BENCHMARKS.md). Here a NAL is copied once, and only complete NAL
-//! units are searched for the stray Annex B start codes some cameras put
-//! inside them, with SIMD (`memchr::memmem`).
-//!
-//! Loss tolerance, as the session loop expects it: a lost packet or a
-//! malformed payload costs the access unit it falls in (the rest of that
-//! unit is skipped), never the depacketizer; lost packets are reported on
-//! the next access unit handed out, which the loop then drops up to the next
-//! key frame. Parameter sets are taken out of the access units and kept, so
-//! the caller can rebuild its sample entry when they change.
+//! no sound (see `rtsp`: the raw path). The reassembly itself is shared with
+//! H.265 ([`super::nal_rtp`]); this is what is H.264's own: its payload and
+//! NAL types, and its parameter sets (SPS, PPS) from the SDP's `avcC`.
 
-use std::collections::VecDeque;
+use super::nal_rtp::{Depacketizer, NalCodec, NalKind, Packet};
 
-/// An access unit larger than this (a hostile or broken camera; a real
-/// 4K key frame is a few megabytes) is dropped as damaged rather than grown.
-const MAX_ACCESS_UNIT: usize = 16 << 20;
+pub use super::nal_rtp::AccessUnit;
 
-/// One reassembled access unit.
-#[derive(Debug, PartialEq, Eq)]
-pub struct AccessUnit {
-    /// 90 kHz RTP timestamp, extended (retina's `Timestamp::elapsed`).
-    pub timestamp: i64,
-    /// No non-IDR slice in it (retina's definition of a random access point).
-    pub random_access: bool,
-    /// RTP packets lost since the previous access unit handed out.
-    pub loss: u16,
-    /// The SPS or PPS changed before or in this unit (see [`H264Depacketizer::parameter_sets`]).
-    pub new_parameters: bool,
-    /// Length-prefixed NAL units, parameter sets removed.
-    pub data: Vec<u8>,
+/// H.264's RTP payload format (RFC 6184).
+#[derive(Debug, Default)]
+pub struct H264;
+
+impl NalCodec for H264 {
+    const HEADER: usize = 1;
+    const PARAMETER_SETS: usize = 2;
+    const AGGREGATE: &'static str = "STAP-A";
+    const FRAGMENT: &'static str = "FU-A";
+    const NAME: &'static str = "H.264";
+
+    fn packet(payload: &[u8]) -> Result<Packet<'_>, String> {
+        let hdr = payload[0];
+        Ok(match hdr & 0x1f {
+            1..=23 => Packet::Single,
+            24 => Packet::Aggregate(&payload[1..]),
+            28 => {
+                let Some(&fu) = payload.get(1) else {
+                    return Err("FU-A without its FU header".to_owned());
+                };
+                Packet::Fragment {
+                    start: fu & 0x80 != 0,
+                    end: fu & 0x40 != 0,
+                    header: [(hdr & 0xe0) | (fu & 0x1f), 0],
+                    body: &payload[2..],
+                }
+            }
+            t => Packet::Unsupported(t),
+        })
+    }
+
+    fn kind(nal: &[u8]) -> NalKind {
+        match nal[0] & 0x1f {
+            1..=4 => NalKind::NonKey,
+            7 => NalKind::Parameters(0),
+            8 => NalKind::Parameters(1),
+            _ => NalKind::Other,
+        }
+    }
 }
 
 /// Reassembles one H.264 RTP stream.
-#[derive(Debug, Default)]
-pub struct H264Depacketizer {
-    /// The access unit in progress, length-prefixed.
-    au: Vec<u8>,
-    /// Its timestamp, while one is in progress.
-    ts: Option<i64>,
-    /// It holds a non-IDR slice.
-    non_idr: bool,
-    /// Offset in `au` of the length prefix of the FU-A NAL in progress.
-    fu: Option<usize>,
-    /// The rest of the access unit with this timestamp is skipped (loss or damage in it).
-    skip: Option<i64>,
-    /// Packets lost since the last unit handed out.
-    loss: u16,
-    sps: Vec<u8>,
-    pps: Vec<u8>,
-    params_changed: bool,
-    done: VecDeque<AccessUnit>,
-}
+pub type H264Depacketizer = Depacketizer<H264>;
 
-impl H264Depacketizer {
+impl Depacketizer<H264> {
     /// Starts with the parameter sets the SDP announced (from retina's
     /// `avcC` record), so in-band copies of the same ones are no change.
     pub fn new(avcc: Option<&[u8]>) -> Self {
-        let mut d = Self::default();
-        if let Some((sps, pps)) = avcc.and_then(sps_pps_of_avcc) {
-            d.sps = sps.to_vec();
-            d.pps = pps.to_vec();
+        match avcc.and_then(sps_pps_of_avcc) {
+            Some((sps, pps)) => Self::with_parameter_sets(&[sps, pps]),
+            None => Self::with_parameter_sets(&[]),
         }
-        d
     }
 
     /// The latest SPS and PPS (NAL units without prefix); empty if none was seen.
     pub fn parameter_sets(&self) -> (&[u8], &[u8]) {
-        (&self.sps, &self.pps)
+        (self.parameter_set(0), self.parameter_set(1))
     }
-
-    /// Takes one RTP packet: its extended timestamp, marker bit, the packets
-    /// lost just before it, and its payload. An error names what was wrong
-    /// with the packet; the access unit it belonged to is dropped, and the
-    /// depacketizer goes on with the next one.
-    pub fn push(&mut self, ts: i64, mark: bool, loss: u16, payload: &[u8]) -> Result<(), String> {
-        if loss > 0 {
-            self.loss = self.loss.saturating_add(loss);
-            let inside = self.ts == Some(ts) || self.skip == Some(ts);
-            // Either a part of this unit or the end of the previous one is gone.
-            self.discard();
-            if inside {
-                self.skip = (!mark).then_some(ts);
-                return Ok(());
-            }
-        }
-        if let Some(s) = self.skip.take() {
-            if s == ts {
-                self.skip = (!mark).then_some(ts);
-                return Ok(());
-            }
-        }
-        let mut early = None;
-        if let Some(cur) = self.ts {
-            if cur != ts {
-                if self.fu.is_some() {
-                    self.discard();
-                    early = Some(format!(
-                        "timestamp changed from {cur} to {ts} in the middle of a fragmented NAL"
-                    ));
-                } else {
-                    // No marker bit on the last packet (some cameras never set it).
-                    self.finish();
-                }
-            }
-        }
-        self.ts = Some(ts);
-        let mut r = self.payload(payload);
-        if r.is_ok() && self.au.len() > MAX_ACCESS_UNIT {
-            r = Err(format!("access unit over {MAX_ACCESS_UNIT} bytes"));
-        }
-        if r.is_ok() && mark {
-            if self.fu.is_some() {
-                r = Err("marker bit set in the middle of a fragmented NAL".to_owned());
-            } else {
-                self.finish();
-            }
-        }
-        if r.is_err() {
-            self.discard();
-            self.skip = (!mark).then_some(ts);
-        }
-        match early {
-            Some(e) => Err(r.err().map_or(e.clone(), |r| format!("{e}; then {r}"))),
-            None => r,
-        }
-    }
-
-    /// The next complete access unit, if any.
-    pub fn pull(&mut self) -> Option<AccessUnit> {
-        self.done.pop_front()
-    }
-
-    fn payload(&mut self, payload: &[u8]) -> Result<(), String> {
-        let Some(&hdr) = payload.first() else {
-            return Err("empty RTP payload".to_owned());
-        };
-        if hdr & 0x80 != 0 {
-            return Err(format!("NAL header {hdr:02x} has the F bit set"));
-        }
-        match hdr & 0x1f {
-            1..=23 => {
-                if self.fu.is_some() {
-                    return Err(format!(
-                        "single NAL {hdr:02x} while a FU-A fragment is in progress"
-                    ));
-                }
-                self.whole_nal(payload)
-            }
-            24 => {
-                if self.fu.is_some() {
-                    return Err("STAP-A while a FU-A fragment is in progress".to_owned());
-                }
-                let mut rest = &payload[1..];
-                while !rest.is_empty() {
-                    let Some((len, tail)) = rest.split_first_chunk::<2>() else {
-                        return Err("STAP-A with a truncated NAL size".to_owned());
-                    };
-                    let len = usize::from(u16::from_be_bytes(*len));
-                    if len == 0 || len > tail.len() {
-                        return Err(format!(
-                            "STAP-A NAL of {len} bytes with {} left",
-                            tail.len()
-                        ));
-                    }
-                    let (nal, tail) = tail.split_at(len);
-                    if nal[0] & 0x80 != 0 {
-                        return Err(format!(
-                            "STAP-A NAL header {:02x} has the F bit set",
-                            nal[0]
-                        ));
-                    }
-                    self.whole_nal(nal)?;
-                    rest = tail;
-                }
-                Ok(())
-            }
-            28 => {
-                let Some(&fu_hdr) = payload.get(1) else {
-                    return Err("FU-A without its FU header".to_owned());
-                };
-                let (start, end) = (fu_hdr & 0x80 != 0, fu_hdr & 0x40 != 0);
-                let body = &payload[2..];
-                match (start, self.fu) {
-                    (true, Some(_)) => {
-                        return Err("FU-A start while another fragment is in progress".to_owned())
-                    }
-                    (true, None) => {
-                        self.fu = Some(self.au.len());
-                        self.au.extend_from_slice(&[0; 4]);
-                        self.au.push((hdr & 0xe0) | (fu_hdr & 0x1f));
-                    }
-                    (false, None) => {
-                        return Err("FU-A has start bit unset while no frag in progress".to_owned())
-                    }
-                    (false, Some(_)) => {}
-                }
-                self.au.extend_from_slice(body);
-                if end {
-                    let at = self.fu.take().expect("fragment in progress");
-                    self.end_nal(at)?;
-                }
-                Ok(())
-            }
-            t => Err(format!("unsupported NAL type {t} in an H.264 RTP payload")),
-        }
-    }
-
-    /// Appends a NAL unit that arrived whole.
-    fn whole_nal(&mut self, nal: &[u8]) -> Result<(), String> {
-        let at = self.au.len();
-        self.au.extend_from_slice(&[0; 4]);
-        self.au.extend_from_slice(nal);
-        self.end_nal(at)
-    }
-
-    /// Completes the NAL at `at` (its zeroed length prefix) in `au`: splits
-    /// it at any Annex B start codes inside it, writes the lengths, and takes
-    /// parameter sets out.
-    fn end_nal(&mut self, at: usize) -> Result<(), String> {
-        // Built once: building a finder costs about as much as searching a NAL.
-        static START_CODE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(&[0, 0, 1]));
-        let finder = &*START_CODE;
-        if finder.find(&self.au[at + 4..]).is_none() {
-            return self.close_nal(at);
-        }
-        // Rare: a camera that put a byte stream where one NAL belongs.
-        let body = self.au.split_off(at + 4);
-        self.au.truncate(at);
-        let mut starts = vec![0];
-        starts.extend(finder.find_iter(&body).map(|i| i + 3));
-        for (k, &s) in starts.iter().enumerate() {
-            let e = starts.get(k + 1).map_or(body.len(), |&n| n - 3);
-            let part = trim_trailing_zeros(&body[s..e]);
-            if part.is_empty() {
-                continue;
-            }
-            if part[0] & 0x80 != 0 {
-                return Err(format!(
-                    "NAL header {:02x} after an Annex B start code has the F bit set",
-                    part[0]
-                ));
-            }
-            let at = self.au.len();
-            self.au.extend_from_slice(&[0; 4]);
-            self.au.extend_from_slice(part);
-            self.close_nal(at)?;
-        }
-        Ok(())
-    }
-
-    fn close_nal(&mut self, at: usize) -> Result<(), String> {
-        let len = self.au.len() - at - 4;
-        if len == 0 {
-            self.au.truncate(at);
-            return Ok(());
-        }
-        let len32 = u32::try_from(len).map_err(|_| "NAL unit over 4 GiB".to_owned())?;
-        self.au[at..at + 4].copy_from_slice(&len32.to_be_bytes());
-        match self.au[at + 4] & 0x1f {
-            1..=4 => self.non_idr = true,
-            7 | 8 => {
-                let is_sps = self.au[at + 4] & 0x1f == 7;
-                let kept = if is_sps { &mut self.sps } else { &mut self.pps };
-                if kept[..] != self.au[at + 4..] {
-                    kept.clear();
-                    kept.extend_from_slice(&self.au[at + 4..]);
-                    self.params_changed = true;
-                }
-                self.au.truncate(at);
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Hands out the access unit in progress, if it holds anything.
-    fn finish(&mut self) {
-        let Some(timestamp) = self.ts.take() else {
-            return;
-        };
-        let non_idr = std::mem::take(&mut self.non_idr);
-        if self.au.is_empty() {
-            return;
-        }
-        // The next unit is usually about as large: keep a buffer of that size.
-        let next = Vec::with_capacity(self.au.len());
-        let data = std::mem::replace(&mut self.au, next);
-        self.done.push_back(AccessUnit {
-            timestamp,
-            random_access: !non_idr,
-            loss: std::mem::take(&mut self.loss),
-            new_parameters: std::mem::take(&mut self.params_changed),
-            data,
-        });
-    }
-
-    /// Drops the access unit in progress (its loss count stays for the next one).
-    fn discard(&mut self) {
-        self.au.clear();
-        self.ts = None;
-        self.fu = None;
-        self.non_idr = false;
-    }
-}
-
-fn trim_trailing_zeros(mut nal: &[u8]) -> &[u8] {
-    while let [rest @ .., 0] = nal {
-        nal = rest;
-    }
-    nal
 }
 
 /// The first SPS and PPS of an `AVCDecoderConfigurationRecord`.
@@ -341,18 +92,12 @@ fn sps_pps_of_avcc(avcc: &[u8]) -> Option<(&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::nal_rtp::testing::{
+        aggregate, any_packets_give_well_formed_units, prefixed,
+    };
 
     const SPS: &[u8] = &[0x67, 0x42, 0xc0, 0x1e, 0x8c];
     const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
-
-    fn prefixed(nals: &[&[u8]]) -> Vec<u8> {
-        let mut v = Vec::new();
-        for n in nals {
-            v.extend_from_slice(&(n.len() as u32).to_be_bytes());
-            v.extend_from_slice(n);
-        }
-        v
-    }
 
     /// FU-A packets carrying `nal` in pieces of `size` payload bytes.
     fn fu_a(nal: &[u8], size: usize) -> Vec<Vec<u8>> {
@@ -382,12 +127,7 @@ mod tests {
     }
 
     fn stap_a(nals: &[&[u8]]) -> Vec<u8> {
-        let mut v = vec![0x78];
-        for n in nals {
-            v.extend_from_slice(&(n.len() as u16).to_be_bytes());
-            v.extend_from_slice(n);
-        }
-        v
+        aggregate(&[0x78], nals)
     }
 
     #[test]
@@ -498,53 +238,12 @@ mod tests {
         assert!(!au.random_access);
     }
 
-    /// Any packets (random bytes, and real payloads cut, reordered or
-    /// lost): no panic, and every unit handed out is well formed: its length
-    /// prefixes walk exactly to its end, no NAL is empty, holds a start code
-    /// or is a parameter set.
+    /// Random and cut packets: errors or well-formed units (see [`any_packets_give_well_formed_units`]).
     #[test]
     fn any_packets_give_well_formed_units_or_errors() {
-        use proptest::prelude::*;
-        use proptest::test_runner::{Config, TestRunner};
         let mut pool = vec![stap_a(&[SPS, PPS]), vec![0x41, 0x9a, 0, 0, 1, 0x41, 5]];
         pool.extend(fu_a(&idr(3000), 700));
-        let packet = prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..40),
-            (0..pool.len(), 0..800usize).prop_map(move |(i, cut)| {
-                let p = &pool[i];
-                p[..cut.min(p.len())].to_vec()
-            }),
-        ];
-        let stream = proptest::collection::vec((packet, 0..3i64, any::<bool>(), 0..2u16), 0..60);
-        let mut runner = TestRunner::new(Config {
-            cases: 300,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        runner
-            .run(&stream, |pkts| {
-                let mut d = H264Depacketizer::new(None);
-                let mut ts = 0;
-                for (payload, step, mark, loss) in pkts {
-                    ts += step;
-                    let _ = d.push(ts, mark, loss, &payload);
-                    while let Some(au) = d.pull() {
-                        let mut rest = &au.data[..];
-                        prop_assert!(!rest.is_empty());
-                        while !rest.is_empty() {
-                            prop_assert!(rest.len() >= 5);
-                            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-                            prop_assert!(len >= 1 && 4 + len <= rest.len());
-                            let nal = &rest[4..4 + len];
-                            prop_assert!(!matches!(nal[0] & 0x1f, 7 | 8));
-                            prop_assert!(memchr::memmem::find(nal, &[0, 0, 1]).is_none());
-                            rest = &rest[4 + len..];
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .unwrap();
+        any_packets_give_well_formed_units::<H264>(pool);
     }
 
     #[test]

@@ -15,14 +15,14 @@
 //! kept, so one camera's track never holds more than the cap.
 //!
 //! Where it runs (see `rtsp`): the track is read in the same RTSP session
-//! as the video, from retina's raw packets, beside our own H.264 reassembly
-//! ([`super::h264_rtp`]). One session per camera, as before: cameras limit
+//! as the video, from retina's raw packets, beside our own H.264 or H.265 reassembly
+//! ([`super::nal_rtp`]). One session per camera, as before: cameras limit
 //! concurrent sessions (often to a handful, shared with their own NVR and
 //! the sub stream), and a second session for metadata alone (prototyped
 //! first) doubles the RTSP handshakes, keepalives and reconnects for a few
 //! kilobytes a second, and needs cameras to stream one track of a media
-//! alone. Streams retina must still demultiplex (H.265, or
-//! with sound) leave the track alone rather than let retina reassemble it
+//! alone. Streams retina must still demultiplex (with sound,
+//! or H.265 with decoding order numbers) leave the track alone rather than let retina reassemble it
 //! uncapped; their cameras' events come from the ONVIF event service.
 //!
 //! Loss tolerance, as for video: a lost packet or a document cut short (a

@@ -6,12 +6,14 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use retina::client::{self, Demuxed, PacketItem, PlayOptions, SessionOptions, SetupOptions};
-use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParameters};
 
 use super::audio::SessionAudio;
 use super::damage::{error_action, ErrorAction};
 use super::h264_rtp::H264Depacketizer;
+use super::h265_rtp::{self, H265Depacketizer};
 use super::metadata_rtp::MetadataReassembler;
+use super::nal_rtp::AccessUnit;
 use super::open::{
     Failure, Item, MetadataDocument, OpenError, OpenRequest, Opened, Opener, RawVideo, Session,
 };
@@ -77,17 +79,22 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
         .iter()
         .position(|s| s.media() == "application" && s.encoding_name() == "vnd.onvif.metadata")
         .filter(|_| req.metadata);
-    // H.264 with nothing but a metadata track, if any (most cameras, and
-    // all of the benchmarks'): our own reassembly of both, at a fraction of
-    // retina's cost for video (see `h264_rtp`) and with a size cap on
-    // metadata documents that retina's lacks (see `metadata_rtp`).
-    let raw = audio.stream().is_none() && streams[video_i].encoding_name() == "h264";
+    // H.264 or H.265 with nothing but a metadata track, if any (most
+    // cameras, and all of the benchmarks'): our own reassembly of both, at a
+    // fraction of retina's cost for video (see `nal_rtp`) and with a size
+    // cap on metadata documents that retina's lacks (see `metadata_rtp`).
+    // H.265 with decoding order numbers (rare) is retina's.
+    let raw = audio.stream().is_none()
+        && match streams[video_i].encoding_name() {
+            "h264" => true,
+            _ => !has_don(session.sdp()),
+        };
     // Anything else is retina's to demultiplex, and retina would reassemble
     // the metadata track too, without a cap: the track is left alone there
     // (the camera's events still come from its ONVIF event service).
     let metadata_unread = (!raw && metadata_i.take().is_some()).then(|| {
-        "with H.265 video or sound beside it, the track would be reassembled by the RTSP \
-         client without a size limit, so it is left alone"
+        "with sound beside it (or H.265 with decoding order numbers), the track would be \
+         reassembled by the RTSP client without a size limit, so it is left alone"
             .to_owned()
     });
     let transport = match req.proto {
@@ -124,11 +131,16 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
     let play = PlayOptions::default().initial_timestamp(client::InitialTimestampPolicy::Permissive);
     let playing = session.play(play).await.map_err(|e| failed("PLAY", e))?;
     if raw {
-        let avcc = match playing.streams()[video_i].parameters() {
-            Some(ParametersRef::Video(v)) => Some(v.extra_data()),
-            _ => None,
+        let stream = &playing.streams()[video_i];
+        let depacketizer = if stream.encoding_name() == "h264" {
+            let avcc = match stream.parameters() {
+                Some(ParametersRef::Video(v)) => Some(v.extra_data()),
+                _ => None,
+            };
+            RawDepacketizer::H264(H264Depacketizer::new(avcc))
+        } else {
+            RawDepacketizer::H265(H265Depacketizer::new(stream.parameters()))
         };
-        let depacketizer = H264Depacketizer::new(avcc);
         let metadata = metadata_i.map(|i| RawMetadata {
             stream: i,
             ctx: stream_ctx_text(&playing.streams()[i]),
@@ -140,7 +152,7 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
             metadata: metadata.is_some(),
             metadata_refused,
             metadata_unread: None,
-            session: Box::new(H264Session {
+            session: Box::new(RawSession {
                 playing,
                 video_i,
                 depacketizer,
@@ -182,8 +194,8 @@ fn metadata_error(ctx: Option<&str>, e: &retina::Error) -> Option<String> {
         .then(|| text.lines().next().unwrap_or_default().to_owned())
 }
 
-/// A session retina demultiplexes: H.265 video, or video with sound (never
-/// with the metadata track, see `open`).
+/// A session retina demultiplexes: video with sound, or H.265 with decoding
+/// order numbers (never with the metadata track, see `open`).
 struct RetinaSession {
     playing: Demuxed,
     video_i: usize,
@@ -288,14 +300,27 @@ fn packet_error(e: retina::Error) -> Result<Item, Failure> {
     Ok(Item::Damaged(first_line))
 }
 
-/// A session of H.264 video and, if set up, the ONVIF metadata track: raw
-/// RTP from retina, reassembled by [`H264Depacketizer`] and
+/// Whether an SDP gives H.265 decoding order numbers (`sprop-max-don-diff`
+/// above 0), which our reassembly does not take (RFC 7798 4.4.2-4.4.3).
+fn has_don(sdp: &[u8]) -> bool {
+    const KEY: &[u8] = b"sprop-max-don-diff=";
+    memchr::memmem::find_iter(sdp, KEY).any(|at| {
+        let digits = sdp[at + KEY.len()..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit());
+        // Not a number at all: refuse too.
+        digits.clone().next().is_none() || digits.clone().any(|&b| b != b'0')
+    })
+}
+
+/// A session of H.264 or H.265 video and, if set up, the ONVIF metadata
+/// track: raw RTP from retina, reassembled by our [`RawDepacketizer`] and
 /// [`MetadataReassembler`]. retina still validates each packet (SSRC,
 /// sequence, timestamps), counts loss and sends the RTCP receiver reports.
-struct H264Session {
+struct RawSession {
     playing: client::Session<client::Playing>,
     video_i: usize,
-    depacketizer: H264Depacketizer,
+    depacketizer: RawDepacketizer,
     /// The metadata track, when set up.
     metadata: Option<RawMetadata>,
     /// The sample entry last handed out with a frame.
@@ -305,7 +330,59 @@ struct H264Session {
     params_due: bool,
 }
 
-/// The metadata track of an [`H264Session`].
+/// The video reassembly of a [`RawSession`], by codec.
+enum RawDepacketizer {
+    H264(H264Depacketizer),
+    H265(H265Depacketizer),
+}
+
+impl RawDepacketizer {
+    fn push(&mut self, ts: i64, mark: bool, loss: u16, payload: &[u8]) -> Result<(), String> {
+        match self {
+            Self::H264(d) => d.push(ts, mark, loss, payload),
+            Self::H265(d) => d.push(ts, mark, loss, payload),
+        }
+    }
+
+    fn pull(&mut self) -> Option<AccessUnit> {
+        match self {
+            Self::H264(d) => d.pull(),
+            Self::H265(d) => d.pull(),
+        }
+    }
+
+    /// retina's parameters for the latest parameter sets, as its demuxer
+    /// would give them: `Ok(None)` while one is missing, `Err` if they do
+    /// not parse.
+    fn parameters(&self) -> Result<Option<VideoParameters>, String> {
+        match self {
+            Self::H264(d) => {
+                let (sps, pps) = d.parameter_sets();
+                if sps.is_empty() || pps.is_empty() {
+                    return Ok(None);
+                }
+                retina::codec::h264::parameters_from_sps_and_pps(
+                    sps,
+                    pps,
+                    retina::codec::h26x::Framing::FourByteLength,
+                )
+                .map(Some)
+                .map_err(|e| format!("bad H.264 parameter sets: {e}"))
+            }
+            Self::H265(d) => {
+                let (vps, sps, pps) = d.parameter_sets();
+                if vps.is_empty() || sps.is_empty() || pps.is_empty() {
+                    return Ok(None);
+                }
+                h265_rtp::parameters(vps, sps, pps)
+                    .map(Some)
+                    .map_err(|e| format!("bad H.265 parameter sets: {e}"))
+            }
+        }
+    }
+}
+
+/// The metadata track of a [`RawSession`].
 struct RawMetadata {
     stream: usize,
     /// Its packet errors' context (see [`stream_ctx_text`]).
@@ -313,23 +390,20 @@ struct RawMetadata {
     reassembler: MetadataReassembler,
 }
 
-impl H264Session {
+impl RawSession {
     /// Parameters for the next frame: `Ok(None)` if they are as last sent.
     fn params(&mut self) -> Result<Option<VideoParams>, Result<Item, Failure>> {
-        let (sps, pps) = self.depacketizer.parameter_sets();
-        if sps.is_empty() || pps.is_empty() {
-            return Err(Err(Failure {
-                status: None,
-                error: anyhow!("video stream has no parameters yet"),
-            }));
-        }
-        let v = retina::codec::h264::parameters_from_sps_and_pps(
-            sps,
-            pps,
-            retina::codec::h26x::Framing::FourByteLength,
-        )
-        // The frame is lost, the session is not; the next key frame tries again.
-        .map_err(|e| Ok(Item::Damaged(format!("bad H.264 parameter sets: {e}"))))?;
+        let v = match self.depacketizer.parameters() {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                return Err(Err(Failure {
+                    status: None,
+                    error: anyhow!("video stream has no parameters yet"),
+                }))
+            }
+            // The frame is lost, the session is not; the next key frame tries again.
+            Err(e) => return Err(Ok(Item::Damaged(e))),
+        };
         let p = video_params_of(Some(ParametersRef::Video(&v))).map_err(|error| {
             Err(Failure {
                 status: None,
@@ -345,7 +419,7 @@ impl H264Session {
     }
 }
 
-impl Session for H264Session {
+impl Session for RawSession {
     fn next(&mut self) -> BoxFuture<'_, Option<Result<Item, Failure>>> {
         Box::pin(async move {
             loop {
@@ -426,4 +500,21 @@ fn video_params_of(p: Option<ParametersRef<'_>>) -> anyhow::Result<VideoParams> 
         height: u16::try_from(h).unwrap_or(u16::MAX),
         sample_entry: Bytes::from(sample_entry),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_don;
+
+    #[test]
+    fn decoding_order_numbers_in_the_sdp_keep_h265_on_retina() {
+        let sdp = |fmtp: &str| format!("m=video 0 RTP/AVP 96\r\na=fmtp:96 {fmtp}\r\n");
+        assert!(!has_don(sdp("profile-id=1;sprop-vps=QAE=").as_bytes()));
+        assert!(!has_don(
+            sdp("sprop-max-don-diff=0;profile-id=1").as_bytes()
+        ));
+        assert!(has_don(sdp("profile-id=1;sprop-max-don-diff=2").as_bytes()));
+        assert!(has_don(sdp("sprop-max-don-diff=10;x=1").as_bytes()));
+        assert!(has_don(sdp("sprop-max-don-diff=x").as_bytes()));
+    }
 }

@@ -7,6 +7,8 @@ Run with Debian's /usr/bin/python3 (it needs python3-gi). Serves on 127.0.0.1 on
   /h264pcma  live H.264 + G.711 A-law 8 kHz
   /h264l16   live H.264 + L16 (linear PCM) 8 kHz, audio cleannvr does not record
   /h265aac   live H.265 + AAC 48 kHz
+  /h265      live H.265 only (cleannvr's own RTP reassembly, not retina's)
+  /h265meta  live H.265 + the ONVIF metadata track of /h264meta
   /h264aacgaps live H.264 + AAC 48 kHz whose sound stops every other 4 s of the
              media's time (a pad probe drops the AAC frames): a camera whose
              audio comes and goes while its picture goes on
@@ -368,6 +370,8 @@ mounts = {
     "/h264pcma": video + h264 + pcma,
     "/h264l16": video + h264 + l16,
     "/h265aac": video + h265 + aac,
+    "/h265": video + h265,
+    "/h265meta": video + h265 + meta,
     "/h264aacgaps": video + h264 + aacgaps,
     "/h264big": big,
     "/h264frag": frag,
