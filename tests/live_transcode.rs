@@ -261,6 +261,32 @@ fn parse_rfc3339(s: &str) -> i64 {
     s.parse::<jiff::Timestamp>().unwrap().as_nanosecond() as i64
 }
 
+/// An H.265 camera `id` of the GStreamer peer, recorded or not.
+fn hevc_camera(gst: &GstServer, id: &str, record: bool) -> String {
+    let record = if record { "" } else { "record = false\n" };
+    format!(
+        "[[camera]]\nid = \"{id}\"\nurl = \"{}\"\n{record}",
+        gst.url("h265aac")
+    )
+}
+
+/// cleannvr on `toml` in `dir` with an admin, the converter pool fixed at `pool`
+/// (`None`: sized from the measured cost). Returns it, its URL and the admin's cookie.
+fn start_nvr(dir: &Path, toml: String, pool: Option<&str>) -> (Nvr, String, String) {
+    let cfg = dir.join("cleannvr.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let nvr = Nvr::start_with(cfg, &["run"], |c| {
+        match pool {
+            Some(n) => c.env("CLEANNVR_MAX_TRANSCODES", n),
+            None => c.env_remove("CLEANNVR_MAX_TRANSCODES"),
+        };
+    });
+    let base = nvr.http.clone();
+    let admin = login(&base, "root", "admin pass 12345");
+    (nvr, base, admin)
+}
+
 /// GET with curl, keeping the response headers (lower-cased names); returns the status,
 /// the headers and the body saved to `out`.
 fn get_saved(
@@ -304,19 +330,9 @@ fn get_saved(
 async fn playback_near_live_shares_the_running_live_conversion() {
     let gst = GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cams = format!(
-        "[[camera]]\nid = \"hevc\"\nurl = \"{}\"\n",
-        gst.url("h265aac")
-    );
-    let cfg = dir.path().join("cleannvr.toml");
-    std::fs::write(&cfg, config(dir.path(), 4, &cams)).unwrap();
-    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let cams = hevc_camera(&gst, "hevc", true);
     // One converter: the live conversion takes it.
-    let nvr = Nvr::start_with(cfg, &["run"], |c| {
-        c.env("CLEANNVR_MAX_TRANSCODES", "1");
-    });
-    let base = nvr.http.clone();
-    let admin = login(&base, "root", "admin pass 12345");
+    let (nvr, base, admin) = start_nvr(dir.path(), config(dir.path(), 4, &cams), Some("1"));
     wait_segments(&nvr, Some(&admin), "hevc", 1);
     // Footage from before the live conversion starts.
     let before_live = unix_ns();
@@ -421,26 +437,14 @@ async fn converter_pool_is_sized_by_the_measured_cost_of_a_conversion() {
     let gst = GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let cams: String = (0..CAMERAS)
-        .map(|i| {
-            format!(
-                "[[camera]]\nid = \"c{i}\"\nurl = \"{}\"\nrecord = false\n",
-                gst.url("h265aac")
-            )
-        })
+        .map(|i| hevc_camera(&gst, &format!("c{i}"), false))
         .collect();
     let toml = config(dir.path(), 60, &cams).replacen(
         "tls = false\n",
         "tls = false\ntranscode_cpu_budget = 0.2\n",
         1,
     );
-    let cfg = dir.path().join("cleannvr.toml");
-    std::fs::write(&cfg, toml).unwrap();
-    add_user(&cfg, "root", "admin", "admin pass 12345");
-    let nvr = Nvr::start_with(cfg, &["run"], |c| {
-        c.env_remove("CLEANNVR_MAX_TRANSCODES");
-    });
-    let base = nvr.http.clone();
-    let admin = login(&base, "root", "admin pass 12345");
+    let (nvr, base, admin) = start_nvr(dir.path(), toml, None);
     for i in 0..CAMERAS {
         wait_camera(
             &base,
@@ -534,19 +538,9 @@ async fn converter_pool_is_sized_by_the_measured_cost_of_a_conversion() {
 async fn short_conversions_do_not_make_the_measured_cost_look_free() {
     let gst = GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cams = format!(
-        "[[camera]]\nid = \"hevc\"\nurl = \"{}\"\n",
-        gst.url("h265aac")
-    );
-    let cfg = dir.path().join("cleannvr.toml");
-    std::fs::write(&cfg, config(dir.path(), 4, &cams)).unwrap();
-    add_user(&cfg, "root", "admin", "admin pass 12345");
+    let cams = hevc_camera(&gst, "hevc", true);
     // A fixed pool, so the playbacks are admitted whatever the cost; it is still measured.
-    let nvr = Nvr::start_with(cfg, &["run"], |c| {
-        c.env("CLEANNVR_MAX_TRANSCODES", "4");
-    });
-    let base = nvr.http.clone();
-    let admin = login(&base, "root", "admin pass 12345");
+    let (nvr, base, admin) = start_nvr(dir.path(), config(dir.path(), 4, &cams), Some("4"));
     let recorded_from = unix_ns();
     wait_segments(&nvr, Some(&admin), "hevc", 3);
 
@@ -606,23 +600,13 @@ async fn bench_conversion_cost_against_ffmpeg() {
         .unwrap_or(60);
     let gst = GstServer::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cams = format!(
-        "[[camera]]\nid = \"hevc\"\nurl = \"{}\"\nrecord = false\n",
-        gst.url("h265aac")
-    );
+    let cams = hevc_camera(&gst, "hevc", false);
     let toml = config(dir.path(), 60, &cams).replacen(
         "tls = false\n",
         "tls = false\ntranscode_cpu_budget = 1.0\n",
         1,
     );
-    let cfg = dir.path().join("cleannvr.toml");
-    std::fs::write(&cfg, toml).unwrap();
-    add_user(&cfg, "root", "admin", "admin pass 12345");
-    let nvr = Nvr::start_with(cfg, &["run"], |c| {
-        c.env_remove("CLEANNVR_MAX_TRANSCODES");
-    });
-    let base = nvr.http.clone();
-    let admin = login(&base, "root", "admin pass 12345");
+    let (nvr, base, admin) = start_nvr(dir.path(), toml, None);
     wait_camera(
         &base,
         &admin,

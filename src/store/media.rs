@@ -685,25 +685,9 @@ pub(crate) mod fake {
 mod tests {
     use super::fake::FakeRemote;
     use super::*;
-    use crate::store::segment_rel_path;
 
     fn rec(start_s: i64) -> SegmentRecord {
-        let start_ns = start_s * 1_000_000_000;
-        SegmentRecord {
-            camera: "gate".into(),
-            start_ns,
-            end_ns: start_ns + 60_000_000_000,
-            path: segment_rel_path("gate", start_ns),
-            bytes: 10,
-            codec: "avc1.42c01e".into(),
-            width: 640,
-            height: 360,
-            frames: 1,
-            has_audio: false,
-            keyframes: vec![(0, 0)],
-            drift_ms: 0,
-            archived: None,
-        }
+        crate::store::test_record("gate", start_s, 60, 10)
     }
 
     fn put(store: &Store, r: &SegmentRecord) {

@@ -705,27 +705,33 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// A finished H.264 segment's row, for unit tests (25 fps, one key frame).
+#[cfg(test)]
+pub(crate) fn test_record(camera: &str, start_s: i64, len_s: i64, bytes: u64) -> SegmentRecord {
+    let start_ns = start_s * 1_000_000_000;
+    SegmentRecord {
+        camera: camera.into(),
+        start_ns,
+        end_ns: start_ns + len_s * 1_000_000_000,
+        path: segment_rel_path(camera, start_ns),
+        bytes,
+        codec: "avc1.42c01e".into(),
+        width: 640,
+        height: 360,
+        frames: 25 * len_s as u64,
+        has_audio: false,
+        keyframes: vec![(0, 900)],
+        drift_ms: 0,
+        archived: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rec(camera: &str, start_s: i64, len_s: i64, bytes: u64) -> SegmentRecord {
-        let start_ns = start_s * 1_000_000_000;
-        SegmentRecord {
-            camera: camera.into(),
-            start_ns,
-            end_ns: start_ns + len_s * 1_000_000_000,
-            path: segment_rel_path(camera, start_ns),
-            bytes,
-            codec: "avc1.42c01e".into(),
-            width: 640,
-            height: 360,
-            frames: 25 * len_s as u64,
-            has_audio: false,
-            keyframes: vec![(0, 900)],
-            drift_ms: 0,
-            archived: None,
-        }
+        test_record(camera, start_s, len_s, bytes)
     }
 
     #[test]
