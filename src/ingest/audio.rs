@@ -8,6 +8,7 @@ use bytes::Bytes;
 use retina::codec::ParametersRef;
 use tracing::{info, warn};
 
+use super::audio_rtp::{AudioDepacketizer, RawAudioFrame};
 use super::g711::{G711ToAac, Law};
 use crate::frame::{AudioFrame, AudioParams};
 
@@ -108,6 +109,29 @@ impl SessionAudio {
         }
     }
 
+    /// How our own reassembly reads the recorded stream (see `audio_rtp`):
+    /// `Ok(None)` when no audio is recorded, `Err` (why) when it cannot
+    /// (AAC that retina could not describe, so not AAC-hbr), which leaves the
+    /// session to retina's demuxer as before.
+    pub fn raw_depacketizer(
+        &self,
+        streams: &[retina::client::Stream],
+    ) -> Result<Option<AudioDepacketizer>, String> {
+        let Some(i) = self.stream else {
+            return Ok(None);
+        };
+        if self.convert.is_some() {
+            let channels = streams[i].channels().map_or(1, |c| c.get());
+            return Ok(Some(AudioDepacketizer::g711(channels)));
+        }
+        match streams[i].parameters() {
+            Some(ParametersRef::Audio(a)) => Ok(Some(AudioDepacketizer::aac(
+                a.frame_length().map_or(1024, |l| l.get()),
+            ))),
+            _ => Err("AAC that is not AAC-hbr (or without its config)".to_owned()),
+        }
+    }
+
     /// Turns one of retina's audio frames into recorded frames, appended to `out`;
     /// Frames of other streams are ignored. A converter that fails stops for the rest of
     /// the session (with one warning) rather than end the session: video matters more.
@@ -117,15 +141,27 @@ impl SessionAudio {
             return;
         }
         let pts = f.timestamp().elapsed().saturating_add(shift);
+        self.record(pts, f.frame_length().get(), f.data(), out);
+    }
+
+    /// As [`Self::frames`], for a frame of our own reassembly of the recorded stream.
+    pub fn raw_frames(&mut self, f: &RawAudioFrame, shift: i64, out: &mut Vec<AudioFrame>) {
+        if self.stream.is_none() {
+            return;
+        }
+        self.record(f.pts.saturating_add(shift), f.duration, &f.data, out);
+    }
+
+    fn record(&mut self, pts: i64, duration: u32, data: &[u8], out: &mut Vec<AudioFrame>) {
         let Some(c) = &mut self.convert else {
             out.push(AudioFrame {
                 pts,
-                duration: f.frame_length().get(),
-                data: Bytes::copy_from_slice(f.data()),
+                duration,
+                data: Bytes::copy_from_slice(data),
             });
             return;
         };
-        if let Err(e) = c.push(pts, f.data(), out) {
+        if let Err(e) = c.push(pts, data, out) {
             warn!(error = %format!("{e:#}"), "G.711 to AAC conversion failed; no more audio this session");
             self.stream = None;
             self.convert = None;

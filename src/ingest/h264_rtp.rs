@@ -1,6 +1,6 @@
 //! Our own RFC 6184 reassembly of H.264 RTP payloads (single NAL unit,
-//! STAP-A, FU-A) into length-prefixed access units, for sessions that carry
-//! no sound (see `rtsp`: the raw path). The reassembly itself is shared with
+//! STAP-A, FU-A) into length-prefixed access units, for sessions on the raw
+//! path (see `rtsp`). The reassembly itself is shared with
 //! H.265 ([`super::nal_rtp`]); this is what is H.264's own: its payload and
 //! NAL types, and its parameter sets (SPS, PPS) from the SDP's `avcC`.
 

@@ -1,6 +1,6 @@
 //! Our own RFC 7798 reassembly of H.265 RTP payloads (single NAL unit,
 //! aggregation packets, fragmentation units) into length-prefixed access
-//! units, for sessions that carry no sound (see `rtsp`: the raw path). The
+//! units, for sessions on the raw path (see `rtsp`). The
 //! reassembly itself is shared with H.264 ([`super::nal_rtp`]); this is what
 //! is H.265's own: its two-byte headers and types, and its parameter sets
 //! (VPS, SPS, PPS).

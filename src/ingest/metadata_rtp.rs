@@ -21,8 +21,8 @@
 //! the sub stream), and a second session for metadata alone (prototyped
 //! first) doubles the RTSP handshakes, keepalives and reconnects for a few
 //! kilobytes a second, and needs cameras to stream one track of a media
-//! alone. Streams retina must still demultiplex (with sound,
-//! or H.265 with decoding order numbers) leave the track alone rather than let retina reassemble it
+//! alone. Streams retina must still demultiplex (sound other than G.711
+//! or AAC-hbr, or H.265 with decoding order numbers) leave the track alone rather than let retina reassemble it
 //! uncapped; their cameras' events come from the ONVIF event service.
 //!
 //! Loss tolerance, as for video: a lost packet or a document cut short (a

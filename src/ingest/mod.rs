@@ -7,6 +7,7 @@
 //! Never touches the disk; it only hands frames on through a bounded channel.
 
 pub mod audio;
+pub mod audio_rtp;
 pub mod backoff;
 pub mod damage;
 pub mod g711;

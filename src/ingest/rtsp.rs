@@ -9,6 +9,7 @@ use retina::client::{self, Demuxed, PacketItem, PlayOptions, SessionOptions, Set
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParameters};
 
 use super::audio::SessionAudio;
+use super::audio_rtp::AudioDepacketizer;
 use super::damage::{error_action, ErrorAction};
 use super::h264_rtp::H264Depacketizer;
 use super::h265_rtp::{self, H265Depacketizer};
@@ -79,23 +80,30 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
         .iter()
         .position(|s| s.media() == "application" && s.encoding_name() == "vnd.onvif.metadata")
         .filter(|_| req.metadata);
-    // H.264 or H.265 with nothing but a metadata track, if any (most
-    // cameras, and all of the benchmarks'): our own reassembly of both, at a
-    // fraction of retina's cost for video (see `nal_rtp`) and with a size
-    // cap on metadata documents that retina's lacks (see `metadata_rtp`).
-    // H.265 with decoding order numbers (rare) is retina's.
-    let raw = audio.stream().is_none()
-        && match streams[video_i].encoding_name() {
-            "h264" => true,
-            _ => !has_don(session.sdp()),
-        };
+    // H.264 or H.265 with G.711 or AAC-hbr sound or none, and the metadata
+    // track if any (nearly all cameras, and all of the benchmarks'): our own
+    // reassembly of all of them, at a fraction of retina's cost for video
+    // (see `nal_rtp`, `audio_rtp`) and with a size cap on metadata documents
+    // that retina's lacks (see `metadata_rtp`). H.265 with decoding order
+    // numbers (rare), or AAC in another mode, is retina's.
+    let raw_audio = audio.raw_depacketizer(streams);
+    let raw_video = match streams[video_i].encoding_name() {
+        "h264" => true,
+        _ => !has_don(session.sdp()),
+    };
+    let raw = raw_video && raw_audio.is_ok();
     // Anything else is retina's to demultiplex, and retina would reassemble
     // the metadata track too, without a cap: the track is left alone there
     // (the camera's events still come from its ONVIF event service).
     let metadata_unread = (!raw && metadata_i.take().is_some()).then(|| {
-        "with sound beside it (or H.265 with decoding order numbers), the track would be \
-         reassembled by the RTSP client without a size limit, so it is left alone"
-            .to_owned()
+        let why = match &raw_audio {
+            Err(why) => format!("with sound in a form we do not reassemble ({why})"),
+            Ok(_) => "with H.265 decoding order numbers".to_owned(),
+        };
+        format!(
+            "{why}, the track would be reassembled by the RTSP client without a size \
+             limit, so it is left alone"
+        )
     });
     let transport = match req.proto {
         Proto::Tcp => client::Transport::Tcp(Default::default()),
@@ -146,9 +154,22 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
             ctx: stream_ctx_text(&playing.streams()[i]),
             reassembler: MetadataReassembler::default(),
         });
+        let audio_params = audio.params(playing.streams());
+        let audio_status = audio.status().map(str::to_owned);
+        let raw_audio = match (audio.stream(), raw_audio, &audio_params) {
+            (Some(i), Ok(Some(depacketizer)), Some(_)) => Some(RawAudio {
+                stream: i,
+                ctx: stream_ctx_text(&playing.streams()[i]),
+                depacketizer,
+                audio,
+                sync: AvSync::default(),
+                warned: false,
+            }),
+            _ => None,
+        };
         return Ok(Opened {
-            audio: None,
-            audio_status: audio.status().map(str::to_owned),
+            audio: audio_params,
+            audio_status,
             metadata: metadata.is_some(),
             metadata_refused,
             metadata_unread: None,
@@ -156,6 +177,7 @@ async fn open(req: OpenRequest) -> Result<Opened, OpenError> {
                 playing,
                 video_i,
                 depacketizer,
+                audio: raw_audio,
                 metadata,
                 sent: None,
                 params_due: true,
@@ -186,15 +208,15 @@ fn stream_ctx_text(s: &client::Stream) -> Option<String> {
     s.ctx().map(|ctx| format!("\nstream: {ctx}\n"))
 }
 
-/// The first line of a metadata stream's packet error, if `e` is one.
-fn metadata_error(ctx: Option<&str>, e: &retina::Error) -> Option<String> {
+/// The first line of a packet error of the stream `ctx` names, if `e` is one.
+fn stream_error(ctx: Option<&str>, e: &retina::Error) -> Option<String> {
     let ctx = ctx?;
     let text = e.to_string();
     text.contains(ctx)
         .then(|| text.lines().next().unwrap_or_default().to_owned())
 }
 
-/// A session retina demultiplexes: video with sound, or H.265 with decoding
+/// A session retina demultiplexes: AAC that is not AAC-hbr, or H.265 with decoding
 /// order numbers (never with the metadata track, see `open`).
 struct RetinaSession {
     playing: Demuxed,
@@ -205,35 +227,40 @@ struct RetinaSession {
     sync: AvSync,
 }
 
-impl RetinaSession {
-    /// A sender report of the video or the recorded audio stream.
-    fn sender_report(&mut self, pkt: &retina::rtcp::ReceivedCompoundPacket) {
-        let Some(ts) = pkt.rtp_timestamp() else {
-            return;
-        };
-        let Some(Ok(Some(sr))) = pkt.pkts().next().map(|p| p.as_sender_report()) else {
-            return;
-        };
-        let (ntp, elapsed, rate) = (sr.ntp_timestamp().0, ts.elapsed(), ts.clock_rate().get());
-        let Some(audio_i) = self.audio.stream() else {
-            return;
-        };
-        let audio_rate = self.playing.streams()[audio_i].clock_rate_hz();
-        let changed = if pkt.stream_id() == self.video_i {
-            self.sync.video_report(ntp, elapsed, rate);
-            self.sync.refresh(audio_rate)
-        } else if pkt.stream_id() == audio_i {
-            self.sync.audio_report(ntp, elapsed, rate)
-        } else {
-            None
-        };
-        if let Some(shift) = changed {
-            let ms = shift * 1000 / i64::from(audio_rate.max(1));
-            tracing::info!(
-                shift_ms = ms,
-                "audio aligned to video by the camera's RTCP sender reports"
-            );
-        }
+/// A sender report of the video or the recorded audio stream: moves `sync`
+/// (audio's offset from video) when both streams have reported.
+fn sender_report(
+    sync: &mut AvSync,
+    streams: &[client::Stream],
+    video_i: usize,
+    audio_i: Option<usize>,
+    pkt: &retina::rtcp::ReceivedCompoundPacket,
+) {
+    let Some(ts) = pkt.rtp_timestamp() else {
+        return;
+    };
+    let Some(Ok(Some(sr))) = pkt.pkts().next().map(|p| p.as_sender_report()) else {
+        return;
+    };
+    let (ntp, elapsed, rate) = (sr.ntp_timestamp().0, ts.elapsed(), ts.clock_rate().get());
+    let Some(audio_i) = audio_i else {
+        return;
+    };
+    let audio_rate = streams[audio_i].clock_rate_hz();
+    let changed = if pkt.stream_id() == video_i {
+        sync.video_report(ntp, elapsed, rate);
+        sync.refresh(audio_rate)
+    } else if pkt.stream_id() == audio_i {
+        sync.audio_report(ntp, elapsed, rate)
+    } else {
+        None
+    };
+    if let Some(shift) = changed {
+        let ms = shift * 1000 / i64::from(audio_rate.max(1));
+        tracing::info!(
+            shift_ms = ms,
+            "audio aligned to video by the camera's RTCP sender reports"
+        );
     }
 }
 
@@ -278,7 +305,13 @@ impl Session for RetinaSession {
                             frames,
                         }));
                     }
-                    CodecItem::Rtcp(pkt) => self.sender_report(&pkt),
+                    CodecItem::Rtcp(pkt) => sender_report(
+                        &mut self.sync,
+                        self.playing.streams(),
+                        self.video_i,
+                        self.audio.stream(),
+                        &pkt,
+                    ),
                     _ => {}
                 }
             }
@@ -313,14 +346,17 @@ fn has_don(sdp: &[u8]) -> bool {
     })
 }
 
-/// A session of H.264 or H.265 video and, if set up, the ONVIF metadata
-/// track: raw RTP from retina, reassembled by our [`RawDepacketizer`] and
+/// A session of H.264 or H.265 video and, if set up, G.711 or AAC-hbr sound
+/// and the ONVIF metadata track: raw RTP from retina, reassembled by our
+/// [`RawDepacketizer`], [`AudioDepacketizer`] and
 /// [`MetadataReassembler`]. retina still validates each packet (SSRC,
 /// sequence, timestamps), counts loss and sends the RTCP receiver reports.
 struct RawSession {
     playing: client::Session<client::Playing>,
     video_i: usize,
     depacketizer: RawDepacketizer,
+    /// The recorded sound, when set up.
+    audio: Option<RawAudio>,
     /// The metadata track, when set up.
     metadata: Option<RawMetadata>,
     /// The sample entry last handed out with a frame.
@@ -382,6 +418,47 @@ impl RawDepacketizer {
     }
 }
 
+/// The recorded sound of a [`RawSession`].
+struct RawAudio {
+    stream: usize,
+    /// Its packet errors' context (see [`stream_ctx_text`]).
+    ctx: Option<String>,
+    depacketizer: AudioDepacketizer,
+    /// What becomes of the frames (G.711 converted, AAC copied).
+    audio: SessionAudio,
+    /// Audio's offset from video, from the camera's RTCP sender reports.
+    sync: AvSync,
+    /// A damaged audio packet was logged this session (once is enough).
+    warned: bool,
+}
+
+impl RawAudio {
+    /// An audio packet or frame that could not be read: costs the frames
+    /// it touches, never video; logged once per session.
+    fn damaged(&mut self, why: &str) -> Item {
+        if !std::mem::replace(&mut self.warned, true) {
+            tracing::warn!(error = %why, "damaged audio RTP data; those audio frames are dropped (logged once per session)");
+        } else {
+            tracing::debug!(error = %why, "damaged audio RTP data");
+        }
+        Item::Audio {
+            loss: 0,
+            frames: Vec::new(),
+        }
+    }
+
+    /// The next complete frames as recorded ones, if any.
+    fn pull(&mut self) -> Option<Item> {
+        let f = self.depacketizer.pull()?;
+        let mut frames = Vec::new();
+        self.audio.raw_frames(&f, self.sync.shift(), &mut frames);
+        Some(Item::Audio {
+            loss: f.loss,
+            frames,
+        })
+    }
+}
+
 /// The metadata track of a [`RawSession`].
 struct RawMetadata {
     stream: usize,
@@ -426,6 +503,9 @@ impl Session for RawSession {
                 if let Some(doc) = self.metadata.as_mut().and_then(|m| m.reassembler.pull()) {
                     return Some(Ok(Item::Metadata(doc)));
                 }
+                if let Some(item) = self.audio.as_mut().and_then(RawAudio::pull) {
+                    return Some(Ok(item));
+                }
                 if let Some(au) = self.depacketizer.pull() {
                     self.params_due |= au.new_parameters;
                     let new_params = if self.params_due {
@@ -447,6 +527,15 @@ impl Session for RawSession {
                 let pkt = match self.playing.next().await? {
                     Ok(PacketItem::Rtp(pkt)) if pkt.stream_id() == self.video_i => pkt,
                     Ok(PacketItem::Rtp(pkt)) => {
+                        if let Some(a) = self.audio.as_mut().filter(|a| a.stream == pkt.stream_id())
+                        {
+                            let (ts, mark, loss) =
+                                (pkt.timestamp().elapsed(), pkt.mark(), pkt.loss());
+                            if let Err(why) = a.depacketizer.push(ts, mark, loss, pkt.payload()) {
+                                return Some(Ok(a.damaged(&why)));
+                            }
+                            continue;
+                        }
                         if let Some(m) = self
                             .metadata
                             .as_mut()
@@ -457,12 +546,25 @@ impl Session for RawSession {
                         }
                         continue;
                     }
+                    Ok(PacketItem::Rtcp(pkt)) => {
+                        if let Some(a) = &mut self.audio {
+                            let streams = self.playing.streams();
+                            sender_report(&mut a.sync, streams, self.video_i, Some(a.stream), &pkt);
+                        }
+                        continue;
+                    }
                     Ok(_) => continue,
                     Err(e) => {
                         // A bad metadata packet costs its document, never video.
                         let ctx = self.metadata.as_ref().and_then(|m| m.ctx.as_deref());
-                        if let Some(why) = metadata_error(ctx, &e) {
+                        if let Some(why) = stream_error(ctx, &e) {
                             return Some(Ok(Item::Metadata(MetadataDocument::Damaged(why))));
+                        }
+                        // Nor a bad audio packet.
+                        if let Some(a) = &mut self.audio {
+                            if let Some(why) = stream_error(a.ctx.as_deref(), &e) {
+                                return Some(Ok(a.damaged(&why)));
+                            }
                         }
                         return Some(packet_error(e));
                     }
