@@ -182,6 +182,19 @@ fn records_h264_and_h265_with_aac_in_playable_contiguous_segments() {
         );
         assert!(total <= wall + 1.0, "{cam}: {total} s recorded in {wall} s");
         assert!(rows.iter().all(|r| r.width == 640 && r.height == 360));
+        // A sound track must hold sound: past the first segment (sound may join
+        // after the first pictures) and before the last (cut by the stop), the
+        // sound runs as long as the picture.
+        if tracks.len() == 2 {
+            for r in &rows[1..rows.len() - 1] {
+                let [(v0, v1), (a0, a1)] = spans(&dir.path().join("data").join(&r.path));
+                assert!(
+                    a1 - a0 >= 0.8 * (v1 - v0),
+                    "{cam} {}: sound {a0:.2}..{a1:.2} s against picture {v0:.2}..{v1:.2} s",
+                    r.path
+                );
+            }
+        }
     }
 
     // x265 (the GStreamer peer's encoder) marks its key frames after the first
