@@ -15,6 +15,7 @@
 //! is the built-in synthetic camera.
 
 pub mod error;
+pub mod logging;
 pub mod archive;
 pub mod clock;
 pub mod timesync;

@@ -344,6 +344,16 @@ fn joins_mid_frame_record_from_the_next_whole_key_frame() {
             cost > 0,
             "{id} ({at:?}) dropped nothing after starting mid-frame: {s}"
         );
+        // Said in the camera's words, although streaming enters its span only to log.
+        let said = format!("camera{{id={id}}}");
+        assert!(
+            nvr.log
+                .text()
+                .lines()
+                .any(|l| l.contains(&said) && l.contains("until the next key frame")),
+            "{id}: no warning about the dropped frames names the camera\n{}",
+            nvr.log.text()
+        );
         // The index: one covered range, from after the join, no gap.
         let ranges = rec["ranges"].as_array().unwrap();
         assert_eq!(ranges.len(), 1, "{id} ({at:?}) has a gap: {rec}");

@@ -124,13 +124,7 @@ pub fn main() -> ExitCode {
     // Before any thread starts, so every thread sees the raised limit.
     crate::web::conn::raise_nofile_limit();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sled=warn,retina=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::logging::init("info,sled=warn,retina=warn");
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

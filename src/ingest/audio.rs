@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use retina::codec::ParametersRef;
-use tracing::{info, warn};
+use tracing::{info, warn, Span};
 
 use super::audio_rtp::{AudioDepacketizer, RawAudioFrame};
 use super::g711::{G711ToAac, Law};
@@ -20,6 +20,9 @@ pub struct SessionAudio {
     convert: Option<G711ToAac>,
     /// What the status says, e.g. `aac`, `pcmu → aac`, `unsupported: L16`; `None`: no audio.
     status: Option<String>,
+    /// The camera's log span (current while the session is opened): entered
+    /// to log, not around every packet.
+    span: Span,
 }
 
 impl SessionAudio {
@@ -37,6 +40,7 @@ impl SessionAudio {
                 stream: Some(i),
                 convert: None,
                 status: Some("aac".into()),
+                span: Span::current(),
             };
         }
         let g711 =
@@ -48,6 +52,7 @@ impl SessionAudio {
                     stream: Some(i),
                     convert: Some(c),
                     status: Some(format!("{} → aac", law.name())),
+                    span: Span::current(),
                 },
                 Err(e) => {
                     SessionAudio::unsupported(format!("{} ({e:#})", law.name().to_uppercase()))
@@ -60,6 +65,7 @@ impl SessionAudio {
                 stream: None,
                 convert: None,
                 status: None,
+                span: Span::current(),
             },
         }
     }
@@ -69,7 +75,13 @@ impl SessionAudio {
             stream: None,
             convert: None,
             status: Some(format!("unsupported: {what}")),
+            span: Span::current(),
         }
+    }
+
+    /// The camera's log span, for the session's other rare log lines.
+    pub fn span(&self) -> &Span {
+        &self.span
     }
 
     /// The stream to set up, if any audio is recorded.
@@ -162,7 +174,7 @@ impl SessionAudio {
             return;
         };
         if let Err(e) = c.push(pts, data, out) {
-            warn!(error = %format!("{e:#}"), "G.711 to AAC conversion failed; no more audio this session");
+            self.span.in_scope(|| warn!(error = %format!("{e:#}"), "G.711 to AAC conversion failed; no more audio this session"));
             self.stream = None;
             self.convert = None;
         }

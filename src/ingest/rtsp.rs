@@ -235,6 +235,7 @@ fn sender_report(
     video_i: usize,
     audio_i: Option<usize>,
     pkt: &retina::rtcp::ReceivedCompoundPacket,
+    span: &tracing::Span,
 ) {
     let Some(ts) = pkt.rtp_timestamp() else {
         return;
@@ -257,10 +258,12 @@ fn sender_report(
     };
     if let Some(shift) = changed {
         let ms = shift * 1000 / i64::from(audio_rate.max(1));
-        tracing::info!(
-            shift_ms = ms,
-            "audio aligned to video by the camera's RTCP sender reports"
-        );
+        span.in_scope(|| {
+            tracing::info!(
+                shift_ms = ms,
+                "audio aligned to video by the camera's RTCP sender reports"
+            )
+        });
     }
 }
 
@@ -311,6 +314,7 @@ impl Session for RetinaSession {
                         self.video_i,
                         self.audio.stream(),
                         &pkt,
+                        self.audio.span(),
                     ),
                     _ => {}
                 }
@@ -436,6 +440,7 @@ impl RawAudio {
     /// An audio packet or frame that could not be read: costs the frames
     /// it touches, never video; logged once per session.
     fn damaged(&mut self, why: &str) -> Item {
+        let _in_camera = self.audio.span().enter();
         if !std::mem::replace(&mut self.warned, true) {
             tracing::warn!(error = %why, "damaged audio RTP data; those audio frames are dropped (logged once per session)");
         } else {
@@ -549,7 +554,15 @@ impl Session for RawSession {
                     Ok(PacketItem::Rtcp(pkt)) => {
                         if let Some(a) = &mut self.audio {
                             let streams = self.playing.streams();
-                            sender_report(&mut a.sync, streams, self.video_i, Some(a.stream), &pkt);
+                            let (video_i, span) = (self.video_i, a.audio.span());
+                            sender_report(
+                                &mut a.sync,
+                                streams,
+                                video_i,
+                                Some(a.stream),
+                                &pkt,
+                                span,
+                            );
                         }
                         continue;
                     }

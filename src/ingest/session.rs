@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn, Instrument};
+use tracing::{info, warn, Instrument, Span};
 
 use super::backoff::{self, Attempt, Outcome};
 use super::damage::{Damage, Verdict};
@@ -74,12 +74,18 @@ enum Ended {
 
 impl IngestTask {
     /// Runs until shutdown, reconnecting after every failure.
+    ///
+    /// Everything logged for the camera is in its `camera` span, but the
+    /// span is entered only where something logs (and around connecting),
+    /// never around the whole task: entering it at every poll cost about 5 %
+    /// of the CPU of recording one camera. The RTSP client's log lines while
+    /// streaming get there through [`crate::logging::InCamera`].
     pub async fn run(self) {
         let span = tracing::info_span!("camera", id = %self.camera.id);
-        self.run_inner().instrument(span).await
+        self.run_inner(&span).await
     }
 
-    async fn run_inner(self) {
+    async fn run_inner(self, span: &Span) {
         let mut history: std::collections::VecDeque<Attempt> = Default::default();
         let mut last_msg = String::new();
         let mut audio_note_logged = false;
@@ -99,7 +105,7 @@ impl IngestTask {
             let ended = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return,
-                e = self.stream_once(proto, &mut source, &mut first_frame, &mut audio_note_logged) => e,
+                e = self.stream_once(span, proto, &mut source, &mut first_frame, &mut audio_note_logged) => e,
             };
             // Tell the recorder to close its segment; it must see this even when the queue is busy.
             if self.tx.send(IngestEvent::SessionEnded).await.is_err() {
@@ -118,6 +124,7 @@ impl IngestTask {
                         let i = proto as usize;
                         if !fallback_logged[i] {
                             fallback_logged[i] = true;
+                            let _in_camera = span.enter();
                             warn!(
                                 "{why}; switching to {} (remembered while cleannvr runs)",
                                 other.label()
@@ -165,12 +172,14 @@ impl IngestTask {
             let delay = backoff::delay(history.make_contiguous(), rand::random::<f64>());
             // An offline camera is retried every couple of seconds: log each
             // new reason once, and repeats only at debug level.
+            let in_camera = span.enter();
             if msg != last_msg {
                 warn!(error = %msg, retry_in_ms = delay.as_millis() as u64, "session ended");
                 last_msg.clone_from(&msg);
             } else {
                 tracing::debug!(error = %msg, retry_in_ms = delay.as_millis() as u64, "session ended");
             }
+            drop(in_camera);
             let now = self.clock.now_ns();
             let retry_at = now.saturating_add(delay.as_nanos() as i64);
             update(&self.status, |s| {
@@ -193,21 +202,17 @@ impl IngestTask {
         }
     }
 
-    async fn stream_once(
+    /// Asks an ONVIF camera for its URL, then DESCRIBE, SETUP and PLAY.
+    async fn open_once(
         &self,
         proto: Proto,
         source: &mut crate::onvif::StreamSource,
-        first_frame: &mut Option<Duration>,
-        audio_note_logged: &mut bool,
-    ) -> Ended {
-        let raw = match source.url().await {
-            Ok(raw) => raw,
-            Err(e) => return classify(&e, None),
-        };
-        let (url, creds) = match self.camera.stream_url_and_credentials(&raw) {
-            Ok(u) => u,
-            Err(e) => return classify(&e, None),
-        };
+    ) -> Result<super::open::Opened, Ended> {
+        let raw = source.url().await.map_err(|e| classify(&e, None))?;
+        let (url, creds) = self
+            .camera
+            .stream_url_and_credentials(&raw)
+            .map_err(|e| classify(&e, None))?;
         let request = OpenRequest {
             url,
             creds,
@@ -222,28 +227,44 @@ impl IngestTask {
             biased;
             o = self.opener.open(request) => o,
             _ = self.clock.sleep(limit) => {
-                return Ended::Error(
+                return Err(Ended::Error(
                     Trouble::Unreachable,
                     format!(
                         "no answer from the camera within {} s (connect, DESCRIBE, SETUP and PLAY; \
                          connect_timeout_seconds)",
                         limit.as_secs()
                     ),
-                )
+                ))
             }
         };
-        let opened = match opened {
-            Ok(o) => o,
-            Err(OpenError::NoVideo(why)) => return Ended::Refused(Trouble::NoMedia, why),
-            Err(OpenError::AudioOnly(why)) => return Ended::Refused(Trouble::AudioOnly, why),
-            Err(OpenError::Request {
+        opened.map_err(|e| match e {
+            OpenError::NoVideo(why) => Ended::Refused(Trouble::NoMedia, why),
+            OpenError::AudioOnly(why) => Ended::Refused(Trouble::AudioOnly, why),
+            OpenError::Request {
                 step,
                 status,
                 error,
-            }) => return refused(step, proto, status, error),
+            } => refused(step, proto, status, error),
+        })
+    }
+
+    async fn stream_once(
+        &self,
+        span: &Span,
+        proto: Proto,
+        source: &mut crate::onvif::StreamSource,
+        first_frame: &mut Option<Duration>,
+        audio_note_logged: &mut bool,
+    ) -> Ended {
+        // Connecting is in the camera's span (the RTSP client and ONVIF log
+        // there); streaming enters it only to log.
+        let opened = match self.open_once(proto, source).instrument(span.clone()).await {
+            Ok(o) => o,
+            Err(ended) => return ended,
         };
         let mut session = opened.session;
         if !*audio_note_logged {
+            let _in_camera = span.enter();
             super::audio::log_choice(opened.audio_status.as_deref(), opened.audio.is_some());
             if opened.metadata {
                 info!("the stream has an ONVIF metadata track; reading its events");
@@ -278,7 +299,7 @@ impl IngestTask {
         });
 
         let mut video_params: Option<Arc<VideoParams>> = None;
-        let mut forward = Forwarder::default();
+        let mut forward = Forwarder::new(span.clone());
         let mut meter = RateMeter::default();
         let mut anchor: Option<(i64, i64)> = None;
         let auto = self.camera.transport == crate::config::Transport::Auto;
@@ -309,7 +330,8 @@ impl IngestTask {
             // the camera is silent.
             let item = tokio::select! {
                 biased;
-                item = session.next() => Some(item),
+                // retina logs from in here: its lines go to the camera's span.
+                item = crate::logging::InCamera::new(span, session.next()) => Some(item),
                 _ = &mut timer => None,
             };
             let deadline = last_frame + wait;
@@ -346,11 +368,13 @@ impl IngestTask {
                     // One bad packet (a join mid-frame, loss, a malformed NAL):
                     // drop frames up to the next key frame, keep the session.
                     after_error = true;
+                    let in_camera = span.enter();
                     if !std::mem::replace(&mut errors_logged, true) {
                         warn!(error = %first_line, "damaged RTP data; dropping frames until the next key frame (logged once per session)");
                     } else {
                         tracing::debug!(error = %first_line, "damaged RTP data");
                     }
+                    drop(in_camera);
                     if damage.error() && !forward.gap(&self.tx) {
                         return Ended::Closed;
                     }
@@ -365,7 +389,7 @@ impl IngestTask {
                     last_frame = self.clock.monotonic();
                     first_frame.get_or_insert(last_frame);
                     if let Some(p) = f.new_params {
-                        info!(codec = %p.rfc6381, width = p.width, height = p.height, "video parameters");
+                        span.in_scope(|| info!(codec = %p.rfc6381, width = p.width, height = p.height, "video parameters"));
                         update(&self.status, |s| {
                             s.codec = Some(p.rfc6381.clone());
                             s.resolution = Some((p.width, p.height));
@@ -391,13 +415,13 @@ impl IngestTask {
                     let whole = starts_picture(params.codec == VideoCodec::H265, &f.data);
                     if let Verdict::Drop { starts_gap } = damage.frame(loss, whole, is_key) {
                         if loss > 0 && !std::mem::replace(&mut loss_logged, true) {
-                            warn!(
+                            span.in_scope(|| warn!(
                                 lost_packets = loss,
                                 "RTP packets lost; dropping frames until the next key frame (logged once per session)"
-                            );
+                            ));
                         }
                         if !whole && !std::mem::replace(&mut errors_logged, true) {
-                            warn!("a frame without its first slice (joined mid-picture, or its first packets lost); dropping frames until the next key frame (logged once per session)");
+                            span.in_scope(|| warn!("a frame without its first slice (joined mid-picture, or its first packets lost); dropping frames until the next key frame (logged once per session)"));
                         }
                         if starts_gap && !forward.gap(&self.tx) {
                             return Ended::Closed;
@@ -447,7 +471,7 @@ impl IngestTask {
                         }
                     }
                 }
-                Item::Metadata(doc) => self.metadata_document(doc, &mut metadata_log),
+                Item::Metadata(doc) => self.metadata_document(span, doc, &mut metadata_log),
                 Item::Damaged(_) => unreachable!("handled above"),
             }
         }
@@ -465,10 +489,13 @@ struct MetadataLog {
 impl IngestTask {
     /// Hands a metadata document to the event reader, never waiting: a
     /// document over the cap or without room in the queue is dropped.
-    fn metadata_document(&self, doc: MetadataDocument, log: &mut MetadataLog) {
+    fn metadata_document(&self, span: &Span, doc: MetadataDocument, log: &mut MetadataLog) {
         let Some(tx) = &self.metadata else { return };
+        // Entered for what is logged only, like the rest of the streaming loop.
+        let in_camera = || span.enter();
         match doc {
             MetadataDocument::TooLarge(len) => {
+                let _in_camera = in_camera();
                 if !std::mem::replace(&mut log.too_large, true) {
                     warn!(
                         bytes = len,
@@ -483,6 +510,7 @@ impl IngestTask {
                 }
             }
             MetadataDocument::Damaged(why) => {
+                let _in_camera = in_camera();
                 if !std::mem::replace(&mut log.damaged, true) {
                     warn!(error = %why, "dropped a damaged ONVIF metadata packet and its document; video is not affected (logged once per session)");
                 } else {
@@ -491,6 +519,7 @@ impl IngestTask {
             }
             MetadataDocument::Xml(xml) => {
                 if tx.try_send(xml).is_err() && !std::mem::replace(&mut log.full, true) {
+                    let _in_camera = in_camera();
                     warn!("the event reader is behind; dropping ONVIF metadata documents (logged once per session)");
                 }
             }
@@ -505,13 +534,22 @@ impl IngestTask {
 /// full we drop frames, then resume at the next key frame after a `Gap`
 /// marker, so the recorder cuts the segment there instead of writing
 /// undecodable frames.
-#[derive(Default)]
 struct Forwarder {
     dropping: bool,
     dropped: u64,
+    /// The camera's, for the two warnings.
+    span: Span,
 }
 
 impl Forwarder {
+    fn new(span: Span) -> Self {
+        Forwarder {
+            dropping: false,
+            dropped: 0,
+            span,
+        }
+    }
+
     /// Tells the recorder that frames are missing from here (damage on the
     /// network): it closes the segment, and the next video frame sent is a
     /// key frame. Returns false when the receiver is gone.
@@ -540,16 +578,20 @@ impl Forwarder {
                 self.dropped += 1;
                 return !tx.is_closed();
             }
-            warn!(
-                dropped = self.dropped,
-                "recorder caught up; resuming at key frame"
-            );
+            self.span.in_scope(|| {
+                warn!(
+                    dropped = self.dropped,
+                    "recorder caught up; resuming at key frame"
+                )
+            });
             self.dropping = false;
         }
         match tx.try_send(ev) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                warn!("recorder queue full; dropping frames until the next key frame");
+                self.span.in_scope(|| {
+                    warn!("recorder queue full; dropping frames until the next key frame")
+                });
                 self.dropping = true;
                 self.dropped += 1;
                 true

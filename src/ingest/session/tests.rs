@@ -567,7 +567,7 @@ fn received(rx: &mut mpsc::Receiver<IngestEvent>) -> Vec<String> {
 #[test]
 fn a_full_recorder_queue_drops_to_the_next_key_frame_after_a_gap() {
     let (tx, mut rx) = mpsc::channel(3);
-    let mut fwd = Forwarder::default();
+    let mut fwd = Forwarder::new(tracing::Span::none());
     let key = |i: i64| i % 4 == 0;
     for i in 0..6 {
         assert!(fwd.send(&tx, frame(i, key(i)), key(i)));
