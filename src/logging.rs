@@ -7,7 +7,8 @@
 //! `log` from inside our polls of its session, where no span is entered, so
 //! [`InCamera`] marks those polls in a thread-local (a word written and
 //! restored per poll), and the `log` bridge enters the marked span only for
-//! a record that is actually logged.
+//! a record that is actually logged; our own session code logs through
+//! [`in_polled_camera`] the same way.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -51,24 +52,36 @@ impl log::Log for CameraLog {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        match POLLING.get() {
-            // The span is alive: `InCamera` borrows it for the whole poll.
-            Some(id) => {
-                // Cloned out: inside `get_default` tracing would log to nowhere.
-                let d = tracing::dispatcher::get_default(|d| d.clone());
-                let id = tracing::Id::from_non_zero_u64(id);
-                d.enter(&id);
-                self.0.log(record);
-                d.exit(&id);
-            }
-            None => self.0.log(record),
-        }
+        in_polled_camera(|| self.0.log(record));
     }
 
     fn flush(&self) {}
 }
 
-/// `inner`, polled with the RTSP client's log records placed in `span`.
+/// Runs `f`, which logs, in the span of the camera whose session this thread
+/// is polling (see [`InCamera`]); outside such a poll, in whatever span is current.
+pub fn in_polled_camera<R>(f: impl FnOnce() -> R) -> R {
+    /// Leaves the span, also when `f` panics.
+    struct Exit(tracing::Dispatch, tracing::Id);
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            self.0.exit(&self.1);
+        }
+    }
+    let Some(id) = POLLING.get() else {
+        return f();
+    };
+    // The span is alive: `InCamera` borrows it for the whole poll. Cloned
+    // out: inside `get_default`, tracing would log to nowhere.
+    let d = tracing::dispatcher::get_default(|d| d.clone());
+    let id = tracing::Id::from_non_zero_u64(id);
+    d.enter(&id);
+    let _exit = Exit(d, id);
+    f()
+}
+
+/// `inner`, polled with what its code logs through [`in_polled_camera`]
+/// (and the RTSP client's `log` records) placed in `span`.
 pub struct InCamera<'a, F> {
     span: &'a Span,
     inner: F,
@@ -132,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn rtsp_client_records_are_placed_in_the_polling_cameras_span_only() {
+    fn what_a_polled_session_logs_is_placed_in_its_cameras_span_only() {
         let printed = Printed::default();
         let out = printed.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -147,6 +160,7 @@ mod tests {
                 &span,
                 Box::pin(async {
                     record(&bridge, "keepalive failed with 404");
+                    in_polled_camera(|| tracing::warn!("damaged audio RTP data"));
                 }),
             );
             futures::executor::block_on(polled);
@@ -163,6 +177,7 @@ mod tests {
             line("keepalive failed").contains("camera{id=hall}"),
             "{text}"
         );
+        assert!(line("damaged audio").contains("camera{id=hall}"), "{text}");
         assert!(!line("outside any session").contains("camera{"), "{text}");
         assert_eq!(POLLING.get(), None, "the mark outlived the poll");
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use retina::codec::ParametersRef;
-use tracing::{info, warn, Span};
+use tracing::{info, warn};
 
 use super::audio_rtp::{AudioDepacketizer, RawAudioFrame};
 use super::g711::{G711ToAac, Law};
@@ -20,9 +20,6 @@ pub struct SessionAudio {
     convert: Option<G711ToAac>,
     /// What the status says, e.g. `aac`, `pcmu → aac`, `unsupported: L16`; `None`: no audio.
     status: Option<String>,
-    /// The camera's log span (current while the session is opened): entered
-    /// to log, not around every packet.
-    span: Span,
 }
 
 impl SessionAudio {
@@ -40,7 +37,6 @@ impl SessionAudio {
                 stream: Some(i),
                 convert: None,
                 status: Some("aac".into()),
-                span: Span::current(),
             };
         }
         let g711 =
@@ -52,7 +48,6 @@ impl SessionAudio {
                     stream: Some(i),
                     convert: Some(c),
                     status: Some(format!("{} → aac", law.name())),
-                    span: Span::current(),
                 },
                 Err(e) => {
                     SessionAudio::unsupported(format!("{} ({e:#})", law.name().to_uppercase()))
@@ -65,7 +60,6 @@ impl SessionAudio {
                 stream: None,
                 convert: None,
                 status: None,
-                span: Span::current(),
             },
         }
     }
@@ -75,13 +69,7 @@ impl SessionAudio {
             stream: None,
             convert: None,
             status: Some(format!("unsupported: {what}")),
-            span: Span::current(),
         }
-    }
-
-    /// The camera's log span, for the session's other rare log lines.
-    pub fn span(&self) -> &Span {
-        &self.span
     }
 
     /// The stream to set up, if any audio is recorded.
@@ -174,7 +162,9 @@ impl SessionAudio {
             return;
         };
         if let Err(e) = c.push(pts, data, out) {
-            self.span.in_scope(|| warn!(error = %format!("{e:#}"), "G.711 to AAC conversion failed; no more audio this session"));
+            crate::logging::in_polled_camera(
+                || warn!(error = %format!("{e:#}"), "G.711 to AAC conversion failed; no more audio this session"),
+            );
             self.stream = None;
             self.convert = None;
         }

@@ -235,7 +235,6 @@ fn sender_report(
     video_i: usize,
     audio_i: Option<usize>,
     pkt: &retina::rtcp::ReceivedCompoundPacket,
-    span: &tracing::Span,
 ) {
     let Some(ts) = pkt.rtp_timestamp() else {
         return;
@@ -258,7 +257,7 @@ fn sender_report(
     };
     if let Some(shift) = changed {
         let ms = shift * 1000 / i64::from(audio_rate.max(1));
-        span.in_scope(|| {
+        crate::logging::in_polled_camera(|| {
             tracing::info!(
                 shift_ms = ms,
                 "audio aligned to video by the camera's RTCP sender reports"
@@ -314,7 +313,6 @@ impl Session for RetinaSession {
                         self.video_i,
                         self.audio.stream(),
                         &pkt,
-                        self.audio.span(),
                     ),
                     _ => {}
                 }
@@ -440,12 +438,13 @@ impl RawAudio {
     /// An audio packet or frame that could not be read: costs the frames
     /// it touches, never video; logged once per session.
     fn damaged(&mut self, why: &str) -> Item {
-        let _in_camera = self.audio.span().enter();
-        if !std::mem::replace(&mut self.warned, true) {
-            tracing::warn!(error = %why, "damaged audio RTP data; those audio frames are dropped (logged once per session)");
-        } else {
-            tracing::debug!(error = %why, "damaged audio RTP data");
-        }
+        crate::logging::in_polled_camera(|| {
+            if !std::mem::replace(&mut self.warned, true) {
+                tracing::warn!(error = %why, "damaged audio RTP data; those audio frames are dropped (logged once per session)");
+            } else {
+                tracing::debug!(error = %why, "damaged audio RTP data");
+            }
+        });
         Item::Audio {
             loss: 0,
             frames: Vec::new(),
@@ -554,15 +553,7 @@ impl Session for RawSession {
                     Ok(PacketItem::Rtcp(pkt)) => {
                         if let Some(a) = &mut self.audio {
                             let streams = self.playing.streams();
-                            let (video_i, span) = (self.video_i, a.audio.span());
-                            sender_report(
-                                &mut a.sync,
-                                streams,
-                                video_i,
-                                Some(a.stream),
-                                &pkt,
-                                span,
-                            );
+                            sender_report(&mut a.sync, streams, self.video_i, Some(a.stream), &pkt);
                         }
                         continue;
                     }
