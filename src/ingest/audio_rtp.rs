@@ -223,7 +223,6 @@ impl AacDepacketizer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, TestRunner};
 
     /// An AAC-hbr packet of whole `units`.
     fn aac(units: &[&[u8]]) -> Vec<u8> {
@@ -365,20 +364,8 @@ mod tests {
                 pool.push(aac(&[&u]));
             }
         }
-        let packet = prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..40),
-            (0..pool.len(), 0..1600usize).prop_map(move |(i, cut)| {
-                let p = &pool[i];
-                p[..cut.min(p.len())].to_vec()
-            }),
-        ];
-        let stream = proptest::collection::vec((packet, 0..3i64, any::<bool>(), 0..2u16), 0..60);
-        let mut runner = TestRunner::new(Config {
-            cases: 300,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        runner
+        let stream = crate::ingest::nal_rtp::testing::packet_streams(pool, 1600);
+        crate::ingest::nal_rtp::testing::runner()
             .run(&stream, |pkts| {
                 let mut d = AudioDepacketizer::aac(1024);
                 let mut ts = 0;

@@ -391,6 +391,32 @@ pub mod testing {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
 
+    /// A packet stream for the depacketizers' property tests: random bytes
+    /// and `pool`'s payloads cut to at most `max_cut` bytes, each with a
+    /// timestamp step, a marker bit and a loss count.
+    pub fn packet_streams(
+        pool: Vec<Vec<u8>>,
+        max_cut: usize,
+    ) -> impl Strategy<Value = Vec<(Vec<u8>, i64, bool, u16)>> {
+        let packet = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            (0..pool.len(), 0..max_cut).prop_map(move |(i, cut)| {
+                let p = &pool[i];
+                p[..cut.min(p.len())].to_vec()
+            }),
+        ];
+        proptest::collection::vec((packet, 0..3i64, any::<bool>(), 0..2u16), 0..60)
+    }
+
+    /// 300 cases, nothing persisted.
+    pub fn runner() -> TestRunner {
+        TestRunner::new(Config {
+            cases: 300,
+            failure_persistence: None,
+            ..Config::default()
+        })
+    }
+
     /// Length-prefixed `nals`, as an access unit's data.
     pub fn prefixed(nals: &[&[u8]]) -> Vec<u8> {
         let mut v = Vec::new();
@@ -416,20 +442,8 @@ pub mod testing {
     /// prefixes walk exactly to its end, no NAL is shorter than its header,
     /// holds a start code or is a parameter set.
     pub fn any_packets_give_well_formed_units<C: NalCodec>(pool: Vec<Vec<u8>>) {
-        let packet = prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..40),
-            (0..pool.len(), 0..800usize).prop_map(move |(i, cut)| {
-                let p = &pool[i];
-                p[..cut.min(p.len())].to_vec()
-            }),
-        ];
-        let stream = proptest::collection::vec((packet, 0..3i64, any::<bool>(), 0..2u16), 0..60);
-        let mut runner = TestRunner::new(Config {
-            cases: 300,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        runner
+        let stream = packet_streams(pool, 800);
+        runner()
             .run(&stream, |pkts| {
                 let mut d = Depacketizer::<C>::with_parameter_sets(&[]);
                 let mut ts = 0;
