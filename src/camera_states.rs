@@ -137,7 +137,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(TICK) => {}
+            _ = crate::clock::tick(TICK) => {}
         }
     }
 }

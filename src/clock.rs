@@ -39,6 +39,37 @@ fn origin() -> tokio::time::Instant {
     *ORIGIN.get_or_init(tokio::time::Instant::now)
 }
 
+/// Waits for the next multiple of `period` on a grid shared by the whole
+/// process (counted from [`origin`]). The server's periodic jobs (config
+/// poll, alarm watch, status board, index check, retention, …) wait with it
+/// so that they fall due in the same timer turn: one wake-up of the runtime
+/// for all of them, where sleeps of their own, each started when the last
+/// round ended, drift apart and wake it once each. An idle server's wake-ups
+/// were about a tenth of the CPU of recording one camera (docs/BENCHMARKS.md).
+pub async fn tick(period: Duration) {
+    tokio::time::sleep_until(next_tick(origin(), tokio::time::Instant::now(), period)).await
+}
+
+/// An interval on the same grid as [`tick`], for loops that keep one. Missed
+/// ticks are skipped, so it stays on the grid.
+pub fn interval(period: Duration) -> tokio::time::Interval {
+    let start = next_tick(origin(), tokio::time::Instant::now(), period);
+    let mut i = tokio::time::interval_at(start, period);
+    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    i
+}
+
+/// The first point of the `period` grid from `origin` strictly after `now`.
+fn next_tick(
+    origin: tokio::time::Instant,
+    now: tokio::time::Instant,
+    period: Duration,
+) -> tokio::time::Instant {
+    let p = period.as_nanos().max(1);
+    let ticks = now.saturating_duration_since(origin).as_nanos() / p + 1;
+    origin + Duration::from_nanos(u64::try_from(ticks * p).unwrap_or(u64::MAX))
+}
+
 impl Clock for SystemClock {
     fn now_ns(&self) -> i64 {
         SystemTime::now()
@@ -181,6 +212,32 @@ pub fn ticks_90k_to_ns(ticks: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Jobs of different periods, whatever moment their last round ended,
+    /// fall due together on the grid (one timer turn wakes them all), and a
+    /// round that overran its period waits for the next grid point, not a
+    /// whole period from its end.
+    #[test]
+    fn ticks_of_different_periods_fall_due_together() {
+        let o = tokio::time::Instant::now();
+        let at = |ms: u64| o + Duration::from_millis(ms);
+        let (s1, s2, s60) = (
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+        );
+        // A 1 s job that ended at 3.2 s and a 2 s job that ended at 2.9 s.
+        assert_eq!(next_tick(o, at(3_200), s1), at(4_000));
+        assert_eq!(next_tick(o, at(2_900), s2), at(4_000));
+        // On a grid point: the next one, never the same instant again.
+        assert_eq!(next_tick(o, at(4_000), s1), at(5_000));
+        assert_eq!(next_tick(o, at(4_000), s2), at(6_000));
+        // A 2 s round that took 2.5 s (ended at 8.5 s) runs again at 10 s.
+        assert_eq!(next_tick(o, at(8_500), s2), at(10_000));
+        assert_eq!(next_tick(o, at(59_999), s60), at(60_000));
+        // Before the origin (an instant taken earlier) counts from the origin.
+        assert_eq!(next_tick(at(1_000), o, s1), at(2_000));
+    }
 
     #[test]
     fn local_time_tells_the_two_october_01_30s_apart() {

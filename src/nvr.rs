@@ -327,7 +327,7 @@ async fn reload_loop(
         let forced = tokio::select! {
             _ = shutdown.cancelled() => return,
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
-            _ = tokio::time::sleep(CONFIG_POLL) => false,
+            _ = crate::clock::tick(CONFIG_POLL) => false,
         };
         if forced {
             info!("SIGHUP: reading the config file again");
@@ -366,7 +366,7 @@ async fn checkpoint_loop(app: Arc<App>, shutdown: CancellationToken) {
     loop {
         let stop = tokio::select! {
             _ = shutdown.cancelled() => true,
-            _ = tokio::time::sleep(CHECKPOINT_INTERVAL) => false,
+            _ = crate::clock::tick(CHECKPOINT_INTERVAL) => false,
         };
         let app2 = app.clone();
         match tokio::task::spawn_blocking(move || app2.audit.checkpoint(app2.clock.now_ns())).await
@@ -392,7 +392,7 @@ async fn clock_loop(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_nanos(crate::timesync::INTERVAL_NS as u64)) => {}
+            _ = crate::clock::tick(Duration::from_nanos(crate::timesync::INTERVAL_NS as u64)) => {}
         }
         let (log, now, before) = (log.clone(), clock.now_ns(), synced);
         if let Ok(s) = tokio::task::spawn_blocking(move || note_clock(&log, now, before)).await {
@@ -464,7 +464,7 @@ async fn retention_loop(app: Arc<App>, kick: Arc<Notify>, shutdown: Cancellation
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = kick.notified() => {}
-            _ = tokio::time::sleep(RETENTION_INTERVAL) => {}
+            _ = crate::clock::tick(RETENTION_INTERVAL) => {}
         }
     }
 }

@@ -69,7 +69,7 @@ pub async fn watch(store: Arc<Store>, shutdown: CancellationToken, reexec: bool)
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(CHECK_EVERY) => {}
+            _ = crate::clock::tick(CHECK_EVERY) => {}
         }
         checks = checks.wrapping_add(1);
         let failure = if checks.is_multiple_of(PROBE_EVERY_CHECKS) {

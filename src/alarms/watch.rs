@@ -221,107 +221,139 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
 /// Runs until `shutdown`: looks at conditions every [`TICK`], stores raises
 /// and clears, logs them and hands them to delivery. `retention` is woken when
 /// the volume drops under its floor, so the pass that may fix it runs at once.
+///
+/// Each look is one blocking call (volume, kernel clock, conditions, the
+/// alarm store), not one per step: every hand-over to the blocking pool and
+/// back wakes two threads, and an idle server's wake-ups are a visible part
+/// of what recording one camera costs (docs/BENCHMARKS.md).
 pub async fn run(app: Arc<App>, retention: Arc<Notify>, shutdown: CancellationToken) {
-    let cfg = app.config.alarms.clone();
-    let sender = super::send::Sender::start(&cfg, shutdown.clone());
-    let mut audit_broken: Option<String> = None;
-    let mut audit_checked: Option<Instant> = None;
-    let mut disk_since = None;
-    // Retention passes finished when the volume went under its floor.
-    let mut passes_at = 0;
-    let mut clock_since = None;
-    let tz = app.config.server.time_zone();
-    let (dir, floor) = (
-        app.config.storage.dir.clone(),
-        app.config.storage.min_free_bytes,
-    );
+    let sender = super::send::Sender::start(&app.config.alarms, shutdown.clone());
+    let mut watcher = Some(Watcher::new(&app, retention.clone()));
     loop {
-        if audit_checked.is_none_or(|t| t.elapsed() >= AUDIT_EVERY) {
-            audit_checked = Some(Instant::now());
-            let a = app.clone();
-            match tokio::task::spawn_blocking(move || a.audit.verify()).await {
-                Ok(Ok(v)) => {
-                    audit_broken = v
-                        .broken
-                        .map(|b| format!("entry {} is broken: {}", b.seq, b.reason))
-                }
-                Ok(Err(e)) => audit_broken = Some(format!("cannot read it: {e:#}")),
-                Err(e) => error!(error = %e, "audit verification task"),
-            }
-        }
-        let d = dir.clone();
-        let (free, clock) = tokio::task::spawn_blocking(move || {
-            (
-                crate::store::retention::volume_free_bytes(&d).ok(),
-                crate::timesync::read_kernel(0),
-            )
-        })
-        .await
-        .unwrap_or((None, None));
-        let now = app.clock.now_ns();
-        let under = free.filter(|f| *f < floor);
-        let passes = app.counters.retention_passes.load(Relaxed);
-        if under.is_some() && disk_since.is_none() {
-            passes_at = passes;
-            retention.notify_one();
-        }
-        let disk_low = track(&mut disk_since, under.is_some(), now).map(|since_ns| DiskLow {
-            free: under.unwrap_or(0),
-            floor,
-            since_ns,
-            passes_since: passes - passes_at,
-            nothing_to_delete: app.counters.still_short.load(Relaxed),
+        let (a, r, mut w) = (app.clone(), retention.clone(), watcher.take());
+        let looked = tokio::task::spawn_blocking(move || {
+            let w2 = w.get_or_insert_with(|| Watcher::new(&a, r));
+            let notices = w2.look(&a);
+            (w, notices)
         });
-        let unsynced = clock.is_some_and(|s| !s.synced);
-        let clock_unsynced_since_ns = track(&mut clock_since, unsynced, now);
-        let status = app.status.snapshot();
-        let cameras = app.cameras.all();
-        let wrong = conditions(&Inputs {
-            now_ns: now,
-            tz: &tz,
-            config: &cfg,
-            cameras: &cameras,
-            status: &status,
-            held_full: app.counters.held_full.load(Relaxed),
-            retention_error: app.counters.retention_error(),
-            audit_broken: audit_broken.clone(),
-            disk_low,
-            clock_unsynced_since_ns,
-            archive_prefix_taken: app.store.remote().and_then(|r| r.conflict()),
-        });
-        let a = app.clone();
-        match tokio::task::spawn_blocking(move || a.alarms.sync(now, &wrong)).await {
-            Ok(Ok(notices)) => {
+        match looked.await {
+            Ok((w, Ok(notices))) => {
+                watcher = w;
                 for n in notices {
-                    let a = &n.alarm;
-                    let camera = a.camera.as_deref().unwrap_or("");
-                    if n.event == "raised" {
-                        warn!(
-                            alarm = a.id,
-                            kind = a.kind.as_str(),
-                            camera,
-                            "alarm raised: {}",
-                            a.message
-                        );
-                    } else {
-                        info!(
-                            alarm = a.id,
-                            kind = a.kind.as_str(),
-                            camera,
-                            "alarm cleared: {}",
-                            a.message
-                        );
-                    }
                     sender.deliver(n);
                 }
             }
-            Ok(Err(e)) => error!(error = %format!("{e:#}"), "storing alarms"),
+            Ok((w, Err(e))) => {
+                watcher = w;
+                error!(error = %format!("{e:#}"), "storing alarms");
+            }
+            // The watcher's state went with the panic; the next look starts afresh.
             Err(e) => error!(error = %e, "alarm task"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(TICK) => {}
+            _ = crate::clock::tick(TICK) => {}
         }
+    }
+}
+
+/// What the alarm watcher remembers between looks.
+struct Watcher {
+    retention: Arc<Notify>,
+    audit_broken: Option<String>,
+    audit_checked: Option<Instant>,
+    disk_since: Option<i64>,
+    /// Retention passes finished when the volume went under its floor.
+    passes_at: u64,
+    clock_since: Option<i64>,
+    tz: jiff::tz::TimeZone,
+}
+
+impl Watcher {
+    fn new(app: &App, retention: Arc<Notify>) -> Self {
+        Watcher {
+            retention,
+            audit_broken: None,
+            audit_checked: None,
+            disk_since: None,
+            passes_at: 0,
+            clock_since: None,
+            tz: app.config.server.time_zone(),
+        }
+    }
+
+    /// One look (blocking: it reads the volume, the kernel's clock state and
+    /// the alarm store): stores and logs what was raised or cleared.
+    fn look(&mut self, app: &App) -> anyhow::Result<Vec<super::Notice>> {
+        if self
+            .audit_checked
+            .is_none_or(|t| t.elapsed() >= AUDIT_EVERY)
+        {
+            self.audit_checked = Some(Instant::now());
+            self.audit_broken = match app.audit.verify() {
+                Ok(v) => v
+                    .broken
+                    .map(|b| format!("entry {} is broken: {}", b.seq, b.reason)),
+                Err(e) => Some(format!("cannot read it: {e:#}")),
+            };
+        }
+        let storage = &app.config.storage;
+        let free = crate::store::retention::volume_free_bytes(&storage.dir).ok();
+        let clock = crate::timesync::read_kernel(0);
+        let now = app.clock.now_ns();
+        let under = free.filter(|f| *f < storage.min_free_bytes);
+        let passes = app.counters.retention_passes.load(Relaxed);
+        if under.is_some() && self.disk_since.is_none() {
+            self.passes_at = passes;
+            self.retention.notify_one();
+        }
+        let disk_low = track(&mut self.disk_since, under.is_some(), now).map(|since_ns| DiskLow {
+            free: under.unwrap_or(0),
+            floor: storage.min_free_bytes,
+            since_ns,
+            passes_since: passes - self.passes_at,
+            nothing_to_delete: app.counters.still_short.load(Relaxed),
+        });
+        let unsynced = clock.is_some_and(|s| !s.synced);
+        let clock_unsynced_since_ns = track(&mut self.clock_since, unsynced, now);
+        let status = app.status.snapshot();
+        let cameras = app.cameras.all();
+        let wrong = conditions(&Inputs {
+            now_ns: now,
+            tz: &self.tz,
+            config: &app.config.alarms,
+            cameras: &cameras,
+            status: &status,
+            held_full: app.counters.held_full.load(Relaxed),
+            retention_error: app.counters.retention_error(),
+            audit_broken: self.audit_broken.clone(),
+            disk_low,
+            clock_unsynced_since_ns,
+            archive_prefix_taken: app.store.remote().and_then(|r| r.conflict()),
+        });
+        let notices = app.alarms.sync(now, &wrong)?;
+        for n in &notices {
+            let a = &n.alarm;
+            let camera = a.camera.as_deref().unwrap_or("");
+            if n.event == "raised" {
+                warn!(
+                    alarm = a.id,
+                    kind = a.kind.as_str(),
+                    camera,
+                    "alarm raised: {}",
+                    a.message
+                );
+            } else {
+                info!(
+                    alarm = a.id,
+                    kind = a.kind.as_str(),
+                    camera,
+                    "alarm cleared: {}",
+                    a.message
+                );
+            }
+        }
+        Ok(notices)
     }
 }
 

@@ -121,8 +121,8 @@ pub async fn websocket(
 const SESSION_ENDED: u16 = 1008;
 
 async fn pump(mut socket: WebSocket, mut viewer: Feed, camera: String, app: Arc<App>, c: Caller) {
-    let mut check = tokio::time::interval(super::revocation::CHECK_EVERY);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // On the server's tick grid: all viewers' checks wake the runtime once.
+    let mut check = crate::clock::interval(super::revocation::CHECK_EVERY);
     loop {
         let msg = tokio::select! {
             m = viewer.next() => m,
