@@ -22,6 +22,7 @@ pub mod timesync;
 pub mod config;
 pub mod onvif;
 pub mod frame;
+pub mod handoff;
 pub mod nal;
 pub mod status;
 pub mod ingest;

@@ -20,3 +20,4 @@ pub mod rtsp;
 pub mod session;
 pub mod sync;
 pub mod transport;
+pub mod when_woken;

@@ -16,6 +16,7 @@ use super::transport::{Proto, TransportChoice};
 use crate::clock::{ticks_90k_to_ns, Clock};
 use crate::config::CameraConfig;
 use crate::frame::{IngestEvent, VideoCodec, VideoFrame, VideoParams};
+use crate::handoff::{FrameSender, TrySendError};
 use crate::nal::{h265_has_irap, starts_picture};
 use crate::status::{update, CameraStatus, RateMeter, StreamState, Trouble};
 
@@ -31,8 +32,9 @@ const NO_MEDIA_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct IngestTask {
     /// The camera to pull.
     pub camera: CameraConfig,
-    /// Where frames go; bounded, see `forward` for what happens when it is full.
-    pub tx: mpsc::Sender<IngestEvent>,
+    /// Where frames go (the recorder); bounded, see `Forwarder` for what
+    /// happens when it is full.
+    pub tx: crate::handoff::FrameSender,
     /// Live viewers of this camera; publishing never waits.
     pub live: Arc<crate::live::LiveStream>,
     /// This camera's live status.
@@ -94,6 +96,8 @@ impl IngestTask {
         let mut fallback_logged = [false; 2];
         // ONVIF cameras: the URL is asked of the camera, and asked again after repeated failures.
         let mut source = crate::onvif::StreamSource::new(&self.camera);
+        // Polled only once cancelled, not at every frame the task wakes for.
+        let mut stop = super::when_woken::WhenWoken::new(self.shutdown.clone().cancelled_owned());
         loop {
             let proto = transports.next();
             update(&self.status, |s| {
@@ -104,7 +108,7 @@ impl IngestTask {
             // Biased: shutdown wins over anything else that is ready.
             let ended = tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return,
+                _ = &mut stop => return,
                 e = self.stream_once(span, proto, &mut source, &mut first_frame, &mut audio_note_logged) => e,
             };
             // Tell the recorder to close its segment; it must see this even when the queue is busy.
@@ -196,7 +200,7 @@ impl IngestTask {
             });
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return,
+                _ = &mut stop => return,
                 _ = self.clock.sleep(delay) => {}
             }
         }
@@ -553,8 +557,7 @@ impl Forwarder {
     /// Tells the recorder that frames are missing from here (damage on the
     /// network): it closes the segment, and the next video frame sent is a
     /// key frame. Returns false when the receiver is gone.
-    fn gap(&mut self, tx: &mpsc::Sender<IngestEvent>) -> bool {
-        use mpsc::error::TrySendError;
+    fn gap(&mut self, tx: &FrameSender) -> bool {
         if self.dropping {
             // A `Gap` is already due before the next key frame.
             return true;
@@ -571,8 +574,7 @@ impl Forwarder {
     }
 
     /// Returns false when the receiver is gone.
-    fn send(&mut self, tx: &mpsc::Sender<IngestEvent>, ev: IngestEvent, is_key: bool) -> bool {
-        use mpsc::error::TrySendError;
+    fn send(&mut self, tx: &FrameSender, ev: IngestEvent, is_key: bool) -> bool {
         if self.dropping {
             if !is_key || tx.try_send(IngestEvent::Gap).is_err() {
                 self.dropped += 1;

@@ -32,10 +32,12 @@ const MAX_TIMESTAMP_STEP: i64 = 10 * 90_000;
 /// Long GOPs are still flushed about once a second, so a crash loses little.
 const MAX_FRAGMENT_TICKS: i64 = 90_000;
 
-/// How long the recorder thread naps between batches of queued events. The
-/// queue (`supervisor::RECORDER_QUEUE`, about 10 s of video) absorbs what arrives
-/// meanwhile; fragments are written per GOP anyway, so nothing waits on it.
-const BATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// The longest the recorder thread naps between batches of queued events.
+/// Ingest wakes it sooner for what it acts on at once (a key frame, the end of
+/// a session or of the queue: `handoff`); this bounds how late a long GOP's
+/// one-second fragment is written. The queue (`supervisor::RECORDER_QUEUE`,
+/// about 10 s of video) absorbs what arrives meanwhile.
+const MAX_NAP: Duration = Duration::from_secs(1);
 
 /// Audio frames held while waiting for video to place them by (about 30 s of 8 kHz AAC,
 /// 5 s at 48 kHz); past this, with no video coming, the oldest are dropped.
@@ -185,14 +187,14 @@ impl Recorder {
     /// Consumes events until the channel closes, then finishes the segment.
     ///
     /// Events are taken in batches: after draining the queue the thread
-    /// naps for [`BATCH_INTERVAL`] instead of parking on the channel, so a
-    /// 25 fps camera wakes it a few times a second rather than at every
-    /// frame (a wake-up, two context switches, cost more CPU than writing
-    /// the frame; see docs/BENCHMARKS.md).
+    /// parks until ingest wakes it for a key frame or the end of a session
+    /// (`handoff::FrameSender`), or [`MAX_NAP`] has passed. It never waits on
+    /// the channel itself, which would wake it at every frame (a wake-up, two
+    /// context switches, costs more CPU than writing the frame; see
+    /// docs/BENCHMARKS.md).
     pub fn run(&mut self, mut rx: mpsc::Receiver<IngestEvent>) {
         use mpsc::error::TryRecvError;
-        while let Some(ev) = rx.blocking_recv() {
-            self.handle(ev);
+        loop {
             loop {
                 match rx.try_recv() {
                     Ok(ev) => self.handle(ev),
@@ -203,9 +205,8 @@ impl Recorder {
                     }
                 }
             }
-            std::thread::sleep(BATCH_INTERVAL);
+            std::thread::park_timeout(MAX_NAP);
         }
-        self.finish_run();
     }
 
     /// The input ended: one last try to write what is held, then close.

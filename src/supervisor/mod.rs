@@ -22,6 +22,7 @@ use tracing::info;
 use crate::clock::Clock;
 use crate::config::CameraConfig;
 use crate::frame::IngestEvent;
+use crate::handoff::FrameSender;
 use crate::ingest::open::Opener;
 use crate::ingest::session::IngestTask;
 use crate::live::LiveHub;
@@ -139,9 +140,10 @@ impl Supervisor {
             sub_cam.url = Some(sub.clone());
             let (tx, rx) = mpsc::channel::<IngestEvent>(RECORDER_QUEUE);
             sup.tasks.push(tokio::spawn(drain(rx)));
-            ingest.push(sup.ingest_task(shared, sub_cam, tx, &key));
+            ingest.push(sup.ingest_task(shared, sub_cam, FrameSender::new(tx, None), &key));
         }
-        let mut main = sup.ingest_task(shared, cam.clone(), tx, &cam.id);
+        let wake = sup.recorder.as_ref().map(|r| r.thread().clone());
+        let mut main = sup.ingest_task(shared, cam.clone(), FrameSender::new(tx, wake), &cam.id);
         main.metadata = metadata;
         ingest.push(main);
         for task in ingest {
@@ -154,7 +156,7 @@ impl Supervisor {
         &self,
         shared: &Shared,
         camera: CameraConfig,
-        tx: mpsc::Sender<IngestEvent>,
+        tx: FrameSender,
         key: &str,
     ) -> IngestTask {
         IngestTask {

@@ -236,7 +236,7 @@ async fn run(
     });
     IngestTask {
         camera,
-        tx,
+        tx: crate::handoff::FrameSender::new(tx, None),
         live: Arc::new(crate::live::LiveStream::new()),
         status: board.camera("cam"),
         opener: opener.clone(),
@@ -567,6 +567,7 @@ fn received(rx: &mut mpsc::Receiver<IngestEvent>) -> Vec<String> {
 #[test]
 fn a_full_recorder_queue_drops_to_the_next_key_frame_after_a_gap() {
     let (tx, mut rx) = mpsc::channel(3);
+    let tx = crate::handoff::FrameSender::new(tx, None);
     let mut fwd = Forwarder::new(tracing::Span::none());
     let key = |i: i64| i % 4 == 0;
     for i in 0..6 {
