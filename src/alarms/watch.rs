@@ -228,28 +228,30 @@ pub fn conditions(i: &Inputs) -> BTreeMap<Key, String> {
 /// of what recording one camera costs (docs/BENCHMARKS.md).
 pub async fn run(app: Arc<App>, retention: Arc<Notify>, shutdown: CancellationToken) {
     let sender = super::send::Sender::start(&app.config.alarms, shutdown.clone());
-    let mut watcher = Some(Watcher::new(&app, retention.clone()));
+    let mut watcher = Watcher::new(&app, retention.clone());
     loop {
-        let (a, r, mut w) = (app.clone(), retention.clone(), watcher.take());
+        let a = app.clone();
         let looked = tokio::task::spawn_blocking(move || {
-            let w2 = w.get_or_insert_with(|| Watcher::new(&a, r));
-            let notices = w2.look(&a);
-            (w, notices)
+            // A panicking look is logged and the watcher kept: its state (since
+            // when the disk is low, the hourly audit check) must survive it.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watcher.look(&a)));
+            (watcher, r)
         });
-        match looked.await {
-            Ok((w, Ok(notices))) => {
-                watcher = w;
-                for n in notices {
-                    sender.deliver(n);
+        watcher = match looked.await {
+            Ok((w, r)) => {
+                match r {
+                    Ok(Ok(notices)) => notices.into_iter().for_each(|n| sender.deliver(n)),
+                    Ok(Err(e)) => error!(error = %format!("{e:#}"), "storing alarms"),
+                    Err(_) => error!("the alarm watcher's look panicked"),
                 }
+                w
             }
-            Ok((w, Err(e))) => {
-                watcher = w;
-                error!(error = %format!("{e:#}"), "storing alarms");
+            // Only the blocking pool failing loses the watcher's state.
+            Err(e) => {
+                error!(error = %e, "alarm task");
+                Watcher::new(&app, retention.clone())
             }
-            // The watcher's state went with the panic; the next look starts afresh.
-            Err(e) => error!(error = %e, "alarm task"),
-        }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = crate::clock::tick(TICK) => {}

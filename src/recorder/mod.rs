@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 
 use crate::clock::{ticks_90k_to_ns, NS_PER_SEC};
 use crate::frame::{AudioFrame, AudioParams, IngestEvent, VideoFrame};
+use crate::handoff::MAX_FRAGMENT_TICKS;
 use crate::mp4::Sample;
 use crate::status::{update, CameraStatus, DiskTrouble};
 use crate::store::Store;
@@ -29,14 +30,12 @@ use segment::OpenSegment;
 /// jump by hours when their NTP client corrects the clock.
 const MAX_TIMESTAMP_STEP: i64 = 10 * 90_000;
 
-/// Long GOPs are still flushed about once a second, so a crash loses little.
-const MAX_FRAGMENT_TICKS: i64 = 90_000;
-
 /// The longest the recorder thread naps between batches of queued events.
-/// Ingest wakes it sooner for what it acts on at once (a key frame, the end of
-/// a session or of the queue: `handoff`); this bounds how late a long GOP's
-/// one-second fragment is written. The queue (`supervisor::RECORDER_QUEUE`,
-/// about 10 s of video) absorbs what arrives meanwhile.
+/// Ingest wakes it sooner for what it acts on at once (a complete fragment,
+/// the end of a session or of the queue: `handoff`); the nap's end only
+/// catches what no wake announced (audio, a gap). The queue
+/// (`supervisor::RECORDER_QUEUE`, about 10 s of video) absorbs what arrives
+/// meanwhile.
 const MAX_NAP: Duration = Duration::from_secs(1);
 
 /// Audio frames held while waiting for video to place them by (about 30 s of 8 kHz AAC,
@@ -80,7 +79,7 @@ pub fn spawn(
         let span = tracing::info_span!("camera", id = %settings.camera);
         let _enter = span.enter();
         let mut rec = Recorder::new(settings, store, status, retention);
-        rec.run(rx);
+        rec.run(rx, MAX_NAP);
     })
 }
 
@@ -187,12 +186,13 @@ impl Recorder {
     /// Consumes events until the channel closes, then finishes the segment.
     ///
     /// Events are taken in batches: after draining the queue the thread
-    /// parks until ingest wakes it for a key frame or the end of a session
-    /// (`handoff::FrameSender`), or [`MAX_NAP`] has passed. It never waits on
+    /// parks until ingest wakes it for a complete fragment or the end of a
+    /// session or of the queue (`handoff::FrameSender`), or `max_nap`
+    /// ([`MAX_NAP`]) has passed. It never waits on
     /// the channel itself, which would wake it at every frame (a wake-up, two
     /// context switches, costs more CPU than writing the frame; see
     /// docs/BENCHMARKS.md).
-    pub fn run(&mut self, mut rx: mpsc::Receiver<IngestEvent>) {
+    pub fn run(&mut self, mut rx: mpsc::Receiver<IngestEvent>, max_nap: Duration) {
         use mpsc::error::TryRecvError;
         loop {
             loop {
@@ -205,7 +205,7 @@ impl Recorder {
                     }
                 }
             }
-            std::thread::park_timeout(MAX_NAP);
+            std::thread::park_timeout(max_nap);
         }
     }
 

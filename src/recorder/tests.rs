@@ -600,3 +600,82 @@ fn segment_files_missing_from_the_index_are_indexed_at_start() {
         .unwrap()
         .is_empty());
 }
+
+/// Bytes in the camera's unfinished segment files (`.part`) under `dir`.
+fn part_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            total += part_bytes(&path);
+        } else if path.extension().is_some_and(|x| x == "part") {
+            total += e.metadata().unwrap().len();
+        }
+    }
+    total
+}
+
+/// Woken by ingest (`handoff::FrameSender`), the recorder thread writes a
+/// long GOP's fragment once a second of video is queued, and finishes and
+/// indexes its segment as soon as the queue ends, without waiting out its
+/// nap (30 s here, so a lost wake-up fails the test).
+#[test]
+fn a_woken_recorder_writes_each_second_and_finishes_at_the_queue_end() {
+    let Rig {
+        _dir: dir,
+        store,
+        mut rec,
+    } = rig(60);
+    let (tx, rx) = mpsc::channel(1024);
+    let h = std::thread::spawn(move || rec.run(rx, Duration::from_secs(30)));
+    let tx = crate::handoff::FrameSender::new(tx, Some(h.thread().clone()));
+    let p = params(640);
+    // A 4 s GOP: only the first frame is a key frame here.
+    let frame = |i: i64| {
+        IngestEvent::Video(VideoFrame {
+            pts: i * 3600,
+            received_ns: T0 + i * 40_000_000,
+            is_key: i % 100 == 0,
+            params: p.clone(),
+            data: Bytes::from(vec![0x41; 1000]),
+        })
+    };
+    let within = |what: &str, done: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !done() {
+            assert!(t.elapsed() < Duration::from_secs(5), "{what}: not woken");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    tx.try_send(IngestEvent::SessionStarted { audio: None })
+        .unwrap();
+    for i in 0..25 {
+        tx.try_send(frame(i)).unwrap();
+    }
+    // The key frame woke it: the segment is open, its first second not yet written.
+    within("the segment's opening", &|| part_bytes(dir.path()) > 0);
+    std::thread::sleep(Duration::from_millis(200));
+    let opened = part_bytes(dir.path());
+    assert!(
+        opened < 25_000,
+        "{opened} bytes before a second of video was queued"
+    );
+    // Frame 25 completes a second of video.
+    tx.try_send(frame(25)).unwrap();
+    within("a second of video", &|| {
+        part_bytes(dir.path()) >= opened + 25_000
+    });
+    for i in 26..40 {
+        tx.try_send(frame(i)).unwrap();
+    }
+    let t = Instant::now();
+    drop(tx);
+    h.join().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the queue's end did not wake it"
+    );
+    let segs = rows(&store);
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].frames, 40);
+}
