@@ -293,7 +293,7 @@ fn restore_from(
         .and_then(|d| d.sync_all())
         .with_context(|| format!("syncing {}", dir.display()))?;
     // Migrates what was restored to this version's schema.
-    Store::open(dir)?;
+    open_after_build(dir)?;
     notes.push(format!(
         "{} index records and {} key/certificate files restored into {} from a backup \
          made {} by cleannvr {}{}",
@@ -343,6 +343,23 @@ fn build_index(zip: &mut zip::ZipArchive<File>, path: &Path) -> anyhow::Result<(
     }
     db.flush()?;
     Ok((records, skipped))
+}
+
+/// Opens the index just built by [`build_index`]. sled's I/O threads can
+/// still hold that database's file, and so its lock, for a moment after it
+/// was closed (a write's last reference is dropped after the flush that
+/// waited for it returns), so a lock found busy is tried again for a while
+/// before it is taken for another server's.
+fn open_after_build(dir: &Path) -> anyhow::Result<Store> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir) {
+            Err(e) if crate::store::is_locked(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// `base/rel` for a `rel` of plain names only (a backup cannot write outside `base`).

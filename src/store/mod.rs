@@ -196,6 +196,20 @@ pub fn breaks_index(e: &sled::Error) -> bool {
     )
 }
 
+/// sled's error for an index whose lock another open database holds (sled
+/// wraps the flock error in its own message).
+fn lock_busy(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io)
+        if io.kind() == std::io::ErrorKind::WouldBlock
+            || io.to_string().contains("could not acquire lock"))
+}
+
+/// Whether [`Store::open`] failed because the index is locked.
+pub fn is_locked(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<sled::Error>().is_some_and(lock_busy))
+}
+
 impl Store {
     /// Opens (creating if needed) the index under `<dir>/index`.
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
@@ -225,10 +239,7 @@ impl Store {
             r => r,
         }
         .map_err(|e| {
-            // sled wraps the flock error in its own message.
-            let locked = matches!(&e, sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("could not acquire lock"));
+            let locked = lock_busy(&e);
             let e = anyhow::Error::from(e);
             if locked {
                 e.context("another cleannvr is using this storage dir")

@@ -192,5 +192,6 @@ mod tests {
             format!("{err:#}").contains("another cleannvr is using this storage dir"),
             "{err:#}"
         );
+        assert!(super::super::is_locked(&err), "{err:#}");
     }
 }
