@@ -34,7 +34,7 @@ pub struct IngestTask {
     pub camera: CameraConfig,
     /// Where frames go (the recorder); bounded, see `Forwarder` for what
     /// happens when it is full.
-    pub tx: crate::handoff::FrameSender,
+    pub tx: FrameSender,
     /// Live viewers of this camera; publishing never waits.
     pub live: Arc<crate::live::LiveStream>,
     /// This camera's live status.
