@@ -715,7 +715,8 @@ pub fn wait_camera(
 /// Waits (up to 150 s: recording starts late on a loaded 2-core machine) until
 /// `n` finished segments of `camera` are on disk under the server's data
 /// directory. On timeout the panic shows the camera's status (when an admin
-/// cookie is given) and the server's log, so a CI failure explains itself.
+/// cookie is given), the server's log and the peers' output, so a CI failure
+/// explains itself.
 pub fn wait_segments(nvr: &Nvr, admin: Option<&str>, camera: &str, n: usize) {
     let cam_dir = nvr.config.parent().unwrap().join("data").join(camera);
     let deadline = Instant::now() + Duration::from_secs(150);
@@ -725,9 +726,11 @@ pub fn wait_segments(nvr: &Nvr, admin: Option<&str>, camera: &str, n: usize) {
                 camera_status(&nvr.http, a, camera).to_string()
             });
             panic!(
-                "timed out after 150 s waiting for {n} segments of {camera} (have {})\nstatus: {status}\nlog:\n{}",
+                "timed out after 150 s waiting for {n} segments of {camera} (have {})\nstatus: {status}\nlog:\n{}\n{}",
                 files(&cam_dir, ".mp4").len(),
-                nvr.log.text()
+                nvr.log.text(),
+                // The peers' output (GStreamer's server, …): a peer that died shows here.
+                diagnostics()
             );
         }
         std::thread::sleep(Duration::from_millis(100));
