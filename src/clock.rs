@@ -47,7 +47,12 @@ fn origin() -> tokio::time::Instant {
 /// round ended, drift apart and wake it once each. An idle server's wake-ups
 /// were about a tenth of the CPU of recording one camera (docs/BENCHMARKS.md).
 pub async fn tick(period: Duration) {
-    tokio::time::sleep_until(next_tick(origin(), tokio::time::Instant::now(), period)).await
+    tokio::time::sleep_until(next_tick_at(period)).await
+}
+
+/// The point of the grid [`tick`] waits for: the next multiple of `period`.
+pub fn next_tick_at(period: Duration) -> tokio::time::Instant {
+    next_tick(origin(), tokio::time::Instant::now(), period)
 }
 
 /// An interval on the same grid as [`tick`], for loops that keep one. Missed

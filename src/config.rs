@@ -132,6 +132,13 @@ pub struct ServerConfig {
     /// the machine's cores.
     #[serde(default)]
     pub transcode_cpu_budget: Option<f64>,
+    /// While cameras stream over TCP, their sockets are read every this many
+    /// milliseconds rather than as each packet arrives: one wake-up of an ingest
+    /// thread serves all its cameras, which more than halves the CPU of recording
+    /// one camera, for up to this much more delay in live view. `0` reads as
+    /// packets arrive. UDP sessions are always read as packets arrive.
+    #[serde(default = "default_ingest_read_ms")]
+    pub ingest_read_ms: u16,
 }
 
 impl ServerConfig {
@@ -155,6 +162,7 @@ impl Default for ServerConfig {
             timezone: None,
             write_stall_seconds: default_write_stall_seconds(),
             transcode_cpu_budget: None,
+            ingest_read_ms: default_ingest_read_ms(),
         }
     }
 }
@@ -174,6 +182,10 @@ fn default_session_max_hours() -> u32 {
 // client gives its connection slot back soon.
 fn default_write_stall_seconds() -> u32 {
     30
+}
+
+fn default_ingest_read_ms() -> u16 {
+    100
 }
 
 /// Either `tls = false` or a `[server.tls]` table.

@@ -175,6 +175,12 @@ pub async fn run_with(
         opener: Arc::new(crate::ingest::rtsp::RetinaOpener),
         retention: kick.clone(),
         segment_seconds: config.storage.segment_seconds,
+        ingest: Arc::new(
+            crate::ingest::paced::IngestThreads::per_core(Duration::from_millis(
+                config.server.ingest_read_ms.into(),
+            ))
+            .context("starting the ingest threads")?,
+        ),
     };
     let fleet = Arc::new(Fleet::new(shared, app.cameras.clone(), shutdown.clone()));
     fleet.apply(config.cameras.clone()).await;

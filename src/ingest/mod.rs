@@ -16,6 +16,7 @@ pub mod h265_rtp;
 pub mod metadata_rtp;
 pub mod nal_rtp;
 pub mod open;
+pub mod paced;
 pub mod rtsp;
 pub mod session;
 pub mod sync;

@@ -301,6 +301,8 @@ impl IngestTask {
             s.trouble = None;
             s.audio = opened.audio_status;
         });
+        // From here the thread may read this camera in batches (TCP only).
+        let _streaming = super::paced::streaming(proto);
 
         let mut video_params: Option<Arc<VideoParams>> = None;
         let mut forward = Forwarder::new(span.clone());

@@ -24,6 +24,7 @@ use crate::config::CameraConfig;
 use crate::frame::IngestEvent;
 use crate::handoff::FrameSender;
 use crate::ingest::open::Opener;
+use crate::ingest::paced::IngestThreads;
 use crate::ingest::session::IngestTask;
 use crate::live::LiveHub;
 use crate::recorder::{self, RecorderSettings};
@@ -51,6 +52,8 @@ pub struct Shared {
     pub retention: Arc<Notify>,
     /// Target segment length (`[storage] segment_seconds`).
     pub segment_seconds: u32,
+    /// The threads every camera's ingest runs on ([`crate::ingest::paced`]).
+    pub ingest: Arc<IngestThreads>,
 }
 
 /// One running camera.
@@ -147,7 +150,7 @@ impl Supervisor {
         main.metadata = metadata;
         ingest.push(main);
         for task in ingest {
-            sup.tasks.push(tokio::spawn(task.run()));
+            sup.tasks.push(shared.ingest.spawn(task.run()));
         }
         Ok(sup)
     }
