@@ -188,6 +188,10 @@ fn default_ingest_read_ms() -> u16 {
     100
 }
 
+/// The longest `ingest_read_ms`: a second of a 4K camera's video fills a
+/// generous socket buffer.
+const MAX_INGEST_READ_MS: u16 = 1000;
+
 /// Either `tls = false` or a `[server.tls]` table.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
@@ -769,6 +773,17 @@ impl Config {
                 format!("{b} is not a number of cores between 0.05 and 4096"),
             ));
         }
+        if self.server.ingest_read_ms > MAX_INGEST_READ_MS {
+            return Err(invalid(
+                "server.ingest_read_ms".into(),
+                Some("ingest_read_ms"),
+                format!(
+                    "{} is more than {MAX_INGEST_READ_MS}: frames would wait longer than a \
+                     socket holds them",
+                    self.server.ingest_read_ms
+                ),
+            ));
+        }
         if self.server.write_stall_seconds == 0 {
             return Err(invalid(
                 "server.write_stall_seconds".into(),
@@ -1031,6 +1046,20 @@ transcode_cpu_budget = 1.5
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn ingest_read_ms_is_at_most_a_second() {
+        assert_eq!(parse("").unwrap().server.ingest_read_ms, 100);
+        let cfg = parse("[server]\ningest_read_ms = 0\n").unwrap();
+        assert_eq!(cfg.server.ingest_read_ms, 0);
+        let err = parse("[server]\ningest_read_ms = 1001\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.ingest_read_ms") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]

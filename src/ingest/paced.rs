@@ -114,10 +114,12 @@ impl IngestThreads {
                     let pace = Arc::new(Pace::default());
                     PACE.with(|p| *p.borrow_mut() = Some(pace.clone()));
                     rt.block_on(async {
-                        tokio::select! {
-                            _ = stop.cancelled() => {}
-                            _ = run_pacer(&pace, interval) => {}
-                        }
+                        // A task, not this future: the runtime polls its
+                        // `block_on` future before the tasks it has queued,
+                        // and a task waits its turn behind them.
+                        let pacer = tokio::spawn(run_pacer(pace, interval));
+                        stop.cancelled().await;
+                        pacer.abort();
                     });
                     // Here, outside the runtime: dropping it drops what is left.
                 })?;
@@ -170,22 +172,29 @@ impl Drop for Done {
     }
 }
 
-/// While paced: blocks the thread to the next point of the `interval` grid
-/// (shared with every ingest thread and the server's periodic jobs, so they
-/// wake together), then yields, which lets the runtime take in what the
-/// sockets received and run every task it woke before this one runs again.
-/// Otherwise waits for a session to start.
-async fn run_pacer(pace: &Pace, interval: Duration) {
+/// While paced: blocks the thread until the end of the current `interval`
+/// (on a grid shared with every ingest thread and the server's periodic
+/// jobs, so they wake together), then yields: the runtime takes in what the
+/// sockets received, and this task runs again only after every task queued
+/// before it, so each pass serves every camera with data. A pass that
+/// overran its interval (more cameras than a thread reads in one) is
+/// followed by the next at once. Otherwise waits for a session to start.
+async fn run_pacer(pace: Arc<Pace>, interval: Duration) {
     if interval.is_zero() {
         return std::future::pending().await;
     }
+    let mut end = crate::clock::next_tick_at(interval).into_std();
     loop {
         if pace.paced() {
-            let at = crate::clock::next_tick_at(interval).into_std();
-            std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+            let now = std::time::Instant::now();
+            if now < end {
+                std::thread::sleep(end - now);
+            }
+            end = crate::clock::next_tick_at(interval).into_std();
             tokio::task::yield_now().await;
         } else {
             pace.started.notified().await;
+            end = crate::clock::next_tick_at(interval).into_std();
         }
     }
 }
@@ -255,6 +264,58 @@ mod tests {
         let udp = reads_in_a_second(&threads, Some(Proto::Tcp)).await;
         assert!(udp >= 60, "{udp} reads with a UDP session on the thread");
         with_udp.await.unwrap();
+    }
+
+    /// More cameras with data than one pass of the runtime's scheduler runs
+    /// (it looks at the sockets again every 61 tasks): each is still read
+    /// once per interval, not once per round of the pacer among them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_camera_of_a_busy_thread_is_read_each_interval() {
+        const SOCKETS: usize = 200;
+        const BYTES: usize = 20;
+        let threads = IngestThreads::start(1, Duration::from_millis(100)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _streaming = threads.spawn(async {
+            let s = streaming(Proto::Tcp);
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(s);
+        });
+        let mut readers = Vec::new();
+        let mut writers = Vec::new();
+        for _ in 0..SOCKETS {
+            readers.push(threads.spawn(async move {
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let mut buf = [0u8; 64];
+                let (mut reads, mut total) = (0, 0);
+                while total < BYTES {
+                    total += s.read(&mut buf).await.unwrap();
+                    reads += 1;
+                }
+                reads
+            }));
+        }
+        for _ in 0..SOCKETS {
+            writers.push(listener.accept().await.unwrap().0);
+        }
+        // A byte to every socket every 50 ms, for a second.
+        let start = Instant::now();
+        for i in 0..BYTES as u32 {
+            tokio::time::sleep_until((start + Duration::from_millis(50) * i).into()).await;
+            for w in &mut writers {
+                w.write_all(&[1]).await.unwrap();
+            }
+        }
+        let mut reads = Vec::new();
+        for r in readers {
+            reads.push(r.await.unwrap());
+        }
+        reads.sort_unstable();
+        let median = reads[SOCKETS / 2];
+        assert!(
+            (7..=13).contains(&median),
+            "each of {SOCKETS} sockets read a median {median} times in a second (reads {reads:?})"
+        );
     }
 
     #[tokio::test]
