@@ -132,11 +132,11 @@ pub struct ServerConfig {
     /// the machine's cores.
     #[serde(default)]
     pub transcode_cpu_budget: Option<f64>,
-    /// While cameras stream over TCP, their sockets are read every this many
-    /// milliseconds rather than as each packet arrives: one wake-up of an ingest
-    /// thread serves all its cameras, which more than halves the CPU of recording
-    /// one camera, for up to this much more delay in live view. `0` reads as
-    /// packets arrive. UDP sessions are always read as packets arrive.
+    /// While cameras are only recorded (over TCP, nobody watching them live),
+    /// their sockets are read every this many milliseconds rather than as each
+    /// packet arrives: one wake-up of an ingest thread serves all its cameras,
+    /// about a third less CPU for recording one camera. A thread with a camera
+    /// watched live or streaming over UDP reads as packets arrive. `0`: always.
     #[serde(default = "default_ingest_read_ms")]
     pub ingest_read_ms: u16,
 }

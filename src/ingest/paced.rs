@@ -1,22 +1,25 @@
 //! The ingest threads: each runs a single-threaded runtime for its share of
-//! the cameras and, while they stream over TCP, reads their sockets in
+//! the cameras and, while they are only recorded, reads their sockets in
 //! batches, once per `interval`, instead of as each packet arrives.
 //!
 //! Why: a thread woken for every frame of every camera spends more CPU on
 //! being woken than on the frame (with one camera, a wake-up cost more than
-//! everything else cleannvr did with it; docs/BENCHMARKS.md). While a TCP
-//! session streams, the thread sleeps to the next point of an `interval`
-//! grid, the sockets fill meanwhile (TCP's flow control holds back what does
-//! not fit), then every camera with data runs and the thread sleeps again:
-//! one wake-up per interval for all its cameras. The price is latency: a
-//! frame reaches the recorder and live viewers up to `interval` later, and
-//! the wall time a session's first frame is stamped with is up to that late.
+//! everything else cleannvr did with it; docs/BENCHMARKS.md). While paced,
+//! the thread sleeps to the end of the current `interval`, the sockets fill
+//! meanwhile (TCP's flow control holds back what does not fit), then every
+//! camera with data runs and the thread sleeps again: one wake-up per
+//! interval for all its cameras. The price is delay: a frame reaches the
+//! recorder up to `interval` later, and the wall time a session's first
+//! frame is stamped with is up to that late.
 //!
-//! Not paced: a thread with a UDP session (a datagram arriving at a full
-//! socket buffer is lost, and the kernel's default buffer, which retina
-//! keeps, does not hold a key frame's burst), and a thread with no session
-//! streaming (connecting, waiting to retry), so an idle server stays asleep
-//! and a camera's DESCRIBE, SETUP and PLAY go at the network's pace.
+//! A thread reads as packets arrive while any of its sessions is
+//! *urgent*: watched live (an operator steering a PTZ camera wants each
+//! frame at once; the thread learns of a new viewer at its next read) or
+//! over UDP (a datagram arriving at a full socket buffer is lost, and the
+//! kernel's default buffer, which retina keeps, does not hold a key frame's
+//! burst). It also does while no session streams (connecting, waiting to
+//! retry), so an idle server stays asleep and DESCRIBE, SETUP and PLAY go
+//! at the network's pace.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,25 +32,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::transport::Proto;
 
-/// What one thread's pacer watches: its streaming sessions by transport.
+/// What one thread's pacer looks at: its streaming sessions, and how many
+/// of them are urgent.
 #[derive(Default)]
 struct Pace {
-    tcp: AtomicUsize,
-    udp: AtomicUsize,
-    /// Told when a session starts, so a pacer waiting for one starts pacing.
-    started: Notify,
+    streaming: AtomicUsize,
+    urgent: AtomicUsize,
+    /// Told when the thread may have become paceable (a session started, or
+    /// one stopped being urgent), so a waiting pacer looks again.
+    changed: Notify,
 }
 
 impl Pace {
     fn paced(&self) -> bool {
-        self.udp.load(Ordering::Acquire) == 0 && self.tcp.load(Ordering::Acquire) > 0
-    }
-
-    fn count(&self, proto: Proto) -> &AtomicUsize {
-        match proto {
-            Proto::Tcp => &self.tcp,
-            Proto::Udp => &self.udp,
-        }
+        self.urgent.load(Ordering::Acquire) == 0 && self.streaming.load(Ordering::Acquire) > 0
     }
 }
 
@@ -61,24 +59,57 @@ thread_local! {
 #[must_use = "the session counts as streaming only while this lives"]
 pub struct Streaming {
     pace: Option<Arc<Pace>>,
-    proto: Proto,
+    udp: bool,
+    urgent: bool,
 }
 
 /// Marks a session of this thread as streaming over `proto` until the
 /// returned guard is dropped.
 pub fn streaming(proto: Proto) -> Streaming {
     let pace = PACE.with(|p| p.borrow().clone());
+    let udp = proto == Proto::Udp;
     if let Some(p) = &pace {
-        p.count(proto).fetch_add(1, Ordering::AcqRel);
-        p.started.notify_one();
+        p.streaming.fetch_add(1, Ordering::AcqRel);
+        if udp {
+            p.urgent.fetch_add(1, Ordering::AcqRel);
+        }
+        p.changed.notify_one();
     }
-    Streaming { pace, proto }
+    Streaming {
+        pace,
+        udp,
+        urgent: udp,
+    }
+}
+
+impl Streaming {
+    /// Whether the session has live viewers now; while it has, its thread
+    /// reads as packets arrive.
+    pub fn watched(&mut self, watched: bool) {
+        let urgent = self.udp || watched;
+        if urgent == self.urgent {
+            return;
+        }
+        self.urgent = urgent;
+        if let Some(p) = &self.pace {
+            if urgent {
+                p.urgent.fetch_add(1, Ordering::AcqRel);
+            } else {
+                p.urgent.fetch_sub(1, Ordering::AcqRel);
+                p.changed.notify_one();
+            }
+        }
+    }
 }
 
 impl Drop for Streaming {
     fn drop(&mut self) {
         if let Some(p) = &self.pace {
-            p.count(self.proto).fetch_sub(1, Ordering::AcqRel);
+            p.streaming.fetch_sub(1, Ordering::AcqRel);
+            if self.urgent {
+                p.urgent.fetch_sub(1, Ordering::AcqRel);
+                p.changed.notify_one();
+            }
         }
     }
 }
@@ -178,7 +209,8 @@ impl Drop for Done {
 /// sockets received, and this task runs again only after every task queued
 /// before it, so each pass serves every camera with data. A pass that
 /// overran its interval (more cameras than a thread reads in one) is
-/// followed by the next at once. Otherwise waits for a session to start.
+/// followed by the next at once. Otherwise waits until the thread may be
+/// paced again.
 async fn run_pacer(pace: Arc<Pace>, interval: Duration) {
     if interval.is_zero() {
         return std::future::pending().await;
@@ -193,7 +225,7 @@ async fn run_pacer(pace: Arc<Pace>, interval: Duration) {
             end = crate::clock::next_tick_at(interval).into_std();
             tokio::task::yield_now().await;
         } else {
-            pace.started.notified().await;
+            pace.changed.notified().await;
             end = crate::clock::next_tick_at(interval).into_std();
         }
     }
@@ -204,16 +236,15 @@ mod tests {
     use super::*;
     use std::time::Instant;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc;
 
-    /// Reads a loopback TCP stream on an ingest thread, marked as streaming
-    /// over `proto`, while the test writes a small message every 10 ms for
-    /// about a second; returns how many reads returned data: one per wake-up
-    /// of the thread.
-    async fn reads_in_a_second(threads: &IngestThreads, proto: Option<Proto>) -> usize {
+    /// Reads a loopback TCP stream on an ingest thread while the test writes
+    /// a byte every 10 ms for about a second; returns how many reads
+    /// returned data: one per wake-up of the thread.
+    async fn reads_in_a_second(threads: &IngestThreads) -> usize {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let reader = threads.spawn(async move {
-            let _streaming = proto.map(streaming);
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
             let mut buf = vec![0u8; 1 << 16];
             let (mut reads, mut total) = (0, 0);
@@ -237,33 +268,73 @@ mod tests {
         reads
     }
 
+    /// A streaming session on the ingest thread, driven by the test:
+    /// `Some(watched)` says whether it has live viewers, `None` ends it.
+    struct Session(mpsc::UnboundedSender<Option<bool>>, JoinHandle<()>);
+
+    impl Session {
+        async fn start(threads: &IngestThreads, proto: Proto) -> Session {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let task = threads.spawn(async move {
+                let mut s = streaming(proto);
+                while let Some(Some(watched)) = rx.recv().await {
+                    s.watched(watched);
+                }
+            });
+            settle().await;
+            Session(tx, task)
+        }
+
+        async fn watched(&self, watched: bool) {
+            self.0.send(Some(watched)).unwrap();
+            settle().await;
+        }
+
+        async fn end(self) {
+            self.0.send(None).unwrap();
+            self.1.await.unwrap();
+            settle().await;
+        }
+    }
+
+    /// Long enough for a paced thread to act on what it was told.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    fn assert_paced(reads: usize, when: &str) {
+        assert!(
+            (8..=16).contains(&reads),
+            "{reads} reads of 100 bytes sent 10 ms apart, {when}: expected one per 100 ms"
+        );
+    }
+
+    fn assert_unpaced(reads: usize, when: &str) {
+        assert!(
+            reads >= 60,
+            "{reads} reads of 100 bytes sent 10 ms apart, {when}: expected about one each"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_tcp_session_is_read_once_per_interval_and_nothing_else_is_paced() {
+    async fn a_thread_is_paced_while_its_sessions_stream_over_tcp_unwatched() {
         let threads = IngestThreads::start(1, Duration::from_millis(100)).unwrap();
-        // A thread reads as packets arrive until a TCP session streams.
-        let unpaced = reads_in_a_second(&threads, None).await;
-        assert!(
-            unpaced >= 60,
-            "{unpaced} reads of 100 messages 10 ms apart, unpaced"
+        assert_unpaced(reads_in_a_second(&threads).await, "no session");
+        let tcp = Session::start(&threads, Proto::Tcp).await;
+        assert_paced(reads_in_a_second(&threads).await, "a TCP session");
+        let udp = Session::start(&threads, Proto::Udp).await;
+        assert_unpaced(reads_in_a_second(&threads).await, "and a UDP one");
+        udp.end().await;
+        assert_paced(reads_in_a_second(&threads).await, "the UDP session ended");
+        tcp.watched(true).await;
+        assert_unpaced(
+            reads_in_a_second(&threads).await,
+            "the TCP session watched live",
         );
-        let paced = reads_in_a_second(&threads, Some(Proto::Tcp)).await;
-        assert!(
-            (8..=16).contains(&paced),
-            "{paced} reads in a second of a streaming TCP session, read every 100 ms"
-        );
-        // The session's end stops the pacing.
-        let after = reads_in_a_second(&threads, None).await;
-        assert!(after >= 60, "{after} reads once no session streams");
-        // A UDP session keeps its thread reading as packets arrive.
-        let with_udp = threads.spawn(async {
-            let udp = streaming(Proto::Udp);
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            drop(udp);
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let udp = reads_in_a_second(&threads, Some(Proto::Tcp)).await;
-        assert!(udp >= 60, "{udp} reads with a UDP session on the thread");
-        with_udp.await.unwrap();
+        tcp.watched(false).await;
+        assert_paced(reads_in_a_second(&threads).await, "its viewers gone");
+        tcp.end().await;
+        assert_unpaced(reads_in_a_second(&threads).await, "the TCP session ended");
     }
 
     /// More cameras with data than one pass of the runtime's scheduler runs

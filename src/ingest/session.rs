@@ -301,8 +301,9 @@ impl IngestTask {
             s.trouble = None;
             s.audio = opened.audio_status;
         });
-        // From here the thread may read this camera in batches (TCP only).
-        let _streaming = super::paced::streaming(proto);
+        // From here the thread may read this camera in batches (over TCP,
+        // while nobody watches it live).
+        let mut streaming = super::paced::streaming(proto);
 
         let mut video_params: Option<Arc<VideoParams>> = None;
         let mut forward = Forwarder::new(span.clone());
@@ -392,6 +393,7 @@ impl IngestTask {
             after_error = false;
             match item {
                 Item::Video(f) => {
+                    streaming.watched(self.live.viewers() > 0);
                     last_frame = self.clock.monotonic();
                     first_frame.get_or_insert(last_frame);
                     if let Some(p) = f.new_params {
