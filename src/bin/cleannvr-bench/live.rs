@@ -5,8 +5,8 @@
 //! The synthetic camera sends frame `n` of a session at PLAY + `n` × 40 ms
 //! and stamps it with RTP time `n` × 3600 after the session's first frame;
 //! it reports each camera's PLAY wall time. A live fragment's `tfdt` is the
-//! frame's RTP time minus that of the first key frame the viewer got, so
-//! once that key frame is placed (the newest key frame sent before it
+//! frame's time on the session's live timeline, so once the first fragment
+//! a viewer gets is placed (it is the newest key frame sent before it
 //! arrived: key frames are 2 s apart and latency is far below that) every
 //! fragment's send time is known, and latency = arrival − send, on the same
 //! clock. This includes the camera's own lateness and loopback both ways,
@@ -181,7 +181,7 @@ async fn viewer(
 ) -> anyhow::Result<Vec<f64>> {
     let mut ws = Ws::connect(&addr, &format!("/api/cameras/cam{camera}/live"), &cookie).await?;
     let mut out = Vec::new();
-    let mut first_key_send: Option<i64> = None;
+    let mut timeline_origin: Option<i64> = None;
     let mut expect_init = false;
     while Instant::now() < until {
         let (op, payload) = match tokio::time::timeout_at(until.into(), ws.next()).await {
@@ -193,15 +193,20 @@ async fn viewer(
             1 => {
                 // A text message announces an init segment; the timeline restarts.
                 expect_init = true;
-                first_key_send = None;
+                timeline_origin = None;
             }
             2 if expect_init => expect_init = false,
             2 => {
                 let Some(dts) = tfdt(&payload) else { continue };
-                let base = *first_key_send.get_or_insert_with(|| {
-                    play_ns + (arrived - play_ns).div_euclid(KEY_INTERVAL_NS) * KEY_INTERVAL_NS
+                let offset = dts as i64 * 1_000_000_000 / 90_000;
+                // The timeline is the session's, not the viewer's: place its
+                // origin from the first fragment, the newest key frame.
+                let base = *timeline_origin.get_or_insert_with(|| {
+                    let key_sent =
+                        play_ns + (arrived - play_ns).div_euclid(KEY_INTERVAL_NS) * KEY_INTERVAL_NS;
+                    key_sent - offset
                 });
-                let sent = base + dts as i64 * 1_000_000_000 / 90_000;
+                let sent = base + offset;
                 if Instant::now() >= from {
                     out.push((arrived - sent) as f64 / 1e6);
                 }
