@@ -132,11 +132,12 @@ pub struct ServerConfig {
     /// the machine's cores.
     #[serde(default)]
     pub transcode_cpu_budget: Option<f64>,
-    /// While cameras are only recorded (over TCP, nobody watching them live),
-    /// their sockets are read every this many milliseconds rather than as each
-    /// packet arrives: one wake-up of an ingest thread serves all its cameras,
-    /// about a third less CPU for recording one camera. A thread with a camera
-    /// watched live or streaming over UDP reads as packets arrive. `0`: always.
+    /// While an ingest thread's cameras are only recorded (over TCP, nobody
+    /// watching any of them live), their sockets are read every this many
+    /// milliseconds rather than as each packet arrives: one wake-up serves all
+    /// of the thread's cameras, about a third less CPU for recording one camera.
+    /// A thread with a camera connecting, watched live or streaming over UDP
+    /// reads as packets arrive. `0`: always. At most 500.
     #[serde(default = "default_ingest_read_ms")]
     pub ingest_read_ms: u16,
 }
@@ -188,9 +189,10 @@ fn default_ingest_read_ms() -> u16 {
     100
 }
 
-/// The longest `ingest_read_ms`: a second of a 4K camera's video fills a
-/// generous socket buffer.
-const MAX_INGEST_READ_MS: u16 = 1000;
+/// The longest `ingest_read_ms`: what a camera sends meanwhile waits in
+/// the sockets' buffers (half a second of a 16 Mbit/s camera is 1 MB), and
+/// a camera whose send buffer fills may drop frames or the session.
+const MAX_INGEST_READ_MS: u16 = 500;
 
 /// Either `tls = false` or a `[server.tls]` table.
 #[derive(Clone, Debug, Deserialize)]
@@ -1049,11 +1051,11 @@ transcode_cpu_budget = 1.5
     }
 
     #[test]
-    fn ingest_read_ms_is_at_most_a_second() {
+    fn ingest_read_ms_is_at_most_half_a_second() {
         assert_eq!(parse("").unwrap().server.ingest_read_ms, 100);
         let cfg = parse("[server]\ningest_read_ms = 0\n").unwrap();
         assert_eq!(cfg.server.ingest_read_ms, 0);
-        let err = parse("[server]\ningest_read_ms = 1001\n")
+        let err = parse("[server]\ningest_read_ms = 501\n")
             .unwrap_err()
             .to_string();
         assert!(

@@ -260,6 +260,9 @@ impl IngestTask {
         first_frame: &mut Option<Duration>,
         audio_note_logged: &mut bool,
     ) -> Ended {
+        // Read at once while connecting and up to the first frame; then the
+        // thread may read this camera in batches ([`super::paced`]).
+        let mut streaming = super::paced::session(proto);
         // Connecting is in the camera's span (the RTSP client and ONVIF log
         // there); streaming enters it only to log.
         let opened = match self.open_once(proto, source).instrument(span.clone()).await {
@@ -301,9 +304,6 @@ impl IngestTask {
             s.trouble = None;
             s.audio = opened.audio_status;
         });
-        // From here the thread may read this camera in batches (over TCP,
-        // while nobody watches it live).
-        let mut streaming = super::paced::streaming(proto);
 
         let mut video_params: Option<Arc<VideoParams>> = None;
         let mut forward = Forwarder::new(span.clone());
@@ -393,7 +393,6 @@ impl IngestTask {
             after_error = false;
             match item {
                 Item::Video(f) => {
-                    streaming.watched(self.live.viewers() > 0);
                     last_frame = self.clock.monotonic();
                     first_frame.get_or_insert(last_frame);
                     if let Some(p) = f.new_params {
@@ -450,7 +449,7 @@ impl IngestTask {
                         params,
                         data,
                     };
-                    self.live.publish(&frame);
+                    streaming.frame(self.live.publish(&frame));
                     let sent = forward.send(&self.tx, IngestEvent::Video(frame), is_key);
                     update(&self.status, |s| {
                         s.frames += 1;

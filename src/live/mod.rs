@@ -116,8 +116,8 @@ impl LiveStream {
     }
 
     /// Hands a frame to every current viewer. Never blocks; with no viewer it only
-    /// notes the frame's parameters.
-    pub fn publish(&self, frame: &VideoFrame) {
+    /// notes the frame's parameters. Returns whether it had viewers.
+    pub fn publish(&self, frame: &VideoFrame) -> bool {
         {
             // Uncontended but for the odd request reading it: cheap next to a frame.
             let mut p = self.params.lock().unwrap_or_else(|e| e.into_inner());
@@ -125,13 +125,15 @@ impl LiveStream {
                 *p = Some(frame.params.clone());
             }
         }
-        if self.tx.receiver_count() > 0 {
+        let watched = self.tx.receiver_count() > 0;
+        if watched {
             let _ = self.tx.send(Published {
                 session: self.session.load(Ordering::Relaxed),
                 audio: self.audio(),
                 media: Media::Video(frame.clone()),
             });
         }
+        watched
     }
 
     /// Parameters of the latest frame published, if any.
