@@ -35,11 +35,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::transport::Proto;
 
-/// What one thread's pacer looks at: its streaming sessions, and how many
+/// What one thread's pacer looks at: its camera sessions, and how many
 /// of them are urgent.
 #[derive(Default)]
 struct Pace {
-    streaming: AtomicUsize,
+    sessions: AtomicUsize,
     urgent: AtomicUsize,
     /// Told when the thread may have become paceable (a session started, or
     /// one stopped being urgent), so a waiting pacer looks again.
@@ -48,7 +48,7 @@ struct Pace {
 
 impl Pace {
     fn paced(&self) -> bool {
-        self.urgent.load(Ordering::Acquire) == 0 && self.streaming.load(Ordering::Acquire) > 0
+        self.urgent.load(Ordering::Acquire) == 0 && self.sessions.load(Ordering::Acquire) > 0
     }
 }
 
@@ -60,7 +60,7 @@ thread_local! {
 /// A camera session, counted by its thread's pacer while it lives. Off an
 /// ingest thread (a test's runtime) it counts nowhere.
 #[must_use = "the session counts only while this lives"]
-pub struct Streaming {
+pub struct CameraSession {
     pace: Option<Arc<Pace>>,
     udp: bool,
     urgent: bool,
@@ -68,21 +68,21 @@ pub struct Streaming {
 
 /// Counts a session of this thread over `proto`, from before it connects
 /// until the returned guard is dropped. It is urgent until its first frame
-/// ([`Streaming::frame`]).
-pub fn session(proto: Proto) -> Streaming {
+/// ([`CameraSession::frame`]).
+pub fn session(proto: Proto) -> CameraSession {
     let pace = PACE.with(|p| p.borrow().clone());
     if let Some(p) = &pace {
-        p.streaming.fetch_add(1, Ordering::AcqRel);
+        p.sessions.fetch_add(1, Ordering::AcqRel);
         p.urgent.fetch_add(1, Ordering::AcqRel);
     }
-    Streaming {
+    CameraSession {
         pace,
         udp: proto == Proto::Udp,
         urgent: true,
     }
 }
 
-impl Streaming {
+impl CameraSession {
     /// A frame was read; `watched`: the camera has live viewers now. Its
     /// thread may be paced from here while it is neither watched nor UDP.
     pub fn frame(&mut self, watched: bool) {
@@ -102,10 +102,10 @@ impl Streaming {
     }
 }
 
-impl Drop for Streaming {
+impl Drop for CameraSession {
     fn drop(&mut self) {
         if let Some(p) = &self.pace {
-            p.streaming.fetch_sub(1, Ordering::AcqRel);
+            p.sessions.fetch_sub(1, Ordering::AcqRel);
             if self.urgent {
                 p.urgent.fetch_sub(1, Ordering::AcqRel);
                 p.changed.notify_one();
@@ -306,11 +306,11 @@ mod tests {
 
     /// A camera session on the ingest thread, driven by the test: `Some(w)`
     /// is a frame read with the camera watched live or not, `None` ends it.
-    struct Session(mpsc::UnboundedSender<Option<bool>>, JoinHandle<()>);
+    struct Driven(mpsc::UnboundedSender<Option<bool>>, JoinHandle<()>);
 
-    impl Session {
+    impl Driven {
         /// A session that has connected but not yet had a frame.
-        async fn connecting(threads: &IngestThreads, proto: Proto, urgent: usize) -> Session {
+        async fn connecting(threads: &IngestThreads, proto: Proto, urgent: usize) -> Driven {
             let (tx, mut rx) = mpsc::unbounded_channel();
             let task = threads.spawn(async move {
                 let mut s = session(proto);
@@ -318,7 +318,7 @@ mod tests {
                     s.frame(watched);
                 }
             });
-            let s = Session(tx, task);
+            let s = Driven(tx, task);
             until(threads, |_, u| u == urgent).await;
             s
         }
@@ -330,10 +330,10 @@ mod tests {
             until(threads, |_, u| u == urgent).await;
         }
 
-        async fn end(self, threads: &IngestThreads, streaming: usize) {
+        async fn end(self, threads: &IngestThreads, sessions: usize) {
             self.0.send(None).unwrap();
             self.1.await.unwrap();
-            until(threads, |s, _| s == streaming).await;
+            until(threads, |s, _| s == sessions).await;
         }
     }
 
@@ -347,7 +347,7 @@ mod tests {
                         let p = p.borrow();
                         let p = p.as_ref().expect("on an ingest thread");
                         (
-                            p.streaming.load(Ordering::Acquire),
+                            p.sessions.load(Ordering::Acquire),
                             p.urgent.load(Ordering::Acquire),
                         )
                     })
@@ -370,14 +370,14 @@ mod tests {
         let threads = IngestThreads::start(1, INTERVAL).unwrap();
         let t = &threads;
         assert_unpaced(reads_in_a_second(t).await, "no session");
-        let tcp = Session::connecting(t, Proto::Tcp, 1).await;
+        let tcp = Driven::connecting(t, Proto::Tcp, 1).await;
         assert_unpaced(
             reads_in_a_second(t).await,
             "a TCP session before its first frame",
         );
         tcp.frame(t, false, 0).await;
         assert_paced(reads_in_a_second(t).await, "a TCP session streaming");
-        let udp = Session::connecting(t, Proto::Udp, 1).await;
+        let udp = Driven::connecting(t, Proto::Udp, 1).await;
         udp.frame(t, false, 1).await;
         assert_unpaced(reads_in_a_second(t).await, "and a UDP one");
         udp.end(t, 1).await;
@@ -386,7 +386,7 @@ mod tests {
         assert_unpaced(reads_in_a_second(t).await, "the TCP session watched live");
         tcp.frame(t, false, 0).await;
         assert_paced(reads_in_a_second(t).await, "its viewers gone");
-        let watched = Session::connecting(t, Proto::Tcp, 1).await;
+        let watched = Driven::connecting(t, Proto::Tcp, 1).await;
         watched.frame(t, true, 1).await;
         watched.end(t, 1).await;
         assert_paced(reads_in_a_second(t).await, "a watched session ended");
@@ -402,7 +402,7 @@ mod tests {
         const SOCKETS: usize = 200;
         const BYTES: usize = 20;
         let threads = IngestThreads::start(1, INTERVAL).unwrap();
-        let streaming = Session::connecting(&threads, Proto::Tcp, 1).await;
+        let streaming = Driven::connecting(&threads, Proto::Tcp, 1).await;
         streaming.frame(&threads, false, 0).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

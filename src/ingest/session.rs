@@ -262,7 +262,7 @@ impl IngestTask {
     ) -> Ended {
         // Read at once while connecting and up to the first frame; then the
         // thread may read this camera in batches ([`super::paced`]).
-        let mut streaming = super::paced::session(proto);
+        let mut pacing = super::paced::session(proto);
         // Connecting is in the camera's span (the RTSP client and ONVIF log
         // there); streaming enters it only to log.
         let opened = match self.open_once(proto, source).instrument(span.clone()).await {
@@ -449,7 +449,7 @@ impl IngestTask {
                         params,
                         data,
                     };
-                    streaming.frame(self.live.publish(&frame));
+                    pacing.frame(self.live.publish(&frame));
                     let sent = forward.send(&self.tx, IngestEvent::Video(frame), is_key);
                     update(&self.status, |s| {
                         s.frames += 1;
