@@ -41,8 +41,8 @@ use super::transport::Proto;
 struct Pace {
     sessions: AtomicUsize,
     urgent: AtomicUsize,
-    /// Told when the thread may have become paceable (a session started, or
-    /// one stopped being urgent), so a waiting pacer looks again.
+    /// Told when an urgent session stops being urgent or ends (sessions
+    /// start urgent), so a waiting pacer looks again.
     changed: Notify,
 }
 
